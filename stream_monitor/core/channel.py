@@ -1,0 +1,376 @@
+"""One monitored channel (a feature, or a reserved channel such as ``__prediction__``) of one model.
+
+A channel first builds its reference (warm-up) unless a baseline profile was given, then keeps a
+sliding window of the last ``window.size`` observations in ring buffers, feeds change-point
+detectors value by value and evaluates window detectors every ``window.step`` observations.
+Work is done per batch with numpy; evaluation points fall on exact observation counts, so results
+do not depend on how records were batched.
+
+>>> from stream_monitor.core.settings import DetectionSettings, WindowSettings, ReferenceSettings
+>>> settings = DetectionSettings(window=WindowSettings(size=100, step=50), reference=ReferenceSettings(size=100))
+>>> ch = ChannelMonitor("m", "x", "numeric", settings, partition=0, ordinal=0)
+>>> rows = list(range(400))
+>>> values = [0.0 + (i % 10) / 10 for i in rows[:200]] + [5.0 + (i % 10) / 10 for i in rows[200:]]
+>>> triggers = ch.ingest(values, rows, row_times=[1000 * i for i in rows], row_offsets=rows)
+>>> sorted({(t.detector, t.transition) for t in triggers})[:3]
+[('adwin', 'firing'), ('ks', 'firing'), ('out_of_range_rate', 'firing')]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from stream_monitor.core import detectors as det
+from stream_monitor.core.lifecycle import AlertLifecycle, Transition, fingerprint
+from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
+from stream_monitor.core.settings import ChannelType, DetectionSettings, OutOfRangeParams
+
+QUALITY_DETECTORS = frozenset({"missing_rate", "out_of_range_rate", "unseen_category_rate"})
+RECENT_MEAN_SPAN = 50  # values averaged to estimate the current level after a change point
+
+
+@dataclass(slots=True)
+class ChannelTrigger:
+    """A lifecycle transition of one detector, with the evidence for the alert event."""
+
+    row: int
+    channel_ordinal: int
+    detector_ordinal: int
+    channel: str
+    detector: str
+    transition: Transition
+    evaluation: det.Evaluation
+    lifecycle: AlertLifecycle
+    fingerprint: str
+    window_start_ms: int | None
+    window_end_ms: int | None
+    window_count: int
+    reference_kind: str
+    reference_count: int
+    quality: bool
+
+
+class ChannelMonitor:
+    """Reference, window, detectors and alert lifecycles of one (model, channel) in one partition."""
+
+    def __init__(
+        self,
+        model: str,
+        name: str,
+        channel_type: ChannelType,
+        settings: DetectionSettings,
+        partition: int,
+        ordinal: int,
+        baseline: Reference | None = None,
+    ) -> None:
+        self.model = model
+        self.name = name
+        self.channel_type: ChannelType = channel_type
+        self.settings = settings
+        self.partition = partition
+        self.ordinal = ordinal
+        self.size = settings.window.size
+        self.step = settings.window.step
+        self.observations = 0
+        self.since_eval = 0
+        self.high_cardinality = False
+        # warm-up builder
+        self._warm_values: list[Any] = []
+        self._warm_missing = 0
+        self._warm_invalid = 0
+        self.reference: Reference | None = None
+        self.detector_names: tuple[str, ...] = settings.detectors_for(channel_type)
+        self.lifecycles: dict[str, AlertLifecycle] = {
+            name_: AlertLifecycle(settings.lifecycle_for(name_)) for name_ in self.detector_names
+        }
+        self.fingerprints = {name_: fingerprint(model, name, name_, partition) for name_ in self.detector_names}
+        self._tripped: set[str] = set()  # point detectors that tripped since the last evaluation
+        self.window_detectors: list[tuple[int, det.WindowDetector]] = []
+        self.point_detectors: list[tuple[int, det.PointDetector]] = []
+        if baseline is not None:
+            self._activate(baseline)
+
+    # ------------------------------------------------------------------ setup
+    def _activate(self, reference: Reference) -> None:
+        """Reference is known: allocate windows and build detectors."""
+        self.reference = reference
+        n = self.size
+        self.flags = np.zeros(n, dtype=np.uint8)
+        self.times = np.zeros(n, dtype=np.int64)
+        self.obs_filled = 0
+        self.obs_pos = 0
+        dtype = np.float64 if isinstance(reference, NumericReference) else np.int32
+        self.values = np.zeros(n, dtype=dtype)
+        self.val_filled = 0
+        self.val_pos = 0
+        s = self.settings
+        if isinstance(reference, NumericReference):
+            oor: OutOfRangeParams = s.params("out_of_range_rate")  # type: ignore[assignment]
+            if oor.range is not None:
+                self.lo, self.hi = oor.range
+            else:
+                span = reference.maximum - reference.minimum
+                self.lo = reference.minimum - oor.margin * span
+                self.hi = reference.maximum + oor.margin * span
+        else:
+            self.codes = {c: i for i, c in enumerate(reference.categories)}
+            self.unseen_code = len(reference.categories)
+            self.high_cardinality = reference.distinct > s.reference.max_categories
+        for ordinal, name in enumerate(self.detector_names):
+            built = self._build_detector(name, reference)
+            if isinstance(built, det.PointDetector):
+                self.point_detectors.append((ordinal, built))
+            elif built is not None:
+                self.window_detectors.append((ordinal, built))
+
+    def _build_detector(self, name: str, ref: Reference) -> det.WindowDetector | det.PointDetector | None:
+        p = self.settings.params(name)
+        numeric = isinstance(ref, NumericReference)
+        if name == "missing_rate":
+            return det.missing_rate_detector(p, ref.missing_rate)  # type: ignore[arg-type]
+        if name == "out_of_range_rate":
+            return det.out_of_range_detector(p, ref.invalid_rate, numeric)  # type: ignore[arg-type]
+        if self.high_cardinality:
+            return None  # distribution tests over thousands of categories say nothing useful
+        if name == "unseen_category_rate":
+            return det.unseen_category_detector(p)  # type: ignore[arg-type]
+        if name == "adwin":
+            return det.AdwinDetector(p)  # type: ignore[arg-type]
+        if name == "page_hinkley":
+            return det.PageHinkleyDetector(p)  # type: ignore[arg-type]
+        if name == "psi":
+            return det.PsiDetector(p, ref)  # type: ignore[arg-type]
+        if name == "js":
+            return det.JsDetector(p, ref)  # type: ignore[arg-type]
+        if name == "ks":
+            return det.KsDetector(p, ref)  # type: ignore[arg-type]
+        if name == "wasserstein":
+            return det.WassersteinDetector(p, ref)  # type: ignore[arg-type]
+        if name == "chi2":
+            return det.Chi2Detector(p, ref)  # type: ignore[arg-type]
+        raise ValueError(f"detector {name!r} does not apply to a {self.channel_type} channel")
+
+    # ---------------------------------------------------------------- ingest
+    def classify(self, values: Sequence[Any]) -> tuple[np.ndarray, list[Any], list[int]]:
+        """Flags per observation, payloads (float or str, None when not usable), wrong-type indices."""
+        n = len(values)
+        flags = np.zeros(n, dtype=np.uint8)
+        payload: list[Any] = [None] * n
+        wrong: list[int] = []
+        numeric = self.channel_type == "numeric"
+        isfinite = math.isfinite
+        for i, v in enumerate(values):
+            if v is None:
+                flags[i] = det.FLAG_MISSING
+                continue
+            t = type(v)
+            if numeric:
+                if t is float or t is int:
+                    if isfinite(v):
+                        payload[i] = float(v)
+                    else:
+                        flags[i] = det.FLAG_INVALID
+                else:
+                    flags[i] = det.FLAG_INVALID
+                    wrong.append(i)
+            else:
+                if t is str:
+                    payload[i] = v
+                elif t is bool:
+                    payload[i] = "true" if v else "false"
+                else:
+                    flags[i] = det.FLAG_INVALID
+                    wrong.append(i)
+        return flags, payload, wrong
+
+    def ingest(
+        self,
+        values: Sequence[Any],
+        rows: Sequence[int],
+        row_times: Sequence[int],
+        row_offsets: Sequence[int],
+    ) -> list[ChannelTrigger]:
+        """Observe one value (``None`` = missing) per row; return lifecycle transitions."""
+        flags, payload, _ = self.classify(values)
+        return self.ingest_classified(flags, payload, rows, row_times, row_offsets)
+
+    def ingest_classified(
+        self,
+        flags: np.ndarray,
+        payload: list[Any],
+        rows: Sequence[int],
+        row_times: Sequence[int],
+        row_offsets: Sequence[int],
+    ) -> list[ChannelTrigger]:
+        triggers: list[ChannelTrigger] = []
+        n = len(payload)
+        i = 0
+        while i < n:
+            if self.reference is None:
+                take = min(n - i, self.settings.reference.size - self.observations)
+                self._warm_up(flags[i : i + take], payload[i : i + take])
+                self.observations += take
+                i += take
+                if self.observations >= self.settings.reference.size:
+                    self._activate(self._reference_from_warmup())
+                continue
+            take = min(n - i, self.step - self.since_eval)
+            self._detect(flags[i : i + take], payload[i : i + take], rows[i : i + take], row_times, row_offsets, triggers)
+            self.observations += take
+            self.since_eval += take
+            i += take
+            if self.since_eval >= self.step:
+                self.since_eval = 0
+                last_row = rows[i - 1]
+                self._evaluate(last_row, row_times, row_offsets, triggers)
+        return triggers
+
+    def _warm_up(self, flags: np.ndarray, payload: list[Any]) -> None:
+        for f, p in zip(flags.tolist(), payload, strict=True):
+            if f == det.FLAG_OK:
+                self._warm_values.append(p)
+            elif f == det.FLAG_MISSING:
+                self._warm_missing += 1
+            else:
+                self._warm_invalid += 1
+
+    def _reference_from_warmup(self) -> Reference:
+        values, self._warm_values = self._warm_values, []
+        if self.channel_type == "numeric":
+            return NumericReference.from_values(values, self._warm_missing, self._warm_invalid, "warmup")
+        return CategoricalReference.from_values(values, self._warm_missing, self._warm_invalid, "warmup")
+
+    def _push(self, ring: np.ndarray, pos: int, filled: int, data: np.ndarray) -> tuple[int, int]:
+        n = ring.size
+        k = data.size
+        if k >= n:
+            ring[:] = data[-n:]
+            return 0, n
+        end = pos + k
+        if end <= n:
+            ring[pos:end] = data
+        else:
+            first = n - pos
+            ring[pos:] = data[:first]
+            ring[: k - first] = data[first:]
+        return end % n, min(n, filled + k)
+
+    def _detect(
+        self,
+        flags: np.ndarray,
+        payload: list[Any],
+        rows: Sequence[int],
+        row_times: Sequence[int],
+        row_offsets: Sequence[int],
+        triggers: list[ChannelTrigger],
+    ) -> None:
+        present_idx = np.flatnonzero(flags == det.FLAG_OK)
+        if self.channel_type == "numeric":
+            vals = np.fromiter((payload[j] for j in present_idx.tolist()), dtype=np.float64, count=present_idx.size)
+            outside = (vals < self.lo) | (vals > self.hi)
+        else:
+            codes = self.codes
+            unseen = self.unseen_code
+            vals = np.fromiter((codes.get(payload[j], unseen) for j in present_idx.tolist()), dtype=np.int32, count=present_idx.size)
+            outside = vals == unseen
+        if outside.any():
+            flags = flags.copy()
+            flags[present_idx[outside]] = det.FLAG_OUTSIDE
+        # point detectors see every finite value, in order
+        if self.point_detectors and vals.size:
+            ref: NumericReference = self.reference  # type: ignore[assignment]
+            z = (vals - ref.mean) / ref.scale
+            recent = self._recent_means(z, ref)
+            zl = z.tolist()
+            for ordinal, pdet in self.point_detectors:
+                for idx, shift in pdet.update_many(zl, recent):
+                    row = rows[int(present_idx[idx])]
+                    self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, triggers)
+                    self._tripped.add(pdet.name)
+        times = np.fromiter((row_times[r] for r in rows), dtype=np.int64, count=len(rows))
+        start = self.obs_pos
+        self.obs_pos, self.obs_filled = self._push(self.flags, start, self.obs_filled, flags)
+        self._push(self.times, start, 0, times)
+        if vals.size:
+            self.val_pos, self.val_filled = self._push(self.values, self.val_pos, self.val_filled, vals)
+
+    def _recent_means(self, z: np.ndarray, ref: NumericReference) -> np.ndarray:
+        span = RECENT_MEAN_SPAN
+        have = min(self.val_filled, span)
+        if have:
+            idx = (self.val_pos - have + np.arange(have)) % self.size
+            tail = (self.values[idx] - ref.mean) / ref.scale
+        else:
+            tail = np.empty(0)
+        ext = np.concatenate([tail, z])
+        c = np.concatenate([[0.0], np.cumsum(ext)])
+        ends = np.arange(tail.size + 1, ext.size + 1)
+        starts = np.maximum(0, ends - span)
+        return (c[ends] - c[starts]) / (ends - starts)
+
+    def _evaluate(self, row: int, row_times: Sequence[int], row_offsets: Sequence[int], triggers: list[ChannelTrigger]) -> None:
+        for ordinal, pdet in self.point_detectors:
+            if pdet.name not in self._tripped:
+                self._observe(pdet.name, ordinal, pdet.evaluation(None), row, row_times, row_offsets, triggers)
+        self._tripped.clear()
+        if self.obs_filled < self.size:
+            return
+        view = det.WindowView(values=self.values[: self.val_filled], flags=self.flags)
+        values_full = self.val_filled >= self.size
+        for ordinal, wdet in self.window_detectors:
+            if wdet.needs_values and not values_full:
+                continue
+            evaluation = wdet.evaluate(view)
+            if evaluation is not None:
+                self._observe(wdet.name, ordinal, evaluation, row, row_times, row_offsets, triggers)
+
+    def _observe(
+        self,
+        detector: str,
+        ordinal: int,
+        evaluation: det.Evaluation,
+        row: int,
+        row_times: Sequence[int],
+        row_offsets: Sequence[int],
+        triggers: list[ChannelTrigger],
+    ) -> None:
+        life = self.lifecycles[detector]
+        transition = life.observe(evaluation.breached, row_times[row], evaluation.severity, row_offsets[row], evaluation.statistic)
+        if transition is None:
+            return
+        ref = self.reference
+        assert ref is not None
+        count = min(self.obs_filled, self.size)
+        if count:
+            oldest = (self.obs_pos - count) % self.size
+            newest = (self.obs_pos - 1) % self.size
+            start, end = int(self.times[oldest]), int(self.times[newest])
+        else:
+            start = end = None
+        triggers.append(
+            ChannelTrigger(
+                row=row,
+                channel_ordinal=self.ordinal,
+                detector_ordinal=ordinal,
+                channel=self.name,
+                detector=detector,
+                transition=transition,
+                evaluation=evaluation,
+                lifecycle=life,
+                fingerprint=self.fingerprints[detector],
+                window_start_ms=start,
+                window_end_ms=end,
+                window_count=count,
+                reference_kind=ref.kind,
+                reference_count=ref.count,
+                quality=detector in QUALITY_DETECTORS,
+            )
+        )
+
+    @property
+    def firing(self) -> list[str]:
+        return [name for name, life in self.lifecycles.items() if life.firing]

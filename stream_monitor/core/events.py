@@ -1,0 +1,311 @@
+"""Event schemas: what we read (inference and label events) and what we write (alert events).
+
+The pydantic models below are the contract of ``shared/design.md`` sections 1-3. Decoding never
+raises: :func:`decode_inference` returns either a :class:`DecodedEvent` or a :class:`DeadLetter`
+value naming a machine-readable reason.
+
+>>> ok = decode_inference(b'{"model": "m", "ts": 1700000000000, "features": {"x": 1.5}}', 0)
+>>> ok.event.model, ok.event_time_ms, ok.event.features
+('m', 1700000000000, {'x': 1.5})
+>>> bad = decode_inference(b'{"features": {}}', 0)
+>>> str(bad.reason), bad.detail
+('schema_violation', 'model: Field required')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+Scalar = float | int | str | bool | None
+
+
+class DeadLetterReason(StrEnum):
+    """Machine-readable reasons a record goes to the dead-letter topic."""
+
+    UNDECODABLE = "undecodable"  # not UTF-8
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    SCHEMA_VIOLATION = "schema_violation"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    OVERSIZE = "oversize"
+    NON_FINITE_VALUE = "non_finite_value"  # NaN/Infinity in a feature, prediction or latency
+    WRONG_TYPE = "wrong_type"  # a value whose type contradicts the channel's type
+    LABEL_UNMATCHED = "label_unmatched"  # a label event whose inference event was never seen
+
+
+def format_event_time(ms: int) -> str:
+    """Render epoch milliseconds as ISO-8601 UTC with millisecond precision.
+
+    >>> format_event_time(1700000000123)
+    '2023-11-14T22:13:20.123Z'
+    """
+    dt = datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_event_time(value: Any) -> int:
+    """Parse an event time (ISO-8601 string or epoch milliseconds) into epoch milliseconds.
+
+    >>> parse_event_time("2023-11-14T22:13:20.123Z"), parse_event_time(1700000000123)
+    (1700000000123, 1700000000123)
+    """
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be ISO-8601 or epoch milliseconds, not a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0 or value > 32503680000000:
+            raise ValueError(f"epoch milliseconds out of range: {value!r}")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_event_time(int(text))
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from exc
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(round(dt.timestamp() * 1000))
+    raise ValueError(f"timestamp must be ISO-8601 or epoch milliseconds, got {type(value).__name__}")
+
+
+class InferenceEvent(BaseModel):
+    """One model inference: features and/or prediction, plus optional label and latency."""
+
+    model_config = ConfigDict(extra="allow", frozen=False)
+
+    event_id: str | None = None
+    model: str = Field(min_length=1, max_length=256)
+    model_version: str | None = None
+    ts: int | None = None
+    features: dict[str, Scalar] | None = None
+    prediction: Scalar | dict[str, Scalar] = None
+    label: Scalar = None
+    latency_ms: float | None = None
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> int | None:
+        return None if value is None else parse_event_time(value)
+
+    @field_validator("event_id", "model_version", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class LabelEvent(BaseModel):
+    """Ground truth for an earlier inference event, joined by ``event_id``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=256)
+    ts: int | None = None
+    label: Scalar
+
+    _parse_ts = field_validator("ts", mode="before")(InferenceEvent._parse_ts.__func__)  # type: ignore[attr-defined]
+
+
+class AlertWindow(BaseModel):
+    start: str | None
+    end: str | None
+    count: int
+
+
+class AlertReference(BaseModel):
+    kind: Literal["baseline", "warmup", "adaptive"]
+    count: int
+
+
+class AlertSource(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+
+
+class MonitorInfo(BaseModel):
+    instance: str
+    version: str
+
+
+class AlertEvent(BaseModel):
+    """The alert contract (``shared/design.md`` section 3). Field names follow Alertmanager."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
+    alert_id: str
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    severity: Literal["info", "warning", "critical"]
+    kind: Literal["data_drift", "prediction_drift", "data_quality", "performance"]
+    model: str
+    model_version: str | None = None
+    feature: str
+    detector: str
+    statistic: float | None
+    threshold: float | None
+    p_value: float | None = None
+    event_time: str
+    starts_at: str
+    ends_at: str | None = None
+    window: AlertWindow
+    reference: AlertReference
+    source: AlertSource
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    monitor: MonitorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where a record came from. A plain value: the core knows nothing of Kafka clients."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+
+
+@dataclass(slots=True)
+class DecodedEvent:
+    """A valid inference event with its resolved event time and value-level problems."""
+
+    event: InferenceEvent
+    event_time_ms: int
+    problems: list[tuple[DeadLetterReason, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record we could not use (or used only in part), with the reason and the original bytes."""
+
+    reason: DeadLetterReason
+    detail: str
+    raw: bytes
+    position: SourcePosition | None = None
+    processed: bool = False  # True when the valid part of the record was still monitored
+
+    def to_json(self) -> bytes:
+        pos = self.position
+        return orjson.dumps(
+            {
+                "reason": str(self.reason),
+                "detail": self.detail,
+                "processed": self.processed,
+                "source": None
+                if pos is None
+                else {"topic": pos.topic, "partition": pos.partition, "offset": pos.offset, "timestamp_ms": pos.timestamp_ms},
+                "original": self.raw.decode("utf-8", errors="replace"),
+                "original_base64": _b64(self.raw),
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _loads(raw: bytes) -> Any:
+    """Strict JSON first (fast); fall back to the stdlib only to recognise NaN/Infinity literals."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)  # may raise; NaN/Infinity become floats we then flag
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+    return f"{loc}: {err['msg']}"
+
+
+def decode_json_object(raw: bytes, max_bytes: int) -> dict[str, Any] | tuple[DeadLetterReason, str]:
+    """Bytes → JSON object, or the reason it is not one."""
+    if len(raw) > max_bytes:
+        return DeadLetterReason.OVERSIZE, f"record is {len(raw)} bytes, limit is {max_bytes}"
+    try:
+        obj = _loads(raw)
+    except UnicodeDecodeError as exc:
+        return DeadLetterReason.UNDECODABLE, f"not UTF-8: {exc.reason} at byte {exc.start}"
+    except (ValueError, RecursionError) as exc:
+        return DeadLetterReason.INVALID_JSON, str(exc)[:300]
+    if not isinstance(obj, dict):
+        return DeadLetterReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(obj).__name__}"
+    return obj
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def decode_inference(
+    raw: bytes,
+    record_timestamp_ms: int | None,
+    position: SourcePosition | None = None,
+    max_bytes: int = 1_048_576,
+) -> DecodedEvent | DeadLetter:
+    """Decode one record into an inference event. Never raises.
+
+    Record-level problems (bad JSON, schema violations, no usable time) give a :class:`DeadLetter`.
+    Value-level problems (NaN/Infinity) keep the event, list the problem in ``problems`` and leave
+    the value in place for the channel to count as invalid.
+    """
+    obj = decode_json_object(raw, max_bytes)
+    if isinstance(obj, tuple):
+        return DeadLetter(obj[0], obj[1], raw, position)
+    try:
+        event = InferenceEvent.model_validate(obj)
+    except ValidationError as exc:
+        detail = _first_error(exc)
+        reason = DeadLetterReason.INVALID_TIMESTAMP if detail.startswith("ts:") else DeadLetterReason.SCHEMA_VIOLATION
+        return DeadLetter(reason, detail, raw, position)
+    if event.ts is not None:
+        event_time = event.ts
+    elif record_timestamp_ms is not None and record_timestamp_ms >= 0:
+        event_time = record_timestamp_ms
+    else:
+        return DeadLetter(DeadLetterReason.INVALID_TIMESTAMP, "no ts field and no record timestamp", raw, position)
+    problems: list[tuple[DeadLetterReason, str]] = []
+    if event.features:
+        for name, value in event.features.items():
+            if _non_finite(value):
+                problems.append((DeadLetterReason.NON_FINITE_VALUE, f"features.{name}: {value}"))
+    pred = event.prediction
+    if isinstance(pred, dict):
+        for name, value in pred.items():
+            if _non_finite(value):
+                problems.append((DeadLetterReason.NON_FINITE_VALUE, f"prediction.{name}: {value}"))
+    elif _non_finite(pred):
+        problems.append((DeadLetterReason.NON_FINITE_VALUE, f"prediction: {pred}"))
+    if event.latency_ms is not None and _non_finite(event.latency_ms):
+        problems.append((DeadLetterReason.NON_FINITE_VALUE, f"latency_ms: {event.latency_ms}"))
+    return DecodedEvent(event, event_time, problems)
+
+
+def decode_label(raw: bytes, record_timestamp_ms: int | None, position: SourcePosition | None = None) -> LabelEvent | DeadLetter:
+    """Decode one label event. Never raises."""
+    obj = decode_json_object(raw, 1_048_576)
+    if isinstance(obj, tuple):
+        return DeadLetter(obj[0], obj[1], raw, position)
+    try:
+        label = LabelEvent.model_validate(obj)
+    except ValidationError as exc:
+        return DeadLetter(DeadLetterReason.SCHEMA_VIOLATION, _first_error(exc), raw, position)
+    if label.ts is None:
+        label.ts = record_timestamp_ms
+    return label

@@ -1,0 +1,445 @@
+"""The processing step: a batch of records of one partition in, alert events and dead letters out.
+
+:class:`PartitionMonitor` holds every model's channels for one input partition (Kafka's unit of
+ordering and assignment). ``process`` is the single processing step shared by ``run``, ``replay``
+and the benchmarks. It is deterministic: the same records give the same alerts, whatever the batch
+boundaries, because evaluations fall on observation counts and alerts are ordered by
+(record, channel, detector).
+
+>>> import orjson
+>>> from stream_monitor.core.events import SourcePosition
+>>> monitor = PartitionMonitor(MonitorSpec(), partition=0)
+>>> recs = [InputRecord(orjson.dumps({"model": "m", "ts": i, "features": {"x": float(i % 7)}}),
+...                     SourcePosition("t", 0, i, i)) for i in range(10)]
+>>> result = monitor.process(recs)
+>>> result.records, result.alerts, sorted(monitor.models["m"].channels)
+(10, [], ['x'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import orjson
+import structlog
+
+from stream_monitor.core import events as ev
+from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger
+from stream_monitor.core.lifecycle import alert_id
+from stream_monitor.core.reference import Reference
+from stream_monitor.core.settings import ChannelType
+from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION, MonitorSpec
+
+log = structlog.get_logger("stream_monitor.core")
+
+STATE_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """Raw bytes of one record and where it came from."""
+
+    value: bytes
+    position: ev.SourcePosition
+
+
+@dataclass(slots=True)
+class Alert:
+    """An alert event ready to publish: Kafka key, JSON bytes, and the parsed fields."""
+
+    fingerprint: str
+    payload: bytes
+    fields: dict[str, Any]
+    event_time_ms: int
+    position: ev.SourcePosition
+
+
+@dataclass(slots=True)
+class BatchResult:
+    records: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    dead_letters: list[ev.DeadLetter] = field(default_factory=list)
+    invalid_by_reason: Counter[str] = field(default_factory=Counter)
+    channel_values: int = 0
+
+
+def _kind_of(channel: str) -> str:
+    if channel.startswith(PREDICTION):
+        return "prediction_drift"
+    if channel in (LATENCY, ERROR):
+        return "performance"
+    return "data_drift"
+
+
+def _type_of(value: Any) -> ChannelType | None:
+    t = type(value)
+    if t is float or t is int:
+        return "numeric"
+    if t is str or t is bool:
+        return "categorical"
+    return None
+
+
+def _error_value(prediction: Any, label: Any) -> float | None:
+    """Absolute error for numeric predictions, 0/1 mismatch for classes."""
+    if isinstance(prediction, dict):
+        if "y_pred" in prediction:
+            prediction = prediction["y_pred"]
+        elif prediction:
+            prediction = next(iter(prediction.values()))
+        else:
+            return None
+    if prediction is None or label is None:
+        return None
+    if isinstance(prediction, bool):
+        prediction = int(prediction)
+    if isinstance(label, bool):
+        label = int(label)
+    if isinstance(prediction, int | float) and isinstance(label, int | float):
+        return abs(float(prediction) - float(label))
+    return 0.0 if str(prediction) == str(label) else 1.0
+
+
+class ModelMonitor:
+    """The channels of one model within one partition, in the order they were first seen."""
+
+    def __init__(self, spec: MonitorSpec, model: str, partition: int, baseline: dict[str, Reference] | None) -> None:
+        self.spec = spec
+        self.model = model
+        self.partition = partition
+        self.baseline = baseline or {}
+        self.channels: dict[str, ChannelMonitor] = {}
+        self.disabled: set[str] = set()
+        mspec = spec.models.get(model)
+        self.discover = mspec.discover if mspec else True
+        self.labels = {**spec.labels, **(mspec.labels if mspec else {})}
+        self.annotations = {**spec.annotations, **(mspec.annotations if mspec else {})}
+        self.known_features: list[str] = []  # features observed on every record with a features object
+        if mspec:
+            for name, cspec in mspec.channels.items():
+                if not cspec.enabled:
+                    self.disabled.add(name)
+                elif not name.startswith("__"):
+                    self.known_features.append(name)
+        self.dirty = True
+
+    def channel(self, name: str, first_value: Any) -> ChannelMonitor | None:
+        ch = self.channels.get(name)
+        if ch is not None:
+            return ch
+        if name in self.disabled:
+            return None
+        cspec = self.spec.channel_spec(self.model, name)
+        if cspec is None and not self.discover:
+            return None
+        ctype = (cspec.type if cspec else None) or _type_of(first_value)
+        if ctype is None:
+            return None  # type unknown until a non-null value arrives
+        baseline = self.baseline.get(name)
+        if baseline is not None and baseline.__class__.__name__.lower().startswith("numeric") != (ctype == "numeric"):
+            baseline = None
+        settings = self.spec.channel_settings(self.model, name, ctype)
+        ch = ChannelMonitor(self.model, name, ctype, settings, self.partition, len(self.channels), baseline)
+        self.channels[name] = ch
+        self.dirty = True
+        log.info("channel_discovered", model=self.model, channel=name, type=ctype, partition=self.partition)
+        return ch
+
+
+class PartitionMonitor:
+    """All monitoring state of one input partition, and the batch processing step."""
+
+    def __init__(self, spec: MonitorSpec, partition: int, baselines: dict[str, dict[str, Reference]] | None = None) -> None:
+        self.spec = spec
+        self.partition = partition
+        self.baselines = baselines or {}
+        self.models: dict[str, ModelMonitor] = {}
+        self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
+        self.log = log.bind(partition=partition)
+
+    # ------------------------------------------------------------- processing
+    def model(self, name: str) -> ModelMonitor | None:
+        m = self.models.get(name)
+        if m is None:
+            if name not in self.spec.models and not self.spec.discover_models:
+                return None
+            m = ModelMonitor(self.spec, name, self.partition, self.baselines.get(name))
+            self.models[name] = m
+        return m
+
+    def process(self, records: Sequence[InputRecord]) -> BatchResult:
+        """Decode, monitor and alert on one batch of records (all from this partition)."""
+        result = BatchResult(records=len(records))
+        decoded: list[ev.DecodedEvent] = []
+        positions: list[ev.SourcePosition] = []
+        raws: list[bytes] = []
+        for rec in records:
+            out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, self.spec.max_record_bytes)
+            if isinstance(out, ev.DeadLetter):
+                result.dead_letters.append(out)
+                result.invalid_by_reason[str(out.reason)] += 1
+                continue
+            decoded.append(out)
+            positions.append(rec.position)
+            raws.append(rec.value)
+        self._monitor(decoded, positions, raws, result)
+        return result
+
+    def _monitor(
+        self,
+        decoded: list[ev.DecodedEvent],
+        positions: list[ev.SourcePosition],
+        raws: list[bytes],
+        result: BatchResult,
+        joined: list[Any] | None = None,
+    ) -> None:
+        """Feed decoded events to their channels; ``joined[i]`` is the prediction a label joined to."""
+        row_times = [d.event_time_ms for d in decoded]
+        row_offsets = [p.offset for p in positions]
+        problems: dict[int, list[tuple[ev.DeadLetterReason, str]]] = {
+            i: list(d.problems) for i, d in enumerate(decoded) if d.problems
+        }
+        # column-wise: per (model, channel) the values and rows, in row order
+        columns: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
+        order: list[tuple[str, str]] = []
+        for row, d in enumerate(decoded):
+            e = d.event
+            m = self.model(e.model)
+            if m is None:
+                continue
+            feats = e.features
+            if feats is not None:
+                for name, value in feats.items():
+                    if name not in m.channels and value is not None:
+                        ch = m.channel(name, value)
+                        if ch is not None:
+                            m.known_features.append(name) if name not in m.known_features else None
+                for name in m.known_features:
+                    if name in m.channels:
+                        key = (e.model, name)
+                        col = columns.get(key)
+                        if col is None:
+                            col = columns[key] = ([], [])
+                            order.append(key)
+                        col[0].append(feats.get(name))
+                        col[1].append(row)
+            pred = e.prediction
+            extra: list[tuple[str, Any]] = []
+            if isinstance(pred, dict):
+                extra.extend((f"{PREDICTION}.{k}", v) for k, v in pred.items())
+            elif pred is not None:
+                extra.append((PREDICTION, pred))
+            if e.latency_ms is not None:
+                extra.append((LATENCY, e.latency_ms))
+            if e.label is not None:
+                extra.append((LABEL, e.label))
+                err = _error_value(joined[row] if joined is not None else pred, e.label)
+                if err is not None:
+                    extra.append((ERROR, err))
+            elif self.spec.label_join_max_pending and e.event_id and pred is not None:
+                self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
+            for name, value in extra:
+                if name not in m.channels:
+                    if value is None or m.channel(name, value) is None:
+                        continue
+                key = (e.model, name)
+                col = columns.get(key)
+                if col is None:
+                    col = columns[key] = ([], [])
+                    order.append(key)
+                col[0].append(value)
+                col[1].append(row)
+        triggers: list[ChannelTrigger] = []
+        for key in order:
+            values, rows = columns[key]
+            ch = self.models[key[0]].channels[key[1]]
+            flags, payload, wrong = ch.classify(values)
+            for i in wrong:
+                problems.setdefault(rows[i], []).append(
+                    (ev.DeadLetterReason.WRONG_TYPE, f"{key[1]}: expected {ch.channel_type}, got {type(values[i]).__name__}")
+                )
+            result.channel_values += len(values)
+            triggers.extend(ch.ingest_classified(flags, payload, rows, row_times, row_offsets))
+        for row in sorted(problems):
+            reason, detail = problems[row][0]
+            more = f" (+{len(problems[row]) - 1} more)" if len(problems[row]) > 1 else ""
+            result.dead_letters.append(ev.DeadLetter(reason, detail + more, raws[row], positions[row], processed=True))
+            result.invalid_by_reason[str(reason)] += 1
+        triggers.sort(key=lambda t: (t.row, t.channel_ordinal, t.detector_ordinal))
+        for t in triggers:
+            result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
+
+    # ------------------------------------------------------------ label join
+    def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> None:
+        pending = self.pending_labels
+        pending[event_id] = (model, prediction, event_time_ms)
+        pending.move_to_end(event_id)
+        horizon = event_time_ms - int(self.spec.label_join_window_seconds * 1000)
+        while pending and (len(pending) > self.spec.label_join_max_pending or next(iter(pending.values()))[2] < horizon):
+            pending.popitem(last=False)
+
+    def process_labels(self, records: Sequence[InputRecord]) -> BatchResult:
+        """Join label events to remembered predictions (by event_id) and feed __label__/__error__."""
+        result = BatchResult(records=len(records))
+        decoded: list[ev.DecodedEvent] = []
+        positions: list[ev.SourcePosition] = []
+        raws: list[bytes] = []
+        joined: list[Any] = []
+        for rec in records:
+            out = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position)
+            hit = None if isinstance(out, ev.DeadLetter) else self.pending_labels.pop(out.event_id, None)
+            if hit is None and not isinstance(out, ev.DeadLetter):
+                out = ev.DeadLetter(
+                    ev.DeadLetterReason.LABEL_UNMATCHED,
+                    f"no prediction with event_id {out.event_id!r} within the join window",
+                    rec.value,
+                    rec.position,
+                )
+            if isinstance(out, ev.DeadLetter):
+                result.dead_letters.append(out)
+                result.invalid_by_reason[str(out.reason)] += 1
+                continue
+            model, prediction, prediction_time = hit  # type: ignore[misc]
+            event_time = out.ts if out.ts is not None else prediction_time
+            event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
+            decoded.append(ev.DecodedEvent(event, event_time))
+            positions.append(rec.position)
+            raws.append(rec.value)
+            joined.append(prediction)
+        self._monitor(decoded, positions, raws, result, joined)
+        return result
+
+    # ----------------------------------------------------------------- alerts
+    def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
+        m = self.models[d.event.model]
+        life = t.lifecycle
+        e = t.evaluation
+        cspec = self.spec.channel_spec(m.model, t.channel)
+        labels = {**m.labels, **(cspec.labels if cspec else {}), "partition": str(self.partition)}
+        annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
+        kind = "data_quality" if t.quality else _kind_of(t.channel)
+        starts = life.episode_start_ms if life.episode_start_ms is not None else d.event_time_ms
+        status = "resolved" if t.transition == "resolved" else "firing"
+        severity = life.severity
+        stat = e.statistic
+        thr = e.threshold
+        fmt = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
+        if status == "firing":
+            summary = f"{kind.replace('_', ' ')} on {m.model}/{t.channel}: {t.detector} {fmt(stat)} > {fmt(thr)}"
+            description = (
+                f"{t.detector} compared the last {t.window_count} observations of {t.channel} with the "
+                f"{t.reference_kind} reference ({t.reference_count} observations) and found "
+                f"{fmt(stat)} (threshold {fmt(thr)}"
+                + (f", p={e.p_value:.3g}" if e.p_value is not None else "")
+                + f") in partition {self.partition}."
+            )
+        else:
+            summary = f"resolved: {m.model}/{t.channel} {t.detector} back within bounds"
+            description = f"{t.detector} on {t.channel} has been within its threshold ({fmt(thr)}) since the episode ended."
+        alert: dict[str, Any] = {
+            "schema_version": ev.SCHEMA_VERSION,
+            "alert_id": alert_id(t.fingerprint, starts, life.episode_offset),
+            "fingerprint": t.fingerprint,
+            "status": status,
+            "severity": severity,
+            "kind": kind,
+            "model": m.model,
+            "model_version": d.event.model_version,
+            "feature": t.channel,
+            "detector": t.detector,
+            "statistic": _clean(stat),
+            "threshold": _clean(thr),
+            "p_value": _clean(e.p_value),
+            "event_time": ev.format_event_time(d.event_time_ms),
+            "starts_at": ev.format_event_time(starts),
+            "ends_at": ev.format_event_time(life.ended_ms) if status == "resolved" and life.ended_ms is not None else None,
+            "window": {
+                "start": None if t.window_start_ms is None else ev.format_event_time(t.window_start_ms),
+                "end": None if t.window_end_ms is None else ev.format_event_time(t.window_end_ms),
+                "count": t.window_count,
+            },
+            "reference": {"kind": t.reference_kind, "count": t.reference_count},
+            "source": {"topic": pos.topic, "partition": pos.partition, "offset": pos.offset},
+            "labels": labels,
+            "annotations": {"summary": summary, "description": description, **annotations},
+            "monitor": {"instance": self.spec.instance, "version": self.spec.version},
+        }
+        self.log.info(
+            "alert",
+            model=m.model,
+            channel=t.channel,
+            detector=t.detector,
+            status=status,
+            severity=severity,
+            statistic=alert["statistic"],
+        )
+        return Alert(t.fingerprint, orjson.dumps(alert), alert, d.event_time_ms, pos)
+
+    # ------------------------------------------------------------------ state
+    def snapshot(self) -> bytes:
+        """Serialise the whole partition state (versioned). Sign it with :func:`sign_state`."""
+        state = {
+            "format": STATE_FORMAT_VERSION,
+            "partition": self.partition,
+            "models": self.models,
+            "pending_labels": self.pending_labels,
+        }
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_snapshot(cls, spec: MonitorSpec, data: bytes, baselines: dict[str, dict[str, Reference]] | None = None) -> PartitionMonitor:
+        """Rebuild from :meth:`snapshot` output that was already authenticated by the caller."""
+        state = pickle.loads(data)  # noqa: S301 - authenticated by verify_state before we get here
+        if state.get("format") != STATE_FORMAT_VERSION:
+            raise ValueError(f"state format {state.get('format')} is not {STATE_FORMAT_VERSION}")
+        monitor = cls(spec, state["partition"], baselines)
+        monitor.pending_labels = state["pending_labels"]
+        for name, model in state["models"].items():
+            model.spec = spec
+            for ch_name, ch in list(model.channels.items()):
+                wanted = spec.channel_settings(name, ch_name, ch.channel_type)
+                if wanted != ch.settings:
+                    monitor.log.warning("state_settings_changed_reset", model=name, channel=ch_name)
+                    fresh = ChannelMonitor(name, ch_name, ch.channel_type, wanted, ch.partition, ch.ordinal, ch.reference)
+                    model.channels[ch_name] = fresh
+            monitor.models[name] = model
+        return monitor
+
+
+def _clean(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    if x != x or x in (float("inf"), float("-inf")):
+        return None
+    return round(x, 6)
+
+
+class StateAuthError(ValueError):
+    """A state record's signature did not verify: it is not loaded."""
+
+
+_MAC_LEN = 32
+
+
+def sign_state(payload: bytes, secret: bytes) -> bytes:
+    """Prefix ``payload`` with version byte and HMAC-SHA256 over it."""
+    body = bytes([STATE_FORMAT_VERSION]) + payload
+    return hmac.new(secret, body, hashlib.sha256).digest() + body
+
+
+def verify_state(blob: bytes, secret: bytes) -> bytes:
+    """Return the payload of a signed state blob, or raise :class:`StateAuthError`."""
+    if len(blob) < _MAC_LEN + 1:
+        raise StateAuthError("state record too short to carry a signature")
+    mac, body = blob[:_MAC_LEN], blob[_MAC_LEN:]
+    if not hmac.compare_digest(mac, hmac.new(secret, body, hashlib.sha256).digest()):
+        raise StateAuthError("state record signature does not verify (wrong secret or forged record)")
+    if body[0] != STATE_FORMAT_VERSION:
+        raise StateAuthError(f"state record format {body[0]} is not {STATE_FORMAT_VERSION}")
+    return body[1:]

@@ -1,0 +1,153 @@
+"""Reference profiles: what "normal" looks like for one channel.
+
+A reference comes from a channel's warm-up (its first N observations) or from a baseline profile
+built from training data (``stream-monitor baseline``). Numeric references keep a sorted sample of
+at most ``SAMPLE_SIZE`` values (exact quantiles for larger inputs), moments and range; categorical
+references keep category counts.
+
+>>> ref = NumericReference.from_values([1.0, 2.0, 3.0, 4.0], missing=1, invalid=0, kind="warmup")
+>>> ref.mean, ref.count, ref.missing_rate
+(2.5, 5, 0.2)
+>>> cat = CategoricalReference.from_values(["a", "b", "a"], missing=0, invalid=0, kind="warmup")
+>>> cat.categories, cat.counts.tolist()
+(['a', 'b'], [2, 1])
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+SAMPLE_SIZE = 2000
+ReferenceKind = Literal["warmup", "baseline"]
+
+
+@dataclass(slots=True)
+class NumericReference:
+    kind: ReferenceKind
+    count: int  # observations, including missing and invalid ones
+    missing_rate: float
+    invalid_rate: float
+    sorted_sample: np.ndarray
+    mean: float
+    std: float
+    minimum: float
+    maximum: float
+
+    @property
+    def scale(self) -> float:
+        """Standard deviation used to standardise values (1.0 for a constant reference)."""
+        return self.std if self.std > 0 else 1.0
+
+    @classmethod
+    def from_values(cls, values: Sequence[float] | np.ndarray, missing: int, invalid: int, kind: ReferenceKind) -> NumericReference:
+        arr = np.sort(np.asarray(values, dtype=np.float64))
+        total = int(arr.size + missing + invalid)
+        if arr.size > SAMPLE_SIZE:
+            sample = np.quantile(arr, np.linspace(0.0, 1.0, SAMPLE_SIZE))
+        else:
+            sample = arr
+        return cls(
+            kind=kind,
+            count=total,
+            missing_rate=missing / total if total else 0.0,
+            invalid_rate=invalid / total if total else 0.0,
+            sorted_sample=sample,
+            mean=float(arr.mean()) if arr.size else 0.0,
+            std=float(arr.std()) if arr.size else 0.0,
+            minimum=float(arr[0]) if arr.size else 0.0,
+            maximum=float(arr[-1]) if arr.size else 0.0,
+        )
+
+    def to_profile(self) -> dict[str, Any]:
+        return {
+            "type": "numeric",
+            "count": self.count,
+            "missing_rate": self.missing_rate,
+            "invalid_rate": self.invalid_rate,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.minimum,
+            "max": self.maximum,
+            "sample": self.sorted_sample.tolist(),
+        }
+
+    @classmethod
+    def from_profile(cls, profile: dict[str, Any]) -> NumericReference:
+        return cls(
+            kind="baseline",
+            count=int(profile["count"]),
+            missing_rate=float(profile.get("missing_rate", 0.0)),
+            invalid_rate=float(profile.get("invalid_rate", 0.0)),
+            sorted_sample=np.sort(np.asarray(profile["sample"], dtype=np.float64)),
+            mean=float(profile["mean"]),
+            std=float(profile["std"]),
+            minimum=float(profile["min"]),
+            maximum=float(profile["max"]),
+        )
+
+
+@dataclass(slots=True)
+class CategoricalReference:
+    kind: ReferenceKind
+    count: int
+    missing_rate: float
+    invalid_rate: float
+    categories: list[str]  # most frequent first, ties by name
+    counts: np.ndarray  # aligned with categories
+
+    @property
+    def distinct(self) -> int:
+        return len(self.categories)
+
+    @classmethod
+    def from_counts(cls, counter: dict[str, int], missing: int, invalid: int, kind: ReferenceKind) -> CategoricalReference:
+        ordered = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+        present = sum(counter.values())
+        total = present + missing + invalid
+        return cls(
+            kind=kind,
+            count=total,
+            missing_rate=missing / total if total else 0.0,
+            invalid_rate=invalid / total if total else 0.0,
+            categories=[k for k, _ in ordered],
+            counts=np.asarray([v for _, v in ordered], dtype=np.int64),
+        )
+
+    @classmethod
+    def from_values(cls, values: Sequence[str], missing: int, invalid: int, kind: ReferenceKind) -> CategoricalReference:
+        return cls.from_counts(Counter(values), missing, invalid, kind)
+
+    def to_profile(self) -> dict[str, Any]:
+        return {
+            "type": "categorical",
+            "count": self.count,
+            "missing_rate": self.missing_rate,
+            "invalid_rate": self.invalid_rate,
+            "categories": dict(zip(self.categories, self.counts.tolist(), strict=True)),
+        }
+
+    @classmethod
+    def from_profile(cls, profile: dict[str, Any]) -> CategoricalReference:
+        counts = {str(k): int(v) for k, v in profile["categories"].items()}
+        ref = cls.from_counts(counts, 0, 0, "baseline")
+        ref.count = int(profile["count"])
+        ref.missing_rate = float(profile.get("missing_rate", 0.0))
+        ref.invalid_rate = float(profile.get("invalid_rate", 0.0))
+        return ref
+
+
+Reference = NumericReference | CategoricalReference
+
+
+def reference_from_profile(profile: dict[str, Any]) -> Reference:
+    """Rebuild a reference from one channel entry of a baseline file."""
+    kind = profile.get("type")
+    if kind == "numeric":
+        return NumericReference.from_profile(profile)
+    if kind == "categorical":
+        return CategoricalReference.from_profile(profile)
+    raise ValueError(f"unknown channel type {kind!r} in baseline profile")

@@ -1,0 +1,119 @@
+"""What to monitor: models, their channels, owners and per-channel overrides.
+
+Settings resolve in layers — global ``defaults``, then the model's ``detection``, then the
+channel's ``detection`` — and every layer is validated when the spec is built, so a bad
+threshold fails at start-up with the path of the field.
+
+>>> spec = MonitorSpec.model_validate({"models": {"m": {"labels": {"team": "t"},
+...     "channels": {"amount": {"type": "numeric", "range": [0, 100]}}}}})
+>>> spec.channel_settings("m", "amount", "numeric").params("out_of_range_rate").range
+(0.0, 100.0)
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stream_monitor.core.settings import ChannelType, DetectionSettings, merge_settings
+
+PREDICTION = "__prediction__"
+LABEL = "__label__"
+LATENCY = "__latency__"
+ERROR = "__error__"
+RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelSpec(_Spec):
+    """One configured channel (a feature name, or a reserved channel like ``__prediction__``)."""
+
+    enabled: bool = True
+    type: ChannelType | None = None  # inferred from the first value when not set
+    range: tuple[float, float] | None = None  # shortcut for detector_params.out_of_range_rate.range
+    detectors: tuple[str, ...] | None = None  # replaces the default detector list for its type
+    detection: dict[str, Any] = Field(default_factory=dict)  # partial DetectionSettings
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> ChannelSpec:
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError(f"range must be [low, high] with low < high, got {list(self.range)}")
+        return self
+
+
+class ModelSpec(_Spec):
+    """One model: owners (labels), runbook (annotations), baseline and channel overrides."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    discover: bool = True  # monitor features no config names, with default detectors
+    baseline: str | None = None  # path to a baseline profile (``stream-monitor baseline``)
+    detection: dict[str, Any] = Field(default_factory=dict)  # partial DetectionSettings
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+
+
+class MonitorSpec(_Spec):
+    """Everything the pure core needs to know to monitor a stream."""
+
+    instance: str = "stream-monitor"
+    version: str = "0"
+    defaults: DetectionSettings = DetectionSettings()
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    discover_models: bool = True  # monitor models no config names
+    max_record_bytes: int = Field(default=1_048_576, ge=1024)
+    label_join_window_seconds: float = Field(default=86_400.0, gt=0)
+    label_join_max_pending: int = Field(default=100_000, ge=0)
+
+    @model_validator(mode="after")
+    def _validate_layers(self) -> MonitorSpec:
+        # Resolve every configured layer now so errors surface at start-up, naming the field.
+        for model_name, model in self.models.items():
+            try:
+                base = merge_settings(self.defaults, model.detection)
+            except ValueError as exc:
+                raise ValueError(f"models.{model_name}.detection: {exc}") from exc
+            for channel_name, channel in model.channels.items():
+                for ctype in (channel.type,) if channel.type else ("numeric", "categorical"):
+                    try:
+                        _channel_settings(base, channel, ctype)
+                    except ValueError as exc:
+                        raise ValueError(f"models.{model_name}.channels.{channel_name}: {exc}") from exc
+        return self
+
+    @cached_property
+    def _model_settings(self) -> dict[str, DetectionSettings]:
+        return {name: merge_settings(self.defaults, m.detection) for name, m in self.models.items()}
+
+    def model_settings(self, model: str) -> DetectionSettings:
+        return self._model_settings.get(model, self.defaults)
+
+    def channel_spec(self, model: str, channel: str) -> ChannelSpec | None:
+        m = self.models.get(model)
+        return m.channels.get(channel) if m else None
+
+    def channel_settings(self, model: str, channel: str, channel_type: ChannelType) -> DetectionSettings:
+        base = self.model_settings(model)
+        spec = self.channel_spec(model, channel)
+        return _channel_settings(base, spec, channel_type) if spec else base
+
+
+def _channel_settings(base: DetectionSettings, spec: ChannelSpec, channel_type: ChannelType) -> DetectionSettings:
+    override: dict[str, Any] = dict(spec.detection)
+    if spec.detectors is not None:
+        override["numeric_detectors" if channel_type == "numeric" else "categorical_detectors"] = spec.detectors
+    if spec.range is not None:
+        params = dict(override.get("detector_params") or {})
+        oor = dict(params.get("out_of_range_rate") or {})
+        oor["range"] = spec.range
+        params["out_of_range_rate"] = oor
+        override["detector_params"] = params
+    return merge_settings(base, override)
