@@ -30,7 +30,7 @@ from stream_monitor.core.reference import CategoricalReference, NumericReference
 from stream_monitor.core.settings import ChannelType, DetectionSettings, OutOfRangeParams
 
 QUALITY_DETECTORS = frozenset({"missing_rate", "out_of_range_rate", "unseen_category_rate"})
-RECENT_MEAN_SPAN = 50  # values averaged to estimate the current level after a change point
+CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
 
 
 @dataclass(slots=True)
@@ -44,7 +44,10 @@ class ChannelTrigger:
     detector: str
     transition: Transition
     evaluation: det.Evaluation
-    lifecycle: AlertLifecycle
+    severity: str
+    episode_start_ms: int | None
+    episode_offset: int
+    ended_ms: int | None
     fingerprint: str
     window_start_ms: int | None
     window_end_ms: int | None
@@ -88,7 +91,8 @@ class ChannelMonitor:
             name_: AlertLifecycle(settings.lifecycle_for(name_)) for name_ in self.detector_names
         }
         self.fingerprints = {name_: fingerprint(model, name, name_, partition) for name_ in self.detector_names}
-        self._tripped: set[str] = set()  # point detectors that tripped since the last evaluation
+        # point detectors that tripped and await confirmation: name -> [sum of z since trip, count]
+        self._pending: dict[str, list[float]] = {}
         self.window_detectors: list[tuple[int, det.WindowDetector]] = []
         self.point_detectors: list[tuple[int, det.PointDetector]] = []
         if baseline is not None:
@@ -280,17 +284,20 @@ class ChannelMonitor:
         if outside.any():
             flags = flags.copy()
             flags[present_idx[outside]] = det.FLAG_OUTSIDE
-        # point detectors see every finite value, in order
+        # point detectors see every finite value, in order; a trip opens a confirmation
         if self.point_detectors and vals.size:
             ref: NumericReference = self.reference  # type: ignore[assignment]
             z = (vals - ref.mean) / ref.scale
-            recent = self._recent_means(z, ref)
             zl = z.tolist()
-            for ordinal, pdet in self.point_detectors:
-                for idx, shift in pdet.update_many(zl, recent):
-                    row = rows[int(present_idx[idx])]
-                    self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, triggers)
-                    self._tripped.add(pdet.name)
+            for _ordinal, pdet in self.point_detectors:
+                trips = pdet.update_many(zl)
+                pending = self._pending.get(pdet.name)
+                if pending is None and trips:
+                    first = trips[0]
+                    self._pending[pdet.name] = [float(z[first:].sum()), z.size - first]
+                elif pending is not None:
+                    pending[0] += float(z.sum())
+                    pending[1] += z.size
         times = np.fromiter((row_times[r] for r in rows), dtype=np.int64, count=len(rows))
         start = self.obs_pos
         self.obs_pos, self.obs_filled = self._push(self.flags, start, self.obs_filled, flags)
@@ -298,25 +305,17 @@ class ChannelMonitor:
         if vals.size:
             self.val_pos, self.val_filled = self._push(self.values, self.val_pos, self.val_filled, vals)
 
-    def _recent_means(self, z: np.ndarray, ref: NumericReference) -> np.ndarray:
-        span = RECENT_MEAN_SPAN
-        have = min(self.val_filled, span)
-        if have:
-            idx = (self.val_pos - have + np.arange(have)) % self.size
-            tail = (self.values[idx] - ref.mean) / ref.scale
-        else:
-            tail = np.empty(0)
-        ext = np.concatenate([tail, z])
-        c = np.concatenate([[0.0], np.cumsum(ext)])
-        ends = np.arange(tail.size + 1, ext.size + 1)
-        starts = np.maximum(0, ends - span)
-        return (c[ends] - c[starts]) / (ends - starts)
-
     def _evaluate(self, row: int, row_times: Sequence[int], row_offsets: Sequence[int], triggers: list[ChannelTrigger]) -> None:
         for ordinal, pdet in self.point_detectors:
-            if pdet.name not in self._tripped:
-                self._observe(pdet.name, ordinal, pdet.evaluation(None), row, row_times, row_offsets, triggers)
-        self._tripped.clear()
+            pending = self._pending.get(pdet.name)
+            if pending is not None and pending[1] < CONFIRM_MIN_VALUES:
+                continue  # too few values since the trip to judge the shift; decide next step
+            shift = None
+            if pending is not None:
+                del self._pending[pdet.name]
+                mean_shift = abs(pending[0] / pending[1])
+                shift = mean_shift if mean_shift >= pdet.min_shift else None
+            self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, triggers)
         if self.obs_filled < self.size:
             return
         view = det.WindowView(values=self.values[: self.val_filled], flags=self.flags)
@@ -360,7 +359,10 @@ class ChannelMonitor:
                 detector=detector,
                 transition=transition,
                 evaluation=evaluation,
-                lifecycle=life,
+                severity=life.severity,
+                episode_start_ms=life.episode_start_ms,
+                episode_offset=life.episode_offset,
+                ended_ms=life.ended_ms,
                 fingerprint=self.fingerprints[detector],
                 window_start_ms=start,
                 window_end_ms=end,

@@ -227,7 +227,12 @@ def unseen_category_detector(params: RateParams) -> RateDetector:
 
 
 class PointDetector:
-    """A River change-point detector on standardised values, gated by the size of the shift."""
+    """A River change-point detector on standardised values.
+
+    A trip is only a candidate: the channel confirms it at the next evaluation step, when the mean
+    of the standardised values since the trip is at least ``threshold`` reference standard
+    deviations away from the reference mean (practical significance, and noise trips fade out).
+    """
 
     name = "point"
 
@@ -235,40 +240,31 @@ class PointDetector:
         self.params = params
         self.min_shift = params.threshold or 0.0
 
-    def update_many(self, z: list[float], recent_mean: np.ndarray) -> list[tuple[int, float]]:
-        """Feed standardised values; return (index, |estimated shift|) for each counted trip.
-
-        ``recent_mean[i]`` is the mean of the last few standardised values up to index ``i``.
-        """
-        raise NotImplementedError  # pragma: no cover
+    def update_many(self, z: list[float]) -> list[int]:
+        """Feed standardised values in order; return the indices at which the detector tripped."""
+        update = self.detector.update  # type: ignore[attr-defined]
+        detector = self.detector  # type: ignore[attr-defined]
+        trips: list[int] = []
+        for i, value in enumerate(z):
+            update(value)
+            if detector.drift_detected:
+                trips.append(i)
+        return trips
 
     def evaluation(self, shift: float | None) -> Evaluation:
-        breached = shift is not None
-        statistic = shift if shift is not None else None
+        """A confirmed shift (breach) or ``None`` (clear) as an evaluation."""
         severity = _severity(self.params, shift) if shift is not None else self.params.severity
-        return Evaluation(statistic, self.params.threshold, None, breached, severity)
+        return Evaluation(shift, self.params.threshold, None, shift is not None, severity)
 
 
 class AdwinDetector(PointDetector):
-    """River ``ADWIN``; the shift estimate is ADWIN's own window mean after the cut."""
+    """River ``ADWIN`` (adaptive windowing)."""
 
     name = "adwin"
 
     def __init__(self, params: AdwinParams) -> None:
         super().__init__(params)
         self.detector = river_drift.ADWIN(delta=params.delta)
-
-    def update_many(self, z: list[float], recent_mean: np.ndarray) -> list[tuple[int, float]]:
-        det = self.detector
-        update = det.update
-        trips: list[tuple[int, float]] = []
-        for i, value in enumerate(z):
-            update(value)
-            if det.drift_detected:
-                shift = abs(det.estimation)
-                if shift >= self.min_shift:
-                    trips.append((i, shift))
-        return trips
 
 
 class PageHinkleyDetector(PointDetector):
@@ -281,15 +277,3 @@ class PageHinkleyDetector(PointDetector):
         self.detector = river_drift.PageHinkley(
             min_instances=params.min_instances, delta=params.delta, threshold=params.ph_threshold, alpha=1.0
         )
-
-    def update_many(self, z: list[float], recent_mean: np.ndarray) -> list[tuple[int, float]]:
-        det = self.detector
-        update = det.update
-        trips: list[tuple[int, float]] = []
-        for i, value in enumerate(z):
-            update(value)
-            if det.drift_detected:
-                shift = abs(float(recent_mean[i]))
-                if shift >= self.min_shift:
-                    trips.append((i, shift))
-        return trips

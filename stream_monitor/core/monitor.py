@@ -317,15 +317,14 @@ class PartitionMonitor:
     # ----------------------------------------------------------------- alerts
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
         m = self.models[d.event.model]
-        life = t.lifecycle
         e = t.evaluation
         cspec = self.spec.channel_spec(m.model, t.channel)
         labels = {**m.labels, **(cspec.labels if cspec else {}), "partition": str(self.partition)}
         annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
         kind = "data_quality" if t.quality else _kind_of(t.channel)
-        starts = life.episode_start_ms if life.episode_start_ms is not None else d.event_time_ms
+        starts = t.episode_start_ms if t.episode_start_ms is not None else d.event_time_ms
         status = "resolved" if t.transition == "resolved" else "firing"
-        severity = life.severity
+        severity = t.severity
         stat = e.statistic
         thr = e.threshold
         fmt = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
@@ -343,7 +342,7 @@ class PartitionMonitor:
             description = f"{t.detector} on {t.channel} has been within its threshold ({fmt(thr)}) since the episode ended."
         alert: dict[str, Any] = {
             "schema_version": ev.SCHEMA_VERSION,
-            "alert_id": alert_id(t.fingerprint, starts, life.episode_offset),
+            "alert_id": alert_id(t.fingerprint, starts, t.episode_offset),
             "fingerprint": t.fingerprint,
             "status": status,
             "severity": severity,
@@ -357,7 +356,7 @@ class PartitionMonitor:
             "p_value": _clean(e.p_value),
             "event_time": ev.format_event_time(d.event_time_ms),
             "starts_at": ev.format_event_time(starts),
-            "ends_at": ev.format_event_time(life.ended_ms) if status == "resolved" and life.ended_ms is not None else None,
+            "ends_at": ev.format_event_time(t.ended_ms) if status == "resolved" and t.ended_ms is not None else None,
             "window": {
                 "start": None if t.window_start_ms is None else ev.format_event_time(t.window_start_ms),
                 "end": None if t.window_end_ms is None else ev.format_event_time(t.window_end_ms),
