@@ -1,0 +1,14 @@
+"""Shared pytest configuration for stream-monitor.
+
+Kafka fixtures (kafka_bootstrap, unique_name, topic_factory, the `kafka` marker) live in
+tests/kafka_fixtures.py; add other shared fixtures below.
+"""
+
+import sys
+from pathlib import Path
+
+_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+if _REPO_ROOT not in sys.path:  # so `tests.` imports work under any pytest import mode
+    sys.path.insert(0, _REPO_ROOT)
+
+from tests.kafka_fixtures import *  # noqa: E402,F401,F403  (fixtures + pytest_configure hook)

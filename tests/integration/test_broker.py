@@ -1,0 +1,264 @@
+"""Proves the dev/test broker (deploy/kafka/broker.sh) is a real Kafka with working group
+and transaction coordinators, using kafka-python 3.x as the project will.
+
+Every blocking step has its own timeout, and each whole test is bounded too (pytest-timeout's
+marker when that plugin is installed, else a SIGALRM guard): kafka-python 3.0's
+commit_transaction()/abort_transaction()/send_offsets_to_transaction() wait without a timeout
+of their own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import threading
+import time
+from typing import Iterable
+
+import pytest
+
+kafka = pytest.importorskip("kafka", minversion="3.0")
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka.structs import OffsetAndMetadata  # noqa: E402
+
+TEST_TIMEOUT_S = 60
+HAVE_PYTEST_TIMEOUT = importlib.util.find_spec("pytest_timeout") is not None
+
+pytestmark = [pytest.mark.kafka]
+if HAVE_PYTEST_TIMEOUT:
+    pytestmark.append(pytest.mark.timeout(TEST_TIMEOUT_S))
+CLIENT_OPTS = dict(request_timeout_ms=10_000)
+CONSUMER_OPTS = dict(
+    CLIENT_OPTS,
+    enable_auto_commit=False,  # kafka-python 3 default is True: always set it explicitly
+    auto_offset_reset="earliest",
+    session_timeout_ms=10_000,
+    heartbeat_interval_ms=1_000,
+)
+PRODUCER_OPTS = dict(CLIENT_OPTS, max_block_ms=20_000, linger_ms=0)
+
+
+@pytest.fixture(autouse=True)
+def _bounded_test():
+    """Without pytest-timeout: fail (rather than hang) a test running longer than TEST_TIMEOUT_S."""
+    if (
+        HAVE_PYTEST_TIMEOUT  # its SIGALRM timer is the same one: don't fight over it
+        or threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "SIGALRM")
+    ):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"test exceeded {TEST_TIMEOUT_S}s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(TEST_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def poll_n(consumer: KafkaConsumer, n: int, timeout_s: float = 20.0) -> list:
+    """Poll until n records arrived (fails after timeout_s)."""
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < n:
+        assert time.monotonic() < deadline, f"got {len(records)} of {n} records in {timeout_s}s"
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    return records
+
+
+def drain(consumer: KafkaConsumer, tps: Iterable[TopicPartition], timeout_s: float = 20.0) -> list:
+    """Read assigned partitions up to their end offsets.
+
+    Under read_committed, end_offsets() is the last stable offset and transaction markers
+    occupy offsets: stop on position >= end offset, not on seeing the record at end - 1.
+    """
+    tps = list(tps)
+    end = consumer.end_offsets(tps, timeout_ms=10_000)
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    while any(consumer.position(tp, timeout_ms=10_000) < end[tp] for tp in tps):
+        assert time.monotonic() < deadline, f"did not reach end offsets {end} in {timeout_s}s"
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    return records
+
+
+def produce(bootstrap: str, topic: str, messages: Iterable[tuple[int, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_OPTS)
+    try:
+        for partition, value in messages:
+            producer.send(topic, value=value, partition=partition)
+        producer.flush(timeout=20)
+    finally:
+        producer.close(timeout=10)
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, isolation_level: str) -> list[bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation_level, **CONSUMER_OPTS)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        return [r.value for r in drain(consumer, tps)]
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_broker_version_detected(kafka_bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **CLIENT_OPTS)
+    try:
+        assert admin._manager.broker_version >= (4, 0)
+        cluster = admin.describe_cluster()
+        assert [b["broker_id"] for b in cluster["brokers"]] == [1]
+    finally:
+        admin.close()
+
+
+def test_produce_consume_group_manual_commit(kafka_bootstrap, topic_factory, unique_name):
+    topic = topic_factory(partitions=3)
+    group = unique_name("group")
+    tps = {TopicPartition(topic, p) for p in range(3)}
+    produce(kafka_bootstrap, topic, [(i % 3, b"m%d" % i) for i in range(30)])
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group, **CONSUMER_OPTS)
+    try:
+        records = poll_n(consumer, 30)
+        assert sorted(r.value for r in records) == sorted(b"m%d" % i for i in range(30))
+        assert consumer.assignment() == tps
+        for p in range(3):  # per-partition order is kept
+            values = [r.value for r in records if r.partition == p]
+            assert values == [b"m%d" % i for i in range(p, 30, 3)]
+
+        # commit a partial position first, then everything consumed
+        tp0 = TopicPartition(topic, 0)
+        consumer.commit({tp0: OffsetAndMetadata(4, "half", -1)}, timeout_ms=10_000)
+        assert consumer.committed(tp0, timeout_ms=10_000) == 4
+        consumer.commit(timeout_ms=10_000)
+        assert {tp: consumer.committed(tp, timeout_ms=10_000) for tp in tps} == {tp: 10 for tp in tps}
+    finally:
+        consumer.close(autocommit=False)
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **CLIENT_OPTS)
+    try:
+        offsets = admin.list_group_offsets({group: None})[group]
+        assert {tp: om.offset for tp, om in offsets.items()} == {tp: 10 for tp in tps}
+    finally:
+        admin.close()
+
+    # a new member of the group resumes at the committed offsets: only new records arrive
+    produce(kafka_bootstrap, topic, [(1, b"late")])
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group, **CONSUMER_OPTS)
+    try:
+        assert [r.value for r in poll_n(consumer, 1)] == [b"late"]
+        assert consumer.poll(timeout_ms=500) == {}
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_transaction_commit_visible_abort_invisible(kafka_bootstrap, topic_factory, unique_name):
+    topic = topic_factory(partitions=3)
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap,
+        transactional_id=unique_name("txn"),
+        transaction_timeout_ms=30_000,
+        **PRODUCER_OPTS,
+    )
+    try:
+        producer.init_transactions()
+
+        producer.begin_transaction()
+        for i in range(6):
+            producer.send(topic, value=b"committed-%d" % i, partition=i % 3)
+        producer.commit_transaction()
+
+        producer.begin_transaction()
+        for i in range(6):
+            producer.send(topic, value=b"aborted-%d" % i, partition=i % 3)
+        producer.flush(timeout=20)  # make sure the aborted records really reach the log
+        producer.abort_transaction()
+
+        producer.begin_transaction()
+        producer.send(topic, value=b"after-abort", partition=0)
+        producer.commit_transaction()
+    finally:
+        producer.close(timeout=10)
+
+    committed = read_all(kafka_bootstrap, topic, 3, "read_committed")
+    assert sorted(committed) == sorted([b"committed-%d" % i for i in range(6)] + [b"after-abort"])
+
+    everything = read_all(kafka_bootstrap, topic, 3, "read_uncommitted")
+    assert sorted(v for v in everything if v.startswith(b"aborted-")) == sorted(
+        b"aborted-%d" % i for i in range(6)
+    )
+
+
+def test_send_offsets_to_transaction_commits_group_offsets_atomically(
+    kafka_bootstrap, topic_factory, unique_name
+):
+    source = topic_factory(partitions=3, prefix="source")
+    sink = topic_factory(partitions=3, prefix="sink")
+    group = unique_name("group")
+    source_tps = {TopicPartition(source, p) for p in range(3)}
+    produce(kafka_bootstrap, source, [(i % 3, b"in-%d" % i) for i in range(9)])
+
+    consumer = KafkaConsumer(
+        source,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        isolation_level="read_committed",
+        **CONSUMER_OPTS,
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap,
+        transactional_id=unique_name("txn"),
+        transaction_timeout_ms=30_000,
+        **PRODUCER_OPTS,
+    )
+    try:
+        producer.init_transactions()
+        batch1 = poll_n(consumer, 9)
+        assert consumer.assignment() == source_tps
+        meta = consumer.group_metadata()
+        assert meta.group_id == group and meta.generation_id >= 0 and meta.member_id
+
+        def process(records) -> dict:
+            offsets = {}
+            for r in records:
+                producer.send(sink, value=r.value.replace(b"in-", b"out-"), partition=r.partition)
+                tp = TopicPartition(r.topic, r.partition)
+                offsets[tp] = OffsetAndMetadata(max(r.offset + 1, offsets.get(tp, OffsetAndMetadata(0)).offset), "", -1)
+            return offsets
+
+        # batch 1: consume-transform-produce, offsets committed inside the transaction
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction(process(batch1), consumer.group_metadata())
+        producer.commit_transaction()
+        assert {tp: consumer.committed(tp, timeout_ms=10_000) for tp in source_tps} == {tp: 3 for tp in source_tps}
+
+        # batch 2: aborted -> neither the output nor the offsets become visible
+        produce(kafka_bootstrap, source, [(i % 3, b"in-x%d" % i) for i in range(3)])
+        batch2 = poll_n(consumer, 3)
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction(process(batch2), consumer.group_metadata())
+        producer.abort_transaction()
+        assert {tp: consumer.committed(tp, timeout_ms=10_000) for tp in source_tps} == {tp: 3 for tp in source_tps}
+    finally:
+        producer.close(timeout=10)
+        consumer.close(autocommit=False)
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **CLIENT_OPTS)
+    try:
+        offsets = admin.list_group_offsets({group: None})[group]
+        assert {tp: om.offset for tp, om in offsets.items()} == {tp: 3 for tp in source_tps}
+    finally:
+        admin.close()
+
+    out = read_all(kafka_bootstrap, sink, 3, "read_committed")
+    assert sorted(out) == sorted(b"out-%d" % i for i in range(9))

@@ -1,0 +1,206 @@
+"""Pytest fixtures for a real Kafka broker (see deploy/kafka/broker.sh).
+
+Imported into tests/conftest.py with ``from tests.kafka_fixtures import *``.
+
+Fixtures
+--------
+kafka_bootstrap (session) -> str
+    "host:port". Uses $STREAM_MONITOR_BOOTSTRAP when set (nothing is started or stopped);
+    otherwise starts a private single-node broker on free ports with a run dir under pytest's
+    tmp dir, and stops it at session end (finalizer + atexit; the broker also gets
+    KAFKA_OWNER_PID=<pytest pid>, so a watchdog stops it even if pytest is killed).
+unique_name (function) -> callable(prefix="t") -> str
+    Topic/group/transactional-id names unique per call and per test.
+topic_factory (function) -> callable(partitions=3, prefix="topic", configs=None) -> str
+    Creates a uniquely named topic on kafka_bootstrap and returns its name.
+
+Helpers
+-------
+create_topic(bootstrap, name, partitions=1, *, replication_factor=1, configs=None,
+             timeout_s=30.0, exist_ok=False) -> str
+    Creates a topic with kafka-python's KafkaAdminClient and waits until every partition
+    has a leader.
+
+Marker: ``@pytest.mark.kafka`` for tests that need a broker (registered here).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import re
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+import pytest
+
+__all__ = [
+    "BROKER_SH",
+    "create_topic",
+    "kafka_bootstrap",
+    "pytest_configure",
+    "topic_factory",
+    "unique_name",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
+BOOTSTRAP_ENV = "STREAM_MONITOR_BOOTSTRAP"
+# first start fetches ~45 MB of jars with Maven; later starts take ~4 s
+_START_TIMEOUT_S = 900
+_STOP_TIMEOUT_S = 90
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "kafka: needs a real Kafka broker (kafka_bootstrap fixture; "
+        f"${BOOTSTRAP_ENV} or deploy/kafka/broker.sh)",
+    )
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1 (bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class _Broker:
+    """A broker started by broker.sh for this pytest process."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.env: Optional[dict[str, str]] = None
+        self.address: Optional[str] = None
+
+    def start(self) -> str:
+        last_err = ""
+        for _attempt in range(3):
+            port, cport = _free_ports(2)
+            env = dict(os.environ)
+            env.update(
+                KAFKA_PORT=str(port),
+                KAFKA_CONTROLLER_PORT=str(cport),
+                KAFKA_RUN_DIR=str(self.run_dir / str(port)),
+                KAFKA_OWNER_PID=str(os.getpid()),
+            )
+            self.env = env  # set before start so stop() can clean up a half-started broker
+            proc = subprocess.run(
+                ["bash", str(BROKER_SH), "start"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=_START_TIMEOUT_S,
+            )
+            if proc.returncode == 0:
+                lines = proc.stdout.strip().splitlines()
+                self.address = lines[-1].strip() if lines else f"127.0.0.1:{port}"
+                return self.address
+            last_err = f"exit {proc.returncode}\n{proc.stderr}"
+            self.stop()
+            if "already in use" not in proc.stderr:  # only a port race is worth a retry
+                break
+        raise RuntimeError(f"{BROKER_SH} start failed: {last_err}")
+
+    def stop(self) -> None:
+        env, self.env = self.env, None
+        if env is None:
+            return
+        subprocess.run(
+            ["bash", str(BROKER_SH), "stop"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_STOP_TIMEOUT_S,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
+    external = os.environ.get(BOOTSTRAP_ENV, "").strip()
+    if external:
+        yield external
+        return
+    broker = _Broker(tmp_path_factory.mktemp("kafka"))
+    atexit.register(broker.stop)
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+        atexit.unregister(broker.stop)
+
+
+_SANITIZE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """unique_name(prefix="t") -> "<prefix>.<test name>.<n>-<random>" (legal topic/group name)."""
+    base = _SANITIZE.sub("-", request.node.name).strip("-.")[:80] or "test"
+    counter = itertools.count()
+
+    def make(prefix: str = "t") -> str:
+        return f"{_SANITIZE.sub('-', prefix)}.{base}.{next(counter)}-{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int = 1,
+    *,
+    replication_factor: int = 1,
+    configs: Optional[Mapping[str, str]] = None,
+    timeout_s: float = 30.0,
+    exist_ok: bool = False,
+) -> str:
+    """Create ``name`` and wait until all its partitions have a leader. Returns ``name``."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="stream-monitor-tests-admin",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        spec = {
+            "num_partitions": partitions,
+            "replication_factor": replication_factor,
+            "configs": dict(configs or {}),
+        }
+        try:
+            admin.create_topics({name: spec}, timeout_ms=int(timeout_s * 1000))
+        except TopicAlreadyExistsError:
+            if not exist_ok:
+                raise
+        admin.wait_for_topics([name], timeout_ms=int(timeout_s * 1000))
+    finally:
+        admin.close()
+    return name
+
+
+@pytest.fixture
+def topic_factory(kafka_bootstrap: str, unique_name: Callable[..., str]) -> Callable[..., str]:
+    """topic_factory(partitions=3, prefix="topic", configs=None) -> new topic name."""
+
+    def make(partitions: int = 3, prefix: str = "topic", configs: Optional[Mapping[str, str]] = None) -> str:
+        return create_topic(kafka_bootstrap, unique_name(prefix), partitions, configs=configs)
+
+    return make
