@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -31,6 +31,18 @@ from stream_monitor.core.settings import ChannelType, DetectionSettings, OutOfRa
 
 QUALITY_DETECTORS = frozenset({"missing_rate", "out_of_range_rate", "unseen_category_rate"})
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
+
+
+class EvaluationRecord(NamedTuple):
+    """One detector evaluation, for reports (``statistic`` over event time against ``threshold``)."""
+
+    model: str
+    channel: str
+    detector: str
+    event_time_ms: int
+    statistic: float | None
+    threshold: float | None
+    breached: bool
 
 
 @dataclass(slots=True)
@@ -80,6 +92,8 @@ class ChannelMonitor:
         self.step = settings.window.step
         self.observations = 0
         self.since_eval = 0
+        self.dirty = True  # changed since the last state checkpoint
+        self._evaluations: list[EvaluationRecord] | None = None
         self.high_cardinality = False
         # warm-up builder
         self._warm_values: list[Any] = []
@@ -209,9 +223,13 @@ class ChannelMonitor:
         rows: Sequence[int],
         row_times: Sequence[int],
         row_offsets: Sequence[int],
+        evaluations: list[EvaluationRecord] | None = None,
     ) -> list[ChannelTrigger]:
+        """Like :meth:`ingest` for pre-classified values; ``evaluations`` collects every evaluation."""
+        self._evaluations = evaluations
         triggers: list[ChannelTrigger] = []
         n = len(payload)
+        self.dirty = n > 0 or self.dirty
         i = 0
         while i < n:
             if self.reference is None:
@@ -231,6 +249,7 @@ class ChannelMonitor:
                 self.since_eval = 0
                 last_row = rows[i - 1]
                 self._evaluate(last_row, row_times, row_offsets, triggers)
+        self._evaluations = None
         return triggers
 
     def _warm_up(self, flags: np.ndarray, payload: list[Any]) -> None:
@@ -337,6 +356,10 @@ class ChannelMonitor:
         row_offsets: Sequence[int],
         triggers: list[ChannelTrigger],
     ) -> None:
+        if self._evaluations is not None:
+            self._evaluations.append(
+                EvaluationRecord(self.model, self.name, detector, row_times[row], evaluation.statistic, evaluation.threshold, evaluation.breached)
+            )
         life = self.lifecycles[detector]
         transition = life.observe(evaluation.breached, row_times[row], evaluation.severity, row_offsets[row], evaluation.statistic)
         if transition is None:

@@ -29,7 +29,7 @@ import orjson
 import structlog
 
 from stream_monitor.core import events as ev
-from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger
+from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
 from stream_monitor.core.lifecycle import alert_id
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.settings import ChannelType
@@ -66,6 +66,7 @@ class BatchResult:
     dead_letters: list[ev.DeadLetter] = field(default_factory=list)
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     channel_values: int = 0
+    evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
 
 
 def _kind_of(channel: str) -> str:
@@ -160,6 +161,7 @@ class PartitionMonitor:
         self.baselines = baselines or {}
         self.models: dict[str, ModelMonitor] = {}
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
+        self.labels_dirty = False
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
@@ -172,9 +174,12 @@ class PartitionMonitor:
             self.models[name] = m
         return m
 
-    def process(self, records: Sequence[InputRecord]) -> BatchResult:
-        """Decode, monitor and alert on one batch of records (all from this partition)."""
-        result = BatchResult(records=len(records))
+    def process(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
+        """Decode, monitor and alert on one batch of records (all from this partition).
+
+        With ``record_evaluations`` the result also lists every detector evaluation (for reports).
+        """
+        result = BatchResult(records=len(records), evaluations=[] if record_evaluations else None)
         decoded: list[ev.DecodedEvent] = []
         positions: list[ev.SourcePosition] = []
         raws: list[bytes] = []
@@ -264,7 +269,7 @@ class PartitionMonitor:
                     (ev.DeadLetterReason.WRONG_TYPE, f"{key[1]}: expected {ch.channel_type}, got {type(values[i]).__name__}")
                 )
             result.channel_values += len(values)
-            triggers.extend(ch.ingest_classified(flags, payload, rows, row_times, row_offsets))
+            triggers.extend(ch.ingest_classified(flags, payload, rows, row_times, row_offsets, result.evaluations))
         for row in sorted(problems):
             reason, detail = problems[row][0]
             more = f" (+{len(problems[row]) - 1} more)" if len(problems[row]) > 1 else ""
@@ -277,15 +282,16 @@ class PartitionMonitor:
     # ------------------------------------------------------------ label join
     def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> None:
         pending = self.pending_labels
+        self.labels_dirty = True
         pending[event_id] = (model, prediction, event_time_ms)
         pending.move_to_end(event_id)
         horizon = event_time_ms - int(self.spec.label_join_window_seconds * 1000)
         while pending and (len(pending) > self.spec.label_join_max_pending or next(iter(pending.values()))[2] < horizon):
             pending.popitem(last=False)
 
-    def process_labels(self, records: Sequence[InputRecord]) -> BatchResult:
+    def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
         """Join label events to remembered predictions (by event_id) and feed __label__/__error__."""
-        result = BatchResult(records=len(records))
+        result = BatchResult(records=len(records), evaluations=[] if record_evaluations else None)
         decoded: list[ev.DecodedEvent] = []
         positions: list[ev.SourcePosition] = []
         raws: list[bytes] = []
@@ -293,6 +299,7 @@ class PartitionMonitor:
         for rec in records:
             out = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position)
             hit = None if isinstance(out, ev.DeadLetter) else self.pending_labels.pop(out.event_id, None)
+            self.labels_dirty = self.labels_dirty or hit is not None
             if hit is None and not isinstance(out, ev.DeadLetter):
                 out = ev.DeadLetter(
                     ev.DeadLetterReason.LABEL_UNMATCHED,
@@ -345,6 +352,7 @@ class PartitionMonitor:
             "alert_id": alert_id(t.fingerprint, starts, t.episode_offset),
             "fingerprint": t.fingerprint,
             "status": status,
+            "escalated": t.transition == "escalated",
             "severity": severity,
             "kind": kind,
             "model": m.model,
@@ -380,33 +388,66 @@ class PartitionMonitor:
         return Alert(t.fingerprint, orjson.dumps(alert), alert, d.event_time_ms, pos)
 
     # ------------------------------------------------------------------ state
-    def snapshot(self) -> bytes:
-        """Serialise the whole partition state (versioned). Sign it with :func:`sign_state`."""
-        state = {
-            "format": STATE_FORMAT_VERSION,
-            "partition": self.partition,
-            "models": self.models,
-            "pending_labels": self.pending_labels,
-        }
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    # State is stored as items (one per channel, one per model, one for pending labels) so a
+    # checkpoint writes only what changed and no single record grows with the number of channels.
+    def state_items(self, only_dirty: bool = True) -> dict[str, bytes]:
+        """Pickled state items changed since the last call (all items when ``only_dirty`` is False)."""
+        items: dict[str, bytes] = {}
+        dump = pickle.dumps
+        for name, m in self.models.items():
+            if m.dirty or not only_dirty:
+                record = {"format": STATE_FORMAT_VERSION, "known_features": m.known_features, "channels": list(m.channels)}
+                items[f"m\x1f{name}"] = dump(record, protocol=pickle.HIGHEST_PROTOCOL)
+                m.dirty = False
+            for ch_name, ch in m.channels.items():
+                if ch.dirty or not only_dirty:
+                    items[f"c\x1f{name}\x1f{ch_name}"] = dump(ch, protocol=pickle.HIGHEST_PROTOCOL)
+                    ch.dirty = False
+        if self.labels_dirty or (not only_dirty and self.pending_labels):
+            items["labels"] = dump(self.pending_labels, protocol=pickle.HIGHEST_PROTOCOL)
+            self.labels_dirty = False
+        return items
 
     @classmethod
-    def from_snapshot(cls, spec: MonitorSpec, data: bytes, baselines: dict[str, dict[str, Reference]] | None = None) -> PartitionMonitor:
-        """Rebuild from :meth:`snapshot` output that was already authenticated by the caller."""
-        state = pickle.loads(data)  # noqa: S301 - authenticated by verify_state before we get here
-        if state.get("format") != STATE_FORMAT_VERSION:
-            raise ValueError(f"state format {state.get('format')} is not {STATE_FORMAT_VERSION}")
-        monitor = cls(spec, state["partition"], baselines)
-        monitor.pending_labels = state["pending_labels"]
-        for name, model in state["models"].items():
-            model.spec = spec
-            for ch_name, ch in list(model.channels.items()):
-                wanted = spec.channel_settings(name, ch_name, ch.channel_type)
-                if wanted != ch.settings:
-                    monitor.log.warning("state_settings_changed_reset", model=name, channel=ch_name)
-                    fresh = ChannelMonitor(name, ch_name, ch.channel_type, wanted, ch.partition, ch.ordinal, ch.reference)
-                    model.channels[ch_name] = fresh
-            monitor.models[name] = model
+    def from_state_items(
+        cls,
+        spec: MonitorSpec,
+        partition: int,
+        items: dict[str, bytes],
+        baselines: dict[str, dict[str, Reference]] | None = None,
+    ) -> PartitionMonitor:
+        """Rebuild a partition from state items that the caller has already authenticated.
+
+        A channel whose stored settings differ from the current config restarts its detectors
+        (keeping its reference) and says so in the log.
+        """
+        monitor = cls(spec, partition, baselines)
+        loads = pickle.loads  # noqa: S301 - items are HMAC-verified by the state store first
+        for key, blob in items.items():
+            if key.startswith("m\x1f"):
+                name = key[2:]
+                record = loads(blob)
+                if record.get("format") != STATE_FORMAT_VERSION:
+                    monitor.log.warning("state_format_mismatch_skipped", model=name, format=record.get("format"))
+                    continue
+                model = monitor.model(name)
+                if model is None:
+                    continue
+                model.known_features = list(record["known_features"])
+                for ch_name in record["channels"]:
+                    blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
+                    if blob_ch is None:
+                        continue
+                    ch: ChannelMonitor = loads(blob_ch)
+                    wanted = spec.channel_settings(name, ch_name, ch.channel_type)
+                    if wanted != ch.settings:
+                        monitor.log.warning("state_settings_changed_reset", model=name, channel=ch_name)
+                        ch = ChannelMonitor(name, ch_name, ch.channel_type, wanted, partition, ch.ordinal, ch.reference)
+                    ch.ordinal = len(model.channels)
+                    model.channels[ch_name] = ch
+                model.dirty = False
+            elif key == "labels":
+                monitor.pending_labels = loads(blob)
         return monitor
 
 

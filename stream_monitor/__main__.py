@@ -1,0 +1,5 @@
+"""``python -m stream_monitor`` — same as the ``stream-monitor`` command."""
+
+from stream_monitor.cli import main
+
+raise SystemExit(main())

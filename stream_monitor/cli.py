@@ -1,0 +1,216 @@
+"""The ``stream-monitor`` command line (contract: shared/design.md section 4).
+
+Exit codes: 0 ok, 2 usage or config error (the message names the field), 1 runtime failure.
+This module and :mod:`stream_monitor.console` are the only places that write to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from stream_monitor.config import AppConfig, ConfigError, load_config
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2 (argparse's default too), with help hint
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _kafka_flags(p: argparse.ArgumentParser, topic_flag: bool = True) -> None:
+    p.add_argument("--config", "-c", help="YAML config file (env: STREAM_MONITOR_CONFIG)")
+    p.add_argument("--bootstrap-servers", help="host:port[,host:port] (env: STREAM_MONITOR_BOOTSTRAP_SERVERS)")
+    if topic_flag:
+        p.add_argument("--input-topic", action="append", help="input topic; repeat for several (env: STREAM_MONITOR_INPUT_TOPIC, comma-separated)")
+    p.add_argument("--alerts-topic", help="alert output topic (env: STREAM_MONITOR_ALERTS_TOPIC)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stream-monitor", description="Watch deployed ML models for drift; emit deduplicated alerts.")
+    parser.add_argument("--log-level", help="DEBUG | INFO | WARNING | ERROR (env: STREAM_MONITOR_LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=["json", "console"], help="log format (env: STREAM_MONITOR_LOG_FORMAT)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the monitor as a consumer-group member (the sidecar)")
+    _kafka_flags(run)
+    run.add_argument("--group-id", help="consumer group (env: STREAM_MONITOR_GROUP_ID)")
+    run.add_argument("--metrics-port", type=int, help="HTTP port for /metrics, /healthz, /readyz; 0 = any free port (env: STREAM_MONITOR_METRICS_PORT)")
+    run.add_argument("--label-topic", help="label events topic (env: STREAM_MONITOR_LABEL_TOPIC)")
+    run.add_argument("--at-least-once", action="store_true", help="disable transactions (faster, may duplicate alerts after a crash)")
+
+    demo = sub.add_parser("demo", help="local broker + drifting event stream + monitor; prints alerts as they fire")
+    demo.add_argument("--events", type=int, default=60_000, help="events per model (default 60000)")
+    demo.add_argument("--rate", type=float, default=3000.0, help="events per second to produce, 0 = as fast as possible")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--bootstrap-servers", help="use this broker instead of starting the local one")
+    demo.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "9092")), help="port of the local broker")
+    demo.add_argument("--keep-broker", action="store_true", help="leave the local broker running at exit")
+
+    replay = sub.add_parser("replay", help="replay a topic or file over an event-time range, deterministically")
+    replay.add_argument("--config", "-c", help="YAML config file")
+    replay.add_argument("--bootstrap-servers")
+    src = replay.add_mutually_exclusive_group(required=True)
+    src.add_argument("--topic", action="append", help="topic to replay (all partitions); repeat for several")
+    src.add_argument("--input", type=Path, help="JSONL(.gz) file export of inference events")
+    replay.add_argument("--from", dest="from_time", help="event-time start (ISO-8601 or epoch ms), inclusive")
+    replay.add_argument("--to", dest="to_time", help="event-time end (ISO-8601 or epoch ms), exclusive")
+    replay.add_argument("--alerts-out", type=Path, required=True, help="write alert events here (JSONL)")
+    replay.add_argument("--alerts-topic", help="also publish alerts to this topic (never the production one unless named)")
+    replay.add_argument("--dead-letters-out", type=Path, help="write dead letters here (JSONL)")
+    replay.add_argument("--report", type=Path, help="self-contained HTML report")
+    replay.add_argument("--report-dir", type=Path, help="directory for PNG plots and summary.json")
+    replay.add_argument("--state-from", type=Path, help="start from a state checkpoint file")
+    replay.add_argument("--state-out", type=Path, help="write the final state to a checkpoint file")
+    replay.add_argument("--instance", default="replay", help="monitor.instance written into alerts (default: replay)")
+    replay.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+
+    export = sub.add_parser("export", help="export a topic to a JSONL(.gz) file that replay --input reads")
+    export.add_argument("--bootstrap-servers", required=False)
+    export.add_argument("--config", "-c")
+    export.add_argument("--topic", action="append", required=True)
+    export.add_argument("--from", dest="from_time")
+    export.add_argument("--to", dest="to_time")
+    export.add_argument("--out", type=Path, required=True)
+
+    baseline = sub.add_parser("baseline", help="build a reference profile from training data")
+    baseline.add_argument("--input", type=Path, required=True, help="training data: .csv, .jsonl(.gz) or .parquet")
+    baseline.add_argument("--model", required=True)
+    baseline.add_argument("--out", type=Path, required=True)
+    baseline.add_argument("--prediction-column", help="column holding the model's prediction")
+    baseline.add_argument("--label-column", help="column holding the label")
+
+    check = sub.add_parser("check-config", help="validate a config and explain what it monitors")
+    check.add_argument("config", type=Path)
+
+    bridge = sub.add_parser("bridge", help="forward alert events to on-call tooling")
+    bridge.add_argument("target", choices=["alertmanager", "pagerduty"])
+    bridge.add_argument("--config", "-c")
+    bridge.add_argument("--bootstrap-servers")
+    bridge.add_argument("--alerts-topic")
+    bridge.add_argument("--group-id")
+    bridge.add_argument("--url", help="Alertmanager base URL, or PagerDuty events endpoint")
+    bridge.add_argument("--routing-key", help="PagerDuty routing key (env: STREAM_MONITOR_PAGERDUTY_ROUTING_KEY)")
+    bridge.add_argument("--resend-interval", type=float, default=60.0, help="seconds between re-sends of firing alerts")
+    bridge.add_argument("--generator-url", help="base URL for generatorURL links")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if getattr(args, "bootstrap_servers", None):
+        o["kafka.bootstrap_servers"] = args.bootstrap_servers
+    if getattr(args, "input_topic", None):
+        o["kafka.input_topics"] = [t for v in args.input_topic for t in v.split(",") if t]
+    if getattr(args, "alerts_topic", None):
+        o["kafka.alerts_topic"] = args.alerts_topic
+    if getattr(args, "group_id", None):
+        o["kafka.group_id"] = args.group_id
+    if getattr(args, "metrics_port", None) is not None:
+        o["metrics.port"] = args.metrics_port
+    if getattr(args, "label_topic", None):
+        o["kafka.label_topic"] = args.label_topic
+    if getattr(args, "at_least_once", False):
+        o["kafka.exactly_once"] = False
+    if getattr(args, "log_level", None):
+        o["log.level"] = args.log_level
+    if getattr(args, "log_format", None):
+        o["log.format"] = args.log_format
+    return o
+
+
+def load_app_config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> AppConfig:
+    path = getattr(args, "config", None) or os.environ.get("STREAM_MONITOR_CONFIG")
+    return load_config(path, overrides={**_overrides(args), **(extra or {})})
+
+
+def _install_stop_handlers(stop: Any) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from stream_monitor.logs import configure_logging
+    from stream_monitor.metrics import HealthServer, MonitorMetrics
+    from stream_monitor.streaming.app import MonitorApp
+
+    cfg = load_app_config(args)
+    configure_logging(cfg.log.level, cfg.log.format)
+    metrics = MonitorMetrics(cfg.metrics.max_channel_series)
+    app = MonitorApp(cfg, metrics)
+    server = None
+    if cfg.metrics.enabled:
+        server = HealthServer(metrics, cfg.metrics.host, cfg.metrics.port, app.readiness).start()
+        import structlog
+
+        structlog.get_logger("stream_monitor.cli").info("http_listening", host=cfg.metrics.host, port=server.port)
+    _install_stop_handlers(app.request_stop)
+    try:
+        return app.run()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from stream_monitor.console import explain_config
+
+    cfg = load_config(args.config)
+    sys.stdout.write(explain_config(cfg))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from stream_monitor.logs import configure_logging
+
+    configure_logging(
+        (args.log_level or os.environ.get("STREAM_MONITOR_LOG_LEVEL") or ("WARNING" if args.command in ("demo", "replay", "check-config") else "INFO")),
+        args.log_format or os.environ.get("STREAM_MONITOR_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json"),
+    )
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "check-config":
+            return cmd_check_config(args)
+        if args.command == "demo":
+            from stream_monitor.demo import run_demo
+
+            return run_demo(args)
+        if args.command == "replay":
+            from stream_monitor.replay import cmd_replay
+
+            return cmd_replay(args)
+        if args.command == "export":
+            from stream_monitor.replay import cmd_export
+
+            return cmd_export(args)
+        if args.command == "baseline":
+            from stream_monitor.baseline import cmd_baseline
+
+            return cmd_baseline(args)
+        if args.command == "bridge":
+            from stream_monitor.bridges import cmd_bridge
+
+            return cmd_bridge(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"stream-monitor: config error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,224 @@
+"""The application config: one validated pydantic model, from YAML, environment and CLI flags.
+
+Precedence: built-in defaults < YAML file < environment < command-line flags. Environment
+variables are ``STREAM_MONITOR_<SECTION>__<FIELD>`` (e.g. ``STREAM_MONITOR_KAFKA__GROUP_ID``), plus
+one short variable per CLI flag (``STREAM_MONITOR_BOOTSTRAP_SERVERS``, ``STREAM_MONITOR_INPUT_TOPIC``,
+...). Errors name the field: ``kafka.commit_interval_ms: Input should be greater than 0``.
+
+>>> cfg = load_config(None, env={"STREAM_MONITOR_GROUP_ID": "g1"}, overrides={"kafka.alerts_topic": "a"})
+>>> cfg.kafka.group_id, cfg.kafka.alerts_topic, cfg.kafka.input_topics
+('g1', 'a', ['inference-events'])
+>>> load_config(None, overrides={"kafka.commit_interval_ms": 0})
+Traceback (most recent call last):
+...
+stream_monitor.config.ConfigError: kafka.commit_interval_ms: Input should be greater than 0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from stream_monitor.core.spec import MonitorSpec
+
+ENV_PREFIX = "STREAM_MONITOR_"
+
+# One environment variable per CLI flag (contract: shared/design.md section 4).
+FLAG_ENV: dict[str, str] = {
+    "BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "INPUT_TOPIC": "kafka.input_topics",
+    "ALERTS_TOPIC": "kafka.alerts_topic",
+    "GROUP_ID": "kafka.group_id",
+    "METRICS_PORT": "metrics.port",
+    "LABEL_TOPIC": "kafka.label_topic",
+    "DLQ_TOPIC": "kafka.dlq_topic",
+    "STATE_SECRET": "state.hmac_secret",
+    "INSTANCE": "instance",
+    "LOG_LEVEL": "log.level",
+    "LOG_FORMAT": "log.format",
+}
+
+
+class ConfigError(ValueError):
+    """A config problem, worded for the person who wrote the config (names the field)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: list[str] = ["127.0.0.1:9092"]
+    input_topics: list[str] = Field(default=["inference-events"], min_length=1)
+    label_topic: str | None = None
+    alerts_topic: str = "drift-alerts"
+    dlq_topic: str = "stream-monitor-dlq"
+    group_id: str = "stream-monitor"
+    changelog_topic: str | None = None  # default: "<group_id>-state-changelog"
+    exactly_once: bool = True
+    transactional_id: str | None = None  # default: "<group_id>-<instance>"
+    commit_interval_ms: int = Field(default=250, gt=0, le=60_000)
+    max_poll_records: int = Field(default=5000, gt=0)
+    poll_timeout_ms: int = Field(default=100, ge=0)
+    session_timeout_ms: int = Field(default=10_000, gt=0)
+    transaction_timeout_ms: int = Field(default=60_000, gt=0)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    create_topics: bool = True  # create missing output/changelog topics at start-up
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    client_options: dict[str, Any] = Field(default_factory=dict)  # passed to kafka-python as is
+
+    @field_validator("bootstrap_servers", "input_topics", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def resolved_changelog_topic(self) -> str:
+        return self.changelog_topic or f"{self.group_id}-state-changelog"
+
+    def password(self) -> str | None:
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().strip()
+        return None
+
+
+class StateSettings(_Section):
+    enabled: bool = True
+    hmac_secret: SecretStr | None = None
+    hmac_secret_file: Path | None = None
+
+    def secret(self, group_id: str) -> tuple[bytes, bool]:
+        """The HMAC key for state records, and whether it is the insecure development default."""
+        if self.hmac_secret is not None:
+            return self.hmac_secret.get_secret_value().encode(), False
+        if self.hmac_secret_file is not None:
+            return self.hmac_secret_file.read_bytes().strip(), False
+        return hashlib.sha256(f"stream-monitor-dev-secret:{group_id}".encode()).digest(), True
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+    max_channel_series: int = Field(default=2000, ge=0)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "console"] = "json"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class AppConfig(MonitorSpec):
+    """Everything ``stream-monitor run`` needs: the core's :class:`MonitorSpec` plus the edges."""
+
+    kafka: KafkaSettings = KafkaSettings()
+    state: StateSettings = StateSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+
+    def monitor_spec(self) -> MonitorSpec:
+        fields = {name: getattr(self, name) for name in MonitorSpec.model_fields}
+        return MonitorSpec.model_construct(**fields)
+
+    def transactional_id(self) -> str:
+        return self.kafka.transactional_id or f"{self.kafka.group_id}-{self.instance}"
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """Config paths set by ``STREAM_MONITOR_*`` variables."""
+    out: dict[str, Any] = {}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :]
+        if name in FLAG_ENV:
+            path = FLAG_ENV[name]
+            out[path] = raw if path in ("kafka.bootstrap_servers", "kafka.input_topics", "state.hmac_secret") else _env_value(raw)
+        elif "__" in name:
+            out[".".join(p.lower() for p in name.split("__"))] = _env_value(raw)
+    return out
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "\n".join(lines)
+
+
+def load_config(
+    path: str | Path | None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> AppConfig:
+    """Load and validate the config. Raises :class:`ConfigError` naming the offending field."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {p}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+        data = loaded
+    for source in (env_overrides(os.environ if env is None else env), dict(overrides or {})):
+        for key, value in source.items():
+            if value is not None:
+                _set_path(data, key, value)
+    data.setdefault("instance", _default_instance())
+    try:
+        from stream_monitor import __version__
+
+        data.setdefault("version", __version__)
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _default_instance() -> str:
+    return os.environ.get("HOSTNAME") or socket.gethostname() or "stream-monitor"

@@ -1,0 +1,83 @@
+"""Human-readable output for the terminal: alert lines and config explanations.
+
+>>> line = format_alert({"status": "firing", "severity": "critical", "kind": "data_drift", "model": "m",
+...     "feature": "x", "detector": "psi", "statistic": 0.53, "threshold": 0.2, "event_time": "2026-01-01T00:05:00.000Z",
+...     "labels": {"partition": "0"}}, color=False)
+>>> line
+'FIRING    critical  data_drift        m / x  psi=0.53 > 0.2  at 2026-01-01T00:05:00.000Z'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_monitor.config import AppConfig
+from stream_monitor.core.settings import DETECTOR_PARAMS
+
+_COLORS = {"critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m", "resolved": "\033[32m"}
+_RESET = "\033[0m"
+
+
+def _num(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def format_alert(a: dict[str, Any], color: bool = True) -> str:
+    status = "ESCALATED" if a.get("escalated") else a["status"].upper()
+    if a["status"] == "firing":
+        detail = f"{a['detector']}={_num(a.get('statistic'))} > {_num(a.get('threshold'))}"
+    else:
+        detail = f"{a['detector']} back within {_num(a.get('threshold'))}"
+    text = f"{status:<9} {a['severity']:<9} {a['kind']:<17} {a['model']} / {a['feature']}  {detail}  at {a['event_time']}"
+    if not color:
+        return text
+    key = "resolved" if a["status"] == "resolved" else a["severity"]
+    return f"{_COLORS.get(key, '')}{text}{_RESET}"
+
+
+def explain_config(cfg: AppConfig) -> str:
+    """A plain-language summary of what a config monitors, for ``check-config``."""
+    k = cfg.kafka
+    lines = [
+        "config is valid.",
+        "",
+        f"kafka: {', '.join(k.bootstrap_servers)}  ({k.security_protocol})",
+        f"  reads {', '.join(k.input_topics)}" + (f" and labels from {k.label_topic}" if k.label_topic else ""),
+        f"  as group {k.group_id!r}; alerts -> {k.alerts_topic}; dead letters -> {k.dlq_topic}",
+        f"  {'exactly-once (transactions, id ' + cfg.transactional_id() + ')' if k.exactly_once else 'at-least-once'}; "
+        f"checkpoint every {k.commit_interval_ms} ms; state changelog {k.resolved_changelog_topic() if cfg.state.enabled else 'disabled'}",
+    ]
+    _, insecure = cfg.state.secret(k.group_id)
+    if cfg.state.enabled and insecure:
+        lines.append("  WARNING: no state.hmac_secret set: state records are signed with a development key.")
+    d = cfg.defaults
+    lines += [
+        "",
+        f"defaults: window {d.window.size} observations, evaluated every {d.window.step}; "
+        f"reference = {d.reference.kind} of {d.reference.size} observations",
+        f"  alerts fire after {d.lifecycle.min_consecutive} breaching evaluations, resolve after "
+        f"{d.lifecycle.resolve_after} clear ones, cooldown {d.lifecycle.cooldown_seconds:g} s (event time)",
+        f"  numeric channels: {', '.join(d.detectors_for('numeric'))}",
+        f"  categorical channels: {', '.join(d.detectors_for('categorical'))}",
+    ]
+    for name in DETECTOR_PARAMS:
+        p = d.params(name)
+        lines.append(f"    {name:<22} threshold {_num(p.threshold):<8} critical {_num(p.critical):<8} severity {p.severity}")
+    lines.append("")
+    if not cfg.models:
+        lines.append("models: none configured; every model and feature is discovered on first sight (zero-config).")
+    for model_name, model in cfg.models.items():
+        owner = ", ".join(f"{k_}={v}" for k_, v in {**cfg.labels, **model.labels}.items()) or "no labels"
+        lines.append(f"model {model_name}: {owner}; " + ("discovers unnamed features" if model.discover else "only named channels"))
+        if model.baseline:
+            lines.append(f"  reference: baseline profile {model.baseline}")
+        for ch_name, ch in model.channels.items():
+            if not ch.enabled:
+                lines.append(f"  {ch_name}: ignored")
+                continue
+            types = (ch.type,) if ch.type else ("numeric", "categorical")
+            for t in types:
+                s = cfg.channel_settings(model_name, ch_name, t)
+                dets = ", ".join(f"{n}>{_num(s.params(n).threshold)}" for n in s.detectors_for(t))
+                lines.append(f"  {ch_name} ({t}): {dets}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,367 @@
+"""``stream-monitor run``: the consumer-group member that monitors, alerts and checkpoints.
+
+One loop, one thread: poll a batch → restore state of newly assigned partitions → process each
+partition's records with its :class:`~stream_monitor.core.monitor.PartitionMonitor` → send alerts
+and dead letters → every ``commit_interval_ms`` a checkpoint.
+
+A checkpoint under exactly-once is one Kafka transaction holding the alerts and dead letters sent
+since the last one, the changed state items (changelog) and the consumer offsets
+(``send_offsets_to_transaction`` with the group metadata, KIP-447 fencing). If it fails with an
+abortable error we abort, rebuild every partition from its last committed state and seek back to
+the last committed offsets, so the retried work produces the same alerts with the same ids. A
+fenced producer (a newer instance with our ``transactional_id``) is fatal: exit 1.
+
+Rebalance listener callbacks run on kafka-python's IO thread while the main thread waits in
+``poll``: on revocation we commit the open transaction with the producer (never a blocking
+consumer call) and drop the revoked partitions; new partitions are restored by the main loop
+after ``poll`` returns and before their records are processed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import structlog
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
+from kafka.structs import OffsetAndMetadata
+
+from stream_monitor.config import AppConfig
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
+from stream_monitor.metrics import MonitorMetrics
+from stream_monitor.streaming import clients
+from stream_monitor.streaming.state_store import ChangelogStore
+from stream_monitor.streaming.topics import prepare_topology
+
+log = structlog.get_logger("stream_monitor.app")
+
+FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (ProducerFencedError,)
+
+
+class FatalError(RuntimeError):
+    """The monitor cannot continue safely (e.g. fenced by a newer instance)."""
+
+
+@dataclass(slots=True)
+class RunStats:
+    records: int = 0
+    alerts: int = 0
+    dead_letters: int = 0
+    checkpoints: int = 0
+    aborts: int = 0
+    restored_partitions: int = 0
+    rejected_state_records: int = 0
+    invalid_by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, app: MonitorApp) -> None:
+        self.app = app
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.app._on_revoked(set(revoked), lost=False)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.app._on_assigned(set(assigned))
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        self.app._on_revoked(set(lost), lost=True)
+
+
+class MonitorApp:
+    """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error)."""
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        metrics: MonitorMetrics | None = None,
+        on_alert: Callable[[Alert], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.spec = cfg.monitor_spec()
+        self.metrics = metrics or MonitorMetrics(cfg.metrics.max_channel_series)
+        self.on_alert = on_alert
+        self.exactly_once = cfg.kafka.exactly_once
+        self.stats = RunStats()
+        self._stop = threading.Event()
+        self.tasks: dict[int, PartitionMonitor] = {}
+        self.owned: set[TopicPartition] = set()
+        self._to_restore: set[int] = set()
+        self._committed_items: dict[int, dict[str, bytes]] = {}
+        self._committed_offsets: dict[TopicPartition, int] = {}
+        self._pending_offsets: dict[TopicPartition, int] = {}
+        self._pending_alerts: list[Alert] = []
+        self._txn_open = False
+        self._last_checkpoint = time.monotonic()
+        self.ready = False
+        self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
+        secret, insecure = cfg.state.secret(cfg.kafka.group_id)
+        if insecure and cfg.state.enabled:
+            self.log.warning(
+                "state_secret_default",
+                detail="no state.hmac_secret configured: state records are signed with a key derived from the "
+                "group id, which anyone who knows it can forge. Set STREAM_MONITOR_STATE_SECRET in production.",
+            )
+        self._secret = secret
+
+    # ----------------------------------------------------------------- control
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self.ready:
+            return False, "starting"
+        if self._to_restore:
+            return False, f"restoring partitions {sorted(self._to_restore)}"
+        return True, f"ready; partitions {sorted(self.tasks)}"
+
+    # -------------------------------------------------------------------- run
+    def run(self) -> int:
+        k = self.cfg.kafka
+        client_id = f"stream-monitor-{self.cfg.instance}"
+        admin = clients.admin(k, client_id + "-admin")
+        try:
+            prepare_topology(admin, self.cfg, lambda: self.stopping)
+        finally:
+            admin.close()
+        self.producer = clients.producer(k, client_id, self.cfg.transactional_id() if self.exactly_once else None)
+        if self.exactly_once:
+            self.producer.init_transactions()
+        self.store = (
+            ChangelogStore(k.resolved_changelog_topic(), self._secret, clients.plain_consumer(k, client_id + "-restore"))
+            if self.cfg.state.enabled
+            else None
+        )
+        self.consumer = clients.group_consumer(k, client_id)
+        topics = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
+        self.consumer.subscribe(topics=topics, listener=_Listener(self))
+        self.ready = True
+        self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic)
+        code = 0
+        try:
+            while not self.stopping:
+                batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
+                self._restore_assigned()
+                if batch:
+                    self._process(batch)
+                if time.monotonic() - self._last_checkpoint >= k.commit_interval_ms / 1000.0:
+                    self._checkpoint_or_recover()
+            self._checkpoint_or_recover()
+        except FatalError as exc:
+            self.log.error("monitor_fatal", error=str(exc))
+            code = 1
+        finally:
+            self.ready = False
+            self._close(clean=code == 0)
+        self.log.info("monitor_stopped", records=self.stats.records, alerts=self.stats.alerts, exit_code=code)
+        return code
+
+    def _close(self, clean: bool) -> None:
+        try:
+            if clean:
+                self.consumer.close()  # revocation listener commits what is left
+            else:
+                self.consumer.close(autocommit=False)
+        except Exception as exc:  # noqa: BLE001 - closing must not mask the exit
+            self.log.warning("consumer_close_failed", error=str(exc))
+        if self.exactly_once and self._txn_open:
+            try:
+                self.producer.abort_transaction()
+            except Exception:  # noqa: BLE001
+                pass
+        self.producer.close(timeout=10)
+        if self.store is not None:
+            self.store.consumer.close()
+
+    # -------------------------------------------------------------- rebalance
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        # IO thread: record only; the main loop restores before processing.
+        new = assigned - self.owned
+        self.owned |= assigned
+        for tp in new:
+            if tp.partition not in self.tasks:
+                self._to_restore.add(tp.partition)
+        self.metrics.assigned_partitions.set(len(self.owned))
+        self.log.info("partitions_assigned", partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in assigned))
+
+    def _on_revoked(self, revoked: set[TopicPartition], lost: bool) -> None:
+        # IO thread: commit with the producer only, then forget the partitions.
+        if revoked & self.owned:
+            if lost:
+                self._abort_open_transaction()
+                self._rollback()
+            else:
+                try:
+                    self._checkpoint()
+                except KafkaError as exc:
+                    self.log.warning("revoke_checkpoint_failed", error=str(exc))
+                    self._abort_open_transaction()
+                    self._rollback()
+        self.owned -= revoked
+        remaining = {tp.partition for tp in self.owned}
+        for p in list(self.tasks):
+            if p not in remaining:
+                del self.tasks[p]
+                self._committed_items.pop(p, None)
+        for tp in revoked:
+            self._committed_offsets.pop(tp, None)
+            self._pending_offsets.pop(tp, None)
+        self._to_restore &= remaining
+        self.metrics.assigned_partitions.set(len(self.owned))
+        self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
+
+    def _restore_assigned(self) -> None:
+        if not self._to_restore:
+            return
+        for p in sorted(self._to_restore):
+            items: dict[str, bytes] = {}
+            if self.store is not None:
+                restored = self.store.restore(p)
+                items = restored.items
+                self.stats.rejected_state_records += restored.rejected
+                self.metrics.state_rejected.inc(restored.rejected)
+            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, items)
+            self._committed_items[p] = dict(items)
+            self.stats.restored_partitions += 1
+        for tp in self.owned:
+            if tp.partition in self._to_restore:
+                self._committed_offsets[tp] = self.consumer.position(tp)
+        self._to_restore.clear()
+
+    # ------------------------------------------------------------- processing
+    def _process(self, batch: dict[TopicPartition, list]) -> None:
+        started = time.perf_counter()
+        k = self.cfg.kafka
+        for tp in sorted(batch, key=lambda t: (t.partition, t.topic)):
+            records = batch[tp]
+            if not records or tp not in self.owned:
+                continue
+            task = self.tasks.get(tp.partition)
+            if task is None:  # assigned in this poll but not restored: restore now
+                self._to_restore.add(tp.partition)
+                self._restore_assigned()
+                task = self.tasks[tp.partition]
+            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp)) for r in records]
+            result = task.process_labels(inputs) if tp.topic == k.label_topic else task.process(inputs)
+            self._emit(result)
+            self._pending_offsets[tp] = records[-1].offset + 1
+            self.stats.records += len(records)
+            self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
+            hw = self.consumer.highwater(tp)
+            if hw is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - records[-1].offset - 1))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _ensure_transaction(self) -> None:
+        if self.exactly_once and not self._txn_open:
+            self.producer.begin_transaction()
+            self._txn_open = True
+
+    def _emit(self, result: BatchResult) -> None:
+        if not result.alerts and not result.dead_letters:
+            self.metrics.channel_values.inc(result.channel_values)
+            return
+        k = self.cfg.kafka
+        try:
+            self._ensure_transaction()
+            for alert in result.alerts:
+                self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
+            for dl in result.dead_letters:
+                headers = [("reason", str(dl.reason).encode())]
+                self.producer.send(k.dlq_topic, value=dl.to_json(), headers=headers)
+        except FATAL_PRODUCER_ERRORS as exc:
+            raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
+        self._pending_alerts.extend(result.alerts)
+        self.stats.dead_letters += len(result.dead_letters)
+        for reason, n in result.invalid_by_reason.items():
+            self.stats.invalid_by_reason[reason] += n
+            self.metrics.invalid.labels(reason).inc(n)
+        self.metrics.channel_values.inc(result.channel_values)
+
+    # ------------------------------------------------------------- checkpoint
+    def _checkpoint_or_recover(self) -> None:
+        try:
+            self._checkpoint()
+        except FATAL_PRODUCER_ERRORS as exc:
+            raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
+        except KafkaError as exc:
+            self.stats.aborts += 1
+            self.metrics.checkpoints.labels("aborted").inc()
+            self.log.warning("checkpoint_failed_rolling_back", error=repr(exc))
+            self._abort_open_transaction()
+            self._rollback()
+
+    def _checkpoint(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        started = time.perf_counter()
+        k = self.cfg.kafka
+        changed: dict[int, dict[str, bytes]] = {}
+        if self.store is not None:
+            for p, task in self.tasks.items():
+                items = task.state_items()
+                if items:
+                    changed[p] = items
+        if not changed and not self._pending_offsets and not self._txn_open:
+            return
+        self._ensure_transaction()
+        written = 0
+        if self.store is not None:
+            for p, items in changed.items():
+                for key, value in self.store.encode(items):
+                    self.producer.send(k.resolved_changelog_topic(), key=key, value=value, partition=p)
+                    written += len(value)
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self._pending_offsets.items()}
+        if self.exactly_once:
+            if offsets:
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            self.producer.commit_transaction()
+            self._txn_open = False
+        else:
+            self.producer.flush()
+            if offsets:
+                self.consumer.commit(offsets)
+        for p, items in changed.items():
+            self._committed_items.setdefault(p, {}).update(items)
+        self._committed_offsets.update(self._pending_offsets)
+        self._pending_offsets.clear()
+        alerts, self._pending_alerts = self._pending_alerts, []
+        for alert in alerts:
+            self.metrics.observe_alert(alert.fields)
+            if self.on_alert is not None:
+                self.on_alert(alert)
+        self.stats.alerts += len(alerts)
+        self.stats.checkpoints += 1
+        self.metrics.state_bytes.inc(written)
+        self.metrics.checkpoints.labels("committed").inc()
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+
+    def _abort_open_transaction(self) -> None:
+        if self.exactly_once and self._txn_open:
+            try:
+                self.producer.abort_transaction()
+            except FATAL_PRODUCER_ERRORS as exc:
+                raise FatalError("producer fenced while aborting") from exc
+            except KafkaError as exc:
+                raise FatalError(f"could not abort the transaction: {exc!r}") from exc
+            finally:
+                self._txn_open = False
+
+    def _rollback(self) -> None:
+        """Back to the last committed state and offsets: the retry repeats the same work."""
+        for p in list(self.tasks):
+            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, self._committed_items.get(p, {}))
+        for tp, off in self._committed_offsets.items():
+            if tp in self.owned:
+                self.consumer.seek(tp, off)
+        self._pending_offsets.clear()
+        self._pending_alerts.clear()
+        self.log.warning("rolled_back_to_last_checkpoint", partitions=sorted(self.tasks))

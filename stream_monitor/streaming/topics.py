@@ -1,0 +1,100 @@
+"""Topic checks and creation at start-up: input partition counts, alert/DLQ/changelog topics."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import structlog
+from kafka import KafkaAdminClient
+from kafka.errors import TopicAlreadyExistsError
+
+from stream_monitor.config import AppConfig
+
+log = structlog.get_logger("stream_monitor.topics")
+
+CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024), "min.compaction.lag.ms": "0"}
+ALERT_CONFIGS = {"cleanup.policy": "compact"}
+DLQ_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
+
+
+class TopologyError(RuntimeError):
+    """Topics that cannot work together (e.g. a changelog with the wrong partition count)."""
+
+
+def partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for meta in admin.describe_topics(topics):
+        if meta.get("error_code", 0) == 0 and meta.get("partitions"):
+            out[meta["name"]] = len(meta["partitions"])
+    return out
+
+
+def wait_for_topics(admin: KafkaAdminClient, topics: list[str], should_stop: Callable[[], bool], poll_s: float = 2.0) -> dict[str, int]:
+    """Block until every topic exists (logging what is missing), or until asked to stop."""
+    last_log = 0.0
+    while True:
+        counts = partition_counts(admin, topics)
+        missing = [t for t in topics if t not in counts]
+        if not missing:
+            return counts
+        if should_stop():
+            raise TopologyError(f"stopped while waiting for input topics {missing}")
+        now = time.monotonic()
+        if now - last_log > 10:
+            log.warning("waiting_for_input_topics", missing=missing)
+            last_log = now
+        time.sleep(poll_s)
+
+
+def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int, configs: dict[str, str]) -> int:
+    """Create ``name`` if missing; return its partition count."""
+    counts = partition_counts(admin, [name])
+    if name in counts:
+        return counts[name]
+    try:
+        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": -1, "configs": configs}})
+        log.info("topic_created", topic=name, partitions=partitions, configs=configs)
+    except TopicAlreadyExistsError:
+        pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        counts = partition_counts(admin, [name])
+        if name in counts:
+            return counts[name]
+        time.sleep(0.2)
+    raise TopologyError(f"topic {name} was created but has no partitions with a leader after 30 s")
+
+
+def prepare_topology(admin: KafkaAdminClient, cfg: AppConfig, should_stop: Callable[[], bool]) -> int:
+    """Check the inputs are co-partitioned and the changelog matches; create what is missing.
+
+    Returns the input partition count.
+    """
+    k = cfg.kafka
+    inputs = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
+    counts = wait_for_topics(admin, inputs, should_stop)
+    distinct = set(counts.values())
+    if len(distinct) != 1:
+        raise TopologyError(
+            f"input topics must have the same partition count (state is per partition number): {counts}. "
+            "Repartition them, or run one monitor group per topic."
+        )
+    n = distinct.pop()
+    if k.create_topics:
+        ensure_topic(admin, k.alerts_topic, 1, ALERT_CONFIGS)
+        ensure_topic(admin, k.dlq_topic, 1, DLQ_CONFIGS)
+    if cfg.state.enabled:
+        changelog = k.resolved_changelog_topic()
+        have = partition_counts(admin, [changelog]).get(changelog)
+        if have is None and k.create_topics:
+            have = ensure_topic(admin, changelog, n, CHANGELOG_CONFIGS)
+        if have is None:
+            raise TopologyError(f"changelog topic {changelog} does not exist; create it compacted with {n} partitions")
+        if have != n:
+            raise TopologyError(
+                f"changelog topic {changelog} has {have} partitions but the input topics have {n}: state is "
+                f"stored per input partition. Delete the changelog (state restarts with a warm-up) or set "
+                f"kafka.changelog_topic to a new name."
+            )
+    return n
