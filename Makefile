@@ -1,0 +1,40 @@
+# stream-monitor developer entry points. `make demo` and `make test` are the README's two commands.
+# Both bootstrap what they need on a fresh machine: system packages (Java 17, Maven, and for the
+# test suite Chromium, Prometheus and Alertmanager) via apt when missing, and a virtualenv in .venv.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_RUNTIME := openjdk-17-jre-headless maven
+APT_TEST := chromium prometheus prometheus-alertmanager
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench bench-smoke sysdeps-runtime sysdeps-test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+sysdeps-runtime:
+	@bash deploy/install-system-deps.sh java:openjdk-17-jre-headless mvn:maven
+
+sysdeps-test: sysdeps-runtime
+	@bash deploy/install-system-deps.sh chromium:chromium prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
+
+## 1. the live demo: local broker + drifting stream + monitor, alerts printed as they fire
+demo: sysdeps-runtime $(STAMP)
+	$(VENV)/bin/stream-monitor demo
+
+## 2. the whole test suite (unit, property, integration against a real broker, servers)
+test: sysdeps-test $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: sysdeps-runtime $(STAMP)
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) deploy/kafka/.run
