@@ -4,7 +4,8 @@
 #
 # Usage: deploy/kafka/broker.sh start|stop|status     (works from any cwd)
 #
-#   start   Fetch the jars once (cached), format a FRESH data dir, start the broker in the
+#   start   Fetch the jars once (cached), format a FRESH data dir (KAFKA_KEEP_DATA=1: keep an
+#           existing one, for restart tests), start the broker in the
 #           background and wait until it serves. The last stdout line is the bootstrap address,
 #           exactly "127.0.0.1:PORT"; progress messages go to stderr.
 #           A second start for the same port while the broker is up reuses it (message on
@@ -262,23 +263,31 @@ cmd_start() {
   # StorageTool logs its own config dump; keep it out of the broker's server.log
   local tool_l4j=(-Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$LOG_DIR/storage-tool")
 
-  # fresh data and logs every start (the previous logs are kept once as logs.prev)
-  rm -rf -- "${RUN_DIR:?}/data" "${RUN_DIR:?}/logs.prev"
-  [[ -d "$LOG_DIR" ]] && mv -- "$LOG_DIR" "$RUN_DIR/logs.prev"
-  mkdir -p "$DATA_DIR" "$LOG_DIR"
-  write_properties
+  if [[ "${KAFKA_KEEP_DATA:-0}" == 1 && -f "$DATA_DIR/meta.properties" ]]; then
+    # restart on the same data (fault-injection tests): same ports required, no re-format
+    say "KAFKA_KEEP_DATA=1: restarting on the existing data dir $DATA_DIR"
+    [[ -d "$LOG_DIR" ]] && { rm -rf -- "${RUN_DIR:?}/logs.prev"; mv -- "$LOG_DIR" "$RUN_DIR/logs.prev"; }
+    mkdir -p "$LOG_DIR"
+    write_properties
+  else
+    # fresh data and logs every start (the previous logs are kept once as logs.prev)
+    rm -rf -- "${RUN_DIR:?}/data" "${RUN_DIR:?}/logs.prev"
+    [[ -d "$LOG_DIR" ]] && mv -- "$LOG_DIR" "$RUN_DIR/logs.prev"
+    mkdir -p "$DATA_DIR" "$LOG_DIR"
+    write_properties
 
-  local cid
-  if ! cid="$("$JAVA" "${tool_l4j[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>"$LOG_DIR/storage-tool.log")"; then
-    cat "$LOG_DIR/storage-tool.log" >&2 || true
-    die "kafka.tools.StorageTool random-uuid failed"
-  fi
-  cid="$(echo "$cid" | tail -n1 | tr -d '[:space:]')"
-  [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "unexpected cluster id from StorageTool: '$cid'"
-  if ! "$JAVA" "${tool_l4j[@]}" -cp "$cp" kafka.tools.StorageTool format --standalone \
-        -t "$cid" -c "$PROPS" >>"$LOG_DIR/storage-tool.log" 2>&1; then
-    cat "$LOG_DIR/storage-tool.log" >&2 || true
-    die "kafka.tools.StorageTool format failed"
+    local cid
+    if ! cid="$("$JAVA" "${tool_l4j[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>"$LOG_DIR/storage-tool.log")"; then
+      cat "$LOG_DIR/storage-tool.log" >&2 || true
+      die "kafka.tools.StorageTool random-uuid failed"
+    fi
+    cid="$(echo "$cid" | tail -n1 | tr -d '[:space:]')"
+    [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "unexpected cluster id from StorageTool: '$cid'"
+    if ! "$JAVA" "${tool_l4j[@]}" -cp "$cp" kafka.tools.StorageTool format --standalone \
+          -t "$cid" -c "$PROPS" >>"$LOG_DIR/storage-tool.log" 2>&1; then
+      cat "$LOG_DIR/storage-tool.log" >&2 || true
+      die "kafka.tools.StorageTool format failed"
+    fi
   fi
 
   # -XX:+ExitOnOutOfMemoryError: a broken broker dies instead of half-working.
