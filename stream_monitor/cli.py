@@ -139,6 +139,10 @@ def _install_stop_handlers(stop: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import threading
+
+    stop_requested = threading.Event()  # SIGTERM during start-up must still mean "stop cleanly"
+    _install_stop_handlers(stop_requested.set)
     from stream_monitor.logs import configure_logging
     from stream_monitor.metrics import HealthServer, MonitorMetrics
     from stream_monitor.streaming.app import MonitorApp
@@ -146,14 +150,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_app_config(args)
     configure_logging(cfg.log.level, cfg.log.format)
     metrics = MonitorMetrics(cfg.metrics.max_channel_series)
-    app = MonitorApp(cfg, metrics)
+    app = MonitorApp(cfg, metrics, stop_event=stop_requested)
     server = None
     if cfg.metrics.enabled:
         server = HealthServer(metrics, cfg.metrics.host, cfg.metrics.port, app.readiness).start()
         import structlog
 
         structlog.get_logger("stream_monitor.cli").info("http_listening", host=cfg.metrics.host, port=server.port)
-    _install_stop_handlers(app.request_stop)
     try:
         return app.run()
     finally:
@@ -208,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place that turns failures into exit code 1
+        import structlog
+
+        structlog.get_logger("stream_monitor.cli").error("command_failed", command=args.command, error=repr(exc), exc_info=True)
+        sys.stderr.write(f"stream-monitor {args.command}: {exc}\n")
+        return EXIT_RUNTIME
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 

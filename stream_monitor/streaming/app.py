@@ -81,6 +81,7 @@ class MonitorApp:
         cfg: AppConfig,
         metrics: MonitorMetrics | None = None,
         on_alert: Callable[[Alert], None] | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.spec = cfg.monitor_spec()
@@ -88,7 +89,7 @@ class MonitorApp:
         self.on_alert = on_alert
         self.exactly_once = cfg.kafka.exactly_once
         self.stats = RunStats()
-        self._stop = threading.Event()
+        self._stop = stop_event or threading.Event()
         self.tasks: dict[int, PartitionMonitor] = {}
         self.owned: set[TopicPartition] = set()
         self._to_restore: set[int] = set()

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig, load_config
 from stream_monitor.streaming.app import MonitorApp
@@ -74,9 +75,12 @@ def read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 
 
 def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
-    """Records not yet committed by ``group`` (None while the group has committed nothing)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    """Records not yet committed by ``group`` (None while unknown: nothing committed, broker away)."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, bootstrap_timeout_ms=5000)
+    except KafkaError:
+        return None
     try:
         committed = admin.list_group_offsets({group: None}).get(group, {})
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
@@ -88,6 +92,8 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
             c = committed.get(tp)
             lag += ends[tp] - (c.offset if c is not None and c.offset >= 0 else 0)
         return lag
+    except KafkaError:
+        return None
     finally:
         admin.close()
         consumer.close()
