@@ -138,11 +138,25 @@ def _install_stop_handlers(stop: Any) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+SHUTDOWN_BOUND_S = 30.0
+
+
+def _shutdown_watchdog(stop_requested: Any, bound_s: float) -> None:
+    """After a stop request the monitor gets ``bound_s`` to commit and close; then we exit 1."""
+    stop_requested.wait()
+    import time
+
+    time.sleep(bound_s)
+    sys.stderr.write(f"stream-monitor: did not stop within {bound_s:g} s of SIGTERM; exiting without a final commit\n")
+    os._exit(EXIT_RUNTIME)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     stop_requested = threading.Event()  # SIGTERM during start-up must still mean "stop cleanly"
     _install_stop_handlers(stop_requested.set)
+    threading.Thread(target=_shutdown_watchdog, args=(stop_requested, SHUTDOWN_BOUND_S), daemon=True).start()
     from stream_monitor.logs import configure_logging
     from stream_monitor.metrics import HealthServer, MonitorMetrics
     from stream_monitor.streaming.app import MonitorApp
