@@ -306,6 +306,4 @@ def decode_label(raw: bytes, record_timestamp_ms: int | None, position: SourcePo
         label = LabelEvent.model_validate(obj)
     except ValidationError as exc:
         return DeadLetter(DeadLetterReason.SCHEMA_VIOLATION, _first_error(exc), raw, position)
-    if label.ts is None:
-        label.ts = record_timestamp_ms
-    return label
+    return label  # no ts: the joined prediction's event time is used (see PartitionMonitor.process_labels)

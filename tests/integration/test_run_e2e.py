@@ -105,3 +105,34 @@ def test_cli_run_subprocess_stops_cleanly_on_sigterm(kafka_bootstrap, topic_fact
     assert code == 0, proc.log_tail()
     log = (tmp_path / "monitor.log").read_text()
     assert '"event": "monitor_stopped"' in log
+
+
+def test_label_topic_join_feeds_error_channel(kafka_bootstrap, topic_factory, unique_name):
+    """Labels on their own topic join predictions by event_id; a rising error rate alerts (performance)."""
+    inputs, labels = topic_factory(partitions=2), topic_factory(partitions=2)
+    alerts_topic, group = unique_name("alerts"), unique_name("group")
+    n = 8000
+    events = [
+        {"event_id": f"e{i}", "model": "credit-v1", "ts": 1_767_225_600_000 + 10 * i, "prediction": i % 2}
+        for i in range(n)
+    ]
+    produce(kafka_bootstrap, inputs, events, key_field="event_id")
+    cfg = app_config(kafka_bootstrap, [inputs], alerts_topic, group, **{"kafka.label_topic": labels})
+    monitor = InProcessMonitor.start(cfg)
+    try:
+        wait_for_lag_zero(kafka_bootstrap, group, [inputs], timeout_s=120, check=monitor.check_alive)
+        # the model is right 95 % of the time, then (from 50 %) only 60 % of the time
+        out = []
+        for i, e in enumerate(events):
+            wrong = (i * 7919 % 100) < (5 if i < n // 2 else 40)
+            out.append({"event_id": e["event_id"], "model": "credit-v1", "label": (1 - e["prediction"]) if wrong else e["prediction"]})
+        out.append({"event_id": "never-predicted", "model": "credit-v1", "label": 1})
+        produce(kafka_bootstrap, labels, out, key_field="event_id")
+        wait_for_lag_zero(kafka_bootstrap, group, [inputs, labels], timeout_s=120, check=monitor.check_alive)
+    finally:
+        assert monitor.stop() == 0
+    alerts = read_alerts(kafka_bootstrap, alerts_topic)
+    perf = [a for a in alerts if a["feature"] == "__error__" and a["status"] == "firing"]
+    assert perf and all(a["kind"] == "performance" for a in perf), [(a["feature"], a["detector"]) for a in alerts]
+    dlq = [orjson.loads(v) for _, v in read_all(kafka_bootstrap, f"{alerts_topic}-dlq")]
+    assert [d["reason"] for d in dlq] == ["label_unmatched"]
