@@ -93,6 +93,8 @@ class MonitorApp:
         self.tasks: dict[int, PartitionMonitor] = {}
         self.owned: set[TopicPartition] = set()
         self._to_restore: set[int] = set()
+        # partitions revoked right after a commit, kept in case the rebalance hands them back
+        self._parked: dict[int, tuple[PartitionMonitor, dict[str, bytes], dict[TopicPartition, int]]] = {}
         self._committed_items: dict[int, dict[str, bytes]] = {}
         self._committed_offsets: dict[TopicPartition, int] = {}
         self._pending_offsets: dict[TopicPartition, int] = {}
@@ -211,8 +213,13 @@ class MonitorApp:
         remaining = {tp.partition for tp in self.owned}
         for p in list(self.tasks):
             if p not in remaining:
-                del self.tasks[p]
-                self._committed_items.pop(p, None)
+                task = self.tasks.pop(p)
+                items = self._committed_items.pop(p, None)
+                if not lost and not self._pending_offsets:
+                    # committed just now: if the partition comes back unchanged (eager rebalances
+                    # revoke everything), reuse this state instead of reading the changelog again
+                    offsets = {tp: off for tp, off in self._committed_offsets.items() if tp.partition == p}
+                    self._parked[p] = (task, items or {}, offsets)
         for tp in revoked:
             self._committed_offsets.pop(tp, None)
             self._pending_offsets.pop(tp, None)
@@ -223,7 +230,17 @@ class MonitorApp:
     def _restore_assigned(self) -> None:
         if not self._to_restore:
             return
+        positions = {tp: self.consumer.position(tp) for tp in self.owned if tp.partition in self._to_restore}
         for p in sorted(self._to_restore):
+            parked = self._parked.pop(p, None)
+            if parked is not None:
+                task, items_, offsets = parked
+                mine = {tp: off for tp, off in positions.items() if tp.partition == p}
+                if mine and all(offsets.get(tp) == off for tp, off in mine.items()):
+                    self.tasks[p] = task
+                    self._committed_items[p] = items_
+                    self.log.info("state_kept", partition=p, detail="partition came back at the offsets we committed")
+                    continue
             items: dict[str, bytes] = {}
             if self.store is not None:
                 restored = self.store.restore(p)
@@ -233,10 +250,9 @@ class MonitorApp:
             self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, items)
             self._committed_items[p] = dict(items)
             self.stats.restored_partitions += 1
-        for tp in self.owned:
-            if tp.partition in self._to_restore:
-                self._committed_offsets[tp] = self.consumer.position(tp)
+        self._committed_offsets.update(positions)
         self._to_restore.clear()
+        self._parked.clear()  # anything not reclaimed now may be processed elsewhere: never reuse it
 
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:
