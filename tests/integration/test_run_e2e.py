@@ -136,3 +136,17 @@ def test_label_topic_join_feeds_error_channel(kafka_bootstrap, topic_factory, un
     assert perf and all(a["kind"] == "performance" for a in perf), [(a["feature"], a["detector"]) for a in alerts]
     dlq = [orjson.loads(v) for _, v in read_all(kafka_bootstrap, f"{alerts_topic}-dlq")]
     assert [d["reason"] for d in dlq] == ["label_unmatched"]
+
+
+def test_changelog_with_wrong_partition_count_fails_at_start_with_actionable_error(kafka_bootstrap, topic_factory, unique_name, tmp_path):
+    from tests.kafka_fixtures import create_topic
+
+    topic = topic_factory(partitions=3)
+    alerts_topic, group = unique_name("alerts"), unique_name("group")
+    create_topic(kafka_bootstrap, f"{group}-state-changelog", 2, configs={"cleanup.policy": "compact"})
+    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, tmp_path / "monitor.log")
+    code = proc.proc.wait(60)
+    proc.log_file.close()
+    log = (tmp_path / "monitor.log").read_text()
+    assert code == 1, log
+    assert "has 2 partitions but the input topics have 3" in log
