@@ -29,6 +29,9 @@ def format_alert(a: dict[str, Any], color: bool = True) -> str:
     else:
         detail = f"{a['detector']} back within {_num(a.get('threshold'))}"
     text = f"{status:<9} {a['severity']:<9} {a['kind']:<17} {a['model']} / {a['feature']}  {detail}  at {a['event_time']}"
+    owners = ", ".join(f"{k}={v}" for k, v in (a.get("labels") or {}).items() if k in ("team", "owner"))
+    if owners:
+        text += f"  [{owners}]"
     if not color:
         return text
     key = "resolved" if a["status"] == "resolved" else a["severity"]

@@ -107,6 +107,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "kafka.dlq_topic": f"demo-dlq-{run_id}",
             "kafka.group_id": f"demo-monitor-{run_id}",
             "instance": "demo",
+            "state.hmac_secret": f"demo-only-{run_id}",
             "labels": {"env": "demo"},
             "models": {"fraud-v3": {"labels": {"team": "risk-ml", "owner": "fraud-oncall"}, "annotations": {"runbook_url": "https://runbooks.example/fraud-v3"}}},
         },
