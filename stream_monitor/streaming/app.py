@@ -101,6 +101,7 @@ class MonitorApp:
         self._pending_alerts: list[Alert] = []
         self._txn_open = False
         self._last_checkpoint = time.monotonic()
+        self._failing_since: float | None = None  # first failed checkpoint since the last success
         self.ready = False
         self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
         secret, insecure = cfg.state.secret(cfg.kafka.group_id)
@@ -121,10 +122,17 @@ class MonitorApp:
         return self._stop.is_set()
 
     def readiness(self) -> tuple[bool, str]:
+        """Ready = started, partitions assigned and restored, and checkpoints reach the broker."""
         if not self.ready:
             return False, "starting"
+        if not self.owned:
+            return False, "no partitions assigned (waiting for the group, or more instances than partitions)"
         if self._to_restore:
             return False, f"restoring partitions {sorted(self._to_restore)}"
+        if self._failing_since is not None:
+            stalled = time.monotonic() - self._failing_since
+            if stalled > max(10.0, 3 * self.cfg.kafka.commit_interval_ms / 1000.0):
+                return False, f"checkpoints failing for {stalled:.0f} s (broker unreachable?)"
         return True, f"ready; partitions {sorted(self.tasks)}"
 
     # -------------------------------------------------------------------- run
@@ -308,9 +316,11 @@ class MonitorApp:
     def _checkpoint_or_recover(self) -> None:
         try:
             self._checkpoint()
+            self._failing_since = None
         except FATAL_PRODUCER_ERRORS as exc:
             raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
         except KafkaError as exc:
+            self._failing_since = self._failing_since or time.monotonic()
             self.stats.aborts += 1
             self.metrics.checkpoints.labels("aborted").inc()
             self.log.warning("checkpoint_failed_rolling_back", error=repr(exc))
