@@ -102,6 +102,7 @@ class MonitorApp:
         self._txn_open = False
         self._last_checkpoint = time.monotonic()
         self._failing_since: float | None = None  # first failed checkpoint since the last success
+        self._checkpoint_started: float | None = None  # set while a checkpoint is in flight
         self.ready = False
         self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
         secret, insecure = cfg.state.secret(cfg.kafka.group_id)
@@ -129,8 +130,9 @@ class MonitorApp:
             return False, "no partitions assigned (waiting for the group, or more instances than partitions)"
         if self._to_restore:
             return False, f"restoring partitions {sorted(self._to_restore)}"
-        if self._failing_since is not None:
-            stalled = time.monotonic() - self._failing_since
+        since = self._failing_since or self._checkpoint_started  # a commit can also just hang
+        if since is not None:
+            stalled = time.monotonic() - since
             if stalled > max(10.0, 3 * self.cfg.kafka.commit_interval_ms / 1000.0):
                 return False, f"checkpoints failing for {stalled:.0f} s (broker unreachable?)"
         return True, f"ready; partitions {sorted(self.tasks)}"
@@ -314,6 +316,7 @@ class MonitorApp:
 
     # ------------------------------------------------------------- checkpoint
     def _checkpoint_or_recover(self) -> None:
+        self._checkpoint_started = time.monotonic()
         try:
             self._checkpoint()
             self._failing_since = None
@@ -326,6 +329,8 @@ class MonitorApp:
             self.log.warning("checkpoint_failed_rolling_back", error=repr(exc))
             self._abort_open_transaction()
             self._rollback()
+        finally:
+            self._checkpoint_started = None
 
     def _checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()
