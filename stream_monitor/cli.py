@@ -89,16 +89,31 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config and explain what it monitors")
     check.add_argument("config", type=Path)
 
-    bridge = sub.add_parser("bridge", help="forward alert events to on-call tooling")
+    bridge = sub.add_parser(
+        "bridge",
+        help="forward alert events to on-call tooling (Alertmanager, PagerDuty)",
+        description="Consume the alert topic (read_committed, its own group) and deliver each alert; offsets are "
+        "committed only after the receiver accepted it. Mapping: see stream_monitor/bridges.py and docs/deploying.md.",
+    )
     bridge.add_argument("target", choices=["alertmanager", "pagerduty"])
-    bridge.add_argument("--config", "-c")
-    bridge.add_argument("--bootstrap-servers")
-    bridge.add_argument("--alerts-topic")
-    bridge.add_argument("--group-id")
-    bridge.add_argument("--url", help="Alertmanager base URL, or PagerDuty events endpoint")
-    bridge.add_argument("--routing-key", help="PagerDuty routing key (env: STREAM_MONITOR_PAGERDUTY_ROUTING_KEY)")
-    bridge.add_argument("--resend-interval", type=float, default=60.0, help="seconds between re-sends of firing alerts")
-    bridge.add_argument("--generator-url", help="base URL for generatorURL links")
+    bridge.add_argument("--config", "-c", help="YAML config file: the kafka section is used (env: STREAM_MONITOR_CONFIG)")
+    bridge.add_argument("--bootstrap-servers", help="host:port[,host:port] (env: STREAM_MONITOR_BOOTSTRAP_SERVERS)")
+    bridge.add_argument("--alerts-topic", help="alert topic to read (env: STREAM_MONITOR_ALERTS_TOPIC)")
+    bridge.add_argument("--group-id", help="the bridge's consumer group (env: STREAM_MONITOR_BRIDGE_GROUP_ID; default <kafka.group_id>-bridge-<target>)")
+    bridge.add_argument(
+        "--url",
+        help="Alertmanager base URL(s), comma-separated for an HA pair; or the PagerDuty events endpoint "
+        "(default https://events.pagerduty.com/v2/enqueue) (env: STREAM_MONITOR_BRIDGE_URL)",
+    )
+    bridge.add_argument("--routing-key", help="PagerDuty routing key; prefer --routing-key-file (env: STREAM_MONITOR_PAGERDUTY_ROUTING_KEY)")
+    bridge.add_argument("--routing-key-file", help="file holding the PagerDuty routing key (env: STREAM_MONITOR_PAGERDUTY_ROUTING_KEY_FILE)")
+    bridge.add_argument("--resend-interval", type=float, help="seconds between re-sends of firing alerts to Alertmanager (default 60; env: STREAM_MONITOR_BRIDGE_RESEND_INTERVAL)")
+    bridge.add_argument("--generator-url", help="generatorURL/client_url: a base URL or a template with {model} {feature} {detector} {fingerprint} (env: STREAM_MONITOR_BRIDGE_GENERATOR_URL)")
+    bridge.add_argument("--label", action="append", help="extra Alertmanager label K=V; repeat (env: STREAM_MONITOR_BRIDGE_LABELS, comma-separated)")
+    bridge.add_argument("--retry-initial", type=float, help="first retry delay in seconds on 429/5xx/network errors (default 0.5)")
+    bridge.add_argument("--retry-max", type=float, help="longest retry delay in seconds (default 30)")
+    bridge.add_argument("--timeout", type=float, help="HTTP request timeout in seconds (default 10)")
+    bridge.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /readyz on this port (off by default; env: STREAM_MONITOR_BRIDGE_METRICS_PORT)")
     return parser
 
 
@@ -158,16 +173,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     _install_stop_handlers(stop_requested.set)
     threading.Thread(target=_shutdown_watchdog, args=(stop_requested, SHUTDOWN_BOUND_S), daemon=True).start()
     from stream_monitor.logs import configure_logging
-    from stream_monitor.metrics import HealthServer, MonitorMetrics
+    from stream_monitor.metrics import BrokerProbe, HealthServer, MonitorMetrics
     from stream_monitor.streaming.app import MonitorApp
 
     cfg = load_app_config(args)
     configure_logging(cfg.log.level, cfg.log.format)
-    metrics = MonitorMetrics(cfg.metrics.max_channel_series)
+    metrics = MonitorMetrics(cfg.metrics.max_channel_series, cfg.metrics.liveness_timeout_seconds)
     app = MonitorApp(cfg, metrics, stop_event=stop_requested)
     server = None
     if cfg.metrics.enabled:
-        server = HealthServer(metrics, cfg.metrics.host, cfg.metrics.port, app.readiness).start()
+        checks = [BrokerProbe(cfg.kafka.bootstrap_servers)] if cfg.metrics.readiness_checks_broker else []
+        server = HealthServer(metrics, cfg.metrics.host, cfg.metrics.port, app.readiness, checks).start()
         import structlog
 
         structlog.get_logger("stream_monitor.cli").info("http_listening", host=cfg.metrics.host, port=server.port)

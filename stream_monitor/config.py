@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from stream_monitor.core.spec import MonitorSpec
 
@@ -75,11 +75,31 @@ class KafkaSettings(_Section):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     sasl_password_file: Path | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
+    ssl_cafile: Path | None = None  # CA bundle (PEM) to verify the brokers; default: the system's
+    ssl_certfile: Path | None = None  # client certificate (PEM) for mutual TLS
     ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None  # password of an encrypted ssl_keyfile
+    ssl_password_file: Path | None = None
     ssl_check_hostname: bool = True
     client_options: dict[str, Any] = Field(default_factory=dict)  # passed to kafka-python as is
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl:
+            if not self.sasl_username:
+                raise ValueError(f"sasl_username is required with security_protocol {self.security_protocol}")
+            if self.sasl_password is None and self.sasl_password_file is None:
+                raise ValueError(
+                    f"sasl_password or sasl_password_file is required with security_protocol {self.security_protocol}"
+                )
+        if self.sasl_password is not None and self.sasl_password_file is not None:
+            raise ValueError("sasl_password and sasl_password_file are exclusive: set one")
+        if self.ssl_password is not None and self.ssl_password_file is not None:
+            raise ValueError("ssl_password and ssl_password_file are exclusive: set one")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None) and self.ssl_keyfile is not None:
+            raise ValueError("ssl_keyfile needs ssl_certfile")
+        return self
 
     @field_validator("bootstrap_servers", "input_topics", mode="before")
     @classmethod
@@ -92,11 +112,26 @@ class KafkaSettings(_Section):
         return self.changelog_topic or f"{self.group_id}-state-changelog"
 
     def password(self) -> str | None:
-        if self.sasl_password is not None:
-            return self.sasl_password.get_secret_value()
-        if self.sasl_password_file is not None:
-            return self.sasl_password_file.read_text().strip()
-        return None
+        """The SASL password, from the setting or read from its file (trailing newline stripped)."""
+        return _secret(self.sasl_password, self.sasl_password_file, "kafka.sasl_password_file")
+
+    def ssl_key_password(self) -> str | None:
+        return _secret(self.ssl_password, self.ssl_password_file, "kafka.ssl_password_file")
+
+    def __repr_args__(self) -> Any:  # never show client_options values (they may carry secrets)
+        for name, value in super().__repr_args__():
+            yield name, ("{...}" if name == "client_options" and value else value)
+
+
+def _secret(value: SecretStr | None, path: Path | None, field: str) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:  # the message names the file, never its content
+            raise ConfigError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
+    return None
 
 
 class StateSettings(_Section):
@@ -115,9 +150,11 @@ class StateSettings(_Section):
 
 class MetricsSettings(_Section):
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # 0.0.0.0 in a container, so kubelet probes and Prometheus reach it
     port: int = Field(default=9108, ge=0, le=65535)
     max_channel_series: int = Field(default=2000, ge=0)
+    liveness_timeout_seconds: float = Field(default=300.0, gt=0)  # /healthz fails when the loop stalls this long
+    readiness_checks_broker: bool = True  # /readyz also needs a bootstrap broker to accept TCP
 
 
 class LogSettings(_Section):
@@ -173,10 +210,25 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         name = key[len(ENV_PREFIX) :]
         if name in FLAG_ENV:
             path = FLAG_ENV[name]
-            out[path] = raw if path in ("kafka.bootstrap_servers", "kafka.input_topics", "state.hmac_secret") else _env_value(raw)
+            out[path] = raw if path in RAW_ENV_PATHS else _env_value(raw)
         elif "__" in name:
-            out[".".join(p.lower() for p in name.split("__"))] = _env_value(raw)
+            path = ".".join(p.lower() for p in name.split("__"))
+            out[path] = raw if path in RAW_ENV_PATHS else _env_value(raw)
     return out
+
+
+# Taken from the environment verbatim, never YAML-parsed: a password "123456", "yes" or "a: b"
+# must stay that string (YAML would make it a number, a boolean or a mapping).
+RAW_ENV_PATHS = frozenset(
+    {
+        "kafka.bootstrap_servers",
+        "kafka.input_topics",
+        "kafka.sasl_username",
+        "kafka.sasl_password",
+        "kafka.ssl_password",
+        "state.hmac_secret",
+    }
+)
 
 
 def _describe(exc: ValidationError) -> str:

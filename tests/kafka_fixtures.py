@@ -9,6 +9,11 @@ kafka_bootstrap (session) -> str
     otherwise starts a private single-node broker on free ports with a run dir under pytest's
     tmp dir, and stops it at session end (finalizer + atexit; the broker also gets
     KAFKA_OWNER_PID=<pytest pid>, so a watchdog stops it even if pytest is killed).
+sasl_ssl_broker (module; opt-in: only modules that ask for it start one) -> SaslSslBroker
+    A separate private broker with an extra SASL_SSL listener (broker.sh KAFKA_SASL_SSL_PORT):
+    ``.plaintext`` / ``.sasl_ssl`` addresses, ``.ca_file`` (the self-signed CA to trust),
+    ``.username`` and ``.password_file`` (one user for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512).
+    Stopped at the end of the module.
 unique_name (function) -> callable(prefix="t") -> str
     Topic/group/transactional-id names unique per call and per test.
 topic_factory (function) -> callable(partitions=3, prefix="topic", configs=None) -> str
@@ -33,6 +38,7 @@ import re
 import socket
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
@@ -40,8 +46,10 @@ import pytest
 
 __all__ = [
     "BROKER_SH",
+    "SaslSslBroker",
     "create_topic",
     "kafka_bootstrap",
+    "sasl_ssl_broker",
     "pytest_configure",
     "topic_factory",
     "unique_name",
@@ -80,15 +88,17 @@ def _free_ports(n: int) -> list[int]:
 class _Broker:
     """A broker started by broker.sh for this pytest process."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, sasl_ssl: bool = False) -> None:
         self.run_dir = run_dir
+        self.sasl_ssl = sasl_ssl
         self.env: Optional[dict[str, str]] = None
         self.address: Optional[str] = None
+        self.sasl_ssl_port: Optional[int] = None
 
     def start(self) -> str:
         last_err = ""
         for _attempt in range(3):
-            port, cport = _free_ports(2)
+            port, cport, sport = _free_ports(3)
             env = dict(os.environ)
             env.update(
                 KAFKA_PORT=str(port),
@@ -96,6 +106,9 @@ class _Broker:
                 KAFKA_RUN_DIR=str(self.run_dir / str(port)),
                 KAFKA_OWNER_PID=str(os.getpid()),
             )
+            if self.sasl_ssl:
+                env["KAFKA_SASL_SSL_PORT"] = str(sport)
+                self.sasl_ssl_port = sport
             self.env = env  # set before start so stop() can clean up a half-started broker
             proc = subprocess.run(
                 ["bash", str(BROKER_SH), "start"],
@@ -128,6 +141,36 @@ class _Broker:
             timeout=_STOP_TIMEOUT_S,
             check=False,
         )
+
+
+@dataclass(frozen=True)
+class SaslSslBroker:
+    plaintext: str
+    sasl_ssl: str
+    ca_file: Path
+    username: str
+    password_file: Path
+
+
+@pytest.fixture(scope="module")
+def sasl_ssl_broker(tmp_path_factory: pytest.TempPathFactory):
+    """A private broker with a SASL_SSL listener for one test module (see the module doc)."""
+    broker = _Broker(tmp_path_factory.mktemp("kafka-sasl-ssl"), sasl_ssl=True)
+    atexit.register(broker.stop)
+    try:
+        address = broker.start()
+        assert broker.env is not None and broker.sasl_ssl_port is not None
+        run_dir = Path(broker.env["KAFKA_RUN_DIR"])
+        yield SaslSslBroker(
+            plaintext=address,
+            sasl_ssl=f"127.0.0.1:{broker.sasl_ssl_port}",
+            ca_file=run_dir / "tls" / "ca.pem",
+            username=(run_dir / "sasl" / "username").read_text().strip(),
+            password_file=run_dir / "sasl" / "password",
+        )
+    finally:
+        broker.stop()
+        atexit.unregister(broker.stop)
 
 
 @pytest.fixture(scope="session")

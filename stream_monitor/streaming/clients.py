@@ -7,12 +7,94 @@ bridges all connect the same way. Secrets are read here and never logged.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_monitor.config import KafkaSettings
+
+
+class RedactedStr(str):
+    """A secret passed to kafka-python: the value for authentication, a mask in any ``repr``.
+
+    kafka-python logs its whole configuration dict at DEBUG (``KafkaAdminClient``: "Starting
+    KafkaAdminClient with configuration: {...}"); a dict renders its values with ``repr``, so
+    the password shows as a mask there while SASL/TLS still get the real string.
+
+    >>> s = RedactedStr("hunter2")
+    >>> s == "hunter2", s.encode(), repr(s), str({"sasl_plain_password": s})
+    (True, b'hunter2', "'**********'", "{'sasl_plain_password': '**********'}")
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+def _redacted(value: str | None) -> str | None:
+    return None if value is None else RedactedStr(value)
+
+
+_SASL_AUTHENTICATE_API_KEY = (36).to_bytes(2, "big")
+# kafka-python modules whose DEBUG records dump requests and raw wire bytes
+_WIRE_LOGGERS = ("kafka.protocol.parser", "kafka.net.connection", "kafka.conn")
+
+
+def _frames_hold_sasl_authenticate(data: bytes | bytearray | memoryview) -> bool:
+    """Does a buffer of size-prefixed Kafka request frames contain a SaslAuthenticate request?
+
+    >>> frame = lambda key: (8).to_bytes(4, "big") + key.to_bytes(2, "big") + bytes(6)
+    >>> _frames_hold_sasl_authenticate(frame(3) + frame(36)), _frames_hold_sasl_authenticate(frame(3))
+    (True, False)
+    """
+    buf = bytes(data)
+    i = 0
+    while i + 6 <= len(buf):
+        if buf[i + 4 : i + 6] == _SASL_AUTHENTICATE_API_KEY:
+            return True
+        i += 4 + int.from_bytes(buf[i : i + 4], "big")
+    return False
+
+
+class SaslLogRedactor(logging.Filter):
+    """Masks SASL credentials in kafka-python's DEBUG wire logs (stateless).
+
+    With DEBUG enabled for kafka-python, its protocol layer logs every request object and the raw
+    bytes it sends; for SASL/PLAIN the SaslAuthenticate request carries the password in clear
+    (inside TLS). This filter rewrites those records; everything else passes untouched.
+    stream-monitor never enables kafka-python DEBUG logging itself — this guards embedders and
+    operators who do.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not args or not isinstance(args, tuple):
+            return True
+        cleaned = []
+        changed = False
+        for arg in args:
+            if type(arg).__name__.startswith("SaslAuthenticate") and type(arg).__name__.endswith("Request"):
+                cleaned.append(f"{type(arg).__name__}(auth_bytes=<redacted>)")
+                changed = True
+            elif isinstance(arg, (bytes, bytearray, memoryview)) and _frames_hold_sasl_authenticate(arg):
+                cleaned.append(f"<{len(arg)} bytes, SASL authentication redacted>")
+                changed = True
+            else:
+                cleaned.append(arg)
+        if changed:
+            record.args = tuple(cleaned)
+        return True
+
+
+def install_sasl_log_redaction() -> None:
+    """Attach one :class:`SaslLogRedactor` to each kafka-python wire logger (idempotent)."""
+    for name in _WIRE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SaslLogRedactor) for f in logger.filters):
+            logger.addFilter(SaslLogRedactor())
 
 
 def security_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -22,9 +104,11 @@ def security_options(settings: KafkaSettings) -> dict[str, Any]:
         "security_protocol": settings.security_protocol,
     }
     if settings.security_protocol.startswith("SASL"):
+        # kafka-python takes the PLAIN and SCRAM credentials from the same two options
+        install_sasl_log_redaction()
         opts["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
         opts["sasl_plain_username"] = settings.sasl_username
-        opts["sasl_plain_password"] = settings.password()
+        opts["sasl_plain_password"] = _redacted(settings.password())
     if settings.security_protocol.endswith("SSL"):
         if settings.ssl_cafile:
             opts["ssl_cafile"] = str(settings.ssl_cafile)
@@ -32,8 +116,32 @@ def security_options(settings: KafkaSettings) -> dict[str, Any]:
             opts["ssl_certfile"] = str(settings.ssl_certfile)
         if settings.ssl_keyfile:
             opts["ssl_keyfile"] = str(settings.ssl_keyfile)
+        key_password = settings.ssl_key_password()
+        if key_password is not None:
+            opts["ssl_password"] = RedactedStr(key_password)
         opts["ssl_check_hostname"] = settings.ssl_check_hostname
     return opts
+
+
+def describe_security(settings: KafkaSettings) -> dict[str, Any]:
+    """What :func:`security_options` configures, safe to log: secrets are never included.
+
+    >>> from pydantic import SecretStr
+    >>> s = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256",
+    ...                   sasl_username="svc", sasl_password=SecretStr("hunter2"))
+    >>> describe_security(s)
+    {'security_protocol': 'SASL_SSL', 'sasl_mechanism': 'SCRAM-SHA-256', 'sasl_username': 'svc', 'sasl_password_from': 'setting', 'ssl_cafile': None, 'ssl_client_cert': False, 'ssl_check_hostname': True}
+    """
+    out: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol.startswith("SASL"):
+        out["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
+        out["sasl_username"] = settings.sasl_username
+        out["sasl_password_from"] = "file" if settings.sasl_password_file is not None else "setting"
+    if settings.security_protocol.endswith("SSL"):
+        out["ssl_cafile"] = str(settings.ssl_cafile) if settings.ssl_cafile else None
+        out["ssl_client_cert"] = settings.ssl_certfile is not None
+        out["ssl_check_hostname"] = settings.ssl_check_hostname
+    return out
 
 
 def _client_options(settings: KafkaSettings, kind: str) -> dict[str, Any]:

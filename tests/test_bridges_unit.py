@@ -1,0 +1,201 @@
+"""Bridge logic without a broker: mappings, options, backoff and the sinks' delivery rules."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+from kafka import TopicPartition
+
+from stream_monitor.bridges import (
+    AlertmanagerSink,
+    Backoff,
+    BridgeOptions,
+    BridgeUsageError,
+    HttpResult,
+    Item,
+    PagerDutySink,
+    alertmanager_alert,
+    example_alert,
+    options_from_args,
+    pagerduty_event,
+)
+from stream_monitor.cli import build_parser
+from stream_monitor.config import load_config
+from stream_monitor.metrics import BridgeMetrics
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+TP0 = TopicPartition("alerts", 0)
+
+
+class FakePost:
+    """Stands in for post_json: answers from a script, records bodies."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script = list(script)
+        self.calls: list[tuple[str, Any]] = []
+
+    def __call__(self, url: str, body: bytes, timeout_s: float, user_agent: str) -> HttpResult:
+        self.calls.append((url, orjson.loads(body)))
+        outcome = self.script.pop(0) if self.script else "accepted"
+        if isinstance(outcome, HttpResult):
+            return outcome
+        return HttpResult(outcome, {"accepted": 200, "retry": 503, "rejected": 400}[outcome], outcome)
+
+
+def _opts(**kw: Any) -> BridgeOptions:
+    base: dict[str, Any] = dict(target="alertmanager", urls=("http://am",), group_id="g", resend_interval_s=60, retry_initial_s=0.001, retry_max_s=0.002)
+    base.update(kw)
+    return BridgeOptions(**base)
+
+
+def _am(post: FakePost, **kw: Any) -> AlertmanagerSink:
+    return AlertmanagerSink(_opts(**kw), BridgeMetrics("alertmanager"), threading.Event(), post=post, clock=lambda: NOW)
+
+
+def test_alertmanager_mapping_clamps_times_to_the_wall_clock():
+    future = example_alert(starts_at="2027-01-01T00:00:00.000Z")
+    am = alertmanager_alert(future, now=NOW, ttl_s=240)
+    assert am["startsAt"] == "2026-11-25T12:00:00.000Z" and am["endsAt"] == "2026-11-25T12:04:00.000Z"
+    resolved_future = example_alert(status="resolved", starts_at="2027-01-01T00:00:00.000Z", ends_at="2027-01-02T00:00:00.000Z")
+    am = alertmanager_alert(resolved_future, now=NOW, ttl_s=240)
+    assert am["startsAt"] == am["endsAt"] == "2026-11-25T12:00:00.000Z"  # resolved now, never "in the future"
+
+
+def test_alertmanager_labels_ours_win_and_names_are_sanitised():
+    alert = example_alert(labels={"alertname": "spoof", "severity": "info", "team-name": "risk", "empty": ""})
+    labels = alertmanager_alert(alert, now=NOW, ttl_s=1, extra_labels={"env": "prod"})["labels"]
+    assert labels["alertname"] == "StreamMonitorDataDrift" and labels["severity"] == "warning"
+    assert labels["team_name"] == "risk" and labels["env"] == "prod" and "empty" not in labels
+
+
+def test_pagerduty_severity_mapping_and_summary_bound():
+    for sev in ("info", "warning", "critical"):
+        assert pagerduty_event(example_alert(severity=sev), "k")["payload"]["severity"] == sev
+    long = example_alert(annotations={"summary": "x" * 5000})
+    assert len(pagerduty_event(long, "k")["payload"]["summary"]) == 1024
+
+
+def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
+    b = Backoff(1.0, 8.0, random.Random(1))
+    delays = [b.next_delay() for _ in range(6)]
+    for d, base in zip(delays, [1, 2, 4, 8, 8, 8], strict=True):
+        assert base / 2 <= d <= base
+    assert b.next_delay(retry_after_s=100) == 8.0  # capped at the maximum
+    b.reset()
+    assert b.next_delay() <= 1.0
+
+
+def test_am_sink_retries_then_delivers_and_tracks_active():
+    post = FakePost(["retry", "retry", "accepted"])
+    sink = _am(post)
+    items = [Item(TP0, 0, example_alert())]
+    assert sink.deliver(items, time.monotonic() + 10) == 1
+    assert len(post.calls) == 3 and post.calls[0][0] == "http://am/api/v2/alerts"
+    assert list(sink.active) == ["d1ec213e1c33ae91"]
+
+
+def test_am_sink_gives_up_at_deadline_without_accepting():
+    sink = _am(FakePost(["retry"] * 1000))
+    assert sink.deliver([Item(TP0, 0, example_alert())], time.monotonic() + 0.05) == 0
+    assert not sink.active
+
+
+def test_am_sink_isolates_a_rejected_alert_in_a_batch():
+    good = example_alert(fingerprint="good")
+    bad = example_alert(fingerprint="bad", feature="other")
+    post = FakePost(["rejected", "accepted", "rejected"])
+    sink = _am(post)
+    assert sink.deliver([Item(TP0, 0, good), Item(TP0, 1, bad)], time.monotonic() + 10) == 2
+    assert [len(body) for _, body in post.calls] == [2, 1, 1]
+
+
+def test_am_sink_escalation_ends_the_old_label_set_and_resolve_clears():
+    post = FakePost([])
+    sink = _am(post)
+    sink.deliver([Item(TP0, 0, example_alert())], time.monotonic() + 10)
+    sink.deliver([Item(TP0, 1, example_alert(severity="critical"))], time.monotonic() + 10)
+    body = post.calls[-1][1]
+    assert [(a["labels"]["severity"], a["endsAt"] == "2026-11-25T12:00:00.000Z") for a in body] == [("warning", True), ("critical", False)]
+    sink.deliver([Item(TP0, 2, example_alert(status="resolved", severity="critical", ends_at="2026-11-25T11:00:00.000Z"))], time.monotonic() + 10)
+    assert not sink.active and post.calls[-1][1][0]["endsAt"] == "2026-11-25T11:00:00.000Z"
+
+
+def test_am_sink_collapses_a_batch_to_the_last_state_per_fingerprint():
+    post = FakePost([])
+    sink = _am(post)
+    sink.deliver([Item(TP0, 0, example_alert()), Item(TP0, 1, example_alert(status="resolved", ends_at="2026-11-25T11:00:00.000Z"))], time.monotonic() + 10)
+    assert len(post.calls) == 1 and len(post.calls[0][1]) == 1 and not sink.active
+
+
+def test_am_sink_resends_active_alerts_and_backs_off_on_failure():
+    post = FakePost(["accepted", "retry", "accepted"])
+    sink = _am(post, resend_interval_s=60)
+    sink.deliver([Item(TP0, 0, example_alert())], time.monotonic() + 10)
+    sink.tick()
+    assert len(post.calls) == 1  # not due yet
+    sink.next_resend = time.monotonic() - 1
+    sink.tick()  # fails: retried soon, well before the next interval
+    assert len(post.calls) == 2 and sink.next_resend - time.monotonic() < 1
+    sink.next_resend = time.monotonic() - 1
+    sink.tick()
+    assert len(post.calls) == 3 and sink.next_resend - time.monotonic() > 50
+    assert post.calls[2][1][0]["endsAt"] == (NOW + timedelta(seconds=240)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_am_sink_restore_and_forget_partitions():
+    sink = _am(FakePost([]))
+    tp1 = TopicPartition("alerts", 1)
+    sink.restore(example_alert(fingerprint="a"), TP0)
+    sink.restore(example_alert(fingerprint="b"), tp1)
+    sink.restore(example_alert(fingerprint="c"), tp1)
+    sink.restore(example_alert(fingerprint="c", status="resolved", ends_at="2026-11-25T11:00:00.000Z"), tp1)
+    assert sorted(sink.active) == ["a", "b"]
+    sink.forget({tp1})
+    assert sorted(sink.active) == ["a"]
+
+
+def test_invalid_records_are_skipped_and_count_as_done():
+    post = FakePost([])
+    sink = _am(post)
+    assert sink.deliver([Item(TP0, 0, None)], time.monotonic() + 1) == 1 and not post.calls
+    pd = PagerDutySink(_opts(target="pagerduty", routing_key="k"), BridgeMetrics("pagerduty"), threading.Event(), post=post)
+    assert pd.deliver([Item(TP0, 0, None), Item(TP0, 1, example_alert())], time.monotonic() + 1) == 2
+
+
+def test_pagerduty_sink_returns_the_accepted_prefix_when_stopping():
+    stop = threading.Event()
+    post = FakePost(["accepted"] + ["retry"] * 100_000)
+    pd = PagerDutySink(_opts(target="pagerduty", routing_key="k", retry_initial_s=0.01, retry_max_s=0.01), BridgeMetrics("pagerduty"), stop, post=post)
+    threading.Timer(0.05, stop.set).start()
+    done = pd.deliver([Item(TP0, 0, example_alert()), Item(TP0, 1, example_alert(fingerprint="x"))], time.monotonic() + 30)
+    assert done == 1
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["bridge", *argv])
+
+
+def test_options_from_args_defaults_env_and_errors(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    cfg = load_config(None, env={}, overrides={"kafka.group_id": "mon"})
+    for name in ("STREAM_MONITOR_BRIDGE_URL", "STREAM_MONITOR_PAGERDUTY_ROUTING_KEY", "STREAM_MONITOR_PAGERDUTY_ROUTING_KEY_FILE", "STREAM_MONITOR_BRIDGE_LABELS"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(BridgeUsageError, match="--url"):
+        options_from_args(_args("alertmanager"), cfg)
+    o = options_from_args(_args("alertmanager", "--url", "http://a:9093/,http://b:9093", "--label", "env=prod"), cfg)
+    assert o.urls == ("http://a:9093", "http://b:9093") and o.group_id == "mon-bridge-alertmanager" and o.resend_interval_s == 60
+    assert dict(o.extra_labels) == {"env": "prod"}
+    with pytest.raises(BridgeUsageError, match="routing key"):
+        options_from_args(_args("pagerduty"), cfg)
+    key = tmp_path / "key"
+    key.write_text("secret-key\n")
+    monkeypatch.setenv("STREAM_MONITOR_PAGERDUTY_ROUTING_KEY_FILE", str(key))
+    o = options_from_args(_args("pagerduty", "--group-id", "pd"), cfg)
+    assert o.routing_key == "secret-key" and o.urls == ("https://events.pagerduty.com/v2/enqueue",) and o.group_id == "pd"
+    assert "secret-key" not in repr(o)

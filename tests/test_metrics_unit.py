@@ -1,0 +1,118 @@
+"""MonitorMetrics and HealthServer without a broker: firing gauge bookkeeping, health semantics."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.metrics import BrokerProbe, HealthServer, MonitorMetrics, open_episodes
+from stream_monitor.synthetic import Drift, StreamSpec, generate_events
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _fields(fp: str, status: str, severity: str = "warning", partition: int = 0, model: str = "m") -> dict:
+    return {
+        "fingerprint": fp, "status": status, "severity": severity, "kind": "data_drift", "model": model,
+        "feature": "x", "detector": "psi", "statistic": 0.3, "source": {"topic": "t", "partition": partition, "offset": 1},
+    }  # fmt: skip
+
+
+def _gauge(m: MonitorMetrics, severity: str = "warning", model: str = "m") -> float:
+    return m.registry.get_sample_value("stream_monitor_alerts_firing", {"model": model, "kind": "data_drift", "severity": severity}) or 0.0
+
+
+def test_firing_gauge_follows_fire_escalate_resolve():
+    m = MonitorMetrics()
+    m.observe_alert(_fields("a", "firing"))
+    m.observe_alert(_fields("b", "firing", partition=1))
+    assert _gauge(m) == 2
+    m.observe_alert(_fields("a", "firing", severity="critical"))  # escalation: moves, not adds
+    assert _gauge(m) == 1 and _gauge(m, "critical") == 1
+    m.observe_alert(_fields("a", "resolved", severity="critical"))
+    assert _gauge(m, "critical") == 0 and m.firing_count == 1
+    assert m.registry.get_sample_value("stream_monitor_alerts_total", {"model": "m", "kind": "data_drift", "severity": "warning", "status": "firing"}) == 2
+
+
+def test_forget_partitions_drops_their_firing_alerts():
+    m = MonitorMetrics()
+    m.observe_alert(_fields("a", "firing", partition=0))
+    m.observe_alert(_fields("b", "firing", partition=1))
+    m.forget_partitions([1])
+    assert _gauge(m) == 1 and m.firing_count == 1
+
+
+def test_restore_partition_counts_open_episodes_of_restored_state():
+    spec = MonitorSpec()
+    events = generate_events(StreamSpec(model="m", n_events=6000, seed=3, n_numeric=2, n_categorical=0, drifts=(Drift("mean_shift", "x0", 2000, None, amount=3.0),)))
+    task = PartitionMonitor(spec, 0)
+    result = task.process([InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, None)) for i, e in enumerate(events)])
+    fired = {a.fingerprint for a in result.alerts if a.fields["status"] == "firing"} - {a.fingerprint for a in result.alerts if a.fields["status"] == "resolved"}
+    assert fired, "the stream should leave alerts firing"
+    restored = PartitionMonitor.from_state_items(spec, 0, task.state_items(only_dirty=False))
+    episodes = open_episodes(restored)
+    assert {fp for fp, _ in episodes} == fired
+    m = MonitorMetrics()
+    m.restore_partition(0, restored)
+    assert m.firing_count == len(fired)
+    m.forget_partitions([0])
+    assert m.firing_count == 0
+
+
+def test_health_server_readiness_needs_app_and_assignment_and_broker():
+    m = MonitorMetrics()
+    state = {"ready": False}
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    probe = BrokerProbe([f"127.0.0.1:{listener.getsockname()[1]}"], ttl_s=0)
+    server = HealthServer(m, "127.0.0.1", 0, lambda: (state["ready"], "app"), [probe]).start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert _get(base + "/healthz") == (200, "alive\n")
+        assert _get(base + "/readyz")[0] == 503
+        state["ready"] = True
+        code, body = _get(base + "/readyz")
+        assert code == 503 and "waiting for a partition assignment" in body
+        m.assigned_partitions.set(0)  # an empty assignment: an idle group member is ready
+        code, body = _get(base + "/readyz")
+        assert code == 200 and "reachable" in body, body
+        listener.close()  # the broker goes away
+        code, body = _get(base + "/readyz")
+        assert code == 503 and "no bootstrap broker reachable" in body
+        status, text = _get(base + "/metrics")
+        assert status == 200 and "stream_monitor_assigned_partitions 0.0" in text
+        assert _get(base + "/nope")[0] == 404
+    finally:
+        server.stop()
+        listener.close()
+
+
+def test_liveness_fails_when_the_loop_stalls():
+    m = MonitorMetrics(liveness_timeout_s=0.05)
+    assert m.liveness()[0]  # no heartbeat yet: alive
+    m.heartbeat()
+    assert m.liveness()[0]
+    time.sleep(0.1)
+    ok, why = m.liveness()
+    assert not ok and "stalled" in why
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1:1", "[::1]:1"])
+def test_broker_probe_reports_unreachable(server: str):
+    ok, why = BrokerProbe([server], timeout_s=0.5)()
+    assert not ok and "no bootstrap broker reachable" in why
