@@ -1,0 +1,911 @@
+"""Issue 6's benchmark, in one run: ``python -m bench.run``.
+
+    python -m bench.run [--events 200000] [--partitions 4] [--bootstrap H:P] [--smoke]
+                        [--out bench/results/latest.json] [--profile]
+
+Without ``--bootstrap`` it starts its own broker with ``deploy/kafka/broker.sh`` on free ports (and
+stops it at the end). The workload (``bench/workload.py``: 20 numeric + 5 categorical features + a
+prediction per event, 26 channel values) is produced to a fresh topic BEFORE any timing; then, on
+those same records:
+
+(a) bare kafka-python consumption (poll only, no decoding): the ceiling of this client;
+(b) consumption + ``orjson.loads`` of every value;
+(c) the naive loop (``bench/naive.py``) on a prefix of the records (it recomputes window
+    statistics on every record, so the whole workload would take hours); its rate is measured
+    after its reference filled, i.e. in the steady state it stays in;
+(d) ``MonitorApp`` (what ``stream-monitor run`` runs) with at-least-once commits;
+(e) the same with exactly-once (transactions: alerts + changelog + offsets);
+(f) file replay of the same records exported as JSONL (``stream-monitor replay --input``, or
+    ``PartitionMonitor.process`` over the file when the replay module is not available).
+
+Each as records/s and channel-values/s (records x 26, the values the records carry), with the
+ratios d/a, e/a, d/c, e/c, f/e. Then:
+
+latency   produce time -> alert visible to a read_committed consumer, p50/p99, with a
+          ``stream-monitor run`` subprocess (exactly-once) fed a paced stream at half of (e)'s
+          rate, in which features drift one after another at known points (many alerts);
+memory    resident set and serialized state per channel at 25, 500 and 5,000 channels, each in
+          a fresh interpreter (``bench/memory.py``);
+scaling   ``PartitionMonitor.process`` throughput at 5, 25, 100 and 500 channels.
+
+Timing of (a)-(e) starts when the first batch is returned by the consumer (group joins and
+connection set-up are excluded alike) and stops when the last record is consumed ((a)-(c)) or
+its offset is committed ((d), (e)). The JSON report goes to ``--out``; a summary table is printed.
+``--smoke`` runs everything at tiny sizes (< 60 s; CI runs it, no timing asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
+DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
+STATE_SECRET = "bench-secret-6"
+
+
+def say(msg: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+# ------------------------------------------------------------------------------------ sizes
+@dataclasses.dataclass
+class Sizes:
+    events: int
+    partitions: int
+    naive_prefix: int  # records the naive loop sees (reference + timed part)
+    naive_window: int  # its reference/window length
+    latency_seconds: float
+    latency_models: int
+    memory_channels: tuple[int, ...]
+    memory_records_per_model: int
+    scaling_channels: tuple[int, ...]
+    scaling_warm_per_model: int
+    scaling_timed_per_model: int
+    scaling_min_timed: int
+
+    @classmethod
+    def full(cls, events: int, partitions: int) -> Sizes:
+        return cls(events, partitions, 6000, 1000, 40.0, 4, (25, 500, 5000), 2200, (5, 25, 100, 500), 2200, 1000, 20_000)
+
+    @classmethod
+    def smoke(cls, events: int, partitions: int) -> Sizes:
+        return cls(events, partitions, 400, 100, 3.0, 1, (25, 50), 600, (5, 25), 300, 200, 400)
+
+
+# ----------------------------------------------------------------------------------- broker
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class OwnBroker:
+    """A private broker from deploy/kafka/broker.sh on free ports, stopped at exit."""
+
+    def __init__(self) -> None:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
+        self.env: dict[str, str] | None = None
+
+    def start(self) -> str:
+        port, cport = _free_ports(2)
+        env = {
+            **os.environ,
+            "KAFKA_PORT": str(port),
+            "KAFKA_CONTROLLER_PORT": str(cport),
+            "KAFKA_RUN_DIR": str(self.run_dir / str(port)),
+            "KAFKA_OWNER_PID": str(os.getpid()),
+        }
+        self.env = env
+        atexit.register(self.stop)
+        say(f"starting a broker on 127.0.0.1:{port} ({BROKER_SH})")
+        proc = subprocess.run(["bash", str(BROKER_SH), "start"], env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"broker.sh start failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        return proc.stdout.strip().splitlines()[-1].strip()
+
+    def stop(self) -> None:
+        env, self.env = self.env, None
+        if env is None:
+            return
+        say("stopping the broker")
+        subprocess.run(["bash", str(BROKER_SH), "stop"], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int) -> str:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    try:
+        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}})
+        admin.wait_for_topics([name], timeout_ms=30_000)
+    finally:
+        admin.close()
+    return name
+
+
+def produce_all(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> float:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20)
+    started = time.perf_counter()
+    send = producer.send
+    for i, v in enumerate(values):
+        send(topic, value=v, partition=i % partitions)
+    producer.flush(timeout=300)
+    producer.close()
+    return time.perf_counter() - started
+
+
+def _consumer(bootstrap: str, **extra: Any) -> Any:
+    from kafka import KafkaConsumer
+
+    # the fetch settings of stream_monitor.streaming.clients.group_consumer, without a group
+    opts: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": None,
+        "enable_auto_commit": False,
+        "isolation_level": "read_committed",
+        "auto_offset_reset": "earliest",
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "max_poll_records": 5000,
+    }
+    opts.update(extra)
+    return KafkaConsumer(**opts)
+
+
+# ------------------------------------------------------------------------------ (a) (b) (c)
+def consume(bootstrap: str, topic: str, partitions: int, n: int, on_batch: Callable[[list[Any]], Any] | None = None, stop_after: int | None = None) -> dict[str, Any]:
+    """Poll ``topic`` from the beginning until ``n`` records arrived; time from the first batch."""
+    from kafka import TopicPartition
+
+    c = _consumer(bootstrap)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    for tp in tps:
+        c.position(tp)  # resolve offsets before timing
+    got = 0
+    t0: float | None = None
+    want = n if stop_after is None else min(n, stop_after)
+    try:
+        while got < want:
+            t_poll = time.perf_counter()
+            batch = c.poll(timeout_ms=100, max_records=5000)
+            if not batch:
+                continue
+            if t0 is None:
+                t0 = t_poll  # from the start of the poll that returned the first records
+            for records in batch.values():
+                got += len(records)
+                if on_batch is not None:
+                    on_batch(records)
+        seconds = time.perf_counter() - (t0 or time.perf_counter())
+    finally:
+        c.close()
+    return {"records": got, "seconds": seconds}
+
+
+def run_naive(bootstrap: str, topic: str, partitions: int, sizes: Sizes, alerts_topic: str) -> dict[str, Any]:
+    from kafka import KafkaProducer, TopicPartition
+
+    from bench.naive import NaiveMonitor
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
+    naive = NaiveMonitor(sizes.naive_window, lambda payload: producer.send(alerts_topic, payload))
+    c = _consumer(bootstrap)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    for tp in tps:
+        c.position(tp)
+    seen = 0
+    t_first = t_ref = None
+    values_at_ref = 0
+    try:
+        while seen < sizes.naive_prefix:
+            t_poll = time.perf_counter()
+            batch = c.poll(timeout_ms=100, max_records=500)
+            if batch and t_first is None:
+                t_first = t_poll
+            for records in batch.values():
+                for r in records:
+                    if seen >= sizes.naive_prefix:
+                        break
+                    naive.process(r.value)
+                    seen += 1
+                    if seen == sizes.naive_window:
+                        t_ref = time.perf_counter()
+                        values_at_ref = naive.values
+        t_end = time.perf_counter()
+        producer.flush()
+    finally:
+        c.close()
+        producer.close()
+    timed = seen - sizes.naive_window
+    seconds = t_end - (t_ref or t_end)
+    return {
+        "records": timed,
+        "seconds": seconds,
+        "channel_values": naive.values - values_at_ref,
+        "alerts_produced": naive.alerts,
+        "note": (
+            f"first {sizes.naive_prefix} records; rate over records {sizes.naive_window + 1}..{sizes.naive_prefix}, "
+            f"after its {sizes.naive_window}-value reference filled (steady state: every record recomputes KS/PSI/chi2 "
+            f"over a {sizes.naive_window}-value window). Whole prefix incl. reference: "
+            f"{seen / (t_end - (t_first or t_end)):,.0f} records/s"
+        ),
+    }
+
+
+# --------------------------------------------------------------------------------- (d) (e)
+def app_config(bootstrap: str, topic: str, alerts: str, group: str, exactly_once: bool, instance: str) -> Any:
+    from stream_monitor.config import load_config
+
+    return load_config(
+        None,
+        env={},
+        overrides={
+            "kafka.bootstrap_servers": bootstrap,
+            "kafka.input_topics": [topic],
+            "kafka.alerts_topic": alerts,
+            "kafka.dlq_topic": f"{alerts}-dlq",
+            "kafka.group_id": group,
+            "kafka.exactly_once": exactly_once,
+            "kafka.session_timeout_ms": 10_000,
+            "state.hmac_secret": STATE_SECRET,
+            "instance": instance,
+            "metrics.enabled": False,
+        },
+    )
+
+
+def run_app(bootstrap: str, topic: str, partitions: int, n: int, exactly_once: bool, timeout_s: float) -> dict[str, Any]:
+    """Run MonitorApp until every record's offset is committed.
+
+    Timing starts at the ``poll`` that returns the first records (as for (a)) and ends when the
+    checkpoint that commits the last offset returns.
+    """
+    from stream_monitor.streaming import app as app_module
+    from stream_monitor.streaming import clients
+
+    tag = "eos" if exactly_once else "alo"
+    uid = uuid.uuid4().hex[:8]
+    cfg = app_config(bootstrap, topic, f"bench-alerts-{tag}-{uid}", f"bench-{tag}-{uid}", exactly_once, f"bench-{tag}")
+    app = app_module.MonitorApp(cfg)
+    first: list[float] = []
+    done: list[float] = []
+    committed: dict[Any, int] = {}
+    checkpoint_s = [0.0, 0]
+    process_s = [0.0]
+    orig_process, orig_checkpoint = app._process, app._checkpoint
+    orig_group_consumer = clients.group_consumer
+
+    def group_consumer(*a: Any, **kw: Any) -> Any:
+        consumer = orig_group_consumer(*a, **kw)
+        orig_poll = consumer.poll
+
+        def poll(*pa: Any, **pkw: Any) -> Any:
+            t = time.perf_counter()
+            out = orig_poll(*pa, **pkw)
+            if out and not first:
+                first.append(t)
+            return out
+
+        consumer.poll = poll
+        return consumer
+
+    def timed_process(batch: Any) -> None:
+        t = time.perf_counter()
+        orig_process(batch)
+        process_s[0] += time.perf_counter() - t
+
+    def timed_checkpoint() -> None:
+        pending = {tp: off for tp, off in app._pending_offsets.items() if tp.topic == topic}
+        t = time.perf_counter()
+        orig_checkpoint()
+        end = time.perf_counter()
+        checkpoint_s[0] += end - t
+        checkpoint_s[1] += 1
+        committed.update(pending)
+        if not done and sum(committed.values()) >= n:
+            done.append(end)
+
+    app._process = timed_process  # type: ignore[method-assign]
+    app._checkpoint = timed_checkpoint  # type: ignore[method-assign]
+    clients.group_consumer = group_consumer  # type: ignore[assignment]
+    code: list[int] = []
+    thread = threading.Thread(target=lambda: code.append(app.run()), name=f"bench-app-{tag}", daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and thread.is_alive() and not done:
+            time.sleep(0.02)
+    finally:
+        app.request_stop()
+        thread.join(60)
+        clients.group_consumer = orig_group_consumer  # type: ignore[assignment]
+    if not done or not first:
+        raise RuntimeError(f"MonitorApp ({tag}) did not commit all {n} records in {timeout_s} s (exit {code})")
+    m = app.metrics
+    return {
+        "records": n,
+        "seconds": done[0] - first[0],
+        "channel_values": int(m.channel_values._value.get()),
+        "alerts": app.stats.alerts,
+        "checkpoints": app.stats.checkpoints,
+        "checkpoint_seconds": round(checkpoint_s[0], 3),
+        "process_seconds": round(process_s[0], 3),
+        "changelog_bytes": int(m.state_bytes._value.get()),
+        "note": "MonitorApp (the code `stream-monitor run` runs) on a thread; commit_interval_ms 250, max_poll_records 5000",
+    }
+
+
+# ------------------------------------------------------------------------------------- (f)
+def run_replay(path: Path, n: int, out_dir: Path) -> dict[str, Any]:
+    alerts_out = out_dir / "replay-alerts.jsonl"
+    try:
+        import stream_monitor.replay  # noqa: F401
+
+        available = True
+    except ImportError:
+        available = False
+    if available:
+        cmd = [sys.executable, "-m", "stream_monitor", "--log-level", "WARNING", "replay", "--input", str(path), "--alerts-out", str(alerts_out), "--progress", "none"]
+        env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": STATE_SECRET}
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=3600)
+        wall = time.perf_counter() - started
+        m = re.search(r"([\d,]+) records in ([\d.]+) s \(([\d,]+) records/s\)", proc.stdout)
+        if proc.returncode == 0 and m:
+            records = int(m.group(1).replace(",", ""))
+            rate = float(m.group(3).replace(",", ""))
+            return {
+                "records": records,
+                "seconds": records / rate if rate else wall,
+                "wall_seconds_incl_startup": round(wall, 3),
+                "channel_values": None,
+                "how": "cli",
+                "note": "`python -m stream_monitor replay --input FILE.jsonl --alerts-out ...` (subprocess); rate as the CLI reports it "
+                "(reading + parsing the file + monitoring, without interpreter start-up)",
+                "summary": proc.stdout.strip().splitlines()[0],
+            }
+        say(f"replay CLI failed ({proc.returncode}); falling back to PartitionMonitor.process over the file: {proc.stderr[-500:]}")
+    return run_replay_direct(path)
+
+
+def run_replay_direct(path: Path) -> dict[str, Any]:
+    from stream_monitor.core.events import SourcePosition
+    from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+    from stream_monitor.core.spec import MonitorSpec
+
+    monitor = PartitionMonitor(MonitorSpec(instance="replay"), 0)
+    started = time.perf_counter()
+    values = 0
+    n = 0
+    batch: list[InputRecord] = []
+    with open(path, "rb") as f:
+        for line in f:
+            batch.append(InputRecord(line.rstrip(b"\n"), SourcePosition(path.name, 0, n, None)))
+            n += 1
+            if len(batch) >= 5000:
+                values += monitor.process(batch).channel_values
+                batch = []
+    if batch:
+        values += monitor.process(batch).channel_values
+    return {
+        "records": n,
+        "seconds": time.perf_counter() - started,
+        "channel_values": values,
+        "how": "direct",
+        "note": "stream_monitor.replay not available: PartitionMonitor.process over the JSONL file in batches of 5000 (what replay does)",
+    }
+
+
+# --------------------------------------------------------------------------------- latency
+def latency_stream(rate: float, seconds: float, models: int) -> tuple[list[bytes], list[int], dict[str, Any]]:
+    """Interleaved records of ``models`` models; in each, numeric features shift by 3 sd one after
+    another (x0 first) once the reference and window are full. Returns values, partitions, info."""
+    from bench.workload import N_CATEGORICAL, N_NUMERIC, encoded
+    from stream_monitor.synthetic import Drift, StreamSpec
+
+    total = max(int(rate * seconds), models * 100)
+    per_model = total // models
+    warm = 2300  # reference (1000) + a full window (1000) + margin
+    drifting = max(1, min(N_NUMERIC, (per_model - warm - 300) // 100))
+    gap = max(100, (per_model - warm - 300) // drifting)
+    streams = []
+    for k in range(models):
+        drifts = tuple(Drift("mean_shift", f"x{j}", warm + j * gap, None, amount=3.0) for j in range(drifting))
+        spec = StreamSpec(model=f"lat-{k}", n_events=per_model, seed=500 + k, n_numeric=N_NUMERIC, n_categorical=N_CATEGORICAL, drifts=drifts)
+        streams.append(list(encoded(spec)))
+    values: list[bytes] = []
+    parts: list[int] = []
+    for i in range(per_model):
+        for k in range(models):
+            values.append(streams[k][i])
+            parts.append(k)
+    info = {"records": len(values), "models": models, "drifting_features_per_model": drifting, "drift_gap_records": gap, "first_drift_at_record": warm}
+    return values, parts, info
+
+
+def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, models: int, out_dir: Path) -> dict[str, Any]:
+    from kafka import KafkaProducer, TopicPartition
+
+    values, model_of, info = latency_stream(rate, seconds, models)
+    uid = uuid.uuid4().hex[:8]
+    topic = create_topic(bootstrap, f"bench-latency-{uid}", partitions)
+    alerts_topic, group = f"bench-latency-alerts-{uid}", f"bench-latency-{uid}"
+    log_path = out_dir / f"latency-monitor-{uid}.log"
+    env = {
+        **os.environ,
+        "STREAM_MONITOR_STATE_SECRET": STATE_SECRET,
+        "STREAM_MONITOR_DLQ_TOPIC": f"{alerts_topic}-dlq",
+        "STREAM_MONITOR_INSTANCE": "bench-latency",
+    }
+    cmd = [sys.executable, "-m", "stream_monitor", "--log-format", "json", "run", "--bootstrap-servers", bootstrap, "--input-topic", topic,
+           "--alerts-topic", alerts_topic, "--group-id", group, "--metrics-port", "0"]
+    log_file = open(log_path, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    received: list[tuple[float, int, int, str, str]] = []  # (wall time, source partition, source offset, feature, detector)
+    stop_reader = threading.Event()
+    reader_ready = threading.Event()
+
+    def reader() -> None:
+        c = _consumer(bootstrap, fetch_max_wait_ms=50)
+        try:
+            while not stop_reader.is_set():
+                parts = c.partitions_for_topic(alerts_topic)
+                if parts:
+                    break
+                time.sleep(0.1)
+            tps = [TopicPartition(alerts_topic, p) for p in sorted(parts or [])]
+            c.assign(tps)
+            c.seek_to_beginning(*tps)
+            for tp in tps:
+                c.position(tp)
+            reader_ready.set()
+            while not stop_reader.is_set():
+                for records in c.poll(timeout_ms=20).values():
+                    now = time.time()
+                    for r in records:
+                        a = orjson.loads(r.value)
+                        received.append((now, a["source"]["partition"], a["source"]["offset"], a["feature"], a["detector"]))
+        finally:
+            c.close()
+
+    reader_thread = threading.Thread(target=reader, name="bench-latency-reader", daemon=True)
+    try:
+        reader_thread.start()
+        # wait until the monitor owns the partitions and the reader sees the alerts topic
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"monitor exited early ({proc.returncode}); see {log_path}")
+            if b'"partitions_assigned"' in log_path.read_bytes() and reader_ready.is_set():
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"monitor not assigned in 90 s; see {log_path}")
+        time.sleep(1.0)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_in_flight_requests_per_connection=5)
+        sent_at: dict[tuple[int, int], float] = {}
+        send_times: list[float] = [0.0] * len(values)
+
+        def on_sent(i: int) -> Callable[[Any], None]:
+            return lambda md: sent_at.__setitem__((md.partition, md.offset), send_times[i])
+
+        say(f"latency: producing {len(values):,} records at {rate:,.0f}/s to a monitor subprocess (exactly-once)")
+        t0 = time.perf_counter()
+        wall0 = time.time()
+        for i, v in enumerate(values):
+            if i % 50 == 0:
+                ahead = t0 + i / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+            send_times[i] = wall0 + (time.perf_counter() - t0)
+            producer.send(topic, value=v, partition=model_of[i] % partitions).add_callback(on_sent(i))
+        producer.flush()
+        produce_seconds = time.perf_counter() - t0
+        producer.close()
+        # drain: wait until the monitor committed everything and the alerts stop arriving
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                committed = admin.list_group_offsets({group: None}).get(group, {})
+                done = sum(o.offset for tp, o in committed.items() if tp.topic == topic and o.offset > 0)
+                if done >= len(values):
+                    break
+                time.sleep(0.2)
+        finally:
+            admin.close()
+        time.sleep(2.0)
+    finally:
+        stop_reader.set()
+        reader_thread.join(10)
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log_file.close()
+    lat_ms = []
+    for now, p, off, _feature, _det in received:
+        t = sent_at.get((p, off))
+        if t is not None:
+            lat_ms.append((now - t) * 1000.0)
+    lat_ms.sort()
+
+    def pct(q: float) -> float | None:
+        if not lat_ms:
+            return None
+        return lat_ms[min(len(lat_ms) - 1, int(round(q * (len(lat_ms) - 1))))]
+
+    return {
+        "target_rate": rate,
+        "achieved_rate": len(values) / produce_seconds,
+        "produce_seconds": round(produce_seconds, 3),
+        "alerts": len(received),
+        "samples": len(lat_ms),
+        "p50_ms": pct(0.5),
+        "p90_ms": pct(0.9),
+        "p99_ms": pct(0.99),
+        "max_ms": lat_ms[-1] if lat_ms else None,
+        "mean_ms": statistics.fmean(lat_ms) if lat_ms else None,
+        "stream": info,
+        "note": "`python -m stream_monitor run` subprocess, exactly-once, commit_interval_ms 250; latency = time the alert was polled by a "
+        "read_committed consumer minus the time the record it points at (alert source partition/offset) was handed to the producer",
+    }
+
+
+# ---------------------------------------------------------------------------------- memory
+def run_memory(channels: tuple[int, ...], records_per_model: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n in channels:
+        say(f"memory: {n} channels")
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.memory", "--channels", str(n), "--records-per-model", str(records_per_model)],
+            capture_output=True, text=True, cwd=REPO_ROOT, timeout=3600,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench.memory --channels {n} failed: {proc.stderr[-2000:]}")
+        out[str(n)] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+# --------------------------------------------------------------------------------- scaling
+def run_scaling(sizes: Sizes) -> dict[str, Any]:
+    from bench.workload import channel_models, encoded
+    from stream_monitor.core.events import SourcePosition
+    from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+    from stream_monitor.core.spec import MonitorSpec
+
+    out: dict[str, Any] = {}
+    for n in sizes.scaling_channels:
+        specs = channel_models(n)
+        timed_per_model = max(sizes.scaling_timed_per_model, -(-sizes.scaling_min_timed // len(specs)))
+        per_model = sizes.scaling_warm_per_model + timed_per_model
+        streams = [list(encoded(dataclasses.replace(s, n_events=per_model), prediction=False)) for s in specs]
+        recs: list[InputRecord] = []
+        for i in range(per_model):
+            for s in streams:
+                recs.append(InputRecord(s[i], SourcePosition("scaling", 0, len(recs), None)))
+        del streams
+        monitor = PartitionMonitor(MonitorSpec(), 0)
+        warm = sizes.scaling_warm_per_model * len(specs)
+        for i in range(0, warm, 5000):
+            monitor.process(recs[i : min(i + 5000, warm)])
+        values = 0
+        started = time.perf_counter()
+        for i in range(warm, len(recs), 5000):
+            values += monitor.process(recs[i : i + 5000]).channel_values
+        seconds = time.perf_counter() - started
+        timed = len(recs) - warm
+        ch = sum(len(m.channels) for m in monitor.models.values())
+        out[str(n)] = {
+            "channels": ch,
+            "records": timed,
+            "seconds": round(seconds, 4),
+            "records_per_s": timed / seconds,
+            "channel_values_per_s": values / seconds,
+        }
+        say(f"scaling: {ch} channels: {timed / seconds:,.0f} records/s, {values / seconds:,.0f} channel values/s")
+    return out
+
+
+# --------------------------------------------------------------------------------- profile
+def run_profile(events: list[bytes], top: int = 25) -> dict[str, Any]:
+    import cProfile
+    import io
+    import pstats
+
+    from stream_monitor.core.events import SourcePosition
+    from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+    from stream_monitor.core.spec import MonitorSpec
+
+    recs = [InputRecord(v, SourcePosition("profile", 0, i, None)) for i, v in enumerate(events)]
+    monitor = PartitionMonitor(MonitorSpec(), 0)
+    warm = min(len(recs) // 3, 5000)
+    monitor.process(recs[:warm])
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(warm, len(recs), 5000):
+        monitor.process(recs[i : i + 5000])
+    prof.disable()
+    text = {}
+    for key in ("tottime", "cumulative"):
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(top)
+        text[key] = buf.getvalue()
+    return {"records": len(recs) - warm, "by_tottime": text["tottime"], "by_cumulative": text["cumulative"]}
+
+
+# ------------------------------------------------------------------------------------ meta
+def machine_facts() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import kafka
+    import numpy
+    import river
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=10).stdout.strip()
+        except OSError:
+            return ""
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "python": platform.python_version(),
+        "kafka_python": kafka.__version__,
+        "numpy": numpy.__version__,
+        "river": river.__version__,
+        "platform": platform.platform(),
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def load_average() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+# ------------------------------------------------------------------------------------ main
+THROUGHPUT_LABELS = {
+    "a": "bare kafka-python consumption (poll only)",
+    "b": "consumption + orjson decode",
+    "c": "naive loop (json + pydantic + River + per-record window stats + produce per alert)",
+    "d": "stream-monitor run, at-least-once",
+    "e": "stream-monitor run, exactly-once",
+    "f": "file replay",
+}
+
+
+def _rates(r: dict[str, Any], channels_per_record: int) -> None:
+    r["records_per_s"] = r["records"] / r["seconds"] if r["seconds"] > 0 else 0.0
+    r["channel_values_per_s"] = r["records_per_s"] * channels_per_record
+    r["seconds"] = round(r["seconds"], 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=None, help="workload size (default 200000; 4000 with --smoke)")
+    ap.add_argument("--partitions", type=int, default=None, help="input partitions (default 4; 2 with --smoke)")
+    ap.add_argument("--bootstrap", help="use this broker (host:port) instead of starting one")
+    ap.add_argument("--smoke", action="store_true", help="everything at tiny sizes, in under a minute (CI)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default bench/results/latest.json)")
+    ap.add_argument("--profile", action="store_true", help="also cProfile PartitionMonitor.process over the workload")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: latency,memory,scaling,naive,replay")
+    args = ap.parse_args(argv)
+
+    from stream_monitor.logs import configure_logging
+
+    configure_logging(level="WARNING", fmt="json")
+    from bench.workload import CHANNELS_PER_RECORD, throughput_events
+
+    smoke = args.smoke
+    events = args.events or (4000 if smoke else 200_000)
+    partitions = args.partitions or (2 if smoke else 4)
+    sizes = Sizes.smoke(events, partitions) if smoke else Sizes.full(events, partitions)
+    sizes.naive_prefix = min(sizes.naive_prefix, events)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    started_at = dt.datetime.now(dt.timezone.utc)
+    t_run = time.perf_counter()
+    report: dict[str, Any] = {
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "smoke": smoke,
+        "machine": machine_facts(),
+        "load_average_start": load_average(),
+    }
+    broker = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        broker = OwnBroker()
+        bootstrap = broker.start()
+    report["broker"] = "own (deploy/kafka/broker.sh)" if broker else f"given: {bootstrap}"
+    try:
+        # ---------------------------------------------------------------- workload
+        say(f"generating {events:,} events (20 numeric + 5 categorical + prediction)")
+        values = throughput_events(events)
+        uid = uuid.uuid4().hex[:8]
+        topic = create_topic(bootstrap, f"bench-input-{uid}", partitions)
+        produce_s = produce_all(bootstrap, topic, values, partitions)
+        jsonl = work_dir / "workload.jsonl"
+        with open(jsonl, "wb") as f:
+            for v in values:
+                f.write(v + b"\n")
+        report["workload"] = {
+            "events": events,
+            "partitions": partitions,
+            "channels_per_record": CHANNELS_PER_RECORD,
+            "mean_record_bytes": round(sum(map(len, values)) / len(values), 1),
+            "topic": topic,
+            "produce_seconds": round(produce_s, 3),
+        }
+        say(f"produced to {topic} in {produce_s:.1f} s; measuring")
+        tp: dict[str, dict[str, Any]] = {}
+        # ----------------------------------------------------------------- (a) (b)
+        tp["a"] = consume(bootstrap, topic, partitions, events)
+        loads = orjson.loads
+
+        def decode(records: list[Any]) -> None:
+            for r in records:
+                loads(r.value)
+
+        tp["b"] = consume(bootstrap, topic, partitions, events, on_batch=decode)
+        for k in ("a", "b"):
+            _rates(tp[k], CHANNELS_PER_RECORD)
+            say(f"({k}) {tp[k]['records_per_s']:,.0f} records/s")
+        # --------------------------------------------------------------------- (c)
+        if "naive" not in skip:
+            tp["c"] = run_naive(bootstrap, topic, partitions, sizes, f"bench-naive-alerts-{uid}")
+            _rates(tp["c"], CHANNELS_PER_RECORD)
+            say(f"(c) {tp['c']['records_per_s']:,.0f} records/s")
+        # ----------------------------------------------------------------- (d) (e)
+        for k, eos in (("d", False), ("e", True)):
+            tp[k] = run_app(bootstrap, topic, partitions, events, eos, timeout_s=max(120.0, events / 500))
+            _rates(tp[k], CHANNELS_PER_RECORD)
+            say(f"({k}) {tp[k]['records_per_s']:,.0f} records/s")
+        # --------------------------------------------------------------------- (f)
+        if "replay" not in skip:
+            tp["f"] = run_replay(jsonl, events, work_dir)
+            _rates(tp["f"], CHANNELS_PER_RECORD)
+            say(f"(f) {tp['f']['records_per_s']:,.0f} records/s ({tp['f']['how']})")
+        for k, r in tp.items():
+            r["label"] = THROUGHPUT_LABELS[k]
+        report["throughput"] = tp
+
+        def ratio(x: str, y: str) -> float | None:
+            if x in tp and y in tp and tp[y]["records_per_s"] > 0:
+                return tp[x]["records_per_s"] / tp[y]["records_per_s"]
+            return None
+
+        report["ratios"] = {f"{x}/{y}": ratio(x, y) for x, y in (("d", "a"), ("e", "a"), ("d", "c"), ("e", "c"), ("f", "e"))}
+        del values
+        # ----------------------------------------------------------------- latency
+        if "latency" not in skip:
+            rate = tp["e"]["records_per_s"] / 2
+            if smoke:
+                rate = min(rate, 2000.0)
+            report["latency"] = run_latency(bootstrap, partitions, rate, sizes.latency_seconds, sizes.latency_models, work_dir)
+            lat = report["latency"]
+            say(f"latency at {lat['achieved_rate']:,.0f}/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['samples']} alerts)")
+        if "memory" not in skip:
+            report["memory"] = run_memory(sizes.memory_channels, sizes.memory_records_per_model)
+        if "scaling" not in skip:
+            report["scaling"] = run_scaling(sizes)
+        if args.profile:
+            say("profiling PartitionMonitor.process")
+            report["profile"] = run_profile(throughput_events(min(events, 60_000)))
+    finally:
+        report["load_average_end"] = load_average()
+        report["total_seconds"] = round(time.perf_counter() - t_run, 1)
+        if broker is not None:
+            broker.stop()
+        for p in work_dir.glob("*.jsonl"):
+            p.unlink(missing_ok=True)
+    report["targets"] = targets(report)
+    args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    sys.stdout.write(summary(report))
+    say(f"report: {args.out}")
+    return 0
+
+
+def targets(report: dict[str, Any]) -> dict[str, Any]:
+    r = report.get("ratios", {})
+    out: dict[str, Any] = {}
+
+    def add(name: str, value: Any, ok: bool | None) -> None:
+        out[name] = {"value": value, "met": ok}
+
+    e_a, d_c, f_e = r.get("e/a"), r.get("d/c"), r.get("f/e")
+    add("(e) >= 50% of (a)", e_a, None if e_a is None else e_a >= 0.5)
+    add("(d) >= 10x (c)", d_c, None if d_c is None else d_c >= 10)
+    p99 = report.get("latency", {}).get("p99_ms")
+    add("p99 event->alert < 1 s at half load, exactly-once", p99, None if p99 is None else p99 < 1000)
+    mem = report.get("memory", {})
+    worst = max((m["state_bytes_max_channel"] for m in mem.values()), default=None)
+    add("<= 64 KB state per channel (default windows)", worst, None if worst is None else worst <= 64 * 1024)
+    add("file replay >= 2x (e)", f_e, None if f_e is None else f_e >= 2)
+    return out
+
+
+def summary(report: dict[str, Any]) -> str:
+    lines = ["", f"stream-monitor benchmark ({'smoke' if report['smoke'] else 'full'}) - {report['started_at']}"]
+    w = report.get("workload", {})
+    lines.append(f"workload: {w.get('events', 0):,} events x {w.get('channels_per_record')} channel values, {w.get('partitions')} partitions")
+    lines.append(f"{'':4}{'mode':<86}{'records/s':>14}{'values/s':>16}")
+    for k, r in report.get("throughput", {}).items():
+        lines.append(f"({k}) {r['label']:<86}{r['records_per_s']:>14,.0f}{r['channel_values_per_s']:>16,.0f}")
+    lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in report.get("ratios", {}).items()))
+    lat = report.get("latency")
+    if lat:
+        lines.append(f"latency at {lat['achieved_rate']:,.0f} records/s: p50 {lat['p50_ms'] or 0:.0f} ms, p99 {lat['p99_ms'] or 0:.0f} ms ({lat['samples']} alerts)")
+    for n, m in report.get("memory", {}).items():
+        lines.append(
+            f"memory {n:>5} channels: state {m['state_bytes_per_channel'] / 1024:.1f} KB/channel (max {m['state_bytes_max_channel'] / 1024:.1f} KB), "
+            f"RSS {m['rss_per_channel_bytes'] / 1024:.1f} KB/channel, heap {(m['heap_in_use_per_channel_bytes'] or 0) / 1024:.1f} KB/channel"
+        )
+    for n, s in report.get("scaling", {}).items():
+        lines.append(f"scaling {n:>4} channels: {s['records_per_s']:>10,.0f} records/s {s['channel_values_per_s']:>12,.0f} values/s")
+    for name, t in report.get("targets", {}).items():
+        met = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        v = t["value"]
+        lines.append(f"target {name}: {met} ({v:.3g})" if isinstance(v, float) else f"target {name}: {met} ({v})")
+    lines.append(f"load average start {report.get('load_average_start')} end {report.get('load_average_end')}; total {report.get('total_seconds')} s")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
