@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--state-out", type=Path, help="write the final state to a checkpoint file")
     replay.add_argument("--instance", default="replay", help="monitor.instance written into alerts (default: replay)")
     replay.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+    replay.add_argument("--batch-size", type=int, default=5000, help="records per processing step (output does not depend on it)")
+    replay.add_argument("--lateness", type=float, default=0.0, help="--topic: also read records whose Kafka timestamp is up to this many seconds past --to (or before --from), for events that arrived late")
 
     export = sub.add_parser("export", help="export a topic to a JSONL(.gz) file that replay --input reads")
     export.add_argument("--bootstrap-servers", required=False)
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--from", dest="from_time")
     export.add_argument("--to", dest="to_time")
     export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
 
     baseline = sub.add_parser("baseline", help="build a reference profile from training data")
     baseline.add_argument("--input", type=Path, required=True, help="training data: .csv, .jsonl(.gz) or .parquet")
