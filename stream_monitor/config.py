@@ -70,6 +70,13 @@ class KafkaSettings(_Section):
     transaction_timeout_ms: int = Field(default=60_000, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     create_topics: bool = True  # create missing output/changelog topics at start-up
+    state_partitioning: Literal["input", "model"] = "input"
+    """``input``: state per input partition (produce a model's events keyed by model for one
+    monitor per model). ``model``: the monitor first re-keys every record by model onto an internal
+    repartition topic (in the same transaction), so each model is monitored once, whatever the
+    input keys — one alert series per model at the cost of one extra hop through Kafka."""
+    repartition_topic: str | None = None  # default: "<group_id>-by-model"
+    repartition_partitions: int | None = Field(default=None, ge=1)  # default: input partition count
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -110,6 +117,9 @@ class KafkaSettings(_Section):
 
     def resolved_changelog_topic(self) -> str:
         return self.changelog_topic or f"{self.group_id}-state-changelog"
+
+    def resolved_repartition_topic(self) -> str:
+        return self.repartition_topic or f"{self.group_id}-by-model"
 
     def password(self) -> str | None:
         """The SASL password, from the setting or read from its file (trailing newline stripped)."""

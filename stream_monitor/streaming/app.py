@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
+import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
@@ -41,6 +43,20 @@ from stream_monitor.streaming.topics import prepare_topology
 log = structlog.get_logger("stream_monitor.app")
 
 FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (ProducerFencedError,)
+SOURCE_HEADER = "sm-source"  # "topic\x1fpartition\x1foffset" of the original record
+KIND_HEADER = "sm-kind"  # b"inference" | b"label"
+
+
+def _model_of(value: bytes | None) -> str:
+    """The ``model`` of a raw record, or "" when there is none (it then dead-letters downstream)."""
+    if not value:
+        return ""
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return ""
+    model = obj.get("model") if isinstance(obj, dict) else None
+    return model if isinstance(model, str) else ""
 
 
 class FatalError(RuntimeError):
@@ -93,6 +109,14 @@ class MonitorApp:
         self.tasks: dict[int, PartitionMonitor] = {}
         self.owned: set[TopicPartition] = set()
         self._to_restore: set[int] = set()
+        self._new_tps: set[TopicPartition] = set()  # assigned, position not yet recorded
+        k = cfg.kafka
+        self.repartition_topic = k.resolved_repartition_topic() if k.state_partitioning == "model" else None
+        # topics whose partitions carry state: the inputs, or the repartition topic
+        self.state_topics = (
+            {self.repartition_topic} if self.repartition_topic else set(k.input_topics) | ({k.label_topic} if k.label_topic else set())
+        )
+        self.state_partitions = 0  # known after prepare_topology
         # partitions revoked right after a commit, kept in case the rebalance hands them back
         self._parked: dict[int, tuple[PartitionMonitor, dict[str, bytes], dict[TopicPartition, int]]] = {}
         self._committed_items: dict[int, dict[str, bytes]] = {}
@@ -143,7 +167,7 @@ class MonitorApp:
         client_id = f"stream-monitor-{self.cfg.instance}"
         admin = clients.admin(k, client_id + "-admin")
         try:
-            prepare_topology(admin, self.cfg, lambda: self.stopping)
+            self.state_partitions = prepare_topology(admin, self.cfg, lambda: self.stopping)
         finally:
             admin.close()
         self.producer = clients.producer(k, client_id, self.cfg.transactional_id() if self.exactly_once else None)
@@ -156,6 +180,8 @@ class MonitorApp:
         )
         self.consumer = clients.group_consumer(k, client_id)
         topics = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
+        if self.repartition_topic:
+            topics.append(self.repartition_topic)
         self.consumer.subscribe(topics=topics, listener=_Listener(self))
         self.ready = True
         self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic)
@@ -200,8 +226,9 @@ class MonitorApp:
         # IO thread: record only; the main loop restores before processing.
         new = assigned - self.owned
         self.owned |= assigned
+        self._new_tps |= new
         for tp in new:
-            if tp.partition not in self.tasks:
+            if tp.topic in self.state_topics and tp.partition not in self.tasks:
                 self._to_restore.add(tp.partition)
         self.metrics.assigned_partitions.set(len(self.owned))
         self.log.info("partitions_assigned", partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in assigned))
@@ -220,7 +247,8 @@ class MonitorApp:
                     self._abort_open_transaction()
                     self._rollback()
         self.owned -= revoked
-        remaining = {tp.partition for tp in self.owned}
+        self._new_tps -= revoked
+        remaining = {tp.partition for tp in self.owned if tp.topic in self.state_topics}
         for p in list(self.tasks):
             if p not in remaining:
                 task = self.tasks.pop(p)
@@ -228,7 +256,9 @@ class MonitorApp:
                 if not lost and not self._pending_offsets:
                     # committed just now: if the partition comes back unchanged (eager rebalances
                     # revoke everything), reuse this state instead of reading the changelog again
-                    offsets = {tp: off for tp, off in self._committed_offsets.items() if tp.partition == p}
+                    offsets = {
+                        tp: off for tp, off in self._committed_offsets.items() if tp.partition == p and tp.topic in self.state_topics
+                    }
                     self._parked[p] = (task, items or {}, offsets)
         for tp in revoked:
             self._committed_offsets.pop(tp, None)
@@ -238,14 +268,15 @@ class MonitorApp:
         self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
 
     def _restore_assigned(self) -> None:
-        if not self._to_restore:
+        if not self._new_tps and not self._to_restore:
             return
-        positions = {tp: self.consumer.position(tp) for tp in self.owned if tp.partition in self._to_restore}
+        # where each new partition starts: the offsets a rollback returns to
+        positions = {tp: self.consumer.position(tp) for tp in self._new_tps if tp in self.owned}
         for p in sorted(self._to_restore):
             parked = self._parked.pop(p, None)
             if parked is not None:
                 task, items_, offsets = parked
-                mine = {tp: off for tp, off in positions.items() if tp.partition == p}
+                mine = {tp: off for tp, off in positions.items() if tp.partition == p and tp.topic in self.state_topics}
                 if mine and all(offsets.get(tp) == off for tp, off in mine.items()):
                     self.tasks[p] = task
                     self._committed_items[p] = items_
@@ -261,6 +292,7 @@ class MonitorApp:
             self._committed_items[p] = dict(items)
             self.stats.restored_partitions += 1
         self._committed_offsets.update(positions)
+        self._new_tps.clear()
         self._to_restore.clear()
         self._parked.clear()  # anything not reclaimed now may be processed elsewhere: never reuse it
 
@@ -272,21 +304,66 @@ class MonitorApp:
             records = batch[tp]
             if not records or tp not in self.owned:
                 continue
-            task = self.tasks.get(tp.partition)
-            if task is None:  # assigned in this poll but not restored: restore now
-                self._to_restore.add(tp.partition)
-                self._restore_assigned()
-                task = self.tasks[tp.partition]
-            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp)) for r in records]
-            result = task.process_labels(inputs) if tp.topic == k.label_topic else task.process(inputs)
-            self._emit(result)
+            if tp.topic not in self.state_topics:
+                self._forward(tp, records)  # model partitioning, stage 1: re-key by model
+            else:
+                task = self.tasks.get(tp.partition)
+                if task is None:  # assigned in this poll but not restored: restore now
+                    self._to_restore.add(tp.partition)
+                    self._restore_assigned()
+                    task = self.tasks[tp.partition]
+                for is_label, inputs in self._inputs(tp, records):
+                    self._emit(task.process_labels(inputs) if is_label else task.process(inputs))
+                self.stats.records += len(records)
             self._pending_offsets[tp] = records[-1].offset + 1
-            self.stats.records += len(records)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
             hw = self.consumer.highwater(tp)
             if hw is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - records[-1].offset - 1))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _inputs(self, tp: TopicPartition, records: list) -> list[tuple[bool, list[InputRecord]]]:
+        """Records of a state partition as runs of (is_label, inputs), in offset order.
+
+        On the repartition topic the original topic/partition/offset travel in a header, so alerts
+        and dead letters point at the record the model's owner produced.
+        """
+        label_topic = self.cfg.kafka.label_topic
+        if not self.repartition_topic:
+            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp)) for r in records]
+            return [(tp.topic == label_topic, inputs)]
+        runs: list[tuple[bool, list[InputRecord]]] = []
+        for r in records:
+            headers = dict(r.headers or ())
+            src = headers.get(SOURCE_HEADER, b"").decode("utf-8", "replace").split("\x1f")
+            position = (
+                SourcePosition(src[0], int(src[1]), int(src[2]), r.timestamp)
+                if len(src) == 3
+                else SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp)
+            )
+            is_label = headers.get(KIND_HEADER) == b"label"
+            if not runs or runs[-1][0] != is_label:
+                runs.append((is_label, []))
+            runs[-1][1].append(InputRecord(r.value or b"", position))
+        return runs
+
+    def _forward(self, tp: TopicPartition, records: list) -> None:
+        """Stage 1 of model partitioning: send each record, unchanged, to its model's partition."""
+        self._ensure_transaction()
+        kind = b"label" if tp.topic == self.cfg.kafka.label_topic else b"inference"
+        n = self.state_partitions
+        send = self.producer.send
+        for r in records:
+            model = _model_of(r.value)
+            headers = [(SOURCE_HEADER, f"{tp.topic}\x1f{tp.partition}\x1f{r.offset}".encode()), (KIND_HEADER, kind)]
+            send(
+                self.repartition_topic,
+                key=model.encode(),
+                value=r.value,
+                partition=zlib.crc32(model.encode()) % n,
+                timestamp_ms=r.timestamp,
+                headers=headers,
+            )
 
     def _ensure_transaction(self) -> None:
         if self.exactly_once and not self._txn_open:

@@ -15,6 +15,7 @@ log = structlog.get_logger("stream_monitor.topics")
 
 CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024), "min.compaction.lag.ms": "0"}
 ALERT_CONFIGS = {"cleanup.policy": "compact"}
+REPARTITION_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 DLQ_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
 
 
@@ -69,18 +70,32 @@ def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int, configs: d
 def prepare_topology(admin: KafkaAdminClient, cfg: AppConfig, should_stop: Callable[[], bool]) -> int:
     """Check the inputs are co-partitioned and the changelog matches; create what is missing.
 
-    Returns the input partition count.
+    Returns the number of state partitions (input partitions, or repartition-topic partitions).
     """
     k = cfg.kafka
     inputs = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
     counts = wait_for_topics(admin, inputs, should_stop)
     distinct = set(counts.values())
-    if len(distinct) != 1:
+    if k.state_partitioning == "input" and len(distinct) != 1:
         raise TopologyError(
             f"input topics must have the same partition count (state is per partition number): {counts}. "
             "Repartition them, or run one monitor group per topic."
         )
-    n = distinct.pop()
+    n = max(distinct)
+    if k.state_partitioning == "model":
+        # state lives on the repartition topic's partitions; the changelog must match those
+        repartition = k.resolved_repartition_topic()
+        have_r = partition_counts(admin, [repartition]).get(repartition)
+        if have_r is None:
+            if not k.create_topics:
+                raise TopologyError(f"repartition topic {repartition} does not exist and kafka.create_topics is false")
+            have_r = ensure_topic(admin, repartition, k.repartition_partitions or n, REPARTITION_CONFIGS)
+        elif k.repartition_partitions is not None and have_r != k.repartition_partitions:
+            raise TopologyError(
+                f"repartition topic {repartition} has {have_r} partitions, kafka.repartition_partitions says "
+                f"{k.repartition_partitions}; state is per repartition partition: use a new repartition and changelog topic"
+            )
+        n = have_r
     if k.create_topics:
         ensure_topic(admin, k.alerts_topic, 1, ALERT_CONFIGS)
         ensure_topic(admin, k.dlq_topic, 1, DLQ_CONFIGS)

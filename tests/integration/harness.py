@@ -90,13 +90,33 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
         lag = 0
         for tp in tps:
             c = committed.get(tp)
-            lag += ends[tp] - (c.offset if c is not None and c.offset >= 0 else 0)
+            start = c.offset if c is not None and c.offset >= 0 else 0
+            if ends[tp] > start:
+                lag += _records_between(consumer, tp, start, ends[tp])
         return lag
     except KafkaError:
         return None
     finally:
         admin.close()
         consumer.close()
+
+
+def _records_between(consumer: KafkaConsumer, tp: TopicPartition, start: int, end: int) -> int:
+    """Committed data records in [start, end): transaction markers take offsets but are not records."""
+    if end - start > 50:
+        return end - start  # plainly behind; no need to look
+    reader = KafkaConsumer(bootstrap_servers=consumer.config["bootstrap_servers"], group_id=None, isolation_level="read_committed", enable_auto_commit=False)
+    try:
+        reader.assign([tp])
+        reader.seek(tp, start)
+        n = 0
+        deadline = time.monotonic() + 5
+        while reader.position(tp) < end and time.monotonic() < deadline:
+            for records in reader.poll(timeout_ms=200).values():
+                n += sum(1 for r in records if r.offset < end)
+        return n if reader.position(tp) >= end else max(n, 1)
+    finally:
+        reader.close()
 
 
 def wait_for_lag_zero(bootstrap: str, group: str, topics: list[str], timeout_s: float = 120.0, check: Any = None) -> None:
