@@ -187,10 +187,12 @@ def open_episodes(task: PartitionMonitor) -> list[tuple[str, tuple[str, str, str
     out: list[tuple[str, tuple[str, str, str]]] = []
     for model in task.models.values():
         for channel in model.channels.values():
-            for detector, life in channel.lifecycles.items():
+            # episodes of detectors a config change removed still fire until they resolve
+            lifecycles = {**getattr(channel, "_orphans", {}), **channel.lifecycles}
+            for detector, life in lifecycles.items():
                 if life.firing:
                     kind = "data_quality" if detector in QUALITY_DETECTORS else _kind_of(channel.name)
-                    fp = fingerprint(model.model, channel.name, detector, task.partition)
+                    fp = channel.fingerprints.get(detector) or fingerprint(model.model, channel.name, detector, task.partition)
                     out.append((fp, (model.model, kind, life.severity)))
     return out
 

@@ -1,0 +1,31 @@
+"""The compose stack's demo producer: argument parsing and a bounded wait for a missing broker."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import structlog
+
+from stream_monitor import producer_demo
+from tests.integration.servers import free_ports
+
+
+def test_gives_up_on_a_missing_broker_within_the_bound():
+    (port,) = free_ports(1)
+    saved = structlog.get_config()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.monotonic()
+    try:
+        code = producer_demo.main(["--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "1", "--log-format", "console"])
+    finally:
+        structlog.configure(**saved)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert code == 1
+    assert time.monotonic() - started < 30
+
+
+def test_parser_defaults():
+    args = producer_demo.build_parser().parse_args(["--bootstrap-servers", "kafka:9092"])
+    assert args.topic == "inference-events" and not args.loop and args.rate > 0
