@@ -346,15 +346,6 @@ def test_baseline_detects_training_serving_skew_from_the_first_window(profile_pa
     assert run(PartitionMonitor(spec, 0), records) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: PartitionMonitor.from_state_items ignores its `baselines` argument for every channel "
-        "found in the state (the pickled channel keeps its warm-up or older baseline reference, and a "
-        "settings reset reuses ch.reference), so adding or updating models.<m>.baseline has no effect on "
-        "partitions restored from the changelog"
-    ),
-)
 def test_a_new_baseline_applies_to_partitions_restored_from_state(profile_path):
     spec = spec_with(str(profile_path))
     before = PartitionMonitor(spec, 0)  # started without the baseline: warming up

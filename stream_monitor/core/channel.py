@@ -107,6 +107,8 @@ class ChannelMonitor:
         self.fingerprints = {name_: fingerprint(model, name, name_, partition) for name_ in self.detector_names}
         # point detectors that tripped and await confirmation: name -> [sum of z since trip, count]
         self._pending: dict[str, list[float]] = {}
+        # firing episodes of detectors a config change removed: they resolve, then disappear
+        self._orphans: dict[str, AlertLifecycle] = {}
         self.window_detectors: list[tuple[int, det.WindowDetector]] = []
         self.point_detectors: list[tuple[int, det.PointDetector]] = []
         if baseline is not None:
@@ -325,6 +327,13 @@ class ChannelMonitor:
             self.val_pos, self.val_filled = self._push(self.values, self.val_pos, self.val_filled, vals)
 
     def _evaluate(self, row: int, row_times: Sequence[int], row_offsets: Sequence[int], triggers: list[ChannelTrigger]) -> None:
+        for i, (name, life) in enumerate(list(self._orphans.items())):
+            clear = det.Evaluation(None, None, None, False, life.severity)
+            self.lifecycles[name] = life  # _observe looks the lifecycle up by name
+            self._observe(name, len(self.detector_names) + i, clear, row, row_times, row_offsets, triggers)
+            del self.lifecycles[name]
+            if not life.firing:
+                del self._orphans[name]
         for ordinal, pdet in self.point_detectors:
             pending = self._pending.get(pdet.name)
             if pending is not None and pending[1] < CONFIRM_MIN_VALUES:
@@ -395,6 +404,24 @@ class ChannelMonitor:
                 quality=detector in QUALITY_DETECTORS,
             )
         )
+
+    def adopt_open_episodes(self, old: ChannelMonitor) -> None:
+        """Carry ``old``'s firing episodes over (after a config change rebuilt this channel).
+
+        An episode of a detector that still exists continues under the new settings; one of a
+        detector the config removed is kept as an orphan that resolves after its clear span.
+        """
+        for name, life in old.lifecycles.items():
+            if not life.firing:
+                continue
+            target = self.lifecycles.get(name)
+            if target is None:
+                self._orphans[name] = life
+                self.fingerprints.setdefault(name, old.fingerprints[name])
+                continue
+            for attr in AlertLifecycle.__slots__:
+                if attr != "settings":
+                    setattr(target, attr, getattr(life, attr))
 
     @property
     def firing(self) -> list[str]:

@@ -31,7 +31,7 @@ import structlog
 from stream_monitor.core import events as ev
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
 from stream_monitor.core.lifecycle import alert_id
-from stream_monitor.core.reference import Reference
+from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
 from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION, MonitorSpec
 
@@ -129,6 +129,13 @@ class ModelMonitor:
                     self.known_features.append(name)
         self.dirty = True
 
+    def baseline_for(self, name: str, channel_type: ChannelType) -> Reference | None:
+        """The baseline reference of a channel, when one of the right type was configured."""
+        ref = self.baseline.get(name)
+        if ref is None or isinstance(ref, NumericReference) != (channel_type == "numeric"):
+            return None
+        return ref
+
     def channel(self, name: str, first_value: Any) -> ChannelMonitor | None:
         ch = self.channels.get(name)
         if ch is not None:
@@ -141,9 +148,7 @@ class ModelMonitor:
         ctype = (cspec.type if cspec else None) or _type_of(first_value)
         if ctype is None:
             return None  # type unknown until a non-null value arrives
-        baseline = self.baseline.get(name)
-        if baseline is not None and baseline.__class__.__name__.lower().startswith("numeric") != (ctype == "numeric"):
-            baseline = None
+        baseline = self.baseline_for(name, ctype)
         settings = self.spec.channel_settings(self.model, name, ctype)
         ch = ChannelMonitor(self.model, name, ctype, settings, self.partition, len(self.channels), baseline)
         self.channels[name] = ch
@@ -278,6 +283,8 @@ class PartitionMonitor:
         triggers.sort(key=lambda t: (t.row, t.channel_ordinal, t.detector_ordinal))
         for t in triggers:
             result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
+        # record-level and value-level dead letters, in record order whatever the batch boundaries
+        result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
 
     # ------------------------------------------------------------ label join
     def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> None:
@@ -320,6 +327,37 @@ class PartitionMonitor:
             joined.append(prediction)
         self._monitor(decoded, positions, raws, result, joined)
         return result
+
+    def _reconciled(self, model: ModelMonitor, ch: ChannelMonitor) -> ChannelMonitor | None:
+        """A restored channel, brought in line with the current config.
+
+        A channel the config no longer monitors (disabled, or undiscoverable) is dropped; one whose
+        settings, type or baseline changed is rebuilt — keeping its open alert episodes, so an alert
+        that was firing still resolves (or stays firing) instead of being forgotten.
+        """
+        name, log_ = ch.name, self.log.bind(model=model.model, channel=ch.name)
+        cspec = self.spec.channel_spec(model.model, name)
+        if name in model.disabled or (cspec is None and not model.discover):
+            still_open = [ch.fingerprints[d] for d in ch.firing]
+            log_.warning("state_channel_dropped", reason="no longer monitored by the config", open_alerts=still_open)
+            return None
+        ctype = (cspec.type if cspec is not None and cspec.type else None) or ch.channel_type
+        wanted = self.spec.channel_settings(model.model, name, ctype)
+        baseline = model.baseline_for(name, ctype)
+        baseline_changed = baseline is not None and (
+            ch.reference is None or ch.reference.kind != "baseline" or ch.reference.to_profile() != baseline.to_profile()
+        )
+        if wanted == ch.settings and ctype == ch.channel_type and not baseline_changed:
+            return ch
+        reference = baseline if baseline is not None else (ch.reference if ctype == ch.channel_type else None)
+        log_.warning(
+            "state_settings_changed_reset",
+            reason="settings changed" if wanted != ch.settings else ("type changed" if ctype != ch.channel_type else "baseline changed"),
+            open_alerts=[ch.fingerprints[d] for d in ch.firing],
+        )
+        fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ch.ordinal, reference)
+        fresh.adopt_open_episodes(ch)
+        return fresh
 
     # ----------------------------------------------------------------- alerts
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
@@ -438,13 +476,10 @@ class PartitionMonitor:
                     blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
                     if blob_ch is None:
                         continue
-                    ch: ChannelMonitor = loads(blob_ch)
-                    wanted = spec.channel_settings(name, ch_name, ch.channel_type)
-                    if wanted != ch.settings:
-                        monitor.log.warning("state_settings_changed_reset", model=name, channel=ch_name)
-                        ch = ChannelMonitor(name, ch_name, ch.channel_type, wanted, partition, ch.ordinal, ch.reference)
-                    ch.ordinal = len(model.channels)
-                    model.channels[ch_name] = ch
+                    ch = monitor._reconciled(model, loads(blob_ch))
+                    if ch is not None:
+                        ch.ordinal = len(model.channels)
+                        model.channels[ch_name] = ch
                 model.dirty = False
             elif key == "labels":
                 monitor.pending_labels = loads(blob)

@@ -215,15 +215,6 @@ def test_uninterrupted_run_leaves_no_x0_episode_open(reference_run):
     assert not (open_episodes(reference_run[0]) & x0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: PartitionMonitor.from_state_items replaces a channel whose settings changed by a fresh "
-        "ChannelMonitor with new AlertLifecycles, silently dropping its open (firing) episodes; when the "
-        "drift is already over by the time the new window fills, no 'resolved' is ever emitted and the "
-        "fingerprint stays firing forever on the compacted alert topic"
-    ),
-)
 def test_changed_threshold_does_not_leave_a_firing_alert_open_forever(stream):
     split = 19_900  # x0 psi/ks are firing; the x0 shift ends at 20k, before a fresh window fills
     first = PartitionMonitor(SPEC, partition=0)
@@ -239,15 +230,6 @@ def xy_records(start: int, stop: int) -> list[InputRecord]:
     return events_to_records({"model": "m", "ts": T0 + i, "features": {"x": float(i % 7), "y": float(i % 5)}} for i in range(start, stop))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: PartitionMonitor.from_state_items restores every stored channel as it was and only "
-        "compares settings for the stored channel type, so a config change that disables a channel "
-        "(enabled: false), changes its type, or turns discovery off (discover: false) is ignored on every "
-        "partition restored from state; a fresh monitor honours it"
-    ),
-)
 @pytest.mark.parametrize(
     "model_config",
     [
