@@ -25,6 +25,7 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from stream_monitor.core.settings import describe_error
 from stream_monitor.core.spec import MonitorSpec
 
 ENV_PREFIX = "STREAM_MONITOR_"
@@ -242,11 +243,11 @@ RAW_ENV_PATHS = frozenset(
 
 
 def _describe(exc: ValidationError) -> str:
+    """Every problem on its own line, each naming its full field path."""
     lines = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
+        single = ValidationError.from_exception_data(exc.title, [err])  # type: ignore[list-item]
+        lines.append(describe_error(single))
     return "\n".join(lines)
 
 

@@ -134,15 +134,6 @@ def test_yaml_errors_name_the_field(tmp_path):
     assert msg.startswith("models.fraud-v3.channels.amount") and "range" in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug (core/spec.py MonitorSpec._validate_layers): a model/channel-level settings error wraps "
-        "the nested pydantic ValidationError with str(exc), so the message is a multi-line pydantic dump "
-        "('1 validation error for DetectionSettings ... [type=value_error, input_value=...] ... "
-        "errors.pydantic.dev') instead of one line naming the field"
-    ),
-)
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -155,15 +146,6 @@ def test_nested_settings_errors_are_one_clean_line(overrides):
     assert "\n" not in msg and "validation error for" not in msg and "errors.pydantic.dev" not in msg, msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug: detector parameter errors lose their path. DetectionSettings parses detector_params in "
-        "a mode='before' model_validator (core/settings.py) whose ValidationError is re-rooted, so a typo "
-        "'defaults.detector_params.psi.thresold' is reported as 'defaults.thresold', and a bad "
-        "models.m.detection.detector_params.psi.threshold as 'models.m.detection: ... threshold ...'"
-    ),
-)
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
 ChannelType = Literal["numeric", "categorical"]
 Severity = Literal["info", "warning", "critical"]
@@ -196,13 +196,47 @@ class DetectionSettings(_Strict):
 
 
 def parse_detector_params(raw: dict[str, Any]) -> dict[str, DetectorParams]:
-    """Validate ``{detector name: params}`` into typed parameter models, naming unknown detectors."""
+    """Validate ``{detector name: params}`` into typed parameter models, naming unknown detectors.
+
+    Errors read ``detector_params.<name>.<field>: <problem>`` so callers can prefix the path.
+    """
     out: dict[str, DetectorParams] = {}
     for name, value in raw.items():
         if name not in DETECTOR_PARAMS:
-            raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTOR_PARAMS)}")
-        out[name] = value if isinstance(value, DetectorParams) else DETECTOR_PARAMS[name].model_validate(value or {})
+            raise ValueError(f"detector_params.{name}: unknown detector {name!r}; choose from {', '.join(DETECTOR_PARAMS)}")
+        if isinstance(value, DetectorParams):
+            out[name] = value
+            continue
+        try:
+            out[name] = DETECTOR_PARAMS[name].model_validate(value or {})
+        except ValidationError as exc:
+            raise ValueError(describe_error(exc, f"detector_params.{name}")) from None
     return out
+
+
+def describe_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line naming the full path of the first problem: ``a.b.c: message (+N more)``.
+
+    A message that itself starts with ``path: `` (raised by a validator) extends the location.
+
+    >>> try:
+    ...     WindowSettings(size=10)
+    ... except ValidationError as e:
+    ...     print(describe_error(e, "defaults.window"))
+    defaults.window.size: Input should be greater than or equal to 50
+    """
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    head, sep, rest = msg.partition(": ")
+    if sep and head and " " not in head:
+        parts.append(head)
+        msg = rest
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    path = ".".join(p for p in parts if p)
+    return f"{path}: {msg}{more}" if path else f"{msg}{more}"
 
 
 def merge_settings(base: DetectionSettings, override: dict[str, Any] | None) -> DetectionSettings:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stream_monitor.core.settings import ChannelType, DetectionSettings, merge_settings
+from stream_monitor.core.settings import ChannelType, DetectionSettings, describe_error, merge_settings
 
 PREDICTION = "__prediction__"
 LABEL = "__label__"
@@ -79,14 +79,14 @@ class MonitorSpec(_Spec):
         for model_name, model in self.models.items():
             try:
                 base = merge_settings(self.defaults, model.detection)
-            except ValueError as exc:
-                raise ValueError(f"models.{model_name}.detection: {exc}") from exc
+            except ValidationError as exc:
+                raise ValueError(describe_error(exc, f"models.{model_name}.detection")) from None
             for channel_name, channel in model.channels.items():
                 for ctype in (channel.type,) if channel.type else ("numeric", "categorical"):
                     try:
                         _channel_settings(base, channel, ctype)
-                    except ValueError as exc:
-                        raise ValueError(f"models.{model_name}.channels.{channel_name}: {exc}") from exc
+                    except ValidationError as exc:
+                        raise ValueError(describe_error(exc, f"models.{model_name}.channels.{channel_name}")) from None
         return self
 
     @cached_property
