@@ -182,7 +182,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_app_config(args)
     configure_logging(cfg.log.level, cfg.log.format)
     metrics = MonitorMetrics(cfg.metrics.max_channel_series, cfg.metrics.liveness_timeout_seconds)
-    app = MonitorApp(cfg, metrics, stop_event=stop_requested)
+    config_path = getattr(args, "config", None) or os.environ.get("STREAM_MONITOR_CONFIG")
+    base_dir = str(Path(config_path).parent) if config_path else None
+    app = MonitorApp(cfg, metrics, stop_event=stop_requested, base_dir=base_dir)
     server = None
     if cfg.metrics.enabled:
         checks = [BrokerProbe(cfg.kafka.bootstrap_servers)] if cfg.metrics.readiness_checks_broker else []

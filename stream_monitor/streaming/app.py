@@ -98,9 +98,14 @@ class MonitorApp:
         metrics: MonitorMetrics | None = None,
         on_alert: Callable[[Alert], None] | None = None,
         stop_event: threading.Event | None = None,
+        base_dir: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.spec = cfg.monitor_spec()
+        from stream_monitor.baseline import load_baselines
+
+        # training baselines (models.<m>.baseline), read once; relative paths resolve against base_dir
+        self.baselines = load_baselines(self.spec, base_dir)
         self.metrics = metrics or MonitorMetrics(cfg.metrics.max_channel_series)
         self.on_alert = on_alert
         self.exactly_once = cfg.kafka.exactly_once
@@ -288,7 +293,7 @@ class MonitorApp:
                 items = restored.items
                 self.stats.rejected_state_records += restored.rejected
                 self.metrics.state_rejected.inc(restored.rejected)
-            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, items)
+            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, items, self.baselines)
             self._committed_items[p] = dict(items)
             self.stats.restored_partitions += 1
         self._committed_offsets.update(positions)
@@ -467,7 +472,7 @@ class MonitorApp:
     def _rollback(self) -> None:
         """Back to the last committed state and offsets: the retry repeats the same work."""
         for p in list(self.tasks):
-            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, self._committed_items.get(p, {}))
+            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, self._committed_items.get(p, {}), self.baselines)
         for tp, off in self._committed_offsets.items():
             if tp in self.owned:
                 self.consumer.seek(tp, off)

@@ -179,3 +179,35 @@ def test_state_partitioning_by_model_gives_one_alert_series_per_model(kafka_boot
     # order, and detection is later than in live traffic (where the inputs advance together).
     delay = _index(next(a for a in fraud if a["feature"] == "x0" and a["detector"] == "ks")) - int(0.30 * N)
     assert -2000 <= delay <= 3000, delay
+
+
+def test_run_with_training_baseline_detects_serving_skew_without_warm_up(kafka_bootstrap, topic_factory, unique_name, tmp_path):
+    """`stream-monitor baseline` on training rows, referenced by a relative path in the YAML config:
+    serving data shifted from the very first event alerts against the baseline."""
+    import csv
+
+    from stream_monitor.cli import main
+    from stream_monitor.synthetic import Drift, StreamSpec
+
+    train = StreamSpec(model="fraud-v3", n_events=5000, seed=1, n_numeric=3, n_categorical=1)
+    with open(tmp_path / "train.csv", "w", newline="") as f:
+        rows = [{**e["features"], "score": e["prediction"]} for e in generate_events(train)]
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["baseline", "--input", str(tmp_path / "train.csv"), "--model", "fraud-v3", "--out", str(tmp_path / "baseline.json"), "--prediction-column", "score"]) == 0
+    (tmp_path / "monitor.yaml").write_text("models:\n  fraud-v3:\n    baseline: baseline.json\n    labels: {team: risk-ml}\n")
+    serving = StreamSpec(model="fraud-v3", n_events=3000, seed=2, n_numeric=3, n_categorical=1, drifts=(Drift("mean_shift", "x0", 0, None, amount=1.0),))
+    topic = topic_factory(partitions=1)
+    alerts_topic, group = unique_name("alerts"), unique_name("group")
+    produce(kafka_bootstrap, topic, list(generate_events(serving)))
+    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, tmp_path / "monitor.log", extra_args=["--config", str(tmp_path / "monitor.yaml")])
+    try:
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=120, check=proc.check_alive)
+    finally:
+        assert proc.terminate() == 0, proc.log_tail()
+    alerts = read_alerts(kafka_bootstrap, alerts_topic)
+    x0 = [a for a in alerts if a["feature"] == "x0" and a["detector"] in ("ks", "psi") and a["status"] == "firing"]
+    assert x0, [(a["feature"], a["detector"]) for a in alerts]
+    assert x0[0]["reference"]["kind"] == "baseline" and x0[0]["labels"]["team"] == "risk-ml"
+    assert x0[0]["source"]["offset"] < 1300, "a baseline needs no warm-up: the first full window alerts"
