@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 from river import drift as river_drift
+from river import stats as river_stats
 
 from stream_monitor.core import stats
 from stream_monitor.core.reference import CategoricalReference, NumericReference
@@ -64,6 +65,14 @@ class WindowView:
 
     values: np.ndarray  # numeric values or categorical codes of present, valid observations
     flags: np.ndarray  # one flag per observation (FLAG_*)
+    _flag_counts: list[int] | None = None
+
+    @property
+    def flag_counts(self) -> list[int]:
+        """Observations per flag value (index FLAG_*), counted once per evaluation."""
+        if self._flag_counts is None:
+            self._flag_counts = np.bincount(self.flags, minlength=FLAG_OUTSIDE + 1).tolist()
+        return self._flag_counts
 
 
 def _severity(params: DetectorParams, statistic: float) -> Severity:
@@ -203,13 +212,14 @@ class RateDetector(WindowDetector):
         self.over_present = over_present  # rate among non-missing observations
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
-        flags = window.flags
+        counts = window.flag_counts
+        size = sum(counts)
         if self.over_present:
-            flags = flags[flags != FLAG_MISSING]
-        if flags.size == 0:
+            size -= counts[FLAG_MISSING]
+        if size == 0:
             return None
-        hit = np.isin(flags, self.flags).sum() if len(self.flags) > 1 else (flags == self.flags[0]).sum()
-        rate = float(hit) / flags.size
+        hit = sum(counts[f] for f in self.flags)
+        rate = float(hit) / size
         return self._threshold_eval(rate - self.reference_rate)
 
 
@@ -251,6 +261,9 @@ class PointDetector:
                 trips.append(i)
         return trips
 
+    def _update_many_river(self, z: list[float]) -> list[int]:
+        return PointDetector.update_many(self, z)
+
     def evaluation(self, shift: float | None) -> Evaluation:
         """A confirmed shift (breach) or ``None`` (clear) as an evaluation."""
         severity = _severity(self.params, shift) if shift is not None else self.params.severity
@@ -266,6 +279,28 @@ class AdwinDetector(PointDetector):
         super().__init__(params)
         self.detector = river_drift.ADWIN(delta=params.delta)
 
+    def update_many(self, z: list[float]) -> list[int]:
+        """``ADWIN.update`` per value, calling its (compiled) window directly.
+
+        The same steps as River's ``update``: reset first when the previous value tripped, then
+        add the value; ``tests/core/test_optimisation_equivalence.py`` checks it against River.
+        """
+        d = self.detector
+        if type(d) is not river_drift.ADWIN:
+            return self._update_many_river(z)
+        update = d._helper.update
+        drift = d._drift_detected
+        trips: list[int] = []
+        for i, value in enumerate(z):
+            if drift:
+                d._reset()
+                update = d._helper.update
+            drift = update(value)
+            if drift:
+                trips.append(i)
+        d._drift_detected = drift
+        return trips
+
 
 class PageHinkleyDetector(PointDetector):
     """River ``PageHinkley`` with ``alpha=1`` (the classic test; River's fading default drifts)."""
@@ -277,3 +312,46 @@ class PageHinkleyDetector(PointDetector):
         self.detector = river_drift.PageHinkley(
             min_instances=params.min_instances, delta=params.delta, threshold=params.ph_threshold, alpha=1.0
         )
+
+    def update_many(self, z: list[float]) -> list[int]:
+        """River's ``PageHinkley.update`` (mode "both") inlined over the values, on local variables.
+
+        Every arithmetic step is River's, in River's order (running mean as ``stats.Mean``, then
+        the two cumulative sums, their extremes and the two-sided test), so the state and the trip
+        indices are identical; the state is written back to the River object at the end.
+        ``tests/core/test_optimisation_equivalence.py`` checks it against River's own ``update``.
+        """
+        d = self.detector
+        if type(d) is not river_drift.PageHinkley or d.mode != "both" or type(d._x_mean) is not river_stats.Mean:
+            return self._update_many_river(z)
+        mean = d._x_mean
+        n, mu = mean.n, mean._mean
+        s_inc, s_dec = d._sum_increase, d._sum_decrease
+        min_inc, max_dec = d._min_increase, d._max_decrease
+        alpha, delta, threshold, min_instances = d.alpha, d.delta, d.threshold, d.min_instances
+        drift = d._drift_detected
+        trips: list[int] = []
+        for i, x in enumerate(z):
+            if drift:  # River resets at the start of the update after a trip
+                n, mu = 0.0, 0.0
+                s_inc = s_dec = 0.0
+                min_inc, max_dec = float("inf"), -1
+                drift = False
+            n += 1.0
+            mu += (1.0 / n) * (x - mu)
+            dev = x - mu
+            s_inc = alpha * s_inc + dev - delta
+            s_dec = alpha * s_dec + dev + delta
+            if s_inc < min_inc:
+                min_inc = s_inc
+            if s_dec > max_dec:
+                max_dec = s_dec
+            if n >= min_instances:
+                drift = s_inc - min_inc > threshold or max_dec - s_dec > threshold
+                if drift:
+                    trips.append(i)
+        mean.n, mean._mean = n, mu
+        d._sum_increase, d._sum_decrease = s_inc, s_dec
+        d._min_increase, d._max_decrease = min_inc, max_dec
+        d._drift_detected = drift
+        return trips

@@ -222,10 +222,15 @@ def _b64(raw: bytes) -> str:
 
 def _loads(raw: bytes) -> Any:
     """Strict JSON first (fast); fall back to the stdlib only to recognise NaN/Infinity literals."""
+    return _loads_strict(raw)[0]
+
+
+def _loads_strict(raw: bytes) -> tuple[Any, bool]:
+    """Like :func:`_loads`, and whether orjson parsed it (then no float is NaN or infinite)."""
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw), True
     except orjson.JSONDecodeError:
-        return json.loads(raw)  # may raise; NaN/Infinity become floats we then flag
+        return json.loads(raw), False  # may raise; NaN/Infinity become floats we then flag
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -236,21 +241,109 @@ def _first_error(exc: ValidationError) -> str:
 
 def decode_json_object(raw: bytes, max_bytes: int) -> dict[str, Any] | tuple[DeadLetterReason, str]:
     """Bytes → JSON object, or the reason it is not one."""
+    out = _decode_json_object(raw, max_bytes)
+    return out[0] if type(out[0]) is dict else out  # type: ignore[return-value]
+
+
+def _decode_json_object(raw: bytes, max_bytes: int) -> tuple[dict[str, Any], bool] | tuple[DeadLetterReason, str]:
+    """:func:`decode_json_object`, with whether orjson parsed the object (see :func:`_loads_strict`)."""
     if len(raw) > max_bytes:
         return DeadLetterReason.OVERSIZE, f"record is {len(raw)} bytes, limit is {max_bytes}"
     try:
-        obj = _loads(raw)
+        obj, strict = _loads_strict(raw)
     except UnicodeDecodeError as exc:
         return DeadLetterReason.UNDECODABLE, f"not UTF-8: {exc.reason} at byte {exc.start}"
     except (ValueError, RecursionError) as exc:
         return DeadLetterReason.INVALID_JSON, str(exc)[:300]
     if not isinstance(obj, dict):
         return DeadLetterReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(obj).__name__}"
-    return obj
+    return obj, strict
 
 
 def _non_finite(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
+
+
+_SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
+_EVENT_FIELDS = frozenset(InferenceEvent.model_fields)
+_new_event = object.__new__
+_set = object.__setattr__
+
+
+def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
+    """The :class:`InferenceEvent` pydantic would build from ``obj``, or None when unsure.
+
+    Accepts only the plain shapes (a model name of 1-256 characters; ids as text or integers;
+    ``ts`` as ``parse_event_time`` takes it; features, prediction and label of the JSON scalar
+    types; latency as a float or a modest integer) and builds the model instance the way
+    ``model_construct`` does; everything else returns None and goes through pydantic, which
+    also words the errors. ``tests/core/test_optimisation_equivalence.py`` checks with
+    hypothesis that both paths give equal events and equal dead letters.
+    """
+    get = obj.get
+    model = get("model")
+    if type(model) is not str or not 0 < len(model) <= 256:
+        return None
+    event_id = get("event_id")
+    t = type(event_id)
+    if t is int:
+        event_id = str(event_id)
+    elif event_id is not None and t is not str:
+        return None
+    version = get("model_version")
+    t = type(version)
+    if t is int:
+        version = str(version)
+    elif version is not None and t is not str:
+        return None
+    ts = get("ts")
+    if ts is not None:
+        try:
+            ts = parse_event_time(ts)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    features = get("features")
+    if features is not None:
+        if type(features) is not dict:
+            return None
+        types = set(map(type, features.values()))
+        if not types <= _SCALAR_TYPES:
+            return None
+    prediction = get("prediction")
+    t = type(prediction)
+    if t is dict:
+        if not set(map(type, prediction.values())) <= _SCALAR_TYPES:
+            return None
+    elif t not in _SCALAR_TYPES:
+        return None
+    label = get("label")
+    if type(label) not in _SCALAR_TYPES:
+        return None
+    latency = get("latency_ms")
+    t = type(latency)
+    if t is int and -(2**53) <= latency <= 2**53:
+        latency = float(latency)
+    elif latency is not None and t is not float:
+        return None
+    event = _new_event(InferenceEvent)
+    _set(
+        event,
+        "__dict__",
+        {
+            "event_id": event_id,
+            "model": model,
+            "model_version": version,
+            "ts": ts,
+            "features": features,
+            "prediction": prediction,
+            "label": label,
+            "latency_ms": latency,
+        },
+    )
+    _set(event, "__pydantic_fields_set__", set(obj))
+    _set(event, "__pydantic_extra__", {k: v for k, v in obj.items() if k not in _EVENT_FIELDS})
+    _set(event, "__pydantic_private__", None)
+    return event
 
 
 def decode_inference(
@@ -264,10 +357,41 @@ def decode_inference(
     Record-level problems (bad JSON, schema violations, no usable time) give a :class:`DeadLetter`.
     Value-level problems (NaN/Infinity) keep the event, list the problem in ``problems`` and leave
     the value in place for the channel to count as invalid.
+
+    Valid records of the usual shapes take a fast path (:func:`_fast_event`); anything else is
+    validated by pydantic exactly as :func:`decode_inference_pydantic` does.
     """
+    out = _decode_json_object(raw, max_bytes)
+    if type(out[0]) is dict:
+        obj, strict = out
+        event = _fast_event(obj)
+        if event is not None:
+            if event.ts is not None:
+                event_time = event.ts
+            elif record_timestamp_ms is not None and record_timestamp_ms >= 0:
+                event_time = record_timestamp_ms
+            else:
+                return DeadLetter(DeadLetterReason.INVALID_TIMESTAMP, "no ts field and no record timestamp", raw, position)
+            # orjson never yields NaN or infinite floats: only the stdlib fallback needs the scan
+            return DecodedEvent(event, event_time, [] if strict else _value_problems(event))
+        return _validate(obj, raw, record_timestamp_ms, position)
+    return DeadLetter(out[0], out[1], raw, position)  # type: ignore[arg-type]
+
+
+def decode_inference_pydantic(
+    raw: bytes,
+    record_timestamp_ms: int | None,
+    position: SourcePosition | None = None,
+    max_bytes: int = 1_048_576,
+) -> DecodedEvent | DeadLetter:
+    """:func:`decode_inference` with every record validated by pydantic (the reference path)."""
     obj = decode_json_object(raw, max_bytes)
     if isinstance(obj, tuple):
         return DeadLetter(obj[0], obj[1], raw, position)
+    return _validate(obj, raw, record_timestamp_ms, position)
+
+
+def _validate(obj: dict[str, Any], raw: bytes, record_timestamp_ms: int | None, position: SourcePosition | None) -> DecodedEvent | DeadLetter:
     try:
         event = InferenceEvent.model_validate(obj)
     except ValidationError as exc:
@@ -280,6 +404,11 @@ def decode_inference(
         event_time = record_timestamp_ms
     else:
         return DeadLetter(DeadLetterReason.INVALID_TIMESTAMP, "no ts field and no record timestamp", raw, position)
+    return DecodedEvent(event, event_time, _value_problems(event))
+
+
+def _value_problems(event: InferenceEvent) -> list[tuple[DeadLetterReason, str]]:
+    """NaN/Infinity in features, prediction or latency, in that order."""
     problems: list[tuple[DeadLetterReason, str]] = []
     if event.features:
         for name, value in event.features.items():
@@ -294,7 +423,7 @@ def decode_inference(
         problems.append((DeadLetterReason.NON_FINITE_VALUE, f"prediction: {pred}"))
     if event.latency_ms is not None and _non_finite(event.latency_ms):
         problems.append((DeadLetterReason.NON_FINITE_VALUE, f"latency_ms: {event.latency_ms}"))
-    return DecodedEvent(event, event_time, problems)
+    return problems
 
 
 def decode_label(raw: bytes, record_timestamp_ms: int | None, position: SourcePosition | None = None) -> LabelEvent | DeadLetter:
