@@ -616,32 +616,33 @@ class AlertmanagerSink(_HttpSink):
         last: dict[str, Item] = {}
         for it in alerts:
             last[it.alert.fingerprint] = it  # type: ignore[union-attr]
-        payloads: list[dict[str, Any]] = []
+        tagged: list[tuple[str, dict[str, Any]]] = []  # (fingerprint, payload)
         new_labels: dict[str, dict[str, str]] = {}
         for fp, it in last.items():
             alert = it.alert
             assert alert is not None
             payload = self._payload(alert, now)
-            payloads.extend(self._stale_label_sets(alert, payload["labels"], now))
-            payloads.append(payload)
+            tagged.extend((fp, stale) for stale in self._stale_label_sets(alert, payload["labels"], now))
+            tagged.append((fp, payload))
             new_labels[fp] = payload["labels"]
+        payloads = [p for _, p in tagged]
         what = {"alerts": len(payloads), "fingerprints": sorted(last)[:20]}
         result = self._until_settled(lambda: self._post_all(payloads), deadline, what)
         if result is None:
             return 0
+        rejected: set[str] = set()
         if result.outcome == "rejected":
-            # isolate the bad alert(s): post one by one, drop the rejected ones
-            self.log.warning("batch_rejected_isolating", http_status=result.status, detail=result.detail, alerts=len(payloads))
-            for payload in payloads:
-                single = self._until_settled(lambda p=payload: self._post_all([p]), deadline, {"labels": payload["labels"]})
-                if single is None:
-                    return 0  # nothing committed; the accepted ones are re-sent later (idempotent)
-                if single.outcome == "rejected":
-                    self.log.error("alert_rejected", http_status=single.status, detail=single.detail, labels=payload["labels"])
+            isolated = self._isolate(tagged, deadline)
+            if isolated is None:
+                return 0  # nothing committed; the accepted ones are re-sent later (idempotent)
+            rejected = isolated
         for fp, it in last.items():
             alert = it.alert
             assert alert is not None
-            if alert.status == "firing":
+            if fp in rejected:  # never re-send what the receiver refuses: it would fail every re-send
+                self.active.pop(fp, None)
+                self.sent_labels.pop(fp, None)
+            elif alert.status == "firing":
                 self.active[fp] = (it.tp, alert)
                 self.sent_labels[fp] = new_labels[fp]
             else:
@@ -651,6 +652,19 @@ class AlertmanagerSink(_HttpSink):
         self.metrics.active.labels(self.target).set(len(self.active))
         return len(items)
 
+    def _isolate(self, tagged: list[tuple[str, dict[str, Any]]], deadline: float) -> set[str] | None:
+        """A batch was rejected: post one by one; return the fingerprints refused (None: gave up)."""
+        self.log.warning("batch_rejected_isolating", alerts=len(tagged))
+        rejected: set[str] = set()
+        for fp, payload in tagged:
+            single = self._until_settled(lambda p=payload: self._post_all([p]), deadline, {"labels": payload["labels"]})
+            if single is None:
+                return None
+            if single.outcome == "rejected":
+                rejected.add(fp)
+                self.log.error("alert_rejected", fingerprint=fp, http_status=single.status, detail=single.detail, labels=payload["labels"])
+        return rejected
+
     def tick(self) -> None:
         if time.monotonic() < self.next_resend:
             return
@@ -658,18 +672,22 @@ class AlertmanagerSink(_HttpSink):
             self.next_resend = time.monotonic() + self.opts.resend_interval_s
             return
         now = self.clock()
-        payloads = [self._payload(alert, now) for _, alert in self.active.values()]
-        result = self._post_all(payloads)
+        tagged = [(fp, self._payload(alert, now)) for fp, (_, alert) in self.active.items()]
+        result = self._post_all([p for _, p in tagged])
         if result.outcome == "retry":
             delay = min(self.opts.resend_interval_s, self.backoff.next_delay(result.retry_after_s))
-            self.log.warning("resend_failed", http_status=result.status, detail=result.detail, alerts=len(payloads), retry_in_s=round(delay, 3))
+            self.log.warning("resend_failed", http_status=result.status, detail=result.detail, alerts=len(tagged), retry_in_s=round(delay, 3))
             self.next_resend = time.monotonic() + delay
             return
         self.backoff.reset()
         if result.outcome == "rejected":
-            self.log.error("resend_rejected", http_status=result.status, detail=result.detail, alerts=len(payloads))
+            rejected = self._isolate(tagged, time.monotonic() + min(self.opts.epoch_s, self.opts.resend_interval_s)) or set()
+            for fp in rejected:
+                self.active.pop(fp, None)
+                self.sent_labels.pop(fp, None)
+            self.metrics.active.labels(self.target).set(len(self.active))
         else:
-            self.log.debug("resent", alerts=len(payloads))
+            self.log.debug("resent", alerts=len(tagged))
         self.next_resend = time.monotonic() + self.opts.resend_interval_s
 
     def restore(self, alert: AlertEvent, tp: TopicPartition | None = None) -> None:

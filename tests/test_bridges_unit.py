@@ -199,3 +199,18 @@ def test_options_from_args_defaults_env_and_errors(monkeypatch: pytest.MonkeyPat
     o = options_from_args(_args("pagerduty", "--group-id", "pd"), cfg)
     assert o.routing_key == "secret-key" and o.urls == ("https://events.pagerduty.com/v2/enqueue",) and o.group_id == "pd"
     assert "secret-key" not in repr(o)
+
+
+def test_am_sink_never_keeps_re_sending_a_rejected_alert():
+    good = example_alert(fingerprint="good")
+    bad = example_alert(fingerprint="bad", feature="other")
+    post = FakePost(["rejected", "accepted", "rejected"])
+    sink = _am(post)
+    sink.deliver([Item(TP0, 0, good), Item(TP0, 1, bad)], time.monotonic() + 10)
+    assert list(sink.active) == ["good"]
+    # a re-send the receiver refuses (e.g. a restored alert) is isolated and the refused one dropped
+    sink.restore(bad, TP0)
+    post.script = ["rejected", "accepted", "rejected"]
+    sink.next_resend = time.monotonic() - 1
+    sink.tick()
+    assert list(sink.active) == ["good"]
