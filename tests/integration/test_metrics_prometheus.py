@@ -81,7 +81,8 @@ def test_prometheus_scrapes_monitor_metrics(kafka_bootstrap, topic_factory, uniq
         assert up
 
         consumed = 'sum(stream_monitor_records_consumed_total{job="stream-monitor"})'
-        wait_for(f"{consumed} == {total}", lambda: _value(promql(prometheus, consumed)) == total, 180, 1.0, alive)
+        # >=: a rolled-back checkpoint re-processes (and re-counts) records
+        wait_for(f"{consumed} >= {total}", lambda: _value(promql(prometheus, consumed)) >= total, 180, 1.0, alive)
 
         # alerts fired for the drifting model, by model/kind/severity/status
         firing = wait_for(
@@ -100,7 +101,7 @@ def test_prometheus_scrapes_monitor_metrics(kafka_bootstrap, topic_factory, uniq
         per_partition = promql(prometheus, f'stream_monitor_records_consumed_total{{topic="{topic}"}}')
         assert {r["metric"]["partition"] for r in per_partition} <= {"0", "1"} and per_partition
         invalid = promql(prometheus, "stream_monitor_invalid_records_total")
-        assert _value(invalid) == len(BAD), invalid
+        assert _value(invalid) >= len(BAD), invalid
         assert {"invalid_json", "schema_violation"} <= {r["metric"]["reason"] for r in invalid}
         assert promql(prometheus, f'stream_monitor_consumer_lag{{topic="{topic}"}}')
         assert _value(promql(prometheus, "stream_monitor_batch_processing_seconds_count")) > 0
