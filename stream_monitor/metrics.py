@@ -136,6 +136,11 @@ class MonitorMetrics:
         if value is not None:
             self.statistic.labels(*key).set(value)
 
+    def observe_statistics(self, latest: Iterable[tuple[str, str, str, float | None]]) -> None:
+        """The latest statistic of many (model, channel, detector) evaluations (capped like above)."""
+        for model, channel, detector, value in latest:
+            self.observe_statistic(model, channel, detector, value)
+
     def observe_alert(self, fields: dict[str, Any]) -> None:
         """A committed alert event: count it and keep the firing gauge exact per fingerprint."""
         model, kind, severity, status = fields["model"], fields["kind"], fields["severity"], fields["status"]

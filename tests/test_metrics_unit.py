@@ -116,3 +116,11 @@ def test_liveness_fails_when_the_loop_stalls():
 def test_broker_probe_reports_unreachable(server: str):
     ok, why = BrokerProbe([server], timeout_s=0.5)()
     assert not ok and "no bootstrap broker reachable" in why
+
+
+def test_statistic_gauge_is_capped_and_follows_the_latest_value():
+    m = MonitorMetrics(max_channel_series=2)
+    m.observe_statistics([("m", "x", "psi", 0.1), ("m", "y", "psi", 0.2), ("m", "z", "psi", 0.3), ("m", "x", "psi", 0.4)])
+    get = lambda ch: m.registry.get_sample_value("stream_monitor_drift_statistic", {"model": "m", "channel": ch, "detector": "psi"})  # noqa: E731
+    assert get("x") == 0.4 and get("y") == 0.2 and get("z") is None
+    assert m.channel_series_dropped._value.get() == 1
