@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -30,6 +31,8 @@ from stream_monitor.core.reference import CategoricalReference, NumericReference
 from stream_monitor.core.settings import ChannelType, DetectionSettings, OutOfRangeParams
 
 QUALITY_DETECTORS = frozenset({"missing_rate", "out_of_range_rate", "unseen_category_rate"})
+_NUMBER_OR_NONE = frozenset({float, int, type(None)})
+_TEXT_OR_NONE = frozenset({str, type(None)})
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
 
 
@@ -175,8 +178,35 @@ class ChannelMonitor:
         raise ValueError(f"detector {name!r} does not apply to a {self.channel_type} channel")
 
     # ---------------------------------------------------------------- ingest
-    def classify(self, values: Sequence[Any]) -> tuple[np.ndarray, list[Any], list[int]]:
-        """Flags per observation, payloads (float or str, None when not usable), wrong-type indices."""
+    def classify(self, values: Sequence[Any]) -> tuple[np.ndarray, list[Any] | np.ndarray, list[int]]:
+        """Flags per observation, payloads (float or str, None when not usable), wrong-type indices.
+
+        A column of plain numbers (and None) comes back with the payloads as a float64 array (its
+        entries at flagged positions are not used); one of plain strings (and None) as the list it
+        is. Anything else is classified value by value.
+        """
+        types = set(map(type, values))
+        if self.channel_type == "numeric":
+            if types <= _NUMBER_OR_NONE:
+                try:
+                    payload = np.array(values, dtype=np.float64)  # None -> NaN; int -> float(int)
+                except OverflowError:  # an integer beyond float range: value by value
+                    return self._classify_values(values)
+                flags = np.zeros(len(values), dtype=np.uint8)
+                unusable = ~np.isfinite(payload)
+                if unusable.any():
+                    flags[unusable] = det.FLAG_INVALID
+                    if type(None) in types:
+                        flags[[i for i, v in enumerate(values) if v is None]] = det.FLAG_MISSING
+                return flags, payload, []
+        elif types <= _TEXT_OR_NONE:
+            flags = np.zeros(len(values), dtype=np.uint8)
+            if type(None) in types:
+                flags[[i for i, v in enumerate(values) if v is None]] = det.FLAG_MISSING
+            return flags, values if isinstance(values, list) else list(values), []
+        return self._classify_values(values)
+
+    def _classify_values(self, values: Sequence[Any]) -> tuple[np.ndarray, list[Any], list[int]]:
         n = len(values)
         flags = np.zeros(n, dtype=np.uint8)
         payload: list[Any] = [None] * n
@@ -221,14 +251,21 @@ class ChannelMonitor:
     def ingest_classified(
         self,
         flags: np.ndarray,
-        payload: list[Any],
+        payload: list[Any] | np.ndarray,
         rows: Sequence[int],
         row_times: Sequence[int],
         row_offsets: Sequence[int],
         evaluations: list[EvaluationRecord] | None = None,
+        row_times_array: np.ndarray | None = None,
     ) -> list[ChannelTrigger]:
-        """Like :meth:`ingest` for pre-classified values; ``evaluations`` collects every evaluation."""
+        """Like :meth:`ingest` for pre-classified values; ``evaluations`` collects every evaluation.
+
+        ``row_times_array`` is ``row_times`` as an int64 array (pass it when ingesting several
+        channels of one batch, so it is built once).
+        """
         self._evaluations = evaluations
+        times = np.asarray(row_times, dtype=np.int64) if row_times_array is None else row_times_array
+        rows = rows if isinstance(rows, np.ndarray) else np.asarray(rows, dtype=np.intp)
         triggers: list[ChannelTrigger] = []
         n = len(payload)
         self.dirty = n > 0 or self.dirty
@@ -243,18 +280,25 @@ class ChannelMonitor:
                     self._activate(self._reference_from_warmup())
                 continue
             take = min(n - i, self.step - self.since_eval)
-            self._detect(flags[i : i + take], payload[i : i + take], rows[i : i + take], row_times, row_offsets, triggers)
+            self._detect(flags[i : i + take], payload[i : i + take], rows[i : i + take], times, triggers)
             self.observations += take
             self.since_eval += take
             i += take
             if self.since_eval >= self.step:
                 self.since_eval = 0
-                last_row = rows[i - 1]
+                last_row = int(rows[i - 1])
                 self._evaluate(last_row, row_times, row_offsets, triggers)
         self._evaluations = None
         return triggers
 
-    def _warm_up(self, flags: np.ndarray, payload: list[Any]) -> None:
+    def _warm_up(self, flags: np.ndarray, payload: list[Any] | np.ndarray) -> None:
+        if isinstance(payload, np.ndarray):
+            ok = flags == det.FLAG_OK
+            self._warm_values.extend(payload[ok].tolist())
+            missing = int(np.count_nonzero(flags == det.FLAG_MISSING))
+            self._warm_missing += missing
+            self._warm_invalid += flags.size - missing - int(np.count_nonzero(ok))
+            return
         for f, p in zip(flags.tolist(), payload, strict=True):
             if f == det.FLAG_OK:
                 self._warm_values.append(p)
@@ -287,21 +331,23 @@ class ChannelMonitor:
     def _detect(
         self,
         flags: np.ndarray,
-        payload: list[Any],
-        rows: Sequence[int],
-        row_times: Sequence[int],
-        row_offsets: Sequence[int],
+        payload: list[Any] | np.ndarray,
+        rows: np.ndarray,
+        row_times: np.ndarray,
         triggers: list[ChannelTrigger],
     ) -> None:
         present_idx = np.flatnonzero(flags == det.FLAG_OK)
+        all_present = present_idx.size == flags.size
         if self.channel_type == "numeric":
-            vals = np.fromiter((payload[j] for j in present_idx.tolist()), dtype=np.float64, count=present_idx.size)
+            if isinstance(payload, np.ndarray):
+                vals = payload if all_present else payload[present_idx]
+            else:
+                vals = np.fromiter((payload[j] for j in present_idx.tolist()), dtype=np.float64, count=present_idx.size)
             outside = (vals < self.lo) | (vals > self.hi)
         else:
-            codes = self.codes
-            unseen = self.unseen_code
-            vals = np.fromiter((codes.get(payload[j], unseen) for j in present_idx.tolist()), dtype=np.int32, count=present_idx.size)
-            outside = vals == unseen
+            present = payload if all_present else [payload[j] for j in present_idx.tolist()]
+            vals = np.fromiter(map(self.codes.get, present, repeat(self.unseen_code, len(present))), dtype=np.int32, count=len(present))
+            outside = vals == self.unseen_code
         if outside.any():
             flags = flags.copy()
             flags[present_idx[outside]] = det.FLAG_OUTSIDE
@@ -319,7 +365,7 @@ class ChannelMonitor:
                 elif pending is not None:
                     pending[0] += float(z.sum())
                     pending[1] += z.size
-        times = np.fromiter((row_times[r] for r in rows), dtype=np.int64, count=len(rows))
+        times = row_times[rows]
         start = self.obs_pos
         self.obs_pos, self.obs_filled = self._push(self.flags, start, self.obs_filled, flags)
         self._push(self.times, start, 0, times)

@@ -25,6 +25,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import orjson
 import structlog
 
@@ -128,6 +129,21 @@ class ModelMonitor:
                 elif not name.startswith("__"):
                     self.known_features.append(name)
         self.dirty = True
+        self._gather: tuple[tuple[int, str], ...] = ()
+        self._gather_stamp: tuple[int, int] | None = None
+
+    def gather(self) -> tuple[tuple[int, str], ...]:
+        """(index in ``known_features``, name) of the known features that are channels, in order.
+
+        Cached; ``known_features`` and ``channels`` only grow, so their lengths tell when the
+        cache is stale.
+        """
+        stamp = (len(self.known_features), len(self.channels))
+        if stamp != self._gather_stamp:
+            channels = self.channels
+            self._gather = tuple((i, name) for i, name in enumerate(self.known_features) if name in channels)
+            self._gather_stamp = stamp
+        return self._gather
 
     def baseline_for(self, name: str, channel_type: ChannelType) -> Reference | None:
         """The baseline reference of a channel, when one of the right type was configured."""
@@ -155,6 +171,62 @@ class ModelMonitor:
         self.dirty = True
         log.info("channel_discovered", model=self.model, channel=name, type=ctype, partition=self.partition)
         return ch
+
+
+_MISSING: Any = object()
+
+
+class _FeatureBlock:
+    """One model's records with a features object in a batch, gathered column-wise at the end.
+
+    ``segments`` marks where the gathered feature set changed (a feature was discovered), so a
+    feature's column starts at the first record that had it. When a feature name starts with
+    "__" (it could share a column with a reserved channel) the block switches to value-by-value
+    gathering (``direct``) for the rest of the batch.
+    """
+
+    __slots__ = ("model", "rows", "feats", "segments", "gather", "direct")
+
+    def __init__(self, model: ModelMonitor) -> None:
+        self.model = model
+        self.rows: list[int] = []
+        self.feats: list[dict[str, Any]] = []
+        self.segments: list[tuple[int, tuple[tuple[int, str], ...]]] = []
+        self.gather: tuple[tuple[int, str], ...] | None = None
+        self.direct = False
+
+    def switch(self, gather: tuple[tuple[int, str], ...], columns: dict, first: dict) -> None:
+        self.gather = gather
+        if self.direct:
+            return
+        if any(name.startswith("__") for _, name in gather):
+            self.flush(columns, first, None)
+            self.direct = True
+            return
+        self.segments.append((len(self.rows), gather))
+
+    def flush(self, columns: dict, first: dict, rows_arrays: dict | None) -> None:
+        """Add the gathered columns to ``columns`` (which holds none of this model's features yet)."""
+        if not self.rows:
+            return
+        starts: dict[str, tuple[int, int]] = {}
+        for start, gather in self.segments:
+            for kf_index, name in gather:
+                if name not in starts:
+                    starts[name] = (start, kf_index)
+        model = self.model.model
+        all_rows = self.rows
+        rows_array = np.array(all_rows, dtype=np.intp) if rows_arrays is not None else None
+        for name, (start, kf_index) in starts.items():
+            feats = self.feats if start == 0 else self.feats[start:]
+            key = (model, name)
+            # (a copy of) the rows list: shared by the columns at the end, copied when they still grow
+            rows = all_rows[start:] if start or rows_arrays is None else all_rows
+            columns[key] = ([f.get(name) for f in feats], rows)
+            first[key] = (all_rows[start], 0, kf_index)
+            if rows_array is not None:
+                rows_arrays[key] = rows_array if start == 0 else rows_array[start:]
+        self.rows, self.feats, self.segments = [], [], []
 
 
 class PartitionMonitor:
@@ -208,36 +280,57 @@ class PartitionMonitor:
         result: BatchResult,
         joined: list[Any] | None = None,
     ) -> None:
-        """Feed decoded events to their channels; ``joined[i]`` is the prediction a label joined to."""
+        """Feed decoded events to their channels; ``joined[i]`` is the prediction a label joined to.
+
+        Values are grouped per (model, channel) in row order, and the channels are fed in the order
+        in which they got their first value of the batch (row, then features in ``known_features``
+        order, then prediction, latency, label, error), which orders dead-letter details and
+        evaluations. Features are gathered column-wise per model (one list comprehension per
+        feature over the model's rows) unless a feature name could collide with a reserved
+        channel name; then, as for the other channels, value by value.
+        """
         row_times = [d.event_time_ms for d in decoded]
         row_offsets = [p.offset for p in positions]
         problems: dict[int, list[tuple[ev.DeadLetterReason, str]]] = {
             i: list(d.problems) for i, d in enumerate(decoded) if d.problems
         }
-        # column-wise: per (model, channel) the values and rows, in row order
+        # per (model, channel): values and rows; and where each got its first value of the batch
         columns: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
-        order: list[tuple[str, str]] = []
+        first: dict[tuple[str, str], tuple[int, int, int]] = {}
+        blocks: dict[str, _FeatureBlock | None] = {}
+        remember = self.spec.label_join_max_pending
         for row, d in enumerate(decoded):
             e = d.event
-            m = self.model(e.model)
-            if m is None:
+            blk = blocks.get(e.model, _MISSING)
+            if blk is _MISSING:
+                m0 = self.model(e.model)
+                blk = blocks[e.model] = None if m0 is None else _FeatureBlock(m0)
+            if blk is None:
                 continue
+            m = blk.model
             feats = e.features
             if feats is not None:
-                for name, value in feats.items():
-                    if name not in m.channels and value is not None:
-                        ch = m.channel(name, value)
-                        if ch is not None:
-                            m.known_features.append(name) if name not in m.known_features else None
-                for name in m.known_features:
-                    if name in m.channels:
+                if not m.channels.keys() >= feats.keys():
+                    for name, value in feats.items():
+                        if name not in m.channels and value is not None:
+                            ch = m.channel(name, value)
+                            if ch is not None:
+                                m.known_features.append(name) if name not in m.known_features else None
+                gather = m.gather()
+                if gather is not blk.gather:
+                    blk.switch(gather, columns, first)
+                if blk.direct:
+                    for kf_index, name in gather:
                         key = (e.model, name)
                         col = columns.get(key)
                         if col is None:
                             col = columns[key] = ([], [])
-                            order.append(key)
+                            first[key] = (row, 0, kf_index)
                         col[0].append(feats.get(name))
                         col[1].append(row)
+                else:
+                    blk.rows.append(row)
+                    blk.feats.append(feats)
             pred = e.prediction
             extra: list[tuple[str, Any]] = []
             if isinstance(pred, dict):
@@ -251,9 +344,9 @@ class PartitionMonitor:
                 err = _error_value(joined[row] if joined is not None else pred, e.label)
                 if err is not None:
                     extra.append((ERROR, err))
-            elif self.spec.label_join_max_pending and e.event_id and pred is not None:
+            elif remember and e.event_id and pred is not None:
                 self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
-            for name, value in extra:
+            for j, (name, value) in enumerate(extra):
                 if name not in m.channels:
                     if value is None or m.channel(name, value) is None:
                         continue
@@ -261,9 +354,15 @@ class PartitionMonitor:
                 col = columns.get(key)
                 if col is None:
                     col = columns[key] = ([], [])
-                    order.append(key)
+                    first[key] = (row, 1, j)
                 col[0].append(value)
                 col[1].append(row)
+        rows_arrays: dict[tuple[str, str], np.ndarray] = {}
+        for blk in blocks.values():
+            if blk is not None:
+                blk.flush(columns, first, rows_arrays)
+        order = sorted(columns, key=first.__getitem__)
+        row_times_array = np.array(row_times, dtype=np.int64)
         triggers: list[ChannelTrigger] = []
         for key in order:
             values, rows = columns[key]
@@ -274,7 +373,9 @@ class PartitionMonitor:
                     (ev.DeadLetterReason.WRONG_TYPE, f"{key[1]}: expected {ch.channel_type}, got {type(values[i]).__name__}")
                 )
             result.channel_values += len(values)
-            triggers.extend(ch.ingest_classified(flags, payload, rows, row_times, row_offsets, result.evaluations))
+            triggers.extend(
+                ch.ingest_classified(flags, payload, rows_arrays.get(key, rows), row_times, row_offsets, result.evaluations, row_times_array)
+            )
         for row in sorted(problems):
             reason, detail = problems[row][0]
             more = f" (+{len(problems[row]) - 1} more)" if len(problems[row]) > 1 else ""

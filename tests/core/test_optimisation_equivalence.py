@@ -57,6 +57,11 @@ ODD: list[bytes] = [
     b'{"model": "churn-v1", "prediction": [0.1]}',
     b'{"model": "fraud-v3", "label": 1, "prediction": 0.9, "latency_ms": NaN}',
     b'{"model": "x' + b"y" * 300 + b'"}',
+    # feature names that share a column with reserved channels
+    b'{"model": "fraud-v3", "features": {"__latency__": 5.0, "__x": 1.0}, "latency_ms": 7.0}',
+    b'{"model": "churn-v1", "features": {"__prediction__": "a", "x0": 2.0}, "prediction": 0.5}',
+    b'{"model": "labelled-v1", "features": {"late": 3.0}, "label": 0, "prediction": 0.1}',
+    b'{"model": "collide-v1", "features": {"__latency__": 5.0, "__prediction__": 1}, "latency_ms": 7.0, "prediction": "p"}',
 ]
 
 
