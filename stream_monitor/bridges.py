@@ -50,6 +50,7 @@ and the sidecar image stays free of another dependency.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -657,7 +658,7 @@ class AlertmanagerSink(_HttpSink):
         self.log.warning("batch_rejected_isolating", alerts=len(tagged))
         rejected: set[str] = set()
         for fp, payload in tagged:
-            single = self._until_settled(lambda p=payload: self._post_all([p]), deadline, {"labels": payload["labels"]})
+            single = self._until_settled(functools.partial(self._post_all, [payload]), deadline, {"labels": payload["labels"]})
             if single is None:
                 return None
             if single.outcome == "rejected":
@@ -724,7 +725,7 @@ class PagerDutySink(_HttpSink):
             if alert is not None:
                 body = orjson.dumps(pagerduty_event(alert, self.opts.routing_key, self.opts.generator_url))
                 what = {"fingerprint": alert.fingerprint, "status": alert.status}
-                result = self._until_settled(lambda b=body: self._attempt(self.opts.urls[0], b), deadline, what)
+                result = self._until_settled(functools.partial(self._attempt, self.opts.urls[0], body), deadline, what)
                 if result is None:
                     return done
                 if result.outcome == "rejected":

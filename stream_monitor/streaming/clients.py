@@ -73,7 +73,7 @@ class SaslLogRedactor(logging.Filter):
         args = record.args
         if not args or not isinstance(args, tuple):
             return True
-        cleaned = []
+        cleaned: list[object] = []
         changed = False
         for arg in args:
             if type(arg).__name__.startswith("SaslAuthenticate") and type(arg).__name__.endswith("Request"):
