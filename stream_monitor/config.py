@@ -188,6 +188,10 @@ class AppConfig(MonitorSpec):
 
     def monitor_spec(self) -> MonitorSpec:
         fields = {name: getattr(self, name) for name in MonitorSpec.model_fields}
+        if not self.kafka.label_topic:
+            # no label events will come to join: remembering every prediction for a join would
+            # only grow the state and rewrite it at every checkpoint (issue 6)
+            fields["label_join_max_pending"] = 0
         return MonitorSpec.model_construct(**fields)
 
     def transactional_id(self) -> str:
