@@ -146,8 +146,13 @@ class MonitorMetrics:
         model, kind, severity, status = fields["model"], fields["kind"], fields["severity"], fields["status"]
         self.alerts.labels(model, kind, severity, status).inc()
         self.observe_statistic(model, fields["feature"], fields["detector"], fields.get("statistic"))
+        # the partition of the task that owns the fingerprint: labels.partition (the source
+        # record's partition differs when records are re-keyed by model)
+        labels = fields.get("labels") or {}
         source = fields.get("source") or {}
-        partition = source.get("partition") if isinstance(source, dict) else None
+        partition = labels.get("partition") if isinstance(labels, dict) and labels.get("partition") is not None else None
+        if partition is None and isinstance(source, dict):
+            partition = source.get("partition")
         with self._lock:
             self._set_firing(fields["fingerprint"], (model, kind, severity) if status == "firing" else None, partition)
 

@@ -48,6 +48,17 @@ def test_firing_gauge_follows_fire_escalate_resolve():
     assert m.registry.get_sample_value("stream_monitor_alerts_total", {"model": "m", "kind": "data_drift", "severity": "warning", "status": "firing"}) == 2
 
 
+def test_firing_alerts_belong_to_the_task_partition_label():
+    m = MonitorMetrics()
+    fields = _fields("a", "firing", partition=5)
+    fields["labels"] = {"partition": "2"}  # re-keyed: the task partition is 2
+    m.observe_alert(fields)
+    m.forget_partitions([5])
+    assert m.firing_count == 1
+    m.forget_partitions([2])
+    assert m.firing_count == 0
+
+
 def test_forget_partitions_drops_their_firing_alerts():
     m = MonitorMetrics()
     m.observe_alert(_fields("a", "firing", partition=0))
