@@ -331,6 +331,7 @@ class PageHinkleyDetector(PointDetector):
         alpha, delta, threshold, min_instances = d.alpha, d.delta, d.threshold, d.min_instances
         drift = d._drift_detected
         trips: list[int] = []
+        unit = alpha == 1.0  # 1.0 * s == s exactly: skip the multiplications (alpha is 1 here)
         for i, x in enumerate(z):
             if drift:  # River resets at the start of the update after a trip
                 n, mu = 0.0, 0.0
@@ -340,8 +341,12 @@ class PageHinkleyDetector(PointDetector):
             n += 1.0
             mu += (1.0 / n) * (x - mu)
             dev = x - mu
-            s_inc = alpha * s_inc + dev - delta
-            s_dec = alpha * s_dec + dev + delta
+            if unit:
+                s_inc = s_inc + dev - delta
+                s_dec = s_dec + dev + delta
+            else:
+                s_inc = alpha * s_inc + dev - delta
+                s_dec = alpha * s_dec + dev + delta
             if s_inc < min_inc:
                 min_inc = s_inc
             if s_dec > max_dec:

@@ -341,7 +341,7 @@ def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
         },
     )
     _set(event, "__pydantic_fields_set__", set(obj))
-    _set(event, "__pydantic_extra__", {k: v for k, v in obj.items() if k not in _EVENT_FIELDS})
+    _set(event, "__pydantic_extra__", {} if obj.keys() <= _EVENT_FIELDS else {k: v for k, v in obj.items() if k not in _EVENT_FIELDS})
     _set(event, "__pydantic_private__", None)
     return event
 
