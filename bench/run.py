@@ -177,6 +177,8 @@ def _consumer(bootstrap: str, **extra: Any) -> Any:
         "auto_offset_reset": "earliest",
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "fetch_min_bytes": 256 * 1024,
+        "fetch_max_wait_ms": 100,
         "max_poll_records": 5000,
     }
     opts.update(extra)
@@ -472,7 +474,8 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "STREAM_MONITOR_DLQ_TOPIC": f"{alerts_topic}-dlq",
         "STREAM_MONITOR_INSTANCE": "bench-latency",
     }
-    cmd = [sys.executable, "-m", "stream_monitor", "--log-format", "json", "run", "--bootstrap-servers", bootstrap, "--input-topic", topic,
+    prof = os.environ.get("BENCH_MONITOR_PROFILE")  # write a cProfile of the monitor subprocess here
+    cmd = [sys.executable, *(["-m", "cProfile", "-o", prof] if prof else []), "-m", "stream_monitor", "--log-format", "json", "run", "--bootstrap-servers", bootstrap, "--input-topic", topic,
            "--alerts-topic", alerts_topic, "--group-id", group, "--metrics-port", "0"]
     log_file = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
@@ -481,7 +484,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
     reader_ready = threading.Event()
 
     def reader() -> None:
-        c = _consumer(bootstrap, fetch_max_wait_ms=50)
+        c = _consumer(bootstrap, fetch_min_bytes=1, fetch_max_wait_ms=50)
         try:
             while not stop_reader.is_set():
                 parts = c.partitions_for_topic(alerts_topic)
@@ -517,6 +520,8 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         else:
             raise RuntimeError(f"monitor not assigned in 90 s; see {log_path}")
         time.sleep(1.0)
+        cpu_start = _cpu_seconds(proc.pid)
+        machine_start = _machine_cpu()
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_in_flight_requests_per_connection=5)
         sent_at: dict[tuple[int, int], float] = {}
         send_times: list[float] = [0.0] * len(values)
@@ -536,6 +541,8 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
             producer.send(topic, value=v, partition=model_of[i] % partitions).add_callback(on_sent(i))
         producer.flush()
         produce_seconds = time.perf_counter() - t0
+        cpu_produced = _cpu_seconds(proc.pid)
+        machine_end = _machine_cpu()
         producer.close()
         # drain: wait until the monitor committed everything and the alerts stop arriving
         from kafka import KafkaAdminClient
@@ -585,9 +592,30 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "max_ms": lat_ms[-1] if lat_ms else None,
         "mean_ms": statistics.fmean(lat_ms) if lat_ms else None,
         "stream": info,
+        "monitor_cpu_share_while_producing": round((cpu_produced - cpu_start) / produce_seconds, 3),
+        "machine_cpu_busy_while_producing": round((machine_end[0] - machine_start[0]) / max(1.0, machine_end[1] - machine_start[1]), 3),
         "note": "`python -m stream_monitor run` subprocess, exactly-once, commit_interval_ms 250; latency = time the alert was polled by a "
         "read_committed consumer minus the time the record it points at (alert source partition/offset) was handed to the producer",
     }
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    try:
+        vals = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return float(sum(vals) - idle), float(sum(vals))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc), 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 # ---------------------------------------------------------------------------------- memory
@@ -743,6 +771,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="everything at tiny sizes, in under a minute (CI)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default bench/results/latest.json)")
     ap.add_argument("--profile", action="store_true", help="also cProfile PartitionMonitor.process over the workload")
+    ap.add_argument("--latency-rate", type=float, help="records/s of the latency run (default: half of (e))")
+    ap.add_argument("--latency-seconds", type=float, help="length of each latency run (default 40; 3 with --smoke)")
+    ap.add_argument(
+        "--latency-fractions", type=lambda t: [float(x) for x in t.split(",") if x], default=[0.5, 0.25],
+        help="load points of the latency runs as fractions of (e)'s rate (default 0.5,0.25; --smoke: 0.5 only)",
+    )
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: latency,memory,scaling,naive,replay")
     args = ap.parse_args(argv)
 
@@ -835,12 +869,24 @@ def main(argv: list[str] | None = None) -> int:
         del values
         # ----------------------------------------------------------------- latency
         if "latency" not in skip:
-            rate = tp["e"]["records_per_s"] / 2
-            if smoke:
-                rate = min(rate, 2000.0)
-            report["latency"] = run_latency(bootstrap, partitions, rate, sizes.latency_seconds, sizes.latency_models, work_dir)
-            lat = report["latency"]
-            say(f"latency at {lat['achieved_rate']:,.0f}/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['samples']} alerts)")
+            e_rate = tp["e"]["records_per_s"] if "e" in tp else 2000.0
+            seconds = args.latency_seconds or sizes.latency_seconds
+            # the target's load point (half of (e)) first, then lighter ones for the curve
+            fractions = [0.5] if smoke else [0.5, *(f for f in args.latency_fractions if f != 0.5)]
+            curve = []
+            for fraction in fractions:
+                rate = min(e_rate * fraction, 2000.0) if smoke else e_rate * fraction
+                rate = args.latency_rate if (args.latency_rate and fraction == 0.5) else rate
+                lat = run_latency(bootstrap, partitions, rate, seconds, sizes.latency_models, work_dir)
+                lat["fraction_of_e"] = round(rate / e_rate, 3)
+                curve.append(lat)
+                say(
+                    f"latency at {lat['achieved_rate']:,.0f}/s ({lat['fraction_of_e']:.0%} of (e)): p50 {lat['p50_ms'] or 0:.0f} ms, "
+                    f"p99 {lat['p99_ms'] or 0:.0f} ms ({lat['samples']} alerts; monitor CPU {lat['monitor_cpu_share_while_producing']:.0%}, "
+                    f"machine CPU {lat['machine_cpu_busy_while_producing']:.0%})"
+                )
+            report["latency"] = curve[0]
+            report["latency_curve"] = curve
         if "memory" not in skip:
             report["memory"] = run_memory(sizes.memory_channels, sizes.memory_records_per_model)
         if "scaling" not in skip:
@@ -889,9 +935,12 @@ def summary(report: dict[str, Any]) -> str:
     for k, r in report.get("throughput", {}).items():
         lines.append(f"({k}) {r['label']:<86}{r['records_per_s']:>14,.0f}{r['channel_values_per_s']:>16,.0f}")
     lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in report.get("ratios", {}).items()))
-    lat = report.get("latency")
-    if lat:
-        lines.append(f"latency at {lat['achieved_rate']:,.0f} records/s: p50 {lat['p50_ms'] or 0:.0f} ms, p99 {lat['p99_ms'] or 0:.0f} ms ({lat['samples']} alerts)")
+    for lat in report.get("latency_curve", []):
+        lines.append(
+            f"latency at {lat['achieved_rate']:,.0f} records/s ({lat['fraction_of_e']:.0%} of (e)): p50 {lat['p50_ms'] or 0:.0f} ms, "
+            f"p99 {lat['p99_ms'] or 0:.0f} ms ({lat['samples']} alerts; monitor CPU {lat['monitor_cpu_share_while_producing']:.0%}, "
+            f"machine CPU {lat['machine_cpu_busy_while_producing']:.0%})"
+        )
     for n, m in report.get("memory", {}).items():
         lines.append(
             f"memory {n:>5} channels: state {m['state_bytes_per_channel'] / 1024:.1f} KB/channel (max {m['state_bytes_max_channel'] / 1024:.1f} KB), "
