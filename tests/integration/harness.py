@@ -185,6 +185,7 @@ class MonitorProcess:
             args += ["--input-topic", t]
         args += extra_args or []
         self.log_path = log_path
+        self.log_start = log_path.stat().st_size if log_path.exists() else 0  # this process's part of a shared log
         self.log_file = open(log_path, "ab")  # noqa: SIM115 - closed in wait/kill
         full_env = {
             **os.environ,
@@ -202,6 +203,20 @@ class MonitorProcess:
     def check_alive(self) -> None:
         if not self.alive():
             raise RuntimeError(f"monitor exited with {self.proc.returncode}; log:\n{self.log_tail()}")
+
+    def wait_started(self, timeout_s: float = 60.0) -> None:
+        """Until the monitor has joined its group (so a SIGTERM meets the monitor, not the interpreter)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_start)
+                mine = f.read().decode(errors="replace")
+            for line in mine.splitlines():
+                if '"partitions_assigned"' in line and orjson.loads(line).get("partitions"):
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"monitor not assigned after {timeout_s} s:\n{self.log_tail()}")
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
