@@ -23,7 +23,7 @@ sysdeps-runtime:
 	@bash deploy/install-system-deps.sh java:openjdk-17-jre-headless mvn:maven
 
 sysdeps-test: sysdeps-runtime
-	@bash deploy/install-system-deps.sh chromium:chromium prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
+	@bash deploy/install-system-deps.sh chromium:chromium prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager openssl:openssl
 
 ## 1. the live demo: local broker + drifting stream + monitor, alerts printed as they fire
 demo: sysdeps-runtime $(STAMP)

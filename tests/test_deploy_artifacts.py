@@ -219,7 +219,10 @@ def test_k8s_containers_have_probes_resources_and_non_root():
         for c in _our_containers(dep):
             where = f"{path.name}:{c['name']}"
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", where
-            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", where
+            # a sidecar must never take model serving out of its Service: it gates on liveness only;
+            # standalone monitors gate on /readyz (assigned, restored, checkpointing)
+            sidecar = len(dep["spec"]["template"]["spec"]["containers"]) > 1
+            assert c["readinessProbe"]["httpGet"]["path"] == ("/healthz" if sidecar else "/readyz"), where
             ports = {p["name"]: p["containerPort"] for p in c["ports"]}
             for probe in ("livenessProbe", "readinessProbe"):
                 port = c[probe]["httpGet"]["port"]

@@ -194,6 +194,7 @@ class MonitorApp:
         try:
             while not self.stopping:
                 batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
+                self.metrics.heartbeat()  # /healthz fails if this loop stalls
                 self._restore_assigned()
                 if batch:
                     self._process(batch)
@@ -253,6 +254,7 @@ class MonitorApp:
                     self._rollback()
         self.owned -= revoked
         self._new_tps -= revoked
+        self.metrics.forget_partitions({tp.partition for tp in revoked} - {tp.partition for tp in self.owned})
         remaining = {tp.partition for tp in self.owned if tp.topic in self.state_topics}
         for p in list(self.tasks):
             if p not in remaining:
@@ -285,6 +287,7 @@ class MonitorApp:
                 if mine and all(offsets.get(tp) == off for tp, off in mine.items()):
                     self.tasks[p] = task
                     self._committed_items[p] = items_
+                    self.metrics.restore_partition(p, task)
                     self.log.info("state_kept", partition=p, detail="partition came back at the offsets we committed")
                     continue
             items: dict[str, bytes] = {}
@@ -294,6 +297,8 @@ class MonitorApp:
                 self.stats.rejected_state_records += restored.rejected
                 self.metrics.state_rejected.inc(restored.rejected)
             self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, items, self.baselines)
+            self.metrics.restore_partition(p, self.tasks[p])
+            self.metrics.heartbeat()  # a long restore is progress, not a stall
             self._committed_items[p] = dict(items)
             self.stats.restored_partitions += 1
         self._committed_offsets.update(positions)
