@@ -110,6 +110,9 @@ class ChannelMonitor:
         self.fingerprints = {name_: fingerprint(model, name, name_, partition) for name_ in self.detector_names}
         # point detectors that tripped and await confirmation: name -> [sum of z since trip, count]
         self._pending: dict[str, list[float]] = {}
+        # sum and count of standardised values since the last evaluation: while a change-point
+        # alert fires, it stays firing as long as this level is still shifted, then resolves
+        self._level: list[float] = [0.0, 0]
         # firing episodes of detectors a config change removed: they resolve, then disappear
         self._orphans: dict[str, AlertLifecycle] = {}
         self.window_detectors: list[tuple[int, det.WindowDetector]] = []
@@ -356,6 +359,8 @@ class ChannelMonitor:
             ref: NumericReference = self.reference  # type: ignore[assignment]
             z = (vals - ref.mean) / ref.scale
             zl = z.tolist()
+            self._level[0] += float(z.sum())
+            self._level[1] += z.size
             for _ordinal, pdet in self.point_detectors:
                 trips = pdet.update_many(zl)
                 pending = self._pending.get(pdet.name)
@@ -380,6 +385,8 @@ class ChannelMonitor:
             del self.lifecycles[name]
             if not life.firing:
                 del self._orphans[name]
+        level_sum, level_n = self._level
+        self._level = [0.0, 0]
         for ordinal, pdet in self.point_detectors:
             pending = self._pending.get(pdet.name)
             if pending is not None and pending[1] < CONFIRM_MIN_VALUES:
@@ -389,6 +396,11 @@ class ChannelMonitor:
                 del self._pending[pdet.name]
                 mean_shift = abs(pending[0] / pending[1])
                 shift = mean_shift if mean_shift >= pdet.min_shift else None
+            elif level_n and self.lifecycles[pdet.name].firing:
+                # the detector has adapted to the new level; the alert holds while the level
+                # stays shifted from the reference, and resolves once it is back
+                level = abs(level_sum / level_n)
+                shift = level if level >= pdet.min_shift else None
             self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, triggers)
         if self.obs_filled < self.size:
             return
