@@ -223,7 +223,11 @@ class ChannelMonitor:
             t = type(v)
             if numeric:
                 if t is float or t is int:
-                    if isfinite(v):
+                    try:
+                        finite = isfinite(v)
+                    except OverflowError:  # an integer beyond float range counts as non-finite
+                        finite = False
+                    if finite:
                         payload[i] = float(v)
                     else:
                         flags[i] = det.FLAG_INVALID

@@ -261,7 +261,15 @@ def _decode_json_object(raw: bytes, max_bytes: int) -> tuple[dict[str, Any], boo
 
 
 def _non_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
+    """NaN, an infinity, or an integer beyond float range (only the stdlib parser yields one)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if type(value) is int:
+        try:
+            float(value)
+        except OverflowError:
+            return True
+    return False
 
 
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})

@@ -50,25 +50,29 @@ def js_distance(reference_counts: np.ndarray, current_counts: np.ndarray) -> flo
     return float(_jensenshannon(p / p.sum(), q / q.sum(), base=2))
 
 
-# per reference sample: (sorted copy, its own ECDF at its points), computed once per array
-_KS_REF: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
+# per reference sample: (it sorted, its own ECDF at its points or None when its values are
+# distinct, i.e. the ECDF is arange(1, n + 1) / n), computed once per array. An already sorted
+# reference is used as is, so the cache holds no copy of it in the usual case.
+_KS_REF: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray | None]] = {}
 
 
 def _reference_side(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     key = id(reference)
     hit = _KS_REF.get(key)
-    if hit is not None and hit[0]() is reference:
-        return hit[1], hit[2]
-    if np.isnan(reference).any():
-        return None
-    data1 = np.sort(reference)
-    cdf1_at_1 = np.searchsorted(data1, data1, side="right") / reference.shape[0]
-    try:
-        ref = weakref.ref(reference, lambda _r, key=key: _KS_REF.pop(key, None))
-    except TypeError:  # not weak-referenceable (a view of a view...): no caching
-        return data1, cdf1_at_1
-    _KS_REF[key] = (ref, data1, cdf1_at_1)
-    return data1, cdf1_at_1
+    if hit is None or hit[0]() is not reference:
+        if np.isnan(reference).any():
+            return None
+        n = reference.shape[0]
+        data1 = reference if bool(np.all(reference[:-1] <= reference[1:])) else np.sort(reference)
+        ranks = np.searchsorted(data1, data1, side="right")
+        cdf = None if bool((ranks == np.arange(1, n + 1)).all()) else ranks / n
+        try:
+            ref = weakref.ref(reference, lambda _r, key=key, cache=_KS_REF: cache.pop(key, None))
+        except TypeError:  # not weak-referenceable: no caching
+            return data1, (np.arange(1, n + 1) / n if cdf is None else cdf)
+        hit = _KS_REF[key] = (ref, data1, cdf)
+    data1, cdf = hit[1], hit[2]
+    return data1, (np.arange(1, data1.shape[0] + 1) / data1.shape[0] if cdf is None else cdf)
 
 
 def ks_2samp(reference_sorted: np.ndarray, current: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,108 @@
+"""Markdown tables of a benchmark report: ``python -m bench.markdown bench/results/latest.json``.
+
+BENCHMARKS.md pastes its output (the figures of one run) next to the analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _n(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
+    m = report["machine"]
+    w = report["workload"]
+    out = [
+        f"Run of {report['started_at']} (`{report['command'].strip()}`), commit `{m['git_commit']}`"
+        + (" (with uncommitted changes)" if m.get("git_dirty") else "")
+        + f"; {report['total_seconds']:.0f} s in all.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} vCPUs, {m['memory']} RAM; Python {m['python']}, kafka-python {m['kafka_python']}, "
+        f"numpy {m['numpy']}, river {m['river']}; broker: {report['broker']} on the same machine. "
+        f"Load average (1/5/15 min) at the start {report['load_average_start']}, at the end {report['load_average_end']}.",
+        "",
+        f"Workload: {w['events']:,} events of {w['channels_per_record']} channel values each (20 numeric + 5 categorical features + a "
+        f"prediction; {w['mean_record_bytes']:.0f} bytes on average), {w['partitions']} partitions, produced before timing.",
+        "",
+        "| | mode | records/s | channel values/s | notes |",
+        "|---|---|---:|---:|---|",
+    ]
+    for k, r in report["throughput"].items():
+        note = r.get("note", "")
+        if k in ("d", "e"):
+            note = (
+                f"{r['alerts']} alerts, {r['checkpoints']} checkpoints ({r['checkpoint_seconds']:.2f} s), "
+                f"processing {r['process_seconds']:.2f} s of {r['seconds']:.2f} s, changelog {r['changelog_bytes'] / 2**20:.1f} MiB"
+            )
+        elif k == "c":
+            note = f"{r['records']:,} records timed; {r['alerts_produced']:,} alerts produced"
+        elif k == "f":
+            note = "`stream-monitor replay --input` (CLI's own rate)" if r.get("how") == "cli" else "PartitionMonitor.process over the file"
+        out.append(f"| ({k}) | {r['label']} | {_n(r['records_per_s'])} | {_n(r['channel_values_per_s'])} | {note} |")
+    out += ["", "| ratio | value |", "|---|---:|"]
+    for k, v in report["ratios"].items():
+        out.append(f"| {k} | {_n(v, 2)} |")
+    curve = report.get("latency_curve") or ([report["latency"]] if "latency" in report else [])
+    if curve:
+        out += [
+            "",
+            "| load | records/s | alerts measured | p50 ms | p90 ms | p99 ms | max ms | monitor CPU | machine CPU |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for lat in curve:
+            out.append(
+                f"| {lat.get('fraction_of_e', 0):.0%} of (e) | {_n(lat['achieved_rate'])} | {lat['samples']} | {_n(lat['p50_ms'])} | "
+                f"{_n(lat['p90_ms'])} | {_n(lat['p99_ms'])} | {_n(lat['max_ms'])} | {lat['monitor_cpu_share_while_producing']:.0%} | "
+                f"{lat['machine_cpu_busy_while_producing']:.0%} |"
+            )
+    if report.get("memory"):
+        out += [
+            "",
+            "| channels | state per channel | largest channel | numeric / categorical | RSS per channel | C heap per channel | build time |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n, mm in report["memory"].items():
+            t = mm["state_bytes_per_channel_by_type"]
+            out.append(
+                f"| {int(n):,} | {mm['state_bytes_per_channel'] / 1024:.1f} KiB | {mm['state_bytes_max_channel'] / 1024:.1f} KiB | "
+                f"{t.get('numeric', 0) / 1024:.1f} / {t.get('categorical', 0) / 1024:.1f} KiB | {mm['rss_per_channel_bytes'] / 1024:.1f} KiB | "
+                f"{(mm.get('heap_in_use_per_channel_bytes') or 0) / 1024:.1f} KiB | {mm['build_seconds']:.1f} s |"
+            )
+    if report.get("scaling"):
+        out += ["", "| channels | records/s | channel values/s |", "|---:|---:|---:|"]
+        for n, s in report["scaling"].items():
+            out.append(f"| {s['channels']} | {_n(s['records_per_s'])} | {_n(s['channel_values_per_s'])} |")
+    if soak:
+        out += [
+            "",
+            f"Soak: {soak['seconds'] / 60:.0f} min at {soak['rate']:,.0f} records/s ({soak['records']:,} records, {soak['channels']} channels): "
+            f"RSS {soak['rss_after_warmup_bytes'] / 2**20:.1f} MiB after the warm-up, {soak['rss_end_bytes'] / 2**20:.1f} MiB at the end, "
+            f"max {soak['rss_max_bytes'] / 2**20:.1f} MiB; slope {soak['slope_bytes_per_minute'] / 1024:+.1f} KiB/min "
+            f"({soak['growth_after_warmup']:+.2%} over the run after the warm-up).",
+        ]
+    out += ["", "| target | value | met |", "|---|---:|---|"]
+    for name, t in report["targets"].items():
+        v = t["value"]
+        shown = f"{v:,.3g}" if isinstance(v, float) else str(v)
+        out.append(f"| {name} | {shown} | {({True: 'met', False: '**not met**', None: 'not measured'})[t['met']]} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if not args:
+        sys.exit("usage: python -m bench.markdown REPORT.json [SOAK.json]")
+    report = json.loads(Path(args[0]).read_text())
+    soak = json.loads(Path(args[1]).read_text()) if len(args) > 1 else None
+    sys.stdout.write(render(report, soak))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
