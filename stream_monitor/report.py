@@ -783,7 +783,7 @@ def _panel_caption(p: Panel, span: int) -> str:
         f"{p.fired} fired, {p.resolved} resolved; firing {_e('; '.join(spans) + more)}; "
         f"{evals:,} evaluations ({_e(parts)})"
         + (
-            "<br><span class=muted>a change-point detector: it reports its statistic (the size of the shift) only when it trips</span>"
+            "<br><span class=muted>a change-point detector: its statistic is the size of the shift (in reference sd), reported from the trip until the level is back</span>"
             if p.detector in CHANGE_POINT_DETECTORS
             else ""
         )

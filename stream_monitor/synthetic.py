@@ -50,6 +50,7 @@ class StreamSpec:
     model_version: str = "2026-11-01"
     drifts: tuple[Drift, ...] = field(default_factory=tuple)
     categories: int = 6
+    prediction_weights: tuple[float, ...] | None = None  # logit weights of x0..; random when None
 
 
 def _numeric_params(n: int) -> list[tuple[str, float, float]]:
@@ -68,6 +69,8 @@ def generate_events(spec: StreamSpec, chunk: int = 10_000) -> Iterator[dict[str,
     weights = np.array([0.5 ** k for k in range(spec.categories)])
     weights /= weights.sum()
     coef = rng.normal(0, 1, size=spec.n_numeric)
+    if spec.prediction_weights is not None:
+        coef[: len(spec.prediction_weights)] = spec.prediction_weights
     for base in range(0, spec.n_events, chunk):
         n = min(chunk, spec.n_events - base)
         idx = np.arange(base, base + n)
@@ -137,6 +140,7 @@ def demo_streams(n_events: int, seed: int = 42) -> tuple[StreamSpec, StreamSpec]
         seed=seed,
         n_numeric=8,
         n_categorical=3,
+        prediction_weights=(1.5, 0.4, -0.3, 0.2, 0.1),  # x0 drives the score: its drift is prediction drift
         drifts=(
             Drift("mean_shift", "x0", int(0.30 * n_events), int(0.70 * n_events), amount=1.5),
             Drift("new_category", "c0", int(0.40 * n_events), None, amount=0.3, category="XX"),
