@@ -12,3 +12,15 @@ if _REPO_ROOT not in sys.path:  # so `tests.` imports work under any pytest impo
     sys.path.insert(0, _REPO_ROOT)
 
 from tests.kafka_fixtures import *  # noqa: E402,F401,F403  (fixtures + pytest_configure hook)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_monitor_processes():
+    """A failing integration test must not leave `stream-monitor run` subprocesses behind."""
+    yield
+    from tests.integration.harness import MonitorProcess
+
+    MonitorProcess.kill_leftovers()

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -177,7 +177,13 @@ class InProcessMonitor:
 
 
 class MonitorProcess:
-    """``python -m stream_monitor run`` as a subprocess (killable with SIGKILL)."""
+    """``python -m stream_monitor run`` as a subprocess (killable with SIGKILL).
+
+    Every instance is remembered in ``MonitorProcess.started`` so the autouse fixture in
+    ``tests/conftest.py`` can kill what a failing test left running.
+    """
+
+    started: ClassVar[list[MonitorProcess]] = []
 
     def __init__(self, bootstrap: str, input_topics: list[str], alerts: str, group: str, log_path: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         args = [sys.executable, "-m", "stream_monitor", "--log-format", "json", "run", "--bootstrap-servers", bootstrap, "--alerts-topic", alerts, "--group-id", group, "--metrics-port", "0"]
@@ -196,6 +202,17 @@ class MonitorProcess:
             **(env or {}),
         }
         self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT, env=full_env, cwd=REPO_ROOT)
+        MonitorProcess.started.append(self)
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        while cls.started:
+            p = cls.started.pop()
+            if p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait(30)
+            if not p.log_file.closed:
+                p.log_file.close()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
