@@ -522,12 +522,10 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         time.sleep(1.0)
         cpu_start = _cpu_seconds(proc.pid)
         machine_start = _machine_cpu()
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_in_flight_requests_per_connection=5)
-        sent_at: dict[tuple[int, int], float] = {}
-        send_times: list[float] = [0.0] * len(values)
-
-        def on_sent(i: int) -> Callable[[Any], None]:
-            return lambda md: sent_at.__setitem__((md.partition, md.offset), send_times[i])
+        # idempotent producer, one partition per model, fresh topic: the k-th record sent to a
+        # partition gets offset k, so send times are kept per partition without callbacks
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, enable_idempotence=True)
+        sent_at: dict[int, list[float]] = {p: [] for p in range(partitions)}
 
         say(f"latency: producing {len(values):,} records at {rate:,.0f}/s to a monitor subprocess (exactly-once)")
         t0 = time.perf_counter()
@@ -537,8 +535,9 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
                 ahead = t0 + i / rate - time.perf_counter()
                 if ahead > 0:
                     time.sleep(ahead)
-            send_times[i] = wall0 + (time.perf_counter() - t0)
-            producer.send(topic, value=v, partition=model_of[i] % partitions).add_callback(on_sent(i))
+            p = model_of[i] % partitions
+            sent_at[p].append(wall0 + (time.perf_counter() - t0))
+            producer.send(topic, value=v, partition=p)
         producer.flush()
         produce_seconds = time.perf_counter() - t0
         cpu_produced = _cpu_seconds(proc.pid)
@@ -570,9 +569,9 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         log_file.close()
     lat_ms = []
     for now, p, off, _feature, _det in received:
-        t = sent_at.get((p, off))
-        if t is not None:
-            lat_ms.append((now - t) * 1000.0)
+        times = sent_at.get(p, [])
+        if 0 <= off < len(times):
+            lat_ms.append((now - times[off]) * 1000.0)
     lat_ms.sort()
 
     def pct(q: float) -> float | None:
