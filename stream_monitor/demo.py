@@ -137,8 +137,14 @@ def run_demo(args: argparse.Namespace) -> int:
     counts = {"firing": 0, "resolved": 0}
     total = 2 * args.events
     idle_since: float | None = None
+    last_progress = (app.stats.records, time.monotonic())
     try:
         while True:
+            if app.stats.records != last_progress[0]:
+                last_progress = (app.stats.records, time.monotonic())
+            elif produced.is_set() and time.monotonic() - last_progress[1] > 60:
+                _out(f"no progress for 60 s at {app.stats.records} of {total} events; stopping (see the log above)")
+                break
             for records in reader.poll(timeout_ms=300).values():
                 for rec in records:
                     alert = orjson.loads(rec.value)
