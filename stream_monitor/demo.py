@@ -22,7 +22,7 @@ import orjson
 
 from stream_monitor.config import load_config
 from stream_monitor.console import format_alert
-from stream_monitor.synthetic import demo_streams, generate_events
+from stream_monitor.synthetic import demo_streams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
@@ -54,23 +54,14 @@ def _stop_broker(port: int) -> None:
 def _produce(bootstrap: str, topic: str, n_events: int, rate: float, seed: int, stop: threading.Event, done: threading.Event) -> None:
     from kafka import KafkaProducer
 
+    from stream_monitor.producer_demo import produce_round
+
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
-    fraud, churn = demo_streams(n_events, seed)
-    started = time.monotonic()
-    sent = 0
-    for a, b in zip(generate_events(fraud), generate_events(churn), strict=True):
-        if stop.is_set():
-            break
-        for event in (a, b):
-            producer.send(topic, key=event["model"].encode(), value=orjson.dumps(event))
-        sent += 2
-        if rate > 0 and sent % 200 == 0:
-            ahead = sent / rate - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-    producer.flush()
-    producer.close()
-    done.set()
+    try:
+        produce_round(producer, topic, n_events, seed, rate, stop)
+    finally:
+        producer.close()
+        done.set()
 
 
 def run_demo(args: argparse.Namespace) -> int:

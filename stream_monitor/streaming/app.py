@@ -309,7 +309,6 @@ class MonitorApp:
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:
         started = time.perf_counter()
-        k = self.cfg.kafka
         for tp in sorted(batch, key=lambda t: (t.partition, t.topic)):
             records = batch[tp]
             if not records or tp not in self.owned:
