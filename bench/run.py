@@ -568,10 +568,12 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
             proc.kill()
         log_file.close()
     lat_ms = []
-    for now, p, off, _feature, _det in received:
+    timeline: list[list[Any]] = []  # [seconds into the run, latency ms, feature, detector] per alert
+    for now, p, off, feature, det in received:
         times = sent_at.get(p, [])
         if 0 <= off < len(times):
             lat_ms.append((now - times[off]) * 1000.0)
+            timeline.append([round(times[off] - wall0, 3), round(lat_ms[-1], 1), feature, det])
     lat_ms.sort()
 
     def pct(q: float) -> float | None:
@@ -591,6 +593,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "max_ms": lat_ms[-1] if lat_ms else None,
         "mean_ms": statistics.fmean(lat_ms) if lat_ms else None,
         "stream": info,
+        "timeline": sorted(timeline),
         "monitor_cpu_share_while_producing": round((cpu_produced - cpu_start) / produce_seconds, 3),
         "machine_cpu_busy_while_producing": round((machine_end[0] - machine_start[0]) / max(1.0, machine_end[1] - machine_start[1]), 3),
         "note": "`python -m stream_monitor run` subprocess, exactly-once, commit_interval_ms 250; latency = time the alert was polled by a "
