@@ -69,6 +69,8 @@ class KafkaSettings(_Section):
     poll_timeout_ms: int = Field(default=100, ge=0)
     session_timeout_ms: int = Field(default=10_000, gt=0)
     transaction_timeout_ms: int = Field(default=60_000, gt=0)
+    # bound on commit/abort/send_offsets; past it the producer is re-created (kafka-python has none)
+    transaction_operation_timeout_ms: int = Field(default=30_000, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     create_topics: bool = True  # create missing output/changelog topics at start-up
     state_partitioning: Literal["input", "model"] = "input"

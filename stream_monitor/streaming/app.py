@@ -29,7 +29,7 @@ from typing import Callable
 import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from stream_monitor.config import AppConfig
@@ -175,9 +175,7 @@ class MonitorApp:
             self.state_partitions = prepare_topology(admin, self.cfg, lambda: self.stopping)
         finally:
             admin.close()
-        self.producer = clients.producer(k, client_id, self.cfg.transactional_id() if self.exactly_once else None)
-        if self.exactly_once:
-            self.producer.init_transactions()
+        self._new_producer()
         self.store = (
             ChangelogStore(k.resolved_changelog_topic(), self._secret, clients.plain_consumer(k, client_id + "-restore"))
             if self.cfg.state.enabled
@@ -197,7 +195,12 @@ class MonitorApp:
                 self.metrics.heartbeat()  # /healthz fails if this loop stalls
                 self._restore_assigned()
                 if batch:
-                    self._process(batch)
+                    try:
+                        self._process(batch)
+                    except FATAL_PRODUCER_ERRORS as exc:
+                        raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
+                    except KafkaError as exc:  # e.g. a send that could not get metadata in max_block_ms
+                        self._recover(exc)
                 if time.monotonic() - self._last_checkpoint >= k.commit_interval_ms / 1000.0:
                     self._checkpoint_or_recover()
             self._checkpoint_or_recover()
@@ -220,8 +223,8 @@ class MonitorApp:
             self.log.warning("consumer_close_failed", error=str(exc))
         if self.exactly_once and self._txn_open:
             try:
-                self.producer.abort_transaction()
-            except Exception:  # noqa: BLE001
+                self._abort_open_transaction()
+            except Exception:  # noqa: BLE001 - closing; the next instance's init_transactions aborts it
                 pass
         self.producer.close(timeout=10)
         if self.store is not None:
@@ -243,15 +246,18 @@ class MonitorApp:
         # IO thread: commit with the producer only, then forget the partitions.
         if revoked & self.owned:
             if lost:
-                self._abort_open_transaction()
+                try:
+                    self._abort_open_transaction()
+                except KafkaError as exc:
+                    self._reset_producer(f"abort failed after losing partitions: {exc!r}")
                 self._rollback()
             else:
                 try:
                     self._checkpoint()
+                except FATAL_PRODUCER_ERRORS as exc:
+                    raise FatalError("producer fenced during a rebalance") from exc
                 except KafkaError as exc:
-                    self.log.warning("revoke_checkpoint_failed", error=str(exc))
-                    self._abort_open_transaction()
-                    self._rollback()
+                    self._recover(exc)
         self.owned -= revoked
         self._new_tps -= revoked
         self.metrics.forget_partitions({tp.partition for tp in revoked} - {tp.partition for tp in self.owned})
@@ -379,6 +385,73 @@ class MonitorApp:
             self.producer.begin_transaction()
             self._txn_open = True
 
+    # kafka-python 3.0's commit_transaction/abort_transaction/send_offsets_to_transaction wait
+    # without a timeout: after a broker restart one of them can wait forever. We start the same
+    # operations on its transaction manager and wait with a bound; on expiry the producer is
+    # re-created (its init_transactions fences the old epoch and aborts what it left open).
+    def _bounded(self, start: Callable[[], object], what: str) -> None:
+        tm = getattr(self.producer, "_transaction_manager", None)
+        sender = getattr(self.producer, "_sender", None)
+        if tm is None or sender is None:  # a kafka-python without these internals: public API
+            start_public = {"commit": self.producer.commit_transaction, "abort": self.producer.abort_transaction}
+            start_public[what]()
+            return
+        result = start()
+        sender.wakeup()
+        timeout_ms = self.cfg.kafka.transaction_operation_timeout_ms
+        if not result.wait(timeout_ms=timeout_ms):  # type: ignore[attr-defined]
+            raise KafkaTimeoutError(f"{what} did not complete within {timeout_ms} ms")
+
+    def _commit_transaction(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        tm = getattr(self.producer, "_transaction_manager", None)
+        if offsets:
+            if tm is None:
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            else:
+                meta = self.consumer.group_metadata()
+                self._bounded(lambda: tm.send_offsets_to_transaction(offsets, meta), "send_offsets")
+        self._bounded(lambda: tm.begin_commit(), "commit")
+
+    def _new_producer(self) -> None:
+        """(Re)create the producer; retry init_transactions until the broker answers or we stop."""
+        k = self.cfg.kafka
+        while True:
+            self.producer = clients.producer(k, f"stream-monitor-{self.cfg.instance}", self.cfg.transactional_id() if self.exactly_once else None)
+            try:
+                if self.exactly_once:
+                    self.producer.init_transactions()
+                return
+            except FATAL_PRODUCER_ERRORS as exc:
+                raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
+            except KafkaError as exc:
+                self.producer.close(timeout=0)
+                if self.stopping:
+                    raise FatalError(f"stopped while the producer could not initialise: {exc!r}") from exc
+                self.log.warning("producer_init_retry", error=repr(exc))
+                self.metrics.heartbeat()
+                time.sleep(2.0)
+
+    def _reset_producer(self, reason: str) -> None:
+        self.log.warning("producer_reset", reason=reason)
+        try:
+            self.producer.close(timeout=0)
+        except Exception:  # noqa: BLE001 - the old producer is being discarded
+            pass
+        self._txn_open = False
+        self._new_producer()
+
+    def _recover(self, exc: BaseException) -> None:
+        """An abortable failure: abort (or re-create the producer), then roll back and retry."""
+        self._failing_since = self._failing_since or time.monotonic()
+        self.stats.aborts += 1
+        self.metrics.checkpoints.labels("aborted").inc()
+        self.log.warning("transaction_failed_rolling_back", error=repr(exc))
+        try:
+            self._abort_open_transaction()
+        except KafkaError as abort_exc:
+            self._reset_producer(f"abort failed: {abort_exc!r}")
+        self._rollback()
+
     def _emit(self, result: BatchResult) -> None:
         if not result.alerts and not result.dead_letters:
             self.metrics.channel_values.inc(result.channel_values)
@@ -409,12 +482,7 @@ class MonitorApp:
         except FATAL_PRODUCER_ERRORS as exc:
             raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
         except KafkaError as exc:
-            self._failing_since = self._failing_since or time.monotonic()
-            self.stats.aborts += 1
-            self.metrics.checkpoints.labels("aborted").inc()
-            self.log.warning("checkpoint_failed_rolling_back", error=repr(exc))
-            self._abort_open_transaction()
-            self._rollback()
+            self._recover(exc)
         finally:
             self._checkpoint_started = None
 
@@ -439,9 +507,7 @@ class MonitorApp:
                     written += len(value)
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self._pending_offsets.items()}
         if self.exactly_once:
-            if offsets:
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
-            self.producer.commit_transaction()
+            self._commit_transaction(offsets)
             self._txn_open = False
         else:
             self.producer.flush()
@@ -463,13 +529,13 @@ class MonitorApp:
         self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 
     def _abort_open_transaction(self) -> None:
+        """Abort the open transaction (bounded). Raises KafkaError when that does not work."""
         if self.exactly_once and self._txn_open:
+            tm = getattr(self.producer, "_transaction_manager", None)
             try:
-                self.producer.abort_transaction()
+                self._bounded(lambda: tm.begin_abort(), "abort")  # type: ignore[union-attr]
             except FATAL_PRODUCER_ERRORS as exc:
                 raise FatalError("producer fenced while aborting") from exc
-            except KafkaError as exc:
-                raise FatalError(f"could not abort the transaction: {exc!r}") from exc
             finally:
                 self._txn_open = False
 

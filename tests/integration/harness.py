@@ -235,6 +235,19 @@ class MonitorProcess:
             time.sleep(0.1)
         raise TimeoutError(f"monitor not assigned after {timeout_s} s:\n{self.log_tail()}")
 
+    def wait_events(self, event: str, count: int = 1, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+        """Until this process logged ``event`` at least ``count`` times; returns those log records."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_start)
+                found = [orjson.loads(line) for line in f.read().splitlines() if f'"event": "{event}"'.encode() in line]
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        raise TimeoutError(f"{event} not logged {count} times in {timeout_s} s:\n{self.log_tail()}")
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
