@@ -64,6 +64,16 @@ DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
 STATE_SECRET = "bench-secret-6"
 
 
+def _run_spec() -> Any:
+    """The core spec ``stream-monitor run`` uses by default (no label topic: no label-join memory)."""
+    from stream_monitor.core.spec import MonitorSpec
+
+    return MonitorSpec(label_join_max_pending=0)
+
+
+RUN_SPEC: Any = None
+
+
 def say(msg: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
     sys.stderr.flush()
@@ -411,7 +421,7 @@ def run_replay_direct(path: Path) -> dict[str, Any]:
     from stream_monitor.core.monitor import InputRecord, PartitionMonitor
     from stream_monitor.core.spec import MonitorSpec
 
-    monitor = PartitionMonitor(MonitorSpec(instance="replay"), 0)
+    monitor = PartitionMonitor(MonitorSpec(instance="replay", label_join_max_pending=0), 0)
     started = time.perf_counter()
     values = 0
     n = 0
@@ -644,7 +654,6 @@ def run_scaling(sizes: Sizes) -> dict[str, Any]:
     from bench.workload import channel_models, encoded
     from stream_monitor.core.events import SourcePosition
     from stream_monitor.core.monitor import InputRecord, PartitionMonitor
-    from stream_monitor.core.spec import MonitorSpec
 
     out: dict[str, Any] = {}
     for n in sizes.scaling_channels:
@@ -657,7 +666,7 @@ def run_scaling(sizes: Sizes) -> dict[str, Any]:
             for s in streams:
                 recs.append(InputRecord(s[i], SourcePosition("scaling", 0, len(recs), None)))
         del streams
-        monitor = PartitionMonitor(MonitorSpec(), 0)
+        monitor = PartitionMonitor(RUN_SPEC, 0)
         warm = sizes.scaling_warm_per_model * len(specs)
         for i in range(0, warm, 5000):
             monitor.process(recs[i : min(i + 5000, warm)])
@@ -687,10 +696,9 @@ def run_profile(events: list[bytes], top: int = 25) -> dict[str, Any]:
 
     from stream_monitor.core.events import SourcePosition
     from stream_monitor.core.monitor import InputRecord, PartitionMonitor
-    from stream_monitor.core.spec import MonitorSpec
 
     recs = [InputRecord(v, SourcePosition("profile", 0, i, None)) for i, v in enumerate(events)]
-    monitor = PartitionMonitor(MonitorSpec(), 0)
+    monitor = PartitionMonitor(RUN_SPEC, 0)
     warm = min(len(recs) // 3, 5000)
     monitor.process(recs[:warm])
     prof = cProfile.Profile()
@@ -790,6 +798,9 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(level="WARNING", fmt="json")
     from bench.workload import CHANNELS_PER_RECORD, throughput_events
+
+    global RUN_SPEC
+    RUN_SPEC = _run_spec()
 
     smoke = args.smoke
     events = args.events or (4000 if smoke else 200_000)
