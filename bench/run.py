@@ -451,7 +451,9 @@ def latency_stream(rate: float, seconds: float, models: int) -> tuple[list[bytes
     from bench.workload import N_CATEGORICAL, N_NUMERIC, encoded
     from stream_monitor.synthetic import Drift, StreamSpec
 
-    total = max(int(rate * seconds), models * 100)
+    # at least enough per model for a reference, a full window and a few drifts (a slow machine
+    # measures a low (e) rate, and the smoke run is short)
+    total = max(int(rate * seconds), models * 3500)
     per_model = total // models
     # the first drift comes after a quarter of the run (at least a reference (1000) + a full
     # window (1000) + margin): latency is measured in the steady state, not while every channel
