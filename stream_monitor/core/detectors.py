@@ -332,21 +332,39 @@ class PageHinkleyDetector(PointDetector):
         drift = d._drift_detected
         trips: list[int] = []
         unit = alpha == 1.0  # 1.0 * s == s exactly: skip the multiplications (alpha is 1 here)
-        for i, x in enumerate(z):
+        i, size = 0, len(z)
+        while i < size:
             if drift:  # River resets at the start of the update after a trip
                 n, mu = 0.0, 0.0
                 s_inc = s_dec = 0.0
                 min_inc, max_dec = float("inf"), -1
                 drift = False
+            if unit and n + 1.0 >= min_instances:
+                # steady state: every value is tested, until the next trip (index from n)
+                n0 = n
+                for x in z[i:] if i else z:
+                    n += 1.0
+                    mu += (1.0 / n) * (x - mu)
+                    dev = x - mu
+                    s_inc = s_inc + dev - delta
+                    s_dec = s_dec + dev + delta
+                    if s_inc < min_inc:
+                        min_inc = s_inc
+                    if s_dec > max_dec:
+                        max_dec = s_dec
+                    if s_inc - min_inc > threshold or max_dec - s_dec > threshold:
+                        drift = True
+                        break
+                i += int(n - n0)
+                if drift:
+                    trips.append(i - 1)
+                continue
+            x = z[i]
             n += 1.0
             mu += (1.0 / n) * (x - mu)
             dev = x - mu
-            if unit:
-                s_inc = s_inc + dev - delta
-                s_dec = s_dec + dev + delta
-            else:
-                s_inc = alpha * s_inc + dev - delta
-                s_dec = alpha * s_dec + dev + delta
+            s_inc = alpha * s_inc + dev - delta
+            s_dec = alpha * s_dec + dev + delta
             if s_inc < min_inc:
                 min_inc = s_inc
             if s_dec > max_dec:
@@ -355,6 +373,7 @@ class PageHinkleyDetector(PointDetector):
                 drift = s_inc - min_inc > threshold or max_dec - s_dec > threshold
                 if drift:
                     trips.append(i)
+            i += 1
         mean.n, mean._mean = n, mu
         d._sum_increase, d._sum_decrease = s_inc, s_dec
         d._min_increase, d._max_decrease = min_inc, max_dec

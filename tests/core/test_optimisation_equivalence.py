@@ -306,16 +306,22 @@ def _stream(seed: int, n: int = 6000) -> list[float]:
     return z.tolist()
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_page_hinkley_inline_equals_river(seed: int) -> None:
     z = _stream(seed)
-    ours = det.PageHinkleyDetector(PageHinkleyParams())
-    ref = det.PageHinkleyDetector(PageHinkleyParams())
+    params = PageHinkleyParams() if seed % 3 else PageHinkleyParams(ph_threshold=3.0, min_instances=5)  # many trips
+    ours = det.PageHinkleyDetector(params)
+    ref = det.PageHinkleyDetector(params)
     trips_ours, trips_ref = [], []
-    for chunk in range(0, len(z), 777):  # several calls, as per evaluation step
-        part = z[chunk : chunk + 777]
+    sizes = np.random.default_rng(seed).integers(1, 400, size=len(z))  # calls of 1..399 values
+    chunk = 0
+    for size in sizes:
+        if chunk >= len(z):
+            break
+        part = z[chunk : chunk + int(size)]
         trips_ours += [chunk + i for i in ours.update_many(part)]
         trips_ref += [chunk + i for i in ref._update_many_river(part)]
+        chunk += len(part)
     assert trips_ours == trips_ref and trips_ours, "both must trip, at the same values"
     a, b = ours.detector, ref.detector
     for attr in ("_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease", "_drift_detected"):
