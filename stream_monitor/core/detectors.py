@@ -288,16 +288,20 @@ class AdwinDetector(PointDetector):
         d = self.detector
         if type(d) is not river_drift.ADWIN:
             return self._update_many_river(z)
-        update = d._helper.update
         drift = d._drift_detected
         trips: list[int] = []
-        for i, value in enumerate(z):
+        i, size = 0, len(z)
+        while i < size:
             if drift:
                 d._reset()
-                update = d._helper.update
-            drift = update(value)
-            if drift:
-                trips.append(i)
+            update = d._helper.update
+            drift = False
+            for value in z[i:] if i else z:
+                i += 1
+                if update(value):
+                    drift = True
+                    trips.append(i - 1)
+                    break
         d._drift_detected = drift
         return trips
 

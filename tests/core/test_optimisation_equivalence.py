@@ -329,16 +329,22 @@ def test_page_hinkley_inline_equals_river(seed: int) -> None:
     assert (a._x_mean.n, a._x_mean._mean) == (b._x_mean.n, b._x_mean._mean)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_adwin_loop_equals_river(seed: int) -> None:
     z = _stream(seed)
-    ours = det.AdwinDetector(AdwinParams())
-    ref = det.AdwinDetector(AdwinParams())
+    params = AdwinParams() if seed % 2 else AdwinParams(delta=0.5)  # many trips
+    ours = det.AdwinDetector(params)
+    ref = det.AdwinDetector(params)
     trips_ours, trips_ref = [], []
-    for chunk in range(0, len(z), 777):
-        part = z[chunk : chunk + 777]
+    sizes = np.random.default_rng(seed).integers(1, 400, size=len(z))
+    chunk = 0
+    for size in sizes:
+        if chunk >= len(z):
+            break
+        part = z[chunk : chunk + int(size)]
         trips_ours += [chunk + i for i in ours.update_many(part)]
         trips_ref += [chunk + i for i in ref._update_many_river(part)]
+        chunk += len(part)
     assert trips_ours == trips_ref and trips_ours
     a, b = ours.detector, ref.detector
     assert (a.drift_detected, a.width, a.total, a.variance, a.n_detections) == (b.drift_detected, b.width, b.total, b.variance, b.n_detections)
