@@ -36,5 +36,8 @@ test: sysdeps-test $(STAMP)
 bench: sysdeps-runtime $(STAMP)
 	$(PY) -m bench.run
 
+bench-smoke: sysdeps-runtime $(STAMP)
+	$(PY) -m bench.run --smoke
+
 clean:
 	rm -rf $(VENV) deploy/kafka/.run
