@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import pytest
+
+from tests.kafka_fixtures import _free_ports
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,17 +43,7 @@ def require_binary(*names: str) -> str:
     raise AssertionError("unreachable")
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+free_ports = _free_ports  # one implementation: tests/kafka_fixtures.py
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, bytes]:
