@@ -193,7 +193,7 @@ class MonitorApp:
             while not self.stopping:
                 batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
                 self.metrics.heartbeat()  # /healthz fails if this loop stalls
-                self._restore_assigned()
+                self._restore_assigned(batch)
                 if batch:
                     try:
                         self._process(batch)
@@ -280,11 +280,16 @@ class MonitorApp:
         self.metrics.assigned_partitions.set(len(self.owned))
         self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
 
-    def _restore_assigned(self) -> None:
+    def _restore_assigned(self, batch: dict[TopicPartition, list] | None = None) -> None:
         if not self._new_tps and not self._to_restore:
             return
-        # where each new partition starts: the offsets a rollback returns to
-        positions = {tp: self.consumer.position(tp) for tp in self._new_tps if tp in self.owned}
+        # where each new partition starts: the offsets a rollback returns to. poll() may already
+        # have returned records of a new partition (and moved its position past them): start at
+        # the first of those, or a rollback before the first checkpoint would skip them.
+        batch = batch or {}
+        positions = {
+            tp: batch[tp][0].offset if batch.get(tp) else self.consumer.position(tp) for tp in self._new_tps if tp in self.owned
+        }
         for p in sorted(self._to_restore):
             parked = self._parked.pop(p, None)
             if parked is not None:
@@ -325,7 +330,7 @@ class MonitorApp:
                 task = self.tasks.get(tp.partition)
                 if task is None:  # assigned in this poll but not restored: restore now
                     self._to_restore.add(tp.partition)
-                    self._restore_assigned()
+                    self._restore_assigned(batch)
                     task = self.tasks[tp.partition]
                 for is_label, inputs in self._inputs(tp, records):
                     self._emit(task.process_labels(inputs) if is_label else task.process(inputs))
