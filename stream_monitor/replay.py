@@ -43,6 +43,7 @@ import pickle
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 import time
 import uuid
 from collections import Counter, deque
@@ -918,27 +919,30 @@ def _replay_config(args: argparse.Namespace) -> AppConfig:
     return load_app_config(args, {"instance": getattr(args, "instance", None) or "replay"})
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    """``stream-monitor replay``: exit 0 ok, 2 bad flag value, 1 runtime failure."""
+def _exit_code(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run ``replay``/``export``: exit 0 ok, 2 bad flag value, 1 runtime failure (never a traceback
+    for a Kafka or file problem)."""
     try:
-        return _cmd_replay(args)
+        return run(args)
     except ReplayUsageError as exc:
-        sys.stderr.write(f"stream-monitor replay: error: {exc}\n")
+        sys.stderr.write(f"stream-monitor {command}: error: {exc}\n")
         return EXIT_USAGE
-    except ReplayError as exc:
-        sys.stderr.write(f"stream-monitor replay: failed: {exc}\n")
-        return EXIT_RUNTIME
-    except OSError as exc:
-        sys.stderr.write(f"stream-monitor replay: failed: {exc}\n")
+    except (ReplayError, OSError) as exc:
+        sys.stderr.write(f"stream-monitor {command}: failed: {exc}\n")
         return EXIT_RUNTIME
     except KeyboardInterrupt:
-        sys.stderr.write("\nstream-monitor replay: interrupted; no output written\n")
+        sys.stderr.write(f"\nstream-monitor {command}: interrupted; no output written\n")
         return EXIT_RUNTIME
-    except Exception as exc:  # KafkaError and friends: a runtime failure, never a traceback
+    except Exception as exc:  # KafkaError and friends: a runtime failure
         if type(exc).__module__.startswith("kafka"):
-            sys.stderr.write(f"stream-monitor replay: failed: Kafka: {exc!r}\n")
+            sys.stderr.write(f"stream-monitor {command}: failed: Kafka: {exc!r}\n")
             return EXIT_RUNTIME
         raise
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``stream-monitor replay``: exit 0 ok, 2 bad flag value, 1 runtime failure."""
+    return _exit_code("replay", _cmd_replay, args)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -1044,22 +1048,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``stream-monitor export``: topic → JSONL(.gz) envelopes that ``replay --input`` reads."""
-    try:
-        return _cmd_export(args)
-    except ReplayUsageError as exc:
-        sys.stderr.write(f"stream-monitor export: error: {exc}\n")
-        return EXIT_USAGE
-    except (ReplayError, OSError) as exc:
-        sys.stderr.write(f"stream-monitor export: failed: {exc}\n")
-        return EXIT_RUNTIME
-    except KeyboardInterrupt:
-        sys.stderr.write("\nstream-monitor export: interrupted; no output written\n")
-        return EXIT_RUNTIME
-    except Exception as exc:
-        if type(exc).__module__.startswith("kafka"):
-            sys.stderr.write(f"stream-monitor export: failed: Kafka: {exc!r}\n")
-            return EXIT_RUNTIME
-        raise
+    return _exit_code("export", _cmd_export, args)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

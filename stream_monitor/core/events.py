@@ -278,6 +278,17 @@ _new_event = object.__new__
 _set = object.__setattr__
 
 
+_NOT_TEXT = object()
+
+
+def _id_text(value: Any) -> Any:
+    """An id field as InferenceEvent takes it: text, an int made text, None, or ``_NOT_TEXT``."""
+    t = type(value)
+    if t is str or value is None:
+        return value
+    return str(value) if t is int else _NOT_TEXT
+
+
 def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
     """The :class:`InferenceEvent` pydantic would build from ``obj``, or None when unsure.
 
@@ -292,17 +303,9 @@ def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
     model = get("model")
     if type(model) is not str or not 0 < len(model) <= 256:
         return None
-    event_id = get("event_id")
-    t = type(event_id)
-    if t is int:
-        event_id = str(event_id)
-    elif event_id is not None and t is not str:
-        return None
-    version = get("model_version")
-    t = type(version)
-    if t is int:
-        version = str(version)
-    elif version is not None and t is not str:
+    event_id = _id_text(get("event_id"))
+    version = _id_text(get("model_version"))
+    if event_id is _NOT_TEXT or version is _NOT_TEXT:
         return None
     ts = get("ts")
     if ts is not None:
