@@ -30,7 +30,6 @@ from stream_monitor.core.lifecycle import AlertLifecycle, Transition, fingerprin
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.settings import ChannelType, DetectionSettings, OutOfRangeParams
 
-QUALITY_DETECTORS = frozenset({"missing_rate", "out_of_range_rate", "unseen_category_rate"})
 _NUMBER_OR_NONE = frozenset({float, int, type(None)})
 _TEXT_OR_NONE = frozenset({str, type(None)})
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
@@ -46,6 +45,15 @@ class EvaluationRecord(NamedTuple):
     statistic: float | None
     threshold: float | None
     breached: bool
+
+
+class OpenEpisode(NamedTuple):
+    """A firing alert episode of a channel: detector name, fingerprint, its lifecycle, quality or not."""
+
+    detector: str
+    fingerprint: str
+    lifecycle: AlertLifecycle
+    quality: bool
 
 
 @dataclass(slots=True)
@@ -153,32 +161,13 @@ class ChannelMonitor:
             elif built is not None:
                 self.window_detectors.append((ordinal, built))
 
-    def _build_detector(self, name: str, ref: Reference) -> det.WindowDetector | det.PointDetector | None:
-        p = self.settings.params(name)
-        numeric = isinstance(ref, NumericReference)
-        if name == "missing_rate":
-            return det.missing_rate_detector(p, ref.missing_rate)  # type: ignore[arg-type]
-        if name == "out_of_range_rate":
-            return det.out_of_range_detector(p, ref.invalid_rate, numeric)  # type: ignore[arg-type]
-        if self.high_cardinality:
+    def _build_detector(self, name: str, ref: Reference) -> det.Detector | None:
+        kind = det.REGISTRY[name]
+        if self.channel_type not in kind.channel_types:
+            raise ValueError(f"detector {name!r} does not apply to a {self.channel_type} channel")
+        if self.high_cardinality and not kind.on_high_cardinality:
             return None  # distribution tests over thousands of categories say nothing useful
-        if name == "unseen_category_rate":
-            return det.unseen_category_detector(p)  # type: ignore[arg-type]
-        if name == "adwin":
-            return det.AdwinDetector(p)  # type: ignore[arg-type]
-        if name == "page_hinkley":
-            return det.PageHinkleyDetector(p)  # type: ignore[arg-type]
-        if name == "psi":
-            return det.PsiDetector(p, ref)  # type: ignore[arg-type]
-        if name == "js":
-            return det.JsDetector(p, ref)  # type: ignore[arg-type]
-        if name == "ks":
-            return det.KsDetector(p, ref)  # type: ignore[arg-type]
-        if name == "wasserstein":
-            return det.WassersteinDetector(p, ref)  # type: ignore[arg-type]
-        if name == "chi2":
-            return det.Chi2Detector(p, ref)  # type: ignore[arg-type]
-        raise ValueError(f"detector {name!r} does not apply to a {self.channel_type} channel")
+        return kind.build(self.settings.params(name), ref)
 
     # ---------------------------------------------------------------- ingest
     def classify(self, values: Sequence[Any]) -> tuple[np.ndarray, list[Any] | np.ndarray, list[int]]:
@@ -463,7 +452,7 @@ class ChannelMonitor:
                 window_count=count,
                 reference_kind=ref.kind,
                 reference_count=ref.count,
-                quality=detector in QUALITY_DETECTORS,
+                quality=det.is_quality(detector),
             )
         )
 
@@ -487,4 +476,21 @@ class ChannelMonitor:
 
     @property
     def firing(self) -> list[str]:
+        """Names of the detectors whose alert is firing."""
         return [name for name, life in self.lifecycles.items() if life.firing]
+
+    def open_episodes(self) -> list[OpenEpisode]:
+        """The firing episodes of this channel: its detectors', then those of detectors a config
+        change removed (orphans, which fire until they resolve).
+
+        >>> from stream_monitor.core.settings import DetectionSettings
+        >>> ChannelMonitor("m", "x", "numeric", DetectionSettings(), partition=0, ordinal=0).open_episodes()
+        []
+        """
+        out = [
+            OpenEpisode(name, self.fingerprints[name], life, det.is_quality(name))
+            for lifecycles in (self.lifecycles, self._orphans)
+            for name, life in lifecycles.items()
+            if life.firing
+        ]
+        return out

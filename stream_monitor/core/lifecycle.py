@@ -72,6 +72,7 @@ class AlertLifecycle:
 
     @property
     def firing(self) -> bool:
+        """An episode is open."""
         return self.state == "firing"
 
     def observe(

@@ -27,6 +27,8 @@ ReferenceKind = Literal["warmup", "baseline"]
 
 @dataclass(slots=True)
 class NumericReference:
+    """A numeric channel's reference: a sorted sample, moments, range and missing/invalid rates."""
+
     kind: ReferenceKind
     count: int  # observations, including missing and invalid ones
     missing_rate: float
@@ -44,6 +46,7 @@ class NumericReference:
 
     @classmethod
     def from_values(cls, values: Sequence[float] | np.ndarray, missing: int, invalid: int, kind: ReferenceKind) -> NumericReference:
+        """The reference of the present values, with counts of missing and invalid observations."""
         arr = np.sort(np.asarray(values, dtype=np.float64))
         total = int(arr.size + missing + invalid)
         if arr.size > SAMPLE_SIZE:
@@ -63,6 +66,7 @@ class NumericReference:
         )
 
     def to_profile(self) -> dict[str, Any]:
+        """This reference as a baseline-file channel entry."""
         return {
             "type": "numeric",
             "count": self.count,
@@ -77,6 +81,7 @@ class NumericReference:
 
     @classmethod
     def from_profile(cls, profile: dict[str, Any]) -> NumericReference:
+        """A reference from a baseline-file channel entry."""
         return cls(
             kind="baseline",
             count=int(profile["count"]),
@@ -92,6 +97,8 @@ class NumericReference:
 
 @dataclass(slots=True)
 class CategoricalReference:
+    """A categorical channel's reference: category counts and missing/invalid rates."""
+
     kind: ReferenceKind
     count: int
     missing_rate: float
@@ -101,10 +108,12 @@ class CategoricalReference:
 
     @property
     def distinct(self) -> int:
+        """Number of categories."""
         return len(self.categories)
 
     @classmethod
     def from_counts(cls, counter: dict[str, int], missing: int, invalid: int, kind: ReferenceKind) -> CategoricalReference:
+        """The reference of category counts (most frequent first, ties by name)."""
         ordered = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
         present = sum(counter.values())
         total = present + missing + invalid
@@ -119,9 +128,11 @@ class CategoricalReference:
 
     @classmethod
     def from_values(cls, values: Sequence[str], missing: int, invalid: int, kind: ReferenceKind) -> CategoricalReference:
+        """The reference of the present categories."""
         return cls.from_counts(Counter(values), missing, invalid, kind)
 
     def to_profile(self) -> dict[str, Any]:
+        """This reference as a baseline-file channel entry."""
         return {
             "type": "categorical",
             "count": self.count,
@@ -132,6 +143,7 @@ class CategoricalReference:
 
     @classmethod
     def from_profile(cls, profile: dict[str, Any]) -> CategoricalReference:
+        """A reference from a baseline-file channel entry."""
         counts = {str(k): int(v) for k, v in profile["categories"].items()}
         ref = cls.from_counts(counts, 0, 0, "baseline")
         ref.count = int(profile["count"])

@@ -16,7 +16,7 @@ simulation in ``tests/core/test_false_alarms.py``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
@@ -74,30 +74,40 @@ class PageHinkleyParams(DetectorParams):
 
 
 class PsiParams(DetectorParams):
+    """Population Stability Index over ``bins`` reference-quantile bins (or the categories)."""
+
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     threshold: float | None = 0.2
     critical: float | None = 0.5
 
 
 class KsParams(DetectorParams):
+    """Two-sample Kolmogorov-Smirnov: D above ``threshold`` and p at most ``max_p_value``."""
+
     threshold: float | None = 0.12  # KS distance D
     critical: float | None = 0.3
     max_p_value: Annotated[float, Field(gt=0, le=1)] = 1e-4
 
 
 class WassersteinParams(DetectorParams):
+    """Wasserstein-1 distance in reference standard deviations."""
+
     enabled: bool = True
     threshold: float | None = 0.3  # in reference standard deviations
     critical: float | None = 1.0
 
 
 class JsParams(DetectorParams):
+    """Jensen-Shannon distance (base 2) over the same bins as PSI."""
+
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     threshold: float | None = 0.15  # Jensen-Shannon distance, base 2, in [0, 1]
     critical: float | None = 0.4
 
 
 class Chi2Params(DetectorParams):
+    """Chi-square homogeneity: p-value at most ``threshold`` and total variation at least ``min_effect``."""
+
     threshold: float | None = 1e-6  # p-value at or below which the window breaches
     critical: float | None = None
     min_effect: Annotated[float, Field(ge=0)] = 0.05  # total variation distance also required
@@ -111,26 +121,47 @@ class RateParams(DetectorParams):
 
 
 class OutOfRangeParams(RateParams):
+    """Share of invalid or out-of-range values; the range is explicit or the reference's, widened."""
+
     range: tuple[float, float] | None = None  # explicit valid range; default: reference min/max
     margin: Annotated[float, Field(ge=0)] = 0.1  # widen the reference range by this fraction of it
 
 
-DETECTOR_PARAMS: dict[str, type[DetectorParams]] = {
-    "adwin": AdwinParams,
-    "page_hinkley": PageHinkleyParams,
-    "psi": PsiParams,
-    "ks": KsParams,
-    "wasserstein": WassersteinParams,
-    "js": JsParams,
-    "chi2": Chi2Params,
-    "missing_rate": RateParams,
-    "out_of_range_rate": OutOfRangeParams,
-    "unseen_category_rate": RateParams,
-}
-"""Every detector name the config accepts, with its parameter model."""
+class DetectorSchema(NamedTuple):
+    """A detector name's parameter model and the channel types it applies to."""
 
-NUMERIC_DETECTORS = ("adwin", "page_hinkley", "psi", "ks", "wasserstein", "js", "missing_rate", "out_of_range_rate")
-CATEGORICAL_DETECTORS = ("chi2", "js", "psi", "unseen_category_rate", "missing_rate", "out_of_range_rate")
+    params: type[DetectorParams]
+    channel_types: tuple[ChannelType, ...]
+
+
+_NUM: tuple[ChannelType, ...] = ("numeric",)
+_CAT: tuple[ChannelType, ...] = ("categorical",)
+_BOTH: tuple[ChannelType, ...] = ("numeric", "categorical")
+
+DETECTOR_PARAMS: dict[str, DetectorSchema] = {
+    "adwin": DetectorSchema(AdwinParams, _NUM),
+    "page_hinkley": DetectorSchema(PageHinkleyParams, _NUM),
+    "psi": DetectorSchema(PsiParams, _BOTH),
+    "ks": DetectorSchema(KsParams, _NUM),
+    "wasserstein": DetectorSchema(WassersteinParams, _NUM),
+    "js": DetectorSchema(JsParams, _BOTH),
+    "chi2": DetectorSchema(Chi2Params, _CAT),
+    "missing_rate": DetectorSchema(RateParams, _BOTH),
+    "out_of_range_rate": DetectorSchema(OutOfRangeParams, _BOTH),
+    "unseen_category_rate": DetectorSchema(RateParams, _CAT),
+}
+"""Every detector name the config accepts: its parameter model and the channel types it applies to
+(the detector registry, :data:`stream_monitor.core.detectors.REGISTRY`, adds how each is built)."""
+
+
+def applicable_detectors(channel_type: ChannelType) -> tuple[str, ...]:
+    """The detector names that apply to ``channel_type``, in ``DETECTOR_PARAMS`` order.
+
+    >>> applicable_detectors("categorical")
+    ('psi', 'js', 'chi2', 'missing_rate', 'out_of_range_rate', 'unseen_category_rate')
+    """
+    return tuple(name for name, schema in DETECTOR_PARAMS.items() if channel_type in schema.channel_types)
+
 
 DEFAULT_NUMERIC = ("adwin", "page_hinkley", "psi", "ks", "missing_rate", "out_of_range_rate")
 DEFAULT_CATEGORICAL = ("chi2", "js", "unseen_category_rate", "missing_rate", "out_of_range_rate")
@@ -178,20 +209,24 @@ class DetectionSettings(_Strict):
 
     @model_validator(mode="after")
     def _known_detectors(self) -> DetectionSettings:
-        for field_name, allowed in (("numeric_detectors", NUMERIC_DETECTORS), ("categorical_detectors", CATEGORICAL_DETECTORS)):
+        for field_name, ctype in (("numeric_detectors", "numeric"), ("categorical_detectors", "categorical")):
+            allowed = applicable_detectors(ctype)  # type: ignore[arg-type]
             for name in getattr(self, field_name):
                 if name not in allowed:
                     raise ValueError(f"{field_name}: unknown detector {name!r}; choose from {', '.join(allowed)}")
         return self
 
     def detectors_for(self, channel_type: ChannelType) -> tuple[str, ...]:
+        """The enabled detectors of a channel of ``channel_type``, in configured order."""
         names = self.numeric_detectors if channel_type == "numeric" else self.categorical_detectors
         return tuple(n for n in names if self.params(n).enabled)
 
     def params(self, name: str) -> DetectorParams:
-        return self.detector_params.get(name) or DETECTOR_PARAMS[name]()
+        """Detector ``name``'s parameters: the configured override, else its defaults."""
+        return self.detector_params.get(name) or DETECTOR_PARAMS[name].params()
 
     def lifecycle_for(self, name: str) -> LifecycleSettings:
+        """The lifecycle of detector ``name``'s alerts: its own, else the channel's."""
         return self.params(name).lifecycle or self.lifecycle
 
 
@@ -208,7 +243,7 @@ def parse_detector_params(raw: dict[str, Any]) -> dict[str, DetectorParams]:
             out[name] = value
             continue
         try:
-            out[name] = DETECTOR_PARAMS[name].model_validate(value or {})
+            out[name] = DETECTOR_PARAMS[name].params.model_validate(value or {})
         except ValidationError as exc:
             raise ValueError(describe_error(exc, f"detector_params.{name}")) from None
     return out

@@ -1,0 +1,119 @@
+"""What every detector shares: observation flags, the window view, evaluations and the two families.
+
+*Window detectors* compare the current window with the reference once per evaluation step;
+*point detectors* (change-point detectors) are fed standardised values one by one and report the
+indices at which they tripped, which the channel then confirms by the size of the shift.
+
+>>> ev = Evaluation(0.3, 0.2, None, True, "warning")
+>>> ev.breached, ev.severity
+(True, 'warning')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from stream_monitor.core.settings import DetectorParams, Severity
+
+# Observation flags kept per observation in a channel's window.
+FLAG_OK = 0
+FLAG_MISSING = 1
+FLAG_INVALID = 2  # non-finite number, or a value of the wrong type
+FLAG_OUTSIDE = 3  # numeric outside the valid range, or a category unseen in the reference
+
+
+class Evaluation(NamedTuple):
+    """The outcome of one detector evaluation: statistic against threshold, breach and severity."""
+
+    statistic: float | None
+    threshold: float | None
+    p_value: float | None
+    breached: bool
+    severity: Severity
+
+
+@dataclass(slots=True)
+class WindowView:
+    """The current window of one channel at an evaluation point."""
+
+    values: np.ndarray  # numeric values or categorical codes of present, valid observations
+    flags: np.ndarray  # one flag per observation (FLAG_*)
+    _flag_counts: list[int] | None = None
+
+    @property
+    def flag_counts(self) -> list[int]:
+        """Observations per flag value (index FLAG_*), counted once per evaluation."""
+        if self._flag_counts is None:
+            self._flag_counts = np.bincount(self.flags, minlength=FLAG_OUTSIDE + 1).tolist()
+        return self._flag_counts
+
+
+def severity_of(params: DetectorParams, statistic: float) -> Severity:
+    """``critical`` when the statistic reaches the params' critical level, else their severity.
+
+    >>> from stream_monitor.core.settings import PsiParams
+    >>> severity_of(PsiParams(), 0.6), severity_of(PsiParams(), 0.3)
+    ('critical', 'warning')
+    """
+    if params.critical is not None and statistic >= params.critical:
+        return "critical"
+    return params.severity
+
+
+class WindowDetector:
+    """Base class: compares a window with the reference once per evaluation step."""
+
+    name = "window"
+    needs_values = True
+
+    def __init__(self, params: DetectorParams) -> None:
+        self.params = params
+
+    def evaluate(self, window: WindowView) -> Evaluation | None:  # pragma: no cover - abstract
+        """The evaluation of ``window``, or ``None`` when the window says nothing (e.g. empty)."""
+        raise NotImplementedError
+
+    def _threshold_eval(self, statistic: float, p_value: float | None = None, extra_ok: bool = True) -> Evaluation:
+        threshold = self.params.threshold
+        breached = threshold is not None and statistic > threshold and extra_ok
+        return Evaluation(statistic, threshold, p_value, breached, severity_of(self.params, statistic))
+
+
+class PointDetector:
+    """A change-point detector on standardised values (River's, through the River adapter).
+
+    A trip is only a candidate: the channel confirms it at the next evaluation step, when the mean
+    of the standardised values since the trip is at least ``threshold`` reference standard
+    deviations away from the reference mean (practical significance, and noise trips fade out).
+    Subclasses set ``detector`` (an object with ``update(x)`` and ``drift_detected``).
+    """
+
+    name = "point"
+    detector: Any
+
+    def __init__(self, params: DetectorParams) -> None:
+        self.params = params
+        self.min_shift = params.threshold or 0.0
+
+    def update_many(self, z: list[float]) -> list[int]:
+        """Feed standardised values in order; return the indices at which the detector tripped."""
+        update = self.detector.update
+        detector = self.detector
+        trips: list[int] = []
+        for i, value in enumerate(z):
+            update(value)
+            if detector.drift_detected:
+                trips.append(i)
+        return trips
+
+    def _update_many_river(self, z: list[float]) -> list[int]:
+        return PointDetector.update_many(self, z)
+
+    def evaluation(self, shift: float | None) -> Evaluation:
+        """A confirmed shift (breach) or ``None`` (clear) as an evaluation."""
+        severity = severity_of(self.params, shift) if shift is not None else self.params.severity
+        return Evaluation(shift, self.params.threshold, None, shift is not None, severity)
