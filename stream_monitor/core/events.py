@@ -1,7 +1,7 @@
-"""Event schemas: what we read (inference and label events) and what we write (alert events).
+"""Input events: the inference and label event schemas, decoding, and the event-time rule.
 
-The pydantic models below are the contract of ``shared/design.md`` sections 1-3. Decoding never
-raises: :func:`decode_inference` returns either a :class:`DecodedEvent` or a :class:`DeadLetter`
+The pydantic models below are the input contract (the alert contract is in
+:mod:`stream_monitor.core.alert`). Decoding never raises: :func:`decode_inference` returns either a :class:`DecodedEvent` or a :class:`DeadLetter`
 value naming a machine-readable reason.
 
 >>> ok = decode_inference(b'{"model": "m", "ts": 1700000000000, "features": {"x": 1.5}}', 0)
@@ -19,12 +19,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-SCHEMA_VERSION = 1
 
 Scalar = float | int | str | bool | None
 
@@ -41,6 +39,9 @@ class DeadLetterReason(StrEnum):
     NON_FINITE_VALUE = "non_finite_value"  # NaN/Infinity in a feature, prediction or latency
     WRONG_TYPE = "wrong_type"  # a value whose type contradicts the channel's type
     LABEL_UNMATCHED = "label_unmatched"  # a label event whose inference event was never seen
+
+
+MAX_EPOCH_MS = 32503680000000  # 3000-01-01T00:00:00Z: later event times are taken as errors
 
 
 def format_event_time(ms: int) -> str:
@@ -62,7 +63,7 @@ def parse_event_time(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("timestamp must be ISO-8601 or epoch milliseconds, not a boolean")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0 or value > 32503680000000:
+        if not math.isfinite(value) or value < 0 or value > MAX_EPOCH_MS:
             raise ValueError(f"epoch milliseconds out of range: {value!r}")
         return int(value)
     if isinstance(value, str):
@@ -77,6 +78,22 @@ def parse_event_time(value: Any) -> int:
             dt = dt.replace(tzinfo=timezone.utc)
         return int(round(dt.timestamp() * 1000))
     raise ValueError(f"timestamp must be ISO-8601 or epoch milliseconds, got {type(value).__name__}")
+
+
+def event_time_of(ts: Any, record_timestamp_ms: int | None) -> int | None:
+    """The event time of a record: its ``ts`` field when present, else its record timestamp.
+
+    ``None`` when the record has neither (no ``ts`` and no usable record timestamp); raises
+    ``ValueError`` when ``ts`` is present but is not a valid time. This is the one event-time rule.
+
+    >>> event_time_of("2026-01-01T00:00:00Z", 5), event_time_of(None, 5), event_time_of(None, -1)
+    (1767225600000, 5, None)
+    """
+    if ts is None:
+        return record_timestamp_ms if record_timestamp_ms is not None and record_timestamp_ms >= 0 else None
+    if type(ts) is int and 0 <= ts <= MAX_EPOCH_MS:
+        return ts
+    return parse_event_time(ts)
 
 
 class InferenceEvent(BaseModel):
@@ -117,57 +134,6 @@ class LabelEvent(BaseModel):
     _parse_ts = field_validator("ts", mode="before")(InferenceEvent._parse_ts.__func__)  # type: ignore[attr-defined]
 
 
-class AlertWindow(BaseModel):
-    start: str | None
-    end: str | None
-    count: int
-
-
-class AlertReference(BaseModel):
-    kind: Literal["baseline", "warmup", "adaptive"]
-    count: int
-
-
-class AlertSource(BaseModel):
-    topic: str
-    partition: int
-    offset: int
-
-
-class MonitorInfo(BaseModel):
-    instance: str
-    version: str
-
-
-class AlertEvent(BaseModel):
-    """The alert contract (``shared/design.md`` section 3). Field names follow Alertmanager."""
-
-    model_config = ConfigDict(extra="allow")
-
-    schema_version: int = SCHEMA_VERSION
-    alert_id: str
-    fingerprint: str
-    status: Literal["firing", "resolved"]
-    severity: Literal["info", "warning", "critical"]
-    kind: Literal["data_drift", "prediction_drift", "data_quality", "performance"]
-    model: str
-    model_version: str | None = None
-    feature: str
-    detector: str
-    statistic: float | None
-    threshold: float | None
-    p_value: float | None = None
-    event_time: str
-    starts_at: str
-    ends_at: str | None = None
-    window: AlertWindow
-    reference: AlertReference
-    source: AlertSource
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    monitor: MonitorInfo
-
-
 @dataclass(frozen=True, slots=True)
 class SourcePosition:
     """Where a record came from. A plain value: the core knows nothing of Kafka clients."""
@@ -198,6 +164,7 @@ class DeadLetter:
     processed: bool = False  # True when the valid part of the record was still monitored
 
     def to_json(self) -> bytes:
+        """The dead-letter record as published: reason, detail, source and the original record."""
         pos = self.position
         return orjson.dumps(
             {
@@ -377,11 +344,8 @@ def decode_inference(
         obj, strict = out
         event = _fast_event(obj)
         if event is not None:
-            if event.ts is not None:
-                event_time = event.ts
-            elif record_timestamp_ms is not None and record_timestamp_ms >= 0:
-                event_time = record_timestamp_ms
-            else:
+            event_time = event_time_of(event.ts, record_timestamp_ms)
+            if event_time is None:
                 return DeadLetter(DeadLetterReason.INVALID_TIMESTAMP, "no ts field and no record timestamp", raw, position)
             # orjson never yields NaN or infinite floats: only the stdlib fallback needs the scan
             return DecodedEvent(event, event_time, [] if strict else _value_problems(event))
@@ -409,11 +373,8 @@ def _validate(obj: dict[str, Any], raw: bytes, record_timestamp_ms: int | None, 
         detail = _first_error(exc)
         reason = DeadLetterReason.INVALID_TIMESTAMP if detail.startswith("ts:") else DeadLetterReason.SCHEMA_VIOLATION
         return DeadLetter(reason, detail, raw, position)
-    if event.ts is not None:
-        event_time = event.ts
-    elif record_timestamp_ms is not None and record_timestamp_ms >= 0:
-        event_time = record_timestamp_ms
-    else:
+    event_time = event_time_of(event.ts, record_timestamp_ms)
+    if event_time is None:
         return DeadLetter(DeadLetterReason.INVALID_TIMESTAMP, "no ts field and no record timestamp", raw, position)
     return DecodedEvent(event, event_time, _value_problems(event))
 

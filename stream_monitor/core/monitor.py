@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import orjson
 import structlog
 
 from stream_monitor.core import events as ev
+from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
-from stream_monitor.core.lifecycle import alert_id
-from stream_monitor.core.reference import NumericReference, Reference
-from stream_monitor.core.settings import ChannelType
+from stream_monitor.core.model_monitor import FeatureBlock, ModelMonitor, error_value
+from stream_monitor.core.reference import Reference
 from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
@@ -51,17 +50,19 @@ class InputRecord:
 
 @dataclass(slots=True)
 class Alert:
-    """An alert event ready to publish: Kafka key, JSON bytes, and the parsed fields."""
+    """An alert ready to publish: Kafka key (``fingerprint``), JSON bytes and the typed event."""
 
     fingerprint: str
     payload: bytes
-    fields: dict[str, Any]
+    event: AlertEvent
     event_time_ms: int
     position: ev.SourcePosition
 
 
 @dataclass(slots=True)
 class BatchResult:
+    """What one processing step produced: counts, alerts, dead letters (and evaluations when asked)."""
+
     records: int = 0
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[ev.DeadLetter] = field(default_factory=list)
@@ -70,163 +71,21 @@ class BatchResult:
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
 
 
-def _kind_of(channel: str) -> str:
-    if channel.startswith(PREDICTION):
-        return "prediction_drift"
-    if channel in (LATENCY, ERROR):
-        return "performance"
-    return "data_drift"
-
-
-def _type_of(value: Any) -> ChannelType | None:
-    t = type(value)
-    if t is float or t is int:
-        return "numeric"
-    if t is str or t is bool:
-        return "categorical"
-    return None
-
-
-def _error_value(prediction: Any, label: Any) -> float | None:
-    """Absolute error for numeric predictions, 0/1 mismatch for classes."""
-    if isinstance(prediction, dict):
-        if "y_pred" in prediction:
-            prediction = prediction["y_pred"]
-        elif prediction:
-            prediction = next(iter(prediction.values()))
-        else:
-            return None
-    if prediction is None or label is None:
-        return None
-    if isinstance(prediction, bool):
-        prediction = int(prediction)
-    if isinstance(label, bool):
-        label = int(label)
-    if isinstance(prediction, int | float) and isinstance(label, int | float):
-        return abs(float(prediction) - float(label))
-    return 0.0 if str(prediction) == str(label) else 1.0
-
-
-class ModelMonitor:
-    """The channels of one model within one partition, in the order they were first seen."""
-
-    def __init__(self, spec: MonitorSpec, model: str, partition: int, baseline: dict[str, Reference] | None) -> None:
-        self.spec = spec
-        self.model = model
-        self.partition = partition
-        self.baseline = baseline or {}
-        self.channels: dict[str, ChannelMonitor] = {}
-        self.disabled: set[str] = set()
-        mspec = spec.models.get(model)
-        self.discover = mspec.discover if mspec else True
-        self.labels = {**spec.labels, **(mspec.labels if mspec else {})}
-        self.annotations = {**spec.annotations, **(mspec.annotations if mspec else {})}
-        self.known_features: list[str] = []  # features observed on every record with a features object
-        if mspec:
-            for name, cspec in mspec.channels.items():
-                if not cspec.enabled:
-                    self.disabled.add(name)
-                elif not name.startswith("__"):
-                    self.known_features.append(name)
-        self.dirty = True
-        self._gather: tuple[tuple[int, str], ...] = ()
-        self._gather_stamp: tuple[int, int] | None = None
-
-    def gather(self) -> tuple[tuple[int, str], ...]:
-        """(index in ``known_features``, name) of the known features that are channels, in order.
-
-        Cached; ``known_features`` and ``channels`` only grow, so their lengths tell when the
-        cache is stale.
-        """
-        stamp = (len(self.known_features), len(self.channels))
-        if stamp != self._gather_stamp:
-            channels = self.channels
-            self._gather = tuple((i, name) for i, name in enumerate(self.known_features) if name in channels)
-            self._gather_stamp = stamp
-        return self._gather
-
-    def baseline_for(self, name: str, channel_type: ChannelType) -> Reference | None:
-        """The baseline reference of a channel, when one of the right type was configured."""
-        ref = self.baseline.get(name)
-        if ref is None or isinstance(ref, NumericReference) != (channel_type == "numeric"):
-            return None
-        return ref
-
-    def channel(self, name: str, first_value: Any) -> ChannelMonitor | None:
-        ch = self.channels.get(name)
-        if ch is not None:
-            return ch
-        if name in self.disabled:
-            return None
-        cspec = self.spec.channel_spec(self.model, name)
-        if cspec is None and not self.discover:
-            return None
-        ctype = (cspec.type if cspec else None) or _type_of(first_value)
-        if ctype is None:
-            return None  # type unknown until a non-null value arrives
-        baseline = self.baseline_for(name, ctype)
-        settings = self.spec.channel_settings(self.model, name, ctype)
-        ch = ChannelMonitor(self.model, name, ctype, settings, self.partition, len(self.channels), baseline)
-        self.channels[name] = ch
-        self.dirty = True
-        log.info("channel_discovered", model=self.model, channel=name, type=ctype, partition=self.partition)
-        return ch
-
-
 _MISSING: Any = object()
 
 
-class _FeatureBlock:
-    """One model's records with a features object in a batch, gathered column-wise at the end.
+class _Batch:
+    """One batch's columns per (model, channel), where each got its first value, and value-level problems."""
 
-    ``segments`` marks where the gathered feature set changed (a feature was discovered), so a
-    feature's column starts at the first record that had it. When a feature name starts with
-    "__" (it could share a column with a reserved channel) the block switches to value-by-value
-    gathering (``direct``) for the rest of the batch.
-    """
+    __slots__ = ("columns", "first", "rows_arrays", "problems")
 
-    __slots__ = ("model", "rows", "feats", "segments", "gather", "direct")
-
-    def __init__(self, model: ModelMonitor) -> None:
-        self.model = model
-        self.rows: list[int] = []
-        self.feats: list[dict[str, Any]] = []
-        self.segments: list[tuple[int, tuple[tuple[int, str], ...]]] = []
-        self.gather: tuple[tuple[int, str], ...] | None = None
-        self.direct = False
-
-    def switch(self, gather: tuple[tuple[int, str], ...], columns: dict, first: dict) -> None:
-        self.gather = gather
-        if self.direct:
-            return
-        if any(name.startswith("__") for _, name in gather):
-            self.flush(columns, first, None)
-            self.direct = True
-            return
-        self.segments.append((len(self.rows), gather))
-
-    def flush(self, columns: dict, first: dict, rows_arrays: dict | None) -> None:
-        """Add the gathered columns to ``columns`` (which holds none of this model's features yet)."""
-        if not self.rows:
-            return
-        starts: dict[str, tuple[int, int]] = {}
-        for start, gather in self.segments:
-            for kf_index, name in gather:
-                if name not in starts:
-                    starts[name] = (start, kf_index)
-        model = self.model.model
-        all_rows = self.rows
-        rows_array = np.array(all_rows, dtype=np.intp) if rows_arrays is not None else None
-        for name, (start, kf_index) in starts.items():
-            feats = self.feats if start == 0 else self.feats[start:]
-            key = (model, name)
-            # (a copy of) the rows list: shared by the columns at the end, copied when they still grow
-            rows = all_rows[start:] if start or rows_arrays is None else all_rows
-            columns[key] = ([f.get(name) for f in feats], rows)
-            first[key] = (all_rows[start], 0, kf_index)
-            if rows_array is not None:
-                rows_arrays[key] = rows_array if start == 0 else rows_array[start:]
-        self.rows, self.feats, self.segments = [], [], []
+    def __init__(self, decoded: list[ev.DecodedEvent]) -> None:
+        self.columns: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
+        self.first: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self.rows_arrays: dict[tuple[str, str], np.ndarray] = {}
+        self.problems: dict[int, list[tuple[ev.DeadLetterReason, str]]] = {
+            i: list(d.problems) for i, d in enumerate(decoded) if d.problems
+        }
 
 
 class PartitionMonitor:
@@ -243,6 +102,7 @@ class PartitionMonitor:
 
     # ------------------------------------------------------------- processing
     def model(self, name: str) -> ModelMonitor | None:
+        """The monitor of model ``name``, created on first sight; None when the model is not monitored."""
         m = self.models.get(name)
         if m is None:
             if name not in self.spec.models and not self.spec.discover_models:
@@ -282,52 +142,55 @@ class PartitionMonitor:
     ) -> None:
         """Feed decoded events to their channels; ``joined[i]`` is the prediction a label joined to.
 
-        Values are grouped per (model, channel) in row order, and the channels are fed in the order
-        in which they got their first value of the batch (row, then features in ``known_features``
-        order, then prediction, latency, label, error), which orders dead-letter details and
-        evaluations. Features are gathered column-wise per model (one list comprehension per
-        feature over the model's rows) unless a feature name could collide with a reserved
-        channel name; then, as for the other channels, value by value.
+        Values are grouped per (model, channel) in row order (:meth:`_gather`), and the channels
+        are fed in the order in which they got their first value of the batch (row, then features
+        in ``known_features`` order, then prediction, latency, label, error), which orders
+        dead-letter details and evaluations (:meth:`_ingest`). Alerts follow in (row, channel,
+        detector) order and dead letters in record order, whatever the batch boundaries.
         """
-        row_times = [d.event_time_ms for d in decoded]
-        row_offsets = [p.offset for p in positions]
-        problems: dict[int, list[tuple[ev.DeadLetterReason, str]]] = {
-            i: list(d.problems) for i, d in enumerate(decoded) if d.problems
-        }
-        # per (model, channel): values and rows; and where each got its first value of the batch
-        columns: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
-        first: dict[tuple[str, str], tuple[int, int, int]] = {}
-        blocks: dict[str, _FeatureBlock | None] = {}
+        batch = self._gather(decoded, joined)
+        triggers = self._ingest(batch, decoded, positions, result)
+        problems = batch.problems
+        for row in sorted(problems):
+            reason, detail = problems[row][0]
+            more = f" (+{len(problems[row]) - 1} more)" if len(problems[row]) > 1 else ""
+            result.dead_letters.append(ev.DeadLetter(reason, detail + more, raws[row], positions[row], processed=True))
+            result.invalid_by_reason[str(reason)] += 1
+        triggers.sort(key=lambda t: (t.row, t.channel_ordinal, t.detector_ordinal))
+        for t in triggers:
+            result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
+        # record-level and value-level dead letters, in record order whatever the batch boundaries
+        result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
+
+    def _gather(self, decoded: list[ev.DecodedEvent], joined: list[Any] | None) -> _Batch:
+        """Group the batch's values per (model, channel), remembering where each column started.
+
+        Features are gathered column-wise per model (:class:`FeatureBlock`: one list
+        comprehension per feature over the model's rows) unless a feature name could collide with
+        a reserved channel name; then, as for the other channels, value by value.
+        """
+        batch = _Batch(decoded)
+        columns, first = batch.columns, batch.first
+        blocks: dict[str, FeatureBlock | None] = {}
         remember = self.spec.label_join_max_pending
         for row, d in enumerate(decoded):
             e = d.event
             blk = blocks.get(e.model, _MISSING)
             if blk is _MISSING:
                 m0 = self.model(e.model)
-                blk = blocks[e.model] = None if m0 is None else _FeatureBlock(m0)
+                blk = blocks[e.model] = None if m0 is None else FeatureBlock(m0)
             if blk is None:
                 continue
             m = blk.model
             feats = e.features
             if feats is not None:
                 if not m.channels.keys() >= feats.keys():
-                    for name, value in feats.items():
-                        if name not in m.channels and value is not None:
-                            ch = m.channel(name, value)
-                            if ch is not None:
-                                m.known_features.append(name) if name not in m.known_features else None
+                    m.discover_features(feats)
                 gather = m.gather()
                 if gather is not blk.gather:
                     blk.switch(gather, columns, first)
                 if blk.direct:
-                    for kf_index, name in gather:
-                        key = (e.model, name)
-                        col = columns.get(key)
-                        if col is None:
-                            col = columns[key] = ([], [])
-                            first[key] = (row, 0, kf_index)
-                        col[0].append(feats.get(name))
-                        col[1].append(row)
+                    blk.add_direct(row, feats, columns, first)
                 else:
                     blk.rows.append(row)
                     blk.feats.append(feats)
@@ -341,7 +204,7 @@ class PartitionMonitor:
                 extra.append((LATENCY, e.latency_ms))
             if e.label is not None:
                 extra.append((LABEL, e.label))
-                err = _error_value(joined[row] if joined is not None else pred, e.label)
+                err = error_value(joined[row] if joined is not None else pred, e.label)
                 if err is not None:
                     extra.append((ERROR, err))
             elif remember and e.event_id and pred is not None:
@@ -357,14 +220,21 @@ class PartitionMonitor:
                     first[key] = (row, 1, j)
                 col[0].append(value)
                 col[1].append(row)
-        rows_arrays: dict[tuple[str, str], np.ndarray] = {}
         for blk in blocks.values():
             if blk is not None:
-                blk.flush(columns, first, rows_arrays)
-        order = sorted(columns, key=first.__getitem__)
+                blk.flush(columns, first, batch.rows_arrays)
+        return batch
+
+    def _ingest(
+        self, batch: _Batch, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], result: BatchResult
+    ) -> list[ChannelTrigger]:
+        """Feed every gathered column to its channel, in first-value order; return the lifecycle transitions."""
+        row_times = [d.event_time_ms for d in decoded]
+        row_offsets = [p.offset for p in positions]
         row_times_array = np.array(row_times, dtype=np.int64)
+        columns, problems, rows_arrays = batch.columns, batch.problems, batch.rows_arrays
         triggers: list[ChannelTrigger] = []
-        for key in order:
+        for key in sorted(columns, key=batch.first.__getitem__):
             values, rows = columns[key]
             ch = self.models[key[0]].channels[key[1]]
             flags, payload, wrong = ch.classify(values)
@@ -376,16 +246,7 @@ class PartitionMonitor:
             triggers.extend(
                 ch.ingest_classified(flags, payload, rows_arrays.get(key, rows), row_times, row_offsets, result.evaluations, row_times_array)
             )
-        for row in sorted(problems):
-            reason, detail = problems[row][0]
-            more = f" (+{len(problems[row]) - 1} more)" if len(problems[row]) > 1 else ""
-            result.dead_letters.append(ev.DeadLetter(reason, detail + more, raws[row], positions[row], processed=True))
-            result.invalid_by_reason[str(reason)] += 1
-        triggers.sort(key=lambda t: (t.row, t.channel_ordinal, t.detector_ordinal))
-        for t in triggers:
-            result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
-        # record-level and value-level dead letters, in record order whatever the batch boundaries
-        result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
+        return triggers
 
     # ------------------------------------------------------------ label join
     def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> None:
@@ -463,68 +324,29 @@ class PartitionMonitor:
     # ----------------------------------------------------------------- alerts
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
         m = self.models[d.event.model]
-        e = t.evaluation
         cspec = self.spec.channel_spec(m.model, t.channel)
-        labels = {**m.labels, **(cspec.labels if cspec else {}), "partition": str(self.partition)}
-        annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
-        kind = "data_quality" if t.quality else _kind_of(t.channel)
-        starts = t.episode_start_ms if t.episode_start_ms is not None else d.event_time_ms
-        status = "resolved" if t.transition == "resolved" else "firing"
-        severity = t.severity
-        stat = e.statistic
-        thr = e.threshold
-        fmt = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
-        if status == "firing":
-            summary = f"{kind.replace('_', ' ')} on {m.model}/{t.channel}: {t.detector} {fmt(stat)} > {fmt(thr)}"
-            description = (
-                f"{t.detector} compared the last {t.window_count} observations of {t.channel} with the "
-                f"{t.reference_kind} reference ({t.reference_count} observations) and found "
-                f"{fmt(stat)} (threshold {fmt(thr)}"
-                + (f", p={e.p_value:.3g}" if e.p_value is not None else "")
-                + f") in partition {self.partition}."
-            )
-        else:
-            summary = f"resolved: {m.model}/{t.channel} {t.detector} back within bounds"
-            description = f"{t.detector} on {t.channel} has been within its threshold ({fmt(thr)}) since the episode ended."
-        alert: dict[str, Any] = {
-            "schema_version": ev.SCHEMA_VERSION,
-            "alert_id": alert_id(t.fingerprint, starts, t.episode_offset),
-            "fingerprint": t.fingerprint,
-            "status": status,
-            "escalated": t.transition == "escalated",
-            "severity": severity,
-            "kind": kind,
-            "model": m.model,
-            "model_version": d.event.model_version,
-            "feature": t.channel,
-            "detector": t.detector,
-            "statistic": _clean(stat),
-            "threshold": _clean(thr),
-            "p_value": _clean(e.p_value),
-            "event_time": ev.format_event_time(d.event_time_ms),
-            "starts_at": ev.format_event_time(starts),
-            "ends_at": ev.format_event_time(t.ended_ms) if status == "resolved" and t.ended_ms is not None else None,
-            "window": {
-                "start": None if t.window_start_ms is None else ev.format_event_time(t.window_start_ms),
-                "end": None if t.window_end_ms is None else ev.format_event_time(t.window_end_ms),
-                "count": t.window_count,
-            },
-            "reference": {"kind": t.reference_kind, "count": t.reference_count},
-            "source": {"topic": pos.topic, "partition": pos.partition, "offset": pos.offset},
-            "labels": labels,
-            "annotations": {"summary": summary, "description": description, **annotations},
-            "monitor": {"instance": self.spec.instance, "version": self.spec.version},
-        }
+        event = build_alert(
+            t,
+            model=m.model,
+            model_version=d.event.model_version,
+            event_time_ms=d.event_time_ms,
+            position=pos,
+            partition=self.partition,
+            labels={**m.labels, **(cspec.labels if cspec else {})},
+            annotations={**m.annotations, **(cspec.annotations if cspec else {})},
+            instance=self.spec.instance,
+            version=self.spec.version,
+        )
         self.log.info(
             "alert",
             model=m.model,
             channel=t.channel,
             detector=t.detector,
-            status=status,
-            severity=severity,
-            statistic=alert["statistic"],
+            status=event.status,
+            severity=event.severity,
+            statistic=event.statistic,
         )
-        return Alert(t.fingerprint, orjson.dumps(alert), alert, d.event_time_ms, pos)
+        return Alert(t.fingerprint, alert_payload(event), event, d.event_time_ms, pos)
 
     # ------------------------------------------------------------------ state
     # State is stored as items (one per channel, one per model, one for pending labels) so a
@@ -585,15 +407,6 @@ class PartitionMonitor:
             elif key == "labels":
                 monitor.pending_labels = loads(blob)
         return monitor
-
-
-def _clean(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    if x != x or x in (float("inf"), float("-inf")):
-        return None
-    return round(x, 6)
 
 
 class StateAuthError(ValueError):

@@ -94,13 +94,16 @@ class MonitorSpec(_Spec):
         return {name: merge_settings(self.defaults, m.detection) for name, m in self.models.items()}
 
     def model_settings(self, model: str) -> DetectionSettings:
+        """The defaults merged with the model's ``detection`` layer."""
         return self._model_settings.get(model, self.defaults)
 
     def channel_spec(self, model: str, channel: str) -> ChannelSpec | None:
+        """The configured channel, or None when the config does not name it."""
         m = self.models.get(model)
         return m.channels.get(channel) if m else None
 
     def channel_settings(self, model: str, channel: str, channel_type: ChannelType) -> DetectionSettings:
+        """The settings of one channel: defaults, then the model's layer, then the channel's."""
         base = self.model_settings(model)
         spec = self.channel_spec(model, channel)
         return _channel_settings(base, spec, channel_type) if spec else base

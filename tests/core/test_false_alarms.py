@@ -39,7 +39,7 @@ def monitor_stream(spec: StreamSpec) -> tuple[list[Alert], PartitionMonitor, flo
 
 
 def describe(alerts: list[Alert]) -> list[tuple[Any, ...]]:
-    return [(a.fields["feature"], a.fields["detector"], a.fields["status"], a.fields["severity"], a.position.offset, a.fields["statistic"]) for a in alerts]
+    return [(a.event.feature, a.event.detector, a.event.status, a.event.severity, a.position.offset, a.event.statistic) for a in alerts]
 
 
 # ----------------------------------------------------------------------------------------- false alarms
@@ -90,8 +90,8 @@ def test_fraud_v3_drifts_are_detected_within_stated_delays(fraud_run):
     firing: dict[tuple[str, str], int] = {}
     resolved: dict[tuple[str, str], int] = {}
     for a in alerts:
-        key = (a.fields["feature"], a.fields["detector"])
-        if a.fields["status"] == "firing":
+        key = (a.event.feature, a.event.detector)
+        if a.event.status == "firing":
             firing.setdefault(key, a.position.offset)
         else:
             resolved.setdefault(key, a.position.offset)
@@ -117,6 +117,6 @@ def test_fraud_v3_has_no_alert_before_the_first_drift_nor_on_stationary_features
     first = min(d.start for d in fraud.drifts)
     early = [a for a in alerts if a.position.offset < first]
     assert early == [], describe(early)
-    wrong = [a for a in alerts if a.fields["feature"] in STATIONARY_FEATURES]
+    wrong = [a for a in alerts if a.event.feature in STATIONARY_FEATURES]
     assert wrong == [], describe(wrong)
     print(f"\nFALSE-ALARMS fraud-v3 seed={DRIFT_SEED}: 0 alerts before index {first}; 0 on {sorted(STATIONARY_FEATURES)}")

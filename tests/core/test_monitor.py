@@ -11,7 +11,8 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
-from stream_monitor.core.events import AlertEvent, DeadLetterReason, SourcePosition, format_event_time
+from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.events import DeadLetterReason, SourcePosition, format_event_time
 from stream_monitor.core.lifecycle import fingerprint
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.core.reference import NumericReference
@@ -114,7 +115,7 @@ def by_offset(dlq: Sequence[bytes]) -> list[bytes]:
 
 
 def summary(alerts: Sequence[Alert]) -> list[tuple[str, str, str, int]]:
-    return [(a.fields["feature"], a.fields["detector"], a.fields["status"], a.position.offset) for a in alerts]
+    return [(a.event.feature, a.event.detector, a.event.status, a.position.offset) for a in alerts]
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +131,9 @@ def reference_run(stream) -> tuple[list[Alert], list[bytes]]:
 # ----------------------------------------------------------------------------- (a) batch invariance
 def test_reference_run_has_firing_escalated_and_resolved_alerts(reference_run):
     alerts, dlq = reference_run
-    statuses = {(a.fields["status"], a.fields["escalated"]) for a in alerts}
+    statuses = {(a.event.status, a.event.escalated) for a in alerts}
     assert {("firing", False), ("firing", True), ("resolved", False)} <= statuses, summary(alerts)
-    assert {a.fields["feature"] for a in alerts} >= {"x0", "c0", "x1", "__prediction__", "__latency__"}, summary(alerts)
+    assert {a.event.feature for a in alerts} >= {"x0", "c0", "x1", "__prediction__", "__latency__"}, summary(alerts)
     reasons = {json.loads(d)["reason"] for d in dlq}
     assert reasons == {"invalid_json", "non_finite_value", "wrong_type"}
 
@@ -197,16 +198,16 @@ def test_changed_threshold_resets_only_that_channel(stream, reference_run):
     assert restored.models["m"].channels["c0"].observations > 0  # other channels keep their state
     a2, _ = run(restored, stream[split:], [1000])
     # every other channel alerts exactly as in the uninterrupted run
-    ref_tail = [a.payload for a in reference_run[0][len(a1) :] if a.fields["feature"] != "x0"]
-    assert [a.payload for a in a2 if a.fields["feature"] != "x0"] == ref_tail
+    ref_tail = [a.payload for a in reference_run[0][len(a1) :] if a.event.feature != "x0"]
+    assert [a.payload for a in a2 if a.event.feature != "x0"] == ref_tail
     # x0 keeps working under the new threshold (x0 is still shifted until 20k, so it alerts again)
-    assert any(a.fields["feature"] == "x0" and a.fields["detector"] == "psi" for a in a2), summary(a2)
+    assert any(a.event.feature == "x0" and a.event.detector == "psi" for a in a2), summary(a2)
 
 
 def open_episodes(alerts: Sequence[Alert]) -> set[str]:
     state: dict[str, str] = {}
     for a in alerts:
-        state[a.fingerprint] = a.fields["status"]
+        state[a.fingerprint] = a.event.status
     return {fp for fp, status in state.items() if status == "firing"}
 
 
@@ -484,7 +485,7 @@ def test_alert_payloads_validate_and_carry_every_contract_field(reference_run):
     kinds = set()
     for a in alerts:
         doc = orjson.loads(a.payload)
-        assert doc == a.fields
+        assert doc == a.event.model_dump()
         event = AlertEvent.model_validate(doc)
         assert CONTRACT_FIELDS <= set(doc), CONTRACT_FIELDS - set(doc)
         assert set(doc["window"]) == {"start", "end", "count"}
@@ -524,7 +525,7 @@ def test_episode_identity_across_firing_escalation_and_resolve(reference_run):
     open_: dict[str, dict[str, Any]] = {}
     resolved = 0
     for a in alerts:
-        doc = a.fields
+        doc = a.event.model_dump()
         fp = doc["fingerprint"]
         if doc["status"] == "firing" and not doc["escalated"]:
             assert fp not in open_, f"second firing of {fp} without a resolve (dedup)"
@@ -542,7 +543,7 @@ def test_episode_identity_across_firing_escalation_and_resolve(reference_run):
 
 
 def test_alert_kinds_by_channel(reference_run):
-    kinds = {(a.fields["feature"], a.fields["detector"]): a.fields["kind"] for a in reference_run[0]}
+    kinds = {(a.event.feature, a.event.detector): a.event.kind for a in reference_run[0]}
     assert kinds[("x0", "psi")] == "data_drift"
     assert kinds[("x1", "missing_rate")] == "data_quality"
     assert kinds[("c0", "unseen_category_rate")] == "data_quality"

@@ -1,0 +1,209 @@
+"""The alert event: its contract (:class:`AlertEvent`), how it is built from a lifecycle transition, its kind and severity order.
+
+An alert is built once, here, as an :class:`AlertEvent`; :func:`alert_payload` gives the bytes the
+monitor publishes (orjson, keys in contract order). Field names follow Alertmanager.
+
+>>> kind_of("__prediction__.y_pred", quality=False), kind_of("amount", quality=True)
+('prediction_drift', 'data_quality')
+>>> more_severe("critical", "warning"), more_severe("info", "warning")
+(True, False)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from stream_monitor.core.events import SourcePosition, format_event_time
+from stream_monitor.core.lifecycle import alert_id
+from stream_monitor.core.spec import ERROR, LATENCY, PREDICTION
+
+if TYPE_CHECKING:
+    from stream_monitor.core.channel import ChannelTrigger
+
+SCHEMA_VERSION = 1
+
+AlertKind = Literal["data_drift", "prediction_drift", "data_quality", "performance"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+"""Severities from least to most severe; unknown severities rank below ``info`` in :func:`more_severe`."""
+
+
+def more_severe(a: str, b: str) -> bool:
+    """Whether severity ``a`` ranks above severity ``b``.
+
+    >>> more_severe("warning", "info"), more_severe("warning", "warning")
+    (True, False)
+    """
+    return SEVERITY_RANK.get(a, -1) > SEVERITY_RANK.get(b, -1)
+
+
+def kind_of(channel: str, quality: bool) -> AlertKind:
+    """The alert kind of a detector on a channel: quality detectors first, then by channel name.
+
+    >>> kind_of("__latency__", False), kind_of("x", False)
+    ('performance', 'data_drift')
+    """
+    if quality:
+        return "data_quality"
+    if channel.startswith(PREDICTION):
+        return "prediction_drift"
+    if channel in (LATENCY, ERROR):
+        return "performance"
+    return "data_drift"
+
+
+class AlertWindow(BaseModel):
+    """The event-time span and size of the window an evaluation looked at."""
+
+    start: str | None
+    end: str | None
+    count: int
+
+
+class AlertReference(BaseModel):
+    """What the window was compared with: a baseline profile, the warm-up, or an adaptive reference."""
+
+    kind: Literal["baseline", "warmup", "adaptive"]
+    count: int
+
+
+class AlertSource(BaseModel):
+    """The input record at which the alert was raised."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class MonitorInfo(BaseModel):
+    """Which monitor instance (and version) raised the alert."""
+
+    instance: str
+    version: str
+
+
+class AlertEvent(BaseModel):
+    """The alert contract: one lifecycle transition of one (model, channel, detector, partition)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
+    alert_id: str
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    escalated: bool = False
+    severity: Literal["info", "warning", "critical"]
+    kind: AlertKind
+    model: str
+    model_version: str | None = None
+    feature: str
+    detector: str
+    statistic: float | None
+    threshold: float | None
+    p_value: float | None = None
+    event_time: str
+    starts_at: str
+    ends_at: str | None = None
+    window: AlertWindow
+    reference: AlertReference
+    source: AlertSource
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    monitor: MonitorInfo
+
+
+def alert_payload(event: AlertEvent) -> bytes:
+    """The published bytes of an alert: JSON with the keys in contract order."""
+    return orjson.dumps(event.model_dump())
+
+
+def clean_number(x: float | None) -> float | None:
+    """A statistic as published: rounded to 6 decimals, ``None`` when missing or not finite.
+
+    >>> clean_number(0.12345678), clean_number(float("nan"))
+    (0.123457, None)
+    """
+    if x is None:
+        return None
+    x = float(x)
+    if x != x or x in (float("inf"), float("-inf")):
+        return None
+    return round(x, 6)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _texts(t: ChannelTrigger, kind: str, model: str, partition: int, firing: bool) -> tuple[str, str]:
+    """The default summary and description of a detector's transition."""
+    e = t.evaluation
+    stat, thr = e.statistic, e.threshold
+    if not firing:
+        summary = f"resolved: {model}/{t.channel} {t.detector} back within bounds"
+        return summary, f"{t.detector} on {t.channel} has been within its threshold ({_fmt(thr)}) since the episode ended."
+    summary = f"{kind.replace('_', ' ')} on {model}/{t.channel}: {t.detector} {_fmt(stat)} > {_fmt(thr)}"
+    description = (
+        f"{t.detector} compared the last {t.window_count} observations of {t.channel} with the "
+        f"{t.reference_kind} reference ({t.reference_count} observations) and found "
+        f"{_fmt(stat)} (threshold {_fmt(thr)}"
+        + (f", p={e.p_value:.3g}" if e.p_value is not None else "")
+        + f") in partition {partition}."
+    )
+    return summary, description
+
+
+def build_alert(
+    t: ChannelTrigger,
+    *,
+    model: str,
+    model_version: str | None,
+    event_time_ms: int,
+    position: SourcePosition,
+    partition: int,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    instance: str,
+    version: str,
+    texts: tuple[str, str] | None = None,
+) -> AlertEvent:
+    """The alert event of one lifecycle transition ``t``, raised at the record at ``position``.
+
+    ``labels`` and ``annotations`` are the configured ones (the partition label and the summary and
+    description annotations are added here); ``texts`` replaces the default (summary, description).
+    """
+    kind = kind_of(t.channel, t.quality)
+    starts = t.episode_start_ms if t.episode_start_ms is not None else event_time_ms
+    firing = t.transition != "resolved"
+    summary, description = texts if texts is not None else _texts(t, kind, model, partition, firing)
+    e = t.evaluation
+    return AlertEvent(
+        alert_id=alert_id(t.fingerprint, starts, t.episode_offset),
+        fingerprint=t.fingerprint,
+        status="firing" if firing else "resolved",
+        escalated=t.transition == "escalated",
+        severity=t.severity,  # type: ignore[arg-type]
+        kind=kind,
+        model=model,
+        model_version=model_version,
+        feature=t.channel,
+        detector=t.detector,
+        statistic=clean_number(e.statistic),
+        threshold=clean_number(e.threshold),
+        p_value=clean_number(e.p_value),
+        event_time=format_event_time(event_time_ms),
+        starts_at=format_event_time(starts),
+        ends_at=format_event_time(t.ended_ms) if not firing and t.ended_ms is not None else None,
+        window=AlertWindow(
+            start=None if t.window_start_ms is None else format_event_time(t.window_start_ms),
+            end=None if t.window_end_ms is None else format_event_time(t.window_end_ms),
+            count=t.window_count,
+        ),
+        reference=AlertReference(kind=t.reference_kind, count=t.reference_count),  # type: ignore[arg-type]
+        source=AlertSource(topic=position.topic, partition=position.partition, offset=position.offset),
+        labels={**labels, "partition": str(partition)},
+        annotations={"summary": summary, "description": description, **annotations},
+        monitor=MonitorInfo(instance=instance, version=version),
+    )
