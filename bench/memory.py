@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=500)
     args = ap.parse_args(argv)
 
-    from stream_monitor.logs import configure_logging
+    from stream_monitor.ops.logs import configure_logging
 
     configure_logging(level="WARNING", fmt="json")
     from bench.workload import channel_models, encoded

@@ -179,7 +179,7 @@ def produce_all(bootstrap: str, topic: str, values: list[bytes], partitions: int
 def _consumer(bootstrap: str, **extra: Any) -> Any:
     from kafka import KafkaConsumer
 
-    # the fetch settings of stream_monitor.streaming.clients.group_consumer, without a group
+    # the fetch settings of stream_monitor.runtime.clients.group_consumer, without a group
     opts: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "group_id": None,
@@ -308,54 +308,20 @@ def run_app(bootstrap: str, topic: str, partitions: int, n: int, exactly_once: b
     Timing starts at the ``poll`` that returns the first records (as for (a)) and ends when the
     checkpoint that commits the last offset returns.
     """
-    from stream_monitor.streaming import app as app_module
-    from stream_monitor.streaming import clients
+    from stream_monitor.runtime.app import MonitorApp
 
     tag = "eos" if exactly_once else "alo"
     uid = uuid.uuid4().hex[:8]
     cfg = app_config(bootstrap, topic, f"bench-alerts-{tag}-{uid}", f"bench-{tag}-{uid}", exactly_once, f"bench-{tag}")
-    app = app_module.MonitorApp(cfg)
-    first: list[float] = []
     done: list[float] = []
     committed: dict[Any, int] = {}
-    checkpoint_s = [0.0, 0]
-    process_s = [0.0]
-    orig_process, orig_checkpoint = app._process, app._checkpoint
-    orig_group_consumer = clients.group_consumer
 
-    def group_consumer(*a: Any, **kw: Any) -> Any:
-        consumer = orig_group_consumer(*a, **kw)
-        orig_poll = consumer.poll
-
-        def poll(*pa: Any, **pkw: Any) -> Any:
-            t = time.perf_counter()
-            out = orig_poll(*pa, **pkw)
-            if out and not first:
-                first.append(t)
-            return out
-
-        consumer.poll = poll
-        return consumer
-
-    def timed_process(batch: Any) -> None:
-        t = time.perf_counter()
-        orig_process(batch)
-        process_s[0] += time.perf_counter() - t
-
-    def timed_checkpoint() -> None:
-        pending = {tp: off for tp, off in app._pending_offsets.items() if tp.topic == topic}
-        t = time.perf_counter()
-        orig_checkpoint()
-        end = time.perf_counter()
-        checkpoint_s[0] += end - t
-        checkpoint_s[1] += 1
-        committed.update(pending)
+    def on_checkpoint(result: Any) -> None:
+        committed.update({tp: off for tp, off in result.offsets.items() if tp.topic == topic})
         if not done and sum(committed.values()) >= n:
-            done.append(end)
+            done.append(result.finished)
 
-    app._process = timed_process  # type: ignore[method-assign]
-    app._checkpoint = timed_checkpoint  # type: ignore[method-assign]
-    clients.group_consumer = group_consumer  # type: ignore[assignment]
+    app = MonitorApp(cfg, on_checkpoint=on_checkpoint)
     code: list[int] = []
     thread = threading.Thread(target=lambda: code.append(app.run()), name=f"bench-app-{tag}", daemon=True)
     try:
@@ -366,19 +332,19 @@ def run_app(bootstrap: str, topic: str, partitions: int, n: int, exactly_once: b
     finally:
         app.request_stop()
         thread.join(60)
-        clients.group_consumer = orig_group_consumer  # type: ignore[assignment]
-    if not done or not first:
+    first = app.timings.first_records_at
+    if not done or first is None:
         raise RuntimeError(f"MonitorApp ({tag}) did not commit all {n} records in {timeout_s} s (exit {code})")
     m = app.metrics
     return {
         "records": n,
-        "seconds": done[0] - first[0],
-        "channel_values": int(m.channel_values._value.get()),
+        "seconds": done[0] - first,
+        "channel_values": int(m.registry.get_sample_value("stream_monitor_channel_values_total") or 0),
         "alerts": app.stats.alerts,
         "checkpoints": app.stats.checkpoints,
-        "checkpoint_seconds": round(checkpoint_s[0], 3),
-        "process_seconds": round(process_s[0], 3),
-        "changelog_bytes": int(m.state_bytes._value.get()),
+        "checkpoint_seconds": round(app.timings.checkpoint_seconds, 3),
+        "process_seconds": round(app.timings.process_seconds, 3),
+        "changelog_bytes": int(m.registry.get_sample_value("stream_monitor_state_bytes_written_total") or 0),
         "note": "MonitorApp (the code `stream-monitor run` runs) on a thread; commit_interval_ms 250, max_poll_records 5000",
     }
 
@@ -796,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: latency,memory,scaling,naive,replay")
     args = ap.parse_args(argv)
 
-    from stream_monitor.logs import configure_logging
+    from stream_monitor.ops.logs import configure_logging
 
     configure_logging(level="WARNING", fmt="json")
     from bench.workload import CHANNELS_PER_RECORD, throughput_events

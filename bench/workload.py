@@ -1,6 +1,6 @@
 """The benchmark's workloads: seeded inference events of a fixed shape, encoded once.
 
-The throughput workload is issue 6's: 20 numeric + 5 categorical features and a prediction per
+The throughput workload: 20 numeric + 5 categorical features and a prediction per
 event (26 channel values), with a mean shift on ``x0`` and a new category on ``c0`` part-way so the
 alert path runs too. ``latency_ms`` is dropped so every record carries exactly those 26 values.
 """

@@ -175,9 +175,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop_requested = threading.Event()  # SIGTERM during start-up must still mean "stop cleanly"
     _install_stop_handlers(stop_requested.set)
     threading.Thread(target=_shutdown_watchdog, args=(stop_requested, SHUTDOWN_BOUND_S), daemon=True).start()
-    from stream_monitor.logs import configure_logging
-    from stream_monitor.metrics import BrokerProbe, HealthServer, MonitorMetrics
-    from stream_monitor.streaming.app import MonitorApp
+    from stream_monitor.ops.health import BrokerProbe, HealthServer
+    from stream_monitor.ops.logs import configure_logging
+    from stream_monitor.ops.metrics import MonitorMetrics
+    from stream_monitor.runtime.app import MonitorApp
 
     cfg = load_app_config(args)
     configure_logging(cfg.log.level, cfg.log.format)
@@ -210,7 +211,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from stream_monitor.logs import configure_logging
+    from stream_monitor.ops.logs import configure_logging
 
     configure_logging(
         (args.log_level or os.environ.get("STREAM_MONITOR_LOG_LEVEL") or ("WARNING" if args.command in ("demo", "replay", "check-config") else "INFO")),

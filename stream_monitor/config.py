@@ -30,7 +30,7 @@ from stream_monitor.core.spec import MonitorSpec
 
 ENV_PREFIX = "STREAM_MONITOR_"
 
-# One environment variable per CLI flag (contract: shared/design.md section 4).
+# One environment variable per CLI flag.
 FLAG_ENV: dict[str, str] = {
     "BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
     "INPUT_TOPIC": "kafka.input_topics",
@@ -55,6 +55,8 @@ class _Section(BaseModel):
 
 
 class KafkaSettings(_Section):
+    """``kafka``: brokers, topics, group, exactly-once, timeouts and security."""
+
     bootstrap_servers: list[str] = ["127.0.0.1:9092"]
     input_topics: list[str] = Field(default=["inference-events"], min_length=1)
     label_topic: str | None = None
@@ -119,9 +121,11 @@ class KafkaSettings(_Section):
         return value
 
     def resolved_changelog_topic(self) -> str:
+        """The changelog topic: ``changelog_topic`` or ``<group_id>-state-changelog``."""
         return self.changelog_topic or f"{self.group_id}-state-changelog"
 
     def resolved_repartition_topic(self) -> str:
+        """The repartition topic: ``repartition_topic`` or ``<group_id>-by-model``."""
         return self.repartition_topic or f"{self.group_id}-by-model"
 
     def password(self) -> str | None:
@@ -129,6 +133,7 @@ class KafkaSettings(_Section):
         return _secret(self.sasl_password, self.sasl_password_file, "kafka.sasl_password_file")
 
     def ssl_key_password(self) -> str | None:
+        """The password of an encrypted ``ssl_keyfile``, from the setting or its file."""
         return _secret(self.ssl_password, self.ssl_password_file, "kafka.ssl_password_file")
 
     def __repr_args__(self) -> Any:  # never show client_options values (they may carry secrets)
@@ -148,6 +153,8 @@ def _secret(value: SecretStr | None, path: Path | None, field: str) -> str | Non
 
 
 class StateSettings(_Section):
+    """``state``: the changelog state and the HMAC secret that authenticates it."""
+
     enabled: bool = True
     hmac_secret: SecretStr | None = None
     hmac_secret_file: Path | None = None
@@ -162,6 +169,8 @@ class StateSettings(_Section):
 
 
 class MetricsSettings(_Section):
+    """``metrics``: the HTTP server for /metrics, /healthz and /readyz, and series caps."""
+
     enabled: bool = True
     host: str = "127.0.0.1"  # 0.0.0.0 in a container, so kubelet probes and Prometheus reach it
     port: int = Field(default=9108, ge=0, le=65535)
@@ -171,6 +180,8 @@ class MetricsSettings(_Section):
 
 
 class LogSettings(_Section):
+    """``log``: level and format of the structured logs."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "console"] = "json"
 
@@ -189,14 +200,16 @@ class AppConfig(MonitorSpec):
     log: LogSettings = LogSettings()
 
     def monitor_spec(self) -> MonitorSpec:
+        """The core's part of the config (without a label topic, no predictions are kept for a join)."""
         fields = {name: getattr(self, name) for name in MonitorSpec.model_fields}
         if not self.kafka.label_topic:
             # no label events will come to join: remembering every prediction for a join would
-            # only grow the state and rewrite it at every checkpoint (issue 6)
+            # only grow the state and rewrite it at every checkpoint
             fields["label_join_max_pending"] = 0
         return MonitorSpec.model_construct(**fields)
 
     def transactional_id(self) -> str:
+        """The producer's transactional id: ``kafka.transactional_id`` or ``<group_id>-<instance>``."""
         return self.kafka.transactional_id or f"{self.kafka.group_id}-{self.instance}"
 
 

@@ -13,7 +13,8 @@ import pytest
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
-from stream_monitor.metrics import BrokerProbe, HealthServer, MonitorMetrics, open_episodes
+from stream_monitor.ops.health import BrokerProbe, HealthServer
+from stream_monitor.ops.metrics import MonitorMetrics, open_episodes
 from stream_monitor.synthetic import Drift, StreamSpec, generate_events
 
 

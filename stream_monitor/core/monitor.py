@@ -18,8 +18,6 @@ boundaries, because evaluations fall on observation counts and alerts are ordere
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import pickle
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -407,28 +405,3 @@ class PartitionMonitor:
             elif key == "labels":
                 monitor.pending_labels = loads(blob)
         return monitor
-
-
-class StateAuthError(ValueError):
-    """A state record's signature did not verify: it is not loaded."""
-
-
-_MAC_LEN = 32
-
-
-def sign_state(payload: bytes, secret: bytes) -> bytes:
-    """Prefix ``payload`` with version byte and HMAC-SHA256 over it."""
-    body = bytes([STATE_FORMAT_VERSION]) + payload
-    return hmac.new(secret, body, hashlib.sha256).digest() + body
-
-
-def verify_state(blob: bytes, secret: bytes) -> bytes:
-    """Return the payload of a signed state blob, or raise :class:`StateAuthError`."""
-    if len(blob) < _MAC_LEN + 1:
-        raise StateAuthError("state record too short to carry a signature")
-    mac, body = blob[:_MAC_LEN], blob[_MAC_LEN:]
-    if not hmac.compare_digest(mac, hmac.new(secret, body, hashlib.sha256).digest()):
-        raise StateAuthError("state record signature does not verify (wrong secret or forged record)")
-    if body[0] != STATE_FORMAT_VERSION:
-        raise StateAuthError(f"state record format {body[0]} is not {STATE_FORMAT_VERSION}")
-    return body[1:]

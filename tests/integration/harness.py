@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig, load_config
-from stream_monitor.streaming.app import MonitorApp
+from stream_monitor.runtime.app import MonitorApp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_SECRET = "test-secret-9f1c"

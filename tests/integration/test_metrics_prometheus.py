@@ -2,7 +2,7 @@
 
 The monitor runs as a subprocess (the CLI, as deployed) over a drifting stream; a Prometheus
 started by the test scrapes it every second, and PromQL through Prometheus' HTTP API must return
-the series the issue lists. ``/healthz`` and ``/readyz`` are checked on the same port, and SIGTERM
+the series an operator relies on. ``/healthz`` and ``/readyz`` are checked on the same port, and SIGTERM
 must end the process with exit code 0 within a bound.
 """
 

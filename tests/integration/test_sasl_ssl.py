@@ -2,7 +2,7 @@
 
 The module starts its own broker with a SASL_SSL listener (``sasl_ssl_broker``: a self-signed CA,
 one user for all three mechanisms) — the shared test broker stays PLAINTEXT. Every client is built
-by :mod:`stream_monitor.streaming.clients` from :class:`KafkaSettings`, as the monitor and the
+by :mod:`stream_monitor.runtime.clients` from :class:`KafkaSettings`, as the monitor and the
 bridges build theirs. The password is read from a file and must never appear in any log: ours
 (structlog) or kafka-python's (stdlib logging, captured at DEBUG).
 """
@@ -25,8 +25,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from stream_monitor.config import KafkaSettings, load_config
-from stream_monitor.logs import configure_logging
-from stream_monitor.streaming import clients
+from stream_monitor.ops.logs import configure_logging
+from stream_monitor.runtime import clients
 from stream_monitor.synthetic import demo_streams, generate_events
 from tests.integration.servers import monitor_command, stop_process, wait_for
 from tests.kafka_fixtures import SaslSslBroker, create_topic

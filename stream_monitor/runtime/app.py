@@ -4,12 +4,11 @@ One loop, one thread: poll a batch → restore state of newly assigned partition
 partition's records with its :class:`~stream_monitor.core.monitor.PartitionMonitor` → send alerts
 and dead letters → every ``commit_interval_ms`` a checkpoint.
 
-A checkpoint under exactly-once is one Kafka transaction holding the alerts and dead letters sent
-since the last one, the changed state items (changelog) and the consumer offsets
-(``send_offsets_to_transaction`` with the group metadata, KIP-447 fencing). If it fails with an
-abortable error we abort, rebuild every partition from its last committed state and seek back to
-the last committed offsets, so the retried work produces the same alerts with the same ids. A
-fenced producer (a newer instance with our ``transactional_id``) is fatal: exit 1.
+What is pending and what is committed, and the commit order, belong to
+:class:`~stream_monitor.runtime.checkpoint.Checkpoint`. If a commit fails with an abortable error
+we abort, roll back to the last committed state and offsets and retry the same work, which
+produces the same alerts with the same ids. A fenced producer (a newer instance with our
+``transactional_id``) is fatal: exit 1.
 
 Rebalance listener callbacks run on kafka-python's IO thread while the main thread waits in
 ``poll``: on revocation we commit the open transaction with the producer (never a blocking
@@ -28,21 +27,21 @@ from typing import Callable
 
 import orjson
 import structlog
-from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
-from kafka.structs import OffsetAndMetadata
+from kafka import TopicPartition
+from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
-from stream_monitor.metrics import MonitorMetrics
-from stream_monitor.streaming import clients
-from stream_monitor.streaming.state_store import ChangelogStore
-from stream_monitor.streaming.topics import prepare_topology
+from stream_monitor.ops.metrics import MonitorMetrics
+from stream_monitor.runtime import clients
+from stream_monitor.runtime.changelog import ChangelogStore
+from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
+from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, fenced_is_fatal
+from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
 
-FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (ProducerFencedError,)
 SOURCE_HEADER = "sm-source"  # "topic\x1fpartition\x1foffset" of the original record
 KIND_HEADER = "sm-kind"  # b"inference" | b"label"
 
@@ -59,12 +58,10 @@ def _model_of(value: bytes | None) -> str:
     return model if isinstance(model, str) else ""
 
 
-class FatalError(RuntimeError):
-    """The monitor cannot continue safely (e.g. fenced by a newer instance)."""
-
-
 @dataclass(slots=True)
 class RunStats:
+    """Counters of one run, for tests, the demo and the final log line."""
+
     records: int = 0
     alerts: int = 0
     dead_letters: int = 0
@@ -75,22 +72,24 @@ class RunStats:
     invalid_by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, app: MonitorApp) -> None:
-        self.app = app
+@dataclass(slots=True)
+class Timings:
+    """Where the loop spends its time (``time.perf_counter()`` seconds), for benchmarks.
 
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.app._on_revoked(set(revoked), lost=False)
+    ``first_records_at`` is the start of the ``poll`` that returned the first records.
+    """
 
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.app._on_assigned(set(assigned))
-
-    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
-        self.app._on_revoked(set(lost), lost=True)
+    first_records_at: float | None = None
+    process_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
 
 
 class MonitorApp:
-    """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error)."""
+    """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error).
+
+    ``on_alert`` sees every alert once its checkpoint committed; ``on_checkpoint`` sees every
+    successful :class:`~stream_monitor.runtime.checkpoint.CommitResult` (benchmarks time with it).
+    """
 
     def __init__(
         self,
@@ -99,6 +98,7 @@ class MonitorApp:
         on_alert: Callable[[Alert], None] | None = None,
         stop_event: threading.Event | None = None,
         base_dir: str | None = None,
+        on_checkpoint: Callable[[CommitResult], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.spec = cfg.monitor_spec()
@@ -108,8 +108,10 @@ class MonitorApp:
         self.baselines = load_baselines(self.spec, base_dir)
         self.metrics = metrics or MonitorMetrics(cfg.metrics.max_channel_series)
         self.on_alert = on_alert
+        self.on_checkpoint = on_checkpoint
         self.exactly_once = cfg.kafka.exactly_once
         self.stats = RunStats()
+        self.timings = Timings()
         self._stop = stop_event or threading.Event()
         self.tasks: dict[int, PartitionMonitor] = {}
         self.owned: set[TopicPartition] = set()
@@ -122,16 +124,15 @@ class MonitorApp:
             {self.repartition_topic} if self.repartition_topic else set(k.input_topics) | ({k.label_topic} if k.label_topic else set())
         )
         self.state_partitions = 0  # known after prepare_topology
-        # partitions revoked right after a commit, kept in case the rebalance hands them back
-        self._parked: dict[int, tuple[PartitionMonitor, dict[str, bytes], dict[TopicPartition, int]]] = {}
-        self._committed_items: dict[int, dict[str, bytes]] = {}
-        self._committed_offsets: dict[TopicPartition, int] = {}
-        self._pending_offsets: dict[TopicPartition, int] = {}
-        self._pending_alerts: list[Alert] = []
-        self._txn_open = False
-        self._last_checkpoint = time.monotonic()
-        self._failing_since: float | None = None  # first failed checkpoint since the last success
-        self._checkpoint_started: float | None = None  # set while a checkpoint is in flight
+        self.checkpoint = Checkpoint(
+            producer=None,
+            consumer=None,
+            store=None,
+            exactly_once=self.exactly_once,
+            changelog_topic=k.resolved_changelog_topic(),
+            operation_timeout_ms=k.transaction_operation_timeout_ms,
+            state_topics=self.state_topics,
+        )
         self.ready = False
         self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
         secret, insecure = cfg.state.secret(cfg.kafka.group_id)
@@ -145,10 +146,12 @@ class MonitorApp:
 
     # ----------------------------------------------------------------- control
     def request_stop(self) -> None:
+        """Ask ``run()`` to commit what it has and return (thread-safe)."""
         self._stop.set()
 
     @property
     def stopping(self) -> bool:
+        """Has a stop been requested?"""
         return self._stop.is_set()
 
     def readiness(self) -> tuple[bool, str]:
@@ -159,15 +162,14 @@ class MonitorApp:
             return False, "no partitions assigned (waiting for the group, or more instances than partitions)"
         if self._to_restore:
             return False, f"restoring partitions {sorted(self._to_restore)}"
-        since = self._failing_since or self._checkpoint_started  # a commit can also just hang
-        if since is not None:
-            stalled = time.monotonic() - since
-            if stalled > max(10.0, 3 * self.cfg.kafka.commit_interval_ms / 1000.0):
-                return False, f"checkpoints failing for {stalled:.0f} s (broker unreachable?)"
+        stalled = self.checkpoint.stalled_for()  # failing, or a commit that just hangs
+        if stalled is not None and stalled > max(10.0, 3 * self.cfg.kafka.commit_interval_ms / 1000.0):
+            return False, f"checkpoints failing for {stalled:.0f} s (broker unreachable?)"
         return True, f"ready; partitions {sorted(self.tasks)}"
 
     # -------------------------------------------------------------------- run
     def run(self) -> int:
+        """Monitor until stopped; returns the exit code (0, or 1 after a fatal error)."""
         k = self.cfg.kafka
         client_id = f"stream-monitor-{self.cfg.instance}"
         admin = clients.admin(k, client_id + "-admin")
@@ -181,27 +183,31 @@ class MonitorApp:
             if self.cfg.state.enabled
             else None
         )
-        self.consumer = clients.group_consumer(k, client_id)
+        self.checkpoint.store = self.store
+        self.consumer = self.checkpoint.consumer = clients.group_consumer(k, client_id)
         topics = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
         if self.repartition_topic:
             topics.append(self.repartition_topic)
-        self.consumer.subscribe(topics=topics, listener=_Listener(self))
+        listener = RebalanceListener(self._on_assigned, lambda tps: self._on_revoked(tps, lost=False), lambda tps: self._on_revoked(tps, lost=True))
+        self.consumer.subscribe(topics=topics, listener=listener)
         self.ready = True
         self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic)
         code = 0
         try:
             while not self.stopping:
+                polled_at = time.perf_counter()
                 batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
+                if batch and self.timings.first_records_at is None:
+                    self.timings.first_records_at = polled_at
                 self.metrics.heartbeat()  # /healthz fails if this loop stalls
                 self._restore_assigned(batch)
                 if batch:
                     try:
-                        self._process(batch)
-                    except FATAL_PRODUCER_ERRORS as exc:
-                        raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
+                        with fenced_is_fatal("while processing"):
+                            self._process(batch)
                     except KafkaError as exc:  # e.g. a send that could not get metadata in max_block_ms
                         self._recover(exc)
-                if time.monotonic() - self._last_checkpoint >= k.commit_interval_ms / 1000.0:
+                if self.checkpoint.due(k.commit_interval_ms / 1000.0):
                     self._checkpoint_or_recover()
             self._checkpoint_or_recover()
         except FatalError as exc:
@@ -221,11 +227,10 @@ class MonitorApp:
                 self.consumer.close(autocommit=False)
         except Exception as exc:  # noqa: BLE001 - closing must not mask the exit
             self.log.warning("consumer_close_failed", error=str(exc))
-        if self.exactly_once and self._txn_open:
-            try:
-                self._abort_open_transaction()
-            except Exception:  # noqa: BLE001 - closing; the next instance's init_transactions aborts it
-                pass
+        try:
+            self.checkpoint.abort()
+        except Exception:  # noqa: BLE001 - closing; the next instance's init_transactions aborts it
+            pass
         self.producer.close(timeout=10)
         if self.store is not None:
             self.store.consumer.close()
@@ -247,15 +252,14 @@ class MonitorApp:
         if revoked & self.owned:
             if lost:
                 try:
-                    self._abort_open_transaction()
+                    self.checkpoint.abort()
                 except KafkaError as exc:
                     self._reset_producer(f"abort failed after losing partitions: {exc!r}")
                 self._rollback()
             else:
                 try:
-                    self._checkpoint()
-                except FATAL_PRODUCER_ERRORS as exc:
-                    raise FatalError("producer fenced during a rebalance") from exc
+                    with fenced_is_fatal("during a rebalance"):
+                        self._commit()
                 except KafkaError as exc:
                     self._recover(exc)
         self.owned -= revoked
@@ -264,18 +268,10 @@ class MonitorApp:
         remaining = {tp.partition for tp in self.owned if tp.topic in self.state_topics}
         for p in list(self.tasks):
             if p not in remaining:
-                task = self.tasks.pop(p)
-                items = self._committed_items.pop(p, None)
-                if not lost and not self._pending_offsets:
-                    # committed just now: if the partition comes back unchanged (eager rebalances
-                    # revoke everything), reuse this state instead of reading the changelog again
-                    offsets = {
-                        tp: off for tp, off in self._committed_offsets.items() if tp.partition == p and tp.topic in self.state_topics
-                    }
-                    self._parked[p] = (task, items or {}, offsets)
-        for tp in revoked:
-            self._committed_offsets.pop(tp, None)
-            self._pending_offsets.pop(tp, None)
+                # committed just now: if the partition comes back unchanged (eager rebalances
+                # revoke everything), the checkpoint keeps this state for reuse
+                self.checkpoint.release(p, self.tasks.pop(p), keep=not lost)
+        self.checkpoint.forget(revoked)
         self._to_restore &= remaining
         self.metrics.assigned_partitions.set(len(self.owned))
         self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
@@ -291,31 +287,30 @@ class MonitorApp:
             tp: batch[tp][0].offset if batch.get(tp) else self.consumer.position(tp) for tp in self._new_tps if tp in self.owned
         }
         for p in sorted(self._to_restore):
-            parked = self._parked.pop(p, None)
-            if parked is not None:
-                task, items_, offsets = parked
-                mine = {tp: off for tp, off in positions.items() if tp.partition == p and tp.topic in self.state_topics}
-                if mine and all(offsets.get(tp) == off for tp, off in mine.items()):
-                    self.tasks[p] = task
-                    self._committed_items[p] = items_
-                    self.metrics.restore_partition(p, task)
-                    self.log.info("state_kept", partition=p, detail="partition came back at the offsets we committed")
-                    continue
+            task = self.checkpoint.reclaim(p, positions)
+            if task is not None:
+                self.tasks[p] = task
+                self.metrics.restore_partition(p, task)
+                self.log.info("state_kept", partition=p, detail="partition came back at the offsets we committed")
+                continue
             items: dict[str, bytes] = {}
             if self.store is not None:
                 restored = self.store.restore(p)
                 items = restored.items
                 self.stats.rejected_state_records += restored.rejected
                 self.metrics.state_rejected.inc(restored.rejected)
-            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, items, self.baselines)
+            self.tasks[p] = self._rebuild(p, items)
             self.metrics.restore_partition(p, self.tasks[p])
             self.metrics.heartbeat()  # a long restore is progress, not a stall
-            self._committed_items[p] = dict(items)
+            self.checkpoint.started(p, items)
             self.stats.restored_partitions += 1
-        self._committed_offsets.update(positions)
+        self.checkpoint.positions(positions)
         self._new_tps.clear()
         self._to_restore.clear()
-        self._parked.clear()  # anything not reclaimed now may be processed elsewhere: never reuse it
+        self.checkpoint.drop_parked()
+
+    def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
+        return PartitionMonitor.from_state_items(self.spec, partition, items, self.baselines)
 
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:
@@ -335,12 +330,14 @@ class MonitorApp:
                 for is_label, inputs in self._inputs(tp, records):
                     self._emit(task.process_labels(inputs) if is_label else task.process(inputs))
                 self.stats.records += len(records)
-            self._pending_offsets[tp] = records[-1].offset + 1
+            self.checkpoint.processed(tp, records[-1].offset + 1)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
             hw = self.consumer.highwater(tp)
             if hw is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - records[-1].offset - 1))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.timings.process_seconds += elapsed
+        self.metrics.batch_seconds.observe(elapsed)
 
     def _inputs(self, tp: TopicPartition, records: list) -> list[tuple[bool, list[InputRecord]]]:
         """Records of a state partition as runs of (is_label, inputs), in offset order.
@@ -369,7 +366,7 @@ class MonitorApp:
 
     def _forward(self, tp: TopicPartition, records: list) -> None:
         """Stage 1 of model partitioning: send each record, unchanged, to its model's partition."""
-        self._ensure_transaction()
+        self.checkpoint.ensure_transaction()
         kind = b"label" if tp.topic == self.cfg.kafka.label_topic else b"inference"
         n = self.state_partitions
         send = self.producer.send
@@ -385,38 +382,26 @@ class MonitorApp:
                 headers=headers,
             )
 
-    def _ensure_transaction(self) -> None:
-        if self.exactly_once and not self._txn_open:
-            self.producer.begin_transaction()
-            self._txn_open = True
-
-    # kafka-python 3.0's commit_transaction/abort_transaction/send_offsets_to_transaction wait
-    # without a timeout: after a broker restart one of them can wait forever. We start the same
-    # operations on its transaction manager and wait with a bound; on expiry the producer is
-    # re-created (its init_transactions fences the old epoch and aborts what it left open).
-    def _bounded(self, start: Callable[[], object], what: str) -> None:
-        tm = getattr(self.producer, "_transaction_manager", None)
-        sender = getattr(self.producer, "_sender", None)
-        if tm is None or sender is None:  # a kafka-python without these internals: public API
-            start_public = {"commit": self.producer.commit_transaction, "abort": self.producer.abort_transaction}
-            start_public[what]()
+    def _emit(self, result: BatchResult) -> None:
+        if not result.alerts and not result.dead_letters:
+            self.metrics.channel_values.inc(result.channel_values)
             return
-        result = start()
-        sender.wakeup()
-        timeout_ms = self.cfg.kafka.transaction_operation_timeout_ms
-        if not result.wait(timeout_ms=timeout_ms):  # type: ignore[attr-defined]
-            raise KafkaTimeoutError(f"{what} did not complete within {timeout_ms} ms")
+        k = self.cfg.kafka
+        with fenced_is_fatal("while sending"):
+            self.checkpoint.ensure_transaction()
+            for alert in result.alerts:
+                self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
+            for dl in result.dead_letters:
+                headers = [("reason", str(dl.reason).encode())]
+                self.producer.send(k.dlq_topic, value=dl.to_json(), headers=headers)
+        self.checkpoint.add_alerts(result.alerts)
+        self.stats.dead_letters += len(result.dead_letters)
+        for reason, n in result.invalid_by_reason.items():
+            self.stats.invalid_by_reason[reason] += n
+            self.metrics.invalid.labels(reason).inc(n)
+        self.metrics.channel_values.inc(result.channel_values)
 
-    def _commit_transaction(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        tm = getattr(self.producer, "_transaction_manager", None)
-        if offsets:
-            if tm is None:
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
-            else:
-                meta = self.consumer.group_metadata()
-                self._bounded(lambda: tm.send_offsets_to_transaction(offsets, meta), "send_offsets")
-        self._bounded(lambda: tm.begin_commit(), "commit")
-
+    # --------------------------------------------------------------- producer
     def _new_producer(self) -> None:
         """(Re)create the producer; retry init_transactions until the broker answers or we stop."""
         k = self.cfg.kafka
@@ -424,10 +409,10 @@ class MonitorApp:
             self.producer = clients.producer(k, f"stream-monitor-{self.cfg.instance}", self.cfg.transactional_id() if self.exactly_once else None)
             try:
                 if self.exactly_once:
-                    self.producer.init_transactions()
+                    with fenced_is_fatal("at start-up"):
+                        self.producer.init_transactions()
+                self.checkpoint.producer_replaced(self.producer)
                 return
-            except FATAL_PRODUCER_ERRORS as exc:
-                raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
             except KafkaError as exc:
                 self.producer.close(timeout=0)
                 if self.stopping:
@@ -442,115 +427,53 @@ class MonitorApp:
             self.producer.close(timeout=0)
         except Exception:  # noqa: BLE001 - the old producer is being discarded
             pass
-        self._txn_open = False
+        self.checkpoint.producer_replaced(None)
         self._new_producer()
+
+    # ------------------------------------------------------------- checkpoint
+    def _checkpoint_or_recover(self) -> None:
+        cp = self.checkpoint
+        cp.in_flight_since = cp.clock()
+        try:
+            with fenced_is_fatal("while committing"):
+                self._commit()
+            cp.failing_since = None
+        except KafkaError as exc:
+            self._recover(exc)
+        finally:
+            cp.in_flight_since = None
+
+    def _commit(self) -> None:
+        result = self.checkpoint.commit(self.tasks)
+        if result is None:
+            return
+        for alert in result.alerts:
+            self.metrics.observe_alert(alert.fields)
+            if self.on_alert is not None:
+                self.on_alert(alert)
+        self.stats.alerts += len(result.alerts)
+        self.stats.checkpoints += 1
+        self.timings.checkpoint_seconds += result.seconds
+        self.metrics.state_bytes.inc(result.state_bytes)
+        self.metrics.checkpoints.labels("committed").inc()
+        self.metrics.checkpoint_seconds.observe(result.seconds)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(result)
 
     def _recover(self, exc: BaseException) -> None:
         """An abortable failure: abort (or re-create the producer), then roll back and retry."""
-        self._failing_since = self._failing_since or time.monotonic()
+        cp = self.checkpoint
+        cp.failing_since = cp.failing_since or cp.clock()
         self.stats.aborts += 1
         self.metrics.checkpoints.labels("aborted").inc()
         self.log.warning("transaction_failed_rolling_back", error=repr(exc))
         try:
-            self._abort_open_transaction()
+            cp.abort()
         except KafkaError as abort_exc:
             self._reset_producer(f"abort failed: {abort_exc!r}")
         self._rollback()
 
-    def _emit(self, result: BatchResult) -> None:
-        if not result.alerts and not result.dead_letters:
-            self.metrics.channel_values.inc(result.channel_values)
-            return
-        k = self.cfg.kafka
-        try:
-            self._ensure_transaction()
-            for alert in result.alerts:
-                self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
-            for dl in result.dead_letters:
-                headers = [("reason", str(dl.reason).encode())]
-                self.producer.send(k.dlq_topic, value=dl.to_json(), headers=headers)
-        except FATAL_PRODUCER_ERRORS as exc:
-            raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
-        self._pending_alerts.extend(result.alerts)
-        self.stats.dead_letters += len(result.dead_letters)
-        for reason, n in result.invalid_by_reason.items():
-            self.stats.invalid_by_reason[reason] += n
-            self.metrics.invalid.labels(reason).inc(n)
-        self.metrics.channel_values.inc(result.channel_values)
-
-    # ------------------------------------------------------------- checkpoint
-    def _checkpoint_or_recover(self) -> None:
-        self._checkpoint_started = time.monotonic()
-        try:
-            self._checkpoint()
-            self._failing_since = None
-        except FATAL_PRODUCER_ERRORS as exc:
-            raise FatalError(f"producer fenced: another instance uses transactional id {self.cfg.transactional_id()}") from exc
-        except KafkaError as exc:
-            self._recover(exc)
-        finally:
-            self._checkpoint_started = None
-
-    def _checkpoint(self) -> None:
-        self._last_checkpoint = time.monotonic()
-        started = time.perf_counter()
-        k = self.cfg.kafka
-        changed: dict[int, dict[str, bytes]] = {}
-        if self.store is not None:
-            for p, task in self.tasks.items():
-                items = task.state_items()
-                if items:
-                    changed[p] = items
-        if not changed and not self._pending_offsets and not self._txn_open:
-            return
-        self._ensure_transaction()
-        written = 0
-        if self.store is not None:
-            for p, items in changed.items():
-                for key, value in self.store.encode(items):
-                    self.producer.send(k.resolved_changelog_topic(), key=key, value=value, partition=p)
-                    written += len(value)
-        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self._pending_offsets.items()}
-        if self.exactly_once:
-            self._commit_transaction(offsets)
-            self._txn_open = False
-        else:
-            self.producer.flush()
-            if offsets:
-                self.consumer.commit(offsets)
-        for p, items in changed.items():
-            self._committed_items.setdefault(p, {}).update(items)
-        self._committed_offsets.update(self._pending_offsets)
-        self._pending_offsets.clear()
-        alerts, self._pending_alerts = self._pending_alerts, []
-        for alert in alerts:
-            self.metrics.observe_alert(alert.fields)
-            if self.on_alert is not None:
-                self.on_alert(alert)
-        self.stats.alerts += len(alerts)
-        self.stats.checkpoints += 1
-        self.metrics.state_bytes.inc(written)
-        self.metrics.checkpoints.labels("committed").inc()
-        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
-
-    def _abort_open_transaction(self) -> None:
-        """Abort the open transaction (bounded). Raises KafkaError when that does not work."""
-        if self.exactly_once and self._txn_open:
-            tm = getattr(self.producer, "_transaction_manager", None)
-            try:
-                self._bounded(lambda: tm.begin_abort(), "abort")  # type: ignore[union-attr]
-            except FATAL_PRODUCER_ERRORS as exc:
-                raise FatalError("producer fenced while aborting") from exc
-            finally:
-                self._txn_open = False
-
     def _rollback(self) -> None:
         """Back to the last committed state and offsets: the retry repeats the same work."""
-        for p in list(self.tasks):
-            self.tasks[p] = PartitionMonitor.from_state_items(self.spec, p, self._committed_items.get(p, {}), self.baselines)
-        for tp, off in self._committed_offsets.items():
-            if tp in self.owned:
-                self.consumer.seek(tp, off)
-        self._pending_offsets.clear()
-        self._pending_alerts.clear()
+        self.checkpoint.rollback(self.tasks, self.owned, self._rebuild)
         self.log.warning("rolled_back_to_last_checkpoint", partitions=sorted(self.tasks))

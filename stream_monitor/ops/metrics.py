@@ -1,18 +1,9 @@
-"""Prometheus metrics and the HTTP endpoints ``/metrics``, ``/healthz`` and ``/readyz``.
+"""Prometheus metrics of the monitor and of the bridges.
 
 Each :class:`MonitorMetrics` (and :class:`BridgeMetrics`) owns its own ``CollectorRegistry`` (no
 global state), so tests and several apps in one process never collide. Per-channel series are
 capped (``metrics.max_channel_series``): past the cap new channels are counted, not exported.
-
-Health semantics (the same server, bound to ``metrics.host``, 127.0.0.1 by default):
-
-- ``/healthz`` — the process is alive. Once the main loop reports :meth:`MonitorMetrics.heartbeat`,
-  it also fails (503) when the loop has not turned for ``liveness_timeout_s`` (a wedged loop
-  should be restarted by the orchestrator).
-- ``/readyz`` — every readiness check passes: the app says so (started, state restored), the
-  consumer group assigned us partitions at least once (an empty assignment counts: an idle
-  standby member is ready), and — when a :class:`BrokerProbe` is added — a bootstrap broker
-  accepts TCP connections.
+The HTTP endpoints that expose them are in :mod:`stream_monitor.ops.health`.
 
 >>> m = MonitorMetrics(max_channel_series=1)
 >>> m.observe_statistic("m", "x", "psi", 0.1); m.observe_statistic("m", "y", "psi", 0.2)
@@ -24,19 +15,15 @@ Health semantics (the same server, bound to ``metrics.host``, 127.0.0.1 by defau
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.core.monitor import PartitionMonitor
-
-ReadinessCheck = Callable[[], tuple[bool, str]]
 
 
 class _AssignmentGauge(Gauge):
@@ -107,6 +94,7 @@ class MonitorMetrics:
     # ------------------------------------------------------------------ health
     @property
     def assignment_received(self) -> bool:
+        """Has the consumer group given us an assignment (possibly empty) at least once?"""
         return self.assigned_partitions.assigned_event.is_set()
 
     def heartbeat(self) -> None:
@@ -115,6 +103,7 @@ class MonitorMetrics:
         self.loop_heartbeat.set_to_current_time()
 
     def liveness(self) -> tuple[bool, str]:
+        """Liveness check: fails when the main loop has not turned for ``liveness_timeout_s``."""
         last = self._last_heartbeat
         if last is None:
             return True, "alive"
@@ -124,9 +113,11 @@ class MonitorMetrics:
         return True, "alive"
 
     def assignment_check(self) -> tuple[bool, str]:
+        """Readiness check: an assignment was received."""
         return (True, "assigned") if self.assignment_received else (False, "waiting for a partition assignment")
 
     def observe_statistic(self, model: str, channel: str, detector: str, value: float | None) -> None:
+        """The latest statistic of one channel's detector (new series past the cap are only counted)."""
         key = (model, channel, detector)
         if key not in self._channel_keys:
             if len(self._channel_keys) >= self.max_channel_series:
@@ -182,29 +173,43 @@ class MonitorMetrics:
 
     @property
     def firing_count(self) -> int:
+        """Number of alerts currently firing on this member."""
         return len(self._firing)
 
     def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
 
 
 def open_episodes(task: PartitionMonitor) -> list[tuple[str, tuple[str, str, str]]]:
     """(fingerprint, (model, kind, severity)) of every firing episode in a partition's state."""
-    from stream_monitor.core.channel import QUALITY_DETECTORS
     from stream_monitor.core.lifecycle import fingerprint
-    from stream_monitor.core.monitor import _kind_of
 
     out: list[tuple[str, tuple[str, str, str]]] = []
     for model in task.models.values():
         for channel in model.channels.values():
-            # episodes of detectors a config change removed still fire until they resolve
-            lifecycles = {**getattr(channel, "_orphans", {}), **channel.lifecycles}
-            for detector, life in lifecycles.items():
+            for detector, life, kind in _channel_lifecycles(channel):
                 if life.firing:
-                    kind = "data_quality" if detector in QUALITY_DETECTORS else _kind_of(channel.name)
                     fp = channel.fingerprints.get(detector) or fingerprint(model.model, channel.name, detector, task.partition)
                     out.append((fp, (model.model, kind, life.severity)))
     return out
+
+
+def _channel_lifecycles(channel: Any) -> list[tuple[str, Any, str]]:
+    """(detector, lifecycle, alert kind) of a channel, including detectors a config change removed.
+
+    The one place that reads the core's private ``_kind_of`` and ``ChannelMonitor._orphans``
+    until the core offers them publicly.
+    """
+    from stream_monitor.core.channel import QUALITY_DETECTORS
+    from stream_monitor.core.monitor import _kind_of
+
+    # episodes of detectors a config change removed still fire until they resolve
+    lifecycles = {**getattr(channel, "_orphans", {}), **channel.lifecycles}
+    return [
+        (detector, life, "data_quality" if detector in QUALITY_DETECTORS else _kind_of(channel.name))
+        for detector, life in lifecycles.items()
+    ]
 
 
 class BridgeMetrics:
@@ -245,151 +250,19 @@ class BridgeMetrics:
 
     @property
     def assignment_received(self) -> bool:
+        """Has the consumer group given us an assignment (possibly empty) at least once?"""
         return self.assigned_partitions.assigned_event.is_set()
 
     def assignment_check(self) -> tuple[bool, str]:
+        """Readiness check: an assignment was received."""
         return (True, "assigned") if self.assignment_received else (False, "waiting for a partition assignment")
 
     def liveness(self) -> tuple[bool, str]:
+        """Liveness check: always alive (the bridge loop has no heartbeat)."""
         return True, "alive"
 
     def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
 
 
-class BrokerProbe:
-    """Readiness check: does any bootstrap server accept a TCP connection? (cached ``ttl_s``).
-
-    It checks reachability only (no TLS/SASL handshake): the clients themselves report auth
-    failures. Cached so frequent probes cost at most one connection attempt per ``ttl_s``.
-    """
-
-    def __init__(self, bootstrap_servers: Sequence[str], timeout_s: float = 1.0, ttl_s: float = 5.0) -> None:
-        self.servers = [_split_host_port(s) for s in bootstrap_servers]
-        self.timeout_s = timeout_s
-        self.ttl_s = ttl_s
-        self._lock = threading.Lock()
-        self._cached: tuple[float, tuple[bool, str]] | None = None
-
-    def __call__(self) -> tuple[bool, str]:
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is not None and now - self._cached[0] < self.ttl_s:
-                return self._cached[1]
-            result = self._probe()
-            self._cached = (now, result)
-            return result
-
-    def _probe(self) -> tuple[bool, str]:
-        errors = []
-        for host, port in self.servers:
-            try:
-                with socket.create_connection((host, port), timeout=self.timeout_s):
-                    return True, f"broker {host}:{port} reachable"
-            except OSError as exc:
-                errors.append(f"{host}:{port} ({exc.__class__.__name__})")
-        return False, "no bootstrap broker reachable: " + ", ".join(errors)
-
-
-def _split_host_port(server: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` (an optional ``PROTOCOL://`` prefix is ignored).
-
-    >>> _split_host_port("kafka:9092"), _split_host_port("SASL_SSL://[::1]:9093"), _split_host_port("k")
-    (('kafka', 9092), ('::1', 9093), ('k', 9092))
-    """
-    text = server.split("://", 1)[-1].strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest.lstrip(":") or 9092)
-    host, sep, port = text.rpartition(":")
-    return (host, int(port)) if sep else (text, 9092)
-
-
-def combine_checks(checks: Sequence[ReadinessCheck]) -> ReadinessCheck:
-    """One readiness check that passes when all pass; the message lists the failing ones.
-
-    >>> combine_checks([lambda: (True, "a"), lambda: (False, "b"), lambda: (False, "c")])()
-    (False, 'b; c')
-    >>> combine_checks([lambda: (True, "a"), lambda: (True, "b")])()
-    (True, 'a; b')
-    """
-
-    def check() -> tuple[bool, str]:
-        results = [c() for c in checks]
-        failing = [why for ok, why in results if not ok]
-        return (False, "; ".join(failing)) if failing else (True, "; ".join(why for _, why in results))
-
-    return check
-
-
-class _Exposes(Protocol):
-    def render(self) -> bytes: ...
-
-
-class HealthServer:
-    """``/metrics``, ``/healthz`` (process alive) and ``/readyz`` (every check passes) over HTTP.
-
-    ``ready`` is the app's own readiness; when ``metrics`` knows about partition assignment
-    (:class:`MonitorMetrics`, :class:`BridgeMetrics`) "assigned at least once" is added, and
-    ``extra_checks`` (e.g. a :class:`BrokerProbe`) come last. ``/healthz`` uses
-    ``metrics.liveness()`` when there is one.
-    """
-
-    def __init__(
-        self,
-        metrics: _Exposes,
-        host: str,
-        port: int,
-        ready: ReadinessCheck,
-        extra_checks: Sequence[ReadinessCheck] = (),
-    ) -> None:
-        checks: list[ReadinessCheck] = [ready]
-        assignment = getattr(metrics, "assignment_check", None)
-        if assignment is not None:
-            checks.append(assignment)
-        checks.extend(extra_checks)
-        live: ReadinessCheck = getattr(metrics, "liveness", None) or (lambda: (True, "alive"))
-        handler = _handler(metrics, combine_checks(checks), live)
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="stream-monitor-http", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def start(self) -> HealthServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                ok, why = live()
-                self._send(200 if ok else 503, (why + "\n").encode())
-            elif path == "/readyz":
-                ok, why = ready()
-                self._send(200 if ok else 503, (why + "\n").encode())
-            else:
-                self._send(404, b"not found\n")
-
-        def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access logs
-            return
-
-    return Handler

@@ -70,6 +70,7 @@ class SaslLogRedactor(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite SASL authentication arguments of ``record``; always lets it through."""
         args = record.args
         if not args or not isinstance(args, tuple):
             return True
@@ -158,7 +159,7 @@ def group_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
     Fetches wait for up to ``fetch_max_wait_ms`` (100 ms) until ``fetch_min_bytes`` (256 KiB) are
     there: a monitor that is keeping up then processes a few batches of hundreds of records per
     second instead of one per handful of records, whose per-batch cost (per channel and per
-    partition) would dominate (issue 6). Alerts only become visible at the next checkpoint
+    partition) would dominate. Alerts only become visible at the next checkpoint
     (``commit_interval_ms``) anyway. ``client_options.consumer`` overrides any of these.
     """
     opts: dict[str, Any] = {
@@ -216,4 +217,5 @@ def producer(settings: KafkaSettings, client_id: str, transactional_id: str | No
 
 
 def admin(settings: KafkaSettings, client_id: str) -> KafkaAdminClient:
+    """An admin client (topic checks and creation)."""
     return KafkaAdminClient(**security_options(settings), client_id=client_id, **_client_options(settings, "admin"))

@@ -24,6 +24,7 @@ class TopologyError(RuntimeError):
 
 
 def partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """Partition count of each of ``topics`` that exists (missing ones are left out)."""
     out: dict[str, int] = {}
     for meta in admin.describe_topics(topics):
         if meta.get("error_code", 0) == 0 and meta.get("partitions"):

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 import structlog
 from kafka import KafkaConsumer, TopicPartition
 
-from stream_monitor.core.monitor import StateAuthError, sign_state, verify_state
+from stream_monitor.core.signing import StateAuthError, sign_state, verify_state
 
 log = structlog.get_logger("stream_monitor.state")
 
 
 @dataclass(slots=True)
 class RestoreResult:
+    """The items of one restored partition, with counts of records read and rejected."""
+
     items: dict[str, bytes] = field(default_factory=dict)
     records: int = 0
     rejected: int = 0
@@ -38,9 +40,11 @@ class ChangelogStore:
         self.restore_timeout_s = restore_timeout_s
 
     def encode(self, items: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
+        """State items as signed changelog records (key, value)."""
         return [(key.encode("utf-8"), sign_state(value, self.secret)) for key, value in items.items()]
 
     def restore(self, partition: int) -> RestoreResult:
+        """Read changelog partition ``partition`` to its end; the latest verified value of each key."""
         started = time.monotonic()
         tp = TopicPartition(self.topic, partition)
         c = self.consumer

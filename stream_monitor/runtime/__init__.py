@@ -1,0 +1,1 @@
+"""The runtime that moves records through Kafka: the loop, the checkpoint, clients, topics and the changelog."""

@@ -1,0 +1,216 @@
+"""The checkpoint: what has been processed but not committed, what is committed, and the commit order.
+
+Under exactly-once a checkpoint is one Kafka transaction holding the alerts and dead letters sent
+since the last one, the changed state items (changelog) and the consumer offsets
+(``send_offsets_to_transaction`` with the group metadata). Only after the commit returns do the
+committed items and offsets move forward and the pending alerts count as delivered. When a
+commit fails the caller aborts and calls :meth:`Checkpoint.rollback`: every partition is rebuilt
+from its last committed items and the consumer seeks back to the last committed offsets, so the
+retry produces the same alerts with the same ids.
+
+Without exactly-once the order is: send state items, flush the producer, commit the offsets.
+
+The producer and the consumer are anything with the kafka-python methods used here, so the
+ordering and rollback logic is unit-tested with fakes (``tests/test_checkpoint.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from kafka import TopicPartition
+
+from stream_monitor.runtime import kafka_compat
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stream_monitor.core.monitor import Alert, PartitionMonitor
+    from stream_monitor.runtime.changelog import ChangelogStore
+
+Rebuild = Callable[[int, dict[str, bytes]], "PartitionMonitor"]
+
+
+@dataclass(slots=True)
+class CommitResult:
+    """What one successful checkpoint committed.
+
+    ``offsets`` are the next offsets to read per partition; ``started``/``finished`` are
+    ``time.perf_counter()`` readings around the commit.
+    """
+
+    offsets: dict[TopicPartition, int]
+    alerts: list[Alert]
+    state_bytes: int
+    started: float
+    finished: float
+
+    @property
+    def seconds(self) -> float:
+        """How long the commit took."""
+        return self.finished - self.started
+
+
+@dataclass(slots=True)
+class _Parked:
+    task: PartitionMonitor
+    items: dict[str, bytes]
+    offsets: dict[TopicPartition, int]
+
+
+@dataclass
+class Checkpoint:
+    """Pending and committed offsets, state items and alerts of one monitor, and the commit order.
+
+    ``producer`` may be replaced (after a producer reset); ``state_topics`` are the topics whose
+    partition number identifies a state partition. ``clock`` is monotonic seconds.
+    """
+
+    producer: Any
+    consumer: Any
+    store: ChangelogStore | None
+    exactly_once: bool
+    changelog_topic: str
+    operation_timeout_ms: int
+    state_topics: set[str]
+    clock: Callable[[], float] = time.monotonic
+    committed_items: dict[int, dict[str, bytes]] = field(default_factory=dict)
+    committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    pending_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    pending_alerts: list[Alert] = field(default_factory=list)
+    txn_open: bool = False
+    last_commit_at: float = 0.0
+    failing_since: float | None = None
+    in_flight_since: float | None = None
+    _parked: dict[int, _Parked] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.last_commit_at = self.clock()
+
+    # ------------------------------------------------------------ in between
+    def ensure_transaction(self) -> None:
+        """Open a transaction before the first send of a checkpoint (exactly-once only)."""
+        if self.exactly_once and not self.txn_open:
+            self.producer.begin_transaction()
+            self.txn_open = True
+
+    def processed(self, tp: TopicPartition, next_offset: int) -> None:
+        """Records of ``tp`` before ``next_offset`` are processed; commit that at the next checkpoint."""
+        self.pending_offsets[tp] = next_offset
+
+    def add_alerts(self, alerts: list[Alert]) -> None:
+        """Alerts sent in the open transaction: delivered when it commits, forgotten when it aborts."""
+        self.pending_alerts.extend(alerts)
+
+    def due(self, interval_s: float) -> bool:
+        """Has ``interval_s`` passed since the last checkpoint began?"""
+        return self.clock() - self.last_commit_at >= interval_s
+
+    def stalled_for(self) -> float | None:
+        """Seconds since checkpoints started failing, or since the one in flight began; None if neither."""
+        since = self.failing_since or self.in_flight_since
+        return None if since is None else self.clock() - since
+
+    # ---------------------------------------------------------------- commit
+    def commit(self, tasks: dict[int, PartitionMonitor]) -> CommitResult | None:
+        """Commit alerts, changed state items and offsets in that order; None when there is nothing to do.
+
+        Raises a ``KafkaError`` when the commit fails: the caller aborts and calls :meth:`rollback`.
+        """
+        self.last_commit_at = self.clock()
+        started = time.perf_counter()
+        changed: dict[int, dict[str, bytes]] = {}
+        if self.store is not None:
+            for p, task in tasks.items():
+                items = task.state_items()
+                if items:
+                    changed[p] = items
+        if not changed and not self.pending_offsets and not self.txn_open:
+            return None
+        self.ensure_transaction()
+        written = 0
+        if self.store is not None:
+            for p, items in changed.items():
+                for key, value in self.store.encode(items):
+                    self.producer.send(self.changelog_topic, key=key, value=value, partition=p)
+                    written += len(value)
+        offsets = dict(self.pending_offsets)
+        if self.exactly_once:
+            kafka_compat.commit_transaction(self.producer, self.consumer, offsets, self.operation_timeout_ms)
+            self.txn_open = False
+        else:
+            self.producer.flush()
+            kafka_compat.commit_offsets(self.consumer, offsets)
+        for p, items in changed.items():
+            self.committed_items.setdefault(p, {}).update(items)
+        self.committed_offsets.update(offsets)
+        self.pending_offsets.clear()
+        alerts, self.pending_alerts = self.pending_alerts, []
+        return CommitResult(offsets, alerts, written, started, time.perf_counter())
+
+    def abort(self) -> None:
+        """Abort the open transaction (bounded). Raises ``KafkaError`` when that does not work."""
+        if self.exactly_once and self.txn_open:
+            try:
+                with kafka_compat.fenced_is_fatal("while aborting"):
+                    kafka_compat.abort_transaction(self.producer, self.operation_timeout_ms)
+            finally:
+                self.txn_open = False
+
+    def producer_replaced(self, producer: Any) -> None:
+        """A new producer replaces a broken one: nothing of the old transaction is open any more."""
+        self.producer = producer
+        self.txn_open = False
+
+    def rollback(self, tasks: dict[int, PartitionMonitor], owned: set[TopicPartition], rebuild: Rebuild) -> None:
+        """Back to the last committed state and offsets: the retry repeats the same work."""
+        for p in list(tasks):
+            tasks[p] = rebuild(p, self.committed_items.get(p, {}))
+        for tp, off in self.committed_offsets.items():
+            if tp in owned:
+                self.consumer.seek(tp, off)
+        self.pending_offsets.clear()
+        self.pending_alerts.clear()
+
+    # -------------------------------------------------------------- partitions
+    def started(self, partition: int, items: dict[str, bytes]) -> None:
+        """A state partition was restored from ``items`` (its committed state)."""
+        self.committed_items[partition] = dict(items)
+
+    def positions(self, positions: dict[TopicPartition, int]) -> None:
+        """Where newly assigned partitions start: the offsets a rollback returns to."""
+        self.committed_offsets.update(positions)
+
+    def release(self, partition: int, task: PartitionMonitor, keep: bool) -> None:
+        """A state partition is no longer ours; with ``keep`` (revoked right after a commit) park it.
+
+        A parked partition is handed back by :meth:`reclaim` if the rebalance returns it at the
+        offsets we committed, which saves reading the changelog again.
+        """
+        items = self.committed_items.pop(partition, None)
+        if keep and not self.pending_offsets:
+            offsets = {
+                tp: off for tp, off in self.committed_offsets.items() if tp.partition == partition and tp.topic in self.state_topics
+            }
+            self._parked[partition] = _Parked(task, items or {}, offsets)
+
+    def forget(self, revoked: set[TopicPartition]) -> None:
+        """Drop the offsets of revoked partitions."""
+        for tp in revoked:
+            self.committed_offsets.pop(tp, None)
+            self.pending_offsets.pop(tp, None)
+
+    def reclaim(self, partition: int, positions: dict[TopicPartition, int]) -> PartitionMonitor | None:
+        """The parked task of ``partition`` if it came back at exactly the offsets we committed."""
+        parked = self._parked.pop(partition, None)
+        if parked is None:
+            return None
+        mine = {tp: off for tp, off in positions.items() if tp.partition == partition and tp.topic in self.state_topics}
+        if mine and all(parked.offsets.get(tp) == off for tp, off in mine.items()):
+            self.committed_items[partition] = parked.items
+            return parked.task
+        return None
+
+    def drop_parked(self) -> None:
+        """Anything not reclaimed now may be processed elsewhere: never reuse it."""
+        self._parked.clear()

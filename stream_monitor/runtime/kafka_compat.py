@@ -1,0 +1,157 @@
+"""Every use of kafka-python internals, the version range they were verified against, and the
+shared rebalance listener and "producer fenced" rule.
+
+kafka-python's ``commit_transaction``, ``abort_transaction`` and ``send_offsets_to_transaction``
+wait without a timeout: after a broker restart one of them can wait forever. The functions here
+start the same operations on the producer's transaction manager (``_transaction_manager``), wake
+its sender thread (``_sender``) and wait with a bound; on expiry the caller re-creates the
+producer (its ``init_transactions`` fences the old epoch and aborts what it left open). These two
+private attributes are read nowhere else; ``tests/test_checkpoint.py`` fails loudly when an
+installed kafka-python outside :data:`VERIFIED_RANGE` or without them is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Callable
+
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaTimeoutError, ProducerFencedError
+from kafka.structs import OffsetAndMetadata
+
+# The kafka-python versions whose private transaction API was read and tested; pyproject pins it.
+VERIFIED_RANGE = ((3, 0, 12), (3, 1, 0))  # lower bound inclusive, upper bound exclusive
+VERIFIED_SPEC = ">=3.0.12,<3.1"
+
+# Errors after which this producer must never be used again: a newer instance owns our id.
+FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (ProducerFencedError,)
+
+
+class FatalError(RuntimeError):
+    """The monitor cannot continue safely (e.g. fenced by a newer instance)."""
+
+
+def installed_version() -> tuple[int, ...]:
+    """The installed kafka-python version as a tuple of integers (pre-release tags dropped)."""
+    from kafka.version import __version__
+
+    parts = []
+    for piece in __version__.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def version_verified(version: tuple[int, ...] | None = None) -> bool:
+    """Is ``version`` (default: the installed one) inside :data:`VERIFIED_RANGE`?
+
+    >>> version_verified((3, 0, 12)), version_verified((3, 1, 0)), version_verified((2, 2, 15))
+    (True, False, False)
+    """
+    v = installed_version() if version is None else version
+    low, high = VERIFIED_RANGE
+    return low <= v < high
+
+
+@contextlib.contextmanager
+def fenced_is_fatal(what: str) -> Iterator[None]:
+    """Turn "producer fenced" into :class:`FatalError` (the one place that rule lives).
+
+    >>> with fenced_is_fatal("while committing"):
+    ...     raise ProducerFencedError()
+    Traceback (most recent call last):
+    ...
+    stream_monitor.runtime.kafka_compat.FatalError: producer fenced while committing: another instance uses our transactional id
+    """
+    try:
+        yield
+    except FATAL_PRODUCER_ERRORS as exc:
+        raise FatalError(f"producer fenced {what}: another instance uses our transactional id") from exc
+
+
+def _internals(producer: Any) -> tuple[Any, Any] | None:
+    tm = getattr(producer, "_transaction_manager", None)
+    sender = getattr(producer, "_sender", None)
+    if tm is None or sender is None:
+        return None
+    return tm, sender
+
+
+def _bounded(sender: Any, result: Any, what: str, timeout_ms: int) -> None:
+    sender.wakeup()
+    if not result.wait(timeout_ms=timeout_ms):
+        raise KafkaTimeoutError(f"{what} did not complete within {timeout_ms} ms")
+
+
+def commit_transaction(
+    producer: Any,
+    consumer: Any,
+    offsets: dict[TopicPartition, int],
+    timeout_ms: int,
+) -> None:
+    """Send ``offsets`` (next offset per partition) into the open transaction and commit it, each step bounded.
+
+    A producer without the verified internals (a test fake, another kafka-python) gets the public
+    calls, which wait without a bound.
+    """
+    meta = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+    internals = _internals(producer)
+    if internals is None:
+        if meta:
+            producer.send_offsets_to_transaction(meta, consumer.group_metadata())
+        producer.commit_transaction()
+        return
+    tm, sender = internals
+    if meta:
+        _bounded(sender, tm.send_offsets_to_transaction(meta, consumer.group_metadata()), "send_offsets", timeout_ms)
+    _bounded(sender, tm.begin_commit(), "commit", timeout_ms)
+
+
+def abort_transaction(producer: Any, timeout_ms: int) -> None:
+    """Abort the open transaction with a bound (the public call when the internals are absent)."""
+    internals = _internals(producer)
+    if internals is None:
+        producer.abort_transaction()
+        return
+    tm, sender = internals
+    _bounded(sender, tm.begin_abort(), "abort", timeout_ms)
+
+
+def commit_offsets(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+    """Commit ``offsets`` (next offset per partition) with the consumer (at-least-once mode)."""
+    if offsets:
+        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+
+
+Callback = Callable[[set[TopicPartition]], None]
+
+
+class RebalanceListener(ConsumerRebalanceListener):
+    """A rebalance listener made of three callbacks, each given a set of partitions.
+
+    kafka-python calls them on its IO thread while the main thread waits in ``poll``; they must
+    not make blocking consumer calls. ``on_lost`` defaults to ``on_revoked``.
+
+    >>> seen = []
+    >>> listener = RebalanceListener(lambda a: seen.append(("assigned", a)), lambda r: seen.append(("revoked", r)))
+    >>> listener.on_partitions_lost([TopicPartition("t", 0)]); seen
+    [('revoked', {TopicPartition(topic='t', partition=0)})]
+    """
+
+    def __init__(self, on_assigned: Callback, on_revoked: Callback, on_lost: Callback | None = None) -> None:
+        self._assigned = on_assigned
+        self._revoked = on_revoked
+        self._lost = on_lost or on_revoked
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Partitions taken away in an orderly rebalance."""
+        self._revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        """Partitions given to this member (possibly none)."""
+        self._assigned(set(assigned))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        """Partitions lost without a rebalance (session expired): they may already be elsewhere."""
+        self._lost(set(lost))

@@ -1,0 +1,272 @@
+"""Checkpoint ordering and rollback with fake producer/consumer objects, and the kafka-python compat layer.
+
+The broker tests (tests/integration) are the end-to-end proof; these pin the logic: what is sent
+in which order, what moves forward only after a commit, and what a rollback returns to.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
+
+from stream_monitor.runtime import kafka_compat
+from stream_monitor.runtime.checkpoint import Checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
+
+
+class FakeStore:
+    """Encodes items as (key, value) without signing."""
+
+    def encode(self, items: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
+        return [(k.encode(), v) for k, v in items.items()]
+
+
+class FakeProducer:
+    """Records every call in ``calls``; ``fail_on`` names a call that raises."""
+
+    def __init__(self, calls: list[tuple], fail_on: str | None = None) -> None:
+        self.calls = calls
+        self.fail_on = fail_on
+
+    def _call(self, name: str, *args: Any) -> None:
+        self.calls.append((name, *args))
+        if name == self.fail_on:
+            raise KafkaError(f"{name} failed")
+
+    def begin_transaction(self) -> None:
+        self._call("begin")
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None, partition: int | None = None, **_: Any) -> None:
+        self._call("send", topic, key, value, partition)
+
+    def send_offsets_to_transaction(self, offsets: dict, meta: Any) -> None:
+        self._call("send_offsets", {tp: o.offset for tp, o in offsets.items()})
+
+    def commit_transaction(self) -> None:
+        self._call("commit")
+
+    def abort_transaction(self) -> None:
+        self._call("abort")
+
+    def flush(self) -> None:
+        self._call("flush")
+
+
+class FakeConsumer:
+    def __init__(self, calls: list[tuple]) -> None:
+        self.calls = calls
+
+    def group_metadata(self) -> str:
+        return "group"
+
+    def commit(self, offsets: dict) -> None:
+        self.calls.append(("consumer_commit", {tp: o.offset for tp, o in offsets.items()}))
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.calls.append(("seek", tp, offset))
+
+
+class FakeTask:
+    """A partition task whose dirty state items are set by the test."""
+
+    def __init__(self, items: dict[str, bytes] | None = None, origin: dict[str, bytes] | None = None) -> None:
+        self.dirty = dict(items or {})
+        self.origin = origin
+
+    def state_items(self) -> dict[str, bytes]:
+        out, self.dirty = self.dirty, {}
+        return out
+
+
+def make(exactly_once: bool = True, fail_on: str | None = None) -> tuple[Checkpoint, list[tuple]]:
+    calls: list[tuple] = []
+    cp = Checkpoint(
+        producer=FakeProducer(calls, fail_on),
+        consumer=FakeConsumer(calls),
+        store=FakeStore(),  # type: ignore[arg-type]
+        exactly_once=exactly_once,
+        changelog_topic="cl",
+        operation_timeout_ms=1000,
+        state_topics={"in"},
+    )
+    return cp, calls
+
+
+def test_exactly_once_commit_sends_alerts_then_state_then_offsets_then_commits():
+    cp, calls = make()
+    cp.ensure_transaction()
+    calls.append(("send", "alerts", b"fp", b"alert", None))  # what the app sends in the open transaction
+    cp.add_alerts(["alert-1"])  # type: ignore[list-item]
+    cp.processed(TP0, 10)
+    result = cp.commit({0: FakeTask({"c\x1fm\x1fx": b"state"})})
+    assert [c[0] for c in calls] == ["begin", "send", "send", "send_offsets", "commit"]
+    assert calls[2] == ("send", "cl", b"c\x1fm\x1fx", b"state", 0)
+    assert calls[3] == ("send_offsets", {TP0: 10})
+    assert result is not None and result.alerts == ["alert-1"] and result.offsets == {TP0: 10}
+    assert cp.committed_offsets == {TP0: 10} and cp.committed_items == {0: {"c\x1fm\x1fx": b"state"}}
+    assert not cp.pending_offsets and not cp.pending_alerts and not cp.txn_open
+
+
+def test_nothing_pending_means_no_transaction():
+    cp, calls = make()
+    assert cp.commit({0: FakeTask()}) is None
+    assert calls == []
+
+
+def test_at_least_once_flushes_before_committing_offsets():
+    cp, calls = make(exactly_once=False)
+    cp.processed(TP1, 7)
+    cp.commit({1: FakeTask({"labels": b"l"})})
+    assert [c[0] for c in calls] == ["send", "flush", "consumer_commit"]
+    assert calls[-1] == ("consumer_commit", {TP1: 7})
+
+
+def test_failed_commit_moves_nothing_forward_and_rollback_returns_to_the_last_commit():
+    cp, calls = make()
+    cp.processed(TP0, 5)
+    cp.commit({0: FakeTask({"a": b"1"})})
+    cp.producer.fail_on = "commit"
+    cp.ensure_transaction()
+    cp.add_alerts(["lost"])  # type: ignore[list-item]
+    cp.processed(TP0, 9)
+    with pytest.raises(KafkaError):
+        cp.commit({0: FakeTask({"a": b"2"})})
+    assert cp.committed_offsets == {TP0: 5} and cp.committed_items == {0: {"a": b"1"}}
+    cp.abort()
+    assert calls[-1] == ("abort",) and not cp.txn_open
+    tasks: dict[int, Any] = {0: FakeTask()}
+    cp.rollback(tasks, {TP0}, lambda p, items: FakeTask(origin=items))
+    assert tasks[0].origin == {"a": b"1"}
+    assert ("seek", TP0, 5) in calls
+    assert not cp.pending_offsets and not cp.pending_alerts
+
+
+def test_rollback_seeks_only_owned_partitions():
+    cp, calls = make()
+    cp.positions({TP0: 3, TP1: 4})
+    cp.rollback({}, {TP1}, lambda p, items: FakeTask())
+    assert [c for c in calls if c[0] == "seek"] == [("seek", TP1, 4)]
+
+
+def test_revoked_after_a_commit_is_parked_and_reclaimed_only_at_the_same_offsets():
+    cp, _ = make()
+    task = FakeTask()
+    cp.started(0, {"a": b"1"})
+    cp.positions({TP0: 12})
+    cp.release(0, task, keep=True)
+    cp.forget({TP0})
+    assert cp.reclaim(0, {TP0: 12}) is task and cp.committed_items[0] == {"a": b"1"}
+    cp.release(0, task, keep=True)
+    assert cp.reclaim(0, {TP0: 13}) is None  # came back elsewhere: restore from the changelog
+
+
+def test_revoked_with_pending_work_or_lost_is_never_parked():
+    cp, _ = make()
+    cp.positions({TP0: 1})
+    cp.release(0, FakeTask(), keep=False)
+    assert cp.reclaim(0, {TP0: 1}) is None
+    cp.processed(TP1, 2)
+    cp.release(0, FakeTask(), keep=True)
+    assert cp.reclaim(0, {TP0: 1}) is None
+
+
+def test_stalled_for_counts_from_the_first_failure():
+    now = [100.0]
+    cp, _ = make()
+    cp.clock = lambda: now[0]
+    assert cp.stalled_for() is None
+    cp.failing_since = 90.0
+    assert cp.stalled_for() == 10.0
+
+
+# ------------------------------------------------------------------ kafka_compat
+class _Result:
+    def __init__(self, completes: bool) -> None:
+        self.completes = completes
+
+    def wait(self, timeout_ms: int | None = None) -> bool:
+        return self.completes
+
+
+class _Internals:
+    """A producer with the private transaction manager and sender the compat layer drives."""
+
+    def __init__(self, completes: bool) -> None:
+        self.woken = 0
+        outer = self
+
+        class TM:
+            def begin_commit(self) -> _Result:
+                return _Result(completes)
+
+            def begin_abort(self) -> _Result:
+                return _Result(completes)
+
+            def send_offsets_to_transaction(self, offsets: dict, meta: Any) -> _Result:
+                return _Result(completes)
+
+        class Sender:
+            def wakeup(self) -> None:
+                outer.woken += 1
+
+        self._transaction_manager = TM()
+        self._sender = Sender()
+
+
+def test_bounded_commit_raises_a_timeout_instead_of_waiting_forever():
+    producer = _Internals(completes=False)
+    with pytest.raises(KafkaTimeoutError, match="send_offsets did not complete"):
+        kafka_compat.commit_transaction(producer, FakeConsumer([]), {TP0: 1}, timeout_ms=10)
+    with pytest.raises(KafkaTimeoutError, match="abort did not complete"):
+        kafka_compat.abort_transaction(producer, timeout_ms=10)
+    ok = _Internals(completes=True)
+    kafka_compat.commit_transaction(ok, FakeConsumer([]), {TP0: 1}, timeout_ms=10)
+    assert ok.woken == 2
+
+
+def test_fenced_is_fatal_during_abort():
+    cp, _ = make()
+    cp.ensure_transaction()
+
+    def fenced() -> None:
+        raise ProducerFencedError()
+
+    cp.producer.abort_transaction = fenced
+    with pytest.raises(kafka_compat.FatalError, match="fenced while aborting"):
+        cp.abort()
+    assert not cp.txn_open
+
+
+def test_installed_kafka_python_is_the_verified_one():
+    """Fails on a kafka-python upgrade: re-check the private API below, then widen VERIFIED_RANGE."""
+    assert kafka_compat.version_verified(), (
+        f"kafka-python {kafka_compat.installed_version()} is outside {kafka_compat.VERIFIED_SPEC}: "
+        "stream_monitor/runtime/kafka_compat.py drives its private transaction API"
+    )
+
+
+def test_pyproject_pins_the_verified_range():
+    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = [re.sub(r"\s", "", d) for d in deps if d.replace("_", "-").startswith("kafka-python")]
+    assert pins == ["kafka-python" + kafka_compat.VERIFIED_SPEC]
+
+
+def test_the_private_api_the_compat_layer_uses_is_there():
+    from kafka.producer.sender import Sender
+    from kafka.producer.transaction_manager import TransactionalRequestResult, TransactionManager
+
+    init = inspect.getsource(KafkaProducer.__init__)
+    assert "self._transaction_manager = " in init and "self._sender = " in init
+    for name in ("begin_commit", "begin_abort", "send_offsets_to_transaction"):
+        assert callable(getattr(TransactionManager, name, None)), name
+    assert "timeout_ms" in inspect.signature(TransactionalRequestResult.wait).parameters
+    assert callable(getattr(Sender, "wakeup", None))
