@@ -24,9 +24,10 @@ import numpy as np
 import orjson
 import pytest
 
-from stream_monitor.cli import main
+from stream_monitor.commands import main
 from stream_monitor.core.channel import EvaluationRecord
-from stream_monitor.report import ReportCollector, ReportMeta, render_html
+from stream_monitor.report.collect import ReportCollector, ReportMeta
+from stream_monitor.report.html import render_html
 from stream_monitor.synthetic import demo_streams, generate_events
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -186,7 +186,7 @@ def test_run_with_training_baseline_detects_serving_skew_without_warm_up(kafka_b
     serving data shifted from the very first event alerts against the baseline."""
     import csv
 
-    from stream_monitor.cli import main
+    from stream_monitor.commands import main
     from stream_monitor.synthetic import Drift, StreamSpec
 
     train = StreamSpec(model="fraud-v3", n_events=5000, seed=1, n_numeric=3, n_categorical=1)

@@ -23,6 +23,7 @@ def _num(x: Any) -> str:
 
 
 def format_alert(a: dict[str, Any], color: bool = True) -> str:
+    """One alert event as a terminal line, coloured by severity unless ``color`` is false."""
     status = "ESCALATED" if a.get("escalated") else a["status"].upper()
     if a["status"] == "firing":
         detail = f"{a['detector']}={_num(a.get('statistic'))} > {_num(a.get('threshold'))}"
