@@ -1,5 +1,5 @@
 """``python -m stream_monitor`` — same as the ``stream-monitor`` command."""
 
-from stream_monitor.cli import main
+from stream_monitor.commands import main
 
 raise SystemExit(main())

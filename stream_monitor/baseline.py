@@ -1,4 +1,4 @@
-"""``stream-monitor baseline``: reference profiles from training data, and loading them for the core.
+"""Reference profiles from training data (``stream-monitor baseline``), and loading them for the core.
 
 A baseline profile describes what "normal" looks like for every channel of one model, built from
 the data the model was trained on, so the monitor compares serving traffic with training data
@@ -37,7 +37,6 @@ Configure it per model (``models.<name>.baseline: path``) and load it with :func
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import hashlib
@@ -45,7 +44,6 @@ import io
 import json
 import math
 import os
-import sys
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -62,7 +60,6 @@ PROFILE_SCHEMA_VERSION = 1
 # than the largest ``reference.max_categories`` the config accepts, so a truncated channel is still
 # recognised as high-cardinality (and its distribution tests switched off) exactly as before.
 MAX_PROFILE_CATEGORIES = 10_001
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 
 class BaselineError(ConfigError):
@@ -375,38 +372,6 @@ def write_profile(profile: dict[str, Any], out: str | Path) -> None:
     os.replace(tmp, out)
 
 
-def cmd_baseline(args: argparse.Namespace) -> int:
-    """``stream-monitor baseline --input FILE --model M --out baseline.json``."""
-    try:
-        profile = build_profile(args.input, args.model, getattr(args, "prediction_column", None), getattr(args, "label_column", None))
-    except BaselineError as exc:
-        sys.stderr.write(f"stream-monitor baseline: error: {exc}\n")
-        return EXIT_USAGE
-    try:
-        write_profile(profile, args.out)
-    except OSError as exc:
-        sys.stderr.write(f"stream-monitor baseline: failed to write {args.out}: {exc}\n")
-        return EXIT_RUNTIME
-    sys.stdout.write(format_summary(profile, args.out))
-    return EXIT_OK
-
-
-def format_summary(profile: dict[str, Any], out: str | Path) -> str:
-    channels = profile["channels"]
-    lines = [f"baseline for model {profile['model']!r}: {profile['rows']} rows, {len(channels)} channels -> {out}"]
-    for name, ch in channels.items():
-        if ch["type"] == "numeric":
-            detail = f"mean {ch['mean']:.4g}, std {ch['std']:.4g}, range [{ch['min']:.4g}, {ch['max']:.4g}]"
-        else:
-            detail = f"{len(ch['categories'])} categories"
-        lines.append(f"  {name:<28} {ch['type']:<12} {detail}; missing {ch['missing_rate']:.1%}, invalid {ch['invalid_rate']:.1%}")
-    if profile.get("skipped_rows_of_other_models"):
-        lines.append(f"  skipped {profile['skipped_rows_of_other_models']} events of other models")
-    if profile.get("empty_columns"):
-        lines.append(f"  no usable values (left out): {', '.join(profile['empty_columns'])}")
-    return "\n".join(lines) + "\n"
-
-
 # -------------------------------------------------------------------------------------------- loading
 def _check_reference(name: str, entry: Any) -> Reference:
     if not isinstance(entry, dict):
@@ -499,4 +464,4 @@ def load_baselines(spec: MonitorSpec, base_dir: str | Path | None = None) -> dic
     return out
 
 
-__all__ = ["BaselineError", "build_profile", "cmd_baseline", "load_baselines", "load_profile", "write_profile"]
+__all__ = ["BaselineError", "build_profile", "load_baselines", "load_profile", "write_profile"]

@@ -13,7 +13,7 @@ import orjson
 import pytest
 import structlog
 
-from stream_monitor import cli
+from stream_monitor.commands import main
 from stream_monitor.baseline import BaselineError, build_profile, load_baselines, load_profile, write_profile
 from stream_monitor.config import ConfigError
 from stream_monitor.core.events import SourcePosition
@@ -204,7 +204,7 @@ def test_input_errors(tmp_path, name, content, kwargs, expected):
 def test_cli_baseline_writes_a_profile(tmp_path, capsys, restore_logging):
     src = write_csv(tmp_path / "train.csv", ["amount", "country", "score", "label"], training_rows(500))
     out = tmp_path / "baseline.json"
-    code = cli.main(["baseline", "--input", str(src), "--model", "fraud-v3", "--out", str(out), "--prediction-column", "score", "--label-column", "label"])
+    code = main(["baseline", "--input", str(src), "--model", "fraud-v3", "--out", str(out), "--prediction-column", "score", "--label-column", "label"])
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
     doc = orjson.loads(out.read_bytes())
@@ -215,16 +215,16 @@ def test_cli_baseline_writes_a_profile(tmp_path, capsys, restore_logging):
 
 def test_cli_baseline_errors_exit_2(tmp_path, capsys, restore_logging):
     out = tmp_path / "b.json"
-    assert cli.main(["baseline", "--input", str(tmp_path / "nope.csv"), "--model", "m", "--out", str(out)]) == 2
+    assert main(["baseline", "--input", str(tmp_path / "nope.csv"), "--model", "m", "--out", str(out)]) == 2
     assert "input file not found" in capsys.readouterr().err and not out.exists()
     src = write_csv(tmp_path / "t.csv", ["a"], [[1]])
-    assert cli.main(["baseline", "--input", str(src), "--model", "m", "--out", str(out), "--label-column", "y"]) == 2
+    assert main(["baseline", "--input", str(src), "--model", "m", "--out", str(out), "--label-column", "y"]) == 2
     assert "--label-column 'y'" in capsys.readouterr().err
 
 
 def test_cli_baseline_unwritable_output_exits_1(tmp_path, capsys, restore_logging):
     src = write_csv(tmp_path / "t.csv", ["a"], [[1]])
-    assert cli.main(["baseline", "--input", str(src), "--model", "m", "--out", str(tmp_path / "no" / "dir" / "b.json")]) == 1
+    assert main(["baseline", "--input", str(src), "--model", "m", "--out", str(tmp_path / "no" / "dir" / "b.json")]) == 1
     assert "failed to write" in capsys.readouterr().err
 
 
@@ -331,14 +331,14 @@ def test_baseline_detects_training_serving_skew_from_the_first_window(profile_pa
     spec = spec_with(str(profile_path))
     records = serving_records(4000)
     with_baseline = run(PartitionMonitor(spec, 0, baselines=load_baselines(spec)), records)
-    firing = {(a.fields["feature"], a.fields["detector"]): a for a in with_baseline if a.fields["status"] == "firing"}
+    firing = {(a.event.feature, a.event.detector): a for a in with_baseline if a.event.status == "firing"}
     assert {("amount", "psi"), ("amount", "ks"), ("country", "chi2"), ("country", "unseen_category_rate")} <= set(firing), sorted(firing)
     # no warm-up: the first full window (1000 observations) is compared with training data, and the
     # second evaluation (min_consecutive=2, step 250) fires
     first = min(a.position.offset for a in firing.values())
     assert first <= 1249, f"first skew alert at offset {first}"
     for (channel, _), a in firing.items():
-        assert a.fields["reference"] == {"kind": "baseline", "count": 3000}, a.fields
+        assert a.event.reference.model_dump() == {"kind": "baseline", "count": 3000}, a.event
         assert channel in ("amount", "country")
     # the unchanged prediction is not flagged
     assert not any(k[0] == "__prediction__" for k in firing)

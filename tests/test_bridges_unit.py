@@ -13,22 +13,13 @@ import orjson
 import pytest
 from kafka import TopicPartition
 
-from stream_monitor.bridges import (
-    AlertmanagerSink,
-    Backoff,
-    BridgeOptions,
-    BridgeUsageError,
-    HttpResult,
-    Item,
-    PagerDutySink,
-    alertmanager_alert,
-    example_alert,
-    options_from_args,
-    pagerduty_event,
-)
-from stream_monitor.cli import build_parser
+from stream_monitor.bridges.http import Backoff, HttpResult
+from stream_monitor.bridges.mapping import alertmanager_alert, example_alert, pagerduty_event
+from stream_monitor.bridges.options import BridgeOptions, BridgeUsageError, options_from_args
+from stream_monitor.bridges.sinks import AlertmanagerSink, Item, PagerDutySink
+from stream_monitor.commands import build_parser
 from stream_monitor.config import load_config
-from stream_monitor.metrics import BridgeMetrics
+from stream_monitor.ops.metrics import BridgeMetrics
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 TP0 = TopicPartition("alerts", 0)

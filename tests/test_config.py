@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from stream_monitor import cli
+from stream_monitor.commands import build_parser, main
+from stream_monitor.commands.common import load_app_config
 from stream_monitor.config import ConfigError, env_overrides, load_config
 
 
@@ -23,7 +24,7 @@ def clean_env(monkeypatch):
 
 @pytest.fixture
 def restore_logging():
-    """cli.main reconfigures structlog onto the (captured) stderr; put the old config back after."""
+    """main() reconfigures structlog onto the (captured) stderr; put the old config back after."""
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
@@ -206,20 +207,20 @@ def test_cli_flags_over_env_over_yaml(tmp_path, monkeypatch):
     path = write(tmp_path, GOOD_YAML)
     monkeypatch.setenv("STREAM_MONITOR_ALERTS_TOPIC", "env-alerts")
     monkeypatch.setenv("STREAM_MONITOR_GROUP_ID", "env-group")
-    args = cli.build_parser().parse_args(["run", "--config", str(path), "--group-id", "cli-group", "--input-topic", "a,b", "--input-topic", "c"])
-    cfg = cli.load_app_config(args)
+    args = build_parser().parse_args(["run", "--config", str(path), "--group-id", "cli-group", "--input-topic", "a,b", "--input-topic", "c"])
+    cfg = load_app_config(args)
     assert cfg.kafka.group_id == "cli-group"
     assert cfg.kafka.alerts_topic == "env-alerts"
     assert cfg.kafka.input_topics == ["a", "b", "c"]
     assert cfg.kafka.commit_interval_ms == 300
     # the config path itself can come from the environment
     monkeypatch.setenv("STREAM_MONITOR_CONFIG", str(path))
-    assert cli.load_app_config(cli.build_parser().parse_args(["run"])).instance == "mon-1"
+    assert load_app_config(build_parser().parse_args(["run"])).instance == "mon-1"
 
 
 # -------------------------------------------------------------------------------------- check-config
 def test_check_config_good_file_exits_0_and_explains(tmp_path, capsys, restore_logging):
-    code = cli.main(["check-config", str(write(tmp_path, GOOD_YAML))])
+    code = main(["check-config", str(write(tmp_path, GOOD_YAML))])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.startswith("config is valid.")
@@ -231,7 +232,7 @@ def test_check_config_good_file_exits_0_and_explains(tmp_path, capsys, restore_l
 
 def test_check_config_bad_file_exits_2_naming_the_field(tmp_path, capsys, restore_logging):
     path = write(tmp_path, GOOD_YAML.replace("commit_interval_ms: 300", "commit_interval_ms: 0"))
-    code = cli.main(["check-config", str(path)])
+    code = main(["check-config", str(path)])
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert "kafka.commit_interval_ms" in err and "greater than 0" in err
@@ -239,18 +240,18 @@ def test_check_config_bad_file_exits_2_naming_the_field(tmp_path, capsys, restor
 
 def test_check_config_unknown_detector_exits_2(tmp_path, capsys, restore_logging):
     path = write(tmp_path, GOOD_YAML.replace("detectors: [psi, ks,", "detectors: [psi, kolmogorov,"))
-    assert cli.main(["check-config", str(path)]) == 2
+    assert main(["check-config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "models.fraud-v3.channels.amount" in err and "unknown detector 'kolmogorov'" in err
 
 
 def test_check_config_missing_file_exits_2(tmp_path, capsys, restore_logging):
-    assert cli.main(["check-config", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
 
 
 def test_usage_error_exits_2(capsys, restore_logging):
     with pytest.raises(SystemExit) as info:
-        cli.main(["check-config"])
+        main(["check-config"])
     assert info.value.code == 2
     assert "usage:" in capsys.readouterr().err

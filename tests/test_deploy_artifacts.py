@@ -16,8 +16,9 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from stream_monitor import cli, producer_demo
-from stream_monitor.bridges import BRIDGE_ENV
+from stream_monitor import demo_stream
+from stream_monitor.commands import build_parser, main
+from stream_monitor.bridges.options import BRIDGE_ENV
 from stream_monitor.config import FLAG_ENV, load_config
 from tests.integration.servers import require_binary
 
@@ -26,7 +27,7 @@ DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
 K8S = DEPLOY / "k8s"
 EXAMPLE = DEPLOY / "monitor.example.yaml"
-CLI_ENV = {"STREAM_MONITOR_CONFIG"}  # read by the CLI itself (cli.load_app_config)
+CLI_ENV = {"STREAM_MONITOR_CONFIG"}  # read by the CLI itself (commands.common.load_app_config)
 OUR_IMAGE = re.compile(r"(^|/)stream-monitor:\d+\.\d+\.\d+$")
 _SUBST = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 
@@ -95,12 +96,12 @@ def test_compose_env_names_are_real_settings(compose):
 
 
 def test_compose_commands_parse_with_the_real_cli(compose):
-    parser = cli.build_parser()
+    parser = build_parser()
     for name, svc in _our_services(compose):
         command = [_subst(c) for c in svc["command"]]
         if svc.get("entrypoint"):
-            assert svc["entrypoint"] == ["python", "-m", "stream_monitor.producer_demo"], name
-            args = producer_demo.build_parser().parse_args(command)
+            assert svc["entrypoint"] == ["python", "-m", "stream_monitor.demo_stream"], name
+            args = demo_stream.build_parser().parse_args(command)
             assert args.bootstrap_servers == "kafka:9092"
             continue
         args = parser.parse_args(command)
@@ -206,7 +207,7 @@ def test_k8s_has_sidecar_and_standalone_deployments():
 
 
 def test_k8s_containers_have_probes_resources_and_non_root():
-    parser = cli.build_parser()
+    parser = build_parser()
     for path, dep in _deployments():
         pod = dep["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, path
@@ -292,7 +293,7 @@ def test_example_config_passes_check_config(capsys):
 
     saved = structlog.get_config()
     try:
-        assert cli.main(["check-config", str(EXAMPLE)]) == 0
+        assert main(["check-config", str(EXAMPLE)]) == 0
     finally:
         structlog.configure(**saved)
     assert "config is valid" in capsys.readouterr().out

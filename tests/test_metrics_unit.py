@@ -10,6 +10,8 @@ import urllib.request
 import orjson
 import pytest
 
+from stream_monitor.bridges.mapping import example_alert
+from stream_monitor.core.alert import AlertEvent
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
@@ -26,11 +28,11 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _fields(fp: str, status: str, severity: str = "warning", partition: int = 0, model: str = "m") -> dict:
-    return {
-        "fingerprint": fp, "status": status, "severity": severity, "kind": "data_drift", "model": model,
-        "feature": "x", "detector": "psi", "statistic": 0.3, "source": {"topic": "t", "partition": partition, "offset": 1},
-    }  # fmt: skip
+def _fields(fp: str, status: str, severity: str = "warning", partition: int = 0, model: str = "m", labels: dict | None = None) -> AlertEvent:
+    return example_alert(
+        fingerprint=fp, status=status, severity=severity, kind="data_drift", model=model, feature="x", detector="psi",
+        statistic=0.3, source={"topic": "t", "partition": partition, "offset": 1}, labels=labels or {},
+    )  # fmt: skip
 
 
 def _gauge(m: MonitorMetrics, severity: str = "warning", model: str = "m") -> float:
@@ -51,8 +53,7 @@ def test_firing_gauge_follows_fire_escalate_resolve():
 
 def test_firing_alerts_belong_to_the_task_partition_label():
     m = MonitorMetrics()
-    fields = _fields("a", "firing", partition=5)
-    fields["labels"] = {"partition": "2"}  # re-keyed: the task partition is 2
+    fields = _fields("a", "firing", partition=5, labels={"partition": "2"})  # re-keyed: the task partition is 2
     m.observe_alert(fields)
     m.forget_partitions([5])
     assert m.firing_count == 1
@@ -73,7 +74,7 @@ def test_restore_partition_counts_open_episodes_of_restored_state():
     events = generate_events(StreamSpec(model="m", n_events=6000, seed=3, n_numeric=2, n_categorical=0, drifts=(Drift("mean_shift", "x0", 2000, None, amount=3.0),)))
     task = PartitionMonitor(spec, 0)
     result = task.process([InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, None)) for i, e in enumerate(events)])
-    fired = {a.fingerprint for a in result.alerts if a.fields["status"] == "firing"} - {a.fingerprint for a in result.alerts if a.fields["status"] == "resolved"}
+    fired = {a.fingerprint for a in result.alerts if a.event.status == "firing"} - {a.fingerprint for a in result.alerts if a.event.status == "resolved"}
     assert fired, "the stream should leave alerts firing"
     restored = PartitionMonitor.from_state_items(spec, 0, task.state_items(only_dirty=False))
     episodes = open_episodes(restored)

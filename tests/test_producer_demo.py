@@ -7,7 +7,7 @@ import time
 
 import structlog
 
-from stream_monitor import producer_demo
+from stream_monitor import demo_stream
 from tests.integration.servers import free_ports
 
 
@@ -17,7 +17,7 @@ def test_gives_up_on_a_missing_broker_within_the_bound():
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     started = time.monotonic()
     try:
-        code = producer_demo.main(["--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "1", "--log-format", "console"])
+        code = demo_stream.main(["--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "1", "--log-format", "console"])
     finally:
         structlog.configure(**saved)
         for sig, handler in handlers.items():
@@ -27,5 +27,5 @@ def test_gives_up_on_a_missing_broker_within_the_bound():
 
 
 def test_parser_defaults():
-    args = producer_demo.build_parser().parse_args(["--bootstrap-servers", "kafka:9092"])
+    args = demo_stream.build_parser().parse_args(["--bootstrap-servers", "kafka:9092"])
     assert args.topic == "inference-events" and not args.loop and args.rate > 0

@@ -9,16 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_monitor.cli import main
+from stream_monitor.commands import main
 from stream_monitor.core.events import format_event_time
 from stream_monitor.core.spec import MonitorSpec
-from stream_monitor.replay import (
-    ReplayEngine,
-    SourceRecord,
-    TimeRange,
-    decode_line,
-    encode_envelope,
-)
+from stream_monitor.replay.engine import ReplayEngine
+from stream_monitor.replay.sources import SourceRecord, decode_line, encode_envelope
+from stream_monitor.replay.timerange import TimeRange
 from stream_monitor.synthetic import demo_streams, generate_events
 
 EVENTS_PER_MODEL = 8000
@@ -294,3 +290,4 @@ def test_configured_baseline_is_the_reference(tmp_path: Path) -> None:
     assert alerts and {a["reference"]["kind"] for a in alerts} == {"baseline"}
     config.write_text("models:\n  fraud-v3:\n    baseline: missing.json\n")
     replay(tmp_path, "no-baseline", "--input", str(stream), "--config", str(config), expect=2)
+

@@ -24,10 +24,12 @@ import numpy as np
 import orjson
 import pytest
 
-from stream_monitor.cli import main
+from stream_monitor.commands import main
 from stream_monitor.core.channel import EvaluationRecord
-from stream_monitor.report import ReportCollector, ReportMeta, render_html
+from stream_monitor.report.collect import ReportCollector, ReportMeta
+from stream_monitor.report.html import render_html
 from stream_monitor.synthetic import demo_streams, generate_events
+from stream_monitor.bridges.mapping import example_alert
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -170,10 +172,9 @@ def test_hostile_names_are_escaped() -> None:
     c = ReportCollector()
     evil = "<script>alert(1)</script>"
     c.add_evaluations(0, [EvaluationRecord(evil, evil, "psi", t, 0.5, 0.2, True) for t in range(0, 10_000, 1000)])
-    c.add_alert(0, {"alert_id": "a", "status": "firing", "escalated": False, "severity": "critical", "kind": "data_drift",
-                    "model": evil, "feature": evil, "detector": "psi", "statistic": 0.5, "threshold": 0.2,
-                    "event_time": "1970-01-01T00:00:02.000Z", "starts_at": "1970-01-01T00:00:02.000Z", "ends_at": None,
-                    "reference": {"kind": "warmup", "count": 10}, "source": {"offset": 2}})  # fmt: skip
+    c.add_alert(0, example_alert(alert_id="a", severity="critical", model=evil, feature=evil, detector="psi", statistic=0.5,
+                                 threshold=0.2, event_time="1970-01-01T00:00:02.000Z", starts_at="1970-01-01T00:00:02.000Z",
+                                 reference={"kind": "warmup", "count": 10}, source={"topic": "t", "partition": 0, "offset": 2}))  # fmt: skip
     page = render_html(c.build({}, ReportMeta(source=evil)))
     assert "<script>" not in page and "&lt;script&gt;" in page
 

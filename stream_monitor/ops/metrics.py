@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from stream_monitor.core.alert import kind_of
+
 if TYPE_CHECKING:  # pragma: no cover
+    from stream_monitor.core.alert import AlertEvent
     from stream_monitor.core.monitor import PartitionMonitor
 
 
@@ -132,20 +135,18 @@ class MonitorMetrics:
         for model, channel, detector, value in latest:
             self.observe_statistic(model, channel, detector, value)
 
-    def observe_alert(self, fields: dict[str, Any]) -> None:
+    def observe_alert(self, alert: AlertEvent) -> None:
         """A committed alert event: count it and keep the firing gauge exact per fingerprint."""
-        model, kind, severity, status = fields["model"], fields["kind"], fields["severity"], fields["status"]
+        model, kind, severity, status = alert.model, alert.kind, alert.severity, alert.status
         self.alerts.labels(model, kind, severity, status).inc()
-        self.observe_statistic(model, fields["feature"], fields["detector"], fields.get("statistic"))
+        self.observe_statistic(model, alert.feature, alert.detector, alert.statistic)
         # the partition of the task that owns the fingerprint: labels.partition (the source
         # record's partition differs when records are re-keyed by model)
-        labels = fields.get("labels") or {}
-        source = fields.get("source") or {}
-        partition = labels.get("partition") if isinstance(labels, dict) and labels.get("partition") is not None else None
-        if partition is None and isinstance(source, dict):
-            partition = source.get("partition")
+        partition: int | str | None = alert.labels.get("partition")
+        if partition is None:
+            partition = alert.source.partition
         with self._lock:
-            self._set_firing(fields["fingerprint"], (model, kind, severity) if status == "firing" else None, partition)
+            self._set_firing(alert.fingerprint, (model, kind, severity) if status == "firing" else None, int(partition))
 
     def _set_firing(self, fp: str, labels: tuple[str, str, str] | None, partition: int | None) -> None:
         previous = self._firing.pop(fp, None)
@@ -183,32 +184,11 @@ class MonitorMetrics:
 
 def open_episodes(task: PartitionMonitor) -> list[tuple[str, tuple[str, str, str]]]:
     """(fingerprint, (model, kind, severity)) of every firing episode in a partition's state."""
-    from stream_monitor.core.lifecycle import fingerprint
-
-    out: list[tuple[str, tuple[str, str, str]]] = []
-    for model in task.models.values():
-        for channel in model.channels.values():
-            for detector, life, kind in _channel_lifecycles(channel):
-                if life.firing:
-                    fp = channel.fingerprints.get(detector) or fingerprint(model.model, channel.name, detector, task.partition)
-                    out.append((fp, (model.model, kind, life.severity)))
-    return out
-
-
-def _channel_lifecycles(channel: Any) -> list[tuple[str, Any, str]]:
-    """(detector, lifecycle, alert kind) of a channel, including detectors a config change removed.
-
-    The one place that reads the core's private ``_kind_of`` and ``ChannelMonitor._orphans``
-    until the core offers them publicly.
-    """
-    from stream_monitor.core.channel import QUALITY_DETECTORS
-    from stream_monitor.core.monitor import _kind_of
-
-    # episodes of detectors a config change removed still fire until they resolve
-    lifecycles = {**getattr(channel, "_orphans", {}), **channel.lifecycles}
     return [
-        (detector, life, "data_quality" if detector in QUALITY_DETECTORS else _kind_of(channel.name))
-        for detector, life in lifecycles.items()
+        (ep.fingerprint, (model.model, kind_of(channel.name, ep.quality), ep.lifecycle.severity))
+        for model in task.models.values()
+        for channel in model.channels.values()
+        for ep in channel.open_episodes()
     ]
 
 

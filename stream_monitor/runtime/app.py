@@ -448,7 +448,7 @@ class MonitorApp:
         if result is None:
             return
         for alert in result.alerts:
-            self.metrics.observe_alert(alert.fields)
+            self.metrics.observe_alert(alert.event)
             if self.on_alert is not None:
                 self.on_alert(alert)
         self.stats.alerts += len(result.alerts)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from stream_monitor.bridges import alertname, example_alert
-from stream_monitor.core.events import AlertEvent
+from stream_monitor.bridges.mapping import alertname, example_alert
+from stream_monitor.core.alert import AlertEvent
 from tests.integration.servers import Server, alertmanager_server, free_ports, http, monitor_command, stop_process, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]

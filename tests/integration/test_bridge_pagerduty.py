@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from stream_monitor.bridges import example_alert
-from stream_monitor.core.events import AlertEvent
+from stream_monitor.bridges.mapping import example_alert
+from stream_monitor.core.alert import AlertEvent
 from tests.integration.servers import monitor_command, stop_process, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from stream_monitor.cli import main
+from stream_monitor.commands import main
 from stream_monitor.core.events import format_event_time
 from stream_monitor.synthetic import Drift, StreamSpec, demo_streams, generate_events
 from tests.integration.harness import InProcessMonitor, app_config, read_all, wait_for_lag_zero

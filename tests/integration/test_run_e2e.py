@@ -13,7 +13,7 @@ from datetime import datetime
 import orjson
 import pytest
 
-from stream_monitor.core.events import AlertEvent
+from stream_monitor.core.alert import AlertEvent
 from stream_monitor.synthetic import demo_streams, generate_events
 from tests.integration.harness import InProcessMonitor, MonitorProcess, app_config, produce, read_alerts, read_all, wait_for_lag_zero
 
@@ -186,7 +186,7 @@ def test_run_with_training_baseline_detects_serving_skew_without_warm_up(kafka_b
     serving data shifted from the very first event alerts against the baseline."""
     import csv
 
-    from stream_monitor.cli import main
+    from stream_monitor.commands import main
     from stream_monitor.synthetic import Drift, StreamSpec
 
     train = StreamSpec(model="fraud-v3", n_events=5000, seed=1, n_numeric=3, n_categorical=1)

@@ -1,8 +1,8 @@
 """Human-readable output for the terminal: alert lines and config explanations.
 
->>> line = format_alert({"status": "firing", "severity": "critical", "kind": "data_drift", "model": "m",
-...     "feature": "x", "detector": "psi", "statistic": 0.53, "threshold": 0.2, "event_time": "2026-01-01T00:05:00.000Z",
-...     "labels": {"partition": "0"}}, color=False)
+>>> from stream_monitor.bridges.mapping import example_alert
+>>> line = format_alert(example_alert(severity="critical", model="m", feature="x", detector="psi", statistic=0.53, threshold=0.2,
+...     event_time="2026-01-01T00:05:00.000Z", labels={}), color=False)
 >>> line
 'FIRING    critical  data_drift        m / x  psi=0.53 > 0.2  at 2026-01-01T00:05:00.000Z'
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream_monitor.config import AppConfig
+from stream_monitor.core.alert import AlertEvent
 from stream_monitor.core.settings import DETECTOR_PARAMS
 
 _COLORS = {"critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m", "resolved": "\033[32m"}
@@ -22,19 +23,20 @@ def _num(x: Any) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
-def format_alert(a: dict[str, Any], color: bool = True) -> str:
-    status = "ESCALATED" if a.get("escalated") else a["status"].upper()
-    if a["status"] == "firing":
-        detail = f"{a['detector']}={_num(a.get('statistic'))} > {_num(a.get('threshold'))}"
+def format_alert(a: AlertEvent, color: bool = True) -> str:
+    """One alert event as a terminal line, coloured by severity unless ``color`` is false."""
+    status = "ESCALATED" if a.escalated else a.status.upper()
+    if a.status == "firing":
+        detail = f"{a.detector}={_num(a.statistic)} > {_num(a.threshold)}"
     else:
-        detail = f"{a['detector']} back within {_num(a.get('threshold'))}"
-    text = f"{status:<9} {a['severity']:<9} {a['kind']:<17} {a['model']} / {a['feature']}  {detail}  at {a['event_time']}"
-    owners = ", ".join(f"{k}={v}" for k, v in (a.get("labels") or {}).items() if k in ("team", "owner"))
+        detail = f"{a.detector} back within {_num(a.threshold)}"
+    text = f"{status:<9} {a.severity:<9} {a.kind:<17} {a.model} / {a.feature}  {detail}  at {a.event_time}"
+    owners = ", ".join(f"{k}={v}" for k, v in a.labels.items() if k in ("team", "owner"))
     if owners:
         text += f"  [{owners}]"
     if not color:
         return text
-    key = "resolved" if a["status"] == "resolved" else a["severity"]
+    key = "resolved" if a.status == "resolved" else a.severity
     return f"{_COLORS.get(key, '')}{text}{_RESET}"
 
 

@@ -1,25 +1,45 @@
-"""The ``stream-monitor`` command line (contract: shared/design.md section 4).
+"""The ``stream-monitor`` command line: the parser, and ``main`` that runs one command module.
 
-Exit codes: 0 ok, 2 usage or config error (the message names the field), 1 runtime failure.
-This module and :mod:`stream_monitor.console` are the only places that write to stdout.
+Exit codes (:mod:`stream_monitor.commands.common`): 0 ok, 2 usage or config error (the message
+names the field), 1 runtime failure. This package is the only place that writes to stdout, and
+nothing outside it imports it except ``stream_monitor.__main__``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from stream_monitor.config import AppConfig, ConfigError, load_config
+from stream_monitor.commands.baseline import cmd_baseline
+from stream_monitor.commands.bridge import cmd_bridge
+from stream_monitor.commands.check_config import cmd_check_config
+from stream_monitor.commands.demo import cmd_demo
+from stream_monitor.commands.export import cmd_export
+from stream_monitor.commands.replay import cmd_replay
+from stream_monitor.commands.run import cmd_run
+from stream_monitor.commands.common import EXIT_USAGE, run_command
+from stream_monitor.ops.logs import configure_logging
 
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+COMMANDS = {
+    "run": cmd_run,
+    "check-config": cmd_check_config,
+    "demo": cmd_demo,
+    "replay": cmd_replay,
+    "export": cmd_export,
+    "baseline": cmd_baseline,
+    "bridge": cmd_bridge,
+}
+QUIET_COMMANDS = ("demo", "replay", "check-config")  # log WARNING and above unless told otherwise
 
 
 class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors exit 2 with the usage line."""
+
     def error(self, message: str) -> None:  # usage errors exit 2 (argparse's default too), with help hint
+        """Print the usage line and exit 2."""
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -33,6 +53,7 @@ def _kafka_flags(p: argparse.ArgumentParser, topic_flag: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``stream-monitor`` argument parser: one sub-command per module of this package."""
     parser = _Parser(prog="stream-monitor", description="Watch deployed ML models for drift; emit deduplicated alerts.")
     parser.add_argument("--log-level", help="DEBUG | INFO | WARNING | ERROR (env: STREAM_MONITOR_LOG_LEVEL)")
     parser.add_argument("--log-format", choices=["json", "console"], help="log format (env: STREAM_MONITOR_LOG_FORMAT)")
@@ -96,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bridge",
         help="forward alert events to on-call tooling (Alertmanager, PagerDuty)",
         description="Consume the alert topic (read_committed, its own group) and deliver each alert; offsets are "
-        "committed only after the receiver accepted it. Mapping: see stream_monitor/bridges.py and docs/deploying.md.",
+        "committed only after the receiver accepted it. Mapping: see stream_monitor/bridges and docs/deploying.md.",
     )
     bridge.add_argument("target", choices=["alertmanager", "pagerduty"])
     bridge.add_argument("--config", "-c", help="YAML config file: the kafka section is used (env: STREAM_MONITOR_CONFIG)")
@@ -120,142 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    o: dict[str, Any] = {}
-    if getattr(args, "bootstrap_servers", None):
-        o["kafka.bootstrap_servers"] = args.bootstrap_servers
-    if getattr(args, "input_topic", None):
-        o["kafka.input_topics"] = [t for v in args.input_topic for t in v.split(",") if t]
-    if getattr(args, "alerts_topic", None):
-        o["kafka.alerts_topic"] = args.alerts_topic
-    if getattr(args, "group_id", None):
-        o["kafka.group_id"] = args.group_id
-    if getattr(args, "metrics_port", None) is not None:
-        o["metrics.port"] = args.metrics_port
-    if getattr(args, "label_topic", None):
-        o["kafka.label_topic"] = args.label_topic
-    if getattr(args, "at_least_once", False):
-        o["kafka.exactly_once"] = False
-    if getattr(args, "log_level", None):
-        o["log.level"] = args.log_level
-    if getattr(args, "log_format", None):
-        o["log.format"] = args.log_format
-    return o
-
-
-def load_app_config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> AppConfig:
-    path = getattr(args, "config", None) or os.environ.get("STREAM_MONITOR_CONFIG")
-    return load_config(path, overrides={**_overrides(args), **(extra or {})})
-
-
-def _install_stop_handlers(stop: Any) -> None:
-    def handler(signum: int, _frame: Any) -> None:
-        stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-SHUTDOWN_BOUND_S = 30.0
-
-
-def _shutdown_watchdog(stop_requested: Any, bound_s: float) -> None:
-    """After a stop request the monitor gets ``bound_s`` to commit and close; then we exit 1."""
-    stop_requested.wait()
-    import time
-
-    time.sleep(bound_s)
-    sys.stderr.write(f"stream-monitor: did not stop within {bound_s:g} s of SIGTERM; exiting without a final commit\n")
-    os._exit(EXIT_RUNTIME)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    import threading
-
-    stop_requested = threading.Event()  # SIGTERM during start-up must still mean "stop cleanly"
-    _install_stop_handlers(stop_requested.set)
-    threading.Thread(target=_shutdown_watchdog, args=(stop_requested, SHUTDOWN_BOUND_S), daemon=True).start()
-    from stream_monitor.ops.health import BrokerProbe, HealthServer
-    from stream_monitor.ops.logs import configure_logging
-    from stream_monitor.ops.metrics import MonitorMetrics
-    from stream_monitor.runtime.app import MonitorApp
-
-    cfg = load_app_config(args)
-    configure_logging(cfg.log.level, cfg.log.format)
-    metrics = MonitorMetrics(cfg.metrics.max_channel_series, cfg.metrics.liveness_timeout_seconds)
-    config_path = getattr(args, "config", None) or os.environ.get("STREAM_MONITOR_CONFIG")
-    base_dir = str(Path(config_path).parent) if config_path else None
-    app = MonitorApp(cfg, metrics, stop_event=stop_requested, base_dir=base_dir)
-    server = None
-    if cfg.metrics.enabled:
-        checks = [BrokerProbe(cfg.kafka.bootstrap_servers)] if cfg.metrics.readiness_checks_broker else []
-        server = HealthServer(metrics, cfg.metrics.host, cfg.metrics.port, app.readiness, checks).start()
-        import structlog
-
-        structlog.get_logger("stream_monitor.cli").info("http_listening", host=cfg.metrics.host, port=server.port)
-    try:
-        return app.run()
-    finally:
-        if server is not None:
-            server.stop()
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
-    from stream_monitor.console import explain_config
-
-    cfg = load_config(args.config)
-    sys.stdout.write(explain_config(cfg))
-    return EXIT_OK
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, configure logging and run the command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from stream_monitor.ops.logs import configure_logging
-
     configure_logging(
-        (args.log_level or os.environ.get("STREAM_MONITOR_LOG_LEVEL") or ("WARNING" if args.command in ("demo", "replay", "check-config") else "INFO")),
+        args.log_level or os.environ.get("STREAM_MONITOR_LOG_LEVEL") or ("WARNING" if args.command in QUIET_COMMANDS else "INFO"),
         args.log_format or os.environ.get("STREAM_MONITOR_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json"),
     )
-    try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "check-config":
-            return cmd_check_config(args)
-        if args.command == "demo":
-            from stream_monitor.demo import run_demo
-
-            return run_demo(args)
-        if args.command == "replay":
-            from stream_monitor.replay import cmd_replay
-
-            return cmd_replay(args)
-        if args.command == "export":
-            from stream_monitor.replay import cmd_export
-
-            return cmd_export(args)
-        if args.command == "baseline":
-            from stream_monitor.baseline import cmd_baseline
-
-            return cmd_baseline(args)
-        if args.command == "bridge":
-            from stream_monitor.bridges import cmd_bridge
-
-            return cmd_bridge(args)
-    except ConfigError as exc:
-        sys.stderr.write(f"stream-monitor: config error: {exc}\n")
+    command = COMMANDS.get(args.command)
+    if command is None:
+        parser.error(f"unknown command {args.command}")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the one place that turns failures into exit code 1
-        import structlog
-
-        structlog.get_logger("stream_monitor.cli").error("command_failed", command=args.command, error=repr(exc), exc_info=True)
-        sys.stderr.write(f"stream-monitor {args.command}: {exc}\n")
-        return EXIT_RUNTIME
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    return run_command(args.command, command, args)

@@ -2,7 +2,7 @@
 
 The demo is the real thing wired together: the project's Kafka broker (``deploy/kafka/broker.sh``),
 a producer of two models' inference events (``fraud-v3`` drifts at known points, ``churn-v1``
-does not), :class:`~stream_monitor.streaming.app.MonitorApp` with exactly-once checkpoints, and a
+does not), :class:`~stream_monitor.runtime.app.MonitorApp` with exactly-once checkpoints, and a
 ``read_committed`` consumer of the alert topic that prints each alert once it is committed.
 """
 
@@ -18,15 +18,22 @@ import time
 import uuid
 from pathlib import Path
 
-import orjson
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
 
-from stream_monitor.config import load_config
-from stream_monitor.console import format_alert
+from stream_monitor.commands.common import EXIT_OK, EXIT_RUNTIME
+from stream_monitor.commands.console import format_alert
+from stream_monitor.core.alert import AlertEvent
+from stream_monitor.config import AppConfig, load_config
+from stream_monitor.demo_stream import produce_round
+from stream_monitor.runtime.app import MonitorApp
 from stream_monitor.synthetic import demo_streams
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
 EXAMPLE_STREAM = REPO_ROOT / "examples" / "demo-events.jsonl.gz"
+STALL_S = 60.0  # no monitored record for this long after the producer finished: stop
+SETTLE_S = 2.0  # after every event is monitored, keep reading alerts this long
 
 
 def _out(text: str) -> None:
@@ -52,10 +59,6 @@ def _stop_broker(port: int) -> None:
 
 
 def _produce(bootstrap: str, topic: str, n_events: int, rate: float, seed: int, stop: threading.Event, done: threading.Event) -> None:
-    from kafka import KafkaProducer
-
-    from stream_monitor.producer_demo import produce_round
-
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
     try:
         produce_round(producer, topic, n_events, seed, rate, stop)
@@ -64,31 +67,21 @@ def _produce(bootstrap: str, topic: str, n_events: int, rate: float, seed: int, 
         done.set()
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap_servers
-    started_broker = False
-    if bootstrap is None:
-        missing = _missing_tools()
-        if missing:
-            _out(
-                f"The demo needs a local Kafka broker, which needs {' and '.join(missing)} (not found).\n"
-                "  Install them:   apt-get install openjdk-17-jre-headless maven\n"
-                "  Or with Docker: docker compose up   (broker, monitor and demo producer)\n"
-                "  Or without any broker, replay the shipped example stream:\n"
-                f"    stream-monitor replay --input {EXAMPLE_STREAM.relative_to(REPO_ROOT)} --alerts-out alerts.jsonl --report report.html"
-            )
-            return 1
-        bootstrap = _start_broker(args.port)
-        started_broker = not args.keep_broker
-    run_id = uuid.uuid4().hex[:6]
-    topic, alerts_topic = f"demo-inference-{run_id}", f"demo-alerts-{run_id}"
-    from kafka import KafkaConsumer
-    from kafka.admin import KafkaAdminClient
+def _explain_missing_tools(missing: list[str]) -> None:
+    _out(
+        f"The demo needs a local Kafka broker, which needs {' and '.join(missing)} (not found).\n"
+        "  Install them:   apt-get install openjdk-17-jre-headless maven\n"
+        "  Or with Docker: docker compose up   (broker, monitor and demo producer)\n"
+        "  Or without any broker, replay the shipped example stream:\n"
+        f"    stream-monitor replay --input {EXAMPLE_STREAM.relative_to(REPO_ROOT)} --alerts-out alerts.jsonl --report report.html"
+    )
 
+
+def _demo_config(bootstrap: str, run_id: str, topic: str, alerts_topic: str) -> AppConfig:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}, alerts_topic: {"num_partitions": 1, "replication_factor": 1}})
     admin.close()
-    cfg = load_config(
+    return load_config(
         None,
         env={},
         overrides={
@@ -103,12 +96,10 @@ def run_demo(args: argparse.Namespace) -> int:
             "models": {"fraud-v3": {"labels": {"team": "risk-ml", "owner": "fraud-oncall"}, "annotations": {"runbook_url": "https://runbooks.example/fraud-v3"}}},
         },
     )
-    from stream_monitor.streaming.app import MonitorApp
 
-    app = MonitorApp(cfg)
-    stop = threading.Event()
-    produced = threading.Event()
-    fraud, churn = demo_streams(args.events, args.seed)
+
+def _introduce(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
+    fraud, _churn = demo_streams(args.events, args.seed)
     _out(f"broker {bootstrap}; topic {topic}; {args.events} events per model at {args.rate:g} events/s")
     _out(
         "fraud-v3 drifts: x0 mean +1.5 sd at event {0} (reverts at {1}), c0 gains category 'XX' at {2}, "
@@ -117,6 +108,49 @@ def run_demo(args: argparse.Namespace) -> int:
         )
     )
     _out("alerts appear below once committed (read_committed); Ctrl-C stops everything.\n")
+
+
+def _follow(app: MonitorApp, reader: KafkaConsumer, monitor: threading.Thread, produced: threading.Event, total: int, counts: dict[str, int]) -> None:
+    """Print committed alerts until every event is monitored (or progress stalls), counting them by status."""
+    color = sys.stdout.isatty()
+    idle_since: float | None = None
+    last_progress = (app.stats.records, time.monotonic())
+    while True:
+        if app.stats.records != last_progress[0]:
+            last_progress = (app.stats.records, time.monotonic())
+        elif produced.is_set() and time.monotonic() - last_progress[1] > STALL_S:
+            _out(f"no progress for {STALL_S:g} s at {app.stats.records} of {total} events; stopping (see the log above)")
+            return
+        for records in reader.poll(timeout_ms=300).values():
+            for rec in records:
+                alert = AlertEvent.model_validate_json(rec.value)
+                counts[alert.status] += 1
+                _out(format_alert(alert, color))
+        if produced.is_set() and app.stats.records >= total:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > SETTLE_S:
+                return
+        if not monitor.is_alive():
+            _out("the monitor stopped unexpectedly; see the log above")
+            return
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo until every event is monitored or Ctrl-C; exit 1 when the broker's tools are missing."""
+    bootstrap = args.bootstrap_servers
+    started_broker = False
+    if bootstrap is None:
+        missing = _missing_tools()
+        if missing:
+            _explain_missing_tools(missing)
+            return EXIT_RUNTIME
+        bootstrap = _start_broker(args.port)
+        started_broker = not args.keep_broker
+    run_id = uuid.uuid4().hex[:6]
+    topic, alerts_topic = f"demo-inference-{run_id}", f"demo-alerts-{run_id}"
+    app = MonitorApp(_demo_config(bootstrap, run_id, topic, alerts_topic))
+    stop, produced = threading.Event(), threading.Event()
+    _introduce(args, bootstrap, topic)
     monitor_thread = threading.Thread(target=app.run, name="monitor", daemon=True)
     producer_thread = threading.Thread(
         target=_produce, args=(bootstrap, topic, args.events, args.rate, args.seed, stop, produced), name="producer", daemon=True
@@ -124,30 +158,9 @@ def run_demo(args: argparse.Namespace) -> int:
     monitor_thread.start()
     producer_thread.start()
     reader = KafkaConsumer(alerts_topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest", group_id=None)
-    color = sys.stdout.isatty()
     counts = {"firing": 0, "resolved": 0}
-    total = 2 * args.events
-    idle_since: float | None = None
-    last_progress = (app.stats.records, time.monotonic())
     try:
-        while True:
-            if app.stats.records != last_progress[0]:
-                last_progress = (app.stats.records, time.monotonic())
-            elif produced.is_set() and time.monotonic() - last_progress[1] > 60:
-                _out(f"no progress for 60 s at {app.stats.records} of {total} events; stopping (see the log above)")
-                break
-            for records in reader.poll(timeout_ms=300).values():
-                for rec in records:
-                    alert = orjson.loads(rec.value)
-                    counts[alert["status"]] += 1
-                    _out(format_alert(alert, color))
-            if produced.is_set() and app.stats.records >= total:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since > 2.0:
-                    break
-            if not monitor_thread.is_alive():
-                _out("the monitor stopped unexpectedly; see the log above")
-                break
+        _follow(app, reader, monitor_thread, produced, 2 * args.events, counts)
     except KeyboardInterrupt:
         _out("\nstopping...")
     finally:
@@ -162,4 +175,4 @@ def run_demo(args: argparse.Namespace) -> int:
         f"\n{app.stats.records} events monitored, {counts['firing']} firing and {counts['resolved']} resolved alert events; "
         f"{app.stats.dead_letters} dead letters."
     )
-    return 0
+    return EXIT_OK

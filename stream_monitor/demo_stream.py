@@ -1,6 +1,6 @@
-"""A demo producer of drifting inference events, for the compose stack and manual trials.
+"""The demo's stream of drifting inference events, produced to Kafka (compose stack, manual trials, demo).
 
-``python -m stream_monitor.producer_demo --bootstrap-servers kafka:9092 --topic inference-events``
+``python -m stream_monitor.demo_stream --bootstrap-servers kafka:9092 --topic inference-events``
 
 It produces the demo's two models (:func:`stream_monitor.synthetic.demo_streams`: ``fraud-v3``
 drifts at known points, ``churn-v1`` stays stationary) at ``--rate`` events per second, with event
@@ -21,14 +21,18 @@ from typing import Any, Sequence
 
 import orjson
 import structlog
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
+from stream_monitor.ops.logs import configure_logging
 from stream_monitor.synthetic import demo_streams, generate_events
 
-log = structlog.get_logger("stream_monitor.producer_demo")
+log = structlog.get_logger("stream_monitor.demo_stream")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m stream_monitor.producer_demo", description=__doc__.splitlines()[0])
+    """The producer's own argument parser (it is not a ``stream-monitor`` sub-command)."""
+    p = argparse.ArgumentParser(prog="python -m stream_monitor.demo_stream", description=__doc__.splitlines()[0])
     p.add_argument("--bootstrap-servers", required=True, help="host:port[,host:port]")
     p.add_argument("--topic", default="inference-events")
     p.add_argument("--events", type=int, default=60_000, help="events per model per round (default 60000)")
@@ -41,9 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _connect(bootstrap: str, timeout_s: float, stop: threading.Event) -> Any:
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -80,9 +81,8 @@ def produce_round(producer: Any, topic: str, n_events: int, seed: int, rate: flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Produce rounds until done (or, with ``--loop``, until SIGTERM/SIGINT); exit 1 when the broker is unreachable."""
     args = build_parser().parse_args(argv)
-    from stream_monitor.logs import configure_logging
-
     configure_logging("INFO", args.log_format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         producer = _connect(args.bootstrap_servers, args.connect_timeout, stop)
     except Exception as exc:  # noqa: BLE001 - exit code 1 with the reason
-        sys.stderr.write(f"producer_demo: cannot connect to {args.bootstrap_servers}: {exc}\n")
+        sys.stderr.write(f"demo_stream: cannot connect to {args.bootstrap_servers}: {exc}\n")
         return 1
     seed = args.seed
     total = 0

@@ -1,0 +1,48 @@
+"""``stream-monitor bridge alertmanager|pagerduty``: forward alert events to on-call tooling.
+
+A bridge is a consumer group of its own on the alert topic (``read_committed``, manual commits).
+It reads alert events in (partition, offset) order, maps them, POSTs them to the receiver and
+commits the offsets only after the receiver accepted them (HTTP 2xx). Until then it retries with
+exponential backoff and jitter (429, 408, 5xx, connection errors; a ``Retry-After`` header is
+honoured up to the maximum delay); a 4xx other than 408/429 is a permanent rejection of that one
+alert: it is logged, counted (``stream_monitor_bridge_deliveries_total{outcome="rejected"}``) and
+skipped, so one malformed alert cannot block paging for all the others. Delivery is therefore
+at-least-once; both receivers deduplicate (Alertmanager by label set, PagerDuty by ``dedup_key``).
+
+Alertmanager (``POST {url}/api/v2/alerts``, several ``--url`` for an HA pair: accepted when one
+accepts, as Prometheus does):
+
+- ``alertname`` = ``StreamMonitor`` + the kind in CamelCase: ``StreamMonitorDataDrift``,
+  ``StreamMonitorPredictionDrift``, ``StreamMonitorDataQuality``, ``StreamMonitorPerformance``.
+- labels: the alert's ``labels`` (team, owner, env, ..., ``partition``), then ``--label K=V``, then
+  ``alertname``, ``model``, ``feature``, ``detector``, ``severity``, ``kind``, ``partition`` (ours
+  win). Label names are sanitised to ``[a-zA-Z_][a-zA-Z0-9_]*``; empty values are dropped.
+- annotations: the alert's annotations (summary, description, runbook_url, ...) plus statistic,
+  threshold, p_value, model_version, alert_id, fingerprint, event_time, window, reference,
+  source and monitor instance, all as strings.
+- ``startsAt`` = ``starts_at``; a firing alert gets ``endsAt`` = now + 4 x ``--resend-interval``
+  (Prometheus' rule) and is re-sent every ``--resend-interval`` seconds while it fires; a resolved
+  one gets ``endsAt`` = ``ends_at``. Both are clamped to the bridge's clock (event time may run
+  ahead of or behind the wall clock), so a resolved alert is resolved *now* in Alertmanager.
+- An escalation (same fingerprint, higher severity) changes the label set: the old label set is
+  sent with ``endsAt`` = now, so Alertmanager does not keep a stale warning next to the critical.
+- ``generatorURL`` = ``--generator-url``: a template with ``{model}``, ``{feature}``,
+  ``{detector}``, ``{fingerprint}``, ``{partition}``, ``{alert_id}`` (URL-quoted), or a plain base
+  to which ``?model=..&feature=..&detector=..&fingerprint=..`` is appended.
+- On (re)assignment the bridge rebuilds the set of firing alerts of its partitions by reading
+  them up to the committed offset (the alert topic is compacted by fingerprint) and re-sends them
+  at once, so a restarted bridge keeps Alertmanager's alerts alive.
+
+PagerDuty Events API v2 (``--url`` default ``https://events.pagerduty.com/v2/enqueue``):
+``routing_key``; ``event_action`` ``trigger`` (firing) / ``resolve`` (resolved); ``dedup_key`` =
+``fingerprint``; ``payload.summary`` (annotation ``summary``, <= 1024 chars), ``payload.source`` =
+model, ``payload.severity`` = severity (info/warning/critical map to themselves),
+``payload.timestamp`` = ``starts_at``, ``payload.component`` = feature, ``payload.group`` = kind,
+``payload.class`` = detector, ``payload.custom_details`` = the alert's facts; ``links`` = the
+runbook; ``client``/``client_url`` = stream-monitor and the generator URL. The routing key comes
+from ``--routing-key``, ``--routing-key-file`` or ``STREAM_MONITOR_PAGERDUTY_ROUTING_KEY(_FILE)``
+and is never logged.
+
+HTTP uses the standard library's ``urllib``: one JSON POST at a time needs no connection pool,
+and the sidecar image stays free of another dependency.
+"""

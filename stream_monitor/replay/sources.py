@@ -1,0 +1,410 @@
+"""What replay reads: source records, the export envelope codec, file and topic sources."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Iterator, Protocol, Sequence
+
+import orjson
+import structlog
+from kafka import TopicPartition
+
+from stream_monitor.core import events as ev
+from stream_monitor.core.monitor import InputRecord
+from stream_monitor.replay.errors import ReplayError
+from stream_monitor.replay.timerange import TimeRange
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+
+log = structlog.get_logger("stream_monitor.replay")
+
+DEFAULT_BATCH_SIZE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record of a replay source: where it came from, its Kafka key and value bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+
+    def input_record(self) -> InputRecord:
+        # same mapping as ``run``: a null value (tombstone) is an empty, undecodable record
+        """The record as the core reads it (same mapping as ``run``)."""
+        return InputRecord(self.value or b"", ev.SourcePosition(self.topic, self.partition, self.offset, self.timestamp))
+
+
+def _put_bytes(env: dict[str, Any], name: str, data: bytes | None) -> None:
+    if data is None:
+        env[name] = None
+        return
+    try:
+        env[name] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        env[f"{name}_base64"] = base64.b64encode(data).decode("ascii")
+
+
+def _get_bytes(env: dict[str, Any], name: str) -> bytes | None:
+    if f"{name}_base64" in env:
+        return base64.b64decode(env[f"{name}_base64"], validate=True)
+    value = env.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return orjson.dumps(value)  # a hand-written envelope holding the event as an object
+
+
+def encode_envelope(rec: SourceRecord) -> bytes:
+    """One export line (without the newline); round-trips the key and value bytes exactly.
+
+    >>> line = encode_envelope(SourceRecord("t", 1, 7, 99, None, b'\\xff{"model": "m"}'))
+    >>> line
+    b'{"topic":"t","partition":1,"offset":7,"timestamp":99,"key":null,"value_base64":"/3sibW9kZWwiOiAibSJ9"}'
+    >>> decode_line(line, "f.jsonl", 1) == SourceRecord("t", 1, 7, 99, None, b'\\xff{"model": "m"}')
+    True
+    """
+    env: dict[str, Any] = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset, "timestamp": rec.timestamp}
+    _put_bytes(env, "key", rec.key)
+    _put_bytes(env, "value", rec.value)
+    return orjson.dumps(env)
+
+
+def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
+    """A file line as a source record: an ``export`` envelope, or a plain event (partition 0).
+
+    A plain line is passed on as is, even when it is not JSON, so the monitor makes it a dead
+    letter whose offset is the line number.
+
+    >>> decode_line(b'{"model": "m", "ts": 1}', "events.jsonl", 3)
+    SourceRecord(topic='events.jsonl', partition=0, offset=3, timestamp=None, key=None, value=b'{"model": "m", "ts": 1}')
+    """
+    if b'"offset"' in line and b'"value' in line:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and "partition" in obj and "offset" in obj and "model" not in obj:
+            try:
+                topic, partition, offset, ts = obj.get("topic") or file_topic, obj["partition"], obj["offset"], obj.get("timestamp")
+                if not (isinstance(partition, int) and isinstance(offset, int) and (ts is None or isinstance(ts, int))):
+                    raise ValueError("partition, offset and timestamp must be integers")
+                return SourceRecord(str(topic), partition, offset, ts, _get_bytes(obj, "key"), _get_bytes(obj, "value"))
+            except (ValueError, TypeError) as exc:
+                raise ReplayError(f"{file_topic}:{line_number}: malformed export envelope: {exc}") from None
+    return SourceRecord(file_topic, 0, line_number, None, None, line)
+
+
+# ----------------------------------------------------------------------------------- sources
+class Source(Protocol):
+    """Where replay reads from: chunks of records, each partition's records in their replay order."""
+
+    description: str
+
+    def chunks(self) -> Iterator[list[SourceRecord]]:
+        """Lists of records; each partition's records in replay order."""
+        ...
+
+    def fraction_done(self) -> float | None:
+        """How much of the source was read, when known."""
+        ...
+
+    def close(self) -> None:
+        """Release the file or the consumer."""
+        ...
+
+
+class FileSource:
+    """A JSONL or gzipped JSONL file (detected by content, not by name).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.jsonl"
+    >>> _ = p.write_bytes(b'{"model": "m", "ts": 1}\\n\\n{"model": "m", "ts": 2}\\n')
+    >>> [(r.offset, r.value) for chunk in FileSource(p).chunks() for r in chunk]
+    [(1, b'{"model": "m", "ts": 1}'), (3, b'{"model": "m", "ts": 2}')]
+    """
+
+    def __init__(self, path: Path, chunk_lines: int = 2000) -> None:
+        self.path = Path(path)
+        self.description = str(path)
+        self.chunk_lines = chunk_lines
+        self._raw: BinaryIO | None = None
+        self._size = 0
+
+    def chunks(self) -> Iterator[list[SourceRecord]]:
+        """Chunks of ``chunk_lines`` decoded lines (blank lines skipped)."""
+        try:
+            raw = self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise ReplayError(f"--input {self.path}: {exc.strerror or exc}") from None
+        self._size = max(1, os.fstat(raw.fileno()).st_size)
+        stream: IO[bytes] = raw
+        if raw.read(2) == b"\x1f\x8b":
+            raw.seek(0)
+            stream = io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
+        else:
+            raw.seek(0)
+        topic = self.path.name
+        chunk: list[SourceRecord] = []
+        try:
+            for number, line in enumerate(stream, start=1):
+                line = line.rstrip(b"\r\n")
+                if not line.strip():
+                    continue
+                chunk.append(decode_line(line, topic, number))
+                if len(chunk) >= self.chunk_lines:
+                    yield chunk
+                    chunk = []
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise ReplayError(f"--input {self.path}: cannot read: {exc}") from None
+        if chunk:
+            yield chunk
+
+    def fraction_done(self) -> float | None:
+        """Bytes read over the file size."""
+        if self._raw is None or self._raw.closed:
+            return None
+        return min(1.0, self._raw.tell() / self._size)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._raw is not None:
+            self._raw.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionBounds:
+    """Offsets ``[start, stop)`` of one topic-partition to read."""
+
+    topic: str
+    partition: int
+    start: int
+    stop: int
+
+
+class TopicSource:
+    """Every partition of the given topics over a stretch of record time, then it stops.
+
+    The consumer must have no group (``clients.plain_consumer``): replay never joins or commits
+    to a consumer group. A partition starts at ``offsets_for_times(from - lateness)`` (or its
+    beginning) and stops at the first record whose Kafka timestamp is at or after
+    ``to + lateness``, or at its end offset taken at start (under ``read_committed``, the last
+    stable offset), so the replay is bounded even while producers keep writing. The stop is found
+    while reading, not with ``offsets_for_times(to)``: that lookup also sees transaction markers,
+    which carry the broker's wall-clock time, and would cut a replay of older data short at the
+    first marker. Record timestamps only bound the reading; the event-time filter is the engine's.
+
+    Partitions of the same number in several topics are merged by (record timestamp, topic order,
+    offset) without reordering any one partition, so they reach one monitor in a defined order.
+    """
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        topics: Sequence[str],
+        time_range: TimeRange = TimeRange(),
+        lateness_ms: int = 0,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        idle_timeout_s: float = 60.0,
+    ) -> None:
+        self.consumer = consumer
+        self.topics = list(dict.fromkeys(topics))
+        self.time_range = time_range
+        self.lateness_ms = lateness_ms
+        self.batch_size = batch_size
+        self.idle_timeout_s = idle_timeout_s
+        self.description = ", ".join(self.topics)
+        self.bounds: dict[Any, PartitionBounds] = {}
+        self.total = 0
+        self.delivered = 0
+
+    def resolve(self) -> dict[Any, PartitionBounds]:
+        """Look up every partition's offset bounds (called by :meth:`chunks`; public for export/tests)."""
+        c = self.consumer
+        tps: list[TopicPartition] = []
+        for topic in self.topics:
+            parts = c.partitions_for_topic(topic)
+            if not parts:
+                raise ReplayError(f"--topic {topic}: topic does not exist (or is not visible to this client)")
+            tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+        begin = c.beginning_offsets(tps)
+        end = c.end_offsets(tps)
+        start = dict(begin)
+        stop = dict(end)
+        r = self.time_range
+        if r.start_ms is not None:
+            found = c.offsets_for_times({tp: max(0, r.start_ms - self.lateness_ms) for tp in tps})
+            start = {tp: (found[tp].offset if found.get(tp) is not None else end[tp]) for tp in tps}
+        self.bounds = {
+            tp: PartitionBounds(tp.topic, tp.partition, max(begin[tp], start[tp]), stop[tp]) for tp in tps
+        }
+        self.total = sum(max(0, b.stop - b.start) for b in self.bounds.values())
+        log.info(
+            "replay_offsets",
+            partitions={f"{b.topic}-{b.partition}": [b.start, b.stop] for b in self.bounds.values()},
+            records_at_most=self.total,
+        )
+        return self.bounds
+
+    def chunks(self) -> Iterator[list[SourceRecord]]:
+        """Batches of up to ``batch_size`` records, each of one partition number, in replay order."""
+        c = self.consumer
+        bounds = self.resolve()
+        active = [tp for tp, b in bounds.items() if b.start < b.stop]
+        c.assign(active)
+        for tp in active:
+            c.seek(tp, bounds[tp].start)
+        cut = None if self.time_range.end_ms is None else self.time_range.end_ms + self.lateness_ms
+        reader = _PartitionReader(c, active, bounds, self.topics, self.batch_size, cut)
+        last_change = time.monotonic()
+        try:
+            while True:
+                for batch in reader.full_batches():
+                    self.delivered += len(batch)
+                    yield batch
+                if reader.finished():
+                    break
+                polled = c.poll(timeout_ms=500, max_records=max(self.batch_size, 10_000))
+                reader.take(polled)
+                changed = reader.flow_control() or bool(polled)
+                self.bounds.update(reader.bounds)
+                now = time.monotonic()
+                if changed:
+                    last_change = now
+                elif now - last_change > self.idle_timeout_s:
+                    raise ReplayError(f"no progress for {self.idle_timeout_s:g} s; partitions [position, stop]: {reader.behind()}")
+            for batch in reader.rest():
+                self.delivered += len(batch)
+                yield batch
+        finally:
+            c.assign([])
+
+    def fraction_done(self) -> float | None:
+        """Records delivered over the most there can be."""
+        return min(1.0, self.delivered / self.total) if self.total else None
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self.consumer.close()
+
+
+class _PartitionReader:
+    """The buffers of one :meth:`TopicSource.chunks`: per topic-partition records, merged per partition number."""
+
+    def __init__(self, consumer: Any, active: list[Any], bounds: dict[Any, PartitionBounds], topics: list[str], batch_size: int, cut: int | None) -> None:
+        self.consumer = consumer
+        self.active = active
+        self.bounds = dict(bounds)
+        self.batch_size = batch_size
+        self.cut = cut
+        self.topic_order = {t: i for i, t in enumerate(topics)}
+        self.buffers: dict[Any, deque[SourceRecord]] = {tp: deque() for tp in active}
+        self.by_partition: dict[int, list[Any]] = {}
+        for tp in sorted(active, key=lambda t: (t.partition, self.topic_order[t.topic])):
+            self.by_partition.setdefault(tp.partition, []).append(tp)
+        self.done: set[Any] = set()
+        self.paused: set[Any] = set()
+        self.out: dict[int, list[SourceRecord]] = {p: [] for p in self.by_partition}
+        self.positions: dict[Any, int] = {tp: bounds[tp].start for tp in active}
+        self.high, self.low = 4 * batch_size, batch_size
+
+    def _merge(self, p: int) -> None:
+        """Move records of partition number ``p`` to its output, as far as their order is known."""
+        tps = self.by_partition[p]
+        target = self.out[p]
+        if len(tps) == 1:
+            buf = self.buffers[tps[0]]
+            target.extend(buf)
+            buf.clear()
+            return
+        while True:
+            best = None
+            best_key: tuple[int, int, int] | None = None
+            for tp in tps:
+                buf = self.buffers[tp]
+                if not buf:
+                    if tp not in self.done:
+                        return  # cannot know the next record of this partition yet
+                    continue
+                head = buf[0]
+                key = (head.timestamp if head.timestamp is not None else -1, self.topic_order[tp.topic], head.offset)
+                if best_key is None or key < best_key:
+                    best, best_key = tp, key
+            if best is None:
+                return
+            target.append(self.buffers[best].popleft())
+
+    def full_batches(self) -> Iterator[list[SourceRecord]]:
+        """Every complete batch that can be given out now."""
+        for p in self.by_partition:
+            self._merge(p)
+            while len(self.out[p]) >= self.batch_size:
+                batch, self.out[p] = self.out[p][: self.batch_size], self.out[p][self.batch_size :]
+                yield batch
+
+    def finished(self) -> bool:
+        """Every partition read to its stop, and every buffer emptied."""
+        return len(self.done) == len(self.active) and not any(self.buffers.values())
+
+    def take(self, polled: dict[Any, list[Any]]) -> None:
+        """Buffer polled records below each partition's stop; a record at or past the cut time stops it."""
+        for tp, recs in polled.items():
+            if tp in self.done:
+                continue
+            stop = self.bounds[tp].stop
+            buf = self.buffers[tp]
+            for r in recs:
+                if r.offset >= stop:
+                    break
+                if self.cut is not None and r.timestamp is not None and r.timestamp >= self.cut:
+                    self.bounds[tp] = PartitionBounds(tp.topic, tp.partition, self.bounds[tp].start, r.offset)
+                    self.done.add(tp)
+                    self.consumer.pause(tp)
+                    break
+                buf.append(SourceRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value))
+
+    def flow_control(self) -> bool:
+        """Mark partitions done, pause full ones and resume drained ones; True when a position moved."""
+        c = self.consumer
+        changed = False
+        for tp in self.active:
+            if tp in self.done:
+                continue
+            pos = c.position(tp)
+            if pos != self.positions[tp]:
+                self.positions[tp] = pos
+                changed = True
+            if pos >= self.bounds[tp].stop:
+                self.done.add(tp)
+                c.pause(tp)
+                self.paused.discard(tp)
+            elif len(self.buffers[tp]) > self.high and tp not in self.paused:
+                c.pause(tp)
+                self.paused.add(tp)
+            elif tp in self.paused and len(self.buffers[tp]) < self.low:
+                c.resume(tp)
+                self.paused.discard(tp)
+        return changed
+
+    def behind(self) -> dict[str, list[int]]:
+        """Partitions not done: [position, stop]."""
+        return {f"{tp.topic}-{tp.partition}": [self.positions[tp], self.bounds[tp].stop] for tp in self.active if tp not in self.done}
+
+    def rest(self) -> Iterator[list[SourceRecord]]:
+        """The last, partial batch of each partition number."""
+        for p in self.by_partition:
+            if self.out[p]:
+                batch, self.out[p] = self.out[p], []
+                yield batch
