@@ -32,6 +32,7 @@ class Drift:
     category: str = "__new__"
 
     def active(self, idx: np.ndarray) -> np.ndarray:
+        """Whether the drift is in effect at each event index."""
         on = idx >= self.start
         if self.end is not None:
             on &= idx < self.end
@@ -40,6 +41,8 @@ class Drift:
 
 @dataclass(frozen=True, slots=True)
 class StreamSpec:
+    """One model's synthetic stream: size, seed, feature counts and the drifts to plant."""
+
     model: str
     n_events: int
     seed: int
