@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +292,26 @@ def test_configured_baseline_is_the_reference(tmp_path: Path) -> None:
     config.write_text("models:\n  fraud-v3:\n    baseline: missing.json\n")
     replay(tmp_path, "no-baseline", "--input", str(stream), "--config", str(config), expect=2)
 
+
+def test_sort_spool_spills_data_never_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spilled runs are plain length-prefixed data: the spool works with pickle unusable, and keeps key order."""
+    import pickle
+
+    from stream_monitor.replay.spool import SortedSpool
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("pickle used by the sort spool")
+
+    for name in ("dump", "dumps", "load", "loads", "Pickler", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    rng = random.Random(7)
+    keys = [(rng.randint(-(2**40), 2**40), rng.randint(0, 9), rng.choice(["", "t", "topic-é"]), i) for i in range(500)]
+    spool = SortedSpool(max_in_memory=37)
+    for k in keys:
+        spool.add(k, b"payload-%d\n\x00" % k[3])
+    try:
+        assert list(spool) == [b"payload-%d\n\x00" % k[3] for k in sorted(keys)]
+    finally:
+        spool.close()
+    source = Path(__file__).parents[1] / "stream_monitor" / "replay"
+    assert not [p.name for p in source.glob("*.py") if "import pickle" in p.read_text()]
