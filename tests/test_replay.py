@@ -187,8 +187,8 @@ def test_exit_codes(demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "cannot read" in capsys.readouterr().err
     broken = tmp_path / "broken-envelope.jsonl"
     broken.write_bytes(b'{"topic": "t", "partition": "zero", "offset": 1, "value": "{}"}\n')
-    assert main([*base, "--input", str(broken)]) == 1
-    assert "broken-envelope.jsonl:1: malformed export envelope" in capsys.readouterr().err
+    assert main([*base, "--input", str(broken)]) == 0  # a dead letter, not an abort
+    assert "invalid records: 1 (schema_violation 1)" in capsys.readouterr().out
     assert main([*base, "--input", str(demo_file), "--to", format_event_time(START_MS + 1000)]) == 0
     out = capsys.readouterr().out
     assert "records" in out and "alert events: 0" in out and "invalid records" in out
@@ -315,3 +315,25 @@ def test_sort_spool_spills_data_never_pickle(monkeypatch: pytest.MonkeyPatch) ->
         spool.close()
     source = Path(__file__).parents[1] / "stream_monitor" / "replay"
     assert not [p.name for p in source.glob("*.py") if "import pickle" in p.read_text()]
+
+
+def test_a_malformed_envelope_line_is_a_dead_letter_not_an_abort(tmp_path: Path) -> None:
+    """Bad envelope fields or bad base64 make that line a dead letter; the rest of the file is replayed."""
+    good = [SourceRecord("inf", 1, i, START_MS + i, None, b'{"model": "m", "ts": %d, "features": {"x": %d}}' % (START_MS + i, i % 7))
+            for i in range(300)]  # fmt: skip
+    lines = [encode_envelope(r) for r in good]
+    bad = {
+        50: b'{"topic": "inf", "partition": "one", "offset": 5, "value": "{}"}',
+        120: b'{"topic": "inf", "partition": 1, "offset": 6, "timestamp": 1, "value_base64": "not base64!"}',
+        200: b'{"topic": "inf", "partition": 1, "offset": 7, "timestamp": 1.5, "value": "{}"}',
+    }
+    for number in sorted(bad):
+        lines.insert(number - 1, bad[number])
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    res = replay(tmp_path, "bad-envelopes", "--input", str(path))
+    dead = alerts_of(res["dead.jsonl"])
+    assert [(d["source"]["topic"], d["source"]["offset"]) for d in dead] == [("export.jsonl", n) for n in sorted(bad)]
+    assert all("envelope" in d["detail"] for d in dead)
+    clean = replay(tmp_path, "clean", "--input", str(_envelope_file(tmp_path / "clean.jsonl", good)))
+    assert res["alerts.jsonl"] == clean["alerts.jsonl"]
