@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,31 @@ def test_from_mid_stream_gives_alerts_only_inside_the_range(demo_file: Path, ful
     assert 505 not in {d["source"]["offset"] for d in dead}, "an in-file record outside the range is skipped"
 
 
-def test_state_continuation_equals_one_uninterrupted_replay(demo_file: Path, full: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture()
+def state_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A random state secret of this test's own."""
+    secret = secrets.token_hex(32)
+    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", secret)
+    return secret
+
+
+def test_state_files_need_a_real_secret(demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a state secret, --state-out and --state-from exit 2 naming the flag and the setting."""
+    monkeypatch.delenv("STREAM_MONITOR_STATE_SECRET", raising=False)
+    to = format_event_time(START_MS + 1000)
+    state = tmp_path / "state.bin"
+    capsys.readouterr()
+    replay(tmp_path, "no-secret-out", "--input", str(demo_file), "--to", to, "--state-out", str(state), expect=2)
+    err = capsys.readouterr().err
+    assert "--state-out" in err and "state.hmac_secret" in err
+    assert not state.exists()
+    state.write_bytes(b"anything")
+    replay(tmp_path, "no-secret-from", "--input", str(demo_file), "--to", to, "--state-from", str(state), expect=2)
+    err = capsys.readouterr().err
+    assert "--state-from" in err and "state.hmac_secret" in err
+
+
+def test_state_continuation_equals_one_uninterrupted_replay(demo_file: Path, full: dict[str, Any], tmp_path: Path, state_secret: str) -> None:
     split = format_event_time(START_MS + int(0.5 * EVENTS_PER_MODEL) * 10)
     state = tmp_path / "state.bin"
     first = replay(tmp_path, "first", "--input", str(demo_file), "--to", split, "--state-out", str(state))
@@ -140,7 +165,7 @@ def test_state_continuation_equals_one_uninterrupted_replay(demo_file: Path, ful
 
 
 def test_tampered_or_foreign_state_is_rejected(
-    demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, state_secret: str
 ) -> None:
     state = tmp_path / "state.bin"
     to = format_event_time(START_MS + 20_000)
@@ -155,11 +180,11 @@ def test_tampered_or_foreign_state_is_rejected(
     assert "signature does not verify" in err and "refusing to load it" in err and str(tampered) in err
     assert res["alerts.jsonl"] is None, "nothing is written when the state is refused"
     # a good file signed with another secret is refused too
-    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", "another-secret")
+    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", secrets.token_hex(32))
     replay(tmp_path, "foreign", "--input", str(demo_file), "--state-from", str(state), expect=1)
     assert "signature does not verify" in capsys.readouterr().err
     # and with the right secret it loads
-    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", "right-secret")
+    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", state_secret)
     replay(tmp_path, "signed", "--input", str(demo_file), "--to", to, "--state-out", str(state))
     replay(tmp_path, "resumed", "--input", str(demo_file), "--from", to, "--state-from", str(state))
 
