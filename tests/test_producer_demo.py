@@ -29,3 +29,14 @@ def test_gives_up_on_a_missing_broker_within_the_bound():
 def test_parser_defaults():
     args = demo_stream.build_parser().parse_args(["--bootstrap-servers", "kafka:9092"])
     assert args.topic == "inference-events" and not args.loop and args.rate > 0
+
+
+def test_demo_monitor_gets_a_random_state_secret_of_its_own():
+    """`stream-monitor demo` configures its monitor with a fresh random secret of at least 32 bytes."""
+    from stream_monitor.commands.demo import demo_config
+
+    configs = [demo_config("127.0.0.1:9092", "abc123", "in", "alerts") for _ in range(2)]
+    keys = [cfg.state.secret(cfg.kafka.group_id) for cfg in configs]
+    assert all(not insecure and len(key) >= 32 for key, insecure in keys)
+    assert keys[0][0] != keys[1][0]
+    assert b"abc123" not in keys[0][0], "the secret must not be derived from the run id"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import random
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +122,31 @@ def test_from_mid_stream_gives_alerts_only_inside_the_range(demo_file: Path, ful
     assert 505 not in {d["source"]["offset"] for d in dead}, "an in-file record outside the range is skipped"
 
 
-def test_state_continuation_equals_one_uninterrupted_replay(demo_file: Path, full: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture()
+def state_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A random state secret of this test's own."""
+    secret = secrets.token_hex(32)
+    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", secret)
+    return secret
+
+
+def test_state_files_need_a_real_secret(demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a state secret, --state-out and --state-from exit 2 naming the flag and the setting."""
+    monkeypatch.delenv("STREAM_MONITOR_STATE_SECRET", raising=False)
+    to = format_event_time(START_MS + 1000)
+    state = tmp_path / "state.bin"
+    capsys.readouterr()
+    replay(tmp_path, "no-secret-out", "--input", str(demo_file), "--to", to, "--state-out", str(state), expect=2)
+    err = capsys.readouterr().err
+    assert "--state-out" in err and "state.hmac_secret" in err
+    assert not state.exists()
+    state.write_bytes(b"anything")
+    replay(tmp_path, "no-secret-from", "--input", str(demo_file), "--to", to, "--state-from", str(state), expect=2)
+    err = capsys.readouterr().err
+    assert "--state-from" in err and "state.hmac_secret" in err
+
+
+def test_state_continuation_equals_one_uninterrupted_replay(demo_file: Path, full: dict[str, Any], tmp_path: Path, state_secret: str) -> None:
     split = format_event_time(START_MS + int(0.5 * EVENTS_PER_MODEL) * 10)
     state = tmp_path / "state.bin"
     first = replay(tmp_path, "first", "--input", str(demo_file), "--to", split, "--state-out", str(state))
@@ -139,7 +165,7 @@ def test_state_continuation_equals_one_uninterrupted_replay(demo_file: Path, ful
 
 
 def test_tampered_or_foreign_state_is_rejected(
-    demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, state_secret: str
 ) -> None:
     state = tmp_path / "state.bin"
     to = format_event_time(START_MS + 20_000)
@@ -154,11 +180,11 @@ def test_tampered_or_foreign_state_is_rejected(
     assert "signature does not verify" in err and "refusing to load it" in err and str(tampered) in err
     assert res["alerts.jsonl"] is None, "nothing is written when the state is refused"
     # a good file signed with another secret is refused too
-    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", "another-secret")
+    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", secrets.token_hex(32))
     replay(tmp_path, "foreign", "--input", str(demo_file), "--state-from", str(state), expect=1)
     assert "signature does not verify" in capsys.readouterr().err
     # and with the right secret it loads
-    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", "right-secret")
+    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", state_secret)
     replay(tmp_path, "signed", "--input", str(demo_file), "--to", to, "--state-out", str(state))
     replay(tmp_path, "resumed", "--input", str(demo_file), "--from", to, "--state-from", str(state))
 
@@ -186,8 +212,8 @@ def test_exit_codes(demo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "cannot read" in capsys.readouterr().err
     broken = tmp_path / "broken-envelope.jsonl"
     broken.write_bytes(b'{"topic": "t", "partition": "zero", "offset": 1, "value": "{}"}\n')
-    assert main([*base, "--input", str(broken)]) == 1
-    assert "broken-envelope.jsonl:1: malformed export envelope" in capsys.readouterr().err
+    assert main([*base, "--input", str(broken)]) == 0  # a dead letter, not an abort
+    assert "invalid records: 1 (schema_violation 1)" in capsys.readouterr().out
     assert main([*base, "--input", str(demo_file), "--to", format_event_time(START_MS + 1000)]) == 0
     out = capsys.readouterr().out
     assert "records" in out and "alert events: 0" in out and "invalid records" in out
@@ -291,3 +317,48 @@ def test_configured_baseline_is_the_reference(tmp_path: Path) -> None:
     config.write_text("models:\n  fraud-v3:\n    baseline: missing.json\n")
     replay(tmp_path, "no-baseline", "--input", str(stream), "--config", str(config), expect=2)
 
+
+def test_sort_spool_spills_data_never_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spilled runs are plain length-prefixed data: the spool works with pickle unusable, and keeps key order."""
+    import pickle
+
+    from stream_monitor.replay.spool import SortedSpool
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("pickle used by the sort spool")
+
+    for name in ("dump", "dumps", "load", "loads", "Pickler", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    rng = random.Random(7)
+    keys = [(rng.randint(-(2**40), 2**40), rng.randint(0, 9), rng.choice(["", "t", "topic-é"]), i) for i in range(500)]
+    spool = SortedSpool(max_in_memory=37)
+    for k in keys:
+        spool.add(k, b"payload-%d\n\x00" % k[3])
+    try:
+        assert list(spool) == [b"payload-%d\n\x00" % k[3] for k in sorted(keys)]
+    finally:
+        spool.close()
+    source = Path(__file__).parents[1] / "stream_monitor" / "replay"
+    assert not [p.name for p in source.glob("*.py") if "import pickle" in p.read_text()]
+
+
+def test_a_malformed_envelope_line_is_a_dead_letter_not_an_abort(tmp_path: Path) -> None:
+    """Bad envelope fields or bad base64 make that line a dead letter; the rest of the file is replayed."""
+    good = [SourceRecord("inf", 1, i, START_MS + i, None, b'{"model": "m", "ts": %d, "features": {"x": %d}}' % (START_MS + i, i % 7))
+            for i in range(300)]  # fmt: skip
+    lines = [encode_envelope(r) for r in good]
+    bad = {
+        50: b'{"topic": "inf", "partition": "one", "offset": 5, "value": "{}"}',
+        120: b'{"topic": "inf", "partition": 1, "offset": 6, "timestamp": 1, "value_base64": "not base64!"}',
+        200: b'{"topic": "inf", "partition": 1, "offset": 7, "timestamp": 1.5, "value": "{}"}',
+    }
+    for number in sorted(bad):
+        lines.insert(number - 1, bad[number])
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    res = replay(tmp_path, "bad-envelopes", "--input", str(path))
+    dead = alerts_of(res["dead.jsonl"])
+    assert [(d["source"]["topic"], d["source"]["offset"]) for d in dead] == [("export.jsonl", n) for n in sorted(bad)]
+    assert all("envelope" in d["detail"] for d in dead)
+    clean = replay(tmp_path, "clean", "--input", str(_envelope_file(tmp_path / "clean.jsonl", good)))
+    assert res["alerts.jsonl"] == clean["alerts.jsonl"]

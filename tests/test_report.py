@@ -27,7 +27,7 @@ import pytest
 from stream_monitor.commands import main
 from stream_monitor.core.channel import EvaluationRecord
 from stream_monitor.report.collect import ReportCollector, ReportMeta
-from stream_monitor.report.html import render_html
+from stream_monitor.report.html import render_html, write_report_dir
 from stream_monitor.synthetic import demo_streams, generate_events
 from stream_monitor.bridges.mapping import example_alert
 
@@ -177,6 +177,29 @@ def test_hostile_names_are_escaped() -> None:
                                  reference={"kind": "warmup", "count": 10}, source={"topic": "t", "partition": 0, "offset": 2}))  # fmt: skip
     page = render_html(c.build({}, ReportMeta(source=evil)))
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def _firing(c: ReportCollector, model: str, feature: str, detector: str = "psi") -> None:
+    c.add_evaluations(0, [EvaluationRecord(model, feature, detector, t, 0.5, 0.2, True) for t in range(0, 10_000, 1000)])
+    c.add_alert(0, {"alert_id": f"{model}{feature}", "status": "firing", "escalated": False, "severity": "critical",
+                    "kind": "data_drift", "model": model, "feature": feature, "detector": detector, "statistic": 0.5,
+                    "threshold": 0.2, "event_time": "1970-01-01T00:00:02.000Z", "starts_at": "1970-01-01T00:00:02.000Z",
+                    "ends_at": None, "reference": {"kind": "warmup", "count": 10}, "source": {"offset": 2}})  # fmt: skip
+
+
+def test_report_dir_file_names_are_unique_for_names_that_look_alike(tmp_path: Path) -> None:
+    """Models ``team/a`` and ``team:a`` (and channel names with ``--``) each get their own files."""
+    c = ReportCollector()
+    pairs = [("team/a", "x"), ("team:a", "x"), ("team_a", "x"), ("m--x", "y"), ("m", "x--y")]
+    for model, feature in pairs:
+        _firing(c, model, feature)
+    data = c.build({}, ReportMeta(source="names"))
+    files = write_report_dir(data, tmp_path / "dir")
+    svgs = [p for p in files if p.suffix == ".svg"]
+    models = {m for m, _ in pairs}
+    assert len({p.name for p in svgs}) == len(svgs) == len(models) + len(pairs)  # a timeline per model, a panel per channel
+    assert all(len(p.name) < 200 and "/" not in p.name and ":" not in p.name for p in svgs)
+    assert len({p.slug for m in data.models for p in m.panels}) == len(pairs)
 
 
 def test_downsampling_bounds_points_and_keeps_spikes() -> None:

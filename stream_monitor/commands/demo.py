@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -77,10 +78,14 @@ def _explain_missing_tools(missing: list[str]) -> None:
     )
 
 
-def _demo_config(bootstrap: str, run_id: str, topic: str, alerts_topic: str) -> AppConfig:
+def _create_topics(bootstrap: str, topic: str, alerts_topic: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}, alerts_topic: {"num_partitions": 1, "replication_factor": 1}})
     admin.close()
+
+
+def demo_config(bootstrap: str, run_id: str, topic: str, alerts_topic: str) -> AppConfig:
+    """The demo monitor's config: its own topics, group, labels and a fresh random state secret."""
     return load_config(
         None,
         env={},
@@ -91,7 +96,7 @@ def _demo_config(bootstrap: str, run_id: str, topic: str, alerts_topic: str) -> 
             "kafka.dlq_topic": f"demo-dlq-{run_id}",
             "kafka.group_id": f"demo-monitor-{run_id}",
             "instance": "demo",
-            "state.hmac_secret": f"demo-only-{run_id}",
+            "state.hmac_secret": secrets.token_urlsafe(48),  # 64 characters; this run's monitor only
             "labels": {"env": "demo"},
             "models": {"fraud-v3": {"labels": {"team": "risk-ml", "owner": "fraud-oncall"}, "annotations": {"runbook_url": "https://runbooks.example/fraud-v3"}}},
         },
@@ -148,7 +153,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         started_broker = not args.keep_broker
     run_id = uuid.uuid4().hex[:6]
     topic, alerts_topic = f"demo-inference-{run_id}", f"demo-alerts-{run_id}"
-    app = MonitorApp(_demo_config(bootstrap, run_id, topic, alerts_topic))
+    _create_topics(bootstrap, topic, alerts_topic)
+    app = MonitorApp(demo_config(bootstrap, run_id, topic, alerts_topic))
     stop, produced = threading.Event(), threading.Event()
     _introduce(args, bootstrap, topic)
     monitor_thread = threading.Thread(target=app.run, name="monitor", daemon=True)

@@ -92,10 +92,14 @@ def _check_flags(args: argparse.Namespace) -> tuple[TimeRange, int, int]:
 
 
 def _state_secret(args: argparse.Namespace, cfg: AppConfig) -> bytes:
-    """The key that signs and verifies state files."""
+    """The key that signs and verifies state files; a state flag without a configured secret is a usage error."""
     secret, insecure = cfg.state.secret(cfg.kafka.group_id)
-    if insecure and (args.state_from or args.state_out):
-        log.warning("state_secret_default", detail="state file signed with the development key; set STREAM_MONITOR_STATE_SECRET")
+    flag = "--state-out" if args.state_out is not None else "--state-from" if args.state_from is not None else None
+    if flag is not None and insecure:
+        raise ReplayUsageError(
+            f"{flag} needs a state secret: set state.hmac_secret or state.hmac_secret_file in the config, "
+            "or STREAM_MONITOR_STATE_SECRET (at least 32 random bytes)"
+        )
     return secret
 
 

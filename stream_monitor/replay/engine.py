@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import orjson
 
+from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.spec import MonitorSpec
@@ -106,6 +107,9 @@ class ReplayEngine:
         first, last = o.first_event_ms, o.last_event_ms
         for r in records:
             o.records_read += 1
+            if r.defect is not None:
+                self._defective(r)
+                continue
             # every record's event time: for the filter, and for an exact event-time range
             # (a sample would depend on batch boundaries); about 5 % of the processing cost
             t = record_event_time(r.value or b"", r.timestamp, max_bytes)
@@ -130,6 +134,18 @@ class ReplayEngine:
             if len(buf) >= self.batch_size:
                 self._process(p)
         o.first_event_ms, o.last_event_ms = first, last
+
+    def _defective(self, r: SourceRecord) -> None:
+        """A line that is no record: a dead letter of its partition, never seen by a monitor."""
+        o = self.outcome
+        o.records_processed += 1
+        o.dead_letters += 1
+        o.invalid_by_reason[str(DeadLetterReason.SCHEMA_VIOLATION)] += 1
+        self._seen.add(r.partition)
+        if self.keep_dead_letters:
+            position = SourcePosition(r.topic, r.partition, r.offset, r.timestamp)
+            dead = DeadLetter(DeadLetterReason.SCHEMA_VIOLATION, r.defect or "", r.value or b"", position)
+            self._dead.add((r.partition, r.topic, r.offset), dead.to_json())
 
     def _process(self, partition: int) -> None:
         batch = self._buffers.get(partition)

@@ -31,7 +31,11 @@ DEFAULT_BATCH_SIZE = 5000
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """One record of a replay source: where it came from, its Kafka key and value bytes."""
+    """One record of a replay source: where it came from, its Kafka key and value bytes.
+
+    ``defect`` says why a file line could not be read as a record (a malformed export envelope):
+    the engine makes such a line a dead letter without giving it to a monitor.
+    """
 
     topic: str
     partition: int
@@ -39,6 +43,7 @@ class SourceRecord:
     timestamp: int | None
     key: bytes | None
     value: bytes | None
+    defect: str | None = None
 
     def input_record(self) -> InputRecord:
         # same mapping as ``run``: a null value (tombstone) is an empty, undecodable record
@@ -86,10 +91,11 @@ def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
     """A file line as a source record: an ``export`` envelope, or a plain event (partition 0).
 
     A plain line is passed on as is, even when it is not JSON, so the monitor makes it a dead
-    letter whose offset is the line number.
+    letter whose offset is the line number. A malformed envelope keeps its line as the value and
+    says what is wrong in ``defect``: the engine makes it a dead letter.
 
     >>> decode_line(b'{"model": "m", "ts": 1}', "events.jsonl", 3)
-    SourceRecord(topic='events.jsonl', partition=0, offset=3, timestamp=None, key=None, value=b'{"model": "m", "ts": 1}')
+    SourceRecord(topic='events.jsonl', partition=0, offset=3, timestamp=None, key=None, value=b'{"model": "m", "ts": 1}', defect=None)
     """
     if b'"offset"' in line and b'"value' in line:
         try:
@@ -103,7 +109,7 @@ def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
                     raise ValueError("partition, offset and timestamp must be integers")
                 return SourceRecord(str(topic), partition, offset, ts, _get_bytes(obj, "key"), _get_bytes(obj, "value"))
             except (ValueError, TypeError) as exc:
-                raise ReplayError(f"{file_topic}:{line_number}: malformed export envelope: {exc}") from None
+                return SourceRecord(file_topic, 0, line_number, None, None, line, f"malformed export envelope: {exc}")
     return SourceRecord(file_topic, 0, line_number, None, None, line)
 
 

@@ -7,6 +7,7 @@ bounded however long the replay. Nothing here reads the wall clock.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import re
@@ -154,7 +155,7 @@ class Panel:
     @property
     def slug(self) -> str:
         """A file-name-safe name of the panel."""
-        return file_slug(f"{self.model}--{self.channel}--{self.detector}")
+        return "--".join(file_slug(part) for part in (self.model, self.channel, self.detector))
 
 
 @dataclass(slots=True)
@@ -449,6 +450,19 @@ def _union_length(spans: Sequence[tuple[int, int]]) -> int:
 
 
 def file_slug(text: str) -> str:
-    """``text`` reduced to a safe file name part."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:150] or "x"
+    """``text`` as a file name part: itself when already safe, else a cleaned form plus a hash of ``text``.
 
+    Safe means ASCII letters, digits, ``.``, ``_`` and single ``-`` between them, at most 100
+    characters. A cleaned form never holds ``-`` except before the hash, so two different names
+    never share a slug and ``--`` can join slugs without ambiguity.
+
+    >>> file_slug("fraud-v3"), file_slug("team/a"), file_slug("team:a")
+    ('fraud-v3', 'team_a-65f838a2', 'team_a-5752fdde')
+    """
+    if len(text) <= 100 and _SAFE_NAME.fullmatch(text):
+        return text
+    cleaned = re.sub(r"[^A-Za-z0-9._]+", "_", text).strip("_")[:100] or "x"
+    return f"{cleaned}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._]+(?:-[A-Za-z0-9._]+)*")
