@@ -39,6 +39,8 @@ class DeadLetterReason(StrEnum):
     NON_FINITE_VALUE = "non_finite_value"  # NaN/Infinity in a feature, prediction or latency
     WRONG_TYPE = "wrong_type"  # a value whose type contradicts the channel's type
     LABEL_UNMATCHED = "label_unmatched"  # a label event whose inference event was never seen
+    PROCESSING_ERROR = "processing_error"  # processing the record raised: it was isolated, the batch went on
+    LIMIT_EXCEEDED = "limit_exceeded"  # values ignored because a configured limit was reached
 
 
 MAX_EPOCH_MS = 32503680000000  # 3000-01-01T00:00:00Z: later event times are taken as errors
@@ -76,7 +78,13 @@ def parse_event_time(value: Any) -> int:
             raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from exc
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
-        return int(round(dt.timestamp() * 1000))
+        try:
+            ms = int(round(dt.timestamp() * 1000))
+        except (OverflowError, ValueError):
+            ms = -1
+        if not 0 <= ms <= MAX_EPOCH_MS:  # after conversion to UTC, as every event time is printed
+            raise ValueError(f"timestamp out of range (1970 to 3000 in UTC): {value!r}")
+        return ms
     raise ValueError(f"timestamp must be ISO-8601 or epoch milliseconds, got {type(value).__name__}")
 
 
@@ -86,11 +94,13 @@ def event_time_of(ts: Any, record_timestamp_ms: int | None) -> int | None:
     ``None`` when the record has neither (no ``ts`` and no usable record timestamp); raises
     ``ValueError`` when ``ts`` is present but is not a valid time. This is the one event-time rule.
 
-    >>> event_time_of("2026-01-01T00:00:00Z", 5), event_time_of(None, 5), event_time_of(None, -1)
+    >>> event_time_of("2026-01-01T00:00:00Z", 5), event_time_of(None, 5), event_time_of(None, 2**62)
     (1767225600000, 5, None)
     """
     if ts is None:
-        return record_timestamp_ms if record_timestamp_ms is not None and record_timestamp_ms >= 0 else None
+        if record_timestamp_ms is not None and 0 <= record_timestamp_ms <= MAX_EPOCH_MS:
+            return record_timestamp_ms
+        return None
     if type(ts) is int and 0 <= ts <= MAX_EPOCH_MS:
         return ts
     return parse_event_time(ts)
@@ -193,11 +203,26 @@ def _loads(raw: bytes) -> Any:
 
 
 def _loads_strict(raw: bytes) -> tuple[Any, bool]:
-    """Like :func:`_loads`, and whether orjson parsed it (then no float is NaN or infinite)."""
+    """Like :func:`_loads`, and whether orjson parsed it (then no float is NaN or infinite).
+
+    The stdlib fallback is held to what orjson accepts apart from NaN/Infinity: UTF-8 only (no
+    UTF-16/32 guessing, no encoded surrogates; a byte-order mark is skipped) and no lone
+    surrogate escape, whose text no encoder can write back. Raises ``UnicodeDecodeError`` for
+    the encoding and ``ValueError`` for the rest.
+    """
     try:
         return orjson.loads(raw), True
     except orjson.JSONDecodeError:
-        return json.loads(raw), False  # may raise; NaN/Infinity become floats we then flag
+        pass
+    text = raw.decode("utf-8-sig")
+    if "\x00" in text:  # JSON text never holds a NUL byte: UTF-16 or UTF-32
+        raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "NUL byte (UTF-16 or UTF-32 text?)")
+    obj = json.loads(text)  # may raise; NaN/Infinity become floats we then flag
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate escape (\\ud800-\\udfff): not valid Unicode") from None
+    return obj, False
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -101,6 +101,17 @@ class ModelMonitor:
                 if self.channel(name, value) is not None and name not in known:
                     known.append(name)
 
+    def reset_channel(self, name: str) -> ChannelMonitor:
+        """Replace channel ``name`` with a fresh one (same type, settings and ordinal), keeping its open alert episodes."""
+        old = self.channels[name]
+        fresh = ChannelMonitor(
+            self.model, name, old.channel_type, old.settings, self.partition, old.ordinal, self.baseline_for(name, old.channel_type)
+        )
+        fresh.adopt_open_episodes(old)
+        self.channels[name] = fresh
+        self.dirty = True
+        return fresh
+
     def baseline_for(self, name: str, channel_type: ChannelType) -> Reference | None:
         """The baseline reference of a channel, when one of the right type was configured."""
         ref = self.baseline.get(name)

@@ -66,16 +66,41 @@ class BatchResult:
     dead_letters: list[ev.DeadLetter] = field(default_factory=list)
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     channel_values: int = 0
+    processed: int = 0  # records monitored (the others are dead letters with ``processed`` False)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
 
 
 _MISSING: Any = object()
 
 
+def _error_text(exc: BaseException) -> str:
+    """A short, single-line description of an exception for a dead letter."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _extras(e: ev.InferenceEvent, prediction: Any) -> list[tuple[str, Any]]:
+    """The (reserved channel, value) pairs of one event, in channel order; ``prediction`` feeds ``__error__``."""
+    pred = e.prediction
+    extra: list[tuple[str, Any]] = []
+    if isinstance(pred, dict):
+        extra.extend((f"{PREDICTION}.{k}", v) for k, v in pred.items())
+    elif pred is not None:
+        extra.append((PREDICTION, pred))
+    if e.latency_ms is not None:
+        extra.append((LATENCY, e.latency_ms))
+    if e.label is not None:
+        extra.append((LABEL, e.label))
+        err = error_value(prediction, e.label)
+        if err is not None:
+            extra.append((ERROR, err))
+    return extra
+
+
 class _Batch:
     """One batch's columns per (model, channel), where each got its first value, and value-level problems."""
 
-    __slots__ = ("columns", "first", "rows_arrays", "problems")
+    __slots__ = ("columns", "first", "rows_arrays", "problems", "failed")
 
     def __init__(self, decoded: list[ev.DecodedEvent]) -> None:
         self.columns: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
@@ -84,6 +109,24 @@ class _Batch:
         self.problems: dict[int, list[tuple[ev.DeadLetterReason, str]]] = {
             i: list(d.problems) for i, d in enumerate(decoded) if d.problems
         }
+        self.failed: dict[int, BaseException] = {}  # rows whose gathering raised
+
+    def drop_failed(self) -> None:
+        """Take the failed rows' values out of every column, as if those records had not come."""
+        failed = self.failed
+        for row in failed:
+            self.problems.pop(row, None)
+        for key in list(self.columns):
+            values, rows = self.columns[key]
+            if failed.keys().isdisjoint(rows):
+                continue
+            self.rows_arrays.pop(key, None)
+            keep = [i for i, r in enumerate(rows) if r not in failed]
+            if not keep:
+                del self.columns[key], self.first[key]
+                continue
+            self.columns[key] = ([values[i] for i in keep], [rows[i] for i in keep])
+            self.first[key] = (rows[keep[0]], *self.first[key][1:])
 
 
 class PartitionMonitor:
@@ -110,7 +153,7 @@ class PartitionMonitor:
         return m
 
     def process(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
-        """Decode, monitor and alert on one batch of records (all from this partition).
+        """Decode, monitor and alert on one batch of records (all from this partition). Never raises.
 
         With ``record_evaluations`` the result also lists every detector evaluation (for reports).
         """
@@ -118,8 +161,12 @@ class PartitionMonitor:
         decoded: list[ev.DecodedEvent] = []
         positions: list[ev.SourcePosition] = []
         raws: list[bytes] = []
+        max_bytes = self.spec.max_record_bytes
         for rec in records:
-            out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, self.spec.max_record_bytes)
+            try:
+                out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, max_bytes)
+            except Exception as exc:  # decoding never raises; if it ever does, the record alone is lost
+                out = self._failed(rec, exc)
             if isinstance(out, ev.DeadLetter):
                 result.dead_letters.append(out)
                 result.invalid_by_reason[str(out.reason)] += 1
@@ -129,6 +176,12 @@ class PartitionMonitor:
             raws.append(rec.value)
         self._monitor(decoded, positions, raws, result)
         return result
+
+    def _failed(self, rec: InputRecord, exc: BaseException) -> ev.DeadLetter:
+        """The dead letter of a record whose processing raised ``exc`` (logged with the traceback)."""
+        pos = rec.position
+        self.log.error("record_processing_failed", topic=pos.topic, offset=pos.offset, error=_error_text(exc), exc_info=exc)
+        return ev.DeadLetter(ev.DeadLetterReason.PROCESSING_ERROR, _error_text(exc), rec.value, pos)
 
     def _monitor(
         self,
@@ -142,12 +195,20 @@ class PartitionMonitor:
 
         Values are grouped per (model, channel) in row order (:meth:`_gather`), and the channels
         are fed in the order in which they got their first value of the batch (row, then features
-        in ``known_features`` order, then prediction, latency, label, error), which orders
-        dead-letter details and evaluations (:meth:`_ingest`). Alerts follow in (row, channel,
-        detector) order and dead letters in record order, whatever the batch boundaries.
+        in ``known_features`` order, then prediction, latency, label, error), which orders the
+        evaluations (:meth:`_ingest`). Alerts follow in (row, channel, detector) order and dead
+        letters in record order, whatever the batch boundaries.
+
+        An exception while gathering one record's values makes that record (alone) a
+        ``processing_error`` dead letter; one inside a channel resets that channel (see
+        :meth:`_ingest`). Neither costs anything while nothing raises.
         """
         batch = self._gather(decoded, joined)
         triggers = self._ingest(batch, decoded, positions, result)
+        result.processed += len(decoded) - len(batch.failed)
+        for row, exc in batch.failed.items():
+            result.dead_letters.append(self._failed(InputRecord(raws[row], positions[row]), exc))
+            result.invalid_by_reason[ev.DeadLetterReason.PROCESSING_ERROR] += 1
         problems = batch.problems
         for row in sorted(problems):
             reason, detail = problems[row][0]
@@ -156,7 +217,12 @@ class PartitionMonitor:
             result.invalid_by_reason[str(reason)] += 1
         triggers.sort(key=lambda t: (t.row, t.channel_ordinal, t.detector_ordinal))
         for t in triggers:
-            result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
+            try:
+                result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
+            except Exception as exc:
+                dl = self._failed(InputRecord(raws[t.row], positions[t.row]), exc)
+                result.dead_letters.append(ev.DeadLetter(dl.reason, f"alert {t.fingerprint}: {dl.detail}", dl.raw, dl.position, processed=True))
+                result.invalid_by_reason[str(dl.reason)] += 1
         # record-level and value-level dead letters, in record order whatever the batch boundaries
         result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
 
@@ -172,78 +238,86 @@ class PartitionMonitor:
         blocks: dict[str, FeatureBlock | None] = {}
         remember = self.spec.label_join_max_pending
         for row, d in enumerate(decoded):
-            e = d.event
-            blk = blocks.get(e.model, _MISSING)
-            if blk is _MISSING:
-                m0 = self.model(e.model)
-                blk = blocks[e.model] = None if m0 is None else FeatureBlock(m0)
-            if blk is None:
-                continue
-            m = blk.model
-            feats = e.features
-            if feats is not None:
-                if not m.channels.keys() >= feats.keys():
-                    m.discover_features(feats)
-                gather = m.gather()
-                if gather is not blk.gather:
-                    blk.switch(gather, columns, first)
-                if blk.direct:
-                    blk.add_direct(row, feats, columns, first)
-                else:
-                    blk.rows.append(row)
-                    blk.feats.append(feats)
-            pred = e.prediction
-            extra: list[tuple[str, Any]] = []
-            if isinstance(pred, dict):
-                extra.extend((f"{PREDICTION}.{k}", v) for k, v in pred.items())
-            elif pred is not None:
-                extra.append((PREDICTION, pred))
-            if e.latency_ms is not None:
-                extra.append((LATENCY, e.latency_ms))
-            if e.label is not None:
-                extra.append((LABEL, e.label))
-                err = error_value(joined[row] if joined is not None else pred, e.label)
-                if err is not None:
-                    extra.append((ERROR, err))
-            elif remember and e.event_id and pred is not None:
-                self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
-            for j, (name, value) in enumerate(extra):
-                if name not in m.channels:
-                    if value is None or m.channel(name, value) is None:
-                        continue
-                key = (e.model, name)
-                col = columns.get(key)
-                if col is None:
-                    col = columns[key] = ([], [])
-                    first[key] = (row, 1, j)
-                col[0].append(value)
-                col[1].append(row)
+            try:
+                e = d.event
+                blk = blocks.get(e.model, _MISSING)
+                if blk is _MISSING:
+                    m0 = self.model(e.model)
+                    blk = blocks[e.model] = None if m0 is None else FeatureBlock(m0)
+                if blk is None:
+                    continue
+                m = blk.model
+                feats = e.features
+                if feats is not None:
+                    if not m.channels.keys() >= feats.keys():
+                        m.discover_features(feats)
+                    gather = m.gather()
+                    if gather is not blk.gather:
+                        blk.switch(gather, columns, first)
+                    if blk.direct:
+                        blk.add_direct(row, feats, columns, first)
+                    else:
+                        blk.rows.append(row)
+                        blk.feats.append(feats)
+                pred = e.prediction
+                if e.label is None and remember and e.event_id and pred is not None:
+                    self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
+                for j, (name, value) in enumerate(_extras(e, joined[row] if joined is not None else pred)):
+                    if name not in m.channels:
+                        if value is None or m.channel(name, value) is None:
+                            continue
+                    key = (e.model, name)
+                    col = columns.get(key)
+                    if col is None:
+                        col = columns[key] = ([], [])
+                        first[key] = (row, 1, j)
+                    col[0].append(value)
+                    col[1].append(row)
+            except Exception as exc:
+                batch.failed[row] = exc
         for blk in blocks.values():
             if blk is not None:
                 blk.flush(columns, first, batch.rows_arrays)
+        if batch.failed:
+            batch.drop_failed()
         return batch
 
     def _ingest(
         self, batch: _Batch, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], result: BatchResult
     ) -> list[ChannelTrigger]:
-        """Feed every gathered column to its channel, in first-value order; return the lifecycle transitions."""
+        """Feed every gathered column to its channel, in first-value order; return the lifecycle transitions.
+
+        Wrong-type values are listed per record in channel order. A channel that raises is reset
+        (its open alert episodes kept) and every record of its column says so in a
+        ``processing_error`` dead letter: which value caused it cannot be told.
+        """
         row_times = [d.event_time_ms for d in decoded]
         row_offsets = [p.offset for p in positions]
         row_times_array = np.array(row_times, dtype=np.int64)
-        columns, problems, rows_arrays = batch.columns, batch.problems, batch.rows_arrays
+        columns, rows_arrays = batch.columns, batch.rows_arrays
+        late: list[tuple[int, int, ev.DeadLetterReason, str]] = []  # (row, channel ordinal, reason, detail)
         triggers: list[ChannelTrigger] = []
         for key in sorted(columns, key=batch.first.__getitem__):
             values, rows = columns[key]
-            ch = self.models[key[0]].channels[key[1]]
-            flags, payload, wrong = ch.classify(values)
-            for i in wrong:
-                problems.setdefault(rows[i], []).append(
-                    (ev.DeadLetterReason.WRONG_TYPE, f"{key[1]}: expected {ch.channel_type}, got {type(values[i]).__name__}")
-                )
+            model = self.models[key[0]]
+            ch = model.channels[key[1]]
             result.channel_values += len(values)
-            triggers.extend(
-                ch.ingest_classified(flags, payload, rows_arrays.get(key, rows), row_times, row_offsets, result.evaluations, row_times_array)
-            )
+            try:
+                flags, payload, wrong = ch.classify(values)
+                for i in wrong:
+                    late.append((rows[i], ch.ordinal, ev.DeadLetterReason.WRONG_TYPE, f"{key[1]}: expected {ch.channel_type}, got {type(values[i]).__name__}"))
+                triggers.extend(
+                    ch.ingest_classified(flags, payload, rows_arrays.get(key, rows), row_times, row_offsets, result.evaluations, row_times_array)
+                )
+            except Exception as exc:
+                self.log.error("channel_failed_reset", model=key[0], channel=key[1], error=_error_text(exc), exc_info=exc)
+                model.reset_channel(key[1])
+                detail = f"{key[1]}: {_error_text(exc)}; channel reset"
+                late.extend((row, ch.ordinal, ev.DeadLetterReason.PROCESSING_ERROR, detail) for row in rows)
+        late.sort(key=lambda p: (p[0], p[1]))
+        problems = batch.problems
+        for row, _, reason, detail in late:
+            problems.setdefault(row, []).append((reason, detail))
         return triggers
 
     # ------------------------------------------------------------ label join
@@ -264,29 +338,39 @@ class PartitionMonitor:
         raws: list[bytes] = []
         joined: list[Any] = []
         for rec in records:
-            out = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position)
-            hit = None if isinstance(out, ev.DeadLetter) else self.pending_labels.pop(out.event_id, None)
-            self.labels_dirty = self.labels_dirty or hit is not None
-            if hit is None and not isinstance(out, ev.DeadLetter):
-                out = ev.DeadLetter(
-                    ev.DeadLetterReason.LABEL_UNMATCHED,
-                    f"no prediction with event_id {out.event_id!r} within the join window",
-                    rec.value,
-                    rec.position,
-                )
+            try:
+                out = self._join_label(rec)
+            except Exception as exc:
+                out = self._failed(rec, exc)
             if isinstance(out, ev.DeadLetter):
                 result.dead_letters.append(out)
                 result.invalid_by_reason[str(out.reason)] += 1
                 continue
-            model, prediction, prediction_time = hit  # type: ignore[misc]
-            event_time = out.ts if out.ts is not None else prediction_time
-            event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
-            decoded.append(ev.DecodedEvent(event, event_time))
+            decoded.append(out[0])
             positions.append(rec.position)
             raws.append(rec.value)
-            joined.append(prediction)
+            joined.append(out[1])
         self._monitor(decoded, positions, raws, result, joined)
         return result
+
+    def _join_label(self, rec: InputRecord) -> tuple[ev.DecodedEvent, Any] | ev.DeadLetter:
+        """One label record as an event joined to its remembered prediction, or its dead letter."""
+        out = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position)
+        if isinstance(out, ev.DeadLetter):
+            return out
+        hit = self.pending_labels.pop(out.event_id, None)
+        if hit is None:
+            return ev.DeadLetter(
+                ev.DeadLetterReason.LABEL_UNMATCHED,
+                f"no prediction with event_id {out.event_id!r} within the join window",
+                rec.value,
+                rec.position,
+            )
+        self.labels_dirty = True
+        model, prediction, prediction_time = hit
+        event_time = out.ts if out.ts is not None else prediction_time
+        event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
+        return ev.DecodedEvent(event, event_time), prediction
 
     def _reconciled(self, model: ModelMonitor, ch: ChannelMonitor) -> ChannelMonitor | None:
         """A restored channel, brought in line with the current config.
