@@ -181,10 +181,9 @@ def test_hostile_names_are_escaped() -> None:
 
 def _firing(c: ReportCollector, model: str, feature: str, detector: str = "psi") -> None:
     c.add_evaluations(0, [EvaluationRecord(model, feature, detector, t, 0.5, 0.2, True) for t in range(0, 10_000, 1000)])
-    c.add_alert(0, {"alert_id": f"{model}{feature}", "status": "firing", "escalated": False, "severity": "critical",
-                    "kind": "data_drift", "model": model, "feature": feature, "detector": detector, "statistic": 0.5,
-                    "threshold": 0.2, "event_time": "1970-01-01T00:00:02.000Z", "starts_at": "1970-01-01T00:00:02.000Z",
-                    "ends_at": None, "reference": {"kind": "warmup", "count": 10}, "source": {"offset": 2}})  # fmt: skip
+    c.add_alert(0, example_alert(alert_id=f"{model}{feature}", severity="critical", model=model, feature=feature, detector=detector,
+                                 statistic=0.5, threshold=0.2, event_time="1970-01-01T00:00:02.000Z", starts_at="1970-01-01T00:00:02.000Z",
+                                 reference={"kind": "warmup", "count": 10}, source={"topic": "t", "partition": 0, "offset": 2}))  # fmt: skip
 
 
 def test_report_dir_file_names_are_unique_for_names_that_look_alike(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -45,6 +45,13 @@ class EvaluationRecord(NamedTuple):
     statistic: float | None
     threshold: float | None
     breached: bool
+
+
+class EpisodeSource(Protocol):
+    """What :meth:`ChannelMonitor.adopt_open_episodes` reads: lifecycles and fingerprints by detector."""
+
+    lifecycles: dict[str, AlertLifecycle]
+    fingerprints: dict[str, str]
 
 
 class OpenEpisode(NamedTuple):
@@ -456,7 +463,7 @@ class ChannelMonitor:
             )
         )
 
-    def adopt_open_episodes(self, old: ChannelMonitor) -> None:
+    def adopt_open_episodes(self, old: EpisodeSource) -> None:
         """Carry ``old``'s firing episodes over (after a config change rebuilt this channel).
 
         An episode of a detector that still exists continues under the new settings; one of a

@@ -18,7 +18,6 @@ boundaries, because evaluations fall on observation counts and alerts are ordere
 
 from __future__ import annotations
 
-import pickle
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -27,6 +26,7 @@ import numpy as np
 import structlog
 
 from stream_monitor.core import events as ev
+from stream_monitor.core import state
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
 from stream_monitor.core.model_monitor import FeatureBlock, ModelMonitor, error_value
@@ -35,7 +35,7 @@ from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION, MonitorS
 
 log = structlog.get_logger("stream_monitor.core")
 
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = state.FORMAT_VERSION  # also the version byte of signed state records
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +139,7 @@ class PartitionMonitor:
         self.models: dict[str, ModelMonitor] = {}
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
         self.labels_dirty = False
+        self.rejected_state_items = 0  # state items that did not decode when this partition was restored
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
@@ -372,38 +373,6 @@ class PartitionMonitor:
         event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
         return ev.DecodedEvent(event, event_time), prediction
 
-    def _reconciled(self, model: ModelMonitor, ch: ChannelMonitor) -> ChannelMonitor | None:
-        """A restored channel, brought in line with the current config.
-
-        A channel the config no longer monitors (disabled, or undiscoverable) is dropped; one whose
-        settings, type or baseline changed is rebuilt — keeping its open alert episodes, so an alert
-        that was firing still resolves (or stays firing) instead of being forgotten.
-        """
-        name, log_ = ch.name, self.log.bind(model=model.model, channel=ch.name)
-        cspec = self.spec.channel_spec(model.model, name)
-        if name in model.disabled or (cspec is None and not model.discover):
-            still_open = [ch.fingerprints[d] for d in ch.firing]
-            log_.warning("state_channel_dropped", reason="no longer monitored by the config", open_alerts=still_open)
-            return None
-        ctype = (cspec.type if cspec is not None and cspec.type else None) or ch.channel_type
-        wanted = self.spec.channel_settings(model.model, name, ctype)
-        baseline = model.baseline_for(name, ctype)
-        baseline_changed = baseline is not None and (
-            ch.reference is None or ch.reference.kind != "baseline" or ch.reference.to_profile() != baseline.to_profile()
-        )
-        if wanted == ch.settings and ctype == ch.channel_type and not baseline_changed:
-            return ch
-        reference = baseline if baseline is not None else (ch.reference if ctype == ch.channel_type else None)
-        log_.warning(
-            "state_settings_changed_reset",
-            reason="settings changed" if wanted != ch.settings else ("type changed" if ctype != ch.channel_type else "baseline changed"),
-            open_alerts=[ch.fingerprints[d] for d in ch.firing],
-        )
-        fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ch.ordinal, reference)
-        fresh.adopt_open_episodes(ch)
-        return fresh
-
-    # ----------------------------------------------------------------- alerts
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
         m = self.models[d.event.model]
         cspec = self.spec.channel_spec(m.model, t.channel)
@@ -434,20 +403,18 @@ class PartitionMonitor:
     # State is stored as items (one per channel, one per model, one for pending labels) so a
     # checkpoint writes only what changed and no single record grows with the number of channels.
     def state_items(self, only_dirty: bool = True) -> dict[str, bytes]:
-        """Pickled state items changed since the last call (all items when ``only_dirty`` is False)."""
+        """Encoded state items changed since the last call (all items when ``only_dirty`` is False)."""
         items: dict[str, bytes] = {}
-        dump = pickle.dumps
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
-                record = {"format": STATE_FORMAT_VERSION, "known_features": m.known_features, "channels": list(m.channels)}
-                items[f"m\x1f{name}"] = dump(record, protocol=pickle.HIGHEST_PROTOCOL)
+                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels))
                 m.dirty = False
             for ch_name, ch in m.channels.items():
                 if ch.dirty or not only_dirty:
-                    items[f"c\x1f{name}\x1f{ch_name}"] = dump(ch, protocol=pickle.HIGHEST_PROTOCOL)
+                    items[f"c\x1f{name}\x1f{ch_name}"] = state.encode_channel(ch)
                     ch.dirty = False
         if self.labels_dirty or (not only_dirty and self.pending_labels):
-            items["labels"] = dump(self.pending_labels, protocol=pickle.HIGHEST_PROTOCOL)
+            items["labels"] = state.encode_labels(self.pending_labels)
             self.labels_dirty = False
         return items
 
@@ -462,30 +429,77 @@ class PartitionMonitor:
         """Rebuild a partition from state items that the caller has already authenticated.
 
         A channel whose stored settings differ from the current config restarts its detectors
-        (keeping its reference) and says so in the log.
+        (keeping its reference) and says so in the log. An item that is not well-formed state
+        (corrupt, truncated, another format version) resets what it held — the model, the channel
+        or the pending labels — with a ``state_item_rejected`` log line; ``rejected_state_items``
+        counts them.
         """
         monitor = cls(spec, partition, baselines)
-        loads = pickle.loads  # noqa: S301 - items are HMAC-verified by the state store first
         for key, blob in items.items():
             if key.startswith("m\x1f"):
-                name = key[2:]
-                record = loads(blob)
-                if record.get("format") != STATE_FORMAT_VERSION:
-                    monitor.log.warning("state_format_mismatch_skipped", model=name, format=record.get("format"))
-                    continue
-                model = monitor.model(name)
-                if model is None:
-                    continue
-                model.known_features = list(record["known_features"])
-                for ch_name in record["channels"]:
-                    blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
-                    if blob_ch is None:
-                        continue
-                    ch = monitor._reconciled(model, loads(blob_ch))
-                    if ch is not None:
-                        ch.ordinal = len(model.channels)
-                        model.channels[ch_name] = ch
-                model.dirty = False
+                monitor._restore_model(key[2:], blob, items)
             elif key == "labels":
-                monitor.pending_labels = loads(blob)
+                try:
+                    monitor.pending_labels = state.decode_labels(blob)
+                except state.StateFormatError as exc:
+                    monitor._rejected(None, None, exc)
         return monitor
+
+    def _restore_model(self, name: str, blob: bytes, items: dict[str, bytes]) -> None:
+        try:
+            record = state.decode_model(blob, name)
+        except state.StateFormatError as exc:
+            self._rejected(name, None, exc)
+            return
+        model = self.model(name)
+        if model is None:
+            return
+        model.known_features = list(record.known_features)
+        for ch_name in record.channels:
+            blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
+            if blob_ch is None:
+                continue
+            try:
+                ch = self._reconciled(model, state.decode_channel(blob_ch, name, ch_name, self.partition))
+            except state.StateFormatError as exc:
+                self._rejected(name, ch_name, exc)
+                continue
+            if ch is not None:
+                model.channels[ch_name] = ch
+        model.dirty = False
+
+    def _rejected(self, model: str | None, channel: str | None, exc: state.StateFormatError) -> None:
+        self.rejected_state_items += 1
+        self.log.warning("state_item_rejected", model=model, channel=channel, reason=str(exc))
+
+    def _reconciled(self, model: ModelMonitor, snap: state.ChannelSnapshot) -> ChannelMonitor | None:
+        """A restored channel, brought in line with the current config.
+
+        A channel the config no longer monitors (disabled, or undiscoverable) is dropped; one whose
+        settings, type or baseline changed is rebuilt — keeping its open alert episodes, so an alert
+        that was firing still resolves (or stays firing) instead of being forgotten.
+        """
+        name, log_ = snap.name, self.log.bind(model=model.model, channel=snap.name)
+        cspec = self.spec.channel_spec(model.model, name)
+        if name in model.disabled or (cspec is None and not model.discover):
+            still_open = [snap.fingerprints[d] for d in snap.firing]
+            log_.warning("state_channel_dropped", reason="no longer monitored by the config", open_alerts=still_open)
+            return None
+        ctype = (cspec.type if cspec is not None and cspec.type else None) or snap.channel_type
+        wanted = self.spec.channel_settings(model.model, name, ctype)
+        baseline = model.baseline_for(name, ctype)
+        ref = snap.reference
+        baseline_changed = baseline is not None and (ref is None or ref.kind != "baseline" or ref.to_profile() != baseline.to_profile())
+        same_settings = state.settings_digest(wanted) == snap.settings_digest
+        ordinal = len(model.channels)
+        if same_settings and ctype == snap.channel_type and not baseline_changed:
+            return state.restore_channel(snap, wanted, self.partition, ordinal)
+        reference = baseline if baseline is not None else (ref if ctype == snap.channel_type else None)
+        log_.warning(
+            "state_settings_changed_reset",
+            reason="settings changed" if not same_settings else ("type changed" if ctype != snap.channel_type else "baseline changed"),
+            open_alerts=[snap.fingerprints[d] for d in snap.firing],
+        )
+        fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ordinal, reference)
+        fresh.adopt_open_episodes(snap)
+        return fresh

@@ -68,3 +68,90 @@ def test_fast_update_trips_where_river_update_does(cls, params):
     assert trips == rivers._update_many_river(z.tolist()) and trips, (
         f"River {river.__version__}: the adapter's inlined update of {cls.__name__} no longer matches River's own update"
     )
+
+
+def _shifting(seed: int, n: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1, n)
+    for start in rng.integers(0, n, 5):
+        z[start : start + 300] += rng.choice([-2.0, 1.0, 2.5])
+    return z.tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    ("cls", "params"),
+    [
+        (river_adapter.AdwinDetector, AdwinParams()),
+        (river_adapter.AdwinDetector, AdwinParams(delta=0.5)),  # trips often: restores right after a trip too
+        (river_adapter.PageHinkleyDetector, PageHinkleyParams()),
+        (river_adapter.PageHinkleyDetector, PageHinkleyParams(ph_threshold=3.0, min_instances=5)),
+    ],
+    ids=["adwin", "adwin-trippy", "page_hinkley", "page_hinkley-trippy"],
+)
+def test_state_rebuilt_from_plain_numbers_trips_like_the_uninterrupted_detector(cls, params, seed):
+    import msgpack
+
+    z = _shifting(seed, 8000)
+    split = 1000 + 1500 * seed
+    uninterrupted = cls(params)
+    interrupted = cls(params)
+    assert uninterrupted.update_many(z[:split]) == interrupted.update_many(z[:split])
+    plain = msgpack.unpackb(msgpack.packb(interrupted.get_state()), raw=False)  # numbers, lists, maps only
+    restored = cls(params)
+    restored.set_state(plain)
+    after = uninterrupted.update_many(z[split:])
+    assert restored.update_many(z[split:]) == after, f"River {river.__version__}: restored {cls.__name__} trips differently"
+    trippy = getattr(params, "delta", None) == 0.5 or getattr(params, "ph_threshold", None) == 3.0
+    assert after or not trippy, "the sensitive settings should trip after the split"
+    assert restored.get_state() == uninterrupted.get_state()
+
+
+def test_adwin_snapshot_layout_is_the_one_the_adapter_reads():
+    d = river_adapter.AdwinDetector(AdwinParams())
+    d.update_many(_shifting(1, 3000))
+    blob = d.detector._helper.__getstate__()
+    try:
+        state = river_adapter._adwin_snapshot_to_state(blob)
+    except (river_adapter.RiverStateError, Exception) as exc:  # noqa: BLE001 - any failure means the layout changed
+        pytest.fail(f"River {river.__version__}: ADWIN's window snapshot no longer has the layout the adapter reads ({exc})")
+    assert river_adapter._adwin_state_to_snapshot(state) == blob, f"River {river.__version__}: ADWIN snapshot does not re-encode identically"
+    assert state["width"] == d.detector.width and state["total"] == d.detector.total
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"drift": False},
+        {"drift": 1, "window": {}},
+        "x",
+    ],
+)
+def test_a_state_that_does_not_fit_is_refused_before_river_sees_it(bad):
+    for cls, params in ((river_adapter.AdwinDetector, AdwinParams()), (river_adapter.PageHinkleyDetector, PageHinkleyParams())):
+        with pytest.raises(river_adapter.RiverStateError):
+            cls(params).set_state(bad)
+
+
+def test_a_forged_adwin_window_is_refused():
+    d = river_adapter.AdwinDetector(AdwinParams())
+    d.update_many(_shifting(2, 2000))
+    good = d.get_state()
+    forgeries = []
+    for change in ("fill", "width", "delta", "levels", "empty-last"):
+        s = {"drift": False, "window": {**good["window"], "buckets": [dict(b) for b in good["window"]["buckets"]]}}
+        w = s["window"]
+        if change == "fill":
+            w["buckets"][0]["fill"] = 6
+        elif change == "width":
+            w["width"] = w["width"] + 1.0
+        elif change == "delta":
+            w["delta"] = 0.3
+        elif change == "levels":
+            w["buckets"] = w["buckets"] * 40
+        else:
+            w["buckets"].append({**w["buckets"][-1], "fill": 0})
+        forgeries.append(s)
+    for forged in forgeries:
+        with pytest.raises(river_adapter.RiverStateError):
+            river_adapter.AdwinDetector(AdwinParams()).set_state(forged)

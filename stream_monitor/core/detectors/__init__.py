@@ -44,7 +44,13 @@ from stream_monitor.core.detectors.rates import (
     out_of_range_detector,
     unseen_category_detector,
 )
-from stream_monitor.core.detectors.river_adapter import AdwinDetector, PageHinkleyDetector, build_adwin, build_page_hinkley
+from stream_monitor.core.detectors.river_adapter import (
+    AdwinDetector,
+    PageHinkleyDetector,
+    RiverStateError,
+    build_adwin,
+    build_page_hinkley,
+)
 from stream_monitor.core.detectors.window import Chi2Detector, JsDetector, KsDetector, PsiDetector, WassersteinDetector
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.settings import (
@@ -144,6 +150,7 @@ __all__ = [
     "PsiParams",
     "RateDetector",
     "RateParams",
+    "RiverStateError",
     "WassersteinDetector",
     "WassersteinParams",
     "WindowDetector",

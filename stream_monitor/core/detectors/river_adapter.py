@@ -20,7 +20,9 @@ corrupt state can never reach the compiled code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+import struct
+from typing import TYPE_CHECKING, Any
 
 from river import drift as river_drift
 from river import stats as river_stats
@@ -39,6 +41,96 @@ class RiverStateError(ValueError):
     """A stored detector state that does not fit the River detector it should rebuild."""
 
 
+# ------------------------------------------------------------------ ADWIN's compiled window
+# The snapshot of ``ADWIN._helper``: fixed-width little-endian fields in declaration order, then
+# the bucket list (a u64 count, each bucket: u64 max size, u64 fill, then u64-counted f64 totals
+# and variances), then the constructor's parameters again (delta, clock, max_buckets,
+# min_window_length, grace_period as given). Decoded into plain values and encoded back only after validation.
+_ADWIN_HEAD = struct.Struct("<diQddddddiiiiQ")
+_ADWIN_HEAD_FIELDS = (
+    "delta", "clock", "max_buckets", "min_window_length", "grace_period",
+    "total", "variance", "width", "total_width", "n_buckets", "max_n_buckets", "tick", "n_detections",
+)  # fmt: skip
+_ADWIN_TAIL = struct.Struct("<diQii")
+_ADWIN_TAIL_FIELDS = ("init_delta", "init_clock", "init_max_buckets", "init_min_window_length", "init_grace_period")
+_U64 = struct.Struct("<Q")
+_BUCKET_HEAD = struct.Struct("<QQ")
+_MAX_BUCKET_LEVELS = 62  # bucket i holds 2**i values: more levels than this cannot be a real window
+
+
+def _adwin_snapshot_to_state(blob: bytes) -> dict[str, Any]:
+    """ADWIN's helper snapshot as plain numbers and lists."""
+    fields = _ADWIN_HEAD.unpack_from(blob, 0)
+    state: dict[str, Any] = dict(zip(_ADWIN_HEAD_FIELDS, fields[:-1], strict=True))
+    pos = _ADWIN_HEAD.size
+    buckets = []
+    for _ in range(fields[-1]):
+        max_size, fill = _BUCKET_HEAD.unpack_from(blob, pos)
+        pos += _BUCKET_HEAD.size
+        arrays = []
+        for _part in range(2):
+            (count,) = _U64.unpack_from(blob, pos)
+            pos += _U64.size
+            arrays.append(list(struct.unpack_from(f"<{count}d", blob, pos)))
+            pos += 8 * count
+        buckets.append({"max_size": max_size, "fill": fill, "totals": arrays[0], "variances": arrays[1]})
+    state.update(zip(_ADWIN_TAIL_FIELDS, _ADWIN_TAIL.unpack_from(blob, pos), strict=True))
+    pos += _ADWIN_TAIL.size
+    if pos != len(blob):
+        raise RiverStateError(f"ADWIN snapshot has {len(blob) - pos} unread bytes: River's layout changed")
+    state["buckets"] = buckets
+    return state
+
+
+def _adwin_state_to_snapshot(state: dict[str, Any]) -> bytes:
+    """The snapshot bytes of a validated ADWIN state."""
+    parts = [_ADWIN_HEAD.pack(*(state[f] for f in _ADWIN_HEAD_FIELDS), len(state["buckets"]))]
+    for b in state["buckets"]:
+        parts.append(_BUCKET_HEAD.pack(b["max_size"], b["fill"]))
+        for name in ("totals", "variances"):
+            parts.append(_U64.pack(len(b[name])) + struct.pack(f"<{len(b[name])}d", *b[name]))
+    parts.append(_ADWIN_TAIL.pack(*(state[f] for f in _ADWIN_TAIL_FIELDS)))
+    return b"".join(parts)
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise RiverStateError(what)
+
+
+def _is_int(x: Any) -> bool:
+    return type(x) is int
+
+
+def _is_float(x: Any) -> bool:
+    return type(x) is float
+
+
+def _validate_adwin_state(state: Any, fresh: dict[str, Any]) -> dict[str, Any]:
+    """``state`` checked field by field against the layout (and parameters) of a fresh ADWIN."""
+    _check(isinstance(state, dict) and set(state) == set(fresh), "ADWIN state: wrong fields")
+    for name in ("delta", "clock", "max_buckets", "min_window_length", "grace_period", *_ADWIN_TAIL_FIELDS):
+        _check(type(state[name]) is type(fresh[name]) and state[name] == fresh[name], f"ADWIN state: {name} differs from the configured one")
+    for name in ("total", "variance", "width", "total_width"):
+        _check(_is_float(state[name]), f"ADWIN state: {name} is not a float")
+    for name in ("n_buckets", "max_n_buckets", "tick", "n_detections"):
+        _check(_is_int(state[name]) and -(2**31) <= state[name] < 2**31, f"ADWIN state: {name} is not a 32-bit integer")
+    buckets = state["buckets"]
+    cap = fresh["max_buckets"] + 1
+    _check(isinstance(buckets, list) and 1 <= len(buckets) <= _MAX_BUCKET_LEVELS, "ADWIN state: bad bucket list")
+    for b in buckets:
+        _check(isinstance(b, dict) and set(b) == {"max_size", "fill", "totals", "variances"}, "ADWIN state: bad bucket")
+        _check(b["max_size"] == fresh["max_buckets"] and _is_int(b["max_size"]), "ADWIN state: bucket size differs")
+        _check(_is_int(b["fill"]) and 0 <= b["fill"] < cap, "ADWIN state: bucket fill out of range")
+        for name in ("totals", "variances"):
+            arr = b[name]
+            _check(isinstance(arr, list) and len(arr) == cap and all(map(_is_float, arr)), f"ADWIN state: bad bucket {name}")
+    # the window holds 2**i values per entry of bucket i, and its last bucket is never empty
+    _check(sum(b["fill"] << i for i, b in enumerate(buckets)) == state["width"], "ADWIN state: width does not match the buckets")
+    _check(len(buckets) == 1 or buckets[-1]["fill"] > 0, "ADWIN state: empty last bucket")
+    return state
+
+
 class AdwinDetector(PointDetector):
     """River ``ADWIN`` (adaptive windowing)."""
 
@@ -47,6 +139,21 @@ class AdwinDetector(PointDetector):
     def __init__(self, params: AdwinParams) -> None:
         super().__init__(params)
         self.detector = river_drift.ADWIN(delta=params.delta)
+
+    def get_state(self) -> dict[str, Any]:
+        """The detector's state as plain numbers and lists (window buckets included)."""
+        d = self.detector
+        return {"drift": bool(d._drift_detected), "window": _adwin_snapshot_to_state(d._helper.__getstate__())}
+
+    def set_state(self, state: Any) -> None:
+        """Rebuild the River detector from :meth:`get_state`'s output; raise :class:`RiverStateError` if it does not fit."""
+        _check(isinstance(state, dict) and set(state) == {"drift", "window"} and type(state["drift"]) is bool, "ADWIN state: wrong fields")
+        d = self.detector
+        fresh = _adwin_snapshot_to_state(d._helper.__getstate__())
+        window = _validate_adwin_state(state["window"], fresh)
+        d._helper.__setstate__(_adwin_state_to_snapshot(window))
+        d._drift_detected = state["drift"]
+
 
     def update_many(self, z: list[float]) -> list[int]:
         """``ADWIN.update`` per value, calling its (compiled) window directly.
@@ -85,6 +192,33 @@ class PageHinkleyDetector(PointDetector):
         self.detector = river_drift.PageHinkley(
             min_instances=params.min_instances, delta=params.delta, threshold=params.ph_threshold, alpha=1.0
         )
+
+    def get_state(self) -> dict[str, Any]:
+        """The detector's state as plain numbers: running mean, cumulative sums, their extremes, trip flag."""
+        d = self.detector
+        return {
+            "n": d._x_mean.n,
+            "mean": d._x_mean._mean,
+            "sum_increase": d._sum_increase,
+            "sum_decrease": d._sum_decrease,
+            "min_increase": d._min_increase,
+            "max_decrease": d._max_decrease,
+            "drift": bool(d._drift_detected),
+        }
+
+    def set_state(self, state: Any) -> None:
+        """Restore :meth:`get_state`'s output; raise :class:`RiverStateError` if it does not fit."""
+        numbers = ("n", "mean", "sum_increase", "sum_decrease", "min_increase", "max_decrease")
+        _check(isinstance(state, dict) and set(state) == {*numbers, "drift"} and type(state["drift"]) is bool, "Page-Hinkley state: wrong fields")
+        for name in numbers:  # any float: non-finite inputs leave non-finite sums, restored as they were
+            _check(type(state[name]) in (int, float), f"Page-Hinkley state: {name} is not a number")
+        _check(math.isfinite(state["n"]) and state["n"] >= 0, "Page-Hinkley state: bad count")
+        d = self.detector
+        d._x_mean.n, d._x_mean._mean = state["n"], state["mean"]
+        d._sum_increase, d._sum_decrease = state["sum_increase"], state["sum_decrease"]
+        d._min_increase, d._max_decrease = state["min_increase"], state["max_decrease"]
+        d._drift_detected = state["drift"]
+
 
     def update_many(self, z: list[float]) -> list[int]:
         """River's ``PageHinkley.update`` (mode "both") inlined over the values, on local variables.

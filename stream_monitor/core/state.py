@@ -1,0 +1,482 @@
+"""Checkpointed state as data: an explicit, versioned encoding of every piece of monitoring state.
+
+A partition's state is a set of items (one per model, one per channel, one for the pending
+label-join entries), each a MessagePack map of numbers, strings, booleans, lists, maps and byte
+strings (numpy arrays as their little-endian bytes; the dtype and length are fixed per field and
+checked). No extension types and no objects: decoding builds nothing but those values, then
+validates every field before anything is rebuilt from it. Each item carries ``format`` (this
+module's :data:`FORMAT_VERSION`) and ``kind``.
+
+Settings are not stored. A channel item records a digest of its settings' JSON; on restore the
+channel is rebuilt from the *current* config, and a digest that differs means "settings changed"
+(see ``PartitionMonitor._reconciled``).
+
+Items (all maps; ``f8``/``i8``/``i4``/``u1`` are byte strings of little-endian float64, int64,
+int32, uint8 arrays):
+
+- model ``{format, kind: "model", model, known_features: [str], channels: [str]}``
+- channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
+  since_eval, warmup: {values: f8 | [str], missing, invalid}, reference: null | numeric
+  {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
+  {kind, count, missing_rate, invalid_rate, categories: [str], counts: i8}, window: null |
+  {flags: u1, times: i8, values: f8 | i4, obs_filled, obs_pos, val_filled, val_pos},
+  detectors: {name: River adapter state}, pending: {name: [sum, count]}, level: [sum, count],
+  lifecycles: {name: lifecycle}, orphans: {name: lifecycle}}`` where a lifecycle is
+  ``{settings: LifecycleSettings as a map, state, consecutive_breaches, consecutive_clear,
+  clear_since_ms, cooldown_until_ms, episode_start_ms, episode_offset, severity, ended_ms,
+  peak_statistic}``
+- labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}``
+
+Anything that does not decode, has another format version or fails a check raises
+:class:`StateFormatError` (and nothing else); the caller then resets what the item held.
+
+>>> blob = encode_model(["x", "y"], ["x"])
+>>> decode_model(blob, "m")
+ModelRecord(known_features=['x', 'y'], channels=['x'])
+>>> decode_model(b"\\x80", "m")
+Traceback (most recent call last):
+...
+stream_monitor.core.state.StateFormatError: model item: format None is not 2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import msgpack
+import numpy as np
+
+from stream_monitor.core import detectors as det
+from stream_monitor.core.channel import ChannelMonitor
+from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
+from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
+from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
+
+FORMAT_VERSION = 2
+"""Format of the items this module writes; items of any other format are rejected."""
+
+_SEVERITIES = ("info", "warning", "critical")
+_LIFECYCLE_INTS = ("consecutive_breaches", "consecutive_clear", "episode_offset")
+_LIFECYCLE_OPTIONAL_INTS = ("clear_since_ms", "cooldown_until_ms", "episode_start_ms", "ended_ms")
+
+
+class StateFormatError(ValueError):
+    """A state item that is not a well-formed item of this format: its content is not used."""
+
+
+# ------------------------------------------------------------------ encoding primitives
+def _pack(obj: dict[str, Any]) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise StateFormatError(f"extension type {code} in a state item")
+
+
+def _unpack(blob: bytes, kind: str) -> dict[str, Any]:
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise StateFormatError(f"{kind} item: not bytes")
+    try:
+        obj = msgpack.unpackb(blob, raw=False, strict_map_key=True, ext_hook=_no_ext, timestamp=0)
+    except StateFormatError:
+        raise
+    except Exception as exc:  # the decoder's own errors: truncated, extra data, bad UTF-8, too deep
+        raise StateFormatError(f"{kind} item does not decode: {type(exc).__name__}") from None
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if fmt != FORMAT_VERSION or type(fmt) is not int:
+        raise StateFormatError(f"{kind} item: format {fmt!r} is not {FORMAT_VERSION}")
+    if obj.get("kind") != kind:
+        raise StateFormatError(f"{kind} item: kind is {obj.get('kind')!r}")
+    return obj
+
+
+def _guarded(what: str, build: Callable[[], Any]) -> Any:
+    """``build()``, with any error other than StateFormatError reported as one."""
+    try:
+        return build()
+    except StateFormatError:
+        raise
+    except Exception as exc:
+        raise StateFormatError(f"{what}: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+class _Fields:
+    """Typed, checked access to one decoded map; every failure is a StateFormatError naming the field."""
+
+    def __init__(self, obj: Any, where: str) -> None:
+        if not isinstance(obj, dict):
+            raise StateFormatError(f"{where}: not a map")
+        self.obj, self.where = obj, where
+
+    def fail(self, key: str, problem: str) -> StateFormatError:
+        """The error for field ``key``."""
+        return StateFormatError(f"{self.where}.{key}: {problem}")
+
+    def get(self, key: str, *types: type) -> Any:
+        """Field ``key``, which must exist with exactly one of ``types``."""
+        if key not in self.obj:
+            raise self.fail(key, "missing")
+        value = self.obj[key]
+        if type(value) not in types:
+            raise self.fail(key, f"{type(value).__name__} is not {'/'.join(t.__name__ for t in types)}")
+        return value
+
+    def count(self, key: str, high: int | None = None) -> int:
+        """A non-negative integer field, at most ``high``."""
+        value = self.get(key, int)
+        if value < 0 or (high is not None and value > high):
+            raise self.fail(key, f"{value} out of range")
+        return value
+
+    def number(self, key: str, finite: bool = True) -> float | int:
+        """A float or int field (finite unless told)."""
+        value = self.get(key, float, int)
+        if math.isnan(value) or (finite and not math.isfinite(value)):
+            raise self.fail(key, f"{value} is not a finite number")
+        return value
+
+    def rate(self, key: str) -> float:
+        """A float field in [0, 1]."""
+        value = self.get(key, float)
+        if not 0.0 <= value <= 1.0:
+            raise self.fail(key, f"{value} is not a rate")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        """A list of strings."""
+        value = self.get(key, list)
+        if not all(type(v) is str for v in value):
+            raise self.fail(key, "not a list of strings")
+        return value
+
+    def array(self, key: str, dtype: str, size: int | None = None) -> np.ndarray:
+        """A byte-string field as a (writable) numpy array of ``dtype``, of ``size`` elements if given."""
+        raw = self.get(key, bytes)
+        itemsize = np.dtype(dtype).itemsize
+        if len(raw) % itemsize or (size is not None and len(raw) != size * itemsize):
+            raise self.fail(key, f"{len(raw)} bytes is not {size if size is not None else 'n'} x {dtype}")
+        return np.frombuffer(raw, dtype=dtype).copy()
+
+
+def _floats(arr: np.ndarray) -> bytes:
+    return np.ascontiguousarray(arr, dtype="<f8").tobytes()
+
+
+# ------------------------------------------------------------------ settings digest
+_DIGESTS: dict[int, tuple[DetectionSettings, str]] = {}
+_DIGESTS_MAX = 4096
+
+
+def settings_digest(settings: DetectionSettings) -> str:
+    """A stable digest of detection settings (their JSON), to tell whether stored state fits them.
+
+    >>> settings_digest(DetectionSettings()) == settings_digest(DetectionSettings())
+    True
+    """
+    hit = _DIGESTS.get(id(settings))
+    if hit is not None and hit[0] is settings:
+        return hit[1]
+    digest = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+    if len(_DIGESTS) >= _DIGESTS_MAX:
+        _DIGESTS.clear()
+    _DIGESTS[id(settings)] = (settings, digest)  # holding the settings keeps their id unique
+    return digest
+
+
+# ------------------------------------------------------------------ model item
+class ModelRecord(NamedTuple):
+    """A decoded model item: features seen on every record, and the model's channels in order."""
+
+    known_features: list[str]
+    channels: list[str]
+
+
+def encode_model(known_features: list[str], channels: list[str]) -> bytes:
+    """The state item of one model (its channels have items of their own)."""
+    return _pack({"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)})
+
+
+def decode_model(blob: bytes, model: str) -> ModelRecord:
+    """Decode and check a model item; raise :class:`StateFormatError` if it is not one."""
+    f = _Fields(_unpack(blob, "model"), f"model {model!r}")
+    known, channels = f.strings("known_features"), f.strings("channels")
+    if len(set(channels)) != len(channels) or len(set(known)) != len(known):
+        raise f.fail("channels", "duplicate names")
+    return ModelRecord(known, channels)
+
+
+# ------------------------------------------------------------------ label-join item
+def encode_labels(pending: OrderedDict[str, tuple[str, Any, int]]) -> bytes:
+    """The state item of the predictions awaiting their labels, oldest first."""
+    entries = list(pending.values())
+    return _pack(
+        {
+            "format": FORMAT_VERSION,
+            "kind": "labels",
+            "ids": list(pending),
+            "models": [model for model, _, _ in entries],
+            "predictions": [json.dumps(prediction) for _, prediction, _ in entries],
+            "times": np.asarray([t for _, _, t in entries], dtype="<i8").tobytes(),
+        }
+    )
+
+
+def _prediction(text: str) -> Any:
+    value = json.loads(text)
+    scalar = (float, int, str, bool)
+    if type(value) in scalar or (isinstance(value, dict) and all(type(v) in scalar or v is None for v in value.values())):
+        return value
+    raise StateFormatError("labels item: a prediction is not a scalar or a map of scalars")
+
+
+def decode_labels(blob: bytes) -> OrderedDict[str, tuple[str, Any, int]]:
+    """Decode and check the label-join item; raise :class:`StateFormatError` if it is not one."""
+    f = _Fields(_unpack(blob, "labels"), "labels")
+    ids, models, predictions = f.strings("ids"), f.strings("models"), f.strings("predictions")
+    times = f.array("times", "<i8", len(ids))
+    if not len(ids) == len(models) == len(predictions) or len(set(ids)) != len(ids):
+        raise f.fail("ids", "lengths differ or ids repeat")
+    values = _guarded("labels item predictions", lambda: [_prediction(p) for p in predictions])
+    return OrderedDict(zip(ids, zip(models, values, times.tolist(), strict=True), strict=True))
+
+
+# ------------------------------------------------------------------ references and lifecycles
+def _encode_reference(ref: Reference | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    head = {"kind": ref.kind, "count": ref.count, "missing_rate": ref.missing_rate, "invalid_rate": ref.invalid_rate}
+    if isinstance(ref, NumericReference):
+        return {**head, "sample": _floats(ref.sorted_sample), "mean": ref.mean, "std": ref.std, "min": ref.minimum, "max": ref.maximum}
+    return {**head, "categories": list(ref.categories), "counts": np.asarray(ref.counts, dtype="<i8").tobytes()}
+
+
+def _decode_reference(obj: Any, numeric: bool) -> Reference:
+    f = _Fields(obj, "reference")
+    kind = f.get("kind", str)
+    if kind not in ("warmup", "baseline"):
+        raise f.fail("kind", repr(kind))
+    count, missing, invalid = f.count("count"), f.rate("missing_rate"), f.rate("invalid_rate")
+    if numeric:
+        # values as computed (an overflowing stream can give an infinite or NaN spread)
+        sample = f.array("sample", "<f8")
+        mean, std, lo, hi = (f.get(k, float) for k in ("mean", "std", "min", "max"))
+        if std < 0 or lo > hi:
+            raise f.fail("std", "negative spread or min above max")
+        return NumericReference(kind, count, missing, invalid, sample, mean, std, lo, hi)
+    categories = f.strings("categories")
+    counts = f.array("counts", "<i8", len(categories))
+    if len(set(categories)) != len(categories) or (counts < 0).any():
+        raise f.fail("categories", "repeated categories or negative counts")
+    return CategoricalReference(kind, count, missing, invalid, categories, counts)
+
+
+def _encode_lifecycle(life: AlertLifecycle) -> dict[str, Any]:
+    out: dict[str, Any] = {"settings": life.settings.model_dump()}
+    for attr in AlertLifecycle.__slots__:
+        if attr != "settings":
+            out[attr] = getattr(life, attr)
+    return out
+
+
+def _decode_lifecycle(obj: Any, where: str, settings: LifecycleSettings | None = None) -> AlertLifecycle:
+    f = _Fields(obj, where)
+    if settings is None:
+        settings = _guarded(f"{where}.settings", lambda: LifecycleSettings.model_validate(f.get("settings", dict)))
+    life = AlertLifecycle(settings)
+    state = f.get("state", str)
+    severity = f.get("severity", str)
+    if state not in ("ok", "firing") or severity not in _SEVERITIES:
+        raise f.fail("state", f"{state!r}/{severity!r}")
+    life.state, life.severity = state, severity  # type: ignore[assignment]
+    life.consecutive_breaches = f.count("consecutive_breaches")
+    life.consecutive_clear = f.count("consecutive_clear")
+    life.episode_offset = f.get("episode_offset", int)
+    for attr in _LIFECYCLE_OPTIONAL_INTS:
+        setattr(life, attr, f.get(attr, int, type(None)))
+    peak = f.get("peak_statistic", float, int, type(None))
+    life.peak_statistic = peak
+    return life
+
+
+# ------------------------------------------------------------------ channel item
+def encode_channel(ch: ChannelMonitor) -> bytes:
+    """The state item of one channel: counters, warm-up, reference, window, detectors, lifecycles."""
+    numeric = ch.channel_type == "numeric"
+    warm = ch._warm_values
+    window = None
+    if ch.reference is not None:
+        window = {
+            "flags": ch.flags.tobytes(),
+            "times": np.ascontiguousarray(ch.times, dtype="<i8").tobytes(),
+            "values": _floats(ch.values) if numeric else np.ascontiguousarray(ch.values, dtype="<i4").tobytes(),
+            "obs_filled": ch.obs_filled,
+            "obs_pos": ch.obs_pos,
+            "val_filled": ch.val_filled,
+            "val_pos": ch.val_pos,
+        }
+    item = {
+        "format": FORMAT_VERSION,
+        "kind": "channel",
+        "model": ch.model,
+        "name": ch.name,
+        "type": ch.channel_type,
+        "settings": settings_digest(ch.settings),
+        "observations": ch.observations,
+        "since_eval": ch.since_eval,
+        "warmup": {
+            "values": _floats(np.asarray(warm, dtype=np.float64)) if numeric else list(warm),
+            "missing": ch._warm_missing,
+            "invalid": ch._warm_invalid,
+        },
+        "reference": _encode_reference(ch.reference),
+        "window": window,
+        "detectors": {pdet.name: pdet.get_state() for _, pdet in ch.point_detectors},
+        "pending": {name: list(p) for name, p in ch._pending.items()},
+        "level": list(ch._level),
+        "lifecycles": {name: _encode_lifecycle(life) for name, life in ch.lifecycles.items()},
+        "orphans": {name: _encode_lifecycle(life) for name, life in ch._orphans.items()},
+    }
+    return _pack(item)
+
+
+@dataclass(slots=True)
+class ChannelSnapshot:
+    """A decoded, checked channel item, before it is rebuilt against the current settings.
+
+    ``lifecycles`` carry the settings they were stored with, so a channel whose settings changed
+    can still hand its open episodes over (``ChannelMonitor.adopt_open_episodes`` reads
+    ``lifecycles`` and ``fingerprints``).
+    """
+
+    model: str
+    name: str
+    channel_type: str
+    settings_digest: str
+    reference: Reference | None
+    lifecycles: dict[str, AlertLifecycle]
+    orphans: dict[str, AlertLifecycle]
+    fingerprints: dict[str, str]
+    fields: _Fields = field(repr=False)
+
+    @property
+    def firing(self) -> list[str]:
+        """Names of the detectors whose alert was firing."""
+        return [name for name, life in self.lifecycles.items() if life.firing]
+
+
+def decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
+    """Decode and check a channel item of ``model``/``name``; raise :class:`StateFormatError` if it is not one."""
+    f = _Fields(_unpack(blob, "channel"), f"channel {model!r}/{name!r}")
+    if f.get("model", str) != model or f.get("name", str) != name:
+        raise f.fail("name", "item stored under another model or channel")
+    ctype = f.get("type", str)
+    if ctype not in ("numeric", "categorical"):
+        raise f.fail("type", repr(ctype))
+    ref_obj = f.get("reference", dict, type(None))
+    reference = None if ref_obj is None else _decode_reference(ref_obj, ctype == "numeric")
+    lifecycles, orphans = ({}, {})
+    for key, target in (("lifecycles", lifecycles), ("orphans", orphans)):
+        for det_name, obj in f.get(key, dict).items():
+            if det_name not in det.REGISTRY:
+                raise f.fail(key, f"unknown detector {det_name!r}")
+            target[det_name] = _decode_lifecycle(obj, f"{f.where}.{key}.{det_name}")
+    if lifecycles.keys() & orphans.keys():
+        raise f.fail("orphans", "a detector is both current and orphaned")
+    fingerprints = {d: fingerprint(model, name, d, partition) for d in (*lifecycles, *orphans)}
+    digest = f.get("settings", str)
+    return ChannelSnapshot(model, name, ctype, digest, reference, lifecycles, orphans, fingerprints, f)
+
+
+def restore_channel(snap: ChannelSnapshot, settings: DetectionSettings, partition: int, ordinal: int) -> ChannelMonitor:
+    """Rebuild the channel of ``snap`` under ``settings`` (whose digest the snapshot must carry).
+
+    Raises :class:`StateFormatError` when the stored state does not fit those settings.
+    """
+    if settings_digest(settings) != snap.settings_digest:
+        raise StateFormatError(f"{snap.fields.where}: stored for other settings")
+    return _guarded(f"{snap.fields.where}", lambda: _restore(snap, settings, partition, ordinal))
+
+
+def _restore(snap: ChannelSnapshot, settings: DetectionSettings, partition: int, ordinal: int) -> ChannelMonitor:
+    f = snap.fields
+    ch = ChannelMonitor(snap.model, snap.name, snap.channel_type, settings, partition, ordinal)  # type: ignore[arg-type]
+    ch.observations = f.count("observations")
+    ch.since_eval = f.count("since_eval", ch.step - 1)
+    _restore_warmup(ch, _Fields(f.get("warmup", dict), f"{f.where}.warmup"), snap.reference is None)
+    if snap.reference is not None:
+        ch._activate(snap.reference)
+        _restore_window(ch, _Fields(f.get("window", dict), f"{f.where}.window"))
+        _restore_detectors(ch, f)
+    elif f.get("window", type(None)) is not None or f.get("detectors", dict):
+        raise f.fail("window", "a channel without reference has no window")
+    if snap.lifecycles.keys() != ch.lifecycles.keys():
+        raise f.fail("lifecycles", "detectors differ from the settings'")
+    for det_name, life in snap.lifecycles.items():
+        life.settings = ch.lifecycles[det_name].settings
+        ch.lifecycles[det_name] = life
+    ch._orphans = dict(snap.orphans)
+    for det_name in snap.orphans:
+        ch.fingerprints.setdefault(det_name, snap.fingerprints[det_name])
+    return ch
+
+
+def _restore_warmup(ch: ChannelMonitor, w: _Fields, warming: bool) -> None:
+    if ch.channel_type == "numeric":
+        values: list[Any] = w.array("values", "<f8").tolist()
+    else:
+        values = w.strings("values")
+    ch._warm_missing, ch._warm_invalid = w.count("missing"), w.count("invalid")
+    if warming and not (ch.observations < ch.settings.reference.size and len(values) + ch._warm_missing + ch._warm_invalid == ch.observations):
+        raise w.fail("values", "warm-up counts do not add up")
+    if not warming and values:
+        raise w.fail("values", "warm-up values after the reference was built")
+    ch._warm_values = values
+
+
+def _restore_window(ch: ChannelMonitor, w: _Fields) -> None:
+    n = ch.size
+    flags = w.array("flags", "u1", n)
+    if (flags > det.FLAG_OUTSIDE).any():
+        raise w.fail("flags", "unknown flag")
+    if ch.channel_type == "numeric":
+        values = w.array("values", "<f8", n).astype(np.float64)
+        if not np.isfinite(values).all():
+            raise w.fail("values", "non-finite value")
+    else:
+        values = w.array("values", "<i4", n).astype(np.int32)
+        if ((values < 0) | (values > ch.unseen_code)).any():
+            raise w.fail("values", "category code out of range")
+    ch.flags, ch.times, ch.values = flags, w.array("times", "<i8", n).astype(np.int64), values
+    ch.obs_filled, ch.val_filled = w.count("obs_filled", n), w.count("val_filled", n)
+    ch.obs_pos, ch.val_pos = w.count("obs_pos", n - 1), w.count("val_pos", n - 1)
+
+
+def _restore_detectors(ch: ChannelMonitor, f: _Fields) -> None:
+    states = f.get("detectors", dict)
+    points = {pdet.name: pdet for _, pdet in ch.point_detectors}
+    if states.keys() != points.keys():
+        raise f.fail("detectors", "detectors differ from the settings'")
+    for det_name, pdet in points.items():
+        try:
+            pdet.set_state(states[det_name])
+        except det.RiverStateError as exc:
+            raise f.fail(f"detectors.{det_name}", str(exc)) from None
+    pending: dict[str, list[float]] = {}
+    for det_name, value in f.get("pending", dict).items():
+        if det_name not in points:
+            raise f.fail("pending", f"unknown detector {det_name!r}")
+        pending[det_name] = _sum_count(_Fields({"v": value}, f"{f.where}.pending.{det_name}"))
+    ch._pending = pending
+    ch._level = _sum_count(_Fields({"v": f.get("level", list)}, f"{f.where}.level"))
+
+
+def _sum_count(f: _Fields) -> list[Any]:
+    value = f.get("v", list)
+    if len(value) != 2 or type(value[0]) not in (float, int) or type(value[1]) is not int or value[1] < 0:
+        raise f.fail("v", "not [sum, count]")
+    return list(value)

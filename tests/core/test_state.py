@@ -1,0 +1,195 @@
+"""State items are data: a round trip continues byte-identically, and a bad item resets only what it held."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import msgpack
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from stream_monitor.core import state
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+from stream_monitor.core.spec import MonitorSpec
+
+T0 = 1_767_225_600_000
+SMALL = {"reference": {"size": 100}, "window": {"size": 100, "step": 25}}
+SPEC1 = MonitorSpec.model_validate({"defaults": SMALL})
+# x loses its change-point detectors: their firing episodes become orphans that resolve later
+SPEC2 = MonitorSpec.model_validate({"defaults": SMALL, "models": {"m": {"channels": {"x": {"type": "numeric", "detectors": ["psi", "ks", "missing_rate"]}}}}})
+
+
+def event(i: int) -> dict[str, Any]:
+    rng = np.random.default_rng(i)
+    shift = 3.0 if 600 <= i < 1400 else 0.0
+    feats: dict[str, Any] = {"x": float(rng.normal(shift, 1.0)), "c": "abcd"[int(rng.integers(0, 4 if i < 900 else 2))]}
+    if i >= 1150:
+        feats["late"] = float(rng.normal())  # discovered shortly before the split: still warming up there
+    return {"event_id": f"e{i}", "model": "m", "ts": T0 + 1000 * i, "features": feats, "prediction": {"p": float(rng.random()), "y": int(i % 3)}}
+
+
+def records(start: int, stop: int) -> list[InputRecord]:
+    return [InputRecord(orjson.dumps(event(i)), SourcePosition("t", 0, i, T0 + 1000 * i)) for i in range(start, stop)]
+
+
+def labels(ids: range, offset: int) -> list[InputRecord]:
+    return [
+        InputRecord(orjson.dumps({"event_id": f"e{i}", "model": "m", "label": i % 2}), SourcePosition("l", 0, offset + k, None))
+        for k, i in enumerate(ids)
+    ]
+
+
+def feed(monitor: PartitionMonitor, start: int, stop: int) -> list[bytes]:
+    out: list[bytes] = []
+    for i in range(start, stop, 50):
+        out += [a.payload for a in monitor.process(records(i, min(stop, i + 50))).alerts]
+        out += [a.payload for a in monitor.process_labels(labels(range(i - 40, min(stop, i + 50) - 40, 3), 10 * i)).alerts]
+    return out
+
+
+@pytest.fixture(scope="module")
+def mid_stream() -> PartitionMonitor:
+    """A monitor at record 1200: orphaned episodes, firing alerts, a channel in warm-up, pending labels."""
+    first = PartitionMonitor(SPEC1, partition=0)
+    feed(first, 0, 1100)
+    monitor = PartitionMonitor.from_state_items(SPEC2, 0, first.state_items(only_dirty=False))
+    feed(monitor, 1100, 1200)
+    return monitor
+
+
+def test_the_mid_stream_monitor_has_every_kind_of_state(mid_stream):
+    channels = mid_stream.models["m"].channels
+    x = channels["x"]
+    assert [e.detector for e in x.open_episodes() if e.detector in x._orphans], "no orphaned episode"
+    assert any(life.firing for life in x.lifecycles.values()), "no firing window-detector episode"
+    assert channels["late"].reference is None and channels["late"].observations > 0, "no channel in warm-up"
+    assert channels["__prediction__.p"].point_detectors, "no River detector state"
+    assert mid_stream.pending_labels
+
+
+def test_round_trip_continues_byte_identically(mid_stream):
+    items = mid_stream.state_items(only_dirty=False)
+    restored = PartitionMonitor.from_state_items(SPEC2, 0, items)
+    assert restored.rejected_state_items == 0
+    # the restored monitor writes the same items
+    assert restored.state_items(only_dirty=False) == items
+    twin = PartitionMonitor.from_state_items(SPEC2, 0, items)  # stands in for the uninterrupted monitor
+    uninterrupted = feed(mid_stream, 1200, 2000)
+    assert feed(restored, 1200, 2000) == uninterrupted
+    statuses = {(a["feature"], a["detector"], a["status"]) for a in map(orjson.loads, uninterrupted)}
+    assert ("x", "adwin", "resolved") in statuses, "the orphaned episode should resolve after the split"
+    assert twin.rejected_state_items == 0
+
+
+def test_no_pickle_is_ever_loaded(mid_stream):
+    class Exploit:
+        def __reduce__(self):
+            return (_record_call, ("state item ran code",))
+
+    items = mid_stream.state_items(only_dirty=False)
+    items["c\x1fm\x1fx"] = pickle.dumps(Exploit())
+    items["labels"] = pickle.dumps(Exploit())
+    _CALLS.clear()
+    restored = PartitionMonitor.from_state_items(SPEC2, 0, items)
+    assert _CALLS == []
+    assert restored.rejected_state_items == 2 and "x" not in restored.models["m"].channels
+
+
+_CALLS: list[str] = []
+
+
+def _record_call(text: str) -> None:
+    _CALLS.append(text)
+
+
+def _mutate(blob: bytes, how: str) -> bytes:
+    obj = msgpack.unpackb(blob, raw=False)
+    if how == "truncated":
+        return blob[: len(blob) // 2]
+    if how == "garbage":
+        return b"\x00\xffnot state" + blob[:10]
+    if how == "wrong-version":
+        obj["format"] = 1
+    elif how == "wrong-type":
+        obj["observations"] = "many"
+    elif how == "wrong-window":
+        obj["window"]["values"] = obj["window"]["values"][:-8]
+    elif how == "bad-code":
+        obj["window"]["values"] = np.full(100, 10**6, dtype="<i4").tobytes()
+    elif how == "forged-river":
+        obj["detectors"] = {"adwin": {"drift": False, "window": {"buckets": []}}}
+    elif how == "other-channel":
+        obj["name"] = "x"
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "wrong-version", "wrong-type", "wrong-window", "bad-code", "forged-river", "other-channel"])
+def test_a_bad_channel_item_resets_only_that_channel(mid_stream, how):
+    items = mid_stream.state_items(only_dirty=False)
+    key = "c\x1fm\x1fc"
+    if how == "forged-river":
+        key = "c\x1fm\x1f__prediction__.p"
+    items[key] = _mutate(items[key], how)
+    with capture_logs() as logs:
+        restored = PartitionMonitor.from_state_items(SPEC2, 0, items)
+    channel = key.split("\x1f")[2]
+    rejected = [e for e in logs if e["event"] == "state_item_rejected"]
+    assert [(e["model"], e["channel"]) for e in rejected] == [("m", channel)] and rejected[0]["reason"]
+    assert restored.rejected_state_items == 1
+    assert channel not in restored.models["m"].channels
+    others = {k: v for k, v in mid_stream.state_items(only_dirty=False).items() if not k.endswith(f"\x1f{channel}") and k.startswith("c")}
+    assert {k: v for k, v in restored.state_items(only_dirty=False).items() if k.startswith("c")} == others
+    restored.process(records(1200, 1300))  # and it goes on, rediscovering the channel
+    assert restored.models["m"].channels[channel].observations == 100
+
+
+@pytest.mark.parametrize("key", ["m\x1fm", "labels"])
+def test_a_bad_model_or_labels_item_resets_what_it_held(mid_stream, key):
+    items = mid_stream.state_items(only_dirty=False)
+    items[key] = _mutate(items[key], "wrong-version")
+    restored = PartitionMonitor.from_state_items(SPEC2, 0, items)
+    assert restored.rejected_state_items == 1
+    if key == "labels":
+        assert not restored.pending_labels and restored.models["m"].channels
+    else:
+        assert "m" not in restored.models and restored.pending_labels
+
+
+_msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8) | st.binary(max_size=16),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_decoding_arbitrary_or_mutated_items_raises_only_state_format_error(mid_stream, data):
+    items = mid_stream.state_items(only_dirty=False)
+    key = data.draw(st.sampled_from(sorted(items)))
+    choice = data.draw(st.integers(0, 2))
+    if choice == 0:
+        blob = data.draw(st.binary(max_size=200))
+    elif choice == 1:  # a valid item with bytes flipped, cut or inserted
+        blob = bytearray(items[key])
+        for _ in range(data.draw(st.integers(1, 4))):
+            pos = data.draw(st.integers(0, len(blob) - 1))
+            blob[pos] = data.draw(st.integers(0, 255))
+        blob = bytes(blob[: data.draw(st.integers(0, len(blob)))])
+    else:  # a valid item with one field replaced by any MessagePack value
+        obj = msgpack.unpackb(items[key], raw=False)
+        obj[data.draw(st.sampled_from(sorted(obj)))] = data.draw(_msgpack_values)
+        blob = msgpack.packb(obj, use_bin_type=True)
+    for decode in (lambda b: state.decode_model(b, "m"), state.decode_labels, lambda b: state.decode_channel(b, "m", "c", 0)):
+        try:
+            decode(blob)
+        except state.StateFormatError:
+            pass
+    restored = PartitionMonitor.from_state_items(SPEC2, 0, {**items, key: blob})  # never raises
+    restored.process(records(1200, 1210))
