@@ -41,6 +41,7 @@ class DeadLetterReason(StrEnum):
     NON_FINITE_VALUE = "non_finite_value"  # NaN/Infinity in a feature, prediction or latency
     WRONG_TYPE = "wrong_type"  # a value whose type contradicts the channel's type
     LABEL_UNMATCHED = "label_unmatched"  # a label event whose inference event was never seen
+    FORMAT_ERROR = "format_error"  # not readable in its topic's input format (detail: "<reason>: <text>")
 
 
 def format_event_time(ms: int) -> str:
