@@ -31,6 +31,7 @@ import structlog
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
+from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.lifecycle import alert_id
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
@@ -47,6 +48,7 @@ class InputRecord:
 
     value: bytes
     position: ev.SourcePosition
+    headers: Sequence[tuple[str, bytes]] | None = None  # Kafka headers (some input formats read them)
 
 
 @dataclass(slots=True)
@@ -260,7 +262,13 @@ class PartitionMonitor:
         decoded: list[ev.DecodedEvent] = []
         positions: list[ev.SourcePosition] = []
         raws: list[bytes] = []
+        formats = self.spec.input_formats
         for rec in records:
+            if formats:
+                fmt = formats.get(rec.position.topic)
+                if fmt is not None and fmt.kind != "native":
+                    self._decode_formatted(rec, fmt, decoded, positions, raws, result)
+                    continue
             out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, self.spec.max_record_bytes)
             if isinstance(out, ev.DeadLetter):
                 result.dead_letters.append(out)
@@ -271,6 +279,42 @@ class PartitionMonitor:
             raws.append(rec.value)
         self._monitor(decoded, positions, raws, result)
         return result
+
+    def _decode_formatted(
+        self,
+        rec: InputRecord,
+        fmt: Any,
+        decoded: list[ev.DecodedEvent],
+        positions: list[ev.SourcePosition],
+        raws: list[bytes],
+        result: BatchResult,
+    ) -> None:
+        """A record in a model server's format: each event it holds decoded as a native one.
+
+        Dead letters keep the original record bytes; a record that cannot be read in its format is
+        one ``format_error`` dead letter whose detail starts with the format's reason.
+        """
+        limit = self.spec.max_record_bytes
+        dead: ev.DeadLetter | None = None
+        if len(rec.value) > limit:
+            dead = ev.DeadLetter(ev.DeadLetterReason.OVERSIZE, f"record is {len(rec.value)} bytes, limit is {limit}", rec.value, rec.position)
+        else:
+            events = to_native(rec.value, rec.headers, fmt)
+            if isinstance(events, FormatError):
+                dead = ev.DeadLetter(ev.DeadLetterReason.FORMAT_ERROR, f"{events.reason}: {events.detail}", rec.value, rec.position)
+        if dead is not None:
+            result.dead_letters.append(dead)
+            result.invalid_by_reason[str(dead.reason)] += 1
+            return
+        for event in events:
+            out = ev.decode_inference(orjson.dumps(event), rec.position.timestamp_ms, rec.position, limit)
+            if isinstance(out, ev.DeadLetter):
+                result.dead_letters.append(ev.DeadLetter(out.reason, out.detail, rec.value, rec.position))
+                result.invalid_by_reason[str(out.reason)] += 1
+                continue
+            decoded.append(out)
+            positions.append(rec.position)
+            raws.append(rec.value)
 
     def _monitor(
         self,
