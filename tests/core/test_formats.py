@@ -80,6 +80,14 @@ def test_a_single_row_keeps_the_payload_id_as_event_id() -> None:
     assert event["event_id"] == "q-7"
 
 
+def test_the_record_key_is_the_request_id_when_the_body_has_none() -> None:
+    body = orjson.loads(_request("q-3"))
+    del body["id"]
+    events = to_native(orjson.dumps(body), MODEL_HEADERS, OipFormat(feature_names=FEATURES), key=b"q-3")
+    assert [e["event_id"] for e in events] == ["q-3:0", "q-3:1"]  # type: ignore[index]
+    assert to_native(_request("q-4"), MODEL_HEADERS, OipFormat(feature_names=FEATURES), key=b"other")[0]["event_id"] == "q-4:0"  # type: ignore[index]
+
+
 def test_columns_of_a_2d_tensor_without_names_are_numbered_after_the_tensor() -> None:
     (first, _) = to_native(_request(), MODEL_HEADERS, OipFormat())  # type: ignore[misc]
     assert first["features"] == {"input-0_0": 30.0, "input-0_1": 5000.0, "input-0_2": 0.3}

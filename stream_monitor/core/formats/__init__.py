@@ -132,8 +132,11 @@ def parse_format(value: Any) -> NativeFormat | OipFormat | CloudEventsFormat | M
     return _ADAPTER.validate_python(value)
 
 
-def to_native(value: bytes, headers: Headers | None, fmt: Any) -> list[dict[str, Any]] | FormatError:
+def to_native(value: bytes, headers: Headers | None, fmt: Any, key: bytes | None = None) -> list[dict[str, Any]] | FormatError:
     """One record in format ``fmt`` -> events of our contract, or why it cannot be read. Never raises.
+
+    ``key`` (the record key) is the request id of an OIP payload without an ``id``, as MLServer
+    takes it.
 
     >>> to_native(b'{"model": "m", "features": {"x": 1}}', None, NativeFormat())
     [{'model': 'm', 'features': {'x': 1}}]
@@ -141,14 +144,14 @@ def to_native(value: bytes, headers: Headers | None, fmt: Any) -> list[dict[str,
     'not_an_object'
     """
     try:
-        return _to_native(value, headers, fmt)
+        return _to_native(value, headers, fmt, key)
     except RecursionError:
         return FormatError(FormatErrorReason.INVALID_JSON, "nesting too deep")
     except Exception as exc:  # noqa: BLE001 - the contract is a value, never an exception
         return FormatError(FormatErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}"[:300])
 
 
-def _to_native(value: bytes, headers: Headers | None, fmt: Any) -> list[dict[str, Any]] | FormatError:
+def _to_native(value: bytes, headers: Headers | None, fmt: Any, key: bytes | None) -> list[dict[str, Any]] | FormatError:
     from stream_monitor.core.formats import cloudevents, mapping, oip
 
     kind = fmt.kind
@@ -159,7 +162,7 @@ def _to_native(value: bytes, headers: Headers | None, fmt: Any) -> list[dict[str
     if isinstance(obj, FormatError):
         return obj
     if kind == "oip":
-        return oip.decode(obj, hdrs, fmt)
+        return oip.decode(obj, hdrs, fmt, key=key.decode("utf-8", errors="replace") if key else None)
     if kind == "mapping":
         return mapping.decode(obj, hdrs, fmt)
     if kind == "native":

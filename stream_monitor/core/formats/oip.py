@@ -36,8 +36,12 @@ def decode(
     event_id: str | None = None,
     model: str | None = None,
     ts: Any = None,
+    key: str | None = None,
 ) -> list[dict[str, Any]] | FormatError:
-    """An OIP or KServe V1 payload -> events; ``event_id``/``model``/``ts`` from an envelope win."""
+    """An OIP or KServe V1 payload -> events; ``event_id``/``model``/``ts`` from an envelope win.
+
+    ``key`` (the Kafka record key) is the request id when the body has none.
+    """
     features = _features(obj, fmt)
     if isinstance(features, FormatError):
         return features
@@ -53,7 +57,7 @@ def decode(
         return FormatError(FormatErrorReason.MISSING_MODEL, "no model_name in the body, no model header, no `model` configured")
     version = first_text(obj.get("model_version"), *(headers.get(h.lower()) for h in fmt.version_headers), fmt.model_version)
     rows = len(features) if features is not None else len(predictions)  # type: ignore[arg-type]
-    ids = row_ids(event_id or first_text(obj.get("id")), rows)
+    ids = row_ids(event_id or first_text(obj.get("id"), key), rows)
     events: list[dict[str, Any]] = []
     for i in range(rows):
         e: dict[str, Any] = {}
