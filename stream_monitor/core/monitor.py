@@ -262,13 +262,11 @@ class PartitionMonitor:
         decoded: list[ev.DecodedEvent] = []
         positions: list[ev.SourcePosition] = []
         raws: list[bytes] = []
-        formats = self.spec.input_formats
+        formats = {t: f for t, f in self.spec.input_formats.items() if f.kind != "native"}
         for rec in records:
-            if formats:
-                fmt = formats.get(rec.position.topic)
-                if fmt is not None and fmt.kind != "native":
-                    self._decode_formatted(rec, fmt, decoded, positions, raws, result)
-                    continue
+            if formats and rec.position.topic in formats:
+                self._decode_formatted(rec, formats[rec.position.topic], decoded, positions, raws, result)
+                continue
             out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, self.spec.max_record_bytes)
             if isinstance(out, ev.DeadLetter):
                 result.dead_letters.append(out)
