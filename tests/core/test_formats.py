@@ -403,3 +403,21 @@ def test_partition_monitor_reads_formatted_topics_and_dead_letters_what_it_canno
 def test_an_oip_record_on_a_native_topic_is_a_schema_violation() -> None:
     result = PartitionMonitor(MonitorSpec(), partition=0).process([InputRecord(_request(), SourcePosition("req", 0, 0, 1), tuple(MODEL_HEADERS))])
     assert [str(d.reason) for d in result.dead_letters] == ["schema_violation"]
+
+
+def test_a_topic_configured_native_is_decoded_as_before() -> None:
+    spec = MonitorSpec.model_validate({"input_formats": {"events": {"kind": "native"}}})
+    value = b'{"model": "m", "ts": 5, "features": {"x": 1.0}}'
+    native = PartitionMonitor(spec, 0).process([InputRecord(value, SourcePosition("events", 0, 0, 1))])
+    plain = PartitionMonitor(MonitorSpec(), 0).process([InputRecord(value, SourcePosition("events", 0, 0, 1))])
+    assert (native.records, native.dead_letters, native.channel_values) == (plain.records, plain.dead_letters, plain.channel_values) == (1, [], 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(st.binary(max_size=48) | _PAYLOAD.map(lambda v: json.dumps(v).encode()), max_size=6), headers=_HEADERS)
+def test_the_monitor_never_raises_on_formatted_topics(values: list[bytes], headers: list | None) -> None:
+    spec = MonitorSpec.model_validate({"input_formats": {"o": {"kind": "oip", "model": "m"}, "c": {"kind": "cloudevents", "model": "m"}}})
+    monitor = PartitionMonitor(spec, 0)
+    records = [InputRecord(v, SourcePosition("oc"[i % 2], 0, i, 1_000 + i), tuple(headers or ())) for i, v in enumerate(values)]
+    result = monitor.process(records)
+    assert all(d.raw in values for d in result.dead_letters)
