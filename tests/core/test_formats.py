@@ -421,3 +421,20 @@ def test_the_monitor_never_raises_on_formatted_topics(values: list[bytes], heade
     records = [InputRecord(v, SourcePosition("oc"[i % 2], 0, i, 1_000 + i), tuple(headers or ())) for i, v in enumerate(values)]
     result = monitor.process(records)
     assert all(d.raw in values for d in result.dead_letters)
+
+
+# ------------------------------------------------------ check-config help
+def test_check_sample_names_the_events_and_every_mapped_path_that_finds_nothing() -> None:
+    from stream_monitor.core.formats.explain import check_sample, describe
+
+    fmt = MappingFormat(model="meta.model", features="payload.inputs", label="feedback.outcom")
+    sample = b'{"meta": {"model": "churn"}, "payload": {"inputs": {"tenure": 3, "plan": "pro"}}, "feedback": {"outcome": 1}}'
+    ok, lines = check_sample(sample, None, fmt)
+    assert ok and lines == ["1 event: model churn, features tenure, plan", "WARNING: label: nothing at feedback.outcom in the sample"]
+    assert "label <- feedback.outcom" in describe(fmt)
+    ok, lines = check_sample(b'{"meta": {"model": "churn"}, "payload": {"inputs": "tenure=3"}}', None, fmt)
+    assert not ok and lines[1].startswith("ERROR: event 0 is not a valid inference event: schema_violation")
+    ok, lines = check_sample(_request(), None, OipFormat(feature_names=FEATURES))
+    assert not ok and lines == ["ERROR: the sample cannot be read: missing_model: no model_name in the body, no model header, no `model` configured"]
+    ok, lines = check_sample(_request(), MODEL_HEADERS, OipFormat(feature_names=FEATURES))
+    assert ok and lines == ["2 events: model credit-risk, features age, income, debt_ratio, event_id"]

@@ -22,28 +22,28 @@ from typing import Any
 
 from stream_monitor.core.formats.common import FormatError, FormatErrorReason, first_text
 
-_ABSENT: Any = object()
+ABSENT: Any = object()  # what lookup returns when a path leads nowhere
 
 
 def lookup(obj: Any, path: str) -> Any:
-    """The value at a dotted path, or ``_ABSENT`` when the path leads nowhere.
+    """The value at a dotted path, or ``ABSENT`` when the path leads nowhere.
 
-    >>> lookup({"a": [{"b": 1}]}, "a.0.b"), lookup({"a": 1}, "a.b") is _ABSENT
+    >>> lookup({"a": [{"b": 1}]}, "a.0.b"), lookup({"a": 1}, "a.b") is ABSENT
     (1, True)
     """
     cur = obj
     for seg in path.split("."):
         if isinstance(cur, dict):
             if seg not in cur:
-                return _ABSENT
+                return ABSENT
             cur = cur[seg]
         elif isinstance(cur, list) and seg.isdigit():
             i = int(seg)
             if i >= len(cur):
-                return _ABSENT
+                return ABSENT
             cur = cur[i]
         else:
-            return _ABSENT
+            return ABSENT
     return cur
 
 
@@ -53,7 +53,7 @@ def decode(obj: dict[str, Any], headers: dict[str, str], fmt: Any) -> list[dict[
         one = _event(obj, fmt)
         return one if isinstance(one, FormatError) else [one]
     items = lookup(obj, fmt.records)
-    if items is _ABSENT:
+    if items is ABSENT:
         return FormatError(FormatErrorReason.MISSING_FIELD, f"records: nothing at {fmt.records}")
     if not isinstance(items, list):
         return FormatError(FormatErrorReason.WRONG_TYPE, f"records: {fmt.records} is a {type(items).__name__}, not a list")
@@ -70,23 +70,23 @@ def _event(obj: Any, fmt: Any) -> dict[str, Any] | FormatError:
     """One mapped event."""
     if fmt.model is not None:
         found = lookup(obj, fmt.model)
-        if found is _ABSENT and fmt.model_name is None:
+        if found is ABSENT and fmt.model_name is None:
             return FormatError(FormatErrorReason.MISSING_FIELD, f"model: nothing at {fmt.model}")
-        model = first_text(None if found is _ABSENT else found, fmt.model_name)
+        model = first_text(None if found is ABSENT else found, fmt.model_name)
         if model is None:
             return FormatError(FormatErrorReason.WRONG_TYPE, f"model: {fmt.model} is not text")
     else:
         model = fmt.model_name
     e: dict[str, Any] = {}
-    if fmt.event_id is not None and (v := lookup(obj, fmt.event_id)) is not _ABSENT:
+    if fmt.event_id is not None and (v := lookup(obj, fmt.event_id)) is not ABSENT:
         e["event_id"] = v
     e["model"] = model
-    version = lookup(obj, fmt.model_version) if fmt.model_version is not None else _ABSENT
-    if version is not _ABSENT or fmt.version is not None:
-        e["model_version"] = fmt.version if version is _ABSENT else version
+    version = lookup(obj, fmt.model_version) if fmt.model_version is not None else ABSENT
+    if version is not ABSENT or fmt.version is not None:
+        e["model_version"] = fmt.version if version is ABSENT else version
     for key in ("ts", "features", "prediction", "label", "latency_ms"):
         path = getattr(fmt, key)
-        if path is not None and (v := lookup(obj, path)) is not _ABSENT:
+        if path is not None and (v := lookup(obj, path)) is not ABSENT:
             e[key] = v
     feats = e.get("features")
     if isinstance(feats, list):
