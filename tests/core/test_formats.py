@@ -232,6 +232,8 @@ def test_mlserver_output_read_as_cloudevents_takes_the_model_from_ce_modelid() -
         ("Ce-Type", b"io.seldon.serving.inference.response"),
         ("Ce-Source", b"io.seldon.serving.deployment.mlserver"),
         ("Ce-Modelid", b"credit-risk"),
+        ("Ce-Inferenceservicename", b"mlserver"),  # MLServer's own name, not the model's
+        ("Ce-Endpoint", b"credit-risk"),
     ]
     events = to_native(_response(), headers, CloudEventsFormat())
     assert [(e["event_id"], e["model"], e["prediction"]) for e in events] == [("q-1:0", "credit-risk", 0), ("q-1:1", "credit-risk", 1)]  # type: ignore[index]

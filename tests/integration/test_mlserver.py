@@ -17,6 +17,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.formats import CloudEventsFormat, OipFormat, to_native
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
 from tests.mlserver_fixtures import (  # noqa: F401  (fixtures)
@@ -32,7 +33,7 @@ from tests.mlserver_fixtures import (  # noqa: F401  (fixtures)
     sample_rows,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(3600)]  # a first run installs MLServer
 
 ROWS = 10  # rows per request
 UNSHIFTED_REQUESTS = 300
@@ -107,6 +108,9 @@ def test_monitor_reads_mlserver_topics_and_alerts_on_an_input_shift(mlserver: ML
     body = orjson.loads(responses[-1].value)
     assert body["model_name"] == MODEL_NAME and body["outputs"][0]["name"] == "predict"
     assert body["outputs"][0]["shape"][0] == ROWS  # one prediction per row of the request
+    # MLServer's responses carry CloudEvents headers too: read as CloudEvents they give the same events
+    last = responses[-1]
+    assert to_native(last.value, last.headers, CloudEventsFormat()) == to_native(last.value, last.headers, OipFormat())
 
     inp = _consumer(mlserver, mlserver.input_topic)
     requests: list[Any] = []

@@ -7,8 +7,8 @@ and the value is the data. The data is an OIP or KServe V1 payload
 (:mod:`stream_monitor.core.formats.oip`).
 
 The event id is the envelope's ``id`` (request and response events of one inference share it),
-the event time its ``time``, the model its ``inferenceservicename`` (KServe) or ``modelid``
-(MLServer) extension, else what the payload, the headers or the configuration say.
+the event time its ``time``, the model its ``modelid`` (MLServer) or ``inferenceservicename``
+(KServe) extension, else what the payload, the headers or the configuration say.
 
 >>> from stream_monitor.core.formats import CloudEventsFormat
 >>> headers = {"ce_specversion": "1.0", "ce_id": "abc", "ce_type": "org.kubeflow.serving.inference.request",
@@ -65,7 +65,8 @@ def decode(value: bytes, headers: dict[str, str], fmt: Any) -> list[dict[str, An
         return FormatError(FormatErrorReason.UNEXPECTED_TYPE, f"type {ce_type!r} is not one of {list(fmt.types)}")
     if not isinstance(data, dict):
         return FormatError(FormatErrorReason.NOT_AN_OBJECT, f"the CloudEvent data is not a JSON object but {type(data).__name__}")
-    model = first_text(attrs.get("inferenceservicename"), attrs.get("modelid"))
+    # MLServer names the model in modelid and itself in inferenceservicename; KServe sends only the latter
+    model = first_text(attrs.get("modelid"), attrs.get("inferenceservicename"))
     time = attrs.get("time")
     return oip.decode(data, headers, fmt, event_id=ce_id, model=model, ts=time if isinstance(time, str) and time else None)
 

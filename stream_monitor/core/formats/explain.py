@@ -47,7 +47,7 @@ def describe(fmt: Any) -> str:
     else:
         feats = "one feature per input tensor (columns of a 2-D tensor as <tensor>_<j>)"
     outs = f"prediction from outputs {', '.join(fmt.outputs)}" if fmt.outputs else "prediction from every output"
-    model_from = ["inferenceservicename/modelid attribute"] if kind == "cloudevents" else []
+    model_from = ["modelid/inferenceservicename attribute"] if kind == "cloudevents" else []
     model_from += ["model_name", *(f"header {h}" for h in fmt.model_headers)]
     if fmt.model:
         model_from.append(f"else {fmt.model!r}")
