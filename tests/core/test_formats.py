@@ -440,3 +440,13 @@ def test_check_sample_names_the_events_and_every_mapped_path_that_finds_nothing(
     assert not ok and lines == ["ERROR: the sample cannot be read: missing_model: no model_name in the body, no model header, no `model` configured"]
     ok, lines = check_sample(_request(), MODEL_HEADERS, OipFormat(feature_names=FEATURES))
     assert ok and lines == ["2 events: model credit-risk, features age, income, debt_ratio, event_id"]
+
+
+def test_labels_join_the_rows_of_a_batched_response_by_row_event_id() -> None:
+    spec = MonitorSpec.model_validate({"input_formats": {"resp": {"kind": "oip"}}})
+    monitor = PartitionMonitor(spec, partition=0)
+    monitor.process([InputRecord(_response("q-1", (0, 1)), SourcePosition("resp", 0, 0, 1_000))])
+    labels = [orjson.dumps({"event_id": f"q-1:{i}", "model": "credit-risk", "label": 1}) for i in range(2)]
+    result = monitor.process_labels([InputRecord(v, SourcePosition("labels", 0, i, 2_000)) for i, v in enumerate(labels)])
+    assert result.dead_letters == [] and not monitor.pending_labels
+    assert {"__label__", "__error__"} <= set(monitor.models["credit-risk"].channels)
