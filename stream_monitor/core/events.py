@@ -41,6 +41,7 @@ class DeadLetterReason(StrEnum):
     LABEL_UNMATCHED = "label_unmatched"  # a label event whose inference event was never seen
     PROCESSING_ERROR = "processing_error"  # processing the record raised: it was isolated, the batch went on
     LIMIT_EXCEEDED = "limit_exceeded"  # values ignored because a configured limit was reached
+    FORMAT_ERROR = "format_error"  # not readable in its topic's input format (detail: "<reason>: <text>")
 
 
 MAX_EPOCH_MS = 32503680000000  # 3000-01-01T00:00:00Z: later event times are taken as errors

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import orjson
 import structlog
 
 from stream_monitor.core import events as ev
 from stream_monitor.core import state
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
+from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.model_monitor import FeatureBlock, ModelMonitor, error_value
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION, MonitorSpec
@@ -44,6 +46,7 @@ class InputRecord:
 
     value: bytes
     position: ev.SourcePosition
+    headers: Sequence[tuple[str, bytes]] | None = None  # Kafka headers (some input formats read them)
 
 
 @dataclass(slots=True)
@@ -163,8 +166,12 @@ class PartitionMonitor:
         positions: list[ev.SourcePosition] = []
         raws: list[bytes] = []
         max_bytes = self.spec.max_record_bytes
+        formats = {t: f for t, f in self.spec.input_formats.items() if f.kind != "native"}
         for rec in records:
             try:
+                if formats and rec.position.topic in formats:
+                    self._decode_formatted(rec, formats[rec.position.topic], decoded, positions, raws, result)
+                    continue
                 out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, max_bytes)
             except Exception as exc:  # decoding never raises; if it ever does, the record alone is lost
                 out = self._failed(rec, exc)
@@ -183,6 +190,42 @@ class PartitionMonitor:
         pos = rec.position
         self.log.error("record_processing_failed", topic=pos.topic, offset=pos.offset, error=_error_text(exc), exc_info=exc)
         return ev.DeadLetter(ev.DeadLetterReason.PROCESSING_ERROR, _error_text(exc), rec.value, pos)
+
+    def _decode_formatted(
+        self,
+        rec: InputRecord,
+        fmt: Any,
+        decoded: list[ev.DecodedEvent],
+        positions: list[ev.SourcePosition],
+        raws: list[bytes],
+        result: BatchResult,
+    ) -> None:
+        """A record in a model server's format: each event it holds decoded as a native one.
+
+        Dead letters keep the original record bytes; a record that cannot be read in its format is
+        one ``format_error`` dead letter whose detail starts with the format's reason.
+        """
+        limit = self.spec.max_record_bytes
+        dead: ev.DeadLetter | None = None
+        if len(rec.value) > limit:
+            dead = ev.DeadLetter(ev.DeadLetterReason.OVERSIZE, f"record is {len(rec.value)} bytes, limit is {limit}", rec.value, rec.position)
+        else:
+            events = to_native(rec.value, rec.headers, fmt)
+            if isinstance(events, FormatError):
+                dead = ev.DeadLetter(ev.DeadLetterReason.FORMAT_ERROR, f"{events.reason}: {events.detail}", rec.value, rec.position)
+        if dead is not None:
+            result.dead_letters.append(dead)
+            result.invalid_by_reason[str(dead.reason)] += 1
+            return
+        for event in events:
+            out = ev.decode_inference(orjson.dumps(event), rec.position.timestamp_ms, rec.position, limit)
+            if isinstance(out, ev.DeadLetter):
+                result.dead_letters.append(ev.DeadLetter(out.reason, out.detail, rec.value, rec.position))
+                result.invalid_by_reason[str(out.reason)] += 1
+                continue
+            decoded.append(out)
+            positions.append(rec.position)
+            raws.append(rec.value)
 
     def _monitor(
         self,

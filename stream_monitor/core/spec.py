@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from stream_monitor.core.formats import InputFormat
 from stream_monitor.core.settings import ChannelType, DetectionSettings, describe_error, merge_settings
 
 PREDICTION = "__prediction__"
@@ -72,6 +73,7 @@ class MonitorSpec(_Spec):
     max_record_bytes: int = Field(default=1_048_576, ge=1024)
     label_join_window_seconds: float = Field(default=86_400.0, gt=0)
     label_join_max_pending: int = Field(default=100_000, ge=0)
+    input_formats: dict[str, InputFormat] = Field(default_factory=dict)  # topic -> format (default native)
 
     @model_validator(mode="after")
     def _validate_layers(self) -> MonitorSpec:
