@@ -27,8 +27,8 @@ import numpy as np
 
 from stream_monitor.core import detectors as det
 from stream_monitor.core.lifecycle import AlertLifecycle, Transition, fingerprint
-from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
-from stream_monitor.core.settings import ChannelType, DetectionSettings, OutOfRangeParams
+from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
+from stream_monitor.core.settings import OVERFLOW_CATEGORY, ChannelType, DetectionSettings, OutOfRangeParams
 
 _NUMBER_OR_NONE = frozenset({float, int, type(None)})
 _TEXT_OR_NONE = frozenset({str, type(None)})
@@ -114,7 +114,9 @@ class ChannelMonitor:
         self._evaluations: list[EvaluationRecord] | None = None
         self.high_cardinality = False
         # warm-up builder
-        self._warm_values: list[Any] = []
+        self._warm_values: list[float] = []  # numeric channels
+        self.warm_counts: dict[str, int] = {}  # categorical channels: at most categories.max_distinct + 1 entries
+        self.max_category_length = settings.categories.max_length
         self._warm_missing = 0
         self._warm_invalid = 0
         self.reference: Reference | None = None
@@ -158,7 +160,8 @@ class ChannelMonitor:
                 self.lo = reference.minimum - oor.margin * span
                 self.hi = reference.maximum + oor.margin * span
         else:
-            self.codes = {c: i for i, c in enumerate(reference.categories)}
+            # a baseline's categories are bounded like the values they are compared with
+            self.codes = {bounded_category(c, self.max_category_length): i for i, c in enumerate(reference.categories)}
             self.unseen_code = len(reference.categories)
             self.high_cardinality = reference.distinct > s.reference.max_categories
         for ordinal, name in enumerate(self.detector_names):
@@ -202,6 +205,9 @@ class ChannelMonitor:
             flags = np.zeros(len(values), dtype=np.uint8)
             if type(None) in types:
                 flags[[i for i, v in enumerate(values) if v is None]] = det.FLAG_MISSING
+            limit = self.max_category_length
+            if max(map(len, filter(None, values)), default=0) > limit:
+                return flags, [None if v is None else bounded_category(v, limit) for v in values], []
             return flags, values if isinstance(values, list) else list(values), []
         return self._classify_values(values)
 
@@ -232,7 +238,7 @@ class ChannelMonitor:
                     wrong.append(i)
             else:
                 if t is str:
-                    payload[i] = v
+                    payload[i] = bounded_category(v, self.max_category_length)
                 elif t is bool:
                     payload[i] = "true" if v else "false"
                 else:
@@ -302,19 +308,29 @@ class ChannelMonitor:
             self._warm_missing += missing
             self._warm_invalid += flags.size - missing - int(np.count_nonzero(ok))
             return
+        numeric = self.channel_type == "numeric"
+        counts, cap = self.warm_counts, self.settings.categories.max_distinct
         for f, p in zip(flags.tolist(), payload, strict=True):
             if f == det.FLAG_OK:
-                self._warm_values.append(p)
+                if numeric:
+                    self._warm_values.append(p)
+                elif p in counts:
+                    counts[p] += 1
+                elif len(counts) < cap:
+                    counts[p] = 1
+                else:  # beyond the distinct-category bound: one overflow bucket
+                    counts[OVERFLOW_CATEGORY] = counts.get(OVERFLOW_CATEGORY, 0) + 1
             elif f == det.FLAG_MISSING:
                 self._warm_missing += 1
             else:
                 self._warm_invalid += 1
 
     def _reference_from_warmup(self) -> Reference:
-        values, self._warm_values = self._warm_values, []
         if self.channel_type == "numeric":
+            values, self._warm_values = self._warm_values, []
             return NumericReference.from_values(values, self._warm_missing, self._warm_invalid, "warmup")
-        return CategoricalReference.from_values(values, self._warm_missing, self._warm_invalid, "warmup")
+        counts, self.warm_counts = self.warm_counts, {}
+        return CategoricalReference.from_counts(counts, self._warm_missing, self._warm_invalid, "warmup")
 
     def _push(self, ring: np.ndarray, pos: int, filled: int, data: np.ndarray) -> tuple[int, int]:
         n = ring.size
