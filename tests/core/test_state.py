@@ -247,3 +247,14 @@ def test_lone_surrogates_in_categories_survive_a_round_trip():
     items = monitor.state_items(only_dirty=False)
     restored = PartitionMonitor.from_state_items(SPEC1, 0, items)
     assert restored.rejected_state_items == 0 and restored.state_items(only_dirty=False) == items
+
+
+def test_reaching_a_category_bound_is_logged_and_counted():
+    spec = MonitorSpec.model_validate({"defaults": {"reference": {"size": 50, "max_categories": 5}, "categories": {"max_length": 20, "max_distinct": 10}}})
+    monitor = PartitionMonitor(spec, partition=0)
+    with capture_logs() as logs:
+        monitor.process(categorical_records([f"{'a' * 30}{i}" for i in range(50)]))
+    channel = monitor.models["m"].channels["c"]
+    assert (channel.truncated_categories, channel.folded_categories) == (50, 40)
+    bounds = [(e["channel"], e["bound"]) for e in logs if e["event"] == "category_bound_reached"]
+    assert bounds == [("c", "max_length"), ("c", "max_distinct")]
