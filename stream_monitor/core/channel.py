@@ -18,20 +18,20 @@ do not depend on how records were batched.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
+import structlog
 
 from stream_monitor.core import detectors as det
+from stream_monitor.core.classify import classify
 from stream_monitor.core.lifecycle import AlertLifecycle, Transition, fingerprint
-from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
-from stream_monitor.core.settings import ChannelType, DetectionSettings, OutOfRangeParams
+from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
+from stream_monitor.core.settings import OVERFLOW_CATEGORY, ChannelType, DetectionSettings, OutOfRangeParams
 
-_NUMBER_OR_NONE = frozenset({float, int, type(None)})
-_TEXT_OR_NONE = frozenset({str, type(None)})
+log = structlog.get_logger("stream_monitor.core")
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
 
 
@@ -114,7 +114,12 @@ class ChannelMonitor:
         self._evaluations: list[EvaluationRecord] | None = None
         self.high_cardinality = False
         # warm-up builder
-        self._warm_values: list[Any] = []
+        self._warm_values: list[float] = []  # numeric channels
+        self.warm_counts: dict[str, int] = {}  # categorical channels: at most categories.max_distinct + 1 entries
+        self.max_category_length = settings.categories.max_length
+        # values cut to the length bound, and warm-up values folded into the overflow category
+        self.truncated_categories = 0
+        self.folded_categories = 0
         self._warm_missing = 0
         self._warm_invalid = 0
         self.reference: Reference | None = None
@@ -158,7 +163,8 @@ class ChannelMonitor:
                 self.lo = reference.minimum - oor.margin * span
                 self.hi = reference.maximum + oor.margin * span
         else:
-            self.codes = {c: i for i, c in enumerate(reference.categories)}
+            # a baseline's categories are bounded like the values they are compared with
+            self.codes = {bounded_category(c, self.max_category_length): i for i, c in enumerate(reference.categories)}
             self.unseen_code = len(reference.categories)
             self.high_cardinality = reference.distinct > s.reference.max_categories
         for ordinal, name in enumerate(self.detector_names):
@@ -180,64 +186,14 @@ class ChannelMonitor:
     def classify(self, values: Sequence[Any]) -> tuple[np.ndarray, list[Any] | np.ndarray, list[int]]:
         """Flags per observation, payloads (float or str, None when not usable), wrong-type indices.
 
-        A column of plain numbers (and None) comes back with the payloads as a float64 array (its
-        entries at flagged positions are not used); one of plain strings (and None) as the list it
-        is. Anything else is classified value by value.
+        See :func:`stream_monitor.core.classify.classify`; categories longer than the length bound
+        come back cut to it, and are counted.
         """
-        types = set(map(type, values))
-        if self.channel_type == "numeric":
-            if types <= _NUMBER_OR_NONE:
-                try:
-                    payload = np.array(values, dtype=np.float64)  # None -> NaN; int -> float(int)
-                except OverflowError:  # an integer beyond float range: value by value
-                    return self._classify_values(values)
-                flags = np.zeros(len(values), dtype=np.uint8)
-                unusable = ~np.isfinite(payload)
-                if unusable.any():
-                    flags[unusable] = det.FLAG_INVALID
-                    if type(None) in types:
-                        flags[[i for i, v in enumerate(values) if v is None]] = det.FLAG_MISSING
-                return flags, payload, []
-        elif types <= _TEXT_OR_NONE:
-            flags = np.zeros(len(values), dtype=np.uint8)
-            if type(None) in types:
-                flags[[i for i, v in enumerate(values) if v is None]] = det.FLAG_MISSING
-            return flags, values if isinstance(values, list) else list(values), []
-        return self._classify_values(values)
-
-    def _classify_values(self, values: Sequence[Any]) -> tuple[np.ndarray, list[Any], list[int]]:
-        n = len(values)
-        flags = np.zeros(n, dtype=np.uint8)
-        payload: list[Any] = [None] * n
-        wrong: list[int] = []
-        numeric = self.channel_type == "numeric"
-        isfinite = math.isfinite
-        for i, v in enumerate(values):
-            if v is None:
-                flags[i] = det.FLAG_MISSING
-                continue
-            t = type(v)
-            if numeric:
-                if t is float or t is int:
-                    try:
-                        finite = isfinite(v)
-                    except OverflowError:  # an integer beyond float range counts as non-finite
-                        finite = False
-                    if finite:
-                        payload[i] = float(v)
-                    else:
-                        flags[i] = det.FLAG_INVALID
-                else:
-                    flags[i] = det.FLAG_INVALID
-                    wrong.append(i)
-            else:
-                if t is str:
-                    payload[i] = v
-                elif t is bool:
-                    payload[i] = "true" if v else "false"
-                else:
-                    flags[i] = det.FLAG_INVALID
-                    wrong.append(i)
+        flags, payload, wrong, truncated = classify(values, self.channel_type, self.max_category_length)
+        if truncated:
+            if not self.truncated_categories:
+                log.warning("category_bound_reached", model=self.model, channel=self.name, bound="max_length", limit=self.max_category_length)
+            self.truncated_categories += truncated
         return flags, payload, wrong
 
     def ingest(
@@ -302,19 +258,32 @@ class ChannelMonitor:
             self._warm_missing += missing
             self._warm_invalid += flags.size - missing - int(np.count_nonzero(ok))
             return
+        numeric = self.channel_type == "numeric"
+        counts, cap = self.warm_counts, self.settings.categories.max_distinct
         for f, p in zip(flags.tolist(), payload, strict=True):
             if f == det.FLAG_OK:
-                self._warm_values.append(p)
+                if numeric:
+                    self._warm_values.append(p)
+                elif p in counts:
+                    counts[p] += 1
+                elif len(counts) < cap:
+                    counts[p] = 1
+                else:  # beyond the distinct-category bound: one overflow bucket
+                    counts[OVERFLOW_CATEGORY] = counts.get(OVERFLOW_CATEGORY, 0) + 1
+                    if not self.folded_categories:
+                        log.warning("category_bound_reached", model=self.model, channel=self.name, bound="max_distinct", limit=cap)
+                    self.folded_categories += 1
             elif f == det.FLAG_MISSING:
                 self._warm_missing += 1
             else:
                 self._warm_invalid += 1
 
     def _reference_from_warmup(self) -> Reference:
-        values, self._warm_values = self._warm_values, []
         if self.channel_type == "numeric":
+            values, self._warm_values = self._warm_values, []
             return NumericReference.from_values(values, self._warm_missing, self._warm_invalid, "warmup")
-        return CategoricalReference.from_values(values, self._warm_missing, self._warm_invalid, "warmup")
+        counts, self.warm_counts = self.warm_counts, {}
+        return CategoricalReference.from_counts(counts, self._warm_missing, self._warm_invalid, "warmup")
 
     def _push(self, ring: np.ndarray, pos: int, filled: int, data: np.ndarray) -> tuple[int, int]:
         n = ring.size

@@ -15,6 +15,7 @@ references keep category counts.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
@@ -153,6 +154,20 @@ class CategoricalReference:
 
 
 Reference = NumericReference | CategoricalReference
+
+
+def bounded_category(value: str, max_length: int) -> str:
+    """``value``, or when longer than ``max_length`` its head plus ``"…#"`` and 8 hex of its SHA-256.
+
+    >>> bounded_category("short", 16)
+    'short'
+    >>> bounded_category("x" * 40, 16)
+    'xxxxxxxxxxxxxxxx…#bd913ff6'
+    """
+    if len(value) <= max_length:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{value[:max_length]}…#{digest}"
 
 
 def reference_from_profile(profile: dict[str, Any]) -> Reference:

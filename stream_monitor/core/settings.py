@@ -188,12 +188,30 @@ class ReferenceSettings(_Strict):
     max_categories: Annotated[int, Field(ge=2, le=10_000)] = 200
 
 
+class CategorySettings(_Strict):
+    """Bounds on what a categorical channel keeps, so its state stays small whatever the input.
+
+    A category longer than ``max_length`` characters is cut to its first ``max_length`` characters
+    plus ``"…#"`` and 8 hex digits of the SHA-256 of the whole value (long values stay distinct);
+    beyond ``max_distinct`` distinct categories in a reference, further ones count as one
+    overflow category (:data:`OVERFLOW_CATEGORY`).
+    """
+
+    max_length: Annotated[int, Field(ge=16, le=10_000)] = 100
+    max_distinct: Annotated[int, Field(ge=3, le=100_000)] = 1000
+
+
+OVERFLOW_CATEGORY = "…other categories"
+"""The category that stands for every category beyond ``categories.max_distinct``."""
+
+
 class DetectionSettings(_Strict):
     """Defaults for all channels; per-model and per-channel settings override pieces of it."""
 
     window: WindowSettings = WindowSettings()
     reference: ReferenceSettings = ReferenceSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    categories: CategorySettings = CategorySettings()
     numeric_detectors: tuple[str, ...] = DEFAULT_NUMERIC
     categorical_detectors: tuple[str, ...] = DEFAULT_CATEGORICAL
     detector_params: dict[str, SerializeAsAny[DetectorParams]] = Field(default_factory=dict)
@@ -214,6 +232,12 @@ class DetectionSettings(_Strict):
             for name in getattr(self, field_name):
                 if name not in allowed:
                     raise ValueError(f"{field_name}: unknown detector {name!r}; choose from {', '.join(allowed)}")
+        if self.categories.max_distinct <= self.reference.max_categories:
+            # a reference must be able to hold more categories than the high-cardinality limit
+            raise ValueError(
+                f"categories.max_distinct: {self.categories.max_distinct} must exceed reference.max_categories "
+                f"({self.reference.max_categories})"
+            )
         return self
 
     def detectors_for(self, channel_type: ChannelType) -> tuple[str, ...]:

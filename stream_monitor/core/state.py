@@ -16,7 +16,7 @@ int32, uint8 arrays):
 
 - model ``{format, kind: "model", model, known_features: [str], channels: [str]}``
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
-  since_eval, warmup: {values: f8 | [str], missing, invalid}, reference: null | numeric
+  since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | numeric
   {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
   {kind, count, missing_rate, invalid_rate, categories: [str], counts: i8}, window: null |
   {flags: u1, times: i8, values: f8 | i4, obs_filled, obs_pos, val_filled, val_pos},
@@ -26,6 +26,15 @@ int32, uint8 arrays):
   clear_since_ms, cooldown_until_ms, episode_start_ms, episode_offset, severity, ended_ms,
   peak_statistic}``
 - labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}``
+
+Size: a channel item is bounded whatever the input. Category values are cut to
+``categories.max_length`` characters (plus a hash suffix) when classified, and a warm-up
+reference keeps at most ``categories.max_distinct`` categories plus one overflow bucket, so an
+item holds at most about ``17 * window.size + 8 * reference.size + 16 KiB + (max_distinct + 1) *
+(4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles — under 0.5 MiB with
+the default settings (window and reference of 1000, 1000 categories of at most 100 characters),
+well below a producer's default 1 MiB request size. (A baseline reference is as large as the
+baseline file that defines it.)
 
 Anything that does not decode, has another format version or fails a check raises
 :class:`StateFormatError` (and nothing else); the caller then resets what the item held.
@@ -71,7 +80,8 @@ class StateFormatError(ValueError):
 
 # ------------------------------------------------------------------ encoding primitives
 def _pack(obj: dict[str, Any]) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    # category values and names may hold lone surrogates (valid JSON escapes): kept as they are
+    return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -82,7 +92,7 @@ def _unpack(blob: bytes, kind: str) -> dict[str, Any]:
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise StateFormatError(f"{kind} item: not bytes")
     try:
-        obj = msgpack.unpackb(blob, raw=False, strict_map_key=True, ext_hook=_no_ext, timestamp=0)
+        obj = msgpack.unpackb(blob, raw=False, strict_map_key=True, ext_hook=_no_ext, timestamp=0, unicode_errors="surrogatepass")
     except StateFormatError:
         raise
     except Exception as exc:  # the decoder's own errors: truncated, extra data, bad UTF-8, too deep
@@ -307,7 +317,6 @@ def _decode_lifecycle(obj: Any, where: str, settings: LifecycleSettings | None =
 def encode_channel(ch: ChannelMonitor) -> bytes:
     """The state item of one channel: counters, warm-up, reference, window, detectors, lifecycles."""
     numeric = ch.channel_type == "numeric"
-    warm = ch._warm_values
     window = None
     if ch.reference is not None:
         window = {
@@ -329,7 +338,9 @@ def encode_channel(ch: ChannelMonitor) -> bytes:
         "observations": ch.observations,
         "since_eval": ch.since_eval,
         "warmup": {
-            "values": _floats(np.asarray(warm, dtype=np.float64)) if numeric else list(warm),
+            "values": _floats(np.asarray(ch._warm_values, dtype=np.float64)),
+            "categories": list(ch.warm_counts),
+            "counts": np.asarray(list(ch.warm_counts.values()), dtype="<i8").tobytes(),
             "missing": ch._warm_missing,
             "invalid": ch._warm_invalid,
         },
@@ -426,16 +437,21 @@ def _restore(snap: ChannelSnapshot, settings: DetectionSettings, partition: int,
 
 
 def _restore_warmup(ch: ChannelMonitor, w: _Fields, warming: bool) -> None:
-    if ch.channel_type == "numeric":
-        values: list[Any] = w.array("values", "<f8").tolist()
-    else:
-        values = w.strings("values")
+    values: list[float] = w.array("values", "<f8").tolist()
+    categories = w.strings("categories")
+    counts = w.array("counts", "<i8", len(categories))
+    if len(set(categories)) != len(categories) or len(categories) > ch.settings.categories.max_distinct + 1 or (counts < 1).any():
+        raise w.fail("categories", "repeated, too many or empty categories")
+    if (values and ch.channel_type != "numeric") or (categories and ch.channel_type == "numeric"):
+        raise w.fail("values", f"warm-up values of the wrong type for a {ch.channel_type} channel")
     ch._warm_missing, ch._warm_invalid = w.count("missing"), w.count("invalid")
-    if warming and not (ch.observations < ch.settings.reference.size and len(values) + ch._warm_missing + ch._warm_invalid == ch.observations):
+    present = len(values) + int(counts.sum())
+    if warming and not (ch.observations < ch.settings.reference.size and present + ch._warm_missing + ch._warm_invalid == ch.observations):
         raise w.fail("values", "warm-up counts do not add up")
-    if not warming and values:
+    if not warming and present:
         raise w.fail("values", "warm-up values after the reference was built")
     ch._warm_values = values
+    ch.warm_counts = dict(zip(categories, counts.tolist(), strict=True))
 
 
 def _restore_window(ch: ChannelMonitor, w: _Fields) -> None:

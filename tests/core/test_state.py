@@ -193,3 +193,68 @@ def test_decoding_arbitrary_or_mutated_items_raises_only_state_format_error(mid_
             pass
     restored = PartitionMonitor.from_state_items(SPEC2, 0, {**items, key: blob})  # never raises
     restored.process(records(1200, 1210))
+
+
+# ------------------------------------------------------------------ bounded state
+ONE_MIB = 1 << 20
+
+
+def categorical_records(values: list[str], start: int = 0) -> list[InputRecord]:
+    return [
+        InputRecord(orjson.dumps({"model": "m", "ts": T0 + i, "features": {"c": v}}), SourcePosition("t", 0, start + i, T0 + i))
+        for i, v in enumerate(values)
+    ]
+
+
+def test_a_channel_state_item_stays_below_one_mib_whatever_the_categories():
+    """1 MB category strings and a million distinct categories (with the largest warm-up reference)."""
+    spec = MonitorSpec.model_validate({"defaults": {"reference": {"size": 100_000}}})
+    monitor = PartitionMonitor(spec, partition=0)
+    huge = ["€" * 330_000 + str(i) for i in range(8)]  # 1 MB of UTF-8 each (within the record limit), distinct only in their tails
+    result = monitor.process(categorical_records(huge * 4))
+    assert not result.dead_letters
+    item = monitor.state_items(only_dirty=False)["c\x1fm\x1fc"]
+    assert len(item) < 64 * 1024, len(item)
+    channel = monitor.models["m"].channels["c"]
+    distinct = [f"{'é' * 96}{i:07d}" for i in range(1_000_000)]  # near the length bound, 2-byte characters
+    for i in range(0, len(distinct), 100_000):  # straight into the channel: the record path is tested above
+        rows = list(range(100_000))
+        channel.ingest(distinct[i : i + 100_000], rows, [T0 + i + r for r in rows], rows)
+    assert channel.reference is not None and channel.high_cardinality
+    assert len(channel.reference.categories) == spec.defaults.categories.max_distinct + 1  # the overflow bucket
+    assert len({c for c in channel.reference.categories if c.startswith("€")}) == 8, "long values stay distinct"
+    assert len(monitor.state_items(only_dirty=False)["c\x1fm\x1fc"]) < ONE_MIB
+
+
+def test_category_bounds_apply_at_classification_and_are_configurable():
+    spec = MonitorSpec.model_validate({"defaults": {"reference": {"size": 50, "max_categories": 5}, "categories": {"max_length": 20, "max_distinct": 10}}})
+    monitor = PartitionMonitor(spec, partition=0)
+    monitor.process(categorical_records([f"{'a' * 30}{i}" for i in range(50)]))
+    ref = monitor.models["m"].channels["c"].reference
+    assert ref is not None and len(ref.categories) == 11 and ref.counts.sum() == 50
+    assert all(len(c) <= 20 + 10 for c in ref.categories)
+
+
+def test_category_bound_must_exceed_the_high_cardinality_limit():
+    with pytest.raises(ValueError, match="categories.max_distinct"):
+        MonitorSpec.model_validate({"defaults": {"reference": {"max_categories": 500}, "categories": {"max_distinct": 400}}})
+
+
+def test_lone_surrogates_in_categories_survive_a_round_trip():
+    raw = b'{"model": "m", "ts": 1, "features": {"c": "a\\ud800b"}}'
+    monitor = PartitionMonitor(SPEC1, partition=0)
+    monitor.process([InputRecord(raw, SourcePosition("t", 0, i, 1)) for i in range(10)])
+    items = monitor.state_items(only_dirty=False)
+    restored = PartitionMonitor.from_state_items(SPEC1, 0, items)
+    assert restored.rejected_state_items == 0 and restored.state_items(only_dirty=False) == items
+
+
+def test_reaching_a_category_bound_is_logged_and_counted():
+    spec = MonitorSpec.model_validate({"defaults": {"reference": {"size": 50, "max_categories": 5}, "categories": {"max_length": 20, "max_distinct": 10}}})
+    monitor = PartitionMonitor(spec, partition=0)
+    with capture_logs() as logs:
+        monitor.process(categorical_records([f"{'a' * 30}{i}" for i in range(50)]))
+    channel = monitor.models["m"].channels["c"]
+    assert (channel.truncated_categories, channel.folded_categories) == (50, 40)
+    bounds = [(e["channel"], e["bound"]) for e in logs if e["event"] == "category_bound_reached"]
+    assert bounds == [("c", "max_length"), ("c", "max_distinct")]
