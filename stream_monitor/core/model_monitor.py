@@ -16,9 +16,11 @@ import structlog
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
-from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.core.spec import PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
+
+_OUTPUT_PREFIX = PREDICTION + "."
 
 
 def type_of(value: Any) -> ChannelType | None:
@@ -77,6 +79,7 @@ class ModelMonitor:
                 elif not name.startswith("__"):
                     self.known_features.append(name)
         self.dirty = True
+        self.refused: list[tuple[str, str]] = []  # (limit, channel name) refused since the caller last looked
         self._gather: tuple[tuple[int, str], ...] = ()
         self._gather_stamp: tuple[int, int] | None = None
 
@@ -100,6 +103,17 @@ class ModelMonitor:
             if name not in channels and value is not None:
                 if self.channel(name, value) is not None and name not in known:
                     known.append(name)
+
+    def _over_limit(self, name: str) -> bool:
+        """Whether a new, unconfigured channel would exceed a cap (then it is listed in ``refused``)."""
+        limits = self.spec.limits
+        if len(self.channels) >= limits.channels_per_model:
+            self.refused.append(("channels_per_model", name))
+            return True
+        if name.startswith(_OUTPUT_PREFIX) and sum(1 for n in self.channels if n.startswith(_OUTPUT_PREFIX)) >= limits.prediction_outputs:
+            self.refused.append(("prediction_outputs", name))
+            return True
+        return False
 
     def reset_channel(self, name: str) -> ChannelMonitor:
         """Replace channel ``name`` with a fresh one (same type, settings and ordinal), keeping its open alert episodes."""
@@ -132,6 +146,8 @@ class ModelMonitor:
         ctype = (cspec.type if cspec else None) or type_of(first_value)
         if ctype is None:
             return None  # type unknown until a non-null value arrives
+        if cspec is None and self._over_limit(name):
+            return None
         baseline = self.baseline_for(name, ctype)
         settings = self.spec.channel_settings(self.model, name, ctype)
         ch = ChannelMonitor(self.model, name, ctype, settings, self.partition, len(self.channels), baseline)
@@ -170,6 +186,20 @@ class FeatureBlock:
             self.direct = True
             return
         self.segments.append((len(self.rows), gather))
+
+    def add(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
+        """Take one record's features object (discovering new features first)."""
+        m = self.model
+        if not m.channels.keys() >= feats.keys():
+            m.discover_features(feats)
+        gather = m.gather()
+        if gather is not self.gather:
+            self.switch(gather, columns, first)
+        if self.direct:
+            self.add_direct(row, feats, columns, first)
+        else:
+            self.rows.append(row)
+            self.feats.append(feats)
 
     def add_direct(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
         """Append one record's gathered features to their columns, value by value."""
