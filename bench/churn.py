@@ -2,8 +2,11 @@
 
 Runs :class:`PartitionMonitor` (no broker) over N records of the normal throughput workload, then
 over the same N records with one new feature name added to every record, and prints records/s of
-both, their ratio and the peak RSS of each run (each run in a fresh child process, so the peaks
-are separate). The target: the churn run within 2x of the normal one, and a flat RSS.
+both, their ratio, the peak RSS of each run (each in a fresh child process) and how much the RSS
+grew while the monitor ran (the records are built before). The target: the churn run within 2x of
+the normal one, and a flat RSS (the growth does not depend on N). Per-record cost is bounded by
+``limits.channels_per_model``: every channel a model has is fed on every record (an absent
+feature is a missing value), so the ratio depends on that cap; try ``--channels-per-model``.
 
     python -m bench.churn                 # N = 100,000
     python -m bench.churn --records 20000 --batch 500
@@ -12,6 +15,7 @@ are separate). The target: the churn run within 2x of the normal one, and a flat
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import resource
@@ -22,6 +26,7 @@ import time
 import orjson
 import structlog
 
+from bench.memory import rss_bytes
 from bench.workload import throughput_events
 
 
@@ -46,6 +51,8 @@ def run_one(n: int, churn: bool, batch: int, cap: int | None = None) -> dict[str
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     records = [InputRecord(raw, SourcePosition("churn", 0, i, None)) for i, raw in enumerate(_records(n, churn))]
+    gc.collect()
+    rss_before = rss_bytes()
     spec = MonitorSpec() if cap is None else MonitorSpec.model_validate({"limits": {"channels_per_model": cap}})
     monitor = PartitionMonitor(spec, 0)
     limited = 0
@@ -55,8 +62,14 @@ def run_one(n: int, churn: bool, batch: int, cap: int | None = None) -> dict[str
         limited += sum(result.limits_exceeded.values())
     seconds = time.perf_counter() - start
     channels = sum(len(m.channels) for m in monitor.models.values())
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"records_per_s": n / seconds, "peak_rss_mib": peak_kib / 1024, "channels": channels, "limit_hits": limited}
+    gc.collect()
+    return {
+        "records_per_s": n / seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "growth_mib": (rss_bytes() - rss_before) / 2**20,
+        "channels": channels,
+        "limit_hits": limited,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         rows[kind] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
     for kind, r in rows.items():
         print(
-            f"{kind:>6}: {r['records_per_s']:>10,.0f} records/s  peak RSS {r['peak_rss_mib']:>7,.0f} MiB  "
-            f"channels {r['channels']:>6,}  limit hits {r['limit_hits']:>8,}"
+            f"{kind:>6}: {r['records_per_s']:>10,.0f} records/s  peak RSS {r['peak_rss_mib']:>5,.0f} MiB "
+            f"(monitor: +{r['growth_mib']:,.0f} MiB)  channels {r['channels']:>5,}  limit hits {r['limit_hits']:>8,}"
         )
     ratio = rows["normal"]["records_per_s"] / rows["churn"]["records_per_s"]
     print(f" ratio: churn is {ratio:.2f}x slower than normal (target: within 2x); N = {args.records:,}, batch = {args.batch}")

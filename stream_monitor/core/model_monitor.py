@@ -8,11 +8,13 @@ step fast.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 import structlog
 
+from stream_monitor.core import detectors as det
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
@@ -21,6 +23,25 @@ from stream_monitor.core.spec import PREDICTION, MonitorSpec
 log = structlog.get_logger("stream_monitor.core")
 
 _OUTPUT_PREFIX = PREDICTION + "."
+
+
+class AllMissing(list):
+    """A column of ``None`` only (the feature was in none of the records): it needs no classifying."""
+
+    __slots__ = ()
+
+
+def classify_all_missing(channel_type: ChannelType, n: int) -> tuple[np.ndarray, list[Any] | np.ndarray, list[int]]:
+    """What :meth:`ChannelMonitor.classify` gives for ``n`` missing values, built directly.
+
+    >>> flags, payload, wrong = classify_all_missing("numeric", 2)
+    >>> flags.tolist(), payload.tolist(), wrong
+    ([1, 1], [nan, nan], [])
+    """
+    flags = np.full(n, det.FLAG_MISSING, dtype=np.uint8)
+    if channel_type == "numeric":
+        return flags, np.full(n, np.nan, dtype=np.float64), []
+    return flags, [None] * n, []
 
 
 def type_of(value: Any) -> ChannelType | None:
@@ -225,12 +246,18 @@ class FeatureBlock:
         model = self.model.model
         all_rows = self.rows
         rows_array = np.array(all_rows, dtype=np.intp) if rows_arrays is not None else None
+        # names no record of the block has (a model whose records name ever new features): their
+        # columns are all missing, without looking up every name in every record
+        present = set().union(*self.feats) if len(starts) > len(self.feats[0]) else None
         for name, (start, kf_index) in starts.items():
             feats = self.feats if start == 0 else self.feats[start:]
             key = (model, name)
             # (a copy of) the rows list: shared by the columns at the end, copied when they still grow
             rows = all_rows[start:] if start or rows_arrays is None else all_rows
-            columns[key] = ([f.get(name) for f in feats], rows)
+            if present is not None and name not in present:
+                columns[key] = (AllMissing(repeat(None, len(feats))), rows)
+            else:
+                columns[key] = ([f.get(name) for f in feats], rows)
             first[key] = (all_rows[start], 0, kf_index)
             if rows_array is not None:
                 rows_arrays[key] = rows_array if start == 0 else rows_array[start:]

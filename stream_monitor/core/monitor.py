@@ -33,7 +33,7 @@ from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
-from stream_monitor.core.model_monitor import FeatureBlock, ModelMonitor
+from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.spec import MonitorSpec
 
@@ -273,7 +273,10 @@ class PartitionMonitor:
             ch = model.channels[key[1]]
             result.channel_values += len(values)
             try:
-                flags, payload, wrong = ch.classify(values)
+                if values.__class__ is AllMissing:
+                    flags, payload, wrong = classify_all_missing(ch.channel_type, len(values))
+                else:
+                    flags, payload, wrong = ch.classify(values)
                 for i in wrong:
                     late.append((rows[i], ch.ordinal, ev.DeadLetterReason.WRONG_TYPE, f"{key[1]}: expected {ch.channel_type}, got {type(values[i]).__name__}"))
                 triggers.extend(

@@ -73,7 +73,9 @@ class LimitsSpec(_Spec):
     """
 
     models: int = Field(default=1_000, ge=1)  # per partition
-    channels_per_model: int = Field(default=500, ge=1)  # features, prediction outputs and reserved channels
+    # features, prediction outputs and reserved channels; every channel is fed on every record of its
+    # model (an absent feature is a missing value), so the per-record cost grows with this cap
+    channels_per_model: int = Field(default=128, ge=1)
     prediction_outputs: int = Field(default=32, ge=1)  # named outputs of an object prediction, per model
     label_join_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # predictions awaiting their label (estimated)
     replay_partitions: int = Field(default=1_024, ge=1)  # input partitions one replay may hold
