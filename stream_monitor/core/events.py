@@ -14,6 +14,8 @@ value naming a machine-readable reason.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -164,6 +166,11 @@ class DecodedEvent:
     problems: list[tuple[DeadLetterReason, str]] = field(default_factory=list)
 
 
+DEAD_LETTER_ORIGINAL_BYTES = 65_536
+_DEAD_LETTER_PREFIX = 256  # bytes of an over-long original kept, for a first look
+_DEAD_LETTER_OVERHEAD = 4_096  # reason, detail (at most 500 characters), source and the field names
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record we could not use (or used only in part), with the reason and the original bytes."""
@@ -174,28 +181,45 @@ class DeadLetter:
     position: SourcePosition | None = None
     processed: bool = False  # True when the valid part of the record was still monitored
 
-    def to_json(self) -> bytes:
-        """The dead-letter record as published: reason, detail, source and the original record."""
+    def to_json(self, max_original_bytes: int = DEAD_LETTER_ORIGINAL_BYTES) -> bytes:
+        """The dead-letter record as published: reason, detail, source and the original record, once.
+
+        The original is kept as text when it is UTF-8 (``original``), else as base64
+        (``original_base64``, with a lossy text of its first bytes in ``original`` for reading).
+        Above ``max_original_bytes`` of JSON only its size, SHA-256 and a prefix are kept
+        (``original_truncated``), so a dead letter stays below that limit plus 4 KiB whatever the
+        record.
+
+        >>> doc = orjson.loads(DeadLetter(DeadLetterReason.INVALID_JSON, "x", b"{oops").to_json())
+        >>> doc["original"], doc["original_base64"], doc["original_size"], doc["original_truncated"]
+        ('{oops', None, 5, False)
+        """
         pos = self.position
-        return orjson.dumps(
-            {
-                "reason": str(self.reason),
-                "detail": self.detail,
-                "processed": self.processed,
-                "source": None
-                if pos is None
-                else {"topic": pos.topic, "partition": pos.partition, "offset": pos.offset, "timestamp_ms": pos.timestamp_ms},
-                "original": self.raw.decode("utf-8", errors="replace"),
-                "original_base64": _b64(self.raw),
-            },
-            option=orjson.OPT_SORT_KEYS,
-        )
+        doc: dict[str, Any] = {
+            "reason": str(self.reason),
+            "detail": self.detail[:500],
+            "processed": self.processed,
+            "source": None
+            if pos is None
+            else {"topic": pos.topic, "partition": pos.partition, "offset": pos.offset, "timestamp_ms": pos.timestamp_ms},
+            "original_size": len(self.raw),
+        }
+        if len(self.raw) <= max_original_bytes:
+            out = orjson.dumps({**doc, **_original(self.raw), "original_truncated": False}, option=orjson.OPT_SORT_KEYS)
+            if len(out) <= max_original_bytes + _DEAD_LETTER_OVERHEAD:
+                return out
+        prefix = self.raw[:_DEAD_LETTER_PREFIX]
+        doc.update(_original(prefix), original_truncated=True, original_sha256=hashlib.sha256(self.raw).hexdigest())
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
-def _b64(raw: bytes) -> str:
-    import base64
-
-    return base64.b64encode(raw).decode("ascii")
+def _original(raw: bytes) -> dict[str, Any]:
+    """The original bytes once: as text when they are UTF-8, else as base64 (plus a lossy text of its start, for reading)."""
+    try:
+        return {"original": raw.decode("utf-8"), "original_base64": None}
+    except UnicodeDecodeError:
+        preview = raw[:_DEAD_LETTER_PREFIX].decode("utf-8", errors="replace")
+        return {"original": preview, "original_base64": base64.b64encode(raw).decode("ascii")}
 
 
 def _loads(raw: bytes) -> Any:

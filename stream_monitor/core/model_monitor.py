@@ -8,17 +8,40 @@ step fast.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 import structlog
 
+from stream_monitor.core import detectors as det
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
-from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.core.spec import PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
+
+_OUTPUT_PREFIX = PREDICTION + "."
+
+
+class AllMissing(list):
+    """A column of ``None`` only (the feature was in none of the records): it needs no classifying."""
+
+    __slots__ = ()
+
+
+def classify_all_missing(channel_type: ChannelType, n: int) -> tuple[np.ndarray, list[Any] | np.ndarray, list[int]]:
+    """What :meth:`ChannelMonitor.classify` gives for ``n`` missing values, built directly.
+
+    >>> flags, payload, wrong = classify_all_missing("numeric", 2)
+    >>> flags.tolist(), payload.tolist(), wrong
+    ([1, 1], [nan, nan], [])
+    """
+    flags = np.full(n, det.FLAG_MISSING, dtype=np.uint8)
+    if channel_type == "numeric":
+        return flags, np.full(n, np.nan, dtype=np.float64), []
+    return flags, [None] * n, []
 
 
 def type_of(value: Any) -> ChannelType | None:
@@ -77,6 +100,7 @@ class ModelMonitor:
                 elif not name.startswith("__"):
                     self.known_features.append(name)
         self.dirty = True
+        self.refused: list[tuple[str, str]] = []  # (limit, channel name) refused since the caller last looked
         self._gather: tuple[tuple[int, str], ...] = ()
         self._gather_stamp: tuple[int, int] | None = None
 
@@ -100,6 +124,17 @@ class ModelMonitor:
             if name not in channels and value is not None:
                 if self.channel(name, value) is not None and name not in known:
                     known.append(name)
+
+    def _over_limit(self, name: str) -> bool:
+        """Whether a new, unconfigured channel would exceed a cap (then it is listed in ``refused``)."""
+        limits = self.spec.limits
+        if len(self.channels) >= limits.channels_per_model:
+            self.refused.append(("channels_per_model", name))
+            return True
+        if name.startswith(_OUTPUT_PREFIX) and sum(1 for n in self.channels if n.startswith(_OUTPUT_PREFIX)) >= limits.prediction_outputs:
+            self.refused.append(("prediction_outputs", name))
+            return True
+        return False
 
     def reset_channel(self, name: str) -> ChannelMonitor:
         """Replace channel ``name`` with a fresh one (same type, settings and ordinal), keeping its open alert episodes."""
@@ -132,6 +167,8 @@ class ModelMonitor:
         ctype = (cspec.type if cspec else None) or type_of(first_value)
         if ctype is None:
             return None  # type unknown until a non-null value arrives
+        if cspec is None and self._over_limit(name):
+            return None
         baseline = self.baseline_for(name, ctype)
         settings = self.spec.channel_settings(self.model, name, ctype)
         ch = ChannelMonitor(self.model, name, ctype, settings, self.partition, len(self.channels), baseline)
@@ -171,6 +208,20 @@ class FeatureBlock:
             return
         self.segments.append((len(self.rows), gather))
 
+    def add(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
+        """Take one record's features object (discovering new features first)."""
+        m = self.model
+        if not m.channels.keys() >= feats.keys():
+            m.discover_features(feats)
+        gather = m.gather()
+        if gather is not self.gather:
+            self.switch(gather, columns, first)
+        if self.direct:
+            self.add_direct(row, feats, columns, first)
+        else:
+            self.rows.append(row)
+            self.feats.append(feats)
+
     def add_direct(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
         """Append one record's gathered features to their columns, value by value."""
         model = self.model.model
@@ -195,12 +246,18 @@ class FeatureBlock:
         model = self.model.model
         all_rows = self.rows
         rows_array = np.array(all_rows, dtype=np.intp) if rows_arrays is not None else None
+        # names no record of the block has (a model whose records name ever new features): their
+        # columns are all missing, without looking up every name in every record
+        present = set().union(*self.feats) if len(starts) > len(self.feats[0]) else None
         for name, (start, kf_index) in starts.items():
             feats = self.feats if start == 0 else self.feats[start:]
             key = (model, name)
             # (a copy of) the rows list: shared by the columns at the end, copied when they still grow
             rows = all_rows[start:] if start or rows_arrays is None else all_rows
-            columns[key] = ([f.get(name) for f in feats], rows)
+            if present is not None and name not in present:
+                columns[key] = (AllMissing(repeat(None, len(feats))), rows)
+            else:
+                columns[key] = ([f.get(name) for f in feats], rows)
             first[key] = (all_rows[start], 0, kf_index)
             if rows_array is not None:
                 rows_arrays[key] = rows_array if start == 0 else rows_array[start:]

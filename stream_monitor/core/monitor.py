@@ -30,10 +30,12 @@ from stream_monitor.core import events as ev
 from stream_monitor.core import state
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
+from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.formats import FormatError, to_native
-from stream_monitor.core.model_monitor import FeatureBlock, ModelMonitor, error_value
+from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
+from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
-from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION, MonitorSpec
+from stream_monitor.core.spec import MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -70,66 +72,12 @@ class BatchResult:
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     channel_values: int = 0
     processed: int = 0  # records monitored (the others are dead letters with ``processed`` False)
+    limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
 
 
 _MISSING: Any = object()
-
-
-def _error_text(exc: BaseException) -> str:
-    """A short, single-line description of an exception for a dead letter."""
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
-def _extras(e: ev.InferenceEvent, prediction: Any) -> list[tuple[str, Any]]:
-    """The (reserved channel, value) pairs of one event, in channel order; ``prediction`` feeds ``__error__``."""
-    pred = e.prediction
-    extra: list[tuple[str, Any]] = []
-    if isinstance(pred, dict):
-        extra.extend((f"{PREDICTION}.{k}", v) for k, v in pred.items())
-    elif pred is not None:
-        extra.append((PREDICTION, pred))
-    if e.latency_ms is not None:
-        extra.append((LATENCY, e.latency_ms))
-    if e.label is not None:
-        extra.append((LABEL, e.label))
-        err = error_value(prediction, e.label)
-        if err is not None:
-            extra.append((ERROR, err))
-    return extra
-
-
-class _Batch:
-    """One batch's columns per (model, channel), where each got its first value, and value-level problems."""
-
-    __slots__ = ("columns", "first", "rows_arrays", "problems", "failed")
-
-    def __init__(self, decoded: list[ev.DecodedEvent]) -> None:
-        self.columns: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
-        self.first: dict[tuple[str, str], tuple[int, int, int]] = {}
-        self.rows_arrays: dict[tuple[str, str], np.ndarray] = {}
-        self.problems: dict[int, list[tuple[ev.DeadLetterReason, str]]] = {
-            i: list(d.problems) for i, d in enumerate(decoded) if d.problems
-        }
-        self.failed: dict[int, BaseException] = {}  # rows whose gathering raised
-
-    def drop_failed(self) -> None:
-        """Take the failed rows' values out of every column, as if those records had not come."""
-        failed = self.failed
-        for row in failed:
-            self.problems.pop(row, None)
-        for key in list(self.columns):
-            values, rows = self.columns[key]
-            if failed.keys().isdisjoint(rows):
-                continue
-            self.rows_arrays.pop(key, None)
-            keep = [i for i, r in enumerate(rows) if r not in failed]
-            if not keep:
-                del self.columns[key], self.first[key]
-                continue
-            self.columns[key] = ([values[i] for i in keep], [rows[i] for i in keep])
-            self.first[key] = (rows[keep[0]], *self.first[key][1:])
+_LIMITED: Any = object()  # a model refused by the models limit (in a batch's block table)
 
 
 class PartitionMonitor:
@@ -143,14 +91,19 @@ class PartitionMonitor:
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
         self.labels_dirty = False
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
+        self.limits = LimitGuard(spec.limits, partition)
+        self._pending_bytes: int | None = None  # estimated size of pending_labels (None: not yet counted)
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
     def model(self, name: str) -> ModelMonitor | None:
-        """The monitor of model ``name``, created on first sight; None when the model is not monitored."""
+        """The monitor of model ``name``, created on first sight; None when the model is not monitored.
+
+        An unconfigured model beyond ``limits.models`` is not monitored either (see :meth:`_block`).
+        """
         m = self.models.get(name)
         if m is None:
-            if name not in self.spec.models and not self.spec.discover_models:
+            if name not in self.spec.models and (not self.spec.discover_models or len(self.models) >= self.spec.limits.models):
                 return None
             m = ModelMonitor(self.spec, name, self.partition, self.baselines.get(name))
             self.models[name] = m
@@ -188,8 +141,8 @@ class PartitionMonitor:
     def _failed(self, rec: InputRecord, exc: BaseException) -> ev.DeadLetter:
         """The dead letter of a record whose processing raised ``exc`` (logged with the traceback)."""
         pos = rec.position
-        self.log.error("record_processing_failed", topic=pos.topic, offset=pos.offset, error=_error_text(exc), exc_info=exc)
-        return ev.DeadLetter(ev.DeadLetterReason.PROCESSING_ERROR, _error_text(exc), rec.value, pos)
+        self.log.error("record_processing_failed", topic=pos.topic, offset=pos.offset, error=error_text(exc), exc_info=exc)
+        return ev.DeadLetter(ev.DeadLetterReason.PROCESSING_ERROR, error_text(exc), rec.value, pos)
 
     def _decode_formatted(
         self,
@@ -247,12 +200,20 @@ class PartitionMonitor:
         ``processing_error`` dead letter; one inside a channel resets that channel (see
         :meth:`_ingest`). Neither costs anything while nothing raises.
         """
-        batch = self._gather(decoded, joined)
+        batch = self._gather(decoded, positions, joined)
         triggers = self._ingest(batch, decoded, positions, result)
-        result.processed += len(decoded) - len(batch.failed)
+        triggers.extend(batch.triggers)
+        result.processed += len(decoded) - len(batch.failed) - len(batch.limited)
         for row, exc in batch.failed.items():
             result.dead_letters.append(self._failed(InputRecord(raws[row], positions[row]), exc))
             result.invalid_by_reason[ev.DeadLetterReason.PROCESSING_ERROR] += 1
+        for row, detail in batch.limited.items():
+            result.dead_letters.append(ev.DeadLetter(ev.DeadLetterReason.LIMIT_EXCEEDED, detail, raws[row], positions[row]))
+            result.invalid_by_reason[ev.DeadLetterReason.LIMIT_EXCEEDED] += 1
+        for t in batch.triggers:
+            if t.transition == "firing":
+                self.log.warning("limit_reached", limit=t.detector, fingerprint=t.fingerprint, cap=t.reference_count)
+        result.limits_exceeded.update(batch.hits)
         problems = batch.problems
         for row in sorted(problems):
             reason, detail = problems[row][0]
@@ -270,43 +231,38 @@ class PartitionMonitor:
         # record-level and value-level dead letters, in record order whatever the batch boundaries
         result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
 
-    def _gather(self, decoded: list[ev.DecodedEvent], joined: list[Any] | None) -> _Batch:
+    def _gather(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], joined: list[Any] | None) -> Batch:
         """Group the batch's values per (model, channel), remembering where each column started.
 
         Features are gathered column-wise per model (:class:`FeatureBlock`: one list
         comprehension per feature over the model's rows) unless a feature name could collide with
-        a reserved channel name; then, as for the other channels, value by value.
+        a reserved channel name; then, as for the other channels, value by value. Values a limit
+        refuses are listed (:meth:`_refusals`); records of a refused model are set aside whole.
         """
-        batch = _Batch(decoded)
+        batch = Batch(decoded, positions)
         columns, first = batch.columns, batch.first
         blocks: dict[str, FeatureBlock | None] = {}
         remember = self.spec.label_join_max_pending
+        limits_open = self.limits.open
         for row, d in enumerate(decoded):
             try:
                 e = d.event
                 blk = blocks.get(e.model, _MISSING)
                 if blk is _MISSING:
-                    m0 = self.model(e.model)
-                    blk = blocks[e.model] = None if m0 is None else FeatureBlock(m0)
-                if blk is None:
+                    blk = blocks[e.model] = self._block(e.model)
+                if blk.__class__ is not FeatureBlock:
+                    if blk is _LIMITED:
+                        batch.refused_model(self.limits, row, d)
                     continue
                 m = blk.model
-                feats = e.features
-                if feats is not None:
-                    if not m.channels.keys() >= feats.keys():
-                        m.discover_features(feats)
-                    gather = m.gather()
-                    if gather is not blk.gather:
-                        blk.switch(gather, columns, first)
-                    if blk.direct:
-                        blk.add_direct(row, feats, columns, first)
-                    else:
-                        blk.rows.append(row)
-                        blk.feats.append(feats)
+                if e.features is not None:
+                    blk.add(row, e.features, columns, first)
                 pred = e.prediction
                 if e.label is None and remember and e.event_id and pred is not None:
-                    self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
-                for j, (name, value) in enumerate(_extras(e, joined[row] if joined is not None else pred)):
+                    dropped = self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
+                    if dropped:
+                        batch.limit_hit(self.limits, row, d, "label_join_bytes", dropped)
+                for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred)):
                     if name not in m.channels:
                         if value is None or m.channel(name, value) is None:
                             continue
@@ -317,17 +273,29 @@ class PartitionMonitor:
                         first[key] = (row, 1, j)
                     col[0].append(value)
                     col[1].append(row)
+                if m.refused:
+                    batch.refusals(self.limits, row, d, m)
+                if limits_open:
+                    batch.quiet(self.limits, row, d)
             except Exception as exc:
                 batch.failed[row] = exc
         for blk in blocks.values():
-            if blk is not None:
+            if blk.__class__ is FeatureBlock:
                 blk.flush(columns, first, batch.rows_arrays)
         if batch.failed:
             batch.drop_failed()
         return batch
 
+    def _block(self, name: str) -> FeatureBlock | None:
+        """A batch's feature block of model ``name``; None when unmonitored, ``_LIMITED`` when refused by the models limit."""
+        m = self.model(name)
+        if m is not None:
+            return FeatureBlock(m)
+        limited = name not in self.models and name not in self.spec.models and self.spec.discover_models
+        return _LIMITED if limited else None
+
     def _ingest(
-        self, batch: _Batch, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], result: BatchResult
+        self, batch: Batch, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], result: BatchResult
     ) -> list[ChannelTrigger]:
         """Feed every gathered column to its channel, in first-value order; return the lifecycle transitions.
 
@@ -336,7 +304,7 @@ class PartitionMonitor:
         ``processing_error`` dead letter: which value caused it cannot be told.
         """
         row_times = [d.event_time_ms for d in decoded]
-        row_offsets = [p.offset for p in positions]
+        row_offsets = batch.offsets
         row_times_array = np.array(row_times, dtype=np.int64)
         columns, rows_arrays = batch.columns, batch.rows_arrays
         late: list[tuple[int, int, ev.DeadLetterReason, str]] = []  # (row, channel ordinal, reason, detail)
@@ -347,16 +315,19 @@ class PartitionMonitor:
             ch = model.channels[key[1]]
             result.channel_values += len(values)
             try:
-                flags, payload, wrong = ch.classify(values)
+                if values.__class__ is AllMissing:
+                    flags, payload, wrong = classify_all_missing(ch.channel_type, len(values))
+                else:
+                    flags, payload, wrong = ch.classify(values)
                 for i in wrong:
                     late.append((rows[i], ch.ordinal, ev.DeadLetterReason.WRONG_TYPE, f"{key[1]}: expected {ch.channel_type}, got {type(values[i]).__name__}"))
                 triggers.extend(
                     ch.ingest_classified(flags, payload, rows_arrays.get(key, rows), row_times, row_offsets, result.evaluations, row_times_array)
                 )
             except Exception as exc:
-                self.log.error("channel_failed_reset", model=key[0], channel=key[1], error=_error_text(exc), exc_info=exc)
+                self.log.error("channel_failed_reset", model=key[0], channel=key[1], error=error_text(exc), exc_info=exc)
                 model.reset_channel(key[1])
-                detail = f"{key[1]}: {_error_text(exc)}; channel reset"
+                detail = f"{key[1]}: {error_text(exc)}; channel reset"
                 late.extend((row, ch.ordinal, ev.DeadLetterReason.PROCESSING_ERROR, detail) for row in rows)
         late.sort(key=lambda p: (p[0], p[1]))
         problems = batch.problems
@@ -365,14 +336,41 @@ class PartitionMonitor:
         return triggers
 
     # ------------------------------------------------------------ label join
-    def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> None:
+    def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> int:
+        """Keep a prediction for the label join; return how many were dropped to stay within ``limits.label_join_bytes``.
+
+        Entries older than the join window and beyond ``label_join_max_pending`` go first, oldest
+        first, as they always did; the byte cap then drops the oldest too, and that is counted.
+        """
         pending = self.pending_labels
         self.labels_dirty = True
-        pending[event_id] = (model, prediction, event_time_ms)
+        size = self._pending_size()
+        old = pending.get(event_id)
+        if old is not None:
+            size -= entry_bytes(event_id, old)
+        entry = (model, prediction, event_time_ms)
+        pending[event_id] = entry
         pending.move_to_end(event_id)
+        size += entry_bytes(event_id, entry)
         horizon = event_time_ms - int(self.spec.label_join_window_seconds * 1000)
-        while pending and (len(pending) > self.spec.label_join_max_pending or next(iter(pending.values()))[2] < horizon):
+        cap_entries, cap_bytes = self.spec.label_join_max_pending, self.spec.limits.label_join_bytes
+        dropped = 0
+        while pending:
+            oldest_id, oldest = next(iter(pending.items()))
+            over_bytes = size > cap_bytes
+            if not (over_bytes or len(pending) > cap_entries or oldest[2] < horizon):
+                break
             pending.popitem(last=False)
+            size -= entry_bytes(oldest_id, oldest)
+            dropped += over_bytes and len(pending) <= cap_entries and oldest[2] >= horizon
+        self._pending_bytes = size
+        return dropped
+
+    def _pending_size(self) -> int:
+        """The estimated size of ``pending_labels`` (counted once after a restore, then kept up to date)."""
+        if self._pending_bytes is None:
+            self._pending_bytes = sum(entry_bytes(k, v) for k, v in self.pending_labels.items())
+        return self._pending_bytes
 
     def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
         """Join label events to remembered predictions (by event_id) and feed __label__/__error__."""
@@ -403,6 +401,8 @@ class PartitionMonitor:
         if isinstance(out, ev.DeadLetter):
             return out
         hit = self.pending_labels.pop(out.event_id, None)
+        if hit is not None and self._pending_bytes is not None:
+            self._pending_bytes -= entry_bytes(out.event_id, hit)
         if hit is None:
             return ev.DeadLetter(
                 ev.DeadLetterReason.LABEL_UNMATCHED,
@@ -417,23 +417,35 @@ class PartitionMonitor:
         return ev.DecodedEvent(event, event_time), prediction
 
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
-        m = self.models[d.event.model]
-        cspec = self.spec.channel_spec(m.model, t.channel)
+        """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``)."""
+        if t.channel == LIMITS_CHANNEL:
+            model = limit_model(t.detector, d.event.model)
+            m = self.models.get(model)
+            labels, annotations = (m.labels, m.annotations) if m is not None else (self.spec.labels, self.spec.annotations)
+            texts: tuple[str, str] | None = limit_texts(model, self.partition, t, self.spec.limits.quiet_seconds)
+            version = d.event.model_version if model == d.event.model else None
+        else:
+            m = self.models[d.event.model]
+            model, version, texts = m.model, d.event.model_version, None
+            cspec = self.spec.channel_spec(model, t.channel)
+            labels = {**m.labels, **(cspec.labels if cspec else {})}
+            annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
         event = build_alert(
             t,
-            model=m.model,
-            model_version=d.event.model_version,
+            model=model,
+            model_version=version,
             event_time_ms=d.event_time_ms,
             position=pos,
             partition=self.partition,
-            labels={**m.labels, **(cspec.labels if cspec else {})},
-            annotations={**m.annotations, **(cspec.annotations if cspec else {})},
+            labels=labels,
+            annotations=annotations,
             instance=self.spec.instance,
             version=self.spec.version,
+            texts=texts,
         )
         self.log.info(
             "alert",
-            model=m.model,
+            model=model,
             channel=t.channel,
             detector=t.detector,
             status=event.status,

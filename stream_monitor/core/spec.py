@@ -60,6 +60,30 @@ class ModelSpec(_Spec):
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
 
 
+class LimitsSpec(_Spec):
+    """Caps on what one partition's monitor keeps and writes, so no input can make it grow without bound.
+
+    Reaching a cap is never silent: it raises a ``data_quality`` alert on the reserved channel
+    ``__limits__`` (resolved after ``quiet_seconds`` of event time without a further hit), counts in
+    ``BatchResult.limits_exceeded`` and makes the records whose values were ignored dead letters
+    with reason ``limit_exceeded``. Configured models and channels are always monitored; they count
+    towards the caps, and only names the config does not list are refused.
+
+    >>> LimitsSpec(channels_per_model=50).channels_per_model
+    50
+    """
+
+    models: int = Field(default=1_000, ge=1)  # per partition
+    # features, prediction outputs and reserved channels; every channel is fed on every record of its
+    # model (an absent feature is a missing value), so the per-record cost grows with this cap
+    channels_per_model: int = Field(default=128, ge=1)
+    prediction_outputs: int = Field(default=32, ge=1)  # named outputs of an object prediction, per model
+    label_join_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # predictions awaiting their label (estimated)
+    replay_partitions: int = Field(default=1_024, ge=1)  # input partitions one replay may hold
+    dead_letter_original_bytes: int = Field(default=65_536, ge=1_024)  # beyond: size, sha256 and a prefix
+    quiet_seconds: float = Field(default=60.0, gt=0)
+
+
 class MonitorSpec(_Spec):
     """Everything the pure core needs to know to monitor a stream."""
 
@@ -74,6 +98,7 @@ class MonitorSpec(_Spec):
     label_join_window_seconds: float = Field(default=86_400.0, gt=0)
     label_join_max_pending: int = Field(default=100_000, ge=0)
     input_formats: dict[str, InputFormat] = Field(default_factory=dict)  # topic -> format (default native)
+    limits: LimitsSpec = LimitsSpec()
 
     @model_validator(mode="after")
     def _validate_layers(self) -> MonitorSpec:

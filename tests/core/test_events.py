@@ -264,3 +264,38 @@ def test_decode_never_raises_on_arbitrary_json_objects(obj, record_ts):
     if isinstance(out, DecodedEvent):
         assert isinstance(out.event, InferenceEvent) and isinstance(out.event_time_ms, int)
         assert all(reason == R.NON_FINITE_VALUE for reason, _ in out.problems)
+
+
+# ---------------------------------------------------------------------------- dead letters fit
+@pytest.mark.parametrize("size", [450_000, 2_000_000])
+@pytest.mark.parametrize("utf8", [True, False])
+def test_a_big_bad_record_makes_a_small_dead_letter(size: int, utf8: bool) -> None:
+    import base64
+    import hashlib
+
+    body = b'{"model": "m", "features": {"x": "' + (b"\xe9" if not utf8 else b"a") * size + b'"'  # not JSON (unclosed)
+    out = decode_inference(body, 0, POS, max_bytes=1_048_576)
+    assert isinstance(out, DeadLetter)
+    for limit in (65_536, 10_000):
+        blob = out.to_json(limit)
+        assert len(blob) <= limit + 4096, len(blob)
+        doc = orjson.loads(blob)
+        assert doc["original_truncated"] is True and doc["original_size"] == len(body)
+        assert doc["original_sha256"] == hashlib.sha256(body).hexdigest()
+        kept = base64.b64decode(doc["original_base64"]) if doc["original_base64"] else doc["original"].encode()
+        assert body.startswith(kept) and kept
+
+
+def test_a_dead_letter_keeps_a_small_original_once() -> None:
+    raw = b'{"model": "m", "ts": "soon", "features": {"x": 1}}'
+    doc = orjson.loads(dead(raw, position=POS).to_json())
+    assert doc["original"] == raw.decode() and doc["original_base64"] is None and doc["original_truncated"] is False
+    assert doc["original_size"] == len(raw) and "original_sha256" not in doc
+
+
+def test_a_dead_letter_of_escaped_text_stays_within_the_limit() -> None:
+    """JSON escaping can grow text six-fold: the limit applies to the dead letter, not to the raw size."""
+    raw = b'{"model": "m", "features": {"x": "' + b"\x01" * 60_000 + b'"}}'  # a control character: invalid JSON
+    out = dead(raw)
+    assert len(out.to_json(65_536)) <= 65_536 + 4096
+    assert orjson.loads(out.to_json(65_536))["original_truncated"] is True

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream_monitor.core import monitor as monitor_module
+from stream_monitor.core import batch as batch_module
 from stream_monitor.core.events import DeadLetterReason, SourcePosition, decode_inference, decode_label
 from stream_monitor.core.monitor import BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
@@ -117,7 +117,7 @@ GOOD = [orjson.dumps({"model": "m", "ts": T0 + i, "features": {"x": float(i % 5)
 
 
 def _boom_on(label_value: Any):
-    original = monitor_module.error_value
+    original = batch_module.error_value
 
     def error_value(prediction: Any, label: Any) -> float | None:
         if label == label_value:
@@ -128,7 +128,7 @@ def _boom_on(label_value: Any):
 
 
 def test_an_exception_while_processing_a_record_makes_it_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(monitor_module, "error_value", _boom_on("poison"))
+    monkeypatch.setattr(batch_module, "error_value", _boom_on("poison"))
     raws = list(GOOD)
     raws[7] = orjson.dumps({"model": "m", "ts": T0 + 7, "features": {"x": 1.0}, "prediction": 0.5, "label": "poison"})
     results = {}
@@ -243,3 +243,110 @@ def test_arbitrary_records_never_raise_and_are_all_accounted_for(raws: list[byte
         accounted(r)
     one_by_one = _run(raws, record_ts, 1, labels)
     assert outcome(whole) == outcome(one_by_one)
+
+
+# --------------------------------------------------------------------- bounded, with a signal
+def _spec(**limits: Any) -> MonitorSpec:
+    return MonitorSpec.model_validate({"limits": {"quiet_seconds": 5, **limits}})
+
+
+def _limit_alerts(results: list[BatchResult]) -> list[Any]:
+    return [a.event for r in results for a in r.alerts if a.event.feature == "__limits__"]
+
+
+def _churn(n: int, new_until: int) -> list[bytes]:
+    """Records 10 ms apart with x0..x2 and, until ``new_until``, one never-seen feature name each."""
+    out = []
+    for i in range(n):
+        feats: dict[str, Any] = {"x0": 1.0, "x1": 2.0, "x2": 3.0}
+        if i < new_until:
+            feats[f"new_{i}"] = float(i)
+        out.append(orjson.dumps({"model": "credit-v2", "ts": T0 + 10 * i, "features": feats}))
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 37, 2000])
+def test_new_feature_names_beyond_the_cap_are_an_alert_a_count_and_dead_letters(size: int) -> None:
+    raws = _churn(2000, new_until=1000)
+    monitor = PartitionMonitor(_spec(channels_per_model=10), 0)
+    recs = records(raws)
+    results = [monitor.process(recs[i : i + size]) for i in range(0, len(recs), size)]
+    for r in results:
+        accounted(r)
+    assert len(monitor.models["credit-v2"].channels) == 10  # x0..x2 and the first seven new names
+    refused = 1000 - 7
+    assert sum(r.limits_exceeded["channels_per_model"] for r in results) == refused
+    dead = [d for r in results for d in r.dead_letters]
+    assert [d.position.offset for d in dead] == list(range(7, 1000))
+    assert {(str(d.reason), d.processed) for d in dead} == {(R.LIMIT_EXCEEDED, True)}
+    assert "features.new_7: model 'credit-v2' reached its limit of 10 channels per model" in dead[0].detail
+    alerts = _limit_alerts(results)
+    assert [(a.status, a.kind, a.model, a.detector) for a in alerts] == [
+        ("firing", "data_quality", "credit-v2", "channels_per_model"),
+        ("resolved", "data_quality", "credit-v2", "channels_per_model"),
+    ]
+    firing, resolved = alerts
+    assert firing.annotations["summary"] == "credit-v2: new feature names over the limit of 10 channels per model; new names ignored"
+    assert firing.source.offset == 7 and resolved.statistic == refused
+    assert resolved.annotations["summary"].startswith(f"resolved: credit-v2: {refused:,} new feature names ignored in 10 s")
+    assert resolved.fingerprint == firing.fingerprint and resolved.alert_id == firing.alert_id
+    # resolved once quiet_seconds of event time passed without a new name (the first quiet record is 1000)
+    assert resolved.source.offset == 1000 + 500
+
+
+def test_the_same_limit_alerts_whatever_the_batch_boundaries() -> None:
+    raws = _churn(1500, new_until=600)
+    outs = []
+    for size in (1, 64, 1500):
+        monitor = PartitionMonitor(_spec(channels_per_model=8), 0)
+        recs = records(raws)
+        outs.append(outcome([monitor.process(recs[i : i + size]) for i in range(0, len(recs), size)]))
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_configured_channels_are_never_refused() -> None:
+    spec = MonitorSpec.model_validate(
+        {"limits": {"channels_per_model": 2}, "models": {"m": {"channels": {"a": {}, "b": {}, "c": {}}}}}
+    )
+    raw = orjson.dumps({"model": "m", "ts": T0, "features": {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}})
+    monitor = PartitionMonitor(spec, 0)
+    result = monitor.process(records([raw]))
+    assert set(monitor.models["m"].channels) == {"a", "b", "c"}
+    assert [(str(d.reason), d.detail.split(":")[0]) for d in result.dead_letters] == [(R.LIMIT_EXCEEDED, "features.d")]
+
+
+def test_models_beyond_the_cap_are_dead_letters_and_one_partition_alert() -> None:
+    raws = [orjson.dumps({"model": f"m{i % 5}", "ts": T0 + i, "features": {"x": 1.0}}) for i in range(50)]
+    monitor = PartitionMonitor(_spec(models=3), 0)
+    result = monitor.process(records(raws))
+    accounted(result)
+    assert sorted(monitor.models) == ["m0", "m1", "m2"]
+    dead = result.dead_letters
+    assert {d.position.offset % 5 for d in dead} == {3, 4} and len(dead) == 20
+    assert {(str(d.reason), d.processed) for d in dead} == {(R.LIMIT_EXCEEDED, False)}
+    assert result.limits_exceeded["models"] == 20 and result.processed == 30
+    [alert] = _limit_alerts([result])
+    assert (alert.model, alert.detector, alert.status) == ("*", "models", "firing")
+    assert alert.annotations["summary"] == "partition 0: new model names over the limit of 3 models per partition; their records are dead letters"
+
+
+def test_prediction_outputs_beyond_the_cap_are_refused() -> None:
+    raws = [orjson.dumps({"model": "m", "ts": T0 + i, "prediction": {f"p{j}": 0.5 for j in range(i + 1)}}) for i in range(6)]
+    monitor = PartitionMonitor(_spec(prediction_outputs=3), 0)
+    result = monitor.process(records(raws))
+    assert sorted(monitor.models["m"].channels) == ["__prediction__.p0", "__prediction__.p1", "__prediction__.p2"]
+    assert result.limits_exceeded["prediction_outputs"] == 0 + 1 + 2 + 3
+    assert [a.detector for a in _limit_alerts([result])] == ["prediction_outputs"]
+
+
+def test_the_label_join_is_bounded_in_bytes() -> None:
+    big = {f"class_{j}": "x" * 200 for j in range(20)}  # ~6 KB per pending prediction
+    raws = [orjson.dumps({"model": "m", "event_id": f"e{i}", "ts": T0 + i, "prediction": big}) for i in range(400)]
+    monitor = PartitionMonitor(_spec(label_join_bytes=200_000, prediction_outputs=64), 0)
+    result = monitor.process(records(raws))
+    held = sum(batch_module.entry_bytes(k, v) for k, v in monitor.pending_labels.items())
+    assert held <= 200_000 and len(monitor.pending_labels) >= 20
+    assert result.limits_exceeded["label_join_bytes"] == 400 - len(monitor.pending_labels)
+    assert [a.detector for a in _limit_alerts([result])] == ["label_join_bytes"]
+    # the newest predictions are the ones kept
+    assert list(monitor.pending_labels)[-1] == "e399"

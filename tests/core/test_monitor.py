@@ -8,6 +8,7 @@ import math
 from typing import Any, Iterable, Sequence
 
 import orjson
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -560,3 +561,20 @@ def test_record_evaluations_lists_every_evaluation():
     assert ev.model == "m" and ev.event_time_ms >= T0
     assert {e.detector for e in result.evaluations if e.channel == "x"} >= {"psi", "ks", "adwin"}
     assert monitor.process(events_to_records(small_events(1))).evaluations is None
+
+
+@pytest.mark.parametrize("channel_type", ["numeric", "categorical"])
+def test_an_all_missing_column_is_classified_as_the_channel_would(channel_type: str) -> None:
+    """The shortcut for features none of a batch's records has must agree with ChannelMonitor.classify."""
+    from stream_monitor.core.channel import ChannelMonitor
+    from stream_monitor.core.model_monitor import classify_all_missing
+    from stream_monitor.core.settings import DetectionSettings
+
+    ch = ChannelMonitor("m", "x", channel_type, DetectionSettings(), 0, 0)  # type: ignore[arg-type]
+    for n in (1, 7, 600):
+        want, got = ch.classify([None] * n), classify_all_missing(channel_type, n)  # type: ignore[arg-type]
+        assert want[0].dtype == got[0].dtype and want[0].tolist() == got[0].tolist()
+        assert type(want[1]) is type(got[1]) and np.array_equal(np.asarray(want[1], dtype=object), np.asarray(got[1], dtype=object)) or (
+            channel_type == "numeric" and np.isnan(want[1]).all() and np.isnan(got[1]).all() and want[1].dtype == got[1].dtype
+        )
+        assert want[2] == got[2] == []
