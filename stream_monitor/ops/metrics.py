@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from stream_monitor.core.signing import REJECT_REASONS
+
 if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.core.monitor import PartitionMonitor
 
@@ -70,7 +72,22 @@ class MonitorMetrics:
         )
         self.checkpoints = Counter("stream_monitor_checkpoints_total", "Checkpoints by outcome", ["outcome"], registry=r)
         self.state_bytes = Counter("stream_monitor_state_bytes_written_total", "Changelog bytes written", registry=r)
-        self.state_rejected = Counter("stream_monitor_state_records_rejected_total", "Changelog records whose HMAC failed", registry=r)
+        self.state_rejected = Counter(
+            "stream_monitor_state_records_rejected_total",
+            "Changelog records not loaded (signature, unknown_key, old_format, unknown_format, malformed)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in REJECT_REASONS:  # every reason exported from the start, at 0
+            self.state_rejected.labels(reason)
+        self.state_oversized = Counter(
+            "stream_monitor_state_items_oversized_total", "State items too large to write; what they held starts again", registry=r
+        )
+        self.records_oversized = Counter(
+            "stream_monitor_output_records_oversized_total",
+            "Dead letters too large to send whole, sent as a summary (size, sha256, prefix)",
+            registry=r,
+        )
         self.alerts = Counter(
             "stream_monitor_alerts_total", "Alert events emitted", ["model", "kind", "severity", "status"], registry=r
         )

@@ -7,6 +7,7 @@ Nothing here mocks Kafka: monitors run either in-process (``MonitorApp`` in a th
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from stream_monitor.config import AppConfig, load_config
 from stream_monitor.runtime.app import MonitorApp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STATE_SECRET = "test-secret-9f1c"
+STATE_SECRET = secrets.token_hex(32)  # one random state key per test session, as run requires
 
 
 def produce(bootstrap: str, topic: str, events: Iterable[dict[str, Any] | bytes], key_field: str = "model") -> int:
