@@ -262,6 +262,7 @@ class MetricsSettings(_Section):
     host: str = "127.0.0.1"  # 0.0.0.0 in a container, so kubelet probes and Prometheus reach it
     port: int = Field(default=9108, ge=0, le=65535)
     max_channel_series: int = Field(default=2000, ge=0)
+    max_model_series: int = Field(default=500, ge=0)  # distinct model label values; later models export as __other__
     liveness_timeout_seconds: float = Field(default=300.0, gt=0)  # /healthz fails when the loop stalls this long
     readiness_checks_broker: bool = True  # /readyz also needs a bootstrap broker to accept TCP
 

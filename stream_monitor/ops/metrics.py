@@ -3,6 +3,8 @@
 Each :class:`MonitorMetrics` (and :class:`BridgeMetrics`) owns its own ``CollectorRegistry`` (no
 global state), so tests and several apps in one process never collide. Per-channel series are
 capped (``metrics.max_channel_series``): past the cap new channels are counted, not exported.
+``model`` label values are capped too (``metrics.max_model_series``): models past the cap are
+exported as ``__other__``, so ``/metrics`` stays small whatever the number of models.
 The HTTP endpoints that expose them are in :mod:`stream_monitor.ops.health`.
 
 >>> m = MonitorMetrics(max_channel_series=1)
@@ -47,9 +49,10 @@ class _AssignmentGauge(Gauge):
 class MonitorMetrics:
     """All metrics of one monitor instance."""
 
-    def __init__(self, max_channel_series: int = 2000, liveness_timeout_s: float = 300.0) -> None:
+    def __init__(self, max_channel_series: int = 2000, liveness_timeout_s: float = 300.0, max_model_series: int = 500) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.max_channel_series = max_channel_series
+        self.models = LabelCap(max_model_series)
         self.liveness_timeout_s = liveness_timeout_s
         self._lock = threading.Lock()
         self._last_heartbeat: float | None = None
@@ -94,6 +97,9 @@ class MonitorMetrics:
         self.firing = Gauge("stream_monitor_alerts_firing", "Alerts currently firing", ["model", "kind", "severity"], registry=r)
         self.statistic = Gauge(
             "stream_monitor_drift_statistic", "Latest alerting statistic per channel", ["model", "channel", "detector"], registry=r
+        )
+        self.model_series_capped = Counter(
+            "stream_monitor_model_series_capped_total", "Alert events counted under model=__other__ (model label cap)", registry=r
         )
         self.channel_series_dropped = Counter(
             "stream_monitor_channel_series_dropped_total", "Channel series not exported (cardinality cap)", registry=r
@@ -152,8 +158,11 @@ class MonitorMetrics:
     def observe_alert(self, fields: dict[str, Any]) -> None:
         """A committed alert event: count it and keep the firing gauge exact per fingerprint."""
         model, kind, severity, status = fields["model"], fields["kind"], fields["severity"], fields["status"]
-        self.alerts.labels(model, kind, severity, status).inc()
         self.observe_statistic(model, fields["feature"], fields["detector"], fields.get("statistic"))
+        model = self.models.label(model)
+        if model == OTHER:
+            self.model_series_capped.inc()
+        self.alerts.labels(model, kind, severity, status).inc()
         # the partition of the task that owns the fingerprint: labels.partition (the source
         # record's partition differs when records are re-keyed by model)
         labels = fields.get("labels") or {}
@@ -170,6 +179,7 @@ class MonitorMetrics:
         if previous is not None:
             self.firing.labels(*previous).dec()
         if labels is not None:
+            labels = (self.models.label(labels[0]), labels[1], labels[2])
             self._firing[fp] = labels
             if partition is not None:
                 self._firing_partition[fp] = int(partition)
@@ -196,6 +206,33 @@ class MonitorMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+OTHER = "__other__"
+
+
+class LabelCap:
+    """Admits the first ``limit`` distinct values of a label; every later value becomes ``__other__``.
+
+    >>> cap = LabelCap(2)
+    >>> [cap.label(v) for v in ("a", "b", "c", "a")]
+    ['a', 'b', '__other__', 'a']
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._admitted: set[str] = set()
+        self._lock = threading.Lock()
+
+    def label(self, value: str) -> str:
+        """``value`` if it is (or can still be) admitted, else ``__other__``."""
+        if value in self._admitted:
+            return value
+        with self._lock:
+            if len(self._admitted) < self.limit:
+                self._admitted.add(value)
+                return value
+        return OTHER
 
 
 def open_episodes(task: PartitionMonitor) -> list[tuple[str, tuple[str, str, str]]]:

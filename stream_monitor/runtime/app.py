@@ -92,7 +92,8 @@ class MonitorApp:
 
         # training baselines (models.<m>.baseline), read once; relative paths resolve against base_dir
         self.baselines = load_baselines(self.spec, base_dir)
-        self.metrics = metrics or MonitorMetrics(cfg.metrics.max_channel_series)
+        m = cfg.metrics
+        self.metrics = metrics or MonitorMetrics(m.max_channel_series, m.liveness_timeout_seconds, m.max_model_series)
         self.on_alert = on_alert
         self.on_checkpoint = on_checkpoint
         self.exactly_once = cfg.kafka.exactly_once
