@@ -77,11 +77,11 @@ class MonitorMetrics:
         self.state_bytes = Counter("stream_monitor_state_bytes_written_total", "Changelog bytes written", registry=r)
         self.state_rejected = Counter(
             "stream_monitor_state_records_rejected_total",
-            "Changelog records not loaded (signature, unknown_key, old_format, unknown_format, malformed)",
+            "Changelog records not loaded (signature, unknown_key, old_format, unknown_format, malformed, unreadable)",
             ["reason"],
             registry=r,
         )
-        for reason in REJECT_REASONS:  # every reason exported from the start, at 0
+        for reason in (*REJECT_REASONS, "unreadable"):  # every reason exported from the start, at 0
             self.state_rejected.labels(reason)
         self.state_oversized = Counter(
             "stream_monitor_state_items_oversized_total", "State items too large to write; what they held starts again", registry=r

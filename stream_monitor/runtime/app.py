@@ -34,7 +34,7 @@ from stream_monitor.core.events import DeadLetter, SourcePosition
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
-from stream_monitor.runtime.changelog import ChangelogStore
+from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, fenced_is_fatal
 from stream_monitor.runtime.records import fitted_dead_letter, forward_headers, model_of, source_of
@@ -291,7 +291,13 @@ class MonitorApp:
         self.checkpoint.drop_parked()
 
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
-        return PartitionMonitor.from_state_items(self.spec, partition, items, self.baselines)
+        """The partition's task from its items; items the core cannot read start again (logged, counted)."""
+        task, dropped = tolerant_rebuild(lambda part: PartitionMonitor.from_state_items(self.spec, partition, part, self.baselines), items)
+        for key in dropped:
+            items.pop(key, None)  # never committed again as if it were state
+            self.metrics.state_rejected.labels(UNREADABLE).inc()
+            self.log.error("state_record_rejected", partition=partition, key=key.replace("\x1f", "/"), reason=UNREADABLE)
+        return task
 
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:

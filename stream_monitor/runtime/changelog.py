@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import structlog
 from kafka import KafkaConsumer, TopicPartition
@@ -20,6 +21,9 @@ from kafka import KafkaConsumer, TopicPartition
 from stream_monitor.core.signing import SigningKeys, StateAuthError, sign_state, verify_state
 
 log = structlog.get_logger("stream_monitor.state")
+
+T = TypeVar("T")
+UNREADABLE = "unreadable"  # verified, but the state codec could not rebuild it
 
 
 @dataclass(slots=True)
@@ -102,3 +106,62 @@ class ChangelogStore:
             seconds=round(result.seconds, 3),
         )
         return result
+
+
+def _group_of(key: str) -> str:
+    """Items that only rebuild together: a model's item and its channels; anything else alone."""
+    parts = key.split("\x1f")
+    if parts[0] in ("m", "c") and len(parts) >= 2:
+        return "model\x1f" + parts[1]
+    return "item\x1f" + key
+
+
+def tolerant_rebuild(build: Callable[[dict[str, bytes]], T], items: dict[str, bytes]) -> tuple[T, list[str]]:
+    r"""``build(items)``, or when that raises, ``build`` of the largest readable part: (result, dropped keys).
+
+    An unreadable channel item drops that channel; an unreadable model item drops that model;
+    other items drop alone. Extra ``build`` calls happen only when the first one fails.
+
+    >>> def build(items):
+    ...     if b"bad" in items.values():
+    ...         raise ValueError("unreadable")
+    ...     return sorted(items)
+    >>> tolerant_rebuild(build, {"m\x1fa": b"ok", "c\x1fa\x1fx": b"bad", "c\x1fa\x1fy": b"ok", "labels": b"ok"})
+    (['c\x1fa\x1fy', 'labels', 'm\x1fa'], ['c\x1fa\x1fx'])
+    """
+    try:
+        return build(items), []
+    except Exception:  # noqa: BLE001 - whatever the codec raises, the partition must come back
+        pass
+    groups: dict[str, dict[str, bytes]] = {}
+    for key, value in items.items():
+        groups.setdefault(_group_of(key), {})[key] = value
+    keep: dict[str, bytes] = {}
+    for group in groups.values():
+        keep.update(_readable_part(build, group))
+    try:
+        return build(keep), sorted(set(items) - set(keep))
+    except Exception:  # noqa: BLE001 - parts that read alone but not together: start empty
+        return build({}), sorted(items)
+
+
+def _readable_part(build: Callable[[dict[str, bytes]], object], group: dict[str, bytes]) -> dict[str, bytes]:
+    try:
+        build(group)
+        return group
+    except Exception:  # noqa: BLE001
+        pass
+    base = {k: v for k, v in group.items() if not k.startswith("c\x1f")}
+    try:
+        build(base)
+    except Exception:  # noqa: BLE001 - the model item itself is unreadable: the model starts again
+        return {}
+    good = dict(base)
+    for key, value in group.items():
+        if key.startswith("c\x1f"):
+            try:
+                build({**base, key: value})
+                good[key] = value
+            except Exception:  # noqa: BLE001 - this channel starts again
+                pass
+    return good
