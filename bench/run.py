@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -61,7 +62,7 @@ import orjson
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
-STATE_SECRET = "bench-secret-6"
+STATE_SECRET = secrets.token_hex(32)  # a random state key per benchmark run, as run requires
 
 
 def _run_spec() -> Any:

@@ -22,10 +22,12 @@ import socket
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from stream_monitor.core.settings import describe_error
+from stream_monitor.core.signing import SigningKeys
 from stream_monitor.core.spec import MonitorSpec
 
 ENV_PREFIX = "STREAM_MONITOR_"
@@ -152,20 +154,105 @@ def _secret(value: SecretStr | None, path: Path | None, field: str) -> str | Non
     return None
 
 
+MIN_SECRET_BYTES = 32
+# Words that mark a value as a template to fill in, not a secret (deploy/k8s ships one of these).
+PLACEHOLDER_MARKERS = ("replace", "change-me", "changeme", "change_me", "placeholder", "example", "dummy", "insecure", "demo-only")
+# A random 32-byte secret (raw or hex) has far more distinct characters than this.
+_MIN_DISTINCT = 10
+
+
+def secret_problem(value: bytes) -> str | None:
+    """Why ``value`` cannot sign state (empty, short, a placeholder), or None when it can.
+
+    >>> secret_problem(b""), secret_problem(b"REPLACE-with-32-random-bytes-hex"), secret_problem(bytes(range(32)))
+    ('is empty', 'looks like a placeholder (contains "replace"); use 32 or more random bytes, e.g. `openssl rand -hex 32`', None)
+    """
+    if not value:
+        return "is empty"
+    if len(value) < MIN_SECRET_BYTES:
+        return f"is {len(value)} bytes; at least {MIN_SECRET_BYTES} random bytes are required, e.g. `openssl rand -hex 32`"
+    lowered = value.lower()
+    for marker in PLACEHOLDER_MARKERS:
+        if marker.encode() in lowered:
+            return f'looks like a placeholder (contains "{marker}"); use 32 or more random bytes, e.g. `openssl rand -hex 32`'
+    if len(set(value)) < _MIN_DISTINCT:
+        return "is not random (too few distinct characters); use e.g. `openssl rand -hex 32`"
+    return None
+
+
 class StateSettings(_Section):
-    """``state``: the changelog state and the HMAC secret that authenticates it."""
+    """``state``: the changelog state and the HMAC secrets that authenticate it.
+
+    ``previous_hmac_secrets`` are accepted when reading state during a rotation; new records are
+    always signed with ``hmac_secret`` (or ``hmac_secret_file``).
+    """
 
     enabled: bool = True
     hmac_secret: SecretStr | None = None
     hmac_secret_file: Path | None = None
+    previous_hmac_secrets: list[SecretStr] = Field(default_factory=list)
+
+    @field_validator("previous_hmac_secrets", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
     def secret(self, group_id: str) -> tuple[bytes, bool]:
-        """The HMAC key for state records, and whether it is the insecure development default."""
+        """The HMAC key for offline state files, and whether it is the insecure development default.
+
+        ``run`` never uses the default: it calls :meth:`signing_keys`.
+        """
         if self.hmac_secret is not None:
             return self.hmac_secret.get_secret_value().encode(), False
         if self.hmac_secret_file is not None:
             return self.hmac_secret_file.read_bytes().strip(), False
         return hashlib.sha256(f"stream-monitor-dev-secret:{group_id}".encode()).digest(), True
+
+    def signing_keys(self) -> SigningKeys:
+        """The validated current and previous secrets; :class:`ConfigError` naming the field otherwise.
+
+        A secret file readable by group or others is logged as a warning.
+        """
+        if self.hmac_secret is not None:
+            field, current = "state.hmac_secret", self.hmac_secret.get_secret_value().encode()
+        elif self.hmac_secret_file is not None:
+            field, current = "state.hmac_secret_file", _read_secret_file(self.hmac_secret_file, "state.hmac_secret_file")
+        else:
+            raise ConfigError(
+                "state.hmac_secret: required to run with state enabled (it authenticates the state read back from "
+                "Kafka); set STREAM_MONITOR_STATE_SECRET or state.hmac_secret_file to 32 or more random bytes, "
+                "e.g. `openssl rand -hex 32`"
+            )
+        problem = secret_problem(current)
+        if problem:
+            raise ConfigError(f"{field}: {problem}")
+        previous = []
+        for i, old in enumerate(self.previous_hmac_secrets):
+            value = old.get_secret_value().encode()
+            problem = secret_problem(value)
+            if problem:
+                raise ConfigError(f"state.previous_hmac_secrets.{i}: {problem}")
+            previous.append(value)
+        return SigningKeys(current, tuple(previous))
+
+
+def _read_secret_file(path: Path, field: str) -> bytes:
+    try:
+        value = path.read_bytes().strip()
+        mode = path.stat().st_mode
+    except OSError as exc:  # the message names the file, never its content
+        raise ConfigError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        structlog.get_logger("stream_monitor.config").warning(
+            "secret_file_permissions",
+            field=field,
+            path=str(path),
+            mode=oct(mode & 0o777),
+            detail="readable by group or others; chmod 600 (or defaultMode 0400 in Kubernetes)",
+        )
+    return value
 
 
 class MetricsSettings(_Section):
@@ -175,6 +262,7 @@ class MetricsSettings(_Section):
     host: str = "127.0.0.1"  # 0.0.0.0 in a container, so kubelet probes and Prometheus reach it
     port: int = Field(default=9108, ge=0, le=65535)
     max_channel_series: int = Field(default=2000, ge=0)
+    max_model_series: int = Field(default=500, ge=0)  # distinct model label values; later models export as __other__
     liveness_timeout_seconds: float = Field(default=300.0, gt=0)  # /healthz fails when the loop stalls this long
     readiness_checks_broker: bool = True  # /readyz also needs a bootstrap broker to accept TCP
 
@@ -257,6 +345,7 @@ RAW_ENV_PATHS = frozenset(
         "kafka.sasl_password",
         "kafka.ssl_password",
         "state.hmac_secret",
+        "state.previous_hmac_secrets",
     }
 )
 

@@ -26,7 +26,7 @@ TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
 class FakeStore:
     """Encodes items as (key, value) without signing."""
 
-    def encode(self, items: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
+    def encode(self, partition: int, items: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
         return [(k.encode(), v) for k, v in items.items()]
 
 
@@ -87,7 +87,7 @@ class FakeTask:
         return out
 
 
-def make(exactly_once: bool = True, fail_on: str | None = None) -> tuple[Checkpoint, list[tuple]]:
+def make(exactly_once: bool = True, fail_on: str | None = None, max_record_bytes: int = 1 << 20) -> tuple[Checkpoint, list[tuple]]:
     calls: list[tuple] = []
     cp = Checkpoint(
         producer=FakeProducer(calls, fail_on),
@@ -97,6 +97,7 @@ def make(exactly_once: bool = True, fail_on: str | None = None) -> tuple[Checkpo
         changelog_topic="cl",
         operation_timeout_ms=1000,
         state_topics={"in"},
+        max_record_bytes=max_record_bytes,
     )
     return cp, calls
 
@@ -270,3 +271,141 @@ def test_the_private_api_the_compat_layer_uses_is_there():
         assert callable(getattr(TransactionManager, name, None)), name
     assert "timeout_ms" in inspect.signature(TransactionalRequestResult.wait).parameters
     assert callable(getattr(Sender, "wakeup", None))
+
+
+# ------------------------------------------------------------------ sizes
+def test_an_oversized_state_item_is_a_tombstone_not_a_commit_that_fails_forever():
+    cp, calls = make(max_record_bytes=100)
+    cp.processed(TP0, 3)
+    result = cp.commit({0: FakeTask({"small": b"s" * 10, "c\x1fm\x1fbig": b"b" * 200})})
+    assert result is not None and result.oversized == [(0, "c\x1fm\x1fbig", 200)]
+    sends = {c[2]: c[3] for c in calls if c[0] == "send"}
+    assert sends == {b"small": b"s" * 10, b"c\x1fm\x1fbig": None}  # the stale version is deleted too
+    assert calls[-1][0] == "commit" and cp.committed_offsets == {TP0: 3}
+    assert cp.committed_items[0] == {"small": b"s" * 10}  # a rebuild starts the big item's channel again
+
+
+def test_the_app_never_sends_a_state_record_above_the_producer_request_size():
+    from stream_monitor.config import KafkaSettings
+    from stream_monitor.runtime import clients
+
+    settings = KafkaSettings(client_options={"producer": {"max_request_size": 4096}})
+    assert clients.max_request_size(settings) == 4096
+    assert 0 < clients.max_record_bytes(settings) < 4096
+
+
+class FakeAdmin:
+    """describe_topics/create_topics over an in-memory topic table."""
+
+    def __init__(self, topics: dict[str, int]) -> None:
+        self.topics = dict(topics)
+        self.created: dict[str, dict] = {}
+
+    def describe_topics(self, names: list[str]) -> list[dict]:
+        return [{"name": n, "error_code": 0, "partitions": [{}] * self.topics[n]} for n in names if n in self.topics]
+
+    def create_topics(self, specs: dict[str, dict]) -> None:
+        for name, spec in specs.items():
+            self.created[name] = spec["configs"]
+            self.topics[name] = spec["num_partitions"]
+
+
+def test_created_topics_admit_what_the_producer_may_send():
+    from stream_monitor.config import load_config
+    from stream_monitor.runtime.topics import prepare_topology
+
+    cfg = load_config(None, env={}, overrides={"kafka.input_topics": ["in"], "kafka.client_options": {"producer": {"max_request_size": 5_000_000}}})
+    admin = FakeAdmin({"in": 2})
+    assert prepare_topology(admin, cfg, lambda: False) == 2
+    k = cfg.kafka
+    assert set(admin.created) == {k.alerts_topic, k.dlq_topic, k.resolved_changelog_topic()}
+    for name, configs in admin.created.items():
+        assert configs["max.message.bytes"] == "5000000", name
+
+
+# ------------------------------------------------------------------ changelog restore
+class FakeRestoreConsumer:
+    """One changelog partition's records, served by poll until the position reaches the end."""
+
+    def __init__(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        self.records = records
+        self.pos = 0
+
+    def assign(self, tps: list) -> None:
+        pass
+
+    def seek_to_beginning(self, tp: TopicPartition) -> None:
+        self.pos = 0
+
+    def end_offsets(self, tps: list) -> dict:
+        return {tp: len(self.records) for tp in tps}
+
+    def position(self, tp: TopicPartition) -> int:
+        return self.pos
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict:
+        from types import SimpleNamespace
+
+        batch = [SimpleNamespace(key=k, value=v) for k, v in self.records[self.pos :]]
+        self.pos = len(self.records)
+        return {TopicPartition("cl", 0): batch}
+
+
+def test_restore_rejects_moved_forged_and_old_records_by_reason_and_keeps_the_rest():
+    from stream_monitor.core.signing import SigningKeys
+    from stream_monitor.runtime.changelog import ChangelogStore
+
+    keys = SigningKeys(bytes(range(32)))
+    writer = ChangelogStore("cl", keys, None)  # type: ignore[arg-type]
+    good, other = writer.encode(0, {"c\x1fm\x1fx": b"x-state", "c\x1fm\x1fy": b"y-state"})
+    (from_p1,) = writer.encode(1, {"c\x1fm\x1fz": b"z-state"})
+    records = [
+        good,
+        (b"c\x1fm\x1fy2", other[1]),  # y's signed value under another key
+        from_p1,  # partition 1's record copied into partition 0
+        (b"c\x1fm\x1fold", b"\x00" * 32 + b"\x01" + b"old pickle"),  # the previous format
+        (b"c\x1fm\x1fforged", b"\x00" * 32 + b"\x02" + keys.current_id.encode() + b"forged"),
+    ]
+    result = ChangelogStore("cl", keys, FakeRestoreConsumer(records)).restore(0)  # type: ignore[arg-type]
+    assert result.items == {"c\x1fm\x1fx": b"x-state"}
+    assert result.rejected_by_reason == {"signature": 3, "old_format": 1}
+    assert result.rejected == 4
+
+
+def test_a_dead_letter_too_large_to_send_becomes_a_summary_that_fits():
+    import hashlib
+
+    import orjson
+
+    from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
+    from stream_monitor.runtime.records import fitted_dead_letter
+
+    raw = b'{"model": "m", "blob": "' + b"x" * 50_000 + b'"}'
+    dl = DeadLetter(DeadLetterReason.OVERSIZE, "too big", raw, SourcePosition("in", 1, 42))
+    value, summarised = fitted_dead_letter(dl, limit=20_000)
+    assert summarised and len(value) <= 20_000
+    doc = orjson.loads(value)
+    assert doc["original_size"] == len(raw) and doc["original_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert doc["source"] == {"topic": "in", "partition": 1, "offset": 42} and doc["reason"] == "oversize"
+    assert fitted_dead_letter(dl, limit=1 << 20) == (dl.to_json(), False)
+
+
+def test_an_unreadable_state_item_resets_only_its_channel():
+    import orjson
+
+    from stream_monitor.core.events import SourcePosition
+    from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+    from stream_monitor.core.spec import MonitorSpec
+    from stream_monitor.runtime.changelog import tolerant_rebuild
+    from stream_monitor.synthetic import StreamSpec, generate_events
+
+    spec = MonitorSpec()
+    events = generate_events(StreamSpec(model="m", n_events=500, seed=1, n_numeric=2, n_categorical=0))
+    task = PartitionMonitor(spec, 0)
+    task.process([InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, None)) for i, e in enumerate(events)])
+    items = task.state_items(only_dirty=False)
+    bad = sorted(k for k in items if k.startswith("c\x1fm\x1f"))[0]
+    items[bad] = b"\x80\x05not state at all"  # verified by HMAC, yet unreadable by the codec
+    restored, dropped = tolerant_rebuild(lambda part: PartitionMonitor.from_state_items(spec, 0, part), items)
+    assert dropped in ([bad], [])  # [] once the core itself resets an unreadable channel
+    assert set(restored.models["m"].channels) == set(task.models["m"].channels) - {bad.split("\x1f")[2]}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import structlog
+import yaml
 
 from stream_monitor.commands import build_parser, main
 from stream_monitor.commands.common import load_app_config
@@ -255,3 +258,73 @@ def test_usage_error_exits_2(capsys, restore_logging):
         main(["check-config"])
     assert info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ state secret
+REPO_ROOT = Path(__file__).resolve().parents[1]
+K8S_PLACEHOLDER = yaml.safe_load((REPO_ROOT / "deploy" / "k8s" / "secret.example.yaml").read_text())["stringData"]["state-secret"]
+GOOD_SECRET = "3f9a1c77e2b04d5e8a6b19c0d2f4e6a81b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e"
+
+
+def run_monitor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``stream-monitor run`` against a port nothing listens on: it must stop before any connection."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_MONITOR_")}
+    cmd = [sys.executable, "-m", "stream_monitor", "--log-format", "json", "run", "--bootstrap-servers", "127.0.0.1:9", "--metrics-port", "0", *args]
+    return subprocess.run(cmd, env={**clean, **env}, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_run_without_a_state_secret_exits_2_naming_the_field():
+    proc = run_monitor({})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "state.hmac_secret" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["", "short-secret", K8S_PLACEHOLDER, "change-me-change-me-change-me-change-me", "a" * 64],
+    ids=["empty", "short", "k8s-placeholder", "change-me", "not-random"],
+)
+def test_run_refuses_an_empty_short_or_placeholder_secret(secret):
+    proc = run_monitor({"STREAM_MONITOR_STATE_SECRET": secret})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "state.hmac_secret:" in proc.stderr
+    if secret:
+        assert secret not in proc.stderr  # the message never repeats the secret
+
+
+def test_run_with_a_missing_secret_file_exits_2_naming_the_field(tmp_path):
+    proc = run_monitor({"STREAM_MONITOR_STATE__HMAC_SECRET_FILE": str(tmp_path / "absent")})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "state.hmac_secret_file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_good_secret_passes_and_state_disabled_needs_none():
+    keys = load_config(None, env={"STREAM_MONITOR_STATE_SECRET": GOOD_SECRET}).state.signing_keys()
+    assert keys.current == GOOD_SECRET.encode() and keys.previous == ()
+    assert load_config(None, env={}, overrides={"state.enabled": False}).state.enabled is False
+
+
+def test_secret_file_readable_by_others_is_warned_about(tmp_path, capsys, restore_logging):
+    from stream_monitor.ops.logs import configure_logging
+
+    configure_logging("WARNING", "json")
+    path = tmp_path / "state-secret"
+    path.write_text(GOOD_SECRET + "\n")
+    path.chmod(0o600)
+    cfg = load_config(None, env={}, overrides={"state.hmac_secret_file": str(path)})
+    assert cfg.state.signing_keys().current == GOOD_SECRET.encode()
+    assert "secret_file_permissions" not in capsys.readouterr().err
+    path.chmod(0o644)
+    cfg.state.signing_keys()
+    err = capsys.readouterr().err
+    assert "secret_file_permissions" in err and GOOD_SECRET not in err
+
+
+def test_previous_secrets_for_a_rotation_come_from_env_as_a_list():
+    other = GOOD_SECRET[::-1]
+    env = {"STREAM_MONITOR_STATE_SECRET": GOOD_SECRET, "STREAM_MONITOR_STATE__PREVIOUS_HMAC_SECRETS": f"{other}, {other.upper()}"}
+    keys = load_config(None, env=env).state.signing_keys()
+    assert keys.previous == (other.encode(), other.upper().encode())
+    env["STREAM_MONITOR_STATE__PREVIOUS_HMAC_SECRETS"] = "too-short"
+    with pytest.raises(ConfigError, match=r"state\.previous_hmac_secrets\.0: is 9 bytes"):
+        load_config(None, env=env).state.signing_keys()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
@@ -137,3 +138,63 @@ def test_statistic_gauge_is_capped_and_follows_the_latest_value():
     get = lambda ch: m.registry.get_sample_value("stream_monitor_drift_statistic", {"model": "m", "channel": ch, "detector": "psi"})  # noqa: E731
     assert get("x") == 0.4 and get("y") == 0.2 and get("z") is None
     assert m.channel_series_dropped._value.get() == 1
+
+
+def test_model_labels_past_the_cap_become_other_so_metrics_stays_small_with_20k_models():
+    cap = 50
+
+    def render_with(models: int) -> tuple[MonitorMetrics, bytes]:
+        m = MonitorMetrics(max_channel_series=cap, max_model_series=cap)
+        for i in range(models):
+            m.observe_alert(_fields(f"fp-{i}", "firing", model=f"model-{i}"))
+        return m, m.render()
+
+    at_cap, small = render_with(cap + 1)
+    m, big = render_with(20_000)
+    assert len(big) <= len(small) + 1000  # 20k models cost what cap + 1 models cost
+    assert _gauge(m, model="__other__") == 20_000 - cap and _gauge(m, model="model-0") == 1
+    m.observe_alert(_fields("fp-19999", "resolved", model="model-19999"))
+    assert _gauge(m, model="__other__") == 20_000 - cap - 1  # resolving moves the same series back
+
+
+def _raw_connection(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(60)  # generous: the server must close long before
+    return s
+
+
+def test_an_idle_connection_is_closed_instead_of_holding_a_thread():
+    server = HealthServer(MonitorMetrics(), "127.0.0.1", 0, lambda: (True, "app"), request_timeout_s=0.5).start()
+    try:
+        idle = [_raw_connection(server.port) for _ in range(5)]
+        for s in idle:
+            assert s.recv(1) == b""  # closed by the server (a timeout here means it waited forever)
+            s.close()
+        assert _get(f"http://127.0.0.1:{server.port}/healthz") == (200, "alive\n")
+    finally:
+        server.stop()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    except (OSError, http.client.HTTPException):  # a slot not yet released: the connection is closed
+        return False
+
+
+def test_connections_past_the_limit_are_closed_and_the_server_recovers():
+    server = HealthServer(MonitorMetrics(), "127.0.0.1", 0, lambda: (True, "app"), request_timeout_s=5.0, max_connections=2).start()
+    try:
+        holders = [_raw_connection(server.port) for _ in range(2)]
+        extra = _raw_connection(server.port)
+        assert extra.recv(1) == b""  # no free slot: closed at once, no thread started
+        extra.close()
+        for s in holders:
+            assert s.recv(1) == b""  # they time out and free their slots
+            s.close()
+        deadline = time.monotonic() + 30
+        while not _healthy(server.port):
+            assert time.monotonic() < deadline, "the server did not recover its slots"
+            time.sleep(0.1)
+    finally:
+        server.stop()

@@ -9,6 +9,10 @@ Health semantics (one server, bound to ``metrics.host``, 127.0.0.1 by default):
   consumer group assigned us partitions at least once (an empty assignment counts: an idle
   standby member is ready), and — when a :class:`BrokerProbe` is added — a bootstrap broker
   accepts TCP connections.
+
+The server is bounded: a connection that sends nothing for ``request_timeout_s`` is closed, and at
+most ``max_connections`` are served at once (more are closed at once), so idle or dripping
+clients cannot hold threads forever.
 """
 
 from __future__ import annotations
@@ -94,13 +98,42 @@ class _Exposes(Protocol):
     def render(self) -> bytes: ...
 
 
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that serves at most ``max_connections`` connections at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve on a new thread if a slot is free; otherwise close the connection at once."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class HealthServer:
     """``/metrics``, ``/healthz`` (process alive) and ``/readyz`` (every check passes) over HTTP.
 
     ``ready`` is the app's own readiness; when ``metrics`` knows about partition assignment
     (:class:`MonitorMetrics`, :class:`BridgeMetrics`) "assigned at least once" is added, and
     ``extra_checks`` (e.g. a :class:`BrokerProbe`) come last. ``/healthz`` uses
-    ``metrics.liveness()`` when there is one.
+    ``metrics.liveness()`` when there is one. ``request_timeout_s`` bounds every socket read and
+    write of a connection; ``max_connections`` bounds the connections served at once.
     """
 
     def __init__(
@@ -110,6 +143,8 @@ class HealthServer:
         port: int,
         ready: ReadinessCheck,
         extra_checks: Sequence[ReadinessCheck] = (),
+        request_timeout_s: float = 10.0,
+        max_connections: int = 32,
     ) -> None:
         checks: list[ReadinessCheck] = [ready]
         assignment = getattr(metrics, "assignment_check", None)
@@ -117,9 +152,8 @@ class HealthServer:
             checks.append(assignment)
         checks.extend(extra_checks)
         live: ReadinessCheck = getattr(metrics, "liveness", None) or (lambda: (True, "alive"))
-        handler = _handler(metrics, combine_checks(checks), live)
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
+        handler = _handler(metrics, combine_checks(checks), live, request_timeout_s)
+        self.server = _BoundedHTTPServer((host, port), handler, max_connections)
         self.thread = threading.Thread(target=self.server.serve_forever, name="stream-monitor-http", daemon=True)
 
     @property
@@ -138,8 +172,10 @@ class HealthServer:
         self.server.server_close()
 
 
-def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck) -> type[BaseHTTPRequestHandler]:
+def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck, timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = timeout_s  # socket timeout for every read and write of the connection
+
         def do_GET(self) -> None:  # noqa: N802 - http.server API
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

@@ -3,6 +3,8 @@
 Each :class:`MonitorMetrics` (and :class:`BridgeMetrics`) owns its own ``CollectorRegistry`` (no
 global state), so tests and several apps in one process never collide. Per-channel series are
 capped (``metrics.max_channel_series``): past the cap new channels are counted, not exported.
+``model`` label values are capped too (``metrics.max_model_series``): models past the cap are
+exported as ``__other__``, so ``/metrics`` stays small whatever the number of models.
 The HTTP endpoints that expose them are in :mod:`stream_monitor.ops.health`.
 
 >>> m = MonitorMetrics(max_channel_series=1)
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from stream_monitor.core.alert import kind_of
+from stream_monitor.core.signing import REJECT_REASONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.core.alert import AlertEvent
@@ -48,9 +51,10 @@ class _AssignmentGauge(Gauge):
 class MonitorMetrics:
     """All metrics of one monitor instance."""
 
-    def __init__(self, max_channel_series: int = 2000, liveness_timeout_s: float = 300.0) -> None:
+    def __init__(self, max_channel_series: int = 2000, liveness_timeout_s: float = 300.0, max_model_series: int = 500) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.max_channel_series = max_channel_series
+        self.models = LabelCap(max_model_series)
         self.liveness_timeout_s = liveness_timeout_s
         self._lock = threading.Lock()
         self._last_heartbeat: float | None = None
@@ -73,13 +77,31 @@ class MonitorMetrics:
         )
         self.checkpoints = Counter("stream_monitor_checkpoints_total", "Checkpoints by outcome", ["outcome"], registry=r)
         self.state_bytes = Counter("stream_monitor_state_bytes_written_total", "Changelog bytes written", registry=r)
-        self.state_rejected = Counter("stream_monitor_state_records_rejected_total", "Changelog records whose HMAC failed", registry=r)
+        self.state_rejected = Counter(
+            "stream_monitor_state_records_rejected_total",
+            "Changelog records not loaded (signature, unknown_key, old_format, unknown_format, malformed, unreadable)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in (*REJECT_REASONS, "unreadable"):  # every reason exported from the start, at 0
+            self.state_rejected.labels(reason)
+        self.state_oversized = Counter(
+            "stream_monitor_state_items_oversized_total", "State items too large to write; what they held starts again", registry=r
+        )
+        self.records_oversized = Counter(
+            "stream_monitor_output_records_oversized_total",
+            "Dead letters too large to send whole, sent as a summary (size, sha256, prefix)",
+            registry=r,
+        )
         self.alerts = Counter(
             "stream_monitor_alerts_total", "Alert events emitted", ["model", "kind", "severity", "status"], registry=r
         )
         self.firing = Gauge("stream_monitor_alerts_firing", "Alerts currently firing", ["model", "kind", "severity"], registry=r)
         self.statistic = Gauge(
             "stream_monitor_drift_statistic", "Latest alerting statistic per channel", ["model", "channel", "detector"], registry=r
+        )
+        self.model_series_capped = Counter(
+            "stream_monitor_model_series_capped_total", "Alert events counted under model=__other__ (model label cap)", registry=r
         )
         self.channel_series_dropped = Counter(
             "stream_monitor_channel_series_dropped_total", "Channel series not exported (cardinality cap)", registry=r
@@ -138,8 +160,11 @@ class MonitorMetrics:
     def observe_alert(self, alert: AlertEvent) -> None:
         """A committed alert event: count it and keep the firing gauge exact per fingerprint."""
         model, kind, severity, status = alert.model, alert.kind, alert.severity, alert.status
-        self.alerts.labels(model, kind, severity, status).inc()
         self.observe_statistic(model, alert.feature, alert.detector, alert.statistic)
+        model = self.models.label(model)
+        if model == OTHER:
+            self.model_series_capped.inc()
+        self.alerts.labels(model, kind, severity, status).inc()
         # the partition of the task that owns the fingerprint: labels.partition (the source
         # record's partition differs when records are re-keyed by model)
         partition: int | str | None = alert.labels.get("partition")
@@ -154,6 +179,7 @@ class MonitorMetrics:
         if previous is not None:
             self.firing.labels(*previous).dec()
         if labels is not None:
+            labels = (self.models.label(labels[0]), labels[1], labels[2])
             self._firing[fp] = labels
             if partition is not None:
                 self._firing_partition[fp] = int(partition)
@@ -180,6 +206,33 @@ class MonitorMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+OTHER = "__other__"
+
+
+class LabelCap:
+    """Admits the first ``limit`` distinct values of a label; every later value becomes ``__other__``.
+
+    >>> cap = LabelCap(2)
+    >>> [cap.label(v) for v in ("a", "b", "c", "a")]
+    ['a', 'b', '__other__', 'a']
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._admitted: set[str] = set()
+        self._lock = threading.Lock()
+
+    def label(self, value: str) -> str:
+        """``value`` if it is (or can still be) admitted, else ``__other__``."""
+        if value in self._admitted:
+            return value
+        with self._lock:
+            if len(self._admitted) < self.limit:
+                self._admitted.add(value)
+                return value
+        return OTHER
 
 
 def open_episodes(task: PartitionMonitor) -> list[tuple[str, tuple[str, str, str]]]:

@@ -25,38 +25,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
-import orjson
 import structlog
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig
-from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.events import DeadLetter, SourcePosition
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
-from stream_monitor.runtime.changelog import ChangelogStore
+from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, fenced_is_fatal
+from stream_monitor.runtime.records import fitted_dead_letter, forward_headers, model_of, source_of
 from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
-
-SOURCE_HEADER = "sm-source"  # "topic\x1fpartition\x1foffset" of the original record
-KIND_HEADER = "sm-kind"  # b"inference" | b"label"
-
-
-def _model_of(value: bytes | None) -> str:
-    """The ``model`` of a raw record, or "" when there is none (it then dead-letters downstream)."""
-    if not value:
-        return ""
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return ""
-    model = obj.get("model") if isinstance(obj, dict) else None
-    return model if isinstance(model, str) else ""
-
 
 @dataclass(slots=True)
 class RunStats:
@@ -101,12 +85,15 @@ class MonitorApp:
         on_checkpoint: Callable[[CommitResult], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        # refuse to start without a real secret: forged state must not verify (ConfigError: exit 2)
+        self._keys = cfg.state.signing_keys() if cfg.state.enabled else None
         self.spec = cfg.monitor_spec()
         from stream_monitor.baseline import load_baselines
 
         # training baselines (models.<m>.baseline), read once; relative paths resolve against base_dir
         self.baselines = load_baselines(self.spec, base_dir)
-        self.metrics = metrics or MonitorMetrics(cfg.metrics.max_channel_series)
+        m = cfg.metrics
+        self.metrics = metrics or MonitorMetrics(m.max_channel_series, m.liveness_timeout_seconds, m.max_model_series)
         self.on_alert = on_alert
         self.on_checkpoint = on_checkpoint
         self.exactly_once = cfg.kafka.exactly_once
@@ -132,18 +119,10 @@ class MonitorApp:
             changelog_topic=k.resolved_changelog_topic(),
             operation_timeout_ms=k.transaction_operation_timeout_ms,
             state_topics=self.state_topics,
+            max_record_bytes=clients.max_record_bytes(k),
         )
         self.ready = False
         self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
-        secret, insecure = cfg.state.secret(cfg.kafka.group_id)
-        if insecure and cfg.state.enabled:
-            self.log.warning(
-                "state_secret_default",
-                detail="no state.hmac_secret configured: state records are signed with a key derived from the "
-                "group id, which anyone who knows it can forge. Set STREAM_MONITOR_STATE_SECRET in production.",
-            )
-        self._secret = secret
-
     # ----------------------------------------------------------------- control
     def request_stop(self) -> None:
         """Ask ``run()`` to commit what it has and return (thread-safe)."""
@@ -179,8 +158,8 @@ class MonitorApp:
             admin.close()
         self._new_producer()
         self.store = (
-            ChangelogStore(k.resolved_changelog_topic(), self._secret, clients.plain_consumer(k, client_id + "-restore"))
-            if self.cfg.state.enabled
+            ChangelogStore(k.resolved_changelog_topic(), self._keys, clients.plain_consumer(k, client_id + "-restore"))
+            if self._keys is not None
             else None
         )
         self.checkpoint.store = self.store
@@ -191,7 +170,8 @@ class MonitorApp:
         listener = RebalanceListener(self._on_assigned, lambda tps: self._on_revoked(tps, lost=False), lambda tps: self._on_revoked(tps, lost=True))
         self.consumer.subscribe(topics=topics, listener=listener)
         self.ready = True
-        self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic)
+        key_id = self._keys.current_id if self._keys is not None else None
+        self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic, state_key_id=key_id)
         code = 0
         try:
             while not self.stopping:
@@ -298,7 +278,8 @@ class MonitorApp:
                 restored = self.store.restore(p)
                 items = restored.items
                 self.stats.rejected_state_records += restored.rejected
-                self.metrics.state_rejected.inc(restored.rejected)
+                for reason, n in restored.rejected_by_reason.items():
+                    self.metrics.state_rejected.labels(reason).inc(n)
             self.tasks[p] = self._rebuild(p, items)
             self.metrics.restore_partition(p, self.tasks[p])
             self.metrics.heartbeat()  # a long restore is progress, not a stall
@@ -310,7 +291,13 @@ class MonitorApp:
         self.checkpoint.drop_parked()
 
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
-        return PartitionMonitor.from_state_items(self.spec, partition, items, self.baselines)
+        """The partition's task from its items; items the core cannot read start again (logged, counted)."""
+        task, dropped = tolerant_rebuild(lambda part: PartitionMonitor.from_state_items(self.spec, partition, part, self.baselines), items)
+        for key in dropped:
+            items.pop(key, None)  # never committed again as if it were state
+            self.metrics.state_rejected.labels(UNREADABLE).inc()
+            self.log.error("state_record_rejected", partition=partition, key=key.replace("\x1f", "/"), reason=UNREADABLE)
+        return task
 
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:
@@ -351,14 +338,7 @@ class MonitorApp:
             return [(tp.topic == label_topic, inputs)]
         runs: list[tuple[bool, list[InputRecord]]] = []
         for r in records:
-            headers = dict(r.headers or ())
-            src = headers.get(SOURCE_HEADER, b"").decode("utf-8", "replace").split("\x1f")
-            position = (
-                SourcePosition(src[0], int(src[1]), int(src[2]), r.timestamp)
-                if len(src) == 3
-                else SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp)
-            )
-            is_label = headers.get(KIND_HEADER) == b"label"
+            position, is_label = source_of(r, tp.topic, tp.partition)
             if not runs or runs[-1][0] != is_label:
                 runs.append((is_label, []))
             runs[-1][1].append(InputRecord(r.value or b"", position))
@@ -367,12 +347,12 @@ class MonitorApp:
     def _forward(self, tp: TopicPartition, records: list) -> None:
         """Stage 1 of model partitioning: send each record, unchanged, to its model's partition."""
         self.checkpoint.ensure_transaction()
-        kind = b"label" if tp.topic == self.cfg.kafka.label_topic else b"inference"
+        is_label = tp.topic == self.cfg.kafka.label_topic
         n = self.state_partitions
         send = self.producer.send
         for r in records:
-            model = _model_of(r.value)
-            headers = [(SOURCE_HEADER, f"{tp.topic}\x1f{tp.partition}\x1f{r.offset}".encode()), (KIND_HEADER, kind)]
+            model = model_of(r.value)
+            headers = forward_headers(tp.topic, tp.partition, r.offset, is_label)
             send(
                 self.repartition_topic,
                 key=model.encode(),
@@ -393,13 +373,20 @@ class MonitorApp:
                 self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
             for dl in result.dead_letters:
                 headers = [("reason", str(dl.reason).encode())]
-                self.producer.send(k.dlq_topic, value=dl.to_json(), headers=headers)
+                self.producer.send(k.dlq_topic, value=self._fitted(dl), headers=headers)
         self.checkpoint.add_alerts(result.alerts)
         self.stats.dead_letters += len(result.dead_letters)
         for reason, n in result.invalid_by_reason.items():
             self.stats.invalid_by_reason[reason] += n
             self.metrics.invalid.labels(reason).inc(n)
         self.metrics.channel_values.inc(result.channel_values)
+
+    def _fitted(self, dl: DeadLetter) -> bytes:
+        value, summarised = fitted_dead_letter(dl, self.checkpoint.max_record_bytes)
+        if summarised:
+            self.metrics.records_oversized.inc()
+            self.log.warning("dead_letter_too_large", bytes=len(dl.raw), limit=self.checkpoint.max_record_bytes, reason=str(dl.reason))
+        return value
 
     # --------------------------------------------------------------- producer
     def _new_producer(self) -> None:
@@ -457,8 +444,21 @@ class MonitorApp:
         self.metrics.state_bytes.inc(result.state_bytes)
         self.metrics.checkpoints.labels("committed").inc()
         self.metrics.checkpoint_seconds.observe(result.seconds)
+        if result.oversized:
+            self._reset_oversized(result.oversized)
         if self.on_checkpoint is not None:
             self.on_checkpoint(result)
+
+    def _reset_oversized(self, oversized: list[tuple[int, str, int]]) -> None:
+        """State items too large to write were dropped: rebuild their partitions without them."""
+        limit = self.checkpoint.max_record_bytes
+        for p, name, size in oversized:
+            self.metrics.state_oversized.inc()
+            self.log.error("state_item_too_large", partition=p, item=name.replace("\x1f", "/"), bytes=size, limit=limit,
+                           detail="not written; what it held starts again")  # fmt: skip
+        for p in sorted({p for p, _, _ in oversized}):
+            if p in self.tasks:
+                self.tasks[p] = self._rebuild(p, self.checkpoint.committed_items.get(p, {}))
 
     def _recover(self, exc: BaseException) -> None:
         """An abortable failure: abort (or re-create the producer), then roll back and retry."""

@@ -1,23 +1,29 @@
 """Partition state on a compacted changelog topic, authenticated with HMAC-SHA256.
 
-Changelog partition ``p`` holds the state items of input partition ``p`` (key = item name,
-value = signed pickle). Restoring reads the partition under ``read_committed`` until the
-position reaches the end offset (transaction markers take offsets, so we never wait for a record
-at ``end - 1``). A record whose signature does not verify is rejected, logged and counted; the
-channel it belonged to starts fresh.
+Changelog partition ``p`` holds the state items of state partition ``p`` (key = item name,
+value = the item signed by :mod:`stream_monitor.core.signing` for that partition and key).
+Restoring reads the partition under ``read_committed`` until the position reaches the end offset
+(transaction markers take offsets, so we never wait for a record at ``end - 1``). A record that
+does not verify (forged, moved from another key or partition, signed with an unknown key, or of
+the previous format) is rejected, logged (``state_record_rejected``) and counted by reason; only
+what that item held (one channel, at most one model) starts fresh.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import structlog
 from kafka import KafkaConsumer, TopicPartition
 
-from stream_monitor.core.signing import StateAuthError, sign_state, verify_state
+from stream_monitor.core.signing import SigningKeys, StateAuthError, sign_state, verify_state
 
 log = structlog.get_logger("stream_monitor.state")
+
+T = TypeVar("T")
+UNREADABLE = "unreadable"  # verified, but the state codec could not rebuild it
 
 
 @dataclass(slots=True)
@@ -26,22 +32,40 @@ class RestoreResult:
 
     items: dict[str, bytes] = field(default_factory=dict)
     records: int = 0
-    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def rejected(self) -> int:
+        """Records not loaded, whatever the reason."""
+        return sum(self.rejected_by_reason.values())
+
+
+def signing_context(partition: int, key: bytes) -> bytes:
+    """What a changelog record's signature is bound to besides its value: partition and key.
+
+    >>> signing_context(3, b"labels")
+    b'3\\x1flabels'
+    """
+    return str(partition).encode() + b"\x1f" + key
 
 
 class ChangelogStore:
     """Encodes state items as changelog records and restores them per partition."""
 
-    def __init__(self, topic: str, secret: bytes, restore_consumer: KafkaConsumer, restore_timeout_s: float = 120.0) -> None:
+    def __init__(self, topic: str, keys: SigningKeys, restore_consumer: KafkaConsumer, restore_timeout_s: float = 120.0) -> None:
         self.topic = topic
-        self.secret = secret
+        self.keys = keys
         self.consumer = restore_consumer
         self.restore_timeout_s = restore_timeout_s
 
-    def encode(self, items: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
-        """State items as signed changelog records (key, value)."""
-        return [(key.encode("utf-8"), sign_state(value, self.secret)) for key, value in items.items()]
+    def encode(self, partition: int, items: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
+        """State items of ``partition`` as signed changelog records (key, value)."""
+        out = []
+        for name, value in items.items():
+            key = name.encode("utf-8")
+            out.append((key, sign_state(value, self.keys, signing_context(partition, key))))
+        return out
 
     def restore(self, partition: int) -> RestoreResult:
         """Read changelog partition ``partition`` to its end; the latest verified value of each key."""
@@ -65,10 +89,12 @@ class ChangelogStore:
             if value is None:  # tombstone
                 continue
             try:
-                result.items[key.decode("utf-8")] = verify_state(value, self.secret)
+                name = key.decode("utf-8")
+                result.items[name] = verify_state(value, self.keys, signing_context(partition, key))
             except (StateAuthError, UnicodeDecodeError) as exc:
-                result.rejected += 1
-                log.error("state_record_rejected", partition=partition, key=key.decode("utf-8", "replace"), reason=str(exc))
+                reason = exc.reason if isinstance(exc, StateAuthError) else "malformed"
+                result.rejected_by_reason[reason] = result.rejected_by_reason.get(reason, 0) + 1
+                log.error("state_record_rejected", partition=partition, key=key.decode("utf-8", "replace"), reason=reason, detail=str(exc))
         c.assign([])
         result.seconds = time.monotonic() - started
         log.info(
@@ -80,3 +106,62 @@ class ChangelogStore:
             seconds=round(result.seconds, 3),
         )
         return result
+
+
+def _group_of(key: str) -> str:
+    """Items that only rebuild together: a model's item and its channels; anything else alone."""
+    parts = key.split("\x1f")
+    if parts[0] in ("m", "c") and len(parts) >= 2:
+        return "model\x1f" + parts[1]
+    return "item\x1f" + key
+
+
+def tolerant_rebuild(build: Callable[[dict[str, bytes]], T], items: dict[str, bytes]) -> tuple[T, list[str]]:
+    r"""``build(items)``, or when that raises, ``build`` of the largest readable part: (result, dropped keys).
+
+    An unreadable channel item drops that channel; an unreadable model item drops that model;
+    other items drop alone. Extra ``build`` calls happen only when the first one fails.
+
+    >>> def build(items):
+    ...     if b"bad" in items.values():
+    ...         raise ValueError("unreadable")
+    ...     return sorted(items)
+    >>> tolerant_rebuild(build, {"m\x1fa": b"ok", "c\x1fa\x1fx": b"bad", "c\x1fa\x1fy": b"ok", "labels": b"ok"})
+    (['c\x1fa\x1fy', 'labels', 'm\x1fa'], ['c\x1fa\x1fx'])
+    """
+    try:
+        return build(items), []
+    except Exception:  # noqa: BLE001 - whatever the codec raises, the partition must come back
+        pass
+    groups: dict[str, dict[str, bytes]] = {}
+    for key, value in items.items():
+        groups.setdefault(_group_of(key), {})[key] = value
+    keep: dict[str, bytes] = {}
+    for group in groups.values():
+        keep.update(_readable_part(build, group))
+    try:
+        return build(keep), sorted(set(items) - set(keep))
+    except Exception:  # noqa: BLE001 - parts that read alone but not together: start empty
+        return build({}), sorted(items)
+
+
+def _readable_part(build: Callable[[dict[str, bytes]], object], group: dict[str, bytes]) -> dict[str, bytes]:
+    try:
+        build(group)
+        return group
+    except Exception:  # noqa: BLE001
+        pass
+    base = {k: v for k, v in group.items() if not k.startswith("c\x1f")}
+    try:
+        build(base)
+    except Exception:  # noqa: BLE001 - the model item itself is unreadable: the model starts again
+        return {}
+    good = dict(base)
+    for key, value in group.items():
+        if key.startswith("c\x1f"):
+            try:
+                build({**base, key: value})
+                good[key] = value
+            except Exception:  # noqa: BLE001 - this channel starts again
+                pass
+    return good

@@ -10,6 +10,11 @@ retry produces the same alerts with the same ids.
 
 Without exactly-once the order is: send state items, flush the producer, commit the offsets.
 
+A state item whose record would exceed ``max_record_bytes`` (below the producer's request limit)
+is never sent: a tombstone replaces it, so the changelog holds no stale version, and it is left
+out of the committed items, so the caller rebuilds that partition and only what the item held
+starts again. The commit itself goes through.
+
 The producer and the consumer are anything with the kafka-python methods used here, so the
 ordering and rollback logic is unit-tested with fakes (``tests/test_checkpoint.py``).
 """
@@ -36,7 +41,8 @@ class CommitResult:
     """What one successful checkpoint committed.
 
     ``offsets`` are the next offsets to read per partition; ``started``/``finished`` are
-    ``time.perf_counter()`` readings around the commit.
+    ``time.perf_counter()`` readings around the commit; ``oversized`` lists the state items
+    (partition, item name, bytes) that were too large to write and were dropped.
     """
 
     offsets: dict[TopicPartition, int]
@@ -44,6 +50,7 @@ class CommitResult:
     state_bytes: int
     started: float
     finished: float
+    oversized: list[tuple[int, str, int]] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -73,6 +80,7 @@ class Checkpoint:
     changelog_topic: str
     operation_timeout_ms: int
     state_topics: set[str]
+    max_record_bytes: int = 16 * 1024 * 1024 - 1024
     clock: Callable[[], float] = time.monotonic
     committed_items: dict[int, dict[str, bytes]] = field(default_factory=dict)
     committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
@@ -129,9 +137,14 @@ class Checkpoint:
             return None
         self.ensure_transaction()
         written = 0
+        oversized: list[tuple[int, str, int]] = []
         if self.store is not None:
             for p, items in changed.items():
-                for key, value in self.store.encode(items):
+                for key, value in self.store.encode(p, items):
+                    if len(key) + len(value) > self.max_record_bytes:
+                        oversized.append((p, key.decode("utf-8"), len(value)))
+                        self.producer.send(self.changelog_topic, key=key, value=None, partition=p)
+                        continue
                     self.producer.send(self.changelog_topic, key=key, value=value, partition=p)
                     written += len(value)
         offsets = dict(self.pending_offsets)
@@ -143,10 +156,12 @@ class Checkpoint:
             kafka_compat.commit_offsets(self.consumer, offsets)
         for p, items in changed.items():
             self.committed_items.setdefault(p, {}).update(items)
+        for p, name, _ in oversized:
+            self.committed_items[p].pop(name, None)
         self.committed_offsets.update(offsets)
         self.pending_offsets.clear()
         alerts, self.pending_alerts = self.pending_alerts, []
-        return CommitResult(offsets, alerts, written, started, time.perf_counter())
+        return CommitResult(offsets, alerts, written, started, time.perf_counter(), oversized)
 
     def abort(self) -> None:
         """Abort the open transaction (bounded). Raises ``KafkaError`` when that does not work."""

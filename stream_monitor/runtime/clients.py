@@ -197,6 +197,26 @@ def plain_consumer(settings: KafkaSettings, client_id: str, read_committed: bool
     )
 
 
+DEFAULT_MAX_REQUEST_SIZE = 16 * 1024 * 1024
+# bytes of a produce request besides one record's key and value (headers, batch and record framing)
+RECORD_OVERHEAD_BYTES = 1024
+
+
+def max_request_size(settings: KafkaSettings) -> int:
+    """The producer's ``max_request_size``: the default, or ``client_options`` (producer or common).
+
+    >>> max_request_size(KafkaSettings()), max_request_size(KafkaSettings(client_options={"producer": {"max_request_size": 2048}}))
+    (16777216, 2048)
+    """
+    opts = _client_options(settings, "producer")
+    return int(opts.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE))
+
+
+def max_record_bytes(settings: KafkaSettings) -> int:
+    """The largest key plus value the monitor sends: a record of this size always fits a request."""
+    return max_request_size(settings) - RECORD_OVERHEAD_BYTES
+
+
 def producer(settings: KafkaSettings, client_id: str, transactional_id: str | None) -> KafkaProducer:
     """Idempotent producer (``acks=all``); transactional when ``transactional_id`` is given."""
     opts: dict[str, Any] = {
@@ -205,7 +225,7 @@ def producer(settings: KafkaSettings, client_id: str, transactional_id: str | No
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,
-        "max_request_size": 16 * 1024 * 1024,
+        "max_request_size": DEFAULT_MAX_REQUEST_SIZE,
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 120_000,
     }

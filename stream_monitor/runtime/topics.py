@@ -10,13 +10,23 @@ from kafka import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
 from stream_monitor.config import AppConfig
+from stream_monitor.runtime.clients import max_request_size
 
 log = structlog.get_logger("stream_monitor.topics")
 
-CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024), "min.compaction.lag.ms": "0"}
+CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 ALERT_CONFIGS = {"cleanup.policy": "compact"}
 REPARTITION_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 DLQ_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
+
+
+def sized(configs: dict[str, str], max_request_size: int) -> dict[str, str]:
+    """Topic configs whose ``max.message.bytes`` admits anything our producer may send.
+
+    >>> sized(ALERT_CONFIGS, 2048)
+    {'cleanup.policy': 'compact', 'max.message.bytes': '2048'}
+    """
+    return {**configs, "max.message.bytes": str(max_request_size)}
 
 
 class TopologyError(RuntimeError):
@@ -74,6 +84,7 @@ def prepare_topology(admin: KafkaAdminClient, cfg: AppConfig, should_stop: Calla
     Returns the number of state partitions (input partitions, or repartition-topic partitions).
     """
     k = cfg.kafka
+    size = max_request_size(k)
     inputs = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
     counts = wait_for_topics(admin, inputs, should_stop)
     distinct = set(counts.values())
@@ -90,7 +101,7 @@ def prepare_topology(admin: KafkaAdminClient, cfg: AppConfig, should_stop: Calla
         if have_r is None:
             if not k.create_topics:
                 raise TopologyError(f"repartition topic {repartition} does not exist and kafka.create_topics is false")
-            have_r = ensure_topic(admin, repartition, k.repartition_partitions or n, REPARTITION_CONFIGS)
+            have_r = ensure_topic(admin, repartition, k.repartition_partitions or n, sized(REPARTITION_CONFIGS, size))
         elif k.repartition_partitions is not None and have_r != k.repartition_partitions:
             raise TopologyError(
                 f"repartition topic {repartition} has {have_r} partitions, kafka.repartition_partitions says "
@@ -98,13 +109,13 @@ def prepare_topology(admin: KafkaAdminClient, cfg: AppConfig, should_stop: Calla
             )
         n = have_r
     if k.create_topics:
-        ensure_topic(admin, k.alerts_topic, 1, ALERT_CONFIGS)
-        ensure_topic(admin, k.dlq_topic, 1, DLQ_CONFIGS)
+        ensure_topic(admin, k.alerts_topic, 1, sized(ALERT_CONFIGS, size))
+        ensure_topic(admin, k.dlq_topic, 1, sized(DLQ_CONFIGS, size))
     if cfg.state.enabled:
         changelog = k.resolved_changelog_topic()
         have = partition_counts(admin, [changelog]).get(changelog)
         if have is None and k.create_topics:
-            have = ensure_topic(admin, changelog, n, CHANGELOG_CONFIGS)
+            have = ensure_topic(admin, changelog, n, sized(CHANGELOG_CONFIGS, size))
         if have is None:
             raise TopologyError(f"changelog topic {changelog} does not exist; create it compacted with {n} partitions")
         if have != n:

@@ -7,6 +7,7 @@ Nothing here mocks Kafka: monitors run either in-process (``MonitorApp`` in a th
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from stream_monitor.config import AppConfig, load_config
 from stream_monitor.runtime.app import MonitorApp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STATE_SECRET = "test-secret-9f1c"
+STATE_SECRET = secrets.token_hex(32)  # one random state key per test session, as run requires
 
 
 def produce(bootstrap: str, topic: str, events: Iterable[dict[str, Any] | bytes], key_field: str = "model") -> int:
@@ -74,12 +75,20 @@ def read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(v) for _, v in read_all(bootstrap, topic)]
 
 
+# Client timeouts of the lag probes: generous, so a busy machine makes them slow, not wrong.
+PROBE_TIMEOUT_MS = 30_000
+
+
 def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
     """Records not yet committed by ``group`` (None while unknown: nothing committed, broker away)."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, bootstrap_timeout_ms=5000)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=PROBE_TIMEOUT_MS, request_timeout_ms=PROBE_TIMEOUT_MS)
     except KafkaError:
+        return None
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, bootstrap_timeout_ms=PROBE_TIMEOUT_MS)
+    except KafkaError:
+        admin.close()
         return None
     try:
         committed = admin.list_group_offsets({group: None}).get(group, {})
@@ -110,7 +119,7 @@ def _records_between(consumer: KafkaConsumer, tp: TopicPartition, start: int, en
         reader.assign([tp])
         reader.seek(tp, start)
         n = 0
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + PROBE_TIMEOUT_MS / 1000
         while reader.position(tp) < end and time.monotonic() < deadline:
             for records in reader.poll(timeout_ms=200).values():
                 n += sum(1 for r in records if r.offset < end)
@@ -122,6 +131,7 @@ def _records_between(consumer: KafkaConsumer, tp: TopicPartition, start: int, en
 def wait_for_lag_zero(bootstrap: str, group: str, topics: list[str], timeout_s: float = 120.0, check: Any = None) -> None:
     """Wait until the group committed everything (transaction markers count: lag may stay 0..n)."""
     deadline = time.monotonic() + timeout_s
+    lag: int | None = None
     while time.monotonic() < deadline:
         if check is not None:
             check()
@@ -129,7 +139,7 @@ def wait_for_lag_zero(bootstrap: str, group: str, topics: list[str], timeout_s: 
         if lag is not None and lag <= 0:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"group {group} still lags on {topics} after {timeout_s} s (lag {group_lag(bootstrap, group, topics)})")
+    raise TimeoutError(f"group {group} still lags on {topics} after {timeout_s} s (last lag seen: {lag}; None = nothing committed yet or broker unreachable)")
 
 
 def app_config(bootstrap: str, input_topics: list[str], alerts: str, group: str, **extra: Any) -> AppConfig:

@@ -18,6 +18,7 @@ import pytest
 from kafka import KafkaProducer
 
 from stream_monitor.synthetic import demo_streams, generate_events
+from tests.integration.harness import STATE_SECRET
 from tests.integration.servers import free_ports, http, monitor_command, prometheus_server, promql, stop_process, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -55,7 +56,7 @@ def test_prometheus_scrapes_monitor_metrics(kafka_bootstrap, topic_factory, uniq
     prometheus = prometheus_server(tmp_path / "prometheus", {"stream-monitor": f"127.0.0.1:{metrics_port}"}, prom_port)
 
     log_path = tmp_path / "monitor.log"
-    env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": "prom-test-secret", "STREAM_MONITOR_DLQ_TOPIC": f"{alerts}-dlq"}
+    env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": STATE_SECRET, "STREAM_MONITOR_DLQ_TOPIC": f"{alerts}-dlq"}
     args = monitor_command(
         "run", "--bootstrap-servers", kafka_bootstrap, "--input-topic", topic, "--alerts-topic", alerts,
         "--group-id", group, "--metrics-port", str(metrics_port),

@@ -211,3 +211,21 @@ def test_run_with_training_baseline_detects_serving_skew_without_warm_up(kafka_b
     assert x0, [(a["feature"], a["detector"]) for a in alerts]
     assert x0[0]["reference"]["kind"] == "baseline" and x0[0]["labels"]["team"] == "risk-ml"
     assert x0[0]["source"]["offset"] < 1300, "a baseline needs no warm-up: the first full window alerts"
+
+
+def test_state_items_above_the_request_size_reset_their_channel_instead_of_failing_every_checkpoint(kafka_bootstrap, topic_factory, unique_name):
+    topic = topic_factory(partitions=1)
+    group = unique_name("group")
+    fraud, _ = demo_streams(3000, 7)
+    produce(kafka_bootstrap, topic, generate_events(fraud))
+    # a numeric channel's state item is tens of KB: above a 20 KB request size
+    small = {"producer": {"max_request_size": 20_000}}
+    monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], unique_name("alerts"), group, **{"kafka.client_options": small}))
+    try:
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=180, check=monitor.check_alive)
+    finally:
+        assert monitor.stop() == 0
+    m = monitor.app.metrics.registry.get_sample_value
+    assert (m("stream_monitor_state_items_oversized_total") or 0) > 0
+    assert monitor.app.stats.aborts == 0  # no checkpoint failed
+    assert all(len(v) <= 20_000 for _, v in read_all(kafka_bootstrap, f"{group}-state-changelog") if v is not None)
