@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import random
+import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 import pytest
+import structlog
+import structlog.testing
 from kafka import TopicPartition
 
-from stream_monitor.bridges.http import Backoff, HttpResult
+from stream_monitor.bridges.http import Backoff, HttpResult, classify_status, post_json
 from stream_monitor.bridges.mapping import alertmanager_alert, example_alert, pagerduty_event
 from stream_monitor.bridges.options import BridgeOptions, BridgeUsageError, options_from_args
+from stream_monitor.bridges.runner import BridgeRunner
 from stream_monitor.bridges.sinks import AlertmanagerSink, Item, PagerDutySink
 from stream_monitor.commands import build_parser
 from stream_monitor.config import load_config
@@ -205,3 +211,147 @@ def test_am_sink_never_keeps_re_sending_a_rejected_alert():
     sink.next_resend = time.monotonic() - 1
     sink.tick()
     assert list(sink.active) == ["good"]
+
+
+# ----------------------------------------------------------------------------- never drop a page
+class Receiver:
+    """A local HTTP receiver whose answers a test scripts: a list of handler functions, one per request."""
+
+    def __init__(self, script: list[Callable[[BaseHTTPRequestHandler, bytes], None]]) -> None:
+        self.script = list(script)
+        self.requests: list[tuple[str, str, bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                outer.requests.append((self.command, self.path, body))
+                answer = outer.script.pop(0) if outer.script else _reply(202)
+                answer(self, body)
+
+            do_GET = do_POST = _serve  # noqa: N815
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _reply(status: int, body: bytes = b"{}", headers: dict[str, str] | None = None) -> Callable[[BaseHTTPRequestHandler, bytes], None]:
+    def answer(h: BaseHTTPRequestHandler, _request: bytes) -> None:
+        h.send_response(status)
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return answer
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Callable[..., Receiver]]:
+    made: list[Receiver] = []
+
+    def make(*script: Callable[[BaseHTTPRequestHandler, bytes], None]) -> Receiver:
+        made.append(Receiver(list(script)))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_only_a_malformed_request_rejects_one_alert_every_other_status_is_retried(receiver: Callable[..., Receiver]) -> None:
+    """400/422: this alert is refused. 3xx, 401, 403, 404, 409, 413, 429 and 5xx: the receiver or our setup is wrong: retry."""
+    for status in (301, 302, 307, 308, 401, 403, 404, 405, 409, 413, 429, 500, 503):
+        r = receiver(_reply(status, headers={"Location": "/elsewhere"} if 300 <= status < 400 else {}))
+        assert post_json(r.url + "/api/v2/alerts", b"[]", 5.0, "t").outcome == "retry", status
+    for status in (400, 422):
+        r = receiver(_reply(status))
+        assert post_json(r.url + "/api/v2/alerts", b"[]", 5.0, "t").outcome == "rejected", status
+
+
+def test_a_post_is_never_redirected(receiver: Callable[..., Receiver]) -> None:
+    """A 301 is not followed (it would turn the POST into a body-less GET whose 200 looks like a delivery)."""
+    r = receiver(_reply(301, headers={"Location": "/moved"}), _reply(200))
+    result = post_json(r.url + "/api/v2/alerts", b'[{"labels": {}}]', 5.0, "t")
+    assert (result.outcome, result.status) == ("retry", 301)
+    assert [(m, p) for m, p, _ in r.requests] == [("POST", "/api/v2/alerts")]
+
+
+def test_the_request_timeout_is_a_total_deadline_even_for_a_dripping_receiver(receiver: Callable[..., Receiver]) -> None:
+    """A receiver that sends its answer one byte at a time cannot hold a request past the timeout."""
+    release = threading.Event()
+
+    def drip(h: BaseHTTPRequestHandler, _request: bytes) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "1000")
+        h.end_headers()
+        for _ in range(1000):  # would take minutes: each byte well within a per-read timeout
+            if release.wait(0.2):
+                return
+            try:
+                h.wfile.write(b" ")
+                h.wfile.flush()
+            except OSError:
+                return
+
+    r = receiver(drip)
+    started = time.monotonic()
+    try:
+        result = post_json(r.url + "/api/v2/alerts", b"[]", 1.0, "t")
+    finally:
+        release.set()
+    assert result.outcome == "retry" and "deadline" in result.detail
+    assert time.monotonic() - started < 30, "bounded by the 1 s deadline, not by the receiver"
+
+
+def test_a_refusing_receiver_is_retried_fails_readiness_and_commits_nothing() -> None:
+    """404 (wrong URL) or 401 (wrong key): nothing is done, /readyz fails, the retry metric grows; then delivery."""
+    metrics = BridgeMetrics("pagerduty")
+    post = FakePost([HttpResult(classify_status(404), 404, "not found"), HttpResult(classify_status(401), 401, "unauthorized")] * 1000)
+    sink = PagerDutySink(_opts(target="pagerduty", routing_key="k"), metrics, threading.Event(), post=post)
+    runner = BridgeRunner(load_config(None, env={}).kafka, sink.opts, sink, metrics, threading.Event(), "c")
+    runner.started = True
+    assert runner.readiness() == (True, "consuming")
+    items = [Item(TP0, 0, example_alert())]
+    assert sink.deliver(items, time.monotonic() + 0.05) == 0, "a refused request is not a delivered page"
+    ready, reason = runner.readiness()
+    assert not ready and ("404" in reason or "401" in reason)
+    assert metrics.deliveries.labels("pagerduty", "retry")._value.get() >= 2
+    post.script = []
+    assert sink.deliver(items, time.monotonic() + 10) == 1
+    assert runner.readiness()[0]
+
+
+def test_a_pagerduty_routing_key_echoed_by_the_receiver_never_reaches_the_log(receiver: Callable[..., Receiver]) -> None:
+    key = "R0UT1NGKEY" + secrets.token_hex(11)
+    echo = [lambda h, req: _reply(500, b"bad gateway for " + req)(h, req), lambda h, req: _reply(400, req)(h, req)]
+    r = receiver(*echo, _reply(202))
+    opts = _opts(target="pagerduty", urls=(r.url + "/v2/enqueue",), routing_key=key)
+    sink = PagerDutySink(opts, BridgeMetrics("pagerduty"), threading.Event())
+    with structlog.testing.capture_logs() as logs:
+        done = sink.deliver([Item(TP0, 0, example_alert()), Item(TP0, 1, example_alert(fingerprint="x"))], time.monotonic() + 30)
+    assert done == 2 and len(r.requests) == 3
+    assert key in r.requests[0][2].decode()
+    assert logs and not [entry for entry in logs if key in repr(entry)]
+
+
+def test_pagerduty_refusing_the_routing_key_is_retried_not_a_rejected_alert() -> None:
+    """PagerDuty answers 400 "Invalid routing key" for a wrong key: every page would be dropped if that counted as one bad alert."""
+    answer = HttpResult(classify_status(400), 400, '{"status":"invalid event","message":"Event object is invalid","errors":["Invalid routing key"]}')
+    post = FakePost([answer] * 1000)
+    sink = PagerDutySink(_opts(target="pagerduty", routing_key=secrets.token_hex(16)), BridgeMetrics("pagerduty"), threading.Event(), post=post)
+    assert sink.deliver([Item(TP0, 0, example_alert())], time.monotonic() + 0.05) == 0
+    assert sink.failing is not None and "routing key" in sink.failing
+    post.script = [HttpResult(classify_status(400), 400, '{"errors":["Payload.summary is missing"]}')]
+    assert sink.deliver([Item(TP0, 0, example_alert())], time.monotonic() + 10) == 1, "a malformed alert is still skipped"

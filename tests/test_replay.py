@@ -351,6 +351,9 @@ def test_a_malformed_envelope_line_is_a_dead_letter_not_an_abort(tmp_path: Path)
         50: b'{"topic": "inf", "partition": "one", "offset": 5, "value": "{}"}',
         120: b'{"topic": "inf", "partition": 1, "offset": 6, "timestamp": 1, "value_base64": "not base64!"}',
         200: b'{"topic": "inf", "partition": 1, "offset": 7, "timestamp": 1.5, "value": "{}"}',
+        250: b'{"topic": "inf", "partition": 1180591620717411303424, "offset": 8, "value": "{}"}',
+        260: b'{"topic": "inf", "partition": 1, "offset": -9, "value": "{}"}',
+        270: b'{"topic": "inf", "partition": -1, "offset": 9, "value": "{}"}',
     }
     for number in sorted(bad):
         lines.insert(number - 1, bad[number])

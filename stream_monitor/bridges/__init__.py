@@ -2,12 +2,19 @@
 
 A bridge is a consumer group of its own on the alert topic (``read_committed``, manual commits).
 It reads alert events in (partition, offset) order, maps them, POSTs them to the receiver and
-commits the offsets only after the receiver accepted them (HTTP 2xx). Until then it retries with
-exponential backoff and jitter (429, 408, 5xx, connection errors; a ``Retry-After`` header is
-honoured up to the maximum delay); a 4xx other than 408/429 is a permanent rejection of that one
-alert: it is logged, counted (``stream_monitor_bridge_deliveries_total{outcome="rejected"}``) and
-skipped, so one malformed alert cannot block paging for all the others. Delivery is therefore
-at-least-once; both receivers deduplicate (Alertmanager by label set, PagerDuty by ``dedup_key``).
+commits the offsets only after the receiver accepted them (HTTP 2xx). Only an answer that says
+the request is malformed (400, 422) rejects an alert: a rejected batch is split to find the
+alert(s) at fault, which are logged, counted
+(``stream_monitor_bridge_deliveries_total{outcome="rejected"}``) and skipped, so one malformed
+alert cannot block paging for all the others. Every other answer (3xx, 401, 403, 404, 429, 5xx,
+and PagerDuty's 400 for a wrong routing key), a network error or the request deadline means the
+receiver or our own setup is wrong: the bridge retries with exponential backoff and jitter (a
+``Retry-After`` header is honoured up to the maximum delay), counts each attempt
+(``outcome="retry"``), answers ``/readyz`` with 503 and commits nothing until delivery. A POST
+never follows a redirect, ``--timeout`` bounds each request in total (however slowly the
+receiver answers), and the routing key is redacted from every log line even when a receiver
+echoes it back. Delivery is therefore at-least-once; both receivers deduplicate (Alertmanager by
+label set, PagerDuty by ``dedup_key``).
 
 Alertmanager (``POST {url}/api/v2/alerts``, several ``--url`` for an HA pair: accepted when one
 accepts, as Prometheus does):
@@ -43,6 +50,7 @@ runbook; ``client``/``client_url`` = stream-monitor and the generator URL. The r
 from ``--routing-key``, ``--routing-key-file`` or ``STREAM_MONITOR_PAGERDUTY_ROUTING_KEY(_FILE)``
 and is never logged.
 
-HTTP uses the standard library's ``urllib``: one JSON POST at a time needs no connection pool,
-and the sidecar image stays free of another dependency.
+HTTP uses the standard library's ``http.client`` (with the environment's proxy settings, as
+``urllib`` would): one JSON POST at a time needs no connection pool, and the sidecar image stays
+free of another dependency.
 """

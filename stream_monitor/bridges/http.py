@@ -1,14 +1,26 @@
-"""One JSON POST to a receiver, classified as accepted, retry or rejected; and the retry backoff."""
+"""One JSON POST to a receiver, classified as accepted, retry or rejected; and the retry backoff.
+
+Only a receiver that says *this request is malformed* (400, 422) rejects an alert: every other
+answer (3xx, 401, 403, 404, 429, 5xx, ...), a network error or the deadline means the receiver or
+our own setup is wrong, so the alert is retried and never counted as delivered. A POST never
+follows a redirect, and ``timeout_s`` bounds the whole request, however slowly the receiver answers.
+"""
 
 from __future__ import annotations
 
+import http.client
 import random
-import urllib.error
+import socket
+import ssl
+import threading
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Literal
 
 Outcome = Literal["accepted", "retry", "rejected"]
+REJECTING_STATUSES = frozenset({400, 422})  # "this request is malformed": a fault of this one alert
+MAX_DETAIL = 500  # characters of a receiver's answer kept for the log
 
 
 @dataclass(frozen=True)
@@ -22,16 +34,16 @@ class HttpResult:
 
 
 def classify_status(status: int) -> Outcome:
-    """2xx accepted; 408, 429 and 5xx retried; any other status is a permanent rejection.
+    """2xx accepted; 400 and 422 reject this alert; anything else (3xx, other 4xx, 5xx) is retried.
 
-    >>> [classify_status(s) for s in (200, 202, 400, 404, 408, 429, 500, 503)]
-    ['accepted', 'accepted', 'rejected', 'rejected', 'retry', 'retry', 'retry', 'retry']
+    >>> [classify_status(s) for s in (200, 202, 301, 400, 401, 404, 408, 422, 429, 500, 503)]
+    ['accepted', 'accepted', 'retry', 'rejected', 'retry', 'retry', 'retry', 'rejected', 'retry', 'retry', 'retry']
     """
     if 200 <= status < 300:
         return "accepted"
-    if status in (408, 429) or status >= 500:
-        return "retry"
-    return "rejected"
+    if status in REJECTING_STATUSES:
+        return "rejected"
+    return "retry"
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -43,25 +55,120 @@ def _retry_after(value: str | None) -> float | None:
         return None  # HTTP-date form: fall back to our own backoff
 
 
+def redact_url(url: str) -> str:
+    """``url`` without user information, for logs.
+
+    >>> redact_url("https://user:pw@am.example:9093/x"), redact_url("http://am:9093")
+    ('https://am.example:9093/x', 'http://am:9093')
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret replaced, including a secret cut short at the end of ``text``.
+
+    >>> redact('{"routing_key": "abcdef123456", "x": 1}', ("abcdef123456",))
+    '{"routing_key": "[redacted]", "x": 1}'
+    >>> redact('... {"routing_key": "abcdef12', ("abcdef123456",))
+    '... {"routing_key": "[redacted]'
+    """
+    for secret in secrets:
+        if not secret:
+            continue
+        text = text.replace(secret, "[redacted]")
+        for n in range(len(secret) - 1, 3, -1):  # a prefix of 4+ characters left at the cut
+            if text.endswith(secret[:n]):
+                text = text[:-n] + "[redacted]"
+                break
+    return text
+
+
+def _connection(url: str, timeout_s: float) -> tuple[http.client.HTTPConnection, str]:
+    """A connection for ``url`` (through the environment's proxy, as urllib would) and the request target."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {redact_url(url)}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and urllib.request.proxy_bypass(parts.hostname):
+        proxy = None
+    cls: type[http.client.HTTPConnection] = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    kwargs = {"context": ssl.create_default_context()} if parts.scheme == "https" else {}
+    if not proxy:
+        return cls(parts.hostname, port, timeout=timeout_s, **kwargs), target  # type: ignore[arg-type]
+    via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.scheme == "https":
+        conn = cls(via.hostname or "", via.port or 80, timeout=timeout_s, **kwargs)  # type: ignore[arg-type]
+        conn.set_tunnel(parts.hostname, port)
+        return conn, target
+    return http.client.HTTPConnection(via.hostname or "", via.port or 80, timeout=timeout_s), urllib.parse.urlunsplit(parts._replace(fragment=""))
+
+
+class _Deadline:
+    """Shuts the request's socket down when the deadline passes, waking any blocked read or write."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.expired = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._timer = threading.Timer(timeout_s, self._abort)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """The connected socket (kept here: a response that closes the connection takes it from the connection)."""
+        with self._lock:
+            self._sock = sock
+            if self.expired.is_set():
+                raise TimeoutError
+
+    def _abort(self) -> None:
+        with self._lock:
+            self.expired.set()
+            if self._sock is not None:
+                try:
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cancel(self) -> None:
+        """The request is over."""
+        self._timer.cancel()
+
+
 def post_json(url: str, body: bytes, timeout_s: float, user_agent: str) -> HttpResult:
-    """POST a JSON body; never raises for HTTP or network errors (they become a result)."""
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": user_agent}
-    )
+    """POST a JSON body within ``timeout_s`` in all; never raises for HTTP or network errors (they become a result)."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - URL is operator config
-            response.read(65536)
-            status = int(response.status)
-            return HttpResult(classify_status(status), status, "ok")
-    except urllib.error.HTTPError as exc:
-        try:
-            text = exc.read(2048).decode("utf-8", "replace").strip()
-        except Exception:  # noqa: BLE001 - the body is only for the log
-            text = ""
-        return HttpResult(classify_status(exc.code), exc.code, text[:500] or str(exc.reason), _retry_after(exc.headers.get("Retry-After")))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return HttpResult("retry", None, f"{exc.__class__.__name__}: {reason}")
+        conn, target = _connection(url, timeout_s)
+    except ValueError as exc:
+        return HttpResult("retry", None, f"ValueError: {exc}")
+    deadline = _Deadline(timeout_s)
+    try:
+        conn.connect()
+        deadline.watch(conn.sock)
+        conn.request("POST", target, body=body, headers={"Content-Type": "application/json", "User-Agent": user_agent})
+        response = conn.getresponse()
+        status = response.status
+        text = response.read(2048 if not 200 <= status < 300 else 65536)
+        if deadline.expired.is_set():
+            raise TimeoutError
+        detail = "ok" if 200 <= status < 300 else text.decode("utf-8", "replace").strip()[:MAX_DETAIL] or (response.reason or str(status))
+        return HttpResult(classify_status(status), status, detail, _retry_after(response.getheader("Retry-After")))
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if deadline.expired.is_set() or isinstance(exc, TimeoutError):
+            return HttpResult("retry", None, f"no complete answer within the {timeout_s:g} s deadline")
+        return HttpResult("retry", None, f"{exc.__class__.__name__}: {exc}")
+    finally:
+        deadline.cancel()
+        conn.close()
 
 
 class Backoff:

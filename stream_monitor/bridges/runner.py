@@ -12,6 +12,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
+from stream_monitor.bridges.http import redact_url
 from stream_monitor.bridges.options import BridgeOptions
 from stream_monitor.bridges.sinks import AlertmanagerSink, Item, PagerDutySink
 from stream_monitor.config import KafkaSettings
@@ -59,8 +60,12 @@ class BridgeRunner:
         self.started = False
 
     def readiness(self) -> tuple[bool, str]:
-        """``/readyz``: (ready, reason)."""
-        return (True, "consuming") if self.started else (False, "starting")
+        """``/readyz``: (ready, reason); not ready while the receiver's answers have to be retried."""
+        if not self.started:
+            return False, "starting"
+        if self.sink.failing is not None:
+            return False, f"receiver not accepting: {self.sink.failing}"
+        return True, "consuming"
 
     def run(self) -> int:
         """Consume and deliver until stopped; returns the exit code."""
@@ -68,7 +73,7 @@ class BridgeRunner:
         try:
             self.consumer.subscribe(topics=[self.topic], listener=_Listener(self))
             self.started = True
-            self.log.info("bridge_started", urls=list(self.opts.urls) if self.opts.target == "alertmanager" else None, **clients.describe_security(self.kafka))
+            self.log.info("bridge_started", urls=[redact_url(u) for u in self.opts.urls] if self.opts.target == "alertmanager" else None, **clients.describe_security(self.kafka))
             while not self.stop.is_set():
                 batch = self.consumer.poll(timeout_ms=self._poll_timeout_ms())
                 if self._rebalanced:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -15,7 +16,7 @@ import structlog
 from kafka import TopicPartition
 
 from stream_monitor import __version__
-from stream_monitor.bridges.http import Backoff, HttpResult, post_json
+from stream_monitor.bridges.http import Backoff, HttpResult, post_json, redact, redact_url
 from stream_monitor.bridges.mapping import alertmanager_alert, alertmanager_labels, iso_time, pagerduty_event
 from stream_monitor.bridges.options import BridgeOptions
 from stream_monitor.core.alert import AlertEvent
@@ -38,6 +39,7 @@ class Sink(Protocol):
 
     target: str
     needs_history: bool
+    failing: str | None
 
     def deliver(self, items: Sequence[Item], deadline: float) -> int:
         """Deliver in order; return how many leading items are done (accepted or skipped)."""
@@ -73,20 +75,33 @@ class _HttpSink:
         self.backoff = Backoff(opts.retry_initial_s, opts.retry_max_s)
         self.user_agent = f"stream-monitor/{__version__}"
         self.log = log.bind(target=opts.target)
+        self.secrets = tuple(s for s in (opts.routing_key,) if s)  # never in a log line, even when echoed back
+        self.failing: str | None = None  # why the last delivery attempt has to be retried (readiness fails)
+
+    def _classify(self, result: HttpResult) -> HttpResult:
+        """A sink may know better than the status code what an answer means."""
+        return result
 
     def _attempt(self, url: str, body: bytes) -> HttpResult:
         started = time.perf_counter()
         result = self.post(url, body, self.opts.request_timeout_s, self.user_agent)
+        result = self._classify(result)
+        result = dataclasses.replace(result, detail=redact(result.detail, self.secrets))
         self.metrics.delivery_seconds.labels(self.opts.target).observe(time.perf_counter() - started)
         self.metrics.deliveries.labels(self.opts.target, result.outcome).inc()
         if result.outcome == "accepted":
             self.metrics.last_success.labels(self.opts.target).set_to_current_time()
         return result
 
+    def _note(self, result: HttpResult) -> None:
+        """Remember whether the receiver takes our requests, for readiness."""
+        self.failing = f"{result.status or 'no answer'}: {result.detail}"[:200] if result.outcome == "retry" else None
+
     def _until_settled(self, send: Callable[[], HttpResult], deadline: float, what: dict[str, Any]) -> HttpResult | None:
         """Call ``send`` until accepted or rejected; None when stopping or past ``deadline``."""
         while True:
             result = send()
+            self._note(result)
             if result.outcome != "retry":
                 self.backoff.reset()
                 return result
@@ -127,7 +142,7 @@ class AlertmanagerSink(_HttpSink):
         if all(r.outcome == "rejected" for r in results):
             return results[0]
         retry_after = [r.retry_after_s for r in results if r.retry_after_s is not None]
-        detail = "; ".join(f"{u}: {r.status or ''} {r.detail}".strip() for u, r in zip(self.opts.urls, results, strict=True))
+        detail = "; ".join(f"{redact_url(u)}: {r.status or ''} {r.detail}".strip() for u, r in zip(self.opts.urls, results, strict=True))
         return HttpResult("retry", results[0].status, detail, max(retry_after) if retry_after else None)
 
     def _stale_label_sets(self, alert: AlertEvent, labels: dict[str, str], now: datetime) -> list[dict[str, Any]]:
@@ -211,6 +226,7 @@ class AlertmanagerSink(_HttpSink):
         now = self.clock()
         tagged = [(fp, self._payload(alert, now)) for fp, (_, alert) in self.active.items()]
         result = self._post_all([p for _, p in tagged])
+        self._note(result)
         if result.outcome == "retry":
             delay = min(self.opts.resend_interval_s, self.backoff.next_delay(result.retry_after_s))
             self.log.warning("resend_failed", http_status=result.status, detail=result.detail, alerts=len(tagged), retry_in_s=round(delay, 3))
@@ -255,6 +271,12 @@ class PagerDutySink(_HttpSink):
 
     target = "pagerduty"
     needs_history = False
+
+    def _classify(self, result: HttpResult) -> HttpResult:
+        """PagerDuty answers 400 to a wrong routing key: our setup is wrong, not this alert."""
+        if result.outcome == "rejected" and "routing key" in result.detail.lower():
+            return dataclasses.replace(result, outcome="retry")
+        return result
 
     def deliver(self, items: Sequence[Item], deadline: float) -> int:
         """Post one event per alert, in order; return how many leading items are done."""

@@ -134,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--resend-interval", type=float, help="seconds between re-sends of firing alerts to Alertmanager (default 60; env: STREAM_MONITOR_BRIDGE_RESEND_INTERVAL)")
     bridge.add_argument("--generator-url", help="generatorURL/client_url: a base URL or a template with {model} {feature} {detector} {fingerprint} (env: STREAM_MONITOR_BRIDGE_GENERATOR_URL)")
     bridge.add_argument("--label", action="append", help="extra Alertmanager label K=V; repeat (env: STREAM_MONITOR_BRIDGE_LABELS, comma-separated)")
-    bridge.add_argument("--retry-initial", type=float, help="first retry delay in seconds on 429/5xx/network errors (default 0.5)")
+    bridge.add_argument("--retry-initial", type=float, help="first retry delay in seconds when a request is not accepted (default 0.5)")
     bridge.add_argument("--retry-max", type=float, help="longest retry delay in seconds (default 30)")
-    bridge.add_argument("--timeout", type=float, help="HTTP request timeout in seconds (default 10)")
+    bridge.add_argument("--timeout", type=float, help="deadline of one HTTP request in seconds, the whole answer included (default 10)")
     bridge.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /readyz on this port (off by default; env: STREAM_MONITOR_BRIDGE_METRICS_PORT)")
     return parser
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("stream_monitor.replay")
 
 DEFAULT_BATCH_SIZE = 5000
+MAX_PARTITION = 2**31  # Kafka's partition numbers are int32, offsets and timestamps int64
+MAX_OFFSET = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,8 @@ def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
                 topic, partition, offset, ts = obj.get("topic") or file_topic, obj["partition"], obj["offset"], obj.get("timestamp")
                 if not (isinstance(partition, int) and isinstance(offset, int) and (ts is None or isinstance(ts, int))):
                     raise ValueError("partition, offset and timestamp must be integers")
+                if not (0 <= partition < MAX_PARTITION and 0 <= offset < MAX_OFFSET and (ts is None or -1 <= ts < MAX_OFFSET)):
+                    raise ValueError(f"partition {partition} or offset {offset} or timestamp {ts} out of Kafka's range")
                 return SourceRecord(str(topic), partition, offset, ts, _get_bytes(obj, "key"), _get_bytes(obj, "value"))
             except (ValueError, TypeError) as exc:
                 return SourceRecord(file_topic, 0, line_number, None, None, line, f"malformed export envelope: {exc}")
