@@ -137,10 +137,10 @@ def test_monitor_reads_mlserver_topics_and_alerts_on_an_input_shift(mlserver: ML
     assert calm.dead_letters == []
     model = monitor.models[MODEL_NAME]
     assert set(FEATURES) | {"__prediction__"} <= set(model.channels)
-    assert calm.alerts == [], [a.fields["feature"] for a in calm.alerts]
+    assert calm.alerts == [], [a.event.feature for a in calm.alerts]
 
     shifted = monitor.process([_record(r) for r in phases[True]])
     assert shifted.dead_letters == []
-    firing = [a.fields for a in shifted.alerts if a.fields["status"] == "firing"]
-    assert any(f["feature"] == SHIFTED and f["kind"] == "data_drift" for f in firing), firing
-    assert {f["feature"] for f in firing} <= {SHIFTED, "__prediction__"}, firing
+    firing = [a.event for a in shifted.alerts if a.event.status == "firing"]
+    assert any(f.feature == SHIFTED and f.kind == "data_drift" for f in firing), firing
+    assert {f.feature for f in firing} <= {SHIFTED, "__prediction__"}, firing
