@@ -46,11 +46,12 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     defect: str | None = None
+    headers: tuple[tuple[str, bytes], ...] | None = None  # Kafka headers (model-server formats read them)
 
     def input_record(self) -> InputRecord:
-        # same mapping as ``run``: a null value (tombstone) is an empty, undecodable record
-        """The record as the core reads it (same mapping as ``run``)."""
-        return InputRecord(self.value or b"", ev.SourcePosition(self.topic, self.partition, self.offset, self.timestamp))
+        """The record as the core reads it (same mapping as ``run``: a null value is an empty record)."""
+        position = ev.SourcePosition(self.topic, self.partition, self.offset, self.timestamp)
+        return InputRecord(self.value or b"", position, self.headers)
 
 
 def _put_bytes(env: dict[str, Any], name: str, data: bytes | None) -> None:
@@ -82,11 +83,26 @@ def encode_envelope(rec: SourceRecord) -> bytes:
     b'{"topic":"t","partition":1,"offset":7,"timestamp":99,"key":null,"value_base64":"/3sibW9kZWwiOiAibSJ9"}'
     >>> decode_line(line, "f.jsonl", 1) == SourceRecord("t", 1, 7, 99, None, b'\\xff{"model": "m"}')
     True
+    >>> with_headers = SourceRecord("t", 0, 1, None, None, b"{}", headers=(("mlserver-model", b"m"),))
+    >>> decode_line(encode_envelope(with_headers), "f.jsonl", 1) == with_headers
+    True
     """
     env: dict[str, Any] = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset, "timestamp": rec.timestamp}
     _put_bytes(env, "key", rec.key)
     _put_bytes(env, "value", rec.value)
+    if rec.headers:
+        env["headers"] = [[k, base64.b64encode(v).decode("ascii")] for k, v in rec.headers]
     return orjson.dumps(env)
+
+
+def _get_headers(env: dict[str, Any]) -> tuple[tuple[str, bytes], ...] | None:
+    """The ``headers`` of an envelope: ``[[name, base64 value], …]``, or None when absent."""
+    raw = env.get("headers")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in raw):
+        raise ValueError("headers must be a list of [name, base64 value] pairs")
+    return tuple((k, base64.b64decode(v, validate=True)) for k, v in raw)
 
 
 def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
@@ -97,7 +113,7 @@ def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
     says what is wrong in ``defect``: the engine makes it a dead letter.
 
     >>> decode_line(b'{"model": "m", "ts": 1}', "events.jsonl", 3)
-    SourceRecord(topic='events.jsonl', partition=0, offset=3, timestamp=None, key=None, value=b'{"model": "m", "ts": 1}', defect=None)
+    SourceRecord(topic='events.jsonl', partition=0, offset=3, timestamp=None, key=None, value=b'{"model": "m", "ts": 1}', defect=None, headers=None)
     """
     if b'"offset"' in line and b'"value' in line:
         try:
@@ -111,7 +127,8 @@ def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
                     raise ValueError("partition, offset and timestamp must be integers")
                 if not (0 <= partition < MAX_PARTITION and 0 <= offset < MAX_OFFSET and (ts is None or -1 <= ts < MAX_OFFSET)):
                     raise ValueError(f"partition {partition} or offset {offset} or timestamp {ts} out of Kafka's range")
-                return SourceRecord(str(topic), partition, offset, ts, _get_bytes(obj, "key"), _get_bytes(obj, "value"))
+                key, value, headers = _get_bytes(obj, "key"), _get_bytes(obj, "value"), _get_headers(obj)
+                return SourceRecord(str(topic), partition, offset, ts, key, value, headers=headers)
             except (ValueError, TypeError) as exc:
                 return SourceRecord(file_topic, 0, line_number, None, None, line, f"malformed export envelope: {exc}")
     return SourceRecord(file_topic, 0, line_number, None, None, line)
@@ -383,7 +400,7 @@ class _PartitionReader:
                     self.done.add(tp)
                     self.consumer.pause(tp)
                     break
-                buf.append(SourceRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value))
+                buf.append(SourceRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value, headers=tuple(r.headers) or None))
 
     def flow_control(self) -> bool:
         """Mark partitions done, pause full ones and resume drained ones; True when a position moved."""

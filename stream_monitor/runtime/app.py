@@ -334,14 +334,14 @@ class MonitorApp:
         """
         label_topic = self.cfg.kafka.label_topic
         if not self.repartition_topic:
-            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp)) for r in records]
+            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
             return [(tp.topic == label_topic, inputs)]
         runs: list[tuple[bool, list[InputRecord]]] = []
         for r in records:
             position, is_label = source_of(r, tp.topic, tp.partition)
             if not runs or runs[-1][0] != is_label:
                 runs.append((is_label, []))
-            runs[-1][1].append(InputRecord(r.value or b"", position))
+            runs[-1][1].append(InputRecord(r.value or b"", position, r.headers or None))
         return runs
 
     def _forward(self, tp: TopicPartition, records: list) -> None:
