@@ -365,3 +365,13 @@ def test_a_malformed_envelope_line_is_a_dead_letter_not_an_abort(tmp_path: Path)
     assert all("envelope" in d["detail"] for d in dead)
     clean = replay(tmp_path, "clean", "--input", str(_envelope_file(tmp_path / "clean.jsonl", good)))
     assert res["alerts.jsonl"] == clean["alerts.jsonl"]
+
+
+def test_event_times_at_the_edge_of_the_calendar_do_not_stop_a_replay(tmp_path: Path) -> None:
+    """A ``ts`` that leaves years 1..9999 after conversion to UTC is never fatal to a replay (summary, progress)."""
+    lines = [b'{"model": "m", "ts": %d, "features": {"x": 1}}' % (START_MS + i) for i in range(50)]
+    lines += [b'{"model": "m", "ts": "9999-12-31T23:59:59-01:00", "features": {"x": 1}}',
+              b'{"model": "m", "ts": "0001-01-01T00:00:00+01:00", "features": {"x": 1}}']  # fmt: skip
+    path = tmp_path / "edge.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    replay(tmp_path, "edge", "--input", str(path), "--progress", "log")

@@ -16,7 +16,7 @@ from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.replay.errors import ReplayUsageError
 from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, SourceRecord
 from stream_monitor.replay.spool import SPILL_AFTER, SortedSpool
-from stream_monitor.replay.timerange import TimeRange, record_event_time
+from stream_monitor.replay.timerange import CALENDAR_MS, TimeRange, record_event_time
 
 if TYPE_CHECKING:
     from stream_monitor.report.collect import ReportCollector
@@ -121,10 +121,11 @@ class ReplayEngine:
                 if filtering and not rng.contains(t):
                     o.records_skipped += 1
                     continue
-                if first is None or t < first:
-                    first = t
-                if last is None or t > last:
-                    last = t
+                if CALENDAR_MS[0] <= t <= CALENDAR_MS[1]:  # only a date the outputs can show widens the range seen
+                    if first is None or t < first:
+                        first = t
+                    if last is None or t > last:
+                        last = t
             p = r.partition
             buf = buffers.get(p)
             if buf is None:

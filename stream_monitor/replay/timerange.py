@@ -8,6 +8,9 @@ from stream_monitor.core import events as ev
 from stream_monitor.replay.errors import ReplayUsageError
 
 
+CALENDAR_MS = (-62_135_596_800_000, 253_402_300_799_999)  # 0001-01-01 .. 9999-12-31T23:59:59.999Z, UTC
+
+
 @dataclass(frozen=True, slots=True)
 class TimeRange:
     """An event-time range ``[start_ms, end_ms)``; ``None`` leaves that side open.
