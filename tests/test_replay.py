@@ -375,3 +375,19 @@ def test_event_times_at_the_edge_of_the_calendar_do_not_stop_a_replay(tmp_path: 
     path = tmp_path / "edge.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     replay(tmp_path, "edge", "--input", str(path), "--progress", "log")
+
+
+def test_a_replay_holds_at_most_limits_replay_partitions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records of partitions beyond ``limits.replay_partitions`` are limit_exceeded dead letters; the rest replays as alone."""
+    fraud, _ = demo_streams(3000, 5)
+    events = list(generate_events(fraud))
+    records = [SourceRecord("events", p, i, e["ts"], None, orjson.dumps(e)) for i, e in enumerate(events) for p in range(5)]
+    capped = _envelope_file(tmp_path / "five.jsonl", records)
+    kept = _envelope_file(tmp_path / "three.jsonl", [r for r in records if r.partition < 3])
+    monkeypatch.setenv("STREAM_MONITOR_LIMITS__REPLAY_PARTITIONS", "3")
+    res = replay(tmp_path, "capped", "--input", str(capped))
+    dead = alerts_of(res["dead.jsonl"])
+    assert len(dead) == 2 * len(events)
+    assert {d["reason"] for d in dead} == {"limit_exceeded"} and {d["source"]["partition"] for d in dead} == {3, 4}
+    assert "limits.replay_partitions" in dead[0]["detail"]
+    assert res["alerts.jsonl"] == replay(tmp_path, "three", "--input", str(kept))["alerts.jsonl"]

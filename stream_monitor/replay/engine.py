@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 import orjson
+import structlog
 
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
@@ -20,6 +21,8 @@ from stream_monitor.replay.timerange import CALENDAR_MS, TimeRange, record_event
 
 if TYPE_CHECKING:
     from stream_monitor.report.collect import ReportCollector
+
+log = structlog.get_logger("stream_monitor.replay")
 
 
 @dataclass(slots=True)
@@ -129,6 +132,9 @@ class ReplayEngine:
             p = r.partition
             buf = buffers.get(p)
             if buf is None:
+                if p not in self.monitors and len(self.monitors.keys() | buffers.keys()) >= self.spec.limits.replay_partitions:
+                    self._refused(r)
+                    continue
                 buf = buffers[p] = []
                 self._seen.add(p)
             buf.append(r.input_record())
@@ -138,15 +144,25 @@ class ReplayEngine:
 
     def _defective(self, r: SourceRecord) -> None:
         """A line that is no record: a dead letter of its partition, never seen by a monitor."""
+        self._seen.add(r.partition)
+        self._dead_letter(r, DeadLetterReason.SCHEMA_VIOLATION, r.defect or "")
+
+    def _refused(self, r: SourceRecord) -> None:
+        """A record of one partition more than ``limits.replay_partitions``: a dead letter, and said once."""
+        limit = self.spec.limits.replay_partitions
+        if not self.outcome.invalid_by_reason[str(DeadLetterReason.LIMIT_EXCEEDED)]:
+            log.warning("replay_partition_limit", limit=limit, partition=r.partition, topic=r.topic)
+        self._dead_letter(r, DeadLetterReason.LIMIT_EXCEEDED, f"partition {r.partition}: this replay already holds {limit} partitions (limits.replay_partitions)")
+
+    def _dead_letter(self, r: SourceRecord, reason: DeadLetterReason, detail: str) -> None:
         o = self.outcome
         o.records_processed += 1
         o.dead_letters += 1
-        o.invalid_by_reason[str(DeadLetterReason.SCHEMA_VIOLATION)] += 1
-        self._seen.add(r.partition)
+        o.invalid_by_reason[str(reason)] += 1
         if self.keep_dead_letters:
             position = SourcePosition(r.topic, r.partition, r.offset, r.timestamp)
-            dead = DeadLetter(DeadLetterReason.SCHEMA_VIOLATION, r.defect or "", r.value or b"", position)
-            self._dead.add((r.partition, r.topic, r.offset), dead.to_json())
+            dead = DeadLetter(reason, detail, r.value or b"", position)
+            self._dead.add((r.partition, r.topic, r.offset), dead.to_json(self.spec.limits.dead_letter_original_bytes))
 
     def _process(self, partition: int) -> None:
         batch = self._buffers.get(partition)
@@ -175,7 +191,7 @@ class ReplayEngine:
             for dl in result.dead_letters:
                 pos = dl.position
                 key = (partition, pos.topic, pos.offset) if pos is not None else (partition, "", -1)
-                self._dead.add(key, dl.to_json())
+                self._dead.add(key, dl.to_json(self.spec.limits.dead_letter_original_bytes))
         if self.collector is not None and result.evaluations:
             self.collector.add_evaluations(partition, result.evaluations)
 
