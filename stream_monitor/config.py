@@ -16,7 +16,6 @@ stream_monitor.config.ConfigError: kafka.commit_interval_ms: Input should be gre
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from pathlib import Path
@@ -198,17 +197,6 @@ class StateSettings(_Section):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
-
-    def secret(self, group_id: str) -> tuple[bytes, bool]:
-        """The HMAC key for offline state files, and whether it is the insecure development default.
-
-        ``run`` never uses the default: it calls :meth:`signing_keys`.
-        """
-        if self.hmac_secret is not None:
-            return self.hmac_secret.get_secret_value().encode(), False
-        if self.hmac_secret_file is not None:
-            return self.hmac_secret_file.read_bytes().strip(), False
-        return hashlib.sha256(f"stream-monitor-dev-secret:{group_id}".encode()).digest(), True
 
     def signing_keys(self) -> SigningKeys:
         """The validated current and previous secrets; :class:`ConfigError` naming the field otherwise.

@@ -144,6 +144,9 @@ def test_state_files_need_a_real_secret(demo_file: Path, tmp_path: Path, capsys:
     replay(tmp_path, "no-secret-from", "--input", str(demo_file), "--to", to, "--state-from", str(state), expect=2)
     err = capsys.readouterr().err
     assert "--state-from" in err and "state.hmac_secret" in err
+    monkeypatch.setenv("STREAM_MONITOR_STATE_SECRET", "too-short")
+    replay(tmp_path, "short-secret", "--input", str(demo_file), "--to", to, "--state-out", str(state), expect=2)
+    assert "32" in capsys.readouterr().err
 
 
 def test_state_continuation_equals_one_uninterrupted_replay(demo_file: Path, full: dict[str, Any], tmp_path: Path, state_secret: str) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream_monitor.config import AppConfig
+from stream_monitor.config import AppConfig, ConfigError
 from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.signing import key_id
 from stream_monitor.core.settings import DETECTOR_PARAMS
 
 _COLORS = {"critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m", "resolved": "\033[32m"}
@@ -52,9 +53,11 @@ def explain_config(cfg: AppConfig) -> str:
         f"  {'exactly-once (transactions, id ' + cfg.transactional_id() + ')' if k.exactly_once else 'at-least-once'}; "
         f"checkpoint every {k.commit_interval_ms} ms; state changelog {k.resolved_changelog_topic() if cfg.state.enabled else 'disabled'}",
     ]
-    _, insecure = cfg.state.secret(k.group_id)
-    if cfg.state.enabled and insecure:
-        lines.append("  WARNING: no state.hmac_secret set: state records are signed with a development key.")
+    if cfg.state.enabled:
+        try:
+            lines.append(f"  state signed with key id {key_id(cfg.state.signing_keys().current).decode()}")
+        except ConfigError as exc:
+            lines.append(f"  WARNING: `run` will refuse to start: {exc}")
     d = cfg.defaults
     lines += [
         "",

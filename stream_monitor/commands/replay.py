@@ -14,9 +14,10 @@ import structlog
 
 from stream_monitor.baseline import load_baselines
 from stream_monitor.commands.common import EXIT_OK, config_dir, load_app_config, split_topics
-from stream_monitor.config import AppConfig
+from stream_monitor.config import AppConfig, ConfigError
 from stream_monitor.core import events as ev
 from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.core.signing import SigningKeys
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.replay.engine import ReplayEngine, ReplayOutcome
 from stream_monitor.replay.errors import ReplayUsageError
@@ -91,16 +92,15 @@ def _check_flags(args: argparse.Namespace) -> tuple[TimeRange, int, int]:
     return time_range, batch_size, lateness_ms
 
 
-def _state_secret(args: argparse.Namespace, cfg: AppConfig) -> bytes:
-    """The key that signs and verifies state files; a state flag without a configured secret is a usage error."""
-    secret, insecure = cfg.state.secret(cfg.kafka.group_id)
+def _state_keys(args: argparse.Namespace, cfg: AppConfig) -> SigningKeys | None:
+    """The keys that sign and verify state files (None without a state flag); a bad or missing secret is a config error."""
     flag = "--state-out" if args.state_out is not None else "--state-from" if args.state_from is not None else None
-    if flag is not None and insecure:
-        raise ReplayUsageError(
-            f"{flag} needs a state secret: set state.hmac_secret or state.hmac_secret_file in the config, "
-            "or STREAM_MONITOR_STATE_SECRET (at least 32 random bytes)"
-        )
-    return secret
+    if flag is None:
+        return None
+    try:
+        return cfg.state.signing_keys()
+    except ConfigError as exc:
+        raise ReplayUsageError(f"{flag} needs a real state secret: {exc}") from None
 
 
 def _open_source(args: argparse.Namespace, cfg: AppConfig, time_range: TimeRange, lateness_ms: int, batch_size: int) -> Source:
@@ -137,7 +137,7 @@ def _write_report(args: argparse.Namespace, collector: ReportCollector, engine: 
 
 
 def _write_outputs(
-    args: argparse.Namespace, cfg: AppConfig, engine: ReplayEngine, outcome: ReplayOutcome, source: str, secret: bytes
+    args: argparse.Namespace, cfg: AppConfig, engine: ReplayEngine, outcome: ReplayOutcome, source: str, keys: SigningKeys | None
 ) -> dict[str, str]:
     """Alerts, published alerts, dead letters and state, as asked; returns what was written where."""
     written: dict[str, str] = {}
@@ -149,9 +149,9 @@ def _write_outputs(
     if args.dead_letters_out is not None:
         n = atomic_write(args.dead_letters_out, lines(engine.dead_letter_payloads()))
         written["dead letters"] = f"{args.dead_letters_out} ({n} lines)"
-    if args.state_out is not None:
+    if args.state_out is not None and keys is not None:
         meta = {"source": source, "last_event_time": outcome.last_event_ms, "records": outcome.records_processed}
-        size = write_state_file(args.state_out, engine.monitors, secret, meta)
+        size = write_state_file(args.state_out, engine.monitors, keys, meta)
         written["state"] = f"{args.state_out} ({size:,} bytes, {len(engine.monitors)} partitions)"
     return written
 
@@ -162,10 +162,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_app_config(args, {"instance": getattr(args, "instance", None) or "replay"})
     spec: MonitorSpec = cfg.monitor_spec()
     baselines = load_baselines(spec, config_dir(args))  # ConfigError: exit 2
-    secret = _state_secret(args, cfg)
+    keys = _state_keys(args, cfg)  # ConfigError naming the field: exit 2
     monitors: dict[int, PartitionMonitor] = {}
-    if args.state_from is not None:
-        items, state_meta = read_state_file(args.state_from, secret)
+    if args.state_from is not None and keys is not None:
+        items, state_meta = read_state_file(args.state_from, keys)
         monitors = {p: PartitionMonitor.from_state_items(spec, p, part, baselines) for p, part in items.items()}
         log.info("replay_state_loaded", path=str(args.state_from), partitions=sorted(monitors), meta=state_meta)
     collector = ReportCollector() if args.report is not None or args.report_dir is not None else None
@@ -182,7 +182,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     progress = Progress(progress_mode(getattr(args, "progress", None)), sys.stderr, "replay")
     try:
         outcome = _run_source(engine, source, progress)
-        written = _write_outputs(args, cfg, engine, outcome, source.description, secret)
+        written = _write_outputs(args, cfg, engine, outcome, source.description, keys)
         if collector is not None:
             meta = ReportMeta(
                 source=source.description,

@@ -12,11 +12,13 @@ from typing import IO, Any, Iterable, Iterator, cast
 import orjson
 
 from stream_monitor.core.monitor import PartitionMonitor
-from stream_monitor.core.signing import StateAuthError, sign_state, verify_state
+from stream_monitor.core.signing import SigningKeys, StateAuthError, sign_state, verify_state
 from stream_monitor.replay.errors import ReplayError
 
 STATE_FILE_KIND = "stream-monitor-replay-state"
 STATE_FILE_FORMAT = 1
+
+STATE_FILE_CONTEXT = b"replay-state-file"  # signatures of state files never verify as changelog records
 
 
 def atomic_write(path: Path, parts: Iterable[bytes], compress: bool = False) -> int:
@@ -50,7 +52,7 @@ def lines(payloads: Iterable[bytes]) -> Iterator[bytes]:
         yield payload + b"\n"
 
 
-def write_state_file(path: Path, monitors: dict[int, PartitionMonitor], secret: bytes, meta: dict[str, Any] | None = None) -> int:
+def write_state_file(path: Path, monitors: dict[int, PartitionMonitor], keys: SigningKeys | bytes, meta: dict[str, Any] | None = None) -> int:
     """Write every partition's state, signed (HMAC-SHA256). Returns the number of bytes."""
     partitions = {
         str(p): {k: base64.b64encode(v).decode("ascii") for k, v in sorted(m.state_items(only_dirty=False).items())}
@@ -60,12 +62,12 @@ def write_state_file(path: Path, monitors: dict[int, PartitionMonitor], secret: 
         {"kind": STATE_FILE_KIND, "format": STATE_FILE_FORMAT, "meta": meta or {}, "partitions": partitions},
         option=orjson.OPT_SORT_KEYS,
     )
-    blob = sign_state(payload, secret)
+    blob = sign_state(payload, keys, STATE_FILE_CONTEXT)
     atomic_write(path, [blob])
     return len(blob)
 
 
-def read_state_file(path: Path, secret: bytes) -> tuple[dict[int, dict[str, bytes]], dict[str, Any]]:
+def read_state_file(path: Path, keys: SigningKeys | bytes) -> tuple[dict[int, dict[str, bytes]], dict[str, Any]]:
     """Verify and decode a state file: (items per partition, meta). Nothing is unpickled here.
 
     Raises :class:`ReplayError` when the signature does not verify (wrong secret, or the file was
@@ -76,7 +78,7 @@ def read_state_file(path: Path, secret: bytes) -> tuple[dict[int, dict[str, byte
     except OSError as exc:
         raise ReplayError(f"--state-from {path}: {exc.strerror or exc}") from None
     try:
-        payload = verify_state(blob, secret)
+        payload = verify_state(blob, keys, STATE_FILE_CONTEXT)
     except StateAuthError as exc:
         raise ReplayError(
             f"--state-from {path}: {exc}; refusing to load it. The file must be written by replay --state-out "
