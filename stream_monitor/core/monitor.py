@@ -580,7 +580,7 @@ class PartitionMonitor:
         name, log_ = snap.name, self.log.bind(model=model.model, channel=snap.name)
         cspec = self.spec.channel_spec(model.model, name)
         if name in model.disabled or (cspec is None and not model.discover):
-            still_open = [snap.fingerprints[d] for d in snap.firing]
+            still_open = [e.fingerprint for e in snap.open_episodes()]
             log_.warning("state_channel_dropped", reason="no longer monitored by the config", open_alerts=still_open)
             return None
         ctype = (cspec.type if cspec is not None and cspec.type else None) or snap.channel_type
@@ -596,7 +596,7 @@ class PartitionMonitor:
         log_.warning(
             "state_settings_changed_reset",
             reason="settings changed" if not same_settings else ("type changed" if ctype != snap.channel_type else "baseline changed"),
-            open_alerts=[snap.fingerprints[d] for d in snap.firing],
+            open_alerts=[e.fingerprint for e in snap.open_episodes()],
         )
         fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ordinal, reference)
         fresh.adopt_open_episodes(snap)

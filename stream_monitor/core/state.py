@@ -61,7 +61,7 @@ import msgpack
 import numpy as np
 
 from stream_monitor.core import detectors as det
-from stream_monitor.core.channel import ChannelMonitor
+from stream_monitor.core.channel import ChannelMonitor, OpenEpisode
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
@@ -361,7 +361,7 @@ class ChannelSnapshot:
 
     ``lifecycles`` carry the settings they were stored with, so a channel whose settings changed
     can still hand its open episodes over (``ChannelMonitor.adopt_open_episodes`` reads
-    ``lifecycles`` and ``fingerprints``).
+    :meth:`open_episodes`).
     """
 
     model: str
@@ -378,6 +378,15 @@ class ChannelSnapshot:
     def firing(self) -> list[str]:
         """Names of the detectors whose alert was firing."""
         return [name for name, life in self.lifecycles.items() if life.firing]
+
+    def open_episodes(self) -> list[OpenEpisode]:
+        """The stored firing episodes, of current and orphaned detectors (as ``ChannelMonitor.open_episodes``)."""
+        return [
+            OpenEpisode(name, self.fingerprints[name], life, det.is_quality(name))
+            for lifecycles in (self.lifecycles, self.orphans)
+            for name, life in lifecycles.items()
+            if life.firing
+        ]
 
 
 def decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
