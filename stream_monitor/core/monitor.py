@@ -559,16 +559,17 @@ class PartitionMonitor:
                 continue
             try:
                 ch = self._reconciled(model, state.decode_channel(blob_ch, name, ch_name, self.partition))
-            except state.StateFormatError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever a stored item holds, it resets only its channel
                 self._rejected(name, ch_name, exc)
                 continue
             if ch is not None:
                 model.channels[ch_name] = ch
         model.dirty = False
 
-    def _rejected(self, model: str | None, channel: str | None, exc: state.StateFormatError) -> None:
+    def _rejected(self, model: str | None, channel: str | None, exc: Exception) -> None:
         self.rejected_state_items += 1
-        self.log.warning("state_item_rejected", model=model, channel=channel, reason=str(exc))
+        reason = str(exc) if isinstance(exc, state.StateFormatError) else f"{type(exc).__name__}: {exc}"
+        self.log.warning("state_item_rejected", model=model, channel=channel, reason=reason[:300])
 
     def _reconciled(self, model: ModelMonitor, snap: state.ChannelSnapshot) -> ChannelMonitor | None:
         """A restored channel, brought in line with the current config.

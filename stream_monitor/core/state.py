@@ -391,6 +391,10 @@ class ChannelSnapshot:
 
 def decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
     """Decode and check a channel item of ``model``/``name``; raise :class:`StateFormatError` if it is not one."""
+    return _guarded(f"channel {model!r}/{name!r}", lambda: _decode_channel(blob, model, name, partition))
+
+
+def _decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
     f = _Fields(_unpack(blob, "channel"), f"channel {model!r}/{name!r}")
     if f.get("model", str) != model or f.get("name", str) != name:
         raise f.fail("name", "item stored under another model or channel")
