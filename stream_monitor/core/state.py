@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
@@ -70,7 +69,6 @@ FORMAT_VERSION = 2
 """Format of the items this module writes; items of any other format are rejected."""
 
 _SEVERITIES = ("info", "warning", "critical")
-_LIFECYCLE_INTS = ("consecutive_breaches", "consecutive_clear", "episode_offset")
 _LIFECYCLE_OPTIONAL_INTS = ("clear_since_ms", "cooldown_until_ms", "episode_start_ms", "ended_ms")
 
 
@@ -141,13 +139,6 @@ class _Fields:
         value = self.get(key, int)
         if value < 0 or (high is not None and value > high):
             raise self.fail(key, f"{value} out of range")
-        return value
-
-    def number(self, key: str, finite: bool = True) -> float | int:
-        """A float or int field (finite unless told)."""
-        value = self.get(key, float, int)
-        if math.isnan(value) or (finite and not math.isfinite(value)):
-            raise self.fail(key, f"{value} is not a finite number")
         return value
 
     def rate(self, key: str) -> float:
