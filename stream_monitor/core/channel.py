@@ -48,10 +48,11 @@ class EvaluationRecord(NamedTuple):
 
 
 class EpisodeSource(Protocol):
-    """What :meth:`ChannelMonitor.adopt_open_episodes` reads: lifecycles and fingerprints by detector."""
+    """What :meth:`ChannelMonitor.adopt_open_episodes` reads: the open episodes of a channel."""
 
-    lifecycles: dict[str, AlertLifecycle]
-    fingerprints: dict[str, str]
+    def open_episodes(self) -> list[OpenEpisode]:
+        """Firing episodes, of current and orphaned detectors."""
+        ...
 
 
 class OpenEpisode(NamedTuple):
@@ -438,13 +439,11 @@ class ChannelMonitor:
         An episode of a detector that still exists continues under the new settings; one of a
         detector the config removed is kept as an orphan that resolves after its clear span.
         """
-        for name, life in old.lifecycles.items():
-            if not life.firing:
-                continue
+        for name, fingerprint_, life, _quality in old.open_episodes():
             target = self.lifecycles.get(name)
             if target is None:
                 self._orphans[name] = life
-                self.fingerprints.setdefault(name, old.fingerprints[name])
+                self.fingerprints.setdefault(name, fingerprint_)
                 continue
             for attr in AlertLifecycle.__slots__:
                 if attr != "settings":

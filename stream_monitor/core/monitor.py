@@ -516,16 +516,17 @@ class PartitionMonitor:
                 continue
             try:
                 ch = self._reconciled(model, state.decode_channel(blob_ch, name, ch_name, self.partition))
-            except state.StateFormatError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever a stored item holds, it resets only its channel
                 self._rejected(name, ch_name, exc)
                 continue
             if ch is not None:
                 model.channels[ch_name] = ch
         model.dirty = False
 
-    def _rejected(self, model: str | None, channel: str | None, exc: state.StateFormatError) -> None:
+    def _rejected(self, model: str | None, channel: str | None, exc: Exception) -> None:
         self.rejected_state_items += 1
-        self.log.warning("state_item_rejected", model=model, channel=channel, reason=str(exc))
+        reason = str(exc) if isinstance(exc, state.StateFormatError) else f"{type(exc).__name__}: {exc}"
+        self.log.warning("state_item_rejected", model=model, channel=channel, reason=reason[:300])
 
     def _reconciled(self, model: ModelMonitor, snap: state.ChannelSnapshot) -> ChannelMonitor | None:
         """A restored channel, brought in line with the current config.
@@ -537,7 +538,7 @@ class PartitionMonitor:
         name, log_ = snap.name, self.log.bind(model=model.model, channel=snap.name)
         cspec = self.spec.channel_spec(model.model, name)
         if name in model.disabled or (cspec is None and not model.discover):
-            still_open = [snap.fingerprints[d] for d in snap.firing]
+            still_open = [e.fingerprint for e in snap.open_episodes()]
             log_.warning("state_channel_dropped", reason="no longer monitored by the config", open_alerts=still_open)
             return None
         ctype = (cspec.type if cspec is not None and cspec.type else None) or snap.channel_type
@@ -553,7 +554,7 @@ class PartitionMonitor:
         log_.warning(
             "state_settings_changed_reset",
             reason="settings changed" if not same_settings else ("type changed" if ctype != snap.channel_type else "baseline changed"),
-            open_alerts=[snap.fingerprints[d] for d in snap.firing],
+            open_alerts=[e.fingerprint for e in snap.open_episodes()],
         )
         fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ordinal, reference)
         fresh.adopt_open_episodes(snap)

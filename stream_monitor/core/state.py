@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
@@ -61,7 +60,7 @@ import msgpack
 import numpy as np
 
 from stream_monitor.core import detectors as det
-from stream_monitor.core.channel import ChannelMonitor
+from stream_monitor.core.channel import ChannelMonitor, OpenEpisode
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
@@ -70,7 +69,6 @@ FORMAT_VERSION = 2
 """Format of the items this module writes; items of any other format are rejected."""
 
 _SEVERITIES = ("info", "warning", "critical")
-_LIFECYCLE_INTS = ("consecutive_breaches", "consecutive_clear", "episode_offset")
 _LIFECYCLE_OPTIONAL_INTS = ("clear_since_ms", "cooldown_until_ms", "episode_start_ms", "ended_ms")
 
 
@@ -141,13 +139,6 @@ class _Fields:
         value = self.get(key, int)
         if value < 0 or (high is not None and value > high):
             raise self.fail(key, f"{value} out of range")
-        return value
-
-    def number(self, key: str, finite: bool = True) -> float | int:
-        """A float or int field (finite unless told)."""
-        value = self.get(key, float, int)
-        if math.isnan(value) or (finite and not math.isfinite(value)):
-            raise self.fail(key, f"{value} is not a finite number")
         return value
 
     def rate(self, key: str) -> float:
@@ -361,7 +352,7 @@ class ChannelSnapshot:
 
     ``lifecycles`` carry the settings they were stored with, so a channel whose settings changed
     can still hand its open episodes over (``ChannelMonitor.adopt_open_episodes`` reads
-    ``lifecycles`` and ``fingerprints``).
+    :meth:`open_episodes`).
     """
 
     model: str
@@ -379,9 +370,22 @@ class ChannelSnapshot:
         """Names of the detectors whose alert was firing."""
         return [name for name, life in self.lifecycles.items() if life.firing]
 
+    def open_episodes(self) -> list[OpenEpisode]:
+        """The stored firing episodes, of current and orphaned detectors (as ``ChannelMonitor.open_episodes``)."""
+        return [
+            OpenEpisode(name, self.fingerprints[name], life, det.is_quality(name))
+            for lifecycles in (self.lifecycles, self.orphans)
+            for name, life in lifecycles.items()
+            if life.firing
+        ]
+
 
 def decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
     """Decode and check a channel item of ``model``/``name``; raise :class:`StateFormatError` if it is not one."""
+    return _guarded(f"channel {model!r}/{name!r}", lambda: _decode_channel(blob, model, name, partition))
+
+
+def _decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
     f = _Fields(_unpack(blob, "channel"), f"channel {model!r}/{name!r}")
     if f.get("model", str) != model or f.get("name", str) != name:
         raise f.fail("name", "item stored under another model or channel")
