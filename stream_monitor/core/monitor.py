@@ -370,7 +370,8 @@ class PartitionMonitor:
             )
         self.labels_dirty = True
         model, prediction, prediction_time = hit
-        event_time = out.ts if out.ts is not None else prediction_time
+        event_time = ev.event_time_of(out.ts, prediction_time)  # the label's own time, else its prediction's
+        assert event_time is not None
         event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
         return ev.DecodedEvent(event, event_time), prediction
 
