@@ -429,28 +429,15 @@ class PartitionMonitor:
             cspec = self.spec.channel_spec(model, t.channel)
             labels = {**m.labels, **(cspec.labels if cspec else {})}
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
+        spec = self.spec
         event = build_alert(
-            t,
-            model=model,
-            model_version=version,
-            event_time_ms=d.event_time_ms,
-            position=pos,
-            partition=self.partition,
-            labels=labels,
-            annotations=annotations,
-            instance=self.spec.instance,
-            version=self.spec.version,
-            texts=texts,
-        )
+            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, partition=self.partition,
+            labels=labels, annotations=annotations, instance=spec.instance, version=spec.version, texts=texts,
+        )  # fmt: skip
         self.log.info(
-            "alert",
-            model=model,
-            channel=t.channel,
-            detector=t.detector,
-            status=event.status,
-            severity=event.severity,
+            "alert", model=model, channel=t.channel, detector=t.detector, status=event.status, severity=event.severity,
             statistic=event.statistic,
-        )
+        )  # fmt: skip
         return Alert(t.fingerprint, alert_payload(event), event, d.event_time_ms, pos)
 
     # ------------------------------------------------------------------ state
