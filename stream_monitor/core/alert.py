@@ -1,12 +1,10 @@
-"""The alert event: its contract (:class:`AlertEvent`), how it is built from a lifecycle transition, its kind and severity order.
+"""The alert event: its contract (:class:`AlertEvent`), how it is built from a lifecycle transition, and its kind.
 
 An alert is built once, here, as an :class:`AlertEvent`; :func:`alert_payload` gives the bytes the
 monitor publishes (orjson, keys in contract order). Field names follow Alertmanager.
 
 >>> kind_of("__prediction__.y_pred", quality=False), kind_of("amount", quality=True)
 ('prediction_drift', 'data_quality')
->>> more_severe("critical", "warning"), more_severe("info", "warning")
-(True, False)
 """
 
 from __future__ import annotations
@@ -26,19 +24,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 AlertKind = Literal["data_drift", "prediction_drift", "data_quality", "performance"]
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
-"""Severities from least to most severe; unknown severities rank below ``info`` in :func:`more_severe`."""
-
-
-def more_severe(a: str, b: str) -> bool:
-    """Whether severity ``a`` ranks above severity ``b``.
-
-    >>> more_severe("warning", "info"), more_severe("warning", "warning")
-    (True, False)
-    """
-    return SEVERITY_RANK.get(a, -1) > SEVERITY_RANK.get(b, -1)
-
-
 def kind_of(channel: str, quality: bool) -> AlertKind:
     """The alert kind of a detector on a channel: quality detectors first, then by channel name.
 

@@ -22,7 +22,17 @@ from typing import Literal
 from stream_monitor.core.settings import LifecycleSettings, Severity
 
 Transition = Literal["firing", "escalated", "resolved"]
-_SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+"""Severities from least to most severe; unknown severities rank below ``info`` in :func:`more_severe`."""
+
+
+def more_severe(a: str, b: str) -> bool:
+    """Whether severity ``a`` ranks above severity ``b``.
+
+    >>> more_severe("warning", "info"), more_severe("warning", "warning")
+    (True, False)
+    """
+    return SEVERITY_RANK.get(a, -1) > SEVERITY_RANK.get(b, -1)
 
 
 def fingerprint(model: str, channel: str, detector: str, partition: int) -> str:
@@ -105,7 +115,7 @@ class AlertLifecycle:
             self.clear_since_ms = None
             if statistic is not None and (self.peak_statistic is None or statistic > self.peak_statistic):
                 self.peak_statistic = statistic
-            if s.escalate and _SEVERITY_RANK[severity] > _SEVERITY_RANK[self.severity]:
+            if s.escalate and more_severe(severity, self.severity):
                 self.severity = severity
                 return "escalated"
             return None

@@ -31,8 +31,8 @@ from stream_monitor.core.spec import LimitsSpec
 LIMITS_CHANNEL = "__limits__"
 ALL_MODELS = "*"  # the model name of partition-wide limits
 
-LimitKind = Literal["models", "channels_per_model", "prediction_outputs", "label_join_bytes"]
-KINDS: tuple[LimitKind, ...] = ("models", "channels_per_model", "prediction_outputs", "label_join_bytes")
+LimitKind = Literal["models", "channels_per_model", "prediction_outputs", "label_join_bytes", "label_join_entries"]
+KINDS: tuple[LimitKind, ...] = ("models", "channels_per_model", "prediction_outputs", "label_join_bytes", "label_join_entries")
 _CHANNEL_ORDINAL = 1 << 30  # after every real channel of the record
 # (what was refused, the cap's unit, what happens to it)
 _WORDS: dict[str, tuple[str, str, str]] = {
@@ -40,6 +40,7 @@ _WORDS: dict[str, tuple[str, str, str]] = {
     "channels_per_model": ("new feature names", "channels per model", "new names ignored"),
     "prediction_outputs": ("new prediction outputs", "prediction outputs per model", "new outputs ignored"),
     "label_join_bytes": ("pending predictions dropped", "bytes of predictions awaiting labels", "their labels will not match"),
+    "label_join_entries": ("pending predictions dropped", "predictions awaiting labels", "their labels will not match"),
 }
 
 
@@ -58,15 +59,19 @@ def limit_texts(model: str, partition: int, t: ChannelTrigger, quiet_seconds: fl
         summary = f"resolved: {where}: {count:,} {refused} ignored in {seconds:,.0f} s (limit: {cap:,} {unit})"
         return summary, f"No further {refused} for {quiet_seconds:g} s of event time."
     summary = f"{where}: {refused} over the limit of {cap:,} {unit}; {fate}"
-    description = f"{where} reached its limit of {cap:,} {unit} (limits.{kind}); {fate}. Each affected record is a dead letter with reason limit_exceeded."
+    setting = "label_join_max_pending" if kind == "label_join_entries" else f"limits.{kind}"
+    description = f"{where} reached its limit of {cap:,} {unit} ({setting}); {fate}."
+    if not kind.startswith("label_join"):
+        description += " Each affected record is a dead letter with reason limit_exceeded."
     return summary, description
 
 
 class LimitGuard:
     """The alert lifecycles of the caps of one partition, and their counts."""
 
-    def __init__(self, limits: LimitsSpec, partition: int) -> None:
+    def __init__(self, limits: LimitsSpec, partition: int, max_pending: int = 100_000) -> None:
         self.limits = limits
+        self.max_pending = max_pending  # label_join_max_pending, the cap of label_join_entries
         self.partition = partition
         self.settings = LifecycleSettings(
             min_consecutive=1, resolve_after=1, resolve_after_seconds=limits.quiet_seconds, cooldown_seconds=0, escalate=False
@@ -77,7 +82,7 @@ class LimitGuard:
 
     def cap(self, kind: str) -> int:
         """The configured cap of a limit."""
-        return getattr(self.limits, kind)
+        return self.max_pending if kind == "label_join_entries" else getattr(self.limits, kind)
 
     def hit(self, model: str, kind: LimitKind, row: int, event_time_ms: int, offset: int, n: int = 1) -> ChannelTrigger | None:
         """Count ``n`` values refused by limit ``kind`` at a record; the firing transition, if this starts an episode."""

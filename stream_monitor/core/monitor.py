@@ -91,7 +91,7 @@ class PartitionMonitor:
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
         self.labels_dirty = False
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
-        self.limits = LimitGuard(spec.limits, partition)
+        self.limits = LimitGuard(spec.limits, partition, spec.label_join_max_pending)
         self._pending_bytes: int | None = None  # estimated size of pending_labels (None: not yet counted)
         self.log = log.bind(partition=partition)
 
@@ -260,8 +260,8 @@ class PartitionMonitor:
                 pred = e.prediction
                 if e.label is None and remember and e.event_id and pred is not None:
                     dropped = self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
-                    if dropped:
-                        batch.limit_hit(self.limits, row, d, "label_join_bytes", dropped)
+                    if dropped is not None:
+                        self._dropped_predictions(batch, row, d, dropped)
                 for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred)):
                     if name not in m.channels:
                         if value is None or m.channel(name, value) is None:
@@ -336,11 +336,11 @@ class PartitionMonitor:
         return triggers
 
     # ------------------------------------------------------------ label join
-    def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> int:
-        """Keep a prediction for the label join; return how many were dropped to stay within ``limits.label_join_bytes``.
+    def _remember_prediction(self, event_id: str, model: str, prediction: Any, event_time_ms: int) -> tuple[int, int] | None:
+        """Keep a prediction for the label join; None, or how many were dropped by the (byte, entry) caps.
 
-        Entries older than the join window and beyond ``label_join_max_pending`` go first, oldest
-        first, as they always did; the byte cap then drops the oldest too, and that is counted.
+        Entries older than the join window go first (that is the join window, not a limit); then,
+        oldest first, those beyond ``label_join_max_pending`` entries or ``limits.label_join_bytes``.
         """
         pending = self.pending_labels
         self.labels_dirty = True
@@ -354,17 +354,25 @@ class PartitionMonitor:
         size += entry_bytes(event_id, entry)
         horizon = event_time_ms - int(self.spec.label_join_window_seconds * 1000)
         cap_entries, cap_bytes = self.spec.label_join_max_pending, self.spec.limits.label_join_bytes
-        dropped = 0
+        by_bytes = by_entries = 0
         while pending:
             oldest_id, oldest = next(iter(pending.items()))
-            over_bytes = size > cap_bytes
-            if not (over_bytes or len(pending) > cap_entries or oldest[2] < horizon):
+            expired, over_entries, over_bytes = oldest[2] < horizon, len(pending) > cap_entries, size > cap_bytes
+            if not (expired or over_entries or over_bytes):
                 break
             pending.popitem(last=False)
             size -= entry_bytes(oldest_id, oldest)
-            dropped += over_bytes and len(pending) <= cap_entries and oldest[2] >= horizon
+            if not expired:
+                by_entries += over_entries
+                by_bytes += over_bytes and not over_entries
         self._pending_bytes = size
-        return dropped
+        return (by_bytes, by_entries) if by_bytes or by_entries else None
+
+    def _dropped_predictions(self, batch: Batch, row: int, d: ev.DecodedEvent, dropped: tuple[int, int]) -> None:
+        """Signal pending predictions dropped by the label-join caps (a limit alert and a count)."""
+        for kind, n in zip(("label_join_bytes", "label_join_entries"), dropped, strict=True):
+            if n:
+                batch.limit_hit(self.limits, row, d, kind, n)
 
     def _pending_size(self) -> int:
         """The estimated size of ``pending_labels`` (counted once after a restore, then kept up to date)."""
@@ -412,7 +420,8 @@ class PartitionMonitor:
             )
         self.labels_dirty = True
         model, prediction, prediction_time = hit
-        event_time = out.ts if out.ts is not None else prediction_time
+        event_time = ev.event_time_of(out.ts, prediction_time)  # the label's own time, else its prediction's
+        assert event_time is not None
         event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
         return ev.DecodedEvent(event, event_time), prediction
 
@@ -430,28 +439,15 @@ class PartitionMonitor:
             cspec = self.spec.channel_spec(model, t.channel)
             labels = {**m.labels, **(cspec.labels if cspec else {})}
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
+        spec = self.spec
         event = build_alert(
-            t,
-            model=model,
-            model_version=version,
-            event_time_ms=d.event_time_ms,
-            position=pos,
-            partition=self.partition,
-            labels=labels,
-            annotations=annotations,
-            instance=self.spec.instance,
-            version=self.spec.version,
-            texts=texts,
-        )
+            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, partition=self.partition,
+            labels=labels, annotations=annotations, instance=spec.instance, version=spec.version, texts=texts,
+        )  # fmt: skip
         self.log.info(
-            "alert",
-            model=model,
-            channel=t.channel,
-            detector=t.detector,
-            status=event.status,
-            severity=event.severity,
+            "alert", model=model, channel=t.channel, detector=t.detector, status=event.status, severity=event.severity,
             statistic=event.statistic,
-        )
+        )  # fmt: skip
         return Alert(t.fingerprint, alert_payload(event), event, d.event_time_ms, pos)
 
     # ------------------------------------------------------------------ state

@@ -64,11 +64,8 @@ def record_event_time(value: bytes, timestamp_ms: int | None, max_bytes: int) ->
     obj = ev.decode_json_object(value, max_bytes)
     if isinstance(obj, tuple):
         return None
-    ts = obj.get("ts")
-    if ts is None:
-        return timestamp_ms if timestamp_ms is not None and timestamp_ms >= 0 else None
     try:
-        return ev.parse_event_time(ts)
+        return ev.event_time_of(obj.get("ts"), timestamp_ms)
     except ValueError:
         return None
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from stream_monitor.core import events as ev
-from stream_monitor.core.alert import SEVERITY_RANK, AlertEvent
+from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.lifecycle import SEVERITY_RANK
 from stream_monitor.core.channel import EvaluationRecord
 from stream_monitor.core.monitor import PartitionMonitor
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from stream_monitor.core import events as ev
-from stream_monitor.core.alert import SEVERITY_RANK
+from stream_monitor.core.lifecycle import SEVERITY_RANK
 from stream_monitor.report.collect import ChannelRow, ModelReport, Panel, ReportData
 from stream_monitor.report.svg import duration, esc, fmt_num, panel_svg, short_time, timeline_svg
 

@@ -350,3 +350,12 @@ def test_the_label_join_is_bounded_in_bytes() -> None:
     assert [a.detector for a in _limit_alerts([result])] == ["label_join_bytes"]
     # the newest predictions are the ones kept
     assert list(monitor.pending_labels)[-1] == "e399"
+
+
+def test_predictions_dropped_by_the_entry_cap_are_signalled() -> None:
+    raws = [orjson.dumps({"model": "m", "event_id": f"e{i}", "ts": T0 + i, "prediction": 0.5}) for i in range(50)]
+    monitor = PartitionMonitor(MonitorSpec.model_validate({"label_join_max_pending": 20}), 0)
+    result = monitor.process(records(raws))
+    assert len(monitor.pending_labels) == 20 and result.limits_exceeded["label_join_entries"] == 30
+    [alert] = _limit_alerts([result])
+    assert alert.detector == "label_join_entries" and "predictions awaiting labels" in alert.annotations["summary"]

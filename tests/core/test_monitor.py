@@ -39,7 +39,7 @@ SPEC_DATA: dict[str, Any] = {
 }
 SPEC = MonitorSpec.model_validate(SPEC_DATA)
 
-# The alert contract, shared/design.md section 3.
+# The alert contract (stream_monitor.core.alert.AlertEvent): every field a published alert carries.
 CONTRACT_FIELDS = {
     "schema_version", "alert_id", "fingerprint", "status", "severity", "kind", "model", "model_version", "feature",
     "detector", "statistic", "threshold", "p_value", "event_time", "starts_at", "ends_at", "window", "reference",
