@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 
@@ -409,3 +411,27 @@ def test_an_unreadable_state_item_resets_only_its_channel():
     restored, dropped = tolerant_rebuild(lambda part: PartitionMonitor.from_state_items(spec, 0, part), items)
     assert dropped in ([bad], [])  # [] once the core itself resets an unreadable channel
     assert set(restored.models["m"].channels) == set(task.models["m"].channels) - {bad.split("\x1f")[2]}
+
+
+# ------------------------------------------------------------------ re-keyed records
+
+
+@given(st.lists(st.tuples(st.sampled_from(["sm-source", "sm-kind", "other"]), st.binary(max_size=40)), max_size=4), st.binary(max_size=200))
+def test_no_header_or_value_of_a_re_keyed_record_raises(headers, value):
+    from types import SimpleNamespace
+
+    from stream_monitor.runtime.records import model_of, source_of
+
+    position, is_label = source_of(SimpleNamespace(headers=headers, offset=5, timestamp=None), "rp", 1)
+    assert isinstance(position.partition, int) and isinstance(position.offset, int) and isinstance(is_label, bool)
+    assert isinstance(model_of(value), str)
+
+
+def test_a_malformed_source_header_falls_back_to_the_record_position():
+    from types import SimpleNamespace
+
+    from stream_monitor.runtime.records import source_of
+
+    record = SimpleNamespace(headers=[("sm-source", b"in\x1fnot-a-number\x1f7")], offset=5, timestamp=None)
+    position, _ = source_of(record, "rp", 1)
+    assert (position.topic, position.partition, position.offset) == ("rp", 1, 5)

@@ -78,6 +78,11 @@ def _internals(producer: Any) -> tuple[Any, Any] | None:
     return tm, sender
 
 
+def has_transaction_internals(producer: Any) -> bool:
+    """Does ``producer`` have the private transaction manager and sender the bounded calls use?"""
+    return _internals(producer) is not None
+
+
 def _bounded(sender: Any, result: Any, what: str, timeout_ms: int) -> None:
     sender.wakeup()
     if not result.wait(timeout_ms=timeout_ms):

@@ -262,3 +262,33 @@ def test_send_offsets_to_transaction_commits_group_offsets_atomically(
 
     out = read_all(kafka_bootstrap, sink, 3, "read_committed")
     assert sorted(out) == sorted(b"out-%d" % i for i in range(9))
+
+
+def test_the_compat_layer_commits_and_aborts_through_a_real_producers_internals(kafka_bootstrap, topic_factory, unique_name):
+    """kafka_compat drives _transaction_manager/_sender of a real producer: an upgrade that changes them fails here."""
+    from stream_monitor.runtime import kafka_compat
+
+    source = topic_factory(partitions=1, prefix="source")
+    sink = topic_factory(partitions=1, prefix="sink")
+    tp = TopicPartition(source, 0)
+    produce(kafka_bootstrap, source, [(0, b"in-%d" % i) for i in range(4)])
+    consumer = KafkaConsumer(source, bootstrap_servers=kafka_bootstrap, group_id=unique_name("group"), isolation_level="read_committed", **CONSUMER_OPTS)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("txn"), transaction_timeout_ms=30_000, **PRODUCER_OPTS)
+    try:
+        assert kafka_compat.has_transaction_internals(producer), "kafka-python no longer has _transaction_manager/_sender"
+        producer.init_transactions()
+        poll_n(consumer, 4)
+        producer.begin_transaction()
+        producer.send(sink, value=b"committed", partition=0)
+        kafka_compat.commit_transaction(producer, consumer, {tp: 2}, timeout_ms=30_000)
+        assert consumer.committed(tp, timeout_ms=10_000) == 2
+        producer.begin_transaction()
+        producer.send(sink, value=b"aborted", partition=0)
+        kafka_compat.abort_transaction(producer, timeout_ms=30_000)
+        producer.begin_transaction()
+        kafka_compat.commit_transaction(producer, consumer, {tp: 4}, timeout_ms=30_000)
+        assert consumer.committed(tp, timeout_ms=10_000) == 4
+    finally:
+        producer.close(timeout=10)
+        consumer.close(autocommit=False)
+    assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"committed"]
