@@ -1,4 +1,4 @@
-"""The HTTP endpoints ``/metrics``, ``/healthz`` and ``/readyz``, and the readiness checks behind them.
+"""The HTTP endpoints ``/`` (status page), ``/metrics``, ``/healthz`` and ``/readyz``, and the readiness checks behind them.
 
 Health semantics (one server, bound to ``metrics.host``, 127.0.0.1 by default):
 
@@ -9,6 +9,8 @@ Health semantics (one server, bound to ``metrics.host``, 127.0.0.1 by default):
   consumer group assigned us partitions at least once (an empty assignment counts: an idle
   standby member is ready), and — when a :class:`BrokerProbe` is added — a bootstrap broker
   accepts TCP connections.
+- ``/`` — the live status page (:mod:`stream_monitor.ops.status`), when the metrics object renders
+  one (``render_status``); otherwise 404.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ class HealthServer:
 
 
 def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck) -> type[BaseHTTPRequestHandler]:
+    status_page: Callable[[], bytes] | None = getattr(metrics, "render_status", None)
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server API
             path = self.path.split("?", 1)[0]
@@ -150,6 +154,8 @@ def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck) -> 
             elif path == "/readyz":
                 ok, why = ready()
                 self._send(200 if ok else 503, (why + "\n").encode())
+            elif path in ("/", "/status") and status_page is not None:
+                self._send(200, status_page(), "text/html; charset=utf-8")
             else:
                 self._send(404, b"not found\n")
 
