@@ -87,9 +87,10 @@ def test_page_shows_statistics_against_thresholds_firing_alerts_lag_and_checkpoi
     now[0] += 30
     page = render_status(s.view())
     text = " ".join(" ".join(_parse(page).text).split())
-    rows = re.findall(r'<tr class="(breached|ok)"><td>([^<]*)</td><td>([^<]*)</td><td class="num">([^<]*)</td><td class="num">([^<]*)</td>', page)
-    assert ("breached", "income", "psi", "0.41", "0.25") in rows
-    assert ("ok", "age", "ks", "0.03", "0.1") in rows
+    rows = dict(re.findall(r'<tr class="(?:breached|clear)"><td>([^<]*)</td><td>(.*?)</td></tr>', page))
+    assert re.search(r'class="det breached"[^>]*><b>psi</b> 0\.41 / 0\.25', rows["income"]), rows
+    assert re.search(r'class="det"[^>]*><b>ks</b> 0\.03 / 0\.1<', rows["age"]), rows
+    assert page.index(">income<") < page.index(">age<")  # channels over threshold first
     assert "Firing alerts: 1" in text  # the resolved one is gone
     assert "credit income psi critical 2026-01-02 03:04:05 UTC 0" in text
     assert "inference 0 12" in text
@@ -144,6 +145,7 @@ def test_health_server_serves_the_status_page():
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5) as r:
             assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+            assert r.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
             assert "income" in r.read().decode()
     finally:
         server.stop()

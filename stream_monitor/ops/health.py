@@ -163,6 +163,9 @@ def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck) -> 
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            if ctype.startswith("text/html"):  # the status page loads nothing, runs nothing
+                self.send_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+                self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             self.wfile.write(body)
 

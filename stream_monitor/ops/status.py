@@ -225,15 +225,18 @@ _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f4f6f9}
 header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:baseline;flex-wrap:wrap}
 header h1{font-size:18px;margin:0}header span{color:#c5cbd6}
-main{padding:8px 24px 24px;display:grid;gap:16px;grid-template-columns:repeat(auto-fit,minmax(380px,1fr))}
-section{background:#fff;border:1px solid #dde2ea;border-radius:6px;padding:10px 14px}
+main{padding:8px 24px 24px;display:grid;gap:16px;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr))}
+section{background:#fff;border:1px solid #dde2ea;border-radius:6px;padding:10px 14px;min-width:0}
 section.wide{grid-column:1/-1}
 h2{font-size:15px;margin:4px 0 8px}h3{font-size:14px;margin:12px 0 4px}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eef0f4;vertical-align:top}
-th{font-weight:600;color:#5a6475;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eef0f4;vertical-align:top;overflow-wrap:anywhere}
+th{font-weight:600;color:#5a6475;font-size:12px;text-transform:uppercase;letter-spacing:.03em;overflow-wrap:normal;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.breached td{background:#fde8e8;color:#8a1111;font-weight:600}
+tr.breached td{background:#fdf0f0}
+.det{display:inline-block;margin:1px 4px 1px 0;padding:0 6px;border:1px solid #dde2ea;border-radius:3px;white-space:nowrap;font-size:13px;font-variant-numeric:tabular-nums}
+.det.breached{background:#b3261e;border-color:#b3261e;color:#fff;font-weight:600}
+.det b{font-weight:600}
 .sev{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
 .sev-critical{background:#b3261e}.sev-warning{background:#c77700}.sev-info{background:#3a6ea5}
 .ok{color:#1e7d32;font-weight:600}.bad{color:#b3261e;font-weight:600}.muted{color:#7a8394}
@@ -245,7 +248,7 @@ def _e(value: object) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
+    return "–" if value is None else f"{value:.3g}"
 
 
 def _age(seconds: float | None) -> str:
@@ -281,26 +284,34 @@ def _firing_section(v: StatusView) -> str:
     )
 
 
+def _detector_chip(name: str, d: DetectorStatus) -> str:
+    cls = "det breached" if d.breached else "det"
+    mark = " over" if d.breached else ""
+    return f'<span class="{cls}" title="statistic / threshold"><b>{_e(name)}</b> {_num(d.statistic)} / {_num(d.threshold)}{mark}</span>'
+
+
 def _models_section(v: StatusView) -> str:
     if not v.models:
         return '<section class="wide"><h2>Models</h2><p class="muted">No events seen yet.</p></section>'
-    parts = ['<section class="wide" id="models"><h2>Models and detectors</h2>']
-    for model in sorted(v.models):
+    parts = ['<section class="wide" id="models"><h2>Models and detectors <span class="muted">(statistic / threshold)</span></h2>']
+
+    def breached(detectors: dict[str, DetectorStatus]) -> int:
+        return sum(d.breached for d in detectors.values())
+
+    # models and channels with detectors over threshold first
+    order = sorted(v.models, key=lambda m: (-sum(breached(d) for d in v.models[m].values()), m))
+    for model in order:
         channels = v.models[model]
-        parts.append(f"<h3>{_e(model)} <span class=\"muted\">({len(channels)} channels)</span></h3><table>")
-        parts.append('<tr><th>Channel</th><th>Detector</th><th class="num">Statistic</th><th class="num">Threshold</th><th>State</th></tr>')
-        for channel in sorted(channels):
+        parts.append(f'<h3>{_e(model)} <span class="muted">({len(channels)} channels)</span></h3><table>')
+        parts.append("<tr><th>Channel</th><th>Detectors</th></tr>")
+        for channel in sorted(channels, key=lambda c: (-breached(channels[c]), c)):
             detectors = channels[channel]
             if not detectors:
-                parts.append(f'<tr><td>{_e(channel)}</td><td colspan="4" class="muted">warming up / not evaluated yet</td></tr>')
+                parts.append(f'<tr><td>{_e(channel)}</td><td class="muted">warming up / not evaluated yet</td></tr>')
                 continue
-            for name in sorted(detectors):
-                d = detectors[name]
-                state = "breached" if d.breached else "ok"
-                parts.append(
-                    f'<tr class="{state}"><td>{_e(channel)}</td><td>{_e(name)}</td><td class="num">{_num(d.statistic)}</td>'
-                    f'<td class="num">{_num(d.threshold)}</td><td>{state}</td></tr>'
-                )
+            chips = "".join(_detector_chip(name, detectors[name]) for name in sorted(detectors))
+            row_class = "breached" if breached(detectors) else "clear"
+            parts.append(f'<tr class="{row_class}"><td>{_e(channel)}</td><td>{chips}</td></tr>')
         parts.append("</table>")
     if v.dropped_channels:
         parts.append(f'<p class="muted">{v.dropped_channels} channel(s) not shown (channel cap reached).</p>')
