@@ -20,7 +20,7 @@ from stream_monitor.commands.demo import cmd_demo
 from stream_monitor.commands.export import cmd_export
 from stream_monitor.commands.replay import cmd_replay
 from stream_monitor.commands.run import cmd_run
-from stream_monitor.commands.common import EXIT_USAGE, run_command
+from stream_monitor.commands.common import EXIT_USAGE, default_log_format, run_command
 from stream_monitor.ops.logs import configure_logging
 
 COMMANDS = {
@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``stream-monitor`` argument parser: one sub-command per module of this package."""
     parser = _Parser(prog="stream-monitor", description="Watch deployed ML models for drift; emit deduplicated alerts.")
     parser.add_argument("--log-level", help="DEBUG | INFO | WARNING | ERROR (env: STREAM_MONITOR_LOG_LEVEL)")
-    parser.add_argument("--log-format", choices=["json", "console"], help="log format (env: STREAM_MONITOR_LOG_FORMAT)")
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        help="logs (always on stderr): json, or console text; default console when stderr is a terminal, else json (env: STREAM_MONITOR_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the monitor as a consumer-group member (the sidecar)")
@@ -147,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(
         args.log_level or os.environ.get("STREAM_MONITOR_LOG_LEVEL") or ("WARNING" if args.command in QUIET_COMMANDS else "INFO"),
-        args.log_format or os.environ.get("STREAM_MONITOR_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json"),
+        args.log_format or os.environ.get("STREAM_MONITOR_LOG_FORMAT") or default_log_format(),
     )
     command = COMMANDS.get(args.command)
     if command is None:
