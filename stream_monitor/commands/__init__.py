@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--alerts-topic", help="also publish alerts to this topic (never the production one unless named)")
     replay.add_argument("--dead-letters-out", type=Path, help="write dead letters here (JSONL)")
     replay.add_argument("--report", type=Path, help="self-contained HTML report")
-    replay.add_argument("--report-dir", type=Path, help="directory for PNG plots and summary.json")
+    replay.add_argument("--report-dir", type=Path, help="directory for SVG plots, summary.json and report.html")
     replay.add_argument("--state-from", type=Path, help="start from a state checkpoint file")
     replay.add_argument("--state-out", type=Path, help="write the final state to a checkpoint file")
     replay.add_argument("--instance", default="replay", help="monitor.instance written into alerts (default: replay)")

@@ -78,7 +78,7 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
     """Records not yet committed by ``group`` (None while unknown: nothing committed, broker away)."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, bootstrap_timeout_ms=5000)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, bootstrap_timeout_ms=5000)
     except KafkaError:
         return None
     try:
