@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config and explain what it monitors")
     check.add_argument("config", type=Path)
+    check.add_argument(
+        "--sample",
+        type=Path,
+        help="JSONL(.gz) of inference events (or of the input format, when all input topics share one): "
+        "configured channels that neither a baseline nor a sample record contains are warnings",
+    )
 
     bridge = sub.add_parser(
         "bridge",
