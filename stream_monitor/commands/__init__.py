@@ -20,6 +20,7 @@ from stream_monitor.commands.demo import cmd_demo
 from stream_monitor.commands.export import cmd_export
 from stream_monitor.commands.replay import cmd_replay
 from stream_monitor.commands.run import cmd_run
+from stream_monitor.commands.topics import cmd_topics
 from stream_monitor.commands.common import EXIT_USAGE, default_log_format, run_command
 from stream_monitor.ops.logs import configure_logging
 
@@ -31,8 +32,9 @@ COMMANDS = {
     "export": cmd_export,
     "baseline": cmd_baseline,
     "bridge": cmd_bridge,
+    "topics": cmd_topics,
 }
-QUIET_COMMANDS = ("demo", "replay", "check-config")  # log WARNING and above unless told otherwise
+QUIET_COMMANDS = ("demo", "replay", "check-config", "topics")  # log WARNING and above unless told otherwise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--retry-max", type=float, help="longest retry delay in seconds (default 30)")
     bridge.add_argument("--timeout", type=float, help="HTTP request timeout in seconds (default 10)")
     bridge.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /readyz on this port (off by default; env: STREAM_MONITOR_BRIDGE_METRICS_PORT)")
+    topics = sub.add_parser(
+        "topics",
+        help="create the topics the monitor uses (input, labels, alerts, dead letters, changelog), as recommended",
+        description="Plan and create every topic the config uses; existing topics are left as they are (idempotent).",
+    )
+    topics.add_argument("action", choices=["create"])
+    _kafka_flags(topics)
+    topics.add_argument("--label-topic", help="label events topic (env: STREAM_MONITOR_LABEL_TOPIC)")
+    topics.add_argument("--group-id", help="consumer group: names the changelog <group>-state-changelog (env: STREAM_MONITOR_GROUP_ID)")
+    topics.add_argument("--partitions", type=int, help="partitions of new input and label topics (default 6; existing inputs decide otherwise)")
+    topics.add_argument("--replication-factor", type=int, default=-1, help="replication factor of new topics (default: the broker's)")
+    topics.add_argument("--dry-run", action="store_true", help="print what would be created; change nothing")
     return parser
 
 
