@@ -184,3 +184,16 @@ def dump_dom(url: str) -> str:
 def screenshot(url: str, out: Path, size: str = "1280,900") -> None:
     """A PNG screenshot of ``url`` taken by headless Chromium."""
     subprocess.run(_chromium_args(f"--screenshot={out}", f"--window-size={size}", url), capture_output=True, timeout=120, check=True)
+
+
+def test_an_idle_monitor_says_everything_is_committed():
+    now = [10.0]
+    s = StatusSnapshot(clock=lambda: now[0])
+    s.observe_records(100)
+    now[0] += 1
+    text = " ".join(" ".join(_parse(render_status(s.view())).text).split())
+    assert "Uncommitted work records processed since the last commit" in text
+    s.checkpoint_committed()
+    now[0] += 600  # idle: no commit needed, the last one ages
+    text = " ".join(" ".join(_parse(render_status(s.view())).text).split())
+    assert "Last commit 10 min ago" in text and "every record processed is committed" in text

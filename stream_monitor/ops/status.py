@@ -69,6 +69,7 @@ class StatusView:
     last_error: str | None
     dropped_channels: int = 0
     records: int = 0
+    last_records_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +85,7 @@ class _State:
     failing_since: float | None = None
     last_error: str | None = None
     records: int = 0
+    last_records_at: float | None = None
 
 
 def _parse_time_ms(text: str | None) -> int | None:
@@ -151,6 +153,7 @@ class StatusSnapshot:
         """``n`` more records consumed."""
         with self._lock:
             self._s.records += n
+            self._s.last_records_at = self.clock()
 
     # -------------------------------------------------------------- alerts
     def observe_alert(self, alert: AlertEvent, partition: int) -> None:
@@ -217,6 +220,7 @@ class StatusSnapshot:
                 last_error=s.last_error,
                 dropped_channels=s.dropped_channels,
                 records=s.records,
+                last_records_at=s.last_records_at,
             )
 
 
@@ -336,9 +340,16 @@ def _checkpoint_section(v: StatusView) -> str:
         health = f'<span class="bad">failing for {v.now - v.failing_since:.0f} s</span>'
     else:
         health = '<span class="ok">ok</span>'
+    if v.last_records_at is None:
+        pending = "no records yet"
+    elif v.last_commit_at is not None and v.last_records_at <= v.last_commit_at:
+        pending = "none: every record processed is committed (idle since the last commit)"
+    else:
+        pending = f"records processed since the last commit (latest {_age(v.now - v.last_records_at)})"
     rows = [
         ("Health", health),
         ("Last commit", _e(_age(age))),
+        ("Uncommitted work", _e(pending)),
         ("Checkpoints committed", str(v.checkpoints)),
         ("Failures (rolled back)", str(v.checkpoint_failures)),
     ]
