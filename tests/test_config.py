@@ -229,7 +229,7 @@ def test_check_config_good_file_exits_0_and_explains(tmp_path, capsys, restore_l
     assert out.startswith("config is valid.")
     assert "k1:9092, k2:9092" in out and "yaml-group" in out
     assert "model fraud-v3: env=prod, team=risk-ml, owner=alice" in out
-    assert "amount (numeric): psi>0.25, ks>0.12, missing_rate>0.05, out_of_range_rate>0.05" in out
+    assert "amount (numeric): psi>0.25, ks>0.12, missing_rate>ref+0.05, out_of_range_rate>ref+0.05" in out
     assert "debug_blob: ignored" in out
 
 

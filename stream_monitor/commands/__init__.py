@@ -20,7 +20,8 @@ from stream_monitor.commands.demo import cmd_demo
 from stream_monitor.commands.export import cmd_export
 from stream_monitor.commands.replay import cmd_replay
 from stream_monitor.commands.run import cmd_run
-from stream_monitor.commands.common import EXIT_USAGE, run_command
+from stream_monitor.commands.topics import cmd_topics
+from stream_monitor.commands.common import EXIT_USAGE, default_log_format, run_command
 from stream_monitor.ops.logs import configure_logging
 
 COMMANDS = {
@@ -31,8 +32,9 @@ COMMANDS = {
     "export": cmd_export,
     "baseline": cmd_baseline,
     "bridge": cmd_bridge,
+    "topics": cmd_topics,
 }
-QUIET_COMMANDS = ("demo", "replay", "check-config")  # log WARNING and above unless told otherwise
+QUIET_COMMANDS = ("demo", "replay", "check-config", "topics")  # log WARNING and above unless told otherwise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``stream-monitor`` argument parser: one sub-command per module of this package."""
     parser = _Parser(prog="stream-monitor", description="Watch deployed ML models for drift; emit deduplicated alerts.")
     parser.add_argument("--log-level", help="DEBUG | INFO | WARNING | ERROR (env: STREAM_MONITOR_LOG_LEVEL)")
-    parser.add_argument("--log-format", choices=["json", "console"], help="log format (env: STREAM_MONITOR_LOG_FORMAT)")
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        help="logs (always on stderr): json, or console text; default console when stderr is a terminal, else json (env: STREAM_MONITOR_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the monitor as a consumer-group member (the sidecar)")
@@ -86,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--alerts-topic", help="also publish alerts to this topic (never the production one unless named)")
     replay.add_argument("--dead-letters-out", type=Path, help="write dead letters here (JSONL)")
     replay.add_argument("--report", type=Path, help="self-contained HTML report")
-    replay.add_argument("--report-dir", type=Path, help="directory for PNG plots and summary.json")
+    replay.add_argument("--report-dir", type=Path, help="directory for SVG plots, summary.json and report.html")
     replay.add_argument("--state-from", type=Path, help="start from a state checkpoint file")
     replay.add_argument("--state-out", type=Path, help="write the final state to a checkpoint file")
     replay.add_argument("--instance", default="replay", help="monitor.instance written into alerts (default: replay)")
@@ -112,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config and explain what it monitors")
     check.add_argument("config", type=Path)
+    check.add_argument(
+        "--sample",
+        type=Path,
+        help="JSONL(.gz) of inference events (or of the input format, when all input topics share one): "
+        "configured channels that neither a baseline nor a sample record contains are warnings",
+    )
 
     bridge = sub.add_parser(
         "bridge",
@@ -138,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--retry-max", type=float, help="longest retry delay in seconds (default 30)")
     bridge.add_argument("--timeout", type=float, help="deadline of one HTTP request in seconds, the whole answer included (default 10)")
     bridge.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /readyz on this port (off by default; env: STREAM_MONITOR_BRIDGE_METRICS_PORT)")
+    topics = sub.add_parser(
+        "topics",
+        help="create the topics the monitor uses (input, labels, alerts, dead letters, changelog), as recommended",
+        description="Plan and create every topic the config uses; existing topics are left as they are (idempotent).",
+    )
+    topics.add_argument("action", choices=["create"])
+    _kafka_flags(topics)
+    topics.add_argument("--label-topic", help="label events topic (env: STREAM_MONITOR_LABEL_TOPIC)")
+    topics.add_argument("--group-id", help="consumer group: names the changelog <group>-state-changelog (env: STREAM_MONITOR_GROUP_ID)")
+    topics.add_argument("--partitions", type=int, help="partitions of new input and label topics (default 6; existing inputs decide otherwise)")
+    topics.add_argument("--replication-factor", type=int, default=-1, help="replication factor of new topics (default: the broker's)")
+    topics.add_argument("--dry-run", action="store_true", help="print what would be created; change nothing")
     return parser
 
 
@@ -147,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(
         args.log_level or os.environ.get("STREAM_MONITOR_LOG_LEVEL") or ("WARNING" if args.command in QUIET_COMMANDS else "INFO"),
-        args.log_format or os.environ.get("STREAM_MONITOR_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json"),
+        args.log_format or os.environ.get("STREAM_MONITOR_LOG_FORMAT") or default_log_format(),
     )
     command = COMMANDS.get(args.command)
     if command is None:

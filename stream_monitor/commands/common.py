@@ -19,6 +19,7 @@ import structlog
 
 from stream_monitor.bridges.options import BridgeUsageError
 from stream_monitor.config import AppConfig, ConfigError, load_config
+from stream_monitor.ops.logs import LogFormat, configure_logging
 from stream_monitor.replay.errors import ReplayError, ReplayUsageError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -62,6 +63,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "log_format", None):
         o["log.format"] = args.log_format
     return o
+
+
+def default_log_format() -> LogFormat:
+    """Console lines for a person at a terminal (stderr is a TTY), JSON lines for log collectors."""
+    return "console" if sys.stderr.isatty() else "json"
+
+
+def configure_logs(cfg: AppConfig) -> None:
+    """Logging as the config says; a format nobody set (file, env, flag) follows :func:`default_log_format`."""
+    fmt: LogFormat = cfg.log.format if "format" in cfg.log.model_fields_set else default_log_format()
+    configure_logging(cfg.log.level, fmt)
 
 
 def load_app_config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> AppConfig:

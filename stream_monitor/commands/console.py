@@ -13,8 +13,10 @@ from typing import Any
 
 from stream_monitor.config import AppConfig, ConfigError
 from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.reference import CategoricalReference, Reference
+from stream_monitor.core.settings import DETECTOR_PARAMS, Chi2Params, DetectionSettings, DetectorParams, RateParams
 from stream_monitor.core.signing import key_id
-from stream_monitor.core.settings import DETECTOR_PARAMS
+from stream_monitor.core.stats import chi2_critical_value
 
 _COLORS = {"critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m", "resolved": "\033[32m"}
 _RESET = "\033[0m"
@@ -41,8 +43,48 @@ def format_alert(a: AlertEvent, color: bool = True) -> str:
     return f"{_COLORS.get(key, '')}{text}{_RESET}"
 
 
-def explain_config(cfg: AppConfig) -> str:
-    """A plain-language summary of what a config monitors, for ``check-config``."""
+def _chi2_critical(p: DetectorParams, categories: int) -> float:
+    return chi2_critical_value(p.threshold if p.threshold is not None else 1e-6, max(categories - 1, 1))
+
+
+def _defaults_row(name: str, p: DetectorParams) -> str:
+    """One detector of the defaults table, its threshold read as alerts read it."""
+    sev = f"severity {p.severity}"
+    if isinstance(p, Chi2Params):
+        crit = ", ".join(f"{_chi2_critical(p, k):.1f} ({k})" for k in (2, 5, 10, 20))
+        return (
+            f"    {name:<22} p-value <= {_num(p.threshold)} and total variation >= {_num(p.min_effect)}  {sev}"
+            + (f", critical at p <= {_num(p.critical)}" if p.critical is not None else "")
+            + f"\n    {'':<22} alerts show chi-square > its critical value, by number of categories: {crit}"
+        )
+    if isinstance(p, RateParams):
+        return f"    {name:<22} excess over reference > {_num(p.threshold):<6} critical excess {_num(p.critical):<6} {sev}"
+    return f"    {name:<22} threshold {_num(p.threshold):<8} critical {_num(p.critical):<8} {sev}"
+
+
+def _detector_term(name: str, p: DetectorParams, ref: Reference | None) -> str:
+    """``name>threshold`` as alerts show it: chi-square against its critical value, rates as excess."""
+    if isinstance(p, Chi2Params):
+        if isinstance(ref, CategoricalReference):
+            k = len(ref.categories)
+            return f"chi2>{_chi2_critical(p, k):.4g} (p<={_num(p.threshold)}, {k} baseline categories)"
+        return f"chi2>critical value at p<={_num(p.threshold)}"
+    if isinstance(p, RateParams):
+        return f"{name}>ref+{_num(p.threshold)}"
+    return f"{name}>{_num(p.threshold)}"
+
+
+def _channel_line(ch_name: str, t: str, s: DetectionSettings, ref: Reference | None) -> str:
+    return f"  {ch_name} ({t}): " + ", ".join(_detector_term(n, s.params(n), ref) for n in s.detectors_for(t))  # type: ignore[arg-type]
+
+
+def explain_config(cfg: AppConfig, baselines: dict[str, dict[str, Reference]] | None = None, warnings: list[str] | None = None) -> str:
+    """A plain-language summary of what a config monitors, for ``check-config``.
+
+    ``baselines`` (model -> channel -> reference) give chi-square its exact critical value;
+    ``warnings`` are listed at the end.
+    """
+    baselines = baselines or {}
     k = cfg.kafka
     lines = [
         "config is valid.",
@@ -69,8 +111,8 @@ def explain_config(cfg: AppConfig) -> str:
         f"  categorical channels: {', '.join(d.detectors_for('categorical'))}",
     ]
     for name in DETECTOR_PARAMS:
-        p = d.params(name)
-        lines.append(f"    {name:<22} threshold {_num(p.threshold):<8} critical {_num(p.critical):<8} severity {p.severity}")
+        lines.append(_defaults_row(name, d.params(name)))
+    lines.append("  (a rate's statistic is the window's share of missing / out-of-range / unseen values minus the reference's share)")
     lines.append("")
     if not cfg.models:
         lines.append("models: none configured; every model and feature is discovered on first sight (zero-config).")
@@ -85,7 +127,8 @@ def explain_config(cfg: AppConfig) -> str:
                 continue
             types = (ch.type,) if ch.type else ("numeric", "categorical")
             for t in types:
-                s = cfg.channel_settings(model_name, ch_name, t)
-                dets = ", ".join(f"{n}>{_num(s.params(n).threshold)}" for n in s.detectors_for(t))
-                lines.append(f"  {ch_name} ({t}): {dets}")
+                ref = baselines.get(model_name, {}).get(ch_name)
+                lines.append(_channel_line(ch_name, t, cfg.channel_settings(model_name, ch_name, t), ref))
+    if warnings:
+        lines += ["", *(f"WARNING: {w}" for w in warnings)]
     return "\n".join(lines) + "\n"

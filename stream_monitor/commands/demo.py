@@ -163,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     monitor_thread.start()
     producer_thread.start()
-    reader = KafkaConsumer(alerts_topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest", group_id=None)
+    reader = KafkaConsumer(alerts_topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest", group_id=None, enable_auto_commit=False)
     counts = {"firing": 0, "resolved": 0}
     try:
         _follow(app, reader, monitor_thread, produced, 2 * args.events, counts)

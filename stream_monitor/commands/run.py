@@ -12,8 +12,7 @@ from typing import Any, Callable
 
 import structlog
 
-from stream_monitor.commands.common import EXIT_RUNTIME, config_dir, load_app_config
-from stream_monitor.ops.logs import configure_logging
+from stream_monitor.commands.common import EXIT_RUNTIME, config_dir, configure_logs, load_app_config
 from stream_monitor.ops.health import BrokerProbe, HealthServer
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime.app import MonitorApp
@@ -45,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     install_stop_handlers(stop_requested.set)
     threading.Thread(target=_shutdown_watchdog, args=(stop_requested, SHUTDOWN_BOUND_S), daemon=True).start()
     cfg = load_app_config(args)
-    configure_logging(cfg.log.level, cfg.log.format)
+    configure_logs(cfg)
     metrics = MonitorMetrics(cfg.metrics.max_channel_series, cfg.metrics.liveness_timeout_seconds)
     base_dir = config_dir(args)
     app = MonitorApp(cfg, metrics, stop_event=stop_requested, base_dir=str(base_dir) if base_dir else None)

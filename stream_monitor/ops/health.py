@@ -1,4 +1,4 @@
-"""The HTTP endpoints ``/metrics``, ``/healthz`` and ``/readyz``, and the readiness checks behind them.
+"""The HTTP endpoints ``/`` (status page), ``/metrics``, ``/healthz`` and ``/readyz``, and the readiness checks behind them.
 
 Health semantics (one server, bound to ``metrics.host``, 127.0.0.1 by default):
 
@@ -9,6 +9,8 @@ Health semantics (one server, bound to ``metrics.host``, 127.0.0.1 by default):
   consumer group assigned us partitions at least once (an empty assignment counts: an idle
   standby member is ready), and — when a :class:`BrokerProbe` is added — a bootstrap broker
   accepts TCP connections.
+- ``/`` — the live status page (:mod:`stream_monitor.ops.status`), when the metrics object renders
+  one (``render_status``); otherwise 404.
 
 The server is bounded: a connection that sends nothing for ``request_timeout_s`` is closed, and at
 most ``max_connections`` are served at once (more are closed at once), so idle or dripping
@@ -173,6 +175,8 @@ class HealthServer:
 
 
 def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck, timeout_s: float) -> type[BaseHTTPRequestHandler]:
+    status_page: Callable[[], bytes] | None = getattr(metrics, "render_status", None)
+
     class Handler(BaseHTTPRequestHandler):
         timeout = timeout_s  # socket timeout for every read and write of the connection
 
@@ -186,6 +190,8 @@ def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck, tim
             elif path == "/readyz":
                 ok, why = ready()
                 self._send(200 if ok else 503, (why + "\n").encode())
+            elif path in ("/", "/status") and status_page is not None:
+                self._send(200, status_page(), "text/html; charset=utf-8")
             else:
                 self._send(404, b"not found\n")
 
@@ -193,6 +199,9 @@ def _handler(metrics: _Exposes, ready: ReadinessCheck, live: ReadinessCheck, tim
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            if ctype.startswith("text/html"):  # the status page loads nothing, runs nothing
+                self.send_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+                self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             self.wfile.write(body)
 

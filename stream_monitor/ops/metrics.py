@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from stream_monitor.core.alert import kind_of
 from stream_monitor.core.signing import REJECT_REASONS
+from stream_monitor.ops.status import StatusSnapshot, render_status
 
 if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.core.alert import AlertEvent
@@ -115,6 +116,8 @@ class MonitorMetrics:
         # fingerprint -> (model, kind, severity) and the partition it belongs to
         self._firing: dict[str, tuple[str, str, str]] = {}
         self._firing_partition: dict[str, int] = {}
+        # what the status page at / shows; the loop updates it, the HTTP thread renders a copy
+        self.status = StatusSnapshot(max_channels=max_channel_series)
 
     # ------------------------------------------------------------------ health
     @property
@@ -172,6 +175,7 @@ class MonitorMetrics:
             partition = alert.source.partition
         with self._lock:
             self._set_firing(alert.fingerprint, (model, kind, severity) if status == "firing" else None, int(partition))
+        self.status.observe_alert(alert, int(partition))
 
     def _set_firing(self, fp: str, labels: tuple[str, str, str] | None, partition: int | None) -> None:
         previous = self._firing.pop(fp, None)
@@ -191,12 +195,14 @@ class MonitorMetrics:
         with self._lock:
             for fp in [fp for fp, p in self._firing_partition.items() if p in gone]:
                 self._set_firing(fp, None, None)
+        self.status.forget_partitions(gone)
 
     def restore_partition(self, partition: int, task: PartitionMonitor) -> None:
         """A partition's state was restored: count its open episodes as firing alerts."""
         with self._lock:
             for fp, labels in open_episodes(task):
                 self._set_firing(fp, labels, partition)
+        self.status.restore_partition(partition, task)
 
     @property
     def firing_count(self) -> int:
@@ -206,6 +212,10 @@ class MonitorMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+    def render_status(self) -> bytes:
+        """The status page (``/``) as UTF-8 HTML, rendered from a copy of :attr:`status`."""
+        return render_status(self.status.view()).encode("utf-8")
 
 
 OTHER = "__other__"

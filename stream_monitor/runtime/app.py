@@ -315,13 +315,16 @@ class MonitorApp:
                     self._restore_assigned(batch)
                     task = self.tasks[tp.partition]
                 for is_label, inputs in self._inputs(tp, records):
-                    self._emit(task.process_labels(inputs) if is_label else task.process(inputs))
+                    # evaluations are kept for the status page (the latest per detector)
+                    self._emit(task.process_labels(inputs, record_evaluations=True) if is_label else task.process(inputs, record_evaluations=True))
                 self.stats.records += len(records)
             self.checkpoint.processed(tp, records[-1].offset + 1)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
             hw = self.consumer.highwater(tp)
             if hw is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - records[-1].offset - 1))
+                self.metrics.status.observe_lag(tp.topic, tp.partition, max(0, hw - records[-1].offset - 1))
+            self.metrics.status.observe_records(len(records))
         elapsed = time.perf_counter() - started
         self.timings.process_seconds += elapsed
         self.metrics.batch_seconds.observe(elapsed)
@@ -363,6 +366,8 @@ class MonitorApp:
             )
 
     def _emit(self, result: BatchResult) -> None:
+        if result.evaluations:
+            self.metrics.status.observe_evaluations(result.evaluations)
         if not result.alerts and not result.dead_letters:
             self.metrics.channel_values.inc(result.channel_values)
             return
@@ -443,6 +448,8 @@ class MonitorApp:
         self.timings.checkpoint_seconds += result.seconds
         self.metrics.state_bytes.inc(result.state_bytes)
         self.metrics.checkpoints.labels("committed").inc()
+        self.metrics.status.checkpoint_committed()
+        self.metrics.status.observe_channels(self.tasks.values())
         self.metrics.checkpoint_seconds.observe(result.seconds)
         if result.oversized:
             self._reset_oversized(result.oversized)
@@ -466,6 +473,7 @@ class MonitorApp:
         cp.failing_since = cp.failing_since or cp.clock()
         self.stats.aborts += 1
         self.metrics.checkpoints.labels("aborted").inc()
+        self.metrics.status.checkpoint_failed(repr(exc))
         self.log.warning("transaction_failed_rolling_back", error=repr(exc))
         try:
             cp.abort()

@@ -1,8 +1,10 @@
-"""Topic checks and creation at start-up: input partition counts, alert/DLQ/changelog topics."""
+"""Topic checks and creation: at start-up (input partition counts, alert/DLQ/changelog topics) and
+the full set-up of ``stream-monitor topics create`` (:func:`plan_topics`, :func:`apply_plan`)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import structlog
@@ -18,6 +20,8 @@ CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 ALERT_CONFIGS = {"cleanup.policy": "compact"}
 REPARTITION_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 DLQ_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
+# inference and label events: a week of history for replays and late labels
+INPUT_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 
 
 def sized(configs: dict[str, str], max_request_size: int) -> dict[str, str]:
@@ -125,3 +129,75 @@ def prepare_topology(admin: KafkaAdminClient, cfg: AppConfig, should_stop: Calla
                 f"kafka.changelog_topic to a new name."
             )
     return n
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTopic:
+    """One topic of the monitor's set-up: what it is for, what it should look like, what exists."""
+
+    role: str
+    name: str
+    partitions: int
+    configs: dict[str, str]
+    existing_partitions: int | None  # None: the topic does not exist
+    problem: str | None = None  # an existing topic that cannot work as it is
+
+    @property
+    def action(self) -> str:
+        """``create``, ``exists`` or ``problem``."""
+        if self.problem is not None:
+            return "problem"
+        return "exists" if self.existing_partitions is not None else "create"
+
+
+def plan_topics(cfg: AppConfig, existing: dict[str, int], default_partitions: int) -> list[PlannedTopic]:
+    """Every topic the config uses, with the partitions and configs recommended for it.
+
+    Input and label topics get ``default_partitions`` unless one of them exists (then its count:
+    they must be co-partitioned); the changelog gets the state partition count (inputs, or the
+    repartition topic); alerts are compacted (keyed by fingerprint), dead letters kept 14 days.
+    ``existing`` maps existing topic names to their partition counts.
+    """
+    k = cfg.kafka
+    inputs = [("input", t) for t in k.input_topics] + ([("labels", k.label_topic)] if k.label_topic else [])
+    have_inputs = {existing[t] for _, t in inputs if t in existing}
+    n = max(have_inputs) if have_inputs else default_partitions
+    out: list[PlannedTopic] = []
+
+    def add(role: str, name: str, partitions: int, configs: dict[str, str], must_match: bool = False, why: str = "") -> None:
+        have = existing.get(name)
+        problem = None
+        if must_match and have is not None and have != partitions:
+            problem = f"has {have} partitions, needs {partitions} ({why})"
+        out.append(PlannedTopic(role, name, partitions, dict(configs), have, problem))
+
+    co_partitioned = k.state_partitioning == "input"
+    for role, name in inputs:
+        add(role, name, n, INPUT_CONFIGS, co_partitioned and len(inputs) > 1, "input and label topics must be co-partitioned")
+    state_n = n
+    if k.state_partitioning == "model":
+        repartition = k.resolved_repartition_topic()
+        state_n = k.repartition_partitions or existing.get(repartition) or n
+        add("repartition", repartition, state_n, REPARTITION_CONFIGS, k.repartition_partitions is not None, "kafka.repartition_partitions")
+    add("alerts", k.alerts_topic, 1, ALERT_CONFIGS)
+    add("dead letters", k.dlq_topic, 1, DLQ_CONFIGS)
+    if cfg.state.enabled:
+        add("changelog", k.resolved_changelog_topic(), state_n, CHANGELOG_CONFIGS, True, "state is stored per state partition")
+    return out
+
+
+def apply_plan(admin: KafkaAdminClient, plan: list[PlannedTopic], replication_factor: int = -1) -> list[str]:
+    """Create the planned topics that do not exist (idempotent); returns the names created."""
+    created = []
+    for t in plan:
+        if t.action != "create":
+            continue
+        try:
+            admin.create_topics({t.name: {"num_partitions": t.partitions, "replication_factor": replication_factor, "configs": t.configs}})
+            created.append(t.name)
+            log.info("topic_created", topic=t.name, partitions=t.partitions, configs=t.configs)
+        except TopicAlreadyExistsError:  # created meanwhile by someone else: fine
+            pass
+    if created:
+        admin.wait_for_topics(created, timeout_ms=30_000)  # every partition has a leader
+    return created

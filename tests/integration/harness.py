@@ -86,7 +86,7 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
     except KafkaError:
         return None
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, bootstrap_timeout_ms=PROBE_TIMEOUT_MS)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, bootstrap_timeout_ms=PROBE_TIMEOUT_MS)
     except KafkaError:
         admin.close()
         return None

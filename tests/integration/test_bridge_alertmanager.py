@@ -64,7 +64,7 @@ def _committed(bootstrap: str, group: str, topic: str) -> int:
 
 
 def _end(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         return sum(consumer.end_offsets(tps).values())

@@ -131,7 +131,7 @@ def _group_state(bootstrap: str, group: str) -> tuple[dict[Any, int], list[tuple
 
 
 def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
         return {tp.partition: off for tp, off in c.end_offsets(tps).items()}
