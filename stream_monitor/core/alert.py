@@ -170,7 +170,7 @@ def _texts(
         window = "the window"
         if t.window_start_ms is not None and t.window_end_ms is not None:
             window = f"the last {t.window_count:,} observations, {format_event_time(t.window_start_ms)} → {format_event_time(t.window_end_ms)}"
-        description = evi.description(ev, firing, window) + f"\n{kind.replace('_', ' ')} on {model}/{t.channel}, partition {partition}."
+        description = evi.description(ev, firing, window) + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}, partition {partition}."
         return summary, description
     if not firing:
         summary = f"resolved: {model}/{t.channel} {t.detector} back within bounds"

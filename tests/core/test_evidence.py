@@ -164,3 +164,27 @@ def test_event_times_in_texts_are_the_alerts_own() -> None:
         if a.status == "firing":
             assert format_event_time(T0) < a.starts_at <= a.event_time
             assert a.starts_at in a.annotations["summary"]
+
+
+def test_the_readme_example_alert_is_what_the_demo_stream_produces() -> None:
+    from pathlib import Path
+
+    from stream_monitor.synthetic import demo_streams, generate_events
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("A real firing alert of the demo stream") :]
+    documented = orjson.loads(section[section.index("```json") + len("```json") : section.index("\n```\n")])
+    spec = MonitorSpec.model_validate({
+        "instance": "demo", "labels": {"env": "demo"},
+        "models": {"fraud-v3": {"labels": {"team": "risk-ml", "owner": "fraud-oncall"},
+                                "annotations": {"runbook_url": "https://runbooks.example/fraud-v3"}}},
+    })  # fmt: skip
+    fraud, _ = demo_streams(60000, 42)
+    recs = [InputRecord(orjson.dumps(e), SourcePosition("inference-events", 0, i, 0)) for i, e in enumerate(generate_events(fraud))]
+    monitor = PartitionMonitor(spec, partition=0)
+    for i in range(0, documented["source"]["offset"] + 1, 2000):
+        alerts = [a.event for a in monitor.process(recs[i : i + 2000]).alerts]
+        if alerts:
+            assert alerts[0].model_dump() == documented
+            return
+    raise AssertionError("the demo stream raised no alert by the documented offset")
