@@ -23,6 +23,7 @@ from stream_monitor.core import detectors as det
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 
 TOP_CATEGORIES = 5  # categories listed in the evidence of a categorical channel
+HISTOGRAM_BINS = 20  # equal-width bins over the reference's range, for reports
 QUANTILES = (("p5", 0.05), ("p50", 0.5), ("p95", 0.95))
 
 MEANINGS: dict[str, str] = {
@@ -76,12 +77,42 @@ def numeric_evidence(ref: NumericReference, current: np.ndarray) -> dict[str, An
     reference = {"kind": ref.kind} | _summary(ref.sorted_sample) | {"count": ref.count, "mean": num(ref.mean), "sd": num(ref.std)}
     reference.update(missing_rate=num(ref.missing_rate), invalid_rate=num(ref.invalid_rate))
     out: dict[str, Any] = {"type": "numeric", "reference": reference, "current": _summary(current)}
+    if ref.sorted_sample.size and current.size:
+        out["histogram"] = histogram(ref.sorted_sample, current)
     if current.size:
         with np.errstate(over="ignore", invalid="ignore"):
             delta = float(current.mean()) - ref.mean
         direction = "rose" if delta > 0 else "fell" if delta < 0 else "unchanged"
         out["change"] = {"direction": direction, "mean": num(delta), "mean_sd": num(delta / ref.scale)}
     return out
+
+
+def histogram(reference: np.ndarray, current: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
+    """Shares of reference and current values in equal-width bins over the reference's range.
+
+    Current values below or above that range are counted apart (``current_below``, ``current_above``).
+
+    >>> h = histogram(np.array([0.0, 1.0, 2.0, 3.0]), np.array([2.5, 3.0, 9.0]), bins=3)
+    >>> h["edges"], h["reference"], h["current"], h["current_above"]
+    ([0.0, 1.0, 2.0, 3.0], [0.25, 0.25, 0.5], [0.0, 0.0, 0.666667], 0.333333)
+    """
+    lo, hi = float(reference[0]), float(reference[-1])
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        hi = lo + 1.0 if np.isfinite(lo) else 1.0
+        lo = hi - 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref_counts = np.histogram(np.clip(reference, lo, hi), edges)[0]
+        inside = current[(current >= lo) & (current <= hi)]
+        cur_counts = np.histogram(inside, edges)[0]
+    n = current.size
+    return {
+        "edges": [num(e) for e in edges],
+        "reference": [num(c / reference.size) for c in ref_counts],
+        "current": [num(c / n) for c in cur_counts],
+        "current_below": num(int(np.count_nonzero(current < lo)) / n),
+        "current_above": num(int(np.count_nonzero(current > hi)) / n),
+    }
 
 
 def categorical_evidence(ref: CategoricalReference, codes: np.ndarray) -> dict[str, Any]:
