@@ -216,3 +216,42 @@ def test_docs_screenshot_is_committed() -> None:
     shot = REPO_ROOT / "docs" / "report-screenshot.png"
     assert shot.is_file() and shot.stat().st_size > 10_000
     assert float(png_pixels(shot).std()) > 20
+
+
+def test_one_timeline_row_per_alerting_channel_naming_its_detectors(demo_report: Path) -> None:
+    import re
+
+    svg = (demo_report.parent / "plots" / "timeline--fraud-v3.svg").read_text()
+    summary = orjson.loads((demo_report.parent / "plots" / "summary.json").read_bytes())
+    fraud = next(m for m in summary["models"] if m["model"] == "fraud-v3")
+    alerting = {e["channel"] for e in fraud["episodes"]}
+    detectors_of = {ch: {e["detector"] for e in fraud["episodes"] if e["channel"] == ch} for ch in alerting}
+    assert any(len(d) > 1 for d in detectors_of.values()), "the demo has channels with several alerting detectors"
+    labels = re.findall(r'<tspan font-weight="bold">([^<]*)</tspan><tspan fill="#666"> ([^<]*)</tspan>', svg)
+    assert sorted(ch for ch, _ in labels) == sorted(alerting)  # one row each, no row per detector
+    for ch, detail in labels:
+        for d in detectors_of[ch]:
+            assert d in detail or "…" in detail
+
+
+def test_each_alerting_channel_shows_reference_vs_current_when_it_fired(demo_report: Path) -> None:
+    page = demo_report.read_text(encoding="utf-8")
+    summary = orjson.loads((demo_report.parent / "plots" / "summary.json").read_bytes())
+    fraud = next(m for m in summary["models"] if m["model"] == "fraud-v3")
+    assert "Reference vs current when each channel fired" in page
+    for ch in {e["channel"] for e in fraud["episodes"]}:
+        ctype = next(c["type"] for c in fraud["channels"] if c["channel"] == ch)
+        what = "histogram" if ctype == "numeric" else "category shares"
+        assert f'aria-label="fraud-v3 {ch}: reference vs current {what}"' in page, ch
+    # the categorical drift of the demo is a new category: its bar is shown against the reference's 0 %
+    assert "unseen" in page and "0 % → " in page
+
+
+def test_distribution_plot_draws_the_evidence_shares() -> None:
+    from stream_monitor.report.collect import Distribution
+    from stream_monitor.report.dist import distribution_svg
+
+    ev = {"type": "numeric", "basis": "window",
+          "histogram": {"edges": [0.0, 1.0, 2.0], "reference": [0.5, 0.5], "current": [0.2, 0.3], "current_below": 0.0, "current_above": 0.5}}  # fmt: skip
+    svg = distribution_svg(Distribution("m", "x", "ks", 0, 0, ev))
+    assert "reference 50 %, when it fired 20 %" in svg and "above the reference range: 50 %" in svg

@@ -9,14 +9,15 @@ monitor publishes (orjson, keys in contract order). Field names follow Alertmana
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from stream_monitor.core import evidence as evi
 from stream_monitor.core.events import SourcePosition, format_event_time
 from stream_monitor.core.lifecycle import alert_id
-from stream_monitor.core.spec import ERROR, LATENCY, PREDICTION
+from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION
 
 if TYPE_CHECKING:
     from stream_monitor.core.channel import ChannelTrigger
@@ -27,14 +28,16 @@ AlertKind = Literal["data_drift", "prediction_drift", "data_quality", "performan
 def kind_of(channel: str, quality: bool) -> AlertKind:
     """The alert kind of a detector on a channel: quality detectors first, then by channel name.
 
-    >>> kind_of("__latency__", False), kind_of("x", False)
-    ('performance', 'data_drift')
+    Latency, labels and errors are the model's performance; predictions its prediction drift.
+
+    >>> kind_of("__latency__", False), kind_of("__label__", False), kind_of("__error__", False), kind_of("x", False)
+    ('performance', 'performance', 'performance', 'data_drift')
     """
     if quality:
         return "data_quality"
     if channel.startswith(PREDICTION):
         return "prediction_drift"
-    if channel in (LATENCY, ERROR):
+    if channel in (LATENCY, ERROR, LABEL):
         return "performance"
     return "data_drift"
 
@@ -97,6 +100,7 @@ class AlertEvent(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     monitor: MonitorInfo
+    evidence: dict[str, Any] | None = None
 
 
 def alert_payload(event: AlertEvent) -> bytes:
@@ -122,10 +126,37 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
-def _texts(t: ChannelTrigger, kind: str, model: str, partition: int, firing: bool) -> tuple[str, str]:
-    """The default summary and description of a detector's transition."""
+def _owners(labels: dict[str, str]) -> str:
+    owners = ", ".join(f"{k}: {labels[k]}" for k in ("owner", "team") if labels.get(k))
+    return f" ({owners})" if owners else ""
+
+
+def _texts(
+    t: ChannelTrigger, kind: str, model: str, partition: int, firing: bool, labels: dict[str, str], starts_ms: int
+) -> tuple[str, str]:
+    """The default summary and description of a detector's transition.
+
+    With evidence, the summary says what moved, which way, how far, since when and who owns it;
+    the description gives the detector's statistic, threshold and meaning, then reference vs current.
+    """
     e = t.evaluation
     stat, thr = e.statistic, e.threshold
+    where = f"{model} {evi.channel_words(t.channel)}"
+    owners = _owners(labels)
+    ev = t.evidence
+    if ev is not None:
+        main, detail = evi.headline(ev, firing)
+        detail = f"; {detail}" if detail else ""
+        if firing:
+            summary = f"{where}: {main} since {format_event_time(starts_ms)}{detail}{owners}"
+        else:
+            back = f" at {format_event_time(t.ended_ms)}" if t.ended_ms is not None else ""
+            summary = f"resolved: {where}: {main}{back}{detail}{owners}"
+        window = "the window"
+        if t.window_start_ms is not None and t.window_end_ms is not None:
+            window = f"the last {t.window_count:,} observations, {format_event_time(t.window_start_ms)} → {format_event_time(t.window_end_ms)}"
+        description = evi.description(ev, firing, window) + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}, partition {partition}."
+        return summary, description
     if not firing:
         summary = f"resolved: {model}/{t.channel} {t.detector} back within bounds"
         return summary, f"{t.detector} on {t.channel} has been within its threshold ({_fmt(thr)}) since the episode ended."
@@ -162,7 +193,7 @@ def build_alert(
     kind = kind_of(t.channel, t.quality)
     starts = t.episode_start_ms if t.episode_start_ms is not None else event_time_ms
     firing = t.transition != "resolved"
-    summary, description = texts if texts is not None else _texts(t, kind, model, partition, firing)
+    summary, description = texts if texts is not None else _texts(t, kind, model, partition, firing, labels, starts)
     e = t.evaluation
     return AlertEvent(
         alert_id=alert_id(t.fingerprint, starts, t.episode_offset),
@@ -191,4 +222,5 @@ def build_alert(
         labels={**labels, "partition": str(partition)},
         annotations={"summary": summary, "description": description, **annotations},
         monitor=MonitorInfo(instance=instance, version=version),
+        evidence=t.evidence,
     )

@@ -27,6 +27,7 @@ import structlog
 
 from stream_monitor.core import detectors as det
 from stream_monitor.core.classify import classify
+from stream_monitor.core.evidence import channel_evidence
 from stream_monitor.core.lifecycle import AlertLifecycle, Transition, fingerprint
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
 from stream_monitor.core.settings import OVERFLOW_CATEGORY, ChannelType, DetectionSettings, OutOfRangeParams
@@ -86,6 +87,14 @@ class ChannelTrigger:
     reference_kind: str
     reference_count: int
     quality: bool
+    evidence: dict[str, Any] | None = None  # what moved, in the channel's own terms (core/evidence.py)
+
+
+def _unroll(ring: np.ndarray, pos: int, filled: int) -> np.ndarray:
+    """A ring buffer's entries oldest first (a copy)."""
+    if filled < ring.size:
+        return ring[:filled].copy()
+    return np.concatenate((ring[pos:], ring[:pos]))
 
 
 class ChannelMonitor:
@@ -134,6 +143,9 @@ class ChannelMonitor:
         # sum and count of standardised values since the last evaluation: while a change-point
         # alert fires, it stays firing as long as this level is still shifted, then resolves
         self._level: list[float] = [0.0, 0]
+        # values the point detector being observed judged (since its trip, or since the last
+        # evaluation); set by _evaluate just before _observe, read only when an alert is built
+        self.point_basis = 0
         # firing episodes of detectors a config change removed: they resolve, then disappear
         self._orphans: dict[str, AlertLifecycle] = {}
         self.window_detectors: list[tuple[int, det.WindowDetector]] = []
@@ -362,6 +374,7 @@ class ChannelMonitor:
             if pending is not None and pending[1] < CONFIRM_MIN_VALUES:
                 continue  # too few values since the trip to judge the shift; decide next step
             shift = None
+            self.point_basis = int(pending[1]) if pending is not None else int(level_n)
             if pending is not None:
                 del self._pending[pdet.name]
                 mean_shift = abs(pending[0] / pending[1])
@@ -430,8 +443,26 @@ class ChannelMonitor:
                 reference_kind=ref.kind,
                 reference_count=ref.count,
                 quality=det.is_quality(detector),
+                evidence=channel_evidence(self, detector, evaluation),
             )
         )
+
+    # --------------------------------------------------- read-only accessors
+    def window_values(self, last: int | None = None) -> np.ndarray:
+        """A copy of the window's present values (numbers, or category codes), oldest first.
+
+        ``last`` keeps only the newest ``last`` of them. Empty before the reference is built.
+        """
+        if self.reference is None:
+            return np.zeros(0)
+        ordered = _unroll(self.values, self.val_pos, self.val_filled)
+        return ordered if last is None else ordered[max(0, ordered.size - last) :]
+
+    def window_flags(self) -> np.ndarray:
+        """A copy of the window's observation flags (``FLAG_*``), oldest first."""
+        if self.reference is None:
+            return np.zeros(0, dtype=np.uint8)
+        return _unroll(self.flags, self.obs_pos, self.obs_filled)
 
     def adopt_open_episodes(self, old: EpisodeSource) -> None:
         """Carry ``old``'s firing episodes over (after a config change rebuilt this channel).

@@ -181,6 +181,18 @@ class ChannelRow:
 
 
 @dataclass(slots=True)
+class Distribution:
+    """An alerting channel's reference vs current distribution when it first fired (the alert's evidence)."""
+
+    model: str
+    channel: str
+    detector: str
+    partition: int
+    event_time_ms: int
+    evidence: dict[str, Any]
+
+
+@dataclass(slots=True)
 class ModelReport:
     """Everything the report shows for one model."""
 
@@ -190,6 +202,7 @@ class ModelReport:
     episodes: list[Episode]
     fired: int
     resolved: int
+    distributions: list[Distribution] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -284,6 +297,7 @@ class ReportCollector:
         self._alert_heap: list[tuple[tuple[int, ...], dict[str, Any]]] = []
         self.alerts_total = 0
         self._seq: dict[int, int] = defaultdict(int)
+        self.distributions: dict[tuple[str, str], Distribution] = {}
 
     def observe_time(self, t: int) -> None:
         """Widen the report's time span to include ``t``."""
@@ -320,6 +334,7 @@ class ReportCollector:
             heapq.heappush(self._alert_heap, item)
         elif item[0] > self._alert_heap[0][0]:
             heapq.heapreplace(self._alert_heap, item)
+        self._keep_distribution(partition, a, t)
         open_ep = self._open.get(key)
         counts = self.counts[key[:3]]
         if a.status == "resolved":
@@ -337,6 +352,15 @@ class ReportCollector:
             open_ep = self._open[key] = self._new_episode(key, a, start)
         if a.statistic is not None and (open_ep.peak is None or a.statistic > open_ep.peak):
             open_ep.peak = a.statistic
+
+    def _keep_distribution(self, partition: int, a: AlertEvent, t: int) -> None:
+        """Keep a channel's first firing evidence, preferring a whole window's over a change point's."""
+        e = a.evidence
+        if a.status != "firing" or not e:
+            return
+        kept = self.distributions.get((a.model, a.feature))
+        if kept is None or (kept.evidence.get("basis") != "window" and e.get("basis") == "window"):
+            self.distributions[(a.model, a.feature)] = Distribution(a.model, a.feature, a.detector, partition, t, e)
 
     def _new_episode(self, key: SeriesKey, a: AlertEvent, start: int) -> Episode:
         ep = Episode(
@@ -417,7 +441,8 @@ class ReportCollector:
             eps = sorted(episodes_by_model.get(name, []), key=lambda e: (e.start_ms, e.channel, e.detector, e.partition))
             fired = sum(r.fired for r in chans)
             resolved = sum(r.resolved for r in chans)
-            models.append(ModelReport(name, chans, panels, eps, fired, resolved))
+            dists = sorted((d for (m, _), d in self.distributions.items() if m == name), key=lambda d: (d.event_time_ms, d.channel))
+            models.append(ModelReport(name, chans, panels, eps, fired, resolved, dists))
         models.sort(key=lambda m: (not m.episodes, min((e.start_ms for e in m.episodes), default=0), m.name))
         alerts = [row for _, row in sorted(self._alert_heap, key=lambda kv: tuple(-x for x in kv[0]))]
         return ReportData(meta, start, end, models, alerts, self.alerts_total)

@@ -1,7 +1,8 @@
 """The self-contained HTML report page (inline CSS and SVG, no network) and the report directory.
 
 The page answers "what drifted, and when" first: a sentence per model, then per model a timeline
-of firing episodes (one row per channel and detector, shaded by severity), a table of every
+of firing episodes (one row per channel, its detectors named, shaded by severity), each alerting
+channel's reference vs current distribution when it fired, a table of every
 channel (type, reference, detectors, alerts fired/resolved, time firing), and for each detector
 that alerted, its statistic over event time against the threshold with the firing spans shaded.
 """
@@ -15,6 +16,7 @@ import orjson
 from stream_monitor.core import events as ev
 from stream_monitor.core.lifecycle import SEVERITY_RANK
 from stream_monitor.report.collect import ChannelRow, ModelReport, Panel, ReportData
+from stream_monitor.report.dist import distribution_caption, distribution_svg
 from stream_monitor.report.svg import duration, esc, fmt_num, panel_svg, short_time, timeline_svg
 
 CHANGE_POINT_DETECTORS = frozenset({"adwin", "page_hinkley"})
@@ -40,6 +42,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.alerting td:first-child{border-left:4px solid #d62728}
 tr.alerting.sev-warning td:first-child{border-left-color:#f0a020}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:14px}
+.dgrid{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:14px}
 figure{margin:0;border:1px solid #e3e5e8;border-radius:6px;padding:6px;background:#fff}
 figcaption{font-size:12.5px;color:#333;padding:2px 4px 0;line-height:1.45}
 figure svg,.timeline svg{width:100%;height:auto;display:block}
@@ -196,6 +199,13 @@ def render_html(data: ReportData) -> str:
         if model.episodes:
             parts.append('<h3>Firing episodes over event time</h3><div class="timeline">')
             parts.append(timeline_svg(model, start, end))
+            parts.append("</div>")
+        if model.distributions:
+            parts.append("<h3>Reference vs current when each channel fired</h3><div class=dgrid>")
+            for d in model.distributions:
+                svg = distribution_svg(d)
+                if svg:
+                    parts.append(f"<figure>{svg}<figcaption>{distribution_caption(d, short_time(d.event_time_ms, span))}</figcaption></figure>")
             parts.append("</div>")
         parts.append(f"<h3>Channels ({len(model.channels)})</h3>")
         parts.append(_channel_table(model, span))

@@ -130,43 +130,54 @@ def _time_axis(xs: _XScale, y: float, top: float, lines: list[str], grid: bool =
 
 
 def timeline_svg(model: ModelReport, start: int, end: int, width: int = 1300) -> str:
-    """One row per (channel, detector[, partition]) that fired; bars = firing episodes."""
-    rows: list[tuple[str, str, int]] = []
+    """One row per channel that fired (its detectors and partitions named); bars = firing episodes."""
+    rows: dict[str, list[Episode]] = {}
     for e in model.episodes:
-        key = (e.channel, e.detector, e.partition)
-        if key not in rows:
-            rows.append(key)
-    multi = len({e.partition for e in model.episodes}) > 1
-    row_h, top, label_w = 20, 8, 250
+        rows.setdefault(e.channel, []).append(e)
+    row_h, top, label_w = 22, 8, 330
     height = top + row_h * max(1, len(rows)) + 30
     xs = _XScale(start, end, label_w, width - 16)
     out = [_svg_open(width, height, f"alert timeline of {model.name}")]
     out.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff" />')
     axis_y = top + row_h * max(1, len(rows)) + 4
     _time_axis(xs, axis_y, top, out)
-    for i, (channel, detector, partition) in enumerate(rows):
+    for i, (channel, episodes) in enumerate(rows.items()):
         y = top + i * row_h
         if i % 2 == 0:
             out.append(f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="#f7f8fa" />')
-        label = f"{channel} · {detector}" + (f" · p{partition}" if multi else "")
-        out.append(f'<text x="{label_w - 8}" y="{y + 14}" text-anchor="end" fill="#222">{esc(label)}</text>')
-        for e in model.episodes:
-            if (e.channel, e.detector, e.partition) != (channel, detector, partition):
-                continue
-            stop = e.end_ms if e.end_ms is not None else end
-            segs = e.segments + [(stop, "")]
-            for (s0, sev), (s1, _) in zip(segs, segs[1:]):
-                x0, x1 = xs.clip(max(s0, e.start_ms)), xs.clip(s1)
-                w = max(2.0, x1 - x0)
-                out.append(
-                    f'<rect x="{x0:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" rx="2" '
-                    f'fill="{SEVERITY_COLORS.get(sev, "#999")}"><title>{esc(_episode_title(e, end))}</title></rect>'
-                )
-            if e.end_ms is None:  # still firing at the end of the replay: an open arrow
-                x = xs.clip(stop)
-                out.append(f'<path d="M{x:.1f},{y + 3} l7,{(row_h - 6) / 2:.1f} l-7,{(row_h - 6) / 2:.1f} z" fill="{SEVERITY_COLORS.get(e.severity)}" />')
+        detectors = ", ".join(dict.fromkeys(e.detector for e in episodes))
+        partitions = sorted({e.partition for e in episodes})
+        where = f" · p{partitions[0]}" if len(partitions) == 1 else f" · {len(partitions)} partitions"
+        out.append(
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end" fill="#222"><tspan font-weight="bold">{esc(channel)}</tspan>'
+            f'<tspan fill="#666"> {esc(_clip(detectors, 40))}{esc(where)}</tspan><title>{esc(detectors)}</title></text>'
+        )
+        # warning first, critical on top: the row shows the worst severity at each moment
+        for e in sorted(episodes, key=lambda e: SEVERITY_ORDER.get(e.severity, 0)):
+            _episode_bars(out, xs, e, y, row_h, end)
     out.append("</svg>")
     return "".join(out)
+
+
+SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _episode_bars(out: list[str], xs: _XScale, e: Episode, y: int, row_h: int, end: int) -> None:
+    stop = e.end_ms if e.end_ms is not None else end
+    segs = e.segments + [(stop, "")]
+    for (s0, sev), (s1, _) in zip(segs, segs[1:]):
+        x0, x1 = xs.clip(max(s0, e.start_ms)), xs.clip(s1)
+        out.append(
+            f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(2.0, x1 - x0):.1f}" height="{row_h - 8}" rx="2" '
+            f'fill="{SEVERITY_COLORS.get(sev, "#999")}" fill-opacity="0.85"><title>{esc(_episode_title(e, end))}</title></rect>'
+        )
+    if e.end_ms is None:  # still firing at the end of the replay: an open arrow
+        x = xs.clip(stop)
+        out.append(f'<path d="M{x:.1f},{y + 4} l7,{(row_h - 8) / 2:.1f} l-7,{(row_h - 8) / 2:.1f} z" fill="{SEVERITY_COLORS.get(e.severity)}" />')
 
 
 def _episode_title(e: Episode, end: int) -> str:

@@ -1,0 +1,338 @@
+"""Evidence for an alert: what moved on a channel, which way and how far, in the channel's own terms.
+
+Computed only when a lifecycle transition is about to become an alert (rarely), from the channel's
+reference and the window ring buffers at that evaluation, so it depends on event time and on the
+observation count alone, never on batching. :func:`channel_evidence` gives plain data (the
+alert's ``evidence`` field); :func:`evidence_texts` gives the plain-words summary and description.
+
+>>> import numpy as np
+>>> from stream_monitor.core.reference import NumericReference
+>>> ref = NumericReference.from_values(np.linspace(0.0, 1.0, 101), 0, 0, "warmup")
+>>> ev = numeric_evidence(ref, np.linspace(0.0, 1.0, 101) + 0.5)
+>>> ev["change"]
+{'direction': 'rose', 'mean': 0.5, 'mean_sd': 1.71499}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from stream_monitor.core import detectors as det
+from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
+
+TOP_CATEGORIES = 5  # categories listed in the evidence of a categorical channel
+HISTOGRAM_BINS = 20  # equal-width bins over the reference's range, for reports
+QUANTILES = (("p5", 0.05), ("p50", 0.5), ("p95", 0.95))
+
+MEANINGS: dict[str, str] = {
+    "adwin": "ADWIN change-point detector: the statistic is the size of the level shift since the change, "
+    "in reference standard deviations",
+    "page_hinkley": "Page-Hinkley change-point detector: the statistic is the size of the level shift since the "
+    "change, in reference standard deviations",
+    "psi": "Population Stability Index of the window against the reference over reference-quantile bins "
+    "(or categories); above 0.2 is a significant shift",
+    "js": "Jensen-Shannon distance between the window's and the reference's binned distributions "
+    "(0 = identical, 1 = disjoint)",
+    "ks": "two-sample Kolmogorov-Smirnov distance: the largest gap between the window's and the "
+    "reference's cumulative distributions",
+    "wasserstein": "Wasserstein-1 distance between the window and the reference, in reference standard deviations",
+    "chi2": "chi-square homogeneity statistic of category counts; the threshold is its critical value at "
+    "the configured p-value",
+    "missing_rate": "share of missing observations in the window minus the reference's share; the threshold "
+    "is an excess over the reference",
+    "out_of_range_rate": "share of present observations that are invalid (or, for numbers, outside the valid "
+    "range) minus the reference's share; the threshold is an excess over the reference",
+    "unseen_category_rate": "share of present observations whose category the reference never saw; the "
+    "threshold is an excess over the reference (which saw none)",
+}
+"""What each detector's statistic means, in one sentence."""
+
+
+def num(x: float | None) -> float | None:
+    """A figure as published: 6 significant digits, ``None`` when missing or not finite.
+
+    >>> num(0.123456789), num(12345678.9), num(float("inf"))
+    (0.123457, 12345700.0, None)
+    """
+    if x is None or not np.isfinite(x):
+        return None
+    return float(f"{float(x):.6g}")
+
+
+def _summary(values: np.ndarray) -> dict[str, Any]:
+    if values.size == 0:
+        return {"count": 0}
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: a non-finite spread is published as null
+        qs = np.quantile(values, [q for _, q in QUANTILES])
+        out: dict[str, Any] = {"count": int(values.size), "mean": num(values.mean()), "sd": num(values.std())}
+    out.update((name, num(v)) for (name, _), v in zip(QUANTILES, qs, strict=True))
+    return out
+
+
+def numeric_evidence(ref: NumericReference, current: np.ndarray) -> dict[str, Any]:
+    """Reference vs current mean, sd and quantiles of a numeric channel, and the change of the mean."""
+    # mean and sd over every reference value (the sample may be a quantile sketch of them)
+    reference = {"kind": ref.kind} | _summary(ref.sorted_sample) | {"count": ref.count, "mean": num(ref.mean), "sd": num(ref.std)}
+    reference.update(missing_rate=num(ref.missing_rate), invalid_rate=num(ref.invalid_rate))
+    out: dict[str, Any] = {"type": "numeric", "reference": reference, "current": _summary(current)}
+    if ref.sorted_sample.size and current.size:
+        out["histogram"] = histogram(ref.sorted_sample, current)
+    if current.size:
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = float(current.mean()) - ref.mean
+        direction = "rose" if delta > 0 else "fell" if delta < 0 else "unchanged"
+        out["change"] = {"direction": direction, "mean": num(delta), "mean_sd": num(delta / ref.scale)}
+    return out
+
+
+def histogram(reference: np.ndarray, current: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
+    """Shares of reference and current values in equal-width bins over the reference's range.
+
+    Current values below or above that range are counted apart (``current_below``, ``current_above``).
+
+    >>> h = histogram(np.array([0.0, 1.0, 2.0, 3.0]), np.array([2.5, 3.0, 9.0]), bins=3)
+    >>> h["edges"], h["reference"], h["current"], h["current_above"]
+    ([0.0, 1.0, 2.0, 3.0], [0.25, 0.25, 0.5], [0.0, 0.0, 0.666667], 0.333333)
+    """
+    lo, hi = float(reference[0]), float(reference[-1])
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        hi = lo + 1.0 if np.isfinite(lo) else 1.0
+        lo = hi - 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref_counts = np.histogram(np.clip(reference, lo, hi), edges)[0]
+        inside = current[(current >= lo) & (current <= hi)]
+        cur_counts = np.histogram(inside, edges)[0]
+    n = current.size
+    return {
+        "edges": [num(e) for e in edges],
+        "reference": [num(c / reference.size) for c in ref_counts],
+        "current": [num(c / n) for c in cur_counts],
+        "current_below": num(int(np.count_nonzero(current < lo)) / n),
+        "current_above": num(int(np.count_nonzero(current > hi)) / n),
+    }
+
+
+def categorical_evidence(ref: CategoricalReference, codes: np.ndarray) -> dict[str, Any]:
+    """Top categories with reference and current shares, and the share of unseen categories."""
+    unseen = len(ref.categories)
+    ref_total = int(ref.counts.sum())
+    cur = np.bincount(codes, minlength=unseen + 1) if codes.size else np.zeros(unseen + 1, dtype=np.int64)
+    cur_total = int(codes.size)
+    ref_share = ref.counts / ref_total if ref_total else np.zeros(unseen)
+    cur_share = cur / cur_total if cur_total else np.zeros(unseen + 1)
+    order = sorted(range(unseen), key=lambda i: (-max(ref_share[i], cur_share[i]), ref.categories[i]))[:TOP_CATEGORIES]
+    return {
+        "type": "categorical",
+        "reference": {"kind": ref.kind, "count": ref.count, "categories": ref.distinct,
+                      "missing_rate": num(ref.missing_rate), "invalid_rate": num(ref.invalid_rate)},  # fmt: skip
+        "current": {"count": cur_total},
+        "categories": [
+            {"category": ref.categories[i], "reference_share": num(ref_share[i]), "current_share": num(cur_share[i])}
+            for i in order
+        ],
+        "unseen": {"reference_share": 0.0, "current_share": num(cur_share[unseen]), "count": int(cur[unseen])},
+    }
+
+
+def rate_evidence(detector: str, flags: np.ndarray, ref_rate: float, threshold: float | None) -> dict[str, Any] | None:
+    """The window's rate of a quality detector against the reference's; ``None`` when nothing counts."""
+    counts = np.bincount(flags, minlength=det.FLAG_OUTSIDE + 1)
+    total = int(counts.sum())
+    if detector == "missing_rate":
+        hit = int(counts[det.FLAG_MISSING])
+    else:
+        total -= int(counts[det.FLAG_MISSING])
+        hit = int(counts[det.FLAG_OUTSIDE]) if detector == "unseen_category_rate" else int(counts[det.FLAG_INVALID] + counts[det.FLAG_OUTSIDE])
+    if total <= 0:
+        return None
+    rate = hit / total
+    return {"name": detector, "current": num(rate), "reference": num(ref_rate), "excess": num(rate - ref_rate),
+            "threshold_excess": num(threshold), "count": hit, "of": total}  # fmt: skip
+
+
+class EvidenceSource(Protocol):
+    """What :func:`channel_evidence` reads of a channel (``ChannelMonitor`` provides it)."""
+
+    reference: Reference | None
+    point_basis: int
+
+    def window_values(self, last: int | None = None) -> np.ndarray:
+        """The window's present values, oldest first (the newest ``last`` when given)."""
+
+    def window_flags(self) -> np.ndarray:
+        """The window's observation flags, oldest first."""
+
+
+def channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluation) -> dict[str, Any] | None:
+    """The evidence of ``detector``'s evaluation on channel ``ch``, read from its reference and window.
+
+    For a change-point detector "current" is the values it judged (those since its trip, or since
+    the last evaluation once it fires); for the others, the whole window.
+    """
+    ref = ch.reference
+    if ref is None:
+        return None
+    kind = det.REGISTRY.get(detector)
+    point = kind is not None and kind.family == "point"
+    values = ch.window_values(last=max(1, ch.point_basis) if point else None)
+    if isinstance(ref, NumericReference):
+        out = numeric_evidence(ref, values)
+        out["range"] = {"low": num(getattr(ch, "lo", None)), "high": num(getattr(ch, "hi", None))}
+    else:
+        out = categorical_evidence(ref, values)
+    out["basis"] = "since_change" if point else "window"
+    out["detector"] = {
+        "name": detector,
+        "statistic": num(evaluation.statistic),
+        "threshold": num(evaluation.threshold),
+        "p_value": num(evaluation.p_value),
+        "meaning": MEANINGS.get(detector, detector),
+    }
+    if kind is not None and kind.quality:
+        ref_rate = {"missing_rate": ref.missing_rate, "out_of_range_rate": ref.invalid_rate}.get(detector, 0.0)
+        out["rate"] = rate_evidence(detector, ch.window_flags(), ref_rate, evaluation.threshold)
+    return out
+
+
+# ------------------------------------------------------------------------------ plain words
+_CHANNEL_WORDS = {"__prediction__": "prediction", "__latency__": "latency_ms", "__error__": "prediction error", "__label__": "label"}
+
+
+def channel_words(channel: str) -> str:
+    """A reserved channel's name in plain words (others as they are).
+
+    >>> channel_words("__prediction__.y_proba"), channel_words("__latency__"), channel_words("debt_ratio")
+    ('prediction y_proba', 'latency_ms', 'debt_ratio')
+    """
+    if channel.startswith("__prediction__."):
+        return "prediction " + channel[len("__prediction__.") :]
+    return _CHANNEL_WORDS.get(channel, channel)
+
+
+def fmt(x: float | None) -> str:
+    """A figure in prose: 3 significant digits (whole numbers from 1,000 to a million), ``n/a`` when missing.
+
+    >>> fmt(0.097366), fmt(1234.5), fmt(2.5e7), fmt(None)
+    ('0.0974', '1,234', '2.5e+07', 'n/a')
+    """
+    if x is None:
+        return "n/a"
+    if 1e3 <= abs(x) < 1e6:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _sd(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f} sd"
+
+
+def pct(x: float | None) -> str:
+    """A share in prose, as a percentage.
+
+    >>> pct(0.1234), pct(0.0), pct(None)
+    ('12.3 %', '0 %', 'n/a')
+    """
+    if x is None:
+        return "n/a"
+    return "0 %" if x == 0 else f"{100 * x:.3g} %"
+
+
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else ("+" if x >= 0 else "") + fmt(x)
+
+
+def _numeric_headline(e: dict[str, Any], firing: bool) -> tuple[str, str]:
+    ref, cur, change = e["reference"], e["current"], e.get("change")
+    if change is None:
+        return "no values in the window", ""
+    p50 = f"p50 {fmt(ref.get('p50'))} → {fmt(cur.get('p50'))}"
+    if not firing:
+        return f"mean back to {fmt(cur['mean'])} (reference {fmt(ref['mean'])}, {_sd(change['mean_sd'])})", p50
+    sd_ratio = (cur["sd"] / ref["sd"]) if ref.get("sd") and cur.get("sd") is not None else 1.0
+    if abs(change["mean_sd"] or 0.0) < 0.1 and not 0.8 <= sd_ratio <= 1.25:
+        way = "rose" if sd_ratio > 1 else "fell"
+        spread = f"p5–p95 {fmt(ref.get('p5'))}…{fmt(ref.get('p95'))} → {fmt(cur.get('p5'))}…{fmt(cur.get('p95'))}"
+        return f"spread {way}: sd {fmt(ref['sd'])} → {fmt(cur['sd'])} (×{sd_ratio:.2g}), mean {fmt(cur['mean'])}", spread
+    moved = f"({_signed(change['mean'])}, {_sd(change['mean_sd'])})"
+    return f"mean {change['direction']} from {fmt(ref['mean'])} to {fmt(cur['mean'])} {moved}", p50
+
+
+def _movers(e: dict[str, Any]) -> list[tuple[str, float | None, float | None]]:
+    rows = [(repr(c["category"]), c["reference_share"], c["current_share"]) for c in e["categories"]]
+    unseen = e["unseen"]
+    if unseen["current_share"]:
+        rows.append(("unseen categories", 0.0, unseen["current_share"]))
+    return sorted(rows, key=lambda r: -abs((r[2] or 0.0) - (r[1] or 0.0)))
+
+
+def _categorical_headline(e: dict[str, Any], firing: bool) -> tuple[str, str]:
+    movers = _movers(e)
+    if not movers:
+        return "no values in the window", ""
+    name, a, b = movers[0]
+    first = f"{name} {pct(a)} → {pct(b)}"
+    rest = ", ".join(f"{n} {pct(x)} → {pct(y)}" for n, x, y in movers[1:3])
+    return (f"category mix changed: {first}" if firing else f"category mix back: {first}"), rest
+
+
+_RATE_WORDS = {"missing_rate": "missing", "unseen_category_rate": "unseen categories", "out_of_range_rate": "invalid or out of range"}
+
+
+def _rate_headline(e: dict[str, Any], firing: bool) -> tuple[str, str]:
+    r = e.get("rate")
+    if r is None:
+        return "no observations in the window", ""
+    what = _RATE_WORDS.get(r["name"], r["name"])
+    if r["name"] == "out_of_range_rate" and e["type"] == "numeric":
+        what = f"invalid or outside [{fmt(e['range']['low'])}, {fmt(e['range']['high'])}]"
+    counted = f"{r['count']:,} of {r['of']:,} observations"
+    if not firing:
+        return f"{what} back to {pct(r['current'])} (reference {pct(r['reference'])})", counted
+    return f"{what} {pct(r['current'])} of values, up from {pct(r['reference'])} in the reference", counted
+
+
+def headline(e: dict[str, Any], firing: bool) -> tuple[str, str]:
+    """What moved, which way and how far (and a detail: quantiles, more categories), from an evidence dict."""
+    if "rate" in e:
+        return _rate_headline(e, firing)
+    if e["type"] == "numeric":
+        return _numeric_headline(e, firing)
+    return _categorical_headline(e, firing)
+
+
+def _side(e: dict[str, Any], which: str) -> str:
+    s = e[which]
+    if e["type"] == "numeric":
+        if not s.get("count"):
+            return "no values"
+        return ", ".join(f"{k} {fmt(s.get(k))}" for k in ("mean", "sd", "p5", "p50", "p95"))
+    if which == "reference":
+        return ", ".join(f"{c['category']!r} {pct(c['reference_share'])}" for c in e["categories"])
+    shares = [f"{c['category']!r} {pct(c['current_share'])}" for c in e["categories"]]
+    return ", ".join(shares + [f"unseen {pct(e['unseen']['current_share'])} ({e['unseen']['count']:,} values)"])
+
+
+def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
+    """The detector's statistic, threshold and meaning, then reference vs current in full."""
+    d = e["detector"]
+    if firing:
+        test = f"{d['name']} {fmt(d['statistic'])} > threshold {fmt(d['threshold'])}"
+        if d["p_value"] is not None:
+            test += f" (p={d['p_value']:.3g})"
+    else:
+        test = f"{d['name']} back within its threshold {fmt(d['threshold'])}"
+    ref = e["reference"]
+    current = f"the {e['current']['count']:,} values since the change was detected" if e["basis"] == "since_change" else window_text
+    lines = [
+        f"{test}: {d['meaning']}.",
+        f"Reference ({ref['kind']}, {ref['count']:,} observations): {_side(e, 'reference')}; missing {pct(ref['missing_rate'])}.",
+        f"Current ({current}): {_side(e, 'current')}.",
+    ]
+    r = e.get("rate")
+    if r is not None:
+        lines.append(f"Rate: {pct(r['current'])} now ({r['count']:,} of {r['of']:,}) vs {pct(r['reference'])} in the reference; "
+                     f"alerts when the excess exceeds {pct(r['threshold_excess'])}.")  # fmt: skip
+    return "\n".join(lines)
