@@ -181,4 +181,27 @@ def promql(server: Server, query: str) -> list[dict[str, Any]]:
 
 
 def monitor_command(*args: str) -> list[str]:
+    """The command line of ``python -m stream_monitor`` with JSON logs."""
     return [sys.executable, "-m", "stream_monitor", "--log-format", "json", *args]
+
+
+def start_monitor_cli(
+    bootstrap: str, topic: str, alerts: str, group: str, metrics_port: int, log_path: Path, secret: str
+) -> tuple[subprocess.Popen, Callable[[], None]]:
+    """``stream-monitor run`` as deployed (the CLI in a subprocess) with its HTTP server on ``metrics_port``.
+
+    Returns the process and a check that raises (with the log's tail) once it has exited.
+    """
+    env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": secret, "STREAM_MONITOR_DLQ_TOPIC": f"{alerts}-dlq"}
+    args = monitor_command(
+        "run", "--bootstrap-servers", bootstrap, "--input-topic", topic, "--alerts-topic", alerts,
+        "--group-id", group, "--metrics-port", str(metrics_port),
+    )  # fmt: skip
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"monitor exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+
+    return proc, alive

@@ -8,8 +8,6 @@ must end the process with exit code 0 within a bound.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from kafka import KafkaProducer
 
 from stream_monitor.synthetic import demo_streams, generate_events
 from tests.integration.harness import STATE_SECRET
-from tests.integration.servers import free_ports, http, monitor_command, prometheus_server, promql, stop_process, wait_for
+from tests.integration.servers import free_ports, http, prometheus_server, promql, start_monitor_cli, stop_process, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -56,17 +54,7 @@ def test_prometheus_scrapes_monitor_metrics(kafka_bootstrap, topic_factory, uniq
     prometheus = prometheus_server(tmp_path / "prometheus", {"stream-monitor": f"127.0.0.1:{metrics_port}"}, prom_port)
 
     log_path = tmp_path / "monitor.log"
-    env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": STATE_SECRET, "STREAM_MONITOR_DLQ_TOPIC": f"{alerts}-dlq"}
-    args = monitor_command(
-        "run", "--bootstrap-servers", kafka_bootstrap, "--input-topic", topic, "--alerts-topic", alerts,
-        "--group-id", group, "--metrics-port", str(metrics_port),
-    )  # fmt: skip
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-    def alive() -> None:
-        if proc.poll() is not None:
-            raise RuntimeError(f"monitor exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+    proc, alive = start_monitor_cli(kafka_bootstrap, topic, alerts, group, metrics_port, log_path, STATE_SECRET)
 
     base = f"http://127.0.0.1:{metrics_port}"
     try:

@@ -8,9 +8,7 @@ the live page (skipped only when Chromium is absent).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import orjson
@@ -18,7 +16,8 @@ import pytest
 from kafka import KafkaProducer
 
 from stream_monitor.synthetic import demo_streams, generate_events
-from tests.integration.servers import free_ports, http, monitor_command, stop_process, wait_for
+from tests.integration.harness import STATE_SECRET
+from tests.integration.servers import free_ports, http, start_monitor_cli, stop_process, wait_for
 from tests.test_status_page import chromium, dump_dom
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -51,17 +50,7 @@ def test_status_page_shows_the_firing_alert(kafka_bootstrap, topic_factory, uniq
     _produce(kafka_bootstrap, topic)
     (port,) = free_ports(1)
     log_path = tmp_path / "monitor.log"
-    env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": "status-test-secret", "STREAM_MONITOR_DLQ_TOPIC": f"{alerts}-dlq"}
-    args = monitor_command(
-        "run", "--bootstrap-servers", kafka_bootstrap, "--input-topic", topic, "--alerts-topic", alerts,
-        "--group-id", group, "--metrics-port", str(port),
-    )  # fmt: skip
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-    def alive() -> None:
-        if proc.poll() is not None:
-            raise RuntimeError(f"monitor exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+    proc, alive = start_monitor_cli(kafka_bootstrap, topic, alerts, group, port, log_path, STATE_SECRET)
 
     url = f"http://127.0.0.1:{port}/"
     try:
