@@ -265,6 +265,17 @@ def _json_line(raw: bytes) -> Any:
         return json.loads(raw)  # NaN/Infinity literals: counted as invalid numbers
 
 
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """``raw`` parsed as one JSON object; ``ValueError`` saying what is wrong otherwise."""
+    try:
+        doc = _json_line(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a JSON object{what}, got {type(doc).__name__}")
+    return doc
+
+
 def _is_event(row: dict[str, Any]) -> bool:
     """An inference event (``features`` object, or ``model`` with a prediction/time/id) or a flat row."""
     if isinstance(row.get("features"), dict):
@@ -281,11 +292,9 @@ def _read_jsonl(path: Path, profiler: _Profiler) -> None:
             if not line:
                 continue
             try:
-                row = _json_line(line)
-            except (ValueError, RecursionError) as exc:
-                raise BaselineError(f"{path}:{lineno}: not valid JSON: {str(exc)[:200]}") from None
-            if not isinstance(row, dict):
-                raise BaselineError(f"{path}:{lineno}: expected a JSON object per line, got {type(row).__name__}")
+                row = _json_object(line, " per line")
+            except ValueError as exc:
+                raise BaselineError(f"{path}:{lineno}: {exc}") from None
             if events is None:  # the first row decides: a file of inference events, or of flat rows
                 events = _is_event(row)
             if events:
@@ -414,12 +423,7 @@ def load_profile(path: str | Path, model: str | None = None) -> dict[str, Refere
         raise ValueError("file not found") from None
     except OSError as exc:
         raise ValueError(f"cannot read: {exc}") from None
-    try:
-        doc = _json_line(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"not valid JSON: {str(exc)[:200]}") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    doc = _json_object(raw, "")
     version = doc.get("schema_version")
     if version != PROFILE_SCHEMA_VERSION:
         raise ValueError(f"schema_version is {version!r}; this monitor reads version {PROFILE_SCHEMA_VERSION}")

@@ -180,6 +180,18 @@ def promql(server: Server, query: str) -> list[dict[str, Any]]:
     return list(data["data"]["result"])
 
 
+def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of ``group``'s committed offsets on ``topic`` (0 when nothing is committed)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return sum(max(0, o.offset) for tp, o in offsets.items() if tp.topic == topic)
+
+
 def monitor_command(*args: str) -> list[str]:
     """The command line of ``python -m stream_monitor`` with JSON logs."""
     return [sys.executable, "-m", "stream_monitor", "--log-format", "json", *args]

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_monitor.bridges.mapping import alertname, example_alert
 from stream_monitor.core.alert import AlertEvent
-from tests.integration.servers import Server, alertmanager_server, free_ports, http, monitor_command, stop_process, wait_for
+from tests.integration.servers import committed_total, Server, alertmanager_server, free_ports, http, monitor_command, stop_process, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -52,15 +52,6 @@ def _produce(bootstrap: str, topic: str, *alerts: dict[str, Any]) -> None:
     producer.flush(timeout=30)
     producer.close()
 
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    """Sum of the group's committed offsets on ``topic`` (0 when nothing is committed)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    finally:
-        admin.close()
-    return sum(max(0, o.offset) for tp, o in offsets.items() if tp.topic == topic)
 
 
 def _end(bootstrap: str, topic: str) -> int:
@@ -132,7 +123,7 @@ def test_fire_resend_escalate_resolve(kafka_bootstrap, topic_factory, unique_nam
         assert a["generatorURL"] == f"https://grafana.example/d/drift?var-model={model}&var-feature=amount"
         assert a["startsAt"].startswith(firing["starts_at"][:19])
         # committed only after Alertmanager accepted: here the alert is in Alertmanager
-        wait_for("bridge commit", lambda: _committed(kafka_bootstrap, group, topic) == _end(kafka_bootstrap, topic), 30, 0.25)
+        wait_for("bridge commit", lambda: committed_total(kafka_bootstrap, group, topic) == _end(kafka_bootstrap, topic), 30, 0.25)
 
         # re-sent every --resend-interval (1 s): Alertmanager's updatedAt and endsAt move on
         first_update, first_end = a["updatedAt"], a["endsAt"]
@@ -160,7 +151,7 @@ def test_fire_resend_escalate_resolve(kafka_bootstrap, topic_factory, unique_nam
         AlertEvent.model_validate(resolved)
         _produce(kafka_bootstrap, topic, resolved)
         wait_for("the alert resolved in Alertmanager", lambda: _am_alerts(alertmanager, model) == [], 30, 0.25, bridge.check_alive)
-        wait_for("bridge commit", lambda: _committed(kafka_bootstrap, group, topic) == _end(kafka_bootstrap, topic), 30, 0.25)
+        wait_for("bridge commit", lambda: committed_total(kafka_bootstrap, group, topic) == _end(kafka_bootstrap, topic), 30, 0.25)
         time.sleep(2.5)  # resends must not bring it back
         assert _am_alerts(alertmanager, model) == []
     finally:
@@ -183,10 +174,10 @@ def test_nothing_committed_until_alertmanager_accepts(kafka_bootstrap, topic_fac
         wait_for("delivery retries", lambda: "delivery_retry" in bridge.log_path.read_text(), 60, 0.25, bridge.check_alive)
         time.sleep(2.0)
         bridge.check_alive()
-        assert _committed(kafka_bootstrap, group, topic) == 0
+        assert committed_total(kafka_bootstrap, group, topic) == 0
         am.start()
         wait_for("the alerts in Alertmanager", lambda: _am_alerts(am, model) and _am_alerts(am, model + "-b"), 60, 0.25, bridge.check_alive)
-        wait_for("bridge commit", lambda: _committed(kafka_bootstrap, group, topic) == _end(kafka_bootstrap, topic) == 2, 30, 0.25)
+        wait_for("bridge commit", lambda: committed_total(kafka_bootstrap, group, topic) == _end(kafka_bootstrap, topic) == 2, 30, 0.25)
     finally:
         code = bridge.stop()
         am.stop()
@@ -202,7 +193,7 @@ def test_restarted_bridge_keeps_firing_alerts_alive(kafka_bootstrap, topic_facto
     first = Bridge(kafka_bootstrap, topic, group, alertmanager.url, tmp_path / "bridge1.log")
     try:
         wait_for("the alert active", lambda: _am_alerts(alertmanager, model), 60, 0.25, first.check_alive)
-        wait_for("bridge commit", lambda: _committed(kafka_bootstrap, group, topic) == 1, 30, 0.25)
+        wait_for("bridge commit", lambda: committed_total(kafka_bootstrap, group, topic) == 1, 30, 0.25)
     finally:
         assert first.stop() == 0
     before = _am_alerts(alertmanager, model)[0]["updatedAt"]

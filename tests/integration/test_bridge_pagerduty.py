@@ -18,24 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 
 from stream_monitor.bridges.mapping import example_alert
 from stream_monitor.core.alert import AlertEvent
-from tests.integration.servers import monitor_command, stop_process, wait_for
+from tests.integration.servers import committed_total, monitor_command, stop_process, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 ROUTING_KEY = "R0uting-Key-" + "x" * 20
 
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    finally:
-        admin.close()
-    return sum(max(0, o.offset) for tp, o in offsets.items() if tp.topic == topic)
 
 
 class FakePagerDuty:
@@ -50,7 +42,7 @@ class FakePagerDuty:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                committed = _committed(bootstrap, group, topic)
+                committed = committed_total(bootstrap, group, topic)
                 with outer.lock:
                     status = outer.script.pop(0) if outer.script else 202
                     outer.requests.append(
@@ -117,7 +109,7 @@ def test_pagerduty_mapping_retries_and_commit_after_acceptance(kafka_bootstrap, 
 
     try:
         wait_for("3 attempts", lambda: len(pd.requests) >= 3, 60, 0.1, alive)
-        wait_for("commit after the 202", lambda: _committed(kafka_bootstrap, group, topic) == 1, 30, 0.2, alive)
+        wait_for("commit after the 202", lambda: committed_total(kafka_bootstrap, group, topic) == 1, 30, 0.2, alive)
         first3 = pd.requests[:3]
         assert [r["status"] for r in first3] == [429, 500, 202]
         # nothing was committed before PagerDuty accepted
@@ -146,7 +138,7 @@ def test_pagerduty_mapping_retries_and_commit_after_acceptance(kafka_bootstrap, 
         resolved = dict(firing, status="resolved", ends_at="2026-01-01T01:00:00.000Z")
         _produce(kafka_bootstrap, topic, resolved)
         wait_for("the resolve", lambda: len(pd.requests) >= 4, 30, 0.1, alive)
-        wait_for("commit after the resolve", lambda: _committed(kafka_bootstrap, group, topic) == 2, 30, 0.2, alive)
+        wait_for("commit after the resolve", lambda: committed_total(kafka_bootstrap, group, topic) == 2, 30, 0.2, alive)
         assert pd.requests[3]["body"] == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": firing["fingerprint"]}
         assert pd.requests[3]["committed"] == 1
 
@@ -158,7 +150,7 @@ def test_pagerduty_mapping_retries_and_commit_after_acceptance(kafka_bootstrap, 
         _produce(kafka_bootstrap, topic, bad)
         _produce(kafka_bootstrap, topic, good)
         wait_for("both sent", lambda: len(pd.requests) >= 6, 30, 0.1, alive)
-        wait_for("commit past both", lambda: _committed(kafka_bootstrap, group, topic) == 4, 30, 0.2, alive)
+        wait_for("commit past both", lambda: committed_total(kafka_bootstrap, group, topic) == 4, 30, 0.2, alive)
         assert [r["body"]["dedup_key"] for r in pd.requests[4:6]] == ["badbadbadbadbad0", "good000000000000"]
         assert pd.requests[5]["body"]["payload"]["severity"] == "info"
     finally:
