@@ -71,6 +71,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _broker_sh(command: str, env: Mapping[str, str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """``broker.sh COMMAND`` with ``env``, its output captured (never raises on a non-zero exit)."""
+    return subprocess.run(
+        ["bash", str(BROKER_SH), command], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
 def _free_ports(n: int) -> list[int]:
     """n distinct free TCP ports on 127.0.0.1 (bound at once, then released)."""
     socks = []
@@ -110,14 +117,7 @@ class _Broker:
                 env["KAFKA_SASL_SSL_PORT"] = str(sport)
                 self.sasl_ssl_port = sport
             self.env = env  # set before start so stop() can clean up a half-started broker
-            proc = subprocess.run(
-                ["bash", str(BROKER_SH), "start"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=_START_TIMEOUT_S,
-            )
+            proc = _broker_sh("start", env, _START_TIMEOUT_S)
             if proc.returncode == 0:
                 lines = proc.stdout.strip().splitlines()
                 self.address = lines[-1].strip() if lines else f"127.0.0.1:{port}"
@@ -132,15 +132,7 @@ class _Broker:
         env, self.env = self.env, None
         if env is None:
             return
-        subprocess.run(
-            ["bash", str(BROKER_SH), "stop"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_STOP_TIMEOUT_S,
-            check=False,
-        )
+        _broker_sh("stop", env, _STOP_TIMEOUT_S)
 
 
 @dataclass(frozen=True)

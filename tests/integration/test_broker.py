@@ -111,6 +111,22 @@ def read_all(bootstrap: str, topic: str, partitions: int, isolation_level: str) 
         consumer.close(autocommit=False)
 
 
+def _transactional_producer(bootstrap: str, transactional_id: str) -> KafkaProducer:
+    """A transactional producer, its transactions initialised."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id, transaction_timeout_ms=30_000, **PRODUCER_OPTS)
+    producer.init_transactions()
+    return producer
+
+
+def _group_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """The group's committed offsets, read back through the admin API."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **CLIENT_OPTS)
+    try:
+        return {tp: om.offset for tp, om in admin.list_group_offsets({group: None})[group].items()}
+    finally:
+        admin.close()
+
+
 def test_broker_version_detected(kafka_bootstrap):
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **CLIENT_OPTS)
     try:
@@ -145,12 +161,7 @@ def test_produce_consume_group_manual_commit(kafka_bootstrap, topic_factory, uni
     finally:
         consumer.close(autocommit=False)
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **CLIENT_OPTS)
-    try:
-        offsets = admin.list_group_offsets({group: None})[group]
-        assert {tp: om.offset for tp, om in offsets.items()} == {tp: 10 for tp in tps}
-    finally:
-        admin.close()
+    assert _group_offsets(kafka_bootstrap, group) == {tp: 10 for tp in tps}
 
     # a new member of the group resumes at the committed offsets: only new records arrive
     produce(kafka_bootstrap, topic, [(1, b"late")])
@@ -164,14 +175,8 @@ def test_produce_consume_group_manual_commit(kafka_bootstrap, topic_factory, uni
 
 def test_transaction_commit_visible_abort_invisible(kafka_bootstrap, topic_factory, unique_name):
     topic = topic_factory(partitions=3)
-    producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap,
-        transactional_id=unique_name("txn"),
-        transaction_timeout_ms=30_000,
-        **PRODUCER_OPTS,
-    )
+    producer = _transactional_producer(kafka_bootstrap, unique_name("txn"))
     try:
-        producer.init_transactions()
 
         producer.begin_transaction()
         for i in range(6):
@@ -215,14 +220,8 @@ def test_send_offsets_to_transaction_commits_group_offsets_atomically(
         isolation_level="read_committed",
         **CONSUMER_OPTS,
     )
-    producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap,
-        transactional_id=unique_name("txn"),
-        transaction_timeout_ms=30_000,
-        **PRODUCER_OPTS,
-    )
+    producer = _transactional_producer(kafka_bootstrap, unique_name("txn"))
     try:
-        producer.init_transactions()
         batch1 = poll_n(consumer, 9)
         assert consumer.assignment() == source_tps
         meta = consumer.group_metadata()
@@ -253,12 +252,7 @@ def test_send_offsets_to_transaction_commits_group_offsets_atomically(
         producer.close(timeout=10)
         consumer.close(autocommit=False)
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **CLIENT_OPTS)
-    try:
-        offsets = admin.list_group_offsets({group: None})[group]
-        assert {tp: om.offset for tp, om in offsets.items()} == {tp: 3 for tp in source_tps}
-    finally:
-        admin.close()
+    assert _group_offsets(kafka_bootstrap, group) == {tp: 3 for tp in source_tps}
 
     out = read_all(kafka_bootstrap, sink, 3, "read_committed")
     assert sorted(out) == sorted(b"out-%d" % i for i in range(9))
