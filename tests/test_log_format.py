@@ -6,6 +6,8 @@ The CLI runs as a subprocess; "a terminal" is a pseudo-terminal given as its std
 from __future__ import annotations
 
 import gzip
+import io
+import logging
 import os
 import secrets
 import pty
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+import structlog
 
+from stream_monitor.ops.logs import configure_logging
 from tests.integration.servers import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,3 +154,31 @@ def test_log_format_flag_wins_over_the_terminal_rule(tmp_path: Path, flag: str):
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert lines and all(_is_json_object(line) == (flag == "json") for line in lines), lines[:3]
+
+
+@pytest.fixture
+def restore_logging():
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+    kafka_logger = logging.getLogger("kafka")
+    for h in [h for h in kafka_logger.handlers if h.get_name() == "stream-monitor"]:
+        kafka_logger.removeHandler(h)
+
+
+def test_kafka_client_warnings_are_rendered_like_our_logs(restore_logging):
+    out = io.StringIO()
+    configure_logging("INFO", "json", out)
+    configure_logging("INFO", "json", out)  # reconfiguring replaces, never duplicates
+    logging.getLogger("kafka.coordinator.consumer").warning("heartbeat failed for group %s", "g")
+    logging.getLogger("kafka.conn").info("connecting")  # client chatter below WARNING stays out
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and _is_json_object(lines[0]), lines
+    record = orjson.loads(lines[0])
+    assert record["event"] == "heartbeat failed for group g" and record["level"] == "warning"
+    assert record["logger"] == "kafka.coordinator.consumer"
+    console = io.StringIO()
+    configure_logging("INFO", "console", console)
+    logging.getLogger("kafka.client").warning("node down")
+    text = console.getvalue()
+    assert "node down" in text and not _is_json_object(text.strip()) and out.getvalue().count("\n") == 1

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the monitor as a consumer-group member (the sidecar)")
     _kafka_flags(run)
     run.add_argument("--group-id", help="consumer group (env: STREAM_MONITOR_GROUP_ID)")
-    run.add_argument("--metrics-port", type=int, help="HTTP port for /metrics, /healthz, /readyz; 0 = any free port (env: STREAM_MONITOR_METRICS_PORT)")
+    run.add_argument("--metrics-port", type=int, help="HTTP port for the status page /, /metrics, /healthz, /readyz; 0 = any free port (env: STREAM_MONITOR_METRICS_PORT)")
     run.add_argument("--label-topic", help="label events topic (env: STREAM_MONITOR_LABEL_TOPIC)")
     run.add_argument("--at-least-once", action="store_true", help="disable transactions (faster, may duplicate alerts after a crash)")
 

@@ -1,4 +1,8 @@
-"""Structured logging setup (structlog). Library code only ever calls ``structlog.get_logger``."""
+"""Structured logging setup (structlog). Library code only ever calls ``structlog.get_logger``.
+
+The Kafka client (kafka-python) logs through the standard library: its warnings are rendered by
+the same renderer onto the same stream, so a JSON log stays all JSON lines.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,24 @@ from typing import Literal, TextIO
 import structlog
 
 LogFormat = Literal["json", "console"]
+CLIENT_LOGGERS = ("kafka",)  # standard-library loggers of our dependencies, WARNING and above
+
+
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to ``stream``, or to whatever ``sys.stderr`` is when a record comes."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._fixed = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record (to the current ``sys.stderr`` unless a stream was given)."""
+        self.stream = self._fixed or sys.stderr
+        super().emit(record)
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = "json", stream: TextIO | None = None) -> None:
-    """Route structlog to ``stream`` (stderr by default) as JSON lines or coloured console text."""
+    """Route structlog (and the Kafka client's warnings) to ``stream`` (stderr by default) as JSON lines or console text."""
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -29,3 +47,17 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "json", stream: Text
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+    handler = _StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors],
+        )
+    )
+    handler.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    handler.set_name("stream-monitor")
+    for name in CLIENT_LOGGERS:
+        client = logging.getLogger(name)
+        for old in [h for h in client.handlers if h.get_name() == "stream-monitor"]:
+            client.removeHandler(old)
+        client.addHandler(handler)
