@@ -248,3 +248,51 @@ def test_the_task_is_inferred_from_the_first_labelled_prediction() -> None:
         "y_pred_proba", "y_pred", False
     )  # fmt: skip
     assert resolve_outputs(["proba", "score"]).ambiguous
+
+
+# ------------------------------------------------------------------ labels from the label topic, and checkpoints
+def _split_labels(events: list[dict[str, Any]]) -> tuple[list[InputRecord], list[InputRecord]]:
+    """The events without their labels (with event ids), and the labels as label-topic records."""
+    inference, labels = [], []
+    for i, e in enumerate(events):
+        e = {**e, "event_id": f"e-{i}"}
+        label = e.pop("label")
+        inference.append(InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])))
+        labels.append(InputRecord(orjson.dumps({"event_id": f"e-{i}", "model": e["model"], "label": label}), SourcePosition("labels", 0, i, e["ts"])))
+    return inference, labels
+
+
+def _joined_alerts(monitor: PartitionMonitor, inference: list[InputRecord], labels: list[InputRecord]) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = []
+    for i in range(0, len(inference), BATCH):
+        monitor.process(inference[i : i + BATCH])
+        result = monitor.process_labels(labels[i : i + BATCH])
+        assert not result.dead_letters, result.dead_letters[:1]
+        alerts.extend(orjson.loads(a.payload) for a in result.alerts)
+    return alerts
+
+
+def test_labels_joined_from_the_label_topic_feed_the_error_stream() -> None:
+    change = 8000
+    inference, labels = _split_labels(binary_events(1, [(change, 0.13), (12000, 0.17)]))
+    alerts = fired(_joined_alerts(PartitionMonitor(MonitorSpec(), partition=0), inference, labels))
+    assert alerts and all(a["kind"] == "performance" and a["source"]["offset"] >= change for a in alerts)
+    assert {a["source"]["topic"] for a in alerts} == {"labels"}
+
+
+def test_error_stream_detectors_resume_from_a_checkpoint_as_if_uninterrupted() -> None:
+    spec = MonitorSpec.model_validate({"models": {"clf": {"slo": {"accuracy": {"min": 0.85}}}}})
+    records = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(binary_events(2, [(8000, 0.13), (10000, 0.2)]))]
+
+    def alerts_of(split: int | None) -> list[bytes]:
+        monitor = PartitionMonitor(spec, partition=0)
+        out: list[bytes] = []
+        for i in range(0, len(records), BATCH):
+            if split is not None and i == split:
+                monitor = PartitionMonitor.from_state_items(spec, 0, monitor.state_items(only_dirty=False))
+            out.extend(a.payload for a in monitor.process(records[i : i + BATCH]).alerts)
+        return out
+
+    uninterrupted = alerts_of(None)
+    assert any(b'"__error_rate__"' in a for a in uninterrupted)
+    assert alerts_of(9000) == uninterrupted  # mid-drift: ddm / hddm_a state, pending confirmations
