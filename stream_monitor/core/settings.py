@@ -142,8 +142,8 @@ class BinaryRateParams(DetectorParams):
 class DdmParams(BinaryRateParams):
     """River DDM (drift detection method) on the 0/1 error stream."""
 
-    warm_start: Annotated[int, Field(ge=1)] = 1000  # errors seen before it tests: early minima are noise
-    drift_level: Annotated[float, Field(gt=0)] = 3.0  # DDM's drift threshold, in standard deviations
+    warm_start: Annotated[int, Field(ge=1)] = 2000  # errors seen before it tests: early minima are noise
+    drift_level: Annotated[float, Field(gt=0)] = 3.5  # DDM's drift threshold, in standard deviations (River: 3)
 
 
 class HddmAParams(BinaryRateParams):
