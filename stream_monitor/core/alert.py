@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stream_monitor.core import evidence as evi
 from stream_monitor.core.events import SourcePosition, format_event_time
 from stream_monitor.core.lifecycle import alert_id
-from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION
+from stream_monitor.core.spec import PERFORMANCE_CHANNELS, PREDICTION
 
 if TYPE_CHECKING:
     from stream_monitor.core.channel import ChannelTrigger
@@ -37,7 +37,7 @@ def kind_of(channel: str, quality: bool) -> AlertKind:
         return "data_quality"
     if channel.startswith(PREDICTION):
         return "prediction_drift"
-    if channel in (LATENCY, ERROR, LABEL):
+    if channel in PERFORMANCE_CHANNELS:
         return "performance"
     return "data_drift"
 

@@ -14,8 +14,8 @@ import numpy as np
 from stream_monitor.core import events as ev
 from stream_monitor.core.channel import ChannelTrigger
 from stream_monitor.core.limits import ALL_MODELS, LimitGuard, limit_model
-from stream_monitor.core.model_monitor import ModelMonitor, error_value
-from stream_monitor.core.spec import ERROR, LABEL, LATENCY, PREDICTION
+from stream_monitor.core.model_monitor import ModelMonitor
+from stream_monitor.core.spec import LABEL, LATENCY, PREDICTION
 
 
 def error_text(exc: BaseException) -> str:
@@ -41,8 +41,12 @@ def entry_bytes(event_id: str, entry: tuple[str, Any, int]) -> int:
     return size
 
 
-def extras(e: ev.InferenceEvent, prediction: Any) -> list[tuple[str, Any]]:
-    """The (reserved channel, value) pairs of one event, in channel order; ``prediction`` feeds ``__error__``."""
+def extras(e: ev.InferenceEvent, prediction: Any, model: ModelMonitor) -> list[tuple[str, Any]]:
+    """The (reserved channel, value) pairs of one event, in channel order.
+
+    ``prediction`` (the event's, or the one a label joined to) and the label feed the model's
+    performance channels (:meth:`ModelMonitor.performance`).
+    """
     pred = e.prediction
     extra: list[tuple[str, Any]] = []
     if isinstance(pred, dict):
@@ -53,9 +57,7 @@ def extras(e: ev.InferenceEvent, prediction: Any) -> list[tuple[str, Any]]:
         extra.append((LATENCY, e.latency_ms))
     if e.label is not None:
         extra.append((LABEL, e.label))
-        err = error_value(prediction, e.label)
-        if err is not None:
-            extra.append((ERROR, err))
+        extra.extend(model.performance(prediction, e.label))
     return extra
 
 

@@ -8,8 +8,9 @@ step fast.
 
 from __future__ import annotations
 
+import math
 from itertools import repeat
-from typing import Any
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import structlog
@@ -18,7 +19,7 @@ from stream_monitor.core import detectors as det
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
-from stream_monitor.core.spec import PREDICTION, MonitorSpec
+from stream_monitor.core.spec import ABS_ERROR, ERROR, ERROR_RATE, PREDICTION, MonitorSpec, Task
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -58,16 +59,96 @@ def type_of(value: Any) -> ChannelType | None:
     return None
 
 
-def error_value(prediction: Any, label: Any) -> float | None:
-    """Absolute error for numeric predictions, 0/1 mismatch for classes."""
-    if isinstance(prediction, dict):
-        if "y_pred" in prediction:
-            prediction = prediction["y_pred"]
-        elif prediction:
-            prediction = next(iter(prediction.values()))
-        else:
-            return None
-    if prediction is None or label is None:
+SCORE_NAMES = ("y_pred_proba", "proba", "probability", "score", "y_score")
+"""Output names taken for the probability / score of a dict prediction."""
+CLASS_NAMES = ("y_pred", "label", "class", "predicted_class")
+"""Output names taken for the predicted class of a dict prediction."""
+
+
+class Outputs(NamedTuple):
+    """Which outputs of a dict prediction are the score and the class (``None``: not known)."""
+
+    score: str | None
+    klass: str | None
+    ambiguous: bool = False
+
+
+def resolve_outputs(keys: Iterable[str], score_output: str | None = None, class_output: str | None = None) -> Outputs:
+    """The score and class outputs among a dict prediction's ``keys``.
+
+    A configured name wins. Otherwise an output is taken when exactly one key is a known score
+    name (:data:`SCORE_NAMES`) or class name (:data:`CLASS_NAMES`); a dict with one key only is
+    that output whatever its name (its value decides: a float is a score, anything else a class).
+    ``ambiguous`` is set when neither is configured or recognised, or when several keys match.
+
+    >>> resolve_outputs(["proba", "label"])
+    Outputs(score='proba', klass='label', ambiguous=False)
+    >>> resolve_outputs(["a", "b"])
+    Outputs(score=None, klass=None, ambiguous=True)
+    >>> resolve_outputs(["a", "b"], class_output="b")
+    Outputs(score=None, klass='b', ambiguous=False)
+    """
+    keys = list(keys)
+    if score_output or class_output:
+        return Outputs(score_output, class_output)
+    scores = [k for k in keys if k in SCORE_NAMES]
+    classes = [k for k in keys if k in CLASS_NAMES]
+    score = scores[0] if len(scores) == 1 else None
+    klass = classes[0] if len(classes) == 1 else None
+    ambiguous = len(scores) > 1 or len(classes) > 1 or (score is None and klass is None and len(keys) != 1)
+    return Outputs(score, klass, ambiguous)
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool):
+        return float(x)
+    if isinstance(x, int | float) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+def infer_task(score: Any, klass: Any, label: Any) -> Task:
+    """The task a first (score, class, label) triple implies, when the config does not say.
+
+    - a ``bool`` label is ``binary``; a ``str`` label ``multiclass`` (two string classes are
+      told apart only by config);
+    - a numeric label with a class prediction (a dict's class output, or a scalar ``str``,
+      ``bool`` or integral number with an integral label) is a classification: ``binary`` when
+      label and class are in {0, 1}, else ``multiclass``;
+    - a label in {0, 1} with only a score in [0, 1] is ``binary`` (the score is a probability);
+    - anything else is ``regression``.
+
+    >>> infer_task(None, True, False), infer_task(None, "cat", "dog"), infer_task(0.8, None, 1)
+    ('binary', 'multiclass', 'binary')
+    >>> infer_task(None, 3, 3), infer_task(12.5, None, 11.0), infer_task(None, 12.0, 11.5)
+    ('multiclass', 'regression', 'regression')
+    """
+    if isinstance(label, bool):
+        return "binary"
+    if isinstance(label, str):
+        return "multiclass"
+    lab = _number(label)
+    if klass is not None:
+        if isinstance(klass, str):
+            return "multiclass"
+        k = _number(klass)
+        if k is not None and lab is not None and k.is_integer() and lab.is_integer():
+            return "binary" if {k, lab} <= {0.0, 1.0} else "multiclass"
+        if isinstance(klass, bool):
+            return "binary"
+    s = _number(score)
+    if lab in (0.0, 1.0) and s is not None and 0.0 <= s <= 1.0 and klass is None:
+        return "binary"
+    return "regression"
+
+
+def legacy_error(prediction: Any, label: Any) -> float | None:
+    """The ``__error__`` value: |prediction - label| for numbers, 0/1 mismatch for classes.
+
+    >>> legacy_error(0.9, 1), legacy_error("a", "b"), legacy_error(True, 1)
+    (0.09999999999999998, 1.0, 0.0)
+    """
+    if prediction is None:
         return None
     if isinstance(prediction, bool):
         prediction = int(prediction)
@@ -76,6 +157,18 @@ def error_value(prediction: Any, label: Any) -> float | None:
     if isinstance(prediction, int | float) and isinstance(label, int | float):
         return abs(float(prediction) - float(label))
     return 0.0 if str(prediction) == str(label) else 1.0
+
+
+def class_error(predicted: Any, label: Any) -> float:
+    """1.0 when the predicted class differs from the label, else 0.0 (``True`` is 1, numbers compare by value).
+
+    >>> class_error(1, True), class_error("a", "b"), class_error(1.0, 1)
+    (0.0, 1.0, 0.0)
+    """
+    p, lab = _number(predicted), _number(label)
+    if p is not None and lab is not None:
+        return 0.0 if p == lab else 1.0
+    return 0.0 if str(predicted) == str(label) else 1.0
 
 
 class ModelMonitor:
@@ -99,10 +192,75 @@ class ModelMonitor:
                     self.disabled.add(name)
                 elif not name.startswith("__"):
                     self.known_features.append(name)
+        self.task: Task | None = mspec.task if mspec else None
+        self.score_output = mspec.score_output if mspec else None
+        self.class_output = mspec.class_output if mspec else None
+        self._outputs: dict[tuple[str, ...], Outputs] = {}
+        self._warned_outputs = False
         self.dirty = True
         self.refused: list[tuple[str, str]] = []  # (limit, channel name) refused since the caller last looked
         self._gather: tuple[tuple[int, str], ...] = ()
         self._gather_stamp: tuple[int, int] | None = None
+
+    def performance(self, prediction: Any, label: Any) -> list[tuple[str, float]]:
+        """The performance channel values of one labelled prediction, in channel order.
+
+        ``__error__`` keeps its meaning (:func:`legacy_error`: |prediction - label| for numbers,
+        0/1 mismatch otherwise) on the class output, else the score. By task, a classifier's 0/1
+        error (class output, or a binary score cut at 0.5) feeds ``__error_rate__`` and a
+        regressor's absolute error ``__abs_error__``. A dict prediction is read through its score
+        and class outputs (:func:`resolve_outputs`); when they are ambiguous a warning is logged
+        once per model and nothing is fed. The task is the configured one, else inferred once
+        from the first labelled prediction (:func:`infer_task`).
+        """
+        if prediction is None or label is None:
+            return []
+        score, klass = self._read_outputs(prediction)
+        if score is None and klass is None:
+            return []
+        out: list[tuple[str, float]] = []
+        legacy = legacy_error(klass if klass is not None else score, label)
+        if legacy is not None:
+            out.append((ERROR, legacy))
+        if self.task is None:
+            self.task = infer_task(score, klass, label)
+            log.info("model_task_inferred", model=self.model, task=self.task, partition=self.partition)
+        if self.task == "regression":
+            p, lab = _number(score if score is not None else klass), _number(label)
+            if p is not None and lab is not None:
+                out.append((ABS_ERROR, abs(p - lab)))
+            return out
+        if klass is None:
+            s = _number(score)
+            if s is None or self.task != "binary":
+                return out
+            klass = 1.0 if s >= 0.5 else 0.0
+        out.append((ERROR_RATE, class_error(klass, label)))
+        return out
+
+    def _read_outputs(self, prediction: Any) -> tuple[Any, Any]:
+        """(score, class) of a prediction: a scalar float is a score, any other scalar a class."""
+        if not isinstance(prediction, dict):
+            if isinstance(prediction, float):
+                return prediction, None
+            return None, prediction
+        keys = tuple(prediction)
+        outputs = self._outputs.get(keys)
+        if outputs is None:
+            outputs = resolve_outputs(keys, self.score_output, self.class_output)
+            if len(self._outputs) < 64:
+                self._outputs[keys] = outputs
+            if outputs.ambiguous and not self._warned_outputs:
+                self._warned_outputs = True
+                log.warning(
+                    "prediction_outputs_ambiguous", model=self.model, outputs=list(keys), partition=self.partition,
+                    hint="set score_output and class_output for this model; no error is computed until then",
+                )  # fmt: skip
+        if outputs.ambiguous:
+            return None, None
+        if outputs.score is None and outputs.klass is None and len(keys) == 1:  # one output: it is the prediction
+            return self._read_outputs(prediction[keys[0]])
+        return prediction.get(outputs.score) if outputs.score else None, prediction.get(outputs.klass) if outputs.klass else None
 
     def gather(self) -> tuple[tuple[int, str], ...]:
         """(index in ``known_features``, name) of the known features that are channels, in order.

@@ -262,7 +262,7 @@ class PartitionMonitor:
                     dropped = self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
                     if dropped is not None:
                         self._dropped_predictions(batch, row, d, dropped)
-                for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred)):
+                for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred, m)):
                     if name not in m.channels:
                         if value is None or m.channel(name, value) is None:
                             continue

@@ -127,6 +127,63 @@ class OutOfRangeParams(RateParams):
     margin: Annotated[float, Field(ge=0)] = 0.1  # widen the reference range by this fraction of it
 
 
+class BinaryRateParams(DetectorParams):
+    """A change-point detector on a 0/1 error stream (River DDM, HDDM_A).
+
+    ``threshold`` is the minimum rise of the error rate, in error-rate points (0.02 = 2 points),
+    that confirms a trip; the statistic of its alerts is the rise since the trip, in the same units.
+    """
+
+    threshold: float | None = 0.02
+    critical: float | None = 0.1
+    lifecycle: LifecycleSettings | None = LifecycleSettings(min_consecutive=1, resolve_after=8)
+
+
+class DdmParams(BinaryRateParams):
+    """River DDM (drift detection method) on the 0/1 error stream."""
+
+    warm_start: Annotated[int, Field(ge=1)] = 2000  # errors seen before it tests: early minima are noise
+    drift_level: Annotated[float, Field(gt=0)] = 3.5  # DDM's drift threshold, in standard deviations (River: 3)
+
+
+class HddmAParams(BinaryRateParams):
+    """River HDDM_A (Hoeffding bound on moving averages) on the 0/1 error stream, rises only."""
+
+    drift_confidence: Annotated[float, Field(gt=0, lt=1)] = 1e-4
+
+
+class TwoProportionParams(DetectorParams):
+    """One-sided two-proportion z-test: window error rate above the reference's.
+
+    Breach when the rise (window rate minus reference rate, in error-rate points) is at least
+    ``threshold`` and the p-value at most ``max_p_value``.
+    """
+
+    threshold: float | None = 0.02
+    critical: float | None = 0.1
+    max_p_value: Annotated[float, Field(gt=0, le=1)] = 1e-3
+
+
+class SloAccuracyParams(DetectorParams):
+    """Service level: the window's accuracy (1 - error rate) must stay at or above ``min``."""
+
+    min: Annotated[float | None, Field(ge=0, le=1)] = None
+
+
+class SloErrorRateParams(DetectorParams):
+    """Service level on the window's error rate: at most ``max`` and/or at most
+    ``(1 + max_relative_increase)`` times the reference error rate."""
+
+    max: Annotated[float | None, Field(ge=0, le=1)] = None
+    max_relative_increase: Annotated[float | None, Field(ge=0)] = None
+
+
+class SloMaeParams(DetectorParams):
+    """Service level: the window's mean absolute error must stay at or below ``max`` (the target's units)."""
+
+    max: Annotated[float | None, Field(ge=0)] = None
+
+
 class DetectorSchema(NamedTuple):
     """A detector name's parameter model and the channel types it applies to."""
 
@@ -149,6 +206,12 @@ DETECTOR_PARAMS: dict[str, DetectorSchema] = {
     "missing_rate": DetectorSchema(RateParams, _BOTH),
     "out_of_range_rate": DetectorSchema(OutOfRangeParams, _BOTH),
     "unseen_category_rate": DetectorSchema(RateParams, _CAT),
+    "ddm": DetectorSchema(DdmParams, _NUM),
+    "hddm_a": DetectorSchema(HddmAParams, _NUM),
+    "two_proportion": DetectorSchema(TwoProportionParams, _NUM),
+    "slo_accuracy": DetectorSchema(SloAccuracyParams, _NUM),
+    "slo_error_rate": DetectorSchema(SloErrorRateParams, _NUM),
+    "slo_mae": DetectorSchema(SloMaeParams, _NUM),
 }
 """Every detector name the config accepts: its parameter model and the channel types it applies to
 (the detector registry, :data:`stream_monitor.core.detectors.REGISTRY`, adds how each is built)."""

@@ -13,7 +13,7 @@ threshold fails at start-up with the path of the field.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,7 +24,13 @@ PREDICTION = "__prediction__"
 LABEL = "__label__"
 LATENCY = "__latency__"
 ERROR = "__error__"
-RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR)
+ERROR_RATE = "__error_rate__"  # classification: 1 when the predicted class is wrong, else 0
+ABS_ERROR = "__abs_error__"  # regression: |prediction - label|
+RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR)
+PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR)  # the label's distribution is the target's: performance, not data drift
+"""Reserved channels whose alerts are ``performance`` alerts."""
+
+Task = Literal["binary", "multiclass", "regression"]
 
 
 class _Spec(BaseModel):
@@ -49,8 +55,42 @@ class ChannelSpec(_Spec):
         return self
 
 
+class AccuracySlo(_Spec):
+    """Accuracy of the window must stay at or above ``min``."""
+
+    min: float = Field(ge=0, le=1)
+
+
+class ErrorRateSlo(_Spec):
+    """Error rate of the window: at most ``max``, and/or at most ``(1 + max_relative_increase)`` x the reference's."""
+
+    max: float | None = Field(default=None, ge=0, le=1)
+    max_relative_increase: float | None = Field(default=None, ge=0)
+
+
+class MaeSlo(_Spec):
+    """Mean absolute error of the window must stay at or below ``max`` (the target's units)."""
+
+    max: float = Field(ge=0)
+
+
+class SloSpec(_Spec):
+    """A model's service levels, in the metric's own units, checked on the performance channels' window."""
+
+    accuracy: AccuracySlo | None = None
+    error_rate: ErrorRateSlo | None = None
+    mae: MaeSlo | None = None
+
+
 class ModelSpec(_Spec):
-    """One model: owners (labels), runbook (annotations), baseline and channel overrides."""
+    """One model: owners (labels), runbook (annotations), baseline, channel overrides, and what its outputs mean.
+
+    ``task`` says how a label is compared with the prediction (inferred from the first prediction
+    and label when unset, see :func:`stream_monitor.core.model_monitor.infer_task`);
+    ``score_output`` and ``class_output`` name the probability/score and the class of a dict
+    prediction (inferred when unambiguous, see :func:`stream_monitor.core.model_monitor.resolve_outputs`);
+    ``slo`` adds service-level checks to the performance channels.
+    """
 
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -58,6 +98,61 @@ class ModelSpec(_Spec):
     baseline: str | None = None  # path to a baseline profile (``stream-monitor baseline``)
     detection: dict[str, Any] = Field(default_factory=dict)  # partial DetectionSettings
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+    task: Task | None = None
+    score_output: str | None = None
+    class_output: str | None = None
+    slo: SloSpec = SloSpec()
+
+    def output_notes(self) -> list[str]:
+        """What a reader of the config should know about this model's outputs (for ``check-config``).
+
+        >>> ModelSpec().output_notes()
+        ['score_output and class_output are not set: they are inferred from the first dict prediction (a warning is logged when ambiguous)']
+        >>> ModelSpec(task="regression", score_output="value").output_notes()
+        []
+        """
+        if self.score_output or self.class_output:
+            return []
+        return ["score_output and class_output are not set: they are inferred from the first dict prediction (a warning is logged when ambiguous)"]
+
+
+def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings) -> dict[str, Any] | None:
+    """The settings a performance channel gets on top of its model's (``base``), before its own channel config.
+
+    ``__error_rate__`` (0/1 errors) is watched by detectors that suit rates, on a window and a
+    reference twice the model's (a rate needs more observations than a mean to show a shift of a
+    few points); ``__abs_error__`` by the numeric drift detectors without the quality rates; both
+    get the model's SLO checks. ``None`` for any other channel.
+
+    >>> layer = performance_layer("__error_rate__", SloSpec(), DetectionSettings())
+    >>> layer["numeric_detectors"], layer["window"], layer["reference"]["size"]
+    (('ddm', 'hddm_a', 'adwin', 'two_proportion'), {'size': 2000, 'step': 250}, 2000)
+    >>> performance_layer("amount", SloSpec(), DetectionSettings()) is None
+    True
+    """
+    params: dict[str, Any] = {}
+    if channel == ERROR_RATE:
+        detectors: tuple[str, ...] = ("ddm", "hddm_a", "adwin", "two_proportion")
+        params["adwin"] = {"threshold": 0.05}  # reference standard deviations: about 2 points at a 13 % error rate
+        if slo.accuracy is not None:
+            detectors += ("slo_accuracy",)
+            params["slo_accuracy"] = slo.accuracy.model_dump()
+        if slo.error_rate is not None:
+            detectors += ("slo_error_rate",)
+            params["slo_error_rate"] = slo.error_rate.model_dump()
+        layer: dict[str, Any] = {
+            "window": {"size": min(2 * base.window.size, 100_000), "step": base.window.step},
+            "reference": {"size": min(2 * base.reference.size, 100_000)},
+        }
+    elif channel == ABS_ERROR:
+        detectors = ("adwin", "page_hinkley", "psi", "ks")
+        if slo.mae is not None:
+            detectors += ("slo_mae",)
+            params["slo_mae"] = slo.mae.model_dump()
+        layer = {}
+    else:
+        return None
+    return {**layer, "numeric_detectors": detectors, "detector_params": params}
 
 
 class LimitsSpec(_Spec):
@@ -109,9 +204,10 @@ class MonitorSpec(_Spec):
             except ValidationError as exc:
                 raise ValueError(describe_error(exc, f"models.{model_name}.detection")) from None
             for channel_name, channel in model.channels.items():
+                layer = performance_layer(channel_name, model.slo, base)
                 for ctype in (channel.type,) if channel.type else ("numeric", "categorical"):
                     try:
-                        _channel_settings(base, channel, ctype)
+                        _channel_settings(merge_settings(base, layer) if layer else base, channel, ctype)
                     except ValidationError as exc:
                         raise ValueError(describe_error(exc, f"models.{model_name}.channels.{channel_name}")) from None
         return self
@@ -132,6 +228,9 @@ class MonitorSpec(_Spec):
     def channel_settings(self, model: str, channel: str, channel_type: ChannelType) -> DetectionSettings:
         """The settings of one channel: defaults, then the model's layer, then the channel's."""
         base = self.model_settings(model)
+        if channel in (ERROR_RATE, ABS_ERROR):
+            m = self.models.get(model)
+            base = merge_settings(base, performance_layer(channel, m.slo if m else SloSpec(), base))
         spec = self.channel_spec(model, channel)
         return _channel_settings(base, spec, channel_type) if spec else base
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from stream_monitor.core import batch as batch_module
 from stream_monitor.core.events import DeadLetterReason, SourcePosition, decode_inference, decode_label
 from stream_monitor.core.monitor import BatchResult, InputRecord, PartitionMonitor
+from stream_monitor.core.model_monitor import ModelMonitor
 from stream_monitor.core.spec import MonitorSpec
 
 R = DeadLetterReason
@@ -117,18 +118,18 @@ GOOD = [orjson.dumps({"model": "m", "ts": T0 + i, "features": {"x": float(i % 5)
 
 
 def _boom_on(label_value: Any):
-    original = batch_module.error_value
+    original = ModelMonitor.performance
 
-    def error_value(prediction: Any, label: Any) -> float | None:
+    def performance(self: ModelMonitor, prediction: Any, label: Any) -> list[tuple[str, float]]:
         if label == label_value:
             raise RuntimeError("boom")
-        return original(prediction, label)
+        return original(self, prediction, label)
 
-    return error_value
+    return performance
 
 
 def test_an_exception_while_processing_a_record_makes_it_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch_module, "error_value", _boom_on("poison"))
+    monkeypatch.setattr(ModelMonitor, "performance", _boom_on("poison"))
     raws = list(GOOD)
     raws[7] = orjson.dumps({"model": "m", "ts": T0 + 7, "features": {"x": 1.0}, "prediction": 0.5, "label": "poison"})
     results = {}

@@ -301,6 +301,7 @@ def test_zero_config_discovers_models_features_and_reserved_channels():
         "__latency__": "numeric",
         "__label__": "numeric",  # inline label
         "__error__": "numeric",  # ... and the error against the prediction
+        "__error_rate__": "numeric",  # ... and, for a classifier, as its 0/1 error stream
     }
     assert channel_types(monitor, "n") == {"__prediction__": "categorical", "__latency__": "numeric"}
     chans = monitor.models["m"].channels
@@ -411,9 +412,10 @@ def test_label_join_feeds_label_and_error_channels():
     assert len(monitor.pending_labels) == 2 * REF
     assert "__label__" not in monitor.models["m"].channels
     result = monitor.process_labels(label_records([(f"m-{i}", 1) for i in range(REF)]))
-    assert result.dead_letters == [] and result.channel_values == 2 * REF
+    assert result.dead_letters == [] and result.channel_values == 3 * REF  # label, error, error rate
     assert numeric_ref(monitor, "m", "__label__").sorted_sample.tolist() == [1.0] * REF
     assert numeric_ref(monitor, "m", "__error__").sorted_sample.tolist() == pytest.approx(sorted(abs(0.01 * i - 1) for i in range(REF)))
+    assert monitor.models["m"].channels["__error_rate__"].observations == REF
     assert len(monitor.pending_labels) == REF
     # each prediction joins once: a second label for the same event is unmatched
     again = monitor.process_labels(label_records([("m-0", 0)]))

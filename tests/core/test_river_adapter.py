@@ -155,3 +155,64 @@ def test_a_forged_adwin_window_is_refused():
     for forged in forgeries:
         with pytest.raises(river_adapter.RiverStateError):
             river_adapter.AdwinDetector(AdwinParams()).set_state(forged)
+
+
+# ------------------------------------------------------------------ the 0/1 error-stream detectors
+def _errors(seed: int, n: int) -> list[float]:
+    """Standardised 0/1 errors (reference rate 0.1) whose rate rises in places."""
+    rng = np.random.default_rng(seed)
+    rate = np.full(n, 0.1)
+    for start in rng.integers(0, n, 4):
+        rate[start : start + 1500] = 0.35
+    x = (rng.random(n) < rate).astype(float)
+    return ((x - 0.1) / 0.3).tolist()
+
+
+def _error_detector(name: str, trippy: bool):
+    from stream_monitor.core.detectors.ddm import DdmDetector
+    from stream_monitor.core.detectors.hddm import HddmADetector
+    from stream_monitor.core.reference import NumericReference
+    from stream_monitor.core.settings import DdmParams, HddmAParams
+
+    ref = NumericReference.from_values(np.array([0.0] * 90 + [1.0] * 10), 0, 0, "warmup")  # mean 0.1, sd 0.3
+    if name == "ddm":
+        return DdmDetector(DdmParams(warm_start=30 if trippy else 1000), ref)
+    return HddmADetector(HddmAParams(drift_confidence=0.05 if trippy else 1e-4), ref)
+
+
+def test_river_binary_detectors_have_the_attributes_the_adapter_reads():
+    for obj, attributes in (
+        (river_drift.binary.DDM(), ("_p", "_p_min", "_s_min", "_ps_min", "_drift_detected", "_warning_detected")),
+        (river_drift.binary.HDDMA(), ("_z", "_x_min", "_x_max", "_drift_detected", "_warning_detected")),
+    ):
+        missing = [a for a in attributes if not hasattr(obj, a)]
+        assert not missing, f"River {river.__version__} {type(obj).__name__} lacks {missing}: the River adapter needs them"
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", ["ddm", "hddm_a"])
+@pytest.mark.parametrize("trippy", [False, True], ids=["default", "trippy"])
+def test_error_stream_detector_state_round_trips_through_plain_numbers(name, trippy, seed):
+    import msgpack
+
+    z = _errors(seed, 12000)
+    split = 2000 + 3000 * seed
+    uninterrupted, interrupted = _error_detector(name, trippy), _error_detector(name, trippy)
+    assert uninterrupted.update_many(z[:split]) == interrupted.update_many(z[:split])
+    plain = msgpack.unpackb(msgpack.packb(interrupted.get_state()), raw=False)
+    restored = _error_detector(name, trippy)
+    restored.set_state(plain)
+    after = uninterrupted.update_many(z[split:])
+    assert restored.update_many(z[split:]) == after, f"River {river.__version__}: restored {name} trips differently"
+    assert after, f"{name} should trip on the rises after the split"
+    assert restored.get_state() == uninterrupted.get_state()
+
+
+@pytest.mark.parametrize("name", ["ddm", "hddm_a"])
+def test_an_error_stream_state_that_does_not_fit_is_refused(name):
+    d = _error_detector(name, False)
+    good = d.get_state()
+    key = "p" if name == "ddm" else "z"
+    for bad in ({**good, key: [1.0]}, {**good, "drift": 1}, {k: v for k, v in good.items() if k != key}, [], {**good, key: [-1.0, 0.0]}):
+        with pytest.raises(river_adapter.RiverStateError):
+            d.set_state(bad)

@@ -35,6 +35,9 @@ from stream_monitor.core.detectors.base import (
     WindowView,
     severity_of,
 )
+from stream_monitor.core.detectors.ddm import DdmDetector, build_ddm
+from stream_monitor.core.detectors.hddm import HddmADetector, build_hddm_a
+from stream_monitor.core.detectors.proportion import TwoProportionDetector, build_two_proportion
 from stream_monitor.core.detectors.rates import (
     RateDetector,
     build_missing_rate,
@@ -51,6 +54,7 @@ from stream_monitor.core.detectors.river_adapter import (
     build_adwin,
     build_page_hinkley,
 )
+from stream_monitor.core.detectors.slo import SloAccuracyDetector, SloErrorRateDetector, SloMaeDetector
 from stream_monitor.core.detectors.window import Chi2Detector, JsDetector, KsDetector, PsiDetector, WassersteinDetector
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.settings import (
@@ -107,6 +111,12 @@ REGISTRY: dict[str, DetectorKind] = {
         _kind("missing_rate", build_missing_rate, "quality", on_high_cardinality=True),
         _kind("out_of_range_rate", build_out_of_range, "quality", on_high_cardinality=True),
         _kind("unseen_category_rate", build_unseen_category, "quality"),
+        _kind("ddm", build_ddm, "point"),
+        _kind("hddm_a", build_hddm_a, "point"),
+        _kind("two_proportion", build_two_proportion, "window"),
+        _kind("slo_accuracy", SloAccuracyDetector, "window"),
+        _kind("slo_error_rate", SloErrorRateDetector, "window"),
+        _kind("slo_mae", SloMaeDetector, "window"),
     )
 }
 """Every detector by name."""
@@ -135,6 +145,12 @@ __all__ = [
     "AdwinParams",
     "Chi2Detector",
     "Chi2Params",
+    "DdmDetector",
+    "HddmADetector",
+    "SloAccuracyDetector",
+    "SloErrorRateDetector",
+    "SloMaeDetector",
+    "TwoProportionDetector",
     "Detector",
     "DetectorKind",
     "Evaluation",

@@ -1,6 +1,7 @@
 """The River adapter: every use of River's private attributes lives in this module.
 
-The change-point detectors wrap River's ``ADWIN`` and ``PageHinkley``. Two things need River's
+The change-point detectors wrap River's ``ADWIN`` and ``PageHinkley``, and the error-stream
+detectors River's binary ``DDM`` and ``HDDMA`` (built and read here, see :func:`river_ddm`). Two things need River's
 internals: the fast update loops (the same arithmetic as River's ``update``, without its per-call
 overhead) and the detector state, which is read as plain numbers and lists and rebuilt from them
 (never pickled). River does not promise these internals, so the range of River versions they were
@@ -31,7 +32,7 @@ from stream_monitor.core.detectors.base import PointDetector
 
 if TYPE_CHECKING:
     from stream_monitor.core.reference import Reference
-    from stream_monitor.core.settings import AdwinParams, PageHinkleyParams
+    from stream_monitor.core.settings import AdwinParams, DdmParams, HddmAParams, PageHinkleyParams
 
 RIVER_VERIFIED = ("0.26.1", "0.27")
 """River versions whose internals this module was verified against: ``[first, second)``."""
@@ -296,3 +297,55 @@ def build_adwin(params: AdwinParams, reference: Reference) -> AdwinDetector:
 def build_page_hinkley(params: PageHinkleyParams, reference: Reference) -> PageHinkleyDetector:
     """Registry factory of ``page_hinkley``."""
     return PageHinkleyDetector(params)
+
+
+# ------------------------------------------------------------------ binary (0/1 error) detectors
+def river_ddm(params: DdmParams) -> Any:
+    """River's ``DDM`` for ``params`` (warnings are not used: the warning level is the drift level)."""
+    return river_drift.binary.DDM(warm_start=params.warm_start, warning_threshold=params.drift_level, drift_threshold=params.drift_level)
+
+
+def river_hddm_a(params: HddmAParams) -> Any:
+    """River's ``HDDMA`` for ``params``, testing rises of the mean only."""
+    return river_drift.binary.HDDMA(drift_confidence=params.drift_confidence, warning_confidence=params.drift_confidence, two_sided_test=False)
+
+
+def _mean_state(mean: Any) -> list[float]:
+    return [float(mean.n), float(mean._mean)]
+
+
+def _set_mean(mean: Any, value: Any, what: str) -> None:
+    _check(isinstance(value, list) and len(value) == 2 and all(type(v) in (int, float) for v in value), f"{what}: not [n, mean]")
+    _check(math.isfinite(value[0]) and value[0] >= 0 and math.isfinite(value[1]), f"{what}: bad count or mean")
+    mean.n, mean._mean = float(value[0]), float(value[1])
+
+
+def _optional_number(value: Any) -> bool:
+    return value is None or type(value) in (int, float)
+
+
+def binary_state(d: Any) -> dict[str, Any]:
+    """The state of a River ``DDM`` or ``HDDMA`` as plain numbers (``None`` where DDM has no minimum yet)."""
+    flags = {"drift": bool(d._drift_detected), "warning": bool(d._warning_detected)}
+    if type(d) is river_drift.binary.DDM:
+        return {**flags, "p": _mean_state(d._p), "p_min": d._p_min, "s_min": d._s_min, "ps_min": float(d._ps_min)}
+    return {**flags, "z": _mean_state(d._z), "x_min": _mean_state(d._x_min), "x_max": _mean_state(d._x_max)}
+
+
+def set_binary_state(d: Any, state: Any) -> None:
+    """Restore :func:`binary_state`'s output into ``d``; raise :class:`RiverStateError` if it does not fit."""
+    ddm = type(d) is river_drift.binary.DDM
+    fields = {"p", "p_min", "s_min", "ps_min"} if ddm else {"z", "x_min", "x_max"}
+    _check(isinstance(state, dict) and set(state) == {"drift", "warning", *fields}, f"{type(d).__name__} state: wrong fields")
+    _check(type(state["drift"]) is bool and type(state["warning"]) is bool, f"{type(d).__name__} state: bad flags")
+    if ddm:
+        _check(_optional_number(state["p_min"]) and _optional_number(state["s_min"]), "DDM state: bad minimum")
+        _check(type(state["ps_min"]) in (int, float), "DDM state: bad ps_min")
+        _set_mean(d._p, state["p"], "DDM state p")
+        d._p_min, d._s_min, d._ps_min = state["p_min"], state["s_min"], float(state["ps_min"])
+    else:
+        for name in ("z", "x_min", "x_max"):
+            mean = river_stats.Mean()
+            _set_mean(mean, state[name], f"HDDMA state {name}")
+            setattr(d, f"_{name}", mean)
+    d._drift_detected, d._warning_detected = state["drift"], state["warning"]

@@ -1,0 +1,94 @@
+"""Service-level checks in the metric's own units, evaluated on the channel's window.
+
+``slo_accuracy`` and ``slo_error_rate`` watch a 0/1 error channel (``__error_rate__``; a value of
+at least 0.5 counts as an error), ``slo_mae`` an absolute-error channel (``__abs_error__``). The
+statistic is the window's metric (accuracy, error rate, mean absolute error) and the threshold
+the level it must respect, so an alert reads "accuracy 0.89 < 0.92". A check whose limits are
+all unset never breaches.
+
+>>> import numpy as np
+>>> from stream_monitor.core.reference import NumericReference
+>>> from stream_monitor.core.settings import SloAccuracyParams, SloErrorRateParams
+>>> from stream_monitor.core.detectors.base import WindowView
+>>> ref = NumericReference.from_values(np.array([0.0] * 90 + [1.0] * 10), 0, 0, "warmup")
+>>> view = WindowView(np.array([0.0] * 85 + [1.0] * 15), np.zeros(100, dtype=np.uint8))
+>>> SloAccuracyDetector(SloAccuracyParams(min=0.9), ref).evaluate(view)[:4]
+(0.85, 0.9, None, True)
+>>> ev = SloErrorRateDetector(SloErrorRateParams(max_relative_increase=0.2), ref).evaluate(view)
+>>> round(ev.statistic, 2), round(ev.threshold, 2), ev.breached
+(0.15, 0.12, True)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView
+
+if TYPE_CHECKING:
+    from stream_monitor.core.reference import Reference
+    from stream_monitor.core.settings import SloAccuracyParams, SloErrorRateParams, SloMaeParams
+
+
+def _error_rate(window: WindowView) -> float | None:
+    n = int(window.values.size)
+    return None if n == 0 else float(np.count_nonzero(window.values >= 0.5)) / n
+
+
+class SloAccuracyDetector(WindowDetector):
+    """Accuracy of the window (1 - error rate) against ``min``."""
+
+    name = "slo_accuracy"
+
+    def __init__(self, params: SloAccuracyParams, reference: Reference) -> None:
+        super().__init__(params)
+
+    def evaluate(self, window: WindowView) -> Evaluation | None:
+        """The window's accuracy; a breach below ``min``."""
+        rate = _error_rate(window)
+        minimum = self.params.min  # type: ignore[attr-defined]
+        if rate is None or minimum is None:
+            return None
+        accuracy = 1.0 - rate
+        return Evaluation(accuracy, minimum, None, accuracy < minimum, self.params.severity)
+
+
+class SloErrorRateDetector(WindowDetector):
+    """Error rate of the window against ``max`` and ``(1 + max_relative_increase)`` x the reference's."""
+
+    name = "slo_error_rate"
+
+    def __init__(self, params: SloErrorRateParams, reference: Reference) -> None:
+        super().__init__(params)
+        limits = []
+        if params.max is not None:
+            limits.append(params.max)
+        if params.max_relative_increase is not None:
+            limits.append(float(getattr(reference, "mean", 0.0)) * (1.0 + params.max_relative_increase))
+        self.limit = min(limits) if limits else None
+
+    def evaluate(self, window: WindowView) -> Evaluation | None:
+        """The window's error rate; a breach above the tighter of the two limits."""
+        rate = _error_rate(window)
+        if rate is None or self.limit is None:
+            return None
+        return Evaluation(rate, self.limit, None, rate > self.limit, self.params.severity)
+
+
+class SloMaeDetector(WindowDetector):
+    """Mean absolute error of the window against ``max``."""
+
+    name = "slo_mae"
+
+    def __init__(self, params: SloMaeParams, reference: Reference) -> None:
+        super().__init__(params)
+
+    def evaluate(self, window: WindowView) -> Evaluation | None:
+        """The window's mean absolute error; a breach above ``max``."""
+        maximum = self.params.max  # type: ignore[attr-defined]
+        if window.values.size == 0 or maximum is None:
+            return None
+        mae = float(np.mean(window.values))
+        return Evaluation(mae, maximum, None, mae > maximum, self.params.severity)
