@@ -176,7 +176,7 @@ def channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluati
     if ref is None:
         return None
     kind = det.REGISTRY.get(detector)
-    point = kind is not None and kind.family == "point"
+    point = kind is not None and kind.family == "point" and ch.point_basis > 0
     values = ch.window_values(last=max(1, ch.point_basis) if point else None)
     if isinstance(ref, NumericReference):
         out = numeric_evidence(ref, values)
