@@ -48,7 +48,7 @@ def format_alert(a: AlertEvent, color: bool = True) -> str:
     if owners:
         text += f"  [{owners}]"
     if a.evidence:
-        main, detail = evi.headline(a.evidence, a.status == "firing")
+        main, detail = evi.headline(a.evidence, a.status == "firing", a.feature)
         text += "\n          " + main + (f"; {detail}" if detail else "")
     if not color:
         return text

@@ -215,3 +215,19 @@ def test_an_orphaned_change_point_episode_resolves_with_window_evidence_whatever
         out += new.ingest(values[2650:], rows[2650:], times, rows)
         resolves.append(next(t.evidence for t in out if t.detector == "adwin" and t.transition == "resolved"))
     assert resolves[0] == resolves[1] and resolves[0]["basis"] == "window"
+
+
+def test_a_class_label_or_mismatch_reads_as_a_share_not_a_mean() -> None:
+    rng = random.Random(2)
+    events = []
+    for i in range(8000):
+        label = "yes" if rng.random() < (0.1 if i < 4000 else 0.5) else "no"
+        events.append({"model": "credit-v2", "ts": T0 + 10 * i, "prediction": 0, "label": 1 if label == "yes" else 0})
+    alerts = _run(events)
+    err = _first([a for a in alerts if a.feature == "__error__"], "ks")
+    assert err.evidence["binary"] is True and err.kind == "performance"
+    window_rate = err.evidence["current"]["mean"]
+    assert err.annotations["summary"].startswith("credit-v2 prediction error: error rate rose from ")
+    assert f"to {window_rate * 100:.3g} %" in err.annotations["summary"] and "p50" not in err.annotations["summary"]
+    label = _first([a for a in alerts if a.feature == "__label__"], "ks")
+    assert "label: share of 1s rose from " in label.annotations["summary"]
