@@ -18,9 +18,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
+import structlog
 
 from stream_monitor.core import detectors as det
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
+
+log = structlog.get_logger("stream_monitor.core")
 
 TOP_CATEGORIES = 5  # categories listed in the evidence of a categorical channel
 HISTOGRAM_BINS = 20  # equal-width bins over the reference's range, for reports
@@ -176,8 +179,17 @@ def channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluati
     """The evidence of ``detector``'s evaluation on channel ``ch``, read from its reference and window.
 
     For a change-point detector "current" is the values it judged (those since its trip, or since
-    the last evaluation once it fires); for the others, the whole window.
+    the last evaluation once it fires); for the others, the whole window. Evidence never stops an
+    alert: should computing it fail, the alert goes out without it (and the failure is logged).
     """
+    try:
+        return _channel_evidence(ch, detector, evaluation)
+    except Exception as exc:  # the alert matters more than its evidence
+        log.warning("alert_evidence_failed", detector=detector, error=f"{type(exc).__name__}: {exc}"[:200])
+        return None
+
+
+def _channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluation) -> dict[str, Any] | None:
     ref = ch.reference
     if ref is None:
         return None

@@ -231,3 +231,20 @@ def test_a_class_label_or_mismatch_reads_as_a_share_not_a_mean() -> None:
     assert f"to {window_rate * 100:.3g} %" in err.annotations["summary"] and "p50" not in err.annotations["summary"]
     label = _first([a for a in alerts if a.feature == "__label__"], "ks")
     assert "label: share of 1s rose from " in label.annotations["summary"]
+
+
+def test_evidence_that_cannot_be_computed_never_stops_the_alert() -> None:
+    from stream_monitor.core import detectors as det
+    from stream_monitor.core.evidence import channel_evidence
+
+    class Broken:
+        reference = object()  # neither numeric nor categorical
+        point_basis = 0
+
+        def window_values(self, last: int | None = None) -> np.ndarray:
+            raise RuntimeError("ring gone")
+
+        def window_flags(self) -> np.ndarray:
+            raise RuntimeError("ring gone")
+
+    assert channel_evidence(Broken(), "ks", det.Evaluation(0.3, 0.1, None, True, "warning")) is None  # type: ignore[arg-type]
