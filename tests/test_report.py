@@ -255,3 +255,10 @@ def test_distribution_plot_draws_the_evidence_shares() -> None:
           "histogram": {"edges": [0.0, 1.0, 2.0], "reference": [0.5, 0.5], "current": [0.2, 0.3], "current_below": 0.0, "current_above": 0.5}}  # fmt: skip
     svg = distribution_svg(Distribution("m", "x", "ks", 0, 0, ev))
     assert "reference 50 %, when it fired 20 %" in svg and "above the reference range: 50 %" in svg
+
+
+def test_alert_table_says_what_moved(demo_report: Path) -> None:
+    page = demo_report.read_text(encoding="utf-8")
+    table = page[page.index("<h2>Alert events") :]
+    assert "<th>what moved</th>" in table
+    assert "mean rose from" in table and "unseen categories" in table and "mean back to" in table

@@ -1,5 +1,8 @@
 """Human-readable output for the terminal: alert lines and config explanations.
 
+An alert is one line (status, severity, kind, model / channel, the detector's test, event time,
+owners) and, when it carries evidence, a second indented line saying what moved.
+
 >>> from stream_monitor.bridges.mapping import example_alert
 >>> line = format_alert(example_alert(severity="critical", model="m", feature="x", detector="psi", statistic=0.53, threshold=0.2,
 ...     event_time="2026-01-01T00:05:00.000Z", labels={}), color=False)
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream_monitor.config import AppConfig, ConfigError
+from stream_monitor.core import evidence as evi
 from stream_monitor.core.alert import AlertEvent
 from stream_monitor.core.reference import CategoricalReference, Reference
 from stream_monitor.core.settings import DETECTOR_PARAMS, Chi2Params, DetectionSettings, DetectorParams, RateParams
@@ -27,7 +31,16 @@ def _num(x: Any) -> str:
 
 
 def format_alert(a: AlertEvent, color: bool = True) -> str:
-    """One alert event as a terminal line, coloured by severity unless ``color`` is false."""
+    """One alert event as terminal text, coloured by severity unless ``color`` is false.
+
+    >>> from stream_monitor.bridges.mapping import example_alert
+    >>> ev = {"type": "numeric", "reference": {"mean": 0.35, "p50": 0.31}, "current": {"mean": 0.52, "p50": 0.49},
+    ...       "change": {"direction": "rose", "mean": 0.17, "mean_sd": 0.84}}
+    >>> print(format_alert(example_alert(model="m", feature="x", detector="ks", statistic=0.31, threshold=0.12,
+    ...     event_time="2026-01-01T00:05:00.000Z", labels={}, evidence=ev), color=False))
+    FIRING    warning   data_drift        m / x  ks=0.31 > 0.12  at 2026-01-01T00:05:00.000Z
+              mean rose from 0.35 to 0.52 (+0.17, +0.84 sd); p50 0.31 → 0.49
+    """
     status = "ESCALATED" if a.escalated else a.status.upper()
     if a.status == "firing":
         detail = f"{a.detector}={_num(a.statistic)} > {_num(a.threshold)}"
@@ -37,6 +50,9 @@ def format_alert(a: AlertEvent, color: bool = True) -> str:
     owners = ", ".join(f"{k}={v}" for k, v in a.labels.items() if k in ("team", "owner"))
     if owners:
         text += f"  [{owners}]"
+    if a.evidence:
+        main, detail = evi.headline(a.evidence, a.status == "firing", a.feature)
+        text += "\n          " + main + (f"; {detail}" if detail else "")
     if not color:
         return text
     key = "resolved" if a.status == "resolved" else a.severity

@@ -145,7 +145,7 @@ def _texts(
     owners = _owners(labels)
     ev = t.evidence
     if ev is not None:
-        main, detail = evi.headline(ev, firing)
+        main, detail = evi.headline(ev, firing, t.channel)
         detail = f"; {detail}" if detail else ""
         if firing:
             summary = f"{where}: {main} since {format_event_time(starts_ms)}{detail}{owners}"

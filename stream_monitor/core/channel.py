@@ -360,6 +360,7 @@ class ChannelMonitor:
             self.val_pos, self.val_filled = self._push(self.values, self.val_pos, self.val_filled, vals)
 
     def _evaluate(self, row: int, row_times: Sequence[int], row_offsets: Sequence[int], triggers: list[ChannelTrigger]) -> None:
+        self.point_basis = 0  # orphans' evidence (below) describes the window
         for i, (name, life) in enumerate(list(self._orphans.items())):
             clear = det.Evaluation(None, None, None, False, life.severity)
             self.lifecycles[name] = life  # _observe looks the lifecycle up by name

@@ -18,9 +18,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
+import structlog
 
 from stream_monitor.core import detectors as det
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
+
+log = structlog.get_logger("stream_monitor.core")
 
 TOP_CATEGORIES = 5  # categories listed in the evidence of a categorical channel
 HISTOGRAM_BINS = 20  # equal-width bins over the reference's range, for reports
@@ -79,12 +82,18 @@ def numeric_evidence(ref: NumericReference, current: np.ndarray) -> dict[str, An
     out: dict[str, Any] = {"type": "numeric", "reference": reference, "current": _summary(current)}
     if ref.sorted_sample.size and current.size:
         out["histogram"] = histogram(ref.sorted_sample, current)
+    if _binary(ref.sorted_sample) and _binary(current):
+        out["binary"] = True  # 0/1 values (a class label, a mismatch): the mean is the share of 1s
     if current.size:
         with np.errstate(over="ignore", invalid="ignore"):
             delta = float(current.mean()) - ref.mean
         direction = "rose" if delta > 0 else "fell" if delta < 0 else "unchanged"
         out["change"] = {"direction": direction, "mean": num(delta), "mean_sd": num(delta / ref.scale)}
     return out
+
+
+def _binary(values: np.ndarray) -> bool:
+    return bool(values.size) and bool(np.all((values == 0.0) | (values == 1.0)))
 
 
 def histogram(reference: np.ndarray, current: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
@@ -170,13 +179,22 @@ def channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluati
     """The evidence of ``detector``'s evaluation on channel ``ch``, read from its reference and window.
 
     For a change-point detector "current" is the values it judged (those since its trip, or since
-    the last evaluation once it fires); for the others, the whole window.
+    the last evaluation once it fires); for the others, the whole window. Evidence never stops an
+    alert: should computing it fail, the alert goes out without it (and the failure is logged).
     """
+    try:
+        return _channel_evidence(ch, detector, evaluation)
+    except Exception as exc:  # the alert matters more than its evidence
+        log.warning("alert_evidence_failed", detector=detector, error=f"{type(exc).__name__}: {exc}"[:200])
+        return None
+
+
+def _channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluation) -> dict[str, Any] | None:
     ref = ch.reference
     if ref is None:
         return None
     kind = det.REGISTRY.get(detector)
-    point = kind is not None and kind.family == "point"
+    point = kind is not None and kind.family == "point" and ch.point_basis > 0
     values = ch.window_values(last=max(1, ch.point_basis) if point else None)
     if isinstance(ref, NumericReference):
         out = numeric_evidence(ref, values)
@@ -244,11 +262,17 @@ def _signed(x: float | None) -> str:
     return "n/a" if x is None else ("+" if x >= 0 else "") + fmt(x)
 
 
-def _numeric_headline(e: dict[str, Any], firing: bool) -> tuple[str, str]:
+def _numeric_headline(e: dict[str, Any], firing: bool, channel: str) -> tuple[str, str]:
     ref, cur, change = e["reference"], e["current"], e.get("change")
     if change is None:
         return "no values in the window", ""
     p50 = f"p50 {fmt(ref.get('p50'))} → {fmt(cur.get('p50'))}"
+    if e.get("binary"):
+        what = "error rate" if channel == "__error__" else "share of 1s"
+        points = f"{_signed(100 * (change['mean'] or 0.0))} points"
+        if not firing:
+            return f"{what} back to {pct(cur['mean'])} (reference {pct(ref['mean'])})", ""
+        return f"{what} {change['direction']} from {pct(ref['mean'])} to {pct(cur['mean'])} ({points}, {_sd(change['mean_sd'])})", ""
     if not firing:
         return f"mean back to {fmt(cur['mean'])} (reference {fmt(ref['mean'])}, {_sd(change['mean_sd'])})", p50
     sd_ratio = (cur["sd"] / ref["sd"]) if ref.get("sd") and cur.get("sd") is not None else 1.0
@@ -294,12 +318,15 @@ def _rate_headline(e: dict[str, Any], firing: bool) -> tuple[str, str]:
     return f"{what} {pct(r['current'])} of values, up from {pct(r['reference'])} in the reference", counted
 
 
-def headline(e: dict[str, Any], firing: bool) -> tuple[str, str]:
-    """What moved, which way and how far (and a detail: quantiles, more categories), from an evidence dict."""
+def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, str]:
+    """What moved, which way and how far (and a detail: quantiles, more categories), from an evidence dict.
+
+    ``channel`` words a 0/1 channel: ``__error__`` as an error rate, any other as a share of 1s.
+    """
     if "rate" in e:
         return _rate_headline(e, firing)
     if e["type"] == "numeric":
-        return _numeric_headline(e, firing)
+        return _numeric_headline(e, firing, channel)
     return _categorical_headline(e, firing)
 
 

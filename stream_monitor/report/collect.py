@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from stream_monitor.core import events as ev
+from stream_monitor.core import evidence as evi
 from stream_monitor.core.alert import AlertEvent
 from stream_monitor.core.lifecycle import SEVERITY_RANK
 from stream_monitor.core.channel import EvaluationRecord
@@ -328,6 +329,7 @@ class ReportCollector:
         self._seq[partition] = seq + 1
         row: dict[str, Any] = {k: getattr(a, k) for k in ("event_time", "status", "escalated", "severity", "kind", "model", "feature", "detector", "statistic", "threshold")}
         row["partition"] = partition
+        row["moved"] = " — ".join(p for p in evi.headline(a.evidence, a.status == "firing", a.feature) if p) if a.evidence else ""
         sort_key = (t, partition, a.source.offset, seq)
         item = (tuple(-x for x in sort_key), row)  # max-heap of the earliest MAX_ALERT_ROWS alerts
         if len(self._alert_heap) < MAX_ALERT_ROWS:

@@ -119,7 +119,7 @@ def distribution_svg(d: Distribution, width: int = 440, height: int = 190) -> st
 
 def distribution_caption(d: Distribution, when: str) -> str:
     """What moved (the alert headline, without owners), which detector fired and when."""
-    main, detail = evi.headline(d.evidence, True)
+    main, detail = evi.headline(d.evidence, True, d.channel)
     basis = "values since the change" if d.evidence.get("basis") == "since_change" else "the window"
     return (
         f"<b>{esc(d.channel)}</b>: {esc(main)}" + (f"; {esc(detail)}" if detail else "")

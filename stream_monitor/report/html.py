@@ -47,6 +47,7 @@ figure{margin:0;border:1px solid #e3e5e8;border-radius:6px;padding:6px;backgroun
 figcaption{font-size:12.5px;color:#333;padding:2px 4px 0;line-height:1.45}
 figure svg,.timeline svg{width:100%;height:auto;display:block}
 td.nw,td.n{white-space:nowrap}
+td.moved{min-width:220px}
 .legend span{margin-right:14px;font-size:12px}
 .sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;margin-right:4px}
 details summary{cursor:pointer;color:#444;margin:6px 0}
@@ -140,15 +141,16 @@ def _alerts_table(data: ReportData) -> str:
     for a in data.alerts:
         status = "escalated" if a.get("escalated") else a["status"]
         rows.append(
-            f"<tr><td>{esc(a['event_time'])}</td><td>{esc(status)}</td><td>{_badge(a['severity'], a['severity'])}</td>"
-            f"<td>{esc(a['kind'])}</td><td>{esc(a['model'])}</td><td>{esc(a['feature'])}</td><td>{esc(a['detector'])}</td>"
-            f"<td class=n>{esc(fmt_num(a['statistic']))}</td><td class=n>{esc(fmt_num(a['threshold']))}</td><td class=n>{a['partition']}</td></tr>"
+            f"<tr><td class=nw>{esc(a['event_time'])}</td><td>{esc(status)}</td><td>{_badge(a['severity'], a['severity'])}</td>"
+            f"<td>{esc(a['kind'])}</td><td class=nw>{esc(a['model'])}</td><td class=nw>{esc(a['feature'])}</td><td>{esc(a['detector'])}</td>"
+            f"<td class=n>{esc(fmt_num(a['statistic']))}</td><td class=n>{esc(fmt_num(a['threshold']))}</td><td class=n>{a['partition']}</td>"
+            f"<td class=moved>{esc(a.get('moved', ''))}</td></tr>"
         )
     more = f" (first {len(data.alerts)} of {data.alerts_total})" if data.alerts_total > len(data.alerts) else ""
     return (
         f'<section class="card"><h2>Alert events{esc(more)}</h2><table><tr><th>event time</th><th>status</th><th>severity</th>'
         "<th>kind</th><th>model</th><th>channel</th><th>detector</th><th class=n>statistic</th><th class=n>threshold</th>"
-        f"<th class=n>partition</th></tr>{''.join(rows)}</table></section>"
+        f"<th class=n>partition</th><th>what moved</th></tr>{''.join(rows)}</table></section>"
     )
 
 

@@ -188,3 +188,63 @@ def test_the_readme_example_alert_is_what_the_demo_stream_produces() -> None:
             assert alerts[0].model_dump() == documented
             return
     raise AssertionError("the demo stream raised no alert by the documented offset")
+
+
+def test_an_orphaned_change_point_episode_resolves_with_window_evidence_whatever_came_before() -> None:
+    """A config change that removes a firing change-point detector: its resolve describes the window,
+    the same after a state round trip as without one."""
+    from stream_monitor.core.channel import ChannelMonitor
+    from stream_monitor.core.settings import DetectionSettings, ReferenceSettings, WindowSettings
+
+    rng = random.Random(8)
+    values = [rng.gauss(0, 1) + (3.0 if 2000 <= i < 3000 else 0.0) for i in range(9000)]
+    rows = list(range(len(values)))
+    times = [T0 + 1000 * i for i in rows]
+    full = DetectionSettings(window=WindowSettings(size=500, step=100), reference=ReferenceSettings(size=1000))
+    fewer = full.model_copy(update={"numeric_detectors": ("ks",)})
+    resolves = []
+    for restart in (False, True):
+        old = ChannelMonitor("m", "x", "numeric", full, partition=0, ordinal=0)
+        old.ingest(values[:2600], rows[:2600], times, rows)
+        assert "adwin" in old.firing
+        new = ChannelMonitor("m", "x", "numeric", fewer, partition=0, ordinal=0, baseline=old.reference)
+        new.adopt_open_episodes(old)
+        out = new.ingest(values[2600:2650], rows[2600:2650], times, rows)
+        if restart:
+            new.point_basis = 12345  # whatever a previous evaluation left behind
+        out += new.ingest(values[2650:], rows[2650:], times, rows)
+        resolves.append(next(t.evidence for t in out if t.detector == "adwin" and t.transition == "resolved"))
+    assert resolves[0] == resolves[1] and resolves[0]["basis"] == "window"
+
+
+def test_a_class_label_or_mismatch_reads_as_a_share_not_a_mean() -> None:
+    rng = random.Random(2)
+    events = []
+    for i in range(8000):
+        label = "yes" if rng.random() < (0.1 if i < 4000 else 0.5) else "no"
+        events.append({"model": "credit-v2", "ts": T0 + 10 * i, "prediction": 0, "label": 1 if label == "yes" else 0})
+    alerts = _run(events)
+    err = _first([a for a in alerts if a.feature == "__error__"], "ks")
+    assert err.evidence["binary"] is True and err.kind == "performance"
+    window_rate = err.evidence["current"]["mean"]
+    assert err.annotations["summary"].startswith("credit-v2 prediction error: error rate rose from ")
+    assert f"to {window_rate * 100:.3g} %" in err.annotations["summary"] and "p50" not in err.annotations["summary"]
+    label = _first([a for a in alerts if a.feature == "__label__"], "ks")
+    assert "label: share of 1s rose from " in label.annotations["summary"]
+
+
+def test_evidence_that_cannot_be_computed_never_stops_the_alert() -> None:
+    from stream_monitor.core import detectors as det
+    from stream_monitor.core.evidence import channel_evidence
+
+    class Broken:
+        reference = object()  # neither numeric nor categorical
+        point_basis = 0
+
+        def window_values(self, last: int | None = None) -> np.ndarray:
+            raise RuntimeError("ring gone")
+
+        def window_flags(self) -> np.ndarray:
+            raise RuntimeError("ring gone")
+
+    assert channel_evidence(Broken(), "ks", det.Evaluation(0.3, 0.1, None, True, "warning")) is None  # type: ignore[arg-type]
