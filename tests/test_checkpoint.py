@@ -435,3 +435,32 @@ def test_a_malformed_source_header_falls_back_to_the_record_position():
     record = SimpleNamespace(headers=[("sm-source", b"in\x1fnot-a-number\x1f7")], offset=5, timestamp=None)
     position, _ = source_of(record, "rp", 1)
     assert (position.topic, position.partition, position.offset) == ("rp", 1, 5)
+
+
+def test_poison_guard_isolates_the_record_that_raises_then_dead_letters_it():
+    from types import SimpleNamespace
+
+    from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
+
+    def run(records: list) -> list:
+        if any(r.value == b"bad" for r in records):
+            raise ValueError("core bug")
+        return [r.value for r in records]
+
+    records = [SimpleNamespace(value=v, position=None) for v in (b"a", b"bad", b"c")]
+    guard, emitted, dead = PoisonGuard(), [], []
+
+    def feed() -> None:
+        guard.feed(TP0, [10, 11, 12], records, run, emitted.append, dead.append)
+
+    with pytest.raises(PoisonRecord) as first:
+        feed()  # the batch raises: the caller rolls back
+    assert first.value.offset is None and emitted == []
+    with pytest.raises(PoisonRecord) as second:
+        feed()  # one at a time: the record is found
+    assert second.value.offset == 11
+    emitted.clear()  # what the rolled-back attempts emitted is discarded with the transaction
+    feed()
+    assert emitted == [[b"a"], [b"c"]] and [(d.reason, d.raw) for d in dead] == [("processing_error", b"bad")]
+    guard.committed({TP0: 13})
+    assert guard.careful == {} and guard.poison == {}

@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     threading.Thread(target=_shutdown_watchdog, args=(stop_requested, SHUTDOWN_BOUND_S), daemon=True).start()
     cfg = load_app_config(args)
     configure_logs(cfg)
-    metrics = MonitorMetrics(cfg.metrics.max_channel_series, cfg.metrics.liveness_timeout_seconds)
+    metrics = MonitorMetrics(cfg.metrics.max_channel_series, cfg.metrics.liveness_timeout_seconds, cfg.metrics.max_model_series)
     base_dir = config_dir(args)
     app = MonitorApp(cfg, metrics, stop_event=stop_requested, base_dir=str(base_dir) if base_dir else None)
     server = None

@@ -18,6 +18,8 @@ after ``poll`` returns and before their records are processed.
 
 from __future__ import annotations
 
+import functools
+
 import threading
 import time
 import zlib
@@ -37,6 +39,7 @@ from stream_monitor.runtime import clients
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, fenced_is_fatal
+from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter, forward_headers, model_of, source_of
 from stream_monitor.runtime.topics import prepare_topology
 
@@ -111,6 +114,7 @@ class MonitorApp:
             {self.repartition_topic} if self.repartition_topic else set(k.input_topics) | ({k.label_topic} if k.label_topic else set())
         )
         self.state_partitions = 0  # known after prepare_topology
+        self.guard = PoisonGuard()  # records whose processing raised become dead letters
         self.checkpoint = Checkpoint(
             producer=None,
             consumer=None,
@@ -187,6 +191,9 @@ class MonitorApp:
                             self._process(batch)
                     except KafkaError as exc:  # e.g. a send that could not get metadata in max_block_ms
                         self._recover(exc)
+                    except PoisonRecord as exc:  # retried after the rollback, that record isolated
+                        self.log.error("record_processing_failed", partition=f"{exc.tp.topic}-{exc.tp.partition}", offset=exc.offset, error=repr(exc.error))
+                        self._recover(exc)
                 if self.checkpoint.due(k.commit_interval_ms / 1000.0):
                     self._checkpoint_or_recover()
             self._checkpoint_or_recover()
@@ -252,6 +259,7 @@ class MonitorApp:
                 # revoke everything), the checkpoint keeps this state for reuse
                 self.checkpoint.release(p, self.tasks.pop(p), keep=not lost)
         self.checkpoint.forget(revoked)
+        self.guard.forget(revoked)
         self._to_restore &= remaining
         self.metrics.assigned_partitions.set(len(self.owned))
         self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
@@ -314,9 +322,10 @@ class MonitorApp:
                     self._to_restore.add(tp.partition)
                     self._restore_assigned(batch)
                     task = self.tasks[tp.partition]
-                for is_label, inputs in self._inputs(tp, records):
+                for is_label, inputs, offsets in self._inputs(tp, records):
                     # evaluations are kept for the status page (the latest per detector)
-                    self._emit(task.process_labels(inputs, record_evaluations=True) if is_label else task.process(inputs, record_evaluations=True))
+                    run = functools.partial(task.process_labels if is_label else task.process, record_evaluations=True)
+                    self.guard.feed(tp, offsets, inputs, run, self._emit, self._send_dead_letter)
                 self.stats.records += len(records)
             self.checkpoint.processed(tp, records[-1].offset + 1)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
@@ -329,8 +338,8 @@ class MonitorApp:
         self.timings.process_seconds += elapsed
         self.metrics.batch_seconds.observe(elapsed)
 
-    def _inputs(self, tp: TopicPartition, records: list) -> list[tuple[bool, list[InputRecord]]]:
-        """Records of a state partition as runs of (is_label, inputs), in offset order.
+    def _inputs(self, tp: TopicPartition, records: list) -> list[tuple[bool, list[InputRecord], list[int]]]:
+        """Records of a state partition as runs of (is_label, inputs, their offsets in ``tp``), in offset order.
 
         On the repartition topic the original topic/partition/offset travel in a header, so alerts
         and dead letters point at the record the model's owner produced.
@@ -338,13 +347,14 @@ class MonitorApp:
         label_topic = self.cfg.kafka.label_topic
         if not self.repartition_topic:
             inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
-            return [(tp.topic == label_topic, inputs)]
-        runs: list[tuple[bool, list[InputRecord]]] = []
+            return [(tp.topic == label_topic, inputs, [r.offset for r in records])]
+        runs: list[tuple[bool, list[InputRecord], list[int]]] = []
         for r in records:
             position, is_label = source_of(r, tp.topic, tp.partition)
             if not runs or runs[-1][0] != is_label:
-                runs.append((is_label, []))
+                runs.append((is_label, [], []))
             runs[-1][1].append(InputRecord(r.value or b"", position, r.headers or None))
+            runs[-1][2].append(r.offset)
         return runs
 
     def _forward(self, tp: TopicPartition, records: list) -> None:
@@ -385,6 +395,15 @@ class MonitorApp:
             self.stats.invalid_by_reason[reason] += n
             self.metrics.invalid.labels(reason).inc(n)
         self.metrics.channel_values.inc(result.channel_values)
+
+    def _send_dead_letter(self, dl: DeadLetter) -> None:
+        reason = str(dl.reason)
+        with fenced_is_fatal("while sending"):
+            self.checkpoint.ensure_transaction()
+            self.producer.send(self.cfg.kafka.dlq_topic, value=self._fitted(dl), headers=[("reason", reason.encode())])
+        self.stats.dead_letters += 1
+        self.stats.invalid_by_reason[reason] += 1
+        self.metrics.invalid.labels(reason).inc()
 
     def _fitted(self, dl: DeadLetter) -> bytes:
         value, summarised = fitted_dead_letter(dl, self.checkpoint.max_record_bytes)
@@ -439,6 +458,7 @@ class MonitorApp:
         result = self.checkpoint.commit(self.tasks)
         if result is None:
             return
+        self.guard.committed(result.offsets)
         for alert in result.alerts:
             self.metrics.observe_alert(alert.event)
             if self.on_alert is not None:

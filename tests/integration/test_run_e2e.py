@@ -229,3 +229,30 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
     assert (m("stream_monitor_state_items_oversized_total") or 0) > 0
     assert monitor.app.stats.aborts == 0  # no checkpoint failed
     assert all(len(v) <= 20_000 for _, v in read_all(kafka_bootstrap, f"{group}-state-changelog") if v is not None)
+
+
+def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_goes_on(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
+    from stream_monitor.core.monitor import PartitionMonitor
+
+    process = PartitionMonitor.process
+
+    def failing_on_marker(self, records, *args, **kwargs):  # a core bug that one record triggers
+        if any(b"POISON" in r.value for r in records):
+            raise RuntimeError("core bug")
+        return process(self, records, *args, **kwargs)
+
+    monkeypatch.setattr(PartitionMonitor, "process", failing_on_marker)
+    topic = topic_factory(partitions=1)
+    group, alerts = unique_name("group"), unique_name("alerts")
+    fraud, _ = demo_streams(400, 9)
+    events = list(generate_events(fraud))
+    poison = {**events[200], "model": "fraud-v3", "note": "POISON"}
+    produce(kafka_bootstrap, topic, events[:200] + [poison] + events[200:])
+    monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], alerts, group))
+    try:
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=180, check=monitor.check_alive)
+    finally:
+        assert monitor.stop() == 0
+    dead = [orjson.loads(v) for _, v in read_all(kafka_bootstrap, f"{alerts}-dlq")]
+    assert [d["reason"] for d in dead] == ["processing_error"]
+    assert b"POISON" in dead[0]["original"].encode() and dead[0]["source"]["offset"] == 200
