@@ -310,7 +310,7 @@ def app_config(bootstrap: str, topic: str, alerts: str, group: str, exactly_once
 
 def run_app(
     bootstrap: str, topic: str, partitions: int, n: int, exactly_once: bool, timeout_s: float,
-    *, input_bytes: int = 0, label_topic: str | None = None, labels: int = 0,
+    *, input_bytes: int = 0, label_topic: str | None = None, labels: int = 0, on_commit: Callable[[dict[Any, int]], None] | None = None,
 ) -> dict[str, Any]:
     """Run MonitorApp until every record's offset (and every label's, with ``label_topic``) is committed.
 
@@ -329,6 +329,8 @@ def run_app(
 
     def on_checkpoint(result: Any) -> None:
         committed.update({tp: off for tp, off in result.offsets.items() if tp.topic in (topic, label_topic)})
+        if on_commit is not None:
+            on_commit(dict(committed))
         if (
             not done
             and sum(o for tp, o in committed.items() if tp.topic == topic) >= n
@@ -363,6 +365,8 @@ def run_app(
         "cpu_seconds": cpu_end[0] - cpu_start,
         "channel_values": int(m.registry.get_sample_value("stream_monitor_channel_values_total") or 0),
         "alerts": app.stats.alerts,
+        "dead_letters": app.stats.dead_letters,
+        "invalid_by_reason": dict(app.stats.invalid_by_reason),
         "checkpoints": app.stats.checkpoints,
         "checkpoint_seconds": round(app.timings.checkpoint_seconds, 3),
         "process_seconds": round(app.timings.process_seconds, 3),
