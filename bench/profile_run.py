@@ -1,42 +1,27 @@
 """Where ``stream-monitor run`` spends its time: ``python -m bench.profile_run --bootstrap H:P``.
 
-Produces the throughput workload (``bench/workload.py``) to a fresh topic, then runs
-``python -m cProfile -o FILE -m stream_monitor run`` (exactly-once by default, the CLI's defaults
-otherwise) on it, stops it with SIGTERM once every offset is committed, and prints the profile by
-own time and by cumulative time (the whole process: polling, processing, checkpoints).
+Produces the throughput workload (``bench/workload.py``) to a fresh topic, then runs ``MonitorApp``
+(what ``stream-monitor run`` runs; exactly-once unless ``--at-least-once``) on it under cProfile,
+as row (e) of ``bench.run`` does, until every offset is committed, and prints the profile of the
+app's loop (polling, processing, checkpoints) by own time and by cumulative time.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
-import os
 import pstats
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-from bench.run import REPO_ROOT, STATE_SECRET, create_topic, produce_all, say
+from bench.run import REPO_ROOT, create_topic, produce_all, run_app, say
 from bench.workload import throughput_events
 
 
-def committed(bootstrap: str, group: str, topic: str) -> int:
-    """Sum of the committed offsets of ``group`` on ``topic``."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    finally:
-        admin.close()
-    return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Profile one ``stream-monitor run`` over the workload; print the top of the profile."""
+    """Profile one MonitorApp run over the workload; print the top of the profile."""
     ap = argparse.ArgumentParser(prog="python -m bench.profile_run", description=__doc__.split("\n")[0])
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--events", type=int, default=200_000)
@@ -45,26 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "run.prof")
     ap.add_argument("--top", type=int, default=30)
     args = ap.parse_args(argv)
-    uid = uuid.uuid4().hex[:8]
-    topic = create_topic(args.bootstrap, f"bench-profile-{uid}", args.partitions)
-    produce_all(args.bootstrap, topic, throughput_events(args.events), args.partitions)
-    group = f"bench-profile-{uid}"
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(args.out), "-m", "stream_monitor", "--log-level", "WARNING", "run",
-           "--bootstrap-servers", args.bootstrap, "--input-topic", topic, "--alerts-topic", f"{group}-alerts", "--group-id", group,
-           "--metrics-port", "0", *(["--at-least-once"] if args.at_least_once else [])]
-    env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": STATE_SECRET, "STREAM_MONITOR_DLQ_TOPIC": f"{group}-dlq"}
-    say(f"profiling `stream-monitor run` over {args.events:,} records")
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + max(300.0, args.events / 100)
-    try:
-        while time.monotonic() < deadline and proc.poll() is None and committed(args.bootstrap, group, topic) < args.events:
-            time.sleep(0.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    if proc.returncode != 0 or not args.out.exists():
-        sys.stderr.write(err.decode(errors="replace")[-3000:])
-        return 1
+    from stream_monitor.ops.logs import configure_logging
+
+    configure_logging(level="WARNING", fmt="json")
+    topic = create_topic(args.bootstrap, f"bench-profile-{uuid.uuid4().hex[:8]}", args.partitions)
+    values = throughput_events(args.events)
+    produce_all(args.bootstrap, topic, values, args.partitions)
+    say(f"profiling MonitorApp over {args.events:,} records")
+    prof = cProfile.Profile()
+    r = run_app(args.bootstrap, topic, args.partitions, args.events, not args.at_least_once, max(300.0, args.events / 100),
+                input_bytes=sum(map(len, values)), profiler=prof)
+    prof.dump_stats(str(args.out))
+    sys.stdout.write(
+        f"{r['records']:,} records in {r['seconds']:.2f} s under the profiler; processing {r['process_seconds']:.2f} s, "
+        f"{r['checkpoints']} checkpoints {r['checkpoint_seconds']:.2f} s\n"
+    )
     for key in ("tottime", "cumulative"):
         buf = io.StringIO()
         pstats.Stats(str(args.out), stream=buf).strip_dirs().sort_stats(key).print_stats(args.top)

@@ -311,6 +311,7 @@ def app_config(bootstrap: str, topic: str, alerts: str, group: str, exactly_once
 def run_app(
     bootstrap: str, topic: str, partitions: int, n: int, exactly_once: bool, timeout_s: float,
     *, input_bytes: int = 0, label_topic: str | None = None, labels: int = 0, on_commit: Callable[[dict[Any, int]], None] | None = None,
+    profiler: Any = None,
 ) -> dict[str, Any]:
     """Run MonitorApp until every record's offset (and every label's, with ``label_topic``) is committed.
 
@@ -341,7 +342,16 @@ def run_app(
 
     app = MonitorApp(cfg, on_checkpoint=on_checkpoint)
     code: list[int] = []
-    thread = threading.Thread(target=lambda: code.append(app.run()), name=f"bench-app-{tag}", daemon=True)
+    def target() -> None:
+        if profiler is not None:
+            profiler.enable()  # profiles this thread: the app's loop
+        try:
+            code.append(app.run())
+        finally:
+            if profiler is not None:
+                profiler.disable()
+
+    thread = threading.Thread(target=target, name=f"bench-app-{tag}", daemon=True)
     try:
         cpu_start, cpu_started = time.process_time(), False  # group join included if the run is over before the next look
         thread.start()
