@@ -30,21 +30,31 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
         f"Workload: {w['events']:,} events of {w['channels_per_record']} channel values each (20 numeric + 5 categorical features + a "
         f"prediction; {w['mean_record_bytes']:.0f} bytes on average), {w['partitions']} partitions, produced before timing.",
         "",
-        "| | mode | records/s | channel values/s | notes |",
-        "|---|---|---:|---:|---|",
+        "| | mode | records/s | records per CPU-second | alerts | changelog bytes per input byte | checkpoints, share of the run | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for k, r in report["throughput"].items():
+        if "skipped" in r:
+            out.append(f"| ({k}) | {r['label']} | - | - | - | - | - | {r['skipped']} |")
+            continue
         note = r.get("note", "")
-        if k in ("d", "e"):
+        alerts = r.get("alerts", r.get("alerts_produced"))
+        changelog = r.get("changelog_per_input_byte")
+        share = r.get("checkpoint_share")
+        if k in ("d", "e", "e+labels"):
             note = (
                 f"{r['alerts']} alerts, {r['checkpoints']} checkpoints ({r['checkpoint_seconds']:.2f} s), "
                 f"processing {r['process_seconds']:.2f} s of {r['seconds']:.2f} s, changelog {r['changelog_bytes'] / 2**20:.1f} MiB"
-            )
+                f" for {r['input_bytes'] / 2**20:.1f} MiB of input"
+            ) + (f"; {r['note']}" if k == "e+labels" else "")
         elif k == "c":
-            note = f"{r['records']:,} records timed; {r['alerts_produced']:,} alerts produced"
+            note = f"{r['records']:,} records timed (after its reference filled)"
         elif k == "f":
             note = "`stream-monitor replay --input` (CLI's own rate)" if r.get("how") == "cli" else "PartitionMonitor.process over the file"
-        out.append(f"| ({k}) | {r['label']} | {_n(r['records_per_s'])} | {_n(r['channel_values_per_s'])} | {note} |")
+        out.append(
+            f"| ({k}) | {r['label']} | {_n(r['records_per_s'])} | {_n(r.get('records_per_cpu_s'))} | {_n(alerts)} | "
+            f"{_n(changelog, 2)} | {'-' if share is None else f'{share:.0%}'} | {note} |"
+        )
     out += ["", "| ratio | value |", "|---|---:|"]
     for k, v in report["ratios"].items():
         out.append(f"| {k} | {_n(v, 2)} |")

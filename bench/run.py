@@ -95,14 +95,15 @@ class Sizes:
     scaling_warm_per_model: int
     scaling_timed_per_model: int
     scaling_min_timed: int
+    label_events: int  # events of the (e+labels) run, every other one labelled
 
     @classmethod
     def full(cls, events: int, partitions: int) -> Sizes:
-        return cls(events, partitions, 6000, 1000, 40.0, 4, (25, 500, 5000), 2200, (5, 25, 100, 500), 2200, 1000, 20_000)
+        return cls(events, partitions, 6000, 1000, 40.0, 4, (25, 500, 5000), 2200, (5, 25, 100, 500), 2200, 1000, 20_000, 60_000)
 
     @classmethod
     def smoke(cls, events: int, partitions: int) -> Sizes:
-        return cls(events, partitions, 400, 100, 3.0, 1, (25, 50), 600, (5, 25), 300, 200, 400)
+        return cls(events, partitions, 400, 100, 3.0, 1, (25, 50), 600, (5, 25), 300, 200, 400, 2000)
 
 
 # ----------------------------------------------------------------------------------- broker
@@ -210,23 +211,25 @@ def consume(bootstrap: str, topic: str, partitions: int, n: int, on_batch: Calla
         c.position(tp)  # resolve offsets before timing
     got = 0
     t0: float | None = None
+    cpu0 = 0.0
     want = n if stop_after is None else min(n, stop_after)
     try:
         while got < want:
-            t_poll = time.perf_counter()
+            t_poll, cpu_poll = time.perf_counter(), time.process_time()
             batch = c.poll(timeout_ms=100, max_records=5000)
             if not batch:
                 continue
             if t0 is None:
-                t0 = t_poll  # from the start of the poll that returned the first records
+                t0, cpu0 = t_poll, cpu_poll  # from the start of the poll that returned the first records
             for records in batch.values():
                 got += len(records)
                 if on_batch is not None:
                     on_batch(records)
         seconds = time.perf_counter() - (t0 or time.perf_counter())
+        cpu = time.process_time() - cpu0
     finally:
         c.close()
-    return {"records": got, "seconds": seconds}
+    return {"records": got, "seconds": seconds, "cpu_seconds": cpu}
 
 
 def run_naive(bootstrap: str, topic: str, partitions: int, sizes: Sizes, alerts_topic: str) -> dict[str, Any]:
@@ -244,6 +247,7 @@ def run_naive(bootstrap: str, topic: str, partitions: int, sizes: Sizes, alerts_
         c.position(tp)
     seen = 0
     t_first = t_ref = None
+    cpu_ref = cpu_end = 0.0
     values_at_ref = 0
     try:
         while seen < sizes.naive_prefix:
@@ -258,9 +262,9 @@ def run_naive(bootstrap: str, topic: str, partitions: int, sizes: Sizes, alerts_
                     naive.process(r.value)
                     seen += 1
                     if seen == sizes.naive_window:
-                        t_ref = time.perf_counter()
+                        t_ref, cpu_ref = time.perf_counter(), time.process_time()
                         values_at_ref = naive.values
-        t_end = time.perf_counter()
+        t_end, cpu_end = time.perf_counter(), time.process_time()
         producer.flush()
     finally:
         c.close()
@@ -271,6 +275,7 @@ def run_naive(bootstrap: str, topic: str, partitions: int, sizes: Sizes, alerts_
         "records": timed,
         "seconds": seconds,
         "channel_values": naive.values - values_at_ref,
+        "cpu_seconds": cpu_end - cpu_ref if t_ref else None,
         "alerts_produced": naive.alerts,
         "note": (
             f"first {sizes.naive_prefix} records; rate over records {sizes.naive_window + 1}..{sizes.naive_prefix}, "
@@ -282,7 +287,7 @@ def run_naive(bootstrap: str, topic: str, partitions: int, sizes: Sizes, alerts_
 
 
 # --------------------------------------------------------------------------------- (d) (e)
-def app_config(bootstrap: str, topic: str, alerts: str, group: str, exactly_once: bool, instance: str) -> Any:
+def app_config(bootstrap: str, topic: str, alerts: str, group: str, exactly_once: bool, instance: str, label_topic: str | None = None) -> Any:
     from stream_monitor.config import load_config
 
     return load_config(
@@ -299,36 +304,62 @@ def app_config(bootstrap: str, topic: str, alerts: str, group: str, exactly_once
             "state.hmac_secret": STATE_SECRET,
             "instance": instance,
             "metrics.enabled": False,
+            **({"kafka.label_topic": label_topic} if label_topic else {}),
         },
     )
 
 
-def run_app(bootstrap: str, topic: str, partitions: int, n: int, exactly_once: bool, timeout_s: float) -> dict[str, Any]:
-    """Run MonitorApp until every record's offset is committed.
+def run_app(
+    bootstrap: str, topic: str, partitions: int, n: int, exactly_once: bool, timeout_s: float,
+    *, input_bytes: int = 0, label_topic: str | None = None, labels: int = 0, on_commit: Callable[[dict[Any, int]], None] | None = None,
+    profiler: Any = None,
+) -> dict[str, Any]:
+    """Run MonitorApp until every record's offset (and every label's, with ``label_topic``) is committed.
 
     Timing starts at the ``poll`` that returns the first records (as for (a)) and ends when the
-    checkpoint that commits the last offset returns.
+    checkpoint that commits the last offset returns. CPU is this process's (the app's thread; the
+    main thread only sleeps), from when the first records were seen to that checkpoint.
     """
     from stream_monitor.runtime.app import MonitorApp
 
     tag = "eos" if exactly_once else "alo"
     uid = uuid.uuid4().hex[:8]
-    cfg = app_config(bootstrap, topic, f"bench-alerts-{tag}-{uid}", f"bench-{tag}-{uid}", exactly_once, f"bench-{tag}")
+    cfg = app_config(bootstrap, topic, f"bench-alerts-{tag}-{uid}", f"bench-{tag}-{uid}", exactly_once, f"bench-{tag}", label_topic)
     done: list[float] = []
+    cpu_end: list[float] = []
     committed: dict[Any, int] = {}
 
     def on_checkpoint(result: Any) -> None:
-        committed.update({tp: off for tp, off in result.offsets.items() if tp.topic == topic})
-        if not done and sum(committed.values()) >= n:
+        committed.update({tp: off for tp, off in result.offsets.items() if tp.topic in (topic, label_topic)})
+        if on_commit is not None:
+            on_commit(dict(committed))
+        if (
+            not done
+            and sum(o for tp, o in committed.items() if tp.topic == topic) >= n
+            and sum(o for tp, o in committed.items() if tp.topic == label_topic) >= labels
+        ):
             done.append(result.finished)
+            cpu_end.append(time.process_time())
 
     app = MonitorApp(cfg, on_checkpoint=on_checkpoint)
     code: list[int] = []
-    thread = threading.Thread(target=lambda: code.append(app.run()), name=f"bench-app-{tag}", daemon=True)
+    def target() -> None:
+        if profiler is not None:
+            profiler.enable()  # profiles this thread: the app's loop
+        try:
+            code.append(app.run())
+        finally:
+            if profiler is not None:
+                profiler.disable()
+
+    thread = threading.Thread(target=target, name=f"bench-app-{tag}", daemon=True)
     try:
+        cpu_start, cpu_started = time.process_time(), False  # group join included if the run is over before the next look
         thread.start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and thread.is_alive() and not done:
+            if not cpu_started and app.timings.first_records_at is not None:
+                cpu_start, cpu_started = time.process_time(), True  # within 20 ms of the first records
             time.sleep(0.02)
     finally:
         app.request_stop()
@@ -337,15 +368,23 @@ def run_app(bootstrap: str, topic: str, partitions: int, n: int, exactly_once: b
     if not done or first is None:
         raise RuntimeError(f"MonitorApp ({tag}) did not commit all {n} records in {timeout_s} s (exit {code})")
     m = app.metrics
+    changelog = int(m.registry.get_sample_value("stream_monitor_state_bytes_written_total") or 0)
+    seconds = done[0] - first
     return {
         "records": n,
-        "seconds": done[0] - first,
+        "seconds": seconds,
+        "cpu_seconds": cpu_end[0] - cpu_start,
         "channel_values": int(m.registry.get_sample_value("stream_monitor_channel_values_total") or 0),
         "alerts": app.stats.alerts,
+        "dead_letters": app.stats.dead_letters,
+        "invalid_by_reason": dict(app.stats.invalid_by_reason),
         "checkpoints": app.stats.checkpoints,
         "checkpoint_seconds": round(app.timings.checkpoint_seconds, 3),
         "process_seconds": round(app.timings.process_seconds, 3),
-        "changelog_bytes": int(m.registry.get_sample_value("stream_monitor_state_bytes_written_total") or 0),
+        "changelog_bytes": changelog,
+        "input_bytes": input_bytes,
+        "changelog_per_input_byte": changelog / input_bytes if input_bytes else None,
+        "checkpoint_share": app.timings.checkpoint_seconds / seconds if seconds > 0 else None,
         "note": "MonitorApp (the code `stream-monitor run` runs) on a thread; commit_interval_ms 250, max_poll_records 5000",
     }
 
@@ -360,10 +399,21 @@ def run_replay(path: Path, n: int, out_dir: Path) -> dict[str, Any]:
     except ImportError:
         available = False
     if available:
-        cmd = [sys.executable, "-m", "stream_monitor", "--log-level", "WARNING", "replay", "--input", str(path), "--alerts-out", str(alerts_out), "--progress", "none"]
+        from bench.compare import children_cpu
+
         env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": STATE_SECRET}
+
+        def replay(src: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+            cmd = [sys.executable, "-m", "stream_monitor", "--log-level", "WARNING", "replay", "--input", str(src), "--alerts-out", str(alerts_out), "--progress", "none"]
+            cpu0 = children_cpu()
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=3600)
+            return done, children_cpu() - cpu0
+
+        empty = out_dir / "empty.jsonl"
+        empty.write_bytes(b"")
+        _, startup_cpu = replay(empty)  # interpreter start-up, imports and the report: subtracted from the CPU time
         started = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=3600)
+        proc, cpu = replay(path)
         wall = time.perf_counter() - started
         m = re.search(r"([\d,]+) records in ([\d.]+) s \(([\d,]+) records/s\)", proc.stdout)
         if proc.returncode == 0 and m:
@@ -373,11 +423,15 @@ def run_replay(path: Path, n: int, out_dir: Path) -> dict[str, Any]:
                 "records": records,
                 "seconds": records / rate if rate else wall,
                 "wall_seconds_incl_startup": round(wall, 3),
+                "cpu_seconds": max(cpu - startup_cpu, 1e-9),
+                "cpu_seconds_startup": round(startup_cpu, 3),
                 "channel_values": None,
                 "how": "cli",
                 "note": "`python -m stream_monitor replay --input FILE.jsonl --alerts-out ...` (subprocess); rate as the CLI reports it "
-                "(reading + parsing the file + monitoring, without interpreter start-up)",
+                "(reading + parsing the file + monitoring, without interpreter start-up); CPU of the subprocess minus that of a "
+                "replay of an empty file (start-up)",
                 "summary": proc.stdout.strip().splitlines()[0],
+                "alerts": int(a.group(1)) if (a := re.search(r"alert events: (\d+)", proc.stdout)) else None,
             }
         say(f"replay CLI failed ({proc.returncode}); falling back to PartitionMonitor.process over the file: {proc.stderr[-500:]}")
     return run_replay_direct(path)
@@ -389,7 +443,7 @@ def run_replay_direct(path: Path) -> dict[str, Any]:
     from stream_monitor.core.spec import MonitorSpec
 
     monitor = PartitionMonitor(MonitorSpec(instance="replay", label_join_max_pending=0), 0)
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     values = 0
     n = 0
     batch: list[InputRecord] = []
@@ -406,6 +460,7 @@ def run_replay_direct(path: Path) -> dict[str, Any]:
         "records": n,
         "seconds": time.perf_counter() - started,
         "channel_values": values,
+        "cpu_seconds": time.process_time() - cpu0,
         "how": "direct",
         "note": "stream_monitor.replay not available: PartitionMonitor.process over the JSONL file in batches of 5000 (what replay does)",
     }
@@ -741,8 +796,12 @@ THROUGHPUT_LABELS = {
 
 
 def _rates(r: dict[str, Any], channels_per_record: int) -> None:
+    if "skipped" in r:
+        return
     r["records_per_s"] = r["records"] / r["seconds"] if r["seconds"] > 0 else 0.0
     r["channel_values_per_s"] = r["records_per_s"] * channels_per_record
+    cpu = r.get("cpu_seconds")
+    r["records_per_cpu_s"] = r["records"] / cpu if cpu else None
     r["seconds"] = round(r["seconds"], 4)
 
 
@@ -760,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-fractions", type=lambda t: [float(x) for x in t.split(",") if x], default=[0.5, 0.25],
         help="load points of the latency runs as fractions of (e)'s rate (default 0.5,0.25; --smoke: 0.5 only)",
     )
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: latency,memory,scaling,naive,replay")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: latency,memory,scaling,naive,replay,peers,labels")
     args = ap.parse_args(argv)
 
     from stream_monitor.ops.logs import configure_logging
@@ -801,6 +860,7 @@ def main(argv: list[str] | None = None) -> int:
         uid = uuid.uuid4().hex[:8]
         topic = create_topic(bootstrap, f"bench-input-{uid}", partitions)
         produce_s = produce_all(bootstrap, topic, values, partitions)
+        input_bytes = sum(map(len, values))
         jsonl = work_dir / "workload.jsonl"
         with open(jsonl, "wb") as f:
             for v in values:
@@ -809,7 +869,8 @@ def main(argv: list[str] | None = None) -> int:
             "events": events,
             "partitions": partitions,
             "channels_per_record": CHANNELS_PER_RECORD,
-            "mean_record_bytes": round(sum(map(len, values)) / len(values), 1),
+            "mean_record_bytes": round(input_bytes / len(values), 1),
+            "input_bytes": input_bytes,
             "topic": topic,
             "produce_seconds": round(produce_s, 3),
         }
@@ -834,7 +895,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"(c) {tp['c']['records_per_s']:,.0f} records/s")
         # ----------------------------------------------------------------- (d) (e)
         for k, eos in (("d", False), ("e", True)):
-            tp[k] = run_app(bootstrap, topic, partitions, events, eos, timeout_s=max(120.0, events / 500))
+            tp[k] = run_app(bootstrap, topic, partitions, events, eos, timeout_s=max(120.0, events / 500), input_bytes=input_bytes)
             _rates(tp[k], CHANNELS_PER_RECORD)
             say(f"({k}) {tp[k]['records_per_s']:,.0f} records/s")
         # --------------------------------------------------------------------- (f)
@@ -842,16 +903,29 @@ def main(argv: list[str] | None = None) -> int:
             tp["f"] = run_replay(jsonl, events, work_dir)
             _rates(tp["f"], CHANNELS_PER_RECORD)
             say(f"(f) {tp['f']['records_per_s']:,.0f} records/s ({tp['f']['how']})")
+        # ------------------------------------------------------ (g) (h) (e+labels)
+        from bench.compare import PEER_LABELS, run_labelled, run_peers
+
+        if "peers" not in skip:
+            for k, r in run_peers(bootstrap, topic, events, jsonl, work_dir, timeout_s=max(120.0, events / 200)).items():
+                tp[k] = r
+                _rates(r, CHANNELS_PER_RECORD)
+                say(f"({k}) " + (r["skipped"] if "skipped" in r else f"{r['records_per_s']:,.0f} records/s, {r['alerts']:,} alerts"))
+        if "labels" not in skip:
+            tp["e+labels"] = run_labelled(bootstrap, partitions, sizes.label_events, timeout_s=max(120.0, sizes.label_events / 200))
+            _rates(tp["e+labels"], CHANNELS_PER_RECORD)
+            say(f"(e+labels) {tp['e+labels']['records_per_s']:,.0f} records/s, changelog {tp['e+labels']['changelog_bytes']:,} bytes")
         for k, r in tp.items():
-            r["label"] = THROUGHPUT_LABELS[k]
+            r["label"] = {**THROUGHPUT_LABELS, **PEER_LABELS}[k]
         report["throughput"] = tp
 
         def ratio(x: str, y: str) -> float | None:
-            if x in tp and y in tp and tp[y]["records_per_s"] > 0:
+            if tp.get(x, {}).get("records_per_s") and tp.get(y, {}).get("records_per_s"):
                 return tp[x]["records_per_s"] / tp[y]["records_per_s"]
             return None
 
-        report["ratios"] = {f"{x}/{y}": ratio(x, y) for x, y in (("d", "a"), ("e", "a"), ("d", "c"), ("e", "c"), ("f", "e"))}
+        pairs = (("d", "a"), ("e", "a"), ("d", "c"), ("e", "c"), ("f", "e"), ("e", "h-eos"), ("d", "h-alo"), ("e", "g"), ("f", "g-file"))
+        report["ratios"] = {f"{x}/{y}": ratio(x, y) for x, y in pairs}
         del values
         # ----------------------------------------------------------------- latency
         if "latency" not in skip:
@@ -901,15 +975,29 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     def add(name: str, value: Any, ok: bool | None) -> None:
         out[name] = {"value": value, "met": ok}
 
-    e_a, d_c, f_e = r.get("e/a"), r.get("d/c"), r.get("f/e")
-    add("(e) >= 50% of (a)", e_a, None if e_a is None else e_a >= 0.5)
-    add("(d) >= 10x (c)", d_c, None if d_c is None else d_c >= 10)
+    def at_least(name: str, value: float | None, bound: float) -> None:
+        add(name, value, None if value is None else value >= bound)
+
+    def at_most(name: str, value: float | None, bound: float) -> None:
+        add(name, value, None if value is None else value <= bound)
+
+    tp = report.get("throughput", {})
+    # issue 13
+    at_least("13: run exactly-once >= 1.0x Quix Streams + River exactly-once (e/h-eos)", r.get("e/h-eos"), 1.0)
+    at_least("13: run exactly-once >= 0.35x bare poll (e/a)", r.get("e/a"), 0.35)
+    at_least("13: replay --input >= the hand-written loop over the same file (f/g-file)", r.get("f/g-file"), 1.0)
+    at_most("13: checkpoint cost <= 5% of the run, default interval (e)", tp.get("e", {}).get("checkpoint_share"), 0.05)
+    at_most("13: checkpoint cost <= 5% of the run, label topic on (e+labels)", tp.get("e+labels", {}).get("checkpoint_share"), 0.05)
+    at_most("13: changelog bytes <= 1x input bytes, label topic on (e+labels)", tp.get("e+labels", {}).get("changelog_per_input_byte"), 1.0)
     p99 = report.get("latency", {}).get("p99_ms")
-    add("p99 event->alert < 1 s at half load, exactly-once", p99, None if p99 is None else p99 < 1000)
+    add("6, 13: p99 event->alert < 1 s at half load, exactly-once", p99, None if p99 is None else p99 < 1000)
+    # issue 6
+    at_least("6: (e) >= 50% of (a)", r.get("e/a"), 0.5)
+    at_least("6: (d) >= 10x (c)", r.get("d/c"), 10)
     mem = report.get("memory", {})
     worst = max((m["state_bytes_max_channel"] for m in mem.values()), default=None)
-    add("<= 64 KB state per channel (default windows)", worst, None if worst is None else worst <= 64 * 1024)
-    add("file replay >= 2x (e)", f_e, None if f_e is None else f_e >= 2)
+    add("6: <= 64 KB state per channel (default windows)", worst, None if worst is None else worst <= 64 * 1024)
+    at_least("6: file replay >= 2x (e)", r.get("f/e"), 2)
     return out
 
 
@@ -917,9 +1005,18 @@ def summary(report: dict[str, Any]) -> str:
     lines = ["", f"stream-monitor benchmark ({'smoke' if report['smoke'] else 'full'}) - {report['started_at']}"]
     w = report.get("workload", {})
     lines.append(f"workload: {w.get('events', 0):,} events x {w.get('channels_per_record')} channel values, {w.get('partitions')} partitions")
-    lines.append(f"{'':4}{'mode':<86}{'records/s':>14}{'values/s':>16}")
+    lines.append(f"{'':11}{'mode':<100}{'records/s':>11}{'per CPU-s':>11}{'alerts':>8}{'changelog/B':>12}")
     for k, r in report.get("throughput", {}).items():
-        lines.append(f"({k}) {r['label']:<86}{r['records_per_s']:>14,.0f}{r['channel_values_per_s']:>16,.0f}")
+        if "skipped" in r:
+            lines.append(f"{'(' + k + ')':<11}{r['label']:<100} {r['skipped']}")
+            continue
+        per_cpu = f"{r['records_per_cpu_s']:,.0f}" if r.get("records_per_cpu_s") else "-"
+        alerts = r.get("alerts", r.get("alerts_produced"))
+        cl = r.get("changelog_per_input_byte")
+        lines.append(
+            f"{'(' + k + ')':<11}{r['label']:<100}{r['records_per_s']:>11,.0f}{per_cpu:>11}{'-' if alerts is None else f'{alerts:,}':>8}"
+            f"{'-' if cl is None else f'{cl:.2f}':>12}"
+        )
     lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in report.get("ratios", {}).items()))
     for lat in report.get("latency_curve", []):
         lines.append(

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.compare import quix_missing
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(400)]
 
 
 def _positive(x: object) -> bool:
@@ -26,16 +28,30 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=380,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
 
-    assert set(report["throughput"]) == {"a", "b", "c", "d", "e", "f"}
+    assert set(report["throughput"]) == {"a", "b", "c", "d", "e", "f", "g", "g-file", "h-alo", "h-eos", "e+labels"}
+    quix = quix_missing() is None
     for key, r in report["throughput"].items():
+        if key in ("h-alo", "h-eos") and not quix:
+            assert "quixstreams" in r["skipped"], r
+            continue
         assert _positive(r["records"]) and _positive(r["records_per_s"]) and _positive(r["channel_values_per_s"]), (key, r)
-    assert set(report["ratios"]) == {"d/a", "e/a", "d/c", "e/c", "f/e"}
-    assert all(_positive(v) for v in report["ratios"].values()), report["ratios"]
+        assert _positive(r["records_per_cpu_s"]), (key, r)
+    for key in ("d", "e", "e+labels"):
+        r = report["throughput"][key]
+        assert _positive(r["changelog_per_input_byte"]) and _positive(r["checkpoint_share"]), (key, r)
+    for key in ("g", "g-file", "h-alo", "h-eos", "f"):
+        r = report["throughput"][key]
+        assert "skipped" in r or _positive(r["alerts"]), (key, r)
+    labelled = report["throughput"]["e+labels"]
+    assert labelled["labels"] == labelled["records"] // 2 and labelled["labels_unmatched"] == 0, labelled
+    ratios = report["ratios"]
+    assert set(ratios) == {"d/a", "e/a", "d/c", "e/c", "f/e", "e/h-eos", "d/h-alo", "e/g", "f/g-file"}
+    assert all(_positive(v) for k, v in ratios.items() if quix or "h-" not in k), ratios
 
     lat = report["latency"]
     assert lat["samples"] > 0 and _positive(lat["p50_ms"]) and _positive(lat["p99_ms"]), lat
@@ -51,3 +67,31 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
 
     assert set(report["targets"]) and all("met" in t for t in report["targets"].values())
     assert "records/s" in proc.stdout and "ratios:" in proc.stdout
+
+
+@pytest.mark.parametrize("absent", ["quixstreams", "confluent_kafka"])
+def test_quix_rows_are_skipped_with_a_note_when_quixstreams_is_absent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, absent: str) -> None:
+    import importlib.util
+
+    import bench.compare as compare
+    from bench.run import summary
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+    ran: list[str] = []
+
+    def fake_peer(variant: str, *args: str, timeout_s: float = 0) -> dict[str, object]:
+        ran.append(variant)
+        return {"records": 10, "seconds": 1.0, "cpu_seconds": 1.0, "alerts": 1}
+
+    monkeypatch.setattr(compare, "run_peer", fake_peer)
+    rows = compare.run_peers("127.0.0.1:1", "t", 10, tmp_path / "w.jsonl", tmp_path, timeout_s=10)
+    assert ran == ["loop", "file"]
+    for key in ("h-alo", "h-eos"):
+        assert absent in rows[key]["skipped"] and "pip install" in rows[key]["skipped"], rows[key]
+    for key, r in rows.items():
+        r["label"] = key
+        if "skipped" not in r:
+            r["records_per_s"] = r["channel_values_per_s"] = 10.0
+    text = summary({"smoke": True, "started_at": "now", "throughput": rows})
+    assert "(h-eos)" in text and absent in text
