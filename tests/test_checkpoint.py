@@ -387,9 +387,10 @@ def test_a_dead_letter_too_large_to_send_becomes_a_summary_that_fits():
     value, summarised = fitted_dead_letter(dl, limit=20_000)
     assert summarised and len(value) <= 20_000
     doc = orjson.loads(value)
-    assert doc["original_size"] == len(raw) and doc["original_sha256"] == hashlib.sha256(raw).hexdigest()
-    assert doc["source"] == {"topic": "in", "partition": 1, "offset": 42} and doc["reason"] == "oversize"
-    assert fitted_dead_letter(dl, limit=1 << 20) == (dl.to_json(), False)
+    assert doc["original_size"] == len(raw) and doc["original_sha256"] == hashlib.sha256(raw).hexdigest() and doc["original_truncated"]
+    assert doc["source"]["topic"] == "in" and doc["source"]["offset"] == 42 and doc["reason"] == "oversize"
+    assert fitted_dead_letter(dl, limit=1 << 20) == (dl.to_json(), False)  # fits whole under the default cap
+    assert fitted_dead_letter(dl, limit=1 << 20, max_original_bytes=10_000)[1], "the configured cap applies too"
 
 
 def test_an_unreadable_state_item_resets_only_its_channel():

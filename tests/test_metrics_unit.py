@@ -198,3 +198,17 @@ def test_connections_past_the_limit_are_closed_and_the_server_recovers():
             time.sleep(0.1)
     finally:
         server.stop()
+
+
+def test_limit_hits_are_counted_per_limit_when_a_batch_is_emitted():
+    """A monitor that refuses new feature names beyond its cap says so in stream_monitor_limit_hits_total."""
+    from stream_monitor.core.spec import LimitsSpec
+
+    spec = MonitorSpec(limits=LimitsSpec(channels_per_model=4))
+    task = PartitionMonitor(spec, 0)
+    records = [InputRecord(orjson.dumps({"model": "m", "ts": i, "features": {f"f{i}": 1.0}}), SourcePosition("t", 0, i, None)) for i in range(20)]
+    result = task.process(records)
+    assert result.limits_exceeded["channels_per_model"] > 0
+    m = MonitorMetrics()
+    m.observe_limit_hits(result.limits_exceeded)  # as MonitorApp does for every processed batch
+    assert m.registry.get_sample_value("stream_monitor_limit_hits_total", {"limit": "channels_per_model"}) == result.limits_exceeded["channels_per_model"]

@@ -168,7 +168,7 @@ class DecodedEvent:
 
 DEAD_LETTER_ORIGINAL_BYTES = 65_536
 _DEAD_LETTER_PREFIX = 256  # bytes of an over-long original kept, for a first look
-_DEAD_LETTER_OVERHEAD = 4_096  # reason, detail (at most 500 characters), source and the field names
+DEAD_LETTER_OVERHEAD = 4_096  # reason, detail (at most 500 characters), source and the field names
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +206,7 @@ class DeadLetter:
         }
         if len(self.raw) <= max_original_bytes:
             out = orjson.dumps({**doc, **_original(self.raw), "original_truncated": False}, option=orjson.OPT_SORT_KEYS)
-            if len(out) <= max_original_bytes + _DEAD_LETTER_OVERHEAD:
+            if len(out) <= max_original_bytes + DEAD_LETTER_OVERHEAD:
                 return out
         prefix = self.raw[:_DEAD_LETTER_PREFIX]
         doc.update(_original(prefix), original_truncated=True, original_sha256=hashlib.sha256(self.raw).hexdigest())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -62,6 +62,9 @@ class MonitorMetrics:
         self._channel_keys: set[tuple[str, str, str]] = set()
         self.records = Counter("stream_monitor_records_consumed_total", "Records consumed", ["topic", "partition"], registry=r)
         self.invalid = Counter("stream_monitor_invalid_records_total", "Records sent to the dead-letter topic", ["reason"], registry=r)
+        self.limit_hits = Counter(
+            "stream_monitor_limit_hits_total", "Values or records refused because a configured limit was reached", ["limit"], registry=r
+        )
         self.channel_values = Counter("stream_monitor_channel_values_total", "Channel values fed to detectors", registry=r)
         self.lag = Gauge("stream_monitor_consumer_lag", "High watermark minus position", ["topic", "partition"], registry=r)
         self.batch_seconds = Histogram(
@@ -159,6 +162,11 @@ class MonitorMetrics:
         """The latest statistic of many (model, channel, detector) evaluations (capped like above)."""
         for model, channel, detector, value in latest:
             self.observe_statistic(model, channel, detector, value)
+
+    def observe_limit_hits(self, hits: Mapping[str, int]) -> None:
+        """Values or records a batch refused, per configured limit (``BatchResult.limits_exceeded``)."""
+        for limit, n in hits.items():
+            self.limit_hits.labels(limit).inc(n)
 
     def observe_alert(self, alert: AlertEvent) -> None:
         """A committed alert event: count it and keep the firing gauge exact per fingerprint."""

@@ -376,6 +376,7 @@ class MonitorApp:
             )
 
     def _emit(self, result: BatchResult) -> None:
+        self.metrics.observe_limit_hits(result.limits_exceeded)
         if result.evaluations:
             self.metrics.status.observe_evaluations(result.evaluations)
         if not result.alerts and not result.dead_letters:
@@ -406,7 +407,7 @@ class MonitorApp:
         self.metrics.invalid.labels(reason).inc()
 
     def _fitted(self, dl: DeadLetter) -> bytes:
-        value, summarised = fitted_dead_letter(dl, self.checkpoint.max_record_bytes)
+        value, summarised = fitted_dead_letter(dl, self.checkpoint.max_record_bytes, self.spec.limits.dead_letter_original_bytes)
         if summarised:
             self.metrics.records_oversized.inc()
             self.log.warning("dead_letter_too_large", bytes=len(dl.raw), limit=self.checkpoint.max_record_bytes, reason=str(dl.reason))

@@ -7,16 +7,14 @@ point at the record the model's owner produced.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
 
-from stream_monitor.core.events import DeadLetter, SourcePosition
+from stream_monitor.core.events import DEAD_LETTER_ORIGINAL_BYTES, DEAD_LETTER_OVERHEAD, DeadLetter, SourcePosition
 
 SOURCE_HEADER = "sm-source"  # "topic\x1fpartition\x1foffset" of the original record
 KIND_HEADER = "sm-kind"  # b"inference" | b"label"
-PREFIX_BYTES = 4096
 
 
 def model_of(value: bytes | None) -> str:
@@ -57,22 +55,13 @@ def source_of(record: Any, topic: str, partition: int) -> tuple[SourcePosition, 
     return position, headers.get(KIND_HEADER) == b"label"
 
 
-def fitted_dead_letter(dl: DeadLetter, limit: int) -> tuple[bytes, bool]:
-    """(the dead letter as sent, was it summarised): whole when it fits ``limit`` bytes, else a summary.
+def fitted_dead_letter(dl: DeadLetter, limit: int, max_original_bytes: int = DEAD_LETTER_ORIGINAL_BYTES) -> tuple[bytes, bool]:
+    """(the dead letter as sent, was its original cut): keeps the original up to what ``limit`` bytes allow.
 
-    The summary keeps the reason, the original's size, SHA-256 and first bytes, and its position.
+    :meth:`DeadLetter.to_json` keeps the original whole up to ``max_original_bytes`` (the configured
+    ``limits.dead_letter_original_bytes``), else its size, SHA-256 and first bytes; here that cap is
+    lowered further when the producer's request size ``limit`` is smaller.
     """
-    value = dl.to_json()
-    if len(value) <= limit:
-        return value, False
-    pos = dl.position
-    summary = {
-        "reason": str(dl.reason),
-        "detail": dl.detail[:1000],
-        "original_size": len(dl.raw),
-        "original_sha256": hashlib.sha256(dl.raw).hexdigest(),
-        "original_prefix": dl.raw[:PREFIX_BYTES].decode("utf-8", "replace"),
-        "source": None if pos is None else {"topic": pos.topic, "partition": pos.partition, "offset": pos.offset},
-        "truncated": True,
-    }
-    return orjson.dumps(summary), True
+    cap = max(0, min(max_original_bytes, limit - DEAD_LETTER_OVERHEAD))
+    value = dl.to_json(cap)
+    return value, len(dl.raw) > cap
