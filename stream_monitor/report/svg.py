@@ -166,17 +166,21 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _episode_bars(out: list[str], xs: _XScale, e: Episode, y: int, row_h: int, end: int) -> None:
+def _segments(xs: _XScale, e: Episode, end: int) -> list[tuple[float, float, str]]:
+    """(x from, x to, severity) of each stretch of an episode at one severity, up to its end (or ``end``)."""
     stop = e.end_ms if e.end_ms is not None else end
     segs = e.segments + [(stop, "")]
-    for (s0, sev), (s1, _) in zip(segs, segs[1:]):
-        x0, x1 = xs.clip(max(s0, e.start_ms)), xs.clip(s1)
+    return [(xs.clip(max(s0, e.start_ms)), xs.clip(s1), sev) for (s0, sev), (s1, _) in zip(segs, segs[1:])]
+
+
+def _episode_bars(out: list[str], xs: _XScale, e: Episode, y: int, row_h: int, end: int) -> None:
+    for x0, x1, sev in _segments(xs, e, end):
         out.append(
             f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(2.0, x1 - x0):.1f}" height="{row_h - 8}" rx="2" '
             f'fill="{SEVERITY_COLORS.get(sev, "#999")}" fill-opacity="0.85"><title>{esc(_episode_title(e, end))}</title></rect>'
         )
     if e.end_ms is None:  # still firing at the end of the replay: an open arrow
-        x = xs.clip(stop)
+        x = xs.clip(end)  # an open episode runs to the end
         out.append(f'<path d="M{x:.1f},{y + 4} l7,{(row_h - 8) / 2:.1f} l-7,{(row_h - 8) / 2:.1f} z" fill="{SEVERITY_COLORS.get(e.severity)}" />')
 
 
@@ -206,10 +210,7 @@ def panel_svg(panel: Panel, start: int, end: int, width: int = 640, height: int 
     out = [_svg_open(width, height, f"{panel.model} {panel.channel} {panel.detector} statistic over event time")]
     out.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff" />')
     for e in panel.episodes:  # shaded firing spans, by severity
-        stop = e.end_ms if e.end_ms is not None else end
-        segs = e.segments + [(stop, "")]
-        for (s0, sev), (s1, _) in zip(segs, segs[1:]):
-            x0, x1 = xs.clip(max(s0, e.start_ms)), xs.clip(s1)
+        for x0, x1, sev in _segments(xs, e, end):
             out.append(
                 f'<rect x="{x0:.1f}" y="{y1}" width="{max(1.5, x1 - x0):.1f}" height="{y0 - y1}" '
                 f'fill="{SEVERITY_COLORS.get(sev, "#999")}" fill-opacity="0.2"><title>{esc(_episode_title(e, end))}</title></rect>'
