@@ -9,17 +9,21 @@ no alert; shifting one input feature by 1.5 standard deviations raises data drif
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
+import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.formats import CloudEventsFormat, OipFormat, to_native
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
+from tests.integration.harness import MonitorProcess
 from tests.mlserver_fixtures import (  # noqa: F401  (fixtures)
     FEATURES,
     MODEL_HEADER,
@@ -83,7 +87,7 @@ def _request_id(r: Any) -> str:
     return orjson.loads(r.value)["id"]
 
 
-def test_monitor_reads_mlserver_topics_and_alerts_on_an_input_shift(mlserver: MLServer) -> None:
+def test_monitor_reads_mlserver_topics_and_alerts_on_an_input_shift(mlserver: MLServer, tmp_path_factory: pytest.TempPathFactory) -> None:
     producer = KafkaProducer(bootstrap_servers=mlserver.bootstrap, linger_ms=5, acks="all")
     out = _consumer(mlserver, mlserver.output_topic)
     responses: list[Any] = []
@@ -144,3 +148,35 @@ def test_monitor_reads_mlserver_topics_and_alerts_on_an_input_shift(mlserver: ML
     firing = [a.event for a in shifted.alerts if a.event.status == "firing"]
     assert any(f.feature == SHIFTED and f.kind == "data_drift" for f in firing), firing
     assert {f.feature for f in firing} <= {SHIFTED, "__prediction__"}, firing
+
+    _the_sidecar_reads_the_same_topics(mlserver, tmp_path_factory.mktemp("sidecar"))
+
+
+def _the_sidecar_reads_the_same_topics(server: MLServer, tmp: Path) -> None:
+    """``stream-monitor run`` (the CLI, as deployed) over MLServer's two topics: headers reach the format, the shift alerts."""
+    config = tmp / "monitor.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"input_formats": {server.input_topic: {"kind": "oip", "feature_names": list(FEATURES)}, server.output_topic: {"kind": "oip"}}}
+        )
+    )
+    alerts = f"mlserver-alerts-{uuid.uuid4().hex[:8]}"
+    monitor = MonitorProcess(
+        server.bootstrap, [server.input_topic, server.output_topic], alerts, f"mlserver-monitor-{uuid.uuid4().hex[:8]}",
+        tmp / "monitor.log", extra_args=["--config", str(config)],
+    )  # fmt: skip
+    reader = KafkaConsumer(alerts, bootstrap_servers=server.bootstrap, enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest")
+    seen: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 300
+        while not any(a["feature"] == SHIFTED and a["status"] == "firing" for a in seen):
+            monitor.check_alive()
+            assert time.monotonic() < deadline, f"no alert on {SHIFTED} from run; got {[(a['feature'], a['detector']) for a in seen]}\n{monitor.log_tail()}"
+            for records in reader.poll(timeout_ms=1000).values():
+                seen.extend(orjson.loads(r.value) for r in records)
+    finally:
+        reader.close()
+        monitor.terminate()
+    firing = [a for a in seen if a["status"] == "firing"]
+    assert {a["feature"] for a in firing} <= {SHIFTED, "__prediction__"}, firing
+    assert all(a["model"] == MODEL_NAME and a["kind"] in ("data_drift", "prediction_drift") for a in firing), firing
