@@ -96,4 +96,4 @@ def test_quix_rows_are_skipped_with_a_note_when_quixstreams_is_absent(monkeypatc
         if "skipped" not in r:
             r["records_per_s"] = r["channel_values_per_s"] = 10.0
     text = summary({"smoke": True, "started_at": "now", "throughput": rows})
-    assert "(h-eos)" in text and absent in text
+    assert "(h-eos)" in text and named[0] in text
