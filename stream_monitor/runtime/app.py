@@ -172,6 +172,11 @@ class MonitorApp:
         if self.repartition_topic:
             topics.append(self.repartition_topic)
         listener = RebalanceListener(self._on_assigned, lambda tps: self._on_revoked(tps, lost=False), lambda tps: self._on_revoked(tps, lost=True))
+        for topic in topics:
+            # know every topic's partitions before the first join: a leader without them assigns
+            # nothing, and the immediate second rebalance that follows was seen to stall the group
+            # join for minutes on a CPU-starved machine
+            self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe(topics=topics, listener=listener)
         self.ready = True
         key_id = self._keys.current_id if self._keys is not None else None
