@@ -6,8 +6,7 @@ and the benchmarks. It is deterministic: the same records give the same alerts, 
 boundaries, because evaluations fall on observation counts and alerts are ordered by
 (record, channel, detector).
 
->>> import orjson
->>> from stream_monitor.core.events import SourcePosition
+>>> >>> from stream_monitor.core.events import SourcePosition
 >>> monitor = PartitionMonitor(MonitorSpec(), partition=0)
 >>> recs = [InputRecord(orjson.dumps({"model": "m", "ts": i, "features": {"x": float(i % 7)}}),
 ...                     SourcePosition("t", 0, i, i)) for i in range(10)]
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import orjson
 import structlog
 
 from stream_monitor.core import events as ev
@@ -31,7 +29,10 @@ from stream_monitor.core import state
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
-from stream_monitor.core.formats import FormatError, to_native
+from stream_monitor.core.exchange import INFERENCE, LABEL, Row, RowsFormatError, decode_rows, encode_rows
+from stream_monitor.core.intake import InputRecord, Intake, failed, read_inference, read_labels
+from stream_monitor.core.joins import LabelWaits
+from stream_monitor.core.ordering import Carriers, EventTimeMerger
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
@@ -40,15 +41,6 @@ from stream_monitor.core.spec import MonitorSpec
 log = structlog.get_logger("stream_monitor.core")
 
 STATE_FORMAT_VERSION = state.FORMAT_VERSION  # also the version byte of signed state records
-
-
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """Raw bytes of one record and where it came from."""
-
-    value: bytes
-    position: ev.SourcePosition
-    headers: Sequence[tuple[str, bytes]] | None = None  # Kafka headers (some input formats read them)
 
 
 @dataclass(slots=True)
@@ -72,6 +64,8 @@ class BatchResult:
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     channel_values: int = 0
     processed: int = 0  # records monitored (the others are dead letters with ``processed`` False)
+    waiting: int = 0  # labels that now wait for their prediction (neither monitored nor dead letters yet)
+    resumed: int = 0  # labels that stopped waiting here (joined, or label_unmatched dead letters)
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
 
@@ -93,6 +87,12 @@ class PartitionMonitor:
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
         self.limits = LimitGuard(spec.limits, partition, spec.label_join_max_pending)
         self._pending_bytes: int | None = None  # estimated size of pending_labels (None: not yet counted)
+        self.joins = LabelWaits()  # labels read before their prediction
+        lateness = int(spec.max_lateness_seconds * 1000)
+        self.order = EventTimeMerger(lateness, spec.order_max_rows)  # inference rows of every source, in event-time order
+        self.label_order = EventTimeMerger(lateness, spec.order_max_rows)
+        self.carriers = Carriers()
+        self.order_dirty = False
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
@@ -110,75 +110,135 @@ class PartitionMonitor:
         return m
 
     def process(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
-        """Decode, monitor and alert on one batch of records (all from this partition). Never raises.
+        """Read, monitor and alert on one batch of records in their order (no event-time reordering). Never raises.
 
         With ``record_evaluations`` the result also lists every detector evaluation (for reports).
+        This is :func:`read_inference` followed by :meth:`judge`; ``run`` and ``replay`` put the
+        rows of every input partition in event-time order between the two (:meth:`take`,
+        :meth:`release`).
         """
-        result = BatchResult(records=len(records), evaluations=[] if record_evaluations else None)
-        decoded: list[ev.DecodedEvent] = []
-        positions: list[ev.SourcePosition] = []
-        raws: list[bytes] = []
-        max_bytes = self.spec.max_record_bytes
-        formats = {t: f for t, f in self.spec.input_formats.items() if f.kind != "native"}
-        for rec in records:
-            try:
-                if formats and rec.position.topic in formats:
-                    self._decode_formatted(rec, formats[rec.position.topic], decoded, positions, raws, result)
-                    continue
-                out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, max_bytes)
-            except Exception as exc:  # decoding never raises; if it ever does, the record alone is lost
-                out = self._failed(rec, exc)
-            if isinstance(out, ev.DeadLetter):
-                result.dead_letters.append(out)
-                result.invalid_by_reason[str(out.reason)] += 1
-                continue
-            decoded.append(out)
-            positions.append(rec.position)
-            raws.append(rec.value)
-        self._monitor(decoded, positions, raws, result)
+        intake = read_inference(self.spec, records)
+        result = self.judge(intake.ordered, record_evaluations)
+        _merge_intake(result, intake)
         return result
 
-    def _failed(self, rec: InputRecord, exc: BaseException) -> ev.DeadLetter:
-        """The dead letter of a record whose processing raised ``exc`` (logged with the traceback)."""
-        pos = rec.position
-        self.log.error("record_processing_failed", topic=pos.topic, offset=pos.offset, error=error_text(exc), exc_info=exc)
-        return ev.DeadLetter(ev.DeadLetterReason.PROCESSING_ERROR, error_text(exc), rec.value, pos)
+    def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
+        """Read label records and join them to remembered predictions (by event_id), in record order."""
+        intake = read_labels(records)
+        result = self.judge(intake.ordered, record_evaluations)
+        _merge_intake(result, intake)
+        return result
 
-    def _decode_formatted(
-        self,
-        rec: InputRecord,
-        fmt: Any,
-        decoded: list[ev.DecodedEvent],
-        positions: list[ev.SourcePosition],
-        raws: list[bytes],
-        result: BatchResult,
-    ) -> None:
-        """A record in a model server's format: each event it holds decoded as a native one.
+    def judge(self, rows: Sequence[Row], record_evaluations: bool = False) -> BatchResult:
+        """Monitor rows in the order given (inference rows, then joined labels); alerts and dead letters out. Never raises."""
+        result = BatchResult(evaluations=[] if record_evaluations else None)
+        inference = [r for r in rows if r.kind == INFERENCE]
+        labels = [r for r in rows if r.kind == LABEL] if len(inference) < len(rows) else []
+        if inference:
+            self._judge_inference(inference, result)
+        if labels or self.joins.waiting:
+            self._judge_labels(labels, result)
+        return result
 
-        Dead letters keep the original record bytes; a record that cannot be read in its format is
-        one ``format_error`` dead letter whose detail starts with the format's reason.
-        """
-        limit = self.spec.max_record_bytes
-        dead: ev.DeadLetter | None = None
-        if len(rec.value) > limit:
-            dead = ev.DeadLetter(ev.DeadLetterReason.OVERSIZE, f"record is {len(rec.value)} bytes, limit is {limit}", rec.value, rec.position)
-        else:
-            events = to_native(rec.value, rec.headers, fmt)
-            if isinstance(events, FormatError):
-                dead = ev.DeadLetter(ev.DeadLetterReason.FORMAT_ERROR, f"{events.reason}: {events.detail}", rec.value, rec.position)
-        if dead is not None:
-            result.dead_letters.append(dead)
-            result.invalid_by_reason[str(dead.reason)] += 1
-            return
-        for event in events:
-            out = ev.decode_inference(orjson.dumps(event), rec.position.timestamp_ms, rec.position, limit)
-            if isinstance(out, ev.DeadLetter):
-                result.dead_letters.append(ev.DeadLetter(out.reason, out.detail, rec.value, rec.position))
-                result.invalid_by_reason[str(out.reason)] += 1
+    def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
+        decoded = [ev.DecodedEvent(r.event, r.key[0], r.problems) for r in rows]
+        self._monitor(decoded, [r.position for r in rows], _Raws(rows), result)
+        latest = max(r.key[0] for r in rows)
+        if self.joins.prediction_time is None or latest > self.joins.prediction_time:
+            self.joins.prediction_time = latest
+
+    def _judge_labels(self, rows: list[Row], result: BatchResult) -> None:
+        """Join label rows (and labels that waited for their prediction) and monitor the joined ones."""
+        joined_rows: list[Row] = []
+        joined: list[Any] = []
+        decoded: list[ev.DecodedEvent] = []
+        waited = self.joins.ready(self.pending_labels)
+        result.resumed += len(waited)
+        for row in waited + rows:
+            try:
+                hit = self._join(row)
+            except Exception as exc:  # noqa: BLE001 - a label alone is lost
+                self._dead(result, failed(InputRecord(row.raw(), row.position), exc))
                 continue
-            decoded.append(out)
-            positions.append(rec.position)
-            raws.append(rec.value)
+            if hit is None:
+                result.waiting += 1
+                continue
+            decoded.append(hit[0])
+            joined.append(hit[1])
+            joined_rows.append(row)
+        expired = self.joins.expired(self.spec)
+        result.resumed += len(expired)
+        for row in expired:
+            detail = f"no prediction with event_id {row.event.event_id!r} within the join window"
+            self._dead(result, ev.DeadLetter(ev.DeadLetterReason.LABEL_UNMATCHED, detail, row.raw(), row.position))
+        if decoded:
+            self._monitor(decoded, [r.position for r in joined_rows], _Raws(joined_rows), result, joined)
+
+    def _join(self, row: Row) -> tuple[ev.DecodedEvent, Any] | None:
+        """The label row joined to its remembered prediction; None when it waits for that prediction."""
+        label = row.event
+        hit = self.pending_labels.pop(label.event_id, None)
+        if hit is None:
+            self.joins.wait(row)
+            return None
+        if self._pending_bytes is not None:
+            self._pending_bytes -= entry_bytes(label.event_id, hit)
+        self.labels_dirty = True
+        model, prediction, prediction_time = hit
+        event_time = ev.event_time_of(label.ts, prediction_time)  # the label's own time, else its prediction's
+        assert event_time is not None
+        event = ev.InferenceEvent.model_construct(event_id=label.event_id, model=model, ts=event_time, label=label.label)
+        return ev.DecodedEvent(event, event_time), prediction
+
+    @staticmethod
+    def _dead(result: BatchResult, dl: ev.DeadLetter) -> None:
+        result.dead_letters.append(dl)
+        result.invalid_by_reason[str(dl.reason)] += 1
+
+    # ------------------------------------------------------- event-time order
+    def take(self, rows: Sequence[Row]) -> list[Row]:
+        """Queue rows for their turn in event-time order; return those that came too late (``late`` dead letters).
+
+        After a restore, rows read again from records that were read before it and that are at or
+        below the frontier were judged (or dead-lettered) then: they are skipped.
+        """
+        late: list[Row] = []
+        self.order_dirty = True
+        for kind, merger in ((INFERENCE, self.order), (LABEL, self.label_order)):
+            mine = [r for r in rows if r.kind == kind]
+            if not mine:
+                continue
+            if merger.frontier is not None and self.carriers.restored:
+                frontier, before = merger.frontier, self.carriers.read_before
+                mine = [r for r in mine if not (r.key <= frontier and before(r))]
+            too_late = merger.add(mine)
+            late += too_late
+            if too_late:
+                gone = set(map(id, too_late))
+                self.carriers.queue(r for r in mine if id(r) not in gone)
+            else:
+                self.carriers.queue(mine)
+        return late
+
+    def release(self, final: bool = False, record_evaluations: bool = False) -> BatchResult:
+        """Judge the queued rows whose turn came (all of them when ``final``), inference rows first."""
+        rows = self.order.release(final)
+        labels = self.label_order.release(final)
+        if not rows and not labels:
+            return BatchResult(evaluations=[] if record_evaluations else None)
+        self.order_dirty = True
+        self.carriers.release(rows)
+        self.carriers.release(labels)
+        return self.judge(rows + labels if labels else rows, record_evaluations)
+
+    def idle(self, source: tuple[str, int]) -> None:
+        """An input partition sends nothing for now: the event-time order stops waiting for it."""
+        self.order.idle(source)
+        self.label_order.idle(source)
+
+    def queued(self) -> int:
+        """Rows waiting for their turn."""
+        return len(self.order) + len(self.label_order)
 
     def _monitor(
         self,
@@ -205,7 +265,7 @@ class PartitionMonitor:
         triggers.extend(batch.triggers)
         result.processed += len(decoded) - len(batch.failed) - len(batch.limited)
         for row, exc in batch.failed.items():
-            result.dead_letters.append(self._failed(InputRecord(raws[row], positions[row]), exc))
+            result.dead_letters.append(failed(InputRecord(raws[row], positions[row]), exc))
             result.invalid_by_reason[ev.DeadLetterReason.PROCESSING_ERROR] += 1
         for row, detail in batch.limited.items():
             result.dead_letters.append(ev.DeadLetter(ev.DeadLetterReason.LIMIT_EXCEEDED, detail, raws[row], positions[row]))
@@ -225,7 +285,7 @@ class PartitionMonitor:
             try:
                 result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
             except Exception as exc:
-                dl = self._failed(InputRecord(raws[t.row], positions[t.row]), exc)
+                dl = failed(InputRecord(raws[t.row], positions[t.row]), exc)
                 result.dead_letters.append(ev.DeadLetter(dl.reason, f"alert {t.fingerprint}: {dl.detail}", dl.raw, dl.position, processed=True))
                 result.invalid_by_reason[str(dl.reason)] += 1
         # record-level and value-level dead letters, in record order whatever the batch boundaries
@@ -380,51 +440,6 @@ class PartitionMonitor:
             self._pending_bytes = sum(entry_bytes(k, v) for k, v in self.pending_labels.items())
         return self._pending_bytes
 
-    def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
-        """Join label events to remembered predictions (by event_id) and feed __label__/__error__."""
-        result = BatchResult(records=len(records), evaluations=[] if record_evaluations else None)
-        decoded: list[ev.DecodedEvent] = []
-        positions: list[ev.SourcePosition] = []
-        raws: list[bytes] = []
-        joined: list[Any] = []
-        for rec in records:
-            try:
-                out = self._join_label(rec)
-            except Exception as exc:
-                out = self._failed(rec, exc)
-            if isinstance(out, ev.DeadLetter):
-                result.dead_letters.append(out)
-                result.invalid_by_reason[str(out.reason)] += 1
-                continue
-            decoded.append(out[0])
-            positions.append(rec.position)
-            raws.append(rec.value)
-            joined.append(out[1])
-        self._monitor(decoded, positions, raws, result, joined)
-        return result
-
-    def _join_label(self, rec: InputRecord) -> tuple[ev.DecodedEvent, Any] | ev.DeadLetter:
-        """One label record as an event joined to its remembered prediction, or its dead letter."""
-        out = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position)
-        if isinstance(out, ev.DeadLetter):
-            return out
-        hit = self.pending_labels.pop(out.event_id, None)
-        if hit is not None and self._pending_bytes is not None:
-            self._pending_bytes -= entry_bytes(out.event_id, hit)
-        if hit is None:
-            return ev.DeadLetter(
-                ev.DeadLetterReason.LABEL_UNMATCHED,
-                f"no prediction with event_id {out.event_id!r} within the join window",
-                rec.value,
-                rec.position,
-            )
-        self.labels_dirty = True
-        model, prediction, prediction_time = hit
-        event_time = ev.event_time_of(out.ts, prediction_time)  # the label's own time, else its prediction's
-        assert event_time is not None
-        event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
-        return ev.DecodedEvent(event, event_time), prediction
-
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
         """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``)."""
         if t.channel == LIMITS_CHANNEL:
@@ -467,6 +482,18 @@ class PartitionMonitor:
         if self.labels_dirty or (not only_dirty and self.pending_labels):
             items["labels"] = state.encode_labels(self.pending_labels)
             self.labels_dirty = False
+        if self.order_dirty or self.joins.dirty or not only_dirty:
+            items["order"] = state.encode_order(
+                (self.order.frontier, self.order.latest), (self.label_order.frontier, self.label_order.latest),
+                self.carriers.seen, self.joins.prediction_time,
+            )  # fmt: skip
+            self.order_dirty = False
+        if self.joins.dirty or (not only_dirty and self.joins.waiting):
+            by_model: dict[str, list[Row]] = {}
+            for row in self.joins.waiting.values():
+                by_model.setdefault(row.event.model, []).append(row)
+            items["waiting"] = state.encode_waiting([encode_rows(m, rows) for m, rows in by_model.items()])
+            self.joins.dirty = False
         return items
 
     @classmethod
@@ -494,7 +521,32 @@ class PartitionMonitor:
                     monitor.pending_labels = state.decode_labels(blob)
                 except state.StateFormatError as exc:
                     monitor._rejected(None, None, exc)
+            elif key == "order":
+                monitor._restore_order(blob)
+            elif key == "waiting":
+                monitor._restore_waiting(blob)
         return monitor
+
+    def _restore_order(self, blob: bytes) -> None:
+        """Frontiers, sources' latest times and the carrier offsets read (rows read again after them are new)."""
+        try:
+            record = state.decode_order(blob)
+        except state.StateFormatError as exc:
+            self._rejected(None, None, exc)
+            return
+        self.order.frontier, self.order.latest = record.inference[0], dict(record.inference[1])
+        self.label_order.frontier, self.label_order.latest = record.labels[0], dict(record.labels[1])
+        self.carriers = Carriers(record.seen)
+        self.joins.prediction_time = record.prediction_time
+
+    def _restore_waiting(self, blob: bytes) -> None:
+        try:
+            for rows_blob in state.decode_waiting(blob):
+                for row in decode_rows(rows_blob)[1]:
+                    self.joins.wait(row)
+        except (state.StateFormatError, RowsFormatError) as exc:
+            self._rejected(None, None, state.StateFormatError(str(exc)))
+        self.joins.dirty = False
 
     def _restore_model(self, name: str, blob: bytes, items: dict[str, bytes]) -> None:
         try:
@@ -555,3 +607,24 @@ class PartitionMonitor:
         fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ordinal, reference)
         fresh.adopt_open_episodes(snap)
         return fresh
+
+
+class _Raws:
+    """The bytes of row ``i`` for a dead letter, made only when one is written (see :meth:`Row.raw`)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.rows[i].raw()
+
+
+def _merge_intake(result: BatchResult, intake: Intake) -> None:
+    """Add reading's counts and dead letters to a judgement's result (dead letters in record order)."""
+    result.records += intake.records
+    if intake.dead_letters:
+        result.dead_letters[:0] = intake.dead_letters
+        result.invalid_by_reason.update(intake.invalid_by_reason)
+        result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)

@@ -26,6 +26,11 @@ int32, uint8 arrays):
   clear_since_ms, cooldown_until_ms, episode_start_ms, episode_offset, severity, ended_ms,
   peak_statistic}``
 - labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}``
+- order ``{format, kind: "order", inference: {frontier: null | [time, tie, index], sources: [[topic,
+  partition, latest event time]]}, labels: (the same), seen: [[topic, partition, next offset]],
+  prediction_time: null | int}`` (event-time order across input partitions, ``core/ordering.py``)
+- waiting ``{format, kind: "waiting", rows: [rows record]}`` (labels waiting for their prediction,
+  each a rows record of ``core/exchange.py``)
 
 Size: a channel item is bounded whatever the input. Category values are cut to
 ``categories.max_length`` characters (plus a hash suffix) when classified, and a warm-up
@@ -45,7 +50,7 @@ ModelRecord(known_features=['x', 'y'], channels=['x'])
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
-stream_monitor.core.state.StateFormatError: model item: format None is not 2
+stream_monitor.core.state.StateFormatError: model item: format None is not 3
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Format of the items this module writes; items of any other format are rejected."""
 
 _SEVERITIES = ("info", "warning", "critical")
@@ -244,6 +249,73 @@ def decode_labels(blob: bytes) -> OrderedDict[str, tuple[str, Any, int]]:
         raise f.fail("ids", "lengths differ or ids repeat")
     values = _guarded("labels item predictions", lambda: [_prediction(p) for p in predictions])
     return OrderedDict(zip(ids, zip(models, values, times.tolist(), strict=True), strict=True))
+
+
+# ------------------------------------------------------------------ event-time order
+def encode_order(inference: tuple[Any, dict], labels: tuple[Any, dict], seen: dict[tuple[str, int], int], prediction_time: int | None) -> bytes:
+    """The event-time order item: per merger its frontier and each source's latest time; carrier offsets read."""
+
+    def merger(frontier: Any, latest: dict) -> dict[str, Any]:
+        return {
+            "frontier": list(frontier) if frontier is not None else None,
+            "sources": [[t, p, when] for (t, p), when in latest.items()],
+        }
+
+    return _pack(
+        {
+            "format": FORMAT_VERSION, "kind": "order", "inference": merger(*inference), "labels": merger(*labels),
+            "seen": [[t, p, o] for (t, p), o in seen.items()], "prediction_time": prediction_time,
+        }
+    )  # fmt: skip
+
+
+class OrderRecord(NamedTuple):
+    """A decoded event-time order item."""
+
+    inference: tuple[tuple[int, int, int] | None, dict[tuple[str, int], int]]
+    labels: tuple[tuple[int, int, int] | None, dict[tuple[str, int], int]]
+    seen: dict[tuple[str, int], int]
+    prediction_time: int | None
+
+
+def _triples(obj: Any, what: str) -> dict[tuple[str, int], int]:
+    if type(obj) is not list or not all(
+        type(x) is list and len(x) == 3 and type(x[0]) is str and type(x[1]) is int and type(x[2]) is int for x in obj
+    ):
+        raise StateFormatError(f"order item: {what} is not a list of [topic, partition, integer]")
+    return {(t, p): v for t, p, v in obj}
+
+
+def decode_order(blob: bytes) -> OrderRecord:
+    """Decode and check the event-time order item; raise :class:`StateFormatError` if it is not one."""
+    obj = _unpack(blob, "order")
+
+    def merger(name: str) -> tuple[tuple[int, int, int] | None, dict[tuple[str, int], int]]:
+        m = obj.get(name)
+        if type(m) is not dict:
+            raise StateFormatError(f"order item: {name} is not a map")
+        frontier = m.get("frontier")
+        if frontier is not None and not (type(frontier) is list and len(frontier) == 3 and all(type(x) is int for x in frontier)):
+            raise StateFormatError(f"order item: {name}.frontier is not three integers")
+        return (tuple(frontier) if frontier is not None else None), _triples(m.get("sources"), f"{name}.sources")  # type: ignore[return-value]
+
+    pt = obj.get("prediction_time")
+    if pt is not None and type(pt) is not int:
+        raise StateFormatError("order item: prediction_time is not an integer")
+    return OrderRecord(merger("inference"), merger("labels"), _triples(obj.get("seen"), "seen"), pt)
+
+
+def encode_waiting(blobs: list[bytes]) -> bytes:
+    """The item of labels waiting for their prediction: rows records (:mod:`stream_monitor.core.exchange`)."""
+    return _pack({"format": FORMAT_VERSION, "kind": "waiting", "rows": list(blobs)})
+
+
+def decode_waiting(blob: bytes) -> list[bytes]:
+    """The rows records of a waiting-labels item (checked by the caller's rows decoder)."""
+    rows = _unpack(blob, "waiting").get("rows")
+    if type(rows) is not list or not all(type(r) is bytes for r in rows):
+        raise StateFormatError("waiting item: rows is not a list of byte strings")
+    return rows
 
 
 # ------------------------------------------------------------------ references and lifecycles

@@ -417,9 +417,12 @@ def test_label_join_feeds_label_and_error_channels():
     assert numeric_ref(monitor, "m", "__error__").sorted_sample.tolist() == pytest.approx(sorted(abs(0.01 * i - 1) for i in range(REF)))
     assert monitor.models["m"].channels["__error_rate__"].observations == REF
     assert len(monitor.pending_labels) == REF
-    # each prediction joins once: a second label for the same event is unmatched
-    again = monitor.process_labels(label_records([("m-0", 0)]))
-    assert [d.reason for d in again.dead_letters] == [DeadLetterReason.LABEL_UNMATCHED]
+    # each prediction joins once: a second label for the same event waits (its prediction might still
+    # come) and is unmatched once predictions label_wait_seconds later than it have been judged
+    again = monitor.process_labels(label_records([("m-0", 0)], ts=T0))
+    assert again.dead_letters == [] and again.waiting == 1
+    later = monitor.process(events_to_records(small_events(1, start=400, label=None)))
+    assert [d.reason for d in later.dead_letters] == [DeadLetterReason.LABEL_UNMATCHED]
 
 
 def test_label_join_uses_y_pred_of_named_outputs_and_class_predictions():
@@ -449,20 +452,32 @@ def test_label_event_time_is_its_ts_or_its_predictions():
     assert out.evaluations
 
 
-def test_unmatched_label_is_a_dead_letter():
+def test_unmatched_label_waits_then_is_a_dead_letter():
     monitor = PartitionMonitor(MonitorSpec(), partition=0)
-    recs = label_records([("nope", 1)], start_offset=5) + [InputRecord(b'{"model": "m"}', SourcePosition("label-events", 0, 6, 1))]
+    recs = label_records([("nope", 1)], start_offset=5, ts=T0) + [InputRecord(b'{"model": "m"}', SourcePosition("label-events", 0, 6, 1))]
     result = monitor.process_labels(recs)
-    assert [(d.reason, d.processed, d.position.offset) for d in result.dead_letters] == [
-        (DeadLetterReason.LABEL_UNMATCHED, False, 5),
-        (DeadLetterReason.SCHEMA_VIOLATION, False, 6),
-    ]
-    assert "nope" in result.dead_letters[0].detail and result.dead_letters[0].raw == recs[0].value
-    assert result.invalid_by_reason == {"label_unmatched": 1, "schema_violation": 1}
+    # no prediction judged yet: the label waits (it may come before its prediction); the bad one is a dead letter
+    assert [(d.reason, d.position.offset) for d in result.dead_letters] == [(DeadLetterReason.SCHEMA_VIOLATION, 6)]
+    assert result.waiting == 1 and list(monitor.joins.waiting) == ["nope"]
+    # predictions more than label_wait_seconds later are judged: its prediction is not coming
+    later = monitor.process(events_to_records(small_events(1, start=301, label=None)))
+    assert [(d.reason, d.processed, d.position.offset) for d in later.dead_letters] == [(DeadLetterReason.LABEL_UNMATCHED, False, 5)]
+    assert "nope" in later.dead_letters[0].detail and later.dead_letters[0].raw == recs[0].value
+    assert later.invalid_by_reason == {"label_unmatched": 1} and later.resumed == 1
+
+
+def test_label_before_its_prediction_waits_and_joins():
+    monitor = PartitionMonitor(SMALL, partition=0)
+    early = monitor.process_labels(label_records([("m-3", 1)], ts=T0 + 3000))
+    assert early.dead_letters == [] and early.waiting == 1
+    result = monitor.process(events_to_records(small_events(5, label=None)))
+    assert result.dead_letters == [] and result.resumed == 1 and not monitor.joins.waiting
+    assert monitor.models["m"].channels["__label__"].observations == 1
+    assert "m-3" not in monitor.pending_labels
 
 
 def test_label_join_window_and_capacity_evict_old_predictions():
-    spec = MonitorSpec(label_join_window_seconds=5, label_join_max_pending=3)
+    spec = MonitorSpec(label_join_window_seconds=5, label_join_max_pending=3, label_wait_seconds=1)
     monitor = PartitionMonitor(spec, partition=0)
     events = small_events(6, label=None)  # one second apart
     monitor.process(events_to_records(events))
@@ -470,7 +485,7 @@ def test_label_join_window_and_capacity_evict_old_predictions():
     late = small_events(1, start=20, label=None)  # 20 s later: everything older than 5 s goes
     monitor.process(events_to_records(late))
     assert list(monitor.pending_labels) == ["m-20"]
-    assert monitor.process_labels(label_records([("m-5", 1)])).dead_letters[0].reason == DeadLetterReason.LABEL_UNMATCHED
+    assert monitor.process_labels(label_records([("m-5", 1)], ts=T0)).dead_letters[0].reason == DeadLetterReason.LABEL_UNMATCHED
 
 
 def test_pending_labels_survive_a_state_round_trip():
