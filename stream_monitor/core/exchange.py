@@ -183,3 +183,15 @@ def _row(model: str, r: list[Any]) -> Row:
     event = ev.trusted_event(event_id, model, version, t, features, prediction, label, latency)
     probs = [(_REASONS[reason], detail) for reason, detail in problems]
     return Row(INFERENCE, (t, tie, index), position, event, probs)
+
+
+class RawsOf:
+    """The bytes of row ``i`` for a dead letter, made only when one is written (see :meth:`Row.raw`)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.rows[i].raw()

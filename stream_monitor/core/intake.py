@@ -131,3 +131,12 @@ def read_labels(records: Sequence[InputRecord]) -> Intake:
         except Exception as exc:  # noqa: BLE001 - reading never raises
             out.dead(failed(rec, exc))
     return out
+
+
+def merge_intake(result: Any, intake: Intake) -> None:
+    """Add reading's counts and dead letters to a judgement's result (dead letters in record order)."""
+    result.records += intake.records
+    if intake.dead_letters:
+        result.dead_letters[:0] = intake.dead_letters
+        result.invalid_by_reason.update(intake.invalid_by_reason)
+        result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)

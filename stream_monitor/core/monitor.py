@@ -29,10 +29,10 @@ from stream_monitor.core import state
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
-from stream_monitor.core.exchange import INFERENCE, LABEL, Row, RowsFormatError, decode_rows, encode_rows
-from stream_monitor.core.intake import InputRecord, Intake, failed, read_inference, read_labels
-from stream_monitor.core.joins import LabelWaits
-from stream_monitor.core.ordering import Carriers, EventTimeMerger
+from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
+from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
+from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting
+from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_order
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
@@ -119,14 +119,14 @@ class PartitionMonitor:
         """
         intake = read_inference(self.spec, records)
         result = self.judge(intake.ordered, record_evaluations)
-        _merge_intake(result, intake)
+        merge_intake(result, intake)
         return result
 
     def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
         """Read label records and join them to remembered predictions (by event_id), in record order."""
         intake = read_labels(records)
         result = self.judge(intake.ordered, record_evaluations)
-        _merge_intake(result, intake)
+        merge_intake(result, intake)
         return result
 
     def judge(self, rows: Sequence[Row], record_evaluations: bool = False) -> BatchResult:
@@ -137,63 +137,15 @@ class PartitionMonitor:
         if inference:
             self._judge_inference(inference, result)
         if labels or self.joins.waiting:
-            self._judge_labels(labels, result)
+            judge_labels(self, labels, result)
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
         decoded = [ev.DecodedEvent(r.event, r.key[0], r.problems) for r in rows]
-        self._monitor(decoded, [r.position for r in rows], _Raws(rows), result)
+        self._monitor(decoded, [r.position for r in rows], RawsOf(rows), result)
         latest = max(r.key[0] for r in rows)
         if self.joins.prediction_time is None or latest > self.joins.prediction_time:
             self.joins.prediction_time = latest
-
-    def _judge_labels(self, rows: list[Row], result: BatchResult) -> None:
-        """Join label rows (and labels that waited for their prediction) and monitor the joined ones."""
-        joined_rows: list[Row] = []
-        joined: list[Any] = []
-        decoded: list[ev.DecodedEvent] = []
-        waited = self.joins.ready(self.pending_labels)
-        result.resumed += len(waited)
-        for row in waited + rows:
-            try:
-                hit = self._join(row)
-            except Exception as exc:  # noqa: BLE001 - a label alone is lost
-                self._dead(result, failed(InputRecord(row.raw(), row.position), exc))
-                continue
-            if hit is None:
-                result.waiting += 1
-                continue
-            decoded.append(hit[0])
-            joined.append(hit[1])
-            joined_rows.append(row)
-        expired = self.joins.expired(self.spec)
-        result.resumed += len(expired)
-        for row in expired:
-            detail = f"no prediction with event_id {row.event.event_id!r} within the join window"
-            self._dead(result, ev.DeadLetter(ev.DeadLetterReason.LABEL_UNMATCHED, detail, row.raw(), row.position))
-        if decoded:
-            self._monitor(decoded, [r.position for r in joined_rows], _Raws(joined_rows), result, joined)
-
-    def _join(self, row: Row) -> tuple[ev.DecodedEvent, Any] | None:
-        """The label row joined to its remembered prediction; None when it waits for that prediction."""
-        label = row.event
-        hit = self.pending_labels.pop(label.event_id, None)
-        if hit is None:
-            self.joins.wait(row)
-            return None
-        if self._pending_bytes is not None:
-            self._pending_bytes -= entry_bytes(label.event_id, hit)
-        self.labels_dirty = True
-        model, prediction, prediction_time = hit
-        event_time = ev.event_time_of(label.ts, prediction_time)  # the label's own time, else its prediction's
-        assert event_time is not None
-        event = ev.InferenceEvent.model_construct(event_id=label.event_id, model=model, ts=event_time, label=label.label)
-        return ev.DecodedEvent(event, event_time), prediction
-
-    @staticmethod
-    def _dead(result: BatchResult, dl: ev.DeadLetter) -> None:
-        result.dead_letters.append(dl)
-        result.invalid_by_reason[str(dl.reason)] += 1
 
     # ------------------------------------------------------- event-time order
     def take(self, rows: Sequence[Row]) -> list[Row]:
@@ -235,6 +187,12 @@ class PartitionMonitor:
         """An input partition sends nothing for now: the event-time order stops waiting for it."""
         self.order.idle(source)
         self.label_order.idle(source)
+
+    def forget_queued(self) -> None:
+        """Drop the queued rows: their records will be read again (this task was kept over a rebalance)."""
+        self.order.clear()
+        self.label_order.clear()
+        self.carriers = Carriers(self.carriers.seen)
 
     def queued(self) -> int:
         """Rows waiting for their turn."""
@@ -522,31 +480,10 @@ class PartitionMonitor:
                 except state.StateFormatError as exc:
                     monitor._rejected(None, None, exc)
             elif key == "order":
-                monitor._restore_order(blob)
+                restore_order(monitor, blob)
             elif key == "waiting":
-                monitor._restore_waiting(blob)
+                restore_waiting(monitor, blob)
         return monitor
-
-    def _restore_order(self, blob: bytes) -> None:
-        """Frontiers, sources' latest times and the carrier offsets read (rows read again after them are new)."""
-        try:
-            record = state.decode_order(blob)
-        except state.StateFormatError as exc:
-            self._rejected(None, None, exc)
-            return
-        self.order.frontier, self.order.latest = record.inference[0], dict(record.inference[1])
-        self.label_order.frontier, self.label_order.latest = record.labels[0], dict(record.labels[1])
-        self.carriers = Carriers(record.seen)
-        self.joins.prediction_time = record.prediction_time
-
-    def _restore_waiting(self, blob: bytes) -> None:
-        try:
-            for rows_blob in state.decode_waiting(blob):
-                for row in decode_rows(rows_blob)[1]:
-                    self.joins.wait(row)
-        except (state.StateFormatError, RowsFormatError) as exc:
-            self._rejected(None, None, state.StateFormatError(str(exc)))
-        self.joins.dirty = False
 
     def _restore_model(self, name: str, blob: bytes, items: dict[str, bytes]) -> None:
         try:
@@ -607,24 +544,3 @@ class PartitionMonitor:
         fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ordinal, reference)
         fresh.adopt_open_episodes(snap)
         return fresh
-
-
-class _Raws:
-    """The bytes of row ``i`` for a dead letter, made only when one is written (see :meth:`Row.raw`)."""
-
-    __slots__ = ("rows",)
-
-    def __init__(self, rows: Sequence[Row]) -> None:
-        self.rows = rows
-
-    def __getitem__(self, i: int) -> bytes:
-        return self.rows[i].raw()
-
-
-def _merge_intake(result: BatchResult, intake: Intake) -> None:
-    """Add reading's counts and dead letters to a judgement's result (dead letters in record order)."""
-    result.records += intake.records
-    if intake.dead_letters:
-        result.dead_letters[:0] = intake.dead_letters
-        result.invalid_by_reason.update(intake.invalid_by_reason)
-        result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)

@@ -36,6 +36,8 @@ import heapq
 from itertools import count
 from typing import Any, Hashable, Iterable
 
+from stream_monitor.core import state
+
 Key = tuple[int, int, int]
 
 
@@ -101,6 +103,10 @@ class EventTimeMerger:
         if out:
             self.frontier = out[-1].key
         return out
+
+    def clear(self) -> None:
+        """Forget the waiting rows (frontier and sources' times stay)."""
+        self._heap.clear()
 
     def buffered(self) -> list[Any]:
         """The rows still waiting (in no particular order)."""
@@ -185,3 +191,16 @@ class Carriers:
             offsets = self._waiting.get(tp)
             out[tp] = next(iter(offsets)) if offsets else nxt  # offsets arrive in ascending order
         return out
+
+
+def restore_order(monitor: Any, blob: bytes) -> None:
+    """Frontiers, sources' latest times and the carrier offsets read (rows read again after them are new)."""
+    try:
+        record = state.decode_order(blob)
+    except state.StateFormatError as exc:
+        monitor._rejected(None, None, exc)
+        return
+    monitor.order.frontier, monitor.order.latest = record.inference[0], dict(record.inference[1])
+    monitor.label_order.frontier, monitor.label_order.latest = record.labels[0], dict(record.labels[1])
+    monitor.carriers = Carriers(record.seen)
+    monitor.joins.prediction_time = record.prediction_time

@@ -92,6 +92,11 @@ class MonitorMetrics:
         self.state_oversized = Counter(
             "stream_monitor_state_items_oversized_total", "State items too large to write; what they held starts again", registry=r
         )
+        self.late = Counter(
+            "stream_monitor_late_events_total",
+            "Events later than max_lateness_seconds behind their input partition (dead letters with reason late)",
+            registry=r,
+        )
         self.records_oversized = Counter(
             "stream_monitor_output_records_oversized_total",
             "Dead letters too large to send whole, sent as a summary (size, sha256, prefix)",
