@@ -48,12 +48,12 @@ class RowsFormatError(ValueError):
 
 
 def tie_of(raw: bytes) -> int:
-    """The tie-break of a record: a 64-bit digest of its bytes (no partition, no offset).
+    """The tie-break of a record: a signed 64-bit digest of its bytes (no partition, no offset).
 
     >>> tie_of(b"a") == tie_of(b"a") != tie_of(b"b")
     True
     """
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
 
 
 @dataclass(slots=True)
