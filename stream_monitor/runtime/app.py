@@ -34,7 +34,7 @@ from kafka.errors import KafkaError
 from stream_monitor.config import AppConfig
 from stream_monitor.core import exchange
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition, format_event_time
-from stream_monitor.core.intake import read_inference, read_labels
+from stream_monitor.core.intake import Intake, read_inference, read_labels
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
@@ -325,7 +325,8 @@ class MonitorApp:
             if not records or tp not in self.owned:
                 continue
             if tp.topic not in self.state_topics:
-                self._forward(tp, records)  # read here, judged by the model's owner
+                with fenced_is_fatal("while forwarding"):
+                    self._forward(tp, records)  # read here, judged by the model's owner
                 self.checkpoint.processed(tp, records[-1].offset + 1)
             else:
                 task = self.tasks.get(tp.partition)
@@ -413,10 +414,18 @@ class MonitorApp:
                     self._emit(result)
 
     def _forward(self, tp: TopicPartition, records: list) -> None:
-        """Read input records here: dead letters sent, each model's rows to its owner on the internal topic."""
-        self.checkpoint.ensure_transaction()
+        """Read input records here: dead letters sent, each model's rows to its owner on the internal topic.
+
+        Reading goes through the poison guard like judging: a record whose reading raises is
+        isolated and becomes a ``processing_error`` dead letter.
+        """
         inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
-        intake = read_labels(inputs) if tp.topic == self.cfg.kafka.label_topic else read_inference(self.spec, inputs)
+        read = read_labels if tp.topic == self.cfg.kafka.label_topic else functools.partial(read_inference, self.spec)
+        self.guard.feed(tp, [r.offset for r in records], inputs, read, self._send_rows, self._send_dead_letter)
+
+    def _send_rows(self, intake: Intake) -> None:
+        """Send what reading gave: dead letters, and each model's rows records to its partition of the internal topic."""
+        self.checkpoint.ensure_transaction()
         for dl in intake.dead_letters:
             self._send_dead_letter(dl)
         n = self.state_partitions

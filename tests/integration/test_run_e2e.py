@@ -126,8 +126,13 @@ def test_label_topic_join_feeds_error_channel(kafka_bootstrap, topic_factory, un
         for i, e in enumerate(events):
             wrong = (i * 7919 % 100) < (5 if i < n // 2 else 40)
             out.append({"event_id": e["event_id"], "model": "credit-v1", "label": (1 - e["prediction"]) if wrong else e["prediction"]})
-        out.append({"event_id": "never-predicted", "model": "credit-v1", "label": 1})
+        # a label whose prediction never comes waits until predictions label_wait_seconds (300 s) later
+        # than it have been judged (it could have come before its prediction), then is a dead letter
+        out.append({"event_id": "never-predicted", "model": "credit-v1", "label": 1, "ts": events[-1]["ts"]})
         produce(kafka_bootstrap, labels, out, key_field="event_id")
+        wait_for_lag_zero(kafka_bootstrap, group, [inputs, labels], timeout_s=120, check=monitor.check_alive)
+        later = {"event_id": "later", "model": "credit-v1", "ts": events[-1]["ts"] + 400_000, "prediction": 1}
+        produce(kafka_bootstrap, inputs, [later], key_field="event_id")
         wait_for_lag_zero(kafka_bootstrap, group, [inputs, labels], timeout_s=120, check=monitor.check_alive)
     finally:
         assert monitor.stop() == 0
@@ -232,16 +237,16 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
 
 
 def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_goes_on(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
-    from stream_monitor.core.monitor import PartitionMonitor
+    from stream_monitor.runtime import app as app_module
 
-    process = PartitionMonitor.process
+    read = app_module.read_inference
 
-    def failing_on_marker(self, records, *args, **kwargs):  # a core bug that one record triggers
+    def failing_on_marker(spec, records, *args, **kwargs):  # a bug in reading that one record triggers
         if any(b"POISON" in r.value for r in records):
             raise RuntimeError("core bug")
-        return process(self, records, *args, **kwargs)
+        return read(spec, records, *args, **kwargs)
 
-    monkeypatch.setattr(PartitionMonitor, "process", failing_on_marker)
+    monkeypatch.setattr(app_module, "read_inference", failing_on_marker)
     topic = topic_factory(partitions=1)
     group, alerts = unique_name("group"), unique_name("alerts")
     fraud, _ = demo_streams(400, 9)
