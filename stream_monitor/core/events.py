@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -148,9 +148,11 @@ class LabelEvent(BaseModel):
     _parse_ts = field_validator("ts", mode="before")(InferenceEvent._parse_ts.__func__)  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True, slots=True)
-class SourcePosition:
-    """Where a record came from. A plain value: the core knows nothing of Kafka clients."""
+class SourcePosition(NamedTuple):
+    """Where a record came from. A plain value: the core knows nothing of Kafka clients.
+
+    A named tuple: one is built per event, also where rows are read back for a model's judgement.
+    """
 
     topic: str
     partition: int

@@ -92,7 +92,8 @@ class Row:
             if e.ts is not None:
                 obj["ts"] = e.ts
         else:
-            obj = {k: v for k, v in e.__dict__.items() if v is not None}
+            fields = ("event_id", "model", "model_version", "ts", "features", "prediction", "label", "latency_ms")
+            obj = {k: getattr(e, k) for k in fields if getattr(e, k) is not None}
         try:
             return orjson.dumps(obj)
         except TypeError:  # an integer beyond 64 bits
@@ -166,23 +167,46 @@ def decode_rows(blob: bytes) -> tuple[str, list[Row]]:
         raise RowsFormatError(f"bad row: {type(exc).__name__}: {exc}") from exc
 
 
+class EventView:
+    """An inference or label event read back from a rows record: the validated values, no validation again.
+
+    It has the attributes the judging step reads (those of ``InferenceEvent`` / ``LabelEvent``);
+    building it costs a fraction of a pydantic instance, and a model's judge builds one per event.
+    """
+
+    __slots__ = ("event_id", "model", "model_version", "ts", "features", "prediction", "label", "latency_ms")
+
+    def __init__(self, event_id: Any, model: str, model_version: Any, ts: Any, features: Any, prediction: Any, label: Any, latency_ms: Any) -> None:
+        self.event_id = event_id
+        self.model = model
+        self.model_version = model_version
+        self.ts = ts
+        self.features = features
+        self.prediction = prediction
+        self.label = label
+        self.latency_ms = latency_ms
+
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        """The fields as a map (what :meth:`Row.raw` writes)."""
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
 def _row(model: str, r: list[Any]) -> Row:
     kind, topic, partition, offset, ts_ms, t, tie, index, event_id = r[:9]
-    if type(topic) is not str or type(partition) is not int or type(offset) is not int or type(t) is not int:
+    if type(topic) is not str or type(partition) is not int or type(offset) is not int or type(t) is not int or type(tie) is not int:
         raise ValueError("bad position or time")
     position = ev.SourcePosition(topic, partition, offset, ts_ms)
     if kind == LABEL:
-        label, ts = r[9], r[10]
-        event = ev.LabelEvent.model_construct(event_id=event_id, model=model, ts=ts, label=label)
-        return Row(LABEL, (t, tie, index), position, event)
+        return Row(LABEL, (t, tie, index), position, EventView(event_id, model, None, r[10], None, None, r[9], None))
     if kind != INFERENCE or len(r) != 15:
         raise ValueError(f"row kind {kind!r} of {len(r)} fields")
-    version, features, prediction, label, latency, problems = r[9:15]
+    features = r[10]
     if features is not None and type(features) is not dict:
         raise ValueError("features is not a map")
-    event = ev.trusted_event(event_id, model, version, t, features, prediction, label, latency)
-    probs = [(_REASONS[reason], detail) for reason, detail in problems]
-    return Row(INFERENCE, (t, tie, index), position, event, probs)
+    problems = r[14]
+    probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
+    return Row(INFERENCE, (t, tie, index), position, EventView(event_id, model, r[9], t, features, r[11], r[12], r[13]), probs)
 
 
 class RawsOf:
