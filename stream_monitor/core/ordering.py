@@ -39,6 +39,7 @@ from typing import Any, Hashable, Iterable
 from stream_monitor.core import state
 
 Key = tuple[int, int, int]
+NOT_SENT = -(2**62)  # the latest event time of an expected source that has sent nothing yet
 
 
 class EventTimeMerger:
@@ -73,6 +74,24 @@ class EventTimeMerger:
                 continue
             heapq.heappush(heap, (key, next(seq), row))
         return late
+
+    def expect(self, source: Hashable) -> None:
+        """``source`` will send: until it does (or is marked idle) it holds the watermark back.
+
+        A source nobody expects counts only from its first row on, so rows of the sources that
+        were read first would pass the watermark before a slower source's earlier rows arrive.
+
+        >>> from types import SimpleNamespace as R
+        >>> m = EventTimeMerger(lateness_ms=10)
+        >>> m.expect(("a", 1)); m.add([R(key=(50, 0, 0), source=("a", 0))]), m.release()
+        ([], [])
+        >>> m.add([R(key=(5, 0, 0), source=("a", 1))]), [r.key[0] for r in m.release()]
+        ([], [])
+        >>> m.idle(("a", 1)); [r.key[0] for r in m.release()]
+        [5]
+        """
+        if source not in self.latest:
+            self.latest[source] = NOT_SENT
 
     def idle(self, source: Hashable) -> None:
         """Leave ``source`` out of the watermark until it sends again."""

@@ -25,7 +25,7 @@ import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import structlog
 from kafka import TopicPartition
@@ -117,6 +117,7 @@ class MonitorApp:
         )
         self.state_partitions = 0  # known after prepare_topology
         self.guard = PoisonGuard()  # records whose processing raised become dead letters
+        self._sources: list[tuple[str, int]] = []  # input partitions: every model's rows may come from each
         self._arrived: dict[tuple[str, int], float] = {}  # input partition -> when its rows last arrived (monotonic)
         self.checkpoint = Checkpoint(
             producer=None,
@@ -179,7 +180,9 @@ class MonitorApp:
             # know every topic's partitions before the first join: a leader without them assigns
             # nothing, and the immediate second rebalance that follows was seen to stall the group
             # join for minutes on a CPU-starved machine
-            self.consumer.partitions_for_topic(topic)
+            parts = self.consumer.partitions_for_topic(topic) or set()
+            if topic != self.repartition_topic:
+                self._sources += [(topic, p) for p in sorted(parts)]
         self.consumer.subscribe(topics=topics, listener=listener)
         self.ready = True
         key_id = self._keys.current_id if self._keys is not None else None
@@ -303,10 +306,30 @@ class MonitorApp:
             self.metrics.heartbeat()  # a long restore is progress, not a stall
             self.checkpoint.started(p, items)
             self.stats.restored_partitions += 1
+        self._restart_idle_clocks(self._to_restore)
         self.checkpoint.positions(positions)
         self._new_tps.clear()
         self._to_restore.clear()
         self.checkpoint.drop_parked()
+
+    def _restart_idle_clocks(self, partitions: Iterable[int]) -> None:
+        """Restored (or kept) tasks expect every input partition; their sources count as having sent just now.
+
+        Their rows are read again from the committed offsets, a few records at a time; a source
+        whose clock started at 0 (a new process) or stopped while the partition was away would be
+        idle at once, and its earlier rows, not yet read again, would come late.
+        """
+        now = time.monotonic()
+        for p in partitions:
+            task = self.tasks.get(p)
+            if task is None:
+                continue
+            if self.repartition_topic:  # a model's rows come from every input partition
+                for topic, part in self._sources:
+                    (task.label_order if topic == self.cfg.kafka.label_topic else task.order).expect((topic, part))
+            for merger in (task.order, task.label_order):
+                for source in merger.latest:
+                    self._arrived[source] = now
 
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
         """The partition's task from its items; items the core cannot read start again (logged, counted)."""
