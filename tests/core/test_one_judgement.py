@@ -79,42 +79,34 @@ def _round_robin_runs(count: int, n: int, rng: random.Random) -> list[int]:
     return out[:count]
 
 
-def _spread(objs: list[dict], topic: str, n: int, keying: str, rng: random.Random, timestamp_ms: bool) -> list[list[InputRecord]]:
-    """The records of each input partition, in produce order."""
+def _spread(objs: list[dict], topic: str, n: int, keying: str, rng: random.Random, record_time: dict[str, int]) -> list[list[InputRecord]]:
+    """The records of each input partition, in produce order (``record_time``: each record's timestamp by event id)."""
     parts: list[list[InputRecord]] = [[] for _ in range(n)]
     runs = _round_robin_runs(len(objs), n, rng)
     for i, obj in enumerate(objs):
         p = _partition_of(obj, keying, n, i, runs)
-        ts = obj.get("ts", 0) if timestamp_ms else None
-        # a label without ts gets its record's time: produced LABEL_DELAY_MS after its prediction
-        record_time = ts if "ts" in obj else objs_time(obj)
-        parts[p].append(InputRecord(orjson.dumps(obj), SourcePosition(topic, p, len(parts[p]), record_time)))
+        position = SourcePosition(topic, p, len(parts[p]), record_time[obj["event_id"]])
+        parts[p].append(InputRecord(orjson.dumps(obj), position))
     return parts
-
-
-_PREDICTION_TIME: dict[str, int] = {}
-
-
-def objs_time(obj: dict) -> int:
-    """A label record's timestamp: its prediction's time plus the delay."""
-    return _PREDICTION_TIME[obj["event_id"]] + LABEL_DELAY_MS
 
 
 @dataclass
 class Layout:
-    """Input partitions of both topics and the records of the carrying partition built from them."""
+    """The records of each input partition of the inference topic and of the label topic."""
 
     inference: list[list[InputRecord]]
     labels: list[list[InputRecord]]
 
 
 def _layout(events: list[dict], labels: list[dict], n: int, keying: str, label_partitions: int, seed: int) -> Layout:
+    """Inference records over ``n`` partitions keyed by ``keying``; labels over their own partitions, keyed otherwise."""
     rng = random.Random(seed)
-    for e in events:
-        _PREDICTION_TIME[e["event_id"]] = e["ts"]
+    produced = {e["event_id"]: e["ts"] for e in events}
+    delayed = {k: t + LABEL_DELAY_MS for k, t in produced.items()}  # a label record is produced after its prediction
+    label_keying = "none" if keying != "none" else "event_id"
     return Layout(
-        _spread(events, "inference", n, keying, rng, True),
-        _spread(labels, "labels", label_partitions, "none" if keying != "none" else "event_id", rng, True) if labels else [],
+        _spread(events, "inference", n, keying, rng, produced),
+        _spread(labels, "labels", label_partitions, label_keying, rng, delayed) if labels else [],
     )
 
 
@@ -123,9 +115,8 @@ def _carrying_partition(layout: Layout, rng: random.Random) -> list[bytes]:
 
     Every input partition's first batch comes first (a partition never seen cannot hold the order back).
     """
-    cursors = [("i", p, 0) for p in range(len(layout.inference))] + [("l", p, 0) for p in range(len(layout.labels))]
     source = {("i", p): recs for p, recs in enumerate(layout.inference)} | {("l", p): recs for p, recs in enumerate(layout.labels)}
-    pos = {(k, p): 0 for k, p, _ in cursors}
+    pos = dict.fromkeys(source, 0)
     order = [k for k in pos if source[k]]
     out: list[bytes] = []
 
@@ -146,11 +137,15 @@ def _carrying_partition(layout: Layout, rng: random.Random) -> list[bytes]:
         read(rng.choice(live), rng.randint(1, 120))
 
 
+WAITED: list[int] = []  # labels that waited for their prediction, per judging run
+
+
 def _judge(blobs: list[bytes], rng: random.Random, restart_at: int | None = None) -> tuple[list[Alert], list[Row]]:
     """The judging side: carrying records read in batches; optionally a state round trip after ``restart_at`` of them."""
     monitor = PartitionMonitor(SPEC, partition=0)
     alerts: list[Alert] = []
     late: list[Row] = []
+    WAITED.append(0)
     offset = 0
     restarted = restart_at is None
     while offset < len(blobs):
@@ -172,6 +167,7 @@ def _judge(blobs: list[bytes], rng: random.Random, restart_at: int | None = None
         monitor.carriers.read(CARRIER, offset)
         result = monitor.release()
         assert not result.dead_letters
+        WAITED[-1] += result.waiting
         alerts += result.alerts
     result = monitor.release(final=True)
     assert not result.dead_letters
@@ -181,10 +177,9 @@ def _judge(blobs: list[bytes], rng: random.Random, restart_at: int | None = None
 def _reference(layout: Layout) -> list[Alert]:
     """Every record of the stream in (event time, tie) order, judged by ``process`` (labels after the predictions)."""
     inference = [r for part in layout.inference for r in part]
-    rows = read_inference(SPEC, inference).ordered
-    by_key = {id(r): r.key for r in rows}
-    order = sorted(range(len(inference)), key=lambda i: by_key[id(rows[i])])
-    assert all(r.key[1] == tie_of(inference[i].value) for i, r in enumerate(rows))
+    rows = read_inference(SPEC, inference).ordered  # one row per record here
+    assert [r.key[1] for r in rows] == [tie_of(rec.value) for rec in inference]
+    order = sorted(range(len(inference)), key=lambda i: rows[i].key)
     monitor = PartitionMonitor(SPEC, partition=0)
     result = monitor.process([inference[i] for i in order])
     assert not result.dead_letters
@@ -233,6 +228,7 @@ def test_same_alerts_with_labels_on_a_topic_keyed_differently(events: list[dict]
     want = _reference(layout)
     assert not late
     assert {"__error__", "__label__"} <= {a.event.feature for a in want}  # the labels alert too
+    assert WAITED[-1] > 0  # some labels came before their prediction and waited
     assert _view(got) == _view(want)
 
 
