@@ -286,3 +286,18 @@ def test_forgotten_rows_are_not_committed_past() -> None:
     assert monitor.queued() == 3 and monitor.carriers.commit_offsets() == {("rp", 0): 10}
     monitor.forget_queued()  # their records will be read again from the committed offset
     assert monitor.carriers.commit_offsets() == {("rp", 0): 10}
+
+
+def test_partition_monitor_judges_past_an_idle_input_partition_and_returns_late_rows() -> None:
+    spec = MonitorSpec.model_validate({"max_lateness_seconds": 1})
+    monitor = PartitionMonitor(spec, partition=0)
+    slow = _carried(_records([0], 0), 0)
+    fast = _carried(_records(list(range(0, 10_000, 100)), 1), 1)
+    assert monitor.take(slow + fast) == []
+    assert monitor.release().processed == 0  # the slow partition holds the order back
+    monitor.idle(("in", 0))
+    judged = monitor.release().processed
+    assert judged == 1 + len([t for t in range(0, 10_000, 100) if t < 9_900 - 1_000])
+    late = _carried(_records([500], 0), 200)  # the slow partition again, far behind what was judged
+    assert monitor.take(late) == late
+    assert monitor.release(final=True).processed == len(fast) + 1 - judged
