@@ -192,7 +192,10 @@ class PartitionMonitor:
         """Drop the queued rows: their records will be read again (this task was kept over a rebalance)."""
         self.order.clear()
         self.label_order.clear()
-        self.carriers = Carriers(self.carriers.seen)
+        committed = self.carriers.commit_offsets()  # where reading starts again
+        fresh = Carriers(committed)
+        fresh.restored = dict(self.carriers.seen)  # rows of records read before are recognised
+        self.carriers = fresh
 
     def queued(self) -> int:
         """Rows waiting for their turn."""

@@ -208,7 +208,7 @@ class Carriers:
         out = {}
         for tp, nxt in self.seen.items():
             offsets = self._waiting.get(tp)
-            out[tp] = next(iter(offsets)) if offsets else nxt  # offsets arrive in ascending order
+            out[tp] = min(offsets) if offsets else nxt  # label and inference rows of one batch queue apart: not in offset order
         return out
 
 

@@ -241,13 +241,6 @@ def _one_label_and_its_prediction() -> tuple[list, list]:
     return labels, inference
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PartitionMonitor.take queues a batch's inference rows in Carriers before its label rows, and "
-    "Carriers.commit_offsets takes the first waiting offset in insertion order as the oldest: a label row "
-    "carried by an earlier record than an inference row of the same batch is passed over (committed past, "
-    "lost on restart)",
-)
 def test_commit_offsets_do_not_pass_a_waiting_label_carried_before_an_inference_row() -> None:
     labels, inference = _one_label_and_its_prediction()
     labels[0].carrier, inference[0].carrier = ("rp", 0, 3), ("rp", 0, 4)
@@ -270,12 +263,6 @@ def test_commit_offsets_do_not_pass_a_waiting_label_carried_after_an_inference_r
     assert monitor.carriers.commit_offsets() == {("rp", 0): 3}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PartitionMonitor.forget_queued keeps Carriers.seen but drops the waiting counts, so commit_offsets "
-    "jumps to the next offset to read, past the records whose rows were forgotten (a checkpoint before they "
-    "are read again would commit past them)",
-)
 def test_forgotten_rows_are_not_committed_past() -> None:
     spec = MonitorSpec()
     rows = _carried(_records([1000, 2000, 3000], 0), 10)
