@@ -29,13 +29,13 @@ import structlog
 from stream_monitor.core import events as ev
 from stream_monitor.core import state
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
-from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
+from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
-from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.core.spec import PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -426,7 +426,11 @@ class PartitionMonitor:
         return ev.DecodedEvent(event, event_time), prediction
 
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
-        """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``)."""
+        """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``).
+
+        A prediction channel's firing page also names the model's features drifting at that time.
+        """
+        coinciding = None
         if t.channel == LIMITS_CHANNEL:
             model = limit_model(t.detector, d.event.model)
             m = self.models.get(model)
@@ -439,10 +443,12 @@ class PartitionMonitor:
             cspec = self.spec.channel_spec(model, t.channel)
             labels = {**m.labels, **(cspec.labels if cspec else {})}
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
+            if t.channel.startswith(PREDICTION) and t.transition != "resolved":
+                coinciding = drifting_features(m.channels.values(), d.event_time_ms, t.window_start_ms)
         spec = self.spec
         event = build_alert(
-            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, partition=self.partition,
-            labels=labels, annotations=annotations, instance=spec.instance, version=spec.version, texts=texts,
+            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, labels=labels,
+            annotations=annotations, instance=spec.instance, version=spec.version, texts=texts, coinciding=coinciding,
         )  # fmt: skip
         self.log.info(
             "alert", model=model, channel=t.channel, detector=t.detector, status=event.status, severity=event.severity,
