@@ -52,10 +52,11 @@ def test_firing_gauge_follows_fire_escalate_resolve():
     assert m.registry.get_sample_value("stream_monitor_alerts_total", {"model": "m", "kind": "data_drift", "severity": "warning", "status": "firing"}) == 2
 
 
-def test_firing_alerts_belong_to_the_task_partition_label():
+def test_firing_alerts_belong_to_the_task_partition_given():
     m = MonitorMetrics()
-    fields = _fields("a", "firing", partition=5, labels={"partition": "2"})  # re-keyed: the task partition is 2
-    m.observe_alert(fields)
+    fields = _fields("a", "firing", partition=5)  # re-keyed: the task partition is 2
+    assert "partition" not in fields.labels
+    m.observe_alert(fields, partition=2)
     m.forget_partitions([5])
     assert m.firing_count == 1
     m.forget_partitions([2])

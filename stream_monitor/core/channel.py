@@ -12,8 +12,10 @@ do not depend on how records were batched.
 >>> rows = list(range(400))
 >>> values = [0.0 + (i % 10) / 10 for i in rows[:200]] + [5.0 + (i % 10) / 10 for i in rows[200:]]
 >>> triggers = ch.ingest(values, rows, row_times=[1000 * i for i in rows], row_offsets=rows)
->>> sorted({(t.detector, t.transition) for t in triggers})[:3]
-[('adwin', 'firing'), ('ks', 'firing'), ('out_of_range_rate', 'firing')]
+>>> [(t.detector, t.transition, t.grouped) for t in triggers]  # one page, led by the first detector to fire
+[('adwin', 'firing', True)]
+>>> ch.series.agreed  # every detector that has agreed since
+['adwin', 'page_hinkley', 'psi', 'ks', 'out_of_range_rate']
 """
 
 from __future__ import annotations
