@@ -380,7 +380,7 @@ def series_description(e: dict[str, Any], firing: bool, window_text: str) -> str
     figures = description(e, firing, window_text).split("\n")[1:]
     if firing:
         members = e.get("detectors") or []
-        head = [f"{len(members)} detector{'s' if len(members) != 1 else ''} agree (most severe, then first to fire, first):"]
+        head = [f"{len(members)} detector{'s agree' if len(members) != 1 else ' agrees'} (the lead first):"]
         head += [_member_line(d) for d in members]
     else:
         agreed = ", ".join(e.get("agreed") or [e["detector"]["name"]])

@@ -204,3 +204,19 @@ def test_a_channel_page_still_resolves_after_switching_to_detector_pages() -> No
     for a in alerts + later:
         open_[a.fingerprint] = a.status
     assert set(open_.values()) == {"resolved"}, open_
+
+
+def test_group_by_is_validated_and_can_be_set_per_model_and_channel(tmp_path) -> None:
+    from stream_monitor.config import ConfigError, load_config
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text("defaults:\n  alerting: {group_by: model}\n")
+    with pytest.raises(ConfigError, match=r"defaults\.alerting\.group_by"):
+        load_config(path, env={})
+    path.write_text(
+        "models:\n  m:\n    detection: {alerting: {group_by: detector}}\n    channels:\n      amount: {detection: {alerting: {group_by: channel}}}\n"
+    )
+    cfg = load_config(path, env={})
+    assert cfg.defaults.alerting.group_by == "channel"
+    assert cfg.channel_settings("m", "other", "numeric").alerting.group_by == "detector"
+    assert cfg.channel_settings("m", "amount", "numeric").alerting.group_by == "channel"
