@@ -81,7 +81,11 @@ class AlertSeries:
         return out
 
     def update(self, members: list[tuple[str, AlertLifecycle]], event_time_ms: int, offset: int, order: dict[str, int]) -> Transition | None:
-        """Bring the series in line with the detectors that fire now (``members``); return its transition."""
+        """Bring the series in line with the detectors that fire now (``members``); return its transition.
+
+        The lead changes only when the page fires or escalates, so a page's resolve carries the
+        label set (detector, kind, severity) of its last published event.
+        """
         if not self.firing:
             if not members:
                 return None
@@ -157,7 +161,9 @@ def drift_entry(
     """How channel ``name`` drifted at ``event_time_ms`` (or since ``horizon_ms``), for another channel's page.
 
     A drift (not a data-quality) detector counts when its episode had started by ``event_time_ms``
-    and is still open or ended at or after ``horizon_ms``. None when no detector counts.
+    and is still open or ended at or after ``horizon_ms``. None when no detector counts. Read once
+    a batch is ingested, so an episode that both ended and started again within that batch after
+    ``event_time_ms`` is not seen (the cooldown makes that rare).
 
     >>> from stream_monitor.core.settings import LifecycleSettings
     >>> ks = AlertLifecycle(LifecycleSettings(min_consecutive=1))
