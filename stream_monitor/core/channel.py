@@ -28,11 +28,11 @@ import structlog
 
 from stream_monitor.core import detectors as det
 from stream_monitor.core import series as ser
+from stream_monitor.core.alert import kind_of
 from stream_monitor.core.classify import classify
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
-from stream_monitor.core.alert import kind_of
-from stream_monitor.core.series import ChannelTrigger, OpenEpisode, open_pages
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
+from stream_monitor.core.series import ChannelTrigger, OpenEpisode, open_pages
 from stream_monitor.core.settings import OVERFLOW_CATEGORY, ChannelType, DetectionSettings, OutOfRangeParams
 
 __all__ = ["ChannelMonitor", "ChannelTrigger", "EpisodeSource", "EvaluationRecord", "OpenEpisode", "drifting_features", "open_pages"]
