@@ -27,7 +27,7 @@ import structlog
 from stream_monitor.core import events as ev
 from stream_monitor.core import state
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
-from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
+from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
 from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
@@ -36,7 +36,7 @@ from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_orde
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
-from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.core.spec import PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -402,7 +402,11 @@ class PartitionMonitor:
         return self._pending_bytes
 
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
-        """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``)."""
+        """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``).
+
+        A prediction channel's firing page also names the model's features drifting at that time.
+        """
+        coinciding = None
         if t.channel == LIMITS_CHANNEL:
             model = limit_model(t.detector, d.event.model)
             m = self.models.get(model)
@@ -415,10 +419,12 @@ class PartitionMonitor:
             cspec = self.spec.channel_spec(model, t.channel)
             labels = {**m.labels, **(cspec.labels if cspec else {})}
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
+            if t.channel.startswith(PREDICTION) and t.transition != "resolved":
+                coinciding = drifting_features(m.channels.values(), d.event_time_ms, t.window_start_ms)
         spec = self.spec
         event = build_alert(
-            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, partition=self.partition,
-            labels=labels, annotations=annotations, instance=spec.instance, version=spec.version, texts=texts,
+            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, labels=labels,
+            annotations=annotations, instance=spec.instance, version=spec.version, texts=texts, coinciding=coinciding,
         )  # fmt: skip
         self.log.info(
             "alert", model=model, channel=t.channel, detector=t.detector, status=event.status, severity=event.severity,

@@ -173,17 +173,18 @@ class MonitorMetrics:
         for limit, n in hits.items():
             self.limit_hits.labels(limit).inc(n)
 
-    def observe_alert(self, alert: AlertEvent) -> None:
-        """A committed alert event: count it and keep the firing gauge exact per fingerprint."""
+    def observe_alert(self, alert: AlertEvent, partition: int | None = None) -> None:
+        """A committed alert event: count it and keep the firing gauge exact per fingerprint.
+
+        ``partition`` is the partition of the task that owns the alert's series (forgetting that
+        partition forgets the alert); by default the source record's.
+        """
         model, kind, severity, status = alert.model, alert.kind, alert.severity, alert.status
         self.observe_statistic(model, alert.feature, alert.detector, alert.statistic)
         model = self.models.label(model)
         if model == OTHER:
             self.model_series_capped.inc()
         self.alerts.labels(model, kind, severity, status).inc()
-        # the partition of the task that owns the fingerprint: labels.partition (the source
-        # record's partition differs when records are re-keyed by model)
-        partition: int | str | None = alert.labels.get("partition")
         if partition is None:
             partition = alert.source.partition
         with self._lock:
