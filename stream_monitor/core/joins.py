@@ -11,7 +11,7 @@ have come by then), or when the waiting labels exceed ``label_join_max_pending``
 
 >>> from types import SimpleNamespace as R
 >>> from stream_monitor.core import events as ev
-from stream_monitor.core import state
+from stream_monitor.core import state, state_order
 from stream_monitor.core.batch import entry_bytes
 from stream_monitor.core.exchange import RawsOf, RowsFormatError, decode_rows
 from stream_monitor.core.intake import InputRecord, failed
@@ -31,7 +31,7 @@ from collections import OrderedDict
 from typing import Any, Mapping
 
 from stream_monitor.core import events as ev
-from stream_monitor.core import state
+from stream_monitor.core import state, state_order
 from stream_monitor.core.batch import entry_bytes
 from stream_monitor.core.exchange import RawsOf, RowsFormatError, decode_rows
 from stream_monitor.core.intake import InputRecord, failed
@@ -151,7 +151,7 @@ def _dead(result: Any, dl: ev.DeadLetter) -> None:
 def restore_waiting(monitor: Any, blob: bytes) -> None:
     """Restore the labels waiting for their prediction (an unreadable item is rejected and logged)."""
     try:
-        for rows_blob in state.decode_waiting(blob):
+        for rows_blob in state_order.decode_waiting(blob):
             for row in decode_rows(rows_blob)[1]:
                 monitor.joins.wait(row)
     except (state.StateFormatError, RowsFormatError) as exc:

@@ -25,7 +25,7 @@ import numpy as np
 import structlog
 
 from stream_monitor.core import events as ev
-from stream_monitor.core import state
+from stream_monitor.core import state, state_order
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
@@ -450,7 +450,7 @@ class PartitionMonitor:
             items["labels"] = state.encode_labels(self.pending_labels)
             self.labels_dirty = False
         if self.order_dirty or self.joins.dirty or not only_dirty:
-            items["order"] = state.encode_order(
+            items["order"] = state_order.encode_order(
                 (self.order.frontier, self.order.latest), (self.label_order.frontier, self.label_order.latest),
                 self.carriers.seen, self.joins.prediction_time,
             )  # fmt: skip
@@ -459,7 +459,7 @@ class PartitionMonitor:
             by_model: dict[str, list[Row]] = {}
             for row in self.joins.waiting.values():
                 by_model.setdefault(row.event.model, []).append(row)
-            items["waiting"] = state.encode_waiting([encode_rows(m, rows) for m, rows in by_model.items()])
+            items["waiting"] = state_order.encode_waiting([encode_rows(m, rows) for m, rows in by_model.items()])
             self.joins.dirty = False
         return items
 

@@ -36,7 +36,7 @@ import heapq
 from itertools import count
 from typing import Any, Hashable, Iterable
 
-from stream_monitor.core import state
+from stream_monitor.core import state, state_order
 
 Key = tuple[int, int, int]
 NOT_SENT = -(2**62)  # the latest event time of an expected source that has sent nothing yet
@@ -215,7 +215,7 @@ class Carriers:
 def restore_order(monitor: Any, blob: bytes) -> None:
     """Frontiers, sources' latest times and the carrier offsets read (rows read again after them are new)."""
     try:
-        record = state.decode_order(blob)
+        record = state_order.decode_order(blob)
     except state.StateFormatError as exc:
         monitor._rejected(None, None, exc)
         return
