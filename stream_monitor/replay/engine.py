@@ -192,12 +192,7 @@ class ReplayEngine:
         result = self.monitor.judge(rows, record_evaluations=self.collector is not None)
         o = self.outcome
         for dl in result.dead_letters:
-            o.dead_letters += 1
-            o.invalid_by_reason[str(dl.reason)] += 1
-            if self.keep_dead_letters:
-                pos = dl.position
-                key = (pos.partition, pos.topic, pos.offset) if pos is not None else (-1, "", -1)
-                self._dead.add(key, dl.to_json(self.spec.limits.dead_letter_original_bytes))
+            self._keep_dead_letter(dl)
         for alert in result.alerts:
             self._alerts.add((alert.event_time_ms, self._seq), alert.payload)
             self._seq += 1
