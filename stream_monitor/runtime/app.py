@@ -38,7 +38,7 @@ from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
-from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, fenced_is_fatal
+from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, fenced_is_fatal
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter, forward_headers, model_of, source_of
 from stream_monitor.runtime.topics import prepare_topology
@@ -77,6 +77,8 @@ class MonitorApp:
     ``on_alert`` sees every alert once its checkpoint committed; ``on_checkpoint`` sees every
     successful :class:`~stream_monitor.runtime.checkpoint.CommitResult` (benchmarks time with it).
     """
+
+    metadata_wait_s = 30.0  # at start-up, the longest wait for the input topics' metadata
 
     def __init__(
         self,
@@ -172,12 +174,13 @@ class MonitorApp:
         if self.repartition_topic:
             topics.append(self.repartition_topic)
         listener = RebalanceListener(self._on_assigned, lambda tps: self._on_revoked(tps, lost=False), lambda tps: self._on_revoked(tps, lost=True))
-        for topic in topics:
-            # know every topic's partitions before the first join: a leader without them assigns
-            # nothing, and the immediate second rebalance that follows was seen to stall the group
-            # join for minutes on a CPU-starved machine
-            self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe(topics=topics, listener=listener)
+        # know every topic's partitions before the first join (the first poll): a leader without
+        # them assigns nothing, and the immediate second rebalance was seen to stall the join for
+        # minutes on a CPU-starved machine. Bounded: the next metadata refresh fills any gap.
+        missing = await_topic_metadata(self.consumer, topics, self.metadata_wait_s, lambda: self.stopping)
+        if missing:
+            self.log.warning("topic_metadata_missing", topics=missing, waited_s=self.metadata_wait_s)
         self.ready = True
         key_id = self._keys.current_id if self._keys is not None else None
         self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic, state_key_id=key_id)
