@@ -40,7 +40,7 @@ from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
-from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, fenced_is_fatal
+from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, fenced_is_fatal, known_partitions
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter, rows_records
 from stream_monitor.runtime.topics import prepare_topology
@@ -79,6 +79,8 @@ class MonitorApp:
     ``on_alert`` sees every alert once its checkpoint committed; ``on_checkpoint`` sees every
     successful :class:`~stream_monitor.runtime.checkpoint.CommitResult` (benchmarks time with it).
     """
+
+    metadata_wait_s = 30.0  # at start-up, the longest wait for the input topics' metadata
 
     def __init__(
         self,
@@ -176,14 +178,14 @@ class MonitorApp:
         if self.repartition_topic:
             topics.append(self.repartition_topic)
         listener = RebalanceListener(self._on_assigned, lambda tps: self._on_revoked(tps, lost=False), lambda tps: self._on_revoked(tps, lost=True))
-        for topic in topics:
-            # know every topic's partitions before the first join: a leader without them assigns
-            # nothing, and the immediate second rebalance that follows was seen to stall the group
-            # join for minutes on a CPU-starved machine
-            parts = self.consumer.partitions_for_topic(topic) or set()
-            if topic != self.repartition_topic:
-                self._sources += [(topic, p) for p in sorted(parts)]
         self.consumer.subscribe(topics=topics, listener=listener)
+        # a leader without the topics' partitions before the first join assigns nothing (see the callee)
+        missing = await_topic_metadata(self.consumer, topics, self.metadata_wait_s, lambda: self.stopping)
+        if missing:
+            self.log.warning("topic_metadata_missing", topics=missing, waited_s=self.metadata_wait_s)
+        for topic in topics:  # every input partition may send rows of any model: the order expects them all
+            if topic != self.repartition_topic:
+                self._sources += [(topic, p) for p in sorted(known_partitions(self.consumer, topic))]
         self.ready = True
         key_id = self._keys.current_id if self._keys is not None else None
         self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic, state_key_id=key_id)

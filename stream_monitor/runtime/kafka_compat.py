@@ -5,14 +5,19 @@ kafka-python's ``commit_transaction``, ``abort_transaction`` and ``send_offsets_
 wait without a timeout: after a broker restart one of them can wait forever. The functions here
 start the same operations on the producer's transaction manager (``_transaction_manager``), wake
 its sender thread (``_sender``) and wait with a bound; on expiry the caller re-creates the
-producer (its ``init_transactions`` fences the old epoch and aborts what it left open). These two
-private attributes are read nowhere else; ``tests/test_checkpoint.py`` fails loudly when an
-installed kafka-python outside :data:`VERIFIED_RANGE` or without them is used.
+producer (its ``init_transactions`` fences the old epoch and aborts what it left open).
+
+A consumer's ``partitions_for_topic`` likewise waits for metadata without a bound;
+:func:`await_topic_metadata` reads the consumer's metadata cache (``_cluster``) instead and waits
+with one. These private attributes are read nowhere else; ``tests/test_checkpoint.py`` and
+``tests/test_startup_metadata.py`` fail loudly when an installed kafka-python outside
+:data:`VERIFIED_RANGE` or without them is used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -121,6 +126,50 @@ def abort_transaction(producer: Any, timeout_ms: int) -> None:
         return
     tm, sender = internals
     _bounded(sender, tm.begin_abort(), "abort", timeout_ms)
+
+
+def await_topic_metadata(
+    consumer: Any,
+    topics: list[str],
+    timeout_s: float,
+    should_stop: Callable[[], bool],
+    poll_s: float = 0.05,
+) -> list[str]:
+    """Wait until ``consumer``'s own metadata knows the partitions of every one of ``topics``.
+
+    Call it after ``subscribe`` and before the first ``poll``: a group leader assigns partitions
+    from its own metadata, so joining before that metadata arrived assigns nothing of the topics
+    it lacks. Metadata updates are requested about once a second; kafka-python's IO thread
+    fetches them. Returns when all are known, after ``timeout_s``, or as soon as
+    ``should_stop()``; the result lists the topics still unknown (empty: all known). A consumer
+    without the metadata cache (a test fake, another kafka-python) is not waited for.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    if cluster is None:
+        return []
+    deadline = time.monotonic() + timeout_s
+    next_request = 0.0
+    while True:
+        missing = [t for t in topics if cluster.partitions_for_topic(t) is None]
+        now = time.monotonic()
+        if not missing or now >= deadline or should_stop():
+            return missing
+        if now >= next_request:
+            cluster.request_update()
+            next_request = now + 1.0
+        time.sleep(poll_s)
+
+
+def known_partitions(consumer: Any, topic: str) -> set[int]:
+    """The partitions of ``topic`` in ``consumer``'s metadata cache, without waiting (empty: unknown).
+
+    kafka-python's ``KafkaConsumer.partitions_for_topic`` blocks until the metadata arrives, with
+    no bound; after :func:`await_topic_metadata` the cache is as complete as it will get.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    if cluster is None:
+        return set(consumer.partitions_for_topic(topic) or ())
+    return set(cluster.partitions_for_topic(topic) or ())
 
 
 def commit_offsets(consumer: Any, offsets: dict[TopicPartition, int]) -> None:

@@ -90,15 +90,16 @@ def _progress(bootstrap: str, group: str, topic: str, total: int) -> float:
     return 0.0 if lag is None else 1.0 - lag / total
 
 
-def _wait_progress(bootstrap: str, group: str, topic: str, total: int, at_least: float, check: Callable[[], None], timeout_s: float = 120) -> float:
+def _wait_progress(bootstrap: str, group: str, topic: str, total: int, at_least: float, proc: MonitorProcess, timeout_s: float = 120) -> float:
     deadline = time.monotonic() + timeout_s
+    p = 0.0
     while time.monotonic() < deadline:
-        check()
+        proc.check_alive()
         p = _progress(bootstrap, group, topic, total)
         if p >= at_least:
             return p
         time.sleep(0.1)
-    raise TimeoutError(f"progress stayed below {at_least}")
+    raise TimeoutError(f"progress stayed below {at_least} for {timeout_s} s (last {p:.3f}); monitor log:\n{proc.log_tail()}")
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, w
     proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log)
     for target in sorted(rng.uniform(0.1, 0.9) for _ in range(4)):
         proc.wait_started()  # kill a running monitor, not an interpreter still importing
-        progress = _wait_progress(kafka_bootstrap, group, topic, total, target, proc.check_alive)
+        progress = _wait_progress(kafka_bootstrap, group, topic, total, target, proc)
         time.sleep(rng.uniform(0.0, 0.4))  # land anywhere inside a checkpoint interval
         proc.kill()
         kills += 1
@@ -275,7 +276,7 @@ def test_forged_changelog_record_is_rejected_not_loaded(kafka_bootstrap, workloa
     alerts_topic, group = f"fi-forge-alerts-{suffix}", f"fi-forge-{suffix}"
     log = tmp_path / "monitor.log"
     proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log)
-    _wait_progress(kafka_bootstrap, group, topic, total, 0.3, proc.check_alive)
+    _wait_progress(kafka_bootstrap, group, topic, total, 0.3, proc)
     assert proc.terminate() == 0
     marker = tmp_path / "pwned.txt"
     payload = pickle.dumps(_Exploit(str(marker)))
@@ -321,7 +322,7 @@ def test_broker_restart_mid_stream_is_ridden_out(own_broker, workload, tmp_path)
     _produce_events(bootstrap, topic, workload["events"])
     alerts_topic, group = "fi-restart-alerts", "fi-restart"
     proc = _monitor(bootstrap, topic, alerts_topic, group, tmp_path / "monitor.log")
-    _wait_progress(bootstrap, group, topic, workload["total"], 0.3, proc.check_alive)
+    _wait_progress(bootstrap, group, topic, workload["total"], 0.3, proc)
     stop()
     time.sleep(3)
     start(keep=True)
