@@ -10,12 +10,7 @@ have come by then), or when the waiting labels exceed ``label_join_max_pending``
 (:meth:`LabelWaits.expired`).
 
 >>> from types import SimpleNamespace as R
->>> from stream_monitor.core import events as ev
-from stream_monitor.core import state, state_order
-from stream_monitor.core.batch import entry_bytes
-from stream_monitor.core.exchange import RawsOf, RowsFormatError, decode_rows
-from stream_monitor.core.intake import InputRecord, failed
-from stream_monitor.core.spec import MonitorSpec
+>>> from stream_monitor.core.spec import MonitorSpec
 >>> w = LabelWaits()
 >>> w.wait(R(key=(1_000, 0, 0), event=R(event_id="e1", label=1)))
 >>> [r.event.event_id for r in w.ready({"e1": ("m", 0.4, 900)})], len(w.waiting)

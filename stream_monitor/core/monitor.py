@@ -1,12 +1,15 @@
-"""The processing step: a batch of records of one partition in, alert events and dead letters out.
+"""The judging step: one task's models, rows in event-time order in, alert events and dead letters out.
 
-:class:`PartitionMonitor` holds every model's channels for one input partition (Kafka's unit of
-ordering and assignment). ``process`` is the single processing step shared by ``run``, ``replay``
-and the benchmarks. It is deterministic: the same records give the same alerts, whatever the batch
-boundaries, because evaluations fall on observation counts and alerts are ordered by
-(record, channel, detector).
+:class:`PartitionMonitor` holds the models of one task: a partition of the internal by-model topic
+(every input partition's rows of those models), or an input partition when state is partitioned by
+input. ``take`` queues rows in event-time order, ``release`` hands back those the watermark has
+passed, and ``judge`` feeds them to the channels. ``process`` (read and judge a batch of records in
+record order) serves the unit tests and the golden file. Judging is deterministic: the same rows give
+the same alerts, whatever the batch boundaries, because evaluations fall on observation counts and
+alerts are ordered by (row, channel, detector).
 
->>> >>> from stream_monitor.core.events import SourcePosition
+>>> import orjson
+>>> from stream_monitor.core.events import SourcePosition
 >>> monitor = PartitionMonitor(MonitorSpec(), partition=0)
 >>> recs = [InputRecord(orjson.dumps({"model": "m", "ts": i, "features": {"x": float(i % 7)}}),
 ...                     SourcePosition("t", 0, i, i)) for i in range(10)]
