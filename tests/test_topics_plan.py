@@ -17,6 +17,7 @@ def test_fresh_cluster_plan_creates_everything_as_recommended():
     assert {n: (t.role, t.partitions, t.action) for n, t in plan.items()} == {
         "events": ("input", 6, "create"),
         "labels": ("labels", 6, "create"),
+        "g-by-model": ("repartition", 6, "create"),  # the default topology: state partitioned by model
         "alerts": ("alerts", 1, "create"),
         _cfg().kafka.dlq_topic: ("dead letters", 1, "create"),
         "g-state-changelog": ("changelog", 6, "create"),
@@ -27,10 +28,12 @@ def test_fresh_cluster_plan_creates_everything_as_recommended():
 
 
 def test_existing_inputs_decide_partitions_and_mismatches_are_problems():
-    plan = {t.name: t for t in plan_topics(_cfg(), {"events": 3, "labels": 4, "g-state-changelog": 2}, 6)}
+    """State partitioned by input partition: inputs, labels and changelog must be co-partitioned."""
+    by_input = {"kafka.state_partitioning": "input"}
+    plan = {t.name: t for t in plan_topics(_cfg(**by_input), {"events": 3, "labels": 4, "g-state-changelog": 2}, 6)}
     assert plan["events"].problem is not None and "has 3 partitions, needs 4" in plan["events"].problem and plan["labels"].problem is None
     assert plan["g-state-changelog"].problem is not None and "needs 4" in plan["g-state-changelog"].problem
-    ok = {t.name: t for t in plan_topics(_cfg(), {"events": 3}, 6)}
+    ok = {t.name: t for t in plan_topics(_cfg(**by_input), {"events": 3}, 6)}
     assert ok["labels"].partitions == 3 and ok["g-state-changelog"].partitions == 3
     assert format_plan(list(ok.values()), dry_run=False).startswith("exists")
 
