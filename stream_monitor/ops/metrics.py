@@ -115,7 +115,7 @@ class MonitorMetrics:
         self.channel_series_dropped = Counter(
             "stream_monitor_channel_series_dropped_total", "Channel series not exported (cardinality cap)", registry=r
         )
-        self.assigned_partitions = _AssignmentGauge("stream_monitor_assigned_partitions", "Input partitions assigned", registry=r)
+        self.assigned_partitions = _AssignmentGauge("stream_monitor_assigned_partitions", "Partitions assigned (input, label and internal by-model topics)", registry=r)
         self.up_since = Gauge("stream_monitor_start_time_seconds", "Unix time the monitor process started", registry=r)
         self.up_since.set_to_current_time()
         self.loop_heartbeat = Gauge(

@@ -96,7 +96,8 @@ def test_prometheus_scrapes_monitor_metrics(kafka_bootstrap, topic_factory, uniq
         assert _value(promql(prometheus, "stream_monitor_batch_processing_seconds_count")) > 0
         assert _value(promql(prometheus, 'stream_monitor_checkpoints_total{outcome="committed"}')) > 0
         assert _value(promql(prometheus, "stream_monitor_checkpoint_seconds_count")) > 0
-        wait_for("assigned partitions == 2", lambda: _value(promql(prometheus, "stream_monitor_assigned_partitions")) == 2, 30, 1.0)
+        # the 2 input partitions and the 2 of the internal by-model topic (sized like the input)
+        wait_for("assigned partitions == 4", lambda: _value(promql(prometheus, "stream_monitor_assigned_partitions")) == 4, 30, 1.0)
         stats = promql(prometheus, 'stream_monitor_drift_statistic{model="fraud-v3"}')
         assert stats and {"channel", "detector"} <= set(stats[0]["metric"]), stats
         assert promql(prometheus, "stream_monitor_alerts_firing") is not None

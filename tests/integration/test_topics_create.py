@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from stream_monitor.runtime.topics import ALERT_CONFIGS, CHANGELOG_CONFIGS, DLQ_CONFIGS, INPUT_CONFIGS
+from stream_monitor.runtime.topics import ALERT_CONFIGS, CHANGELOG_CONFIGS, DLQ_CONFIGS, INPUT_CONFIGS, REPARTITION_CONFIGS
 from tests.kafka_fixtures import create_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -41,8 +41,8 @@ def _topics(bootstrap: str, names: list[str]) -> dict[str, tuple[int, dict[str, 
 
 def test_topics_create_dry_run_creates_then_is_idempotent(kafka_bootstrap, unique_name):
     inputs, labels, alerts, group = unique_name("in"), unique_name("labels"), unique_name("alerts"), unique_name("group")
-    changelog, dlq = f"{group}-state-changelog", f"{alerts}-dlq"
-    names = [inputs, labels, alerts, dlq, changelog]
+    changelog, dlq, by_model = f"{group}-state-changelog", f"{alerts}-dlq", f"{group}-by-model"
+    names = [inputs, labels, alerts, dlq, changelog, by_model]
 
     dry = _cli(kafka_bootstrap, inputs, labels, alerts, group, "--partitions", "4", "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -52,8 +52,8 @@ def test_topics_create_dry_run_creates_then_is_idempotent(kafka_bootstrap, uniqu
     made = _cli(kafka_bootstrap, inputs, labels, alerts, group, "--partitions", "4")
     assert made.returncode == 0, made.stderr
     topics = _topics(kafka_bootstrap, names)
-    assert {n: p for n, (p, _) in topics.items()} == {inputs: 4, labels: 4, alerts: 1, dlq: 1, changelog: 4}
-    for name, expected in [(inputs, INPUT_CONFIGS), (labels, INPUT_CONFIGS), (alerts, ALERT_CONFIGS), (dlq, DLQ_CONFIGS), (changelog, CHANGELOG_CONFIGS)]:
+    assert {n: p for n, (p, _) in topics.items()} == {inputs: 4, labels: 4, alerts: 1, dlq: 1, changelog: 4, by_model: 4}
+    for name, expected in [(inputs, INPUT_CONFIGS), (labels, INPUT_CONFIGS), (alerts, ALERT_CONFIGS), (dlq, DLQ_CONFIGS), (changelog, CHANGELOG_CONFIGS), (by_model, REPARTITION_CONFIGS)]:
         got = topics[name][1]
         assert {k: got.get(k) for k in expected} == expected, (name, got)
 
