@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 from stream_monitor.commands import main
 from stream_monitor.core.events import format_event_time
 from stream_monitor.synthetic import Drift, StreamSpec, demo_streams, generate_events
-from tests.integration.harness import InProcessMonitor, app_config, read_all
+from tests.integration.harness import InProcessMonitor, app_config, read_all, wait_for_lag_zero
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -194,6 +194,8 @@ def test_replay_beside_a_running_monitor_leaves_its_group_and_alert_topic_alone(
     monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], alerts_topic, group))
     try:
         _wait_until_committed(kafka_bootstrap, group, topic, monitor)
+        # and judged: the rows of the last seconds wait on the internal topic for the idle timeout
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=300, check=monitor.check_alive)
         before = _group_state(kafka_bootstrap, group, topic)
         alerts_end = _end_offsets(kafka_bootstrap, alerts_topic)
         assert before[0] and len(before[1]) == 1, "the monitor owns the group and committed offsets"
