@@ -64,10 +64,10 @@ def extras(e: ev.InferenceEvent, prediction: Any, model: ModelMonitor) -> list[t
 class Batch:
     """One batch's columns per (model, channel), where each got its first value, and value-level problems."""
 
-    __slots__ = ("columns", "first", "rows_arrays", "problems", "failed", "limited", "triggers", "row_hits", "hits", "offsets")
+    __slots__ = ("columns", "first", "rows_arrays", "problems", "failed", "limited", "triggers", "row_hits", "hits", "identities")
 
-    def __init__(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition]) -> None:
-        self.offsets = [p.offset for p in positions]
+    def __init__(self, decoded: list[ev.DecodedEvent], identities: list[int]) -> None:
+        self.identities = identities  # per row: what alert ids hash (see Row.identity)
         self.columns: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
         self.first: dict[tuple[str, str], tuple[int, int, int]] = {}
         self.rows_arrays: dict[tuple[str, str], np.ndarray] = {}
@@ -100,7 +100,7 @@ class Batch:
     def limit_hit(self, guard: LimitGuard, row: int, d: ev.DecodedEvent, kind: str, n: int = 1) -> None:
         """Count ``n`` refusals of limit ``kind`` at a record; a firing limit alert when it starts an episode."""
         model = limit_model(kind, d.event.model)
-        t = guard.hit(model, kind, row, d.event_time_ms, self.offsets[row], n)  # type: ignore[arg-type]
+        t = guard.hit(model, kind, row, d.event_time_ms, self.identities[row], n)  # type: ignore[arg-type]
         if t is not None:
             self.triggers.append(t)
         self.hits[kind] += n
@@ -130,5 +130,5 @@ class Batch:
         """Let open limit episodes of this record's model (and of the partition) see a record without a hit."""
         for model in (d.event.model, ALL_MODELS):
             if model in guard.open:
-                self.triggers.extend(guard.quiet(model, row, d.event_time_ms, self.offsets[row], self.row_hits))
+                self.triggers.extend(guard.quiet(model, row, d.event_time_ms, self.identities[row], self.row_hits))
         self.row_hits.clear()

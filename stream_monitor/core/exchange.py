@@ -78,6 +78,15 @@ class Row:
         return self.key[0]
 
     @property
+    def identity(self) -> int:
+        """The event's identity, whatever the layout: its record's digest combined with its place in the record.
+
+        Alert ids hash it (where a firing episode started), so the same episode gets the same id
+        with any number of input partitions and any keys; a partition offset would not.
+        """
+        return self.key[1] ^ self.key[2]
+
+    @property
     def source(self) -> tuple[str, int]:
         """The input partition the row came from (topic, partition)."""
         return (self.position.topic, self.position.partition)

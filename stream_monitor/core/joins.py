@@ -118,7 +118,7 @@ def judge_labels(monitor: Any, rows: list[Any], result: Any) -> None:
         detail = f"no prediction with event_id {row.event.event_id!r} within the join window"
         _dead(result, ev.DeadLetter(ev.DeadLetterReason.LABEL_UNMATCHED, detail, row.raw(), row.position))
     if decoded:
-        monitor._monitor(decoded, [r.position for r in joined_rows], RawsOf(joined_rows), result, joined)
+        monitor._monitor(decoded, [r.position for r in joined_rows], RawsOf(joined_rows), result, joined, [r.identity for r in joined_rows])
 
 
 def _join(monitor: Any, row: Any) -> tuple[ev.DecodedEvent, Any] | None:

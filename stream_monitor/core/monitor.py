@@ -145,7 +145,7 @@ class PartitionMonitor:
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
         decoded = [ev.DecodedEvent(r.event, r.key[0], r.problems) for r in rows]
-        self._monitor(decoded, [r.position for r in rows], RawsOf(rows), result)
+        self._monitor(decoded, [r.position for r in rows], RawsOf(rows), result, ids=[r.identity for r in rows])
         latest = max(r.key[0] for r in rows)
         if self.joins.prediction_time is None or latest > self.joins.prediction_time:
             self.joins.prediction_time = latest
@@ -211,8 +211,12 @@ class PartitionMonitor:
         raws: list[bytes],
         result: BatchResult,
         joined: list[Any] | None = None,
+        ids: list[int] | None = None,
     ) -> None:
         """Feed decoded events to their channels; ``joined[i]`` is the prediction a label joined to.
+
+        ``ids`` are the rows' identities (:attr:`Row.identity`; default: source offsets), which
+        alert ids hash.
 
         Values are grouped per (model, channel) in row order (:meth:`_gather`), and the channels
         are fed in the order in which they got their first value of the batch (row, then features
@@ -224,7 +228,7 @@ class PartitionMonitor:
         ``processing_error`` dead letter; one inside a channel resets that channel (see
         :meth:`_ingest`). Neither costs anything while nothing raises.
         """
-        batch = self._gather(decoded, positions, joined)
+        batch = self._gather(decoded, positions, joined, ids if ids is not None else [p.offset for p in positions])
         triggers = self._ingest(batch, decoded, positions, result)
         triggers.extend(batch.triggers)
         result.processed += len(decoded) - len(batch.failed) - len(batch.limited)
@@ -255,7 +259,7 @@ class PartitionMonitor:
         # record-level and value-level dead letters, in record order whatever the batch boundaries
         result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
 
-    def _gather(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], joined: list[Any] | None) -> Batch:
+    def _gather(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], joined: list[Any] | None, ids: list[int]) -> Batch:
         """Group the batch's values per (model, channel), remembering where each column started.
 
         Features are gathered column-wise per model (:class:`FeatureBlock`: one list
@@ -263,7 +267,7 @@ class PartitionMonitor:
         a reserved channel name; then, as for the other channels, value by value. Values a limit
         refuses are listed (:meth:`_refusals`); records of a refused model are set aside whole.
         """
-        batch = Batch(decoded, positions)
+        batch = Batch(decoded, ids)
         columns, first = batch.columns, batch.first
         blocks: dict[str, FeatureBlock | None] = {}
         remember = self.spec.label_join_max_pending
@@ -328,7 +332,7 @@ class PartitionMonitor:
         ``processing_error`` dead letter: which value caused it cannot be told.
         """
         row_times = [d.event_time_ms for d in decoded]
-        row_offsets = batch.offsets
+        row_offsets = batch.identities
         row_times_array = np.array(row_times, dtype=np.int64)
         columns, rows_arrays = batch.columns, batch.rows_arrays
         late: list[tuple[int, int, ev.DeadLetterReason, str]] = []  # (row, channel ordinal, reason, detail)

@@ -260,11 +260,6 @@ def _without_source(alerts: list[Alert]) -> list[dict]:
     return [{k: v for k, v in orjson.loads(a.payload).items() if k != "source"} for a in alerts]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alert_id hashes the episode's input offset (lifecycle.episode_offset = the record's offset in its own "
-    "input partition), so the same episode has another alert_id with 1, 3 or 6 partitions",
-)
 def test_alert_payloads_apart_from_source_are_the_same_whatever_the_partitions(events: list[dict]) -> None:
     one = _without_source(_reference(_layout(events, [], 1, "model", 1, seed=1)))
     assert one
