@@ -418,7 +418,7 @@ class MonitorApp:
         frontier = merger.frontier[0] if merger.frontier is not None else row.key[0]
         detail = (
             f"event time {format_event_time(row.key[0])} came after events up to {format_event_time(frontier)} "
-            f"were judged (more than kafka max_lateness_seconds={self.spec.max_lateness_seconds:g} behind its partition)"
+            f"were judged (more than max_lateness_seconds={self.spec.max_lateness_seconds:g} behind its partition)"
         )
         return DeadLetter(DeadLetterReason.LATE, detail, row.raw(), row.position)
 
