@@ -467,9 +467,13 @@ def run_replay_direct(path: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- latency
-def latency_stream(rate: float, seconds: float, models: int) -> tuple[list[bytes], list[int], dict[str, Any]]:
+def latency_stream(rate: float, seconds: float, models: int, start_ms: int | None = None) -> tuple[list[bytes], list[int], dict[str, Any]]:
     """Interleaved records of ``models`` models; in each, numeric features shift by 3 sd one after
-    another (x0 first) once the reference and window are full. Returns values, partitions, info."""
+    another (x0 first) once the reference and window are full. Returns values, partitions, info.
+
+    Event time follows the send schedule (record i of the interleaved stream is stamped about
+    ``start_ms + i / rate`` seconds), as a model server stamps its events: the monitor puts rows in
+    event-time order, so a sped-up clock would hide the wait that ordering costs."""
     from bench.workload import N_CATEGORICAL, N_NUMERIC, encoded
     from stream_monitor.synthetic import Drift, StreamSpec
 
@@ -483,10 +487,15 @@ def latency_stream(rate: float, seconds: float, models: int) -> tuple[list[bytes
     warm = max(2300, per_model // 4)
     drifting = max(1, min(N_NUMERIC, (per_model - warm - 300) // 100))
     gap = max(100, (per_model - warm - 300) // drifting)
+    interval_ms = max(1, round(models * 1000.0 / rate))
+    first_ms = int(time.time() * 1000) if start_ms is None else start_ms
     streams = []
     for k in range(models):
         drifts = tuple(Drift("mean_shift", f"x{j}", warm + j * gap, None, amount=3.0) for j in range(drifting))
-        spec = StreamSpec(model=f"lat-{k}", n_events=per_model, seed=500 + k, n_numeric=N_NUMERIC, n_categorical=N_CATEGORICAL, drifts=drifts)
+        spec = StreamSpec(
+            model=f"lat-{k}", n_events=per_model, seed=500 + k, n_numeric=N_NUMERIC, n_categorical=N_CATEGORICAL, drifts=drifts,
+            start_ms=first_ms, interval_ms=interval_ms,
+        )
         streams.append(list(encoded(spec)))
     values: list[bytes] = []
     parts: list[int] = []
@@ -494,14 +503,51 @@ def latency_stream(rate: float, seconds: float, models: int) -> tuple[list[bytes
         for k in range(models):
             values.append(streams[k][i])
             parts.append(k)
-    info = {"records": len(values), "models": models, "drifting_features_per_model": drifting, "drift_gap_records": gap, "first_drift_at_record": warm}
+    info = {
+        "records": len(values), "models": models, "drifting_features_per_model": drifting, "drift_gap_records": gap,
+        "first_drift_at_record": warm, "event_interval_ms_per_model": interval_ms,
+    }
     return values, parts, info
 
 
-def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, models: int, out_dir: Path) -> dict[str, Any]:
+TUNED_LATENESS_S = 0.5  # the latency-tuned run's max_lateness_seconds
+
+
+def _wait_judged(bootstrap: str, group: str, topic: str, records: int, timeout_s: float) -> None:
+    """Until ``group`` committed all ``records`` of ``topic`` and its internal by-model topic up to its end.
+
+    The internal topic is written in transactions: its end offset may stand one past the last
+    committed position (the commit marker), so a partition counts as done within one offset.
+    """
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    ends_of = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    internal = f"{group}-by-model"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+            done = sum(o.offset for tp, o in committed.items() if tp.topic == topic and o.offset > 0)
+            tps = [TopicPartition(internal, p) for p in sorted(ends_of.partitions_for_topic(internal) or [])]
+            ends = ends_of.end_offsets(tps) if tps else {}
+            behind = [tp for tp in tps if ends[tp] - max(0, committed[tp].offset if tp in committed else 0) > 1]
+            if done >= records and not behind:
+                return
+            time.sleep(0.2)
+        say(f"latency: the monitor had not judged everything after {timeout_s:.0f} s")
+    finally:
+        admin.close()
+        ends_of.close()
+
+
+def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, models: int, out_dir: Path, lateness_s: float | None = None) -> dict[str, Any]:
+    """Event -> alert latency of a ``run`` subprocess; ``lateness_s`` sets its ``max_lateness_seconds`` (None: the default)."""
     from kafka import KafkaProducer, TopicPartition
 
-    values, model_of, info = latency_stream(rate, seconds, models)
+    from stream_monitor.core.spec import MonitorSpec
+
+    lateness = MonitorSpec().max_lateness_seconds if lateness_s is None else lateness_s
     uid = uuid.uuid4().hex[:8]
     topic = create_topic(bootstrap, f"bench-latency-{uid}", partitions)
     alerts_topic, group = f"bench-latency-alerts-{uid}", f"bench-latency-{uid}"
@@ -513,8 +559,10 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "STREAM_MONITOR_INSTANCE": "bench-latency",
     }
     prof = os.environ.get("BENCH_MONITOR_PROFILE")  # write a cProfile of the monitor subprocess here
-    cmd = [sys.executable, *(["-m", "cProfile", "-o", prof] if prof else []), "-m", "stream_monitor", "--log-format", "json", "run", "--bootstrap-servers", bootstrap, "--input-topic", topic,
-           "--alerts-topic", alerts_topic, "--group-id", group, "--metrics-port", "0"]
+    config_path = out_dir / f"latency-{uid}.yaml"
+    config_path.write_text(f"max_lateness_seconds: {lateness}\n")
+    cmd = [sys.executable, *(["-m", "cProfile", "-o", prof] if prof else []), "-m", "stream_monitor", "--log-format", "json", "run", "--config", str(config_path),
+           "--bootstrap-servers", bootstrap, "--input-topic", topic, "--alerts-topic", alerts_topic, "--group-id", group, "--metrics-port", "0"]
     log_file = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     received: list[tuple[float, int, int, str, str]] = []  # (wall time, source partition, source offset, feature, detector)
@@ -558,6 +606,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         else:
             raise RuntimeError(f"monitor not assigned in 90 s; see {log_path}")
         time.sleep(1.0)
+        values, model_of, info = latency_stream(rate, seconds, models)
         cpu_start = _cpu_seconds(proc.pid)
         machine_start = _machine_cpu()
         # idempotent producer, one partition per model, fresh topic: the k-th record sent to a
@@ -581,20 +630,9 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         cpu_produced = _cpu_seconds(proc.pid)
         machine_end = _machine_cpu()
         producer.close()
-        # drain: wait until the monitor committed everything and the alerts stop arriving
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                committed = admin.list_group_offsets({group: None}).get(group, {})
-                done = sum(o.offset for tp, o in committed.items() if tp.topic == topic and o.offset > 0)
-                if done >= len(values):
-                    break
-                time.sleep(0.2)
-        finally:
-            admin.close()
+        # drain: wait until the monitor committed everything, judging included (the internal
+        # by-model topic: its rows wait for the watermark, then for the idle timeout), bounded
+        _wait_judged(bootstrap, group, topic, len(values), 120 + lateness)
         time.sleep(2.0)
     finally:
         stop_reader.set()
@@ -620,6 +658,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         return lat_ms[min(len(lat_ms) - 1, int(round(q * (len(lat_ms) - 1))))]
 
     return {
+        "max_lateness_seconds": lateness,
         "target_rate": rate,
         "achieved_rate": len(values) / produce_seconds,
         "produce_seconds": round(produce_seconds, 3),
@@ -634,7 +673,8 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "timeline": sorted(timeline),
         "monitor_cpu_share_while_producing": round((cpu_produced - cpu_start) / produce_seconds, 3),
         "machine_cpu_busy_while_producing": round((machine_end[0] - machine_start[0]) / max(1.0, machine_end[1] - machine_start[1]), 3),
-        "note": "`python -m stream_monitor run` subprocess, exactly-once, commit_interval_ms 250; latency = time the alert was polled by a "
+        "note": "`python -m stream_monitor run` subprocess, exactly-once, commit_interval_ms 250, event time = send time; "
+        "latency = time the alert was polled by a "
         "read_committed consumer minus the time the record it points at (alert source partition/offset) was handed to the producer",
     }
 
@@ -947,6 +987,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             report["latency"] = curve[0]
             report["latency_curve"] = curve
+            if not smoke:  # the same load with little lateness allowed: what ordering costs, apart from the rest
+                rate = args.latency_rate or e_rate * 0.5
+                tuned = run_latency(bootstrap, partitions, rate, seconds, sizes.latency_models, work_dir, lateness_s=TUNED_LATENESS_S)
+                tuned["fraction_of_e"] = round(rate / e_rate, 3)
+                report["latency_tuned"] = tuned
+                say(f"latency with max_lateness_seconds {TUNED_LATENESS_S:g}: p50 {tuned['p50_ms'] or 0:.0f} ms, p99 {tuned['p99_ms'] or 0:.0f} ms ({tuned['samples']} alerts)")
         if "memory" not in skip:
             report["memory"] = run_memory(sizes.memory_channels, sizes.memory_records_per_model)
         if "scaling" not in skip:
@@ -990,7 +1036,10 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     at_most("13: checkpoint cost <= 5% of the run, label topic on (e+labels)", tp.get("e+labels", {}).get("checkpoint_share"), 0.05)
     at_most("13: changelog bytes <= 1x input bytes, label topic on (e+labels)", tp.get("e+labels", {}).get("changelog_per_input_byte"), 1.0)
     p99 = report.get("latency", {}).get("p99_ms")
-    add("6, 13: p99 event->alert < 1 s at half load, exactly-once", p99, None if p99 is None else p99 < 1000)
+    lateness = report.get("latency", {}).get("max_lateness_seconds")
+    add(f"6, 13: p99 event->alert < 1 s at half load, exactly-once (max_lateness_seconds {lateness})", p99, None if p99 is None else p99 < 1000)
+    tuned = report.get("latency_tuned", {}).get("p99_ms")
+    add(f"6, 13: the same with max_lateness_seconds {TUNED_LATENESS_S:g}", tuned, None if tuned is None else tuned < 1000)
     # issue 6
     at_least("6: (e) >= 50% of (a)", r.get("e/a"), 0.5)
     at_least("6: (d) >= 10x (c)", r.get("d/c"), 10)
@@ -1018,9 +1067,10 @@ def summary(report: dict[str, Any]) -> str:
             f"{'-' if cl is None else f'{cl:.2f}':>12}"
         )
     lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in report.get("ratios", {}).items()))
-    for lat in report.get("latency_curve", []):
+    for lat in [*report.get("latency_curve", []), *([report["latency_tuned"]] if "latency_tuned" in report else [])]:
         lines.append(
-            f"latency at {lat['achieved_rate']:,.0f} records/s ({lat['fraction_of_e']:.0%} of (e)): p50 {lat['p50_ms'] or 0:.0f} ms, "
+            f"latency at {lat['achieved_rate']:,.0f} records/s ({lat['fraction_of_e']:.0%} of (e)), max_lateness_seconds {lat.get('max_lateness_seconds')}: "
+            f"p50 {lat['p50_ms'] or 0:.0f} ms, "
             f"p99 {lat['p99_ms'] or 0:.0f} ms ({lat['samples']} alerts; monitor CPU {lat['monitor_cpu_share_while_producing']:.0%}, "
             f"machine CPU {lat['machine_cpu_busy_while_producing']:.0%})"
         )
