@@ -66,3 +66,15 @@ def test_plain_consumer_logs_no_auto_commit_warning(caplog: pytest.LogCaptureFix
     messages = [r.getMessage() for r in caplog.records]
     # the bare construction shows the check would see the warning
     assert messages.count("group_id is None: disabling auto-commit.") == 1, messages
+
+
+def test_plain_consumer_takes_client_options_that_override_its_fetch_sizes():
+    """A fetch-size override in client_options.consumer once made every plain consumer (state restore) raise."""
+    options = {"api_version": (3, 0), "fetch_max_bytes": 1024 * 1024, "max_partition_fetch_bytes": 512 * 1024, "group_id": "ignored"}
+    settings = KafkaSettings(bootstrap_servers=["127.0.0.1:1"], client_options={"consumer": options})
+    consumer = clients.plain_consumer(settings, "t")
+    try:
+        assert consumer.config["fetch_max_bytes"] == 1024 * 1024 and consumer.config["max_partition_fetch_bytes"] == 512 * 1024
+        assert consumer.config["group_id"] is None and consumer.config["enable_auto_commit"] is False
+    finally:
+        consumer.close()

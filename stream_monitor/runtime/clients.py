@@ -183,17 +183,26 @@ def group_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
 
 
 def plain_consumer(settings: KafkaSettings, client_id: str, read_committed: bool = True) -> KafkaConsumer:
-    """A group-less consumer for manual assignment (state restore, replay, tests)."""
-    return KafkaConsumer(
+    """A group-less consumer for manual assignment (state restore, replay, tests).
+
+    ``client_options.consumer`` overrides the fetch sizes here too (and anything else but the
+    group-less essentials below).
+    """
+    opts: dict[str, Any] = {
         **security_options(settings),
+        "auto_offset_reset": "earliest",
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        "max_partition_fetch_bytes": 16 * 1024 * 1024,
+    }
+    opts.update(_client_options(settings, "consumer"))
+    for essential in ("client_id", "group_id", "enable_auto_commit", "isolation_level"):
+        opts.pop(essential, None)
+    return KafkaConsumer(
+        **opts,
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed" if read_committed else "read_uncommitted",
-        auto_offset_reset="earliest",
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        **_client_options(settings, "consumer"),
     )
 
 
