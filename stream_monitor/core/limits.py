@@ -36,7 +36,7 @@ KINDS: tuple[LimitKind, ...] = ("models", "channels_per_model", "prediction_outp
 _CHANNEL_ORDINAL = 1 << 30  # after every real channel of the record
 # (what was refused, the cap's unit, what happens to it)
 _WORDS: dict[str, tuple[str, str, str]] = {
-    "models": ("new model names", "models per partition", "their records are dead letters"),
+    "models": ("new model names", "models per state partition", "their records are dead letters"),
     "channels_per_model": ("new feature names", "channels per model", "new names ignored"),
     "prediction_outputs": ("new prediction outputs", "prediction outputs per model", "new outputs ignored"),
     "label_join_bytes": ("pending predictions dropped", "bytes of predictions awaiting labels", "their labels will not match"),
@@ -53,7 +53,7 @@ def limit_texts(model: str, partition: int, t: ChannelTrigger, quiet_seconds: fl
     """The (summary, description) of a limit alert; ``window_*`` of the trigger span its hits."""
     kind, count, cap = t.detector, t.window_count, t.reference_count
     refused, unit, fate = _WORDS[kind]
-    where = model if model != ALL_MODELS else f"partition {partition}"
+    where = model if model != ALL_MODELS else f"state partition {partition}"
     if t.transition == "resolved":
         seconds = ((t.window_end_ms or 0) - (t.window_start_ms or 0)) / 1000.0
         summary = f"resolved: {where}: {count:,} {refused} ignored in {seconds:,.0f} s (limit: {cap:,} {unit})"

@@ -168,7 +168,7 @@ class LimitsSpec(_Spec):
     50
     """
 
-    models: int = Field(default=1_000, ge=1)  # per partition
+    models: int = Field(default=1_000, ge=1)  # per state partition (by-model topic partition, or input partition)
     # features, prediction outputs and reserved channels; every channel is fed on every record of its
     # model (an absent feature is a missing value), so the per-record cost grows with this cap
     channels_per_model: int = Field(default=128, ge=1)

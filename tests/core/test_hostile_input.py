@@ -329,7 +329,7 @@ def test_models_beyond_the_cap_are_dead_letters_and_one_partition_alert() -> Non
     assert result.limits_exceeded["models"] == 20 and result.processed == 30
     [alert] = _limit_alerts([result])
     assert (alert.model, alert.detector, alert.status) == ("*", "models", "firing")
-    assert alert.annotations["summary"] == "partition 0: new model names over the limit of 3 models per partition; their records are dead letters"
+    assert alert.annotations["summary"] == "state partition 0: new model names over the limit of 3 models per state partition; their records are dead letters"
 
 
 def test_prediction_outputs_beyond_the_cap_are_refused() -> None:
