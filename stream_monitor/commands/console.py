@@ -40,12 +40,19 @@ def format_alert(a: AlertEvent, color: bool = True) -> str:
     ...     event_time="2026-01-01T00:05:00.000Z", labels={}, evidence=ev), color=False))
     FIRING    warning   data_drift        m / x  ks=0.31 > 0.12  at 2026-01-01T00:05:00.000Z
               mean rose from 0.35 to 0.52 (+0.17, +0.84 sd); p50 0.31 → 0.49
+    >>> ev["detectors"] = [{"name": "ks"}, {"name": "psi"}, {"name": "adwin"}]
+    >>> print(format_alert(example_alert(model="m", feature="x", detector="ks", statistic=0.31, threshold=0.12,
+    ...     event_time="2026-01-01T00:05:00.000Z", labels={}, evidence=ev), color=False).splitlines()[0])
+    FIRING    warning   data_drift        m / x  ks=0.31 > 0.12 (also psi, adwin)  at 2026-01-01T00:05:00.000Z
     """
     status = "ESCALATED" if a.escalated else a.status.upper()
     if a.status == "firing":
         detail = f"{a.detector}={_num(a.statistic)} > {_num(a.threshold)}"
     else:
         detail = f"{a.detector} back within {_num(a.threshold)}"
+    others = [d["name"] for d in (a.evidence or {}).get("detectors", []) if d.get("name") != a.detector]
+    if others and a.status == "firing":
+        detail += f" (also {', '.join(others)})"
     text = f"{status:<9} {a.severity:<9} {a.kind:<17} {a.model} / {a.feature}  {detail}  at {a.event_time}"
     owners = ", ".join(f"{k}={v}" for k, v in a.labels.items() if k in ("team", "owner"))
     if owners:
