@@ -49,6 +49,9 @@ MEANINGS: dict[str, str] = {
     "range) minus the reference's share; the threshold is an excess over the reference",
     "unseen_category_rate": "share of present observations whose category the reference never saw; the "
     "threshold is an excess over the reference (which saw none)",
+    "slo_accuracy": "service level: the window's accuracy must stay at or above the minimum",
+    "slo_error_rate": "service level: the window's error rate must stay at or below the maximum",
+    "slo_mae": "service level: the window's mean absolute error must stay at or below the maximum",
 }
 """What each detector's statistic means, in one sentence."""
 
@@ -325,6 +328,10 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
     """
     if "rate" in e:
         return _rate_headline(e, firing)
+    slo = slo_test(e["detector"], firing) if "detector" in e else None
+    if slo is not None:
+        main, _ = _numeric_headline(e, firing, channel) if e["type"] == "numeric" else ("", "")
+        return slo, main
     if e["type"] == "numeric":
         return _numeric_headline(e, firing, channel)
     return _categorical_headline(e, firing)
@@ -342,10 +349,40 @@ def _side(e: dict[str, Any], which: str) -> str:
     return ", ".join(shares + [f"unseen {pct(e['unseen']['current_share'])} ({e['unseen']['count']:,} values)"])
 
 
+SLO_WORDS: dict[str, tuple[str, str]] = {
+    "slo_accuracy": ("accuracy", "min"),
+    "slo_error_rate": ("error rate", "max"),
+    "slo_mae": ("mean absolute error", "max"),
+}
+"""Service-level detectors: the metric in words and which side of the level is a breach (``min``: below)."""
+
+
+def slo_test(d: dict[str, Any], firing: bool) -> str | None:
+    """A service-level check in the metric's words, the comparison pointing the way it breached.
+
+    >>> slo_test({"name": "slo_accuracy", "statistic": 0.839, "threshold": 0.85}, True)
+    'accuracy 0.839 < 0.85 (SLO min)'
+    >>> slo_test({"name": "slo_mae", "statistic": 9.1, "threshold": 12.5}, False)
+    'mean absolute error 9.1 back within 12.5 (SLO max)'
+    >>> slo_test({"name": "psi", "statistic": 0.3, "threshold": 0.2}, True) is None
+    True
+    """
+    words = SLO_WORDS.get(d["name"])
+    if words is None:
+        return None
+    metric, side = words
+    if not firing:
+        return f"{metric} {fmt(d['statistic'])} back within {fmt(d['threshold'])} (SLO {side})"
+    return f"{metric} {fmt(d['statistic'])} {'<' if side == 'min' else '>'} {fmt(d['threshold'])} (SLO {side})"
+
+
 def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
     """The detector's statistic, threshold and meaning, then reference vs current in full."""
     d = e["detector"]
-    if firing:
+    slo = slo_test(d, firing)
+    if slo is not None:
+        test = f"{d['name']}: {slo}"
+    elif firing:
         test = f"{d['name']} {fmt(d['statistic'])} > threshold {fmt(d['threshold'])}"
         if d["p_value"] is not None:
             test += f" (p={d['p_value']:.3g})"

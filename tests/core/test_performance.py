@@ -175,6 +175,9 @@ def test_an_accuracy_slo_fires_in_accuracy_units() -> None:
     slo = [a for a in alerts if a["detector"] == "slo_accuracy"]
     assert slo and slo[0]["kind"] == "performance" and slo[0]["threshold"] == 0.85
     assert 0.75 < slo[0]["statistic"] < 0.85 and slo[0]["source"]["offset"] >= 6000
+    words = f"accuracy {slo[0]['statistic']:.3g} < 0.85 (SLO min)"  # below the minimum, said that way round
+    assert words in slo[0]["annotations"]["summary"] and words in slo[0]["annotations"]["description"]
+    assert "> threshold" not in slo[0]["annotations"]["description"]
 
 
 def test_an_error_rate_slo_compares_with_the_reference_rate() -> None:
