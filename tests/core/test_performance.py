@@ -159,8 +159,14 @@ def test_no_alert_over_100k_events_without_drift_with_every_default_detector() -
     for e, noise in zip(events[::2], rng.normal(0.0, 2.0, len(events[::2])).tolist(), strict=True):  # every other one: a regressor
         target = 50.0 + 10.0 * e["features"]["x"]
         e.update(model="reg", prediction=target + noise, label=target)
-    # 100k events of a classifier (error rate 13 %) and 100k of a regressor, interleaved
-    alerts = run(MonitorSpec(), events)
+    # 100k events of a classifier (error rate 13 %) and 100k of a regressor, interleaved; both priced
+    # (so the cost channel and its detectors are on too)
+    spec = MonitorSpec.model_validate({"models": {
+        "clf": {"cost": {"false_positive": 5, "false_negative": 120}}, "reg": {"cost": {"over_per_unit": 1, "under_per_unit": 3}},
+    }})  # fmt: skip
+    assert {"__cost__", "__recall__", "__log_loss__", "__calibration__"} <= set(_monitor_with(spec, events[:200]).models["clf"].channels)
+    assert {"__cost__", "__signed_error__"} <= set(_monitor_with(spec, events[:200]).models["reg"].channels)
+    alerts = run(spec, events)
     assert alerts == [], [(a["model"], a["feature"], a["detector"]) for a in alerts][:10]
 
 

@@ -1,0 +1,241 @@
+"""Performance channels beyond the error rate: recall, precision, log loss, calibration, bias (seeded streams).
+
+Each test builds a stream whose one performance metric changes at a known offset and checks that
+its channel alerts after that offset, in the metric's own words; the untouched metrics serve as
+their own controls where it matters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from stream_monitor.core.detectors.calibration import ece
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+from stream_monitor.core.spec import MonitorSpec
+
+T0 = 1_767_225_600_000
+BATCH = 500
+
+
+def run(spec: MonitorSpec, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every alert of ``events`` through one partition monitor."""
+    monitor = PartitionMonitor(spec, partition=0)
+    alerts: list[dict[str, Any]] = []
+    records = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
+    for i in range(0, len(records), BATCH):
+        result = monitor.process(records[i : i + BATCH])
+        assert not result.dead_letters, result.dead_letters[:1]
+        alerts.extend(orjson.loads(a.payload) for a in result.alerts)
+    return alerts
+
+
+def fired(alerts: list[dict[str, Any]], feature: str, detector: str | None = None) -> list[dict[str, Any]]:
+    """The firing (not escalated) alerts on ``feature`` (by ``detector`` when given)."""
+    return [
+        a for a in alerts
+        if a["feature"] == feature and a["status"] == "firing" and not a["escalated"] and detector in (None, a["detector"])
+    ]  # fmt: skip
+
+
+def confusion_events(seed: int, segments: list[tuple[int, float, float]], prevalence: float = 0.3, **extra: Any) -> list[dict[str, Any]]:
+    """A binary classifier's events, labels inline: ``(n, false-negative rate, false-positive rate)`` segments."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, Any]] = []
+    for n, fnr, fpr in segments:
+        label = rng.random(n) < prevalence
+        flip = rng.random(n) < np.where(label, fnr, fpr)
+        pred = label ^ flip
+        for i in range(n):
+            out.append({"model": "clf", "ts": T0 + 1000 * len(out), "prediction": int(pred[i]), "label": int(label[i]), **extra})
+    return out
+
+
+def _spec(model: dict[str, Any]) -> MonitorSpec:
+    return MonitorSpec.model_validate({"models": {"clf": model}})
+
+
+# ------------------------------------------------------------------ recall and precision
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_recall_that_falls_raises_recall_alerts_in_recall_points(seed: int) -> None:
+    change = 10_000
+    alerts = run(MonitorSpec(), confusion_events(seed, [(change, 0.10, 0.05), (20_000, 0.25, 0.05)]))
+    recall = fired(alerts, "__recall__")
+    assert recall and all(a["source"]["offset"] >= change and a["kind"] == "performance" for a in recall)
+    two = fired(alerts, "__recall__", "two_proportion")
+    assert two and 0.05 < two[0]["statistic"] < 0.3  # the fall of the recall, in points
+    assert "recall fell from" in two[0]["annotations"]["summary"]
+
+
+def test_a_precision_that_falls_raises_precision_alerts_and_not_recall_ones() -> None:
+    change = 10_000
+    alerts = run(MonitorSpec(), confusion_events(3, [(change, 0.10, 0.05), (20_000, 0.10, 0.15)]))
+    precision = fired(alerts, "__precision__")
+    assert precision and all(a["source"]["offset"] >= change for a in precision)
+    assert fired(alerts, "__recall__") == []  # false positives leave the recall alone
+
+
+def test_recall_and_precision_slos_fire_below_their_minimum() -> None:
+    spec = _spec({"slo": {"recall": {"min": 0.8}, "precision": {"min": 0.8}}})
+    alerts = run(spec, confusion_events(4, [(10_000, 0.10, 0.03), (10_000, 0.30, 0.12)]))
+    for channel, detector, metric in (("__recall__", "slo_recall", "recall"), ("__precision__", "slo_precision", "precision")):
+        slo = fired(alerts, channel, detector)
+        assert slo and slo[0]["source"]["offset"] >= 10_000 and slo[0]["statistic"] < 0.8, channel
+        assert f"{metric} {slo[0]['statistic']:.3g} < 0.8 (SLO min)" in slo[0]["annotations"]["summary"]
+
+
+def test_a_constant_confusion_matrix_raises_nothing() -> None:
+    spec = _spec({"slo": {"recall": {"min": 0.8}, "precision": {"min": 0.8}}})
+    assert run(spec, confusion_events(5, [(40_000, 0.10, 0.05)])) == []
+
+
+def _monitor(spec: MonitorSpec, events: list[dict[str, Any]]) -> PartitionMonitor:
+    monitor = PartitionMonitor(spec, partition=0)
+    monitor.process([InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)])
+    return monitor
+
+
+def test_a_multiclass_model_gets_recall_and_precision_only_for_a_configured_positive_class() -> None:
+    classes = ["cat", "dog", "bird"]
+    events = [{"model": "clf", "ts": T0 + i, "prediction": classes[i % 3], "label": classes[(i // 2) % 3]} for i in range(60)]
+    assert not {"__recall__", "__precision__"} & set(_monitor(MonitorSpec(), events).models["clf"].channels)
+    m = _monitor(_spec({"positive_class": "dog"}), events).models["clf"]
+    recall, precision = m.channels["__recall__"], m.channels["__precision__"]
+    # labels "dog" on 20 rows; predictions "dog" on 20 rows
+    assert recall.observations == 20 and precision.observations == 20
+
+
+def test_a_string_positive_class_names_the_binary_positive() -> None:
+    events = [{"model": "clf", "ts": T0 + i, "prediction": "yes" if i % 4 else "no", "label": "yes" if i % 2 else "no"} for i in range(40)]
+    spec = _spec({"task": "binary", "positive_class": "yes"})
+    m = _monitor(spec, events).models["clf"]
+    assert m.channels["__recall__"].observations == 20 and m.channels["__precision__"].observations == 30
+    assert "__recall__" not in _monitor(_spec({"task": "binary"}), events).models["clf"].channels  # 1 / True is no class here
+
+
+# ------------------------------------------------------------------ probabilities: log loss and calibration
+def scored_events(seed: int, segments: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    """A binary classifier's scores and labels: ``(n, sharpness)``; labels follow 0.5 + (score - 0.5) x sharpness.
+
+    Sharpness 1 is a calibrated model; below 1 the model is overconfident (its scores are more
+    extreme than the labels bear out).
+    """
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, Any]] = []
+    for n, sharpness in segments:
+        score = rng.random(n)
+        label = rng.random(n) < 0.5 + (score - 0.5) * sharpness
+        for i in range(n):
+            out.append({"model": "clf", "ts": T0 + 1000 * len(out), "prediction": float(score[i]), "label": int(label[i])})
+    return out
+
+
+def test_an_overconfident_model_raises_a_calibration_alert_with_the_ece() -> None:
+    change = 10_000
+    alerts = run(MonitorSpec(), scored_events(6, [(change, 1.0), (10_000, 0.5)]))
+    cal = fired(alerts, "__calibration__", "ece")
+    assert cal and cal[0]["source"]["offset"] >= change
+    e = cal[0]["evidence"]["ece"]
+    assert e["current"] > e["reference"] + 0.05 and cal[0]["statistic"] == pytest.approx(e["current"], rel=1e-5)
+    assert "calibration error (ECE) rose to" in cal[0]["annotations"]["summary"]
+
+
+def test_a_calibrated_model_raises_no_calibration_or_log_loss_alert() -> None:
+    alerts = run(MonitorSpec(), scored_events(7, [(40_000, 1.0)]))
+    assert fired(alerts, "__calibration__") == [] and fired(alerts, "__log_loss__") == []
+
+
+def test_a_log_loss_slo_fires_in_log_loss_units() -> None:
+    spec = _spec({"slo": {"log_loss": {"max": 0.6}}})
+    alerts = run(spec, scored_events(8, [(10_000, 1.0), (10_000, 0.3)]))
+    slo = fired(alerts, "__log_loss__", "slo_log_loss")
+    # a calibrated uniform score has a mean log loss of 0.5; an overconfident one more
+    assert slo and slo[0]["source"]["offset"] >= 10_000 and slo[0]["statistic"] > 0.6
+    assert f"log loss {slo[0]['statistic']:.3g} > 0.6 (SLO max)" in slo[0]["annotations"]["summary"]
+    assert fired(alerts, "__log_loss__", "adwin")  # the change-point detectors see the rise too
+
+
+def test_ece_reads_scores_and_labels_back_from_the_residuals() -> None:
+    rng = np.random.default_rng(9)
+    score = rng.random(5000)
+    label = (rng.random(5000) < score * 0.5).astype(float)  # positives half as often as scored
+    bins = np.clip((score * 10).astype(int), 0, 9)
+    expected = sum(abs(score[bins == b].mean() - label[bins == b].mean()) * (bins == b).mean() for b in range(10))
+    assert ece(score - label) == pytest.approx(expected, rel=1e-9)
+
+
+# ------------------------------------------------------------------ regression: bias, RMSE
+def test_a_biased_regressor_raises_a_signed_error_alert_with_the_rmse() -> None:
+    rng = np.random.default_rng(10)
+    events = []
+    for i, noise in enumerate(rng.normal(0.0, 10.0, 16_000)):
+        target = float(rng.normal(100.0, 20.0))
+        bias = 6.0 if i >= 8000 else 0.0
+        events.append({"model": "reg", "ts": T0 + 1000 * i, "prediction": {"value": target + float(noise) + bias}, "label": target})
+    alerts = run(MonitorSpec(), events)
+    bias = fired(alerts, "__signed_error__")
+    assert bias and all(a["source"]["offset"] >= 8000 for a in bias)
+    e = bias[0]["evidence"]
+    assert e["change"]["direction"] == "rose" and e["rmse"]["current"] > e["rmse"]["reference"]
+    assert "RMSE" in bias[0]["annotations"]["summary"]
+
+
+# ------------------------------------------------------------------ business cost
+COST = {"false_positive": 5, "false_negative": 120, "currency": "EUR"}
+
+
+def test_a_costlier_error_mix_raises_a_cost_alert_in_money() -> None:
+    change = 10_000
+    # the error rate barely moves (false positives turn into false negatives), the cost does
+    events = confusion_events(11, [(change, 0.10, 0.08), (20_000, 0.25, 0.02)])
+    alerts = run(_spec({"cost": COST}), events)
+    cost = fired(alerts, "__cost__", "cost_increase")
+    assert cost and cost[0]["source"]["offset"] >= change and cost[0]["kind"] == "performance"
+    c = cost[0]["evidence"]["cost"]
+    # reference: 0.3 x 0.10 x 120 + 0.7 x 0.08 x 5 = 3.88 per prediction; after: 0.3 x 0.25 x 120 + 0.7 x 0.02 x 5 = 9.07
+    # (the window still holds predictions from before the change when the alert fires)
+    assert 3500 < c["reference_per_1k"] < 4300 and 1.1 * c["reference_per_1k"] < c["current_per_1k"] < 10_500
+    summary = cost[0]["annotations"]["summary"]
+    assert f"+{c['change_per_1k']:,.0f} EUR per 1k predictions vs warm-up reference ({c['reference_per_1k']:,.0f} → {c['current_per_1k']:,.0f} EUR)" in summary
+    assert cost[0]["statistic"] == pytest.approx(c["current_per_1k"] - c["reference_per_1k"], rel=1e-4)
+
+
+def test_a_cost_slo_fires_above_its_money_limit() -> None:
+    spec = _spec({"cost": COST, "slo": {"cost": {"max_per_1k": 6000}}})
+    alerts = run(spec, confusion_events(12, [(10_000, 0.10, 0.08), (10_000, 0.25, 0.02)]))
+    slo = fired(alerts, "__cost__", "slo_cost")
+    assert slo and slo[0]["source"]["offset"] >= 10_000 and slo[0]["statistic"] > 6000 and slo[0]["threshold"] == 6000
+    assert f"cost per 1k predictions {slo[0]['statistic']:,.0f} > 6,000 (SLO max) EUR" in slo[0]["annotations"]["summary"]
+
+
+def test_a_constant_cost_raises_nothing() -> None:
+    spec = _spec({"cost": COST, "slo": {"cost": {"max_per_1k": 6000}}})
+    assert run(spec, confusion_events(13, [(40_000, 0.10, 0.08)])) == []
+
+
+def test_each_cost_model_prices_each_labelled_prediction() -> None:
+    def cost_channel(model: dict[str, Any], events: list[dict[str, Any]]) -> list[float]:
+        spec = MonitorSpec.model_validate({"defaults": {"reference": {"size": 50}}, "models": {"m": model}})
+        ch = _monitor(spec, events).models["m"].channels["__cost__"]
+        assert ch.reference is not None
+        return ch.reference.sorted_sample.tolist()
+
+    # the cost channel's reference is twice the model's: its first 100 values
+    classes = [("cat", "dog"), ("dog", "dog"), ("bird", "cat")]  # (label, predicted)
+    events = [{"model": "m", "ts": T0 + i, "prediction": classes[i % 3][1], "label": classes[i % 3][0]} for i in range(120)]
+    matrix = {"cat": {"dog": 3.0}, "bird": {"cat": 7.5}}
+    assert cost_channel({"cost": {"matrix": matrix}}, events) == sorted([3.0, 0.0, 7.5][i % 3] for i in range(100))
+    reg = [{"model": "m", "ts": T0 + i, "prediction": 10.0 + (2.0 if i % 2 else -1.0), "label": 10.0} for i in range(120)]
+    assert sorted(set(cost_channel({"cost": {"over_per_unit": 1.5, "under_per_unit": 4.0}}, reg))) == [3.0, 4.0]  # 2 over, 1 under
+    assert sorted(set(cost_channel({"cost": {"per_unit": 2.0}}, reg))) == [2.0, 4.0]
+
+
+def test_a_cost_model_needs_exactly_one_family() -> None:
+    with pytest.raises(ValueError, match="exactly one of"):
+        MonitorSpec.model_validate({"models": {"m": {"cost": {"false_positive": 1, "per_unit": 2}}}})
+    with pytest.raises(ValueError, match="exactly one of"):
+        MonitorSpec.model_validate({"models": {"m": {"cost": {"currency": "USD"}}}})
