@@ -159,6 +159,20 @@ class HddmAParams(BinaryRateParams):
     drift_confidence: Annotated[float, Field(gt=0, lt=1)] = 1e-4
 
 
+class EddmParams(BinaryRateParams):
+    """River EDDM (early drift detection: distances between errors) on the 0/1 error stream; off by default."""
+
+    warm_start: Annotated[int, Field(ge=1)] = 2000  # errors seen before it tests
+    beta: Annotated[float, Field(gt=0, lt=1)] = 0.9  # drift when (mean + 2 sd) of the error distance falls below beta x its maximum (River: beta)
+
+
+class HddmWParams(BinaryRateParams):
+    """River HDDM_W (Hoeffding bound on weighted moving averages) on the 0/1 error stream, rises only; off by default."""
+
+    drift_confidence: Annotated[float, Field(gt=0, lt=1)] = 1e-4
+    lambda_val: Annotated[float, Field(gt=0, lt=1)] = 0.05  # weight of the newest value
+
+
 class TwoProportionParams(DetectorParams):
     """One-sided two-proportion z-test: window error rate above the reference's.
 
@@ -255,6 +269,8 @@ DETECTOR_PARAMS: dict[str, DetectorSchema] = {
     "unseen_category_rate": DetectorSchema(RateParams, _CAT),
     "ddm": DetectorSchema(DdmParams, _NUM),
     "hddm_a": DetectorSchema(HddmAParams, _NUM),
+    "eddm": DetectorSchema(EddmParams, _NUM),
+    "hddm_w": DetectorSchema(HddmWParams, _NUM),
     "two_proportion": DetectorSchema(TwoProportionParams, _NUM),
     "slo_accuracy": DetectorSchema(SloAccuracyParams, _NUM),
     "slo_error_rate": DetectorSchema(SloErrorRateParams, _NUM),

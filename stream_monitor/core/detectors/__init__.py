@@ -38,7 +38,7 @@ from stream_monitor.core.detectors.base import (
 from stream_monitor.core.detectors.calibration import EceDetector, build_ece
 from stream_monitor.core.detectors.cost import CostIncreaseDetector, SloCostDetector, build_cost_increase
 from stream_monitor.core.detectors.ddm import DdmDetector, build_ddm
-from stream_monitor.core.detectors.hddm import HddmADetector, build_hddm_a
+from stream_monitor.core.detectors.hddm import EddmDetector, HddmADetector, HddmWDetector, build_hddm_a
 from stream_monitor.core.detectors.proportion import TwoProportionDetector, build_two_proportion
 from stream_monitor.core.detectors.rates import (
     RateDetector,
@@ -122,6 +122,8 @@ REGISTRY: dict[str, DetectorKind] = {
         _kind("unseen_category_rate", build_unseen_category, "quality"),
         _kind("ddm", build_ddm, "point"),
         _kind("hddm_a", build_hddm_a, "point"),
+        _kind("eddm", EddmDetector, "point"),
+        _kind("hddm_w", HddmWDetector, "point"),
         _kind("two_proportion", build_two_proportion, "window"),
         _kind("slo_accuracy", SloAccuracyDetector, "window"),
         _kind("slo_error_rate", SloErrorRateDetector, "window"),
@@ -163,6 +165,8 @@ __all__ = [
     "CostIncreaseDetector",
     "DdmDetector",
     "EceDetector",
+    "EddmDetector",
+    "HddmWDetector",
     "HddmADetector",
     "SloAccuracyDetector",
     "SloErrorRateDetector",
