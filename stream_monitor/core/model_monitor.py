@@ -19,11 +19,13 @@ from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
-from stream_monitor.core.spec import ABS_ERROR, COST, ERROR, ERROR_RATE, PREDICTION, MonitorSpec, Task
+from stream_monitor.core.spec import ABS_ERROR, COST, ERROR, ERROR_RATE, PREDICTION, SCORED_CHANNELS, MonitorSpec, Task
 
 log = structlog.get_logger("stream_monitor.core")
 
 _OUTPUT_PREFIX = PREDICTION + "."
+MAX_VERSIONS = 16  # model versions remembered per model (a version seen before changes nothing)
+_VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS))  # channels that restart with a new model version
 
 
 class AllMissing(list):
@@ -192,6 +194,7 @@ class ModelMonitor:
         self.class_output = mspec.class_output if mspec else None
         self.positive_class = mspec.positive_class if mspec else None
         self.cost = mspec.cost if mspec else None
+        self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
         self._outputs: dict[tuple[str, ...], Outputs] = {}
         self._warned_outputs = False
         self.dirty = True
@@ -247,6 +250,22 @@ class ModelMonitor:
             if cost is not None:
                 out.append((COST, cost))
         return out
+
+    def switch_version(self, version: str) -> list[str]:
+        """Start model version ``version``: its prediction and performance channels restart their reference.
+
+        Each of those channels is replaced by a fresh one (:meth:`reset_channel`: a warm-up
+        reference, or the channel's configured baseline), keeping its open alert episodes; the
+        switch raises no alert. Features, ``__label__`` (the target) and ``__latency__`` (a new
+        version's latency is worth comparing with the old one's) keep theirs. Returns the names reset.
+        """
+        self.versions = [*self.versions[-(MAX_VERSIONS - 1) :], version]
+        reset = [name for name in self.channels if name == PREDICTION or name.startswith(_OUTPUT_PREFIX) or name in _VERSIONED]
+        for name in reset:
+            self.reset_channel(name)
+        self.dirty = True
+        log.info("model_version_switched", model=self.model, version=version, partition=self.partition, channels=len(reset))
+        return reset
 
     def _read_outputs(self, prediction: Any) -> tuple[Any, Any]:
         """(score, class) of a prediction: a scalar float is a score, any other scalar a class."""

@@ -89,6 +89,7 @@ class PartitionMonitor:
         self.baselines = baselines or {}
         self.models: dict[str, ModelMonitor] = {}
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
+        self._first_versions: dict[str, str] = {}  # models first seen in the batch being fed: their first version
         self.labels_dirty = False
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
         self.limits = LimitGuard(spec.limits, partition, spec.label_join_max_pending)
@@ -200,7 +201,13 @@ class PartitionMonitor:
         ``processing_error`` dead letter; one inside a channel resets that channel (see
         :meth:`_ingest`). Neither costs anything while nothing raises.
         """
+        cut = self._version_cut(decoded)
+        if cut:  # a model's version changes at row ``cut``: the rows before it go to the old references
+            self._monitor(decoded[:cut], positions[:cut], raws[:cut], result, joined[:cut] if joined is not None else None)
+            self._monitor(decoded[cut:], positions[cut:], raws[cut:], result, joined[cut:] if joined is not None else None)
+            return
         batch = self._gather(decoded, positions, joined)
+        self._record_first_versions()
         triggers = self._ingest(batch, decoded, positions, result)
         triggers.extend(batch.triggers)
         result.processed += len(decoded) - len(batch.failed) - len(batch.limited)
@@ -230,6 +237,43 @@ class PartitionMonitor:
                 result.invalid_by_reason[str(dl.reason)] += 1
         # record-level and value-level dead letters, in record order whatever the batch boundaries
         result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
+
+    def _version_cut(self, decoded: list[ev.DecodedEvent]) -> int:
+        """The first row (> 0) at which a model shows a version it never showed before, 0 when none does.
+
+        A new version at the first row switches that model now (:meth:`ModelMonitor.switch_version`:
+        its model-dependent channels restart their reference); a model's first version is only
+        recorded, and a version seen before (traffic split between two versions) changes nothing.
+        """
+        pending: dict[str, str] = {}  # the last version of each model in the rows so far
+        first: dict[str, str] = {}  # models created by this batch: their first version
+        for row, d in enumerate(decoded):
+            version, name = d.event.model_version, d.event.model
+            if version is None or pending.get(name) == version:
+                continue
+            m = self.models.get(name)
+            if m is None:
+                if name in first:
+                    self._first_versions = first
+                    return row  # a second version of a model this batch creates: create it first
+                first[name] = pending[name] = version
+                continue
+            if not m.versions:
+                m.versions.append(version)
+            elif version not in m.versions:
+                if row:
+                    return row
+                m.switch_version(version)
+            pending[name] = version
+        self._first_versions = first
+        return 0
+
+    def _record_first_versions(self) -> None:
+        """Record the version of the models created by the batch just fed (see :meth:`_version_cut`)."""
+        for name, version in self._first_versions.items():
+            m = self.models.get(name)
+            if m is not None and not m.versions:
+                m.versions.append(version)
 
     def _gather(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], joined: list[Any] | None) -> Batch:
         """Group the batch's values per (model, channel), remembering where each column started.
@@ -458,7 +502,7 @@ class PartitionMonitor:
         items: dict[str, bytes] = {}
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
-                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels))
+                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels), m.versions)
                 m.dirty = False
             for ch_name, ch in m.channels.items():
                 if ch.dirty or not only_dirty:
@@ -506,6 +550,7 @@ class PartitionMonitor:
         if model is None:
             return
         model.known_features = list(record.known_features)
+        model.versions = list(record.versions)
         for ch_name in record.channels:
             blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
             if blob_ch is None:

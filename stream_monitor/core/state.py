@@ -195,11 +195,15 @@ class ModelRecord(NamedTuple):
 
     known_features: list[str]
     channels: list[str]
+    versions: list[str] = []  # the model versions seen, oldest first (the last is the current one)
 
 
-def encode_model(known_features: list[str], channels: list[str]) -> bytes:
-    """The state item of one model (its channels have items of their own)."""
-    return _pack({"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)})
+def encode_model(known_features: list[str], channels: list[str], versions: list[str] | None = None) -> bytes:
+    """The state item of one model (its channels have items of their own); ``versions`` only when some were seen."""
+    item: dict[str, Any] = {"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)}
+    if versions:
+        item["versions"] = list(versions)
+    return _pack(item)
 
 
 def decode_model(blob: bytes, model: str) -> ModelRecord:
@@ -208,7 +212,8 @@ def decode_model(blob: bytes, model: str) -> ModelRecord:
     known, channels = f.strings("known_features"), f.strings("channels")
     if len(set(channels)) != len(channels) or len(set(known)) != len(known):
         raise f.fail("channels", "duplicate names")
-    return ModelRecord(known, channels)
+    versions = f.strings("versions") if "versions" in f.obj else []
+    return ModelRecord(known, channels, versions)
 
 
 # ------------------------------------------------------------------ label-join item

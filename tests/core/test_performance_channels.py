@@ -239,3 +239,70 @@ def test_a_cost_model_needs_exactly_one_family() -> None:
         MonitorSpec.model_validate({"models": {"m": {"cost": {"false_positive": 1, "per_unit": 2}}}})
     with pytest.raises(ValueError, match="exactly one of"):
         MonitorSpec.model_validate({"models": {"m": {"cost": {"currency": "USD"}}}})
+
+
+# ------------------------------------------------------------------ model versions
+def versioned_events(seed: int, segments: list[tuple[int, str | None, float, float]]) -> list[dict[str, Any]]:
+    """A classifier's events: ``(n, model_version, mean score, error rate)`` segments, features unchanged."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, Any]] = []
+    for n, version, mean, rate in segments:
+        score = np.clip(rng.normal(mean, 0.1, n), 0.0, 1.0)
+        wrong = rng.random(n) < rate
+        for i in range(n):
+            pred = int(score[i] >= 0.5)
+            e = {"model": "clf", "ts": T0 + 1000 * len(out), "features": {"x": float(rng.normal())},
+                 "prediction": {"y_pred_proba": float(score[i]), "y_pred": pred}, "label": pred ^ int(wrong[i])}  # fmt: skip
+            if version is not None:
+                e["model_version"] = version
+            out.append(e)
+    return out
+
+
+NEW_MODEL = [(8000, "v1", 0.3, 0.10), (12_000, "v2", 0.45, 0.25)]  # v2 scores higher and errs more
+
+
+def test_a_new_model_version_starts_new_references_and_the_switch_raises_nothing() -> None:
+    unversioned = run(MonitorSpec(), versioned_events(14, [(n, None, m, r) for n, _, m, r in NEW_MODEL]))
+    assert fired(unversioned, "__prediction__.y_pred_proba") and fired(unversioned, "__error_rate__")  # as one model: drift
+    monitor = PartitionMonitor(MonitorSpec(), partition=0)
+    events = versioned_events(14, NEW_MODEL)
+    alerts: list[dict[str, Any]] = []
+    for i in range(0, len(events), 777):  # batches that cut through the switch
+        batch = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i + k, e["ts"])) for k, e in enumerate(events[i : i + 777])]
+        alerts.extend(orjson.loads(a.payload) for a in monitor.process(batch).alerts)
+    # the labels here follow the predictions, so the target's own channel (kept across versions) may move
+    others = [a for a in alerts if a["feature"] != "__label__"]
+    assert others == [], [(a["feature"], a["detector"], a["source"]["offset"]) for a in others][:5]
+    assert all(a["model_version"] == "v2" for a in alerts)
+    m = monitor.models["clf"]
+    assert m.versions == ["v1", "v2"]
+    ref = m.channels["__error_rate__"].reference
+    assert ref is not None and 0.2 < ref.mean < 0.3  # v2's own error rate
+    assert m.channels["x"].reference is not None and m.channels["x"].observations == len(events)  # features keep theirs
+
+
+def test_a_version_seen_before_does_not_restart_the_references() -> None:
+    split = versioned_events(15, [(4000, "v1", 0.3, 0.1), (200, "v2", 0.3, 0.1), (2000, "v1", 0.3, 0.1), (200, "v2", 0.3, 0.1)])
+    m = _monitor(MonitorSpec(), split).models["clf"]
+    assert m.versions == ["v1", "v2"]
+    assert m.channels["__error_rate__"].observations == 2400  # reset once, when v2 first showed (at 4,000 of 6,400)
+
+
+def test_a_version_switch_after_a_checkpoint_is_still_a_switch() -> None:
+    events = versioned_events(16, NEW_MODEL)
+    records = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
+
+    def alerts_of(split: int | None) -> tuple[list[bytes], list[str]]:
+        monitor = PartitionMonitor(MonitorSpec(), partition=0)
+        out: list[bytes] = []
+        for i in range(0, len(records), BATCH):
+            if split is not None and i == split:
+                monitor = PartitionMonitor.from_state_items(MonitorSpec(), 0, monitor.state_items(only_dirty=False))
+            out.extend(a.payload for a in monitor.process(records[i : i + BATCH]).alerts)
+        return out, monitor.models["clf"].versions
+
+    uninterrupted = alerts_of(None)
+    assert uninterrupted[1] == ["v1", "v2"] and not [a for a in uninterrupted[0] if b'"__label__"' not in a]
+    assert alerts_of(4000) == uninterrupted  # restored before the switch
+    assert alerts_of(12_000) == uninterrupted  # and after it
