@@ -76,11 +76,14 @@ class KafkaSettings(_Section):
     transaction_operation_timeout_ms: int = Field(default=30_000, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     create_topics: bool = True  # create missing output/changelog topics at start-up
-    state_partitioning: Literal["input", "model"] = "input"
-    """``input``: state per input partition (produce a model's events keyed by model for one
-    monitor per model). ``model``: the monitor first re-keys every record by model onto an internal
-    repartition topic (in the same transaction), so each model is monitored once, whatever the
-    input keys — one alert series per model at the cost of one extra hop through Kafka."""
+    state_partitioning: Literal["input", "model"] = "model"
+    """``model`` (default): input records are read (decoded, validated, dead-lettered) by whichever
+    instance owns their input partition, and each model's validated rows go, in the same
+    transaction, to the internal repartition topic keyed by model, where the model's owner judges
+    them in event-time order: each model is judged once, whatever the input keys and partition
+    counts. ``input``: state per input partition, no internal topic (only right when every model's
+    events are produced keyed by model)."""
+    idle_timeout_ms: int = Field(default=10_000, gt=0)  # an input partition silent this long stops holding back event-time order
     repartition_topic: str | None = None  # default: "<group_id>-by-model"
     repartition_partitions: int | None = Field(default=None, ge=1)  # default: input partition count
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -97,3 +97,24 @@ def test_quix_rows_are_skipped_with_a_note_when_quixstreams_is_absent(monkeypatc
             r["records_per_s"] = r["channel_values_per_s"] = 10.0
     text = summary({"smoke": True, "started_at": "now", "throughput": rows})
     assert "(h-eos)" in text and named[0] in text
+
+
+def test_scaleout_bench_runs_every_instance_count_to_lag_zero(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "scaleout.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.scaleout", "--events", "2000", "--instances", "1,2", "--settle", "3",
+         "--bootstrap", kafka_bootstrap, "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=380,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [r["instances"] for r in report["runs"]] == [1, 2]
+    for r in report["runs"]:
+        assert len(r["cpu_seconds"]) == r["instances"] and all(_positive(c) for c in r["cpu_seconds"]), r
+        assert r["exit_codes"] == [0] * r["instances"], r
+        assert _positive(r["records_per_s"]) and r["records"] == 2000, r
+    assert _positive(report["bare_consumption"]["records_per_s"]) and _positive(report["startup_cpu_seconds"])
+    assert "busiest share" in proc.stdout

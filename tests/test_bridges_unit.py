@@ -95,7 +95,7 @@ def test_am_sink_retries_then_delivers_and_tracks_active():
     items = [Item(TP0, 0, example_alert())]
     assert sink.deliver(items, time.monotonic() + 10) == 1
     assert len(post.calls) == 3 and post.calls[0][0] == "http://am/api/v2/alerts"
-    assert list(sink.active) == ["d1ec213e1c33ae91"]
+    assert list(sink.active) == [example_alert().fingerprint]
 
 
 def test_am_sink_gives_up_at_deadline_without_accepting():
@@ -355,3 +355,19 @@ def test_pagerduty_refusing_the_routing_key_is_retried_not_a_rejected_alert() ->
     assert sink.failing is not None and "routing key" in sink.failing
     post.script = [HttpResult(classify_status(400), 400, '{"errors":["Payload.summary is missing"]}')]
     assert sink.deliver([Item(TP0, 0, example_alert())], time.monotonic() + 10) == 1, "a malformed alert is still skipped"
+
+
+def test_a_channel_page_keeps_one_identity_whatever_partition_its_events_came_from():
+    """Firing, escalation and resolve of one page may be raised at records of different input
+    partitions: Alertmanager's label set and PagerDuty's dedup key follow the page's fingerprint alone."""
+    from stream_monitor.core.lifecycle import fingerprint
+
+    fp = fingerprint("fraud-v3", "amount")
+    firing = example_alert(fingerprint=fp, source={"topic": "inference-events", "partition": 0, "offset": 10})
+    resolved = example_alert(
+        fingerprint=fp, status="resolved", ends_at="2026-01-01T01:00:00.000Z", source={"topic": "inference-events", "partition": 5, "offset": 99}
+    )
+    am = [alertmanager_alert(a, now=NOW, ttl_s=240)["labels"] for a in (firing, resolved)]
+    assert am[0] == am[1] and "partition" not in am[0]
+    pd = [pagerduty_event(a, "R" * 32)["dedup_key"] for a in (firing, resolved)]
+    assert pd == [fp, fp]

@@ -320,7 +320,7 @@ def test_created_topics_admit_what_the_producer_may_send():
     admin = FakeAdmin({"in": 2})
     assert prepare_topology(admin, cfg, lambda: False) == 2
     k = cfg.kafka
-    assert set(admin.created) == {k.alerts_topic, k.dlq_topic, k.resolved_changelog_topic()}
+    assert set(admin.created) == {k.alerts_topic, k.dlq_topic, k.resolved_changelog_topic(), k.resolved_repartition_topic()}
     for name, configs in admin.created.items():
         assert configs["max.message.bytes"] == "5000000", name
 
@@ -415,27 +415,6 @@ def test_an_unreadable_state_item_resets_only_its_channel():
 
 
 # ------------------------------------------------------------------ re-keyed records
-
-
-@given(st.lists(st.tuples(st.sampled_from(["sm-source", "sm-kind", "other"]), st.binary(max_size=40)), max_size=4), st.binary(max_size=200))
-def test_no_header_or_value_of_a_re_keyed_record_raises(headers, value):
-    from types import SimpleNamespace
-
-    from stream_monitor.runtime.records import model_of, source_of
-
-    position, is_label = source_of(SimpleNamespace(headers=headers, offset=5, timestamp=None), "rp", 1)
-    assert isinstance(position.partition, int) and isinstance(position.offset, int) and isinstance(is_label, bool)
-    assert isinstance(model_of(value), str)
-
-
-def test_a_malformed_source_header_falls_back_to_the_record_position():
-    from types import SimpleNamespace
-
-    from stream_monitor.runtime.records import source_of
-
-    record = SimpleNamespace(headers=[("sm-source", b"in\x1fnot-a-number\x1f7")], offset=5, timestamp=None)
-    position, _ = source_of(record, "rp", 1)
-    assert (position.topic, position.partition, position.offset) == ("rp", 1, 5)
 
 
 def test_poison_guard_isolates_the_record_that_raises_then_dead_letters_it():

@@ -52,10 +52,11 @@ def test_firing_gauge_follows_fire_escalate_resolve():
     assert m.registry.get_sample_value("stream_monitor_alerts_total", {"model": "m", "kind": "data_drift", "severity": "warning", "status": "firing"}) == 2
 
 
-def test_firing_alerts_belong_to_the_task_partition_label():
+def test_firing_alerts_belong_to_the_task_partition_given():
     m = MonitorMetrics()
-    fields = _fields("a", "firing", partition=5, labels={"partition": "2"})  # re-keyed: the task partition is 2
-    m.observe_alert(fields)
+    fields = _fields("a", "firing", partition=5)  # re-keyed: the task partition is 2
+    assert "partition" not in fields.labels
+    m.observe_alert(fields, partition=2)
     m.forget_partitions([5])
     assert m.firing_count == 1
     m.forget_partitions([2])
@@ -212,3 +213,16 @@ def test_limit_hits_are_counted_per_limit_when_a_batch_is_emitted():
     m = MonitorMetrics()
     m.observe_limit_hits(result.limits_exceeded)  # as MonitorApp does for every processed batch
     assert m.registry.get_sample_value("stream_monitor_limit_hits_total", {"limit": "channels_per_model"}) == result.limits_exceeded["channels_per_model"]
+
+
+def test_a_page_whose_lead_changes_kind_on_escalation_is_counted_once():
+    """A channel's page may escalate with a data-quality lead: the firing gauge moves, it does not add,
+    and the page's events may come from records of different partitions."""
+    m = MonitorMetrics()
+    gauge = lambda kind, severity: m.registry.get_sample_value("stream_monitor_alerts_firing", {"model": "m", "kind": kind, "severity": severity}) or 0.0  # noqa: E731
+    page = dict(fingerprint="page", model="m", feature="c0", labels={})
+    m.observe_alert(example_alert(**page, status="firing", kind="data_drift", detector="chi2", severity="warning", source={"topic": "t", "partition": 0, "offset": 1}))
+    m.observe_alert(example_alert(**page, status="firing", escalated=True, kind="data_quality", detector="unseen_category_rate", severity="critical", source={"topic": "t", "partition": 2, "offset": 9}))
+    assert (gauge("data_drift", "warning"), gauge("data_quality", "critical"), m.firing_count) == (0, 1, 1)
+    m.observe_alert(example_alert(**page, status="resolved", kind="data_quality", detector="unseen_category_rate", severity="critical", ends_at="2026-01-01T00:09:00.000Z", source={"topic": "t", "partition": 1, "offset": 20}))
+    assert (gauge("data_quality", "critical"), m.firing_count) == (0, 0)

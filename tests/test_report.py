@@ -225,7 +225,7 @@ def test_one_timeline_row_per_alerting_channel_naming_its_detectors(demo_report:
     summary = orjson.loads((demo_report.parent / "plots" / "summary.json").read_bytes())
     fraud = next(m for m in summary["models"] if m["model"] == "fraud-v3")
     alerting = {e["channel"] for e in fraud["episodes"]}
-    detectors_of = {ch: {e["detector"] for e in fraud["episodes"] if e["channel"] == ch} for ch in alerting}
+    detectors_of = {ch: {d for e in fraud["episodes"] if e["channel"] == ch for d in e["detectors"]} for ch in alerting}
     assert any(len(d) > 1 for d in detectors_of.values()), "the demo has channels with several alerting detectors"
     labels = re.findall(r'<tspan font-weight="bold">([^<]*)</tspan><tspan fill="#666"> ([^<]*)</tspan>', svg)
     assert sorted(ch for ch, _ in labels) == sorted(alerting)  # one row each, no row per detector

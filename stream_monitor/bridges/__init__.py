@@ -21,9 +21,11 @@ accepts, as Prometheus does):
 
 - ``alertname`` = ``StreamMonitor`` + the kind in CamelCase: ``StreamMonitorDataDrift``,
   ``StreamMonitorPredictionDrift``, ``StreamMonitorDataQuality``, ``StreamMonitorPerformance``.
-- labels: the alert's ``labels`` (team, owner, env, ..., ``partition``), then ``--label K=V``, then
-  ``alertname``, ``model``, ``feature``, ``detector``, ``severity``, ``kind``, ``partition`` (ours
-  win). Label names are sanitised to ``[a-zA-Z_][a-zA-Z0-9_]*``; empty values are dropped.
+- labels: the alert's ``labels`` (team, owner, env, ...), then ``--label K=V``, then
+  ``alertname``, ``model``, ``feature``, ``detector``, ``severity``, ``kind`` (ours win). No
+  partition: a page's firing, escalation and resolve may come from records of different input
+  partitions and must keep one label set. Label names are sanitised to
+  ``[a-zA-Z_][a-zA-Z0-9_]*``; empty values are dropped.
 - annotations: the alert's annotations (summary, description, runbook_url, ...) plus statistic,
   threshold, p_value, model_version, alert_id, fingerprint, event_time, window, reference,
   source and monitor instance, all as strings.
@@ -31,10 +33,11 @@ accepts, as Prometheus does):
   (Prometheus' rule) and is re-sent every ``--resend-interval`` seconds while it fires; a resolved
   one gets ``endsAt`` = ``ends_at``. Both are clamped to the bridge's clock (event time may run
   ahead of or behind the wall clock), so a resolved alert is resolved *now* in Alertmanager.
-- An escalation (same fingerprint, higher severity) changes the label set: the old label set is
-  sent with ``endsAt`` = now, so Alertmanager does not keep a stale warning next to the critical.
+- An escalation (same fingerprint, higher severity; on a channel's page possibly another lead
+  ``detector`` and so ``kind``) changes the label set: the old label set is sent with ``endsAt`` =
+  now, so Alertmanager does not keep a stale warning next to the critical.
 - ``generatorURL`` = ``--generator-url``: a template with ``{model}``, ``{feature}``,
-  ``{detector}``, ``{fingerprint}``, ``{partition}``, ``{alert_id}`` (URL-quoted), or a plain base
+  ``{detector}``, ``{fingerprint}``, ``{partition}`` (the source record's), ``{alert_id}`` (URL-quoted), or a plain base
   to which ``?model=..&feature=..&detector=..&fingerprint=..`` is appended.
 - On (re)assignment the bridge rebuilds the set of firing alerts of its partitions by reading
   them up to the committed offset (the alert topic is compacted by fingerprint) and re-sends them

@@ -52,7 +52,7 @@ def generator_link(template: str | None, alert: AlertEvent) -> str | None:
     >>> generator_link("https://grafana/d/drift?var-model={model}&var-feature={feature}", a)
     'https://grafana/d/drift?var-model=fraud-v3&var-feature=amount'
     >>> generator_link("https://mon", a)
-    'https://mon?model=fraud-v3&feature=amount&detector=psi&fingerprint=d1ec213e1c33ae91'
+    'https://mon?model=fraud-v3&feature=amount&detector=psi&fingerprint=3d8bec3b461c3d10'
     """
     if not template:
         return None
@@ -106,7 +106,6 @@ def alertmanager_labels(alert: AlertEvent, extra: Mapping[str, str]) -> dict[str
             "detector": alert.detector,
             "severity": alert.severity,
             "kind": alert.kind,
-            "partition": str(alert.source.partition),
         }
     )
     return {k: v for k, v in labels.items() if v != ""}
@@ -165,9 +164,9 @@ def pagerduty_event(alert: AlertEvent, routing_key: str, generator_url: str | No
 
     >>> ev = pagerduty_event(example_alert(annotations={"summary": "drift", "runbook_url": "https://rb"}), "R" * 32)
     >>> ev["event_action"], ev["dedup_key"], ev["payload"]["severity"], ev["payload"]["source"], ev["links"]
-    ('trigger', 'd1ec213e1c33ae91', 'warning', 'fraud-v3', [{'href': 'https://rb', 'text': 'Runbook'}])
+    ('trigger', '3d8bec3b461c3d10', 'warning', 'fraud-v3', [{'href': 'https://rb', 'text': 'Runbook'}])
     >>> pagerduty_event(example_alert(status="resolved"), "R" * 32)
-    {'routing_key': 'RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR', 'event_action': 'resolve', 'dedup_key': 'd1ec213e1c33ae91'}
+    {'routing_key': 'RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR', 'event_action': 'resolve', 'dedup_key': '3d8bec3b461c3d10'}
     """
     if alert.status == "resolved":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": alert.fingerprint}
@@ -208,7 +207,7 @@ def example_alert(**overrides: Any) -> AlertEvent:
     data: dict[str, Any] = {
         "schema_version": 1,
         "alert_id": "a" * 32,
-        "fingerprint": "d1ec213e1c33ae91",
+        "fingerprint": "3d8bec3b461c3d10",
         "status": "firing",
         "severity": "warning",
         "kind": "data_drift",
@@ -225,7 +224,7 @@ def example_alert(**overrides: Any) -> AlertEvent:
         "window": {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:00:05.000Z", "count": 1000},
         "reference": {"kind": "warmup", "count": 1000},
         "source": {"topic": "inference-events", "partition": 0, "offset": 1234},
-        "labels": {"team": "risk-ml", "partition": "0"},
+        "labels": {"team": "risk-ml"},
         "annotations": {"summary": "data drift on fraud-v3/amount", "runbook_url": "https://runbooks/drift"},
         "monitor": {"instance": "test", "version": "0"},
     }

@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     src = replay.add_mutually_exclusive_group(required=True)
     src.add_argument("--topic", action="append", help="topic to replay (all partitions); repeat for several")
     src.add_argument("--input", type=Path, help="JSONL(.gz) file export of inference events")
+    replay.add_argument(
+        "--labels", type=Path, action="append",
+        help="JSONL(.gz) file of label events, joined to the replayed predictions (with --topic, the config's kafka.label_topic is read too)",
+    )  # fmt: skip
     replay.add_argument("--from", dest="from_time", help="event-time start (ISO-8601 or epoch ms), inclusive")
     replay.add_argument("--to", dest="to_time", help="event-time end (ISO-8601 or epoch ms), exclusive")
     replay.add_argument("--alerts-out", type=Path, required=True, help="write alert events here (JSONL)")

@@ -87,6 +87,9 @@ def _check_flags(args: argparse.Namespace) -> tuple[TimeRange, int, int]:
         raise ReplayUsageError(f"--batch-size must be at least 1, got {batch_size}")
     if args.input is not None and not Path(args.input).is_file():
         raise ReplayUsageError(f"--input {args.input}: no such file")
+    for path in getattr(args, "labels", None) or []:
+        if not Path(path).is_file():
+            raise ReplayUsageError(f"--labels {path}: no such file")
     if args.state_from is not None and not Path(args.state_from).is_file():
         raise ReplayUsageError(f"--state-from {args.state_from}: no such file")
     return time_range, batch_size, lateness_ms
@@ -108,15 +111,26 @@ def _open_source(args: argparse.Namespace, cfg: AppConfig, time_range: TimeRange
     if args.input is not None:
         return FileSource(args.input)
     consumer = clients.plain_consumer(cfg.kafka, f"stream-monitor-replay-{cfg.instance}-{uuid.uuid4().hex[:6]}")
-    return TopicSource(consumer, split_topics(args.topic), time_range, lateness_ms, batch_size)
+    topics = split_topics(args.topic)
+    label_topic = cfg.kafka.label_topic
+    if label_topic and label_topic not in topics:
+        topics.append(label_topic)  # labels are backtested with their predictions
+    return TopicSource(consumer, topics, time_range, lateness_ms, batch_size)
 
 
-def _run_source(engine: ReplayEngine, source: Source, progress: Progress) -> ReplayOutcome:
-    """Feed every chunk of ``source`` to ``engine``; returns the outcome."""
+def _run_source(engine: ReplayEngine, source: Source, progress: Progress, label_files: list[Path] | None = None) -> ReplayOutcome:
+    """Feed every chunk of ``source`` (then of the label files) to ``engine``; returns the outcome."""
     try:
         for chunk in source.chunks():
             engine.feed(chunk)
             progress.update(engine.outcome.records_read, engine.outcome.last_event_ms, source.fraction_done())
+        for path in label_files or []:
+            labels = FileSource(path)
+            try:
+                for chunk in labels.chunks():
+                    engine.feed(chunk, labels=True)
+            finally:
+                labels.close()
         outcome = engine.finish()
         progress.update(outcome.records_read, outcome.last_event_ms, 1.0, force=progress.mode == "log")
         return outcome
@@ -161,6 +175,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     time_range, batch_size, lateness_ms = _check_flags(args)
     cfg = load_app_config(args, {"instance": getattr(args, "instance", None) or "replay"})
     spec: MonitorSpec = cfg.monitor_spec()
+    if getattr(args, "labels", None):  # label files to join: remember predictions as with a label topic
+        spec = spec.model_copy(update={"label_join_max_pending": cfg.label_join_max_pending})
     baselines = load_baselines(spec, config_dir(args))  # ConfigError: exit 2
     keys = _state_keys(args, cfg)  # ConfigError naming the field: exit 2
     monitors: dict[int, PartitionMonitor] = {}
@@ -177,11 +193,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         monitors=monitors,
         baselines=baselines,
         keep_dead_letters=args.dead_letters_out is not None,
+        label_topics=[cfg.kafka.label_topic] if cfg.kafka.label_topic and args.input is None else [],
     )
     source = _open_source(args, cfg, time_range, lateness_ms, batch_size)
     progress = Progress(progress_mode(getattr(args, "progress", None)), sys.stderr, "replay")
     try:
-        outcome = _run_source(engine, source, progress)
+        outcome = _run_source(engine, source, progress, getattr(args, "labels", None))
         written = _write_outputs(args, cfg, engine, outcome, source.description, keys)
         if collector is not None:
             meta = ReportMeta(

@@ -20,7 +20,7 @@ from stream_monitor.core.lifecycle import alert_id
 from stream_monitor.core.spec import PERFORMANCE_CHANNELS, PREDICTION
 
 if TYPE_CHECKING:
-    from stream_monitor.core.channel import ChannelTrigger
+    from stream_monitor.core.series import ChannelTrigger
 
 SCHEMA_VERSION = 1
 
@@ -73,7 +73,11 @@ class MonitorInfo(BaseModel):
 
 
 class AlertEvent(BaseModel):
-    """The alert contract: one lifecycle transition of one (model, channel, detector, partition)."""
+    """The alert contract: one transition of a page — a (model, channel)'s, or a (model, channel, detector)'s.
+
+    ``detector`` names the page's lead detector; ``source`` is the input record at which the
+    transition happened (the only place a partition appears).
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -131,13 +135,20 @@ def _owners(labels: dict[str, str]) -> str:
     return f" ({owners})" if owners else ""
 
 
-def _texts(
-    t: ChannelTrigger, kind: str, model: str, partition: int, firing: bool, labels: dict[str, str], starts_ms: int
-) -> tuple[str, str]:
-    """The default summary and description of a detector's transition.
+def _also(t: ChannelTrigger) -> str:
+    """``; also: ks, psi agree`` for the agreeing detectors of a channel's page other than its lead."""
+    others = [d["name"] for d in (t.evidence or {}).get("detectors", []) if d["name"] != t.detector]
+    return f"; also: {', '.join(others)} agree{'s' if len(others) == 1 else ''}" if others else ""
 
-    With evidence, the summary says what moved, which way, how far, since when and who owns it;
-    the description gives the detector's statistic, threshold and meaning, then reference vs current.
+
+def _texts(
+    t: ChannelTrigger, kind: str, model: str, firing: bool, labels: dict[str, str], starts_ms: int, coinciding: str
+) -> tuple[str, str]:
+    """The default summary and description of a page's transition.
+
+    With evidence, the summary says what moved, which way, how far, since when, who owns it and
+    (for a channel's page) which other detectors agree; the description gives each detector's
+    statistic, threshold and meaning, then reference vs current.
     """
     e = t.evaluation
     stat, thr = e.statistic, e.threshold
@@ -148,14 +159,15 @@ def _texts(
         main, detail = evi.headline(ev, firing, t.channel)
         detail = f"; {detail}" if detail else ""
         if firing:
-            summary = f"{where}: {main} since {format_event_time(starts_ms)}{detail}{owners}"
+            summary = f"{where}: {main} since {format_event_time(starts_ms)}{detail}{owners}{_also(t) if t.grouped else ''}"
         else:
             back = f" at {format_event_time(t.ended_ms)}" if t.ended_ms is not None else ""
             summary = f"resolved: {where}: {main}{back}{detail}{owners}"
         window = "the window"
         if t.window_start_ms is not None and t.window_end_ms is not None:
             window = f"the last {t.window_count:,} observations, {format_event_time(t.window_start_ms)} → {format_event_time(t.window_end_ms)}"
-        description = evi.description(ev, firing, window) + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}, partition {partition}."
+        describe = evi.series_description if t.grouped else evi.description
+        description = describe(ev, firing, window) + coinciding + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}."
         return summary, description
     if not firing:
         summary = f"resolved: {model}/{t.channel} {t.detector} back within bounds"
@@ -166,7 +178,8 @@ def _texts(
         f"{t.reference_kind} reference ({t.reference_count} observations) and found "
         f"{_fmt(stat)} (threshold {_fmt(thr)}"
         + (f", p={e.p_value:.3g}" if e.p_value is not None else "")
-        + f") in partition {partition}."
+        + ")."
+        + coinciding
     )
     return summary, description
 
@@ -178,22 +191,29 @@ def build_alert(
     model_version: str | None,
     event_time_ms: int,
     position: SourcePosition,
-    partition: int,
     labels: dict[str, str],
     annotations: dict[str, str],
     instance: str,
     version: str,
     texts: tuple[str, str] | None = None,
+    coinciding: list[dict[str, Any]] | None = None,
 ) -> AlertEvent:
-    """The alert event of one lifecycle transition ``t``, raised at the record at ``position``.
+    """The alert event of one page transition ``t``, raised at the record at ``position``.
 
-    ``labels`` and ``annotations`` are the configured ones (the partition label and the summary and
-    description annotations are added here); ``texts`` replaces the default (summary, description).
+    ``labels`` and ``annotations`` are the configured ones (the summary and description
+    annotations are added here); ``texts`` replaces the default (summary, description).
+    ``coinciding`` lists other channels drifting at the same time (``series.drift_entry``):
+    a firing prediction-drift page names them in its evidence and description.
     """
     kind = kind_of(t.channel, t.quality)
     starts = t.episode_start_ms if t.episode_start_ms is not None else event_time_ms
     firing = t.transition != "resolved"
-    summary, description = texts if texts is not None else _texts(t, kind, model, partition, firing, labels, starts)
+    evidence = t.evidence
+    also = ""
+    if coinciding and firing and kind == "prediction_drift":
+        evidence = {**(evidence or {}), "coinciding": coinciding}
+        also = f"\nCoincides with drift in: {evi.drift_words(coinciding)}."
+    summary, description = texts if texts is not None else _texts(t, kind, model, firing, labels, starts, also)
     e = t.evaluation
     return AlertEvent(
         alert_id=alert_id(t.fingerprint, starts, t.episode_offset),
@@ -219,8 +239,8 @@ def build_alert(
         ),
         reference=AlertReference(kind=t.reference_kind, count=t.reference_count),  # type: ignore[arg-type]
         source=AlertSource(topic=position.topic, partition=position.partition, offset=position.offset),
-        labels={**labels, "partition": str(partition)},
+        labels=dict(labels),
         annotations={"summary": summary, "description": description, **annotations},
         monitor=MonitorInfo(instance=instance, version=version),
-        evidence=t.evidence,
+        evidence=evidence,
     )

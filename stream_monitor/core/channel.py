@@ -12,25 +12,30 @@ do not depend on how records were batched.
 >>> rows = list(range(400))
 >>> values = [0.0 + (i % 10) / 10 for i in rows[:200]] + [5.0 + (i % 10) / 10 for i in rows[200:]]
 >>> triggers = ch.ingest(values, rows, row_times=[1000 * i for i in rows], row_offsets=rows)
->>> sorted({(t.detector, t.transition) for t in triggers})[:3]
-[('adwin', 'firing'), ('ks', 'firing'), ('out_of_range_rate', 'firing')]
+>>> [(t.detector, t.transition, t.grouped) for t in triggers]  # one page, led by the first detector to fire
+[('adwin', 'firing', True)]
+>>> ch.series.agreed  # every detector that has agreed since
+['adwin', 'page_hinkley', 'psi', 'ks', 'out_of_range_rate']
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, NamedTuple, Protocol, Sequence
+from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 import structlog
 
 from stream_monitor.core import detectors as det
+from stream_monitor.core import series as ser
+from stream_monitor.core.alert import kind_of
 from stream_monitor.core.classify import classify
-from stream_monitor.core.evidence import channel_evidence
-from stream_monitor.core.lifecycle import AlertLifecycle, Transition, fingerprint
+from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
+from stream_monitor.core.series import ChannelTrigger, OpenEpisode, open_pages
 from stream_monitor.core.settings import OVERFLOW_CATEGORY, ChannelType, DetectionSettings, OutOfRangeParams
+
+__all__ = ["ChannelMonitor", "ChannelTrigger", "EpisodeSource", "EvaluationRecord", "OpenEpisode", "drifting_features", "open_pages"]
 
 log = structlog.get_logger("stream_monitor.core")
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
@@ -49,45 +54,20 @@ class EvaluationRecord(NamedTuple):
 
 
 class EpisodeSource(Protocol):
-    """What :meth:`ChannelMonitor.adopt_open_episodes` reads: the open episodes of a channel."""
+    """What :meth:`ChannelMonitor.adopt_open_episodes` reads: the channel's page and firing detectors."""
 
-    def open_episodes(self) -> list[OpenEpisode]:
-        """Firing episodes, of current and orphaned detectors."""
+    series: ser.AlertSeries
+
+    def firing_lifecycles(self) -> list[tuple[str, str, AlertLifecycle]]:
+        """(detector, detector-level fingerprint, lifecycle) of every firing detector, current or orphaned."""
         ...
 
 
-class OpenEpisode(NamedTuple):
-    """A firing alert episode of a channel: detector name, fingerprint, its lifecycle, quality or not."""
-
-    detector: str
-    fingerprint: str
-    lifecycle: AlertLifecycle
-    quality: bool
-
-
-@dataclass(slots=True)
-class ChannelTrigger:
-    """A lifecycle transition of one detector, with the evidence for the alert event."""
-
-    row: int
-    channel_ordinal: int
-    detector_ordinal: int
-    channel: str
-    detector: str
-    transition: Transition
-    evaluation: det.Evaluation
-    severity: str
-    episode_start_ms: int | None
-    episode_offset: int
-    ended_ms: int | None
-    fingerprint: str
-    window_start_ms: int | None
-    window_end_ms: int | None
-    window_count: int
-    reference_kind: str
-    reference_count: int
-    quality: bool
-    evidence: dict[str, Any] | None = None  # what moved, in the channel's own terms (core/evidence.py)
+def drifting_features(channels: Iterable[ChannelMonitor], event_time_ms: int, window_start_ms: int | None) -> list[dict[str, Any]]:
+    """The feature channels among ``channels`` with a drift episode at ``event_time_ms`` or since ``window_start_ms``."""
+    horizon = window_start_ms if window_start_ms is not None else event_time_ms
+    entries = (ch.drift_entry(event_time_ms, horizon) for ch in channels if kind_of(ch.name, False) == "data_drift")
+    return [e for e in entries if e is not None]
 
 
 def _unroll(ring: np.ndarray, pos: int, filled: int) -> np.ndarray:
@@ -98,7 +78,10 @@ def _unroll(ring: np.ndarray, pos: int, filled: int) -> np.ndarray:
 
 
 class ChannelMonitor:
-    """Reference, window, detectors and alert lifecycles of one (model, channel) in one partition."""
+    """Reference, window, detectors, alert lifecycles and the page of one (model, channel).
+
+    ``partition`` is kept for logging only: no alert depends on it.
+    """
 
     def __init__(
         self,
@@ -137,7 +120,12 @@ class ChannelMonitor:
         self.lifecycles: dict[str, AlertLifecycle] = {
             name_: AlertLifecycle(settings.lifecycle_for(name_)) for name_ in self.detector_names
         }
-        self.fingerprints = {name_: fingerprint(model, name, name_, partition) for name_ in self.detector_names}
+        self.fingerprints = {name_: fingerprint(model, name, name_) for name_ in self.detector_names}
+        self.series = ser.AlertSeries()
+        self.series_fingerprint = fingerprint(model, name)
+        self.order = {name_: i for i, name_ in enumerate(self.detector_names)}
+        # this evaluation's outcome per detector: (ordinal, evaluation, values judged)
+        self._round: dict[str, tuple[int, det.Evaluation, int]] = {}
         # point detectors that tripped and await confirmation: name -> [sum of z since trip, count]
         self._pending: dict[str, list[float]] = {}
         # sum and count of standardised values since the last evaluation: while a change-point
@@ -360,11 +348,19 @@ class ChannelMonitor:
             self.val_pos, self.val_filled = self._push(self.values, self.val_pos, self.val_filled, vals)
 
     def _evaluate(self, row: int, row_times: Sequence[int], row_offsets: Sequence[int], triggers: list[ChannelTrigger]) -> None:
+        """Evaluate every detector at ``row``, then turn their lifecycle transitions into pages."""
+        changes: list[ser.Change] = []
+        self._round.clear()
+        self._evaluate_detectors(row, row_times, row_offsets, changes)
+        if changes:
+            ser.page(self, row, int(row_times[row]), int(row_offsets[row]), changes, triggers)
+
+    def _evaluate_detectors(self, row: int, row_times: Sequence[int], row_offsets: Sequence[int], changes: list[ser.Change]) -> None:
         self.point_basis = 0  # orphans' evidence (below) describes the window
         for i, (name, life) in enumerate(list(self._orphans.items())):
             clear = det.Evaluation(None, None, None, False, life.severity)
             self.lifecycles[name] = life  # _observe looks the lifecycle up by name
-            self._observe(name, len(self.detector_names) + i, clear, row, row_times, row_offsets, triggers)
+            self._observe(name, len(self.detector_names) + i, clear, row, row_times, row_offsets, changes)
             del self.lifecycles[name]
             if not life.firing:
                 del self._orphans[name]
@@ -385,7 +381,7 @@ class ChannelMonitor:
                 # stays shifted from the reference, and resolves once it is back
                 level = abs(level_sum / level_n)
                 shift = level if level >= pdet.min_shift else None
-            self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, triggers)
+            self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, changes)
         if self.obs_filled < self.size:
             return
         view = det.WindowView(values=self.values[: self.val_filled], flags=self.flags)
@@ -395,7 +391,7 @@ class ChannelMonitor:
                 continue
             evaluation = wdet.evaluate(view)
             if evaluation is not None:
-                self._observe(wdet.name, ordinal, evaluation, row, row_times, row_offsets, triggers)
+                self._observe(wdet.name, ordinal, evaluation, row, row_times, row_offsets, changes)
 
     def _observe(
         self,
@@ -405,48 +401,22 @@ class ChannelMonitor:
         row: int,
         row_times: Sequence[int],
         row_offsets: Sequence[int],
-        triggers: list[ChannelTrigger],
+        changes: list[ser.Change],
     ) -> None:
         if self._evaluations is not None:
             self._evaluations.append(
                 EvaluationRecord(self.model, self.name, detector, row_times[row], evaluation.statistic, evaluation.threshold, evaluation.breached)
             )
         life = self.lifecycles[detector]
-        transition = life.observe(evaluation.breached, row_times[row], evaluation.severity, row_offsets[row], evaluation.statistic)
-        if transition is None:
-            return
-        ref = self.reference
-        assert ref is not None
-        count = min(self.obs_filled, self.size)
-        if count:
-            oldest = (self.obs_pos - count) % self.size
-            newest = (self.obs_pos - 1) % self.size
-            start, end = int(self.times[oldest]), int(self.times[newest])
-        else:
-            start = end = None
-        triggers.append(
-            ChannelTrigger(
-                row=row,
-                channel_ordinal=self.ordinal,
-                detector_ordinal=ordinal,
-                channel=self.name,
-                detector=detector,
-                transition=transition,
-                evaluation=evaluation,
-                severity=life.severity,
-                episode_start_ms=life.episode_start_ms,
-                episode_offset=life.episode_offset,
-                ended_ms=life.ended_ms,
-                fingerprint=self.fingerprints[detector],
-                window_start_ms=start,
-                window_end_ms=end,
-                window_count=count,
-                reference_kind=ref.kind,
-                reference_count=ref.count,
-                quality=det.is_quality(detector),
-                evidence=channel_evidence(self, detector, evaluation),
-            )
-        )
+        self._round[detector] = (ordinal, evaluation, self.point_basis)
+        e = evaluation
+        transition = life.observe(e.breached, row_times[row], e.severity, row_offsets[row], e.statistic, e.threshold, e.p_value)
+        if transition is not None:
+            changes.append(ser.Change(detector, ordinal, transition, evaluation, self.point_basis, life))
+
+    def all_lifecycles(self) -> list[tuple[str, AlertLifecycle]]:
+        """(detector, lifecycle) of every detector, current then orphaned."""
+        return [*self.lifecycles.items(), *self._orphans.items()]
 
     # --------------------------------------------------- read-only accessors
     def window_values(self, last: int | None = None) -> np.ndarray:
@@ -466,12 +436,12 @@ class ChannelMonitor:
         return _unroll(self.flags, self.obs_pos, self.obs_filled)
 
     def adopt_open_episodes(self, old: EpisodeSource) -> None:
-        """Carry ``old``'s firing episodes over (after a config change rebuilt this channel).
+        """Carry ``old``'s open page and firing episodes over (after a config change rebuilt this channel).
 
         An episode of a detector that still exists continues under the new settings; one of a
         detector the config removed is kept as an orphan that resolves after its clear span.
         """
-        for name, fingerprint_, life, _quality in old.open_episodes():
+        for name, fingerprint_, life in old.firing_lifecycles():
             target = self.lifecycles.get(name)
             if target is None:
                 self._orphans[name] = life
@@ -480,24 +450,27 @@ class ChannelMonitor:
             for attr in AlertLifecycle.__slots__:
                 if attr != "settings":
                     setattr(target, attr, getattr(life, attr))
+        if old.series.firing:
+            self.series = old.series.copy()
 
     @property
     def firing(self) -> list[str]:
-        """Names of the detectors whose alert is firing."""
+        """Names of the detectors whose lifecycle is firing."""
         return [name for name, life in self.lifecycles.items() if life.firing]
 
+    def firing_lifecycles(self) -> list[tuple[str, str, AlertLifecycle]]:
+        """(detector, detector-level fingerprint, lifecycle) of every firing detector, current or orphaned."""
+        return [(name, self.fingerprints[name], life) for name, life in self.all_lifecycles() if life.firing]
+
     def open_episodes(self) -> list[OpenEpisode]:
-        """The firing episodes of this channel: its detectors', then those of detectors a config
-        change removed (orphans, which fire until they resolve).
+        """The open pages of this channel: its series, then detector-level pages (see :func:`open_pages`).
 
         >>> from stream_monitor.core.settings import DetectionSettings
         >>> ChannelMonitor("m", "x", "numeric", DetectionSettings(), partition=0, ordinal=0).open_episodes()
         []
         """
-        out = [
-            OpenEpisode(name, self.fingerprints[name], life, det.is_quality(name))
-            for lifecycles in (self.lifecycles, self._orphans)
-            for name, life in lifecycles.items()
-            if life.firing
-        ]
-        return out
+        return open_pages(self.series, self.series_fingerprint, self.firing_lifecycles())
+
+    def drift_entry(self, event_time_ms: int, horizon_ms: int) -> dict[str, Any] | None:
+        """How this channel drifted at ``event_time_ms`` (or since ``horizon_ms``): see ``series.drift_entry``."""
+        return ser.drift_entry(self.name, self.all_lifecycles(), self.series, event_time_ms, horizon_ms)

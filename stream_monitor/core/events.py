@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -44,6 +44,7 @@ class DeadLetterReason(StrEnum):
     PROCESSING_ERROR = "processing_error"  # processing the record raised: it was isolated, the batch went on
     LIMIT_EXCEEDED = "limit_exceeded"  # values ignored because a configured limit was reached
     FORMAT_ERROR = "format_error"  # not readable in its topic's input format (detail: "<reason>: <text>")
+    LATE = "late"  # later than max_lateness_seconds behind its input partition: it could not be put in event-time order
 
 
 MAX_EPOCH_MS = 32503680000000  # 3000-01-01T00:00:00Z: later event times are taken as errors
@@ -147,9 +148,11 @@ class LabelEvent(BaseModel):
     _parse_ts = field_validator("ts", mode="before")(InferenceEvent._parse_ts.__func__)  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True, slots=True)
-class SourcePosition:
-    """Where a record came from. A plain value: the core knows nothing of Kafka clients."""
+class SourcePosition(NamedTuple):
+    """Where a record came from. A plain value: the core knows nothing of Kafka clients.
+
+    A named tuple: one is built per event, also where rows are read back for a model's judgement.
+    """
 
     topic: str
     partition: int
@@ -370,6 +373,32 @@ def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
     )
     _set(event, "__pydantic_fields_set__", set(obj))
     _set(event, "__pydantic_extra__", {} if obj.keys() <= _EVENT_FIELDS else {k: v for k, v in obj.items() if k not in _EVENT_FIELDS})
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def trusted_event(
+    event_id: str | None,
+    model: str,
+    model_version: str | None,
+    ts: int | None,
+    features: dict[str, Any] | None,
+    prediction: Any,
+    label: Any,
+    latency_ms: float | None,
+) -> InferenceEvent:
+    """An :class:`InferenceEvent` of values validated before (by :func:`decode_inference` where the record was read).
+
+    Built as ``model_construct`` would, without validating again (see ``core/exchange.py``).
+    """
+    event = _new_event(InferenceEvent)
+    values = {
+        "event_id": event_id, "model": model, "model_version": model_version, "ts": ts, "features": features,
+        "prediction": prediction, "label": label, "latency_ms": latency_ms,
+    }  # fmt: skip
+    _set(event, "__dict__", values)
+    _set(event, "__pydantic_fields_set__", {k for k, v in values.items() if v is not None})
+    _set(event, "__pydantic_extra__", {})
     _set(event, "__pydantic_private__", None)
     return event
 

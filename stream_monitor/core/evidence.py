@@ -472,3 +472,38 @@ def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
         lines.append(f"Rate: {pct(r['current'])} now ({r['count']:,} of {r['of']:,}) vs {pct(r['reference'])} in the reference; "
                      f"alerts when the excess exceeds {pct(r['threshold_excess'])}.")  # fmt: skip
     return "\n".join(lines)
+
+
+def _member_line(d: dict[str, Any]) -> str:
+    test = f"{d['name']} {fmt(d['statistic'])} > threshold {fmt(d['threshold'])}"
+    if d.get("p_value") is not None:
+        test += f" (p={d['p_value']:.3g})"
+    return f"- {test}, {d['severity']} since {d['since']}: {MEANINGS.get(d['name'], d['name'])}."
+
+
+def series_description(e: dict[str, Any], firing: bool, window_text: str) -> str:
+    """A channel page's description: every agreeing detector's test (lead first), then reference vs current.
+
+    When it resolves, which detector led it; the figures are then the lead's evidence as of now.
+    """
+    figures = description(e, firing, window_text).split("\n")[1:]
+    if firing:
+        members = e.get("detectors") or []
+        head = [f"{len(members)} detector{'s agree' if len(members) != 1 else ' agrees'} (the lead first):"]
+        head += [_member_line(d) for d in members]
+    else:
+        agreed = ", ".join(e.get("agreed") or [e["detector"]["name"]])
+        head = [f"No detector still fires (during the episode: {agreed}); the figures are {e['detector']['name']}'s, the page's lead."]
+    return "\n".join(head + figures)
+
+
+def drift_words(entries: list[dict[str, Any]]) -> str:
+    """Coinciding drifts in prose.
+
+    >>> drift_words([{"channel": "amount", "detectors": ["ks"], "mean_sd": 2.1}, {"channel": "country", "detectors": ["chi2"], "mean_sd": None}])
+    'amount (+2.1 sd), country (chi2)'
+    """
+    return ", ".join(
+        f"{e['channel']} ({e['mean_sd']:+.2g} sd)" if e.get("mean_sd") is not None else f"{e['channel']} ({', '.join(e['detectors'])})"
+        for e in entries
+    )

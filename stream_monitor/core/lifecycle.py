@@ -1,6 +1,6 @@
 """The alert lifecycle: ok → firing → resolved, in event time, deduplicated by fingerprint.
 
-One :class:`AlertLifecycle` per (model, channel, detector, partition). It turns a detector's
+One :class:`AlertLifecycle` per (model, channel, detector). It turns a detector's
 evaluations into at most one open episode: repeated breaches inside an episode emit nothing
 (dedup), a breach must repeat ``min_consecutive`` times before firing (minimum evidence), an
 episode resolves after ``resolve_after`` clear evaluations spanning ``resolve_after_seconds`` of
@@ -35,14 +35,17 @@ def more_severe(a: str, b: str) -> bool:
     return SEVERITY_RANK.get(a, -1) > SEVERITY_RANK.get(b, -1)
 
 
-def fingerprint(model: str, channel: str, detector: str, partition: int) -> str:
+def fingerprint(model: str, channel: str, detector: str | None = None) -> str:
     """Stable identity of an alert series: same on every run and replay of the same input.
 
-    >>> fingerprint("fraud-v3", "amount", "psi", 0)
-    'd1ec213e1c33ae91'
+    A channel's series (every detector of the channel on one page) is (model, channel); a
+    detector-level series (``alerting.group_by: detector``) is (model, channel, detector).
+
+    >>> fingerprint("fraud-v3", "amount"), fingerprint("fraud-v3", "amount", "psi")
+    ('3d8bec3b461c3d10', '8cb3ad2802c5078b')
     """
-    text = "\x1f".join((model, channel, detector, str(partition)))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    parts = (model, channel) if detector is None else (model, channel, detector)
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
 def alert_id(fingerprint_: str, starts_at_ms: int, offset: int) -> str:
@@ -65,6 +68,10 @@ class AlertLifecycle:
         "severity",
         "ended_ms",
         "peak_statistic",
+        "last_statistic",
+        "last_threshold",
+        "last_p_value",
+        "paged",
     )
 
     def __init__(self, settings: LifecycleSettings) -> None:
@@ -79,6 +86,12 @@ class AlertLifecycle:
         self.severity: Severity = "warning"
         self.ended_ms: int | None = None
         self.peak_statistic: float | None = None
+        # the latest evaluation's figures (a channel's page lists them for every agreeing detector)
+        self.last_statistic: float | None = None
+        self.last_threshold: float | None = None
+        self.last_p_value: float | None = None
+        # this episode was published on its own (detector-level) fingerprint, so its resolve is too
+        self.paged = False
 
     @property
     def firing(self) -> bool:
@@ -86,10 +99,18 @@ class AlertLifecycle:
         return self.state == "firing"
 
     def observe(
-        self, breached: bool, event_time_ms: int, severity: Severity, offset: int = -1, statistic: float | None = None
+        self,
+        breached: bool,
+        event_time_ms: int,
+        severity: Severity,
+        offset: int = -1,
+        statistic: float | None = None,
+        threshold: float | None = None,
+        p_value: float | None = None,
     ) -> Transition | None:
         """Feed one evaluation; return the transition it causes, if any."""
         s = self.settings
+        self.last_statistic, self.last_threshold, self.last_p_value = statistic, threshold, p_value
         if self.state == "ok":
             if not breached:
                 self.consecutive_breaches = 0

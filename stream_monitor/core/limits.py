@@ -133,7 +133,7 @@ class LimitGuard:
             episode_start_ms=life.episode_start_ms,
             episode_offset=life.episode_offset,
             ended_ms=life.ended_ms,
-            fingerprint=fingerprint(model, LIMITS_CHANNEL, kind, self.partition),
+            fingerprint=fingerprint(model, LIMITS_CHANNEL, kind),
             window_start_ms=first_ms,
             window_end_ms=last_ms,
             window_count=count,

@@ -6,8 +6,7 @@ and the benchmarks. It is deterministic: the same records give the same alerts, 
 boundaries, because evaluations fall on observation counts and alerts are ordered by
 (record, channel, detector).
 
->>> import orjson
->>> from stream_monitor.core.events import SourcePosition
+>>> >>> from stream_monitor.core.events import SourcePosition
 >>> monitor = PartitionMonitor(MonitorSpec(), partition=0)
 >>> recs = [InputRecord(orjson.dumps({"model": "m", "ts": i, "features": {"x": float(i % 7)}}),
 ...                     SourcePosition("t", 0, i, i)) for i in range(10)]
@@ -23,32 +22,25 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import orjson
 import structlog
 
 from stream_monitor.core import events as ev
-from stream_monitor.core import state
+from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
-from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord
+from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
-from stream_monitor.core.formats import FormatError, to_native
+from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
+from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
+from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting
+from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_order
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
-from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.core.spec import PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
 
 STATE_FORMAT_VERSION = state.FORMAT_VERSION  # also the version byte of signed state records
-
-
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """Raw bytes of one record and where it came from."""
-
-    value: bytes
-    position: ev.SourcePosition
-    headers: Sequence[tuple[str, bytes]] | None = None  # Kafka headers (some input formats read them)
 
 
 @dataclass(slots=True)
@@ -72,6 +64,8 @@ class BatchResult:
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     channel_values: int = 0
     processed: int = 0  # records monitored (the others are dead letters with ``processed`` False)
+    waiting: int = 0  # labels that now wait for their prediction (neither monitored nor dead letters yet)
+    resumed: int = 0  # labels that stopped waiting here (joined, or label_unmatched dead letters)
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
 
@@ -89,11 +83,16 @@ class PartitionMonitor:
         self.baselines = baselines or {}
         self.models: dict[str, ModelMonitor] = {}
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
-        self._first_versions: dict[str, str] = {}  # models first seen in the batch being fed: their first version
         self.labels_dirty = False
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
         self.limits = LimitGuard(spec.limits, partition, spec.label_join_max_pending)
         self._pending_bytes: int | None = None  # estimated size of pending_labels (None: not yet counted)
+        self.joins = LabelWaits()  # labels read before their prediction
+        lateness = int(spec.max_lateness_seconds * 1000)
+        self.order = EventTimeMerger(lateness, spec.order_max_rows)  # inference rows of every source, in event-time order
+        self.label_order = EventTimeMerger(lateness, spec.order_max_rows)
+        self.carriers = Carriers()
+        self.order_dirty = False
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
@@ -111,75 +110,96 @@ class PartitionMonitor:
         return m
 
     def process(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
-        """Decode, monitor and alert on one batch of records (all from this partition). Never raises.
+        """Read, monitor and alert on one batch of records in their order (no event-time reordering). Never raises.
 
         With ``record_evaluations`` the result also lists every detector evaluation (for reports).
+        This is :func:`read_inference` followed by :meth:`judge`; ``run`` and ``replay`` put the
+        rows of every input partition in event-time order between the two (:meth:`take`,
+        :meth:`release`).
         """
-        result = BatchResult(records=len(records), evaluations=[] if record_evaluations else None)
-        decoded: list[ev.DecodedEvent] = []
-        positions: list[ev.SourcePosition] = []
-        raws: list[bytes] = []
-        max_bytes = self.spec.max_record_bytes
-        formats = {t: f for t, f in self.spec.input_formats.items() if f.kind != "native"}
-        for rec in records:
-            try:
-                if formats and rec.position.topic in formats:
-                    self._decode_formatted(rec, formats[rec.position.topic], decoded, positions, raws, result)
-                    continue
-                out = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, max_bytes)
-            except Exception as exc:  # decoding never raises; if it ever does, the record alone is lost
-                out = self._failed(rec, exc)
-            if isinstance(out, ev.DeadLetter):
-                result.dead_letters.append(out)
-                result.invalid_by_reason[str(out.reason)] += 1
-                continue
-            decoded.append(out)
-            positions.append(rec.position)
-            raws.append(rec.value)
-        self._monitor(decoded, positions, raws, result)
+        intake = read_inference(self.spec, records)
+        result = self.judge(intake.ordered, record_evaluations)
+        merge_intake(result, intake)
         return result
 
-    def _failed(self, rec: InputRecord, exc: BaseException) -> ev.DeadLetter:
-        """The dead letter of a record whose processing raised ``exc`` (logged with the traceback)."""
-        pos = rec.position
-        self.log.error("record_processing_failed", topic=pos.topic, offset=pos.offset, error=error_text(exc), exc_info=exc)
-        return ev.DeadLetter(ev.DeadLetterReason.PROCESSING_ERROR, error_text(exc), rec.value, pos)
+    def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
+        """Read label records and join them to remembered predictions (by event_id), in record order."""
+        intake = read_labels(records)
+        result = self.judge(intake.ordered, record_evaluations)
+        merge_intake(result, intake)
+        return result
 
-    def _decode_formatted(
-        self,
-        rec: InputRecord,
-        fmt: Any,
-        decoded: list[ev.DecodedEvent],
-        positions: list[ev.SourcePosition],
-        raws: list[bytes],
-        result: BatchResult,
-    ) -> None:
-        """A record in a model server's format: each event it holds decoded as a native one.
+    def judge(self, rows: Sequence[Row], record_evaluations: bool = False) -> BatchResult:
+        """Monitor rows in the order given (inference rows, then joined labels); alerts and dead letters out. Never raises."""
+        result = BatchResult(evaluations=[] if record_evaluations else None)
+        inference = [r for r in rows if r.kind == INFERENCE]
+        labels = [r for r in rows if r.kind == LABEL] if len(inference) < len(rows) else []
+        if inference:
+            self._judge_inference(inference, result)
+        if labels or self.joins.waiting:
+            judge_labels(self, labels, result)
+        return result
 
-        Dead letters keep the original record bytes; a record that cannot be read in its format is
-        one ``format_error`` dead letter whose detail starts with the format's reason.
+    def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
+        decoded = [ev.DecodedEvent(r.event, r.key[0], r.problems) for r in rows]
+        self._monitor(decoded, [r.position for r in rows], RawsOf(rows), result)
+        latest = max(r.key[0] for r in rows)
+        if self.joins.prediction_time is None or latest > self.joins.prediction_time:
+            self.joins.prediction_time = latest
+
+    # ------------------------------------------------------- event-time order
+    def take(self, rows: Sequence[Row]) -> list[Row]:
+        """Queue rows for their turn in event-time order; return those that came too late (``late`` dead letters).
+
+        After a restore, rows read again from records that were read before it and that are at or
+        below the frontier were judged (or dead-lettered) then: they are skipped.
         """
-        limit = self.spec.max_record_bytes
-        dead: ev.DeadLetter | None = None
-        if len(rec.value) > limit:
-            dead = ev.DeadLetter(ev.DeadLetterReason.OVERSIZE, f"record is {len(rec.value)} bytes, limit is {limit}", rec.value, rec.position)
-        else:
-            events = to_native(rec.value, rec.headers, fmt)
-            if isinstance(events, FormatError):
-                dead = ev.DeadLetter(ev.DeadLetterReason.FORMAT_ERROR, f"{events.reason}: {events.detail}", rec.value, rec.position)
-        if dead is not None:
-            result.dead_letters.append(dead)
-            result.invalid_by_reason[str(dead.reason)] += 1
-            return
-        for event in events:
-            out = ev.decode_inference(orjson.dumps(event), rec.position.timestamp_ms, rec.position, limit)
-            if isinstance(out, ev.DeadLetter):
-                result.dead_letters.append(ev.DeadLetter(out.reason, out.detail, rec.value, rec.position))
-                result.invalid_by_reason[str(out.reason)] += 1
+        late: list[Row] = []
+        self.order_dirty = True
+        for kind, merger in ((INFERENCE, self.order), (LABEL, self.label_order)):
+            mine = [r for r in rows if r.kind == kind]
+            if not mine:
                 continue
-            decoded.append(out)
-            positions.append(rec.position)
-            raws.append(rec.value)
+            if merger.frontier is not None and self.carriers.restored:
+                frontier, before = merger.frontier, self.carriers.read_before
+                mine = [r for r in mine if not (r.key <= frontier and before(r))]
+            too_late = merger.add(mine)
+            late += too_late
+            if too_late:
+                gone = set(map(id, too_late))
+                self.carriers.queue(r for r in mine if id(r) not in gone)
+            else:
+                self.carriers.queue(mine)
+        return late
+
+    def release(self, final: bool = False, record_evaluations: bool = False) -> BatchResult:
+        """Judge the queued rows whose turn came (all of them when ``final``), inference rows first."""
+        rows = self.order.release(final)
+        labels = self.label_order.release(final)
+        if not rows and not labels:
+            return BatchResult(evaluations=[] if record_evaluations else None)
+        self.order_dirty = True
+        self.carriers.release(rows)
+        self.carriers.release(labels)
+        return self.judge(rows + labels if labels else rows, record_evaluations)
+
+    def idle(self, source: tuple[str, int]) -> None:
+        """An input partition sends nothing for now: the event-time order stops waiting for it."""
+        self.order.idle(source)
+        self.label_order.idle(source)
+
+    def forget_queued(self) -> None:
+        """Drop the queued rows: their records will be read again (this task was kept over a rebalance)."""
+        self.order.clear()
+        self.label_order.clear()
+        committed = self.carriers.commit_offsets()  # where reading starts again
+        fresh = Carriers(committed)
+        fresh.restored = dict(self.carriers.seen)  # rows of records read before are recognised
+        self.carriers = fresh
+
+    def queued(self) -> int:
+        """Rows waiting for their turn."""
+        return len(self.order) + len(self.label_order)
 
     def _monitor(
         self,
@@ -199,20 +219,21 @@ class PartitionMonitor:
 
         An exception while gathering one record's values makes that record (alone) a
         ``processing_error`` dead letter; one inside a channel resets that channel (see
-        :meth:`_ingest`). Neither costs anything while nothing raises.
+        :meth:`_ingest`). Neither costs anything while nothing raises. A model version never
+        seen before cuts the batch at its first row (:mod:`stream_monitor.core.versions`).
         """
-        cut = self._version_cut(decoded)
+        cut, first_versions = versions.version_cut(self.models, decoded)
         if cut:  # a model's version changes at row ``cut``: the rows before it go to the old references
-            self._monitor(decoded[:cut], positions[:cut], raws[:cut], result, joined[:cut] if joined is not None else None)
-            self._monitor(decoded[cut:], positions[cut:], raws[cut:], result, joined[cut:] if joined is not None else None)
+            for part in (slice(None, cut), slice(cut, None)):
+                self._monitor(decoded[part], positions[part], raws[part], result, joined[part] if joined is not None else None)
             return
         batch = self._gather(decoded, positions, joined)
-        self._record_first_versions()
+        versions.record_first_versions(self.models, first_versions)
         triggers = self._ingest(batch, decoded, positions, result)
         triggers.extend(batch.triggers)
         result.processed += len(decoded) - len(batch.failed) - len(batch.limited)
         for row, exc in batch.failed.items():
-            result.dead_letters.append(self._failed(InputRecord(raws[row], positions[row]), exc))
+            result.dead_letters.append(failed(InputRecord(raws[row], positions[row]), exc))
             result.invalid_by_reason[ev.DeadLetterReason.PROCESSING_ERROR] += 1
         for row, detail in batch.limited.items():
             result.dead_letters.append(ev.DeadLetter(ev.DeadLetterReason.LIMIT_EXCEEDED, detail, raws[row], positions[row]))
@@ -232,48 +253,11 @@ class PartitionMonitor:
             try:
                 result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
             except Exception as exc:
-                dl = self._failed(InputRecord(raws[t.row], positions[t.row]), exc)
+                dl = failed(InputRecord(raws[t.row], positions[t.row]), exc)
                 result.dead_letters.append(ev.DeadLetter(dl.reason, f"alert {t.fingerprint}: {dl.detail}", dl.raw, dl.position, processed=True))
                 result.invalid_by_reason[str(dl.reason)] += 1
         # record-level and value-level dead letters, in record order whatever the batch boundaries
         result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
-
-    def _version_cut(self, decoded: list[ev.DecodedEvent]) -> int:
-        """The first row (> 0) at which a model shows a version it never showed before, 0 when none does.
-
-        A new version at the first row switches that model now (:meth:`ModelMonitor.switch_version`:
-        its model-dependent channels restart their reference); a model's first version is only
-        recorded, and a version seen before (traffic split between two versions) changes nothing.
-        """
-        pending: dict[str, str] = {}  # the last version of each model in the rows so far
-        first: dict[str, str] = {}  # models created by this batch: their first version
-        for row, d in enumerate(decoded):
-            version, name = d.event.model_version, d.event.model
-            if version is None or pending.get(name) == version:
-                continue
-            m = self.models.get(name)
-            if m is None:
-                if name in first:
-                    self._first_versions = first
-                    return row  # a second version of a model this batch creates: create it first
-                first[name] = pending[name] = version
-                continue
-            if not m.versions:
-                m.versions.append(version)
-            elif version not in m.versions:
-                if row:
-                    return row
-                m.switch_version(version)
-            pending[name] = version
-        self._first_versions = first
-        return 0
-
-    def _record_first_versions(self) -> None:
-        """Record the version of the models created by the batch just fed (see :meth:`_version_cut`)."""
-        for name, version in self._first_versions.items():
-            m = self.models.get(name)
-            if m is not None and not m.versions:
-                m.versions.append(version)
 
     def _gather(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], joined: list[Any] | None) -> Batch:
         """Group the batch's values per (model, channel), remembering where each column started.
@@ -424,53 +408,12 @@ class PartitionMonitor:
             self._pending_bytes = sum(entry_bytes(k, v) for k, v in self.pending_labels.items())
         return self._pending_bytes
 
-    def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
-        """Join label events to remembered predictions (by event_id) and feed __label__/__error__."""
-        result = BatchResult(records=len(records), evaluations=[] if record_evaluations else None)
-        decoded: list[ev.DecodedEvent] = []
-        positions: list[ev.SourcePosition] = []
-        raws: list[bytes] = []
-        joined: list[Any] = []
-        for rec in records:
-            try:
-                out = self._join_label(rec)
-            except Exception as exc:
-                out = self._failed(rec, exc)
-            if isinstance(out, ev.DeadLetter):
-                result.dead_letters.append(out)
-                result.invalid_by_reason[str(out.reason)] += 1
-                continue
-            decoded.append(out[0])
-            positions.append(rec.position)
-            raws.append(rec.value)
-            joined.append(out[1])
-        self._monitor(decoded, positions, raws, result, joined)
-        return result
-
-    def _join_label(self, rec: InputRecord) -> tuple[ev.DecodedEvent, Any] | ev.DeadLetter:
-        """One label record as an event joined to its remembered prediction, or its dead letter."""
-        out = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position)
-        if isinstance(out, ev.DeadLetter):
-            return out
-        hit = self.pending_labels.pop(out.event_id, None)
-        if hit is not None and self._pending_bytes is not None:
-            self._pending_bytes -= entry_bytes(out.event_id, hit)
-        if hit is None:
-            return ev.DeadLetter(
-                ev.DeadLetterReason.LABEL_UNMATCHED,
-                f"no prediction with event_id {out.event_id!r} within the join window",
-                rec.value,
-                rec.position,
-            )
-        self.labels_dirty = True
-        model, prediction, prediction_time = hit
-        event_time = ev.event_time_of(out.ts, prediction_time)  # the label's own time, else its prediction's
-        assert event_time is not None
-        event = ev.InferenceEvent(event_id=out.event_id, model=model, ts=event_time, label=out.label)
-        return ev.DecodedEvent(event, event_time), prediction
-
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
-        """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``)."""
+        """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``).
+
+        A prediction channel's firing page also names the model's features drifting at that time.
+        """
+        coinciding = None
         if t.channel == LIMITS_CHANNEL:
             model = limit_model(t.detector, d.event.model)
             m = self.models.get(model)
@@ -483,10 +426,12 @@ class PartitionMonitor:
             cspec = self.spec.channel_spec(model, t.channel)
             labels = {**m.labels, **(cspec.labels if cspec else {})}
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
+            if t.channel.startswith(PREDICTION) and t.transition != "resolved":
+                coinciding = drifting_features(m.channels.values(), d.event_time_ms, t.window_start_ms)
         spec = self.spec
         event = build_alert(
-            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, partition=self.partition,
-            labels=labels, annotations=annotations, instance=spec.instance, version=spec.version, texts=texts,
+            t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, labels=labels,
+            annotations=annotations, instance=spec.instance, version=spec.version, texts=texts, coinciding=coinciding,
         )  # fmt: skip
         self.log.info(
             "alert", model=model, channel=t.channel, detector=t.detector, status=event.status, severity=event.severity,
@@ -511,6 +456,18 @@ class PartitionMonitor:
         if self.labels_dirty or (not only_dirty and self.pending_labels):
             items["labels"] = state.encode_labels(self.pending_labels)
             self.labels_dirty = False
+        if self.order_dirty or self.joins.dirty or not only_dirty:
+            items["order"] = state_order.encode_order(
+                (self.order.frontier, self.order.latest), (self.label_order.frontier, self.label_order.latest),
+                self.carriers.seen, self.joins.prediction_time,
+            )  # fmt: skip
+            self.order_dirty = False
+        if self.joins.dirty or (not only_dirty and self.joins.waiting):
+            by_model: dict[str, list[Row]] = {}
+            for row in self.joins.waiting.values():
+                by_model.setdefault(row.event.model, []).append(row)
+            items["waiting"] = state_order.encode_waiting([encode_rows(m, rows) for m, rows in by_model.items()])
+            self.joins.dirty = False
         return items
 
     @classmethod
@@ -538,6 +495,10 @@ class PartitionMonitor:
                     monitor.pending_labels = state.decode_labels(blob)
                 except state.StateFormatError as exc:
                     monitor._rejected(None, None, exc)
+            elif key == "order":
+                restore_order(monitor, blob)
+            elif key == "waiting":
+                restore_waiting(monitor, blob)
         return monitor
 
     def _restore_model(self, name: str, blob: bytes, items: dict[str, bytes]) -> None:

@@ -333,6 +333,18 @@ class CategorySettings(_Strict):
     max_distinct: Annotated[int, Field(ge=3, le=100_000)] = 1000
 
 
+class AlertingSettings(_Strict):
+    """How a channel's detectors become pages.
+
+    ``group_by: channel`` (the default): one alert series per (model, channel) — it fires when the
+    first of its detectors fires, lists every detector that agrees, escalates to the highest of
+    their severities and resolves when none still fires. ``group_by: detector``: one series per
+    (model, channel, detector), each detector paging on its own.
+    """
+
+    group_by: Literal["channel", "detector"] = "channel"
+
+
 OVERFLOW_CATEGORY = "…other categories"
 """The category that stands for every category beyond ``categories.max_distinct``."""
 
@@ -343,6 +355,7 @@ class DetectionSettings(_Strict):
     window: WindowSettings = WindowSettings()
     reference: ReferenceSettings = ReferenceSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    alerting: AlertingSettings = AlertingSettings()
     categories: CategorySettings = CategorySettings()
     numeric_detectors: tuple[str, ...] = DEFAULT_NUMERIC
     categorical_detectors: tuple[str, ...] = DEFAULT_CATEGORICAL

@@ -333,6 +333,12 @@ class MonitorSpec(_Spec):
     max_record_bytes: int = Field(default=1_048_576, ge=1024)
     label_join_window_seconds: float = Field(default=86_400.0, gt=0)
     label_join_max_pending: int = Field(default=100_000, ge=0)
+    # a label that comes before its prediction waits until predictions this much later were judged
+    label_wait_seconds: float = Field(default=300.0, ge=0)
+    # event-time order across input partitions: how late (behind the latest event time of its own
+    # input partition) a record may come and still be put in order; later ones are ``late`` dead letters
+    max_lateness_seconds: float = Field(default=20.0, ge=0, le=86_400)
+    order_max_rows: int = Field(default=500_000, ge=1_000)  # rows waiting for their turn, per state partition
     input_formats: dict[str, InputFormat] = Field(default_factory=dict)  # topic -> format (default native)
     limits: LimitsSpec = LimitsSpec()
 

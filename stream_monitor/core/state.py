@@ -14,18 +14,25 @@ channel is rebuilt from the *current* config, and a digest that differs means "s
 Items (all maps; ``f8``/``i8``/``i4``/``u1`` are byte strings of little-endian float64, int64,
 int32, uint8 arrays):
 
-- model ``{format, kind: "model", model, known_features: [str], channels: [str]}``
+- model ``{format, kind: "model", model, known_features: [str], channels: [str], versions: [str]}``
+  (``versions``, the model versions seen, oldest first, only when some were)
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
   since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | numeric
   {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
   {kind, count, missing_rate, invalid_rate, categories: [str], counts: i8}, window: null |
   {flags: u1, times: i8, values: f8 | i4, obs_filled, obs_pos, val_filled, val_pos},
   detectors: {name: River adapter state}, pending: {name: [sum, count]}, level: [sum, count],
-  lifecycles: {name: lifecycle}, orphans: {name: lifecycle}}`` where a lifecycle is
+  lifecycles: {name: lifecycle}, orphans: {name: lifecycle}, series}`` where a lifecycle is
   ``{settings: LifecycleSettings as a map, state, consecutive_breaches, consecutive_clear,
   clear_since_ms, cooldown_until_ms, episode_start_ms, episode_offset, severity, ended_ms,
-  peak_statistic}``
+  peak_statistic, last_statistic, last_threshold, last_p_value, paged}`` and the channel's page
+  (``series``) is ``{state, severity, lead, episode_start_ms, episode_offset, ended_ms, shift_sd, agreed: [str]}``
 - labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}``
+- order ``{format, kind: "order", inference: {frontier: null | [time, tie, index], sources: [[topic,
+  partition, latest event time]]}, labels: (the same), seen: [[topic, partition, next offset]],
+  prediction_time: null | int}`` (event-time order across input partitions, ``core/ordering.py``)
+- waiting ``{format, kind: "waiting", rows: [rows record]}`` (labels waiting for their prediction,
+  each a rows record of ``core/exchange.py``)
 
 Size: a channel item is bounded whatever the input. Category values are cut to
 ``categories.max_length`` characters (plus a hash suffix) when classified, and a warm-up
@@ -39,13 +46,13 @@ baseline file that defines it.)
 Anything that does not decode, has another format version or fails a check raises
 :class:`StateFormatError` (and nothing else); the caller then resets what the item held.
 
->>> blob = encode_model(["x", "y"], ["x"])
+>>> blob = encode_model(["x", "y"], ["x"], ["v1"])
 >>> decode_model(blob, "m")
-ModelRecord(known_features=['x', 'y'], channels=['x'])
+ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'])
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
-stream_monitor.core.state.StateFormatError: model item: format None is not 2
+stream_monitor.core.state.StateFormatError: model item: format None is not 3
 """
 
 from __future__ import annotations
@@ -60,13 +67,18 @@ import msgpack
 import numpy as np
 
 from stream_monitor.core import detectors as det
-from stream_monitor.core.channel import ChannelMonitor, OpenEpisode
+from stream_monitor.core.channel import ChannelMonitor, OpenEpisode, open_pages
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
+from stream_monitor.core.series import AlertSeries
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
 
-FORMAT_VERSION = 2
-"""Format of the items this module writes; items of any other format are rejected."""
+FORMAT_VERSION = 3
+"""Format of the items this module writes; items of any other format are rejected.
+
+3: lifecycles keep their latest figures and whether they paged on their own; channels keep their page
+(``series``); items ``order`` and ``waiting`` (event-time order across input partitions).
+"""
 
 _SEVERITIES = ("info", "warning", "critical")
 _LIFECYCLE_OPTIONAL_INTS = ("clear_since_ms", "cooldown_until_ms", "episode_start_ms", "ended_ms")
@@ -306,7 +318,37 @@ def _decode_lifecycle(obj: Any, where: str, settings: LifecycleSettings | None =
         setattr(life, attr, f.get(attr, int, type(None)))
     peak = f.get("peak_statistic", float, int, type(None))
     life.peak_statistic = peak
+    for attr in ("last_statistic", "last_threshold", "last_p_value"):
+        setattr(life, attr, f.get(attr, float, int, type(None)))
+    life.paged = f.get("paged", bool)
+    if life.paged and not life.firing:
+        raise f.fail("paged", "a page that is not firing")
     return life
+
+
+def _encode_series(series: AlertSeries) -> dict[str, Any]:
+    out = {attr: getattr(series, attr) for attr in AlertSeries.__slots__}
+    out["agreed"] = list(series.agreed)
+    return out
+
+
+def _decode_series(obj: Any, where: str, detectors: set[str]) -> AlertSeries:
+    f = _Fields(obj, where)
+    series = AlertSeries()
+    state, severity, lead = f.get("state", str), f.get("severity", str), f.get("lead", str)
+    if state not in ("ok", "firing") or severity not in _SEVERITIES:
+        raise f.fail("state", f"{state!r}/{severity!r}")
+    if state == "firing" and lead not in detectors:
+        raise f.fail("lead", f"{lead!r} is none of the channel's detectors")
+    series.state, series.severity, series.lead = state, severity, lead  # type: ignore[assignment]
+    series.episode_offset = f.get("episode_offset", int)
+    series.episode_start_ms = f.get("episode_start_ms", int, type(None))
+    series.ended_ms = f.get("ended_ms", int, type(None))
+    series.shift_sd = f.get("shift_sd", float, int, type(None))
+    series.agreed = f.strings("agreed")
+    if not set(series.agreed) <= detectors:
+        raise f.fail("agreed", "unknown detector")
+    return series
 
 
 # ------------------------------------------------------------------ channel item
@@ -347,6 +389,7 @@ def encode_channel(ch: ChannelMonitor) -> bytes:
         "level": list(ch._level),
         "lifecycles": {name: _encode_lifecycle(life) for name, life in ch.lifecycles.items()},
         "orphans": {name: _encode_lifecycle(life) for name, life in ch._orphans.items()},
+        "series": _encode_series(ch.series),
     }
     return _pack(item)
 
@@ -368,29 +411,37 @@ class ChannelSnapshot:
     lifecycles: dict[str, AlertLifecycle]
     orphans: dict[str, AlertLifecycle]
     fingerprints: dict[str, str]
+    series: AlertSeries
     fields: _Fields = field(repr=False)
 
     @property
     def firing(self) -> list[str]:
-        """Names of the detectors whose alert was firing."""
+        """Names of the detectors whose lifecycle was firing."""
         return [name for name, life in self.lifecycles.items() if life.firing]
 
-    def open_episodes(self) -> list[OpenEpisode]:
-        """The stored firing episodes, of current and orphaned detectors (as ``ChannelMonitor.open_episodes``)."""
+    def firing_lifecycles(self) -> list[tuple[str, str, AlertLifecycle]]:
+        """(detector, detector-level fingerprint, lifecycle) of every stored firing detector, current or orphaned."""
         return [
-            OpenEpisode(name, self.fingerprints[name], life, det.is_quality(name))
+            (name, self.fingerprints[name], life)
             for lifecycles in (self.lifecycles, self.orphans)
             for name, life in lifecycles.items()
             if life.firing
         ]
 
+    def open_episodes(self) -> list[OpenEpisode]:
+        """The stored open pages (as ``ChannelMonitor.open_episodes``)."""
+        return open_pages(self.series, fingerprint(self.model, self.name), self.firing_lifecycles())
 
-def decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
-    """Decode and check a channel item of ``model``/``name``; raise :class:`StateFormatError` if it is not one."""
-    return _guarded(f"channel {model!r}/{name!r}", lambda: _decode_channel(blob, model, name, partition))
+
+def decode_channel(blob: bytes, model: str, name: str, partition: int | None = None) -> ChannelSnapshot:
+    """Decode and check a channel item of ``model``/``name``; raise :class:`StateFormatError` if it is not one.
+
+    ``partition`` is not used: no alert identity depends on it.
+    """
+    return _guarded(f"channel {model!r}/{name!r}", lambda: _decode_channel(blob, model, name))
 
 
-def _decode_channel(blob: bytes, model: str, name: str, partition: int) -> ChannelSnapshot:
+def _decode_channel(blob: bytes, model: str, name: str) -> ChannelSnapshot:
     f = _Fields(_unpack(blob, "channel"), f"channel {model!r}/{name!r}")
     if f.get("model", str) != model or f.get("name", str) != name:
         raise f.fail("name", "item stored under another model or channel")
@@ -407,9 +458,10 @@ def _decode_channel(blob: bytes, model: str, name: str, partition: int) -> Chann
             target[det_name] = _decode_lifecycle(obj, f"{f.where}.{key}.{det_name}")
     if lifecycles.keys() & orphans.keys():
         raise f.fail("orphans", "a detector is both current and orphaned")
-    fingerprints = {d: fingerprint(model, name, d, partition) for d in (*lifecycles, *orphans)}
+    fingerprints = {d: fingerprint(model, name, d) for d in (*lifecycles, *orphans)}
+    series = _decode_series(f.get("series", dict), f"{f.where}.series", set(det.REGISTRY))
     digest = f.get("settings", str)
-    return ChannelSnapshot(model, name, ctype, digest, reference, lifecycles, orphans, fingerprints, f)
+    return ChannelSnapshot(model, name, ctype, digest, reference, lifecycles, orphans, fingerprints, series, f)
 
 
 def restore_channel(snap: ChannelSnapshot, settings: DetectionSettings, partition: int, ordinal: int) -> ChannelMonitor:
@@ -442,6 +494,7 @@ def _restore(snap: ChannelSnapshot, settings: DetectionSettings, partition: int,
     ch._orphans = dict(snap.orphans)
     for det_name in snap.orphans:
         ch.fingerprints.setdefault(det_name, snap.fingerprints[det_name])
+    ch.series = snap.series
     return ch
 
 

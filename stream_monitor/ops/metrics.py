@@ -92,6 +92,11 @@ class MonitorMetrics:
         self.state_oversized = Counter(
             "stream_monitor_state_items_oversized_total", "State items too large to write; what they held starts again", registry=r
         )
+        self.late = Counter(
+            "stream_monitor_late_events_total",
+            "Events later than max_lateness_seconds behind their input partition (dead letters with reason late)",
+            registry=r,
+        )
         self.records_oversized = Counter(
             "stream_monitor_output_records_oversized_total",
             "Dead letters too large to send whole, sent as a summary (size, sha256, prefix)",
@@ -168,17 +173,18 @@ class MonitorMetrics:
         for limit, n in hits.items():
             self.limit_hits.labels(limit).inc(n)
 
-    def observe_alert(self, alert: AlertEvent) -> None:
-        """A committed alert event: count it and keep the firing gauge exact per fingerprint."""
+    def observe_alert(self, alert: AlertEvent, partition: int | None = None) -> None:
+        """A committed alert event: count it and keep the firing gauge exact per fingerprint.
+
+        ``partition`` is the partition of the task that owns the alert's series (forgetting that
+        partition forgets the alert); by default the source record's.
+        """
         model, kind, severity, status = alert.model, alert.kind, alert.severity, alert.status
         self.observe_statistic(model, alert.feature, alert.detector, alert.statistic)
         model = self.models.label(model)
         if model == OTHER:
             self.model_series_capped.inc()
         self.alerts.labels(model, kind, severity, status).inc()
-        # the partition of the task that owns the fingerprint: labels.partition (the source
-        # record's partition differs when records are re-keyed by model)
-        partition: int | str | None = alert.labels.get("partition")
         if partition is None:
             partition = alert.source.partition
         with self._lock:

@@ -1,4 +1,11 @@
-"""The replay engine: one :class:`PartitionMonitor` per source partition, output in a defined order."""
+"""The replay engine: every record read as ``run`` reads it, then each model judged once, in event-time order.
+
+Records are read (decoded, validated, dead-lettered) chunk by chunk; their rows are sorted by the
+ordering key of :mod:`stream_monitor.core.exchange` (event time, then a digest of the record —
+never partition or offset) and judged by one :class:`PartitionMonitor`, as ``run`` judges them
+once they are in event-time order. A replay has every record, so none is late: it gives the alerts
+``run`` gives when no record came later than ``max_lateness_seconds``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ import orjson
 import structlog
 
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
-from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+from stream_monitor.core.exchange import Row, decode_rows, encode_rows
+from stream_monitor.core.intake import InputRecord, read_inference, read_labels
+from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.replay.errors import ReplayUsageError
@@ -54,13 +63,14 @@ class ReplayOutcome:
 
 
 class ReplayEngine:
-    """Feeds source records to one :class:`PartitionMonitor` per partition and collects the output.
+    """Reads source records as ``run`` does and judges each model once, in event-time order; collects the output.
 
-    Records outside ``time_range`` (by event time) are skipped before any monitor sees them. A
+    Records outside ``time_range`` (by event time) are skipped before anything reads them. A
     record without a usable event time is passed on, so the core turns it into a dead letter,
     when its Kafka record timestamp is in the range or it has none (a plain file line): a topic
     replay, bounded by record timestamps, and a file replay of its export then agree.
-    Each partition's records are buffered and processed ``batch_size`` at a time.
+    Records of ``label_topics`` are label events. Rows are judged ``batch_size`` at a time once
+    every record was read (:meth:`finish`).
 
     >>> from stream_monitor.core.spec import MonitorSpec
     >>> engine = ReplayEngine(MonitorSpec(instance="doc"))
@@ -81,6 +91,7 @@ class ReplayEngine:
         baselines: dict[str, dict[str, Reference]] | None = None,
         keep_dead_letters: bool = True,
         spill_after: int = SPILL_AFTER,
+        label_topics: Iterable[str] = (),
     ) -> None:
         if batch_size < 1:
             raise ReplayUsageError(f"--batch-size must be at least 1, got {batch_size}")
@@ -89,25 +100,34 @@ class ReplayEngine:
         self.batch_size = batch_size
         self.collector = collector
         self.monitors: dict[int, PartitionMonitor] = dict(monitors or {})
+        if not self.monitors:
+            self.monitors[0] = PartitionMonitor(spec, 0, baselines)
+        self.monitor = next(iter(self.monitors.values()))
         self.baselines = baselines
         self.keep_dead_letters = keep_dead_letters
+        self.label_topics = set(label_topics)
         self.outcome = ReplayOutcome()
-        self._buffers: dict[int, list[InputRecord]] = {}
+        self._rows = _RowSorter(spill_after)
         self._seen: set[int] = set()
-        self._seq: Counter[int] = Counter()
+        self._seq = 0
         self._alerts = SortedSpool(spill_after)
         self._dead = SortedSpool(spill_after)
         self._started = time.perf_counter()
 
     # ---------------------------------------------------------------- feeding
-    def feed(self, records: Iterable[SourceRecord]) -> None:
-        """Route records to their partitions' buffers; process every full batch."""
+    def feed(self, records: Iterable[SourceRecord], labels: bool = False) -> None:
+        """Read records (those in the time range): dead letters kept, rows queued for :meth:`finish`.
+
+        With ``labels`` every record is a label event (a label file); otherwise those of ``label_topics`` are.
+        """
         o = self.outcome
         rng = self.time_range
         filtering = rng.bounded
         max_bytes = self.spec.max_record_bytes
-        buffers = self._buffers
         first, last = o.first_event_ms, o.last_event_ms
+        inference: list[InputRecord] = []
+        label_records: list[InputRecord] = []
+        label_topics = self.label_topics
         for r in records:
             o.records_read += 1
             if r.defect is not None:
@@ -129,18 +149,19 @@ class ReplayEngine:
                         first = t
                     if last is None or t > last:
                         last = t
-            p = r.partition
-            buf = buffers.get(p)
-            if buf is None:
-                if p not in self.monitors and len(self.monitors.keys() | buffers.keys()) >= self.spec.limits.replay_partitions:
-                    self._refused(r)
-                    continue
-                buf = buffers[p] = []
-                self._seen.add(p)
-            buf.append(r.input_record())
-            if len(buf) >= self.batch_size:
-                self._process(p)
+            if r.partition not in self._seen and len(self._seen) >= self.spec.limits.replay_partitions:
+                self._refused(r)
+                continue
+            self._seen.add(r.partition)
+            (label_records if labels or r.topic in label_topics else inference).append(r.input_record())
         o.first_event_ms, o.last_event_ms = first, last
+        for intake in (read_inference(self.spec, inference) if inference else None, read_labels(label_records) if label_records else None):
+            if intake is None:
+                continue
+            o.records_processed += intake.records
+            for dl in intake.dead_letters:
+                self._keep_dead_letter(dl)
+            self._rows.add(intake.ordered)
 
     def _defective(self, r: SourceRecord) -> None:
         """A line that is no record: a dead letter of its partition, never seen by a monitor."""
@@ -155,52 +176,47 @@ class ReplayEngine:
         self._dead_letter(r, DeadLetterReason.LIMIT_EXCEEDED, f"partition {r.partition}: this replay already holds {limit} partitions (limits.replay_partitions)")
 
     def _dead_letter(self, r: SourceRecord, reason: DeadLetterReason, detail: str) -> None:
-        o = self.outcome
-        o.records_processed += 1
-        o.dead_letters += 1
-        o.invalid_by_reason[str(reason)] += 1
-        if self.keep_dead_letters:
-            position = SourcePosition(r.topic, r.partition, r.offset, r.timestamp)
-            dead = DeadLetter(reason, detail, r.value or b"", position)
-            self._dead.add((r.partition, r.topic, r.offset), dead.to_json(self.spec.limits.dead_letter_original_bytes))
+        self.outcome.records_processed += 1
+        self._keep_dead_letter(DeadLetter(reason, detail, r.value or b"", SourcePosition(r.topic, r.partition, r.offset, r.timestamp)))
 
-    def _process(self, partition: int) -> None:
-        batch = self._buffers.get(partition)
-        if not batch:
-            return
-        self._buffers[partition] = []
-        monitor = self.monitors.get(partition)
-        if monitor is None:
-            monitor = self.monitors[partition] = PartitionMonitor(self.spec, partition, self.baselines)
-        result = monitor.process(batch, record_evaluations=self.collector is not None)
+    def _keep_dead_letter(self, dl: DeadLetter) -> None:
         o = self.outcome
-        o.records_processed += result.records
-        o.invalid_by_reason.update(result.invalid_by_reason)
-        o.dead_letters += len(result.dead_letters)
+        o.dead_letters += 1
+        o.invalid_by_reason[str(dl.reason)] += 1
+        if self.keep_dead_letters:
+            pos = dl.position
+            key = (pos.partition, pos.topic, pos.offset) if pos is not None else (-1, "", -1)
+            self._dead.add(key, dl.to_json(self.spec.limits.dead_letter_original_bytes))
+
+    def _judge(self, rows: list[Row]) -> None:
+        result = self.monitor.judge(rows, record_evaluations=self.collector is not None)
+        o = self.outcome
+        for dl in result.dead_letters:
+            self._keep_dead_letter(dl)
         for alert in result.alerts:
-            seq = self._seq[partition]
-            self._seq[partition] = seq + 1
-            self._alerts.add((alert.event_time_ms, partition, alert.position.offset, seq), alert.payload)
+            self._alerts.add((alert.event_time_ms, self._seq), alert.payload)
+            self._seq += 1
             a = alert.event
             o.alerts_by_status["escalated" if a.escalated else a.status] += 1
             o.alerts_by_kind[a.kind] += 1
             o.alerts_by_severity[a.severity] += 1
             if self.collector is not None:
-                self.collector.add_alert(partition, a)
-        if self.keep_dead_letters:
-            for dl in result.dead_letters:
-                pos = dl.position
-                key = (partition, pos.topic, pos.offset) if pos is not None else (partition, "", -1)
-                self._dead.add(key, dl.to_json(self.spec.limits.dead_letter_original_bytes))
+                self.collector.add_alert(0, a)
         if self.collector is not None and result.evaluations:
-            self.collector.add_evaluations(partition, result.evaluations)
+            self.collector.add_evaluations(0, result.evaluations)
 
     def finish(self) -> ReplayOutcome:
-        """Process what is left in every buffer; return the counts."""
-        for p in sorted(self._buffers):
-            self._process(p)
+        """Judge every queued row in event-time order; return the counts."""
+        batch: list[Row] = []
+        for row in self._rows.sorted():
+            batch.append(row)
+            if len(batch) >= self.batch_size:
+                self._judge(batch)
+                batch = []
+        if batch:
+            self._judge(batch)
         o = self.outcome
-        o.partitions = sorted(self._seen | set(self.monitors))
+        o.partitions = sorted(self._seen)
         o.seconds = time.perf_counter() - self._started
         if self.collector is not None:
             for t in (o.first_event_ms, o.last_event_ms):
@@ -210,7 +226,7 @@ class ReplayEngine:
 
     # ---------------------------------------------------------------- output
     def alert_payloads(self) -> Iterator[bytes]:
-        """Alert events in (event time, partition, offset, emission order)."""
+        """Alert events in (event time, emission order)."""
         return iter(self._alerts)
 
     def dead_letter_payloads(self) -> Iterator[bytes]:
@@ -221,4 +237,41 @@ class ReplayEngine:
         """Drop the spooled output (temporary files included)."""
         self._alerts.close()
         self._dead.close()
+        self._rows.close()
+
+
+class _RowSorter:
+    """Rows back in key order: kept as objects while few, spooled as rows records (one row each) beyond ``spill_after``."""
+
+    def __init__(self, spill_after: int) -> None:
+        self.spill_after = spill_after
+        self._rows: list[Row] = []
+        self._spool: SortedSpool | None = None
+
+    def add(self, rows: list[Row]) -> None:
+        """Queue rows."""
+        if self._spool is None:
+            self._rows.extend(rows)
+            if len(self._rows) <= self.spill_after:
+                return
+            self._spool = SortedSpool(self.spill_after)
+            rows, self._rows = self._rows, []
+        for row in rows:
+            p = row.position
+            self._spool.add((*row.key, row.kind, p.topic, p.partition, p.offset), encode_rows(row.event.model, [row]))
+
+    def sorted(self) -> Iterator[Row]:
+        """Every queued row, in (key, kind, source position) order."""
+        if self._spool is None:
+            self._rows.sort(key=lambda r: (r.key, r.kind, r.position.topic, r.position.partition, r.position.offset))
+            yield from self._rows
+            return
+        for blob in self._spool:
+            yield decode_rows(blob)[1][0]
+
+    def close(self) -> None:
+        """Drop what is queued (temporary files included)."""
+        self._rows = []
+        if self._spool is not None:
+            self._spool.close()
 

@@ -94,7 +94,11 @@ class Downsampler:
 
 @dataclass(slots=True)
 class Episode:
-    """One firing episode of one fingerprint: start, end (None while firing) and severity changes."""
+    """One firing episode of one fingerprint: start, end (None while firing) and severity changes.
+
+    ``detector`` is the page's lead; ``members`` every detector that agreed on a channel's page
+    (from the evidence of its firing and escalated events).
+    """
 
     model: str
     channel: str
@@ -107,6 +111,12 @@ class Episode:
     segments: list[tuple[int, str]] = field(default_factory=list)  # (from time, severity)
     peak: float | None = None
     threshold: float | None = None
+    members: list[str] = field(default_factory=list)
+
+    @property
+    def detectors(self) -> list[str]:
+        """The lead, then the other detectors that agreed."""
+        return list(dict.fromkeys([self.detector, *self.members]))
 
     @property
     def severity(self) -> str:
@@ -261,6 +271,7 @@ class ReportData:
                         {
                             "channel": e.channel,
                             "detector": e.detector,
+                            "detectors": e.detectors,
                             "partition": e.partition,
                             "kind": e.kind,
                             "alert_id": e.alert_id,
@@ -345,6 +356,7 @@ class ReportCollector:
             if open_ep is None:  # episode opened before this replay (--state-from)
                 open_ep = self._new_episode(key, a, start)
             open_ep.end_ms = end
+            self._members(open_ep, a)
             self._open.pop(key, None)
             return
         if open_ep is not None and (a.escalated or open_ep.alert_id == a.alert_id):
@@ -354,6 +366,15 @@ class ReportCollector:
             open_ep = self._open[key] = self._new_episode(key, a, start)
         if a.statistic is not None and (open_ep.peak is None or a.statistic > open_ep.peak):
             open_ep.peak = a.statistic
+        self._members(open_ep, a)
+
+    @staticmethod
+    def _members(open_ep: Episode, a: AlertEvent) -> None:
+        """Add the detectors a channel's page names (agreeing now, or during the episode) to its episode."""
+        e = a.evidence or {}
+        for name in [d.get("name") for d in e.get("detectors") or []] + list(e.get("agreed") or []):
+            if isinstance(name, str) and name not in open_ep.members:
+                open_ep.members.append(name)
 
     def _keep_distribution(self, partition: int, a: AlertEvent, t: int) -> None:
         """Keep a channel's first firing evidence, preferring a whole window's over a change point's."""
@@ -403,8 +424,9 @@ class ReportCollector:
             row = rows.get((e.model, e.channel))
             if row is None:  # alert from a channel no monitor knows (e.g. state dropped): still show it
                 row = rows[(e.model, e.channel)] = ChannelRow(e.model, e.channel, "?", [], [], "", 0, [])
-            if e.detector not in row.alerted_detectors:
-                row.alerted_detectors.append(e.detector)
+            for d in e.detectors:
+                if d not in row.alerted_detectors:
+                    row.alerted_detectors.append(d)
             if e.kind not in row.kinds:
                 row.kinds.append(e.kind)
             row.first_ms = e.start_ms if row.first_ms is None else min(row.first_ms, e.start_ms)
@@ -420,17 +442,17 @@ class ReportCollector:
             spans = [(max(e.start_ms, start or e.start_ms), e.end_ms if e.end_ms is not None else (end or e.start_ms))
                      for e in episodes_by_model.get(model_name, []) if e.channel == ch_name]  # fmt: skip
             row.firing_ms = _union_length(spans)
-        # panels: every alerting (model, channel, detector)
+        # panels: every alerting (model, channel, detector), a page's lead or one that agreed with it
         panels_by_model: dict[str, list[Panel]] = defaultdict(list)
-        panel_keys = sorted({(e.model, e.channel, e.detector) for e in self.episodes})
+        panel_keys = sorted({(e.model, e.channel, d) for e in self.episodes for d in e.detectors})
         for model_name, ch_name, detector in panel_keys:
-            eps = [e for e in episodes_by_model[model_name] if e.channel == ch_name and e.detector == detector]
+            eps = [e for e in episodes_by_model[model_name] if e.channel == ch_name and detector in e.detectors]
             series = [
                 Series(k[3], d.points(), d.threshold, d.count, d.breaches)
                 for k, d in sorted(self.series.items())
                 if k[:3] == (model_name, ch_name, detector)
             ]
-            fired, resolved = self.counts.get((model_name, ch_name, detector), [0, 0])
+            fired, resolved = self.counts.get((model_name, ch_name, detector)) or [len(eps), sum(e.end_ms is not None for e in eps)]
             ref_text = _reference_text(self.references.get((model_name, ch_name, detector), set()), None)
             panels_by_model[model_name].append(
                 Panel(model_name, ch_name, detector, eps[0].kind, series, eps, ref_text, fired, resolved, min(e.start_ms for e in eps))

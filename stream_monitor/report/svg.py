@@ -145,7 +145,7 @@ def timeline_svg(model: ModelReport, start: int, end: int, width: int = 1300) ->
         y = top + i * row_h
         if i % 2 == 0:
             out.append(f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="#f7f8fa" />')
-        detectors = ", ".join(dict.fromkeys(e.detector for e in episodes))
+        detectors = ", ".join(dict.fromkeys(d for e in episodes for d in e.detectors))
         partitions = sorted({e.partition for e in episodes})
         where = f" · p{partitions[0]}" if len(partitions) == 1 else f" · {len(partitions)} partitions"
         out.append(

@@ -25,14 +25,16 @@ import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import structlog
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig
-from stream_monitor.core.events import DeadLetter, SourcePosition
+from stream_monitor.core import exchange
+from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition, format_event_time
+from stream_monitor.core.intake import Intake, read_inference, read_labels
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
@@ -40,7 +42,7 @@ from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, toleran
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, fenced_is_fatal
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
-from stream_monitor.runtime.records import fitted_dead_letter, forward_headers, model_of, source_of
+from stream_monitor.runtime.records import fitted_dead_letter, rows_records
 from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
@@ -115,6 +117,8 @@ class MonitorApp:
         )
         self.state_partitions = 0  # known after prepare_topology
         self.guard = PoisonGuard()  # records whose processing raised become dead letters
+        self._sources: list[tuple[str, int]] = []  # input partitions: every model's rows may come from each
+        self._arrived: dict[tuple[str, int], float] = {}  # input partition -> when its rows last arrived (monotonic)
         self.checkpoint = Checkpoint(
             producer=None,
             consumer=None,
@@ -176,7 +180,9 @@ class MonitorApp:
             # know every topic's partitions before the first join: a leader without them assigns
             # nothing, and the immediate second rebalance that follows was seen to stall the group
             # join for minutes on a CPU-starved machine
-            self.consumer.partitions_for_topic(topic)
+            parts = self.consumer.partitions_for_topic(topic) or set()
+            if topic != self.repartition_topic:
+                self._sources += [(topic, p) for p in sorted(parts)]
         self.consumer.subscribe(topics=topics, listener=listener)
         self.ready = True
         key_id = self._keys.current_id if self._keys is not None else None
@@ -199,6 +205,7 @@ class MonitorApp:
                     except PoisonRecord as exc:  # retried after the rollback, that record isolated
                         self.log.error("record_processing_failed", partition=f"{exc.tp.topic}-{exc.tp.partition}", offset=exc.offset, error=repr(exc.error))
                         self._recover(exc)
+                self._release_idle()
                 if self.checkpoint.due(k.commit_interval_ms / 1000.0):
                     self._checkpoint_or_recover()
             self._checkpoint_or_recover()
@@ -282,6 +289,7 @@ class MonitorApp:
         for p in sorted(self._to_restore):
             task = self.checkpoint.reclaim(p, positions)
             if task is not None:
+                task.forget_queued()  # their records are read again from the committed offsets
                 self.tasks[p] = task
                 self.metrics.restore_partition(p, task)
                 self.log.info("state_kept", partition=p, detail="partition came back at the offsets we committed")
@@ -298,10 +306,30 @@ class MonitorApp:
             self.metrics.heartbeat()  # a long restore is progress, not a stall
             self.checkpoint.started(p, items)
             self.stats.restored_partitions += 1
+        self._restart_idle_clocks(self._to_restore)
         self.checkpoint.positions(positions)
         self._new_tps.clear()
         self._to_restore.clear()
         self.checkpoint.drop_parked()
+
+    def _restart_idle_clocks(self, partitions: Iterable[int]) -> None:
+        """Restored (or kept) tasks expect every input partition; their sources count as having sent just now.
+
+        Their rows are read again from the committed offsets, a few records at a time; a source
+        whose clock started at 0 (a new process) or stopped while the partition was away would be
+        idle at once, and its earlier rows, not yet read again, would come late.
+        """
+        now = time.monotonic()
+        for p in partitions:
+            task = self.tasks.get(p)
+            if task is None:
+                continue
+            if self.repartition_topic:  # a model's rows come from every input partition
+                for topic, part in self._sources:
+                    (task.label_order if topic == self.cfg.kafka.label_topic else task.order).expect((topic, part))
+            for merger in (task.order, task.label_order):
+                for source in merger.latest:
+                    self._arrived[source] = now
 
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
         """The partition's task from its items; items the core cannot read start again (logged, counted)."""
@@ -320,19 +348,20 @@ class MonitorApp:
             if not records or tp not in self.owned:
                 continue
             if tp.topic not in self.state_topics:
-                self._forward(tp, records)  # model partitioning, stage 1: re-key by model
+                with fenced_is_fatal("while forwarding"):
+                    self._forward(tp, records)  # read here, judged by the model's owner
+                self.checkpoint.processed(tp, records[-1].offset + 1)
             else:
                 task = self.tasks.get(tp.partition)
                 if task is None:  # assigned in this poll but not restored: restore now
                     self._to_restore.add(tp.partition)
                     self._restore_assigned(batch)
                     task = self.tasks[tp.partition]
-                for is_label, inputs, offsets in self._inputs(tp, records):
-                    # evaluations are kept for the status page (the latest per detector)
-                    run = functools.partial(task.process_labels if is_label else task.process, record_evaluations=True)
-                    self.guard.feed(tp, offsets, inputs, run, self._emit, self._send_dead_letter)
-                self.stats.records += len(records)
-            self.checkpoint.processed(tp, records[-1].offset + 1)
+                inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
+                run = functools.partial(self._judge_records, task, tp)
+                self.guard.feed(tp, [r.offset for r in records], inputs, run, self._emit, self._send_dead_letter)
+                task.carriers.read((tp.topic, tp.partition), records[-1].offset + 1)
+            self.stats.records += len(records)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
             hw = self.consumer.highwater(tp)
             if hw is not None:
@@ -343,42 +372,93 @@ class MonitorApp:
         self.timings.process_seconds += elapsed
         self.metrics.batch_seconds.observe(elapsed)
 
-    def _inputs(self, tp: TopicPartition, records: list) -> list[tuple[bool, list[InputRecord], list[int]]]:
-        """Records of a state partition as runs of (is_label, inputs, their offsets in ``tp``), in offset order.
+    def _judge_records(self, task: PartitionMonitor, tp: TopicPartition, inputs: list[InputRecord]) -> BatchResult:
+        """Records of a state partition: their rows queued in event-time order, and what is due judged.
 
-        On the repartition topic the original topic/partition/offset travel in a header, so alerts
-        and dead letters point at the record the model's owner produced.
+        On the internal topic a record is a rows record (read where its input was); with
+        ``state_partitioning: input`` the records are read here.
         """
-        label_topic = self.cfg.kafka.label_topic
-        if not self.repartition_topic:
-            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
-            return [(tp.topic == label_topic, inputs, [r.offset for r in records])]
-        runs: list[tuple[bool, list[InputRecord], list[int]]] = []
-        for r in records:
-            position, is_label = source_of(r, tp.topic, tp.partition)
-            if not runs or runs[-1][0] != is_label:
-                runs.append((is_label, [], []))
-            runs[-1][1].append(InputRecord(r.value or b"", position, r.headers or None))
-            runs[-1][2].append(r.offset)
-        return runs
+        dead: list[DeadLetter] = []
+        rows: list[exchange.Row] = []
+        if self.repartition_topic:
+            for rec in inputs:
+                try:
+                    _, got = exchange.decode_rows(rec.value)
+                except exchange.RowsFormatError as exc:
+                    dead.append(DeadLetter(DeadLetterReason.PROCESSING_ERROR, f"internal rows record unreadable: {exc}", rec.value, rec.position))
+                    continue
+                carrier = (tp.topic, tp.partition, rec.position.offset)
+                for row in got:
+                    row.carrier = carrier
+                rows += got
+        else:
+            intake = read_labels(inputs) if tp.topic == self.cfg.kafka.label_topic else read_inference(self.spec, inputs)
+            dead += intake.dead_letters
+            rows = intake.ordered
+            for row in rows:
+                p = row.position
+                row.carrier = (p.topic, p.partition, p.offset)
+        now = time.monotonic()
+        for source in {r.source for r in rows}:
+            self._arrived[source] = now
+        late = task.take(rows)
+        result = task.release(record_evaluations=True)
+        dead += [self._late(task, row) for row in late]
+        if dead:
+            result.dead_letters[:0] = dead
+            for dl in dead:
+                result.invalid_by_reason[str(dl.reason)] += 1
+        self.metrics.late.inc(len(late))
+        return result
+
+    def _late(self, task: PartitionMonitor, row: exchange.Row) -> DeadLetter:
+        merger = task.order if row.kind == exchange.INFERENCE else task.label_order
+        frontier = merger.frontier[0] if merger.frontier is not None else row.key[0]
+        detail = (
+            f"event time {format_event_time(row.key[0])} came after events up to {format_event_time(frontier)} "
+            f"were judged (more than kafka max_lateness_seconds={self.spec.max_lateness_seconds:g} behind its partition)"
+        )
+        return DeadLetter(DeadLetterReason.LATE, detail, row.raw(), row.position)
+
+    def _release_idle(self) -> None:
+        """Partitions that sent nothing for ``idle_timeout_ms`` stop holding back the event-time order."""
+        timeout = self.cfg.kafka.idle_timeout_ms / 1000.0
+        now = time.monotonic()
+        for task in list(self.tasks.values()):
+            if not task.queued():
+                continue
+            for merger in (task.order, task.label_order):
+                for source in list(merger.latest):
+                    if source not in merger.idle_sources and now - self._arrived.get(source, 0.0) > timeout:
+                        merger.idle(source)
+            result = task.release(record_evaluations=True)
+            if result.alerts or result.dead_letters or result.channel_values:
+                with fenced_is_fatal("while processing"):
+                    self._emit(result)
 
     def _forward(self, tp: TopicPartition, records: list) -> None:
-        """Stage 1 of model partitioning: send each record, unchanged, to its model's partition."""
+        """Read input records here: dead letters sent, each model's rows to its owner on the internal topic.
+
+        Reading goes through the poison guard like judging: a record whose reading raises is
+        isolated and becomes a ``processing_error`` dead letter.
+        """
+        inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
+        read = read_labels if tp.topic == self.cfg.kafka.label_topic else functools.partial(read_inference, self.spec)
+        self.guard.feed(tp, [r.offset for r in records], inputs, read, self._send_rows, self._send_dead_letter)
+
+    def _send_rows(self, intake: Intake) -> None:
+        """Send what reading gave: dead letters, and each model's rows records to its partition of the internal topic."""
         self.checkpoint.ensure_transaction()
-        is_label = tp.topic == self.cfg.kafka.label_topic
+        for dl in intake.dead_letters:
+            self._send_dead_letter(dl)
         n = self.state_partitions
         send = self.producer.send
-        for r in records:
-            model = model_of(r.value)
-            headers = forward_headers(tp.topic, tp.partition, r.offset, is_label)
-            send(
-                self.repartition_topic,
-                key=model.encode(),
-                value=r.value,
-                partition=zlib.crc32(model.encode()) % n,
-                timestamp_ms=r.timestamp,
-                headers=headers,
-            )
+        limit = self.checkpoint.max_record_bytes
+        for model, rows in intake.rows.items():
+            key = model.encode()
+            partition = zlib.crc32(key) % n
+            for value in rows_records(model, rows, limit):
+                send(self.repartition_topic, key=key, value=value, partition=partition)
 
     def _emit(self, result: BatchResult) -> None:
         self.metrics.observe_limit_hits(result.limits_exceeded)
@@ -461,6 +541,11 @@ class MonitorApp:
             cp.in_flight_since = None
 
     def _commit(self) -> None:
+        for task in self.tasks.values():  # a state partition's offset: its oldest record with rows still waiting
+            for (topic, partition), offset in task.carriers.commit_offsets().items():
+                tp = TopicPartition(topic, partition)
+                if tp in self.owned:
+                    self.checkpoint.processed(tp, offset)
         result = self.checkpoint.commit(self.tasks)
         if result is None:
             return

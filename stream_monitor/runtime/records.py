@@ -1,58 +1,43 @@
-"""Records the runtime writes besides state: re-keyed input records and dead letters that always fit.
+"""Records the runtime writes besides state: rows records for the models' owners and dead letters that always fit.
 
-With ``state_partitioning: model`` every input record is sent, unchanged, to the repartition
-topic keyed by its model; where it came from travels in headers, so alerts and dead letters
-point at the record the model's owner produced.
+With ``state_partitioning: model`` (the default) input records are read where they are and each
+model's rows (``core/exchange.py``) go to the internal topic keyed by model; the rows carry where
+their record came from, so alerts and dead letters point at the original record.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
+from typing import Iterator
 
 from stream_monitor.core.events import DEAD_LETTER_ORIGINAL_BYTES, DEAD_LETTER_OVERHEAD, DeadLetter, SourcePosition
+from stream_monitor.core.exchange import Row, encode_rows
 
-SOURCE_HEADER = "sm-source"  # "topic\x1fpartition\x1foffset" of the original record
-KIND_HEADER = "sm-kind"  # b"inference" | b"label"
+ROWS_PER_RECORD = 1000  # rows of one model per internal record (fewer when they would not fit)
 
 
-def model_of(value: bytes | None) -> str:
-    """The ``model`` of a raw record, or "" when there is none (it then dead-letters downstream).
+def rows_records(model: str, rows: list[Row], limit: int) -> Iterator[bytes]:
+    """One model's rows as rows records of at most ``limit`` bytes (halving the count until they fit).
 
-    >>> model_of(b'{"model": "m1"}'), model_of(b"not json"), model_of(b'{"model": 3}')
-    ('m1', '', '')
+    A single row larger than ``limit`` cannot exist: its record was at most ``max_record_bytes``
+    and a row holds less than its JSON.
+
+    >>> from stream_monitor.core.events import decode_inference
+    >>> from stream_monitor.core.exchange import inference_row
+    >>> d = decode_inference(b'{"model": "m", "ts": 1, "features": {"x": "%s"}}' % (b"a" * 300), None)
+    >>> rows = [inference_row(d, SourcePosition("t", 0, i, None), i, 0) for i in range(10)]
+    >>> [len(v) < 2_000 for v in rows_records("m", rows, 2_000)]
+    [True, True, True, True, True, True, True, True]
     """
-    if not value:
-        return ""
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return ""
-    model = obj.get("model") if isinstance(obj, dict) else None
-    return model if isinstance(model, str) else ""
-
-
-def forward_headers(topic: str, partition: int, offset: int, is_label: bool) -> list[tuple[str, bytes]]:
-    """Headers of a re-keyed record: its source position and whether it is a label event."""
-    return [(SOURCE_HEADER, f"{topic}\x1f{partition}\x1f{offset}".encode()), (KIND_HEADER, b"label" if is_label else b"inference")]
-
-
-def source_of(record: Any, topic: str, partition: int) -> tuple[SourcePosition, bool]:
-    """(where a re-keyed record came from, is it a label event); its own position when headers are bad.
-
-    >>> from types import SimpleNamespace as R
-    >>> source_of(R(headers=forward_headers("in", 2, 7, True), offset=1, timestamp=5), "rp", 0)
-    (SourcePosition(topic='in', partition=2, offset=7, timestamp_ms=5), True)
-    >>> source_of(R(headers=[(SOURCE_HEADER, b"in\\x1fx\\x1f7")], offset=1, timestamp=5), "rp", 0)[0].topic
-    'rp'
-    """
-    headers = dict(record.headers or ())
-    src = headers.get(SOURCE_HEADER, b"").decode("utf-8", "replace").split("\x1f")
-    position = SourcePosition(topic, partition, record.offset, record.timestamp)
-    if len(src) == 3 and src[1].isdigit() and src[2].isdigit():
-        position = SourcePosition(src[0], int(src[1]), int(src[2]), record.timestamp)
-    return position, headers.get(KIND_HEADER) == b"label"
+    step = ROWS_PER_RECORD
+    i = 0
+    while i < len(rows):
+        chunk = rows[i : i + step]
+        value = encode_rows(model, chunk)
+        if len(value) > limit and len(chunk) > 1:
+            step = max(1, len(chunk) // 2)
+            continue
+        yield value
+        i += len(chunk)
 
 
 def fitted_dead_letter(dl: DeadLetter, limit: int, max_original_bytes: int = DEAD_LETTER_ORIGINAL_BYTES) -> tuple[bytes, bool]:

@@ -15,7 +15,10 @@ from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
 
 T0 = 1_767_225_600_000
-SPEC = MonitorSpec.model_validate({"models": {"credit-v2": {"labels": {"team": "risk-ml", "owner": "credit-oncall"}}}})
+# detector-level pages: each detector's evidence on its own (a channel's page leads with one of them)
+SPEC = MonitorSpec.model_validate(
+    {"defaults": {"alerting": {"group_by": "detector"}}, "models": {"credit-v2": {"labels": {"team": "risk-ml", "owner": "credit-oncall"}}}}
+)
 
 
 def _run(events: list[dict[str, Any]], batch: int = 500, spec: MonitorSpec = SPEC) -> list[AlertEvent]:
@@ -194,13 +197,15 @@ def test_an_orphaned_change_point_episode_resolves_with_window_evidence_whatever
     """A config change that removes a firing change-point detector: its resolve describes the window,
     the same after a state round trip as without one."""
     from stream_monitor.core.channel import ChannelMonitor
-    from stream_monitor.core.settings import DetectionSettings, ReferenceSettings, WindowSettings
+    from stream_monitor.core.settings import AlertingSettings, DetectionSettings, ReferenceSettings, WindowSettings
 
     rng = random.Random(8)
     values = [rng.gauss(0, 1) + (3.0 if 2000 <= i < 3000 else 0.0) for i in range(9000)]
     rows = list(range(len(values)))
     times = [T0 + 1000 * i for i in rows]
-    full = DetectionSettings(window=WindowSettings(size=500, step=100), reference=ReferenceSettings(size=1000))
+    full = DetectionSettings(
+        window=WindowSettings(size=500, step=100), reference=ReferenceSettings(size=1000), alerting=AlertingSettings(group_by="detector")
+    )
     fewer = full.model_copy(update={"numeric_detectors": ("ks",)})
     resolves = []
     for restart in (False, True):

@@ -23,8 +23,12 @@ from stream_monitor.synthetic import StreamSpec, demo_streams, generate_events
 BATCH = 5000
 
 
-def monitor_stream(spec: StreamSpec) -> tuple[list[Alert], PartitionMonitor, float]:
-    monitor = PartitionMonitor(MonitorSpec(), partition=0)
+# detector-level pages: the delays below are each detector's (a channel's page fires with the first)
+DETECTOR_PAGES = MonitorSpec.model_validate({"defaults": {"alerting": {"group_by": "detector"}}})
+
+
+def monitor_stream(spec: StreamSpec, monitor_spec: MonitorSpec = DETECTOR_PAGES) -> tuple[list[Alert], PartitionMonitor, float]:
+    monitor = PartitionMonitor(monitor_spec, partition=0)
     alerts: list[Alert] = []
     batch: list[InputRecord] = []
     started = time.perf_counter()

@@ -32,9 +32,10 @@ def records(raws: list[bytes], record_ts: int | None = T0, topic: str = "in") ->
 
 
 def accounted(result: BatchResult) -> None:
-    """Every record is processed or a dead letter, and every dead letter is counted."""
+    """Every record is processed, a dead letter or (a label) waiting for its prediction; every dead letter is counted."""
     unprocessed = sum(1 for d in result.dead_letters if not d.processed)
-    assert result.processed + unprocessed == result.records, (result.processed, unprocessed, result.records)
+    done = result.processed + unprocessed + result.waiting
+    assert done == result.records + result.resumed, (result.processed, unprocessed, result.waiting, result.records, result.resumed)
     assert sum(result.invalid_by_reason.values()) == len(result.dead_letters)
 
 

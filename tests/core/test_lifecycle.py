@@ -178,16 +178,17 @@ def test_transitions_form_well_nested_episodes(steps, min_consecutive, resolve_a
 
 # ------------------------------------------------------------------------------ identities
 def test_fingerprint_is_stable_and_distinguishes_every_component():
-    fp = fingerprint("fraud-v3", "amount", "psi", 0)
-    assert fp == fingerprint("fraud-v3", "amount", "psi", 0) == "d1ec213e1c33ae91"  # same on every run
+    fp = fingerprint("fraud-v3", "amount", "psi")
+    assert fp == fingerprint("fraud-v3", "amount", "psi") == "8cb3ad2802c5078b"  # same on every run
+    assert fingerprint("fraud-v3", "amount") == "3d8bec3b461c3d10"  # the channel's page
     assert len(fp) == 16 and int(fp, 16) >= 0
     others = {
-        fingerprint("fraud-v4", "amount", "psi", 0),
-        fingerprint("fraud-v3", "amount2", "psi", 0),
-        fingerprint("fraud-v3", "amount", "ks", 0),
-        fingerprint("fraud-v3", "amount", "psi", 1),
+        fingerprint("fraud-v4", "amount", "psi"),
+        fingerprint("fraud-v3", "amount2", "psi"),
+        fingerprint("fraud-v3", "amount", "ks"),
+        fingerprint("fraud-v3", "amount"),
         # the separator keeps component boundaries apart
-        fingerprint("fraud-v3a", "mount", "psi", 0),
+        fingerprint("fraud-v3a", "mount", "psi"),
     }
     assert fp not in others and len(others) == 5
 
@@ -196,21 +197,21 @@ def test_fingerprint_is_stable_across_processes():
     import subprocess
     import sys
 
-    code = "from stream_monitor.core.lifecycle import fingerprint; print(fingerprint('m', 'x', 'adwin', 3))"
+    code = "from stream_monitor.core.lifecycle import fingerprint; print(fingerprint('m', 'x', 'adwin'), fingerprint('m', 'x'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "12345", "PATH": ""}).stdout.strip()
-    assert out == fingerprint("m", "x", "adwin", 3)
+    assert out == f"{fingerprint('m', 'x', 'adwin')} {fingerprint('m', 'x')}"
 
 
 def test_alert_id_is_deterministic_per_episode():
-    fp = fingerprint("m", "x", "psi", 0)
+    fp = fingerprint("m", "x")
     a = alert_id(fp, 1_700_000_000_000, 42)
     assert a == alert_id(fp, 1_700_000_000_000, 42) and len(a) == 32
     assert a != alert_id(fp, 1_700_000_000_001, 42)
     assert a != alert_id(fp, 1_700_000_000_000, 43)
-    assert a != alert_id(fingerprint("m", "x", "ks", 0), 1_700_000_000_000, 42)
+    assert a != alert_id(fingerprint("m", "x", "ks"), 1_700_000_000_000, 42)
 
 
-@pytest.mark.parametrize("partition", [0, 7])
-def test_fingerprint_hex(partition):
-    assert all(c in "0123456789abcdef" for c in fingerprint("m", "é✓", "js", partition))
+@pytest.mark.parametrize("detector", [None, "js"])
+def test_fingerprint_hex(detector):
+    assert all(c in "0123456789abcdef" for c in fingerprint("m", "é✓", detector))

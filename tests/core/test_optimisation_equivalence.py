@@ -8,7 +8,9 @@ through :class:`PartitionMonitor` in irregular batches, with a state round trip 
 the test compares with ``tests/data/optimisation_golden.json`` (generated from the code before
 issue 6's optimisations):
 
-- every alert payload, byte for byte;
+- every alert payload, byte for byte (one page per channel, the default);
+- with ``alerting.group_by: detector``, which detector-level alerts fire and when (``detector_pages``:
+  model, feature, detector, status, severity, escalated, event time, statistic);
 - every dead letter (reason, detail, offset);
 - the channel-value count;
 - a SHA-256 over every detector evaluation (statistic and threshold as exact float reprs).
@@ -112,8 +114,16 @@ def _num(x: Any) -> str:
     return "None" if x is None else repr(float(x))
 
 
-def run(records: list[InputRecord]) -> dict[str, Any]:
-    spec = MonitorSpec()
+DETECTOR_PAGES = MonitorSpec.model_validate({"defaults": {"alerting": {"group_by": "detector"}}})
+
+
+def _page(payload: str) -> list[Any]:
+    a = orjson.loads(payload)
+    return [a[k] for k in ("model", "feature", "detector", "status", "severity", "escalated", "event_time", "statistic")]
+
+
+def run(records: list[InputRecord], spec: MonitorSpec | None = None) -> dict[str, Any]:
+    spec = spec or MonitorSpec()
     monitor = PartitionMonitor(spec, partition=0)
     alerts: list[str] = []
     dead: list[list[Any]] = []
@@ -163,6 +173,35 @@ def test_detection_identical_to_golden() -> None:
     assert got["evaluations_sha256"] == golden["evaluations_sha256"], "a detector statistic changed"
 
 
+def test_detector_level_pages_are_the_detectors_alerts() -> None:
+    """``alerting.group_by: detector``: every detector pages on its own, when it always did."""
+    golden = json.loads(GOLDEN.read_text())
+    got = run(build_records(), DETECTOR_PAGES)
+    assert [_page(a) for a in got["alerts"]] == golden["detector_pages"]
+    assert got["evaluations_sha256"] == golden["evaluations_sha256"]
+
+
+def test_one_page_per_channel_and_no_partition_in_any_alert() -> None:
+    """Each channel's firing detectors share one page; no alert names a partition but its source."""
+    golden = json.loads(GOLDEN.read_text())
+    alerts = [orjson.loads(a) for a in golden["alerts"]]
+    detector_pages = golden["detector_pages"]
+    # every channel that alerted per detector has exactly one page per episode, listing its detectors
+    channels = {(p[0], p[1]) for p in detector_pages}
+    assert {(a["model"], a["feature"]) for a in alerts} == channels
+    assert len(alerts) < len(detector_pages)
+    fingerprints: dict[str, tuple[str, str]] = {}
+    for a in alerts:
+        assert fingerprints.setdefault(a["fingerprint"], (a["model"], a["feature"])) == (a["model"], a["feature"])
+        if a["status"] == "firing":
+            names = [d["name"] for d in a["evidence"]["detectors"]]
+            assert names[0] == a["detector"] and set(names) <= {p[2] for p in detector_pages if (p[0], p[1]) == (a["model"], a["feature"])}
+        assert "partition" not in a["labels"]
+        text = json.dumps({k: v for k, v in a.items() if k != "source"})
+        assert "partition" not in text.lower(), text[:300]
+        assert set(a["source"]) == {"topic", "partition", "offset"}
+
+
 def test_golden_covers_the_interesting_paths() -> None:
     golden = json.loads(GOLDEN.read_text())
     alerts = [orjson.loads(a) for a in golden["alerts"]]
@@ -177,7 +216,9 @@ if __name__ == "__main__":
     if "--write" not in sys.argv:
         sys.exit("usage: python -m tests.core.test_optimisation_equivalence --write")
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-    GOLDEN.write_text(json.dumps(run(build_records()), indent=1) + "\n")
+    out = run(build_records())
+    out["detector_pages"] = [_page(a) for a in run(build_records(), DETECTOR_PAGES)["alerts"]]
+    GOLDEN.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {GOLDEN}")
 
 

@@ -24,9 +24,16 @@ T0 = 1_767_225_600_000
 BATCH = 500
 
 
+def detector_pages(spec: MonitorSpec) -> MonitorSpec:
+    """``spec`` with detector-level pages (these tests name the detector that fired)."""
+    data = spec.model_dump(exclude_unset=True)
+    data["defaults"] = {**data.get("defaults", {}), "alerting": {"group_by": "detector"}}
+    return MonitorSpec.model_validate(data)
+
+
 def run(spec: MonitorSpec, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every alert of ``events`` (one second of event time apart) through one partition monitor."""
-    monitor = PartitionMonitor(spec, partition=0)
+    """Every alert of ``events`` (one second of event time apart) through one partition monitor, one page per detector."""
+    monitor = PartitionMonitor(detector_pages(spec), partition=0)
     alerts: list[dict[str, Any]] = []
     records = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
     for i in range(0, len(records), BATCH):

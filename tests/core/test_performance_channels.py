@@ -22,9 +22,16 @@ T0 = 1_767_225_600_000
 BATCH = 500
 
 
-def run(spec: MonitorSpec, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every alert of ``events`` through one partition monitor."""
-    monitor = PartitionMonitor(spec, partition=0)
+def detector_pages(spec: MonitorSpec) -> MonitorSpec:
+    """``spec`` with detector-level pages (these tests name the detector that fired)."""
+    data = spec.model_dump(exclude_unset=True)
+    data["defaults"] = {**data.get("defaults", {}), "alerting": {"group_by": "detector"}}
+    return MonitorSpec.model_validate(data)
+
+
+def run(spec: MonitorSpec, events: list[dict[str, Any]], pages: str = "detector") -> list[dict[str, Any]]:
+    """Every alert of ``events`` through one partition monitor, one page per detector unless ``pages`` is "channel"."""
+    monitor = PartitionMonitor(detector_pages(spec) if pages == "detector" else spec, partition=0)
     alerts: list[dict[str, Any]] = []
     records = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
     for i in range(0, len(records), BATCH):
@@ -306,3 +313,4 @@ def test_a_version_switch_after_a_checkpoint_is_still_a_switch() -> None:
     assert uninterrupted[1] == ["v1", "v2"] and not [a for a in uninterrupted[0] if b'"__label__"' not in a]
     assert alerts_of(4000) == uninterrupted  # restored before the switch
     assert alerts_of(12_000) == uninterrupted  # and after it
+

@@ -80,7 +80,12 @@ PROBE_TIMEOUT_MS = 30_000
 
 
 def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
-    """Records not yet committed by ``group`` (None while unknown: nothing committed, broker away)."""
+    """Records not yet committed by ``group`` (None while unknown: nothing committed, broker away).
+
+    The group's internal topic (``<group>-by-model``, when it exists) counts too: its committed
+    offset stays behind the rows still waiting for their turn in event-time order, so lag 0 means
+    every event was judged.
+    """
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=PROBE_TIMEOUT_MS, request_timeout_ms=PROBE_TIMEOUT_MS)
     except KafkaError:
@@ -92,6 +97,7 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
         return None
     try:
         committed = admin.list_group_offsets({group: None}).get(group, {})
+        topics = [*topics, f"{group}-by-model"]
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         ends = consumer.end_offsets(tps)
         if not committed:

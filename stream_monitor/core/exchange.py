@@ -1,0 +1,228 @@
+"""What crosses from reading records to judging models: validated rows, per model, as MessagePack.
+
+Reading (decoding, validating, dead-lettering) happens where the records are, per input partition;
+judging happens once per model (:mod:`stream_monitor.core.ordering` puts a model's rows from every
+input partition in event-time order). Between the two travel :class:`Row` objects, batched per
+model in a :func:`encode_rows` record: the already-validated values of each event (no JSON, no
+re-validation), its event time and ordering key, and where it came from.
+
+The ordering key is ``(event_time_ms, tie, index)``: ``tie`` is a 64-bit digest of the record's
+bytes and ``index`` the event's place within its record (model-server formats carry several
+events per record). It does not depend on partition or offset, so the same events are judged in
+the same order whatever the topic's partitioning and keys; only byte-identical records tie, and
+their order cannot change a judgement.
+
+Wire format (MessagePack, no extension types except integers beyond 64 bits, as their decimal
+text in extension type 1): ``[ROWS_FORMAT, model, [row, ...]]`` with an inference row
+``[0, topic, partition, offset, timestamp_ms, event_time_ms, tie, index, event_id, model_version,
+features, prediction, label, latency_ms, problems]`` and a label row ``[1, topic, partition,
+offset, timestamp_ms, event_time_ms, tie, index, event_id, label, ts]``; ``problems`` is a list of
+``[reason, detail]``. A record that does not decode as such raises :class:`RowsFormatError`.
+
+>>> from stream_monitor.core.events import decode_inference, SourcePosition
+>>> d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x": 1.5}}', None)
+>>> row = inference_row(d, SourcePosition("in", 2, 7, None), tie_of(b"x"), 0)
+>>> model, rows = decode_rows(encode_rows("m", [row]))
+>>> model, rows[0].key == row.key, rows[0].event.features, rows[0].source
+('m', True, {'x': 1.5}, ('in', 2))
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Sequence, overload
+
+import msgpack
+import orjson
+
+from stream_monitor.core import events as ev
+
+ROWS_FORMAT = 1
+INFERENCE, LABEL = 0, 1
+_BIG_INT = 1  # extension type: an integer beyond 64 bits, as decimal text
+
+
+class RowsFormatError(ValueError):
+    """A rows record that is not what :func:`encode_rows` writes."""
+
+
+def tie_of(raw: bytes) -> int:
+    """The tie-break of a record: a signed 64-bit digest of its bytes (no partition, no offset).
+
+    >>> tie_of(b"a") == tie_of(b"a") != tie_of(b"b")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
+@dataclass(slots=True)
+class Row:
+    """One validated event on its way to its model's judgement.
+
+    ``carrier`` is where the row was read by the judging side (the internal topic's record, or the
+    input record itself): offsets committed there decide what is read again after a restart.
+    """
+
+    kind: int
+    key: tuple[int, int, int]
+    position: ev.SourcePosition
+    event: Any  # InferenceEvent (kind 0) or LabelEvent (kind 1)
+    problems: list[tuple[ev.DeadLetterReason, str]] = field(default_factory=list)
+    carrier: tuple[str, int, int] | None = None
+    original: bytes | None = None  # the record's bytes, where it was read (never sent on)
+
+    @property
+    def event_time_ms(self) -> int:
+        """The row's event time (the first part of its key)."""
+        return self.key[0]
+
+    @property
+    def source(self) -> tuple[str, int]:
+        """The input partition the row came from (topic, partition)."""
+        return (self.position.topic, self.position.partition)
+
+    def raw(self) -> bytes:
+        """The record's bytes where it was read; after crossing, the event as JSON (the original stays at ``position``)."""
+        if self.original is not None:
+            return self.original
+        e = self.event
+        if self.kind == LABEL:
+            obj: dict[str, Any] = {"event_id": e.event_id, "model": e.model, "label": e.label}
+            if e.ts is not None:
+                obj["ts"] = e.ts
+        else:
+            fields = ("event_id", "model", "model_version", "ts", "features", "prediction", "label", "latency_ms")
+            obj = {k: getattr(e, k) for k in fields if getattr(e, k) is not None}
+        try:
+            return orjson.dumps(obj)
+        except TypeError:  # an integer beyond 64 bits
+            return repr(obj).encode("utf-8", "replace")
+
+
+def inference_row(d: ev.DecodedEvent, position: ev.SourcePosition, tie: int, index: int, original: bytes | None = None) -> Row:
+    """The row of a decoded inference event."""
+    return Row(INFERENCE, (d.event_time_ms, tie, index), position, d.event, d.problems, original=original)
+
+
+def label_row(label: ev.LabelEvent, event_time_ms: int, position: ev.SourcePosition, tie: int, original: bytes | None = None) -> Row:
+    """The row of a decoded label event, ordered at ``event_time_ms`` (its ``ts``, else its record's time)."""
+    return Row(LABEL, (event_time_ms, tie, 0), position, label, original=original)
+
+
+def _row_list(r: Row) -> list[Any]:
+    p, e = r.position, r.event
+    head = [r.kind, p.topic, p.partition, p.offset, p.timestamp_ms, r.key[0], r.key[1], r.key[2], e.event_id]
+    if r.kind == LABEL:
+        return head + [e.label, e.ts]
+    problems = [[str(reason), detail] for reason, detail in r.problems]
+    return head + [e.model_version, e.features, e.prediction, e.label, e.latency_ms, problems]
+
+
+def encode_rows(model: str, rows: list[Row]) -> bytes:
+    """One model's rows as a rows record."""
+    body = [ROWS_FORMAT, model, [_row_list(r) for r in rows]]
+    try:
+        return msgpack.packb(body, use_bin_type=True)
+    except OverflowError:  # an integer beyond 64 bits somewhere: encode those as text
+        return msgpack.packb(_widen(body), use_bin_type=True)
+
+
+def _widen(obj: Any) -> Any:
+    if type(obj) is int and not -(2**63) <= obj < 2**64:
+        return msgpack.ExtType(_BIG_INT, str(obj).encode())
+    if type(obj) is list:
+        return [_widen(v) for v in obj]
+    if type(obj) is dict:
+        return {k: _widen(v) for k, v in obj.items()}
+    return obj
+
+
+def _ext(code: int, data: bytes) -> Any:
+    if code != _BIG_INT:
+        raise RowsFormatError(f"unexpected extension type {code}")
+    try:
+        return int(data.decode("ascii"))
+    except ValueError as exc:
+        raise RowsFormatError("bad integer extension") from exc
+
+
+_REASONS = {str(r): r for r in ev.DeadLetterReason}
+
+
+def decode_rows(blob: bytes) -> tuple[str, list[Row]]:
+    """(model, rows) of a rows record; :class:`RowsFormatError` when it is not one."""
+    try:
+        body = msgpack.unpackb(blob, raw=False, ext_hook=_ext, strict_map_key=True)
+    except RowsFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several types for bad input
+        raise RowsFormatError(f"not MessagePack: {type(exc).__name__}") from exc
+    if type(body) is not list or len(body) != 3 or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
+        raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}")
+    model = body[1]
+    try:
+        return model, [_row(model, r) for r in body[2]]
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise RowsFormatError(f"bad row: {type(exc).__name__}: {exc}") from exc
+
+
+class EventView:
+    """An inference or label event read back from a rows record: the validated values, no validation again.
+
+    It has the attributes the judging step reads (those of ``InferenceEvent`` / ``LabelEvent``);
+    building it costs a fraction of a pydantic instance, and a model's judge builds one per event.
+    """
+
+    __slots__ = ("event_id", "model", "model_version", "ts", "features", "prediction", "label", "latency_ms")
+
+    def __init__(self, event_id: Any, model: str, model_version: Any, ts: Any, features: Any, prediction: Any, label: Any, latency_ms: Any) -> None:
+        self.event_id = event_id
+        self.model = model
+        self.model_version = model_version
+        self.ts = ts
+        self.features = features
+        self.prediction = prediction
+        self.label = label
+        self.latency_ms = latency_ms
+
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        """The fields as a map (what :meth:`Row.raw` writes)."""
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def _row(model: str, r: list[Any]) -> Row:
+    kind, topic, partition, offset, ts_ms, t, tie, index, event_id = r[:9]
+    if type(topic) is not str or type(partition) is not int or type(offset) is not int or type(t) is not int or type(tie) is not int:
+        raise ValueError("bad position or time")
+    position = ev.SourcePosition(topic, partition, offset, ts_ms)
+    if kind == LABEL:
+        return Row(LABEL, (t, tie, index), position, EventView(event_id, model, None, r[10], None, None, r[9], None))
+    if kind != INFERENCE or len(r) != 15:
+        raise ValueError(f"row kind {kind!r} of {len(r)} fields")
+    features = r[10]
+    if features is not None and type(features) is not dict:
+        raise ValueError("features is not a map")
+    problems = r[14]
+    probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
+    return Row(INFERENCE, (t, tie, index), position, EventView(event_id, model, r[9], t, features, r[11], r[12], r[13]), probs)
+
+
+class RawsOf:
+    """The bytes of row ``i`` for a dead letter, made only when one is written (see :meth:`Row.raw`)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> RawsOf: ...
+    def __getitem__(self, i: int | slice) -> bytes | RawsOf:
+        """Row ``i``'s bytes; a slice gives the ``RawsOf`` of those rows."""
+        if isinstance(i, slice):
+            return RawsOf(self.rows[i])
+        return self.rows[i].raw()

@@ -1,0 +1,225 @@
+"""Event-time order across input partitions: rows wait until no source can still send an earlier one.
+
+A model's rows come from every input partition that carries it (its *sources*), each roughly in
+event-time order, at different speeds. :class:`EventTimeMerger` keeps them in a heap and releases
+them in key order (``(event_time_ms, tie, index)``, see :mod:`stream_monitor.core.exchange`) once
+the *watermark* passed them: the smallest, over the active sources, of the latest event time a
+source has sent, minus the allowed lateness. Within that bound, rows out of order — inside one
+source or between sources — are judged exactly as if they had come sorted, which is what a file
+replay does. A row whose key is at or below the last released key (the *frontier*) comes too late
+to be put in order: :meth:`EventTimeMerger.add` hands it back for a ``late`` dead letter.
+
+Sources that send nothing do not stall the others: the caller marks them idle
+(:meth:`EventTimeMerger.idle`, after a wall-clock timeout in the runtime; at the end of input in a
+replay) and the watermark ignores them until they send again. The buffer is bounded too: beyond
+``max_rows`` the oldest rows are released anyway (``forced`` counts them).
+
+Pure and deterministic: the same rows added in the same order with the same idle marks are
+released in the same order.
+
+>>> from types import SimpleNamespace as R
+>>> m = EventTimeMerger(lateness_ms=10)
+>>> rows = lambda src, *ts: [R(key=(t, 0, 0), source=src) for t in ts]
+>>> m.add(rows(("a", 0), 5, 30)), m.add(rows(("a", 1), 8, 22)), [r.key[0] for r in m.release()]
+([], [], [5, 8])
+>>> m.add(rows(("a", 1), 40)), [r.key[0] for r in m.release()]
+([], [])
+>>> m.idle(("a", 0)); [r.key[0] for r in m.release()]
+[22]
+>>> [r.key[0] for r in m.release(final=True)], m.frontier, [r.key[0] for r in m.add(rows(("a", 0), 25))]
+([30, 40], (40, 0, 0), [25])
+"""
+
+from __future__ import annotations
+
+import heapq
+from itertools import count
+from typing import Any, Hashable, Iterable
+
+from stream_monitor.core import state, state_order
+
+Key = tuple[int, int, int]
+NOT_SENT = -(2**62)  # the latest event time of an expected source that has sent nothing yet
+
+
+class EventTimeMerger:
+    """Rows of several sources, released in key order behind a watermark (see the module docstring)."""
+
+    def __init__(self, lateness_ms: int, max_rows: int = 1_000_000) -> None:
+        self.lateness_ms = lateness_ms
+        self.max_rows = max_rows
+        self.latest: dict[Hashable, int] = {}  # per source: the latest event time it sent
+        self.idle_sources: set[Hashable] = set()
+        self.frontier: Key | None = None  # the key of the last released row
+        self.forced = 0  # rows released early because the buffer was full
+        self._heap: list[tuple[Key, int, Any]] = []
+        self._seq = count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, rows: Iterable[Any]) -> list[Any]:
+        """Buffer rows (each with ``key`` and ``source``); return those that come too late, in arrival order."""
+        late: list[Any] = []
+        heap, latest, frontier, seq = self._heap, self.latest, self.frontier, self._seq
+        for row in rows:
+            key = row.key
+            src = row.source
+            t = key[0]
+            if latest.get(src, t - 1) < t:
+                latest[src] = t
+            self.idle_sources.discard(src)
+            if frontier is not None and key <= frontier:
+                late.append(row)
+                continue
+            heapq.heappush(heap, (key, next(seq), row))
+        return late
+
+    def expect(self, source: Hashable) -> None:
+        """``source`` will send: until it does (or is marked idle) it holds the watermark back.
+
+        A source nobody expects counts only from its first row on, so rows of the sources that
+        were read first would pass the watermark before a slower source's earlier rows arrive.
+
+        >>> from types import SimpleNamespace as R
+        >>> m = EventTimeMerger(lateness_ms=10)
+        >>> m.expect(("a", 1)); m.add([R(key=(50, 0, 0), source=("a", 0))]), m.release()
+        ([], [])
+        >>> m.add([R(key=(5, 0, 0), source=("a", 1))]), [r.key[0] for r in m.release()]
+        ([], [])
+        >>> m.idle(("a", 1)); [r.key[0] for r in m.release()]
+        [5]
+        """
+        if source not in self.latest:
+            self.latest[source] = NOT_SENT
+
+    def idle(self, source: Hashable) -> None:
+        """Leave ``source`` out of the watermark until it sends again."""
+        if source in self.latest:
+            self.idle_sources.add(source)
+
+    def watermark(self) -> int | None:
+        """Rows with an event time below this can be released; None while no active source has sent."""
+        active = [t for s, t in self.latest.items() if s not in self.idle_sources]
+        if not active:
+            return None
+        return min(active) - self.lateness_ms
+
+    def release(self, final: bool = False) -> list[Any]:
+        """The rows the watermark passed (all of them when ``final``, or every source idle), in key order."""
+        heap = self._heap
+        if not heap:
+            return []
+        wm = self.watermark()
+        everything = final or (wm is None and self.latest.keys() <= self.idle_sources)
+        out: list[Any] = []
+        pop = heapq.heappop
+        while heap and (everything or (wm is not None and heap[0][0][0] < wm)):
+            out.append(pop(heap)[2])
+        while len(heap) > self.max_rows:
+            out.append(pop(heap)[2])
+            self.forced += 1
+        if out:
+            self.frontier = out[-1].key
+        return out
+
+    def clear(self) -> None:
+        """Forget the waiting rows (frontier and sources' times stay)."""
+        self._heap.clear()
+
+    def buffered(self) -> list[Any]:
+        """The rows still waiting (in no particular order)."""
+        return [entry[2] for entry in self._heap]
+
+    def oldest_source_time(self) -> int | None:
+        """The smallest latest event time over the active sources (what holds the watermark back)."""
+        active = [t for s, t in self.latest.items() if s not in self.idle_sources]
+        return min(active) if active else None
+
+
+class Carriers:
+    """Which records of the carrying partitions still hold rows waiting for their turn.
+
+    Rows wait in memory, not in the state: the offset committed for a carrying partition (the
+    internal topic's, or the input's) is that of its oldest record with a row still waiting, so a
+    restart reads those records again. ``seen`` (checkpointed) tells the rows read before from the
+    new ones: after a restore, a re-read row at or below the frontier was judged (or dead-lettered
+    as late) before the restart and is skipped, not dead-lettered again.
+
+    >>> from types import SimpleNamespace as R
+    >>> c = Carriers()
+    >>> rows = [R(carrier=("rp", 0, 5)), R(carrier=("rp", 0, 5)), R(carrier=("rp", 0, 6))]
+    >>> c.queue(rows); c.commit_offsets()
+    {('rp', 0): 5}
+    >>> c.release(rows[:2]); c.commit_offsets()
+    {('rp', 0): 6}
+    >>> c.release(rows[2:]); c.commit_offsets()
+    {('rp', 0): 7}
+    """
+
+    def __init__(self, seen: dict[tuple[str, int], int] | None = None) -> None:
+        self.seen: dict[tuple[str, int], int] = dict(seen or {})  # per carrier partition: next offset to read
+        self.restored: dict[tuple[str, int], int] = dict(self.seen)  # ``seen`` at the last restore
+        self._waiting: dict[tuple[str, int], dict[int, int]] = {}  # per carrier partition: offset -> rows waiting
+
+    def queue(self, rows: Iterable[Any]) -> None:
+        """Count rows that now wait, by the record that carried them."""
+        seen, waiting = self.seen, self._waiting
+        for row in rows:
+            carrier = row.carrier
+            if carrier is None:
+                continue
+            tp = (carrier[0], carrier[1])
+            offsets = waiting.get(tp)
+            if offsets is None:
+                offsets = waiting[tp] = {}
+            offsets[carrier[2]] = offsets.get(carrier[2], 0) + 1
+            if seen.get(tp, -1) <= carrier[2]:
+                seen[tp] = carrier[2] + 1
+
+    def read(self, tp: tuple[str, int], next_offset: int) -> None:
+        """Records of ``tp`` up to ``next_offset`` were read (some may have carried no waiting row)."""
+        if self.seen.get(tp, -1) < next_offset:
+            self.seen[tp] = next_offset
+
+    def release(self, rows: Iterable[Any]) -> None:
+        """Rows left the wait (judged or dead-lettered)."""
+        waiting = self._waiting
+        for row in rows:
+            carrier = row.carrier
+            if carrier is None:
+                continue
+            offsets = waiting.get((carrier[0], carrier[1]))
+            if offsets is None or carrier[2] not in offsets:
+                continue
+            n = offsets[carrier[2]] - 1
+            if n:
+                offsets[carrier[2]] = n
+            else:
+                del offsets[carrier[2]]
+
+    def read_before(self, row: Any) -> bool:
+        """Was this row's record read before the last restore?"""
+        c = row.carrier
+        return c is not None and c[2] < self.restored.get((c[0], c[1]), -1)
+
+    def commit_offsets(self) -> dict[tuple[str, int], int]:
+        """Per carrier partition, the offset to commit: the oldest record with a waiting row, else the next to read."""
+        out = {}
+        for tp, nxt in self.seen.items():
+            offsets = self._waiting.get(tp)
+            out[tp] = min(offsets) if offsets else nxt  # label and inference rows of one batch queue apart: not in offset order
+        return out
+
+
+def restore_order(monitor: Any, blob: bytes) -> None:
+    """Frontiers, sources' latest times and the carrier offsets read (rows read again after them are new)."""
+    try:
+        record = state_order.decode_order(blob)
+    except state.StateFormatError as exc:
+        monitor._rejected(None, None, exc)
+        return
+    monitor.order.frontier, monitor.order.latest = record.inference[0], dict(record.inference[1])
+    monitor.label_order.frontier, monitor.label_order.latest = record.labels[0], dict(record.labels[1])
+    monitor.carriers = Carriers(record.seen)
+    monitor.joins.prediction_time = record.prediction_time

@@ -1,0 +1,290 @@
+"""Event-time order across input partitions (core/ordering.py): the merger's watermark, late rows, idle
+sources, the buffer bound, carrier offsets and what a restart reads again."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.intake import InputRecord, read_inference, read_labels
+from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.core.ordering import Carriers, EventTimeMerger
+from stream_monitor.core.spec import MonitorSpec
+
+_SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _row(source: object, t: int, tie: int = 0, carrier: tuple[str, int, int] | None = None) -> SimpleNamespace:
+    return SimpleNamespace(key=(t, tie, 0), source=source, carrier=carrier)
+
+
+@st.composite
+def _sources(draw: st.DrawFn, lateness: int) -> list[list[tuple[int, int, int]]]:
+    """1-6 sources; each source's times are out of order by at most ``lateness`` (keys unique)."""
+    n = draw(st.integers(min_value=1, max_value=6))
+    out, tie = [], 0
+    for _ in range(n):
+        clock = draw(st.integers(min_value=0, max_value=3 * lateness))
+        rows = []
+        for _ in range(draw(st.integers(min_value=1, max_value=25))):
+            clock += draw(st.integers(min_value=0, max_value=2 * lateness))
+            t = clock - draw(st.integers(min_value=0, max_value=lateness))  # never more than ``lateness`` behind
+            tie += 1
+            rows.append((t, draw(st.integers(min_value=0, max_value=3)), tie))
+        out.append(rows)
+    return out
+
+
+@_SETTINGS
+@given(lateness=st.integers(min_value=0, max_value=50), data=st.data())
+def test_rows_within_the_lateness_come_out_sorted_whatever_the_interleaving(lateness: int, data: st.DataObject) -> None:
+    sources = data.draw(_sources(lateness))
+    rows = [[SimpleNamespace(key=(t, tie, idx), source=("in", s)) for t, idx, tie in src] for s, src in enumerate(sources)]
+    merger = EventTimeMerger(lateness)
+    # every source sends its first row before anything is released (a source never seen cannot hold the watermark)
+    cursor = [1] * len(rows)
+    assert merger.add([src[0] for src in rows]) == []
+    released = merger.release()
+    left = [i for i in range(len(rows)) for _ in range(len(rows[i]) - 1)]
+    order = data.draw(st.permutations(left))
+    while order:
+        n = data.draw(st.integers(min_value=1, max_value=max(1, len(order))))
+        batch = []
+        for s in order[:n]:
+            batch.append(rows[s][cursor[s]])
+            cursor[s] += 1
+        order = order[n:]
+        assert merger.add(batch) == []
+        if data.draw(st.booleans()):
+            released += merger.release()
+    released += merger.release(final=True)
+    everything = [r for src in rows for r in src]
+    assert [r.key for r in released] == sorted(r.key for r in everything)
+    assert len(merger) == 0 and merger.forced == 0
+
+
+@_SETTINGS
+@given(lateness=st.integers(min_value=0, max_value=50), data=st.data())
+def test_released_rows_are_always_behind_the_watermark(lateness: int, data: st.DataObject) -> None:
+    sources = data.draw(_sources(lateness))
+    merger = EventTimeMerger(lateness)
+    flat = [SimpleNamespace(key=(t, tie, idx), source=s) for s, src in enumerate(sources) for t, idx, tie in src]
+    merger.add(flat[:1])
+    for row in flat[1:]:
+        merger.add([row])
+        wm = merger.watermark()
+        out = merger.release()
+        assert all(r.key[0] < wm for r in out)
+        assert all(r.key[0] >= wm for r in merger.buffered())
+
+
+def test_rows_beyond_the_lateness_come_back_late() -> None:
+    merger = EventTimeMerger(lateness_ms=10)
+    assert merger.add([_row("a", t, tie=t) for t in (0, 5, 100)]) == []
+    assert [r.key[0] for r in merger.release()] == [0, 5]  # the watermark is 90
+    late = [_row("a", 3, tie=1), _row("a", 5, tie=5), _row("b", 4, tie=2)]
+    on_time = [_row("a", 6, tie=6), _row("b", 95, tie=95)]
+    assert merger.add(late[:2] + on_time[:1] + late[2:] + on_time[1:]) == late  # in arrival order
+    assert [r.key[0] for r in merger.release(final=True)] == [6, 95, 100]
+
+
+def test_a_row_equal_to_the_frontier_is_late_and_one_just_after_it_is_not() -> None:
+    merger = EventTimeMerger(lateness_ms=0)
+    merger.add([_row("a", 10, tie=7), _row("a", 20, tie=0)])
+    assert [r.key for r in merger.release()] == [(10, 7, 0)]
+    same, after = _row("a", 10, tie=7), _row("a", 10, tie=8)
+    assert merger.add([same, after]) == [same]
+
+
+def test_an_idle_source_does_not_stall_the_others_and_counts_again_when_it_sends() -> None:
+    merger = EventTimeMerger(lateness_ms=10)
+    merger.add([_row("slow", 0)])
+    merger.add([_row("fast", t, tie=t) for t in range(0, 1000, 50)])
+    assert merger.release() == []  # held back by "slow" (watermark -10)
+    merger.idle("slow")
+    first = merger.release()
+    assert [r.key for r in first] == sorted([(0, 0, 0)] + [(t, t, 0) for t in range(0, 1000, 50) if t < 950 - 10])
+    merger.add([_row("slow", 960, tie=1)])  # active again: the watermark is min(950, 960) - 10
+    merger.add([_row("fast", 2000, tie=2000)])
+    assert merger.watermark() == 950
+    assert merger.release() == []  # 950 is not below the watermark: "slow" holds it back again
+    merger.add([_row("slow", 1200, tie=3)])
+    assert [r.key[0] for r in merger.release()] == [950, 960]
+
+
+def test_every_source_idle_releases_everything() -> None:
+    merger = EventTimeMerger(lateness_ms=1000)
+    merger.add([_row("a", 5), _row("b", 3, tie=1)])
+    assert merger.release() == []
+    merger.idle("a")
+    merger.idle("b")
+    assert [r.key[0] for r in merger.release()] == [3, 5]
+
+
+def test_idle_of_an_unknown_source_changes_nothing() -> None:
+    merger = EventTimeMerger(lateness_ms=0)
+    merger.idle("never")
+    merger.add([_row("a", 5), _row("a", 9, tie=1)])
+    assert [r.key[0] for r in merger.release()] == [5]
+
+
+@_SETTINGS
+@given(max_rows=st.integers(min_value=1, max_value=30), times=st.lists(st.integers(min_value=0, max_value=100), min_size=1, max_size=80, unique=True))
+def test_max_rows_forces_release_in_key_order_and_counts_it(max_rows: int, times: list[int]) -> None:
+    times = sorted(times)  # in order: a forced release then makes no row late (see the next test)
+    merger = EventTimeMerger(lateness_ms=10**6, max_rows=max_rows)  # the watermark never passes anything
+    released = []
+    for t in times:
+        assert merger.add([_row("a", t, tie=t)]) == []
+        released += merger.release()
+        assert len(merger) <= max_rows
+    assert merger.forced == len(released) == max(0, len(times) - max_rows)
+    rest = merger.release(final=True)
+    assert merger.forced == len(released)  # the final release is not forced
+    keys = [r.key for r in released + rest]
+    assert sorted(keys) == sorted((t, t, 0) for t in times)
+    assert keys == sorted(keys)
+
+
+def test_forced_release_moves_the_frontier_so_an_earlier_row_is_late() -> None:
+    merger = EventTimeMerger(lateness_ms=10**6, max_rows=2)
+    merger.add([_row("a", t, tie=t) for t in (10, 20, 30)])
+    assert [r.key[0] for r in merger.release()] == [10]
+    assert merger.forced == 1
+    early = _row("a", 5, tie=5)
+    assert merger.add([early]) == [early]
+
+
+# ------------------------------------------------------------------ carriers
+def test_commit_offsets_are_the_oldest_record_with_a_waiting_row_per_partition() -> None:
+    c = Carriers()
+    a = [_row("s", 0, carrier=("rp", 0, o)) for o in (3, 3, 4, 7)]
+    b = [_row("s", 0, carrier=("rp", 1, o)) for o in (10, 11)]
+    c.queue(a + b)
+    c.read(("rp", 0), 9)  # records 8 carried no row
+    assert c.commit_offsets() == {("rp", 0): 3, ("rp", 1): 10}
+    c.release([a[0], b[1]])
+    assert c.commit_offsets() == {("rp", 0): 3, ("rp", 1): 10}  # record 3 still has a waiting row
+    c.release([a[1], b[0]])
+    assert c.commit_offsets() == {("rp", 0): 4, ("rp", 1): 12}
+    c.release(a[2:])
+    assert c.commit_offsets() == {("rp", 0): 9, ("rp", 1): 12}
+
+
+def test_rows_without_a_carrier_are_not_counted() -> None:
+    c = Carriers()
+    c.queue([_row("s", 0)])
+    c.release([_row("s", 0)])
+    assert c.commit_offsets() == {}
+
+
+def _records(times: list[int], partition: int) -> list[InputRecord]:
+    return [
+        InputRecord(orjson.dumps({"model": "m", "ts": t, "event_id": f"{partition}-{i}", "features": {"x": float(i)}}), SourcePosition("in", partition, i, None))
+        for i, t in enumerate(times)
+    ]
+
+
+def _carried(records: list[InputRecord], first_offset: int) -> list:
+    """Rows of records as the judging side reads them: each carried by one record of a carrying partition."""
+    rows = read_inference(MonitorSpec(), records).ordered
+    for i, row in enumerate(rows):
+        row.carrier = ("rp", 0, first_offset + i)
+    return rows
+
+
+@_SETTINGS
+@given(data=st.data())
+def test_a_restart_from_the_committed_offset_judges_every_row_once(data: st.DataObject) -> None:
+    """Rows read before a restore and at or below the frontier are skipped, the rest are judged once."""
+    spec = MonitorSpec.model_validate({"max_lateness_seconds": 0.05})
+    p0 = _records(sorted(data.draw(st.lists(st.integers(0, 2000), min_size=1, max_size=30))), 0)
+    p1 = _records(sorted(data.draw(st.lists(st.integers(0, 2000), min_size=1, max_size=30))), 1)
+    # the carrying partition: p0 and p1 interleaved, each in its own order
+    # (both partitions' first records come first: a partition never seen cannot hold the watermark back)
+    picks = [0, 1] + data.draw(st.permutations([0] * (len(p0) - 1) + [1] * (len(p1) - 1)))
+    it = {0: iter(p0), 1: iter(p1)}
+    carried = [next(it[p]) for p in picks]
+    rows = _carried(carried, 0)
+    keys_all = sorted(r.key for r in rows)
+
+    monitor = PartitionMonitor(spec, partition=0)
+    cut = data.draw(st.integers(min_value=0, max_value=len(rows)))
+    judged = []
+    bounds = sorted({0, min(2, cut), cut, *range(2, cut, 7)})
+    for lo, hi in zip(bounds, bounds[1:]):
+        assert monitor.take(rows[lo:hi]) == []
+        monitor.carriers.read(("rp", 0), hi)
+        rel = monitor.order.release()
+        monitor.carriers.release(rel)
+        judged += [r.key for r in rel]
+    commit = monitor.carriers.commit_offsets().get(("rp", 0), 0)
+    assert commit <= cut
+    restored = PartitionMonitor.from_state_items(spec, 0, monitor.state_items(only_dirty=False))
+    again = _carried(carried, 0)[commit:]  # read again from the committed offset
+    assert restored.take(again) == []
+    rest = restored.order.release(final=True)
+    judged += [r.key for r in rest]
+    assert judged == keys_all  # no duplicate, no loss, in order
+
+
+def _one_label_and_its_prediction() -> tuple[list, list]:
+    spec = MonitorSpec()
+    labels = read_labels([InputRecord(b'{"event_id": "a", "model": "m", "label": 1, "ts": 1000}', SourcePosition("labels", 0, 0, None))]).ordered
+    record = orjson.dumps({"model": "m", "ts": 1000, "event_id": "a", "features": {"x": 1.0}, "prediction": 0.4})
+    inference = read_inference(spec, [InputRecord(record, SourcePosition("in", 0, 0, None))]).ordered
+    return labels, inference
+
+
+def test_commit_offsets_do_not_pass_a_waiting_label_carried_before_an_inference_row() -> None:
+    labels, inference = _one_label_and_its_prediction()
+    labels[0].carrier, inference[0].carrier = ("rp", 0, 3), ("rp", 0, 4)
+    monitor = PartitionMonitor(MonitorSpec(), partition=0)
+    assert monitor.take(labels + inference) == []  # one batch: record 3 (a label), record 4 (a prediction)
+    monitor.carriers.read(("rp", 0), 5)
+    monitor.release()
+    assert monitor.queued() == 2  # both wait (within the lateness)
+    assert monitor.carriers.commit_offsets() == {("rp", 0): 3}
+
+
+def test_commit_offsets_do_not_pass_a_waiting_label_carried_after_an_inference_row() -> None:
+    labels, inference = _one_label_and_its_prediction()
+    inference[0].carrier, labels[0].carrier = ("rp", 0, 3), ("rp", 0, 4)
+    monitor = PartitionMonitor(MonitorSpec(), partition=0)
+    assert monitor.take(inference + labels) == []
+    monitor.carriers.read(("rp", 0), 5)
+    monitor.release()
+    assert monitor.queued() == 2
+    assert monitor.carriers.commit_offsets() == {("rp", 0): 3}
+
+
+def test_forgotten_rows_are_not_committed_past() -> None:
+    spec = MonitorSpec()
+    rows = _carried(_records([1000, 2000, 3000], 0), 10)
+    monitor = PartitionMonitor(spec, partition=0)
+    assert monitor.take(rows) == []
+    monitor.carriers.read(("rp", 0), 13)
+    monitor.release()
+    assert monitor.queued() == 3 and monitor.carriers.commit_offsets() == {("rp", 0): 10}
+    monitor.forget_queued()  # their records will be read again from the committed offset
+    assert monitor.carriers.commit_offsets() == {("rp", 0): 10}
+
+
+def test_partition_monitor_judges_past_an_idle_input_partition_and_returns_late_rows() -> None:
+    spec = MonitorSpec.model_validate({"max_lateness_seconds": 1})
+    monitor = PartitionMonitor(spec, partition=0)
+    slow = _carried(_records([0], 0), 0)
+    fast = _carried(_records(list(range(0, 10_000, 100)), 1), 1)
+    assert monitor.take(slow + fast) == []
+    assert monitor.release().processed == 0  # the slow partition holds the order back
+    monitor.idle(("in", 0))
+    judged = monitor.release().processed
+    assert judged == 1 + len([t for t in range(0, 10_000, 100) if t < 9_900 - 1_000])
+    late = _carried(_records([500], 0), 200)  # the slow partition again, far behind what was judged
+    assert monitor.take(late) == late
+    assert monitor.release(final=True).processed == len(fast) + 1 - judged
