@@ -15,6 +15,8 @@ import pytest
 
 from stream_monitor.core.detectors.calibration import ece
 from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.exchange import Row, decode_rows, encode_rows
+from stream_monitor.core.intake import read_inference
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
 
@@ -93,6 +95,15 @@ def test_recall_and_precision_slos_fire_below_their_minimum() -> None:
         slo = fired(alerts, channel, detector)
         assert slo and slo[0]["source"]["offset"] >= 10_000 and slo[0]["statistic"] < 0.8, channel
         assert f"{metric} {slo[0]['statistic']:.3g} < 0.8 (SLO min)" in slo[0]["annotations"]["summary"]
+
+
+def test_with_one_page_per_channel_recall_and_precision_page_once_each_in_their_own_words() -> None:
+    alerts = run(MonitorSpec(), confusion_events(4, [(10_000, 0.10, 0.03), (10_000, 0.30, 0.12)]), pages="channel")
+    for channel, metric in (("__recall__", "recall"), ("__precision__", "precision")):
+        pages = fired(alerts, channel)
+        assert len(pages) == 1 and pages[0]["source"]["offset"] >= 10_000, channel
+        assert [d["name"] for d in pages[0]["evidence"]["detectors"]][0] == pages[0]["detector"]
+        assert f"clf {metric}: {metric} fell from" in pages[0]["annotations"]["summary"]
 
 
 def test_a_constant_confusion_matrix_raises_nothing() -> None:
@@ -314,3 +325,40 @@ def test_a_version_switch_after_a_checkpoint_is_still_a_switch() -> None:
     assert alerts_of(4000) == uninterrupted  # restored before the switch
     assert alerts_of(12_000) == uninterrupted  # and after it
 
+
+def test_a_new_model_version_restarts_the_references_of_rows_judged_across_partitions() -> None:
+    """``run``'s path: records of 3 input partitions cross as rows records, are taken and released in event-time order."""
+    events = versioned_events(17, NEW_MODEL)
+    parts: list[list[InputRecord]] = [[] for _ in range(3)]
+    for i, e in enumerate(events):  # runs of events on each partition, as a sticky partitioner makes
+        p = (i // 97) % 3
+        parts[p].append(InputRecord(orjson.dumps(e), SourcePosition("in", p, len(parts[p]), e["ts"])))
+    reference = PartitionMonitor(MonitorSpec(), partition=0)
+    want = reference.process([InputRecord(orjson.dumps(e), SourcePosition("in", 0, i, e["ts"])) for i, e in enumerate(events)]).alerts
+
+    monitor = PartitionMonitor(MonitorSpec(), partition=0)
+    got = []
+    pos, sizes = [0, 0, 0], [1, 1, 1]  # every partition's first record first: none holds the order back unseen
+    while any(pos[p] < len(parts[p]) for p in range(3)):
+        for p in range(3):
+            batch = parts[p][pos[p] : pos[p] + sizes[p]]
+            pos[p] += len(batch)
+            sizes[p] = 150 + 211 * p
+            rows: list[Row] = []
+            for model, model_rows in read_inference(MonitorSpec(), batch).rows.items():
+                rows += decode_rows(encode_rows(model, model_rows))[1]
+            assert monitor.take(rows) == []
+            result = monitor.release()
+            assert not result.dead_letters
+            got += result.alerts
+    got += monitor.release(final=True).alerts
+
+    m = monitor.models["clf"]
+    assert m.versions == ["v1", "v2"]
+    ref = m.channels["__error_rate__"].reference
+    assert ref is not None and 0.2 < ref.mean < 0.3  # v2's own error rate
+    assert m.channels["x"].observations == len(events)  # features keep theirs
+    assert not [a for a in got if a.event.feature != "__label__"]
+    # alert_id and source name the input partition and offset, which differ from the one-partition reference
+    view = lambda alerts: [(a.event.feature, a.event.detector, a.event.status, a.event.severity, a.event.event_time, a.event.statistic) for a in alerts]  # noqa: E731
+    assert want and view(got) == view(want)
