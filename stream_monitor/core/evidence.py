@@ -49,6 +49,18 @@ MEANINGS: dict[str, str] = {
     "range) minus the reference's share; the threshold is an excess over the reference",
     "unseen_category_rate": "share of present observations whose category the reference never saw; the "
     "threshold is an excess over the reference (which saw none)",
+    "slo_accuracy": "service level: the window's accuracy must stay at or above the minimum",
+    "slo_error_rate": "service level: the window's error rate must stay at or below the maximum",
+    "slo_mae": "service level: the window's mean absolute error must stay at or below the maximum",
+    "slo_recall": "service level: the window's recall (share of positives predicted positive) must stay at or above the minimum",
+    "slo_precision": "service level: the window's precision (share of predicted positives that are positive) must stay at or "
+    "above the minimum",
+    "slo_log_loss": "service level: the window's mean log loss must stay at or below the maximum",
+    "slo_cost": "service level: the window's cost per 1,000 labelled predictions must stay at or below the maximum",
+    "cost_increase": "rise of the window's cost per 1,000 labelled predictions over the reference's (one-sided z-test "
+    "on the mean cost); the threshold is the smallest rise that counts",
+    "ece": "expected calibration error of the window's scores (10 score bins); the threshold is the reference's "
+    "ECE plus the allowed excess",
 }
 """What each detector's statistic means, in one sentence."""
 
@@ -212,11 +224,59 @@ def _channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluat
     if kind is not None and kind.quality:
         ref_rate = {"missing_rate": ref.missing_rate, "out_of_range_rate": ref.invalid_rate}.get(detector, 0.0)
         out["rate"] = rate_evidence(detector, ch.window_flags(), ref_rate, evaluation.threshold)
+    elif isinstance(ref, NumericReference):
+        out.update(performance_evidence(getattr(ch, "name", ""), ref, values, getattr(ch, "settings", None)))
     return out
 
 
+def performance_evidence(channel: str, ref: NumericReference, values: np.ndarray, settings: Any = None) -> dict[str, Any]:
+    """What a performance channel's evidence adds: RMSE of an error channel, ECE of the calibration
+    channel, the cost per 1,000 predictions (in the currency of ``settings``' cost detectors).
+
+    >>> ref = NumericReference.from_values(np.array([-1.0, 1.0]), 0, 0, "warmup")
+    >>> performance_evidence("__signed_error__", ref, np.array([3.0, -3.0]))
+    {'rmse': {'reference': 1.0, 'current': 3.0}}
+    """
+    if channel in ("__abs_error__", "__signed_error__"):
+        current = float(np.sqrt(np.mean(np.square(values)))) if values.size else None
+        return {"rmse": {"reference": num(float(np.hypot(ref.mean, ref.std))), "current": num(current)}}
+    if channel == "__calibration__":
+        from stream_monitor.core.detectors.calibration import ece
+
+        return {"ece": {"reference": num(ece(ref.sorted_sample)), "current": num(ece(values)) if values.size else None}}
+    if channel == "__cost__":
+        currency = getattr(settings.params("cost_increase"), "currency", "EUR") if settings is not None else "EUR"
+        current = float(values.mean()) * 1000.0 if values.size else None
+        change = None if current is None else current - ref.mean * 1000.0
+        return {"cost": {"currency": currency, "reference_per_1k": num(ref.mean * 1000.0), "current_per_1k": num(current),
+                         "change_per_1k": num(change)}}  # fmt: skip
+    return {}
+
+
+def cost_headline(e: dict[str, Any], firing: bool) -> str:
+    """The change of the cost per 1,000 predictions, in money.
+
+    >>> e = {"reference": {"kind": "baseline"}, "cost": {"currency": "EUR", "reference_per_1k": 1203.2,
+    ...      "current_per_1k": 1615.4, "change_per_1k": 412.2}}
+    >>> cost_headline(e, True)
+    '+412 EUR per 1k predictions vs baseline (1,203 → 1,615 EUR)'
+    """
+    c = e["cost"]
+    vs = "baseline" if e["reference"].get("kind") == "baseline" else "warm-up reference"
+    cur = c["currency"]
+    if not firing:
+        return f"cost back to {fmt(c['current_per_1k'])} {cur} per 1k predictions ({vs} {fmt(c['reference_per_1k'])} {cur})"
+    return f"{_signed(c['change_per_1k'])} {cur} per 1k predictions vs {vs} ({fmt(c['reference_per_1k'])} → {fmt(c['current_per_1k'])} {cur})"
+
+
 # ------------------------------------------------------------------------------ plain words
-_CHANNEL_WORDS = {"__prediction__": "prediction", "__latency__": "latency_ms", "__error__": "prediction error", "__label__": "label"}
+_CHANNEL_WORDS = {
+    "__prediction__": "prediction", "__latency__": "latency_ms", "__error__": "prediction error", "__label__": "label",
+    "__recall__": "recall", "__precision__": "precision", "__log_loss__": "log loss", "__calibration__": "calibration",
+    "__signed_error__": "signed error", "__cost__": "cost",
+}  # fmt: skip
+_SHARE_WORDS = {"__error__": "error rate", "__recall__": "recall", "__precision__": "precision"}
+"""What the share of 1s of a 0/1 channel is called."""
 
 
 def channel_words(channel: str) -> str:
@@ -268,7 +328,7 @@ def _numeric_headline(e: dict[str, Any], firing: bool, channel: str) -> tuple[st
         return "no values in the window", ""
     p50 = f"p50 {fmt(ref.get('p50'))} → {fmt(cur.get('p50'))}"
     if e.get("binary"):
-        what = "error rate" if channel == "__error__" else "share of 1s"
+        what = _SHARE_WORDS.get(channel, "share of 1s")
         points = f"{_signed(100 * (change['mean'] or 0.0))} points"
         if not firing:
             return f"{what} back to {pct(cur['mean'])} (reference {pct(ref['mean'])})", ""
@@ -325,8 +385,23 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
     """
     if "rate" in e:
         return _rate_headline(e, firing)
+    slo = slo_test(e["detector"], firing) if "detector" in e else None
+    if slo is not None:
+        if "cost" in e:
+            return f"{slo} {e['cost']['currency']}", cost_headline(e, firing)
+        main, _ = _numeric_headline(e, firing, channel) if e["type"] == "numeric" else ("", "")
+        return slo, main
     if e["type"] == "numeric":
-        return _numeric_headline(e, firing, channel)
+        main, detail = _numeric_headline(e, firing, channel)
+        if "cost" in e:
+            return cost_headline(e, firing), ""
+        if "ece" in e:
+            ece = e["ece"]
+            moved = "back to" if not firing else "rose to" if (ece["current"] or 0) > (ece["reference"] or 0) else "is"
+            return f"calibration error (ECE) {moved} {fmt(ece['current'])} (reference {fmt(ece['reference'])})", main
+        if "rmse" in e:
+            detail = ", ".join(p for p in (detail, f"RMSE {fmt(e['rmse']['reference'])} → {fmt(e['rmse']['current'])}") if p)
+        return main, detail
     return _categorical_headline(e, firing)
 
 
@@ -342,10 +417,44 @@ def _side(e: dict[str, Any], which: str) -> str:
     return ", ".join(shares + [f"unseen {pct(e['unseen']['current_share'])} ({e['unseen']['count']:,} values)"])
 
 
+SLO_WORDS: dict[str, tuple[str, str]] = {
+    "slo_accuracy": ("accuracy", "min"),
+    "slo_error_rate": ("error rate", "max"),
+    "slo_mae": ("mean absolute error", "max"),
+    "slo_recall": ("recall", "min"),
+    "slo_precision": ("precision", "min"),
+    "slo_log_loss": ("log loss", "max"),
+    "slo_cost": ("cost per 1k predictions", "max"),
+}
+"""Service-level detectors: the metric in words and which side of the level is a breach (``min``: below)."""
+
+
+def slo_test(d: dict[str, Any], firing: bool) -> str | None:
+    """A service-level check in the metric's words, the comparison pointing the way it breached.
+
+    >>> slo_test({"name": "slo_accuracy", "statistic": 0.839, "threshold": 0.85}, True)
+    'accuracy 0.839 < 0.85 (SLO min)'
+    >>> slo_test({"name": "slo_mae", "statistic": 9.1, "threshold": 12.5}, False)
+    'mean absolute error 9.1 back within 12.5 (SLO max)'
+    >>> slo_test({"name": "psi", "statistic": 0.3, "threshold": 0.2}, True) is None
+    True
+    """
+    words = SLO_WORDS.get(d["name"])
+    if words is None:
+        return None
+    metric, side = words
+    if not firing:
+        return f"{metric} {fmt(d['statistic'])} back within {fmt(d['threshold'])} (SLO {side})"
+    return f"{metric} {fmt(d['statistic'])} {'<' if side == 'min' else '>'} {fmt(d['threshold'])} (SLO {side})"
+
+
 def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
     """The detector's statistic, threshold and meaning, then reference vs current in full."""
     d = e["detector"]
-    if firing:
+    slo = slo_test(d, firing)
+    if slo is not None:
+        test = f"{d['name']}: {slo}"
+    elif firing:
         test = f"{d['name']} {fmt(d['statistic'])} > threshold {fmt(d['threshold'])}"
         if d["p_value"] is not None:
             test += f" (p={d['p_value']:.3g})"

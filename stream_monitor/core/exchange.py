@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence, overload
 
 import msgpack
 import orjson
@@ -226,5 +226,12 @@ class RawsOf:
     def __init__(self, rows: Sequence[Row]) -> None:
         self.rows = rows
 
-    def __getitem__(self, i: int) -> bytes:
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> RawsOf: ...
+    def __getitem__(self, i: int | slice) -> bytes | RawsOf:
+        """Row ``i``'s bytes; a slice gives the ``RawsOf`` of those rows."""
+        if isinstance(i, slice):
+            return RawsOf(self.rows[i])
         return self.rows[i].raw()

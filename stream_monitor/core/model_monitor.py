@@ -8,7 +8,6 @@ step fast.
 
 from __future__ import annotations
 
-import math
 from itertools import repeat
 from typing import Any, Iterable, NamedTuple
 
@@ -16,14 +15,17 @@ import numpy as np
 import structlog
 
 from stream_monitor.core import detectors as det
+from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
-from stream_monitor.core.spec import ABS_ERROR, ERROR, ERROR_RATE, PREDICTION, MonitorSpec, Task
+from stream_monitor.core.spec import ABS_ERROR, COST, ERROR, ERROR_RATE, PREDICTION, SCORED_CHANNELS, MonitorSpec, Task
 
 log = structlog.get_logger("stream_monitor.core")
 
 _OUTPUT_PREFIX = PREDICTION + "."
+MAX_VERSIONS = 16  # model versions remembered per model (a version seen before changes nothing)
+_VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS))  # channels that restart with a new model version
 
 
 class AllMissing(list):
@@ -99,12 +101,7 @@ def resolve_outputs(keys: Iterable[str], score_output: str | None = None, class_
     return Outputs(score, klass, ambiguous)
 
 
-def _number(x: Any) -> float | None:
-    if isinstance(x, bool):
-        return float(x)
-    if isinstance(x, int | float) and math.isfinite(x):
-        return float(x)
-    return None
+_number = perf.number
 
 
 def infer_task(score: Any, klass: Any, label: Any) -> Task:
@@ -195,6 +192,9 @@ class ModelMonitor:
         self.task: Task | None = mspec.task if mspec else None
         self.score_output = mspec.score_output if mspec else None
         self.class_output = mspec.class_output if mspec else None
+        self.positive_class = mspec.positive_class if mspec else None
+        self.cost = mspec.cost if mspec else None
+        self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
         self._outputs: dict[tuple[str, ...], Outputs] = {}
         self._warned_outputs = False
         self.dirty = True
@@ -208,7 +208,9 @@ class ModelMonitor:
         ``__error__`` keeps its meaning (:func:`legacy_error`: |prediction - label| for numbers,
         0/1 mismatch otherwise) on the class output, else the score. By task, a classifier's 0/1
         error (class output, or a binary score cut at 0.5) feeds ``__error_rate__`` and a
-        regressor's absolute error ``__abs_error__``. A dict prediction is read through its score
+        regressor's absolute error ``__abs_error__``; the further channels follow
+        (:mod:`stream_monitor.core.performance`: recall, precision, log loss, calibration,
+        signed error, cost). A dict prediction is read through its score
         and class outputs (:func:`resolve_outputs`); when they are ambiguous a warning is logged
         once per model and nothing is fed. The task is the configured one, else inferred once
         from the first labelled prediction (:func:`infer_task`).
@@ -229,14 +231,41 @@ class ModelMonitor:
             p, lab = _number(score if score is not None else klass), _number(label)
             if p is not None and lab is not None:
                 out.append((ABS_ERROR, abs(p - lab)))
+                out.extend(perf.regression_values(p, lab))
+                cost = perf.regression_cost(self.cost, p, lab) if self.cost is not None else None
+                if cost is not None:
+                    out.append((COST, cost))
             return out
-        if klass is None:
+        predicted = klass
+        if predicted is None:
             s = _number(score)
             if s is None or self.task != "binary":
                 return out
-            klass = 1.0 if s >= 0.5 else 0.0
-        out.append((ERROR_RATE, class_error(klass, label)))
+            predicted = 1.0 if s >= 0.5 else 0.0
+        out.append((ERROR_RATE, class_error(predicted, label)))
+        positive = self.positive_class
+        out.extend(perf.classification_values(self.task, score, klass, label, positive))
+        if self.cost is not None:
+            cost = perf.classification_cost(self.cost, predicted, perf.predicted_positive(self.task, score, klass, positive), label, positive)
+            if cost is not None:
+                out.append((COST, cost))
         return out
+
+    def switch_version(self, version: str) -> list[str]:
+        """Start model version ``version``: its prediction and performance channels restart their reference.
+
+        Each of those channels is replaced by a fresh one (:meth:`reset_channel`: a warm-up
+        reference, or the channel's configured baseline), keeping its open alert episodes; the
+        switch raises no alert. Features, ``__label__`` (the target) and ``__latency__`` (a new
+        version's latency is worth comparing with the old one's) keep theirs. Returns the names reset.
+        """
+        self.versions = [*self.versions[-(MAX_VERSIONS - 1) :], version]
+        reset = [name for name in self.channels if name == PREDICTION or name.startswith(_OUTPUT_PREFIX) or name in _VERSIONED]
+        for name in reset:
+            self.reset_channel(name)
+        self.dirty = True
+        log.info("model_version_switched", model=self.model, version=version, partition=self.partition, channels=len(reset))
+        return reset
 
     def _read_outputs(self, prediction: Any) -> tuple[Any, Any]:
         """(score, class) of a prediction: a scalar float is a score, any other scalar a class."""

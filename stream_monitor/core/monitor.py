@@ -28,7 +28,7 @@ import numpy as np
 import structlog
 
 from stream_monitor.core import events as ev
-from stream_monitor.core import state, state_order
+from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
@@ -226,9 +226,19 @@ class PartitionMonitor:
 
         An exception while gathering one record's values makes that record (alone) a
         ``processing_error`` dead letter; one inside a channel resets that channel (see
-        :meth:`_ingest`). Neither costs anything while nothing raises.
+        :meth:`_ingest`). Neither costs anything while nothing raises. A model version never
+        seen before cuts the batch at its first row (:mod:`stream_monitor.core.versions`).
         """
+        cut, first_versions = versions.version_cut(self.models, decoded)
+        if cut:  # a model's version changes at row ``cut``: the rows before it go to the old references
+            for part in (slice(None, cut), slice(cut, None)):
+                self._monitor(
+                    decoded[part], positions[part], raws[part], result,
+                    joined[part] if joined is not None else None, ids[part] if ids is not None else None,
+                )
+            return
         batch = self._gather(decoded, positions, joined, ids if ids is not None else [p.offset for p in positions])
+        versions.record_first_versions(self.models, first_versions)
         triggers = self._ingest(batch, decoded, positions, result)
         triggers.extend(batch.triggers)
         result.processed += len(decoded) - len(batch.failed) - len(batch.limited)
@@ -447,7 +457,7 @@ class PartitionMonitor:
         items: dict[str, bytes] = {}
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
-                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels))
+                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels), m.versions)
                 m.dirty = False
             for ch_name, ch in m.channels.items():
                 if ch.dirty or not only_dirty:
@@ -511,6 +521,7 @@ class PartitionMonitor:
         if model is None:
             return
         model.known_features = list(record.known_features)
+        model.versions = list(record.versions)
         for ch_name in record.channels:
             blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
             if blob_ch is None:

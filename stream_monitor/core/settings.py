@@ -127,13 +127,20 @@ class OutOfRangeParams(RateParams):
     margin: Annotated[float, Field(ge=0)] = 0.1  # widen the reference range by this fraction of it
 
 
+Direction = Literal["up", "down"]
+"""Which way of a 0/1 stream's rate is the change to watch: ``up`` (an error rate), ``down`` (a recall)."""
+
+
 class BinaryRateParams(DetectorParams):
     """A change-point detector on a 0/1 error stream (River DDM, HDDM_A).
 
     ``threshold`` is the minimum rise of the error rate, in error-rate points (0.02 = 2 points),
     that confirms a trip; the statistic of its alerts is the rise since the trip, in the same units.
+    With ``direction: down`` the stream is a share of successes (recall, precision) and the
+    detector watches its falls instead (the statistic is then the fall, in points).
     """
 
+    direction: Direction = "up"
     threshold: float | None = 0.02
     critical: float | None = 0.1
     lifecycle: LifecycleSettings | None = LifecycleSettings(min_consecutive=1, resolve_after=8)
@@ -152,6 +159,20 @@ class HddmAParams(BinaryRateParams):
     drift_confidence: Annotated[float, Field(gt=0, lt=1)] = 1e-4
 
 
+class EddmParams(BinaryRateParams):
+    """River EDDM (early drift detection: distances between errors) on the 0/1 error stream; off by default."""
+
+    warm_start: Annotated[int, Field(ge=1)] = 2000  # errors seen before it tests
+    beta: Annotated[float, Field(gt=0, lt=1)] = 0.9  # drift when (mean + 2 sd) of the error distance falls below beta x its maximum (River: beta)
+
+
+class HddmWParams(BinaryRateParams):
+    """River HDDM_W (Hoeffding bound on weighted moving averages) on the 0/1 error stream, rises only; off by default."""
+
+    drift_confidence: Annotated[float, Field(gt=0, lt=1)] = 1e-4
+    lambda_val: Annotated[float, Field(gt=0, lt=1)] = 0.05  # weight of the newest value
+
+
 class TwoProportionParams(DetectorParams):
     """One-sided two-proportion z-test: window error rate above the reference's.
 
@@ -159,6 +180,7 @@ class TwoProportionParams(DetectorParams):
     ``threshold`` and the p-value at most ``max_p_value``.
     """
 
+    direction: Direction = "up"
     threshold: float | None = 0.02
     critical: float | None = 0.1
     max_p_value: Annotated[float, Field(gt=0, le=1)] = 1e-3
@@ -182,6 +204,45 @@ class SloMaeParams(DetectorParams):
     """Service level: the window's mean absolute error must stay at or below ``max`` (the target's units)."""
 
     max: Annotated[float | None, Field(ge=0)] = None
+
+
+class SloShareParams(DetectorParams):
+    """Service level on a 0/1 success stream (recall, precision): the window's share of 1s at or above ``min``."""
+
+    min: Annotated[float | None, Field(ge=0, le=1)] = None
+
+
+class SloMeanParams(DetectorParams):
+    """Service level: the window's mean (log loss) must stay at or below ``max``."""
+
+    max: Annotated[float | None, Field(ge=0)] = None
+
+
+class EceParams(DetectorParams):
+    """Expected calibration error over ``bins`` score bins: breach when the window's exceeds the reference's by ``threshold``."""
+
+    bins: Annotated[int, Field(ge=2, le=100)] = 10
+    threshold: float | None = 0.05  # excess over the reference's ECE
+    critical: float | None = 0.15
+
+
+class CostIncreaseParams(DetectorParams):
+    """The window's mean cost above the reference's: p-value at most ``max_p_value`` and a rise of at
+    least ``threshold`` x the reference's mean cost (and ``min_increase_per_1k`` money per 1,000
+    predictions when set); ``critical`` is a relative rise too."""
+
+    currency: str = "EUR"
+    threshold: float | None = 0.1
+    critical: float | None = 0.5
+    max_p_value: Annotated[float, Field(gt=0, le=1)] = 1e-3
+    min_increase_per_1k: Annotated[float | None, Field(ge=0)] = None
+
+
+class SloCostParams(DetectorParams):
+    """Service level: the window's cost per 1,000 predictions must stay at or below ``max_per_1k``."""
+
+    currency: str = "EUR"
+    max_per_1k: Annotated[float | None, Field(ge=0)] = None
 
 
 class DetectorSchema(NamedTuple):
@@ -208,10 +269,18 @@ DETECTOR_PARAMS: dict[str, DetectorSchema] = {
     "unseen_category_rate": DetectorSchema(RateParams, _CAT),
     "ddm": DetectorSchema(DdmParams, _NUM),
     "hddm_a": DetectorSchema(HddmAParams, _NUM),
+    "eddm": DetectorSchema(EddmParams, _NUM),
+    "hddm_w": DetectorSchema(HddmWParams, _NUM),
     "two_proportion": DetectorSchema(TwoProportionParams, _NUM),
     "slo_accuracy": DetectorSchema(SloAccuracyParams, _NUM),
     "slo_error_rate": DetectorSchema(SloErrorRateParams, _NUM),
     "slo_mae": DetectorSchema(SloMaeParams, _NUM),
+    "slo_recall": DetectorSchema(SloShareParams, _NUM),
+    "slo_precision": DetectorSchema(SloShareParams, _NUM),
+    "slo_log_loss": DetectorSchema(SloMeanParams, _NUM),
+    "ece": DetectorSchema(EceParams, _NUM),
+    "cost_increase": DetectorSchema(CostIncreaseParams, _NUM),
+    "slo_cost": DetectorSchema(SloCostParams, _NUM),
 }
 """Every detector name the config accepts: its parameter model and the channel types it applies to
 (the detector registry, :data:`stream_monitor.core.detectors.REGISTRY`, adds how each is built)."""

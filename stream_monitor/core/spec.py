@@ -26,8 +26,16 @@ LATENCY = "__latency__"
 ERROR = "__error__"
 ERROR_RATE = "__error_rate__"  # classification: 1 when the predicted class is wrong, else 0
 ABS_ERROR = "__abs_error__"  # regression: |prediction - label|
-RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR)
-PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR)  # the label's distribution is the target's: performance, not data drift
+RECALL = "__recall__"  # classification, rows whose label is the positive class: 1 when predicted positive
+PRECISION = "__precision__"  # classification, rows predicted positive: 1 when the label is positive
+LOG_LOSS = "__log_loss__"  # binary with a score: -log p(label), p clipped to [1e-6, 1]
+CALIBRATION = "__calibration__"  # binary with a score: score - label (its window gives the calibration error)
+SIGNED_ERROR = "__signed_error__"  # regression: prediction - label (its mean is the bias)
+COST = "__cost__"  # the cost of each labelled prediction, by the model's cost model
+SCORED_CHANNELS = (RECALL, PRECISION, LOG_LOSS, CALIBRATION, SIGNED_ERROR, COST)
+"""Performance channels added after ``__error_rate__`` / ``__abs_error__``, in channel order."""
+RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS)
+PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS)  # the label's distribution is the target's: performance, not data drift
 """Reserved channels whose alerts are ``performance`` alerts."""
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -74,12 +82,104 @@ class MaeSlo(_Spec):
     max: float = Field(ge=0)
 
 
+class MinSlo(_Spec):
+    """A share (recall, precision) of the window must stay at or above ``min``."""
+
+    min: float = Field(ge=0, le=1)
+
+
+class MaxSlo(_Spec):
+    """A mean (log loss) of the window must stay at or below ``max``."""
+
+    max: float = Field(ge=0)
+
+
+def class_text(x: Any) -> str:
+    """A class as the text a cost matrix names it by: whole numbers (and booleans) as integers.
+
+    >>> class_text(1), class_text(1.0), class_text(True), class_text("cat"), class_text(2.5)
+    ('1', '1', '1', 'cat', '2.5')
+    """
+    if isinstance(x, bool):
+        return str(int(x))
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return str(x)
+
+
+class CostSlo(_Spec):
+    """The window's cost per 1,000 labelled predictions must stay at or below ``max_per_1k`` (the cost model's currency)."""
+
+    max_per_1k: float = Field(ge=0)
+
+
+class CostSpec(_Spec):
+    """What a wrong prediction costs, in ``currency``: the ``__cost__`` channel's value per labelled prediction.
+
+    One family per model: a classifier's ``false_positive`` / ``false_negative`` (binary, about
+    the positive class), or ``matrix`` (``{label: {predicted class: cost}}``, classes as text,
+    missing cells cost nothing); a regressor's ``per_unit`` of absolute error, or
+    ``over_per_unit`` / ``under_per_unit`` (prediction above / below the label).
+
+    >>> CostSpec(false_positive=5, false_negative=120).family
+    'binary'
+    >>> CostSpec(matrix={1: {0: 3}}).matrix
+    {'1': {'0': 3.0}}
+    """
+
+    currency: str = Field(default="EUR", min_length=1, max_length=16)
+    false_positive: float | None = Field(default=None, ge=0)
+    false_negative: float | None = Field(default=None, ge=0)
+    matrix: dict[str, dict[str, float]] | None = None
+    per_unit: float | None = Field(default=None, ge=0)
+    over_per_unit: float | None = Field(default=None, ge=0)
+    under_per_unit: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _matrix_keys_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("matrix"), dict):
+            data = {**data, "matrix": {
+                class_text(k): ({class_text(p): v for p, v in row.items()} if isinstance(row, dict) else row)
+                for k, row in data["matrix"].items()
+            }}  # fmt: skip
+        return data
+
+    @model_validator(mode="after")
+    def _one_family(self) -> CostSpec:
+        families = [name for name, on in (
+            ("binary", self.false_positive is not None or self.false_negative is not None),
+            ("matrix", self.matrix is not None),
+            ("per_unit", self.per_unit is not None),
+            ("asymmetric", self.over_per_unit is not None or self.under_per_unit is not None),
+        ) if on]  # fmt: skip
+        if len(families) != 1:
+            raise ValueError(
+                "give exactly one of: false_positive/false_negative, matrix, per_unit, over_per_unit/under_per_unit"
+                + (f" (got {', '.join(families)})" if families else "")
+            )
+        return self
+
+    @property
+    def family(self) -> str:
+        """Which cost model: ``binary``, ``matrix``, ``per_unit`` or ``asymmetric``."""
+        if self.false_positive is not None or self.false_negative is not None:
+            return "binary"
+        if self.matrix is not None:
+            return "matrix"
+        return "per_unit" if self.per_unit is not None else "asymmetric"
+
+
 class SloSpec(_Spec):
     """A model's service levels, in the metric's own units, checked on the performance channels' window."""
 
     accuracy: AccuracySlo | None = None
     error_rate: ErrorRateSlo | None = None
     mae: MaeSlo | None = None
+    recall: MinSlo | None = None
+    precision: MinSlo | None = None
+    log_loss: MaxSlo | None = None
+    cost: CostSlo | None = None
 
 
 class ModelSpec(_Spec):
@@ -89,7 +189,10 @@ class ModelSpec(_Spec):
     and label when unset, see :func:`stream_monitor.core.model_monitor.infer_task`);
     ``score_output`` and ``class_output`` name the probability/score and the class of a dict
     prediction (inferred when unambiguous, see :func:`stream_monitor.core.model_monitor.resolve_outputs`);
-    ``slo`` adds service-level checks to the performance channels.
+    ``positive_class`` is the class recall and precision are about (1 / ``True`` when unset; a
+    multiclass model gets them for this class, one against the rest, only when it is set);
+    ``cost`` prices each labelled prediction (``__cost__``); ``slo`` adds service-level checks to
+    the performance channels.
     """
 
     labels: dict[str, str] = Field(default_factory=dict)
@@ -101,6 +204,8 @@ class ModelSpec(_Spec):
     task: Task | None = None
     score_output: str | None = None
     class_output: str | None = None
+    positive_class: bool | int | str | None = None  # recall / precision's positive class: 1 (or True) when unset
+    cost: CostSpec | None = None  # what wrong predictions cost: the __cost__ channel
     slo: SloSpec = SloSpec()
 
     def output_notes(self) -> list[str]:
@@ -116,40 +221,76 @@ class ModelSpec(_Spec):
         return ["score_output and class_output are not set: they are inferred from the first dict prediction (a warning is logged when ambiguous)"]
 
 
-def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings) -> dict[str, Any] | None:
+_RATE_DETECTORS = ("ddm", "hddm_a", "adwin", "two_proportion")
+_DIRECTED = ("ddm", "hddm_a", "two_proportion")  # the rate detectors that watch one direction
+
+
+def _doubled(base: DetectionSettings) -> dict[str, Any]:
+    """A window and a reference twice the model's (a rate needs more observations than a mean to show a shift)."""
+    return {
+        "window": {"size": min(2 * base.window.size, 100_000), "step": base.window.step},
+        "reference": {"size": min(2 * base.reference.size, 100_000)},
+    }
+
+
+def _with_slo(detectors: tuple[str, ...], params: dict[str, Any], name: str, slo: _Spec | None) -> tuple[str, ...]:
+    if slo is None:
+        return detectors
+    params[name] = slo.model_dump()
+    return (*detectors, name)
+
+
+def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost: CostSpec | None = None) -> dict[str, Any] | None:
     """The settings a performance channel gets on top of its model's (``base``), before its own channel config.
 
     ``__error_rate__`` (0/1 errors) is watched by detectors that suit rates, on a window and a
     reference twice the model's (a rate needs more observations than a mean to show a shift of a
-    few points); ``__abs_error__`` by the numeric drift detectors without the quality rates; both
-    get the model's SLO checks. ``None`` for any other channel.
+    few points); ``__recall__`` and ``__precision__`` (0/1 successes) by the same detectors
+    watching falls; ``__abs_error__`` by the numeric drift detectors without the quality rates;
+    ``__signed_error__`` and ``__log_loss__`` by the change-point detectors, ``__calibration__``
+    by the expected calibration error (``ece``), ``__cost__`` by a test of its mean's rise
+    (``cost_increase``, in the cost model's currency); all get the model's SLO checks. ``None`` for any other channel.
 
     >>> layer = performance_layer("__error_rate__", SloSpec(), DetectionSettings())
     >>> layer["numeric_detectors"], layer["window"], layer["reference"]["size"]
     (('ddm', 'hddm_a', 'adwin', 'two_proportion'), {'size': 2000, 'step': 250}, 2000)
+    >>> performance_layer("__recall__", SloSpec(), DetectionSettings())["detector_params"]["ddm"]
+    {'direction': 'down'}
     >>> performance_layer("amount", SloSpec(), DetectionSettings()) is None
     True
     """
     params: dict[str, Any] = {}
+    layer: dict[str, Any] = {}
     if channel == ERROR_RATE:
-        detectors: tuple[str, ...] = ("ddm", "hddm_a", "adwin", "two_proportion")
+        detectors: tuple[str, ...] = _RATE_DETECTORS
         params["adwin"] = {"threshold": 0.05}  # reference standard deviations: about 2 points at a 13 % error rate
-        if slo.accuracy is not None:
-            detectors += ("slo_accuracy",)
-            params["slo_accuracy"] = slo.accuracy.model_dump()
-        if slo.error_rate is not None:
-            detectors += ("slo_error_rate",)
-            params["slo_error_rate"] = slo.error_rate.model_dump()
-        layer: dict[str, Any] = {
-            "window": {"size": min(2 * base.window.size, 100_000), "step": base.window.step},
-            "reference": {"size": min(2 * base.reference.size, 100_000)},
-        }
+        detectors = _with_slo(detectors, params, "slo_accuracy", slo.accuracy)
+        detectors = _with_slo(detectors, params, "slo_error_rate", slo.error_rate)
+        layer = _doubled(base)
+    elif channel in (RECALL, PRECISION):
+        params["adwin"] = {"threshold": 0.05}
+        params.update((name, {"direction": "down"}) for name in _DIRECTED)
+        which = "recall" if channel == RECALL else "precision"
+        detectors = _with_slo(_RATE_DETECTORS, params, f"slo_{which}", getattr(slo, which))
+        layer = _doubled(base)
     elif channel == ABS_ERROR:
-        detectors = ("adwin", "page_hinkley", "psi", "ks")
-        if slo.mae is not None:
-            detectors += ("slo_mae",)
-            params["slo_mae"] = slo.mae.model_dump()
-        layer = {}
+        detectors = _with_slo(("adwin", "page_hinkley", "psi", "ks"), params, "slo_mae", slo.mae)
+    elif channel == SIGNED_ERROR:
+        detectors = ("adwin", "page_hinkley")
+    elif channel == CALIBRATION:
+        detectors = ("ece",)
+        layer = _doubled(base)
+    elif channel == COST:
+        currency = cost.currency if cost is not None else "EUR"
+        params["cost_increase"] = {"currency": currency}
+        detectors = ("cost_increase",)
+        if slo.cost is not None:
+            detectors += ("slo_cost",)
+            params["slo_cost"] = {**slo.cost.model_dump(), "currency": currency}
+        layer = _doubled(base)
+    elif channel == LOG_LOSS:
+        detectors = _with_slo(("adwin", "page_hinkley"), params, "slo_log_loss", slo.log_loss)
+        layer = _doubled(base)
     else:
         return None
     return {**layer, "numeric_detectors": detectors, "detector_params": params}
@@ -210,7 +351,7 @@ class MonitorSpec(_Spec):
             except ValidationError as exc:
                 raise ValueError(describe_error(exc, f"models.{model_name}.detection")) from None
             for channel_name, channel in model.channels.items():
-                layer = performance_layer(channel_name, model.slo, base)
+                layer = performance_layer(channel_name, model.slo, base, model.cost)
                 for ctype in (channel.type,) if channel.type else ("numeric", "categorical"):
                     try:
                         _channel_settings(merge_settings(base, layer) if layer else base, channel, ctype)
@@ -234,11 +375,14 @@ class MonitorSpec(_Spec):
     def channel_settings(self, model: str, channel: str, channel_type: ChannelType) -> DetectionSettings:
         """The settings of one channel: defaults, then the model's layer, then the channel's."""
         base = self.model_settings(model)
-        if channel in (ERROR_RATE, ABS_ERROR):
+        if channel in _LAYERED:
             m = self.models.get(model)
-            base = merge_settings(base, performance_layer(channel, m.slo if m else SloSpec(), base))
+            base = merge_settings(base, performance_layer(channel, m.slo if m else SloSpec(), base, m.cost if m else None))
         spec = self.channel_spec(model, channel)
         return _channel_settings(base, spec, channel_type) if spec else base
+
+
+_LAYERED = frozenset((ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS))
 
 
 def _channel_settings(base: DetectionSettings, spec: ChannelSpec, channel_type: ChannelType) -> DetectionSettings:

@@ -14,7 +14,8 @@ channel is rebuilt from the *current* config, and a digest that differs means "s
 Items (all maps; ``f8``/``i8``/``i4``/``u1`` are byte strings of little-endian float64, int64,
 int32, uint8 arrays):
 
-- model ``{format, kind: "model", model, known_features: [str], channels: [str]}``
+- model ``{format, kind: "model", model, known_features: [str], channels: [str], versions: [str]}``
+  (``versions``, the model versions seen, oldest first, only when some were)
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
   since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | numeric
   {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
@@ -45,9 +46,9 @@ baseline file that defines it.)
 Anything that does not decode, has another format version or fails a check raises
 :class:`StateFormatError` (and nothing else); the caller then resets what the item held.
 
->>> blob = encode_model(["x", "y"], ["x"])
+>>> blob = encode_model(["x", "y"], ["x"], ["v1"])
 >>> decode_model(blob, "m")
-ModelRecord(known_features=['x', 'y'], channels=['x'])
+ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'])
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
@@ -206,11 +207,15 @@ class ModelRecord(NamedTuple):
 
     known_features: list[str]
     channels: list[str]
+    versions: list[str] = []  # the model versions seen, oldest first (the last is the current one)
 
 
-def encode_model(known_features: list[str], channels: list[str]) -> bytes:
-    """The state item of one model (its channels have items of their own)."""
-    return _pack({"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)})
+def encode_model(known_features: list[str], channels: list[str], versions: list[str] | None = None) -> bytes:
+    """The state item of one model (its channels have items of their own); ``versions`` only when some were seen."""
+    item: dict[str, Any] = {"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)}
+    if versions:
+        item["versions"] = list(versions)
+    return _pack(item)
 
 
 def decode_model(blob: bytes, model: str) -> ModelRecord:
@@ -219,7 +224,8 @@ def decode_model(blob: bytes, model: str) -> ModelRecord:
     known, channels = f.strings("known_features"), f.strings("channels")
     if len(set(channels)) != len(channels) or len(set(known)) != len(known):
         raise f.fail("channels", "duplicate names")
-    return ModelRecord(known, channels)
+    versions = f.strings("versions") if "versions" in f.obj else []
+    return ModelRecord(known, channels, versions)
 
 
 # ------------------------------------------------------------------ label-join item

@@ -303,6 +303,10 @@ def test_zero_config_discovers_models_features_and_reserved_channels():
         "__label__": "numeric",  # inline label
         "__error__": "numeric",  # ... and the error against the prediction
         "__error_rate__": "numeric",  # ... and, for a classifier, as its 0/1 error stream
+        "__recall__": "numeric",  # ... its recall and precision as 0/1 success streams
+        "__precision__": "numeric",
+        "__log_loss__": "numeric",  # ... and, with a probability, its log loss and calibration
+        "__calibration__": "numeric",
     }
     assert channel_types(monitor, "n") == {"__prediction__": "categorical", "__latency__": "numeric"}
     chans = monitor.models["m"].channels
@@ -413,7 +417,7 @@ def test_label_join_feeds_label_and_error_channels():
     assert len(monitor.pending_labels) == 2 * REF
     assert "__label__" not in monitor.models["m"].channels
     result = monitor.process_labels(label_records([(f"m-{i}", 1) for i in range(REF)]))
-    assert result.dead_letters == [] and result.channel_values == 3 * REF  # label, error, error rate
+    assert result.dead_letters == [] and result.channel_values == 6 * REF  # label, error, error rate, recall (every label is positive), log loss, calibration
     assert numeric_ref(monitor, "m", "__label__").sorted_sample.tolist() == [1.0] * REF
     assert numeric_ref(monitor, "m", "__error__").sorted_sample.tolist() == pytest.approx(sorted(abs(0.01 * i - 1) for i in range(REF)))
     assert monitor.models["m"].channels["__error_rate__"].observations == REF

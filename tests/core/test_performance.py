@@ -115,18 +115,57 @@ def _fit_stagger(train: list[tuple[dict[str, Any], bool]]) -> Callable[[dict[str
     return lambda x: table.get((x["size"], x["color"], x["shape"]), False)
 
 
+def _sine(concept: int, seed: int) -> Iterator[tuple[dict[str, Any], bool]]:
+    return iter(synth.Sine(classification_function=concept, seed=seed))
+
+
+def _mixed(concept: int, seed: int) -> Iterator[tuple[dict[str, Any], bool]]:
+    return iter(synth.Mixed(classification_function=concept, seed=seed))
+
+
+def _hyperplane(concept: int, seed: int) -> Iterator[tuple[dict[str, Any], bool]]:
+    """A concept is a hyperplane (the generator's weights, drawn from its seed); ``seed`` picks where its stream starts."""
+    it = iter(synth.Hyperplane(seed=100 + concept, n_features=10, n_drift_features=0, noise_percentage=0.05))
+    _take(it, (seed % 50) * 1000)
+    return it
+
+
+def _fit_tree(train: list[tuple[dict[str, Any], bool]]) -> Callable[[dict[str, Any]], bool]:
+    """River's Hoeffding tree, trained on the first concept, then frozen."""
+    from river import tree
+
+    model = tree.HoeffdingTreeClassifier(grace_period=100)
+    for x, y in train:
+        model.learn_one(x, bool(y))
+    return lambda x: bool(model.predict_one(x))
+
+
+def _fit_linear(train: list[tuple[dict[str, Any], bool]]) -> Callable[[dict[str, Any]], bool]:
+    """River's logistic regression (scaled inputs), trained on the first concept, then frozen."""
+    from river import linear_model, preprocessing
+
+    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    for x, y in train:
+        model.learn_one(x, bool(y))
+    return lambda x: bool(model.predict_one(x))
+
+
 GENERATORS = {
     # name: (generator, fit, the concept sequence; concept 0 is the model's)
     "sea": (_sea, _fit_sea, [0, 1, 0, 2, 0, 3]),
     "stagger": (_stagger, _fit_stagger, [0, 1, 0, 2, 0, 1]),
+    "sine": (_sine, _fit_tree, [0, 1, 0, 2, 0, 3]),
+    "mixed": (_mixed, _fit_tree, [0, 1, 0, 1, 0, 1]),
+    "hyperplane": (_hyperplane, _fit_linear, [0, 1, 0, 2, 0, 3]),
 }
 SEGMENT = 8000
+TRAIN = 10_000
 
 
 def concept_stream(name: str, seed: int) -> tuple[list[dict[str, Any]], list[int]]:
     """Events of a model frozen on the first concept, labels inline; the offsets where a new concept starts."""
     make, fit, concepts = GENERATORS[name]
-    model = fit(_take(make(concepts[0], seed + 1000), 3000))
+    model = fit(_take(make(concepts[0], seed + 1000), TRAIN))
     events: list[dict[str, Any]] = []
     changes: list[int] = []
     for k, concept in enumerate(concepts):
@@ -143,19 +182,33 @@ def _take(it: Iterator[Any], n: int) -> list[Any]:
     return [next(it) for _ in range(n)]
 
 
+PERFORMANCE_ERRORS = ("__error__", "__error_rate__", "__recall__", "__precision__")
+CONCEPT_SEEDS = (7, 8, 9)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_concept_changes_are_found_on_the_performance_channel(name: str) -> None:
-    events, changes = concept_stream(name, seed=7)
-    alerts = fired(run(MonitorSpec(), events))
-    delays = []
-    for change in changes:
-        hits = [a["source"]["offset"] - change for a in alerts if change <= a["source"]["offset"] < change + SEGMENT]
-        delays.append(min(hits) if hits else None)
+def test_concept_changes_are_found_on_the_performance_channels(name: str) -> None:
+    """Recall of concept changes on the performance channels (with default detectors), and the delay in events.
+
+    A change counts as found when a performance channel fires within the concept's segment; the
+    delay is the first such alert's offset after the change. Nothing may fire on the model's own
+    concept before the first change.
+    """
+    delays: list[int | None] = []
+    channels: dict[str, int] = {}
+    for seed in CONCEPT_SEEDS:
+        events, changes = concept_stream(name, seed=seed)
+        alerts = [a for a in run(MonitorSpec(), events) if a["feature"] in PERFORMANCE_ERRORS and a["status"] == "firing" and not a["escalated"]]
+        assert not [a for a in alerts if a["source"]["offset"] < changes[0]], f"{name} seed {seed}: alert before the first change"
+        for change in changes:
+            hits = sorted((a["source"]["offset"] - change, a["feature"]) for a in alerts if change <= a["source"]["offset"] < change + SEGMENT)
+            delays.append(hits[0][0] if hits else None)
+            if hits:
+                channels[hits[0][1]] = channels.get(hits[0][1], 0) + 1
     found = [d for d in delays if d is not None]
-    print(f"{name}: {len(found)}/{len(changes)} concept changes found, delays in events {delays}")
-    assert len(found) == len(changes), delays
-    # nothing fires on the model's own concept before the first change
-    assert not [a for a in alerts if a["source"]["offset"] < changes[0]]
+    print(f"{name}: {len(found)}/{len(delays)} concept changes found; delays in events {delays}; first on {channels}")
+    assert len(found) >= 0.95 * len(delays), delays
 
 
 # ------------------------------------------------------------------ the no-drift control
@@ -166,8 +219,14 @@ def test_no_alert_over_100k_events_without_drift_with_every_default_detector() -
     for e, noise in zip(events[::2], rng.normal(0.0, 2.0, len(events[::2])).tolist(), strict=True):  # every other one: a regressor
         target = 50.0 + 10.0 * e["features"]["x"]
         e.update(model="reg", prediction=target + noise, label=target)
-    # 100k events of a classifier (error rate 13 %) and 100k of a regressor, interleaved
-    alerts = run(MonitorSpec(), events)
+    # 100k events of a classifier (error rate 13 %) and 100k of a regressor, interleaved; both priced
+    # (so the cost channel and its detectors are on too)
+    spec = MonitorSpec.model_validate({"models": {
+        "clf": {"cost": {"false_positive": 5, "false_negative": 120}}, "reg": {"cost": {"over_per_unit": 1, "under_per_unit": 3}},
+    }})  # fmt: skip
+    assert {"__cost__", "__recall__", "__log_loss__", "__calibration__"} <= set(_monitor_with(spec, events[:200]).models["clf"].channels)
+    assert {"__cost__", "__signed_error__"} <= set(_monitor_with(spec, events[:200]).models["reg"].channels)
+    alerts = run(spec, events)
     assert alerts == [], [(a["model"], a["feature"], a["detector"]) for a in alerts][:10]
 
 
@@ -182,6 +241,9 @@ def test_an_accuracy_slo_fires_in_accuracy_units() -> None:
     slo = [a for a in alerts if a["detector"] == "slo_accuracy"]
     assert slo and slo[0]["kind"] == "performance" and slo[0]["threshold"] == 0.85
     assert 0.75 < slo[0]["statistic"] < 0.85 and slo[0]["source"]["offset"] >= 6000
+    words = f"accuracy {slo[0]['statistic']:.3g} < 0.85 (SLO min)"  # below the minimum, said that way round
+    assert words in slo[0]["annotations"]["summary"] and words in slo[0]["annotations"]["description"]
+    assert "> threshold" not in slo[0]["annotations"]["description"]
 
 
 def test_an_error_rate_slo_compares_with_the_reference_rate() -> None:

@@ -170,13 +170,17 @@ def _errors(seed: int, n: int) -> list[float]:
 
 def _error_detector(name: str, trippy: bool):
     from stream_monitor.core.detectors.ddm import DdmDetector
-    from stream_monitor.core.detectors.hddm import HddmADetector
+    from stream_monitor.core.detectors.hddm import EddmDetector, HddmADetector, HddmWDetector
     from stream_monitor.core.reference import NumericReference
-    from stream_monitor.core.settings import DdmParams, HddmAParams
+    from stream_monitor.core.settings import DdmParams, EddmParams, HddmAParams, HddmWParams
 
     ref = NumericReference.from_values(np.array([0.0] * 90 + [1.0] * 10), 0, 0, "warmup")  # mean 0.1, sd 0.3
     if name == "ddm":
         return DdmDetector(DdmParams(warm_start=30 if trippy else 1000), ref)
+    if name == "eddm":
+        return EddmDetector(EddmParams(warm_start=30 if trippy else 300, beta=0.95 if trippy else 0.9), ref)
+    if name == "hddm_w":
+        return HddmWDetector(HddmWParams(drift_confidence=0.05 if trippy else 1e-4), ref)
     return HddmADetector(HddmAParams(drift_confidence=0.05 if trippy else 1e-4), ref)
 
 
@@ -184,13 +188,15 @@ def test_river_binary_detectors_have_the_attributes_the_adapter_reads():
     for obj, attributes in (
         (river_drift.binary.DDM(), ("_p", "_p_min", "_s_min", "_ps_min", "_drift_detected", "_warning_detected")),
         (river_drift.binary.HDDMA(), ("_z", "_x_min", "_x_max", "_drift_detected", "_warning_detected")),
+        (river_drift.binary.EDDM(), ("_error_distances", "_n", "_last_error", "_n_errors", "_p2s_prime_max", "_drift_detected")),
+        (river_drift.binary.HDDMW(), ("_total", "_s1_decr", "_s1_incr", "_s2_decr", "_s2_incr", "_incr_cutpoint", "_decr_cutpoint")),
     ):
         missing = [a for a in attributes if not hasattr(obj, a)]
         assert not missing, f"River {river.__version__} {type(obj).__name__} lacks {missing}: the River adapter needs them"
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("name", ["ddm", "hddm_a"])
+@pytest.mark.parametrize("name", ["ddm", "hddm_a", "eddm", "hddm_w"])
 @pytest.mark.parametrize("trippy", [False, True], ids=["default", "trippy"])
 def test_error_stream_detector_state_round_trips_through_plain_numbers(name, trippy, seed):
     import msgpack
@@ -208,11 +214,11 @@ def test_error_stream_detector_state_round_trips_through_plain_numbers(name, tri
     assert restored.get_state() == uninterrupted.get_state()
 
 
-@pytest.mark.parametrize("name", ["ddm", "hddm_a"])
+@pytest.mark.parametrize("name", ["ddm", "hddm_a", "eddm", "hddm_w"])
 def test_an_error_stream_state_that_does_not_fit_is_refused(name):
     d = _error_detector(name, False)
     good = d.get_state()
-    key = "p" if name == "ddm" else "z"
+    key = {"ddm": "p", "hddm_a": "z", "eddm": "distances", "hddm_w": "total"}[name]
     for bad in ({**good, key: [1.0]}, {**good, "drift": 1}, {k: v for k, v in good.items() if k != key}, [], {**good, key: [-1.0, 0.0]}):
         with pytest.raises(river_adapter.RiverStateError):
             d.set_state(bad)

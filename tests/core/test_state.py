@@ -211,6 +211,17 @@ def test_decoding_arbitrary_or_mutated_items_raises_only_state_format_error(mid_
     restored.process(records(1200, 1210))
 
 
+def test_a_model_item_keeps_the_versions_seen_and_items_without_them_still_decode() -> None:
+    blob = state.encode_model(["x"], ["x"], ["v1", "v2"])
+    assert state.decode_model(blob, "m") == state.ModelRecord(["x"], ["x"], ["v1", "v2"])
+    plain = state.encode_model(["x"], ["x"])  # a model that never showed a version: no field at all
+    assert "versions" not in msgpack.unpackb(plain, raw=False) and state.decode_model(plain, "m").versions == []
+    obj = msgpack.unpackb(blob, raw=False)
+    obj["versions"] = ["v1", 2]
+    with pytest.raises(state.StateFormatError, match="versions"):
+        state.decode_model(msgpack.packb(obj, use_bin_type=True), "m")
+
+
 # ------------------------------------------------------------------ bounded state
 ONE_MIB = 1 << 20
 

@@ -35,8 +35,10 @@ from stream_monitor.core.detectors.base import (
     WindowView,
     severity_of,
 )
+from stream_monitor.core.detectors.calibration import EceDetector, build_ece
+from stream_monitor.core.detectors.cost import CostIncreaseDetector, SloCostDetector, build_cost_increase
 from stream_monitor.core.detectors.ddm import DdmDetector, build_ddm
-from stream_monitor.core.detectors.hddm import HddmADetector, build_hddm_a
+from stream_monitor.core.detectors.hddm import EddmDetector, HddmADetector, HddmWDetector, build_hddm_a
 from stream_monitor.core.detectors.proportion import TwoProportionDetector, build_two_proportion
 from stream_monitor.core.detectors.rates import (
     RateDetector,
@@ -54,7 +56,14 @@ from stream_monitor.core.detectors.river_adapter import (
     build_adwin,
     build_page_hinkley,
 )
-from stream_monitor.core.detectors.slo import SloAccuracyDetector, SloErrorRateDetector, SloMaeDetector
+from stream_monitor.core.detectors.slo import (
+    SloAccuracyDetector,
+    SloErrorRateDetector,
+    SloLogLossDetector,
+    SloMaeDetector,
+    SloPrecisionDetector,
+    SloRecallDetector,
+)
 from stream_monitor.core.detectors.window import Chi2Detector, JsDetector, KsDetector, PsiDetector, WassersteinDetector
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.settings import (
@@ -113,10 +122,18 @@ REGISTRY: dict[str, DetectorKind] = {
         _kind("unseen_category_rate", build_unseen_category, "quality"),
         _kind("ddm", build_ddm, "point"),
         _kind("hddm_a", build_hddm_a, "point"),
+        _kind("eddm", EddmDetector, "point"),
+        _kind("hddm_w", HddmWDetector, "point"),
         _kind("two_proportion", build_two_proportion, "window"),
         _kind("slo_accuracy", SloAccuracyDetector, "window"),
         _kind("slo_error_rate", SloErrorRateDetector, "window"),
         _kind("slo_mae", SloMaeDetector, "window"),
+        _kind("slo_recall", SloRecallDetector, "window"),
+        _kind("slo_precision", SloPrecisionDetector, "window"),
+        _kind("slo_log_loss", SloLogLossDetector, "window"),
+        _kind("ece", build_ece, "window"),
+        _kind("cost_increase", build_cost_increase, "window"),
+        _kind("slo_cost", SloCostDetector, "window"),
     )
 }
 """Every detector by name."""
@@ -145,7 +162,11 @@ __all__ = [
     "AdwinParams",
     "Chi2Detector",
     "Chi2Params",
+    "CostIncreaseDetector",
     "DdmDetector",
+    "EceDetector",
+    "EddmDetector",
+    "HddmWDetector",
     "HddmADetector",
     "SloAccuracyDetector",
     "SloErrorRateDetector",

@@ -2,7 +2,8 @@
 
 The channel feeds point detectors reference-standardised values; an error-stream detector turns
 them back into the 0/1 errors (a value of at least 0.5 counts as an error) before River sees
-them, and speaks in error-rate points: ``threshold`` is the minimum rise of the error rate that
+them (for ``direction: down``, a success stream such as a recall, a value below 0.5 is the
+error fed), and speaks in error-rate points: ``threshold`` is the minimum rise of the error rate that
 confirms a trip, and the statistic of an evaluation is the rise, in points.
 
 >>> import numpy as np
@@ -36,14 +37,19 @@ class ErrorStreamDetector(PointDetector):
         self.scale = float(getattr(reference, "scale", 1.0))
         self.min_shift = (params.threshold or 0.0) / self.scale  # the channel confirms in standard deviations
         self.detector = detector
+        self.down = params.direction == "down"  # a success stream: its failures (values below 0.5) are fed
 
     def update_many(self, z: list[float]) -> list[int]:
-        """Feed the errors behind ``z`` in order; return the indices at which the detector tripped."""
+        """Feed the errors behind ``z`` in order; return the indices at which the detector tripped.
+
+        An error is a value of at least 0.5, or below 0.5 for ``direction: down``.
+        """
         mean, scale = self.mean, self.scale
         update, d = self.detector.update, self.detector
+        hit, miss = (0, 1) if self.down else (1, 0)
         trips: list[int] = []
         for i, value in enumerate(z):
-            update(1 if value * scale + mean >= 0.5 else 0)
+            update(hit if value * scale + mean >= 0.5 else miss)
             if d.drift_detected:
                 trips.append(i)
         return trips

@@ -2,7 +2,8 @@
 
 The window's 0/1 errors (values of at least 0.5 count as errors) against the reference's error
 rate and size; the statistic is the rise of the error rate in points, the p-value that of the
-pooled one-sided z-test.
+pooled one-sided z-test. With ``direction: down`` (a success stream: recall, precision) the
+values below 0.5 are the errors, so the statistic is the fall of the share of 1s.
 
 >>> import numpy as np
 >>> from stream_monitor.core.reference import NumericReference
@@ -49,7 +50,10 @@ class TwoProportionDetector(WindowDetector):
 
     def __init__(self, params: TwoProportionParams, reference: Reference) -> None:
         super().__init__(params)
+        self.down = params.direction == "down"  # a success stream: the rate of values below 0.5 is watched
         self.rate = float(getattr(reference, "mean", 0.0))
+        if self.down:
+            self.rate = 1.0 - self.rate
         present = 1.0 - reference.missing_rate - getattr(reference, "invalid_rate", 0.0)
         self.n_ref = max(1, round(reference.count * present))
 
@@ -59,6 +63,8 @@ class TwoProportionDetector(WindowDetector):
         if n == 0:
             return None
         rate = float(np.count_nonzero(window.values >= 0.5)) / n
+        if self.down:
+            rate = 1.0 - rate
         rise = rate - self.rate
         p = one_sided_p(self.rate, self.n_ref, rate, n)
         params: TwoProportionParams = self.params  # type: ignore[assignment]

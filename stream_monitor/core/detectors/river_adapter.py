@@ -1,7 +1,7 @@
 """The River adapter: every use of River's private attributes lives in this module.
 
 The change-point detectors wrap River's ``ADWIN`` and ``PageHinkley``, and the error-stream
-detectors River's binary ``DDM`` and ``HDDMA`` (built and read here, see :func:`river_ddm`). Two things need River's
+detectors River's binary ``DDM``, ``HDDMA``, ``EDDM`` and ``HDDMW`` (built and read here, see :func:`river_ddm`). Two things need River's
 internals: the fast update loops (the same arithmetic as River's ``update``, without its per-call
 overhead) and the detector state, which is read as plain numbers and lists and rebuilt from them
 (never pickled). River does not promise these internals, so the range of River versions they were
@@ -32,7 +32,7 @@ from stream_monitor.core.detectors.base import PointDetector
 
 if TYPE_CHECKING:
     from stream_monitor.core.reference import Reference
-    from stream_monitor.core.settings import AdwinParams, DdmParams, HddmAParams, PageHinkleyParams
+    from stream_monitor.core.settings import AdwinParams, DdmParams, EddmParams, HddmAParams, HddmWParams, PageHinkleyParams
 
 RIVER_VERIFIED = ("0.26.1", "0.27")
 """River versions whose internals this module was verified against: ``[first, second)``."""
@@ -310,6 +310,70 @@ def river_hddm_a(params: HddmAParams) -> Any:
     return river_drift.binary.HDDMA(drift_confidence=params.drift_confidence, warning_confidence=params.drift_confidence, two_sided_test=False)
 
 
+def river_eddm(params: EddmParams) -> Any:
+    """River's ``EDDM`` for ``params`` (warnings are not used)."""
+    return river_drift.binary.EDDM(warm_start=params.warm_start, alpha=params.beta, beta=params.beta)
+
+
+def river_hddm_w(params: HddmWParams) -> Any:
+    """River's ``HDDMW`` for ``params``, testing rises of the weighted mean only."""
+    return river_drift.binary.HDDMW(
+        drift_confidence=params.drift_confidence, warning_confidence=params.drift_confidence, lambda_val=params.lambda_val, two_sided_test=False
+    )
+
+
+_HDDMW_SAMPLES = ("total", "s1_decr", "s1_incr", "s2_decr", "s2_incr")
+
+
+def _eddm_state(d: Any) -> dict[str, Any]:
+    var = d._error_distances
+    return {"n": d._n, "last_error": d._last_error, "n_errors": d._n_errors, "p2s_prime_max": float(d._p2s_prime_max),
+            "distances": [float(var.mean.n), float(var.mean._mean), float(var._S)]}  # fmt: skip
+
+
+def _set_eddm(d: Any, state: dict[str, Any]) -> None:
+    ints = ("n", "last_error", "n_errors")
+    _check(all(_is_int(state[k]) and 0 <= state[k] < 2**62 for k in ints), "EDDM state: bad counts")
+    _check(type(state["p2s_prime_max"]) in (int, float) and math.isfinite(state["p2s_prime_max"]), "EDDM state: bad maximum")
+    dist = state["distances"]
+    _check(isinstance(dist, list) and len(dist) == 3 and all(type(v) in (int, float) and math.isfinite(v) for v in dist), "EDDM state: bad distances")
+    _check(dist[0] >= 0 and dist[2] >= 0, "EDDM state: bad distances")
+    var = river_stats.Var()
+    var.mean.n, var.mean._mean, var._S = float(dist[0]), float(dist[1]), float(dist[2])
+    d._error_distances = var
+    d._n, d._last_error, d._n_errors = state["n"], state["last_error"], state["n_errors"]
+    d._p2s_prime_max = float(state["p2s_prime_max"])
+
+
+def _hddm_w_state(d: Any) -> dict[str, Any]:
+    samples = {name: [bool(x._is_init), float(x._ewma.get()), float(x._ibc)] for name in _HDDMW_SAMPLES for x in (getattr(d, f"_{name}"),)}
+    return {**samples, "incr_cutpoint": float(d._incr_cutpoint), "decr_cutpoint": float(d._decr_cutpoint)}
+
+
+def _set_hddm_w(d: Any, state: dict[str, Any]) -> None:
+    fresh = river_hddm_w_like(d)
+    for name in _HDDMW_SAMPLES:
+        value = state[name]
+        _check(isinstance(value, list) and len(value) == 3 and type(value[0]) is bool, f"HDDMW state {name}: not [init, mean, ibc]")
+        _check(all(type(v) in (int, float) and math.isfinite(v) for v in value[1:]) and value[2] >= 0, f"HDDMW state {name}: bad numbers")
+        sample = getattr(fresh, f"_{name}")
+        if value[0]:
+            sample._ewma.update(float(value[1]))  # a fresh weighted mean takes its first value as it is
+            sample._is_init = True
+        sample._ibc = float(value[2])
+        setattr(d, f"_{name}", sample)
+    for name in ("incr_cutpoint", "decr_cutpoint"):
+        _check(type(state[name]) in (int, float) and not math.isnan(state[name]), f"HDDMW state: bad {name}")
+    d._incr_cutpoint, d._decr_cutpoint = float(state["incr_cutpoint"]), float(state["decr_cutpoint"])
+
+
+def river_hddm_w_like(d: Any) -> Any:
+    """A fresh River ``HDDMW`` with the parameters of ``d``."""
+    return river_drift.binary.HDDMW(
+        drift_confidence=d.drift_confidence, warning_confidence=d.warning_confidence, lambda_val=d.lambda_val, two_sided_test=d.two_sided_test
+    )
+
+
 def _mean_state(mean: Any) -> list[float]:
     return [float(mean.n), float(mean._mean)]
 
@@ -324,9 +388,19 @@ def _optional_number(value: Any) -> bool:
     return value is None or type(value) in (int, float)
 
 
+_BINARY_FIELDS = {
+    "EDDM": {"n", "last_error", "n_errors", "p2s_prime_max", "distances"},
+    "HDDMW": {*_HDDMW_SAMPLES, "incr_cutpoint", "decr_cutpoint"},
+}
+
+
 def binary_state(d: Any) -> dict[str, Any]:
-    """The state of a River ``DDM`` or ``HDDMA`` as plain numbers (``None`` where DDM has no minimum yet)."""
+    """The state of a River ``DDM``, ``HDDMA``, ``EDDM`` or ``HDDMW`` as plain numbers (``None`` where DDM has no minimum yet)."""
     flags = {"drift": bool(d._drift_detected), "warning": bool(d._warning_detected)}
+    if type(d) is river_drift.binary.EDDM:
+        return {**flags, **_eddm_state(d)}
+    if type(d) is river_drift.binary.HDDMW:
+        return {**flags, **_hddm_w_state(d)}
     if type(d) is river_drift.binary.DDM:
         return {**flags, "p": _mean_state(d._p), "p_min": d._p_min, "s_min": d._s_min, "ps_min": float(d._ps_min)}
     return {**flags, "z": _mean_state(d._z), "x_min": _mean_state(d._x_min), "x_max": _mean_state(d._x_max)}
@@ -334,6 +408,14 @@ def binary_state(d: Any) -> dict[str, Any]:
 
 def set_binary_state(d: Any, state: Any) -> None:
     """Restore :func:`binary_state`'s output into ``d``; raise :class:`RiverStateError` if it does not fit."""
+    kind = type(d).__name__
+    if type(d) in (river_drift.binary.EDDM, river_drift.binary.HDDMW):
+        fields = _BINARY_FIELDS[kind]
+        _check(isinstance(state, dict) and set(state) == {"drift", "warning", *fields}, f"{kind} state: wrong fields")
+        _check(type(state["drift"]) is bool and type(state["warning"]) is bool, f"{kind} state: bad flags")
+        (_set_eddm if kind == "EDDM" else _set_hddm_w)(d, state)
+        d._drift_detected, d._warning_detected = state["drift"], state["warning"]
+        return
     ddm = type(d) is river_drift.binary.DDM
     fields = {"p", "p_min", "s_min", "ps_min"} if ddm else {"z", "x_min", "x_max"}
     _check(isinstance(state, dict) and set(state) == {"drift", "warning", *fields}, f"{type(d).__name__} state: wrong fields")

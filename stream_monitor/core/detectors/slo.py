@@ -1,7 +1,10 @@
 """Service-level checks in the metric's own units, evaluated on the channel's window.
 
 ``slo_accuracy`` and ``slo_error_rate`` watch a 0/1 error channel (``__error_rate__``; a value of
-at least 0.5 counts as an error), ``slo_mae`` an absolute-error channel (``__abs_error__``). The
+at least 0.5 counts as an error), ``slo_mae`` an absolute-error channel (``__abs_error__``),
+``slo_recall`` and ``slo_precision`` a 0/1 success channel (``__recall__``, ``__precision__``:
+the window's share of 1s against a minimum), ``slo_log_loss`` the per-row log loss
+(``__log_loss__``: the window's mean against a maximum). The
 statistic is the window's metric (accuracy, error rate, mean absolute error) and the threshold
 the level it must respect, so an alert reads "accuracy 0.89 < 0.92". A check whose limits are
 all unset never breaches.
@@ -29,7 +32,7 @@ from stream_monitor.core.detectors.base import Evaluation, WindowDetector, Windo
 
 if TYPE_CHECKING:
     from stream_monitor.core.reference import Reference
-    from stream_monitor.core.settings import SloAccuracyParams, SloErrorRateParams, SloMaeParams
+    from stream_monitor.core.settings import SloAccuracyParams, SloErrorRateParams, SloMaeParams, SloMeanParams, SloShareParams
 
 
 def _error_rate(window: WindowView) -> float | None:
@@ -92,3 +95,49 @@ class SloMaeDetector(WindowDetector):
             return None
         mae = float(np.mean(window.values))
         return Evaluation(mae, maximum, None, mae > maximum, self.params.severity)
+
+
+class SloShareDetector(WindowDetector):
+    """Share of 1s (values of at least 0.5) of a success stream's window against ``min``."""
+
+    name = "slo_share"
+
+    def __init__(self, params: SloShareParams, reference: Reference) -> None:
+        super().__init__(params)
+
+    def evaluate(self, window: WindowView) -> Evaluation | None:
+        """The window's share of 1s; a breach below ``min``."""
+        rate = _error_rate(window)
+        minimum = self.params.min  # type: ignore[attr-defined]
+        if rate is None or minimum is None:
+            return None
+        return Evaluation(rate, minimum, None, rate < minimum, self.params.severity)
+
+
+class SloRecallDetector(SloShareDetector):
+    """The window's recall (``__recall__``: 1 per positive predicted positive) against ``min``."""
+
+    name = "slo_recall"
+
+
+class SloPrecisionDetector(SloShareDetector):
+    """The window's precision (``__precision__``: 1 per predicted positive that is positive) against ``min``."""
+
+    name = "slo_precision"
+
+
+class SloLogLossDetector(WindowDetector):
+    """Mean log loss of the window against ``max``."""
+
+    name = "slo_log_loss"
+
+    def __init__(self, params: SloMeanParams, reference: Reference) -> None:
+        super().__init__(params)
+
+    def evaluate(self, window: WindowView) -> Evaluation | None:
+        """The window's mean log loss; a breach above ``max``."""
+        maximum = self.params.max  # type: ignore[attr-defined]
+        if window.values.size == 0 or maximum is None:
+            return None
+        mean = float(np.mean(window.values))
+        return Evaluation(mean, maximum, None, mean > maximum, self.params.severity)
