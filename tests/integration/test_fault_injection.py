@@ -222,7 +222,7 @@ def test_rebalance_both_ways_gives_the_reference_alerts(kafka_bootstrap, workloa
     assert len({a_["monitor"]["instance"] for a_ in got}) > 1, f"one instance judged everything: {judges}"
     restored = [r for name in ("b", "c") for r in _log_records(logs[name], "state_restored") if r["items"] > 0]
     assert restored, "an instance that took over a partition of the internal topic restored no state"
-    assert _series(got) == _series(workload["reference"])
+    assert _series(got) == _series(workload["reference"]), _dead_letter_reasons(kafka_bootstrap, alerts_topic)
 
 
 def test_malformed_records_go_to_dlq_and_valid_alerts_are_unchanged(kafka_bootstrap, workload, tmp_path):
@@ -347,4 +347,4 @@ def test_broker_restart_mid_stream_is_ridden_out(own_broker, workload, tmp_path)
     got = read_alerts(bootstrap, alerts_topic)
     # same events, keys and production order as the reference topic: same partitions and offsets,
     # hence the same alert ids
-    assert _series(got) == _series(workload["reference"])
+    assert _series(got) == _series(workload["reference"]), _dead_letter_reasons(bootstrap, alerts_topic)
