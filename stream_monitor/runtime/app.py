@@ -40,6 +40,7 @@ from stream_monitor.runtime import clients
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
 from stream_monitor.runtime.forward import Forwarder
+from stream_monitor.runtime.idle import IdleClocks
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, fenced_is_fatal, known_partitions
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter
@@ -120,8 +121,7 @@ class MonitorApp:
         self.state_partitions = 0  # known after prepare_topology
         self.guard = PoisonGuard()  # records whose processing raised become dead letters
         self._sources: list[tuple[str, int]] = []  # input partitions: every model's rows may come from each
-        # (state partition, input partition) -> when its rows or progress last arrived there (monotonic)
-        self._arrived: dict[tuple[int, tuple[str, int]], float] = {}
+        self.idle = IdleClocks(k.idle_timeout_ms)  # per task: when each input partition last sent it something
         self.checkpoint = Checkpoint(
             producer=None,
             consumer=None,
@@ -327,7 +327,6 @@ class MonitorApp:
         whose clock started at 0 (a new process) or stopped while the partition was away would be
         idle at once, and its earlier rows, not yet read again, would come late.
         """
-        now = time.monotonic()
         for p in partitions:
             task = self.tasks.get(p)
             if task is None:
@@ -335,9 +334,7 @@ class MonitorApp:
             if self.repartition_topic:  # a model's rows come from every input partition
                 for topic, part in self._sources:
                     (task.label_order if topic == self.cfg.kafka.label_topic else task.order).expect((topic, part))
-            for merger in (task.order, task.label_order):
-                for source in merger.latest:
-                    self._arrived[(p, source)] = now
+            self.idle.arrived(p, [*task.order.latest, *task.label_order.latest])
 
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
         """The partition's task from its items; items the core cannot read start again (logged, counted)."""
@@ -389,7 +386,6 @@ class MonitorApp:
         """
         dead: list[DeadLetter] = []
         rows: list[exchange.Row] = []
-        now = time.monotonic()
         if self.repartition_topic:
             for rec in inputs:
                 try:
@@ -399,7 +395,7 @@ class MonitorApp:
                     continue
                 if isinstance(got, exchange.Progress):
                     task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
-                    self._arrived[(tp.partition, got.source)] = now
+                    self.idle.arrived(tp.partition, [got.source])
                     continue
                 got = got[1]
                 carrier = (tp.topic, tp.partition, rec.position.offset)
@@ -413,8 +409,7 @@ class MonitorApp:
             for row in rows:
                 p = row.position
                 row.carrier = (p.topic, p.partition, p.offset)
-        for source in {r.source for r in rows}:
-            self._arrived[(tp.partition, source)] = now
+        self.idle.arrived(tp.partition, {r.source for r in rows})
         late = task.take(rows)
         result = task.release(record_evaluations=True)
         dead += [self._late(task, row) for row in late]
@@ -436,15 +431,10 @@ class MonitorApp:
 
     def _release_idle(self) -> None:
         """Input partitions that sent a task nothing for ``idle_timeout_ms`` stop holding back its event-time order."""
-        timeout = self.cfg.kafka.idle_timeout_ms / 1000.0
-        now = time.monotonic()
         for p, task in list(self.tasks.items()):
             if not task.queued():
                 continue
-            for merger in (task.order, task.label_order):
-                for source in list(merger.latest):
-                    if source not in merger.idle_sources and now - self._arrived.get((p, source), 0.0) > timeout:
-                        merger.idle(source)
+            self.idle.mark_idle(p, task)
             result = task.release(record_evaluations=True)
             if result.alerts or result.dead_letters or result.channel_values:
                 with fenced_is_fatal("while processing"):
