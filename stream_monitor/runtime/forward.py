@@ -95,6 +95,8 @@ class Forwarder:
         latest = self._read_up_to.get(source)
         got: set[int] = set()
         for model, rows in intake.rows.items():
+            if not rows:
+                continue
             key = model.encode()
             partition = zlib.crc32(key) % n
             for value in rows_records(model, rows, limit):
