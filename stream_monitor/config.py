@@ -84,6 +84,8 @@ class KafkaSettings(_Section):
     counts. ``input``: state per input partition, no internal topic (only right when every model's
     events are produced keyed by model)."""
     idle_timeout_ms: int = Field(default=10_000, gt=0)  # an input partition silent this long stops holding back event-time order
+    # how often at most an input partition tells a by-model partition it got no rows how far it read
+    progress_interval_ms: int = Field(default=200, gt=0)
     repartition_topic: str | None = None  # default: "<group_id>-by-model"
     repartition_partitions: int | None = Field(default=None, ge=1)  # default: input partition count
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -86,6 +86,7 @@ def test_no_file_gives_the_zero_config_defaults():
     cfg = load_config(None, env={})
     assert cfg.models == {} and cfg.discover_models
     assert cfg.kafka.input_topics == ["inference-events"] and cfg.kafka.alerts_topic == "drift-alerts"
+    assert cfg.kafka.progress_interval_ms == 200
 
 
 @pytest.mark.parametrize(
@@ -109,6 +110,7 @@ def test_missing_file(tmp_path):
     [
         ({"kafka.commit_interval_ms": 0}, "kafka.commit_interval_ms", "greater than 0"),
         ({"kafka.commit_interval_ms": "soon"}, "kafka.commit_interval_ms", "valid integer"),
+        ({"kafka.progress_interval_ms": 0}, "kafka.progress_interval_ms", "greater than 0"),
         ({"kafka.bogus": 1}, "kafka.bogus", "Extra inputs"),
         ({"kafka.auto_offset_reset": "middle"}, "kafka.auto_offset_reset", "earliest"),
         ({"metrics.port": 70000}, "metrics.port", "65535"),

@@ -19,6 +19,11 @@ features, prediction, label, latency_ms, problems]`` and a label row ``[1, topic
 offset, timestamp_ms, event_time_ms, tie, index, event_id, label, ts]``; ``problems`` is a list of
 ``[reason, detail]``. A record that does not decode as such raises :class:`RowsFormatError`.
 
+Beside rows records travel *progress records*, ``[PROGRESS_FORMAT, topic, partition,
+event_time_ms]``: "input partition (topic, partition) has read up to this event time". The reading
+side sends one to a judging partition that got no rows of that input partition, so its event-time
+order still learns how far the input partition got. :func:`decode_record` tells the two apart.
+
 >>> from stream_monitor.core.events import decode_inference, SourcePosition
 >>> d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x": 1.5}}', None)
 >>> row = inference_row(d, SourcePosition("in", 2, 7, None), tie_of(b"x"), 0)
@@ -39,6 +44,7 @@ import orjson
 from stream_monitor.core import events as ev
 
 ROWS_FORMAT = 1
+PROGRESS_FORMAT = 2  # a progress record (no rows): how far an input partition has read
 INFERENCE, LABEL = 0, 1
 _BIG_INT = 1  # extension type: an integer beyond 64 bits, as decimal text
 
@@ -161,12 +167,19 @@ _REASONS = {str(r): r for r in ev.DeadLetterReason}
 
 def decode_rows(blob: bytes) -> tuple[str, list[Row]]:
     """(model, rows) of a rows record; :class:`RowsFormatError` when it is not one."""
+    return _rows_of(_unpack(blob))
+
+
+def _unpack(blob: bytes) -> Any:
     try:
-        body = msgpack.unpackb(blob, raw=False, ext_hook=_ext, strict_map_key=True)
+        return msgpack.unpackb(blob, raw=False, ext_hook=_ext, strict_map_key=True)
     except RowsFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - msgpack raises several types for bad input
         raise RowsFormatError(f"not MessagePack: {type(exc).__name__}") from exc
+
+
+def _rows_of(body: Any) -> tuple[str, list[Row]]:
     if type(body) is not list or len(body) != 3 or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
         raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}")
     model = body[1]
@@ -174,6 +187,44 @@ def decode_rows(blob: bytes) -> tuple[str, list[Row]]:
         return model, [_row(model, r) for r in body[2]]
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise RowsFormatError(f"bad row: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A progress record: input partition ``source`` has read events up to ``event_time_ms``."""
+
+    source: tuple[str, int]
+    event_time_ms: int
+
+
+def encode_progress(topic: str, partition: int, event_time_ms: int) -> bytes:
+    """A progress record: input partition (``topic``, ``partition``) has read up to ``event_time_ms``.
+
+    >>> decode_record(encode_progress("in", 2, 1_700_000_000_000))
+    Progress(source=('in', 2), event_time_ms=1700000000000)
+    """
+    body = [PROGRESS_FORMAT, topic, partition, event_time_ms]
+    try:
+        return msgpack.packb(body, use_bin_type=True)
+    except OverflowError:  # an event time beyond 64 bits
+        return msgpack.packb(_widen(body), use_bin_type=True)
+
+
+def decode_record(blob: bytes) -> Progress | tuple[str, list[Row]]:
+    """A record of the internal topic: a :class:`Progress`, or (model, rows) of a rows record.
+
+    Anything else raises :class:`RowsFormatError`.
+
+    >>> decode_record(encode_rows("m", []))
+    ('m', [])
+    """
+    body = _unpack(blob)
+    if type(body) is list and len(body) == 4 and body[0] == PROGRESS_FORMAT:
+        _, topic, partition, t = body
+        if type(topic) is not str or type(partition) is not int or type(t) is not int:
+            raise RowsFormatError("bad progress record")
+        return Progress((topic, partition), t)
+    return _rows_of(body)
 
 
 class EventView:

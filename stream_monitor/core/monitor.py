@@ -186,6 +186,11 @@ class PartitionMonitor:
         self.carriers.release(labels)
         return self.judge(rows + labels if labels else rows, record_evaluations)
 
+    def advance(self, source: tuple[str, int], event_time_ms: int, labels: bool = False) -> None:
+        """A progress marker: ``source`` has read up to ``event_time_ms`` (its label order's when ``labels``)."""
+        (self.label_order if labels else self.order).advance(source, event_time_ms)
+        self.order_dirty = True
+
     def idle(self, source: tuple[str, int]) -> None:
         """An input partition sends nothing for now: the event-time order stops waiting for it."""
         self.order.idle(source)

@@ -9,7 +9,9 @@ source or between sources — are judged exactly as if they had come sorted, whi
 replay does. A row whose key is at or below the last released key (the *frontier*) comes too late
 to be put in order: :meth:`EventTimeMerger.add` hands it back for a ``late`` dead letter.
 
-Sources that send nothing do not stall the others: the caller marks them idle
+A source that reads on without sending rows here says so with a progress marker
+(:meth:`EventTimeMerger.advance`): its latest time moves as if it had sent a row then. Sources
+that send nothing at all do not stall the others either: the caller marks them idle
 (:meth:`EventTimeMerger.idle`, after a wall-clock timeout in the runtime; at the end of input in a
 replay) and the watermark ignores them until they send again. The buffer is bounded too: beyond
 ``max_rows`` the oldest rows are released anyway (``forced`` counts them).
@@ -74,6 +76,25 @@ class EventTimeMerger:
                 continue
             heapq.heappush(heap, (key, next(seq), row))
         return late
+
+    def advance(self, source: Hashable, event_time_ms: int) -> None:
+        """``source`` has read up to ``event_time_ms`` but sent no row here: a progress marker.
+
+        Raises the source's latest time (never lowers it) and counts it active again, like a row
+        at that time would, without adding a row.
+
+        >>> from types import SimpleNamespace as R
+        >>> m = EventTimeMerger(lateness_ms=10)
+        >>> m.expect(("a", 1)); m.add([R(key=(t, 0, 0), source=("a", 0)) for t in (5, 50)]), m.release()
+        ([], [])
+        >>> m.advance(("a", 1), 70); [r.key[0] for r in m.release()], m.latest[("a", 1)]
+        ([5], 70)
+        >>> m.advance(("a", 1), 30); m.latest[("a", 1)]
+        70
+        """
+        if self.latest.get(source, event_time_ms - 1) < event_time_ms:
+            self.latest[source] = event_time_ms
+        self.idle_sources.discard(source)
 
     def expect(self, source: Hashable) -> None:
         """``source`` will send: until it does (or is marked idle) it holds the watermark back.

@@ -22,7 +22,6 @@ import functools
 
 import threading
 import time
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -34,15 +33,17 @@ from kafka.errors import KafkaError
 from stream_monitor.config import AppConfig
 from stream_monitor.core import exchange
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition, format_event_time
-from stream_monitor.core.intake import Intake, read_inference, read_labels
+from stream_monitor.core.intake import read_inference, read_labels
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
+from stream_monitor.runtime.forward import Forwarder
+from stream_monitor.runtime.idle import IdleClocks
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, fenced_is_fatal, known_partitions
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
-from stream_monitor.runtime.records import fitted_dead_letter, rows_records
+from stream_monitor.runtime.records import fitted_dead_letter
 from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
@@ -120,7 +121,7 @@ class MonitorApp:
         self.state_partitions = 0  # known after prepare_topology
         self.guard = PoisonGuard()  # records whose processing raised become dead letters
         self._sources: list[tuple[str, int]] = []  # input partitions: every model's rows may come from each
-        self._arrived: dict[tuple[str, int], float] = {}  # input partition -> when its rows last arrived (monotonic)
+        self.idle = IdleClocks(k.idle_timeout_ms)  # per task: when each input partition last sent it something
         self.checkpoint = Checkpoint(
             producer=None,
             consumer=None,
@@ -131,6 +132,7 @@ class MonitorApp:
             state_topics=self.state_topics,
             max_record_bytes=clients.max_record_bytes(k),
         )
+        self.forwarder = Forwarder(cfg, self.spec, self.guard, self.checkpoint, self._send_dead_letter, lambda: self.producer)
         self.ready = False
         self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
     # ----------------------------------------------------------------- control
@@ -166,6 +168,7 @@ class MonitorApp:
             self.state_partitions = prepare_topology(admin, self.cfg, lambda: self.stopping)
         finally:
             admin.close()
+        self.forwarder.partitions = self.state_partitions
         self._new_producer()
         self.store = (
             ChangelogStore(k.resolved_changelog_topic(), self._keys, clients.plain_consumer(k, client_id + "-restore"))
@@ -207,6 +210,8 @@ class MonitorApp:
                     except PoisonRecord as exc:  # retried after the rollback, that record isolated
                         self.log.error("record_processing_failed", partition=f"{exc.tp.topic}-{exc.tp.partition}", offset=exc.offset, error=repr(exc.error))
                         self._recover(exc)
+                if self.forwarder.pending:
+                    self._flush_progress()
                 self._release_idle()
                 if self.checkpoint.due(k.commit_interval_ms / 1000.0):
                     self._checkpoint_or_recover()
@@ -274,6 +279,7 @@ class MonitorApp:
                 self.checkpoint.release(p, self.tasks.pop(p), keep=not lost)
         self.checkpoint.forget(revoked)
         self.guard.forget(revoked)
+        self.forwarder.forget(revoked)
         self._to_restore &= remaining
         self.metrics.assigned_partitions.set(len(self.owned))
         self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
@@ -321,7 +327,6 @@ class MonitorApp:
         whose clock started at 0 (a new process) or stopped while the partition was away would be
         idle at once, and its earlier rows, not yet read again, would come late.
         """
-        now = time.monotonic()
         for p in partitions:
             task = self.tasks.get(p)
             if task is None:
@@ -329,9 +334,7 @@ class MonitorApp:
             if self.repartition_topic:  # a model's rows come from every input partition
                 for topic, part in self._sources:
                     (task.label_order if topic == self.cfg.kafka.label_topic else task.order).expect((topic, part))
-            for merger in (task.order, task.label_order):
-                for source in merger.latest:
-                    self._arrived[source] = now
+            self.idle.arrived(p, [*task.order.latest, *task.label_order.latest])
 
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
         """The partition's task from its items; items the core cannot read start again (logged, counted)."""
@@ -351,7 +354,7 @@ class MonitorApp:
                 continue
             if tp.topic not in self.state_topics:
                 with fenced_is_fatal("while forwarding"):
-                    self._forward(tp, records)  # read here, judged by the model's owner
+                    self.forwarder.forward(tp, records)  # read here, judged by the model's owner
                 self.checkpoint.processed(tp, records[-1].offset + 1)
             else:
                 task = self.tasks.get(tp.partition)
@@ -377,7 +380,8 @@ class MonitorApp:
     def _judge_records(self, task: PartitionMonitor, tp: TopicPartition, inputs: list[InputRecord]) -> BatchResult:
         """Records of a state partition: their rows queued in event-time order, and what is due judged.
 
-        On the internal topic a record is a rows record (read where its input was); with
+        On the internal topic a record is a rows record (read where its input was) or a progress
+        record (how far an input partition read: its source's order moves on, no rows); with
         ``state_partitioning: input`` the records are read here.
         """
         dead: list[DeadLetter] = []
@@ -385,10 +389,15 @@ class MonitorApp:
         if self.repartition_topic:
             for rec in inputs:
                 try:
-                    _, got = exchange.decode_rows(rec.value)
+                    got = exchange.decode_record(rec.value)
                 except exchange.RowsFormatError as exc:
                     dead.append(DeadLetter(DeadLetterReason.PROCESSING_ERROR, f"internal rows record unreadable: {exc}", rec.value, rec.position))
                     continue
+                if isinstance(got, exchange.Progress):
+                    task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
+                    self.idle.arrived(tp.partition, [got.source])
+                    continue
+                got = got[1]
                 carrier = (tp.topic, tp.partition, rec.position.offset)
                 for row in got:
                     row.carrier = carrier
@@ -400,9 +409,7 @@ class MonitorApp:
             for row in rows:
                 p = row.position
                 row.carrier = (p.topic, p.partition, p.offset)
-        now = time.monotonic()
-        for source in {r.source for r in rows}:
-            self._arrived[source] = now
+        self.idle.arrived(tp.partition, {r.source for r in rows})
         late = task.take(rows)
         result = task.release(record_evaluations=True)
         dead += [self._late(task, row) for row in late]
@@ -423,44 +430,23 @@ class MonitorApp:
         return DeadLetter(DeadLetterReason.LATE, detail, row.raw(), row.position)
 
     def _release_idle(self) -> None:
-        """Partitions that sent nothing for ``idle_timeout_ms`` stop holding back the event-time order."""
-        timeout = self.cfg.kafka.idle_timeout_ms / 1000.0
-        now = time.monotonic()
-        for task in list(self.tasks.values()):
+        """Input partitions that sent a task nothing for ``idle_timeout_ms`` stop holding back its event-time order."""
+        for p, task in list(self.tasks.items()):
             if not task.queued():
                 continue
-            for merger in (task.order, task.label_order):
-                for source in list(merger.latest):
-                    if source not in merger.idle_sources and now - self._arrived.get(source, 0.0) > timeout:
-                        merger.idle(source)
+            self.idle.mark_idle(p, task)
             result = task.release(record_evaluations=True)
             if result.alerts or result.dead_letters or result.channel_values:
                 with fenced_is_fatal("while processing"):
                     self._emit(result)
 
-    def _forward(self, tp: TopicPartition, records: list) -> None:
-        """Read input records here: dead letters sent, each model's rows to its owner on the internal topic.
-
-        Reading goes through the poison guard like judging: a record whose reading raises is
-        isolated and becomes a ``processing_error`` dead letter.
-        """
-        inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
-        read = read_labels if tp.topic == self.cfg.kafka.label_topic else functools.partial(read_inference, self.spec)
-        self.guard.feed(tp, [r.offset for r in records], inputs, read, self._send_rows, self._send_dead_letter)
-
-    def _send_rows(self, intake: Intake) -> None:
-        """Send what reading gave: dead letters, and each model's rows records to its partition of the internal topic."""
-        self.checkpoint.ensure_transaction()
-        for dl in intake.dead_letters:
-            self._send_dead_letter(dl)
-        n = self.state_partitions
-        send = self.producer.send
-        limit = self.checkpoint.max_record_bytes
-        for model, rows in intake.rows.items():
-            key = model.encode()
-            partition = zlib.crc32(key) % n
-            for value in rows_records(model, rows, limit):
-                send(self.repartition_topic, key=key, value=value, partition=partition)
+    def _flush_progress(self) -> None:
+        """Progress records the interval held back, once it passed (see :class:`Forwarder`)."""
+        try:
+            with fenced_is_fatal("while forwarding"):
+                self.forwarder.flush()
+        except KafkaError as exc:
+            self._recover(exc)
 
     def _emit(self, result: BatchResult) -> None:
         self.metrics.observe_limit_hits(result.limits_exceeded)
@@ -597,4 +583,5 @@ class MonitorApp:
     def _rollback(self) -> None:
         """Back to the last committed state and offsets: the retry repeats the same work."""
         self.checkpoint.rollback(self.tasks, self.owned, self._rebuild)
+        self.forwarder.reset()  # the inputs are read again from their committed offsets
         self.log.warning("rolled_back_to_last_checkpoint", partitions=sorted(self.tasks))

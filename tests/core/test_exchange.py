@@ -12,7 +12,19 @@ from hypothesis import strategies as st
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.events import DeadLetterReason, SourcePosition
-from stream_monitor.core.exchange import INFERENCE, LABEL, ROWS_FORMAT, Row, RowsFormatError, decode_rows, encode_rows
+from stream_monitor.core.exchange import (
+    INFERENCE,
+    LABEL,
+    PROGRESS_FORMAT,
+    ROWS_FORMAT,
+    Progress,
+    Row,
+    RowsFormatError,
+    decode_record,
+    decode_rows,
+    encode_progress,
+    encode_rows,
+)
 from stream_monitor.core.intake import InputRecord, read_inference, read_labels
 from stream_monitor.core.spec import MonitorSpec
 
@@ -241,3 +253,51 @@ def test_unknown_problem_reason_is_rejected() -> None:
     row = [0, "t", 0, 0, None, 1, 2, 0, None, None, {"x": 1.0}, None, None, None, [["no_such_reason", "x"]]]
     with pytest.raises(RowsFormatError):
         decode_rows(msgpack.packb([ROWS_FORMAT, "m", [row]], use_bin_type=True))
+
+
+# ------------------------------------------------------------------ progress records
+@_SETTINGS
+@given(
+    topic=st.text(max_size=20),
+    partition=st.integers(min_value=0, max_value=2**31 - 1),
+    t=st.integers(min_value=-(2**70), max_value=2**70),
+)
+def test_progress_records_round_trip_and_are_told_from_rows_records(topic: str, partition: int, t: int) -> None:
+    got = decode_record(encode_progress(topic, partition, t))
+    assert got == Progress((topic, partition), t)
+    with pytest.raises(RowsFormatError):
+        decode_rows(encode_progress(topic, partition, t))  # a progress record is never taken for rows
+
+
+def test_decode_record_gives_rows_records_as_decode_rows_does() -> None:
+    blob = _valid_blob()
+    model, rows = decode_record(blob)  # type: ignore[misc]
+    want_model, want = decode_rows(blob)
+    assert model == want_model
+    _assert_same_rows(rows, want)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [PROGRESS_FORMAT, "t", 0],
+        [PROGRESS_FORMAT, "t", 0, 5, 6],
+        [PROGRESS_FORMAT, 3, 0, 5],
+        [PROGRESS_FORMAT, "t", "0", 5],
+        [PROGRESS_FORMAT, "t", 0, 5.0],
+        [PROGRESS_FORMAT, "t", 0, None],
+        [PROGRESS_FORMAT + 1, "t", 0, 5],
+    ],
+)
+def test_malformed_progress_records_are_rejected(body: list) -> None:
+    with pytest.raises(RowsFormatError):
+        decode_record(msgpack.packb(body, use_bin_type=True))
+
+
+@_SETTINGS
+@given(blob=st.binary(max_size=300))
+def test_arbitrary_bytes_raise_rows_format_error_only_as_any_record(blob: bytes) -> None:
+    try:
+        decode_record(blob)
+    except RowsFormatError:
+        pass

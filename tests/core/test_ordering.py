@@ -288,3 +288,65 @@ def test_partition_monitor_judges_past_an_idle_input_partition_and_returns_late_
     late = _carried(_records([500], 0), 200)  # the slow partition again, far behind what was judged
     assert monitor.take(late) == late
     assert monitor.release(final=True).processed == len(fast) + 1 - judged
+
+
+# ------------------------------------------------------------------ progress markers
+def test_advance_moves_a_silent_source_on_without_adding_a_row() -> None:
+    merger = EventTimeMerger(lateness_ms=10)
+    merger.expect("quiet")
+    merger.add([_row("busy", t, tie=t) for t in (0, 50, 100)])
+    assert merger.release() == []  # "quiet" has sent nothing
+    merger.advance("quiet", 80)
+    assert [r.key[0] for r in merger.release()] == [0, 50]  # watermark min(100, 80) - 10
+    assert len(merger) == 1
+
+
+def test_advance_never_lowers_a_source_and_wakes_an_idle_one() -> None:
+    merger = EventTimeMerger(lateness_ms=0)
+    merger.add([_row("a", 40), _row("b", 90)])
+    merger.advance("a", 70)
+    merger.advance("a", 10)
+    assert merger.latest["a"] == 70
+    merger.idle("a")
+    assert merger.watermark() == 90
+    merger.advance("a", 60)  # still 70, but active again
+    assert merger.latest["a"] == 70 and "a" not in merger.idle_sources and merger.watermark() == 70
+
+
+@_SETTINGS
+@given(lateness=st.integers(min_value=0, max_value=50), data=st.data())
+def test_markers_release_rows_in_order_and_make_no_row_late_that_a_row_at_their_time_would_not(lateness: int, data: st.DataObject) -> None:
+    # each source reads events in order (within the lateness); some go here, the others to another
+    # task, which here only shows as a marker with the latest time the source read
+    sources = data.draw(_sources(lateness))
+    here = [[data.draw(st.booleans()) for _ in src] for src in sources]
+    order = data.draw(st.permutations([i for i, src in enumerate(sources) for _ in src]))
+    marked, twin = EventTimeMerger(lateness), EventTimeMerger(lateness)
+    for s in range(len(sources)):
+        marked.expect(s)
+        twin.expect(s)
+    cursor = [0] * len(sources)
+    read_up_to: dict[int, int] = {}
+    released: list = []
+    late: list = []
+    twin_late: list = []
+    for s in order:
+        t, idx, tie = sources[s][cursor[s]]
+        read_up_to[s] = max(read_up_to.get(s, t), t)
+        if here[s][cursor[s]]:
+            row = SimpleNamespace(key=(t, tie, idx), source=s)
+            late += marked.add([row])
+            twin_late += twin.add([row])
+        elif data.draw(st.booleans()):
+            marked.advance(s, read_up_to[s])
+            # the twin gets a row at that time instead, before every real row of that time
+            twin_late += twin.add([SimpleNamespace(key=(read_up_to[s], -1, -1), source=s, phantom=True)])
+        cursor[s] += 1
+        if data.draw(st.booleans()):
+            released += marked.release()
+            twin.release()
+    released += marked.release(final=True)
+    rows = [SimpleNamespace(key=(t, tie, idx)) for s, src in enumerate(sources) for (t, idx, tie), h in zip(src, here[s]) if h]
+    assert late == []  # every row within the lateness of its source: markers made none late
+    assert [r.key for r in released] == sorted(r.key for r in rows)
+    assert {r.key for r in late} <= {r.key for r in twin_late if not getattr(r, "phantom", False)}

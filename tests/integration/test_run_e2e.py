@@ -239,6 +239,7 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
 
 def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_goes_on(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
     from stream_monitor.runtime import app as app_module
+    from stream_monitor.runtime import forward as forward_module
 
     read = app_module.read_inference
 
@@ -247,7 +248,8 @@ def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_
             raise RuntimeError("core bug")
         return read(spec, records, *args, **kwargs)
 
-    monkeypatch.setattr(app_module, "read_inference", failing_on_marker)
+    monkeypatch.setattr(app_module, "read_inference", failing_on_marker)  # state_partitioning: input reads in the app
+    monkeypatch.setattr(forward_module, "read_inference", failing_on_marker)  # model (the default): in the forwarder
     topic = topic_factory(partitions=1)
     group, alerts = unique_name("group"), unique_name("alerts")
     fraud, _ = demo_streams(400, 9)

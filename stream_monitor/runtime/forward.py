@@ -1,0 +1,152 @@
+"""Reading input records where they are: each model's rows to its owner, and progress markers beside them.
+
+With ``state_partitioning: model`` (the default) an input partition's records are read (decoded,
+validated, dead-lettered) by whichever instance owns that partition, and each model's rows go, in
+the same transaction, to partition ``crc32(model) % n`` of the internal topic, where the model's
+owner puts the rows of every input partition (its *sources*) in event-time order.
+
+Every judging partition expects every source, but a source sends rows only to the partitions of
+the models it carries: with input keyed by model, most partitions never get a row from it and
+their event-time order would wait for it. So, after a batch's rows, a source that read on sends a
+*progress record* (:func:`~stream_monitor.core.exchange.encode_progress`: "read up to event time
+t") to every partition that got none of its rows in that batch and does not know t yet — at most
+once per ``kafka.progress_interval_ms`` per (source, partition); a marker held back by that
+interval goes out later (:meth:`Forwarder.flush`). One producer sends both, to the same partition,
+so a marker arrives after every row that source sent there before it.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import zlib
+from typing import Any, Callable, Iterable
+
+from kafka import TopicPartition
+
+from stream_monitor.config import AppConfig
+from stream_monitor.core import exchange
+from stream_monitor.core.events import DeadLetter, SourcePosition
+from stream_monitor.core.intake import Intake, read_inference, read_labels
+from stream_monitor.core.monitor import InputRecord
+from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.runtime.checkpoint import Checkpoint
+from stream_monitor.runtime.poison import PoisonGuard
+from stream_monitor.runtime.records import rows_records
+
+Source = tuple[str, int]
+
+
+class Forwarder:
+    """Stage 1: reads input records, sends dead letters, rows records and progress records.
+
+    ``producer`` returns the current producer (it is re-created after some failures); ``clock``
+    is a monotonic wall clock in seconds, for the progress interval. ``partitions`` (the internal
+    topic's partition count) is set once the topology is known.
+    """
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        spec: MonitorSpec,
+        guard: PoisonGuard,
+        checkpoint: Checkpoint,
+        send_dead_letter: Callable[[DeadLetter], None],
+        producer: Callable[[], Any],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        k = cfg.kafka
+        self.topic = k.resolved_repartition_topic()
+        self.label_topic = k.label_topic
+        self.spec = spec
+        self.guard = guard
+        self.checkpoint = checkpoint
+        self.send_dead_letter = send_dead_letter
+        self.producer = producer
+        self.clock = clock
+        self.interval = k.progress_interval_ms / 1000.0
+        self.partitions = 0
+        self.progress_sent = 0  # progress records sent (aborted ones included)
+        self._read_up_to: dict[Source, int] = {}  # per source: the latest event time read
+        self._told: dict[tuple[Source, int], int] = {}  # per (source, partition): the latest time it was sent
+        self._told_at: dict[tuple[Source, int], float] = {}  # when the last progress record of the pair went
+        self.pending: set[tuple[Source, int]] = set()  # pairs whose progress the interval held back
+
+    def forward(self, tp: TopicPartition, records: list) -> None:
+        """Read input records of ``tp``: dead letters sent, rows to their models' partitions, progress after them.
+
+        Reading goes through the poison guard like judging: a record whose reading raises is
+        isolated and becomes a ``processing_error`` dead letter.
+        """
+        inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
+        read = read_labels if tp.topic == self.label_topic else functools.partial(read_inference, self.spec)
+        send = functools.partial(self.send, (tp.topic, tp.partition))
+        self.guard.feed(tp, [r.offset for r in records], inputs, read, send, self.send_dead_letter)
+
+    def send(self, source: Source, intake: Intake) -> None:
+        """What reading ``source`` gave: dead letters, each model's rows records, then progress records."""
+        self.checkpoint.ensure_transaction()
+        for dl in intake.dead_letters:
+            self.send_dead_letter(dl)
+        n = self.partitions
+        send = self.producer().send
+        limit = self.checkpoint.max_record_bytes
+        told = self._told
+        latest = self._read_up_to.get(source)
+        got: set[int] = set()
+        for model, rows in intake.rows.items():
+            if not rows:
+                continue
+            key = model.encode()
+            partition = zlib.crc32(key) % n
+            for value in rows_records(model, rows, limit):
+                send(self.topic, key=key, value=value, partition=partition)
+            top = max(r.key[0] for r in rows)
+            got.add(partition)
+            if told.get((source, partition), top - 1) < top:
+                told[(source, partition)] = top
+            if latest is None or latest < top:
+                latest = top
+        if latest is None:
+            return
+        self._read_up_to[source] = latest
+        self.pending.update((source, q) for q in range(n) if q not in got)
+        self.flush(source)
+
+    def flush(self, only: Source | None = None) -> None:
+        """Send the progress records due (of ``only``'s pairs, or all): those the interval no longer holds back."""
+        now = self.clock()
+        send = None
+        for pair in [p for p in self.pending if only is None or p[0] == only]:
+            source, partition = pair
+            t = self._read_up_to[source]
+            if self._told.get(pair, t - 1) >= t:
+                self.pending.discard(pair)
+                continue
+            if now - self._told_at.get(pair, -float("inf")) < self.interval:
+                continue
+            if send is None:
+                self.checkpoint.ensure_transaction()
+                send = self.producer().send
+            send(self.topic, value=exchange.encode_progress(source[0], source[1], t), partition=partition)
+            self._told[pair] = t
+            self._told_at[pair] = now
+            self.pending.discard(pair)
+            self.progress_sent += 1
+
+    def reset(self) -> None:
+        """Forget what was read and told: after a rollback the sources are read again from their committed offsets."""
+        self._read_up_to.clear()
+        self._told.clear()
+        self._told_at.clear()
+        self.pending.clear()
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        """Input partitions revoked: their bookkeeping goes (their next owner reads them from the committed offsets)."""
+        gone = {(tp.topic, tp.partition) for tp in tps}
+        for src in gone:
+            self._read_up_to.pop(src, None)
+        for table in (self._told, self._told_at):
+            for pair in [p for p in table if p[0] in gone]:
+                del table[pair]
+        self.pending = {p for p in self.pending if p[0] not in gone}

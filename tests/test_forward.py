@@ -1,0 +1,183 @@
+"""Progress markers and per-task idle clocks, without a broker.
+
+runtime/forward.py: after a batch's rows, an input partition tells the by-model partitions that got
+none of them how far it read (at most once per interval, held-back markers flushed later).
+runtime/app.py: a judging task's event-time order moves on with a progress record, and an input
+partition silent *for that task* goes idle there only.
+"""
+
+from __future__ import annotations
+
+import secrets
+import zlib
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+
+from stream_monitor.config import load_config
+from stream_monitor.core import exchange
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.intake import InputRecord, read_inference
+from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.runtime.app import MonitorApp
+from stream_monitor.runtime.forward import Forwarder
+from stream_monitor.runtime.poison import PoisonGuard
+
+N = 3
+FRAUD, CHURN = "fraud-v3", "churn-v1"
+SECRET = secrets.token_hex(32)
+
+
+def _cfg(**extra: Any):
+    return load_config(None, env={}, overrides={"kafka.group_id": "g", "state.hmac_secret": SECRET, "metrics.enabled": False, **extra})
+
+
+def _q(model: str) -> int:
+    return zlib.crc32(model.encode()) % N
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, bytes]] = []
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b"", partition: int = 0, **_: Any) -> None:
+        self.sent.append((partition, value))
+
+    def take(self) -> list[tuple[int, Any]]:
+        out = [(p, exchange.decode_record(v)) for p, v in self.sent]
+        self.sent.clear()
+        return out
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _intake(source: tuple[str, int], events: list[tuple[str, int]], first_offset: int = 0):
+    raws = [orjson.dumps({"model": m, "ts": t, "features": {"x": 1.0}}) for m, t in events]
+    recs = [InputRecord(raw, SourcePosition(source[0], source[1], first_offset + i, t)) for i, (raw, (_, t)) in enumerate(zip(raws, events))]
+    return read_inference(_cfg().monitor_spec(), recs)
+
+
+def _forwarder(interval_ms: int = 200) -> tuple[Forwarder, _Producer, _Clock]:
+    cfg = _cfg(**{"kafka.progress_interval_ms": interval_ms})
+    producer, clock = _Producer(), _Clock()
+    checkpoint = SimpleNamespace(ensure_transaction=lambda: None, max_record_bytes=1_000_000)
+    fw = Forwarder(cfg, cfg.monitor_spec(), PoisonGuard(), checkpoint, lambda dl: None, lambda: producer, clock)  # type: ignore[arg-type]
+    fw.partitions = N
+    return fw, producer, clock
+
+
+def test_models_on_different_partitions() -> None:
+    assert len({_q(FRAUD), _q(CHURN), 3 - _q(FRAUD) - _q(CHURN)}) == N  # the tests below rely on it
+
+
+def test_progress_goes_after_the_rows_to_every_partition_that_got_none() -> None:
+    fw, producer, _ = _forwarder()
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 10), (FRAUD, 30), (FRAUD, 20)]))
+    sent = producer.take()
+    assert [p for p, r in sent if not isinstance(r, exchange.Progress)] == [_q(FRAUD)]
+    assert not isinstance(sent[0][1], exchange.Progress)  # rows first
+    progress = {p: r for p, r in sent if isinstance(r, exchange.Progress)}
+    assert progress == {q: exchange.Progress(("in", 0), 30) for q in range(N) if q != _q(FRAUD)}
+
+
+def test_progress_waits_for_the_interval_and_for_time_to_advance() -> None:
+    fw, producer, clock = _forwarder(interval_ms=200)
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 10)]))
+    producer.take()
+    clock.now += 0.1
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 40)], 1))
+    assert [p for p, r in producer.take() if isinstance(r, exchange.Progress)] == []  # within the interval
+    assert fw.pending
+    fw.flush()
+    assert producer.take() == []  # still within it
+    clock.now += 0.15
+    fw.flush()
+    assert sorted(producer.take()) == sorted((q, exchange.Progress(("in", 0), 40)) for q in range(N) if q != _q(FRAUD))
+    assert not fw.pending
+    clock.now += 1.0
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 35)], 2))  # read nothing later: nothing to tell
+    assert [r for _, r in producer.take() if isinstance(r, exchange.Progress)] == []
+
+
+def test_partitions_that_got_rows_get_no_progress_nor_those_that_know_the_time_already() -> None:
+    fw, producer, clock = _forwarder(interval_ms=1)
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 50), (CHURN, 10)]))
+    assert {p: r.event_time_ms for p, r in producer.take() if isinstance(r, exchange.Progress)} == {3 - _q(FRAUD) - _q(CHURN): 50}
+    clock.now += 1.0
+    fw.send(("in", 0), _intake(("in", 0), [(CHURN, 20)], 2))  # fraud's partition knows 50 from its rows
+    assert [r for _, r in producer.take() if isinstance(r, exchange.Progress)] == []
+
+
+def test_reset_forgets_what_was_told() -> None:
+    fw, producer, clock = _forwarder()
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 50)]))
+    producer.take()
+    fw.reset()  # a rollback: read again from the committed offsets
+    clock.now += 1.0
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 30)]))
+    assert {r.event_time_ms for _, r in producer.take() if isinstance(r, exchange.Progress)} == {30}
+
+
+# ------------------------------------------------------------------ judging side
+def _app() -> tuple[MonitorApp, _Clock]:
+    app = MonitorApp(_cfg(**{"kafka.input_topics": ["in"], "kafka.idle_timeout_ms": 1000}))
+    clock = _Clock()
+    app.idle.clock = clock
+    app._sources = [("in", 0), ("in", 1)]
+    for p in range(2):
+        app.tasks[p] = PartitionMonitor(app.spec, p)
+    app._restart_idle_clocks([0, 1])
+    return app, clock
+
+
+def _judge(app: MonitorApp, task: int, offset: int, value: bytes):
+    tp = SimpleNamespace(topic=app.repartition_topic, partition=task)
+    rec = InputRecord(value, SourcePosition(tp.topic, task, offset, None))
+    result = app._judge_records(app.tasks[task], tp, [rec])  # type: ignore[arg-type]
+    app.tasks[task].carriers.read((tp.topic, task), offset + 1)
+    return result
+
+
+def _rows(source: tuple[str, int], model: str, t: int, offset: int) -> bytes:
+    return exchange.encode_rows(model, _intake(source, [(model, t)], offset).rows[model])
+
+
+def test_a_progress_record_moves_the_order_on_and_is_committed_past() -> None:
+    app, _ = _app()
+    task = app.tasks[0]
+    late = int(app.spec.max_lateness_seconds * 1000)
+    _judge(app, 0, 0, _rows(("in", 0), FRAUD, 1_000, 0))
+    assert task.queued() == 1  # waits for ("in", 1)
+    rp = app.repartition_topic
+    assert task.carriers.commit_offsets() == {(rp, 0): 0}
+    result = _judge(app, 0, 1, exchange.encode_progress("in", 1, 1_000 + 2 * late))
+    assert result.dead_letters == []
+    assert task.order.latest[("in", 1)] == 1_000 + 2 * late
+    assert task.carriers.commit_offsets() == {(rp, 0): 0}  # the row still waits: not committed past
+    _judge(app, 0, 2, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 1))
+    assert task.queued() == 1  # the first row was judged, thanks to the marker
+    assert task.carriers.commit_offsets() == {(rp, 0): 2}  # past the progress record, not past the waiting row
+
+
+def test_a_source_silent_for_one_task_is_idle_there_only() -> None:
+    app, clock = _app()
+    step = app.cfg.kafka.idle_timeout_ms / 1000.0 / 4
+    offsets = [0, 0]
+    t = 1_000
+    for _ in range(8):  # ("in", 0) goes on sending to task 0 only; ("in", 1) to both
+        t += 1_000
+        clock.now += step
+        for task, source in ((0, ("in", 0)), (0, ("in", 1)), (1, ("in", 1))):
+            _judge(app, task, offsets[task], _rows(source, FRAUD, t, offsets[task]))
+            offsets[task] += 1
+        app._release_idle()
+    assert ("in", 0) in app.tasks[1].order.idle_sources
+    assert ("in", 0) not in app.tasks[0].order.idle_sources
+    assert ("in", 1) not in app.tasks[1].order.idle_sources
