@@ -8,7 +8,7 @@ ONE model (the demo's ``fraud-v3`` stream from ``stream_monitor.synthetic``) are
 by their event id (a request id), onto a fresh topic of ``--partitions`` partitions BEFORE any
 timing. Then, for each instance count k, k ``python -m stream_monitor run`` processes (each its
 own OS process, a fresh consumer group per k, the default exactly-once and
-``state_partitioning: model``, ``kafka.idle_timeout_ms`` 500) are started together; the bench
+``state_partitioning: model``) are started together; the bench
 waits until the group's lag on the input topic AND on its internal ``<group>-by-model`` topic is
 0, then reads every instance's CPU seconds (utime + stime from ``/proc/<pid>/stat``) and stops
 them. Wall time runs from the start of the processes to lag 0 (interpreter start-up and group
@@ -167,7 +167,7 @@ def instance_env(bootstrap: str, topic: str, group: str, name: str, idle_timeout
     return env
 
 
-def start_instances(bootstrap: str, topic: str, group: str, k: int, log_dir: Path, profile_dir: Path | None, idle_timeout_ms: int = 500) -> list[subprocess.Popen[bytes]]:
+def start_instances(bootstrap: str, topic: str, group: str, k: int, log_dir: Path, profile_dir: Path | None, idle_timeout_ms: int = 300_000) -> list[subprocess.Popen[bytes]]:
     """Start ``k`` ``python -m stream_monitor run`` processes of one group (logs to ``log_dir``)."""
     procs = []
     for i in range(k):
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", help="use this broker (host:port) instead of starting one")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds each run may take to reach lag 0")
-    ap.add_argument("--idle-timeout-ms", type=int, default=500, help="kafka.idle_timeout_ms of the instances")
+    ap.add_argument("--idle-timeout-ms", type=int, default=300_000, help="kafka.idle_timeout_ms of the instances (the last resort; readers announce when they are caught up)")
     ap.add_argument("--fetch-bytes", type=int, help="max_partition_fetch_bytes of the instances (default: run's own, 8 MiB)")
     ap.add_argument("--settle", type=float, default=12.0, help="seconds the idle instance runs before its start-up CPU is read")
     args = ap.parse_args(argv)

@@ -83,7 +83,10 @@ class KafkaSettings(_Section):
     them in event-time order: each model is judged once, whatever the input keys and partition
     counts. ``input``: state per input partition, no internal topic (only right when every model's
     events are produced keyed by model)."""
-    idle_timeout_ms: int = Field(default=10_000, gt=0)  # an input partition silent this long stops holding back event-time order
+    # the last resort for an input partition whose reader is gone: silent this long (no rows, no
+    # progress, no caught-up announcement) it stops holding back event-time order; readers announce
+    # when they are caught up, so a slow or moving partition is waited for, not skipped
+    idle_timeout_ms: int = Field(default=300_000, gt=0)
     # how often at most an input partition tells a by-model partition it got no rows how far it read
     progress_interval_ms: int = Field(default=200, gt=0)
     repartition_topic: str | None = None  # default: "<group_id>-by-model"

@@ -181,3 +181,47 @@ def test_a_source_silent_for_one_task_is_idle_there_only() -> None:
     assert ("in", 0) in app.tasks[1].order.idle_sources
     assert ("in", 0) not in app.tasks[0].order.idle_sources
     assert ("in", 1) not in app.tasks[1].order.idle_sources
+
+
+# ------------------------------------------------------------------ caught up
+def test_a_caught_up_source_is_announced_to_every_partition_then_again_only_after_the_repeat_interval() -> None:
+    from stream_monitor.runtime.forward import CAUGHT_UP_REPEAT_S
+
+    fw, producer, clock = _forwarder()
+    tp = SimpleNamespace(topic="in", partition=0)
+    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 70)]))
+    producer.take()
+    at_end = {("in", 0): False}
+    assert fw.announce(lambda t: at_end[(t.topic, t.partition)], [tp]) == 0 and producer.take() == []  # still reading
+    at_end[("in", 0)] = True
+    assert fw.announce(lambda t: at_end[(t.topic, t.partition)], [tp]) == N
+    assert sorted(producer.take()) == [(q, exchange.Progress(("in", 0), 70, caught_up=True)) for q in range(N)]
+    clock.now += CAUGHT_UP_REPEAT_S / 2
+    assert fw.announce(lambda t: True, [tp]) == 0  # said already
+    clock.now += CAUGHT_UP_REPEAT_S
+    assert fw.announce(lambda t: True, [tp]) == N  # again, for tasks restored since
+    producer.take()
+    assert fw.announce(lambda t: False, [tp]) == 0  # reads on: no announcement ...
+    assert fw.announce(lambda t: True, [tp]) == N  # ... until it is at its end again, at once
+
+
+def test_an_empty_source_is_announced_caught_up_without_an_event_time() -> None:
+    fw, producer, _ = _forwarder()
+    fw.announce(lambda t: True, [SimpleNamespace(topic="in", partition=2)])
+    assert {r for _, r in producer.take()} == {exchange.Progress(("in", 2), None, caught_up=True)}
+
+
+def test_a_caught_up_source_stops_holding_the_order_back_until_it_sends_again() -> None:
+    app, clock = _app()
+    task = app.tasks[0]
+    _judge(app, 0, 0, _rows(("in", 0), FRAUD, 1_000, 0))
+    assert task.queued() == 1  # waits for ("in", 1), which has sent nothing
+    clock.now += app.cfg.kafka.idle_timeout_ms / 1000.0 / 2
+    app._release_idle()
+    assert task.queued() == 1  # silence alone, shorter than the timeout, is no reason to go on
+    _judge(app, 0, 1, exchange.encode_progress("in", 1, None, caught_up=True))
+    _judge(app, 0, 2, exchange.encode_progress("in", 0, 1_000, caught_up=True))
+    assert task.queued() == 0  # both caught up: everything judged
+    _judge(app, 0, 3, _rows(("in", 1), FRAUD, 5_000, 0))  # ("in", 1) sends again: waited for again
+    _judge(app, 0, 4, _rows(("in", 0), FRAUD, 6_000, 1))
+    assert task.queued() == 2 and ("in", 1) not in task.order.idle_sources

@@ -22,7 +22,10 @@ offset, timestamp_ms, event_time_ms, tie, index, event_id, label, ts]``; ``probl
 Beside rows records travel *progress records*, ``[PROGRESS_FORMAT, topic, partition,
 event_time_ms]``: "input partition (topic, partition) has read up to this event time". The reading
 side sends one to a judging partition that got no rows of that input partition, so its event-time
-order still learns how far the input partition got. :func:`decode_record` tells the two apart.
+order still learns how far the input partition got. ``[PROGRESS_FORMAT, topic, partition,
+event_time_ms | nil, true]`` says more: the input partition is *caught up* (its reader is at its end
+offset), so the order need not wait for it until it sends again. :func:`decode_record` tells them
+apart.
 
 >>> from stream_monitor.core.events import decode_inference, SourcePosition
 >>> d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x": 1.5}}', None)
@@ -191,19 +194,27 @@ def _rows_of(body: Any) -> tuple[str, list[Row]]:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A progress record: input partition ``source`` has read events up to ``event_time_ms``."""
+    """A progress record: input partition ``source`` has read events up to ``event_time_ms`` (None:
+    none yet), and, when ``caught_up``, has nothing more to read for now."""
 
     source: tuple[str, int]
-    event_time_ms: int
+    event_time_ms: int | None
+    caught_up: bool = False
 
 
-def encode_progress(topic: str, partition: int, event_time_ms: int) -> bytes:
+def encode_progress(topic: str, partition: int, event_time_ms: int | None, caught_up: bool = False) -> bytes:
     """A progress record: input partition (``topic``, ``partition``) has read up to ``event_time_ms``.
 
     >>> decode_record(encode_progress("in", 2, 1_700_000_000_000))
-    Progress(source=('in', 2), event_time_ms=1700000000000)
+    Progress(source=('in', 2), event_time_ms=1700000000000, caught_up=False)
+    >>> decode_record(encode_progress("in", 3, None, caught_up=True))
+    Progress(source=('in', 3), event_time_ms=None, caught_up=True)
     """
-    body = [PROGRESS_FORMAT, topic, partition, event_time_ms]
+    if event_time_ms is None and not caught_up:
+        raise ValueError("a progress record that is not caught up needs an event time")
+    body: list[Any] = [PROGRESS_FORMAT, topic, partition, event_time_ms]
+    if caught_up:
+        body.append(True)
     try:
         return msgpack.packb(body, use_bin_type=True)
     except OverflowError:  # an event time beyond 64 bits
@@ -219,11 +230,14 @@ def decode_record(blob: bytes) -> Progress | tuple[str, list[Row]]:
     ('m', [])
     """
     body = _unpack(blob)
-    if type(body) is list and len(body) == 4 and body[0] == PROGRESS_FORMAT:
-        _, topic, partition, t = body
-        if type(topic) is not str or type(partition) is not int or type(t) is not int:
+    if type(body) is list and len(body) in (4, 5) and body[0] == PROGRESS_FORMAT:
+        topic, partition, t = body[1], body[2], body[3]
+        caught_up = len(body) == 5
+        if type(topic) is not str or type(partition) is not int or not (type(t) is int or (t is None and caught_up)):
             raise RowsFormatError("bad progress record")
-        return Progress((topic, partition), t)
+        if caught_up and body[4] is not True:
+            raise RowsFormatError("bad progress record")
+        return Progress((topic, partition), t, caught_up)
     return _rows_of(body)
 
 

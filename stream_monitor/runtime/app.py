@@ -41,7 +41,7 @@ from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, toleran
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
 from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks
-from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, fenced_is_fatal, known_partitions
+from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter
 from stream_monitor.runtime.topics import prepare_topology
@@ -210,7 +210,7 @@ class MonitorApp:
                     except PoisonRecord as exc:  # retried after the rollback, that record isolated
                         self.log.error("record_processing_failed", partition=f"{exc.tp.topic}-{exc.tp.partition}", offset=exc.offset, error=repr(exc.error))
                         self._recover(exc)
-                if self.forwarder.pending:
+                if self.forwarder.pending or self.repartition_topic:
                     self._flush_progress()
                 self._release_idle()
                 if self.checkpoint.due(k.commit_interval_ms / 1000.0):
@@ -394,7 +394,10 @@ class MonitorApp:
                     dead.append(DeadLetter(DeadLetterReason.PROCESSING_ERROR, f"internal rows record unreadable: {exc}", rec.value, rec.position))
                     continue
                 if isinstance(got, exchange.Progress):
-                    task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
+                    if got.event_time_ms is not None:
+                        task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
+                    if got.caught_up:  # nothing more to read there for now: the order goes on without it
+                        task.idle(got.source)
                     self.idle.arrived(tp.partition, [got.source])
                     continue
                 got = got[1]
@@ -430,10 +433,13 @@ class MonitorApp:
         return DeadLetter(DeadLetterReason.LATE, detail, row.raw(), row.position)
 
     def _release_idle(self) -> None:
-        """Input partitions that sent a task nothing for ``idle_timeout_ms`` stop holding back its event-time order."""
+        """Caught-up input partitions, and those silent for ``idle_timeout_ms``, stop holding back a task's event-time order."""
         for p, task in list(self.tasks.items()):
             if not task.queued():
                 continue
+            if not self.repartition_topic:  # the task reads its input partitions itself: caught up, they are idle
+                for tp in (tp for tp in self.owned if tp.partition == p and caught_up(self.consumer, tp)):
+                    task.idle((tp.topic, tp.partition))
             self.idle.mark_idle(p, task)
             result = task.release(record_evaluations=True)
             if result.alerts or result.dead_letters or result.channel_values:
@@ -441,10 +447,12 @@ class MonitorApp:
                     self._emit(result)
 
     def _flush_progress(self) -> None:
-        """Progress records the interval held back, once it passed (see :class:`Forwarder`)."""
+        """Progress records the interval held back, once it passed, and caught-up inputs announced (see :class:`Forwarder`)."""
         try:
             with fenced_is_fatal("while forwarding"):
                 self.forwarder.flush()
+                inputs = [tp for tp in self.owned if tp.topic != self.repartition_topic]
+                self.forwarder.announce(functools.partial(caught_up, self.consumer), inputs)
         except KafkaError as exc:
             self._recover(exc)
 

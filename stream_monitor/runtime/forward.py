@@ -13,6 +13,12 @@ t") to every partition that got none of its rows in that batch and does not know
 once per ``kafka.progress_interval_ms`` per (source, partition); a marker held back by that
 interval goes out later (:meth:`Forwarder.flush`). One producer sends both, to the same partition,
 so a marker arrives after every row that source sent there before it.
+
+A source whose reader has reached its end offset says so (:meth:`Forwarder.announce`): a *caught
+up* progress record to every partition, which then stops waiting for it until it sends again. Only
+the reader can tell an input partition with nothing to read from one that is slow, moving to
+another instance, or behind a broker outage, so only its word makes the order go on without it;
+the announcement is repeated every ``CAUGHT_UP_REPEAT_S`` while it holds, for tasks restored since.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from stream_monitor.runtime.poison import PoisonGuard
 from stream_monitor.runtime.records import rows_records
 
 Source = tuple[str, int]
+CAUGHT_UP_REPEAT_S = 5.0  # while a source stays caught up, its announcement is repeated this often
 
 
 class Forwarder:
@@ -71,6 +78,7 @@ class Forwarder:
         self._told: dict[tuple[Source, int], int] = {}  # per (source, partition): the latest time it was sent
         self._told_at: dict[tuple[Source, int], float] = {}  # when the last progress record of the pair went
         self.pending: set[tuple[Source, int]] = set()  # pairs whose progress the interval held back
+        self._caught_up_told: dict[Source, float] = {}  # caught-up sources: when that was last announced
 
     def forward(self, tp: TopicPartition, records: list) -> None:
         """Read input records of ``tp``: dead letters sent, rows to their models' partitions, progress after them.
@@ -134,8 +142,39 @@ class Forwarder:
             self.pending.discard(pair)
             self.progress_sent += 1
 
+    def announce(self, caught_up: Callable[[TopicPartition], bool], sources: Iterable[TopicPartition]) -> int:
+        """Tell every partition which of ``sources`` are caught up (``caught_up(tp)``); returns the records sent.
+
+        A source is announced when it becomes caught up and again every ``CAUGHT_UP_REPEAT_S``
+        while it stays so; one that reads on (not caught up) is announced again once it is.
+        """
+        now = self.clock()
+        sent = 0
+        for tp in sources:
+            source = (tp.topic, tp.partition)
+            if not caught_up(tp):
+                self._caught_up_told.pop(source, None)
+                continue
+            if now - self._caught_up_told.get(source, -float("inf")) < CAUGHT_UP_REPEAT_S:
+                continue
+            self.checkpoint.ensure_transaction()
+            send = self.producer().send
+            t = self._read_up_to.get(source)
+            value = exchange.encode_progress(source[0], source[1], t, caught_up=True)
+            for q in range(self.partitions):
+                send(self.topic, value=value, partition=q)
+                if t is not None:
+                    self._told[(source, q)] = t
+                    self._told_at[(source, q)] = now
+                self.pending.discard((source, q))
+            self._caught_up_told[source] = now
+            sent += self.partitions
+        self.progress_sent += sent
+        return sent
+
     def reset(self) -> None:
         """Forget what was read and told: after a rollback the sources are read again from their committed offsets."""
+        self._caught_up_told.clear()
         self._read_up_to.clear()
         self._told.clear()
         self._told_at.clear()
@@ -146,6 +185,7 @@ class Forwarder:
         gone = {(tp.topic, tp.partition) for tp in tps}
         for src in gone:
             self._read_up_to.pop(src, None)
+            self._caught_up_told.pop(src, None)
         for table in (self._told, self._told_at):
             for pair in [p for p in table if p[0] in gone]:
                 del table[pair]

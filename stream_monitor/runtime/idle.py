@@ -1,4 +1,8 @@
-"""Idle clocks of the judging tasks: an input partition silent *for a task* stops holding back its order.
+"""Idle clocks of the judging tasks: the last resort for an input partition whose reader is gone.
+
+Readers announce when their input partition is caught up (:meth:`Forwarder.announce`), which is
+what normally lets an order go on without a source; this clock only covers a reader that sends
+nothing at all for ``kafka.idle_timeout_ms`` (5 min by default).
 
 Every judging task expects every input partition (its *sources*). A source that sends a task
 neither rows nor progress records for ``kafka.idle_timeout_ms`` (wall clock) is marked idle in

@@ -172,6 +172,21 @@ def known_partitions(consumer: Any, topic: str) -> set[int]:
     return set(cluster.partitions_for_topic(topic) or ())
 
 
+def caught_up(consumer: Any, tp: TopicPartition) -> bool:
+    """Whether ``consumer`` has read ``tp`` to its end: its position is at the high watermark of the last fetch.
+
+    Read from kafka-python's subscription state without waiting (``KafkaConsumer.position`` may
+    block to look an unknown position up). Control records (transaction markers) do not hold it
+    back: the fetcher moves the position past them. False while either is unknown.
+    """
+    state = getattr(getattr(consumer, "_subscription", None), "assignment", {}).get(tp)
+    if state is None:
+        return False
+    position, highwater = getattr(state, "position", None), getattr(state, "highwater", None)
+    offset = getattr(position, "offset", position)
+    return offset is not None and highwater is not None and offset >= highwater
+
+
 def commit_offsets(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
     """Commit ``offsets`` (next offset per partition) with the consumer (at-least-once mode)."""
     if offsets:
