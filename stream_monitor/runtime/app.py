@@ -41,7 +41,7 @@ from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, toleran
 from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
 from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks
-from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions
+from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter
 from stream_monitor.runtime.topics import prepare_topology
@@ -186,9 +186,8 @@ class MonitorApp:
         missing = await_topic_metadata(self.consumer, topics, self.metadata_wait_s, lambda: self.stopping)
         if missing:
             self.log.warning("topic_metadata_missing", topics=missing, waited_s=self.metadata_wait_s)
-        for topic in topics:  # every input partition may send rows of any model: the order expects them all
-            if topic != self.repartition_topic:
-                self._sources += [(topic, p) for p in sorted(known_partitions(self.consumer, topic))]
+        # every input partition may send rows of any model: the order expects them all
+        self._sources += [(t, p) for t in topics if t != self.repartition_topic for p in sorted(known_partitions(self.consumer, t))]
         self.ready = True
         key_id = self._keys.current_id if self._keys is not None else None
         self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic, state_key_id=key_id)
@@ -287,10 +286,14 @@ class MonitorApp:
     def _restore_assigned(self, batch: dict[TopicPartition, list] | None = None) -> None:
         if not self._new_tps and not self._to_restore:
             return
-        # where each new partition starts: the offsets a rollback returns to. poll() may already
-        # have returned records of a new partition (and moved its position past them): start at
-        # the first of those, or a rollback before the first checkpoint would skip them.
-        batch = batch or {}
+        # where each new partition starts: the offsets a rollback returns to (state partitions: the
+        # committed offset; others: the first record poll() already returned, or the position)
+        batch = batch if batch is not None else {}
+        state_tps = [tp for tp in self._new_tps if tp in self.owned and tp.topic in self.state_topics]
+        if state_tps:  # a state partition starts again where its state was committed, even one kept over the rebalance
+            seek_to_committed(self.consumer, state_tps, 30_000)
+            for tp in state_tps:
+                batch.pop(tp, None)  # polled from the kept position: read again after the seek
         positions = {
             tp: batch[tp][0].offset if batch.get(tp) else self.consumer.position(tp) for tp in self._new_tps if tp in self.owned
         }
@@ -349,7 +352,7 @@ class MonitorApp:
     def _process(self, batch: dict[TopicPartition, list]) -> None:
         started = time.perf_counter()
         for tp in sorted(batch, key=lambda t: (t.partition, t.topic)):
-            records = batch[tp]
+            records = batch.get(tp)
             if not records or tp not in self.owned:
                 continue
             if tp.topic not in self.state_topics:
@@ -362,6 +365,8 @@ class MonitorApp:
                     self._to_restore.add(tp.partition)
                     self._restore_assigned(batch)
                     task = self.tasks[tp.partition]
+                    if tp not in batch:  # moved back to its committed offset: read again from there
+                        continue
                 inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
                 run = functools.partial(self._judge_records, task, tp)
                 self.guard.feed(tp, [r.offset for r in records], inputs, run, self._emit, self._send_dead_letter)

@@ -187,6 +187,27 @@ def caught_up(consumer: Any, tp: TopicPartition) -> bool:
     return offset is not None and highwater is not None and offset >= highwater
 
 
+def seek_to_committed(consumer: Any, tps: list[TopicPartition], timeout_ms: int) -> dict[TopicPartition, int | None]:
+    """Move ``consumer`` to the group's committed offset of each of ``tps`` (its beginning when none); returns them.
+
+    kafka-python 3.x keeps the position of a partition that stays assigned across a rebalance
+    (``SubscriptionState.assign_from_subscribed``), where a state partition must start again from
+    the offset committed with its state: rows read after it may still have been waiting.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and hasattr(coordinator, "fetch_committed_offsets"):
+        found = coordinator.fetch_committed_offsets(tps, timeout_ms=timeout_ms)
+        committed = {tp: (found[tp].offset if tp in found and found[tp].offset >= 0 else None) for tp in tps}
+    else:
+        committed = {tp: consumer.committed(tp) for tp in tps}
+    for tp, offset in committed.items():
+        if offset is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, offset)
+    return committed
+
+
 def commit_offsets(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
     """Commit ``offsets`` (next offset per partition) with the consumer (at-least-once mode)."""
     if offsets:
