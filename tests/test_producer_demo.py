@@ -39,3 +39,14 @@ def test_demo_monitor_gets_a_random_state_secret_of_its_own():
     keys = [cfg.state.signing_keys().current for cfg in configs]  # raises unless a real secret (>= 32 bytes)
     assert keys[0] != keys[1]
     assert b"abc123" not in keys[0], "the secret must not be derived from the run id"
+
+
+def test_demo_waits_for_the_rows_held_for_event_time_order_before_it_stops():
+    """The demo stops SETTLE_S after every event is read; the rows the monitor still holds for
+    event-time order (the last max_lateness_seconds of the stream) are judged only once the input
+    partitions count as idle, so the wait must outlast the idle timeout (else the end's alerts,
+    fraud-v3's resolves among them, are never printed)."""
+    from stream_monitor.commands.demo import SETTLE_S, demo_config
+
+    cfg = demo_config("127.0.0.1:9092", "abc123", "in", "alerts")
+    assert SETTLE_S > cfg.kafka.idle_timeout_ms / 1000 + 1.0
