@@ -2,8 +2,9 @@
 
 ``python -m stream_monitor.demo_stream --bootstrap-servers kafka:9092 --topic inference-events``
 
-It produces the demo's two models (:func:`stream_monitor.synthetic.demo_streams`: ``fraud-v3``
-drifts at known points, ``churn-v1`` stays stationary) at ``--rate`` events per second, with event
+It produces the demo's two models (:func:`stream_monitor.synthetic.demo_streams` with labels:
+``fraud-v3``'s inputs drift at known points, ``churn-v1``'s stay stationary while its inline labels
+stop following its predictions halfway, a concept drift) at ``--rate`` events per second, with event
 times that follow the wall clock, keyed by model. ``--loop`` starts a new round (next seed,
 fresh timestamps) after each one, so a long-running stack keeps alerting and resolving. It waits
 (bounded by ``--connect-timeout``) for the broker to come up, and stops cleanly on SIGTERM/SIGINT.
@@ -63,7 +64,7 @@ def produce_round(producer: Any, topic: str, n_events: int, seed: int, rate: flo
     per_model_rate = rate / 2 if rate > 0 else 0
     interval_ms = max(1, int(round(1000 / per_model_rate))) if per_model_rate else 10
     start_ms = int(time.time() * 1000)
-    fraud, churn = (dataclasses.replace(s, start_ms=start_ms, interval_ms=interval_ms) for s in demo_streams(n_events, seed))
+    fraud, churn = (dataclasses.replace(s, start_ms=start_ms, interval_ms=interval_ms) for s in demo_streams(n_events, seed, labels=True))
     started = time.monotonic()
     sent = 0
     for a, b in zip(generate_events(fraud), generate_events(churn), strict=True):

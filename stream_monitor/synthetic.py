@@ -3,6 +3,10 @@
 Features: ``n_numeric`` numeric features of different scales (normal, log-normal, uniform) and
 ``n_categorical`` categorical ones; a logistic prediction that depends on some features, so drift in
 those features moves the prediction too. Drifts switch on (and optionally off) at event indices.
+With ``labels``, each event carries an inline label drawn from its prediction (a calibrated model),
+from a random generator of its own (the features and predictions are those of the same spec
+without labels); a :class:`ConceptDrift` makes a share of the labels ignore the prediction from an
+event index on, with the inputs and predictions unchanged.
 
 >>> events = list(generate_events(StreamSpec(model="m", n_events=3, seed=7, n_numeric=2, n_categorical=1)))
 >>> sorted(events[0]["features"]), sorted(events[0])
@@ -40,6 +44,18 @@ class Drift:
 
 
 @dataclass(frozen=True, slots=True)
+class ConceptDrift:
+    """From event index ``start`` on, a share ``amount`` of labels ignore the prediction.
+
+    Such a label is drawn from another event's prediction of the same chunk (a random one), so the
+    share of positive labels stays what it was while their agreement with the scores falls.
+    """
+
+    start: int
+    amount: float = 0.6
+
+
+@dataclass(frozen=True, slots=True)
 class StreamSpec:
     """One model's synthetic stream: size, seed, feature counts and the drifts to plant."""
 
@@ -54,6 +70,8 @@ class StreamSpec:
     drifts: tuple[Drift, ...] = field(default_factory=tuple)
     categories: int = 6
     prediction_weights: tuple[float, ...] | None = None  # logit weights of x0..; random when None
+    labels: bool = False  # inline labels, drawn from the prediction (its own random generator)
+    concept_drift: ConceptDrift | None = None  # labels that stop following the prediction (with ``labels``)
 
 
 def _numeric_params(n: int) -> list[tuple[str, float, float]]:
@@ -74,6 +92,7 @@ def generate_events(spec: StreamSpec, chunk: int = 10_000) -> Iterator[dict[str,
     coef = rng.normal(0, 1, size=spec.n_numeric)
     if spec.prediction_weights is not None:
         coef[: len(spec.prediction_weights)] = spec.prediction_weights
+    label_rng = np.random.default_rng([spec.seed, 1])  # apart from ``rng``: labels change no feature
     for base in range(0, spec.n_events, chunk):
         n = min(chunk, spec.n_events - base)
         idx = np.arange(base, base + n)
@@ -112,6 +131,7 @@ def generate_events(spec: StreamSpec, chunk: int = 10_000) -> Iterator[dict[str,
         logits = np.stack(zs, axis=1)[:, : min(5, spec.n_numeric)] @ coef[: min(5, spec.n_numeric)] * 0.8 - 1.0 if zs else np.zeros(n)
         proba = 1.0 / (1.0 + np.exp(-logits))
         latency = rng.gamma(4.0, 3.0, size=n)
+        labels = _labels(spec, label_rng, idx, proba) if spec.labels else None
         for k in range(n):
             i = base + k
             feats: dict[str, Any] = {}
@@ -119,7 +139,7 @@ def generate_events(spec: StreamSpec, chunk: int = 10_000) -> Iterator[dict[str,
                 feats[name] = None if name in missing and missing[name][k] else round(float(cols[name][k]), 6)
             for name in cat_names:
                 feats[name] = None if name in missing and missing[name][k] else cat_cols[name][k]
-            yield {
+            event = {
                 "event_id": hashlib.blake2b(f"{spec.model}:{spec.seed}:{i}".encode(), digest_size=8).hexdigest(),
                 "model": spec.model,
                 "model_version": spec.model_version,
@@ -128,14 +148,30 @@ def generate_events(spec: StreamSpec, chunk: int = 10_000) -> Iterator[dict[str,
                 "prediction": round(float(proba[k]), 6),
                 "latency_ms": round(float(latency[k]), 3),
             }
+            if labels is not None:
+                event["label"] = int(labels[k])
+            yield event
 
 
-def demo_streams(n_events: int, seed: int = 42) -> tuple[StreamSpec, StreamSpec]:
-    """The demo's two models: ``fraud-v3`` drifts in four ways, ``churn-v1`` stays stationary.
+def _labels(spec: StreamSpec, rng: np.random.Generator, idx: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """0/1 labels drawn from ``proba``; under a concept drift a share is drawn from other events' ``proba``."""
+    p = proba
+    drift = spec.concept_drift
+    if drift is not None:
+        ignore = (idx >= drift.start) & (rng.random(idx.size) < drift.amount)
+        p = np.where(ignore, proba[rng.permutation(idx.size)], proba)
+    return (rng.random(idx.size) < p).astype(np.int64)
+
+
+def demo_streams(n_events: int, seed: int = 42, labels: bool = False) -> tuple[StreamSpec, StreamSpec]:
+    """The demo's two models: ``fraud-v3`` drifts in four ways, ``churn-v1``'s inputs stay stationary.
 
     fraud-v3 (indices relative to ``n_events``): x0 mean shift of 1.5 sd from 30 % to 70 %,
     c0 gains a new category from 40 %, x3 missing rate 30 % from 55 %, and the prediction drifts
-    with x0 (it is an input of the logistic model).
+    with x0 (it is an input of the logistic model). With ``labels`` (the demo's producer), churn-v1
+    logs inline labels and its concept drifts at 50 %: from there, 60 % of its labels ignore its
+    prediction (:class:`ConceptDrift`), with its inputs and predictions unchanged; fraud-v3 is the
+    same either way.
     """
     fraud = StreamSpec(
         model="fraud-v3",
@@ -150,5 +186,6 @@ def demo_streams(n_events: int, seed: int = 42) -> tuple[StreamSpec, StreamSpec]
             Drift("missing_rate", "x3", int(0.55 * n_events), None, amount=0.3),
         ),
     )
-    churn = StreamSpec(model="churn-v1", n_events=n_events, seed=seed + 1, n_numeric=6, n_categorical=2)
+    concept = ConceptDrift(int(0.50 * n_events), amount=0.6) if labels else None
+    churn = StreamSpec(model="churn-v1", n_events=n_events, seed=seed + 1, n_numeric=6, n_categorical=2, labels=labels, concept_drift=concept)
     return fraud, churn

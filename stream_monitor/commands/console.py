@@ -47,7 +47,7 @@ def format_alert(a: AlertEvent, color: bool = True) -> str:
     """
     status = "ESCALATED" if a.escalated else a.status.upper()
     if a.status == "firing":
-        detail = f"{a.detector}={_num(a.statistic)} > {_num(a.threshold)}"
+        detail = f"{a.detector}={_num(a.statistic)} {evi.breach_sign(a.detector)} {_num(a.threshold)}"
     else:
         detail = f"{a.detector} back within {_num(a.threshold)}"
     others = [d["name"] for d in (a.evidence or {}).get("detectors", []) if d.get("name") != a.detector]

@@ -1,9 +1,9 @@
 """``stream-monitor demo``: a local broker, a drifting event stream, the monitor, alerts as they fire.
 
 The demo is the real thing wired together: the project's Kafka broker (``deploy/kafka/broker.sh``),
-a producer of two models' inference events (``fraud-v3`` drifts at known points, ``churn-v1``
-does not), :class:`~stream_monitor.runtime.app.MonitorApp` with exactly-once checkpoints, and a
-``read_committed`` consumer of the alert topic that prints each alert once it is committed.
+a producer of two models' inference events (``fraud-v3``'s inputs drift at known points,
+``churn-v1``'s do not but its labels stop agreeing with its predictions halfway),
+:class:`~stream_monitor.runtime.app.MonitorApp` with exactly-once checkpoints, and a ``read_committed`` consumer of the alert topic that prints each alert once it is committed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
 EXAMPLE_STREAM = REPO_ROOT / "examples" / "demo-events.jsonl.gz"
 STALL_S = 60.0  # no monitored record for this long after the producer finished: stop
-SETTLE_S = 2.0  # after every event is monitored, keep reading alerts this long
+# after every event is read: the readers say their partitions are caught up, the rows held for
+# event-time order are judged, their alerts committed and read
+SETTLE_S = 4.0
 
 
 def _out(text: str) -> None:
@@ -98,18 +100,24 @@ def demo_config(bootstrap: str, run_id: str, topic: str, alerts_topic: str) -> A
             "instance": "demo",
             "state.hmac_secret": secrets.token_urlsafe(48),  # 64 characters; this run's monitor only
             "labels": {"env": "demo"},
-            "models": {"fraud-v3": {"labels": {"team": "risk-ml", "owner": "fraud-oncall"}, "annotations": {"runbook_url": "https://runbooks.example/fraud-v3"}}},
+            "models": {
+                "fraud-v3": {"labels": {"team": "risk-ml", "owner": "fraud-oncall"}, "annotations": {"runbook_url": "https://runbooks.example/fraud-v3"}},
+                "churn-v1": {"slo": {"roc_auc": {"min": 0.75}}},
+            },
         },
     )
 
 
 def _introduce(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
-    fraud, _churn = demo_streams(args.events, args.seed)
+    fraud, churn = demo_streams(args.events, args.seed, labels=True)
+    concept = churn.concept_drift
     _out(f"broker {bootstrap}; topic {topic}; {args.events} events per model at {args.rate:g} events/s")
     _out(
         "fraud-v3 drifts: x0 mean +1.5 sd at event {0} (reverts at {1}), c0 gains category 'XX' at {2}, "
-        "x3 goes 30 % missing at {3}; churn-v1 stays stationary.".format(
-            *(d.start for d in fraud.drifts[:1]), fraud.drifts[0].end, fraud.drifts[1].start, fraud.drifts[2].start
+        "x3 goes 30 % missing at {3}; churn-v1's inputs stay stationary, but from event {4} {5:.0f} % of its labels "
+        "ignore its predictions (a concept drift: performance pages; SLO roc_auc min 0.75).".format(
+            fraud.drifts[0].start, fraud.drifts[0].end, fraud.drifts[1].start, fraud.drifts[2].start,
+            concept.start if concept else "-", 100 * concept.amount if concept else 0.0,
         )
     )
     _out("alerts appear below once committed (read_committed); Ctrl-C stops everything.\n")

@@ -55,6 +55,10 @@ MEANINGS: dict[str, str] = {
     "slo_recall": "service level: the window's recall (share of positives predicted positive) must stay at or above the minimum",
     "slo_precision": "service level: the window's precision (share of predicted positives that are positive) must stay at or "
     "above the minimum",
+    "slo_f1": "service level: the window's F1 (of the positive class) must stay at or above the minimum",
+    "slo_roc_auc": "service level: the window's ROC AUC must stay at or above the minimum",
+    "auc_drop": "ROC AUC of the window (Mann-Whitney, exact); the threshold is the reference's AUC minus the allowed "
+    "fall, and the fall must be significant (one-sided z-test, Hanley-McNeil standard errors)",
     "slo_log_loss": "service level: the window's mean log loss must stay at or below the maximum",
     "slo_cost": "service level: the window's cost per 1,000 labelled predictions must stay at or below the maximum",
     "cost_increase": "rise of the window's cost per 1,000 labelled predictions over the reference's (one-sided z-test "
@@ -231,7 +235,7 @@ def _channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluat
 
 def performance_evidence(channel: str, ref: NumericReference, values: np.ndarray, settings: Any = None) -> dict[str, Any]:
     """What a performance channel's evidence adds: RMSE of an error channel, ECE of the calibration
-    channel, the cost per 1,000 predictions (in the currency of ``settings``' cost detectors).
+    channel, F1 and ROC AUC of theirs (reference and window), the cost per 1,000 predictions (in the currency of ``settings``' cost detectors).
 
     >>> ref = NumericReference.from_values(np.array([-1.0, 1.0]), 0, 0, "warmup")
     >>> performance_evidence("__signed_error__", ref, np.array([3.0, -3.0]))
@@ -244,6 +248,15 @@ def performance_evidence(channel: str, ref: NumericReference, values: np.ndarray
         from stream_monitor.core.detectors.calibration import ece
 
         return {"ece": {"reference": num(ece(ref.sorted_sample)), "current": num(ece(values)) if values.size else None}}
+    if channel == "__f1__":
+        from stream_monitor.core.detectors.slo import f1_of_share
+
+        current = f1_of_share(float(values.mean())) if values.size else None
+        return {"f1": {"reference": num(f1_of_share(ref.mean)), "current": num(current)}}
+    if channel == "__roc_auc__":
+        from stream_monitor.core.detectors.auc import roc_auc
+
+        return {"roc_auc": {"reference": num(roc_auc(ref.sorted_sample)), "current": num(roc_auc(values)) if values.size else None}}
     if channel == "__cost__":
         currency = getattr(settings.params("cost_increase"), "currency", "EUR") if settings is not None else "EUR"
         current = float(values.mean()) * 1000.0 if values.size else None
@@ -273,6 +286,7 @@ def cost_headline(e: dict[str, Any], firing: bool) -> str:
 _CHANNEL_WORDS = {
     "__prediction__": "prediction", "__latency__": "latency_ms", "__error__": "prediction error", "__label__": "label",
     "__recall__": "recall", "__precision__": "precision", "__log_loss__": "log loss", "__calibration__": "calibration",
+    "__f1__": "F1", "__roc_auc__": "ROC AUC",
     "__signed_error__": "signed error", "__cost__": "cost",
 }  # fmt: skip
 _SHARE_WORDS = {"__error__": "error rate", "__recall__": "recall", "__precision__": "precision"}
@@ -390,11 +404,13 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
         if "cost" in e:
             return f"{slo} {e['cost']['currency']}", cost_headline(e, firing)
         main, _ = _numeric_headline(e, firing, channel) if e["type"] == "numeric" else ("", "")
-        return slo, main
+        return slo, _score_headline(e, firing) or main
     if e["type"] == "numeric":
         main, detail = _numeric_headline(e, firing, channel)
         if "cost" in e:
             return cost_headline(e, firing), ""
+        if _score_headline(e, firing):
+            return _score_headline(e, firing), ""
         if "ece" in e:
             ece = e["ece"]
             moved = "back to" if not firing else "rose to" if (ece["current"] or 0) > (ece["reference"] or 0) else "is"
@@ -403,6 +419,21 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
             detail = ", ".join(p for p in (detail, f"RMSE {fmt(e['rmse']['reference'])} → {fmt(e['rmse']['current'])}") if p)
         return main, detail
     return _categorical_headline(e, firing)
+
+
+def _score_headline(e: dict[str, Any], firing: bool) -> str:
+    """How F1 or ROC AUC (read from the window, not from the channel's mean) moved; empty for other evidence.
+
+    >>> _score_headline({"roc_auc": {"reference": 0.812, "current": 0.664}}, True)
+    'ROC AUC fell from 0.812 to 0.664 (-0.148)'
+    """
+    for key, words in (("f1", "F1"), ("roc_auc", "ROC AUC")):
+        if key in e:
+            ref, cur = e[key]["reference"], e[key]["current"]
+            if not firing or ref is None or cur is None:
+                return f"{words} back to {fmt(cur)} (reference {fmt(ref)})" if not firing else f"{words} {fmt(cur)} (reference {fmt(ref)})"
+            return f"{words} {'fell' if cur < ref else 'rose'} from {fmt(ref)} to {fmt(cur)} ({_signed(cur - ref)})"
+    return ""
 
 
 def _side(e: dict[str, Any], which: str) -> str:
@@ -423,6 +454,8 @@ SLO_WORDS: dict[str, tuple[str, str]] = {
     "slo_mae": ("mean absolute error", "max"),
     "slo_recall": ("recall", "min"),
     "slo_precision": ("precision", "min"),
+    "slo_f1": ("F1", "min"),
+    "slo_roc_auc": ("ROC AUC", "min"),
     "slo_log_loss": ("log loss", "max"),
     "slo_cost": ("cost per 1k predictions", "max"),
 }
@@ -455,7 +488,7 @@ def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
     if slo is not None:
         test = f"{d['name']}: {slo}"
     elif firing:
-        test = f"{d['name']} {fmt(d['statistic'])} > threshold {fmt(d['threshold'])}"
+        test = f"{d['name']} {fmt(d['statistic'])} {breach_sign(d['name'])} threshold {fmt(d['threshold'])}"
         if d["p_value"] is not None:
             test += f" (p={d['p_value']:.3g})"
     else:
@@ -471,11 +504,23 @@ def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
     if r is not None:
         lines.append(f"Rate: {pct(r['current'])} now ({r['count']:,} of {r['of']:,}) vs {pct(r['reference'])} in the reference; "
                      f"alerts when the excess exceeds {pct(r['threshold_excess'])}.")  # fmt: skip
+    for key, words in (("f1", "F1"), ("roc_auc", "ROC AUC")):
+        if key in e:  # the channel's values encode the metric; its mean and quantiles do not read as it
+            lines.append(f"{words}: {fmt(e[key]['reference'])} in the reference, {fmt(e[key]['current'])} in the window.")
     return "\n".join(lines)
 
 
+def breach_sign(detector: str) -> str:
+    """Which way a detector's statistic passes its threshold when it breaches: ``<`` for minimums, else ``>``.
+
+    >>> breach_sign("slo_recall"), breach_sign("auc_drop"), breach_sign("psi")
+    ('<', '<', '>')
+    """
+    return "<" if detector == "auc_drop" or SLO_WORDS.get(detector, ("", ""))[1] == "min" else ">"
+
+
 def _member_line(d: dict[str, Any]) -> str:
-    test = f"{d['name']} {fmt(d['statistic'])} > threshold {fmt(d['threshold'])}"
+    test = f"{d['name']} {fmt(d['statistic'])} {breach_sign(d['name'])} threshold {fmt(d['threshold'])}"
     if d.get("p_value") is not None:
         test += f" (p={d['p_value']:.3g})"
     return f"- {test}, {d['severity']} since {d['since']}: {MEANINGS.get(d['name'], d['name'])}."

@@ -7,24 +7,30 @@ here follow, one list per labelled prediction, in channel order:
 - classification: ``__recall__`` (on rows whose label is the positive class: 1 when predicted
   positive, else 0) and ``__precision__`` (on rows predicted positive: 1 when the label is
   positive). These are 0/1 success streams, so the rate detectors and SLOs apply (watching falls).
+  ``__f1__`` follows on rows that are a true positive, a false positive or a false negative (1
+  for a true positive, else 0; true negatives give nothing): its share J = TP / (TP + FP + FN)
+  rises and falls with F1 = 2J / (1 + J), which the SLO and the evidence read from the window.
   A binary model's positive class is ``positive_class`` (1 / ``True`` when unset); a multiclass
   model gets them, one class against the rest, only for a configured ``positive_class``;
 - binary with a score in [0, 1] (the probability of the positive class): ``__log_loss__``,
   -log p(label) with p clipped to [1e-6, 1] (so one row costs at most 13.8), and
   ``__calibration__``, score - label (the label as 0/1): its window mean is the
   calibration-in-the-large and its window gives the binned expected calibration error
-  (:func:`stream_monitor.core.detectors.calibration.ece`);
+  (:func:`stream_monitor.core.detectors.calibration.ece`); ``__roc_auc__``, score + 2 x label
+  (a negative's value is its score, a positive's its score + 2), from which the window's ROC AUC is
+  read (:func:`stream_monitor.core.detectors.auc.roc_auc`). One such value says nothing alone (no
+  change-point detector reads it); only window detectors watch that channel;
 - regression: ``__signed_error__``, prediction - label (its mean is the bias);
 - with a cost model (``cost``): ``__cost__``, the cost of each labelled prediction
   (:func:`classification_cost`, :func:`regression_cost`); its window mean x 1,000 is the cost
   per 1,000 predictions.
 
 >>> [(name, round(v, 6)) for name, v in classification_values("binary", 0.8, None, 1, None)]
-[('__recall__', 1.0), ('__precision__', 1.0), ('__log_loss__', 0.223144), ('__calibration__', -0.2)]
+[('__recall__', 1.0), ('__precision__', 1.0), ('__f1__', 1.0), ('__log_loss__', 0.223144), ('__calibration__', -0.2), ('__roc_auc__', 2.8)]
 >>> [(name, round(v, 6)) for name, v in classification_values("binary", 0.3, None, 0, None)]
-[('__log_loss__', 0.356675), ('__calibration__', 0.3)]
+[('__log_loss__', 0.356675), ('__calibration__', 0.3), ('__roc_auc__', 0.3)]
 >>> classification_values("multiclass", None, "cat", "cat", "cat")
-[('__recall__', 1.0), ('__precision__', 1.0)]
+[('__recall__', 1.0), ('__precision__', 1.0), ('__f1__', 1.0)]
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from stream_monitor.core.spec import CALIBRATION, LOG_LOSS, PRECISION, RECALL, SIGNED_ERROR, CostSpec, class_text
+from stream_monitor.core.spec import CALIBRATION, F1, LOG_LOSS, PRECISION, RECALL, ROC_AUC, SIGNED_ERROR, CostSpec, class_text
 
 PROBA_FLOOR = 1e-6
 """The smallest probability a log loss takes (a confident miss costs at most -log(1e-6) = 13.8)."""
@@ -89,7 +95,7 @@ def predicted_positive(task: str, score: Any, klass: Any, positive: Any) -> bool
 
 
 def classification_values(task: str, score: Any, klass: Any, label: Any, positive: Any) -> list[tuple[str, float]]:
-    """The recall, precision, log loss and calibration values of one labelled classification.
+    """The recall, precision, F1, log loss, calibration and ROC AUC values of one labelled classification.
 
     ``klass`` is the predicted class (``None``: a binary score, cut at 0.5, decides).
     """
@@ -102,11 +108,14 @@ def classification_values(task: str, score: Any, klass: Any, label: Any, positiv
             out.append((RECALL, 1.0 if predicted else 0.0))
         if predicted:
             out.append((PRECISION, 1.0 if actual else 0.0))
+        if actual or predicted:
+            out.append((F1, 1.0 if actual and predicted else 0.0))
     if task == "binary" and proba is not None:
         y = 1.0 if is_positive(label, positive) else 0.0
         p = proba if y else 1.0 - proba
         out.append((LOG_LOSS, -math.log(max(p, PROBA_FLOOR))))
         out.append((CALIBRATION, proba - y))
+        out.append((ROC_AUC, proba + 2.0 * y))
     return out
 
 

@@ -207,7 +207,7 @@ class SloMaeParams(DetectorParams):
 
 
 class SloShareParams(DetectorParams):
-    """Service level on a 0/1 success stream (recall, precision): the window's share of 1s at or above ``min``."""
+    """Service level on a metric in [0, 1] (recall, precision, F1, ROC AUC): the window's at or above ``min``."""
 
     min: Annotated[float | None, Field(ge=0, le=1)] = None
 
@@ -224,6 +224,15 @@ class EceParams(DetectorParams):
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     threshold: float | None = 0.05  # excess over the reference's ECE
     critical: float | None = 0.15
+
+
+class AucDropParams(DetectorParams):
+    """The window's ROC AUC below the reference's by at least ``threshold`` (AUC points) with a
+    one-sided p-value of at most ``max_p_value``; ``critical`` is a fall in AUC points too."""
+
+    threshold: float | None = 0.05
+    critical: float | None = 0.15
+    max_p_value: Annotated[float, Field(gt=0, le=1)] = 1e-3
 
 
 class CostIncreaseParams(DetectorParams):
@@ -277,6 +286,9 @@ DETECTOR_PARAMS: dict[str, DetectorSchema] = {
     "slo_mae": DetectorSchema(SloMaeParams, _NUM),
     "slo_recall": DetectorSchema(SloShareParams, _NUM),
     "slo_precision": DetectorSchema(SloShareParams, _NUM),
+    "slo_f1": DetectorSchema(SloShareParams, _NUM),
+    "slo_roc_auc": DetectorSchema(SloShareParams, _NUM),
+    "auc_drop": DetectorSchema(AucDropParams, _NUM),
     "slo_log_loss": DetectorSchema(SloMeanParams, _NUM),
     "ece": DetectorSchema(EceParams, _NUM),
     "cost_increase": DetectorSchema(CostIncreaseParams, _NUM),

@@ -28,11 +28,13 @@ ERROR_RATE = "__error_rate__"  # classification: 1 when the predicted class is w
 ABS_ERROR = "__abs_error__"  # regression: |prediction - label|
 RECALL = "__recall__"  # classification, rows whose label is the positive class: 1 when predicted positive
 PRECISION = "__precision__"  # classification, rows predicted positive: 1 when the label is positive
+F1 = "__f1__"  # classification, rows that are a true positive, false positive or false negative: 1 for a true positive
 LOG_LOSS = "__log_loss__"  # binary with a score: -log p(label), p clipped to [1e-6, 1]
 CALIBRATION = "__calibration__"  # binary with a score: score - label (its window gives the calibration error)
+ROC_AUC = "__roc_auc__"  # binary with a score: score + 2 x label (its window gives the ROC AUC)
 SIGNED_ERROR = "__signed_error__"  # regression: prediction - label (its mean is the bias)
 COST = "__cost__"  # the cost of each labelled prediction, by the model's cost model
-SCORED_CHANNELS = (RECALL, PRECISION, LOG_LOSS, CALIBRATION, SIGNED_ERROR, COST)
+SCORED_CHANNELS = (RECALL, PRECISION, F1, LOG_LOSS, CALIBRATION, ROC_AUC, SIGNED_ERROR, COST)
 """Performance channels added after ``__error_rate__`` / ``__abs_error__``, in channel order."""
 RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS)
 PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS)  # the label's distribution is the target's: performance, not data drift
@@ -83,7 +85,7 @@ class MaeSlo(_Spec):
 
 
 class MinSlo(_Spec):
-    """A share (recall, precision) of the window must stay at or above ``min``."""
+    """A share or score in [0, 1] (recall, precision, F1, ROC AUC) of the window must stay at or above ``min``."""
 
     min: float = Field(ge=0, le=1)
 
@@ -178,6 +180,8 @@ class SloSpec(_Spec):
     mae: MaeSlo | None = None
     recall: MinSlo | None = None
     precision: MinSlo | None = None
+    f1: MinSlo | None = None
+    roc_auc: MinSlo | None = None
     log_loss: MaxSlo | None = None
     cost: CostSlo | None = None
 
@@ -245,10 +249,12 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
 
     ``__error_rate__`` (0/1 errors) is watched by detectors that suit rates, on a window and a
     reference twice the model's (a rate needs more observations than a mean to show a shift of a
-    few points); ``__recall__`` and ``__precision__`` (0/1 successes) by the same detectors
-    watching falls; ``__abs_error__`` by the numeric drift detectors without the quality rates;
+    few points); ``__recall__``, ``__precision__`` and ``__f1__`` (0/1 successes) by the same
+    detectors watching falls; ``__abs_error__`` by the numeric drift detectors without the quality rates;
     ``__signed_error__`` and ``__log_loss__`` by the change-point detectors, ``__calibration__``
-    by the expected calibration error (``ece``), ``__cost__`` by a test of its mean's rise
+    by the expected calibration error (``ece``), ``__roc_auc__`` by the fall of the window's ROC
+    AUC (``auc_drop``; a window statistic only: its values are no stream a change-point detector can
+    read), ``__cost__`` by a test of its mean's rise
     (``cost_increase``, in the cost model's currency); all get the model's SLO checks. ``None`` for any other channel.
 
     >>> layer = performance_layer("__error_rate__", SloSpec(), DetectionSettings())
@@ -267,10 +273,10 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
         detectors = _with_slo(detectors, params, "slo_accuracy", slo.accuracy)
         detectors = _with_slo(detectors, params, "slo_error_rate", slo.error_rate)
         layer = _doubled(base)
-    elif channel in (RECALL, PRECISION):
+    elif channel in (RECALL, PRECISION, F1):
         params["adwin"] = {"threshold": 0.05}
         params.update((name, {"direction": "down"}) for name in _DIRECTED)
-        which = "recall" if channel == RECALL else "precision"
+        which = {RECALL: "recall", PRECISION: "precision", F1: "f1"}[channel]
         detectors = _with_slo(_RATE_DETECTORS, params, f"slo_{which}", getattr(slo, which))
         layer = _doubled(base)
     elif channel == ABS_ERROR:
@@ -279,6 +285,9 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
         detectors = ("adwin", "page_hinkley")
     elif channel == CALIBRATION:
         detectors = ("ece",)
+        layer = _doubled(base)
+    elif channel == ROC_AUC:
+        detectors = _with_slo(("auc_drop",), params, "slo_roc_auc", slo.roc_auc)
         layer = _doubled(base)
     elif channel == COST:
         currency = cost.currency if cost is not None else "EUR"

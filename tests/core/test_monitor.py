@@ -305,8 +305,10 @@ def test_zero_config_discovers_models_features_and_reserved_channels():
         "__error_rate__": "numeric",  # ... and, for a classifier, as its 0/1 error stream
         "__recall__": "numeric",  # ... its recall and precision as 0/1 success streams
         "__precision__": "numeric",
-        "__log_loss__": "numeric",  # ... and, with a probability, its log loss and calibration
+        "__f1__": "numeric",  # ... and F1's (true positives among TP, FP and FN)
+        "__log_loss__": "numeric",  # ... and, with a probability, its log loss, calibration and ROC AUC
         "__calibration__": "numeric",
+        "__roc_auc__": "numeric",
     }
     assert channel_types(monitor, "n") == {"__prediction__": "categorical", "__latency__": "numeric"}
     chans = monitor.models["m"].channels
@@ -417,7 +419,7 @@ def test_label_join_feeds_label_and_error_channels():
     assert len(monitor.pending_labels) == 2 * REF
     assert "__label__" not in monitor.models["m"].channels
     result = monitor.process_labels(label_records([(f"m-{i}", 1) for i in range(REF)]))
-    assert result.dead_letters == [] and result.channel_values == 6 * REF  # label, error, error rate, recall (every label is positive), log loss, calibration
+    assert result.dead_letters == [] and result.channel_values == 8 * REF  # label, error, error rate, recall, F1 (every label is positive), log loss, calibration, ROC AUC
     assert numeric_ref(monitor, "m", "__label__").sorted_sample.tolist() == [1.0] * REF
     assert numeric_ref(monitor, "m", "__error__").sorted_sample.tolist() == pytest.approx(sorted(abs(0.01 * i - 1) for i in range(REF)))
     assert monitor.models["m"].channels["__error_rate__"].observations == REF

@@ -224,7 +224,7 @@ def test_no_alert_over_100k_events_without_drift_with_every_default_detector() -
     spec = MonitorSpec.model_validate({"models": {
         "clf": {"cost": {"false_positive": 5, "false_negative": 120}}, "reg": {"cost": {"over_per_unit": 1, "under_per_unit": 3}},
     }})  # fmt: skip
-    assert {"__cost__", "__recall__", "__log_loss__", "__calibration__"} <= set(_monitor_with(spec, events[:200]).models["clf"].channels)
+    assert {"__cost__", "__recall__", "__f1__", "__log_loss__", "__calibration__", "__roc_auc__"} <= set(_monitor_with(spec, events[:200]).models["clf"].channels)
     assert {"__cost__", "__signed_error__"} <= set(_monitor_with(spec, events[:200]).models["reg"].channels)
     alerts = run(spec, events)
     assert alerts == [], [(a["model"], a["feature"], a["detector"]) for a in alerts][:10]

@@ -35,6 +35,7 @@ from stream_monitor.core.detectors.base import (
     WindowView,
     severity_of,
 )
+from stream_monitor.core.detectors.auc import AucDropDetector, SloRocAucDetector, build_auc_drop
 from stream_monitor.core.detectors.calibration import EceDetector, build_ece
 from stream_monitor.core.detectors.cost import CostIncreaseDetector, SloCostDetector, build_cost_increase
 from stream_monitor.core.detectors.ddm import DdmDetector, build_ddm
@@ -59,6 +60,7 @@ from stream_monitor.core.detectors.river_adapter import (
 from stream_monitor.core.detectors.slo import (
     SloAccuracyDetector,
     SloErrorRateDetector,
+    SloF1Detector,
     SloLogLossDetector,
     SloMaeDetector,
     SloPrecisionDetector,
@@ -130,6 +132,9 @@ REGISTRY: dict[str, DetectorKind] = {
         _kind("slo_mae", SloMaeDetector, "window"),
         _kind("slo_recall", SloRecallDetector, "window"),
         _kind("slo_precision", SloPrecisionDetector, "window"),
+        _kind("slo_f1", SloF1Detector, "window"),
+        _kind("slo_roc_auc", SloRocAucDetector, "window"),
+        _kind("auc_drop", build_auc_drop, "window"),
         _kind("slo_log_loss", SloLogLossDetector, "window"),
         _kind("ece", build_ece, "window"),
         _kind("cost_increase", build_cost_increase, "window"),
@@ -161,6 +166,7 @@ __all__ = [
     "AdwinDetector",
     "AdwinParams",
     "Chi2Detector",
+    "AucDropDetector",
     "Chi2Params",
     "CostIncreaseDetector",
     "DdmDetector",

@@ -3,7 +3,9 @@
 ``slo_accuracy`` and ``slo_error_rate`` watch a 0/1 error channel (``__error_rate__``; a value of
 at least 0.5 counts as an error), ``slo_mae`` an absolute-error channel (``__abs_error__``),
 ``slo_recall`` and ``slo_precision`` a 0/1 success channel (``__recall__``, ``__precision__``:
-the window's share of 1s against a minimum), ``slo_log_loss`` the per-row log loss
+the window's share of 1s against a minimum), ``slo_f1`` the F1 channel (``__f1__``: 2J / (1 + J)
+from the window's share J of true positives among true positives, false positives and false
+negatives, against a minimum), ``slo_log_loss`` the per-row log loss
 (``__log_loss__``: the window's mean against a maximum). The
 statistic is the window's metric (accuracy, error rate, mean absolute error) and the threshold
 the level it must respect, so an alert reads "accuracy 0.89 < 0.92". A check whose limits are
@@ -124,6 +126,33 @@ class SloPrecisionDetector(SloShareDetector):
     """The window's precision (``__precision__``: 1 per predicted positive that is positive) against ``min``."""
 
     name = "slo_precision"
+
+
+def f1_of_share(share: float) -> float:
+    """F1 from the share J = TP / (TP + FP + FN) of an ``__f1__`` window: 2J / (1 + J).
+
+    >>> f1_of_share(0.5), f1_of_share(1.0), f1_of_share(0.0)
+    (0.6666666666666666, 1.0, 0.0)
+    """
+    return 2.0 * share / (1.0 + share)
+
+
+class SloF1Detector(WindowDetector):
+    """The window's F1 (read from ``__f1__``'s share of true positives) against ``min``."""
+
+    name = "slo_f1"
+
+    def __init__(self, params: SloShareParams, reference: Reference) -> None:
+        super().__init__(params)
+
+    def evaluate(self, window: WindowView) -> Evaluation | None:
+        """The window's F1; a breach below ``min``."""
+        share = _error_rate(window)
+        minimum = self.params.min  # type: ignore[attr-defined]
+        if share is None or minimum is None:
+            return None
+        f1 = f1_of_share(share)
+        return Evaluation(f1, minimum, None, f1 < minimum, self.params.severity)
 
 
 class SloLogLossDetector(WindowDetector):
