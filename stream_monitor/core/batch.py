@@ -45,7 +45,8 @@ def extras(e: ev.InferenceEvent, prediction: Any, model: ModelMonitor) -> list[t
     """The (reserved channel, value) pairs of one event, in channel order.
 
     ``prediction`` (the event's, or the one a label joined to) and the label feed the model's
-    performance channels (:meth:`ModelMonitor.performance`).
+    performance channels (:meth:`ModelMonitor.performance`); the event's own prediction feeds the
+    label-free estimates (:meth:`ModelMonitor.estimates`) when they are enabled.
     """
     pred = e.prediction
     extra: list[tuple[str, Any]] = []
@@ -55,6 +56,8 @@ def extras(e: ev.InferenceEvent, prediction: Any, model: ModelMonitor) -> list[t
         extra.append((PREDICTION, pred))
     if e.latency_ms is not None:
         extra.append((LATENCY, e.latency_ms))
+    if pred is not None and model.calibration is not None:
+        extra.extend(model.estimates(pred))
     if e.label is not None:
         extra.append((LABEL, e.label))
         extra.extend(model.performance(prediction, e.label))

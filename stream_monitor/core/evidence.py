@@ -244,8 +244,9 @@ def performance_evidence(channel: str, ref: NumericReference, values: np.ndarray
         from stream_monitor.core.detectors.calibration import ece
 
         return {"ece": {"reference": num(ece(ref.sorted_sample)), "current": num(ece(values)) if values.size else None}}
-    if channel == "__cost__":
-        currency = getattr(settings.params("cost_increase"), "currency", "EUR") if settings is not None else "EUR"
+    if channel in ("__cost__", "__estimated_cost__"):
+        which = "cost_increase" if channel == "__cost__" else "slo_cost"
+        currency = getattr(settings.params(which), "currency", "EUR") if settings is not None else "EUR"
         current = float(values.mean()) * 1000.0 if values.size else None
         change = None if current is None else current - ref.mean * 1000.0
         return {"cost": {"currency": currency, "reference_per_1k": num(ref.mean * 1000.0), "current_per_1k": num(current),
@@ -274,6 +275,7 @@ _CHANNEL_WORDS = {
     "__prediction__": "prediction", "__latency__": "latency_ms", "__error__": "prediction error", "__label__": "label",
     "__recall__": "recall", "__precision__": "precision", "__log_loss__": "log loss", "__calibration__": "calibration",
     "__signed_error__": "signed error", "__cost__": "cost",
+    "__estimated_error_rate__": "estimated error rate", "__estimated_cost__": "estimated cost",
 }  # fmt: skip
 _SHARE_WORDS = {"__error__": "error rate", "__recall__": "recall", "__precision__": "precision"}
 """What the share of 1s of a 0/1 channel is called."""
@@ -386,6 +388,9 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
     if "rate" in e:
         return _rate_headline(e, firing)
     slo = slo_test(e["detector"], firing) if "detector" in e else None
+    if slo is not None and "estimate" in e:
+        slo = f"estimated {slo}{' ' + e['cost']['currency'] if 'cost' in e else ''}, {estimate_words(e['estimate'])}"
+        return slo, ""
     if slo is not None:
         if "cost" in e:
             return f"{slo} {e['cost']['currency']}", cost_headline(e, firing)
@@ -403,6 +408,20 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
             detail = ", ".join(p for p in (detail, f"RMSE {fmt(e['rmse']['reference'])} → {fmt(e['rmse']['current'])}") if p)
         return main, detail
     return _categorical_headline(e, firing)
+
+
+def estimate_words(est: dict[str, Any]) -> str:
+    """How an estimate was made and what the labels say so far, in words.
+
+    >>> estimate_words({"calibrated": False, "realised": None, "realised_count": 0})
+    'from probabilities (taken as calibrated: too few labels yet to calibrate them), no labels yet'
+    >>> estimate_words({"calibrated": True, "realised": 0.19, "realised_count": 1200})
+    'from calibrated probabilities; realised 0.19 over the latest 1,200 labels'
+    """
+    how = "from calibrated probabilities" if est["calibrated"] else "from probabilities (taken as calibrated: too few labels yet to calibrate them)"
+    if est["realised"] is None:
+        return f"{how}, no labels yet"
+    return f"{how}; realised {fmt(est['realised'])} over the latest {est['realised_count']:,} labels"
 
 
 def _side(e: dict[str, Any], which: str) -> str:

@@ -17,15 +17,28 @@ import structlog
 from stream_monitor.core import detectors as det
 from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
+from stream_monitor.core.estimate import Calibration, estimate_evidence, expected_cost, expected_error
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
-from stream_monitor.core.spec import ABS_ERROR, COST, ERROR, ERROR_RATE, PREDICTION, SCORED_CHANNELS, MonitorSpec, Task
+from stream_monitor.core.spec import (
+    ABS_ERROR,
+    COST,
+    ERROR,
+    ERROR_RATE,
+    ESTIMATED_CHANNELS,
+    ESTIMATED_COST,
+    ESTIMATED_ERROR_RATE,
+    PREDICTION,
+    SCORED_CHANNELS,
+    MonitorSpec,
+    Task,
+)
 
 log = structlog.get_logger("stream_monitor.core")
 
 _OUTPUT_PREFIX = PREDICTION + "."
 MAX_VERSIONS = 16  # model versions remembered per model (a version seen before changes nothing)
-_VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS))  # channels that restart with a new model version
+_VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS))  # channels that restart with a new model version
 
 
 class AllMissing(list):
@@ -194,6 +207,9 @@ class ModelMonitor:
         self.class_output = mspec.class_output if mspec else None
         self.positive_class = mspec.positive_class if mspec else None
         self.cost = mspec.cost if mspec else None
+        estimate = mspec.estimate if mspec else None
+        # label-free estimates: the calibration learned from the first labelled predictions
+        self.calibration = Calibration(estimate.bins, estimate.calibration_size) if estimate and estimate.enabled else None
         self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
         self._outputs: dict[tuple[str, ...], Outputs] = {}
         self._warned_outputs = False
@@ -244,12 +260,58 @@ class ModelMonitor:
             predicted = 1.0 if s >= 0.5 else 0.0
         out.append((ERROR_RATE, class_error(predicted, label)))
         positive = self.positive_class
+        if self.calibration is not None and self.task == "binary":
+            self._calibrate(score, label)
         out.extend(perf.classification_values(self.task, score, klass, label, positive))
         if self.cost is not None:
             cost = perf.classification_cost(self.cost, predicted, perf.predicted_positive(self.task, score, klass, positive), label, positive)
             if cost is not None:
                 out.append((COST, cost))
         return out
+
+    def _calibrate(self, score: Any, label: Any) -> None:
+        """Count a labelled probability in the calibration; once learned, the estimate channels restart their reference."""
+        p = perf.probability(score)
+        if p is None or self.calibration is None:
+            return
+        if self.calibration.learned:
+            return
+        self.dirty = True  # the counts are model state until the calibration is learned
+        if self.calibration.observe(p, perf.is_positive(label, self.positive_class)):
+            for name in ESTIMATED_CHANNELS:
+                if name in self.channels:
+                    self.reset_channel(name)
+            log.info("estimate_calibrated", model=self.model, labels=self.calibration.count, partition=self.partition)
+
+    def estimates(self, prediction: Any) -> list[tuple[str, float]]:
+        """The label-free estimates of one prediction: its expected error and (with a cost model) expected cost.
+
+        Only for a binary classifier (configured, inferred, or not yet known) whose prediction has
+        a probability in [0, 1], when ``estimate.enabled``. The decision is the class output, else
+        the probability cut at 0.5, as for ``__error_rate__``; the probability is calibrated by
+        :attr:`calibration` (as is, until it has learned).
+        """
+        cal = self.calibration
+        if cal is None or prediction is None or self.task not in (None, "binary"):
+            return []
+        score, klass = self._read_outputs(prediction)
+        p = perf.probability(score)
+        if p is None:
+            return []
+        decided = perf.predicted_positive("binary", p, klass, self.positive_class)
+        if decided is None:
+            return []
+        out = [(ESTIMATED_ERROR_RATE, expected_error(p, decided, cal))]
+        cost = self.cost
+        if cost is not None and cost.family == "binary":
+            out.append((ESTIMATED_COST, expected_cost(p, decided, cal, cost.false_positive or 0.0, cost.false_negative or 0.0)))
+        return out
+
+    def estimate_evidence(self, channel: str) -> dict[str, Any]:
+        """An estimate alert's evidence: the calibration's state and the realised metric's current window."""
+        realised = self.channels.get(ERROR_RATE if channel == ESTIMATED_ERROR_RATE else COST)
+        values = realised.window_values() if realised is not None else np.empty(0)
+        return estimate_evidence(channel, self.calibration, values)
 
     def switch_version(self, version: str) -> list[str]:
         """Start model version ``version``: its prediction and performance channels restart their reference.

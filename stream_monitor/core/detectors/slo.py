@@ -3,7 +3,8 @@
 ``slo_accuracy`` and ``slo_error_rate`` watch a 0/1 error channel (``__error_rate__``; a value of
 at least 0.5 counts as an error), ``slo_mae`` an absolute-error channel (``__abs_error__``),
 ``slo_recall`` and ``slo_precision`` a 0/1 success channel (``__recall__``, ``__precision__``:
-the window's share of 1s against a minimum), ``slo_log_loss`` the per-row log loss
+the window's share of 1s against a minimum; with ``expected`` set the values are expected errors
+and the error rate is their mean, as on ``__estimated_error_rate__``), ``slo_log_loss`` the per-row log loss
 (``__log_loss__``: the window's mean against a maximum). The
 statistic is the window's metric (accuracy, error rate, mean absolute error) and the threshold
 the level it must respect, so an alert reads "accuracy 0.89 < 0.92". A check whose limits are
@@ -35,9 +36,11 @@ if TYPE_CHECKING:
     from stream_monitor.core.settings import SloAccuracyParams, SloErrorRateParams, SloMaeParams, SloMeanParams, SloShareParams
 
 
-def _error_rate(window: WindowView) -> float | None:
+def _error_rate(window: WindowView, expected: bool = False) -> float | None:
     n = int(window.values.size)
-    return None if n == 0 else float(np.count_nonzero(window.values >= 0.5)) / n
+    if n == 0:
+        return None
+    return float(np.mean(window.values)) if expected else float(np.count_nonzero(window.values >= 0.5)) / n
 
 
 class SloAccuracyDetector(WindowDetector):
@@ -50,7 +53,7 @@ class SloAccuracyDetector(WindowDetector):
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
         """The window's accuracy; a breach below ``min``."""
-        rate = _error_rate(window)
+        rate = _error_rate(window, self.params.expected)  # type: ignore[attr-defined]
         minimum = self.params.min  # type: ignore[attr-defined]
         if rate is None or minimum is None:
             return None
@@ -74,7 +77,7 @@ class SloErrorRateDetector(WindowDetector):
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
         """The window's error rate; a breach above the tighter of the two limits."""
-        rate = _error_rate(window)
+        rate = _error_rate(window, self.params.expected)  # type: ignore[attr-defined]
         if rate is None or self.limit is None:
             return None
         return Evaluation(rate, self.limit, None, rate > self.limit, self.params.severity)
