@@ -234,3 +234,13 @@ def test_estimates_resume_from_a_checkpoint_as_if_uninterrupted() -> None:
     uninterrupted = alerts_of(None)
     assert any(b'"__estimated_error_rate__"' in a for a in uninterrupted)
     assert alerts_of(6000) == uninterrupted  # mid-calibration: 1,000 of its 2,000 labels counted
+
+
+def test_the_readme_example_is_what_the_code_produces() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    _, alerts = run_delayed(spec_of({"error_rate": {"max_relative_increase": 0.25}}), stream(1, [(12000, 3.0), (8000, 1.0)]))
+    (_, a), *_ = estimated(alerts)
+    assert orjson.dumps(a["annotations"]["summary"]).decode() in readme
+    assert orjson.dumps(a["evidence"]["estimate"]).decode().replace(",", ", ").replace(":", ": ") in readme
