@@ -240,6 +240,24 @@ class ModelSpec(_Spec):
             return []
         return ["score_output and class_output are not set: they are inferred from the first dict prediction (a warning is logged when ambiguous)"]
 
+    def estimate_notes(self) -> list[str]:
+        """What makes this model's ``estimate`` settings do less than a reader might think (for ``check-config``).
+
+        >>> ModelSpec(estimate=EstimateSpec(enabled=True), task="regression").estimate_notes()
+        ['estimate.enabled has no effect: label-free estimates are made for binary classifiers only']
+        >>> ModelSpec(estimate=EstimateSpec(enabled=True)).estimate_notes()
+        ['estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing']
+        >>> ModelSpec(estimate=EstimateSpec(enabled=True), slo=SloSpec(accuracy=AccuracySlo(min=0.9))).estimate_notes()
+        []
+        """
+        if not self.estimate.enabled:
+            return []
+        if self.task in ("multiclass", "regression"):
+            return ["estimate.enabled has no effect: label-free estimates are made for binary classifiers only"]
+        if self.slo.accuracy is None and self.slo.error_rate is None and self.slo.cost is None:
+            return ["estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing"]
+        return []
+
 
 _RATE_DETECTORS = ("ddm", "hddm_a", "adwin", "two_proportion")
 _DIRECTED = ("ddm", "hddm_a", "two_proportion")  # the rate detectors that watch one direction
