@@ -319,12 +319,15 @@ class ModelMonitor:
         Each of those channels is replaced by a fresh one (:meth:`reset_channel`: a warm-up
         reference, or the channel's configured baseline), keeping its open alert episodes; the
         switch raises no alert. Features, ``__label__`` (the target) and ``__latency__`` (a new
-        version's latency is worth comparing with the old one's) keep theirs. Returns the names reset.
+        version's latency is worth comparing with the old one's) keep theirs; the label-free
+        estimates' calibration is learned again. Returns the names reset.
         """
         self.versions = [*self.versions[-(MAX_VERSIONS - 1) :], version]
         reset = [name for name in self.channels if name == PREDICTION or name.startswith(_OUTPUT_PREFIX) or name in _VERSIONED]
         for name in reset:
             self.reset_channel(name)
+        if self.calibration is not None:  # a new version's probabilities are calibrated anew
+            self.calibration = Calibration(self.calibration.bins, self.calibration.size)
         self.dirty = True
         log.info("model_version_switched", model=self.model, version=version, partition=self.partition, channels=len(reset))
         return reset

@@ -244,3 +244,16 @@ def test_the_readme_example_is_what_the_code_produces() -> None:
     (_, a), *_ = estimated(alerts)
     assert orjson.dumps(a["annotations"]["summary"]).decode() in readme
     assert orjson.dumps(a["evidence"]["estimate"]).decode().replace(",", ", ").replace(":", ": ") in readme
+
+
+def test_a_new_model_version_learns_its_calibration_again() -> None:
+    events = stream(11, [(4500, 3.0)])
+    for i, e in enumerate(events):
+        e["model_version"] = "v1" if i < 3000 else "v2"
+    monitor = PartitionMonitor(spec_of(), partition=0)
+    inline = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
+    monitor.process(inline[:3000])
+    assert monitor.models["clf"].calibration.learned
+    monitor.process(inline[3000:])
+    cal = monitor.models["clf"].calibration
+    assert not cal.learned and cal.count == 1500  # the labels of v2 only
