@@ -116,27 +116,115 @@ def expected_cost(p: float, decided_positive: bool, cal: Calibration, false_posi
     return (1.0 - q) * false_positive if decided_positive else q * false_negative
 
 
-def estimate_evidence(channel: str, cal: Calibration | None, realised: Any) -> dict[str, Any]:
+BLOCK = 1000
+"""Labels per block of the realised metric shown next to an estimate (the latest complete block)."""
+
+_REALISED = ("__error_rate__", "__cost__")
+Snapshot = tuple[bool, bool, tuple[float, int] | None, tuple[float, int] | None]
+
+
+class Realised:
+    """What the labels said so far, as of each record of the batch being gathered.
+
+    The realised error rate and cost are kept in blocks of :data:`BLOCK` labelled predictions
+    (the latest complete block is shown). An alert is built after its whole batch was gathered,
+    so the state as of each record is remembered as the changes within the batch (``marks``):
+    what an alert says depends on its record only, not on where the batch boundaries fall.
+
+    >>> r = Realised()
+    >>> r.begin_batch(False)
+    >>> r.add(3, "__error_rate__", 1.0, False)
+    >>> r.at(2), r.at(3)
+    ((False, False, None, None), (False, True, None, None))
+    """
+
+    __slots__ = ("sums", "counts", "latest", "labels", "start", "marks")
+
+    def __init__(self) -> None:
+        self.sums = {name: 0.0 for name in _REALISED}
+        self.counts = {name: 0 for name in _REALISED}
+        self.latest: dict[str, tuple[float, int] | None] = {name: None for name in _REALISED}
+        self.labels = 0
+        self.start: Snapshot = (False, False, None, None)
+        self.marks: list[tuple[int, Snapshot]] = []
+
+    def snapshot(self, calibrated: bool) -> Snapshot:
+        """(calibrated, any label seen, latest error-rate block, latest cost block) now."""
+        return (calibrated, self.labels > 0, self.latest["__error_rate__"], self.latest["__cost__"])
+
+    def begin_batch(self, calibrated: bool) -> None:
+        """A new batch starts: what holds before its first record."""
+        self.start = self.snapshot(calibrated)
+        self.marks = []
+
+    def mark(self, row: int, calibrated: bool) -> None:
+        """Remember the state as of record ``row`` when it changed."""
+        snap = self.snapshot(calibrated)
+        if snap != (self.marks[-1][1] if self.marks else self.start):
+            self.marks.append((row, snap))
+
+    def add(self, row: int, name: str, value: float, calibrated: bool) -> None:
+        """One realised value (``__error_rate__``'s 0/1 error or ``__cost__``'s cost) of record ``row``."""
+        if name not in self.sums:
+            return
+        if name == "__error_rate__":
+            self.labels += 1
+        self.sums[name] += value
+        self.counts[name] += 1
+        if self.counts[name] >= BLOCK:
+            self.latest[name] = (self.sums[name] / self.counts[name], self.counts[name])
+            self.sums[name], self.counts[name] = 0.0, 0
+        self.mark(row, calibrated)
+
+    def at(self, row: int) -> Snapshot:
+        """The state as of record ``row`` of the batch."""
+        snap = self.start
+        for r, s in self.marks:
+            if r > row:
+                break
+            snap = s
+        return snap
+
+    def to_state(self) -> dict[str, Any]:
+        """The running blocks as plain numbers: ``{labels, sums, counts, latest}`` (one entry per realised channel)."""
+        return {"labels": self.labels, "sums": [self.sums[n] for n in _REALISED], "counts": [self.counts[n] for n in _REALISED],
+                "latest": [list(self.latest[n]) if self.latest[n] is not None else None for n in _REALISED]}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, obj: Any) -> Realised:
+        """Rebuild from :meth:`to_state`'s map; ``ValueError`` when it is not a consistent one."""
+        if not isinstance(obj, dict) or set(obj) != {"labels", "sums", "counts", "latest"}:
+            raise ValueError("realised: not a {labels, sums, counts, latest} map")
+        labels, sums, counts, latest = obj["labels"], obj["sums"], obj["counts"], obj["latest"]
+        n = len(_REALISED)
+        ok = type(labels) is int and labels >= 0 and all(isinstance(x, list) and len(x) == n for x in (sums, counts, latest))
+        ok = ok and all(type(v) is float for v in sums) and all(type(c) is int and 0 <= c < BLOCK for c in counts)
+        ok = ok and all(v is None or (isinstance(v, list) and len(v) == 2 and type(v[0]) is float and type(v[1]) is int) for v in latest)
+        if not ok:
+            raise ValueError("realised: malformed sums, counts or latest blocks")
+        r = cls()
+        r.labels = labels
+        for i, name in enumerate(_REALISED):
+            r.sums[name], r.counts[name] = sums[i], counts[i]
+            r.latest[name] = (latest[i][0], latest[i][1]) if latest[i] is not None else None
+        return r
+
+
+def estimate_evidence(channel: str, snap: Snapshot) -> dict[str, Any]:
     """What an alert on an estimate channel adds to its evidence: how the estimate was made, and the realised metric.
 
-    ``realised`` holds the window of the realised channel (``__error_rate__``'s 0/1 errors or
-    ``__cost__``'s costs, as an array; empty when no label has arrived): its mean is shown next to
-    the estimate (per 1,000 predictions for a cost).
+    ``snap`` is :meth:`Realised.at` the alert's record: the realised metric is the latest complete
+    block of labels (per 1,000 predictions for a cost), ``None`` before one.
 
-    >>> import numpy as np
-    >>> estimate_evidence("__estimated_error_rate__", Calibration(), np.array([]))
-    {'source': 'probabilities', 'calibrated': False, 'calibration_labels': 0, 'realised': None, 'realised_count': 0}
-    >>> estimate_evidence("__estimated_cost__", None, np.array([0.0, 10.0]))["realised"]
+    >>> estimate_evidence("__estimated_error_rate__", (False, False, None, None))
+    {'source': 'probabilities', 'calibrated': False, 'labels': False, 'realised': None, 'realised_count': 0}
+    >>> estimate_evidence("__estimated_cost__", (True, True, (0.1, 2000), (5.0, 1000)))["realised"]
     5000.0
     """
-    n = int(getattr(realised, "size", 0))
+    calibrated, labels, err, cost = snap
+    block = cost if channel == "__estimated_cost__" else err
     value = None
-    if n:
-        value = float(realised.mean()) * (1000.0 if channel == "__estimated_cost__" else 1.0)
-    return {
-        "source": "probabilities",
-        "calibrated": bool(cal is not None and cal.learned),
-        "calibration_labels": cal.count if cal is not None else 0,
-        "realised": value,
-        "realised_count": n,
-    }
+    if block is not None:
+        value = block[0] * (1000.0 if channel == "__estimated_cost__" else 1.0)
+    return {"source": "probabilities", "calibrated": calibrated, "labels": labels, "realised": value,
+            "realised_count": block[1] if block is not None else 0}  # fmt: skip

@@ -413,14 +413,14 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
 def estimate_words(est: dict[str, Any]) -> str:
     """How an estimate was made and what the labels say so far, in words.
 
-    >>> estimate_words({"calibrated": False, "realised": None, "realised_count": 0})
+    >>> estimate_words({"calibrated": False, "labels": False, "realised": None, "realised_count": 0})
     'from probabilities (taken as calibrated: too few labels yet to calibrate them), no labels yet'
-    >>> estimate_words({"calibrated": True, "realised": 0.19, "realised_count": 1200})
-    'from calibrated probabilities; realised 0.19 over the latest 1,200 labels'
+    >>> estimate_words({"calibrated": True, "labels": True, "realised": 0.19, "realised_count": 1000})
+    'from calibrated probabilities; realised 0.19 over the latest 1,000 labels'
     """
     how = "from calibrated probabilities" if est["calibrated"] else "from probabilities (taken as calibrated: too few labels yet to calibrate them)"
     if est["realised"] is None:
-        return f"{how}, no labels yet"
+        return f"{how}, {'too few labels yet for a realised figure' if est['labels'] else 'no labels yet'}"
     return f"{how}; realised {fmt(est['realised'])} over the latest {est['realised_count']:,} labels"
 
 

@@ -17,7 +17,7 @@ import structlog
 from stream_monitor.core import detectors as det
 from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
-from stream_monitor.core.estimate import Calibration, estimate_evidence, expected_cost, expected_error
+from stream_monitor.core.estimate import Calibration, Realised, estimate_evidence, expected_cost, expected_error
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
 from stream_monitor.core.spec import (
@@ -210,6 +210,9 @@ class ModelMonitor:
         estimate = mspec.estimate if mspec else None
         # label-free estimates: the calibration learned from the first labelled predictions
         self.calibration = Calibration(estimate.bins, estimate.calibration_size) if estimate and estimate.enabled else None
+        self.recalibrated = False  # the calibration was learned during the record being gathered
+        self.realised = Realised() if self.calibration is not None else None  # what the labels said, for estimate alerts
+        self.row = 0  # the record of the batch being gathered
         self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
         self._outputs: dict[tuple[str, ...], Outputs] = {}
         self._warned_outputs = False
@@ -267,6 +270,10 @@ class ModelMonitor:
             cost = perf.classification_cost(self.cost, predicted, perf.predicted_positive(self.task, score, klass, positive), label, positive)
             if cost is not None:
                 out.append((COST, cost))
+        if self.realised is not None and self.calibration is not None:
+            for name, value in out:
+                self.realised.add(self.row, name, value, self.calibration.learned)
+            self.dirty = True  # the realised blocks are model state
         return out
 
     def _calibrate(self, score: Any, label: Any) -> None:
@@ -278,6 +285,9 @@ class ModelMonitor:
             return
         self.dirty = True  # the counts are model state until the calibration is learned
         if self.calibration.observe(p, perf.is_positive(label, self.positive_class)):
+            self.recalibrated = True
+            if self.realised is not None:
+                self.realised.mark(self.row, True)
             for name in ESTIMATED_CHANNELS:
                 if name in self.channels:
                     self.reset_channel(name)
@@ -307,11 +317,15 @@ class ModelMonitor:
             out.append((ESTIMATED_COST, expected_cost(p, decided, cal, cost.false_positive or 0.0, cost.false_negative or 0.0)))
         return out
 
-    def estimate_evidence(self, channel: str) -> dict[str, Any]:
-        """An estimate alert's evidence: the calibration's state and the realised metric's current window."""
-        realised = self.channels.get(ERROR_RATE if channel == ESTIMATED_ERROR_RATE else COST)
-        values = realised.window_values() if realised is not None else np.empty(0)
-        return estimate_evidence(channel, self.calibration, values)
+    def begin_batch(self) -> None:
+        """A batch starts: the realised metrics as of its records are remembered from here."""
+        if self.realised is not None and self.calibration is not None:
+            self.realised.begin_batch(self.calibration.learned)
+
+    def estimate_evidence(self, channel: str, row: int) -> dict[str, Any]:
+        """An estimate alert's evidence as of record ``row`` of the batch: calibrated or not, and the realised metric."""
+        snap = self.realised.at(row) if self.realised is not None else (False, False, None, None)
+        return estimate_evidence(channel, snap)
 
     def switch_version(self, version: str) -> list[str]:
         """Start model version ``version``: its prediction and performance channels restart their reference.
@@ -328,6 +342,7 @@ class ModelMonitor:
             self.reset_channel(name)
         if self.calibration is not None:  # a new version's probabilities are calibrated anew
             self.calibration = Calibration(self.calibration.bins, self.calibration.size)
+            self.realised = Realised()
         self.dirty = True
         log.info("model_version_switched", model=self.model, version=version, partition=self.partition, channels=len(reset))
         return reset

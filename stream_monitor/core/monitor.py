@@ -300,6 +300,7 @@ class PartitionMonitor:
                     dropped = self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
                     if dropped is not None:
                         self._dropped_predictions(batch, row, d, dropped)
+                m.row = row
                 for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred, m)):
                     if name not in m.channels:
                         if value is None or m.channel(name, value) is None:
@@ -311,6 +312,8 @@ class PartitionMonitor:
                         first[key] = (row, 1, j)
                     col[0].append(value)
                     col[1].append(row)
+                if m.recalibrated:
+                    batch.restart_estimates(m)
                 if m.refused:
                     batch.refusals(self.limits, row, d, m)
                 if limits_open:
@@ -328,6 +331,7 @@ class PartitionMonitor:
         """A batch's feature block of model ``name``; None when unmonitored, ``_LIMITED`` when refused by the models limit."""
         m = self.model(name)
         if m is not None:
+            m.begin_batch()
             return FeatureBlock(m)
         limited = name not in self.models and name not in self.spec.models and self.spec.discover_models
         return _LIMITED if limited else None
@@ -440,7 +444,7 @@ class PartitionMonitor:
             if t.channel.startswith(PREDICTION) and t.transition != "resolved":
                 coinciding = drifting_features(m.channels.values(), d.event_time_ms, t.window_start_ms)
             elif t.channel in ESTIMATED_CHANNELS:
-                estimate = m.estimate_evidence(t.channel)
+                estimate = m.estimate_evidence(t.channel, t.row)
         spec = self.spec
         event = build_alert(
             t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, labels=labels,
@@ -461,7 +465,7 @@ class PartitionMonitor:
         items: dict[str, bytes] = {}
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
-                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels), m.versions, m.calibration)
+                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels), m.versions, m.calibration, m.realised)
                 m.dirty = False
             for ch_name, ch in m.channels.items():
                 if ch.dirty or not only_dirty:
@@ -529,6 +533,8 @@ class PartitionMonitor:
         cal = record.calibration
         if model.calibration is not None and cal is not None and (cal.bins, cal.size) == (model.calibration.bins, model.calibration.size):
             model.calibration = cal  # a changed bins / calibration_size starts the learning again
+        if model.realised is not None and record.realised is not None:
+            model.realised = record.realised
         for ch_name in record.channels:
             blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
             if blob_ch is None:

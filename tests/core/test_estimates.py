@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from stream_monitor.core import state
-from stream_monitor.core.estimate import Calibration
+from stream_monitor.core.estimate import Calibration, Realised
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
@@ -152,7 +152,7 @@ def test_before_any_label_the_alert_says_it_is_an_uncalibrated_estimate() -> Non
     words = f"estimated error rate {a['statistic']:.3g} > 0.22 (SLO max), from probabilities (taken as calibrated"
     assert words in summary and "no labels yet" in summary, summary
     assert "Estimated without labels" in a["annotations"]["description"]
-    assert a["evidence"]["estimate"] == {"source": "probabilities", "calibrated": False, "calibration_labels": 0, "realised": None, "realised_count": 0}
+    assert a["evidence"]["estimate"] == {"source": "probabilities", "calibrated": False, "labels": False, "realised": None, "realised_count": 0}
 
 
 def test_once_labels_came_the_alert_shows_the_realised_value_next_to_the_estimate() -> None:
@@ -214,6 +214,19 @@ def test_a_malformed_calibration_is_refused(bad: Any) -> None:
         state.decode_model(blob, "clf")
 
 
+def test_the_realised_blocks_round_trip_and_a_malformed_one_is_refused() -> None:
+    r = Realised()
+    r.begin_batch(False)
+    for i in range(1500):
+        r.add(i, "__error_rate__", float(i % 5 == 0), True)
+    back = state.decode_model(state.encode_model([], [], None, None, r), "clf").realised
+    assert back is not None and back.to_state() == r.to_state() and back.latest["__error_rate__"] == (0.2, 1000)
+    bad = {**r.to_state(), "counts": [5000, 0]}  # beyond a block
+    blob = state._pack({"format": state.FORMAT_VERSION, "kind": "model", "known_features": [], "channels": [], "realised": bad})
+    with pytest.raises(state.StateFormatError, match="realised"):
+        state.decode_model(blob, "clf")
+
+
 def test_estimates_resume_from_a_checkpoint_as_if_uninterrupted() -> None:
     spec = spec_of({"error_rate": {"max_relative_increase": 0.25}})
     events = stream(10, [(12000, 3.0), (6000, 1.0)])
@@ -257,3 +270,18 @@ def test_a_new_model_version_learns_its_calibration_again() -> None:
     monitor.process(inline[3000:])
     cal = monitor.models["clf"].calibration
     assert not cal.learned and cal.count == 1500  # the labels of v2 only
+
+
+@pytest.mark.parametrize("batch", [7, 333])
+def test_estimate_alerts_do_not_depend_on_batch_boundaries(batch: int) -> None:
+    events = stream(12, [(9000, 3.0), (5000, 1.0)])  # labels inline: the calibration is learned inside a batch
+    inline = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
+    spec = spec_of({"error_rate": {"max_relative_increase": 0.25}})
+
+    def alerts(size: int) -> list[bytes]:
+        monitor = PartitionMonitor(spec, partition=0)
+        return [a.payload for i in range(0, len(inline), size) for a in monitor.process(inline[i : i + size]).alerts]
+
+    reference = alerts(1000)
+    assert any(b'"__estimated_error_rate__"' in a for a in reference)
+    assert alerts(batch) == reference
