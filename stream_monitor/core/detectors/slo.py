@@ -1,11 +1,11 @@
 """Service-level checks in the metric's own units, evaluated on the channel's window.
 
 ``slo_accuracy`` and ``slo_error_rate`` watch a 0/1 error channel (``__error_rate__``; a value of
-at least 0.5 counts as an error), ``slo_mae`` an absolute-error channel (``__abs_error__``),
-``slo_recall`` and ``slo_precision`` a 0/1 success channel (``__recall__``, ``__precision__``:
-the window's share of 1s against a minimum; with ``expected`` set the values are expected errors
-and the error rate is their mean, as on ``__estimated_error_rate__``), ``slo_log_loss`` the per-row log loss
-(``__log_loss__``: the window's mean against a maximum). The
+at least 0.5 counts as an error), or with ``expected`` set an expected-error channel
+(``__estimated_error_rate__``: the error rate is the window's mean), ``slo_mae`` an
+absolute-error channel (``__abs_error__``), ``slo_recall`` and ``slo_precision`` a 0/1 success
+channel (``__recall__``, ``__precision__``: the window's share of 1s against a minimum),
+``slo_log_loss`` the per-row log loss (``__log_loss__``: the window's mean against a maximum). The
 statistic is the window's metric (accuracy, error rate, mean absolute error) and the threshold
 the level it must respect, so an alert reads "accuracy 0.89 < 0.92". A check whose limits are
 all unset never breaches.
