@@ -132,3 +132,17 @@ def test_a_shared_input_format_is_described_and_its_sample_read_with_it(tmp_path
     assert "sample's first record: 1 event: model churn, features" in out
     assert "WARNING: prediction: nothing at payload.scroe in the sample" in out
     assert any("models.churn.channels.tenrue" in w and "did you mean 'tenure'" in w for w in _warnings(out)), out
+
+
+def test_estimates_without_an_slo_or_on_a_regressor_are_warnings(tmp_path, capsys):
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(textwrap.dedent("""
+        models:
+          clf: {estimate: {enabled: true}}
+          guarded: {estimate: {enabled: true}, slo: {error_rate: {max: 0.2}}}
+          eta: {task: regression, estimate: {enabled: true}}
+    """))
+    warnings = _warnings(_check(capsys, str(cfg)))
+    assert any("models.clf.estimate.enabled: no accuracy, error_rate or cost SLO" in w for w in warnings), warnings
+    assert any("models.eta.estimate.enabled has no effect" in w for w in warnings), warnings
+    assert not [w for w in warnings if "models.guarded" in w], warnings

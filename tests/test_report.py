@@ -262,3 +262,16 @@ def test_alert_table_says_what_moved(demo_report: Path) -> None:
     table = page[page.index("<h2>Alert events") :]
     assert "<th>what moved</th>" in table
     assert "mean rose from" in table and "unseen categories" in table and "mean back to" in table
+
+
+def test_an_estimate_panel_draws_the_realised_metric_next_to_it() -> None:
+    c = ReportCollector()
+    c.add_evaluations(0, [EvaluationRecord("clf", "__error_rate__", "slo_error_rate", t, 0.17, 0.2, False) for t in range(0, 10_000, 1000)])
+    _firing(c, "clf", "__estimated_error_rate__", "slo_error_rate")
+    _firing(c, "clf", "x")
+    data = c.build({}, ReportMeta(source="estimates"))
+    panels = {p.channel: p for m in data.models for p in m.panels}
+    assert [s.points[0][1] for s in panels["__estimated_error_rate__"].realised] == [0.17]
+    assert panels["x"].realised == []
+    page = render_html(data)
+    assert page.count(">realised</text>") == 1 and "the realised metric from labels" in page

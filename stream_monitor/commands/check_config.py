@@ -127,6 +127,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             if m not in seen:
                 warnings.append(f"--sample {sample}: no record of model {m!r}")
     warnings = unknown_channels(cfg, known, checked) + warnings
+    warnings += [f"models.{m}.{note}" for m, model in cfg.models.items() for note in model.estimate_notes()]
     unchecked = [m for m, model in cfg.models.items() if m not in checked and any(not c.startswith("__") for c in model.channels)]
     if unchecked:
         warnings.append(

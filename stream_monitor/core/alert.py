@@ -9,6 +9,8 @@ monitor publishes (orjson, keys in contract order). Field names follow Alertmana
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -167,6 +169,8 @@ def _texts(
         if t.window_start_ms is not None and t.window_end_ms is not None:
             window = f"the last {t.window_count:,} observations, {format_event_time(t.window_start_ms)} → {format_event_time(t.window_end_ms)}"
         describe = evi.series_description if t.grouped else evi.description
+        if "estimate" in ev:
+            coinciding += f"\nEstimated without labels, {evi.estimate_words(ev['estimate'])}."
         description = describe(ev, firing, window) + coinciding + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}."
         return summary, description
     if not firing:
@@ -197,13 +201,16 @@ def build_alert(
     version: str,
     texts: tuple[str, str] | None = None,
     coinciding: list[dict[str, Any]] | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> AlertEvent:
     """The alert event of one page transition ``t``, raised at the record at ``position``.
 
     ``labels`` and ``annotations`` are the configured ones (the summary and description
     annotations are added here); ``texts`` replaces the default (summary, description).
     ``coinciding`` lists other channels drifting at the same time (``series.drift_entry``):
-    a firing prediction-drift page names them in its evidence and description.
+    a firing prediction-drift page names them in its evidence and description. ``estimate``
+    (an estimate channel's: :func:`stream_monitor.core.estimate.estimate_evidence`) goes into the
+    evidence as ``estimate``, and the texts say the figure is an estimate.
     """
     kind = kind_of(t.channel, t.quality)
     starts = t.episode_start_ms if t.episode_start_ms is not None else event_time_ms
@@ -213,6 +220,9 @@ def build_alert(
     if coinciding and firing and kind == "prediction_drift":
         evidence = {**(evidence or {}), "coinciding": coinciding}
         also = f"\nCoincides with drift in: {evi.drift_words(coinciding)}."
+    if estimate is not None and evidence is not None:
+        evidence = {**evidence, "estimate": estimate}
+        t = dataclasses.replace(t, evidence=evidence)
     summary, description = texts if texts is not None else _texts(t, kind, model, firing, labels, starts, also)
     e = t.evaluation
     return AlertEvent(

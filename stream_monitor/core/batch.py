@@ -15,7 +15,7 @@ from stream_monitor.core import events as ev
 from stream_monitor.core.channel import ChannelTrigger
 from stream_monitor.core.limits import ALL_MODELS, LimitGuard, limit_model
 from stream_monitor.core.model_monitor import ModelMonitor
-from stream_monitor.core.spec import LABEL, LATENCY, PREDICTION
+from stream_monitor.core.spec import ESTIMATED_CHANNELS, LABEL, LATENCY, PREDICTION
 
 
 def error_text(exc: BaseException) -> str:
@@ -45,7 +45,8 @@ def extras(e: ev.InferenceEvent, prediction: Any, model: ModelMonitor) -> list[t
     """The (reserved channel, value) pairs of one event, in channel order.
 
     ``prediction`` (the event's, or the one a label joined to) and the label feed the model's
-    performance channels (:meth:`ModelMonitor.performance`).
+    performance channels (:meth:`ModelMonitor.performance`); the event's own prediction feeds the
+    label-free estimates (:meth:`ModelMonitor.estimates`) when they are enabled.
     """
     pred = e.prediction
     extra: list[tuple[str, Any]] = []
@@ -55,6 +56,8 @@ def extras(e: ev.InferenceEvent, prediction: Any, model: ModelMonitor) -> list[t
         extra.append((PREDICTION, pred))
     if e.latency_ms is not None:
         extra.append((LATENCY, e.latency_ms))
+    if pred is not None and model.calibration is not None:
+        extra.extend(model.estimates(pred))
     if e.label is not None:
         extra.append((LABEL, e.label))
         extra.extend(model.performance(prediction, e.label))
@@ -96,6 +99,17 @@ class Batch:
                 continue
             self.columns[key] = ([values[i] for i in keep], [rows[i] for i in keep])
             self.first[key] = (rows[keep[0]], *self.first[key][1:])
+
+    def restart_estimates(self, m: ModelMonitor) -> None:
+        """Model ``m``'s calibration was learned at this record: its estimate channels restarted, so
+        the estimates gathered so far in this batch (made before) are dropped; the restarted
+        channels see only the records after this one, wherever the batch boundaries fall."""
+        for name in ESTIMATED_CHANNELS:
+            key = (m.model, name)
+            if key in self.columns:
+                del self.columns[key], self.first[key]
+                self.rows_arrays.pop(key, None)
+        m.recalibrated = False
 
     def limit_hit(self, guard: LimitGuard, row: int, d: ev.DecodedEvent, kind: str, n: int = 1) -> None:
         """Count ``n`` refusals of limit ``kind`` at a record; a firing limit alert when it starts an episode."""

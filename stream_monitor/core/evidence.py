@@ -257,8 +257,9 @@ def performance_evidence(channel: str, ref: NumericReference, values: np.ndarray
         from stream_monitor.core.detectors.auc import roc_auc
 
         return {"roc_auc": {"reference": num(roc_auc(ref.sorted_sample)), "current": num(roc_auc(values)) if values.size else None}}
-    if channel == "__cost__":
-        currency = getattr(settings.params("cost_increase"), "currency", "EUR") if settings is not None else "EUR"
+    if channel in ("__cost__", "__estimated_cost__"):
+        which = "cost_increase" if channel == "__cost__" else "slo_cost"
+        currency = getattr(settings.params(which), "currency", "EUR") if settings is not None else "EUR"
         current = float(values.mean()) * 1000.0 if values.size else None
         change = None if current is None else current - ref.mean * 1000.0
         return {"cost": {"currency": currency, "reference_per_1k": num(ref.mean * 1000.0), "current_per_1k": num(current),
@@ -288,6 +289,7 @@ _CHANNEL_WORDS = {
     "__recall__": "recall", "__precision__": "precision", "__log_loss__": "log loss", "__calibration__": "calibration",
     "__f1__": "F1", "__roc_auc__": "ROC AUC",
     "__signed_error__": "signed error", "__cost__": "cost",
+    "__estimated_error_rate__": "estimated error rate", "__estimated_cost__": "estimated cost",
 }  # fmt: skip
 _SHARE_WORDS = {"__error__": "error rate", "__recall__": "recall", "__precision__": "precision"}
 """What the share of 1s of a 0/1 channel is called."""
@@ -400,6 +402,9 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
     if "rate" in e:
         return _rate_headline(e, firing)
     slo = slo_test(e["detector"], firing) if "detector" in e else None
+    if slo is not None and "estimate" in e:
+        slo = f"estimated {slo}{' ' + e['cost']['currency'] if 'cost' in e else ''}, {estimate_words(e['estimate'])}"
+        return slo, ""
     if slo is not None:
         if "cost" in e:
             return f"{slo} {e['cost']['currency']}", cost_headline(e, firing)
@@ -434,6 +439,20 @@ def _score_headline(e: dict[str, Any], firing: bool) -> str:
                 return f"{words} back to {fmt(cur)} (reference {fmt(ref)})" if not firing else f"{words} {fmt(cur)} (reference {fmt(ref)})"
             return f"{words} {'fell' if cur < ref else 'rose'} from {fmt(ref)} to {fmt(cur)} ({_signed(cur - ref)})"
     return ""
+
+
+def estimate_words(est: dict[str, Any]) -> str:
+    """How an estimate was made and what the labels say so far, in words.
+
+    >>> estimate_words({"calibrated": False, "labels": False, "realised": None, "realised_count": 0})
+    'from probabilities (taken as calibrated: too few labels yet to calibrate them), no labels yet'
+    >>> estimate_words({"calibrated": True, "labels": True, "realised": 0.19, "realised_count": 1000})
+    'from calibrated probabilities; realised 0.19 over the latest 1,000 labels'
+    """
+    how = "from calibrated probabilities" if est["calibrated"] else "from probabilities (taken as calibrated: too few labels yet to calibrate them)"
+    if est["realised"] is None:
+        return f"{how}, {'too few labels yet for a realised figure' if est['labels'] else 'no labels yet'}"
+    return f"{how}; realised {fmt(est['realised'])} over the latest {est['realised_count']:,} labels"
 
 
 def _side(e: dict[str, Any], which: str) -> str:

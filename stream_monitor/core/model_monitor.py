@@ -17,15 +17,28 @@ import structlog
 from stream_monitor.core import detectors as det
 from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
+from stream_monitor.core.estimate import Calibration, Realised, estimate_evidence, expected_cost, expected_error
 from stream_monitor.core.reference import NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
-from stream_monitor.core.spec import ABS_ERROR, COST, ERROR, ERROR_RATE, PREDICTION, SCORED_CHANNELS, MonitorSpec, Task
+from stream_monitor.core.spec import (
+    ABS_ERROR,
+    COST,
+    ERROR,
+    ERROR_RATE,
+    ESTIMATED_CHANNELS,
+    ESTIMATED_COST,
+    ESTIMATED_ERROR_RATE,
+    PREDICTION,
+    SCORED_CHANNELS,
+    MonitorSpec,
+    Task,
+)
 
 log = structlog.get_logger("stream_monitor.core")
 
 _OUTPUT_PREFIX = PREDICTION + "."
 MAX_VERSIONS = 16  # model versions remembered per model (a version seen before changes nothing)
-_VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS))  # channels that restart with a new model version
+_VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS))  # channels that restart with a new model version
 
 
 class AllMissing(list):
@@ -194,6 +207,12 @@ class ModelMonitor:
         self.class_output = mspec.class_output if mspec else None
         self.positive_class = mspec.positive_class if mspec else None
         self.cost = mspec.cost if mspec else None
+        estimate = mspec.estimate if mspec else None
+        # label-free estimates: the calibration learned from the first labelled predictions
+        self.calibration = Calibration(estimate.bins, estimate.calibration_size) if estimate and estimate.enabled else None
+        self.recalibrated = False  # the calibration was learned during the record being gathered
+        self.realised = Realised() if self.calibration is not None else None  # what the labels said, for estimate alerts
+        self.row = 0  # the record of the batch being gathered
         self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
         self._outputs: dict[tuple[str, ...], Outputs] = {}
         self._warned_outputs = False
@@ -244,12 +263,69 @@ class ModelMonitor:
             predicted = 1.0 if s >= 0.5 else 0.0
         out.append((ERROR_RATE, class_error(predicted, label)))
         positive = self.positive_class
+        if self.calibration is not None and self.task == "binary":
+            self._calibrate(score, label)
         out.extend(perf.classification_values(self.task, score, klass, label, positive))
         if self.cost is not None:
             cost = perf.classification_cost(self.cost, predicted, perf.predicted_positive(self.task, score, klass, positive), label, positive)
             if cost is not None:
                 out.append((COST, cost))
+        if self.realised is not None and self.calibration is not None:
+            for name, value in out:
+                self.realised.add(self.row, name, value, self.calibration.learned)
+            self.dirty = True  # the realised blocks are model state
         return out
+
+    def _calibrate(self, score: Any, label: Any) -> None:
+        """Count a labelled probability in the calibration; once learned, the estimate channels restart their reference."""
+        p = perf.probability(score)
+        if p is None or self.calibration is None:
+            return
+        if self.calibration.learned:
+            return
+        self.dirty = True  # the counts are model state until the calibration is learned
+        if self.calibration.observe(p, perf.is_positive(label, self.positive_class)):
+            self.recalibrated = True
+            if self.realised is not None:
+                self.realised.mark(self.row, True)
+            for name in ESTIMATED_CHANNELS:
+                if name in self.channels:
+                    self.reset_channel(name)
+            log.info("estimate_calibrated", model=self.model, labels=self.calibration.count, partition=self.partition)
+
+    def estimates(self, prediction: Any) -> list[tuple[str, float]]:
+        """The label-free estimates of one prediction: its expected error and (with a cost model) expected cost.
+
+        Only for a binary classifier (configured, inferred, or not yet known) whose prediction has
+        a probability in [0, 1], when ``estimate.enabled``. The decision is the class output, else
+        the probability cut at 0.5, as for ``__error_rate__``; the probability is calibrated by
+        :attr:`calibration` (as is, until it has learned).
+        """
+        cal = self.calibration
+        if cal is None or prediction is None or self.task not in (None, "binary"):
+            return []
+        score, klass = self._read_outputs(prediction)
+        p = perf.probability(score)
+        if p is None:
+            return []
+        decided = perf.predicted_positive("binary", p, klass, self.positive_class)
+        if decided is None:
+            return []
+        out = [(ESTIMATED_ERROR_RATE, expected_error(p, decided, cal))]
+        cost = self.cost
+        if cost is not None and cost.family == "binary":
+            out.append((ESTIMATED_COST, expected_cost(p, decided, cal, cost.false_positive or 0.0, cost.false_negative or 0.0)))
+        return out
+
+    def begin_batch(self) -> None:
+        """A batch starts: the realised metrics as of its records are remembered from here."""
+        if self.realised is not None and self.calibration is not None:
+            self.realised.begin_batch(self.calibration.learned)
+
+    def estimate_evidence(self, channel: str, row: int) -> dict[str, Any]:
+        """An estimate alert's evidence as of record ``row`` of the batch: calibrated or not, and the realised metric."""
+        snap = self.realised.at(row) if self.realised is not None else (False, False, None, None)
+        return estimate_evidence(channel, snap)
 
     def switch_version(self, version: str) -> list[str]:
         """Start model version ``version``: its prediction and performance channels restart their reference.
@@ -257,12 +333,16 @@ class ModelMonitor:
         Each of those channels is replaced by a fresh one (:meth:`reset_channel`: a warm-up
         reference, or the channel's configured baseline), keeping its open alert episodes; the
         switch raises no alert. Features, ``__label__`` (the target) and ``__latency__`` (a new
-        version's latency is worth comparing with the old one's) keep theirs. Returns the names reset.
+        version's latency is worth comparing with the old one's) keep theirs; the label-free
+        estimates' calibration is learned again. Returns the names reset.
         """
         self.versions = [*self.versions[-(MAX_VERSIONS - 1) :], version]
         reset = [name for name in self.channels if name == PREDICTION or name.startswith(_OUTPUT_PREFIX) or name in _VERSIONED]
         for name in reset:
             self.reset_channel(name)
+        if self.calibration is not None:  # a new version's probabilities are calibrated anew
+            self.calibration = Calibration(self.calibration.bins, self.calibration.size)
+            self.realised = Realised()
         self.dirty = True
         log.info("model_version_switched", model=self.model, version=version, partition=self.partition, channels=len(reset))
         return reset

@@ -39,7 +39,7 @@ from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_orde
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
-from stream_monitor.core.spec import PREDICTION, MonitorSpec
+from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -305,6 +305,7 @@ class PartitionMonitor:
                     dropped = self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
                     if dropped is not None:
                         self._dropped_predictions(batch, row, d, dropped)
+                m.row = row
                 for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred, m)):
                     if name not in m.channels:
                         if value is None or m.channel(name, value) is None:
@@ -316,6 +317,8 @@ class PartitionMonitor:
                         first[key] = (row, 1, j)
                     col[0].append(value)
                     col[1].append(row)
+                if m.recalibrated:
+                    batch.restart_estimates(m)
                 if m.refused:
                     batch.refusals(self.limits, row, d, m)
                 if limits_open:
@@ -333,6 +336,7 @@ class PartitionMonitor:
         """A batch's feature block of model ``name``; None when unmonitored, ``_LIMITED`` when refused by the models limit."""
         m = self.model(name)
         if m is not None:
+            m.begin_batch()
             return FeatureBlock(m)
         limited = name not in self.models and name not in self.spec.models and self.spec.discover_models
         return _LIMITED if limited else None
@@ -426,9 +430,10 @@ class PartitionMonitor:
     def _alert(self, t: ChannelTrigger, d: ev.DecodedEvent, pos: ev.SourcePosition) -> Alert:
         """The alert of one transition at record ``d``: a channel's, or a limit's (on ``__limits__``).
 
-        A prediction channel's firing page also names the model's features drifting at that time.
+        A prediction channel's firing page also names the model's features drifting at that time;
+        an estimate channel's alert says how the estimate was made and what the labels say so far.
         """
-        coinciding = None
+        coinciding = estimate = None
         if t.channel == LIMITS_CHANNEL:
             model = limit_model(t.detector, d.event.model)
             m = self.models.get(model)
@@ -443,10 +448,13 @@ class PartitionMonitor:
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
             if t.channel.startswith(PREDICTION) and t.transition != "resolved":
                 coinciding = drifting_features(m.channels.values(), d.event_time_ms, t.window_start_ms)
+            elif t.channel in ESTIMATED_CHANNELS:
+                estimate = m.estimate_evidence(t.channel, t.row)
         spec = self.spec
         event = build_alert(
             t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, labels=labels,
             annotations=annotations, instance=spec.instance, version=spec.version, texts=texts, coinciding=coinciding,
+            estimate=estimate,
         )  # fmt: skip
         self.log.info(
             "alert", model=model, channel=t.channel, detector=t.detector, status=event.status, severity=event.severity,
@@ -462,7 +470,7 @@ class PartitionMonitor:
         items: dict[str, bytes] = {}
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
-                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels), m.versions)
+                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels), m.versions, m.calibration, m.realised)
                 m.dirty = False
             for ch_name, ch in m.channels.items():
                 if ch.dirty or not only_dirty:
@@ -527,6 +535,11 @@ class PartitionMonitor:
             return
         model.known_features = list(record.known_features)
         model.versions = list(record.versions)
+        cal = record.calibration
+        if model.calibration is not None and cal is not None and (cal.bins, cal.size) == (model.calibration.bins, model.calibration.size):
+            model.calibration = cal  # a changed bins / calibration_size starts the learning again
+        if model.realised is not None and record.realised is not None:
+            model.realised = record.realised
         for ch_name in record.channels:
             blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
             if blob_ch is None:

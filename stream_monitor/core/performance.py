@@ -78,6 +78,15 @@ def _proba(score: Any) -> float | None:
     return s if s is not None and 0.0 <= s <= 1.0 else None
 
 
+def probability(score: Any) -> float | None:
+    """A score as a probability: a number in [0, 1], else ``None``.
+
+    >>> probability(0.25), probability(1.5), probability("0.2")
+    (0.25, None, None)
+    """
+    return _proba(score)
+
+
 def predicted_positive(task: str, score: Any, klass: Any, positive: Any) -> bool | None:
     """Whether a prediction is the positive class: its class output, else (binary) its score cut at 0.5.
 

@@ -190,6 +190,7 @@ class SloAccuracyParams(DetectorParams):
     """Service level: the window's accuracy (1 - error rate) must stay at or above ``min``."""
 
     min: Annotated[float | None, Field(ge=0, le=1)] = None
+    expected: bool = False  # values are expected errors in [0, 1] (estimates): the error rate is their mean
 
 
 class SloErrorRateParams(DetectorParams):
@@ -198,6 +199,7 @@ class SloErrorRateParams(DetectorParams):
 
     max: Annotated[float | None, Field(ge=0, le=1)] = None
     max_relative_increase: Annotated[float | None, Field(ge=0)] = None
+    expected: bool = False  # values are expected errors in [0, 1] (estimates): the error rate is their mean
 
 
 class SloMaeParams(DetectorParams):

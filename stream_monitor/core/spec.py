@@ -36,8 +36,12 @@ SIGNED_ERROR = "__signed_error__"  # regression: prediction - label (its mean is
 COST = "__cost__"  # the cost of each labelled prediction, by the model's cost model
 SCORED_CHANNELS = (RECALL, PRECISION, F1, LOG_LOSS, CALIBRATION, ROC_AUC, SIGNED_ERROR, COST)
 """Performance channels added after ``__error_rate__`` / ``__abs_error__``, in channel order."""
-RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS)
-PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS)  # the label's distribution is the target's: performance, not data drift
+ESTIMATED_ERROR_RATE = "__estimated_error_rate__"  # binary with a score, no label needed: the expected error of the decision
+ESTIMATED_COST = "__estimated_cost__"  # the expected cost of the decision, by the model's cost model
+ESTIMATED_CHANNELS = (ESTIMATED_ERROR_RATE, ESTIMATED_COST)
+"""Label-free estimates, fed on every prediction with a probability (``estimate.enabled``)."""
+RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS)
+PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS)  # the label's distribution is the target's: performance, not data drift
 """Reserved channels whose alerts are ``performance`` alerts."""
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -186,6 +190,21 @@ class SloSpec(_Spec):
     cost: CostSlo | None = None
 
 
+class EstimateSpec(_Spec):
+    """Label-free estimates of a binary classifier with a probability output (off unless ``enabled``).
+
+    Every prediction feeds ``__estimated_error_rate__`` (its expected error, from the calibrated
+    probability) and, with a ``cost`` model, ``__estimated_cost__``; the model's ``accuracy`` /
+    ``error_rate`` and ``cost`` SLOs guard them like the realised metrics. The calibration is
+    histogram binning over ``bins`` score bins, learned from the first ``calibration_size``
+    labelled predictions; until then the scores are taken as calibrated.
+    """
+
+    enabled: bool = False
+    bins: int = Field(default=10, ge=2, le=100)
+    calibration_size: int = Field(default=2000, ge=10)
+
+
 class ModelSpec(_Spec):
     """One model: owners (labels), runbook (annotations), baseline, channel overrides, and what its outputs mean.
 
@@ -211,6 +230,7 @@ class ModelSpec(_Spec):
     positive_class: bool | int | str | None = None  # recall / precision's positive class: 1 (or True) when unset
     cost: CostSpec | None = None  # what wrong predictions cost: the __cost__ channel
     slo: SloSpec = SloSpec()
+    estimate: EstimateSpec = EstimateSpec()  # label-free estimates from the probabilities
 
     def output_notes(self) -> list[str]:
         """What a reader of the config should know about this model's outputs (for ``check-config``).
@@ -223,6 +243,24 @@ class ModelSpec(_Spec):
         if self.score_output or self.class_output:
             return []
         return ["score_output and class_output are not set: they are inferred from the first dict prediction (a warning is logged when ambiguous)"]
+
+    def estimate_notes(self) -> list[str]:
+        """What makes this model's ``estimate`` settings do less than a reader might think (for ``check-config``).
+
+        >>> ModelSpec(estimate=EstimateSpec(enabled=True), task="regression").estimate_notes()
+        ['estimate.enabled has no effect: label-free estimates are made for binary classifiers only']
+        >>> ModelSpec(estimate=EstimateSpec(enabled=True)).estimate_notes()
+        ['estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing']
+        >>> ModelSpec(estimate=EstimateSpec(enabled=True), slo=SloSpec(accuracy=AccuracySlo(min=0.9))).estimate_notes()
+        []
+        """
+        if not self.estimate.enabled:
+            return []
+        if self.task in ("multiclass", "regression"):
+            return ["estimate.enabled has no effect: label-free estimates are made for binary classifiers only"]
+        if self.slo.accuracy is None and self.slo.error_rate is None and self.slo.cost is None:
+            return ["estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing"]
+        return []
 
 
 _RATE_DETECTORS = ("ddm", "hddm_a", "adwin", "two_proportion")
@@ -255,7 +293,10 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     by the expected calibration error (``ece``), ``__roc_auc__`` by the fall of the window's ROC
     AUC (``auc_drop``; a window statistic only: its values are no stream a change-point detector can
     read), ``__cost__`` by a test of its mean's rise
-    (``cost_increase``, in the cost model's currency); all get the model's SLO checks. ``None`` for any other channel.
+    (``cost_increase``, in the cost model's currency); all get the model's SLO checks.
+    ``__estimated_error_rate__`` and ``__estimated_cost__`` (expected errors and costs, no
+    labels) get only the SLO checks of the realised metric, the error rate read as the window's
+    mean (``expected``). ``None`` for any other channel.
 
     >>> layer = performance_layer("__error_rate__", SloSpec(), DetectionSettings())
     >>> layer["numeric_detectors"], layer["window"], layer["reference"]["size"]
@@ -296,6 +337,21 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
         if slo.cost is not None:
             detectors += ("slo_cost",)
             params["slo_cost"] = {**slo.cost.model_dump(), "currency": currency}
+        layer = _doubled(base)
+    elif channel == ESTIMATED_ERROR_RATE:
+        detectors = ()
+        if slo.accuracy is not None:
+            detectors += ("slo_accuracy",)
+            params["slo_accuracy"] = {**slo.accuracy.model_dump(), "expected": True}
+        if slo.error_rate is not None:
+            detectors += ("slo_error_rate",)
+            params["slo_error_rate"] = {**slo.error_rate.model_dump(), "expected": True}
+        layer = _doubled(base)
+    elif channel == ESTIMATED_COST:
+        detectors = ()
+        if slo.cost is not None:
+            detectors = ("slo_cost",)
+            params["slo_cost"] = {**slo.cost.model_dump(), "currency": cost.currency if cost is not None else "EUR"}
         layer = _doubled(base)
     elif channel == LOG_LOSS:
         detectors = _with_slo(("adwin", "page_hinkley"), params, "slo_log_loss", slo.log_loss)
@@ -391,7 +447,7 @@ class MonitorSpec(_Spec):
         return _channel_settings(base, spec, channel_type) if spec else base
 
 
-_LAYERED = frozenset((ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS))
+_LAYERED = frozenset((ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS))
 
 
 def _channel_settings(base: DetectionSettings, spec: ChannelSpec, channel_type: ChannelType) -> DetectionSettings:

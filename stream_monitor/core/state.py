@@ -15,7 +15,10 @@ Items (all maps; ``f8``/``i8``/``i4``/``u1`` are byte strings of little-endian f
 int32, uint8 arrays):
 
 - model ``{format, kind: "model", model, known_features: [str], channels: [str], versions: [str]}``
-  (``versions``, the model versions seen, oldest first, only when some were)
+  (``versions``, the model versions seen, oldest first, only when some were; ``calibration:
+  {bins, size, n: [int], pos: [int]}`` and ``realised: {labels, sums, counts, latest}``, the
+  label-free estimates' calibration and the realised metrics shown next to them, only when the
+  model has estimates on)
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
   since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | numeric
   {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
@@ -48,7 +51,7 @@ Anything that does not decode, has another format version or fails a check raise
 
 >>> blob = encode_model(["x", "y"], ["x"], ["v1"])
 >>> decode_model(blob, "m")
-ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'])
+ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'], calibration=None, realised=None)
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
@@ -68,6 +71,7 @@ import numpy as np
 
 from stream_monitor.core import detectors as det
 from stream_monitor.core.channel import ChannelMonitor, OpenEpisode, open_pages
+from stream_monitor.core.estimate import Calibration, Realised
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
 from stream_monitor.core.series import AlertSeries
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
@@ -208,13 +212,26 @@ class ModelRecord(NamedTuple):
     known_features: list[str]
     channels: list[str]
     versions: list[str] = []  # the model versions seen, oldest first (the last is the current one)
+    calibration: Calibration | None = None  # the label-free estimates' calibration, when estimates are on
+    realised: Realised | None = None  # the realised metrics shown next to the estimates
 
 
-def encode_model(known_features: list[str], channels: list[str], versions: list[str] | None = None) -> bytes:
-    """The state item of one model (its channels have items of their own); ``versions`` only when some were seen."""
+def encode_model(
+    known_features: list[str],
+    channels: list[str],
+    versions: list[str] | None = None,
+    calibration: Calibration | None = None,
+    realised: Realised | None = None,
+) -> bytes:
+    """The state item of one model (its channels have items of their own); ``versions`` only when some were
+    seen, ``calibration`` (plain counts) only when the model has one."""
     item: dict[str, Any] = {"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)}
     if versions:
         item["versions"] = list(versions)
+    if calibration is not None:
+        item["calibration"] = calibration.to_state()
+    if realised is not None:
+        item["realised"] = realised.to_state()
     return _pack(item)
 
 
@@ -225,7 +242,19 @@ def decode_model(blob: bytes, model: str) -> ModelRecord:
     if len(set(channels)) != len(channels) or len(set(known)) != len(known):
         raise f.fail("channels", "duplicate names")
     versions = f.strings("versions") if "versions" in f.obj else []
-    return ModelRecord(known, channels, versions)
+    calibration = None
+    if "calibration" in f.obj:
+        try:
+            calibration = Calibration.from_state(f.obj["calibration"])
+        except ValueError as exc:
+            raise f.fail("calibration", str(exc)) from None
+    realised = None
+    if "realised" in f.obj:
+        try:
+            realised = Realised.from_state(f.obj["realised"])
+        except ValueError as exc:
+            raise f.fail("realised", str(exc)) from None
+    return ModelRecord(known, channels, versions, calibration, realised)
 
 
 # ------------------------------------------------------------------ label-join item

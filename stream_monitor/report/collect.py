@@ -25,6 +25,8 @@ from stream_monitor.core.monitor import PartitionMonitor
 MAX_ALERT_ROWS = 300
 
 SeriesKey = tuple[str, str, str, int]  # model, channel, detector, partition
+REALISED = {"__estimated_error_rate__": "__error_rate__", "__estimated_cost__": "__cost__"}
+"""The channel whose labels realise an estimate channel's metric (its panel draws both)."""
 
 # ------------------------------------------------------------------------------- collection
 class Downsampler:
@@ -163,6 +165,7 @@ class Panel:
     fired: int
     resolved: int
     first_ms: int
+    realised: list[Series] = field(default_factory=list)  # an estimate's panel: the realised metric's same detector
 
     @property
     def slug(self) -> str:
@@ -394,6 +397,10 @@ class ReportCollector:
         return ep
 
     # ----------------------------------------------------------------- build
+    def _series_of(self, model: str, channel: str, detector: str) -> list[Series]:
+        """The downsampled series of one (model, channel, detector), by partition."""
+        return [Series(k[3], d.points(), d.threshold, d.count, d.breaches) for k, d in sorted(self.series.items()) if k[:3] == (model, channel, detector)]
+
     def build(self, monitors: dict[int, PartitionMonitor], meta: ReportMeta) -> ReportData:
         """Assemble the report from the collected data and the monitors' channels."""
         start, end = self.first_ms, self.last_ms
@@ -447,15 +454,12 @@ class ReportCollector:
         panel_keys = sorted({(e.model, e.channel, d) for e in self.episodes for d in e.detectors})
         for model_name, ch_name, detector in panel_keys:
             eps = [e for e in episodes_by_model[model_name] if e.channel == ch_name and detector in e.detectors]
-            series = [
-                Series(k[3], d.points(), d.threshold, d.count, d.breaches)
-                for k, d in sorted(self.series.items())
-                if k[:3] == (model_name, ch_name, detector)
-            ]
+            series = self._series_of(model_name, ch_name, detector)
             fired, resolved = self.counts.get((model_name, ch_name, detector)) or [len(eps), sum(e.end_ms is not None for e in eps)]
             ref_text = _reference_text(self.references.get((model_name, ch_name, detector), set()), None)
+            realised = self._series_of(model_name, REALISED[ch_name], detector) if ch_name in REALISED else []
             panels_by_model[model_name].append(
-                Panel(model_name, ch_name, detector, eps[0].kind, series, eps, ref_text, fired, resolved, min(e.start_ms for e in eps))
+                Panel(model_name, ch_name, detector, eps[0].kind, series, eps, ref_text, fired, resolved, min(e.start_ms for e in eps), realised)
             )
         models: list[ModelReport] = []
         for name in sorted({m for m, _ in rows} | set(episodes_by_model)):

@@ -126,6 +126,7 @@ def _panel_caption(p: Panel, span: int) -> str:
         f"statistic vs threshold {esc(thr_text)} (dashed); reference: {esc(p.reference)}; "
         f"{p.fired} fired, {p.resolved} resolved; firing {esc('; '.join(spans) + more)}; "
         f"{evals:,} evaluations ({esc(parts)})"
+        + ("<br><span class=muted>an estimate from probabilities (solid) with the realised metric from labels (dashed grey)</span>" if p.realised else "")
         + (
             "<br><span class=muted>a change-point detector: its statistic is the size of the shift (in reference sd), reported from the trip until the level is back</span>"
             if p.detector in CHANGE_POINT_DETECTORS

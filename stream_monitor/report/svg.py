@@ -195,7 +195,7 @@ def panel_svg(panel: Panel, start: int, end: int, width: int = 640, height: int 
     """The statistic over event time, the threshold (dashed) and the firing spans (shaded)."""
     left, right, top, bottom = 58, 14, 10, 30
     xs = _XScale(start, end, left, width - right)
-    values = [v for s in panel.series for _, v in s.points]
+    values = [v for s in (*panel.series, *panel.realised) for _, v in s.points]
     thresholds = [s.threshold for s in panel.series if s.threshold is not None]
     lo = min(values + thresholds + [0.0])
     hi = max(values + thresholds + [1e-9])
@@ -236,6 +236,14 @@ def panel_svg(panel: Panel, start: int, end: int, width: int = 640, height: int 
         if len(panel.series) > 1 and pts:
             x, y = pts[-1]
             out.append(f'<text x="{min(x + 3, width - right - 14):.1f}" y="{y - 3:.1f}" fill="{color}">p{s.partition}</text>')
+    for s in panel.realised:  # an estimate's panel: the realised metric, dashed grey, named at its end
+        pts = [(xs(t), ys(v)) for t, v in s.points if start <= t <= end]
+        if len(pts) >= 2:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+            out.append(f'<polyline points="{path}" fill="none" stroke="#555" stroke-width="1.4" stroke-dasharray="3,2" />')
+        if pts:
+            x, y = pts[-1]
+            out.append(f'<text x="{min(x + 3, width - right - 40):.1f}" y="{y + 12:.1f}" fill="#555">realised</text>')
     if not values:
         out.append(f'<text x="{(left + width - right) / 2}" y="{(y0 + y1) / 2}" text-anchor="middle" fill="#888">no statistic reported</text>')
     out.append("</svg>")

@@ -1,12 +1,13 @@
 """Service-level checks in the metric's own units, evaluated on the channel's window.
 
 ``slo_accuracy`` and ``slo_error_rate`` watch a 0/1 error channel (``__error_rate__``; a value of
-at least 0.5 counts as an error), ``slo_mae`` an absolute-error channel (``__abs_error__``),
-``slo_recall`` and ``slo_precision`` a 0/1 success channel (``__recall__``, ``__precision__``:
-the window's share of 1s against a minimum), ``slo_f1`` the F1 channel (``__f1__``: 2J / (1 + J)
-from the window's share J of true positives among true positives, false positives and false
-negatives, against a minimum), ``slo_log_loss`` the per-row log loss
-(``__log_loss__``: the window's mean against a maximum). The
+at least 0.5 counts as an error), or with ``expected`` set an expected-error channel
+(``__estimated_error_rate__``: the error rate is the window's mean), ``slo_mae`` an
+absolute-error channel (``__abs_error__``), ``slo_recall`` and ``slo_precision`` a 0/1 success
+channel (``__recall__``, ``__precision__``: the window's share of 1s against a minimum),
+``slo_f1`` the F1 channel (``__f1__``: 2J / (1 + J) from the window's share J of true positives
+among true positives, false positives and false negatives, against a minimum), ``slo_log_loss``
+the per-row log loss (``__log_loss__``: the window's mean against a maximum). The
 statistic is the window's metric (accuracy, error rate, mean absolute error) and the threshold
 the level it must respect, so an alert reads "accuracy 0.89 < 0.92". A check whose limits are
 all unset never breaches.
@@ -37,9 +38,11 @@ if TYPE_CHECKING:
     from stream_monitor.core.settings import SloAccuracyParams, SloErrorRateParams, SloMaeParams, SloMeanParams, SloShareParams
 
 
-def _error_rate(window: WindowView) -> float | None:
+def _error_rate(window: WindowView, expected: bool = False) -> float | None:
     n = int(window.values.size)
-    return None if n == 0 else float(np.count_nonzero(window.values >= 0.5)) / n
+    if n == 0:
+        return None
+    return float(np.mean(window.values)) if expected else float(np.count_nonzero(window.values >= 0.5)) / n
 
 
 class SloAccuracyDetector(WindowDetector):
@@ -52,7 +55,7 @@ class SloAccuracyDetector(WindowDetector):
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
         """The window's accuracy; a breach below ``min``."""
-        rate = _error_rate(window)
+        rate = _error_rate(window, self.params.expected)  # type: ignore[attr-defined]
         minimum = self.params.min  # type: ignore[attr-defined]
         if rate is None or minimum is None:
             return None
@@ -76,7 +79,7 @@ class SloErrorRateDetector(WindowDetector):
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
         """The window's error rate; a breach above the tighter of the two limits."""
-        rate = _error_rate(window)
+        rate = _error_rate(window, self.params.expected)  # type: ignore[attr-defined]
         if rate is None or self.limit is None:
             return None
         return Evaluation(rate, self.limit, None, rate > self.limit, self.params.severity)

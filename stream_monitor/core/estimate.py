@@ -1,0 +1,230 @@
+"""Label-free performance estimates of a binary classifier: expected error and cost from its probabilities.
+
+A prediction with a probability ``p`` of the positive class and a decision (its class output,
+else ``p`` cut at 0.5) is wrong with probability ``1 - q`` when it decided positive and ``q``
+when it decided negative, ``q`` being the calibrated probability of the positive class. The mean
+of these expected errors over a window estimates the window's error rate without a single label
+(confidence-based performance estimation); the expected cost (``(1 - q)`` x the cost of a false
+positive, ``q`` x that of a false negative) estimates its cost.
+
+``q`` comes from :class:`Calibration`: histogram binning learned from the first labelled
+predictions (the share of positives among the labels of each score bin). Until it has learned,
+the scores are taken as calibrated (``q = p``).
+
+>>> cal = Calibration(bins=2, size=40)
+>>> for i in range(20):
+...     _ = cal.observe(0.2, i % 2), cal.observe(0.9, 1)
+>>> cal.learned, cal.calibrated(0.25), cal.calibrated(0.7)
+(True, 0.5, 1.0)
+>>> expected_error(0.25, False, cal), expected_error(0.7, True, cal)
+(0.5, 0.0)
+>>> expected_cost(0.1, False, Calibration(), false_positive=5.0, false_negative=100.0)
+10.0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MIN_BIN = 10
+"""Labelled predictions a score bin needs before its share of positives replaces the score."""
+
+
+class Calibration:
+    """Histogram-binning calibration of binary scores, learned from the first ``size`` labelled predictions.
+
+    ``bins`` equal-width score bins over [0, 1] count their labelled predictions (``n``) and
+    positives (``pos``); once ``size`` were counted the calibration is ``learned`` and frozen. A
+    bin with fewer than :data:`MIN_BIN` labels keeps the raw score. The state is plain integers
+    (:meth:`to_state`, :meth:`from_state`).
+    """
+
+    __slots__ = ("bins", "size", "n", "pos")
+
+    def __init__(self, bins: int = 10, size: int = 2000) -> None:
+        self.bins = bins
+        self.size = size
+        self.n = [0] * bins
+        self.pos = [0] * bins
+
+    @property
+    def count(self) -> int:
+        """Labelled predictions counted so far."""
+        return sum(self.n)
+
+    @property
+    def learned(self) -> bool:
+        """Whether ``size`` labelled predictions were counted (the calibration no longer changes)."""
+        return self.count >= self.size
+
+    def _bin(self, p: float) -> int:
+        return min(int(p * self.bins), self.bins - 1)
+
+    def observe(self, p: float, positive: bool | int) -> bool:
+        """Count one labelled prediction (score ``p`` in [0, 1]); True when this one completed the learning."""
+        if self.learned:
+            return False
+        b = self._bin(p)
+        self.n[b] += 1
+        self.pos[b] += 1 if positive else 0
+        return self.learned
+
+    def calibrated(self, p: float) -> float:
+        """The calibrated probability of the positive class for score ``p`` (``p`` itself until learned)."""
+        if not self.learned:
+            return p
+        b = self._bin(p)
+        return self.pos[b] / self.n[b] if self.n[b] >= MIN_BIN else p
+
+    def to_state(self) -> dict[str, Any]:
+        """The calibration as plain numbers: ``{bins, size, n, pos}``."""
+        return {"bins": self.bins, "size": self.size, "n": list(self.n), "pos": list(self.pos)}
+
+    @classmethod
+    def from_state(cls, obj: Any) -> Calibration:
+        """Rebuild from :meth:`to_state`'s map; ``ValueError`` when it is not a consistent one.
+
+        >>> Calibration.from_state({"bins": 2, "size": 4, "n": [1, 0], "pos": [2, 0]})
+        Traceback (most recent call last):
+        ...
+        ValueError: calibration: a bin has more positives than labels
+        """
+        if not isinstance(obj, dict) or set(obj) != {"bins", "size", "n", "pos"}:
+            raise ValueError("calibration: not a {bins, size, n, pos} map")
+        bins, size, n, pos = obj["bins"], obj["size"], obj["n"], obj["pos"]
+        if type(bins) is not int or type(size) is not int or not 2 <= bins <= 100 or size < 1:
+            raise ValueError("calibration: bins or size out of range")
+        for counts in (n, pos):
+            if not isinstance(counts, list) or len(counts) != bins or not all(type(c) is int and c >= 0 for c in counts):
+                raise ValueError("calibration: counts are not one non-negative integer per bin")
+        if any(p > k for p, k in zip(pos, n, strict=True)):
+            raise ValueError("calibration: a bin has more positives than labels")
+        cal = cls(bins, size)
+        cal.n, cal.pos = list(n), list(pos)
+        return cal
+
+
+def expected_error(p: float, decided_positive: bool, cal: Calibration) -> float:
+    """The probability that a decision is wrong: ``1 - q`` when it decided positive, else ``q`` (``q`` calibrated)."""
+    q = cal.calibrated(p)
+    return 1.0 - q if decided_positive else q
+
+
+def expected_cost(p: float, decided_positive: bool, cal: Calibration, false_positive: float, false_negative: float) -> float:
+    """The expected cost of a decision: ``(1 - q)`` x a false positive's cost when positive, else ``q`` x a false negative's."""
+    q = cal.calibrated(p)
+    return (1.0 - q) * false_positive if decided_positive else q * false_negative
+
+
+BLOCK = 1000
+"""Labels per block of the realised metric shown next to an estimate (the latest complete block)."""
+
+_REALISED = ("__error_rate__", "__cost__")
+Snapshot = tuple[bool, bool, tuple[float, int] | None, tuple[float, int] | None]
+
+
+class Realised:
+    """What the labels said so far, as of each record of the batch being gathered.
+
+    The realised error rate and cost are kept in blocks of :data:`BLOCK` labelled predictions
+    (the latest complete block is shown). An alert is built after its whole batch was gathered,
+    so the state as of each record is remembered as the changes within the batch (``marks``):
+    what an alert says depends on its record only, not on where the batch boundaries fall.
+
+    >>> r = Realised()
+    >>> r.begin_batch(False)
+    >>> r.add(3, "__error_rate__", 1.0, False)
+    >>> r.at(2), r.at(3)
+    ((False, False, None, None), (False, True, None, None))
+    """
+
+    __slots__ = ("sums", "counts", "latest", "labels", "start", "marks")
+
+    def __init__(self) -> None:
+        self.sums = {name: 0.0 for name in _REALISED}
+        self.counts = {name: 0 for name in _REALISED}
+        self.latest: dict[str, tuple[float, int] | None] = {name: None for name in _REALISED}
+        self.labels = 0
+        self.start: Snapshot = (False, False, None, None)
+        self.marks: list[tuple[int, Snapshot]] = []
+
+    def snapshot(self, calibrated: bool) -> Snapshot:
+        """(calibrated, any label seen, latest error-rate block, latest cost block) now."""
+        return (calibrated, self.labels > 0, self.latest["__error_rate__"], self.latest["__cost__"])
+
+    def begin_batch(self, calibrated: bool) -> None:
+        """A new batch starts: what holds before its first record."""
+        self.start = self.snapshot(calibrated)
+        self.marks = []
+
+    def mark(self, row: int, calibrated: bool) -> None:
+        """Remember the state as of record ``row`` when it changed."""
+        snap = self.snapshot(calibrated)
+        if snap != (self.marks[-1][1] if self.marks else self.start):
+            self.marks.append((row, snap))
+
+    def add(self, row: int, name: str, value: float, calibrated: bool) -> None:
+        """One realised value (``__error_rate__``'s 0/1 error or ``__cost__``'s cost) of record ``row``."""
+        if name not in self.sums:
+            return
+        if name == "__error_rate__":
+            self.labels += 1
+        self.sums[name] += value
+        self.counts[name] += 1
+        if self.counts[name] >= BLOCK:
+            self.latest[name] = (self.sums[name] / self.counts[name], self.counts[name])
+            self.sums[name], self.counts[name] = 0.0, 0
+        self.mark(row, calibrated)
+
+    def at(self, row: int) -> Snapshot:
+        """The state as of record ``row`` of the batch."""
+        snap = self.start
+        for r, s in self.marks:
+            if r > row:
+                break
+            snap = s
+        return snap
+
+    def to_state(self) -> dict[str, Any]:
+        """The running blocks as plain numbers: ``{labels, sums, counts, latest}`` (one entry per realised channel)."""
+        return {"labels": self.labels, "sums": [self.sums[n] for n in _REALISED], "counts": [self.counts[n] for n in _REALISED],
+                "latest": [list(self.latest[n]) if self.latest[n] is not None else None for n in _REALISED]}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, obj: Any) -> Realised:
+        """Rebuild from :meth:`to_state`'s map; ``ValueError`` when it is not a consistent one."""
+        if not isinstance(obj, dict) or set(obj) != {"labels", "sums", "counts", "latest"}:
+            raise ValueError("realised: not a {labels, sums, counts, latest} map")
+        labels, sums, counts, latest = obj["labels"], obj["sums"], obj["counts"], obj["latest"]
+        n = len(_REALISED)
+        ok = type(labels) is int and labels >= 0 and all(isinstance(x, list) and len(x) == n for x in (sums, counts, latest))
+        ok = ok and all(type(v) is float for v in sums) and all(type(c) is int and 0 <= c < BLOCK for c in counts)
+        ok = ok and all(v is None or (isinstance(v, list) and len(v) == 2 and type(v[0]) is float and type(v[1]) is int) for v in latest)
+        if not ok:
+            raise ValueError("realised: malformed sums, counts or latest blocks")
+        r = cls()
+        r.labels = labels
+        for i, name in enumerate(_REALISED):
+            r.sums[name], r.counts[name] = sums[i], counts[i]
+            r.latest[name] = (latest[i][0], latest[i][1]) if latest[i] is not None else None
+        return r
+
+
+def estimate_evidence(channel: str, snap: Snapshot) -> dict[str, Any]:
+    """What an alert on an estimate channel adds to its evidence: how the estimate was made, and the realised metric.
+
+    ``snap`` is :meth:`Realised.at` the alert's record: the realised metric is the latest complete
+    block of labels (per 1,000 predictions for a cost), ``None`` before one.
+
+    >>> estimate_evidence("__estimated_error_rate__", (False, False, None, None))
+    {'source': 'probabilities', 'calibrated': False, 'labels': False, 'realised': None, 'realised_count': 0}
+    >>> estimate_evidence("__estimated_cost__", (True, True, (0.1, 2000), (5.0, 1000)))["realised"]
+    5000.0
+    """
+    calibrated, labels, err, cost = snap
+    block = cost if channel == "__estimated_cost__" else err
+    value = None
+    if block is not None:
+        value = block[0] * (1000.0 if channel == "__estimated_cost__" else 1.0)
+    return {"source": "probabilities", "calibrated": calibrated, "labels": labels, "realised": value,
+            "realised_count": block[1] if block is not None else 0}  # fmt: skip
