@@ -39,6 +39,7 @@ from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_orde
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
+from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
 from stream_monitor.core.spec import PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
@@ -71,6 +72,7 @@ class BatchResult:
     resumed: int = 0  # labels that stopped waiting here (joined, or label_unmatched dead letters)
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
+    retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
 
 
 _MISSING: Any = object()
@@ -96,6 +98,7 @@ class PartitionMonitor:
         self.label_order = EventTimeMerger(lateness, spec.order_max_rows)
         self.carriers = Carriers()
         self.order_dirty = False
+        self.retraining = RetrainingTrigger(spec) if spec.retraining.enabled else None
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
@@ -141,6 +144,11 @@ class PartitionMonitor:
             self._judge_inference(inference, result)
         if labels or self.joins.waiting:
             judge_labels(self, labels, result)
+        if self.retraining is not None and (rows or result.alerts):
+            times: dict[str, int] = {}
+            for r in rows:
+                times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
+            result.retraining = self.retraining.feed(result.alerts, times)
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
@@ -478,6 +486,9 @@ class PartitionMonitor:
                 by_model.setdefault(row.event.model, []).append(row)
             items["waiting"] = state_order.encode_waiting([encode_rows(m, rows) for m, rows in by_model.items()])
             self.joins.dirty = False
+        if self.retraining is not None and (self.retraining.dirty or not only_dirty):
+            items["retraining"] = encode_trigger(self.retraining)
+            self.retraining.dirty = False
         return items
 
     @classmethod
@@ -509,6 +520,11 @@ class PartitionMonitor:
                 restore_order(monitor, blob)
             elif key == "waiting":
                 restore_waiting(monitor, blob)
+            elif key == "retraining" and monitor.retraining is not None:
+                try:
+                    monitor.retraining.models = decode_trigger(blob)
+                except state.StateFormatError as exc:
+                    monitor._rejected(None, None, exc)
         return monitor
 
     def _restore_model(self, name: str, blob: bytes, items: dict[str, bytes]) -> None:

@@ -33,6 +33,9 @@ int32, uint8 arrays):
   prediction_time: null | int}`` (event-time order across input partitions, ``core/ordering.py``)
 - waiting ``{format, kind: "waiting", rows: [rows record]}`` (labels waiting for their prediction,
   each a rows record of ``core/exchange.py``)
+- retraining ``{format, kind: "retraining", models: {model: {now, cooldown_until, version, episodes:
+  [[fingerprint, alert_id, kind, feature, detector, since, summary, slo, used]]}}}`` (only when
+  ``retraining.enabled``: the open episodes a model's retraining trigger is timing, ``core/retraining.py``)
 
 Size: a channel item is bounded whatever the input. Category values are cut to
 ``categories.max_length`` characters (plus a hash suffix) when classified, and a warm-up
