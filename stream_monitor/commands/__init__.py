@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--to", dest="to_time", help="event-time end (ISO-8601 or epoch ms), exclusive")
     replay.add_argument("--alerts-out", type=Path, required=True, help="write alert events here (JSONL)")
     replay.add_argument("--alerts-topic", help="also publish alerts to this topic (never the production one unless named)")
+    replay.add_argument("--retraining-out", type=Path, help="write retraining events here (JSONL; retraining.enabled in the config)")
     replay.add_argument("--dead-letters-out", type=Path, help="write dead letters here (JSONL)")
     replay.add_argument("--report", type=Path, help="self-contained HTML report")
     replay.add_argument("--report-dir", type=Path, help="directory for SVG plots, summary.json and report.html")
