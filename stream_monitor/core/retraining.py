@@ -128,10 +128,14 @@ class RetrainingTrigger:
     def feed(self, alerts: list[_AlertLike], times: dict[str, int]) -> list[Retraining]:
         """The retraining events of one step's ``alerts`` (in their order), then of time reaching ``times`` (per model)."""
         out: list[Retraining] = []
-        for alert in alerts:
-            e = alert.event
-            self._advance(e.model, alert.event_time_ms, out)
-            self._observe(e, alert.event_time_ms, out)
+        for i, alert in enumerate(alerts):
+            e, t = alert.event, alert.event_time_ms
+            self._advance(e.model, t, out)
+            self._observe(e)
+            after = alerts[i + 1] if i + 1 < len(alerts) else None
+            m = self.models.get(e.model)
+            if m is not None and (after is None or after.event_time_ms != t or after.event.model != e.model):
+                self._fire(e.model, m, t, out)  # the alerts of one moment ask together
         for model in sorted(times):
             self._advance(model, times[model], out)
         return out
@@ -142,7 +146,7 @@ class RetrainingTrigger:
         drift = e.kind in DRIFT_KINDS and self.spec.drift_persists_seconds is not None
         return slo, drift
 
-    def _observe(self, e: Any, t_ms: int, out: list[Retraining]) -> None:
+    def _observe(self, e: Any) -> None:
         slo, drift = self._watched(e)
         if not slo and not drift:
             return
@@ -159,16 +163,18 @@ class RetrainingTrigger:
         summary = str(e.annotations.get("summary", ""))
         since = parse_event_time(e.starts_at)
         m.episodes[e.fingerprint] = Episode(e.alert_id, e.kind, e.feature, e.detector, since, summary, slo)
-        self._fire(e.model, m, t_ms, out)
 
     def _advance(self, model: str, t_ms: int, out: list[Retraining]) -> None:
-        """Time of ``model`` reaches ``t_ms``: what fell due on the way triggers, in order."""
+        """Time of ``model`` reaches ``t_ms``: what fell due before it triggers, in order.
+
+        What falls due exactly at ``t_ms`` waits: alerts of that moment may still come and ask with it.
+        """
         m = self.models.get(model)
         if m is None or (m.now_ms is not None and t_ms <= m.now_ms):
             return
         while True:
             due = self._next_due(m)
-            if due is None or due > t_ms or not self._fire(model, m, due, out):
+            if due is None or due >= t_ms or not self._fire(model, m, due, out):
                 break
         m.now_ms = t_ms
         self.dirty = True
