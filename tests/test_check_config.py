@@ -132,3 +132,11 @@ def test_a_shared_input_format_is_described_and_its_sample_read_with_it(tmp_path
     assert "sample's first record: 1 event: model churn, features" in out
     assert "WARNING: prediction: nothing at payload.scroe in the sample" in out
     assert any("models.churn.channels.tenrue" in w and "did you mean 'tenure'" in w for w in _warnings(out)), out
+
+
+def test_retraining_is_explained_when_enabled(tmp_path, capsys):
+    cfg = _setup(tmp_path)
+    assert "retraining events" not in _check(capsys, str(cfg))
+    cfg.write_text(cfg.read_text() + "retraining:\n  enabled: true\n  topic: retrain-me\n  drift_persists_seconds: null\n")
+    line = next(x for x in _check(capsys, str(cfg)).splitlines() if "retraining events" in x)
+    assert "-> retrain-me" in line and "on performance at once" in line and "never on drift" in line
