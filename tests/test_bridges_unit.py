@@ -371,3 +371,50 @@ def test_a_channel_page_keeps_one_identity_whatever_partition_its_events_came_fr
     assert am[0] == am[1] and "partition" not in am[0]
     pd = [pagerduty_event(a, "R" * 32)["dedup_key"] for a in (firing, resolved)]
     assert pd == [fp, fp]
+
+
+def _retraining_event() -> Any:
+    from stream_monitor.core.retraining import RetrainingEvent
+
+    return RetrainingEvent.model_validate(
+        {
+            "retraining_id": "r1", "model": "fraud", "model_version": "v3", "reason": "slo_breach",
+            "signals": [{"alert_id": "a1", "fingerprint": "f1", "kind": "performance", "feature": "__error_rate__",
+                         "detector": "slo", "since": "2026-11-25T10:00:00.000Z", "summary": "error rate 0.17 > 0.13"}],
+            "since": "2026-11-25T10:00:00.000Z", "event_time": "2026-11-25T11:00:00.000Z",
+            "suggested_window": {"start": "2026-11-18T11:00:00.000Z", "end": "2026-11-25T11:00:00.000Z"},
+            "labels": {"team": "risk"}, "monitor": {"instance": "i", "version": "0"},
+        }
+    )  # fmt: skip
+
+
+def test_retraining_webhook_posts_each_event_as_published_retrying_until_accepted(receiver: Callable[..., Receiver]) -> None:
+    """The retraining bridge's sink: one POST per event, its contract JSON as the body, over the shared delivery code."""
+    from stream_monitor.bridges.sinks import WebhookSink, build_sink
+
+    r = receiver(_reply(503), _reply(200), _reply(400))
+    opts = _opts(target="retraining", urls=(r.url + "/hooks/retrain",))
+    sink = build_sink(opts, BridgeMetrics("retraining"), threading.Event())
+    assert isinstance(sink, WebhookSink)
+    event = _retraining_event()
+    items = [Item(TP0, 0, event), Item(TP0, 1, None), Item(TP0, 2, event)]
+    assert sink.deliver(items, time.monotonic() + 30) == 3  # the rejected one (400) counts as done, like an alert
+    assert [(m, p) for m, p, _ in r.requests] == [("POST", "/hooks/retrain")] * 3
+    assert orjson.loads(r.requests[1][2]) == orjson.loads(orjson.dumps(event.model_dump()))
+    stop = threading.Event()
+    stop.set()
+    stalled = receiver(_reply(503))
+    halted = WebhookSink(_opts(target="retraining", urls=(stalled.url,)), BridgeMetrics("retraining"), stop)
+    assert halted.deliver([Item(TP0, 5, event)], time.monotonic() + 30) == 0  # not accepted: not committed
+
+
+def test_retraining_bridge_options_need_a_url_and_retraining_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAM_MONITOR_BRIDGE_URL", raising=False)
+    off = load_config(None, env={}, overrides={"kafka.group_id": "mon"})
+    on = load_config(None, env={}, overrides={"kafka.group_id": "mon", "retraining.enabled": True})
+    with pytest.raises(BridgeUsageError, match="--url"):
+        options_from_args(_args("retraining"), on)
+    with pytest.raises(BridgeUsageError, match="retraining.enabled"):
+        options_from_args(_args("retraining", "--url", "http://runner/hook"), off)
+    o = options_from_args(_args("retraining", "--url", "http://runner/hook"), on)
+    assert o.urls == ("http://runner/hook",) and o.group_id == "mon-bridge-retraining"

@@ -146,3 +146,11 @@ def test_estimates_without_an_slo_or_on_a_regressor_are_warnings(tmp_path, capsy
     assert any("models.clf.estimate.enabled: no accuracy, error_rate or cost SLO" in w for w in warnings), warnings
     assert any("models.eta.estimate.enabled has no effect" in w for w in warnings), warnings
     assert not [w for w in warnings if "models.guarded" in w], warnings
+
+
+def test_retraining_is_explained_when_enabled(tmp_path, capsys):
+    cfg = _setup(tmp_path)
+    assert "retraining events" not in _check(capsys, str(cfg))
+    cfg.write_text(cfg.read_text() + "retraining:\n  enabled: true\n  topic: retrain-me\n  drift_persists_seconds: null\n")
+    line = next(x for x in _check(capsys, str(cfg)).splitlines() if "retraining events" in x)
+    assert "-> retrain-me" in line and "on performance at once" in line and "never on drift" in line

@@ -119,6 +119,29 @@ def test_exactly_once_commit_sends_alerts_then_state_then_offsets_then_commits()
     assert not cp.pending_offsets and not cp.pending_alerts and not cp.txn_open
 
 
+def test_retraining_events_go_in_the_open_transaction_and_count_only_once_it_commits():
+    from types import SimpleNamespace
+
+    cp, calls = make()
+    cp.ensure_transaction()
+    event = SimpleNamespace(model="m", payload=b"retrain")
+    cp.send_retraining("retrain-topic", [event])  # type: ignore[list-item]
+    cp.processed(TP0, 4)
+    result = cp.commit({0: FakeTask()})
+    assert [c[0] for c in calls] == ["begin", "send", "send_offsets", "commit"]
+    assert calls[1] == ("send", "retrain-topic", b"m", b"retrain", None)
+    assert result is not None and result.retraining == [event] and not cp.pending_retraining
+    cp.producer.fail_on = "commit"
+    cp.ensure_transaction()
+    cp.send_retraining("retrain-topic", [event])  # type: ignore[list-item]
+    cp.processed(TP0, 8)
+    with pytest.raises(KafkaError):
+        cp.commit({0: FakeTask()})
+    cp.abort()
+    cp.rollback({}, {TP0}, lambda p, items: FakeTask())
+    assert not cp.pending_retraining
+
+
 def test_nothing_pending_means_no_transaction():
     cp, calls = make()
     assert cp.commit({0: FakeTask()}) is None

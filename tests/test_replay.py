@@ -394,3 +394,22 @@ def test_a_replay_holds_at_most_limits_replay_partitions(tmp_path: Path, monkeyp
     assert {d["reason"] for d in dead} == {"limit_exceeded"} and {d["source"]["partition"] for d in dead} == {3, 4}
     assert "limits.replay_partitions" in dead[0]["detail"]
     assert res["alerts.jsonl"] == replay(tmp_path, "three", "--input", str(kept))["alerts.jsonl"]
+
+
+def test_retraining_events_are_written_counted_and_independent_of_batching(demo_file: Path, tmp_path: Path) -> None:
+    """Drift that persists triggers one retraining event per drifting model (the cooldown outlasts the stream)."""
+    config = tmp_path / "monitor.yaml"
+    config.write_text("retraining:\n  enabled: true\n  on_kinds: []\n  drift_persists_seconds: 5\n  cooldown_seconds: 86400\n")
+    outs = []
+    for batch in ("5000", "777"):
+        out = tmp_path / f"retraining-{batch}.jsonl"
+        replay(tmp_path, f"r{batch}", "--input", str(demo_file), "--config", str(config), "--batch-size", batch, "--retraining-out", str(out))
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    events = alerts_of(outs[0])
+    assert events and len({e["model"] for e in events}) == len(events)
+    assert {e["reason"] for e in events} == {"drift_persisted"} and all(e["signals"] for e in events)
+    from stream_monitor.commands.replay import format_summary
+    from stream_monitor.replay.engine import ReplayOutcome
+
+    assert f"retraining events: {len(events)}" in format_summary(ReplayOutcome(retraining=len(events)), "f", {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stream_monitor.commands.topics import format_plan
 from stream_monitor.config import load_config
-from stream_monitor.runtime.topics import ALERT_CONFIGS, CHANGELOG_CONFIGS, REPARTITION_CONFIGS, plan_topics
+from stream_monitor.runtime.topics import ALERT_CONFIGS, CHANGELOG_CONFIGS, REPARTITION_CONFIGS, RETRAINING_CONFIGS, plan_topics
 
 
 def _cfg(**overrides):
@@ -44,3 +44,20 @@ def test_model_partitioning_plans_the_repartition_topic_and_sizes_the_changelog_
     assert plan["repartition"].partitions == 2 and plan["repartition"].configs == REPARTITION_CONFIGS
     assert plan["changelog"].partitions == 2
     assert plan["labels"].problem is None  # inputs need not be co-partitioned here
+
+
+def test_retraining_topic_is_planned_only_when_enabled():
+    assert "retraining" not in {t.role for t in plan_topics(_cfg(), {}, 6)}
+    plan = {t.role: t for t in plan_topics(_cfg(**{"retraining.enabled": True, "retraining.topic": "retrain-me"}), {}, 6)}
+    assert (plan["retraining"].name, plan["retraining"].partitions, plan["retraining"].configs) == ("retrain-me", 1, RETRAINING_CONFIGS)
+
+
+def test_bad_retraining_settings_fail_at_start_up_naming_the_field():
+    import pytest
+
+    from stream_monitor.config import ConfigError
+
+    with pytest.raises(ConfigError, match="retraining.cooldown_seconds"):
+        _cfg(**{"retraining.cooldown_seconds": -5})
+    with pytest.raises(ConfigError, match="retraining.on_kinds"):
+        _cfg(**{"retraining.on_kinds": ["slo"]})

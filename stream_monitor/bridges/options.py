@@ -31,7 +31,7 @@ BRIDGE_ENV: dict[str, str] = {
 class BridgeOptions:
     """Everything a bridge needs to know, validated (the routing key is never shown)."""
 
-    target: Literal["alertmanager", "pagerduty"]
+    target: Literal["alertmanager", "pagerduty", "retraining"]
     urls: tuple[str, ...]
     group_id: str
     resend_interval_s: float = 60.0
@@ -82,6 +82,12 @@ def options_from_args(args: argparse.Namespace, cfg: AppConfig) -> BridgeOptions
         if not url_text:
             raise BridgeUsageError("bridge alertmanager needs --url (or STREAM_MONITOR_BRIDGE_URL), e.g. http://alertmanager:9093")
         urls = tuple(u.strip().rstrip("/") for u in url_text.split(",") if u.strip())
+    elif target == "retraining":
+        if not url_text:
+            raise BridgeUsageError("bridge retraining needs --url (or STREAM_MONITOR_BRIDGE_URL): the webhook that receives retraining events")
+        if not cfg.retraining.enabled:
+            raise BridgeUsageError("bridge retraining: retraining.enabled is false in the config, so no retraining events are published")
+        urls = (url_text.strip(),)
     else:
         urls = (url_text or PAGERDUTY_EVENTS_URL,)
     routing_key = None

@@ -17,6 +17,7 @@ from stream_monitor.bridges.options import BridgeOptions
 from stream_monitor.bridges.sinks import AlertmanagerSink, Item, PagerDutySink
 from stream_monitor.config import KafkaSettings
 from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.retraining import RetrainingEvent
 from stream_monitor.ops.metrics import BridgeMetrics
 from stream_monitor.runtime import clients
 
@@ -46,14 +47,18 @@ class _Listener(ConsumerRebalanceListener):
 class BridgeRunner:
     """The consumer loop: poll, deliver, commit what was accepted, re-send, repeat."""
 
-    def __init__(self, kafka: KafkaSettings, opts: BridgeOptions, sink: AlertmanagerSink | PagerDutySink, metrics: BridgeMetrics, stop: threading.Event, client_id: str) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, opts: BridgeOptions, sink: AlertmanagerSink | PagerDutySink, metrics: BridgeMetrics, stop: threading.Event,
+        client_id: str, topic: str | None = None,
+    ) -> None:  # fmt: skip
         self.kafka = kafka.model_copy(update={"group_id": opts.group_id, "max_poll_records": opts.max_batch})
         self.opts = opts
         self.sink = sink
         self.metrics = metrics
         self.stop = stop
         self.client_id = client_id
-        self.topic = kafka.alerts_topic
+        self.topic = topic or kafka.alerts_topic  # the retraining bridge reads the retraining topic
+        self.event_type: type[AlertEvent] | type[RetrainingEvent] = RetrainingEvent if opts.target == "retraining" else AlertEvent
         self.log = log.bind(target=opts.target, group=opts.group_id, topic=self.topic)
         self.owned: dict[TopicPartition, int | None] = {}  # partition -> offset we last committed
         self._rebalanced = False
@@ -148,16 +153,16 @@ class BridgeRunner:
         self.log.info("state_restored", alert_events=restored, partitions=sorted(tp.partition for tp in todo))
 
     # ------------------------------------------------------------- processing
-    def _parse(self, value: bytes | None, tp: TopicPartition, offset: int, count: bool = True) -> AlertEvent | None:
+    def _parse(self, value: bytes | None, tp: TopicPartition, offset: int, count: bool = True) -> Any:
         try:
-            alert = AlertEvent.model_validate_json(value or b"")
+            alert = self.event_type.model_validate_json(value or b"")
         except ValidationError as exc:
             if count:
                 self.metrics.invalid.labels(self.opts.target).inc()
                 self.log.warning("invalid_alert_event_skipped", partition=tp.partition, offset=offset, error=str(exc).splitlines()[0])
             return None
         if count:
-            self.metrics.received.labels(self.opts.target, alert.status).inc()
+            self.metrics.received.labels(self.opts.target, getattr(alert, "status", "retraining")).inc()
         return alert
 
     def _handle(self, batch: dict[TopicPartition, list[Any]]) -> None:

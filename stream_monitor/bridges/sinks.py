@@ -1,4 +1,4 @@
-"""Delivery to a receiver: Alertmanager (with re-sends of firing alerts) and PagerDuty."""
+"""Delivery to a receiver: Alertmanager (with re-sends of firing alerts), PagerDuty, and a webhook (retraining events)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from stream_monitor.bridges.http import Backoff, HttpResult, post_json, redact, 
 from stream_monitor.bridges.mapping import alertmanager_alert, alertmanager_labels, iso_time, pagerduty_event
 from stream_monitor.bridges.options import BridgeOptions
 from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.retraining import RetrainingEvent
 from stream_monitor.ops.metrics import BridgeMetrics
 
 log = structlog.get_logger("stream_monitor.bridge")
@@ -27,11 +28,14 @@ log = structlog.get_logger("stream_monitor.bridge")
 
 @dataclass(frozen=True)
 class Item:
-    """One alert-topic record: where it is, and the alert event (None: not a valid alert)."""
+    """One record of the topic read: where it is, and its event (None: not a valid event).
+
+    The event is an alert, or a retraining event for :class:`WebhookSink`.
+    """
 
     tp: TopicPartition
     offset: int
-    alert: AlertEvent | None
+    alert: Any
 
 
 class Sink(Protocol):
@@ -271,6 +275,7 @@ class PagerDutySink(_HttpSink):
 
     target = "pagerduty"
     needs_history = False
+    noun = "alert"
 
     def _classify(self, result: HttpResult) -> HttpResult:
         """PagerDuty answers 400 to a wrong routing key: our setup is wrong, not this alert."""
@@ -278,22 +283,28 @@ class PagerDutySink(_HttpSink):
             return dataclasses.replace(result, outcome="retry")
         return result
 
-    def deliver(self, items: Sequence[Item], deadline: float) -> int:
-        """Post one event per alert, in order; return how many leading items are done."""
+    def _request(self, alert: Any) -> tuple[bytes, dict[str, Any]]:
+        """The body of one event's request, and what to log about it."""
         assert self.opts.routing_key is not None
+        body = orjson.dumps(pagerduty_event(alert, self.opts.routing_key, self.opts.generator_url))
+        return body, {"fingerprint": alert.fingerprint, "status": alert.status}
+
+    def _forwarded(self, alert: Any, what: dict[str, Any]) -> None:
+        self.log.info("alert_forwarded", severity=alert.severity, model=alert.model, feature=alert.feature, detector=alert.detector, **what)
+
+    def deliver(self, items: Sequence[Item], deadline: float) -> int:
+        """Post one request per event, in order; return how many leading items are done."""
         done = 0
         for it in items:
-            alert = it.alert
-            if alert is not None:
-                body = orjson.dumps(pagerduty_event(alert, self.opts.routing_key, self.opts.generator_url))
-                what = {"fingerprint": alert.fingerprint, "status": alert.status}
+            if it.alert is not None:
+                body, what = self._request(it.alert)
                 result = self._until_settled(functools.partial(self._attempt, self.opts.urls[0], body), deadline, what)
                 if result is None:
                     return done
                 if result.outcome == "rejected":
-                    self.log.error("alert_rejected", http_status=result.status, detail=result.detail, **what)
+                    self.log.error(f"{self.noun}_rejected", http_status=result.status, detail=result.detail, **what)
                 else:
-                    self.log.info("alert_forwarded", severity=alert.severity, model=alert.model, feature=alert.feature, detector=alert.detector, **what)
+                    self._forwarded(it.alert, what)
             done += 1
         return done
 
@@ -313,11 +324,34 @@ class PagerDutySink(_HttpSink):
         """Nothing to drop."""
         return
 
+class WebhookSink(PagerDutySink):
+    """A generic webhook for retraining events: each event's JSON, as published, POSTed in order.
+
+    Delivery is PagerDuty's (one request per event, retried until accepted or rejected, offsets
+    committed after); a receiver that gets an event twice (after a rebalance) tells it by its
+    ``retraining_id``.
+    """
+
+    target = "retraining"
+    noun = "retraining"
+
+    def _classify(self, result: HttpResult) -> HttpResult:
+        """A webhook's 4xx rejects the event (PagerDuty's routing-key rule does not apply)."""
+        return result
+
+    def _request(self, event: RetrainingEvent) -> tuple[bytes, dict[str, Any]]:
+        """The event's JSON as published."""
+        return orjson.dumps(event.model_dump()), {"retraining_id": event.retraining_id, "model": event.model}
+
+    def _forwarded(self, event: RetrainingEvent, what: dict[str, Any]) -> None:
+        self.log.info("retraining_forwarded", reason=event.reason, **what)
 
 
 def build_sink(opts: BridgeOptions, metrics: BridgeMetrics, stop: threading.Event) -> AlertmanagerSink | PagerDutySink:
     """The sink of ``opts.target``."""
     if opts.target == "alertmanager":
         return AlertmanagerSink(opts, metrics, stop)
+    if opts.target == "retraining":
+        return WebhookSink(opts, metrics, stop)
     return PagerDutySink(opts, metrics, stop)
 

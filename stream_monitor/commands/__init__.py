@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--to", dest="to_time", help="event-time end (ISO-8601 or epoch ms), exclusive")
     replay.add_argument("--alerts-out", type=Path, required=True, help="write alert events here (JSONL)")
     replay.add_argument("--alerts-topic", help="also publish alerts to this topic (never the production one unless named)")
+    replay.add_argument("--retraining-out", type=Path, help="write retraining events here (JSONL; retraining.enabled in the config)")
     replay.add_argument("--dead-letters-out", type=Path, help="write dead letters here (JSONL)")
     replay.add_argument("--report", type=Path, help="self-contained HTML report")
     replay.add_argument("--report-dir", type=Path, help="directory for SVG plots, summary.json and report.html")
@@ -131,11 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bridge = sub.add_parser(
         "bridge",
-        help="forward alert events to on-call tooling (Alertmanager, PagerDuty)",
+        help="forward alert events to on-call tooling (Alertmanager, PagerDuty), or retraining events to a webhook",
         description="Consume the alert topic (read_committed, its own group) and deliver each alert; offsets are "
         "committed only after the receiver accepted it. Mapping: see stream_monitor/bridges and docs/deploying.md.",
     )
-    bridge.add_argument("target", choices=["alertmanager", "pagerduty"])
+    bridge.add_argument("target", choices=["alertmanager", "pagerduty", "retraining"])
     bridge.add_argument("--config", "-c", help="YAML config file: the kafka section is used (env: STREAM_MONITOR_CONFIG)")
     bridge.add_argument("--bootstrap-servers", help="host:port[,host:port] (env: STREAM_MONITOR_BOOTSTRAP_SERVERS)")
     bridge.add_argument("--alerts-topic", help="alert topic to read (env: STREAM_MONITOR_ALERTS_TOPIC)")
@@ -143,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument(
         "--url",
         help="Alertmanager base URL(s), comma-separated for an HA pair; or the PagerDuty events endpoint "
-        "(default https://events.pagerduty.com/v2/enqueue) (env: STREAM_MONITOR_BRIDGE_URL)",
+        "(default https://events.pagerduty.com/v2/enqueue); or the webhook of retraining events (env: STREAM_MONITOR_BRIDGE_URL)",
     )
     bridge.add_argument("--routing-key", help="PagerDuty routing key; prefer --routing-key-file (env: STREAM_MONITOR_PAGERDUTY_ROUTING_KEY)")
     bridge.add_argument("--routing-key-file", help="file holding the PagerDuty routing key (env: STREAM_MONITOR_PAGERDUTY_ROUTING_KEY_FILE)")

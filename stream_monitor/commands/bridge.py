@@ -1,4 +1,4 @@
-"""``stream-monitor bridge alertmanager|pagerduty``: forward alert events to on-call tooling."""
+"""``stream-monitor bridge alertmanager|pagerduty|retraining``: forward alert events to on-call tooling, retraining events to a webhook."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     opts = options_from_args(args, cfg)  # BridgeUsageError: exit 2
     metrics = BridgeMetrics(opts.target)
     sink = build_sink(opts, metrics, stop)
-    runner = BridgeRunner(cfg.kafka, opts, sink, metrics, stop, client_id=f"stream-monitor-bridge-{opts.target}-{cfg.instance}")
+    topic = cfg.retraining.topic if opts.target == "retraining" else None  # None: the alert topic
+    runner = BridgeRunner(cfg.kafka, opts, sink, metrics, stop, client_id=f"stream-monitor-bridge-{opts.target}-{cfg.instance}", topic=topic)
     server = None
     if opts.metrics_port is not None:
         checks = [BrokerProbe(cfg.kafka.bootstrap_servers)] if cfg.metrics.readiness_checks_broker else []

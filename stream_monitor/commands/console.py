@@ -123,6 +123,14 @@ def explain_config(cfg: AppConfig, baselines: dict[str, dict[str, Reference]] | 
             lines.append(f"  state signed with key id {key_id(cfg.state.signing_keys().current).decode()}")
         except ConfigError as exc:
             lines.append(f"  WARNING: `run` will refuse to start: {exc}")
+    r = cfg.retraining
+    if r.enabled:
+        asks = [*r.on_kinds, *r.on_channels]
+        persist = f"drift firing {r.drift_persists_seconds:g} s" if r.drift_persists_seconds is not None else "never on drift"
+        lines.append(
+            f"  retraining events -> {r.topic}: on {', '.join(asks) or 'no alert kind'} at once, {persist}; "
+            f"at most one per model per {r.cooldown_seconds:g} s; data window {r.window_seconds:g} s (event time)"
+        )
     d = cfg.defaults
     lines += [
         "",

@@ -72,6 +72,8 @@ def format_summary(outcome: ReplayOutcome, source: str, written: dict[str, str])
     if o.alerts:
         out.append(f"    by kind: {counts(o.alerts_by_kind)}")
         out.append(f"    by severity: {counts(o.alerts_by_severity)}")
+    if o.retraining:
+        out.append(f"  retraining events: {o.retraining}")
     for what, where in written.items():
         out.append(f"  {what}: {where}")
     return "\n".join(out) + "\n"
@@ -153,13 +155,16 @@ def _write_report(args: argparse.Namespace, collector: ReportCollector, engine: 
 def _write_outputs(
     args: argparse.Namespace, cfg: AppConfig, engine: ReplayEngine, outcome: ReplayOutcome, source: str, keys: SigningKeys | None
 ) -> dict[str, str]:
-    """Alerts, published alerts, dead letters and state, as asked; returns what was written where."""
+    """Alerts, published alerts, retraining events, dead letters and state, as asked; returns what was written where."""
     written: dict[str, str] = {}
     n = atomic_write(args.alerts_out, lines(engine.alert_payloads()))
     written["alerts"] = f"{args.alerts_out} ({n} lines)"
     if args.alerts_topic:  # only when asked, and only the topic named on the command line
         sent = publish(cfg, args.alerts_topic, engine.alert_payloads())
         written["published"] = f"{sent} alerts to topic {args.alerts_topic}"
+    if getattr(args, "retraining_out", None) is not None:
+        n = atomic_write(args.retraining_out, lines(engine.retraining_payloads()))
+        written["retraining events"] = f"{args.retraining_out} ({n} lines)"
     if args.dead_letters_out is not None:
         n = atomic_write(args.dead_letters_out, lines(engine.dead_letter_payloads()))
         written["dead letters"] = f"{args.dead_letters_out} ({n} lines)"

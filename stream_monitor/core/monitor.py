@@ -30,7 +30,7 @@ import structlog
 from stream_monitor.core import events as ev
 from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
-from stream_monitor.core.channel import ChannelMonitor, ChannelTrigger, EvaluationRecord, drifting_features
+from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
 from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
@@ -39,6 +39,8 @@ from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_orde
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
 from stream_monitor.core.reference import Reference
+from stream_monitor.core.restore import restore_model
+from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
 from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
@@ -71,6 +73,7 @@ class BatchResult:
     resumed: int = 0  # labels that stopped waiting here (joined, or label_unmatched dead letters)
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
+    retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
 
 
 _MISSING: Any = object()
@@ -96,6 +99,7 @@ class PartitionMonitor:
         self.label_order = EventTimeMerger(lateness, spec.order_max_rows)
         self.carriers = Carriers()
         self.order_dirty = False
+        self.retraining = RetrainingTrigger(spec) if spec.retraining.enabled else None
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
@@ -141,6 +145,11 @@ class PartitionMonitor:
             self._judge_inference(inference, result)
         if labels or self.joins.waiting:
             judge_labels(self, labels, result)
+        if self.retraining is not None and (rows or result.alerts):
+            times: dict[str, int] = {}
+            for r in rows:
+                times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
+            result.retraining = self.retraining.feed(result.alerts, times)
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
@@ -491,6 +500,9 @@ class PartitionMonitor:
                 by_model.setdefault(row.event.model, []).append(row)
             items["waiting"] = state_order.encode_waiting([encode_rows(m, rows) for m, rows in by_model.items()])
             self.joins.dirty = False
+        if self.retraining is not None and (self.retraining.dirty or not only_dirty):
+            items["retraining"] = encode_trigger(self.retraining)
+            self.retraining.dirty = False
         return items
 
     @classmethod
@@ -512,7 +524,7 @@ class PartitionMonitor:
         monitor = cls(spec, partition, baselines)
         for key, blob in items.items():
             if key.startswith("m\x1f"):
-                monitor._restore_model(key[2:], blob, items)
+                restore_model(monitor, key[2:], blob, items)
             elif key == "labels":
                 try:
                     monitor.pending_labels = state.decode_labels(blob)
@@ -522,70 +534,14 @@ class PartitionMonitor:
                 restore_order(monitor, blob)
             elif key == "waiting":
                 restore_waiting(monitor, blob)
+            elif key == "retraining" and monitor.retraining is not None:
+                try:
+                    monitor.retraining.models = decode_trigger(blob)
+                except state.StateFormatError as exc:
+                    monitor._rejected(None, None, exc)
         return monitor
-
-    def _restore_model(self, name: str, blob: bytes, items: dict[str, bytes]) -> None:
-        try:
-            record = state.decode_model(blob, name)
-        except state.StateFormatError as exc:
-            self._rejected(name, None, exc)
-            return
-        model = self.model(name)
-        if model is None:
-            return
-        model.known_features = list(record.known_features)
-        model.versions = list(record.versions)
-        cal = record.calibration
-        if model.calibration is not None and cal is not None and (cal.bins, cal.size) == (model.calibration.bins, model.calibration.size):
-            model.calibration = cal  # a changed bins / calibration_size starts the learning again
-        if model.realised is not None and record.realised is not None:
-            model.realised = record.realised
-        for ch_name in record.channels:
-            blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
-            if blob_ch is None:
-                continue
-            try:
-                ch = self._reconciled(model, state.decode_channel(blob_ch, name, ch_name, self.partition))
-            except Exception as exc:  # noqa: BLE001 - whatever a stored item holds, it resets only its channel
-                self._rejected(name, ch_name, exc)
-                continue
-            if ch is not None:
-                model.channels[ch_name] = ch
-        model.dirty = False
 
     def _rejected(self, model: str | None, channel: str | None, exc: Exception) -> None:
         self.rejected_state_items += 1
         reason = str(exc) if isinstance(exc, state.StateFormatError) else f"{type(exc).__name__}: {exc}"
         self.log.warning("state_item_rejected", model=model, channel=channel, reason=reason[:300])
-
-    def _reconciled(self, model: ModelMonitor, snap: state.ChannelSnapshot) -> ChannelMonitor | None:
-        """A restored channel, brought in line with the current config.
-
-        A channel the config no longer monitors (disabled, or undiscoverable) is dropped; one whose
-        settings, type or baseline changed is rebuilt — keeping its open alert episodes, so an alert
-        that was firing still resolves (or stays firing) instead of being forgotten.
-        """
-        name, log_ = snap.name, self.log.bind(model=model.model, channel=snap.name)
-        cspec = self.spec.channel_spec(model.model, name)
-        if name in model.disabled or (cspec is None and not model.discover):
-            still_open = [e.fingerprint for e in snap.open_episodes()]
-            log_.warning("state_channel_dropped", reason="no longer monitored by the config", open_alerts=still_open)
-            return None
-        ctype = (cspec.type if cspec is not None and cspec.type else None) or snap.channel_type
-        wanted = self.spec.channel_settings(model.model, name, ctype)
-        baseline = model.baseline_for(name, ctype)
-        ref = snap.reference
-        baseline_changed = baseline is not None and (ref is None or ref.kind != "baseline" or ref.to_profile() != baseline.to_profile())
-        same_settings = state.settings_digest(wanted) == snap.settings_digest
-        ordinal = len(model.channels)
-        if same_settings and ctype == snap.channel_type and not baseline_changed:
-            return state.restore_channel(snap, wanted, self.partition, ordinal)
-        reference = baseline if baseline is not None else (ref if ctype == snap.channel_type else None)
-        log_.warning(
-            "state_settings_changed_reset",
-            reason="settings changed" if not same_settings else ("type changed" if ctype != snap.channel_type else "baseline changed"),
-            open_alerts=[e.fingerprint for e in snap.open_episodes()],
-        )
-        fresh = ChannelMonitor(model.model, name, ctype, wanted, self.partition, ordinal, reference)
-        fresh.adopt_open_episodes(snap)
-        return fresh

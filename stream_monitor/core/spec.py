@@ -385,6 +385,30 @@ class LimitsSpec(_Spec):
     quiet_seconds: float = Field(default=60.0, gt=0)
 
 
+class RetrainingSpec(_Spec):
+    """``retraining``: when a model's alerts ask for retraining (``core/retraining.py``); off by default.
+
+    A firing page of a kind in ``on_kinds`` or on a channel in ``on_channels`` triggers at once; a
+    data or prediction drift page still firing ``drift_persists_seconds`` (event time) after it
+    started triggers then (never when null). At most one event per model per ``cooldown_seconds``;
+    the suggested data window is the ``window_seconds`` up to the trigger.
+    """
+
+    enabled: bool = False
+    topic: str = Field(default="stream-monitor-retraining", min_length=1, max_length=249)
+    on_kinds: tuple[Literal["data_drift", "prediction_drift", "data_quality", "performance"], ...] = ("performance",)
+    on_channels: tuple[str, ...] = ()
+    drift_persists_seconds: float | None = Field(default=3600.0, gt=0)
+    cooldown_seconds: float = Field(default=86_400.0, ge=0)
+    window_seconds: float = Field(default=7 * 86_400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _channels_named(self) -> RetrainingSpec:
+        if any(not c for c in self.on_channels):
+            raise ValueError("on_channels: a channel name is empty")
+        return self
+
+
 class MonitorSpec(_Spec):
     """Everything the pure core needs to know to monitor a stream."""
 
@@ -406,6 +430,7 @@ class MonitorSpec(_Spec):
     order_max_rows: int = Field(default=500_000, ge=1_000)  # rows waiting for their turn, per state partition
     input_formats: dict[str, InputFormat] = Field(default_factory=dict)  # topic -> format (default native)
     limits: LimitsSpec = LimitsSpec()
+    retraining: RetrainingSpec = RetrainingSpec()
 
     @model_validator(mode="after")
     def _validate_layers(self) -> MonitorSpec:

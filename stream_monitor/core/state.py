@@ -9,7 +9,7 @@ module's :data:`FORMAT_VERSION`) and ``kind``.
 
 Settings are not stored. A channel item records a digest of its settings' JSON; on restore the
 channel is rebuilt from the *current* config, and a digest that differs means "settings changed"
-(see ``PartitionMonitor._reconciled``).
+(see ``stream_monitor.core.restore.reconciled``).
 
 Items (all maps; ``f8``/``i8``/``i4``/``u1`` are byte strings of little-endian float64, int64,
 int32, uint8 arrays):
@@ -36,6 +36,9 @@ int32, uint8 arrays):
   prediction_time: null | int}`` (event-time order across input partitions, ``core/ordering.py``)
 - waiting ``{format, kind: "waiting", rows: [rows record]}`` (labels waiting for their prediction,
   each a rows record of ``core/exchange.py``)
+- retraining ``{format, kind: "retraining", models: {model: {now, cooldown_until, version, episodes:
+  [[fingerprint, alert_id, kind, feature, detector, since, summary, slo, used]]}}}`` (only when
+  ``retraining.enabled``: the open episodes a model's retraining trigger is timing, ``core/retraining.py``)
 
 Size: a channel item is bounded whatever the input. Category values are cut to
 ``categories.max_length`` characters (plus a hash suffix) when classified, and a warm-up

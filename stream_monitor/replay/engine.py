@@ -43,6 +43,7 @@ class ReplayOutcome:
     records_processed: int = 0
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     dead_letters: int = 0
+    retraining: int = 0  # retraining events (when ``retraining.enabled``)
     alerts_by_status: Counter[str] = field(default_factory=Counter)
     alerts_by_kind: Counter[str] = field(default_factory=Counter)
     alerts_by_severity: Counter[str] = field(default_factory=Counter)
@@ -112,6 +113,7 @@ class ReplayEngine:
         self._seq = 0
         self._alerts = SortedSpool(spill_after)
         self._dead = SortedSpool(spill_after)
+        self._retraining: list[bytes] = []  # at most one per model per cooldown: kept in memory
         self._started = time.perf_counter()
 
     # ---------------------------------------------------------------- feeding
@@ -204,6 +206,8 @@ class ReplayEngine:
                 self.collector.add_alert(0, a)
         if self.collector is not None and result.evaluations:
             self.collector.add_evaluations(0, result.evaluations)
+        self._retraining += [r.payload for r in result.retraining]
+        o.retraining += len(result.retraining)
 
     def finish(self) -> ReplayOutcome:
         """Judge every queued row in event-time order; return the counts."""
@@ -228,6 +232,10 @@ class ReplayEngine:
     def alert_payloads(self) -> Iterator[bytes]:
         """Alert events in (event time, emission order)."""
         return iter(self._alerts)
+
+    def retraining_payloads(self) -> Iterator[bytes]:
+        """Retraining events in the order they were triggered."""
+        return iter(self._retraining)
 
     def dead_letter_payloads(self) -> Iterator[bytes]:
         """Dead letters in (partition, topic, offset) order."""

@@ -19,7 +19,6 @@ after ``poll`` returns and before their records are processed.
 from __future__ import annotations
 
 import functools
-
 import threading
 import time
 from collections import defaultdict
@@ -447,7 +446,7 @@ class MonitorApp:
                     task.idle((tp.topic, tp.partition))
             self.idle.mark_idle(p, task)
             result = task.release(record_evaluations=True)
-            if result.alerts or result.dead_letters or result.channel_values:
+            if result.alerts or result.dead_letters or result.channel_values or result.retraining:
                 with fenced_is_fatal("while processing"):
                     self._emit(result)
 
@@ -465,7 +464,7 @@ class MonitorApp:
         self.metrics.observe_limit_hits(result.limits_exceeded)
         if result.evaluations:
             self.metrics.status.observe_evaluations(result.evaluations)
-        if not result.alerts and not result.dead_letters:
+        if not (result.alerts or result.dead_letters or result.retraining):
             self.metrics.channel_values.inc(result.channel_values)
             return
         k = self.cfg.kafka
@@ -473,6 +472,7 @@ class MonitorApp:
             self.checkpoint.ensure_transaction()
             for alert in result.alerts:
                 self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
+            self.checkpoint.send_retraining(self.spec.retraining.topic, result.retraining)
             for dl in result.dead_letters:
                 headers = [("reason", str(dl.reason).encode())]
                 self.producer.send(k.dlq_topic, value=self._fitted(dl), headers=headers)

@@ -1,7 +1,7 @@
 """The checkpoint: what has been processed but not committed, what is committed, and the commit order.
 
-Under exactly-once a checkpoint is one Kafka transaction holding the alerts and dead letters sent
-since the last one, the changed state items (changelog) and the consumer offsets
+Under exactly-once a checkpoint is one Kafka transaction holding the alerts, retraining events and
+dead letters sent since the last one, the changed state items (changelog) and the consumer offsets
 (``send_offsets_to_transaction`` with the group metadata). Only after the commit returns do the
 committed items and offsets move forward and the pending alerts count as delivered. When a
 commit fails the caller aborts and calls :meth:`Checkpoint.rollback`: every partition is rebuilt
@@ -31,6 +31,7 @@ from stream_monitor.runtime import kafka_compat
 
 if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.core.monitor import Alert, PartitionMonitor
+    from stream_monitor.core.retraining import Retraining
     from stream_monitor.runtime.changelog import ChangelogStore
 
 Rebuild = Callable[[int, dict[str, bytes]], "PartitionMonitor"]
@@ -51,6 +52,7 @@ class CommitResult:
     started: float
     finished: float
     oversized: list[tuple[int, str, int]] = field(default_factory=list)
+    retraining: list[Retraining] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -86,6 +88,7 @@ class Checkpoint:
     committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     pending_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     pending_alerts: list[Alert] = field(default_factory=list)
+    pending_retraining: list[Retraining] = field(default_factory=list)
     txn_open: bool = False
     last_commit_at: float = 0.0
     failing_since: float | None = None
@@ -109,6 +112,12 @@ class Checkpoint:
     def add_alerts(self, alerts: list[Alert]) -> None:
         """Alerts sent in the open transaction: delivered when it commits, forgotten when it aborts."""
         self.pending_alerts.extend(alerts)
+
+    def send_retraining(self, topic: str, events: list[Retraining]) -> None:
+        """Send retraining events (keyed by model) in the open transaction, like alerts: delivered when it commits."""
+        for r in events:
+            self.producer.send(topic, key=r.model.encode(), value=r.payload)
+        self.pending_retraining.extend(events)
 
     def due(self, interval_s: float) -> bool:
         """Has ``interval_s`` passed since the last checkpoint began?"""
@@ -161,7 +170,8 @@ class Checkpoint:
         self.committed_offsets.update(offsets)
         self.pending_offsets.clear()
         alerts, self.pending_alerts = self.pending_alerts, []
-        return CommitResult(offsets, alerts, written, started, time.perf_counter(), oversized)
+        retraining, self.pending_retraining = self.pending_retraining, []
+        return CommitResult(offsets, alerts, written, started, time.perf_counter(), oversized, retraining)
 
     def abort(self) -> None:
         """Abort the open transaction (bounded). Raises ``KafkaError`` when that does not work."""
@@ -186,6 +196,7 @@ class Checkpoint:
                 self.consumer.seek(tp, off)
         self.pending_offsets.clear()
         self.pending_alerts.clear()
+        self.pending_retraining.clear()
 
     # -------------------------------------------------------------- partitions
     def started(self, partition: int, items: dict[str, bytes]) -> None:

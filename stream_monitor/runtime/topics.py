@@ -20,6 +20,8 @@ CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 ALERT_CONFIGS = {"cleanup.policy": "compact"}
 REPARTITION_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 DLQ_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(14 * 24 * 3600 * 1000)}
+# retraining events (keyed by model, every one kept): a month for the pipeline runner to catch up
+RETRAINING_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
 # inference and label events: a week of history for replays and late labels
 INPUT_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 
@@ -115,6 +117,8 @@ def prepare_topology(admin: KafkaAdminClient, cfg: AppConfig, should_stop: Calla
     if k.create_topics:
         ensure_topic(admin, k.alerts_topic, 1, sized(ALERT_CONFIGS, size))
         ensure_topic(admin, k.dlq_topic, 1, sized(DLQ_CONFIGS, size))
+        if cfg.retraining.enabled:
+            ensure_topic(admin, cfg.retraining.topic, 1, sized(RETRAINING_CONFIGS, size))
     if cfg.state.enabled:
         changelog = k.resolved_changelog_topic()
         have = partition_counts(admin, [changelog]).get(changelog)
@@ -155,7 +159,8 @@ def plan_topics(cfg: AppConfig, existing: dict[str, int], default_partitions: in
 
     Input and label topics get ``default_partitions`` unless one of them exists (then its count:
     they must be co-partitioned); the changelog gets the state partition count (inputs, or the
-    repartition topic); alerts are compacted (keyed by fingerprint), dead letters kept 14 days.
+    repartition topic); alerts are compacted (keyed by fingerprint), dead letters kept 14 days,
+    retraining events (when enabled) 30 days.
     ``existing`` maps existing topic names to their partition counts.
     """
     k = cfg.kafka
@@ -181,6 +186,8 @@ def plan_topics(cfg: AppConfig, existing: dict[str, int], default_partitions: in
         add("repartition", repartition, state_n, REPARTITION_CONFIGS, k.repartition_partitions is not None, "kafka.repartition_partitions")
     add("alerts", k.alerts_topic, 1, ALERT_CONFIGS)
     add("dead letters", k.dlq_topic, 1, DLQ_CONFIGS)
+    if cfg.retraining.enabled:
+        add("retraining", cfg.retraining.topic, 1, RETRAINING_CONFIGS)
     if cfg.state.enabled:
         add("changelog", k.resolved_changelog_topic(), state_n, CHANGELOG_CONFIGS, True, "state is stored per state partition")
     return out

@@ -1,0 +1,78 @@
+"""Restoring a model and its channels from state items, brought in line with the current config.
+
+Used by :meth:`PartitionMonitor.from_state_items`: a model item names its channels; each channel
+item is decoded and reconciled with what the config now says (dropped when no longer monitored,
+rebuilt — open alert episodes kept — when its settings, type or baseline changed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_monitor.core import state
+from stream_monitor.core.channel import ChannelMonitor
+from stream_monitor.core.model_monitor import ModelMonitor
+
+
+def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes]) -> None:
+    """Rebuild model ``name`` of ``monitor`` and its channels from their items (a bad one resets only what it held)."""
+    try:
+        record = state.decode_model(blob, name)
+    except state.StateFormatError as exc:
+        monitor._rejected(name, None, exc)
+        return
+    model = monitor.model(name)
+    if model is None:
+        return
+    model.known_features = list(record.known_features)
+    model.versions = list(record.versions)
+    cal = record.calibration
+    if model.calibration is not None and cal is not None and (cal.bins, cal.size) == (model.calibration.bins, model.calibration.size):
+        model.calibration = cal  # a changed bins / calibration_size starts the learning again
+    if model.realised is not None and record.realised is not None:
+        model.realised = record.realised
+    for ch_name in record.channels:
+        blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
+        if blob_ch is None:
+            continue
+        try:
+            ch = reconciled(monitor, model, state.decode_channel(blob_ch, name, ch_name, monitor.partition))
+        except Exception as exc:  # noqa: BLE001 - whatever a stored item holds, it resets only its channel
+            monitor._rejected(name, ch_name, exc)
+            continue
+        if ch is not None:
+            model.channels[ch_name] = ch
+    model.dirty = False
+
+
+def reconciled(monitor: Any, model: ModelMonitor, snap: state.ChannelSnapshot) -> ChannelMonitor | None:
+    """A restored channel, brought in line with the current config.
+
+    A channel the config no longer monitors (disabled, or undiscoverable) is dropped; one whose
+    settings, type or baseline changed is rebuilt — keeping its open alert episodes, so an alert
+    that was firing still resolves (or stays firing) instead of being forgotten.
+    """
+    name, log_ = snap.name, monitor.log.bind(model=model.model, channel=snap.name)
+    cspec = monitor.spec.channel_spec(model.model, name)
+    if name in model.disabled or (cspec is None and not model.discover):
+        still_open = [e.fingerprint for e in snap.open_episodes()]
+        log_.warning("state_channel_dropped", reason="no longer monitored by the config", open_alerts=still_open)
+        return None
+    ctype = (cspec.type if cspec is not None and cspec.type else None) or snap.channel_type
+    wanted = monitor.spec.channel_settings(model.model, name, ctype)
+    baseline = model.baseline_for(name, ctype)
+    ref = snap.reference
+    baseline_changed = baseline is not None and (ref is None or ref.kind != "baseline" or ref.to_profile() != baseline.to_profile())
+    same_settings = state.settings_digest(wanted) == snap.settings_digest
+    ordinal = len(model.channels)
+    if same_settings and ctype == snap.channel_type and not baseline_changed:
+        return state.restore_channel(snap, wanted, monitor.partition, ordinal)
+    reference = baseline if baseline is not None else (ref if ctype == snap.channel_type else None)
+    log_.warning(
+        "state_settings_changed_reset",
+        reason="settings changed" if not same_settings else ("type changed" if ctype != snap.channel_type else "baseline changed"),
+        open_alerts=[e.fingerprint for e in snap.open_episodes()],
+    )
+    fresh = ChannelMonitor(model.model, name, ctype, wanted, monitor.partition, ordinal, reference)
+    fresh.adopt_open_episodes(snap)
+    return fresh
