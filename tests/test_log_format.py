@@ -182,3 +182,14 @@ def test_kafka_client_warnings_are_rendered_like_our_logs(restore_logging):
     logging.getLogger("kafka.client").warning("node down")
     text = console.getvalue()
     assert "node down" in text and not _is_json_object(text.strip()) and out.getvalue().count("\n") == 1
+
+
+def test_the_kafka_io_loop_slow_task_warning_stays_out_but_its_errors_come_through(restore_logging):
+    out = io.StringIO()
+    configure_logging("INFO", "json", out)
+    selector = logging.getLogger("kafka.net.selector")
+    selector.warning("Task %s ran for 0.246s (>0.100s threshold). It is blocking the event loop", "t")
+    selector.error("selector failed")
+    logging.getLogger("kafka.conn").warning("connection lost")
+    events = [orjson.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert events == ["selector failed", "connection lost"], events

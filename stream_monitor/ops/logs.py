@@ -14,6 +14,10 @@ import structlog
 
 LogFormat = Literal["json", "console"]
 CLIENT_LOGGERS = ("kafka",)  # standard-library loggers of our dependencies, WARNING and above
+# kafka-python 3.x's IO loop warns whenever one of its tasks ran over 0.1 s ("blocking the event
+# loop"): with judging on the main thread of a busy machine that is every few seconds, says nothing
+# an operator can act on, and buried the demo's alerts. Its errors still come through.
+QUIET_CLIENT_LOGGERS = {"kafka.net.selector": logging.ERROR}
 
 
 class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -56,6 +60,8 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "json", stream: Text
     )
     handler.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     handler.set_name("stream-monitor")
+    for name, quiet in QUIET_CLIENT_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet)
     for name in CLIENT_LOGGERS:
         client = logging.getLogger(name)
         for old in [h for h in client.handlers if h.get_name() == "stream-monitor"]:
