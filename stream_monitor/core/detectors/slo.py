@@ -86,20 +86,20 @@ class SloErrorRateDetector(WindowDetector):
 
 
 class SloMaeDetector(WindowDetector):
-    """Mean absolute error of the window against ``max``."""
+    """Mean absolute error of the window against ``max`` (and the base of the other mean-against-``max`` checks)."""
 
     name = "slo_mae"
 
-    def __init__(self, params: SloMaeParams, reference: Reference) -> None:
+    def __init__(self, params: SloMaeParams | SloMeanParams, reference: Reference) -> None:
         super().__init__(params)
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
-        """The window's mean absolute error; a breach above ``max``."""
+        """The window's mean (here of absolute errors); a breach above ``max``."""
         maximum = self.params.max  # type: ignore[attr-defined]
         if window.values.size == 0 or maximum is None:
             return None
-        mae = float(np.mean(window.values))
-        return Evaluation(mae, maximum, None, mae > maximum, self.params.severity)
+        mean = float(np.mean(window.values))
+        return Evaluation(mean, maximum, None, mean > maximum, self.params.severity)
 
 
 class SloShareDetector(WindowDetector):
@@ -158,18 +158,7 @@ class SloF1Detector(WindowDetector):
         return Evaluation(f1, minimum, None, f1 < minimum, self.params.severity)
 
 
-class SloLogLossDetector(WindowDetector):
-    """Mean log loss of the window against ``max``."""
+class SloLogLossDetector(SloMaeDetector):
+    """Mean log loss of the window against ``max`` (the same check as ``slo_mae``, on per-row log losses)."""
 
     name = "slo_log_loss"
-
-    def __init__(self, params: SloMeanParams, reference: Reference) -> None:
-        super().__init__(params)
-
-    def evaluate(self, window: WindowView) -> Evaluation | None:
-        """The window's mean log loss; a breach above ``max``."""
-        maximum = self.params.max  # type: ignore[attr-defined]
-        if window.values.size == 0 or maximum is None:
-            return None
-        mean = float(np.mean(window.values))
-        return Evaluation(mean, maximum, None, mean > maximum, self.params.severity)
