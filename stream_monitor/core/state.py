@@ -245,19 +245,17 @@ def decode_model(blob: bytes, model: str) -> ModelRecord:
     if len(set(channels)) != len(channels) or len(set(known)) != len(known):
         raise f.fail("channels", "duplicate names")
     versions = f.strings("versions") if "versions" in f.obj else []
-    calibration = None
-    if "calibration" in f.obj:
-        try:
-            calibration = Calibration.from_state(f.obj["calibration"])
-        except ValueError as exc:
-            raise f.fail("calibration", str(exc)) from None
-    realised = None
-    if "realised" in f.obj:
-        try:
-            realised = Realised.from_state(f.obj["realised"])
-        except ValueError as exc:
-            raise f.fail("realised", str(exc)) from None
-    return ModelRecord(known, channels, versions, calibration, realised)
+    return ModelRecord(known, channels, versions, _optional(f, "calibration", Calibration), _optional(f, "realised", Realised))
+
+
+def _optional(f: Any, key: str, kind: Any) -> Any:
+    """``kind.from_state`` of the optional field ``key`` (None when absent); a malformed one fails naming it."""
+    if key not in f.obj:
+        return None
+    try:
+        return kind.from_state(f.obj[key])
+    except ValueError as exc:
+        raise f.fail(key, str(exc)) from None
 
 
 # ------------------------------------------------------------------ label-join item
