@@ -160,3 +160,19 @@ def test_the_metadata_internals_topic_partitions_reads_are_there():
         assert callable(getattr(ClusterMetadata, name, None)), name
     assert callable(Future.succeeded) and callable(Future.failed)
     assert KafkaConsumer.DEFAULT_CONFIG["bootstrap_timeout_ms"] == kafka_compat.DEFAULT_BOOTSTRAP_TIMEOUT_MS
+
+
+def test_no_unbounded_metadata_wait_outside_the_compat_layer():
+    """``KafkaConsumer.partitions_for_topic`` waits without a bound: the package and the benchmarks use
+    ``kafka_compat.topic_partitions`` (or ``known_partitions`` after a bounded wait) instead."""
+    import ast
+
+    offenders = []
+    for root in ("stream_monitor", "bench"):
+        for path in sorted((REPO_ROOT / root).rglob("*.py")):
+            if path == REPO_ROOT / "stream_monitor" / "runtime" / "kafka_compat.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "partitions_for_topic":
+                    offenders.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert offenders == []
