@@ -15,7 +15,8 @@ from stream_monitor.config import AppConfig
 
 
 # Environment variables of the bridge (flags win). Not config-file settings: a bridge is
-# configured by its command line; the Kafka connection comes from the usual config/env.
+# configured by its command line, except the extra headers (``bridge.headers``, shared by every
+# bridge); the Kafka connection comes from the usual config/env.
 BRIDGE_ENV: dict[str, str] = {
     "STREAM_MONITOR_BRIDGE_URL": "--url",
     "STREAM_MONITOR_BRIDGE_GROUP_ID": "--group-id",
