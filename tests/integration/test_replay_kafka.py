@@ -115,8 +115,8 @@ def test_topic_replay_over_a_range_equals_file_replay_of_the_export(
     assert _replay(tmp_path, "topic-all", *boot, "--topic", topic) == _replay(tmp_path, "file-all", "--input", str(export))
     lines = ranged.read_bytes().splitlines()
     assert all(orjson.loads(x)["topic"] == topic for x in lines)
-    # and a missing topic is a clean runtime failure
-    _replay(tmp_path, "missing", *boot, "--topic", unique_name("no-such-topic"), expect=1)
+    # and a missing topic is a usage error (exit 2) that leaves no output behind
+    _replay(tmp_path, "missing", *boot, "--topic", unique_name("no-such-topic"), expect=2)
 
 
 def _group_state(bootstrap: str, group: str, topic: str) -> tuple[dict[Any, int], list[tuple[str, str]], str]:
