@@ -521,6 +521,8 @@ def _wait_judged(bootstrap: str, group: str, topic: str, records: int, timeout_s
     """
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+    from stream_monitor.runtime.kafka_compat import topic_partitions
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     ends_of = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     internal = f"{group}-by-model"
@@ -529,7 +531,8 @@ def _wait_judged(bootstrap: str, group: str, topic: str, records: int, timeout_s
         while time.monotonic() < deadline:
             committed = admin.list_group_offsets({group: None}).get(group, {})
             done = sum(o.offset for tp, o in committed.items() if tp.topic == topic and o.offset > 0)
-            tps = [TopicPartition(internal, p) for p in sorted(ends_of.partitions_for_topic(internal) or [])]
+            parts = topic_partitions(ends_of, [internal], max(1.0, deadline - time.monotonic()))[internal]
+            tps = [TopicPartition(internal, p) for p in sorted(parts)]
             ends = ends_of.end_offsets(tps) if tps else {}
             behind = [tp for tp in tps if ends[tp] - max(0, committed[tp].offset if tp in committed else 0) > 1]
             if done >= records and not behind:
@@ -544,8 +547,10 @@ def _wait_judged(bootstrap: str, group: str, topic: str, records: int, timeout_s
 def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, models: int, out_dir: Path, lateness_s: float | None = None) -> dict[str, Any]:
     """Event -> alert latency of a ``run`` subprocess; ``lateness_s`` sets its ``max_lateness_seconds`` (None: the default)."""
     from kafka import KafkaProducer, TopicPartition
+    from kafka.errors import KafkaTimeoutError
 
     from stream_monitor.core.spec import MonitorSpec
+    from stream_monitor.runtime.kafka_compat import topic_partitions
 
     lateness = MonitorSpec().max_lateness_seconds if lateness_s is None else lateness_s
     uid = uuid.uuid4().hex[:8]
@@ -572,8 +577,12 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
     def reader() -> None:
         c = _consumer(bootstrap, fetch_min_bytes=1, fetch_max_wait_ms=50)
         try:
+            parts: set[int] = set()
             while not stop_reader.is_set():
-                parts = c.partitions_for_topic(alerts_topic)
+                try:
+                    parts = topic_partitions(c, [alerts_topic], 5.0)[alerts_topic]
+                except KafkaTimeoutError:  # no metadata answer yet: ask again until stopped
+                    continue
                 if parts:
                     break
                 time.sleep(0.1)

@@ -78,6 +78,8 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
+    from stream_monitor.runtime.kafka_compat import topic_partitions
+
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=PROBE_TIMEOUT_MS)
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
@@ -87,7 +89,8 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> int | None:
         committed = admin.list_group_offsets({group: None}).get(group, {})
         if not committed:
             return None
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        found = topic_partitions(consumer, topics, PROBE_TIMEOUT_MS / 1000)  # KafkaTimeoutError is a KafkaError
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(found[t])]
         ends = consumer.end_offsets(tps)
         lag = 0
         for tp in tps:
@@ -121,10 +124,12 @@ def dead_letters(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[s
     """Committed records of the dead-letter ``topic``, counted by their ``reason`` header."""
     from kafka import KafkaConsumer, TopicPartition
 
+    from stream_monitor.runtime.kafka_compat import topic_partitions
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
     counts: dict[str, int] = {}
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        tps = [TopicPartition(topic, p) for p in sorted(topic_partitions(consumer, [topic], timeout_s)[topic])]
         if not tps:
             return counts
         consumer.assign(tps)

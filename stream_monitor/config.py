@@ -275,6 +275,17 @@ class LogSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class BridgeSettings(_Section):
+    """``bridge``: what every bridge adds to its requests (the rest of a bridge's options are its flags).
+
+    ``headers`` are sent with every POST, e.g. ``Authorization: "Bearer ${file:/run/secrets/token}"``;
+    ``${file:PATH}`` and ``${env:NAME}`` take a secret from a file or a variable when the bridge
+    starts (``stream_monitor.bridges.headers``). The values are never shown.
+    """
+
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+
+
 class AppConfig(MonitorSpec):
     """Everything ``stream-monitor run`` needs: the core's :class:`MonitorSpec` plus the edges."""
 
@@ -282,6 +293,7 @@ class AppConfig(MonitorSpec):
     state: StateSettings = StateSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
+    bridge: BridgeSettings = BridgeSettings()
 
     def monitor_spec(self) -> MonitorSpec:
         """The core's part of the config (without a label topic, no predictions are kept for a join)."""

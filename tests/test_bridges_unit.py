@@ -38,7 +38,7 @@ class FakePost:
         self.script = list(script)
         self.calls: list[tuple[str, Any]] = []
 
-    def __call__(self, url: str, body: bytes, timeout_s: float, user_agent: str) -> HttpResult:
+    def __call__(self, url: str, body: bytes, timeout_s: float, user_agent: str, headers: Any = None) -> HttpResult:
         self.calls.append((url, orjson.loads(body)))
         outcome = self.script.pop(0) if self.script else "accepted"
         if isinstance(outcome, HttpResult):

@@ -53,6 +53,11 @@ runbook; ``client``/``client_url`` = stream-monitor and the generator URL. The r
 from ``--routing-key``, ``--routing-key-file`` or ``STREAM_MONITOR_PAGERDUTY_ROUTING_KEY(_FILE)``
 and is never logged.
 
+Every bridge adds the extra headers of ``--header 'Name: value'`` and the config's
+``bridge.headers`` to its requests (an auth header for a pipeline runner's webhook); a value may
+take its secret from ``${file:PATH}`` or ``${env:NAME}``, is validated at start-up
+(``bridges/headers.py``) and redacted from every log line like the routing key.
+
 HTTP uses the standard library's ``http.client`` (with the environment's proxy settings, as
 ``urllib`` would): one JSON POST at a time needs no connection pool, and the sidecar image stays
 free of another dependency.

@@ -15,6 +15,7 @@ import ssl
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -144,8 +145,11 @@ class _Deadline:
         self._timer.cancel()
 
 
-def post_json(url: str, body: bytes, timeout_s: float, user_agent: str) -> HttpResult:
-    """POST a JSON body within ``timeout_s`` in all; never raises for HTTP or network errors (they become a result)."""
+def post_json(url: str, body: bytes, timeout_s: float, user_agent: str, headers: Mapping[str, str] | None = None) -> HttpResult:
+    """POST a JSON body within ``timeout_s`` in all; never raises for HTTP or network errors (they become a result).
+
+    ``headers`` are sent too (validated beforehand by ``bridges.headers``; they may replace the User-Agent).
+    """
     try:
         conn, target = _connection(url, timeout_s)
     except ValueError as exc:
@@ -154,7 +158,12 @@ def post_json(url: str, body: bytes, timeout_s: float, user_agent: str) -> HttpR
     try:
         conn.connect()
         deadline.watch(conn.sock)
-        conn.request("POST", target, body=body, headers={"Content-Type": "application/json", "User-Agent": user_agent})
+        sent = {"Content-Type": "application/json", "User-Agent": user_agent}
+        for name, value in (headers or {}).items():
+            for old in [k for k in sent if k.lower() == name.lower()]:
+                del sent[old]
+            sent[name] = value
+        conn.request("POST", target, body=body, headers=sent)
         response = conn.getresponse()
         status = response.status
         text = response.read(2048 if not 200 <= status < 300 else 65536)

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from stream_monitor.bridges.headers import HeaderError, resolve_headers
 from stream_monitor.bridges.mapping import PAGERDUTY_EVENTS_URL, label_name
 from stream_monitor.config import AppConfig
 
 
 # Environment variables of the bridge (flags win). Not config-file settings: a bridge is
-# configured by its command line; the Kafka connection comes from the usual config/env.
+# configured by its command line, except the extra headers (``bridge.headers``, shared by every
+# bridge); the Kafka connection comes from the usual config/env.
 BRIDGE_ENV: dict[str, str] = {
     "STREAM_MONITOR_BRIDGE_URL": "--url",
     "STREAM_MONITOR_BRIDGE_GROUP_ID": "--group-id",
@@ -29,7 +31,11 @@ BRIDGE_ENV: dict[str, str] = {
 
 @dataclass(frozen=True)
 class BridgeOptions:
-    """Everything a bridge needs to know, validated (the routing key is never shown)."""
+    """Everything a bridge needs to know, validated (the routing key and header values are never shown).
+
+    ``secrets`` are what the extra headers' values took from files and environment variables; the
+    sinks redact them, the headers' values and the routing key from every log line.
+    """
 
     target: Literal["alertmanager", "pagerduty", "retraining"]
     urls: tuple[str, ...]
@@ -44,6 +50,8 @@ class BridgeOptions:
     epoch_s: float = 60.0  # longest stretch of retries before going back to poll (group liveness)
     max_batch: int = 200
     metrics_port: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 class BridgeUsageError(ValueError):
@@ -74,8 +82,20 @@ def parse_labels(values: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def options_from_args(args: argparse.Namespace, cfg: AppConfig) -> BridgeOptions:
-    """Options from the flags, then ``BRIDGE_ENV``; raises :class:`BridgeUsageError` naming the flag."""
+def extra_headers(args: argparse.Namespace, cfg: AppConfig, base_dir: Path | None = None) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``bridge.headers`` then ``--header``, resolved and validated, and the strings to redact; never shows a value."""
+    configured = {name: value.get_secret_value() for name, value in cfg.bridge.headers.items()}
+    try:
+        return resolve_headers(configured, getattr(args, "header", None) or [], base_dir=base_dir)
+    except HeaderError as exc:
+        raise BridgeUsageError(str(exc)) from None
+
+
+def options_from_args(args: argparse.Namespace, cfg: AppConfig, base_dir: Path | None = None) -> BridgeOptions:
+    """Options from the flags, then ``BRIDGE_ENV``, then the config; raises :class:`BridgeUsageError` naming the flag.
+
+    ``base_dir`` is the config file's directory (relative ``${file:..}`` paths in ``bridge.headers``).
+    """
     target = args.target
     url_text = getattr(args, "url", None) or _env("STREAM_MONITOR_BRIDGE_URL")
     if target == "alertmanager":
@@ -119,6 +139,7 @@ def options_from_args(args: argparse.Namespace, cfg: AppConfig) -> BridgeOptions
     retry_max = getattr(args, "retry_max", None) or 30.0
     if retry_initial <= 0 or retry_max < retry_initial:
         raise BridgeUsageError("need 0 < --retry-initial <= --retry-max")
+    headers, header_secrets = extra_headers(args, cfg, base_dir)
     return BridgeOptions(
         target=target,
         urls=urls,
@@ -131,5 +152,7 @@ def options_from_args(args: argparse.Namespace, cfg: AppConfig) -> BridgeOptions
         retry_max_s=float(retry_max),
         request_timeout_s=float(getattr(args, "timeout", None) or 10.0),
         metrics_port=metrics_port,
+        headers=headers,
+        secrets=header_secrets,
     )
 

@@ -78,7 +78,10 @@ class BridgeRunner:
         try:
             self.consumer.subscribe(topics=[self.topic], listener=_Listener(self))
             self.started = True
-            self.log.info("bridge_started", urls=[redact_url(u) for u in self.opts.urls] if self.opts.target == "alertmanager" else None, **clients.describe_security(self.kafka))
+            self.log.info(
+                "bridge_started", urls=[redact_url(u) for u in self.opts.urls] if self.opts.target == "alertmanager" else None,
+                headers=sorted(self.opts.headers) or None, **clients.describe_security(self.kafka),
+            )  # fmt: skip
             while not self.stop.is_set():
                 batch = self.consumer.poll(timeout_ms=self._poll_timeout_ms())
                 if self._rebalanced:

@@ -16,6 +16,7 @@ import structlog
 from kafka import TopicPartition
 
 from stream_monitor import __version__
+from stream_monitor.bridges.headers import MIN_REDACTED
 from stream_monitor.bridges.http import Backoff, HttpResult, post_json, redact, redact_url
 from stream_monitor.bridges.mapping import alertmanager_alert, alertmanager_labels, iso_time, pagerduty_event
 from stream_monitor.bridges.options import BridgeOptions
@@ -79,7 +80,9 @@ class _HttpSink:
         self.backoff = Backoff(opts.retry_initial_s, opts.retry_max_s)
         self.user_agent = f"stream-monitor/{__version__}"
         self.log = log.bind(target=opts.target)
-        self.secrets = tuple(s for s in (opts.routing_key,) if s)  # never in a log line, even when echoed back
+        # never in a log line, even when echoed back; the longest first, so a value goes before its parts
+        found = {s for s in (*opts.secrets, *opts.headers.values()) if len(s) >= MIN_REDACTED} | ({opts.routing_key} if opts.routing_key else set())
+        self.secrets = tuple(sorted(found, key=lambda s: (-len(s), s)))
         self.failing: str | None = None  # why the last delivery attempt has to be retried (readiness fails)
 
     def _classify(self, result: HttpResult) -> HttpResult:
@@ -88,7 +91,7 @@ class _HttpSink:
 
     def _attempt(self, url: str, body: bytes) -> HttpResult:
         started = time.perf_counter()
-        result = self.post(url, body, self.opts.request_timeout_s, self.user_agent)
+        result = self.post(url, body, self.opts.request_timeout_s, self.user_agent, self.opts.headers)
         result = self._classify(result)
         result = dataclasses.replace(result, detail=redact(result.detail, self.secrets))
         self.metrics.delivery_seconds.labels(self.opts.target).observe(time.perf_counter() - started)

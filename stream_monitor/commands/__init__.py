@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--routing-key-file", help="file holding the PagerDuty routing key (env: STREAM_MONITOR_PAGERDUTY_ROUTING_KEY_FILE)")
     bridge.add_argument("--resend-interval", type=float, help="seconds between re-sends of firing alerts to Alertmanager (default 60; env: STREAM_MONITOR_BRIDGE_RESEND_INTERVAL)")
     bridge.add_argument("--generator-url", help="generatorURL/client_url: a base URL or a template with {model} {feature} {detector} {fingerprint} (env: STREAM_MONITOR_BRIDGE_GENERATOR_URL)")
+    bridge.add_argument(
+        "--header", action="append", metavar="'NAME: VALUE'",
+        help="extra HTTP header on every POST, e.g. an auth header for a webhook; repeat. Take a secret from a file or a variable, "
+        "never the command line: 'Authorization: Bearer ${file:/run/secrets/token}' or '${env:VAR}' (config: bridge.headers; values never logged)",
+    )
     bridge.add_argument("--label", action="append", help="extra Alertmanager label K=V; repeat (env: STREAM_MONITOR_BRIDGE_LABELS, comma-separated)")
     bridge.add_argument("--retry-initial", type=float, help="first retry delay in seconds when a request is not accepted (default 0.5)")
     bridge.add_argument("--retry-max", type=float, help="longest retry delay in seconds (default 30)")

@@ -10,7 +10,7 @@ import structlog
 from stream_monitor.bridges.options import options_from_args
 from stream_monitor.bridges.runner import BridgeRunner
 from stream_monitor.bridges.sinks import build_sink
-from stream_monitor.commands.common import configure_logs, load_app_config
+from stream_monitor.commands.common import config_dir, configure_logs, load_app_config
 from stream_monitor.commands.run import install_stop_handlers
 from stream_monitor.ops.health import BrokerProbe, HealthServer
 from stream_monitor.ops.metrics import BridgeMetrics
@@ -25,7 +25,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     # --group-id names the bridge's group, not the monitor's: keep kafka.group_id as configured
     cfg = load_app_config(args, {"kafka.group_id": None})
     configure_logs(cfg)
-    opts = options_from_args(args, cfg)  # BridgeUsageError: exit 2
+    opts = options_from_args(args, cfg, config_dir(args))  # BridgeUsageError: exit 2
     metrics = BridgeMetrics(opts.target)
     sink = build_sink(opts, metrics, stop)
     topic = cfg.retraining.topic if opts.target == "retraining" else None  # None: the alert topic

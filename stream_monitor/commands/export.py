@@ -12,16 +12,15 @@ from typing import Iterator
 from stream_monitor.commands.common import EXIT_OK, load_app_config, split_topics
 from stream_monitor.replay.files import atomic_write
 from stream_monitor.replay.progress import Progress, progress_mode
-from stream_monitor.replay.sources import TopicSource, encode_envelope
+from stream_monitor.replay.sources import TopicSource, encode_envelope, topic_consumer
 from stream_monitor.replay.timerange import TimeRange
-from stream_monitor.runtime import clients
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write every record of the topics' partitions as an envelope line; print what was written."""
     time_range = TimeRange.parse(getattr(args, "from_time", None), getattr(args, "to_time", None))
     cfg = load_app_config(args)
-    consumer = clients.plain_consumer(cfg.kafka, f"stream-monitor-export-{uuid.uuid4().hex[:6]}")
+    consumer = topic_consumer(cfg.kafka, f"stream-monitor-export-{uuid.uuid4().hex[:6]}")  # ReplayUsageError: exit 2
     source = TopicSource(consumer, split_topics(args.topic), time_range)
     progress = Progress(progress_mode(getattr(args, "progress", None)), sys.stderr, "export")
     started = time.perf_counter()

@@ -23,7 +23,7 @@ from stream_monitor.replay.engine import ReplayEngine, ReplayOutcome
 from stream_monitor.replay.errors import ReplayUsageError
 from stream_monitor.replay.files import atomic_write, lines, read_state_file, write_state_file
 from stream_monitor.replay.progress import Progress, progress_mode
-from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, FileSource, Source, TopicSource
+from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, FileSource, Source, TopicSource, topic_consumer
 from stream_monitor.replay.timerange import TimeRange
 from stream_monitor.report.collect import ReportCollector, ReportMeta
 from stream_monitor.report.html import write_report, write_report_dir
@@ -112,7 +112,7 @@ def _open_source(args: argparse.Namespace, cfg: AppConfig, time_range: TimeRange
     """``--input`` file or ``--topic`` partitions (a group-less consumer)."""
     if args.input is not None:
         return FileSource(args.input)
-    consumer = clients.plain_consumer(cfg.kafka, f"stream-monitor-replay-{cfg.instance}-{uuid.uuid4().hex[:6]}")
+    consumer = topic_consumer(cfg.kafka, f"stream-monitor-replay-{cfg.instance}-{uuid.uuid4().hex[:6]}")  # ReplayUsageError: exit 2
     topics = split_topics(args.topic)
     label_topic = cfg.kafka.label_topic
     if label_topic and label_topic not in topics:

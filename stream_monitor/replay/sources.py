@@ -15,11 +15,14 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Iterator, Protocol, Sequenc
 import orjson
 import structlog
 from kafka import TopicPartition
+from kafka.errors import KafkaTimeoutError
 
+from stream_monitor.config import KafkaSettings
 from stream_monitor.core import events as ev
 from stream_monitor.core.monitor import InputRecord
-from stream_monitor.replay.errors import ReplayError
+from stream_monitor.replay.errors import ReplayError, ReplayUsageError
 from stream_monitor.replay.timerange import TimeRange
+from stream_monitor.runtime import clients, kafka_compat
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
@@ -211,6 +214,21 @@ class FileSource:
             self._raw.close()
 
 
+def topic_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
+    """The group-less consumer of a topic replay or export; brokers that do not answer raise :class:`ReplayUsageError`.
+
+    kafka-python bootstraps while constructing it, within its ``bootstrap_timeout_ms`` (30 s
+    unless ``kafka.client_options`` sets it).
+    """
+    try:
+        return clients.plain_consumer(settings, client_id)
+    except KafkaTimeoutError as exc:
+        raise ReplayUsageError(
+            f"--bootstrap-servers {','.join(settings.bootstrap_servers)}: no Kafka broker answered ({exc}); check the address and that "
+            "the brokers are up (the wait is bootstrap_timeout_ms in kafka.client_options, 30 s by default)"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class PartitionBounds:
     """Offsets ``[start, stop)`` of one topic-partition to read."""
@@ -258,14 +276,25 @@ class TopicSource:
         self.delivered = 0
 
     def resolve(self) -> dict[Any, PartitionBounds]:
-        """Look up every partition's offset bounds (called by :meth:`chunks`; public for export/tests)."""
+        """Look up every partition's offset bounds (called by :meth:`chunks`; public for export/tests).
+
+        The topics' metadata is waited for with a bound (the consumer's ``bootstrap_timeout_ms``):
+        brokers that do not answer, or a topic that does not exist, raise :class:`ReplayUsageError`.
+        """
         c = self.consumer
+        timeout_s = kafka_compat.metadata_timeout_s(c)
+        try:
+            found = kafka_compat.topic_partitions(c, self.topics, timeout_s)
+        except KafkaTimeoutError:
+            raise ReplayUsageError(
+                f"--topic {self.description}: no metadata from the brokers within {timeout_s:g} s; check --bootstrap-servers and that "
+                "the brokers are up (the wait is bootstrap_timeout_ms in kafka.client_options)"
+            ) from None
         tps: list[TopicPartition] = []
         for topic in self.topics:
-            parts = c.partitions_for_topic(topic)
-            if not parts:
-                raise ReplayError(f"--topic {topic}: topic does not exist (or is not visible to this client)")
-            tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+            if not found[topic]:
+                raise ReplayUsageError(f"--topic {topic}: topic does not exist (or is not visible to this client)")
+            tps.extend(TopicPartition(topic, p) for p in sorted(found[topic]))
         begin = c.beginning_offsets(tps)
         end = c.end_offsets(tps)
         start = dict(begin)

@@ -7,9 +7,10 @@ start the same operations on the producer's transaction manager (``_transaction_
 its sender thread (``_sender``) and wait with a bound; on expiry the caller re-creates the
 producer (its ``init_transactions`` fences the old epoch and aborts what it left open).
 
-A consumer's ``partitions_for_topic`` likewise waits for metadata without a bound;
-:func:`await_topic_metadata` reads the consumer's metadata cache (``_cluster``) instead and waits
-with one. These private attributes are read nowhere else; ``tests/test_checkpoint.py`` and
+A consumer's ``partitions_for_topic`` likewise waits for metadata without a bound (forever when
+the brokers do not answer); :func:`await_topic_metadata` (a subscribed consumer) and
+:func:`topic_partitions` (a group-less one) read the consumer's metadata cache (``_cluster``)
+instead and wait with one. These private attributes are read nowhere else; ``tests/test_checkpoint.py`` and
 ``tests/test_startup_metadata.py`` fail loudly when an installed kafka-python outside
 :data:`VERIFIED_RANGE` or without them is used.
 """
@@ -157,6 +158,55 @@ def await_topic_metadata(
         if now >= next_request:
             cluster.request_update()
             next_request = now + 1.0
+        time.sleep(poll_s)
+
+
+DEFAULT_BOOTSTRAP_TIMEOUT_MS = 30_000  # kafka-python's own default of bootstrap_timeout_ms
+
+
+def metadata_timeout_s(consumer: Any) -> float:
+    """The bound on a metadata wait: the consumer's ``bootstrap_timeout_ms`` (kafka-python's bound on its
+    first metadata, 30 s unless ``kafka.client_options`` sets it)."""
+    config = getattr(consumer, "config", None)
+    value = config.get("bootstrap_timeout_ms") if isinstance(config, dict) else None
+    return (value if isinstance(value, (int, float)) and value > 0 else DEFAULT_BOOTSTRAP_TIMEOUT_MS) / 1000
+
+
+def topic_partitions(consumer: Any, topics: list[str], timeout_s: float | None = None, poll_s: float = 0.05) -> dict[str, set[int]]:
+    """The partitions of each of ``topics`` (an empty set: the topic does not exist or is not visible).
+
+    For a group-less consumer, in place of ``KafkaConsumer.partitions_for_topic``. Topics already
+    in the consumer's metadata cache are answered at once; otherwise one metadata request for all
+    topics (as ``partitions_for_topic`` makes: asking for topics by name could auto-create them)
+    is awaited for at most ``timeout_s`` (default :func:`metadata_timeout_s`). Raises
+    ``KafkaTimeoutError`` when no metadata answer came in time (unreachable brokers). A consumer
+    without the metadata cache (a test fake, another kafka-python) gets the public call.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    if cluster is None:
+        return {t: set(consumer.partitions_for_topic(t) or ()) for t in topics}
+    if all(cluster.partitions_for_topic(t) is not None for t in topics):
+        return {t: set(cluster.partitions_for_topic(t)) for t in topics}
+    deadline = time.monotonic() + (metadata_timeout_s(consumer) if timeout_s is None else timeout_s)
+    stash = cluster.need_all_topic_metadata
+    try:
+        if cluster.metadata_refresh_in_progress:  # its answer may be to a request without our topics
+            _await_metadata_update(cluster, deadline, poll_s)
+        cluster.need_all_topic_metadata = True
+        _await_metadata_update(cluster, deadline, poll_s)
+    finally:
+        cluster.need_all_topic_metadata = stash
+    return {t: set(cluster.partitions_for_topic(t) or ()) for t in topics}
+
+
+def _await_metadata_update(cluster: Any, deadline: float, poll_s: float) -> None:
+    """Request a metadata update and wait for an answer until ``deadline`` (a failed request is made again)."""
+    future = cluster.request_update()
+    while not future.succeeded():
+        if time.monotonic() >= deadline:
+            raise KafkaTimeoutError("no metadata answer from the brokers")
+        if future.failed():
+            future = cluster.request_update()
         time.sleep(poll_s)
 
 

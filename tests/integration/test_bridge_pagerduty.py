@@ -31,11 +31,16 @@ ROUTING_KEY = "R0uting-Key-" + "x" * 20
 
 
 class FakePagerDuty:
-    """Records requests (with the group's committed offset at arrival) and answers by script."""
+    """Records requests (with the group's committed offset at arrival) and answers by script.
 
-    def __init__(self, bootstrap: str, group: str, topic: str, script: list[int]) -> None:
+    With ``auth``, a request whose ``Authorization`` header is not ``auth`` is answered 401 (the
+    script is not consumed), as a pipeline runner's webhook answers a caller without credentials.
+    """
+
+    def __init__(self, bootstrap: str, group: str, topic: str, script: list[int], auth: str | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.script = list(script)
+        self.auth = auth
         self.lock = threading.Lock()
         outer = self
 
@@ -43,12 +48,16 @@ class FakePagerDuty:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 committed = committed_total(bootstrap, group, topic)
+                auth = self.headers.get("Authorization")
                 with outer.lock:
-                    status = outer.script.pop(0) if outer.script else 202
+                    if outer.auth is not None and auth != outer.auth:
+                        status = 401
+                    else:
+                        status = outer.script.pop(0) if outer.script else 202
                     outer.requests.append(
-                        {"t": time.monotonic(), "path": self.path, "ctype": self.headers.get("Content-Type"), "body": json.loads(body), "committed": committed, "status": status}
+                        {"t": time.monotonic(), "path": self.path, "ctype": self.headers.get("Content-Type"), "body": json.loads(body), "committed": committed, "status": status, "auth": auth}
                     )
-                reply = {"status": "success", "message": "Event processed"} if status == 202 else {"status": "error", "message": "scripted", "errors": ["scripted"]}
+                reply = {"status": "success", "message": "Event processed"} if status == 202 else {"status": "error", "message": "scripted", "errors": ["scripted"], "authorization": auth}  # echoed, as careless receivers do
                 data = json.dumps(reply).encode()
                 self.send_response(status)
                 if status == 429:

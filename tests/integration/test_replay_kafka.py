@@ -5,6 +5,7 @@
 * Replay beside a running ``run`` instance leaves that instance's consumer group (members and
   committed offsets) and its alert topic alone, publishes only when asked (``--alerts-topic``),
   and says what ``run`` said (same alert events, given the same instance name).
+* A topic that does not exist: replay and export exit 2 naming it, and do not create it.
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ def test_topic_replay_over_a_range_equals_file_replay_of_the_export(
     assert _replay(tmp_path, "topic-all", *boot, "--topic", topic) == _replay(tmp_path, "file-all", "--input", str(export))
     lines = ranged.read_bytes().splitlines()
     assert all(orjson.loads(x)["topic"] == topic for x in lines)
-    # and a missing topic is a clean runtime failure
-    _replay(tmp_path, "missing", *boot, "--topic", unique_name("no-such-topic"), expect=1)
+    # and a missing topic is a usage error (exit 2) that leaves no output behind
+    _replay(tmp_path, "missing", *boot, "--topic", unique_name("no-such-topic"), expect=2)
 
 
 def _group_state(bootstrap: str, group: str, topic: str) -> tuple[dict[Any, int], list[tuple[str, str]], str]:
@@ -219,3 +220,20 @@ def test_replay_beside_a_running_monitor_leaves_its_group_and_alert_topic_alone(
     # the same processing step: replay says what run said (run's order across partitions differs)
     run_alerts = sorted(v for _, v in read_all(kafka_bootstrap, alerts_topic))
     assert run_alerts and run_alerts == sorted(quiet.splitlines())
+
+
+def test_a_topic_that_does_not_exist_exits_2_naming_it_and_is_not_created(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], unique_name: Callable[..., str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    present = topic_factory(partitions=1)
+    missing = unique_name("missing")
+    boot = ["--bootstrap-servers", kafka_bootstrap]
+    _replay(tmp_path, "missing", *boot, "--topic", f"{present},{missing}", expect=2)
+    assert f"stream-monitor replay: error: --topic {missing}: topic does not exist" in capsys.readouterr().err
+    assert main(["export", *boot, "--topic", missing, "--out", str(tmp_path / "e.jsonl"), "--progress", "none"]) == 2
+    assert f"stream-monitor export: error: --topic {missing}: topic does not exist" in capsys.readouterr().err
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert missing not in admin.list_topics(), "looking the topic up must not auto-create it"
+    finally:
+        admin.close()
