@@ -512,8 +512,8 @@ def _load_one(where_to: str, where: str, model_name: str, mspec: ModelSpec, base
         path = Path(base_dir) / path
     try:
         refs = load_profile(path, model_name)
-        if refs.calibration is not None:
-            refs.calibration = rebinned(refs.calibration, mspec.estimate.bins)
+        if refs.calibration is not None:  # only the label-free estimates use it
+            refs.calibration = rebinned(refs.calibration, mspec.estimate.bins) if mspec.estimate.enabled else None
     except ValueError as exc:
         raise BaselineError(f"{where}: {path}: {exc}") from None
     for ch_name, ref in refs.items():

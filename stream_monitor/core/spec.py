@@ -197,8 +197,9 @@ class EstimateSpec(_Spec):
     Every prediction feeds ``__estimated_error_rate__`` (its expected error, from the calibrated
     probability) and, with a ``cost`` model, ``__estimated_cost__``; the model's ``accuracy`` /
     ``error_rate`` and ``cost`` SLOs guard them like the realised metrics. The calibration is
-    histogram binning over ``bins`` score bins, learned from the first ``calibration_size``
-    labelled predictions; until then the scores are taken as calibrated.
+    histogram binning over ``bins`` score bins: the model's baseline profile's when it carries one
+    (built with a label column), else learned from the first ``calibration_size`` labelled
+    predictions; until then the scores are taken as calibrated.
     """
 
     enabled: bool = False
