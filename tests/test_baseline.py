@@ -367,6 +367,11 @@ def test_check_config_shows_the_version_baselines(profile_path, tmp_path, capsys
     assert main(["check-config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert f"reference of model_version '2026-06': baseline profile {profile_path}" in out
+    labelled = tmp_path / "labelled.json"
+    write_profile(build_profile(write_csv(tmp_path / "l.csv", ["amount", "country", "score", "label"], training_rows(500)), "fraud-v3", "score", "label"), labelled)
+    cfg.write_text(f"models:\n  fraud-v3:\n    estimate: {{enabled: true}}\n    baselines:\n      '2026-06': {labelled}\n")
+    assert main(["check-config", str(cfg)]) == 0
+    assert "label-free estimates start calibrated from the baseline of 2026-06" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"models:\n  fraud-v3:\n    baselines:\n      '2026-06': {tmp_path / 'nope.json'}\n")
     assert main(["check-config", str(bad)]) == 2
