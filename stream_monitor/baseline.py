@@ -17,13 +17,22 @@ Input formats, chosen by file name:
 * ``.parquet`` (needs ``pyarrow``: ``pip install 'stream-monitor[parquet]'``): flat rows.
 
 For flat rows, ``--prediction-column`` becomes the ``__prediction__`` channel and
-``--label-column`` the ``__label__`` channel. The profile file::
+``--label-column`` the ``__label__`` channel. A row with both a prediction and a label also feeds
+the performance channels (``__error_rate__``, ``__recall__``, ``__abs_error__``, ...), computed by
+the same code as in ``run`` (:meth:`ModelMonitor.performance`, task inferred from the first
+labelled prediction), so the profile holds their references too; and a binary classifier's
+probability with its 0/1 label is counted in ``calibration``, a histogram of
+:data:`CALIBRATION_BINS` equal-width probability bins (labelled predictions ``n`` and positives
+``pos`` per bin) from which the label-free estimates start calibrated. The profile file::
 
     {"schema_version": 1, "model": "fraud-v3", "created_from": {"path": ..., "format": ..., "sha256": ...},
-     "rows": 100000, "channels": {"amount": {"type": "numeric", ...}, "country": {"type": "categorical", ...}}}
+     "rows": 100000, "channels": {"amount": {"type": "numeric", ...}, "country": {"type": "categorical", ...}},
+     "calibration": {"bins": 100, "n": [...], "pos": [...]}}
 
-where each channel entry is ``NumericReference.to_profile()`` / ``CategoricalReference.to_profile()``.
-Configure it per model (``models.<name>.baseline: path``) and load it with :func:`load_baselines`.
+where each channel entry is ``NumericReference.to_profile()`` / ``CategoricalReference.to_profile()``
+(``calibration`` only when some labelled probability was counted). Configure it per model
+(``models.<name>.baseline: path``, and per model version ``models.<name>.baselines: {version:
+path}``) and load it with :func:`load_baselines`.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -52,14 +61,18 @@ from typing import Any
 import orjson
 
 from stream_monitor.config import ConfigError
-from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, reference_from_profile
-from stream_monitor.core.spec import LABEL, LATENCY, PREDICTION, MonitorSpec
+from stream_monitor.core.estimate import Calibration, rebinned
+from stream_monitor.core.model_monitor import ModelMonitor
+from stream_monitor.core.reference import Baseline, CategoricalReference, NumericReference, Reference, reference_from_profile
+from stream_monitor.core.spec import LABEL, LATENCY, PREDICTION, EstimateSpec, ModelSpec, MonitorSpec
 
 PROFILE_SCHEMA_VERSION = 1
 # A categorical channel keeps at most this many (most frequent) categories in the profile. One more
 # than the largest ``reference.max_categories`` the config accepts, so a truncated channel is still
 # recognised as high-cardinality (and its distribution tests switched off) exactly as before.
 MAX_PROFILE_CATEGORIES = 10_001
+CALIBRATION_BINS = 100
+"""Probability bins of a profile's calibration histogram: a model's ``estimate.bins`` must divide it."""
 
 
 class BaselineError(ConfigError):
@@ -135,6 +148,21 @@ class _Profiler:
         self.skipped_other_models = 0
         self.seen_prediction_column = prediction_column is None
         self.seen_label_column = label_column is None
+        # the performance channels and the calibration histogram, by the monitor's own code
+        never = 2**62  # the histogram counts every labelled probability (it is never "learned")
+        estimate = EstimateSpec(enabled=True, bins=CALIBRATION_BINS, calibration_size=never)
+        self.performance = ModelMonitor(MonitorSpec(models={model: ModelSpec(estimate=estimate)}), model, 0, None)
+
+    def _labelled(self, prediction: Any, label: Any) -> None:
+        for name, value in self.performance.performance(prediction, label):
+            self._reserved(name, value)
+
+    def calibration(self) -> dict[str, Any] | None:
+        """The calibration histogram ``{bins, n, pos}``, None when no labelled probability was counted."""
+        cal = self.performance.calibration
+        if cal is None or cal.count == 0:
+            return None
+        return {"bins": cal.bins, "n": list(cal.n), "pos": list(cal.pos)}
 
     def _feature(self, name: str, value: Any) -> None:
         col = self.features.get(name)
@@ -162,6 +190,8 @@ class _Profiler:
                 self._reserved(LABEL, value)
             else:
                 self._feature(name, value)
+        if self.prediction_column is not None and self.label_column is not None:
+            self._labelled(row.get(self.prediction_column), row.get(self.label_column))
 
     def event_row(self, row: dict[str, Any]) -> None:
         model = row.get("model")
@@ -182,6 +212,7 @@ class _Profiler:
             self._reserved(PREDICTION, prediction)
         self._reserved(LABEL, row.get("label"))
         self._reserved(LATENCY, row.get("latency_ms"))
+        self._labelled(prediction, row.get("label"))
 
     def channels(self) -> tuple[dict[str, Reference], list[str]]:
         out: dict[str, Reference] = {}
@@ -362,6 +393,7 @@ def build_profile(
     channels, empty = profiler.channels()
     if not channels:
         raise BaselineError(f"{path}: no column has a usable value (all empty or of unsupported types)")
+    calibration = profiler.calibration()
     return {
         "schema_version": PROFILE_SCHEMA_VERSION,
         "model": model,
@@ -370,6 +402,7 @@ def build_profile(
         "skipped_rows_of_other_models": profiler.skipped_other_models,
         "empty_columns": empty,
         "channels": {name: ref.to_profile() for name, ref in channels.items()},
+        **({"calibration": calibration} if calibration is not None else {}),
     }
 
 
@@ -414,8 +447,20 @@ def _check_reference(name: str, entry: Any) -> Reference:
     return ref
 
 
-def load_profile(path: str | Path, model: str | None = None) -> dict[str, Reference]:
-    """Read and validate one baseline profile file; ``ValueError`` says what is wrong."""
+def _check_calibration(entry: Any) -> Calibration:
+    """A profile's ``calibration`` histogram as a learned :class:`Calibration`; ``ValueError`` says what is wrong."""
+    if not isinstance(entry, dict) or set(entry) != {"bins", "n", "pos"}:
+        raise ValueError("calibration: expected an object {bins, n, pos}")
+    n = entry["n"]
+    total = sum(n) if isinstance(n, list) and all(type(c) is int for c in n) else 0
+    cal = Calibration.from_state({**entry, "size": max(total, 1)})
+    if total == 0:
+        raise ValueError("calibration: no labelled prediction counted")
+    return cal
+
+
+def load_profile(path: str | Path, model: str | None = None) -> Baseline:
+    """Read and validate one baseline profile file (references by channel, and its calibration); ``ValueError`` says what is wrong."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -432,40 +477,54 @@ def load_profile(path: str | Path, model: str | None = None) -> dict[str, Refere
     channels = doc.get("channels")
     if not isinstance(channels, dict) or not channels:
         raise ValueError("'channels' must be a non-empty object")
-    return {str(name): _check_reference(str(name), entry) for name, entry in channels.items()}
+    refs = {str(name): _check_reference(str(name), entry) for name, entry in channels.items()}
+    return Baseline(refs, _check_calibration(doc["calibration"]) if "calibration" in doc else None)
 
 
-def load_baselines(spec: MonitorSpec, base_dir: str | Path | None = None) -> dict[str, dict[str, Reference]]:
-    """The baseline references of every configured model with ``baseline: path``.
+def load_baselines(spec: MonitorSpec, base_dir: str | Path | None = None) -> dict[str, Baseline]:
+    """The baselines of every configured model with ``baseline: path`` and/or ``baselines: {version: path}``.
 
     Relative paths resolve against ``base_dir`` (e.g. the config file's folder) when given, else
     the working directory. Raises :class:`BaselineError` (a ``ConfigError``: exit code 2) naming the
-    model, the path and the problem. Pass the result as ``PartitionMonitor(..., baselines=...)``.
+    field (``models.<m>.baseline`` or ``models.<m>.baselines.<version>``), the path and the problem.
+    A model's entry holds its ``baseline`` references (none when only ``baselines`` is set) and,
+    in ``versions``, one :class:`Baseline` per named version; a profile's calibration is merged
+    into the model's ``estimate.bins``. Pass the result as ``PartitionMonitor(..., baselines=...)``.
     """
-    out: dict[str, dict[str, Reference]] = {}
+    out: dict[str, Baseline] = {}
     for model_name, mspec in spec.models.items():
         where = f"models.{model_name}.baseline"
-        if not mspec.baseline:
-            if spec.model_settings(model_name).reference.kind == "baseline":
-                raise BaselineError(f"{where}: reference.kind is 'baseline' but no baseline profile path is set")
+        if not mspec.baseline and spec.model_settings(model_name).reference.kind == "baseline":
+            raise BaselineError(f"{where}: reference.kind is 'baseline' but no baseline profile path is set")
+        if not mspec.baseline and not mspec.baselines:
             continue
-        path = Path(mspec.baseline).expanduser()
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        try:
-            refs = load_profile(path, model_name)
-        except ValueError as exc:
-            raise BaselineError(f"{where}: {path}: {exc}") from None
-        for ch_name, ref in refs.items():
-            cspec = mspec.channels.get(ch_name)
-            ref_type = "numeric" if isinstance(ref, NumericReference) else "categorical"
-            if cspec is not None and cspec.type is not None and cspec.type != ref_type:
-                raise BaselineError(
-                    f"{where}: {path}: channel {ch_name!r} is {ref_type} in the baseline but "
-                    f"models.{model_name}.channels.{ch_name}.type is {cspec.type}"
-                )
-        out[model_name] = refs
+        base = _load_one(mspec.baseline, where, model_name, mspec, base_dir) if mspec.baseline else Baseline()
+        for version, version_path in mspec.baselines.items():
+            base.versions[version] = _load_one(version_path, f"models.{model_name}.baselines.{version}", model_name, mspec, base_dir)
+        out[model_name] = base
     return out
+
+
+def _load_one(where_to: str, where: str, model_name: str, mspec: ModelSpec, base_dir: str | Path | None) -> Baseline:
+    """One model's profile, checked against its channel config; :class:`BaselineError` names ``where``."""
+    path = Path(where_to).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    try:
+        refs = load_profile(path, model_name)
+        if refs.calibration is not None:  # only the label-free estimates use it
+            refs.calibration = rebinned(refs.calibration, mspec.estimate.bins) if mspec.estimate.enabled else None
+    except ValueError as exc:
+        raise BaselineError(f"{where}: {path}: {exc}") from None
+    for ch_name, ref in refs.items():
+        cspec = mspec.channels.get(ch_name)
+        ref_type = "numeric" if isinstance(ref, NumericReference) else "categorical"
+        if cspec is not None and cspec.type is not None and cspec.type != ref_type:
+            raise BaselineError(
+                f"{where}: {path}: channel {ch_name!r} is {ref_type} in the baseline but "
+                f"models.{model_name}.channels.{ch_name}.type is {cspec.type}"
+            )
+    return refs
 
 
 __all__ = ["BaselineError", "build_profile", "load_baselines", "load_profile", "write_profile"]

@@ -67,7 +67,7 @@ def test_csv_profile(tmp_path):
     assert profile["created_from"]["format"] == "csv" and profile["created_from"]["path"] == str(path)
     assert len(profile["created_from"]["sha256"]) == 64
     ch = profile["channels"]
-    assert list(ch) == ["amount", "country", "__prediction__", "__label__"]
+    assert list(ch)[:4] == ["amount", "country", "__prediction__", "__label__"]  # then the performance channels
     assert ch["amount"]["type"] == "numeric" and ch["amount"]["count"] == 1000
     assert ch["amount"]["missing_rate"] == pytest.approx(0.001) and ch["amount"]["invalid_rate"] == pytest.approx(0.001)
     assert 95 < ch["amount"]["mean"] < 105 and 13 < ch["amount"]["std"] < 17
@@ -121,7 +121,11 @@ def test_jsonl_inference_events(tmp_path):
         profile = build_profile(path, "m")
         assert profile["rows"] == 11 and profile["skipped_rows_of_other_models"] == 1
         ch = profile["channels"]
-        assert set(ch) == {"x", "c", "late", "__prediction__.y_pred_proba", "__prediction__.y_pred", "__label__", "__latency__"}
+        reserved = {"__prediction__.y_pred_proba", "__prediction__.y_pred", "__label__", "__latency__"}
+        # a labelled prediction also feeds the performance channels, by the monitor's own code
+        assert set(ch) == {"x", "c", "late", *reserved, "__error__", "__error_rate__", "__recall__", "__precision__", "__f1__",
+                           "__log_loss__", "__calibration__", "__roc_auc__"}  # fmt: skip
+        assert ch["__error_rate__"]["count"] == 10 and profile["calibration"]["n"][0] == 1  # p = 0.0 in the first bin
         assert ch["x"]["max"] == 9.0 and ch["x"]["missing_rate"] == 0.0  # the prediction-only event says nothing about x
         assert ch["late"]["missing_rate"] == pytest.approx(0.2)  # absent from 2 of 10 feature rows
         assert ch["__prediction__.y_pred_proba"]["count"] == 11 and ch["__prediction__.y_pred"]["count"] == 10
@@ -134,7 +138,7 @@ def test_jsonl_flat_rows_with_prediction_and_label_columns(tmp_path):
     rows[1]["amount"] = float("nan")
     profile = build_profile(write_jsonl(tmp_path / "flat.jsonl", rows), "m", prediction_column="p", label_column="y")
     ch = profile["channels"]
-    assert set(ch) == {"amount", "country", "ok", "__prediction__", "__label__"}
+    assert set(ch) == {"amount", "country", "ok", "__prediction__", "__label__", "__error__"}  # string labels: a class mismatch only
     assert ch["__label__"]["type"] == "categorical" and ch["__label__"]["categories"] == {"fraud": 20, "ok": 10}
     assert ch["amount"]["missing_rate"] == pytest.approx(1 / 30) and ch["amount"]["invalid_rate"] == pytest.approx(1 / 30)
     assert ch["ok"]["categories"] == {"true": 30}
@@ -208,8 +212,9 @@ def test_cli_baseline_writes_a_profile(tmp_path, capsys, restore_logging):
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
     doc = orjson.loads(out.read_bytes())
-    assert doc["rows"] == 500 and set(doc["channels"]) == {"amount", "country", "__prediction__", "__label__"}
-    assert "baseline for model 'fraud-v3': 500 rows, 4 channels" in stdout and "country" in stdout
+    assert doc["rows"] == 500 and {"amount", "country", "__prediction__", "__label__", "__error_rate__"} <= set(doc["channels"])
+    assert f"baseline for model 'fraud-v3': 500 rows, {len(doc['channels'])} channels" in stdout and "country" in stdout
+    assert "calibration: 500 labelled probabilities" in stdout
     assert not (tmp_path / "baseline.json.tmp").exists()
 
 
@@ -303,6 +308,74 @@ def test_reference_kind_baseline_needs_a_profile():
     spec = MonitorSpec.model_validate({"models": {"m": {"detection": {"reference": {"kind": "baseline"}}}}})
     with pytest.raises(BaselineError, match="models.m.baseline: reference.kind is 'baseline' but no baseline profile path is set"):
         load_baselines(spec)
+
+
+# ------------------------------------------------------------------- a baseline per model version
+def test_load_baselines_per_model_version(profile_path, tmp_path):
+    spec = MonitorSpec.model_validate({"models": {"fraud-v3": {"baselines": {"2026-06": "baseline.json"}}}})
+    loaded = load_baselines(spec, base_dir=tmp_path)["fraud-v3"]
+    assert dict(loaded) == {}  # no model-wide baseline: channels a version's profile lacks start with a warm-up
+    assert set(loaded.versions) == {"2026-06"} and loaded.versions["2026-06"]["amount"].count == 3000
+
+
+@pytest.mark.parametrize(("content", "expected"), [(None, "file not found"), ("{", "not valid JSON")])
+def test_a_missing_or_unreadable_version_baseline_fails_naming_the_field(profile_path, tmp_path, content, expected):
+    path = tmp_path / "v2.json"
+    if content is not None:
+        path.write_text(content)
+    spec = MonitorSpec.model_validate({"models": {"fraud-v3": {"baseline": str(profile_path), "baselines": {"v1": str(profile_path), "v2": str(path)}}}})
+    with pytest.raises(BaselineError, match=f"models.fraud-v3.baselines.v2: {path}: {expected}"):
+        load_baselines(spec)
+
+
+def test_version_baselines_config_is_validated():
+    import yaml
+
+    with pytest.raises(ValueError, match="baselines"):
+        MonitorSpec.model_validate({"models": {"m": {"baselines": {"v2": ""}}}})
+    # an unquoted date or number in YAML is the version's text
+    spec = MonitorSpec.model_validate({"models": {"m": yaml.safe_load("baselines: {2026-11-01: a.json, 3: b.json}")}})
+    assert spec.models["m"].baselines == {"2026-11-01": "a.json", "3": "b.json"}
+
+
+def test_a_labelled_probability_baseline_carries_performance_references_and_calibration(tmp_path):
+    rows = training_rows(4000)
+    profile = build_profile(write_csv(tmp_path / "t.csv", ["amount", "country", "score", "label"], rows), "m", "score", "label")
+    ch = profile["channels"]
+    labels = np.array([r[3] for r in rows])
+    wrong = np.array([int(r[2] >= 0.5) != r[3] for r in rows])
+    assert ch["__error_rate__"]["mean"] == pytest.approx(wrong.mean()) and ch["__error_rate__"]["count"] == 4000
+    assert {"__recall__", "__precision__", "__log_loss__", "__roc_auc__", "__calibration__"} <= set(ch)
+    cal = profile["calibration"]
+    assert cal["bins"] == 100 and sum(cal["n"]) == 4000 and sum(cal["pos"]) == labels.sum()
+    assert sum(cal["pos"][:70]) == 0 and cal["pos"][71:] == cal["n"][71:]  # label = score > 0.7
+    path = tmp_path / "b.json"
+    write_profile(profile, path)
+    loaded = load_baselines(MonitorSpec.model_validate({"models": {"m": {"baseline": str(path), "estimate": {"enabled": True, "bins": 20}}}}))
+    merged = loaded["m"].calibration
+    assert merged.bins == 20 and merged.learned and sum(merged.n) == 4000 and merged.n[0] == sum(cal["n"][:5])
+    with pytest.raises(BaselineError, match="models.m.baseline: .*estimate.bins 6 does not divide the profile's 100 calibration bins"):
+        load_baselines(MonitorSpec.model_validate({"models": {"m": {"baseline": str(path), "estimate": {"enabled": True, "bins": 6}}}}))
+    # without a label column: no calibration, no performance channel
+    plain = build_profile(tmp_path / "t.csv", "m", "score")
+    assert "calibration" not in plain and "__error_rate__" not in plain["channels"]
+
+
+def test_check_config_shows_the_version_baselines(profile_path, tmp_path, capsys, restore_logging):
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(f"models:\n  fraud-v3:\n    baseline: {profile_path}\n    baselines:\n      '2026-06': {profile_path}\n")
+    assert main(["check-config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"reference of model_version '2026-06': baseline profile {profile_path}" in out
+    labelled = tmp_path / "labelled.json"
+    write_profile(build_profile(write_csv(tmp_path / "l.csv", ["amount", "country", "score", "label"], training_rows(500)), "fraud-v3", "score", "label"), labelled)
+    cfg.write_text(f"models:\n  fraud-v3:\n    estimate: {{enabled: true}}\n    baselines:\n      '2026-06': {labelled}\n")
+    assert main(["check-config", str(cfg)]) == 0
+    assert "label-free estimates start calibrated from the baseline of 2026-06" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"models:\n  fraud-v3:\n    baselines:\n      '2026-06': {tmp_path / 'nope.json'}\n")
+    assert main(["check-config", str(bad)]) == 2
+    assert "models.fraud-v3.baselines.2026-06:" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------- training/serving skew

@@ -413,3 +413,42 @@ def test_retraining_events_are_written_counted_and_independent_of_batching(demo_
     from stream_monitor.replay.engine import ReplayOutcome
 
     assert f"retraining events: {len(events)}" in format_summary(ReplayOutcome(retraining=len(events)), "f", {})
+
+
+def test_a_baseline_per_model_version_in_replay(tmp_path: Path, state_secret: str) -> None:
+    """``models.<m>.baselines``: v2's traffic is judged against v2's own training profile, from its first event on.
+
+    Profiles from labelled training events (``stream-monitor baseline``); the replayed stream switches
+    from v1 to v2 (other inputs, higher scores, more errors: all in v2's profile) and then x drifts
+    relative to v2's profile. Only that drift alerts, with the version; a replay continued from a
+    state file written mid-v2 says the same.
+    """
+    from tests.core.test_version_baselines import SWITCH, V1, V2, events
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    for name, seed, traffic in (("v1", 11, V1), ("v2", 12, V2)):
+        training = cfg / f"{name}-training.jsonl"
+        training.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events(seed, [(20_000, name, traffic)])))
+        assert main(["baseline", "--input", str(training), "--model", "clf", "--out", str(cfg / f"{name}.json")]) == 0
+    shift = SWITCH + 6000
+    stream = tmp_path / "stream.jsonl"
+    served = events(13, [(SWITCH, "v1", V1), (6000, "v2", V2), (6000, "v2", {**V2, "x": 2.6})])
+    stream.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in served))
+    config = cfg / "monitor.yaml"
+    config.write_text("models:\n  clf:\n    task: binary\n    baseline: v1.json\n    baselines:\n      v2: v2.json\n")
+    full = replay(tmp_path, "versions", "--input", str(stream), "--config", str(config))
+    firing = [a for a in alerts_of(full["alerts.jsonl"]) if a["status"] == "firing"]
+    assert firing and all(a["source"]["offset"] >= shift for a in firing), [(a["feature"], a["source"]["offset"]) for a in firing][:5]
+    assert {a["feature"] for a in firing} == {"x"} and {a["model_version"] for a in firing} == {"v2"}
+    assert {a["reference"]["kind"] for a in firing} == {"baseline"}
+    # continued from a state file written after the switch: the same alerts
+    split = format_event_time(served[SWITCH + 3000]["ts"])
+    state = tmp_path / "state.bin"
+    first = replay(tmp_path, "first", "--input", str(stream), "--config", str(config), "--to", split, "--state-out", str(state))
+    second = replay(tmp_path, "second", "--input", str(stream), "--config", str(config), "--from", split, "--state-from", str(state))
+    assert first["alerts.jsonl"] + second["alerts.jsonl"] == full["alerts.jsonl"]
+    # the control: without v2's profile, v2's traffic is judged against v1's and drifts at the switch
+    config.write_text("models:\n  clf:\n    task: binary\n    baseline: v1.json\n")
+    control = [a for a in alerts_of(replay(tmp_path, "control", "--input", str(stream), "--config", str(config))["alerts.jsonl"]) if a["status"] == "firing"]
+    assert any(a["feature"] == "x" and SWITCH <= a["source"]["offset"] < shift for a in control)

@@ -37,6 +37,9 @@ def format_summary(profile: dict[str, Any], out: str | Path) -> str:
         else:
             detail = f"{len(ch['categories'])} categories"
         lines.append(f"  {name:<28} {ch['type']:<12} {detail}; missing {ch['missing_rate']:.1%}, invalid {ch['invalid_rate']:.1%}")
+    if profile.get("calibration"):
+        cal = profile["calibration"]
+        lines.append(f"  calibration: {sum(cal['n'])} labelled probabilities in {cal['bins']} bins (label-free estimates start calibrated)")
     if profile.get("skipped_rows_of_other_models"):
         lines.append(f"  skipped {profile['skipped_rows_of_other_models']} events of other models")
     if profile.get("empty_columns"):

@@ -112,7 +112,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Print the explanation (and warnings) and exit 0; a config, baseline or sample error exits 2."""
     cfg = load_config(args.config)
     baselines = load_baselines(cfg, Path(args.config).parent)
-    known: dict[str, set[str]] = {m: set(refs) for m, refs in baselines.items()}
+    known: dict[str, set[str]] = {m: set(refs).union(*getattr(refs, "versions", {}).values()) for m, refs in baselines.items()}
     checked = set(baselines)
     warnings: list[str] = []
     sample = getattr(args, "sample", None)

@@ -101,6 +101,13 @@ def _channel_line(ch_name: str, t: str, s: DetectionSettings, ref: Reference | N
     return f"  {ch_name} ({t}): " + ", ".join(_detector_term(n, s.params(n), ref) for n in s.detectors_for(t))  # type: ignore[arg-type]
 
 
+def _profiles(baseline: Any) -> list[tuple[str, Any]]:
+    """(version, profile) of a model's loaded baselines: ``""`` for the model's own, then one per named version."""
+    if baseline is None:
+        return []
+    return [("", baseline), *getattr(baseline, "versions", {}).items()]
+
+
 def explain_config(cfg: AppConfig, baselines: dict[str, dict[str, Reference]] | None = None, warnings: list[str] | None = None) -> str:
     """A plain-language summary of what a config monitors, for ``check-config``.
 
@@ -152,6 +159,11 @@ def explain_config(cfg: AppConfig, baselines: dict[str, dict[str, Reference]] | 
         lines.append(f"model {model_name}: {owner}; " + ("discovers unnamed features" if model.discover else "only named channels"))
         if model.baseline:
             lines.append(f"  reference: baseline profile {model.baseline}")
+        for version, path in model.baselines.items():
+            lines.append(f"  reference of model_version {version!r}: baseline profile {path} (the channels it covers; the others as without it)")
+        calibrated = [v or "the model" for v, b in _profiles(baselines.get(model_name)) if b.calibration is not None]
+        if calibrated and model.estimate.enabled:
+            lines.append(f"  label-free estimates start calibrated from the baseline of {', '.join(calibrated)}")
         for ch_name, ch in model.channels.items():
             if not ch.enabled:
                 lines.append(f"  {ch_name}: ignored")

@@ -104,6 +104,23 @@ class Calibration:
         return cal
 
 
+def rebinned(cal: Calibration, bins: int) -> Calibration:
+    """``cal``'s counts merged into ``bins`` equal-width bins, learned (``size`` = its count); ``ValueError``
+    unless ``bins`` divides ``cal.bins`` (the merged bins then cover exactly the same scores).
+
+    >>> c = rebinned(Calibration.from_state({"bins": 4, "size": 10, "n": [1, 2, 3, 4], "pos": [0, 1, 2, 3]}), 2)
+    >>> c.n, c.pos, c.learned
+    ([3, 7], [1, 5], True)
+    """
+    if bins < 1 or cal.bins % bins:
+        raise ValueError(f"estimate.bins {bins} does not divide the profile's {cal.bins} calibration bins")
+    k = cal.bins // bins
+    out = Calibration(bins, max(cal.count, 1))
+    out.n = [sum(cal.n[i * k : (i + 1) * k]) for i in range(bins)]
+    out.pos = [sum(cal.pos[i * k : (i + 1) * k]) for i in range(bins)]
+    return out
+
+
 def expected_error(p: float, decided_positive: bool, cal: Calibration) -> float:
     """The probability that a decision is wrong: ``1 - q`` when it decided positive, else ``q`` (``q`` calibrated)."""
     q = cal.calibrated(p)

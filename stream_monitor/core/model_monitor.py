@@ -18,7 +18,7 @@ from stream_monitor.core import detectors as det
 from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.estimate import Calibration, Realised, estimate_evidence, expected_cost, expected_error
-from stream_monitor.core.reference import NumericReference, Reference
+from stream_monitor.core.reference import Baseline, NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
 from stream_monitor.core.spec import (
     ABS_ERROR,
@@ -29,7 +29,6 @@ from stream_monitor.core.spec import (
     ESTIMATED_COST,
     ESTIMATED_ERROR_RATE,
     PREDICTION,
-    SCORED_CHANNELS,
     MonitorSpec,
     Task,
 )
@@ -37,10 +36,6 @@ from stream_monitor.core.spec import (
 log = structlog.get_logger("stream_monitor.core")
 
 _OUTPUT_PREFIX = PREDICTION + "."
-MAX_VERSIONS = 16  # model versions remembered per model (a version seen before changes nothing)
-_VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS))  # channels that restart with a new model version
-
-
 class AllMissing(list):
     """A column of ``None`` only (the feature was in none of the records): it needs no classifying."""
 
@@ -188,7 +183,7 @@ class ModelMonitor:
         self.spec = spec
         self.model = model
         self.partition = partition
-        self.baseline = baseline or {}
+        self.baseline = baseline if isinstance(baseline, Baseline) else Baseline(baseline)
         self.channels: dict[str, ChannelMonitor] = {}
         self.disabled: set[str] = set()
         mspec = spec.models.get(model)
@@ -208,12 +203,13 @@ class ModelMonitor:
         self.positive_class = mspec.positive_class if mspec else None
         self.cost = mspec.cost if mspec else None
         estimate = mspec.estimate if mspec else None
-        # label-free estimates: the calibration learned from the first labelled predictions
-        self.calibration = Calibration(estimate.bins, estimate.calibration_size) if estimate and estimate.enabled else None
+        self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
+        # label-free estimates: the calibration of the baseline, else learned from the first labelled predictions
+        self.estimate = estimate if estimate is not None and estimate.enabled else None
+        self.calibration = self.start_calibration()
         self.recalibrated = False  # the calibration was learned during the record being gathered
         self.realised = Realised() if self.calibration is not None else None  # what the labels said, for estimate alerts
         self.row = 0  # the record of the batch being gathered
-        self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
         self._outputs: dict[tuple[str, ...], Outputs] = {}
         self._warned_outputs = False
         self.dirty = True
@@ -327,26 +323,6 @@ class ModelMonitor:
         snap = self.realised.at(row) if self.realised is not None else (False, False, None, None)
         return estimate_evidence(channel, snap)
 
-    def switch_version(self, version: str) -> list[str]:
-        """Start model version ``version``: its prediction and performance channels restart their reference.
-
-        Each of those channels is replaced by a fresh one (:meth:`reset_channel`: a warm-up
-        reference, or the channel's configured baseline), keeping its open alert episodes; the
-        switch raises no alert. Features, ``__label__`` (the target) and ``__latency__`` (a new
-        version's latency is worth comparing with the old one's) keep theirs; the label-free
-        estimates' calibration is learned again. Returns the names reset.
-        """
-        self.versions = [*self.versions[-(MAX_VERSIONS - 1) :], version]
-        reset = [name for name in self.channels if name == PREDICTION or name.startswith(_OUTPUT_PREFIX) or name in _VERSIONED]
-        for name in reset:
-            self.reset_channel(name)
-        if self.calibration is not None:  # a new version's probabilities are calibrated anew
-            self.calibration = Calibration(self.calibration.bins, self.calibration.size)
-            self.realised = Realised()
-        self.dirty = True
-        log.info("model_version_switched", model=self.model, version=version, partition=self.partition, channels=len(reset))
-        return reset
-
     def _read_outputs(self, prediction: Any) -> tuple[Any, Any]:
         """(score, class) of a prediction: a scalar float is a score, any other scalar a class."""
         if not isinstance(prediction, dict):
@@ -415,11 +391,20 @@ class ModelMonitor:
         return fresh
 
     def baseline_for(self, name: str, channel_type: ChannelType) -> Reference | None:
-        """The baseline reference of a channel, when one of the right type was configured."""
-        ref = self.baseline.get(name)
+        """The baseline reference of a channel (the current version's, else the model's), when one of the right type was configured."""
+        ref = self.baseline.reference_for(self.versions[-1] if self.versions else None, name)
         if ref is None or isinstance(ref, NumericReference) != (channel_type == "numeric"):
             return None
         return ref
+
+    def start_calibration(self) -> Calibration | None:
+        """A calibration to start from: the baseline's (current version's, else the model's; learned), else one to learn; None without estimates."""
+        if self.estimate is None:
+            return None
+        cal = self.baseline.calibration_for(self.versions[-1] if self.versions else None)
+        if cal is not None:
+            return Calibration.from_state(cal.to_state())  # a copy: the loaded baseline stays as it is
+        return Calibration(self.estimate.bins, self.estimate.calibration_size)
 
     def channel(self, name: str, first_value: Any) -> ChannelMonitor | None:
         """The channel ``name``, created on its first non-null value; None when it is not monitored."""

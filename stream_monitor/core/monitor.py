@@ -243,7 +243,7 @@ class PartitionMonitor:
         :meth:`_ingest`). Neither costs anything while nothing raises. A model version never
         seen before cuts the batch at its first row (:mod:`stream_monitor.core.versions`).
         """
-        cut, first_versions = versions.version_cut(self.models, decoded)
+        cut, first_versions = versions.version_cut(self.models, decoded, self.baselines, self.model)
         if cut:  # a model's version changes at row ``cut``: the rows before it go to the old references
             for part in (slice(None, cut), slice(cut, None)):
                 self._monitor(

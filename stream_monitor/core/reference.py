@@ -178,3 +178,36 @@ def reference_from_profile(profile: dict[str, Any]) -> Reference:
     if kind == "categorical":
         return CategoricalReference.from_profile(profile)
     raise ValueError(f"unknown channel type {kind!r} in baseline profile")
+
+
+class Baseline(dict):  # type: ignore[type-arg]
+    """A model's baseline profile: its channels' references by channel name (a plain ``dict``), and more.
+
+    ``calibration`` is the label-free estimates' calibration the profile carries (a learned
+    :class:`~stream_monitor.core.estimate.Calibration`, from a profile built with a label column
+    and a probability), ``None`` when it carries none. ``versions`` holds the baselines of named
+    model versions (``models.<m>.baselines``): a version with its own baseline takes its
+    references (and calibration) from it, and from this one for the channels it does not cover.
+
+    >>> b = Baseline({"x": NumericReference.from_values([1.0], 0, 0, "baseline")}, versions={"v2": Baseline()})
+    >>> sorted(b), sorted(b.versions), b.calibration is None
+    (['x'], ['v2'], True)
+    """
+
+    __slots__ = ("calibration", "versions")
+
+    def __init__(self, refs: dict[str, Reference] | None = None, calibration: Any = None, versions: dict[str, Baseline] | None = None) -> None:
+        super().__init__(refs or {})
+        self.calibration = calibration
+        self.versions: dict[str, Baseline] = dict(versions or {})
+
+    def reference_for(self, version: str | None, name: str) -> Reference | None:
+        """Channel ``name``'s reference under model version ``version``: the version's own, else this one's."""
+        own = self.versions.get(version) if version is not None and self.versions else None
+        ref = own.get(name) if own is not None else None
+        return ref if ref is not None else self.get(name)
+
+    def calibration_for(self, version: str | None) -> Any:
+        """The calibration under model version ``version``: the version's own baseline's, else this one's (None: none)."""
+        own = self.versions.get(version) if version is not None and self.versions else None
+        return own.calibration if own is not None and own.calibration is not None else self.calibration

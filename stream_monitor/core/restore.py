@@ -27,8 +27,11 @@ def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes])
     model.known_features = list(record.known_features)
     model.versions = list(record.versions)
     cal = record.calibration
-    if model.calibration is not None and cal is not None and (cal.bins, cal.size) == (model.calibration.bins, model.calibration.size):
-        model.calibration = cal  # a changed bins / calibration_size starts the learning again
+    if model.calibration is not None:
+        model.calibration = model.start_calibration()  # under the restored version: a baseline's is taken as configured
+        if model.baseline.calibration_for(model.versions[-1] if model.versions else None) is None and cal is not None:
+            if (cal.bins, cal.size) == (model.calibration.bins, model.calibration.size):
+                model.calibration = cal  # a changed bins / calibration_size starts the learning again
     if model.realised is not None and record.realised is not None:
         model.realised = record.realised
     for ch_name in record.channels:

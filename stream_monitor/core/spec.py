@@ -12,10 +12,11 @@ threshold fails at start-up with the path of the field.
 
 from __future__ import annotations
 
+import datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream_monitor.core.formats import InputFormat
 from stream_monitor.core.settings import ChannelType, DetectionSettings, describe_error, merge_settings
@@ -196,8 +197,9 @@ class EstimateSpec(_Spec):
     Every prediction feeds ``__estimated_error_rate__`` (its expected error, from the calibrated
     probability) and, with a ``cost`` model, ``__estimated_cost__``; the model's ``accuracy`` /
     ``error_rate`` and ``cost`` SLOs guard them like the realised metrics. The calibration is
-    histogram binning over ``bins`` score bins, learned from the first ``calibration_size``
-    labelled predictions; until then the scores are taken as calibrated.
+    histogram binning over ``bins`` score bins: the model's baseline profile's when it carries one
+    (built with a label column), else learned from the first ``calibration_size`` labelled
+    predictions; until then the scores are taken as calibrated.
     """
 
     enabled: bool = False
@@ -215,13 +217,17 @@ class ModelSpec(_Spec):
     ``positive_class`` is the class recall and precision are about (1 / ``True`` when unset; a
     multiclass model gets them for this class, one against the rest, only when it is set);
     ``cost`` prices each labelled prediction (``__cost__``); ``slo`` adds service-level checks to
-    the performance channels.
+    the performance channels. ``baselines`` names a baseline profile per ``model_version``: when
+    the model switches to such a version, the channels that profile covers take it as reference
+    (see :mod:`stream_monitor.core.versions`).
     """
 
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     discover: bool = True  # monitor features no config names, with default detectors
     baseline: str | None = None  # path to a baseline profile (``stream-monitor baseline``)
+    # model_version -> path to that version's baseline profile: a switch to the version takes it as reference
+    baselines: dict[str, str] = Field(default_factory=dict)
     detection: dict[str, Any] = Field(default_factory=dict)  # partial DetectionSettings
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
     task: Task | None = None
@@ -231,6 +237,22 @@ class ModelSpec(_Spec):
     cost: CostSpec | None = None  # what wrong predictions cost: the __cost__ channel
     slo: SloSpec = SloSpec()
     estimate: EstimateSpec = EstimateSpec()  # label-free estimates from the probabilities
+
+    @field_validator("baselines", mode="before")
+    @classmethod
+    def _version_keys(cls, value: Any) -> Any:
+        # YAML reads an unquoted 2026-11-01 as a date and 3 as an integer: both are the version's text
+        if isinstance(value, dict):
+            return {k.isoformat() if isinstance(k, datetime.date) else str(k) if type(k) is int else k: v for k, v in value.items()}
+        return value
+
+    @field_validator("baselines")
+    @classmethod
+    def _named_baselines(cls, value: dict[str, str]) -> dict[str, str]:
+        for version, path in value.items():
+            if not version or not path:
+                raise ValueError("every entry needs a model_version and a profile path (neither empty)")
+        return value
 
     def output_notes(self) -> list[str]:
         """What a reader of the config should know about this model's outputs (for ``check-config``).

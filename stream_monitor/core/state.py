@@ -15,7 +15,8 @@ Items (all maps; ``f8``/``i8``/``i4``/``u1`` are byte strings of little-endian f
 int32, uint8 arrays):
 
 - model ``{format, kind: "model", model, known_features: [str], channels: [str], versions: [str]}``
-  (``versions``, the model versions seen, oldest first, only when some were; ``calibration:
+  (``versions``, the model versions seen, oldest first, only when some were: the last one also
+  says which version's baseline profile applies, ``models.<m>.baselines``; ``calibration:
   {bins, size, n: [int], pos: [int]}`` and ``realised: {labels, sums, counts, latest}``, the
   label-free estimates' calibration and the realised metrics shown next to them, only when the
   model has estimates on)

@@ -97,7 +97,7 @@ class MonitorApp:
         self.spec = cfg.monitor_spec()
         from stream_monitor.baseline import load_baselines
 
-        # training baselines (models.<m>.baseline), read once; relative paths resolve against base_dir
+        # training baselines (models.<m>.baseline and .baselines per model version), read once; relative paths resolve against base_dir
         self.baselines = load_baselines(self.spec, base_dir)
         m = cfg.metrics
         self.metrics = metrics or MonitorMetrics(m.max_channel_series, m.liveness_timeout_seconds, m.max_model_series)
