@@ -116,6 +116,26 @@ def expected_cost(p: float, decided_positive: bool, cal: Calibration, false_posi
     return (1.0 - q) * false_positive if decided_positive else q * false_negative
 
 
+def matrix_expected_cost(probs: dict[str, float], decided: str, q: float, matrix: dict[str, dict[str, float]]) -> float:
+    """The expected cost of a multiclass decision ``decided`` under a cost matrix (``{label: {predicted: cost}}``).
+
+    The label is ``decided`` with probability ``q`` (the calibrated probability that the decision
+    is right) and another class ``c`` with ``(1 - q) x p_c / (1 - p_decided)``: the rest spread in
+    proportion to the probabilities (evenly over the other classes when they have none).
+
+    >>> m = {"a": {"b": 10.0}, "b": {"a": 1.0}, "c": {"a": 4.0}}
+    >>> round(matrix_expected_cost({"a": 0.6, "b": 0.3, "c": 0.1}, "a", 0.8, m), 6)
+    0.35
+    """
+    others = [c for c in probs if c != decided]
+    rest = sum(probs[c] for c in others)
+    cost = q * matrix.get(decided, {}).get(decided, 0.0)
+    for c in others:
+        share = probs[c] / rest if rest > 0 else 1.0 / len(others)
+        cost += (1.0 - q) * share * matrix.get(c, {}).get(decided, 0.0)
+    return cost
+
+
 BLOCK = 1000
 """Labels per block of the realised metric shown next to an estimate (the latest complete block)."""
 
