@@ -1,4 +1,4 @@
-"""Label-free performance estimates of a binary classifier: expected error and cost from its probabilities.
+"""Label-free performance estimates of a classifier: expected error and cost from its probabilities.
 
 A prediction with a probability ``p`` of the positive class and a decision (its class output,
 else ``p`` cut at 0.5) is wrong with probability ``1 - q`` when it decided positive and ``q``
@@ -10,6 +10,11 @@ positive, ``q`` x that of a false negative) estimates its cost.
 ``q`` comes from :class:`Calibration`: histogram binning learned from the first labelled
 predictions (the share of positives among the labels of each score bin). Until it has learned,
 the scores are taken as calibrated (``q = p``).
+
+A multiclass prediction with per-class probabilities is wrong with probability ``1 - q``, ``q``
+the calibrated probability of the decided class: the same binning, counting per bin of that
+probability how often the decision was right (top-label calibration); its expected cost under a
+cost matrix is :func:`matrix_expected_cost`.
 
 >>> cal = Calibration(bins=2, size=40)
 >>> for i in range(20):

@@ -229,7 +229,10 @@ class SloSpec(_Spec):
 
 
 class EstimateSpec(_Spec):
-    """Label-free estimates of a binary classifier with a probability output (off unless ``enabled``).
+    """Label-free estimates of a classifier with probability outputs (off unless ``enabled``).
+
+    A binary model's probability of the positive class, or a multiclass model's per-class
+    probabilities (``class_probabilities``: the decided class's, calibrated top-label).
 
     Every prediction feeds ``__estimated_error_rate__`` (its expected error, from the calibrated
     probability) and, with a ``cost`` model, ``__estimated_cost__``; the model's ``accuracy`` /
@@ -311,6 +314,9 @@ class ModelSpec(_Spec):
 
 
 _RATE_DETECTORS = ("ddm", "hddm_a", "adwin", "two_proportion")
+PER_CLASS_GATE = {"threshold": 0.05, "critical": 0.15}
+"""A per-class channel's rate detectors need a fall of 5 points (critical from 15), its two-proportion test p <= 1e-4:
+a model has three such channels per class, each on a share of the labels, so they are gated harder than the model's own."""
 _DIRECTED = ("ddm", "hddm_a", "two_proportion")  # the rate detectors that watch one direction
 
 
@@ -335,7 +341,8 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     ``__error_rate__`` (0/1 errors) is watched by detectors that suit rates, on a window and a
     reference twice the model's (a rate needs more observations than a mean to show a shift of a
     few points); ``__recall__``, ``__precision__`` and ``__f1__`` (0/1 successes) by the same
-    detectors watching falls; ``__abs_error__`` by the numeric drift detectors without the quality rates;
+    detectors watching falls, and their per-class channels (``__recall__.<class>``) too, gated by
+    :data:`PER_CLASS_GATE`; ``__abs_error__`` by the numeric drift detectors without the quality rates;
     ``__signed_error__`` and ``__log_loss__`` by the change-point detectors, ``__calibration__``
     by the expected calibration error (``ece``), ``__roc_auc__`` by the fall of the window's ROC
     AUC (``auc_drop``; a window statistic only: its values are no stream a change-point detector can
@@ -350,12 +357,15 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     (('ddm', 'hddm_a', 'adwin', 'two_proportion'), {'size': 2000, 'step': 250}, 2000)
     >>> performance_layer("__recall__", SloSpec(), DetectionSettings())["detector_params"]["ddm"]
     {'direction': 'down'}
+    >>> performance_layer("__recall__.fraud", SloSpec(), DetectionSettings())["detector_params"]["ddm"]
+    {'direction': 'down', 'threshold': 0.05, 'critical': 0.15}
     >>> performance_layer("amount", SloSpec(), DetectionSettings()) is None
     True
     """
     params: dict[str, Any] = {}
     layer: dict[str, Any] = {}
-    channel = base_channel(channel)  # a per-class channel is judged like its metric's
+    per_class = split_per_class(channel) is not None
+    channel = base_channel(channel)  # a per-class channel is judged like its metric's, less eagerly
     if channel == ERROR_RATE:
         detectors: tuple[str, ...] = _RATE_DETECTORS
         params["adwin"] = {"threshold": 0.05}  # reference standard deviations: about 2 points at a 13 % error rate
@@ -365,6 +375,9 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     elif channel in (RECALL, PRECISION, F1):
         params["adwin"] = {"threshold": 0.05}
         params.update((name, {"direction": "down"}) for name in _DIRECTED)
+        if per_class:
+            params.update((name, {"direction": "down", **PER_CLASS_GATE}) for name in _DIRECTED)
+            params["two_proportion"]["max_p_value"] = 1e-4
         which = {RECALL: "recall", PRECISION: "precision", F1: "f1"}[channel]
         detectors = _with_slo(_RATE_DETECTORS, params, f"slo_{which}", getattr(slo, which))
         layer = _doubled(base)

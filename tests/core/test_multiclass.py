@@ -11,6 +11,7 @@ moves, the inputs do not), so the recall of ``refund`` and the precision of ``ot
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from itertools import islice
 from typing import Any
 
@@ -104,7 +105,9 @@ def test_a_multiclass_model_gets_recall_precision_and_f1_per_class() -> None:
         assert m.channels[f"__recall__.{c}"].observations == labelled
         assert m.channels[f"__precision__.{c}"].observations == predicted
         assert m.channels[f"__f1__.{c}"].observations == either
-        assert m.channels[f"__recall__.{c}"].settings == MonitorSpec().channel_settings("router", "__recall__", "numeric")
+        settings = m.channels[f"__recall__.{c}"].settings
+        assert settings.numeric_detectors == ("ddm", "hddm_a", "adwin", "two_proportion")
+        assert settings.params("ddm").direction == "down" and settings.params("two_proportion").max_p_value == 1e-4
     assert not {"__recall__", "__precision__", "__f1__"} & set(m.channels)  # no positive class configured
 
 
@@ -141,14 +144,15 @@ SEGMENT = 20_000
 def test_the_class_that_degrades_fires_on_its_own_channels(seed: int) -> None:
     events = stream(seed, 2 * SEGMENT, change=SEGMENT)
     alerts = [a for a in run(MonitorSpec(), events) if a["status"] == "firing" and not a["escalated"]]
-    assert not [a for a in alerts if a["source"]["offset"] < SEGMENT], "an alert before the change"
+    early = [(a["feature"], a["detector"]) for a in alerts if a["source"]["offset"] < SEGMENT and a["feature"].startswith(PER_CLASS)]
+    assert early == [], "a per-class alert before the change"
     first: dict[str, int] = {}
     for a in alerts:
         first.setdefault(a["feature"], a["source"]["offset"] - SEGMENT)
     per_class = {f: d for f, d in first.items() if f.startswith(PER_CLASS)}
     print(f"seed {seed}: first alert per per-class channel, in events after the change: {dict(sorted(per_class.items(), key=lambda x: x[1]))}")
     assert "__recall__.refund" in per_class and "__precision__.other" in per_class
-    untouched = [f for f in per_class if f.endswith((".billing", ".tech")) or f in ("__recall__.other", "__precision__.refund")]
+    untouched = [f for f in per_class if f.endswith((".billing", ".tech"))]
     assert untouched == [], "channels of classes the change leaves alone fired"
     recall = next(a for a in alerts if a["feature"] == "__recall__.refund")
     assert recall["kind"] == "performance"
@@ -164,6 +168,12 @@ def test_a_recall_slo_guards_each_class_and_says_which() -> None:
     a = slo[0]
     assert a["source"]["offset"] >= SEGMENT and a["statistic"] < 0.5
     assert f"recall of class `refund` {a['statistic']:.3g} < 0.5 (SLO min)" in a["annotations"]["summary"], a["annotations"]["summary"]
+    # the README's example alerts are these
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    hddm = next(x for x in alerts if x["feature"] == "__recall__.refund" and x["detector"] == "hddm_a" and x["status"] == "firing")
+    for x in (hddm, a):
+        assert orjson.dumps(x["annotations"]["summary"]).decode() in readme
+        assert f'"statistic": {x["statistic"]}, "threshold": {x["threshold"]}, "severity": "{x["severity"]}"' in readme
 
 
 # ------------------------------------------------------------------ the no-drift control
@@ -208,3 +218,77 @@ def test_a_malformed_classes_field_is_refused(bad: Any) -> None:
     item["classes"] = bad
     with pytest.raises(state.StateFormatError, match="classes"):
         state.decode_model(msgpack.packb(item, use_bin_type=True), "m")
+
+
+# ------------------------------------------------------------------ label-free estimates from per-class probabilities
+def shifted(seed: int, n: int, shift: int, keep_confident: float = 0.05) -> list[dict[str, Any]]:
+    """Events with per-class probabilities and their true labels; from ``shift`` on a covariate shift: events the model
+    is confident about (top probability >= 0.5) are kept with probability ``keep_confident`` only (P(y | x) unchanged)."""
+    rng = np.random.default_rng(seed + 7)
+    out: list[dict[str, Any]] = []
+    for e in stream(seed, 4 * n, probabilities=True):
+        if len(out) >= n:
+            break
+        top = max(v for k, v in e["prediction"].items() if k.startswith("proba_"))
+        if len(out) >= shift and top >= 0.5 and rng.random() >= keep_confident:
+            continue
+        k = len(out)
+        out.append({**e, "event_id": f"e{k}", "ts": T0 + 1000 * k})
+    return out
+
+
+MATRIX = {"other": {"refund": 40, "billing": 5}, "refund": {"other": 25}, "tech": {"billing": 10, "other": 10}}
+
+
+def estimate_spec() -> MonitorSpec:
+    """Model ``router`` with estimates from its ``proba_<class>`` outputs, a cost matrix and an error-rate SLO."""
+    return spec_of(estimate={"enabled": True}, class_probabilities="proba_", cost={"matrix": MATRIX, "currency": "USD"},
+                   slo={"error_rate": {"max_relative_increase": 0.2}})  # fmt: skip
+
+
+def realised_cost(e: dict[str, Any]) -> float:
+    """What a labelled prediction cost by :data:`MATRIX`."""
+    return float(MATRIX.get(e["label"], {}).get(e["prediction"]["y_pred"], 0.0))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_covariate_shift_is_flagged_by_the_multiclass_estimate_before_any_label_of_it(seed: int) -> None:
+    shift, n, window = 10_000, 18_000, 2000
+    events = shifted(seed, n, shift)
+    # labels of the events before the shift only: the calibration learns from them; none after
+    unlabelled = [e if i < shift else {k: v for k, v in e.items() if k != "label"} for i, e in enumerate(events)]
+    alerts = [a for a in run(estimate_spec(), unlabelled) if a["status"] == "firing" and not a["escalated"]]
+    est = [a for a in alerts if a["feature"] == "__estimated_error_rate__"]
+    assert est and all(a["source"]["offset"] >= shift for a in est), [(a["detector"], a["source"]["offset"]) for a in est]
+    assert "estimated error rate" in est[0]["annotations"]["summary"] and est[0]["evidence"]["estimate"]["calibrated"] is True
+    # the estimate against the realised error rate and cost, per window of 2,000 events
+    monitor = monitor_of(estimate_spec(), events[:shift])[0]
+    model = monitor.models["router"]
+    assert model.calibration.learned
+    errors, costs = [], []
+    for w in range(0, n - window + 1, window):
+        chunk = events[w : w + window]
+        values = [dict(model.estimates(e["prediction"])) for e in chunk]
+        estimate = float(np.mean([v["__estimated_error_rate__"] for v in values]))
+        realised = float(np.mean([e["label"] != e["prediction"]["y_pred"] for e in chunk]))
+        errors.append((w, estimate, realised))
+        costs.append((w, 1000 * float(np.mean([v["__estimated_cost__"] for v in values])), 1000 * float(np.mean([realised_cost(e) for e in chunk]))))
+    mae = float(np.mean([abs(a - b) for _, a, b in errors]))
+    after = [(a, b) for w, a, b in costs if w >= shift]
+    cost_gap = float(np.mean([a for a, _ in after]) / np.mean([b for _, b in after]) - 1)
+    before = [(a, b) for w, a, b in costs if w < shift]
+    before_gap = float(np.mean([a for a, _ in before]) / np.mean([b for _, b in before]) - 1)
+    print(f"seed {seed}: first estimate alert {est[0]['source']['offset'] - shift} events after the shift; error rate per window "
+          f"(estimate, realised) {[(round(a, 3), round(b, 3)) for _, a, b in errors]}; mean abs error {mae:.4f}; "
+          f"estimated cost after the shift {np.mean([a for a, _ in after]):,.0f} vs realised {np.mean([b for _, b in after]):,.0f} USD per 1k ({cost_gap:+.1%}; "
+          f"before it {before_gap:+.1%})")
+    assert mae < 0.03
+    # the cost spreads 1 - q over the other classes by the model's own probabilities (not calibrated per class): looser
+    assert abs(cost_gap) < 0.3 and abs(before_gap) < 0.3
+
+
+def test_multiclass_estimates_need_the_probability_outputs() -> None:
+    events = stream(1, 300, probabilities=True)
+    assert "__estimated_error_rate__" not in monitor_of(spec_of(estimate={"enabled": True}), events)[0].models["router"].channels
+    m = monitor_of(spec_of(estimate={"enabled": True}, class_probabilities="proba_"), events)[0].models["router"]
+    assert m.channels["__estimated_error_rate__"].observations == len(events)
