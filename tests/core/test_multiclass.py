@@ -208,6 +208,20 @@ def test_a_model_item_without_classes_still_loads() -> None:
     blob = state.encode_model([], ["__recall__.a"], ["v1"])  # as written before per-class state existed
     assert state.decode_model(blob, "m").classes is None
     assert state.decode_model(state.encode_model([], [], None, None, None, (["a", "b"], 4)), "m").classes == (["a", "b"], 4)
+    # a monitor's items as an older version wrote them (no classes field): its channels come back and are fed again
+    import msgpack
+
+    events = stream(1, 2000)
+    monitor = monitor_of(MonitorSpec(), events[:1000])[0]
+    items = monitor.state_items(only_dirty=False)
+    item = msgpack.unpackb(items["m\x1frouter"])
+    assert item.pop("classes")["tracked"]
+    items["m\x1frouter"] = msgpack.packb(item, use_bin_type=True)
+    restored = PartitionMonitor.from_state_items(MonitorSpec(), 0, items)
+    before = restored.models["router"].channels["__recall__.other"].observations
+    assert before == monitor.models["router"].channels["__recall__.other"].observations and not restored.models["router"].classes
+    restored.process(records(events)[1000:])
+    assert restored.models["router"].channels["__recall__.other"].observations == before + sum(e["label"] == "other" for e in events[1000:])
 
 
 @pytest.mark.parametrize("bad", [{"tracked": ["a", "a"], "untracked": 0}, {"tracked": ["a"], "untracked": -1}, {"tracked": [1], "untracked": 0}, ["a"]])
