@@ -193,8 +193,11 @@ class ModelMonitor:
             if p is not None:
                 self._calibrate(p, perf.is_positive(label, positive))
         elif self.calibration is not None and self.task == "multiclass" and isinstance(prediction, dict) and self.class_probabilities:
-            p = class_probabilities(prediction, self.class_probabilities).get(class_name(predicted))
+            decided = class_name(predicted)
+            p = class_probabilities(prediction, self.class_probabilities).get(decided)
             if p is not None:
+                if error:
+                    self.calibration.observe_error(decided, class_name(label))
                 self._calibrate(p, not error)  # top-label calibration: how often a decision of that probability is right
         out.extend(perf.classification_values(self.task, score, klass, label, positive))
         if self.task == "multiclass":
@@ -289,7 +292,8 @@ class ModelMonitor:
         one on a tie); ``q`` is the calibrated probability that a decision with that probability is
         right (:attr:`calibration` learns it per probability bin from labelled predictions: top-label
         calibration; ``q`` is the probability itself until then). The expected cost spreads the
-        remaining ``1 - q`` over the other classes in proportion to their probabilities.
+        remaining ``1 - q`` over the other classes as the labelled wrong decisions of that class
+        were spread (:meth:`Calibration.error_shares`), else in proportion to their probabilities.
         """
         probs = class_probabilities(prediction, self.class_probabilities or "")
         if not probs:
@@ -303,7 +307,7 @@ class ModelMonitor:
         out = [(ESTIMATED_ERROR_RATE, 1.0 - q)]
         cost = self.cost
         if cost is not None and cost.matrix is not None:
-            out.append((ESTIMATED_COST, matrix_expected_cost(probs, decided, q, cost.matrix)))
+            out.append((ESTIMATED_COST, matrix_expected_cost(probs, decided, q, cost.matrix, cal.error_shares(decided))))
         return out
 
     def begin_batch(self) -> None:

@@ -314,7 +314,11 @@ class ModelSpec(_Spec):
 
 
 _RATE_DETECTORS = ("ddm", "hddm_a", "adwin", "two_proportion")
-PER_CLASS_GATE = {"threshold": 0.05, "critical": 0.15}
+PER_CLASS_GATE: dict[str, dict[str, float]] = {
+    "ddm": {"threshold": 0.05, "critical": 0.15},
+    "hddm_a": {"threshold": 0.05, "critical": 0.15},
+    "two_proportion": {"threshold": 0.05, "critical": 0.15, "max_p_value": 1e-4},
+}
 """A per-class channel's rate detectors need a fall of 5 points (critical from 15), its two-proportion test p <= 1e-4:
 a model has three such channels per class, each on a share of the labels, so they are gated harder than the model's own."""
 _DIRECTED = ("ddm", "hddm_a", "two_proportion")  # the rate detectors that watch one direction
@@ -355,17 +359,14 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     >>> layer = performance_layer("__error_rate__", SloSpec(), DetectionSettings())
     >>> layer["numeric_detectors"], layer["window"], layer["reference"]["size"]
     (('ddm', 'hddm_a', 'adwin', 'two_proportion'), {'size': 2000, 'step': 250}, 2000)
-    >>> performance_layer("__recall__", SloSpec(), DetectionSettings())["detector_params"]["ddm"]
-    {'direction': 'down'}
-    >>> performance_layer("__recall__.fraud", SloSpec(), DetectionSettings())["detector_params"]["ddm"]
-    {'direction': 'down', 'threshold': 0.05, 'critical': 0.15}
+    >>> [performance_layer(c, SloSpec(), DetectionSettings())["detector_params"]["ddm"] for c in ("__recall__", "__recall__.a")]
+    [{'direction': 'down'}, {'direction': 'down', 'threshold': 0.05, 'critical': 0.15}]
     >>> performance_layer("amount", SloSpec(), DetectionSettings()) is None
     True
     """
     params: dict[str, Any] = {}
     layer: dict[str, Any] = {}
-    per_class = split_per_class(channel) is not None
-    channel = base_channel(channel)  # a per-class channel is judged like its metric's, less eagerly
+    per_class, channel = split_per_class(channel) is not None, base_channel(channel)  # a per-class channel: its metric's, gated
     if channel == ERROR_RATE:
         detectors: tuple[str, ...] = _RATE_DETECTORS
         params["adwin"] = {"threshold": 0.05}  # reference standard deviations: about 2 points at a 13 % error rate
@@ -374,10 +375,7 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
         layer = _doubled(base)
     elif channel in (RECALL, PRECISION, F1):
         params["adwin"] = {"threshold": 0.05}
-        params.update((name, {"direction": "down"}) for name in _DIRECTED)
-        if per_class:
-            params.update((name, {"direction": "down", **PER_CLASS_GATE}) for name in _DIRECTED)
-            params["two_proportion"]["max_p_value"] = 1e-4
+        params.update((name, {"direction": "down", **(PER_CLASS_GATE.get(name, {}) if per_class else {})}) for name in _DIRECTED)
         which = {RECALL: "recall", PRECISION: "precision", F1: "f1"}[channel]
         detectors = _with_slo(_RATE_DETECTORS, params, f"slo_{which}", getattr(slo, which))
         layer = _doubled(base)
