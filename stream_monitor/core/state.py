@@ -16,7 +16,7 @@ int32, uint8 arrays):
 
 - model ``{format, kind: "model", model, known_features: [str], channels: [str], versions: [str]}``
   (``versions``, the model versions seen, oldest first, only when some were; ``calibration:
-  {bins, size, n: [int], pos: [int]}`` and ``realised: {labels, sums, counts, latest}``, the
+  {bins, size, n: [int], pos: [int], errors?: {class: {class: int}}}`` and ``realised: {labels, sums, counts, latest}``, the
   label-free estimates' calibration and the realised metrics shown next to them, only when the
   model has estimates on; ``classes: {tracked: [str], untracked: int}``, a multiclass model's classes
   with per-class channels and the labelled predictions of classes beyond the cap, only when some; optional)
