@@ -171,7 +171,7 @@ def _texts(
         describe = evi.series_description if t.grouped else evi.description
         if "estimate" in ev:
             coinciding += f"\nEstimated without labels, {evi.estimate_words(ev['estimate'])}."
-        description = describe(ev, firing, window) + coinciding + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}."
+        description = describe(ev, firing, window, t.channel) + coinciding + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}."
         return summary, description
     if not firing:
         summary = f"resolved: {model}/{t.channel} {t.detector} back within bounds"

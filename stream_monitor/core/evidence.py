@@ -526,10 +526,10 @@ def slo_test(d: dict[str, Any], firing: bool, channel: str = "") -> str | None:
     return f"{metric} {fmt(d['statistic'])} {'<' if side == 'min' else '>'} {fmt(d['threshold'])} (SLO {side})"
 
 
-def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
+def description(e: dict[str, Any], firing: bool, window_text: str, channel: str = "") -> str:
     """The detector's statistic, threshold and meaning, then reference vs current in full."""
     d = e["detector"]
-    slo = slo_test(d, firing)
+    slo = slo_test(d, firing, channel)
     if slo is not None:
         test = f"{d['name']}: {slo}"
     elif firing:
@@ -571,12 +571,12 @@ def _member_line(d: dict[str, Any]) -> str:
     return f"- {test}, {d['severity']} since {d['since']}: {MEANINGS.get(d['name'], d['name'])}."
 
 
-def series_description(e: dict[str, Any], firing: bool, window_text: str) -> str:
+def series_description(e: dict[str, Any], firing: bool, window_text: str, channel: str = "") -> str:
     """A channel page's description: every agreeing detector's test (lead first), then reference vs current.
 
     When it resolves, which detector led it; the figures are then the lead's evidence as of now.
     """
-    figures = description(e, firing, window_text).split("\n")[1:]
+    figures = description(e, firing, window_text, channel).split("\n")[1:]
     if firing:
         members = e.get("detectors") or []
         head = [f"{len(members)} detector{'s agree' if len(members) != 1 else ' agrees'} (the lead first):"]

@@ -168,6 +168,7 @@ def test_a_recall_slo_guards_each_class_and_says_which() -> None:
     a = slo[0]
     assert a["source"]["offset"] >= SEGMENT and a["statistic"] < 0.5
     assert f"recall of class `refund` {a['statistic']:.3g} < 0.5 (SLO min)" in a["annotations"]["summary"], a["annotations"]["summary"]
+    assert a["annotations"]["description"].startswith(f"slo_recall: recall of class `refund` {a['statistic']:.3g} < 0.5 (SLO min)")
     # the README's example alerts are these
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     hddm = next(x for x in alerts if x["feature"] == "__recall__.refund" and x["detector"] == "hddm_a" and x["status"] == "firing")
