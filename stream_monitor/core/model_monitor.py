@@ -25,9 +25,7 @@ from stream_monitor.core.estimate import (
     expected_error,
     matrix_expected_cost,
 )
-from stream_monitor.core.outputs import (  # noqa: F401 - CLASS_NAMES, SCORE_NAMES, infer_task: re-exported
-    CLASS_NAMES,
-    SCORE_NAMES,
+from stream_monitor.core.outputs import (  # infer_task and resolve_outputs are also read from here
     Outputs,
     class_error,
     infer_task,
