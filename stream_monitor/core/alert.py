@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stream_monitor.core import evidence as evi
 from stream_monitor.core.events import SourcePosition, format_event_time
 from stream_monitor.core.lifecycle import alert_id
-from stream_monitor.core.spec import PERFORMANCE_CHANNELS, PREDICTION
+from stream_monitor.core.spec import PREDICTION, is_performance_channel
 
 if TYPE_CHECKING:
     from stream_monitor.core.series import ChannelTrigger
@@ -32,14 +32,14 @@ def kind_of(channel: str, quality: bool) -> AlertKind:
 
     Latency, labels and errors are the model's performance; predictions its prediction drift.
 
-    >>> kind_of("__latency__", False), kind_of("__label__", False), kind_of("__error__", False), kind_of("x", False)
+    >>> kind_of("__latency__", False), kind_of("__label__", False), kind_of("__recall__.cat", False), kind_of("x", False)
     ('performance', 'performance', 'performance', 'data_drift')
     """
     if quality:
         return "data_quality"
     if channel.startswith(PREDICTION):
         return "prediction_drift"
-    if channel in PERFORMANCE_CHANNELS:
+    if is_performance_channel(channel):
         return "performance"
     return "data_drift"
 
@@ -171,7 +171,7 @@ def _texts(
         describe = evi.series_description if t.grouped else evi.description
         if "estimate" in ev:
             coinciding += f"\nEstimated without labels, {evi.estimate_words(ev['estimate'])}."
-        description = describe(ev, firing, window) + coinciding + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}."
+        description = describe(ev, firing, window, t.channel) + coinciding + f"\nKind: {kind.replace('_', ' ')}; model {model}, channel {t.channel}."
         return summary, description
     if not firing:
         summary = f"resolved: {model}/{t.channel} {t.detector} back within bounds"

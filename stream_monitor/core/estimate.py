@@ -1,4 +1,4 @@
-"""Label-free performance estimates of a binary classifier: expected error and cost from its probabilities.
+"""Label-free performance estimates of a classifier: expected error and cost from its probabilities.
 
 A prediction with a probability ``p`` of the positive class and a decision (its class output,
 else ``p`` cut at 0.5) is wrong with probability ``1 - q`` when it decided positive and ``q``
@@ -10,6 +10,11 @@ positive, ``q`` x that of a false negative) estimates its cost.
 ``q`` comes from :class:`Calibration`: histogram binning learned from the first labelled
 predictions (the share of positives among the labels of each score bin). Until it has learned,
 the scores are taken as calibrated (``q = p``).
+
+A multiclass prediction with per-class probabilities is wrong with probability ``1 - q``, ``q``
+the calibrated probability of the decided class: the same binning, counting per bin of that
+probability how often the decision was right (top-label calibration); its expected cost under a
+cost matrix is :func:`matrix_expected_cost`.
 
 >>> cal = Calibration(bins=2, size=40)
 >>> for i in range(20):
@@ -35,17 +40,39 @@ class Calibration:
 
     ``bins`` equal-width score bins over [0, 1] count their labelled predictions (``n``) and
     positives (``pos``); once ``size`` were counted the calibration is ``learned`` and frozen. A
-    bin with fewer than :data:`MIN_BIN` labels keeps the raw score. The state is plain integers
+    bin with fewer than :data:`MIN_BIN` labels keeps the raw score. A multiclass model's also
+    counts, over the same labels, the true classes of its wrong decisions per decided class
+    (``errors``: what a wrong decision's cost is spread over). The state is plain integers
     (:meth:`to_state`, :meth:`from_state`).
     """
 
-    __slots__ = ("bins", "size", "n", "pos")
+    __slots__ = ("bins", "size", "n", "pos", "errors")
 
     def __init__(self, bins: int = 10, size: int = 2000) -> None:
         self.bins = bins
         self.size = size
         self.n = [0] * bins
         self.pos = [0] * bins
+        self.errors: dict[str, dict[str, int]] = {}  # decided class -> {true class: wrong decisions}
+
+    def observe_error(self, decided: str, label: str) -> None:
+        """Count a wrong multiclass decision's true class (before :meth:`observe` counts that labelled prediction)."""
+        if not self.learned:
+            row = self.errors.setdefault(decided, {})
+            row[label] = row.get(label, 0) + 1
+
+    def error_shares(self, decided: str) -> dict[str, float] | None:
+        """The true classes of the wrong decisions for class ``decided``, as shares; None before :data:`MIN_BIN` of them.
+
+        >>> cal = Calibration(size=10)
+        >>> for label in "aaab" * 3:
+        ...     cal.observe_error("c", label)
+        >>> cal.error_shares("c"), cal.error_shares("a")
+        ({'a': 0.75, 'b': 0.25}, None)
+        """
+        row = self.errors.get(decided)
+        total = sum(row.values()) if row else 0
+        return {k: v / total for k, v in row.items()} if row and total >= MIN_BIN else None
 
     @property
     def count(self) -> int:
@@ -77,8 +104,11 @@ class Calibration:
         return self.pos[b] / self.n[b] if self.n[b] >= MIN_BIN else p
 
     def to_state(self) -> dict[str, Any]:
-        """The calibration as plain numbers: ``{bins, size, n, pos}``."""
-        return {"bins": self.bins, "size": self.size, "n": list(self.n), "pos": list(self.pos)}
+        """The calibration as plain numbers: ``{bins, size, n, pos}``, and ``errors`` when some were counted."""
+        out: dict[str, Any] = {"bins": self.bins, "size": self.size, "n": list(self.n), "pos": list(self.pos)}
+        if self.errors:
+            out["errors"] = {d: dict(row) for d, row in self.errors.items()}
+        return out
 
     @classmethod
     def from_state(cls, obj: Any) -> Calibration:
@@ -89,7 +119,7 @@ class Calibration:
         ...
         ValueError: calibration: a bin has more positives than labels
         """
-        if not isinstance(obj, dict) or set(obj) != {"bins", "size", "n", "pos"}:
+        if not isinstance(obj, dict) or set(obj) - {"errors"} != {"bins", "size", "n", "pos"}:
             raise ValueError("calibration: not a {bins, size, n, pos} map")
         bins, size, n, pos = obj["bins"], obj["size"], obj["n"], obj["pos"]
         if type(bins) is not int or type(size) is not int or not 2 <= bins <= 100 or size < 1:
@@ -101,6 +131,7 @@ class Calibration:
             raise ValueError("calibration: a bin has more positives than labels")
         cal = cls(bins, size)
         cal.n, cal.pos = list(n), list(pos)
+        cal.errors = _errors(obj.get("errors", {}), sum(n))
         return cal
 
 
@@ -121,6 +152,15 @@ def rebinned(cal: Calibration, bins: int) -> Calibration:
     return out
 
 
+def _errors(obj: Any, labels: int) -> dict[str, dict[str, int]]:
+    """A calibration's ``errors`` map, checked: ``{str: {str: count > 0}}``, at most ``labels`` in all."""
+    ok = isinstance(obj, dict) and all(type(d) is str and isinstance(row, dict) for d, row in obj.items())
+    ok = ok and all(type(k) is str and type(v) is int and v > 0 for row in obj.values() for k, v in row.items())
+    if not ok or sum(v for row in obj.values() for v in row.values()) > labels:
+        raise ValueError("calibration: errors is not a {decided: {label: count}} map within the labels counted")
+    return {d: dict(row) for d, row in obj.items()}
+
+
 def expected_error(p: float, decided_positive: bool, cal: Calibration) -> float:
     """The probability that a decision is wrong: ``1 - q`` when it decided positive, else ``q`` (``q`` calibrated)."""
     q = cal.calibrated(p)
@@ -131,6 +171,34 @@ def expected_cost(p: float, decided_positive: bool, cal: Calibration, false_posi
     """The expected cost of a decision: ``(1 - q)`` x a false positive's cost when positive, else ``q`` x a false negative's."""
     q = cal.calibrated(p)
     return (1.0 - q) * false_positive if decided_positive else q * false_negative
+
+
+def matrix_expected_cost(
+    probs: dict[str, float], decided: str, q: float, matrix: dict[str, dict[str, float]], shares: dict[str, float] | None = None
+) -> float:
+    """The expected cost of a multiclass decision ``decided`` under a cost matrix (``{label: {predicted: cost}}``).
+
+    The label is ``decided`` with probability ``q`` (the calibrated probability that the decision
+    is right) and another class ``c`` with ``(1 - q)`` x its share among the wrong decisions of
+    ``decided`` in the labelled data (``shares``, :meth:`Calibration.error_shares`), or, without
+    them, ``(1 - q) x p_c / (1 - p_decided)``: the rest spread in proportion to the probabilities
+    (evenly over the other classes when they have none).
+
+    >>> m = {"a": {"b": 10.0}, "b": {"a": 1.0}, "c": {"a": 4.0}}
+    >>> round(matrix_expected_cost({"a": 0.6, "b": 0.3, "c": 0.1}, "a", 0.8, m), 6)
+    0.35
+    >>> round(matrix_expected_cost({"a": 0.6, "b": 0.3, "c": 0.1}, "a", 0.8, m, {"c": 1.0}), 6)
+    0.8
+    """
+    cost = q * matrix.get(decided, {}).get(decided, 0.0)
+    if shares is not None:
+        return cost + (1.0 - q) * sum(share * matrix.get(c, {}).get(decided, 0.0) for c, share in shares.items())
+    others = [c for c in probs if c != decided]
+    rest = sum(probs[c] for c in others)
+    for c in others:
+        share = probs[c] / rest if rest > 0 else 1.0 / len(others)
+        cost += (1.0 - q) * share * matrix.get(c, {}).get(decided, 0.0)
+    return cost
 
 
 BLOCK = 1000

@@ -22,6 +22,7 @@ import structlog
 
 from stream_monitor.core import detectors as det
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
+from stream_monitor.core.spec import split_per_class
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -248,6 +249,8 @@ def performance_evidence(channel: str, ref: NumericReference, values: np.ndarray
         from stream_monitor.core.detectors.calibration import ece
 
         return {"ece": {"reference": num(ece(ref.sorted_sample)), "current": num(ece(values)) if values.size else None}}
+    if split_per_class(channel) is not None:  # a per-class channel's evidence is its metric's
+        channel = channel.partition(".")[0]
     if channel == "__f1__":
         from stream_monitor.core.detectors.slo import f1_of_share
 
@@ -300,10 +303,25 @@ def channel_words(channel: str) -> str:
 
     >>> channel_words("__prediction__.y_proba"), channel_words("__latency__"), channel_words("debt_ratio")
     ('prediction y_proba', 'latency_ms', 'debt_ratio')
+    >>> channel_words("__recall__.fraud")
+    'recall of class `fraud`'
     """
     if channel.startswith("__prediction__."):
         return "prediction " + channel[len("__prediction__.") :]
+    split = split_per_class(channel)
+    if split is not None:
+        return of_class(_CHANNEL_WORDS[split[0]], channel)
     return _CHANNEL_WORDS.get(channel, channel)
+
+
+def of_class(words: str, channel: str) -> str:
+    """A metric's words, about the class of a per-class channel when ``channel`` is one.
+
+    >>> of_class("F1", "__f1__.3"), of_class("F1", "__f1__")
+    ('F1 of class `3`', 'F1')
+    """
+    split = split_per_class(channel)
+    return f"{words} of class `{split[1]}`" if split is not None else words
 
 
 def fmt(x: float | None) -> str:
@@ -346,6 +364,11 @@ def _numeric_headline(e: dict[str, Any], firing: bool, channel: str) -> tuple[st
     if e.get("binary"):
         what = _SHARE_WORDS.get(channel, "share of 1s")
         points = f"{_signed(100 * (change['mean'] or 0.0))} points"
+        if split_per_class(channel) is not None:  # a class's recall or precision, in its own units
+            what = channel_words(channel)
+            if not firing:
+                return f"{what} back to {fmt(cur['mean'])} (reference {fmt(ref['mean'])})", ""
+            return f"{what} {fmt(ref['mean'])} → {fmt(cur['mean'])} ({points}, {_sd(change['mean_sd'])})", ""
         if not firing:
             return f"{what} back to {pct(cur['mean'])} (reference {pct(ref['mean'])})", ""
         return f"{what} {change['direction']} from {pct(ref['mean'])} to {pct(cur['mean'])} ({points}, {_sd(change['mean_sd'])})", ""
@@ -401,7 +424,7 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
     """
     if "rate" in e:
         return _rate_headline(e, firing)
-    slo = slo_test(e["detector"], firing) if "detector" in e else None
+    slo = slo_test(e["detector"], firing, channel) if "detector" in e else None
     if slo is not None and "estimate" in e:
         slo = f"estimated {slo}{' ' + e['cost']['currency'] if 'cost' in e else ''}, {estimate_words(e['estimate'])}"
         return slo, ""
@@ -409,13 +432,13 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
         if "cost" in e:
             return f"{slo} {e['cost']['currency']}", cost_headline(e, firing)
         main, _ = _numeric_headline(e, firing, channel) if e["type"] == "numeric" else ("", "")
-        return slo, _score_headline(e, firing) or main
+        return slo, _score_headline(e, firing, channel) or main
     if e["type"] == "numeric":
         main, detail = _numeric_headline(e, firing, channel)
         if "cost" in e:
             return cost_headline(e, firing), ""
-        if _score_headline(e, firing):
-            return _score_headline(e, firing), ""
+        if _score_headline(e, firing, channel):
+            return _score_headline(e, firing, channel), ""
         if "ece" in e:
             ece = e["ece"]
             moved = "back to" if not firing else "rose to" if (ece["current"] or 0) > (ece["reference"] or 0) else "is"
@@ -426,7 +449,7 @@ def headline(e: dict[str, Any], firing: bool, channel: str = "") -> tuple[str, s
     return _categorical_headline(e, firing)
 
 
-def _score_headline(e: dict[str, Any], firing: bool) -> str:
+def _score_headline(e: dict[str, Any], firing: bool, channel: str = "") -> str:
     """How F1 or ROC AUC (read from the window, not from the channel's mean) moved; empty for other evidence.
 
     >>> _score_headline({"roc_auc": {"reference": 0.812, "current": 0.664}}, True)
@@ -434,6 +457,7 @@ def _score_headline(e: dict[str, Any], firing: bool) -> str:
     """
     for key, words in (("f1", "F1"), ("roc_auc", "ROC AUC")):
         if key in e:
+            words = of_class(words, channel)
             ref, cur = e[key]["reference"], e[key]["current"]
             if not firing or ref is None or cur is None:
                 return f"{words} back to {fmt(cur)} (reference {fmt(ref)})" if not firing else f"{words} {fmt(cur)} (reference {fmt(ref)})"
@@ -481,8 +505,8 @@ SLO_WORDS: dict[str, tuple[str, str]] = {
 """Service-level detectors: the metric in words and which side of the level is a breach (``min``: below)."""
 
 
-def slo_test(d: dict[str, Any], firing: bool) -> str | None:
-    """A service-level check in the metric's words, the comparison pointing the way it breached.
+def slo_test(d: dict[str, Any], firing: bool, channel: str = "") -> str | None:
+    """A service-level check in the metric's words (about its class on a per-class ``channel``), the comparison pointing the way it breached.
 
     >>> slo_test({"name": "slo_accuracy", "statistic": 0.839, "threshold": 0.85}, True)
     'accuracy 0.839 < 0.85 (SLO min)'
@@ -490,20 +514,22 @@ def slo_test(d: dict[str, Any], firing: bool) -> str | None:
     'mean absolute error 9.1 back within 12.5 (SLO max)'
     >>> slo_test({"name": "psi", "statistic": 0.3, "threshold": 0.2}, True) is None
     True
+    >>> slo_test({"name": "slo_recall", "statistic": 0.62, "threshold": 0.8}, True, "__recall__.fraud")
+    'recall of class `fraud` 0.62 < 0.8 (SLO min)'
     """
     words = SLO_WORDS.get(d["name"])
     if words is None:
         return None
-    metric, side = words
+    metric, side = of_class(words[0], channel), words[1]
     if not firing:
         return f"{metric} {fmt(d['statistic'])} back within {fmt(d['threshold'])} (SLO {side})"
     return f"{metric} {fmt(d['statistic'])} {'<' if side == 'min' else '>'} {fmt(d['threshold'])} (SLO {side})"
 
 
-def description(e: dict[str, Any], firing: bool, window_text: str) -> str:
+def description(e: dict[str, Any], firing: bool, window_text: str, channel: str = "") -> str:
     """The detector's statistic, threshold and meaning, then reference vs current in full."""
     d = e["detector"]
-    slo = slo_test(d, firing)
+    slo = slo_test(d, firing, channel)
     if slo is not None:
         test = f"{d['name']}: {slo}"
     elif firing:
@@ -545,12 +571,12 @@ def _member_line(d: dict[str, Any]) -> str:
     return f"- {test}, {d['severity']} since {d['since']}: {MEANINGS.get(d['name'], d['name'])}."
 
 
-def series_description(e: dict[str, Any], firing: bool, window_text: str) -> str:
+def series_description(e: dict[str, Any], firing: bool, window_text: str, channel: str = "") -> str:
     """A channel page's description: every agreeing detector's test (lead first), then reference vs current.
 
     When it resolves, which detector led it; the figures are then the lead's evidence as of now.
     """
-    figures = description(e, firing, window_text).split("\n")[1:]
+    figures = description(e, firing, window_text, channel).split("\n")[1:]
     if firing:
         members = e.get("detectors") or []
         head = [f"{len(members)} detector{'s agree' if len(members) != 1 else ' agrees'} (the lead first):"]

@@ -9,7 +9,7 @@ step fast.
 from __future__ import annotations
 
 from itertools import repeat
-from typing import Any, Iterable, NamedTuple
+from typing import Any
 
 import numpy as np
 import structlog
@@ -17,7 +17,22 @@ import structlog
 from stream_monitor.core import detectors as det
 from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
-from stream_monitor.core.estimate import Calibration, Realised, estimate_evidence, expected_cost, expected_error
+from stream_monitor.core.estimate import (
+    Calibration,
+    Realised,
+    estimate_evidence,
+    expected_cost,
+    expected_error,
+    matrix_expected_cost,
+)
+from stream_monitor.core.outputs import (  # infer_task and resolve_outputs are also read from here
+    Outputs,
+    class_error,
+    infer_task,
+    legacy_error,
+    resolve_outputs,
+)
+from stream_monitor.core.performance import class_name, class_probabilities
 from stream_monitor.core.reference import Baseline, NumericReference, Reference
 from stream_monitor.core.settings import ChannelType
 from stream_monitor.core.spec import (
@@ -31,6 +46,8 @@ from stream_monitor.core.spec import (
     PREDICTION,
     MonitorSpec,
     Task,
+    base_channel,
+    split_per_class,
 )
 
 log = structlog.get_logger("stream_monitor.core")
@@ -69,111 +86,7 @@ def type_of(value: Any) -> ChannelType | None:
     return None
 
 
-SCORE_NAMES = ("y_pred_proba", "proba", "probability", "score", "y_score")
-"""Output names taken for the probability / score of a dict prediction."""
-CLASS_NAMES = ("y_pred", "label", "class", "predicted_class")
-"""Output names taken for the predicted class of a dict prediction."""
-
-
-class Outputs(NamedTuple):
-    """Which outputs of a dict prediction are the score and the class (``None``: not known)."""
-
-    score: str | None
-    klass: str | None
-    ambiguous: bool = False
-
-
-def resolve_outputs(keys: Iterable[str], score_output: str | None = None, class_output: str | None = None) -> Outputs:
-    """The score and class outputs among a dict prediction's ``keys``.
-
-    A configured name wins. Otherwise an output is taken when exactly one key is a known score
-    name (:data:`SCORE_NAMES`) or class name (:data:`CLASS_NAMES`); a dict with one key only is
-    that output whatever its name (its value decides: a float is a score, anything else a class).
-    ``ambiguous`` is set when neither is configured or recognised, or when several keys match.
-
-    >>> resolve_outputs(["proba", "label"])
-    Outputs(score='proba', klass='label', ambiguous=False)
-    >>> resolve_outputs(["a", "b"])
-    Outputs(score=None, klass=None, ambiguous=True)
-    >>> resolve_outputs(["a", "b"], class_output="b")
-    Outputs(score=None, klass='b', ambiguous=False)
-    """
-    keys = list(keys)
-    if score_output or class_output:
-        return Outputs(score_output, class_output)
-    scores = [k for k in keys if k in SCORE_NAMES]
-    classes = [k for k in keys if k in CLASS_NAMES]
-    score = scores[0] if len(scores) == 1 else None
-    klass = classes[0] if len(classes) == 1 else None
-    ambiguous = len(scores) > 1 or len(classes) > 1 or (score is None and klass is None and len(keys) != 1)
-    return Outputs(score, klass, ambiguous)
-
-
 _number = perf.number
-
-
-def infer_task(score: Any, klass: Any, label: Any) -> Task:
-    """The task a first (score, class, label) triple implies, when the config does not say.
-
-    - a ``bool`` label is ``binary``; a ``str`` label ``multiclass`` (two string classes are
-      told apart only by config);
-    - a numeric label with a class prediction (a dict's class output, or a scalar ``str``,
-      ``bool`` or integral number with an integral label) is a classification: ``binary`` when
-      label and class are in {0, 1}, else ``multiclass``;
-    - a label in {0, 1} with only a score in [0, 1] is ``binary`` (the score is a probability);
-    - anything else is ``regression``.
-
-    >>> infer_task(None, True, False), infer_task(None, "cat", "dog"), infer_task(0.8, None, 1)
-    ('binary', 'multiclass', 'binary')
-    >>> infer_task(None, 3, 3), infer_task(12.5, None, 11.0), infer_task(None, 12.0, 11.5)
-    ('multiclass', 'regression', 'regression')
-    """
-    if isinstance(label, bool):
-        return "binary"
-    if isinstance(label, str):
-        return "multiclass"
-    lab = _number(label)
-    if klass is not None:
-        if isinstance(klass, str):
-            return "multiclass"
-        k = _number(klass)
-        if k is not None and lab is not None and k.is_integer() and lab.is_integer():
-            return "binary" if {k, lab} <= {0.0, 1.0} else "multiclass"
-        if isinstance(klass, bool):
-            return "binary"
-    s = _number(score)
-    if lab in (0.0, 1.0) and s is not None and 0.0 <= s <= 1.0 and klass is None:
-        return "binary"
-    return "regression"
-
-
-def legacy_error(prediction: Any, label: Any) -> float | None:
-    """The ``__error__`` value: |prediction - label| for numbers, 0/1 mismatch for classes.
-
-    >>> legacy_error(0.9, 1), legacy_error("a", "b"), legacy_error(True, 1)
-    (0.09999999999999998, 1.0, 0.0)
-    """
-    if prediction is None:
-        return None
-    if isinstance(prediction, bool):
-        prediction = int(prediction)
-    if isinstance(label, bool):
-        label = int(label)
-    if isinstance(prediction, int | float) and isinstance(label, int | float):
-        return abs(float(prediction) - float(label))
-    return 0.0 if str(prediction) == str(label) else 1.0
-
-
-def class_error(predicted: Any, label: Any) -> float:
-    """1.0 when the predicted class differs from the label, else 0.0 (``True`` is 1, numbers compare by value).
-
-    >>> class_error(1, True), class_error("a", "b"), class_error(1.0, 1)
-    (0.0, 1.0, 0.0)
-    """
-    p, lab = _number(predicted), _number(label)
-    if p is not None and lab is not None:
-        return 0.0 if p == lab else 1.0
-    return 0.0 if str(predicted) == str(label) else 1.0
 
 
 class ModelMonitor:
@@ -201,6 +114,15 @@ class ModelMonitor:
         self.score_output = mspec.score_output if mspec else None
         self.class_output = mspec.class_output if mspec else None
         self.positive_class = mspec.positive_class if mspec else None
+        self.class_probabilities = mspec.class_probabilities if mspec else None
+        # multiclass: the classes with per-class channels (configured ones first, then as first seen,
+        # up to limits.classes_per_model) and the labelled predictions of a class beyond the cap
+        self.classes: dict[str, None] = {}
+        if mspec:
+            self.classes.update((split[1], None) for name in mspec.channels if (split := split_per_class(name)) is not None)
+        self.untracked = 0
+        self.class_overflow = 0  # untracked labelled predictions since the caller last looked (a metric)
+        self.warned_classes = False  # the log said that classes go untracked
         self.cost = mspec.cost if mspec else None
         estimate = mspec.estimate if mspec else None
         self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
@@ -257,11 +179,23 @@ class ModelMonitor:
             if s is None or self.task != "binary":
                 return out
             predicted = 1.0 if s >= 0.5 else 0.0
-        out.append((ERROR_RATE, class_error(predicted, label)))
+        error = class_error(predicted, label)
+        out.append((ERROR_RATE, error))
         positive = self.positive_class
         if self.calibration is not None and self.task == "binary":
-            self._calibrate(score, label)
+            p = perf.probability(score)
+            if p is not None:
+                self._calibrate(p, perf.is_positive(label, positive))
+        elif self.calibration is not None and self.task == "multiclass" and isinstance(prediction, dict) and self.class_probabilities:
+            decided = class_name(predicted)
+            p = class_probabilities(prediction, self.class_probabilities).get(decided)
+            if p is not None:
+                if error:
+                    self.calibration.observe_error(decided, class_name(label))
+                self._calibrate(p, not error)  # top-label calibration: how often a decision of that probability is right
         out.extend(perf.classification_values(self.task, score, klass, label, positive))
+        if self.task == "multiclass":
+            out.extend(self._per_class(class_name(predicted), class_name(label)))
         if self.cost is not None:
             cost = perf.classification_cost(self.cost, predicted, perf.predicted_positive(self.task, score, klass, positive), label, positive)
             if cost is not None:
@@ -272,15 +206,43 @@ class ModelMonitor:
             self.dirty = True  # the realised blocks are model state
         return out
 
-    def _calibrate(self, score: Any, label: Any) -> None:
-        """Count a labelled probability in the calibration; once learned, the estimate channels restart their reference."""
-        p = perf.probability(score)
-        if p is None or self.calibration is None:
-            return
-        if self.calibration.learned:
+    def _per_class(self, predicted: str, label: str) -> list[tuple[str, float]]:
+        """The per-class values of one labelled multiclass prediction, for the classes tracked (:meth:`_track`)."""
+        tracked = self._track(label) + self._track(predicted)
+        if tracked < 2:
+            self.untracked += 1
+            self.class_overflow += 1
+            self.dirty = True
+        return perf.per_class_values(predicted, label, self.classes)
+
+    def _track(self, klass: str) -> int:
+        """1 when class ``klass`` has per-class channels (taken on while fewer than ``limits.classes_per_model`` are), else 0."""
+        classes = self.classes
+        if klass in classes:
+            return 1
+        cap = self.spec.limits.classes_per_model
+        if len(classes) < cap:
+            classes[klass] = None
+            self.dirty = True
+            return 1
+        if not self.warned_classes:
+            self.warned_classes = True
+            log.warning(
+                "classes_over_limit", model=self.model, limit=cap, untracked_class=klass, partition=self.partition,
+                hint="per-class channels only for the first classes seen; raise limits.classes_per_model to track more "
+                "(further classes are counted in limits_exceeded, limit classes_per_model)",
+            )  # fmt: skip
+        return 0
+
+    def _calibrate(self, p: float, positive: bool) -> None:
+        """Count a labelled probability in the calibration; once learned, the estimate channels restart their reference.
+
+        ``positive``: the label is the positive class (binary), or the decision was right (multiclass).
+        """
+        if self.calibration is None or self.calibration.learned:
             return
         self.dirty = True  # the counts are model state until the calibration is learned
-        if self.calibration.observe(p, perf.is_positive(label, self.positive_class)):
+        if self.calibration.observe(p, positive):
             self.recalibrated = True
             if self.realised is not None:
                 self.realised.mark(self.row, True)
@@ -298,7 +260,11 @@ class ModelMonitor:
         :attr:`calibration` (as is, until it has learned).
         """
         cal = self.calibration
-        if cal is None or prediction is None or self.task not in (None, "binary"):
+        if cal is None or prediction is None or self.task == "regression":
+            return []
+        if self.class_probabilities is not None and isinstance(prediction, dict):
+            return self._multiclass_estimates(prediction, cal)
+        if self.task == "multiclass":
             return []
         score, klass = self._read_outputs(prediction)
         p = perf.probability(score)
@@ -311,6 +277,31 @@ class ModelMonitor:
         cost = self.cost
         if cost is not None and cost.family == "binary":
             out.append((ESTIMATED_COST, expected_cost(p, decided, cal, cost.false_positive or 0.0, cost.false_negative or 0.0)))
+        return out
+
+    def _multiclass_estimates(self, prediction: dict[str, Any], cal: Calibration) -> list[tuple[str, float]]:
+        """A multiclass prediction's expected error, 1 - q, and (with a cost matrix) expected cost.
+
+        The decision is the class output, else the class of the highest probability (the first
+        one on a tie); ``q`` is the calibrated probability that a decision with that probability is
+        right (:attr:`calibration` learns it per probability bin from labelled predictions: top-label
+        calibration; ``q`` is the probability itself until then). The expected cost spreads the
+        remaining ``1 - q`` over the other classes as the labelled wrong decisions of that class
+        were spread (:meth:`Calibration.error_shares`), else in proportion to their probabilities.
+        """
+        probs = class_probabilities(prediction, self.class_probabilities or "")
+        if not probs:
+            return []
+        _, klass = self._read_outputs(prediction)
+        decided = class_name(klass) if klass is not None else max(probs, key=probs.__getitem__)
+        p = probs.get(decided)
+        if p is None:
+            return []
+        q = cal.calibrated(p)
+        out = [(ESTIMATED_ERROR_RATE, 1.0 - q)]
+        cost = self.cost
+        if cost is not None and cost.matrix is not None:
+            out.append((ESTIMATED_COST, matrix_expected_cost(probs, decided, q, cost.matrix, cal.error_shares(decided))))
         return out
 
     def begin_batch(self) -> None:

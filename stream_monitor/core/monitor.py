@@ -328,6 +328,9 @@ class PartitionMonitor:
                     col[1].append(row)
                 if m.recalibrated:
                     batch.restart_estimates(m)
+                if m.class_overflow:  # labelled predictions of classes beyond limits.classes_per_model: counted only
+                    batch.hits["classes_per_model"] += m.class_overflow
+                    m.class_overflow = 0
                 if m.refused:
                     batch.refusals(self.limits, row, d, m)
                 if limits_open:
@@ -479,7 +482,9 @@ class PartitionMonitor:
         items: dict[str, bytes] = {}
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
-                items[f"m\x1f{name}"] = state.encode_model(m.known_features, list(m.channels), m.versions, m.calibration, m.realised)
+                items[f"m\x1f{name}"] = state.encode_model(
+                    m.known_features, list(m.channels), m.versions, m.calibration, m.realised, (list(m.classes), m.untracked)
+                )
                 m.dirty = False
             for ch_name, ch in m.channels.items():
                 if ch.dirty or not only_dirty:

@@ -20,6 +20,9 @@ here follow, one list per labelled prediction, in channel order:
   (a negative's value is its score, a positive's its score + 2), from which the window's ROC AUC is
   read (:func:`stream_monitor.core.detectors.auc.roc_auc`). One such value says nothing alone (no
   change-point detector reads it); only window detectors watch that channel;
+- multiclass, per class (:func:`per_class_values`): ``__recall__.<class>``,
+  ``__precision__.<class>`` and ``__f1__.<class>``, the same 0/1 streams with that class as the
+  positive one (one class against the rest), for the classes the model tracks;
 - regression: ``__signed_error__``, prediction - label (its mean is the bias);
 - with a cost model (``cost``): ``__cost__``, the cost of each labelled prediction
   (:func:`classification_cost`, :func:`regression_cost`); its window mean x 1,000 is the cost
@@ -38,8 +41,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from stream_monitor.core.spec import CALIBRATION, F1, LOG_LOSS, PRECISION, RECALL, ROC_AUC, SIGNED_ERROR, CostSpec, class_text
+from stream_monitor.core.reference import bounded_category
+from stream_monitor.core.spec import CALIBRATION, F1, LOG_LOSS, PRECISION, RECALL, ROC_AUC, SIGNED_ERROR, CostSpec, class_text, per_class_channel
 
+CLASS_TEXT_MAX = 64
+"""Characters of a class name in a per-class channel's name (longer: cut, with a hash suffix)."""
 PROBA_FLOOR = 1e-6
 """The smallest probability a log loss takes (a confident miss costs at most -log(1e-6) = 13.8)."""
 
@@ -126,6 +132,77 @@ def classification_values(task: str, score: Any, klass: Any, label: Any, positiv
         out.append((CALIBRATION, proba - y))
         out.append((ROC_AUC, proba + 2.0 * y))
     return out
+
+
+def class_name(x: Any) -> str:
+    """A class as it appears in a per-class channel's name: :func:`class_text`, cut to :data:`CLASS_TEXT_MAX` characters.
+
+    >>> class_name(3.0), class_name("fraud")
+    ('3', 'fraud')
+    """
+    return bounded_category(class_text(x), CLASS_TEXT_MAX)
+
+
+def class_probabilities(prediction: dict[str, Any], prefix: str) -> dict[str, float]:
+    """A multiclass prediction's per-class probabilities: the outputs named ``<prefix><class>`` with a value in [0, 1].
+
+    >>> class_probabilities({"y_pred": "a", "proba_a": 0.7, "proba_b": 0.3, "proba_c": "x"}, "proba_")
+    {'a': 0.7, 'b': 0.3}
+    """
+    n = len(prefix)
+    out: dict[str, float] = {}
+    for key, value in prediction.items():
+        if len(key) > n and key.startswith(prefix):
+            p = _proba(value)
+            if p is not None:
+                out[bounded_category(key[n:], CLASS_TEXT_MAX)] = p
+    return out
+
+
+def per_class_values(predicted: str, label: str, tracked: Any) -> list[tuple[str, float]]:
+    """The per-class recall, precision and F1 values of one labelled multiclass prediction (classes as text).
+
+    The label's class gets a recall value (1 when predicted) and an F1 value (1 for a true
+    positive, 0 for a false negative); the predicted class, when it differs, a precision value of
+    0 and an F1 value of 0 (a false positive); a right prediction a precision value of 1. Only
+    classes in ``tracked`` get values.
+
+    >>> per_class_values("cat", "cat", {"cat", "dog"})
+    [('__recall__.cat', 1.0), ('__precision__.cat', 1.0), ('__f1__.cat', 1.0)]
+    >>> per_class_values("dog", "cat", {"cat", "dog"})
+    [('__recall__.cat', 0.0), ('__f1__.cat', 0.0), ('__precision__.dog', 0.0), ('__f1__.dog', 0.0)]
+    >>> per_class_values("dog", "cat", {"dog"})
+    [('__precision__.dog', 0.0), ('__f1__.dog', 0.0)]
+    """
+    out: list[tuple[str, float]] = []
+    hit = 1.0 if predicted == label else 0.0
+    if label in tracked:
+        out.append((per_class_channel(RECALL, label), hit))
+        if hit:
+            out.append((per_class_channel(PRECISION, label), 1.0))
+        out.append((per_class_channel(F1, label), hit))
+    if not hit and predicted in tracked:
+        out.append((per_class_channel(PRECISION, predicted), 0.0))
+        out.append((per_class_channel(F1, predicted), 0.0))
+    return out
+
+
+def classes_from_state(obj: Any) -> tuple[list[str], int]:
+    """A model item's ``classes`` field, ``{tracked: [distinct str], untracked: int >= 0}``, as (tracked, untracked).
+
+    >>> classes_from_state({"tracked": ["a", "b"], "untracked": 3})
+    (['a', 'b'], 3)
+    >>> classes_from_state({"tracked": ["a", "a"], "untracked": 0})
+    Traceback (most recent call last):
+    ...
+    ValueError: not a {tracked: [distinct class names], untracked: count} map
+    """
+    ok = isinstance(obj, dict) and set(obj) == {"tracked", "untracked"}
+    tracked, untracked = (obj["tracked"], obj["untracked"]) if ok else (None, None)
+    ok = ok and isinstance(tracked, list) and all(type(k) is str for k in tracked) and len(set(tracked)) == len(tracked)
+    if not ok or type(untracked) is not int or untracked < 0:
+        raise ValueError("not a {tracked: [distinct class names], untracked: count} map")
+    return list(tracked), untracked
 
 
 def regression_values(predicted: float, label: float) -> list[tuple[str, float]]:

@@ -34,6 +34,14 @@ def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes])
                 model.calibration = cal  # a changed bins / calibration_size starts the learning again
     if model.realised is not None and record.realised is not None:
         model.realised = record.realised
+    if record.classes is not None:  # the classes with per-class channels, as first seen (configured ones kept)
+        tracked, model.untracked = record.classes
+        cap = monitor.spec.limits.classes_per_model
+        for k in tracked:
+            if len(model.classes) >= cap:
+                break
+            model.classes[k] = None
+        model.warned_classes = model.untracked > 0
     for ch_name in record.channels:
         blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
         if blob_ch is None:

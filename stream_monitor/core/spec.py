@@ -41,11 +41,49 @@ ESTIMATED_ERROR_RATE = "__estimated_error_rate__"  # binary with a score, no lab
 ESTIMATED_COST = "__estimated_cost__"  # the expected cost of the decision, by the model's cost model
 ESTIMATED_CHANNELS = (ESTIMATED_ERROR_RATE, ESTIMATED_COST)
 """Label-free estimates, fed on every prediction with a probability (``estimate.enabled``)."""
+PER_CLASS_CHANNELS = (RECALL, PRECISION, F1)
+"""Channels a multiclass model also gets per class, one class against the rest: ``__recall__.<class>`` etc."""
 RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS)
 PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS)  # the label's distribution is the target's: performance, not data drift
 """Reserved channels whose alerts are ``performance`` alerts."""
 
 Task = Literal["binary", "multiclass", "regression"]
+
+
+def per_class_channel(metric: str, klass: str) -> str:
+    """The name of a multiclass model's per-class channel: ``__recall__.<class>`` (the class as text).
+
+    >>> per_class_channel(RECALL, "fraud")
+    '__recall__.fraud'
+    """
+    return f"{metric}.{klass}"
+
+
+def split_per_class(channel: str) -> tuple[str, str] | None:
+    """(metric channel, class) of a per-class channel name, ``None`` for any other name.
+
+    >>> split_per_class("__recall__.fraud"), split_per_class("__recall__"), split_per_class("__prediction__.x")
+    (('__recall__', 'fraud'), None, None)
+    """
+    metric, dot, klass = channel.partition(".")
+    if dot and klass and metric in PER_CLASS_CHANNELS:
+        return metric, klass
+    return None
+
+
+def base_channel(channel: str) -> str:
+    """The channel whose settings, words and kind a channel takes: a per-class channel's metric channel, else itself.
+
+    >>> base_channel("__f1__.cat"), base_channel("amount")
+    ('__f1__', 'amount')
+    """
+    split = split_per_class(channel)
+    return split[0] if split is not None else channel
+
+
+def is_performance_channel(channel: str) -> bool:
+    """Whether a channel's alerts are ``performance`` alerts (:data:`PERFORMANCE_CHANNELS`, per-class ones included)."""
+    return base_channel(channel) in PERFORMANCE_CHANNELS
 
 
 class _Spec(BaseModel):
@@ -192,7 +230,10 @@ class SloSpec(_Spec):
 
 
 class EstimateSpec(_Spec):
-    """Label-free estimates of a binary classifier with a probability output (off unless ``enabled``).
+    """Label-free estimates of a classifier with probability outputs (off unless ``enabled``).
+
+    A binary model's probability of the positive class, or a multiclass model's per-class
+    probabilities (``class_probabilities``: the decided class's, calibrated top-label).
 
     Every prediction feeds ``__estimated_error_rate__`` (its expected error, from the calibrated
     probability) and, with a ``cost`` model, ``__estimated_cost__``; the model's ``accuracy`` /
@@ -215,8 +256,11 @@ class ModelSpec(_Spec):
     ``score_output`` and ``class_output`` name the probability/score and the class of a dict
     prediction (inferred when unambiguous, see :func:`stream_monitor.core.model_monitor.resolve_outputs`);
     ``positive_class`` is the class recall and precision are about (1 / ``True`` when unset; a
-    multiclass model gets them for this class, one against the rest, only when it is set);
-    ``cost`` prices each labelled prediction (``__cost__``); ``slo`` adds service-level checks to
+    multiclass model gets them for this class, one against the rest, only when it is set, and
+    per class, ``__recall__.<class>``, for its first ``limits.classes_per_model`` classes);
+    ``class_probabilities`` is the prefix of a multiclass prediction's per-class probability
+    outputs (``proba_`` for ``{"y_pred": "a", "proba_a": 0.7, "proba_b": 0.3}``: label-free
+    estimates); ``cost`` prices each labelled prediction (``__cost__``); ``slo`` adds service-level checks to
     the performance channels. ``baselines`` names a baseline profile per ``model_version``: when
     the model switches to such a version, the channels that profile covers take it as reference
     (see :mod:`stream_monitor.core.versions`).
@@ -234,6 +278,8 @@ class ModelSpec(_Spec):
     score_output: str | None = None
     class_output: str | None = None
     positive_class: bool | int | str | None = None  # recall / precision's positive class: 1 (or True) when unset
+    # a multiclass model's per-class probabilities: the prediction outputs named <prefix><class>
+    class_probabilities: str | None = Field(default=None, min_length=1)
     cost: CostSpec | None = None  # what wrong predictions cost: the __cost__ channel
     slo: SloSpec = SloSpec()
     estimate: EstimateSpec = EstimateSpec()  # label-free estimates from the probabilities
@@ -270,7 +316,9 @@ class ModelSpec(_Spec):
         """What makes this model's ``estimate`` settings do less than a reader might think (for ``check-config``).
 
         >>> ModelSpec(estimate=EstimateSpec(enabled=True), task="regression").estimate_notes()
-        ['estimate.enabled has no effect: label-free estimates are made for binary classifiers only']
+        ['estimate.enabled has no effect: label-free estimates are made for classifiers only']
+        >>> ModelSpec(estimate=EstimateSpec(enabled=True), task="multiclass", slo=SloSpec(accuracy=AccuracySlo(min=0.9))).estimate_notes()
+        ['estimate.enabled has no effect on a multiclass model without class_probabilities (the prefix of its per-class probability outputs)']
         >>> ModelSpec(estimate=EstimateSpec(enabled=True)).estimate_notes()
         ['estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing']
         >>> ModelSpec(estimate=EstimateSpec(enabled=True), slo=SloSpec(accuracy=AccuracySlo(min=0.9))).estimate_notes()
@@ -278,14 +326,23 @@ class ModelSpec(_Spec):
         """
         if not self.estimate.enabled:
             return []
-        if self.task in ("multiclass", "regression"):
-            return ["estimate.enabled has no effect: label-free estimates are made for binary classifiers only"]
+        if self.task == "regression":
+            return ["estimate.enabled has no effect: label-free estimates are made for classifiers only"]
+        if self.task == "multiclass" and self.class_probabilities is None:
+            return ["estimate.enabled has no effect on a multiclass model without class_probabilities (the prefix of its per-class probability outputs)"]
         if self.slo.accuracy is None and self.slo.error_rate is None and self.slo.cost is None:
             return ["estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing"]
         return []
 
 
 _RATE_DETECTORS = ("ddm", "hddm_a", "adwin", "two_proportion")
+PER_CLASS_GATE: dict[str, dict[str, float]] = {
+    "ddm": {"threshold": 0.05, "critical": 0.15},
+    "hddm_a": {"threshold": 0.05, "critical": 0.15},
+    "two_proportion": {"threshold": 0.05, "critical": 0.15, "max_p_value": 1e-4},
+}
+"""A per-class channel's rate detectors need a fall of 5 points (critical from 15), its two-proportion test p <= 1e-4:
+a model has three such channels per class, each on a share of the labels, so they are gated harder than the model's own."""
 _DIRECTED = ("ddm", "hddm_a", "two_proportion")  # the rate detectors that watch one direction
 
 
@@ -310,7 +367,8 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     ``__error_rate__`` (0/1 errors) is watched by detectors that suit rates, on a window and a
     reference twice the model's (a rate needs more observations than a mean to show a shift of a
     few points); ``__recall__``, ``__precision__`` and ``__f1__`` (0/1 successes) by the same
-    detectors watching falls; ``__abs_error__`` by the numeric drift detectors without the quality rates;
+    detectors watching falls, and their per-class channels (``__recall__.<class>``) too, gated by
+    :data:`PER_CLASS_GATE`; ``__abs_error__`` by the numeric drift detectors without the quality rates;
     ``__signed_error__`` and ``__log_loss__`` by the change-point detectors, ``__calibration__``
     by the expected calibration error (``ece``), ``__roc_auc__`` by the fall of the window's ROC
     AUC (``auc_drop``; a window statistic only: its values are no stream a change-point detector can
@@ -323,13 +381,14 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     >>> layer = performance_layer("__error_rate__", SloSpec(), DetectionSettings())
     >>> layer["numeric_detectors"], layer["window"], layer["reference"]["size"]
     (('ddm', 'hddm_a', 'adwin', 'two_proportion'), {'size': 2000, 'step': 250}, 2000)
-    >>> performance_layer("__recall__", SloSpec(), DetectionSettings())["detector_params"]["ddm"]
-    {'direction': 'down'}
+    >>> [performance_layer(c, SloSpec(), DetectionSettings())["detector_params"]["ddm"] for c in ("__recall__", "__recall__.a")]
+    [{'direction': 'down'}, {'direction': 'down', 'threshold': 0.05, 'critical': 0.15}]
     >>> performance_layer("amount", SloSpec(), DetectionSettings()) is None
     True
     """
     params: dict[str, Any] = {}
     layer: dict[str, Any] = {}
+    per_class, channel = split_per_class(channel) is not None, base_channel(channel)  # a per-class channel: its metric's, gated
     if channel == ERROR_RATE:
         detectors: tuple[str, ...] = _RATE_DETECTORS
         params["adwin"] = {"threshold": 0.05}  # reference standard deviations: about 2 points at a 13 % error rate
@@ -338,7 +397,7 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
         layer = _doubled(base)
     elif channel in (RECALL, PRECISION, F1):
         params["adwin"] = {"threshold": 0.05}
-        params.update((name, {"direction": "down"}) for name in _DIRECTED)
+        params.update((name, {"direction": "down", **(PER_CLASS_GATE.get(name, {}) if per_class else {})}) for name in _DIRECTED)
         which = {RECALL: "recall", PRECISION: "precision", F1: "f1"}[channel]
         detectors = _with_slo(_RATE_DETECTORS, params, f"slo_{which}", getattr(slo, which))
         layer = _doubled(base)
@@ -401,6 +460,9 @@ class LimitsSpec(_Spec):
     # model (an absent feature is a missing value), so the per-record cost grows with this cap
     channels_per_model: int = Field(default=128, ge=1)
     prediction_outputs: int = Field(default=32, ge=1)  # named outputs of an object prediction, per model
+    # classes of a multiclass model with per-class channels (__recall__.<class> ...), in the order first
+    # seen; further classes are counted (limits_exceeded["classes_per_model"]), not tracked
+    classes_per_model: int = Field(default=20, ge=0)
     label_join_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # predictions awaiting their label (estimated)
     replay_partitions: int = Field(default=1_024, ge=1)  # input partitions one replay may hold
     dead_letter_original_bytes: int = Field(default=65_536, ge=1_024)  # beyond: size, sha256 and a prefix
@@ -487,7 +549,7 @@ class MonitorSpec(_Spec):
     def channel_settings(self, model: str, channel: str, channel_type: ChannelType) -> DetectionSettings:
         """The settings of one channel: defaults, then the model's layer, then the channel's."""
         base = self.model_settings(model)
-        if channel in _LAYERED:
+        if base_channel(channel) in _LAYERED:
             m = self.models.get(model)
             base = merge_settings(base, performance_layer(channel, m.slo if m else SloSpec(), base, m.cost if m else None))
         spec = self.channel_spec(model, channel)

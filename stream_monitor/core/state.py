@@ -17,9 +17,10 @@ int32, uint8 arrays):
 - model ``{format, kind: "model", model, known_features: [str], channels: [str], versions: [str]}``
   (``versions``, the model versions seen, oldest first, only when some were: the last one also
   says which version's baseline profile applies, ``models.<m>.baselines``; ``calibration:
-  {bins, size, n: [int], pos: [int]}`` and ``realised: {labels, sums, counts, latest}``, the
+  {bins, size, n: [int], pos: [int], errors?: {class: {class: int}}}`` and ``realised: {labels, sums, counts, latest}``, the
   label-free estimates' calibration and the realised metrics shown next to them, only when the
-  model has estimates on)
+  model has estimates on; ``classes: {tracked: [str], untracked: int}``, a multiclass model's classes
+  with per-class channels and the labelled predictions of classes beyond the cap, only when some; optional)
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
   since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | numeric
   {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
@@ -55,7 +56,7 @@ Anything that does not decode, has another format version or fails a check raise
 
 >>> blob = encode_model(["x", "y"], ["x"], ["v1"])
 >>> decode_model(blob, "m")
-ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'], calibration=None, realised=None)
+ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'], calibration=None, realised=None, classes=None)
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
@@ -77,6 +78,7 @@ from stream_monitor.core import detectors as det
 from stream_monitor.core.channel import ChannelMonitor, OpenEpisode, open_pages
 from stream_monitor.core.estimate import Calibration, Realised
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
+from stream_monitor.core.performance import classes_from_state
 from stream_monitor.core.series import AlertSeries
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
@@ -218,6 +220,7 @@ class ModelRecord(NamedTuple):
     versions: list[str] = []  # the model versions seen, oldest first (the last is the current one)
     calibration: Calibration | None = None  # the label-free estimates' calibration, when estimates are on
     realised: Realised | None = None  # the realised metrics shown next to the estimates
+    classes: tuple[list[str], int] | None = None  # (classes with per-class channels, untracked labelled predictions)
 
 
 def encode_model(
@@ -226,9 +229,11 @@ def encode_model(
     versions: list[str] | None = None,
     calibration: Calibration | None = None,
     realised: Realised | None = None,
+    classes: tuple[list[str], int] | None = None,
 ) -> bytes:
     """The state item of one model (its channels have items of their own); ``versions`` only when some were
-    seen, ``calibration`` (plain counts) only when the model has one."""
+    seen, ``calibration`` (plain counts) only when the model has one, ``classes`` (tracked, untracked)
+    only when a class was seen."""
     item: dict[str, Any] = {"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)}
     if versions:
         item["versions"] = list(versions)
@@ -236,6 +241,8 @@ def encode_model(
         item["calibration"] = calibration.to_state()
     if realised is not None:
         item["realised"] = realised.to_state()
+    if classes is not None and (classes[0] or classes[1]):
+        item["classes"] = {"tracked": list(classes[0]), "untracked": classes[1]}
     return _pack(item)
 
 
@@ -246,15 +253,16 @@ def decode_model(blob: bytes, model: str) -> ModelRecord:
     if len(set(channels)) != len(channels) or len(set(known)) != len(known):
         raise f.fail("channels", "duplicate names")
     versions = f.strings("versions") if "versions" in f.obj else []
-    return ModelRecord(known, channels, versions, _optional(f, "calibration", Calibration), _optional(f, "realised", Realised))
+    cal, realised = _optional(f, "calibration", Calibration.from_state), _optional(f, "realised", Realised.from_state)
+    return ModelRecord(known, channels, versions, cal, realised, _optional(f, "classes", classes_from_state))
 
 
-def _optional(f: Any, key: str, kind: Any) -> Any:
-    """``kind.from_state`` of the optional field ``key`` (None when absent); a malformed one fails naming it."""
+def _optional(f: Any, key: str, build: Callable[[Any], Any]) -> Any:
+    """``build`` of the optional field ``key`` (None when absent); a malformed one (``ValueError``) fails naming it."""
     if key not in f.obj:
         return None
     try:
-        return kind.from_state(f.obj[key])
+        return build(f.obj[key])
     except ValueError as exc:
         raise f.fail(key, str(exc)) from None
 

@@ -27,7 +27,7 @@ from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.estimate import Realised
 from stream_monitor.core.model_monitor import ModelMonitor
 from stream_monitor.core.reference import Baseline
-from stream_monitor.core.spec import ABS_ERROR, ERROR, ERROR_RATE, ESTIMATED_CHANNELS, PREDICTION, SCORED_CHANNELS
+from stream_monitor.core.spec import ABS_ERROR, ERROR, ERROR_RATE, ESTIMATED_CHANNELS, PREDICTION, SCORED_CHANNELS, base_channel
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -42,8 +42,10 @@ def versioned(name: str) -> bool:
 
     >>> versioned("__prediction__.proba"), versioned("__error_rate__"), versioned("amount"), versioned("__latency__")
     (True, True, False, False)
+    >>> versioned("__recall__.refund")  # a per-class channel restarts with its metric
+    True
     """
-    return name == PREDICTION or name.startswith(_OUTPUT_PREFIX) or name in _VERSIONED
+    return name == PREDICTION or name.startswith(_OUTPUT_PREFIX) or base_channel(name) in _VERSIONED
 
 
 def rebased(model: ModelMonitor, name: str, ch: ChannelMonitor) -> bool:
