@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 APT_RUNTIME := openjdk-17-jre-headless maven
 APT_TEST := chromium prometheus prometheus-alertmanager
 PYTEST_ARGS ?=
+# two workers: the broker tests (one xdist group, one broker) on one, the pure tests on the other
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bench bench-smoke sysdeps-runtime sysdeps-test clean
 
@@ -31,7 +33,7 @@ demo: sysdeps-runtime $(STAMP)
 
 ## 2. the whole test suite (unit, property, integration against a real broker, servers)
 test: sysdeps-test $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

@@ -24,3 +24,14 @@ def _no_leftover_monitor_processes():
     from tests.integration.harness import MonitorProcess
 
     MonitorProcess.kill_leftovers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every test that needs the
+    broker runs on one worker, in one group: one broker for the run, as without xdist. The other
+    worker takes the pure tests meanwhile (CPU-bound, while the broker tests mostly wait)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("kafka") is not None:
+            item.add_marker(pytest.mark.xdist_group("kafka"))
