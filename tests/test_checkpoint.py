@@ -176,6 +176,26 @@ def test_failed_commit_moves_nothing_forward_and_rollback_returns_to_the_last_co
     assert not cp.pending_offsets and not cp.pending_alerts
 
 
+def test_a_start_below_what_this_process_committed_is_raised_to_it_and_its_polled_records_dropped():
+    """After a broker restart the group's committed offsets were once answered as none: the reset
+    policy started the input again at 0 and every row already judged came back as a late dead
+    letter. A partition that comes back (lost, then assigned again) never starts below what this
+    process committed for it, whoever forgot it."""
+    cp, calls = make()
+    cp.processed(TP0, 40)
+    cp.processed(TP1, 7)
+    cp.commit({})
+    cp.forget({TP0, TP1})  # lost: the partitions went, their committed offsets with them
+    assert cp.committed_offsets == {}
+    positions = {TP0: 0, TP1: 9}  # TP0 came back at its beginning, TP1 further on (another owner committed more)
+    batch: dict[TopicPartition, list] = {TP0: ["polled from 0"], TP1: ["polled from 9"]}
+    moved = cp.raise_to_committed(positions, batch)
+    assert moved == {TP0: (0, 40)}
+    assert positions == {TP0: 40, TP1: 9} and batch == {TP1: ["polled from 9"]}
+    assert [c for c in calls if c[0] == "seek"] == [("seek", TP0, 40)]
+    assert cp.raise_to_committed({TP0: 40}, {}) == {}  # at or past it: left alone
+
+
 def test_rollback_seeks_only_owned_partitions():
     cp, calls = make()
     cp.positions({TP0: 3, TP1: 4})

@@ -296,6 +296,8 @@ class MonitorApp:
         positions = {
             tp: batch[tp][0].offset if batch.get(tp) else self.consumer.position(tp) for tp in self._new_tps if tp in self.owned
         }
+        for tp, (was, committed) in self.checkpoint.raise_to_committed(positions, batch).items():
+            self.log.warning("start_below_committed", partition=f"{tp.topic}-{tp.partition}", position=was, committed=committed)
         for p in sorted(self._to_restore):
             task = self.checkpoint.reclaim(p, positions)
             if task is not None:
@@ -323,12 +325,8 @@ class MonitorApp:
         self.checkpoint.drop_parked()
 
     def _restart_idle_clocks(self, partitions: Iterable[int]) -> None:
-        """Restored (or kept) tasks expect every input partition; their sources count as having sent just now.
-
-        Their rows are read again from the committed offsets, a few records at a time; a source
-        whose clock started at 0 (a new process) or stopped while the partition was away would be
-        idle at once, and its earlier rows, not yet read again, would come late.
-        """
+        """Restored (or kept) tasks expect every input partition; their sources count as having sent just now
+        (a clock at 0 or stopped while away would make a source idle before its rows are read again)."""
         for p in partitions:
             task = self.tasks.get(p)
             if task is None:

@@ -86,6 +86,8 @@ class Checkpoint:
     clock: Callable[[], float] = time.monotonic
     committed_items: dict[int, dict[str, bytes]] = field(default_factory=dict)
     committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    # the highest offset this process committed per partition, kept when the partition goes: see raise_to_committed
+    ever_committed: dict[TopicPartition, int] = field(default_factory=dict)
     pending_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     pending_alerts: list[Alert] = field(default_factory=list)
     pending_retraining: list[Retraining] = field(default_factory=list)
@@ -168,6 +170,9 @@ class Checkpoint:
         for p, name, _ in oversized:
             self.committed_items[p].pop(name, None)
         self.committed_offsets.update(offsets)
+        for tp, off in offsets.items():
+            if off > self.ever_committed.get(tp, -1):
+                self.ever_committed[tp] = off
         self.pending_offsets.clear()
         alerts, self.pending_alerts = self.pending_alerts, []
         retraining, self.pending_retraining = self.pending_retraining, []
@@ -206,6 +211,22 @@ class Checkpoint:
     def positions(self, positions: dict[TopicPartition, int]) -> None:
         """Where newly assigned partitions start: the offsets a rollback returns to."""
         self.committed_offsets.update(positions)
+
+    def raise_to_committed(self, positions: dict[TopicPartition, int], batch: dict[TopicPartition, list]) -> dict[TopicPartition, tuple[int, int]]:
+        """Move newly assigned partitions that start below an offset this process committed up to it; returns them (position, committed).
+
+        Committed offsets only move forward while the group is active, so a start below one we
+        committed is a lookup that came back wrong. Seen after a broker restart: the group's
+        committed offsets were answered as none, the reset policy read the input again from its
+        beginning, and every row already judged came back as a ``late`` dead letter. Records
+        polled from the wrong position are dropped from ``batch``.
+        """
+        moved = {tp: (pos, self.ever_committed[tp]) for tp, pos in positions.items() if pos < self.ever_committed.get(tp, -1)}
+        for tp, (_, committed) in moved.items():
+            self.consumer.seek(tp, committed)
+            positions[tp] = committed
+            batch.pop(tp, None)
+        return moved
 
     def release(self, partition: int, task: PartitionMonitor, keep: bool) -> None:
         """A state partition is no longer ours; with ``keep`` (revoked right after a commit) park it.
