@@ -179,21 +179,24 @@ def test_failed_commit_moves_nothing_forward_and_rollback_returns_to_the_last_co
 def test_a_start_below_what_this_process_committed_is_raised_to_it_and_its_polled_records_dropped():
     """After a broker restart the group's committed offsets were once answered as none: the reset
     policy started the input again at 0 and every row already judged came back as a late dead
-    letter. A partition that comes back (lost, then assigned again) never starts below what this
-    process committed for it, whoever forgot it."""
+    letter. An input partition that comes back (lost, then assigned again) never starts below what
+    this process committed for it; a state partition's committed offset may move back (rows read
+    again after a restore) and is left alone."""
     cp, calls = make()
-    cp.processed(TP0, 40)
-    cp.processed(TP1, 7)
+    in0, in1 = TopicPartition("raw", 0), TopicPartition("raw", 1)  # input partitions (not state topics)
+    cp.processed(in0, 40)
+    cp.processed(in1, 7)
+    cp.processed(TP0, 30)  # a state partition
     cp.commit({})
-    cp.forget({TP0, TP1})  # lost: the partitions went, their committed offsets with them
+    cp.forget({in0, in1, TP0})  # lost: the partitions went, their committed offsets with them
     assert cp.committed_offsets == {}
-    positions = {TP0: 0, TP1: 9}  # TP0 came back at its beginning, TP1 further on (another owner committed more)
-    batch: dict[TopicPartition, list] = {TP0: ["polled from 0"], TP1: ["polled from 9"]}
+    positions = {in0: 0, in1: 9, TP0: 12}  # in0 came back at its beginning, in1 further on (another owner committed more)
+    batch: dict[TopicPartition, list] = {in0: ["polled from 0"], in1: ["polled from 9"]}
     moved = cp.raise_to_committed(positions, batch)
-    assert moved == {TP0: (0, 40)}
-    assert positions == {TP0: 40, TP1: 9} and batch == {TP1: ["polled from 9"]}
-    assert [c for c in calls if c[0] == "seek"] == [("seek", TP0, 40)]
-    assert cp.raise_to_committed({TP0: 40}, {}) == {}  # at or past it: left alone
+    assert moved == {in0: (0, 40)}
+    assert positions == {in0: 40, in1: 9, TP0: 12} and batch == {in1: ["polled from 9"]}
+    assert [c for c in calls if c[0] == "seek"] == [("seek", in0, 40)]
+    assert cp.raise_to_committed({in0: 40}, {}) == {}  # at or past it: left alone
 
 
 def test_rollback_seeks_only_owned_partitions():

@@ -188,3 +188,20 @@ def test_the_kafka_io_loop_slow_task_warning_stays_out_but_its_errors_come_throu
     logging.getLogger("kafka.conn").warning("connection lost")
     events = [orjson.loads(line)["event"] for line in out.getvalue().splitlines()]
     assert events == ["selector failed", "connection lost"], events
+
+
+def test_log_lines_go_to_the_current_stderr_even_after_the_old_one_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """configure_logging() without a stream writes to whatever sys.stderr is at each call: a stream
+    replaced and closed since (a test's capture, a daemon's redirect) must not make every later log
+    line raise (it once stopped in-process monitors: ``ValueError: I/O operation on closed file``)."""
+    import structlog
+
+    from stream_monitor.ops.logs import configure_logging
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("INFO", "json")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    structlog.get_logger("t").info("after_the_swap", n=1)
+    assert '"event": "after_the_swap"' in second.getvalue()

@@ -214,6 +214,16 @@ class PartitionMonitor:
         fresh.restored = dict(self.carriers.seen)  # rows of records read before are recognised
         self.carriers = fresh
 
+    def read_from(self, offsets: dict[tuple[str, int], int]) -> None:
+        """A rebuilt task's carrying partitions are read again from ``offsets`` (their committed offsets).
+
+        The restored state knows how far its records were read (``seen``), past records whose rows
+        were still waiting; until those are read and queued again, a checkpoint must commit where
+        reading starts again, not ``seen``: committing ``seen`` would skip the waiting rows for
+        good after a crash (:meth:`Carriers.resume_from`).
+        """
+        self.carriers.resume_from(offsets)
+
     def queued(self) -> int:
         """Rows waiting for their turn."""
         return len(self.order) + len(self.label_order)

@@ -182,6 +182,25 @@ class Carriers:
         self.seen: dict[tuple[str, int], int] = dict(seen or {})  # per carrier partition: next offset to read
         self.restored: dict[tuple[str, int], int] = dict(self.seen)  # ``seen`` at the last restore
         self._waiting: dict[tuple[str, int], dict[int, int]] = {}  # per carrier partition: offset -> rows waiting
+        # per carrier partition read again after a rebuild: (where reading started, ``seen`` then)
+        self._resume: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def resume_from(self, offsets: dict[tuple[str, int], int]) -> None:
+        """The carrying partitions are read again from ``offsets`` (their committed offsets) after a rebuild.
+
+        Until reading passes what was seen before, the records in between may hold rows that were
+        waiting, not queued again yet: the commit offset stays at most where reading started.
+
+        >>> c = Carriers({("rp", 0): 9}); c.resume_from({("rp", 0): 4}); c.commit_offsets()
+        {('rp', 0): 4}
+        >>> c.read(("rp", 0), 7); c.commit_offsets()
+        {('rp', 0): 4}
+        >>> c.read(("rp", 0), 9); c.commit_offsets()
+        {('rp', 0): 9}
+        """
+        for tp, off in offsets.items():
+            if off < self.seen.get(tp, off):
+                self._resume[tp] = (off, self.seen[tp])
 
     def queue(self, rows: Iterable[Any]) -> None:
         """Count rows that now wait, by the record that carried them."""
@@ -202,6 +221,9 @@ class Carriers:
         """Records of ``tp`` up to ``next_offset`` were read (some may have carried no waiting row)."""
         if self.seen.get(tp, -1) < next_offset:
             self.seen[tp] = next_offset
+        resume = self._resume.get(tp)
+        if resume is not None and next_offset >= resume[1]:
+            del self._resume[tp]
 
     def release(self, rows: Iterable[Any]) -> None:
         """Rows left the wait (judged or dead-lettered)."""
@@ -230,6 +252,8 @@ class Carriers:
         for tp, nxt in self.seen.items():
             offsets = self._waiting.get(tp)
             out[tp] = min(offsets) if offsets else nxt  # label and inference rows of one batch queue apart: not in offset order
+            if tp in self._resume:
+                out[tp] = min(out[tp], self._resume[tp][0])
         return out
 
 

@@ -48,7 +48,9 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "json", stream: Text
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        # the current sys.stderr at each call, as the stdlib handler below: a stream replaced and
+        # closed since (a test's capture, a daemon's redirect) must not break every later log line
+        logger_factory=lambda *_: structlog.PrintLogger(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
     handler = _StreamHandler(stream)

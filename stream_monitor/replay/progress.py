@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 import sys
 import time
 from typing import Literal, TextIO
@@ -75,8 +75,8 @@ class Progress:
             bar = f" [{'#' * filled}{'.' * (width - filled)}] {100 * fraction:3.0f}%"
         tail = f"  ETA {_duration(eta)}" if eta is not None else ""
         line = f"{self.label}: {records:,} records  at {when}  {rate:,.0f} rec/s{bar}{tail}"
-        cols = shutil.get_terminal_size((120, 20)).columns
-        self.stream.write("\r" + line[: max(10, cols - 1)] + "\x1b[K")
+        cols = _columns(self.stream)
+        self.stream.write("\r" + (line if cols is None else line[: max(10, cols - 1)]) + "\x1b[K")
         self.stream.flush()
         self._drawn = True
 
@@ -85,6 +85,14 @@ class Progress:
         if self.mode == "bar" and self._drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def _columns(stream: TextIO) -> int | None:
+    """The width of the terminal ``stream`` writes to (None when it is not one: nothing to cut the line to)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else None
+    except (AttributeError, OSError, ValueError):  # io.StringIO has no file descriptor
+        return None
 
 
 def _duration(seconds: float) -> str:

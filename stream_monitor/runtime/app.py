@@ -298,6 +298,7 @@ class MonitorApp:
         }
         for tp, (was, committed) in self.checkpoint.raise_to_committed(positions, batch).items():
             self.log.warning("start_below_committed", partition=f"{tp.topic}-{tp.partition}", position=was, committed=committed)
+        self.checkpoint.positions(positions)  # where the carriers of tasks rebuilt below are read again from
         for p in sorted(self._to_restore):
             task = self.checkpoint.reclaim(p, positions)
             if task is not None:
@@ -319,7 +320,6 @@ class MonitorApp:
             self.checkpoint.started(p, items)
             self.stats.restored_partitions += 1
         self._restart_idle_clocks(self._to_restore)
-        self.checkpoint.positions(positions)
         self._new_tps.clear()
         self._to_restore.clear()
         self.checkpoint.drop_parked()
@@ -339,6 +339,7 @@ class MonitorApp:
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
         """The partition's task from its items; items the core cannot read start again (logged, counted)."""
         task, dropped = tolerant_rebuild(lambda part: PartitionMonitor.from_state_items(self.spec, partition, part, self.baselines), items)
+        task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.committed_offsets.items() if tp.partition == partition and tp.topic in self.state_topics})
         for key in dropped:
             items.pop(key, None)  # never committed again as if it were state
             self.metrics.state_rejected.labels(UNREADABLE).inc()

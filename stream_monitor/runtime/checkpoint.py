@@ -215,13 +215,19 @@ class Checkpoint:
     def raise_to_committed(self, positions: dict[TopicPartition, int], batch: dict[TopicPartition, list]) -> dict[TopicPartition, tuple[int, int]]:
         """Move newly assigned partitions that start below an offset this process committed up to it; returns them (position, committed).
 
-        Committed offsets only move forward while the group is active, so a start below one we
-        committed is a lookup that came back wrong. Seen after a broker restart: the group's
+        An input partition's committed offset only moves forward while the group is active, so a
+        start below one we committed is a lookup that came back wrong. Not so a state partition's
+        (the oldest record with a row still waiting: it moves back when rows are read again after a
+        restore), which is left alone. Seen after a broker restart: the group's
         committed offsets were answered as none, the reset policy read the input again from its
         beginning, and every row already judged came back as a ``late`` dead letter. Records
         polled from the wrong position are dropped from ``batch``.
         """
-        moved = {tp: (pos, self.ever_committed[tp]) for tp, pos in positions.items() if pos < self.ever_committed.get(tp, -1)}
+        moved = {
+            tp: (pos, self.ever_committed[tp])
+            for tp, pos in positions.items()
+            if tp.topic not in self.state_topics and pos < self.ever_committed.get(tp, -1)
+        }
         for tp, (_, committed) in moved.items():
             self.consumer.seek(tp, committed)
             positions[tp] = committed

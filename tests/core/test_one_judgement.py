@@ -140,8 +140,13 @@ def _carrying_partition(layout: Layout, rng: random.Random) -> list[bytes]:
 WAITED: list[int] = []  # labels that waited for their prediction, per judging run
 
 
-def _judge(blobs: list[bytes], rng: random.Random, restart_at: int | None = None) -> tuple[list[Alert], list[Row]]:
-    """The judging side: carrying records read in batches; optionally a state round trip after ``restart_at`` of them."""
+def _judge(blobs: list[bytes], rng: random.Random, restart_at: int | None = None, crash_again: bool | None = None) -> tuple[list[Alert], list[Row]]:
+    """The judging side: carrying records read in batches; optionally a state round trip after ``restart_at`` of them.
+
+    With ``crash_again`` set, the restored task checkpoints and crashes once more before it read
+    anything again (its commit offset then decides where the third run reads from); True rebuilds
+    it as the runtime does (``read_from`` the committed offset), False as it did before that.
+    """
     monitor = PartitionMonitor(SPEC, partition=0)
     alerts: list[Alert] = []
     late: list[Row] = []
@@ -154,6 +159,11 @@ def _judge(blobs: list[bytes], rng: random.Random, restart_at: int | None = None
             commit = monitor.carriers.commit_offsets().get(CARRIER, 0)
             assert commit <= offset
             monitor = PartitionMonitor.from_state_items(SPEC, 0, monitor.state_items(only_dirty=False))
+            if crash_again is not None:
+                if crash_again:
+                    monitor.read_from({CARRIER: commit})
+                commit = monitor.carriers.commit_offsets().get(CARRIER, commit)  # checkpointed, then a crash
+                monitor = PartitionMonitor.from_state_items(SPEC, 0, monitor.state_items(only_dirty=False))
             offset = commit  # read again from the committed offset
             continue
         size = rng.randint(1, 25)
@@ -243,6 +253,21 @@ def test_a_restart_from_the_committed_offsets_gives_the_same_alerts(events: list
         assert not late
         assert _view(restarted) == _view(plain)  # no duplicate, no loss
     assert _view(plain) == _view(_reference(layout))
+
+
+def test_a_checkpoint_between_a_restore_and_the_rows_read_again_commits_where_reading_starts(events: list[dict]) -> None:
+    """A restored state knows how far its carrier was read, past records whose rows were still
+    waiting. A checkpoint taken before those records are read again must commit the offset reading
+    starts from (``read_from``): committing how far the state had read, as restored tasks did, loses
+    the waiting rows for good at the next crash (alerts differ, silently: no dead letter)."""
+    layout = _layout(events, _labels(events), 3, "event_id", 2, seed=3)
+    blobs = _carrying_partition(layout, random.Random(1))
+    plain, _ = _judge(blobs, random.Random(2))
+    restart_at = len(blobs) // 2
+    fixed, late = _judge(blobs, random.Random(2), restart_at, crash_again=True)
+    assert not late and _view(fixed) == _view(plain)
+    lost, _ = _judge(blobs, random.Random(2), restart_at, crash_again=False)
+    assert _view(lost) != _view(plain)  # the old behaviour: what the runtime's read_from prevents
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
