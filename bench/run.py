@@ -317,10 +317,12 @@ def run_app(
     """Run MonitorApp until every record's offset (and every label's, with ``label_topic``) is committed.
 
     Timing starts at the ``poll`` that returns the first records (as for (a)) and ends when the
-    checkpoint that commits the last offset returns. CPU is this process's (the app's thread; the
+    checkpoint that commits the last offset returns — in the by-model topology, once every row is
+    judged too (the internal topic read to its end, no row waiting for its turn). CPU is this process's (the app's thread; the
     main thread only sleeps), from when the first records were seen to that checkpoint.
     """
     from stream_monitor.runtime.app import MonitorApp
+    from stream_monitor.runtime.kafka_compat import caught_up
 
     tag = "eos" if exactly_once else "alo"
     uid = uuid.uuid4().hex[:8]
@@ -329,14 +331,29 @@ def run_app(
     cpu_end: list[float] = []
     committed: dict[Any, int] = {}
 
+    internal: dict[Any, int] = {}  # committed offsets of the internal by-model topic
+
+    def judged_all() -> bool:
+        """Every row forwarded to the internal topic was read and judged (none waits, offsets committed to its end)."""
+        if not app.repartition_topic:
+            return True
+        if any(task.queued() for task in app.tasks.values()):
+            return False
+        tps = [tp for tp in app.owned if tp.topic == app.repartition_topic]
+        states = app.consumer._subscription.assignment  # noqa: SLF001 - the highwater of the last fetch, as kafka_compat.caught_up reads it
+        # a transaction's commit marker may stand one past the last record read
+        return all(caught_up(app.consumer, tp) and internal.get(tp, 0) >= (states[tp].highwater or 0) - 1 for tp in tps)
+
     def on_checkpoint(result: Any) -> None:
         committed.update({tp: off for tp, off in result.offsets.items() if tp.topic in (topic, label_topic)})
+        internal.update({tp: off for tp, off in result.offsets.items() if tp.topic == app.repartition_topic})
         if on_commit is not None:
             on_commit(dict(committed))
         if (
             not done
             and sum(o for tp, o in committed.items() if tp.topic == topic) >= n
             and sum(o for tp, o in committed.items() if tp.topic == label_topic) >= labels
+            and judged_all()
         ):
             done.append(result.finished)
             cpu_end.append(time.process_time())

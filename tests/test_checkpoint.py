@@ -490,3 +490,29 @@ def test_poison_guard_isolates_the_record_that_raises_then_dead_letters_it():
     assert emitted == [[b"a"], [b"c"]] and [(d.reason, d.raw) for d in dead] == [("processing_error", b"bad")]
     guard.committed({TP0: 13})
     assert guard.careful == {} and guard.poison == {}
+
+
+def test_an_at_least_once_commit_refused_on_the_io_thread_is_sent_asynchronously():
+    """kafka-python 3.x calls rebalance listeners on its IO thread, where a blocking commit raises
+    RuntimeError (seen closing an at-least-once `run`: "User rebalance callback throws an error")."""
+
+    class IoThreadConsumer:
+        def __init__(self) -> None:
+            self.sent: list[dict] = []
+
+        def commit(self, offsets: dict) -> None:
+            raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
+
+        def commit_async(self, offsets: dict) -> None:
+            self.sent.append({tp: o.offset for tp, o in offsets.items()})
+
+    consumer = IoThreadConsumer()
+    kafka_compat.commit_offsets(consumer, {TP0: 7})
+    assert consumer.sent == [{TP0: 7}]
+
+    class Broken(IoThreadConsumer):
+        def commit(self, offsets: dict) -> None:
+            raise RuntimeError("something else")
+
+    with pytest.raises(RuntimeError, match="something else"):
+        kafka_compat.commit_offsets(Broken(), {TP0: 7})

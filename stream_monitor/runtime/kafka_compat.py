@@ -259,9 +259,22 @@ def seek_to_committed(consumer: Any, tps: list[TopicPartition], timeout_ms: int)
 
 
 def commit_offsets(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
-    """Commit ``offsets`` (next offset per partition) with the consumer (at-least-once mode)."""
-    if offsets:
-        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+    """Commit ``offsets`` (next offset per partition) with the consumer (at-least-once mode).
+
+    kafka-python 3.x runs rebalance listeners on its IO thread and refuses a blocking commit there
+    (``RuntimeError: Cannot block on net.run() from the IO thread``): the commit of a revocation or
+    of a close is then sent asynchronously. At-least-once: if it is lost, those records are read
+    again by the next owner, as after a crash.
+    """
+    if not offsets:
+        return
+    meta = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+    try:
+        consumer.commit(meta)
+    except RuntimeError as exc:
+        if "IO thread" not in str(exc):
+            raise
+        consumer.commit_async(meta)
 
 
 Callback = Callable[[set[TopicPartition]], None]
