@@ -322,7 +322,7 @@ def run_app(
     main thread only sleeps), from when the first records were seen to that checkpoint.
     """
     from stream_monitor.runtime.app import MonitorApp
-    from stream_monitor.runtime.kafka_compat import caught_up
+    from stream_monitor.runtime.kafka_compat import caught_up, highwater
 
     tag = "eos" if exactly_once else "alo"
     uid = uuid.uuid4().hex[:8]
@@ -340,9 +340,8 @@ def run_app(
         if any(task.queued() for task in app.tasks.values()):
             return False
         tps = [tp for tp in app.owned if tp.topic == app.repartition_topic]
-        states = app.consumer._subscription.assignment  # noqa: SLF001 - the highwater of the last fetch, as kafka_compat.caught_up reads it
         # a transaction's commit marker may stand one past the last record read
-        return all(caught_up(app.consumer, tp) and internal.get(tp, 0) >= (states[tp].highwater or 0) - 1 for tp in tps)
+        return all(caught_up(app.consumer, tp) and internal.get(tp, 0) >= (highwater(app.consumer, tp) or 0) - 1 for tp in tps)
 
     def on_checkpoint(result: Any) -> None:
         committed.update({tp: off for tp, off in result.offsets.items() if tp.topic in (topic, label_topic)})

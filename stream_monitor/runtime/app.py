@@ -339,7 +339,7 @@ class MonitorApp:
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
         """The partition's task from its items; items the core cannot read start again (logged, counted)."""
         task, dropped = tolerant_rebuild(lambda part: PartitionMonitor.from_state_items(self.spec, partition, part, self.baselines), items)
-        task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.committed_offsets.items() if tp.partition == partition and tp.topic in self.state_topics})
+        task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.state_offsets(partition).items()})
         for key in dropped:
             items.pop(key, None)  # never committed again as if it were state
             self.metrics.state_rejected.labels(UNREADABLE).inc()

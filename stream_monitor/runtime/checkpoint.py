@@ -86,7 +86,7 @@ class Checkpoint:
     clock: Callable[[], float] = time.monotonic
     committed_items: dict[int, dict[str, bytes]] = field(default_factory=dict)
     committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    # the highest offset this process committed per partition, kept when the partition goes: see raise_to_committed
+    # the highest offset this process committed per input partition, kept when the partition goes: see raise_to_committed
     ever_committed: dict[TopicPartition, int] = field(default_factory=dict)
     pending_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     pending_alerts: list[Alert] = field(default_factory=list)
@@ -171,7 +171,7 @@ class Checkpoint:
             self.committed_items[p].pop(name, None)
         self.committed_offsets.update(offsets)
         for tp, off in offsets.items():
-            if off > self.ever_committed.get(tp, -1):
+            if tp.topic not in self.state_topics and off > self.ever_committed.get(tp, -1):
                 self.ever_committed[tp] = off
         self.pending_offsets.clear()
         alerts, self.pending_alerts = self.pending_alerts, []
@@ -223,16 +223,17 @@ class Checkpoint:
         beginning, and every row already judged came back as a ``late`` dead letter. Records
         polled from the wrong position are dropped from ``batch``.
         """
-        moved = {
-            tp: (pos, self.ever_committed[tp])
-            for tp, pos in positions.items()
-            if tp.topic not in self.state_topics and pos < self.ever_committed.get(tp, -1)
-        }
+        moved = {tp: (pos, self.ever_committed[tp]) for tp, pos in positions.items() if pos < self.ever_committed.get(tp, -1)}
         for tp, (_, committed) in moved.items():
             self.consumer.seek(tp, committed)
             positions[tp] = committed
             batch.pop(tp, None)
         return moved
+
+    def state_offsets(self, partition: int, offsets: dict[TopicPartition, int] | None = None) -> dict[TopicPartition, int]:
+        """The offsets (the committed ones unless ``offsets`` is given) of state partition ``partition``'s topics."""
+        source = self.committed_offsets if offsets is None else offsets
+        return {tp: off for tp, off in source.items() if tp.partition == partition and tp.topic in self.state_topics}
 
     def release(self, partition: int, task: PartitionMonitor, keep: bool) -> None:
         """A state partition is no longer ours; with ``keep`` (revoked right after a commit) park it.
@@ -242,10 +243,7 @@ class Checkpoint:
         """
         items = self.committed_items.pop(partition, None)
         if keep and not self.pending_offsets:
-            offsets = {
-                tp: off for tp, off in self.committed_offsets.items() if tp.partition == partition and tp.topic in self.state_topics
-            }
-            self._parked[partition] = _Parked(task, items or {}, offsets)
+            self._parked[partition] = _Parked(task, items or {}, self.state_offsets(partition))
 
     def forget(self, revoked: set[TopicPartition]) -> None:
         """Drop the offsets of revoked partitions."""
@@ -258,7 +256,7 @@ class Checkpoint:
         parked = self._parked.pop(partition, None)
         if parked is None:
             return None
-        mine = {tp: off for tp, off in positions.items() if tp.partition == partition and tp.topic in self.state_topics}
+        mine = self.state_offsets(partition, positions)
         if mine and all(parked.offsets.get(tp) == off for tp, off in mine.items()):
             self.committed_items[partition] = parked.items
             return parked.task

@@ -222,6 +222,12 @@ def known_partitions(consumer: Any, topic: str) -> set[int]:
     return set(cluster.partitions_for_topic(topic) or ())
 
 
+def highwater(consumer: Any, tp: TopicPartition) -> int | None:
+    """``tp``'s high watermark as of ``consumer``'s last fetch of it (None: not assigned, or not fetched yet)."""
+    state = getattr(getattr(consumer, "_subscription", None), "assignment", {}).get(tp)
+    return getattr(state, "highwater", None) if state is not None else None
+
+
 def caught_up(consumer: Any, tp: TopicPartition) -> bool:
     """Whether ``consumer`` has read ``tp`` to its end: its position is at the high watermark of the last fetch.
 
