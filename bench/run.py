@@ -321,6 +321,7 @@ def run_app(
     judged too (the internal topic read to its end, no row waiting for its turn). CPU is this process's (the app's thread; the
     main thread only sleeps), from when the first records were seen to that checkpoint.
     """
+    from stream_monitor.ops.collector import tune_collector
     from stream_monitor.runtime.app import MonitorApp
     from stream_monitor.runtime.kafka_compat import caught_up, highwater
 
@@ -358,6 +359,7 @@ def run_app(
             cpu_end.append(time.process_time())
 
     app = MonitorApp(cfg, on_checkpoint=on_checkpoint)
+    tune_collector()  # as `stream-monitor run` does before app.run()
     code: list[int] = []
     def target() -> None:
         if profiler is not None:

@@ -24,6 +24,7 @@ from kafka.admin import KafkaAdminClient
 
 from stream_monitor.commands.common import EXIT_OK, EXIT_RUNTIME
 from stream_monitor.commands.console import format_alert
+from stream_monitor.ops.collector import tune_collector
 from stream_monitor.core.alert import AlertEvent
 from stream_monitor.config import AppConfig, load_config
 from stream_monitor.demo_stream import produce_round
@@ -165,6 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     app = MonitorApp(demo_config(bootstrap, run_id, topic, alerts_topic))
     stop, produced = threading.Event(), threading.Event()
     _introduce(args, bootstrap, topic)
+    tune_collector()
     monitor_thread = threading.Thread(target=app.run, name="monitor", daemon=True)
     producer_thread = threading.Thread(
         target=_produce, args=(bootstrap, topic, args.events, args.rate, args.seed, stop, produced), name="producer", daemon=True

@@ -19,6 +19,7 @@ from stream_monitor.core import events as ev
 from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.signing import SigningKeys
 from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.ops.collector import tune_collector
 from stream_monitor.replay.engine import ReplayEngine, ReplayOutcome
 from stream_monitor.replay.errors import ReplayUsageError
 from stream_monitor.replay.files import atomic_write, lines, read_state_file, write_state_file
@@ -202,6 +203,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     source = _open_source(args, cfg, time_range, lateness_ms, batch_size)
     progress = Progress(progress_mode(getattr(args, "progress", None)), sys.stderr, "replay")
+    tune_collector()
     try:
         outcome = _run_source(engine, source, progress, getattr(args, "labels", None))
         written = _write_outputs(args, cfg, engine, outcome, source.description, keys)

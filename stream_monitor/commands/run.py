@@ -15,6 +15,7 @@ import structlog
 from stream_monitor.commands.common import EXIT_RUNTIME, config_dir, configure_logs, load_app_config
 from stream_monitor.ops.health import BrokerProbe, HealthServer
 from stream_monitor.ops.metrics import MonitorMetrics
+from stream_monitor.ops.collector import tune_collector
 from stream_monitor.runtime.app import MonitorApp
 
 SHUTDOWN_BOUND_S = 30.0
@@ -53,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         checks = [BrokerProbe(cfg.kafka.bootstrap_servers)] if cfg.metrics.readiness_checks_broker else []
         server = HealthServer(metrics, cfg.metrics.host, cfg.metrics.port, app.readiness, checks).start()
         structlog.get_logger("stream_monitor.commands").info("http_listening", host=cfg.metrics.host, port=server.port)
+    tune_collector()
     try:
         return app.run()
     finally:
