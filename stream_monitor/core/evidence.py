@@ -64,6 +64,16 @@ MEANINGS: dict[str, str] = {
     "slo_cost": "service level: the window's cost per 1,000 labelled predictions must stay at or below the maximum",
     "cost_increase": "rise of the window's cost per 1,000 labelled predictions over the reference's (one-sided z-test "
     "on the mean cost); the threshold is the smallest rise that counts",
+    "ddm": "DDM (drift detection method) on the 0/1 error stream: the statistic is the rise of the error rate since the "
+    "change, in error-rate points (0.05 = 5 points more wrong decisions)",
+    "hddm_a": "HDDM_A (Hoeffding bound on the mean error before and after a cut) on the 0/1 error stream: the statistic "
+    "is the rise of the error rate since the change, in error-rate points",
+    "hddm_w": "HDDM_W (Hoeffding bound on exponentially weighted error means) on the 0/1 error stream: the statistic is "
+    "the rise of the error rate since the change, in error-rate points",
+    "eddm": "EDDM (the distance between errors shrinks as they become more frequent) on the 0/1 error stream: the "
+    "statistic is the rise of the error rate since the change, in error-rate points",
+    "two_proportion": "two-proportion z-test of the window's error rate against the reference's (one-sided): the "
+    "statistic is the rise in error-rate points (for recall or precision, the fall of the share of successes)",
     "ece": "expected calibration error of the window's scores (10 score bins); the threshold is the reference's "
     "ECE plus the allowed excess",
 }

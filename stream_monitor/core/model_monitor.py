@@ -9,6 +9,7 @@ step fast.
 from __future__ import annotations
 
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -421,6 +422,23 @@ class ModelMonitor:
         return ch
 
 
+def _whole_columns(feats: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
+    """The columns of ``names`` over ``feats`` when every record has every name (one C-level pass), else {}.
+
+    >>> _whole_columns([{"a": 1, "b": 2}, {"a": 3, "b": 4, "c": 5}], ["a", "b"])
+    {'a': [1, 3], 'b': [2, 4]}
+    >>> _whole_columns([{"a": 1, "b": 2}, {"a": 3}], ["a", "b"])
+    {}
+    """
+    if len(names) < 2:
+        return {}
+    try:
+        tuples = list(map(itemgetter(*names), feats))
+    except KeyError:  # some record lacks a name: value by value, with None for the missing ones
+        return {}
+    return {name: list(col) for name, col in zip(names, zip(*tuples))}
+
+
 class FeatureBlock:
     """One model's records with a features object in a batch, gathered column-wise at the end.
 
@@ -492,6 +510,7 @@ class FeatureBlock:
         # names no record of the block has (a model whose records name ever new features): their
         # columns are all missing, without looking up every name in every record
         present = set().union(*self.feats) if len(starts) > len(self.feats[0]) else None
+        whole = _whole_columns(self.feats, [name for name, (start, _) in starts.items() if start == 0]) if present is None else {}
         for name, (start, kf_index) in starts.items():
             feats = self.feats if start == 0 else self.feats[start:]
             key = (model, name)
@@ -500,7 +519,8 @@ class FeatureBlock:
             if present is not None and name not in present:
                 columns[key] = (AllMissing(repeat(None, len(feats))), rows)
             else:
-                columns[key] = ([f.get(name) for f in feats], rows)
+                column = whole.get(name)
+                columns[key] = (column if column is not None else [f.get(name) for f in feats], rows)
             first[key] = (all_rows[start], 0, kf_index)
             if rows_array is not None:
                 rows_arrays[key] = rows_array if start == 0 else rows_array[start:]

@@ -253,3 +253,13 @@ def test_evidence_that_cannot_be_computed_never_stops_the_alert() -> None:
             raise RuntimeError("ring gone")
 
     assert channel_evidence(Broken(), "ks", det.Evaluation(0.3, 0.1, None, True, "warning")) is None  # type: ignore[arg-type]
+
+
+def test_every_registered_detector_says_what_its_statistic_means() -> None:
+    """An alert's evidence carries ``meaning`` from MEANINGS; a detector without one would say only its name."""
+    from stream_monitor.core import detectors as det
+    from stream_monitor.core.evidence import MEANINGS
+
+    missing = sorted(name for name in det.REGISTRY if name not in MEANINGS)
+    assert missing == [], f"detectors without a meaning: {missing}"
+    assert all(len(MEANINGS[name]) > len(name) + 20 for name in det.REGISTRY)
