@@ -60,6 +60,11 @@ def format_alert(a: AlertEvent, color: bool = True) -> str:
     if a.evidence:
         main, detail = evi.headline(a.evidence, a.status == "firing", a.feature)
         text += "\n          " + main + (f"; {detail}" if detail else "")
+        # a model's performance page: the other metrics moving with its lead, or all that moved when it resolves
+        moving = [c["channel"] for c in a.evidence.get("channels", []) if c["channel"] != a.feature] or a.evidence.get("agreed_channels", [])
+        if moving:
+            head = "also moving" if a.status == "firing" else "moved during the episode"
+            text += f"\n          {head}: {', '.join(evi.channel_words(c) for c in moving)}"
     if not color:
         return text
     key = "resolved" if a.status == "resolved" else a.severity

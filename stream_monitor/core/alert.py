@@ -143,6 +143,18 @@ def _also(t: ChannelTrigger) -> str:
     return f"; also: {', '.join(others)} agree{'s' if len(others) == 1 else ''}" if others else ""
 
 
+def _page_words(t: ChannelTrigger) -> tuple[str, str]:
+    """What a model's performance page adds: (to the summary, to the description); empty for other pages."""
+    ev = t.evidence or {}
+    if "channels" in ev:
+        others = [evi.channel_words(c["channel"]) for c in ev["channels"] if c["channel"] != t.channel]
+        lines = [f"- {evi.channel_words(c['channel'])}: {c['detector']}, {c['severity']} since {c['since']}" for c in ev["channels"]]
+        return (f"; also moving: {', '.join(others)}" if others else ""), "\nThe model's performance metrics on this page:\n" + "\n".join(lines)
+    if "agreed_channels" in ev:
+        return "", f"\nMetrics that moved during the episode: {', '.join(evi.channel_words(c) for c in ev['agreed_channels'])}."
+    return "", ""
+
+
 def _texts(
     t: ChannelTrigger, kind: str, model: str, firing: bool, labels: dict[str, str], starts_ms: int, coinciding: str
 ) -> tuple[str, str]:
@@ -160,8 +172,10 @@ def _texts(
     if ev is not None:
         main, detail = evi.headline(ev, firing, t.channel)
         detail = f"; {detail}" if detail else ""
+        page_summary, page_description = _page_words(t)
+        coinciding = page_description + coinciding
         if firing:
-            summary = f"{where}: {main} since {format_event_time(starts_ms)}{detail}{owners}{_also(t) if t.grouped else ''}"
+            summary = f"{where}: {main} since {format_event_time(starts_ms)}{detail}{owners}{_also(t) if t.grouped else ''}{page_summary}"
         else:
             back = f" at {format_event_time(t.ended_ms)}" if t.ended_ms is not None else ""
             summary = f"resolved: {where}: {main}{back}{detail}{owners}"

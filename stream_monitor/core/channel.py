@@ -39,6 +39,20 @@ __all__ = ["ChannelMonitor", "ChannelTrigger", "EpisodeSource", "EvaluationRecor
 
 log = structlog.get_logger("stream_monitor.core")
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
+LEVEL_NOISE = 3.0  # a firing change-point page judges the level on enough values that noise is a third of its gate
+
+
+def level_values(min_shift: float) -> int:
+    """How many values a firing change-point page's level needs: the mean of that many is off by ``min_shift / 3`` sd (1 sd).
+
+    One evaluation step's values (``window.step``, 250) suffice for a gate of 0.25 sd (144 values); a 0/1 error stream
+    gated at 0.05 sd needs 3,600, so its level is judged on the window's newest values (up to all of them) — on one step
+    its noise alone (0.06 sd) crossed the gate every other evaluation, and the page never resolved.
+
+    >>> level_values(0.25), level_values(0.05), level_values(0.0)
+    (144, 3600, 1000000000)
+    """
+    return int(min(1e9, round((LEVEL_NOISE / min_shift) ** 2))) if min_shift > 0 else 1_000_000_000
 
 
 class EvaluationRecord(NamedTuple):
@@ -380,6 +394,9 @@ class ChannelMonitor:
                 # the detector has adapted to the new level; the alert holds while the level
                 # stays shifted from the reference, and resolves once it is back
                 level = abs(level_sum / level_n)
+                need = level_values(pdet.min_shift)
+                if level_n < need and need > self.settings.window.step:
+                    level = self._window_level(need)
                 shift = level if level >= pdet.min_shift else None
             self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, changes)
         if self.obs_filled < self.size:
@@ -419,6 +436,12 @@ class ChannelMonitor:
         return [*self.lifecycles.items(), *self._orphans.items()]
 
     # --------------------------------------------------- read-only accessors
+    def _window_level(self, last: int) -> float:
+        """The mean of the newest ``last`` window values (fewer when it has fewer), in reference standard deviations, unsigned."""
+        ref: NumericReference = self.reference  # type: ignore[assignment]
+        values = self.window_values(last)
+        return abs(float((values.mean() - ref.mean) / ref.scale)) if values.size else 0.0
+
     def window_values(self, last: int | None = None) -> np.ndarray:
         """A copy of the window's present values (numbers, or category codes), oldest first.
 

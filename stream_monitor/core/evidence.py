@@ -21,6 +21,7 @@ import numpy as np
 import structlog
 
 from stream_monitor.core import detectors as det
+from stream_monitor.core.meanings import MEANINGS
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.spec import split_per_class
 
@@ -30,54 +31,6 @@ TOP_CATEGORIES = 5  # categories listed in the evidence of a categorical channel
 HISTOGRAM_BINS = 20  # equal-width bins over the reference's range, for reports
 QUANTILES = (("p5", 0.05), ("p50", 0.5), ("p95", 0.95))
 
-MEANINGS: dict[str, str] = {
-    "adwin": "ADWIN change-point detector: the statistic is the size of the level shift since the change, "
-    "in reference standard deviations",
-    "page_hinkley": "Page-Hinkley change-point detector: the statistic is the size of the level shift since the "
-    "change, in reference standard deviations",
-    "psi": "Population Stability Index of the window against the reference over reference-quantile bins "
-    "(or categories); above 0.2 is a significant shift",
-    "js": "Jensen-Shannon distance between the window's and the reference's binned distributions "
-    "(0 = identical, 1 = disjoint)",
-    "ks": "two-sample Kolmogorov-Smirnov distance: the largest gap between the window's and the "
-    "reference's cumulative distributions",
-    "wasserstein": "Wasserstein-1 distance between the window and the reference, in reference standard deviations",
-    "chi2": "chi-square homogeneity statistic of category counts; the threshold is its critical value at "
-    "the configured p-value",
-    "missing_rate": "share of missing observations in the window minus the reference's share; the threshold "
-    "is an excess over the reference",
-    "out_of_range_rate": "share of present observations that are invalid (or, for numbers, outside the valid "
-    "range) minus the reference's share; the threshold is an excess over the reference",
-    "unseen_category_rate": "share of present observations whose category the reference never saw; the "
-    "threshold is an excess over the reference (which saw none)",
-    "slo_accuracy": "service level: the window's accuracy must stay at or above the minimum",
-    "slo_error_rate": "service level: the window's error rate must stay at or below the maximum",
-    "slo_mae": "service level: the window's mean absolute error must stay at or below the maximum",
-    "slo_recall": "service level: the window's recall (share of positives predicted positive) must stay at or above the minimum",
-    "slo_precision": "service level: the window's precision (share of predicted positives that are positive) must stay at or "
-    "above the minimum",
-    "slo_f1": "service level: the window's F1 (of the positive class) must stay at or above the minimum",
-    "slo_roc_auc": "service level: the window's ROC AUC must stay at or above the minimum",
-    "auc_drop": "ROC AUC of the window (Mann-Whitney, exact); the threshold is the reference's AUC minus the allowed "
-    "fall, and the fall must be significant (one-sided z-test, Hanley-McNeil standard errors)",
-    "slo_log_loss": "service level: the window's mean log loss must stay at or below the maximum",
-    "slo_cost": "service level: the window's cost per 1,000 labelled predictions must stay at or below the maximum",
-    "cost_increase": "rise of the window's cost per 1,000 labelled predictions over the reference's (one-sided z-test "
-    "on the mean cost); the threshold is the smallest rise that counts",
-    "ddm": "DDM (drift detection method) on the 0/1 error stream: the statistic is the rise of the error rate since the "
-    "change, in error-rate points (0.05 = 5 points more wrong decisions)",
-    "hddm_a": "HDDM_A (Hoeffding bound on the mean error before and after a cut) on the 0/1 error stream: the statistic "
-    "is the rise of the error rate since the change, in error-rate points",
-    "hddm_w": "HDDM_W (Hoeffding bound on exponentially weighted error means) on the 0/1 error stream: the statistic is "
-    "the rise of the error rate since the change, in error-rate points",
-    "eddm": "EDDM (the distance between errors shrinks as they become more frequent) on the 0/1 error stream: the "
-    "statistic is the rise of the error rate since the change, in error-rate points",
-    "two_proportion": "two-proportion z-test of the window's error rate against the reference's (one-sided): the "
-    "statistic is the rise in error-rate points (for recall or precision, the fall of the share of successes)",
-    "ece": "expected calibration error of the window's scores (10 score bins); the threshold is the reference's "
-    "ECE plus the allowed excess",
-}
-"""What each detector's statistic means, in one sentence."""
 
 
 def num(x: float | None) -> float | None:
@@ -300,11 +253,11 @@ def cost_headline(e: dict[str, Any], firing: bool) -> str:
 _CHANNEL_WORDS = {
     "__prediction__": "prediction", "__latency__": "latency_ms", "__error__": "prediction error", "__label__": "label",
     "__recall__": "recall", "__precision__": "precision", "__log_loss__": "log loss", "__calibration__": "calibration",
-    "__f1__": "F1", "__roc_auc__": "ROC AUC",
+    "__f1__": "F1", "__roc_auc__": "ROC AUC", "__error_rate__": "error rate", "__abs_error__": "absolute error",
     "__signed_error__": "signed error", "__cost__": "cost",
     "__estimated_error_rate__": "estimated error rate", "__estimated_cost__": "estimated cost",
 }  # fmt: skip
-_SHARE_WORDS = {"__error__": "error rate", "__recall__": "recall", "__precision__": "precision"}
+_SHARE_WORDS = {"__error__": "error rate", "__error_rate__": "error rate", "__recall__": "recall", "__precision__": "precision"}
 """What the share of 1s of a 0/1 channel is called."""
 
 

@@ -26,6 +26,7 @@ from stream_monitor.core.estimate import (
     expected_error,
     matrix_expected_cost,
 )
+from stream_monitor.core.model_pages import PerformancePage
 from stream_monitor.core.outputs import (  # infer_task and resolve_outputs are also read from here
     Outputs,
     class_error,
@@ -125,6 +126,8 @@ class ModelMonitor:
         self.class_overflow = 0  # untracked labelled predictions since the caller last looked (a metric)
         self.warned_classes = False  # the log said that classes go untracked
         self.cost = mspec.cost if mspec else None
+        self.performance_pages = mspec.performance_pages if mspec else "model"
+        self.page = PerformancePage()  # the model's performance page (core/model_pages.py)
         estimate = mspec.estimate if mspec else None
         self.versions: list[str] = []  # model versions seen, oldest first; the model-dependent references are the last one's
         # label-free estimates: the calibration of the baseline, else learned from the first labelled predictions

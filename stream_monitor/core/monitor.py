@@ -38,6 +38,7 @@ from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting
 from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_order
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
 from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
+from stream_monitor.core.model_pages import performance_pages
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.restore import restore_model
 from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
@@ -283,6 +284,7 @@ class PartitionMonitor:
             result.dead_letters.append(ev.DeadLetter(reason, detail + more, raws[row], positions[row], processed=True))
             result.invalid_by_reason[str(reason)] += 1
         triggers.sort(key=lambda t: (t.row, t.channel_ordinal, t.detector_ordinal))
+        triggers = performance_pages(triggers, lambda row: self.models.get(decoded[row].event.model))
         for t in triggers:
             try:
                 result.alerts.append(self._alert(t, decoded[t.row], positions[t.row]))
@@ -493,7 +495,7 @@ class PartitionMonitor:
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
                 items[f"m\x1f{name}"] = state.encode_model(
-                    m.known_features, list(m.channels), m.versions, m.calibration, m.realised, (list(m.classes), m.untracked)
+                    m.known_features, list(m.channels), m.versions, m.calibration, m.realised, (list(m.classes), m.untracked), m.page
                 )
                 m.dirty = False
             for ch_name, ch in m.channels.items():

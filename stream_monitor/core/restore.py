@@ -25,6 +25,8 @@ def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes])
     if model is None:
         return
     model.known_features = list(record.known_features)
+    if record.page is not None:
+        model.page = record.page
     model.versions = list(record.versions)
     cal = record.calibration
     if model.calibration is not None:

@@ -142,7 +142,8 @@ class RetrainingTrigger:
 
     def _watched(self, e: Any) -> tuple[bool, bool]:
         """(asks at once, asks after persisting) for an alert's page."""
-        slo = e.kind in self.spec.on_kinds or e.feature in self.spec.on_channels
+        on = self.spec.on_channels  # a model's performance page also asks for the members it names (core/model_pages.py)
+        slo = e.kind in self.spec.on_kinds or e.feature in on or any(c["channel"] in on for c in (e.evidence or {}).get("channels", ()))
         drift = e.kind in DRIFT_KINDS and self.spec.drift_persists_seconds is not None
         return slo, drift
 

@@ -311,6 +311,25 @@ def page(ch: PageSource, row: int, time_ms: int, offset: int, changes: list[Chan
     triggers.append(_trigger(ch, row, lead, ordinal, transition, evaluation, series, ch.series_fingerprint, evidence, grouped=True))
 
 
+def standing_trigger(ch: PageSource, row: int, detector: str, transition: Transition, state: Any, fingerprint_: str) -> ChannelTrigger:
+    """A page transition that ``ch``'s ``detector`` leads without being evaluated now: its latest figures, over the window.
+
+    ``state`` gives the page's severity and episode (a model's performance page, ``core/model_pages.py``).
+    """
+    life = ch.lifecycles.get(detector) or ch._orphans.get(detector)
+    ch.point_basis = 0
+    evaluation = (
+        det.Evaluation(life.last_statistic, life.last_threshold, life.last_p_value, life.firing, life.severity)
+        if life is not None
+        else det.Evaluation(None, None, None, False, state.severity)
+    )
+    evidence = channel_evidence(ch, detector, evaluation)
+    if evidence is not None:
+        evidence["detectors"] = members_evidence(agreeing(ch.all_lifecycles()), ch.order)
+        evidence["agreed"] = list(ch.series.agreed)
+    return _trigger(ch, row, detector, ch.order.get(detector, len(ch.order)), transition, evaluation, state, fingerprint_, evidence, grouped=True)
+
+
 def _trigger(
     ch: PageSource,
     row: int,

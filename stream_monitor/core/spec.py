@@ -261,7 +261,8 @@ class ModelSpec(_Spec):
     ``class_probabilities`` is the prefix of a multiclass prediction's per-class probability
     outputs (``proba_`` for ``{"y_pred": "a", "proba_a": 0.7, "proba_b": 0.3}``: label-free
     estimates); ``cost`` prices each labelled prediction (``__cost__``); ``slo`` adds service-level checks to
-    the performance channels. ``baselines`` names a baseline profile per ``model_version``: when
+    the performance channels; ``performance_pages`` makes their pages one per model (``model``, the
+    default: :mod:`stream_monitor.core.model_pages`) or one per channel. ``baselines`` names a baseline profile per ``model_version``: when
     the model switches to such a version, the channels that profile covers take it as reference
     (see :mod:`stream_monitor.core.versions`).
     """
@@ -283,6 +284,8 @@ class ModelSpec(_Spec):
     cost: CostSpec | None = None  # what wrong predictions cost: the __cost__ channel
     slo: SloSpec = SloSpec()
     estimate: EstimateSpec = EstimateSpec()  # label-free estimates from the probabilities
+    # "model": the performance metrics' pages are one page per model (core/model_pages.py); "channel": one each
+    performance_pages: Literal["model", "channel"] = "model"
 
     @field_validator("baselines", mode="before")
     @classmethod

@@ -20,7 +20,9 @@ int32, uint8 arrays):
   {bins, size, n: [int], pos: [int], errors?: {class: {class: int}}}`` and ``realised: {labels, sums, counts, latest}``, the
   label-free estimates' calibration and the realised metrics shown next to them, only when the
   model has estimates on; ``classes: {tracked: [str], untracked: int}``, a multiclass model's classes
-  with per-class channels and the labelled predictions of classes beyond the cap, only when some; optional)
+  with per-class channels and the labelled predictions of classes beyond the cap, only when some; ``page``, the
+  performance page once it fired, ``core/model_pages.py``: ``{state, severity, lead, lead_detector, episode_start_ms,
+  episode_offset, ended_ms, members: {channel: severity}, agreed: [str]}``; optional)
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
   since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | numeric
   {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
@@ -42,21 +44,18 @@ int32, uint8 arrays):
   [[fingerprint, alert_id, kind, feature, detector, since, summary, slo, used]]}}}`` (only when
   ``retraining.enabled``: the open episodes a model's retraining trigger is timing, ``core/retraining.py``)
 
-Size: a channel item is bounded whatever the input. Category values are cut to
-``categories.max_length`` characters (plus a hash suffix) when classified, and a warm-up
-reference keeps at most ``categories.max_distinct`` categories plus one overflow bucket, so an
-item holds at most about ``17 * window.size + 8 * reference.size + 16 KiB + (max_distinct + 1) *
-(4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles — under 0.5 MiB with
-the default settings (window and reference of 1000, 1000 categories of at most 100 characters),
-well below a producer's default 1 MiB request size. (A baseline reference is as large as the
-baseline file that defines it.)
+Size: a channel item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters
+(plus a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus
+one overflow bucket, so an item holds at most about ``17 * window.size + 8 * reference.size + 16 KiB + (max_distinct +
+1) * (4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles — under 0.5 MiB with the default
+settings, well below a producer's default 1 MiB request size. (A baseline reference is as large as its baseline file.)
 
 Anything that does not decode, has another format version or fails a check raises
 :class:`StateFormatError` (and nothing else); the caller then resets what the item held.
 
 >>> blob = encode_model(["x", "y"], ["x"], ["v1"])
 >>> decode_model(blob, "m")
-ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'], calibration=None, realised=None, classes=None)
+ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'], calibration=None, realised=None, classes=None, page=None)
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
@@ -78,17 +77,17 @@ from stream_monitor.core import detectors as det
 from stream_monitor.core.channel import ChannelMonitor, OpenEpisode, open_pages
 from stream_monitor.core.estimate import Calibration, Realised
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
+from stream_monitor.core.model_pages import PerformancePage
 from stream_monitor.core.performance import classes_from_state
-from stream_monitor.core.series import AlertSeries
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
+from stream_monitor.core.series import AlertSeries
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
 
 FORMAT_VERSION = 3
 """Format of the items this module writes; items of any other format are rejected.
 
-3: lifecycles keep their latest figures and whether they paged on their own; channels keep their page
-(``series``); items ``order`` and ``waiting`` (event-time order across input partitions).
-"""
+3: lifecycles keep their latest figures and whether they paged on their own; channels keep their page (``series``);
+items ``order`` and ``waiting`` (event-time order across input partitions); later optional fields need no new format."""
 
 _SEVERITIES = ("info", "warning", "critical")
 _LIFECYCLE_OPTIONAL_INTS = ("clear_since_ms", "cooldown_until_ms", "episode_start_ms", "ended_ms")
@@ -98,9 +97,7 @@ class StateFormatError(ValueError):
     """A state item that is not a well-formed item of this format: its content is not used."""
 
 
-# ------------------------------------------------------------------ encoding primitives
-def _pack(obj: dict[str, Any]) -> bytes:
-    # category values and names may hold lone surrogates (valid JSON escapes): kept as they are
+def _pack(obj: dict[str, Any]) -> bytes:  # category values and names may hold lone surrogates (valid JSON escapes)
     return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
 
 
@@ -125,8 +122,7 @@ def _unpack(blob: bytes, kind: str) -> dict[str, Any]:
     return obj
 
 
-def _guarded(what: str, build: Callable[[], Any]) -> Any:
-    """``build()``, with any error other than StateFormatError reported as one."""
+def _guarded(what: str, build: Callable[[], Any]) -> Any:  # build(), any error but StateFormatError reported as one
     try:
         return build()
     except StateFormatError:
@@ -190,7 +186,6 @@ def _floats(arr: np.ndarray) -> bytes:
     return np.ascontiguousarray(arr, dtype="<f8").tobytes()
 
 
-# ------------------------------------------------------------------ settings digest
 _DIGESTS: dict[int, tuple[DetectionSettings, str]] = {}
 _DIGESTS_MAX = 4096
 
@@ -221,6 +216,7 @@ class ModelRecord(NamedTuple):
     calibration: Calibration | None = None  # the label-free estimates' calibration, when estimates are on
     realised: Realised | None = None  # the realised metrics shown next to the estimates
     classes: tuple[list[str], int] | None = None  # (classes with per-class channels, untracked labelled predictions)
+    page: PerformancePage | None = None  # the model's performance page (core/model_pages.py)
 
 
 def encode_model(
@@ -230,10 +226,11 @@ def encode_model(
     calibration: Calibration | None = None,
     realised: Realised | None = None,
     classes: tuple[list[str], int] | None = None,
+    page: PerformancePage | None = None,
 ) -> bytes:
-    """The state item of one model (its channels have items of their own); ``versions`` only when some were
-    seen, ``calibration`` (plain counts) only when the model has one, ``classes`` (tracked, untracked)
-    only when a class was seen."""
+    """The state item of one model (its channels have items of their own); ``versions`` only when some were seen,
+    ``calibration`` (plain counts) only when the model has one, ``classes`` (tracked, untracked) only when a class was
+    seen, ``page`` only once the performance page fired."""
     item: dict[str, Any] = {"format": FORMAT_VERSION, "kind": "model", "known_features": list(known_features), "channels": list(channels)}
     if versions:
         item["versions"] = list(versions)
@@ -243,6 +240,8 @@ def encode_model(
         item["realised"] = realised.to_state()
     if classes is not None and (classes[0] or classes[1]):
         item["classes"] = {"tracked": list(classes[0]), "untracked": classes[1]}
+    if page is not None and page.agreed:
+        item["page"] = page.to_state()
     return _pack(item)
 
 
@@ -254,7 +253,8 @@ def decode_model(blob: bytes, model: str) -> ModelRecord:
         raise f.fail("channels", "duplicate names")
     versions = f.strings("versions") if "versions" in f.obj else []
     cal, realised = _optional(f, "calibration", Calibration.from_state), _optional(f, "realised", Realised.from_state)
-    return ModelRecord(known, channels, versions, cal, realised, _optional(f, "classes", classes_from_state))
+    page = _optional(f, "page", PerformancePage.from_state)
+    return ModelRecord(known, channels, versions, cal, realised, _optional(f, "classes", classes_from_state), page)
 
 
 def _optional(f: Any, key: str, build: Callable[[Any], Any]) -> Any:

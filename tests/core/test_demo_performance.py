@@ -8,12 +8,15 @@ go through :class:`PartitionMonitor` directly (no broker).
 from __future__ import annotations
 
 from itertools import islice
+from typing import Any
 
 import orjson
 
 from stream_monitor.commands.demo import demo_config
 from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.model_pages import page_fingerprint
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.synthetic import demo_streams, generate_events
 
 N = 60_000  # the demo's default events per model
@@ -27,15 +30,35 @@ def test_labels_leave_the_demo_inputs_and_predictions_as_they_were() -> None:
     assert [{k: v for k, v in e.items() if k != "label"} for e in with_labels] == list(islice(generate_events(plain[1]), 12_000))
 
 
-def test_the_demo_stream_pages_on_churn_v1_performance_after_its_concept_drift_and_not_before() -> None:
+def _churn_alerts(pages: str = "model") -> tuple[Any, list[dict[str, Any]]]:
     _, churn = demo_streams(N, 42, labels=True)
     assert churn.concept_drift is not None
     spec = demo_config("127.0.0.1:9092", "test", "in", "alerts").monitor_spec()
+    if pages != "model":
+        data = spec.model_dump(exclude_unset=True)
+        data["models"]["churn-v1"] = {**data["models"].get("churn-v1", {}), "performance_pages": pages}
+        spec = MonitorSpec.model_validate(data)
     records = [InputRecord(orjson.dumps(e), SourcePosition("in", 0, i, 0)) for i, e in enumerate(generate_events(churn))]
     monitor = PartitionMonitor(spec, partition=0)
     alerts = []
     for i in range(0, len(records), 2000):
         alerts.extend(orjson.loads(a.payload) for a in monitor.process(records[i : i + 2000]).alerts)
+    return churn, alerts
+
+
+def test_the_demo_stream_pages_once_on_churn_v1_performance_after_its_concept_drift() -> None:
+    """The demo's concept drift moves log loss, error rate, precision, F1 and ROC AUC: one page, escalated once."""
+    churn, alerts = _churn_alerts()
+    assert {a["fingerprint"] for a in alerts} == {page_fingerprint("churn-v1")}
+    assert min(a["source"]["offset"] for a in alerts) >= churn.concept_drift.start
+    assert [a["escalated"] for a in alerts if a["status"] == "firing"][0] is False
+    members = {c["channel"] for a in alerts for c in a["evidence"].get("channels", [])}
+    assert {"__roc_auc__", "__error_rate__"} <= members, members
+    assert all(a["kind"] == "performance" for a in alerts)
+
+
+def test_with_per_channel_pages_the_demo_stream_pages_on_churn_v1_performance_after_its_concept_drift_and_not_before() -> None:
+    churn, alerts = _churn_alerts("channel")
     pages = {a["feature"]: a for a in alerts if a["status"] == "firing" and not a["escalated"]}
     assert pages and all(a["kind"] == "performance" for a in pages.values()), sorted(pages)
     assert min(a["source"]["offset"] for a in alerts) >= churn.concept_drift.start

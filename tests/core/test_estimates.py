@@ -55,8 +55,10 @@ def records(events: list[dict[str, Any]]) -> tuple[list[InputRecord], list[Input
 
 
 def spec_of(slo: dict[str, Any] | None = None, **model: Any) -> MonitorSpec:
-    """One model ``clf`` with estimates on, the given SLOs and further model settings."""
-    return MonitorSpec.model_validate({"models": {"clf": {"task": "binary", "estimate": {"enabled": True}, "slo": slo or {}, **model}}})
+    """One model ``clf`` with estimates on, the given SLOs and further model settings; one page per channel (these
+    tests read the estimate channels' own pages; ``tests/core/test_model_pages.py`` the model's performance page)."""
+    model = {"task": "binary", "estimate": {"enabled": True}, "slo": slo or {}, "performance_pages": "channel", **model}
+    return MonitorSpec.model_validate({"models": {"clf": model}})
 
 
 def run_delayed(spec: MonitorSpec, events: list[dict[str, Any]], delay: int | None = DELAY) -> tuple[PartitionMonitor, list[tuple[int, dict[str, Any]]]]:

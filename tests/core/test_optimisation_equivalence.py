@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.model_pages import is_member
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.synthetic import StreamSpec, demo_streams, generate_events
@@ -186,13 +187,18 @@ def test_one_page_per_channel_and_no_partition_in_any_alert() -> None:
     golden = json.loads(GOLDEN.read_text())
     alerts = [orjson.loads(a) for a in golden["alerts"]]
     detector_pages = golden["detector_pages"]
-    # every channel that alerted per detector has exactly one page per episode, listing its detectors
-    channels = {(p[0], p[1]) for p in detector_pages}
-    assert {(a["model"], a["feature"]) for a in alerts} == channels
+    # every channel that alerted per detector has exactly one page per episode, listing its detectors; a model's
+    # performance metrics share the model's performance page (core/model_pages.py)
+    def page_of(model: str, channel: str) -> tuple[str, str]:
+        return (model, "__performance__") if is_member(channel) else (model, channel)
+
+    channels = {page_of(p[0], p[1]) for p in detector_pages}
+    assert {page_of(a["model"], a["feature"]) for a in alerts} == channels
+    assert ("labelled-v1", "__performance__") in channels
     assert len(alerts) < len(detector_pages)
     fingerprints: dict[str, tuple[str, str]] = {}
     for a in alerts:
-        assert fingerprints.setdefault(a["fingerprint"], (a["model"], a["feature"])) == (a["model"], a["feature"])
+        assert fingerprints.setdefault(a["fingerprint"], page_of(a["model"], a["feature"])) == page_of(a["model"], a["feature"])
         if a["status"] == "firing":
             names = [d["name"] for d in a["evidence"]["detectors"]]
             assert names[0] == a["detector"] and set(names) <= {p[2] for p in detector_pages if (p[0], p[1]) == (a["model"], a["feature"])}

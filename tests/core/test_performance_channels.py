@@ -17,6 +17,7 @@ from stream_monitor.core.detectors.calibration import ece
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.exchange import Row, decode_rows, encode_rows
 from stream_monitor.core.intake import read_inference
+from stream_monitor.core.model_pages import page_fingerprint
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
 
@@ -98,12 +99,28 @@ def test_recall_and_precision_slos_fire_below_their_minimum() -> None:
 
 
 def test_with_one_page_per_channel_recall_and_precision_page_once_each_in_their_own_words() -> None:
-    alerts = run(MonitorSpec(), confusion_events(4, [(10_000, 0.10, 0.03), (10_000, 0.30, 0.12)]), pages="channel")
+    spec = _spec({"performance_pages": "channel"})
+    alerts = run(spec, confusion_events(4, [(10_000, 0.10, 0.03), (10_000, 0.30, 0.12)]), pages="channel")
     for channel, metric in (("__recall__", "recall"), ("__precision__", "precision")):
         pages = fired(alerts, channel)
         assert len(pages) == 1 and pages[0]["source"]["offset"] >= 10_000, channel
         assert [d["name"] for d in pages[0]["evidence"]["detectors"]][0] == pages[0]["detector"]
         assert f"clf {metric}: {metric} fell from" in pages[0]["annotations"]["summary"]
+
+
+def test_by_default_the_metrics_of_one_model_page_once_together() -> None:
+    """The same change as above, default settings: one performance page for the model, naming what moved."""
+    alerts = run(MonitorSpec(), confusion_events(4, [(10_000, 0.10, 0.03), (10_000, 0.30, 0.12)]), pages="channel")
+    assert {a["fingerprint"] for a in alerts} == {page_fingerprint("clf")}
+    firing = [a for a in alerts if a["status"] == "firing"]
+    first = firing[0]
+    assert not first["escalated"] and first["source"]["offset"] >= 10_000 and first["kind"] == "performance"
+    assert all(a["escalated"] for a in firing[1:])  # re-emitted only when the severity rises
+    assert len(firing) <= 2
+    members = {c["channel"] for a in firing for c in a["evidence"]["channels"]}
+    assert {"__recall__", "__precision__"} & members
+    assert first["feature"] in members and first["evidence"]["channels"][0]["channel"] == first["feature"]
+    assert "The model's performance metrics on this page:" in first["annotations"]["description"]
 
 
 def test_a_constant_confusion_matrix_raises_nothing() -> None:

@@ -70,7 +70,7 @@ def test_a_concept_drift_makes_the_roc_auc_fall_and_the_slo_page() -> None:
 
 
 def test_with_one_page_per_channel_the_auc_pages_once_in_its_own_words() -> None:
-    alerts = run(_spec({"slo": {"roc_auc": {"min": 0.75}}}), concept_events(22, [(10_000, 0.0), (10_000, 0.6)]), pages="channel")
+    alerts = run(_spec({"slo": {"roc_auc": {"min": 0.75}}, "performance_pages": "channel"}), concept_events(22, [(10_000, 0.0), (10_000, 0.6)]), pages="channel")
     pages = fired(alerts, "__roc_auc__")
     assert len(pages) == 1 and pages[0]["source"]["offset"] >= 10_000
     assert {d["name"] for d in pages[0]["evidence"]["detectors"]} <= {"auc_drop", "slo_roc_auc"}

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.model_pages import is_member, page_fingerprint
 from stream_monitor.synthetic import demo_streams, generate_events
 from tests.integration.harness import InProcessMonitor, MonitorProcess, app_config, produce, read_alerts, read_all, wait_for_lag_zero
 
@@ -138,8 +139,10 @@ def test_label_topic_join_feeds_error_channel(kafka_bootstrap, topic_factory, un
     finally:
         assert monitor.stop() == 0
     alerts = read_alerts(kafka_bootstrap, alerts_topic)
-    perf = [a for a in alerts if a["feature"] == "__error__" and a["status"] == "firing"]
-    assert perf and all(a["kind"] == "performance" for a in perf), [(a["feature"], a["detector"]) for a in alerts]
+    # the model's performance page (one per model): its metrics exist only from labels joined to their predictions
+    perf = [a for a in alerts if a["kind"] == "performance" and a["status"] == "firing"]
+    assert perf and {a["fingerprint"] for a in perf} == {page_fingerprint(perf[0]["model"])}, [(a["feature"], a["detector"]) for a in alerts]
+    assert all(is_member(c["channel"]) for a in perf for c in a["evidence"]["channels"])
     dlq = [orjson.loads(v) for _, v in read_all(kafka_bootstrap, f"{alerts_topic}-dlq")]
     assert [d["reason"] for d in dlq] == ["label_unmatched"]
 
