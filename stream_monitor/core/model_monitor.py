@@ -29,7 +29,9 @@ from stream_monitor.core.outputs import (  # infer_task and resolve_outputs are 
     Outputs,
     class_error,
     infer_task,
+    is_prediction_channel,
     legacy_error,
+    prediction_mismatch,
     resolve_outputs,
 )
 from stream_monitor.core.performance import class_name, class_probabilities
@@ -373,9 +375,10 @@ class ModelMonitor:
     def reset_channel(self, name: str) -> ChannelMonitor:
         """Replace channel ``name`` with a fresh one (same type, settings and ordinal), keeping its open alert episodes."""
         old = self.channels[name]
-        fresh = ChannelMonitor(
-            self.model, name, old.channel_type, old.settings, self.partition, old.ordinal, self.baseline_for(name, old.channel_type)
-        )
+        baseline = self.baseline_for(name, old.channel_type)
+        if baseline is None:
+            self.warn_unmatched(name)
+        fresh = ChannelMonitor(self.model, name, old.channel_type, old.settings, self.partition, old.ordinal, baseline)
         fresh.adopt_open_episodes(old)
         self.channels[name] = fresh
         self.dirty = True
@@ -387,6 +390,21 @@ class ModelMonitor:
         if ref is None or isinstance(ref, NumericReference) != (channel_type == "numeric"):
             return None
         return ref
+
+    def warn_unmatched(self, name: str) -> None:
+        """Log that prediction channel ``name`` has no baseline entry while the profile (current version's, else the model's) has others."""
+        if not is_prediction_channel(name) or not (self.baseline or self.baseline.versions):
+            return
+        own = self.baseline.versions.get(self.versions[-1]) if self.versions else None
+        names = set(self.baseline) | set(own or ())
+        missing, _ = prediction_mismatch(names, [name], complete=False)
+        if missing:
+            log.warning(
+                "baseline_prediction_channel_missing", model=self.model, channel=name, partition=self.partition,
+                baseline_channels=sorted(n for n in names if is_prediction_channel(n)),
+                hint="the channel starts from a warm-up; build the profile with --prediction-column OUTPUT=COLUMN per output "
+                "(or from inference events) so that it uses the channel names run uses",
+            )  # fmt: skip
 
     def start_calibration(self) -> Calibration | None:
         """A calibration to start from: the baseline's (current version's, else the model's; learned), else one to learn; None without estimates."""
@@ -413,6 +431,8 @@ class ModelMonitor:
         if cspec is None and self._over_limit(name):
             return None
         baseline = self.baseline_for(name, ctype)
+        if baseline is None:
+            self.warn_unmatched(name)
         settings = self.spec.channel_settings(self.model, name, ctype)
         ch = ChannelMonitor(self.model, name, ctype, settings, self.partition, len(self.channels), baseline)
         self.channels[name] = ch
