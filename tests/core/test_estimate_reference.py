@@ -108,3 +108,16 @@ def test_the_derived_reference_survives_a_restore(tmp_path: Path, restore_at: in
     want = alerts(None)
     assert estimate_alerts([orjson.loads(a) for a in want])
     assert alerts(restore_at) == want
+
+
+def test_the_estimated_cost_takes_its_reference_from_the_baseline_too(tmp_path: Path) -> None:
+    from stream_monitor.core.estimate import expected_cost
+    from stream_monitor.core.spec import ESTIMATED_COST
+
+    profile = training_profile(tmp_path)
+    spec = spec_of({"cost": {"max_per_1k": 20_000}}, baseline=str(profile), cost={"false_positive": 5, "false_negative": 100})
+    monitor, _ = unlabelled_run(spec, stream(7, [(2500, 3.0)]), load_baselines(spec, warn=False))
+    ref = monitor.models["clf"].channels[ESTIMATED_COST].reference
+    cal = load_baselines(spec, warn=False)["clf"].calibration
+    train = orjson.loads(profile.read_bytes())["channels"]["__prediction__"]["sample"]
+    assert ref.kind == "baseline" and ref.mean == pytest.approx(np.mean([expected_cost(p, p >= 0.5, cal, 5.0, 100.0) for p in train]))
