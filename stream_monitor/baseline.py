@@ -16,8 +16,12 @@ Input formats, chosen by file name:
   ``prediction``, ``ts`` or ``event_id``, makes it a file of events. JSON numbers are numeric, strings and booleans categorical, ``null`` missing.
 * ``.parquet`` (needs ``pyarrow``: ``pip install 'stream-monitor[parquet]'``): flat rows.
 
-For flat rows, ``--prediction-column`` becomes the ``__prediction__`` channel and
-``--label-column`` the ``__label__`` channel. A row with both a prediction and a label also feeds
+For flat rows, ``--label-column`` becomes the ``__label__`` channel and ``--prediction-column``
+the prediction channels, named as ``run`` names them (:func:`prediction_columns`): ``COLUMN`` is
+``__prediction__`` (a scalar prediction), ``OUTPUT=COLUMN`` (repeatable) ``__prediction__.OUTPUT``
+(an output of an object prediction such as ``{"proba": 0.8, "label": 1}``); with the model's
+config (``--config``), a column named after an output the config names (``score_output``,
+``class_output``) is that output, and the task, outputs and positive class are the config's. A row with both a prediction and a label also feeds
 the performance channels (``__error_rate__``, ``__recall__``, ``__abs_error__``, ...), computed by
 the same code as in ``run`` (:meth:`ModelMonitor.performance`, task inferred from the first
 labelled prediction), so the profile holds their references too; and a binary classifier's
@@ -59,12 +63,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from stream_monitor.config import ConfigError
 from stream_monitor.core.estimate import Calibration, rebinned
 from stream_monitor.core.model_monitor import ModelMonitor
+from stream_monitor.core.outputs import configured_prediction_channels, mismatch_text, prediction_columns, prediction_mismatch
 from stream_monitor.core.reference import Baseline, CategoricalReference, NumericReference, Reference, reference_from_profile
 from stream_monitor.core.spec import LABEL, LATENCY, PREDICTION, EstimateSpec, ModelSpec, MonitorSpec
+
+log = structlog.get_logger("stream_monitor.baseline")
 
 PROFILE_SCHEMA_VERSION = 1
 # A categorical channel keeps at most this many (most frequent) categories in the profile. One more
@@ -137,21 +145,23 @@ class _Column:
 class _Profiler:
     """Feeds rows into columns: feature columns (absent = missing) and reserved channels."""
 
-    def __init__(self, model: str, prediction_column: str | None, label_column: str | None) -> None:
+    def __init__(self, model: str, outputs: dict[str, str | None], label_column: str | None, mspec: ModelSpec | None = None) -> None:
         self.model = model
-        self.prediction_column = prediction_column
+        self.outputs = outputs  # prediction column -> output (None: the scalar __prediction__)
+        self.scalar = next((c for c, o in outputs.items() if o is None), None)
         self.label_column = label_column
         self.features: dict[str, _Column] = {}
         self.reserved: dict[str, _Column] = {}
         self.rows = 0
         self.feature_rows = 0  # rows that carry features (flat rows, or events with a features object)
         self.skipped_other_models = 0
-        self.seen_prediction_column = prediction_column is None
+        self.unseen_prediction_columns = set(outputs)
         self.seen_label_column = label_column is None
         # the performance channels and the calibration histogram, by the monitor's own code
         never = 2**62  # the histogram counts every labelled probability (it is never "learned")
         estimate = EstimateSpec(enabled=True, bins=CALIBRATION_BINS, calibration_size=never)
-        self.performance = ModelMonitor(MonitorSpec(models={model: ModelSpec(estimate=estimate)}), model, 0, None)
+        mspec = (mspec or ModelSpec()).model_copy(update={"estimate": estimate, "baseline": None, "baselines": {}})
+        self.performance = ModelMonitor(MonitorSpec(models={model: mspec}), model, 0, None)
 
     def _labelled(self, prediction: Any, label: Any) -> None:
         for name, value in self.performance.performance(prediction, label):
@@ -181,17 +191,23 @@ class _Profiler:
     def flat_row(self, row: dict[str, Any]) -> None:
         self.rows += 1
         self.feature_rows += 1
+        outputs = self.outputs
         for name, value in row.items():
-            if name == self.prediction_column:
-                self.seen_prediction_column = True
-                self._reserved(PREDICTION, value)
+            if name in outputs:
+                self.unseen_prediction_columns.discard(name)
+                output = outputs[name]
+                self._reserved(PREDICTION if output is None else f"{PREDICTION}.{output}", value)
             elif name == self.label_column:
                 self.seen_label_column = True
                 self._reserved(LABEL, value)
             else:
                 self._feature(name, value)
-        if self.prediction_column is not None and self.label_column is not None:
-            self._labelled(row.get(self.prediction_column), row.get(self.label_column))
+        if outputs and self.label_column is not None:
+            if self.scalar is not None:
+                prediction = row.get(self.scalar)
+            else:  # an object prediction, as run reads it (its outputs resolved by the same code)
+                prediction = {o: row.get(c) for c, o in outputs.items()}
+            self._labelled(prediction, row.get(self.label_column))
 
     def event_row(self, row: dict[str, Any]) -> None:
         model = row.get("model")
@@ -362,19 +378,28 @@ def _sha256(path: Path) -> str:
 def build_profile(
     path: str | Path,
     model: str,
-    prediction_column: str | None = None,
+    prediction_column: str | list[str] | None = None,
     label_column: str | None = None,
+    model_spec: ModelSpec | None = None,
 ) -> dict[str, Any]:
-    """Read training data and return the baseline profile document (see the module docstring)."""
+    """Read training data and return the baseline profile document (see the module docstring).
+
+    ``prediction_column``: ``COLUMN`` or ``OUTPUT=COLUMN`` items (:func:`prediction_columns`);
+    ``model_spec``: the model's config, when known (its outputs, task and positive class).
+    """
     path = Path(path)
     if not model:
         raise BaselineError("--model must not be empty")
-    if prediction_column is not None and prediction_column == label_column:
-        raise BaselineError(f"--prediction-column and --label-column are both {prediction_column!r}")
+    try:
+        outputs = prediction_columns(prediction_column, model_spec)
+    except ValueError as exc:
+        raise BaselineError(str(exc)) from None
+    if label_column is not None and label_column in outputs:
+        raise BaselineError(f"--prediction-column and --label-column are both {label_column!r}")
     fmt = _format_of(path)
     if not path.is_file():
         raise BaselineError(f"{path}: input file not found")
-    profiler = _Profiler(model, prediction_column, label_column)
+    profiler = _Profiler(model, outputs, label_column, model_spec)
     try:
         {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[fmt](path, profiler)
     except UnicodeDecodeError as exc:
@@ -386,8 +411,8 @@ def build_profile(
     if profiler.rows == 0:
         other = f" ({profiler.skipped_other_models} events of other models skipped)" if profiler.skipped_other_models else ""
         raise BaselineError(f"{path}: no rows for model {model!r}{other}")
-    if not profiler.seen_prediction_column:
-        raise BaselineError(f"{path}: --prediction-column {prediction_column!r} is not a column of the input")
+    if profiler.unseen_prediction_columns:
+        raise BaselineError(f"{path}: --prediction-column {sorted(profiler.unseen_prediction_columns)[0]!r} is not a column of the input")
     if not profiler.seen_label_column:
         raise BaselineError(f"{path}: --label-column {label_column!r} is not a column of the input")
     channels, empty = profiler.channels()
@@ -481,7 +506,7 @@ def load_profile(path: str | Path, model: str | None = None) -> Baseline:
     return Baseline(refs, _check_calibration(doc["calibration"]) if "calibration" in doc else None)
 
 
-def load_baselines(spec: MonitorSpec, base_dir: str | Path | None = None) -> dict[str, Baseline]:
+def load_baselines(spec: MonitorSpec, base_dir: str | Path | None = None, warn: bool = True) -> dict[str, Baseline]:
     """The baselines of every configured model with ``baseline: path`` and/or ``baselines: {version: path}``.
 
     Relative paths resolve against ``base_dir`` (e.g. the config file's folder) when given, else
@@ -490,6 +515,7 @@ def load_baselines(spec: MonitorSpec, base_dir: str | Path | None = None) -> dic
     A model's entry holds its ``baseline`` references (none when only ``baselines`` is set) and,
     in ``versions``, one :class:`Baseline` per named version; a profile's calibration is merged
     into the model's ``estimate.bins``. Pass the result as ``PartitionMonitor(..., baselines=...)``.
+    With ``warn``, each of :func:`baseline_notes` is logged (``baseline_prediction_channels``).
     """
     out: dict[str, Baseline] = {}
     for model_name, mspec in spec.models.items():
@@ -502,7 +528,31 @@ def load_baselines(spec: MonitorSpec, base_dir: str | Path | None = None) -> dic
         for version, version_path in mspec.baselines.items():
             base.versions[version] = _load_one(version_path, f"models.{model_name}.baselines.{version}", model_name, mspec, base_dir)
         out[model_name] = base
+    if warn:
+        for note in baseline_notes(spec, out):
+            log.warning("baseline_prediction_channels", note=note)
     return out
+
+
+def baseline_notes(spec: MonitorSpec, baselines: dict[str, Baseline], sample: dict[str, set[str]] | None = None) -> list[str]:
+    """Warnings for baselines whose prediction channels cannot match the ones the model produces, naming both.
+
+    What the model produces is what its config names (``score_output`` / ``class_output``: its
+    predictions are objects), and for a model in ``sample`` (model -> prediction channels seen in
+    sample records) every prediction channel seen there.
+    """
+    notes = []
+    for model_name, base in baselines.items():
+        mspec = spec.models.get(model_name)
+        seen = (sample or {}).get(model_name)
+        live, complete = (sorted(seen), True) if seen else (configured_prediction_channels(mspec), False)
+        source = "seen in the sample" if complete else "its config names its outputs: " + ", ".join(live)
+        profiles = [("baseline", set(base))] + [(f"baselines.{v}", set(b) | set(base)) for v, b in base.versions.items()]
+        for where, profile in profiles:
+            missing, unmatched = prediction_mismatch(profile, live, complete)
+            if missing or unmatched:
+                notes.append(f"models.{model_name}.{where}: " + mismatch_text(model_name, missing, unmatched, profile, source))
+    return notes
 
 
 def _load_one(where_to: str, where: str, model_name: str, mspec: ModelSpec, base_dir: str | Path | None) -> Baseline:

@@ -275,3 +275,46 @@ def test_an_estimate_panel_draws_the_realised_metric_next_to_it() -> None:
     assert panels["x"].realised == []
     page = render_html(data)
     assert page.count(">realised</text>") == 1 and "the realised metric from labels" in page
+
+
+def test_a_model_version_change_is_marked_on_the_models_plots_and_in_its_section(tmp_path: Path) -> None:
+    """fraud-v3 switches version halfway through the replay: its section names the change, its plots draw it; churn-v1's do not."""
+    import re
+
+    events = tmp_path / "events.jsonl"
+    fraud, churn = demo_streams(6_000, 7)
+    switch_at = None
+    with open(events, "wb") as out:
+        for i, (a, b) in enumerate(zip(generate_events(fraud), generate_events(churn), strict=True)):
+            if i >= 3_000:
+                if switch_at is None:
+                    switch_at = a["ts"]
+                a["model_version"] = "2026-12-01"
+            out.write(orjson.dumps(a) + b"\n" + orjson.dumps(b) + b"\n")
+    report = tmp_path / "report.html"
+    assert main(["replay", "--input", str(events), "--alerts-out", str(tmp_path / "alerts.jsonl"), "--report", str(report),
+                 "--report-dir", str(tmp_path / "plots"), "--progress", "none"]) == 0  # fmt: skip
+    page = report.read_text(encoding="utf-8")
+    summary = orjson.loads((tmp_path / "plots" / "summary.json").read_bytes())
+    changes = {m["model"]: m["version_changes"] for m in summary["models"]}
+    from stream_monitor.core.events import format_event_time
+
+    old = fraud.model_version
+    assert changes == {"fraud-v3": [{"event_time": format_event_time(switch_at), "from": old, "to": "2026-12-01"}], "churn-v1": []}
+    sections = dict(re.findall(r'<section class="card" id="model-([^"]+)">(.*?)</section>', page, re.S))
+    fraud_html, churn_html = sections["fraud-v3"], sections["churn-v1"]
+    assert "Model version changed: " in fraud_html and f"<b>{old} → 2026-12-01</b>" in fraud_html
+    markers = re.findall(r'<g class="version-change"><title>([^<]*)</title><line [^>]*/><text [^>]*>([^<]*)</text></g>', fraud_html)
+    n_plots = fraud_html.count('aria-label="alert timeline of fraud-v3"') + fraud_html.count(' statistic over event time"')
+    assert n_plots >= 2 and len(markers) == n_plots, (len(markers), n_plots)  # the timeline and every detector panel
+    assert all(label == "2026-12-01" and f"{old} → 2026-12-01" in title for title, label in markers)
+    assert 'class="version-change"' not in churn_html and "Model version changed" not in churn_html
+    panel = next(p for p in summary["models"] if p["model"] == "fraud-v3")["plots"][0]
+    assert 'class="version-change"' in (tmp_path / "plots" / panel).read_text()
+
+
+def test_a_replay_without_a_version_change_marks_none(demo_report: Path) -> None:
+    page = demo_report.read_text(encoding="utf-8")
+    assert 'class="version-change"' not in page and "Model version changed" not in page
+    summary = orjson.loads((demo_report.parent / "plots" / "summary.json").read_bytes())
+    assert all(m["version_changes"] == [] for m in summary["models"])

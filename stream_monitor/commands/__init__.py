@@ -118,7 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--input", type=Path, required=True, help="training data: .csv, .jsonl(.gz) or .parquet")
     baseline.add_argument("--model", required=True)
     baseline.add_argument("--out", type=Path, required=True)
-    baseline.add_argument("--prediction-column", help="column holding the model's prediction")
+    baseline.add_argument(
+        "--prediction-column", action="append", metavar="COLUMN | OUTPUT=COLUMN",
+        help="column holding the model's prediction (channel __prediction__); OUTPUT=COLUMN: the column holds output OUTPUT of an object "
+        "prediction (channel __prediction__.OUTPUT, as run names it), repeat per output",
+    )
+    baseline.add_argument("--config", "-c", help="the monitor config: the model's score_output/class_output, task and positive class "
+                          "(a COLUMN named after a configured output is that output) (env: STREAM_MONITOR_CONFIG)")
     baseline.add_argument("--label-column", help="column holding the label")
 
     check = sub.add_parser("check-config", help="validate a config and explain what it monitors")

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from stream_monitor.baseline import BaselineError, build_profile, write_profile
-from stream_monitor.commands.common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
+from stream_monitor.commands.common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, config_path, load_app_config
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    """``stream-monitor baseline --input FILE --model M --out baseline.json``."""
+    """``stream-monitor baseline --input FILE --model M --out baseline.json``; with ``--config``, the model's config names its outputs."""
+    mspec = load_app_config(args).monitor_spec().models.get(args.model) if config_path(args) else None  # ConfigError: exit 2
     try:
-        profile = build_profile(args.input, args.model, getattr(args, "prediction_column", None), getattr(args, "label_column", None))
+        profile = build_profile(args.input, args.model, getattr(args, "prediction_column", None), getattr(args, "label_column", None), mspec)
     except BaselineError as exc:
         sys.stderr.write(f"stream-monitor baseline: error: {exc}\n")
         return EXIT_USAGE

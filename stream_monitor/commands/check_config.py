@@ -2,7 +2,9 @@
 
 Besides validation, configured channels are checked against what the data holds: a channel that
 neither the model's baseline profile nor any ``--sample`` record contains is a warning naming it
-(a typo such as ``incme`` would otherwise just never receive a value).
+(a typo such as ``incme`` would otherwise just never receive a value). A baseline whose prediction
+channels cannot match the ones the model produces (its config's named outputs, or the sample's
+predictions) is a warning naming both (:func:`stream_monitor.baseline.baseline_notes`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from stream_monitor.baseline import load_baselines
+from stream_monitor.baseline import baseline_notes, load_baselines
 from stream_monitor.commands.common import EXIT_OK
 from stream_monitor.commands.console import explain_config
 from stream_monitor.config import AppConfig, ConfigError, load_config
@@ -25,6 +27,8 @@ from stream_monitor.core.events import DecodedEvent, decode_inference
 from stream_monitor.core.formats import to_native
 from stream_monitor.core.formats.common import FormatError
 from stream_monitor.core.formats.explain import check_sample, describe
+from stream_monitor.core.outputs import is_prediction_channel
+from stream_monitor.core.spec import PREDICTION
 
 
 class SampleError(ConfigError):
@@ -32,8 +36,10 @@ class SampleError(ConfigError):
 
 
 def _event_channels(event: Any) -> set[str]:
-    """The non-reserved channel names an inference event feeds: its feature names."""
-    return set(event.features or {})
+    """The channel names an inference event feeds: its feature names and its prediction channels."""
+    pred = event.prediction
+    outputs = {f"{PREDICTION}.{k}" for k in pred} if isinstance(pred, dict) else {PREDICTION} if pred is not None else set()
+    return set(event.features or {}) | outputs
 
 
 def _sample_lines(path: Path) -> list[bytes]:
@@ -111,7 +117,7 @@ def unknown_channels(cfg: AppConfig, known: dict[str, set[str]], checked: set[st
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Print the explanation (and warnings) and exit 0; a config, baseline or sample error exits 2."""
     cfg = load_config(args.config)
-    baselines = load_baselines(cfg, Path(args.config).parent)
+    baselines = load_baselines(cfg, Path(args.config).parent, warn=False)  # its warnings are printed below
     known: dict[str, set[str]] = {m: set(refs).union(*getattr(refs, "versions", {}).values()) for m, refs in baselines.items()}
     checked = set(baselines)
     warnings: list[str] = []
@@ -126,7 +132,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for m in cfg.models:
             if m not in seen:
                 warnings.append(f"--sample {sample}: no record of model {m!r}")
-    warnings = unknown_channels(cfg, known, checked) + warnings
+    predictions = {m: {n for n in names if is_prediction_channel(n)} for m, names in (seen if sample is not None else {}).items()}
+    warnings = unknown_channels(cfg, known, checked) + baseline_notes(cfg, baselines, predictions) + warnings
     warnings += [f"models.{m}.{note}" for m, model in cfg.models.items() for note in model.estimate_notes()]
     unchecked = [m for m, model in cfg.models.items() if m not in checked and any(not c.startswith("__") for c in model.channels)]
     if unchecked:

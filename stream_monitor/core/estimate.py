@@ -173,6 +173,27 @@ def expected_cost(p: float, decided_positive: bool, cal: Calibration, false_posi
     return (1.0 - q) * false_positive if decided_positive else q * false_negative
 
 
+def expected_on(scores: Any, cal: Calibration, costs: tuple[float, float] | None = None) -> list[float] | None:
+    """The expected error (or, with ``costs`` = (false positive, false negative), cost) of each of ``scores``, decided at 0.5.
+
+    The values a reference's probabilities would feed the estimate channel with under ``cal``:
+    their mean is the error rate (cost) expected over that probability distribution. ``None``
+    unless every score is a probability in [0, 1].
+
+    >>> cal = Calibration.from_state({"bins": 2, "size": 20, "n": [10, 10], "pos": [3, 8]})
+    >>> expected_on([0.1, 0.2, 0.9], cal), expected_on([0.9], cal, (5.0, 100.0)), expected_on([1.5], cal)
+    ([0.3, 0.3, 0.19999999999999996], [0.9999999999999998], None)
+    """
+    out: list[float] = []
+    for p in scores:
+        p = float(p)
+        if not 0.0 <= p <= 1.0:
+            return None
+        decided = p >= 0.5
+        out.append(expected_error(p, decided, cal) if costs is None else expected_cost(p, decided, cal, *costs))
+    return out
+
+
 def matrix_expected_cost(
     probs: dict[str, float], decided: str, q: float, matrix: dict[str, dict[str, float]], shares: dict[str, float] | None = None
 ) -> float:

@@ -24,6 +24,7 @@ from stream_monitor.core.estimate import (
     estimate_evidence,
     expected_cost,
     expected_error,
+    expected_on,
     matrix_expected_cost,
 )
 from stream_monitor.core.model_pages import PerformancePage
@@ -31,7 +32,9 @@ from stream_monitor.core.outputs import (  # infer_task and resolve_outputs are 
     Outputs,
     class_error,
     infer_task,
+    is_prediction_channel,
     legacy_error,
+    prediction_mismatch,
     resolve_outputs,
 )
 from stream_monitor.core.performance import class_name, class_probabilities
@@ -377,20 +380,72 @@ class ModelMonitor:
     def reset_channel(self, name: str) -> ChannelMonitor:
         """Replace channel ``name`` with a fresh one (same type, settings and ordinal), keeping its open alert episodes."""
         old = self.channels[name]
-        fresh = ChannelMonitor(
-            self.model, name, old.channel_type, old.settings, self.partition, old.ordinal, self.baseline_for(name, old.channel_type)
-        )
+        baseline = self.baseline_for(name, old.channel_type)
+        if baseline is None:
+            self.warn_unmatched(name)
+        fresh = ChannelMonitor(self.model, name, old.channel_type, old.settings, self.partition, old.ordinal, baseline)
         fresh.adopt_open_episodes(old)
         self.channels[name] = fresh
         self.dirty = True
         return fresh
 
     def baseline_for(self, name: str, channel_type: ChannelType) -> Reference | None:
-        """The baseline reference of a channel (the current version's, else the model's), when one of the right type was configured."""
-        ref = self.baseline.reference_for(self.versions[-1] if self.versions else None, name)
+        """The baseline reference of a channel (the current version's, else the model's), when one of the right type was configured.
+
+        An estimate channel the profile does not cover takes its reference from the profile's
+        probabilities and calibration when it carries one (:meth:`estimate_reference`).
+        """
+        version = self.versions[-1] if self.versions else None
+        ref = self.baseline.reference_for(version, name)
+        if ref is None and name in ESTIMATED_CHANNELS:
+            ref = self.estimate_reference(name, version)
         if ref is None or isinstance(ref, NumericReference) != (channel_type == "numeric"):
             return None
         return ref
+
+    def estimate_reference(self, name: str, version: str | None) -> NumericReference | None:
+        """A binary classifier's estimate channel's reference from its baseline: the expected error (cost) of each of the
+        profile's probabilities under the profile's calibration, decided at 0.5 (:func:`expected_on`).
+
+        None unless the profile (the version's, else the model's) carries a calibration and a
+        probability channel (``__prediction__``, else its score output's), the estimates are on and
+        the model is not a multiclass or regression one; its count is the profile's predictions.
+        """
+        cal = self.baseline.calibration_for(version)
+        if cal is None or self.estimate is None or self.task in ("multiclass", "regression") or self.class_probabilities is not None:
+            return None
+        costs = None
+        if name == ESTIMATED_COST:
+            if self.cost is None or self.cost.family != "binary":
+                return None
+            costs = (self.cost.false_positive or 0.0, self.cost.false_negative or 0.0)
+        own = self.baseline.versions.get(version) if version is not None else None
+        scores = self.baseline.reference_for(version, PREDICTION)
+        if not isinstance(scores, NumericReference):
+            keys = [n[len(_OUTPUT_PREFIX) :] for n in {*self.baseline, *(own or ())} if n.startswith(_OUTPUT_PREFIX)]
+            score = resolve_outputs(sorted(keys), self.score_output, self.class_output).score if keys else None
+            scores = self.baseline.reference_for(version, _OUTPUT_PREFIX + score) if score else None
+        values = expected_on(scores.sorted_sample, cal, costs) if isinstance(scores, NumericReference) and scores.sorted_sample.size else None
+        if values is None:
+            return None
+        ref = NumericReference.from_values(values, 0, 0, "baseline")
+        ref.count = max(ref.count, round(scores.count * (1.0 - scores.missing_rate - scores.invalid_rate)))
+        return ref
+
+    def warn_unmatched(self, name: str) -> None:
+        """Log that prediction channel ``name`` has no baseline entry while the profile (current version's, else the model's) has others."""
+        if not is_prediction_channel(name) or not (self.baseline or self.baseline.versions):
+            return
+        own = self.baseline.versions.get(self.versions[-1]) if self.versions else None
+        names = set(self.baseline) | set(own or ())
+        missing, _ = prediction_mismatch(names, [name], complete=False)
+        if missing:
+            log.warning(
+                "baseline_prediction_channel_missing", model=self.model, channel=name, partition=self.partition,
+                baseline_channels=sorted(n for n in names if is_prediction_channel(n)),
+                hint="the channel starts from a warm-up; build the profile with --prediction-column OUTPUT=COLUMN per output "
+                "(or from inference events) so that it uses the channel names run uses",
+            )  # fmt: skip
 
     def start_calibration(self) -> Calibration | None:
         """A calibration to start from: the baseline's (current version's, else the model's; learned), else one to learn; None without estimates."""
@@ -417,6 +472,8 @@ class ModelMonitor:
         if cspec is None and self._over_limit(name):
             return None
         baseline = self.baseline_for(name, ctype)
+        if baseline is None:
+            self.warn_unmatched(name)
         settings = self.spec.channel_settings(self.model, name, ctype)
         ch = ChannelMonitor(self.model, name, ctype, settings, self.partition, len(self.channels), baseline)
         self.channels[name] = ch

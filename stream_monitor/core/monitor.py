@@ -75,6 +75,7 @@ class BatchResult:
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
     retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
+    version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
 
 
 _MISSING: Any = object()
@@ -254,7 +255,7 @@ class PartitionMonitor:
         :meth:`_ingest`). Neither costs anything while nothing raises. A model version never
         seen before cuts the batch at its first row (:mod:`stream_monitor.core.versions`).
         """
-        cut, first_versions = versions.version_cut(self.models, decoded, self.baselines, self.model)
+        cut, first_versions = versions.version_cut(self.models, decoded, self.baselines, self.model, result.version_switches)
         if cut:  # a model's version changes at row ``cut``: the rows before it go to the old references
             for part in (slice(None, cut), slice(cut, None)):
                 self._monitor(

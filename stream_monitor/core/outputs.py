@@ -6,10 +6,10 @@ task is configured or inferred from its first labelled prediction (:func:`infer_
 
 from __future__ import annotations
 
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from stream_monitor.core import performance as perf
-from stream_monitor.core.spec import Task
+from stream_monitor.core.spec import PREDICTION, ModelSpec, Task
 
 SCORE_NAMES = ("y_pred_proba", "proba", "probability", "score", "y_score")
 """Output names taken for the probability / score of a dict prediction."""
@@ -116,3 +116,105 @@ def class_error(predicted: Any, label: Any) -> float:
     if p is not None and lab is not None:
         return 0.0 if p == lab else 1.0
     return 0.0 if str(predicted) == str(label) else 1.0
+
+
+# ------------------------------------------------------------------- baseline channel names
+_OUTPUT_PREFIX = PREDICTION + "."
+
+
+def is_prediction_channel(name: str) -> bool:
+    """``__prediction__`` (a scalar prediction) or ``__prediction__.<output>`` (an output of an object prediction)."""
+    return name == PREDICTION or name.startswith(_OUTPUT_PREFIX)
+
+
+def configured_prediction_channels(spec: ModelSpec | None) -> list[str]:
+    """The prediction channels a model's config says it produces: one per named output (none when no output is named).
+
+    >>> configured_prediction_channels(ModelSpec(score_output="proba", class_output="label"))
+    ['__prediction__.proba', '__prediction__.label']
+    """
+    if spec is None:
+        return []
+    return [f"{PREDICTION}.{o}" for o in dict.fromkeys((spec.score_output, spec.class_output)) if o]
+
+
+def prediction_columns(columns: str | Sequence[str] | None, spec: ModelSpec | None = None) -> dict[str, str | None]:
+    """Which training-data column feeds which prediction channel (``baseline --prediction-column``): column -> output.
+
+    ``COLUMN`` is a scalar prediction (output ``None``: channel ``__prediction__``), unless the
+    model's config names its outputs (``score_output`` / ``class_output``): its live predictions
+    are then objects, and ``COLUMN`` must be one of those outputs (channel
+    ``__prediction__.<COLUMN>``). ``OUTPUT=COLUMN`` (repeatable) says that the column holds output
+    ``OUTPUT`` of an object prediction (channel ``__prediction__.<OUTPUT>``), as ``run`` names it.
+    ``ValueError`` says what is wrong.
+
+    >>> prediction_columns("p"), prediction_columns(["proba=p", "label=y"])
+    ({'p': None}, {'p': 'proba', 'y': 'label'})
+    >>> prediction_columns("proba", ModelSpec(score_output="proba"))
+    {'proba': 'proba'}
+    """
+    if columns is None:
+        return {}
+    items = [columns] if isinstance(columns, str) else list(columns)
+    out: dict[str, str | None] = {}
+    for item in items:
+        output, eq, column = item.partition("=")
+        if not eq:
+            output, column = None, item  # type: ignore[assignment]
+        if not column or (eq and not output):
+            raise ValueError(f"--prediction-column {item!r}: expected COLUMN or OUTPUT=COLUMN")
+        if column in out:
+            raise ValueError(f"--prediction-column: column {column!r} is given twice")
+        out[column] = output or None
+    plain = [c for c, o in out.items() if o is None]
+    if plain and len(out) > 1:
+        raise ValueError("--prediction-column: give one COLUMN (a scalar prediction) or OUTPUT=COLUMN pairs (an object prediction's outputs), not both")
+    named = configured_prediction_channels(spec)
+    if plain and named:
+        outputs = [n[len(_OUTPUT_PREFIX) :] for n in named]
+        if plain[0] not in outputs:
+            raise ValueError(
+                f"--prediction-column {plain[0]!r}: the model's config names its outputs ({', '.join(map(repr, outputs))}), so its live "
+                f"prediction channels are {', '.join(named)}; say which output the column holds: --prediction-column {outputs[0]}={plain[0]}"
+            )
+        out = {plain[0]: plain[0]}
+    outputs_given = [o for o in out.values() if o is not None]
+    if len(set(outputs_given)) < len(outputs_given):
+        raise ValueError("--prediction-column: an output is given twice")
+    return out
+
+
+def prediction_mismatch(profile: Iterable[str], live: Iterable[str], complete: bool) -> tuple[list[str], list[str]]:
+    """(live prediction channels without a profile entry, profile prediction channels that match no live one).
+
+    Nothing when the profile has no prediction channel or ``live`` is empty. ``complete``: ``live``
+    is every prediction channel the model produces (seen in a sample); otherwise only named ones
+    (the config), and only the profile's ``__prediction__`` can be said to match nothing (the
+    model's predictions are objects).
+
+    >>> prediction_mismatch(["x", "__prediction__"], ["__prediction__.proba"], complete=False)
+    (['__prediction__.proba'], ['__prediction__'])
+    >>> prediction_mismatch(["__prediction__.proba", "__prediction__.extra"], ["__prediction__.proba"], complete=False)
+    ([], [])
+    """
+    have = [n for n in profile if is_prediction_channel(n)]
+    want = list(dict.fromkeys(live))
+    if not have or not want:
+        return [], []
+    missing = [n for n in want if n not in have]
+    unmatched = [n for n in have if n not in want and (complete or n == PREDICTION)]
+    return missing, unmatched
+
+
+def mismatch_text(model: str, missing: Sequence[str], unmatched: Sequence[str], profile: Iterable[str], source: str) -> str:
+    """A warning naming both sides of a prediction channel mismatch between a baseline profile and what a model produces."""
+    have = sorted(n for n in profile if is_prediction_channel(n))
+    parts = []
+    if unmatched:
+        parts.append(f"baseline channel {', '.join(unmatched)} matches no prediction channel of model {model!r} ({source})")
+    if missing:
+        parts.append(f"prediction channel {', '.join(missing)} has no entry in the profile (it has {', '.join(have)}) and starts from a warm-up")
+    return "; ".join(parts) + (
+        "; build the profile with --prediction-column OUTPUT=COLUMN for each output of an object prediction "
+        "(or from inference events), so that it uses the channel names run uses"
+    )

@@ -19,6 +19,7 @@ exchanged rows).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import structlog
@@ -35,6 +36,20 @@ MAX_VERSIONS = 16
 """Model versions remembered per model (a version seen before changes nothing)."""
 _VERSIONED = frozenset((ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS))
 _OUTPUT_PREFIX = PREDICTION + "."
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSwitch:
+    """A model switched to a version it never showed before, at the event time of that version's first row.
+
+    ``previous`` is the newest version the model showed before (None: the model's first version,
+    switched to because the config names a baseline for it).
+    """
+
+    model: str
+    previous: str | None
+    version: str
+    event_time_ms: int
 
 
 def versioned(name: str) -> bool:
@@ -85,6 +100,7 @@ def version_cut(
     decoded: Sequence[Any],
     baselines: Mapping[str, Baseline] | None = None,
     create: Callable[[str], ModelMonitor | None] | None = None,
+    switched: list[VersionSwitch] | None = None,
 ) -> tuple[int, dict[str, str]]:
     """The first row (> 0) at which a model shows a version it never showed before (0 when none does), and new models' first versions.
 
@@ -98,6 +114,7 @@ def version_cut(
     A first version with a baseline of its own (in ``baselines``, the models' baselines) is a
     switch like any new version: it cuts the batch, and at row 0 switches the model — created
     first by ``create`` when it does not exist yet — so that its channels start on that baseline.
+    Each switch is appended to ``switched`` (when given), for reports.
     """
     pending: dict[str, str] = {}  # the last version of each model in the rows so far
     first: dict[str, str] = {}  # models created by this batch: their first version
@@ -113,7 +130,7 @@ def version_cut(
                 return row, first
             m = create(name) if create is not None else None
             if m is not None:
-                switch_version(m, version)
+                _switch(m, version, d.event_time_ms, switched)
                 pending[name] = version
                 continue
         if m is None:
@@ -127,9 +144,16 @@ def version_cut(
         elif version not in m.versions:
             if row:
                 return row, first
-            switch_version(m, version)
+            _switch(m, version, d.event_time_ms, switched)
         pending[name] = version
     return 0, first
+
+
+def _switch(m: ModelMonitor, version: str, event_time_ms: int, switched: list[VersionSwitch] | None) -> None:
+    previous = m.versions[-1] if m.versions else None
+    switch_version(m, version)
+    if switched is not None:
+        switched.append(VersionSwitch(m.model, previous, version, event_time_ms))
 
 
 def record_first_versions(models: Mapping[str, ModelMonitor], first: Mapping[str, str]) -> None:

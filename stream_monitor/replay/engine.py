@@ -206,6 +206,8 @@ class ReplayEngine:
                 self.collector.add_alert(0, a)
         if self.collector is not None and result.evaluations:
             self.collector.add_evaluations(0, result.evaluations)
+        if self.collector is not None and result.version_switches:
+            self.collector.add_version_switches(result.version_switches)
         self._retraining += [r.payload for r in result.retraining]
         o.retraining += len(result.retraining)
 

@@ -21,6 +21,7 @@ from stream_monitor.core.alert import AlertEvent
 from stream_monitor.core.lifecycle import SEVERITY_RANK
 from stream_monitor.core.channel import EvaluationRecord
 from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.core.versions import VersionSwitch
 
 MAX_ALERT_ROWS = 300
 
@@ -206,6 +207,15 @@ class Distribution:
     evidence: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class VersionMark:
+    """Where a model's version changed: the event time of the new version's first row, the version before and the new one."""
+
+    event_time_ms: int
+    previous: str
+    version: str
+
+
 @dataclass(slots=True)
 class ModelReport:
     """Everything the report shows for one model."""
@@ -217,6 +227,7 @@ class ModelReport:
     fired: int
     resolved: int
     distributions: list[Distribution] = field(default_factory=list)
+    versions: list[VersionMark] = field(default_factory=list)  # version changes, in event-time order
 
     @property
     def slug(self) -> str:
@@ -287,6 +298,7 @@ class ReportData:
                         for e in mr.episodes
                     ],
                     "plots": [f"{p.slug}.svg" for p in mr.panels],
+                    "version_changes": [{"event_time": t(v.event_time_ms), "from": v.previous, "to": v.version} for v in mr.versions],
                 }
                 for mr in self.models
             ],
@@ -313,6 +325,7 @@ class ReportCollector:
         self.alerts_total = 0
         self._seq: dict[int, int] = defaultdict(int)
         self.distributions: dict[tuple[str, str], Distribution] = {}
+        self.versions: dict[str, list[VersionMark]] = defaultdict(list)
 
     def observe_time(self, t: int) -> None:
         """Widen the report's time span to include ``t``."""
@@ -330,6 +343,13 @@ class ReportCollector:
             if d is None:
                 d = series[key] = Downsampler(self.max_points)
             d.add(e.event_time_ms, e.statistic, e.threshold, e.breached)
+
+    def add_version_switches(self, switches: Iterable[VersionSwitch]) -> None:
+        """Add model version switches (a model's first version, which changes nothing shown, is left out)."""
+        for s in switches:
+            if s.previous is not None:
+                self.versions[s.model].append(VersionMark(s.event_time_ms, s.previous, s.version))
+                self.observe_time(s.event_time_ms)
 
     def add_alert(self, partition: int, a: AlertEvent) -> None:
         """Add one alert event of one partition."""
@@ -462,7 +482,7 @@ class ReportCollector:
                 Panel(model_name, ch_name, detector, eps[0].kind, series, eps, ref_text, fired, resolved, min(e.start_ms for e in eps), realised)
             )
         models: list[ModelReport] = []
-        for name in sorted({m for m, _ in rows} | set(episodes_by_model)):
+        for name in sorted({m for m, _ in rows} | set(episodes_by_model) | {m for m, v in self.versions.items() if v}):
             chans = [r for (m, _), r in rows.items() if m == name]
             chans.sort(key=lambda r: (r.first_ms is None, r.first_ms or 0, r.channel))
             panels = sorted(panels_by_model.get(name, []), key=lambda p: (p.first_ms, p.channel, p.detector))
@@ -470,7 +490,8 @@ class ReportCollector:
             fired = sum(r.fired for r in chans)
             resolved = sum(r.resolved for r in chans)
             dists = sorted((d for (m, _), d in self.distributions.items() if m == name), key=lambda d: (d.event_time_ms, d.channel))
-            models.append(ModelReport(name, chans, panels, eps, fired, resolved, dists))
+            marks = sorted(set(self.versions.get(name, ())), key=lambda v: (v.event_time_ms, v.previous, v.version))
+            models.append(ModelReport(name, chans, panels, eps, fired, resolved, dists, marks))
         models.sort(key=lambda m: (not m.episodes, min((e.start_ms for e in m.episodes), default=0), m.name))
         alerts = [row for _, row in sorted(self._alert_heap, key=lambda kv: tuple(-x for x in kv[0]))]
         return ReportData(meta, start, end, models, alerts, self.alerts_total)

@@ -5,6 +5,7 @@ of firing episodes (one row per channel, its detectors named, shaded by severity
 channel's reference vs current distribution when it fired, a table of every
 channel (type, reference, detectors, alerts fired/resolved, time firing), and for each detector
 that alerted, its statistic over event time against the threshold with the firing spans shaded.
+A model's version changes are listed in its section and drawn on its timeline and plots.
 """
 
 from __future__ import annotations
@@ -135,6 +136,22 @@ def _panel_caption(p: Panel, span: int) -> str:
     )
 
 
+MAX_VERSION_CHANGES_LISTED = 20
+
+
+def _version_line(model: ModelReport, span: int) -> str:
+    """The model's version changes (event time, old → new), as a line of its section; empty when there are none."""
+    if not model.versions:
+        return ""
+    shown = model.versions[:MAX_VERSION_CHANGES_LISTED]
+    items = "; ".join(f"{esc(short_time(v.event_time_ms, span))} <b>{esc(v.previous)} → {esc(v.version)}</b>" for v in shown)
+    more = f" (+{len(model.versions) - len(shown)} more)" if len(model.versions) > len(shown) else ""
+    return (
+        f'<p class="versions">Model version changed: {items}{esc(more)} '
+        '<span class=muted>(dashed purple lines on the plots; prediction and performance channels restart their reference there)</span></p>'
+    )
+
+
 def _alerts_table(data: ReportData) -> str:
     if not data.alerts:
         return ""
@@ -199,6 +216,7 @@ def render_html(data: ReportData) -> str:
             else _badge(None, "no alerts")
         )
         parts.append(f'<section class="card" id="model-{esc(model.slug)}"><h2>{esc(model.name)} {badge}</h2>')
+        parts.append(_version_line(model, span))
         if model.episodes:
             parts.append('<h3>Firing episodes over event time</h3><div class="timeline">')
             parts.append(timeline_svg(model, start, end))
@@ -215,7 +233,7 @@ def render_html(data: ReportData) -> str:
         if model.panels:
             parts.append("<h3>Detector statistics of alerting channels</h3><div class=grid>")
             for p in model.panels:
-                parts.append(f'<figure id="{esc(p.slug)}">{panel_svg(p, start, end)}<figcaption>{_panel_caption(p, span)}</figcaption></figure>')
+                parts.append(f'<figure id="{esc(p.slug)}">{panel_svg(p, start, end, versions=model.versions)}<figcaption>{_panel_caption(p, span)}</figcaption></figure>')
             parts.append("</div>")
         parts.append("</section>")
     parts.append(_alerts_table(data))
@@ -244,7 +262,7 @@ def write_report_dir(data: ReportData, directory: Path) -> list[Path]:
             files.append(p)
         for panel in model.panels:
             p = d / f"{panel.slug}.svg"
-            p.write_text(panel_svg(panel, start, end) + "\n", encoding="utf-8")
+            p.write_text(panel_svg(panel, start, end, versions=model.versions) + "\n", encoding="utf-8")
             files.append(p)
     summary = d / "summary.json"
     summary.write_bytes(orjson.dumps(data.to_summary(), option=orjson.OPT_INDENT_2) + b"\n")

@@ -8,11 +8,12 @@ from __future__ import annotations
 import html
 import math
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from stream_monitor.core import events as ev
-from stream_monitor.report.collect import Episode, ModelReport, Panel
+from stream_monitor.report.collect import Episode, ModelReport, Panel, VersionMark
 
+VERSION_COLOR = "#6a3d9a"
 SEVERITY_COLORS = {"info": "#3b82c4", "warning": "#f0a020", "critical": "#d62728"}
 SERIES_COLORS = ("#1f4e8c", "#2a9d8f", "#7b4fa8", "#8c564b", "#e76f51", "#5f6b7a")
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
@@ -129,8 +130,22 @@ def _time_axis(xs: _XScale, y: float, top: float, lines: list[str], grid: bool =
         lines.append(f'<text x="{x:.1f}" y="{y + 15:.1f}" text-anchor="middle" fill="#555">{esc(format_tick(t, span))}</text>')
 
 
+def _version_marks(out: list[str], xs: _XScale, marks: Sequence[VersionMark], top: float, bottom: float, model: str) -> None:
+    """A dashed vertical line where the model's version changed, labelled with the new version (old → new on hover)."""
+    for v in marks:
+        if not xs.start <= v.event_time_ms <= xs.end:
+            continue
+        x = xs(v.event_time_ms)
+        anchor, dx = ("end", -3) if x > (xs.x0 + xs.x1) / 2 else ("start", 3)
+        out.append(
+            f'<g class="version-change"><title>{esc(f"{model}: model version {v.previous} → {v.version} at {ev.format_event_time(v.event_time_ms)}")}</title>'
+            f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="{VERSION_COLOR}" stroke-width="1.4" stroke-dasharray="2,3" />'
+            f'<text x="{x + dx:.1f}" y="{top + 10:.1f}" text-anchor="{anchor}" font-size="10" fill="{VERSION_COLOR}">{esc(_clip(v.version, 24))}</text></g>'
+        )
+
+
 def timeline_svg(model: ModelReport, start: int, end: int, width: int = 1300) -> str:
-    """One row per channel that fired (its detectors and partitions named); bars = firing episodes."""
+    """One row per channel that fired (its detectors and partitions named); bars = firing episodes; model version changes marked."""
     rows: dict[str, list[Episode]] = {}
     for e in model.episodes:
         rows.setdefault(e.channel, []).append(e)
@@ -155,6 +170,7 @@ def timeline_svg(model: ModelReport, start: int, end: int, width: int = 1300) ->
         # warning first, critical on top: the row shows the worst severity at each moment
         for e in sorted(episodes, key=lambda e: SEVERITY_ORDER.get(e.severity, 0)):
             _episode_bars(out, xs, e, y, row_h, end)
+    _version_marks(out, xs, model.versions, top, axis_y, model.name)
     out.append("</svg>")
     return "".join(out)
 
@@ -191,8 +207,8 @@ def _episode_title(e: Episode, end: int) -> str:
     return f"{e.model}/{e.channel} {e.detector} [{e.severity}] from {ev.format_event_time(e.start_ms)} {until}{peak}; p{e.partition}; {duration(span)}"
 
 
-def panel_svg(panel: Panel, start: int, end: int, width: int = 640, height: int = 220) -> str:
-    """The statistic over event time, the threshold (dashed) and the firing spans (shaded)."""
+def panel_svg(panel: Panel, start: int, end: int, width: int = 640, height: int = 220, versions: Sequence[VersionMark] = ()) -> str:
+    """The statistic over event time, the threshold (dashed), the firing spans (shaded) and the model's version changes."""
     left, right, top, bottom = 58, 14, 10, 30
     xs = _XScale(start, end, left, width - right)
     values = [v for s in (*panel.series, *panel.realised) for _, v in s.points]
@@ -244,6 +260,7 @@ def panel_svg(panel: Panel, start: int, end: int, width: int = 640, height: int 
         if pts:
             x, y = pts[-1]
             out.append(f'<text x="{min(x + 3, width - right - 40):.1f}" y="{y + 12:.1f}" fill="#555">realised</text>')
+    _version_marks(out, xs, versions, y1, y0, panel.model)
     if not values:
         out.append(f'<text x="{(left + width - right) / 2}" y="{(y0 + y1) / 2}" text-anchor="middle" fill="#888">no statistic reported</text>')
     out.append("</svg>")
