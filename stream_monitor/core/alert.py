@@ -146,12 +146,17 @@ def _also(t: ChannelTrigger) -> str:
 def _page_words(t: ChannelTrigger) -> tuple[str, str]:
     """What a model's performance page adds: (to the summary, to the description); empty for other pages."""
     ev = t.evidence or {}
+    money = ""
+    if "money" in ev:  # what the decisions cost now, whichever metric leads
+        m = ev["money"]
+        words = evi.cost_headline({"cost": m, "reference": {"kind": m["reference_kind"]}}, "agreed_channels" not in ev)
+        money = f"; {'estimated ' if m['channel'] == '__estimated_cost__' else ''}{'cost ' if 'agreed_channels' not in ev else ''}{words}"
     if "channels" in ev:
         others = [evi.channel_words(c["channel"]) for c in ev["channels"] if c["channel"] != t.channel]
         lines = [f"- {evi.channel_words(c['channel'])}: {c['detector']}, {c['severity']} since {c['since']}" for c in ev["channels"]]
-        return (f"; also moving: {', '.join(others)}" if others else ""), "\nThe model's performance metrics on this page:\n" + "\n".join(lines)
+        return (f"; also moving: {', '.join(others)}" if others else "") + money, "\nThe model's performance metrics on this page:\n" + "\n".join(lines)
     if "agreed_channels" in ev:
-        return "", f"\nMetrics that moved during the episode: {', '.join(evi.channel_words(c) for c in ev['agreed_channels'])}."
+        return money, f"\nMetrics that moved during the episode: {', '.join(evi.channel_words(c) for c in ev['agreed_channels'])}."
     return "", ""
 
 
@@ -178,7 +183,7 @@ def _texts(
             summary = f"{where}: {main} since {format_event_time(starts_ms)}{detail}{owners}{_also(t) if t.grouped else ''}{page_summary}"
         else:
             back = f" at {format_event_time(t.ended_ms)}" if t.ended_ms is not None else ""
-            summary = f"resolved: {where}: {main}{back}{detail}{owners}"
+            summary = f"resolved: {where}: {main}{back}{detail}{owners}{page_summary}"
         window = "the window"
         if t.window_start_ms is not None and t.window_end_ms is not None:
             window = f"the last {t.window_count:,} observations, {format_event_time(t.window_start_ms)} → {format_event_time(t.window_end_ms)}"

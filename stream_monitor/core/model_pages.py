@@ -13,7 +13,9 @@ published; the model's performance page is:
   the lead's, so the resolve carries the label set of its last published event;
 - its evidence lists the members firing at that moment (``channels``: channel, lead detector,
   severity, since when) and, when it resolves, every channel that joined during the episode
-  (``agreed_channels``).
+  (``agreed_channels``);
+- with a cost model, it says what the decisions cost now (``money``: the ``__cost__`` window against its
+  reference, per 1,000 predictions, else the estimated cost's), whichever metric leads.
 
 Members are the metric channels (:data:`MEMBER_CHANNELS`, per-class ones included): ``__error__``,
 ``__error_rate__``, ``__abs_error__``, the scored channels and the estimates. ``__label__`` (the
@@ -38,9 +40,10 @@ import dataclasses
 from typing import Any, Callable
 
 from stream_monitor.core.events import format_event_time
+from stream_monitor.core.evidence import performance_evidence
 from stream_monitor.core.lifecycle import SEVERITY_RANK, Transition, fingerprint, more_severe
 from stream_monitor.core.series import ChannelTrigger, standing_trigger
-from stream_monitor.core.spec import ABS_ERROR, ERROR, ERROR_RATE, ESTIMATED_CHANNELS, SCORED_CHANNELS, base_channel
+from stream_monitor.core.spec import ABS_ERROR, COST, ERROR, ERROR_RATE, ESTIMATED_CHANNELS, ESTIMATED_COST, SCORED_CHANNELS, base_channel
 
 PAGE_CHANNEL = "__performance__"
 """The performance page's name in its fingerprint (no channel has this name)."""
@@ -194,7 +197,29 @@ def _page_trigger(page: PerformancePage, t: ChannelTrigger, transition: Transiti
         evidence["agreed_channels"] = list(page.agreed)
     else:
         evidence["channels"] = [_member(c, severity, m.channels.get(c)) for c, severity in page.members.items()]
+    money = _money(m, base.channel)
+    if money is not None:
+        evidence["money"] = money
     return dataclasses.replace(base, evidence=evidence)
+
+
+def _money(m: Any, lead: str) -> dict[str, Any] | None:
+    """What the model's decisions cost now against the reference, per 1,000 predictions, when it has a cost model.
+
+    From ``__cost__`` (realised), else ``__estimated_cost__``, over that channel's window; None when neither
+    has a reference and values yet, or when the lead is that channel (its own headline says it in money).
+    """
+    for name in (COST, ESTIMATED_COST):
+        ch = m.channels.get(name)
+        if ch is None or ch.reference is None or name == lead:
+            continue
+        values = ch.window_values()
+        if not values.size:
+            continue
+        block = performance_evidence(name, ch.reference, values, ch.settings).get("cost")
+        if block is not None:
+            return {"channel": name, "reference_kind": ch.reference.kind, **block}
+    return None
 
 
 def _member(channel: str, severity: str, ch: Any) -> dict[str, Any]:

@@ -67,6 +67,15 @@ def test_a_concept_drift_is_one_page_that_fires_escalates_and_resolves(by_model:
     assert "Metrics that moved during the episode: " in resolved["annotations"]["description"]
 
 
+def test_the_page_says_what_the_decisions_cost_whichever_metric_leads(by_model: list[dict[str, Any]]) -> None:
+    first, _, resolved = by_model
+    assert first["feature"] != "__cost__"
+    money = first["evidence"]["money"]
+    assert money["channel"] == "__cost__" and money["currency"] == "EUR" and money["change_per_1k"] > 0
+    assert f"; cost +{money['change_per_1k']:,.0f} EUR per 1k predictions vs warm-up reference" in first["annotations"]["summary"]
+    assert "; cost back to " in resolved["annotations"]["summary"]
+
+
 def test_the_page_names_the_metrics_moving_with_its_lead(by_model: list[dict[str, Any]]) -> None:
     escalated = by_model[1]
     members = escalated["evidence"]["channels"]
