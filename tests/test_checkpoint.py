@@ -188,14 +188,20 @@ def test_a_commit_is_due_soon_only_with_something_in_the_transaction_and_every_i
     ends = {TP0: SimpleNamespace(position=5, highwater=5), TP1: SimpleNamespace(position=3, highwater=9)}
     cp.consumer._subscription = SimpleNamespace(assignment=ends)  # what kafka_compat.caught_up reads
     now[0] = 0.1
-    assert not cp.due_soon(0.05, [TP0])  # nothing sent: nobody waits
+    assert not cp.due_soon(0.05, [TP0], True)  # nothing sent: nobody waits
     cp.ensure_transaction()
-    assert cp.due_soon(0.05, [TP0])
-    assert not cp.due_soon(0.05, [TP0, TP1])  # TP1 has records left: they go with the next batch
-    assert not cp.due_soon(0.2, [TP0])  # too soon after the last commit
+    assert cp.due_soon(0.05, [TP0], True)
+    assert not cp.due_soon(0.05, [TP0], False)  # no reads-only commits here (input partitioning)
+    assert not cp.due_soon(0.05, [TP0, TP1], True)  # TP1 has records left: they go with the next batch
+    assert not cp.due_soon(0.2, [TP0], True)  # too soon after the last commit
     cp.commit({}, reads_only=True)
     cp.ensure_transaction()
-    assert not cp.due_soon(0.05, [TP0]) and not cp.due(0.25)  # a reads-only commit counts for the soon bound only
+    assert not cp.due_soon(0.05, [TP0], True) and not cp.due(0.25)  # a reads-only commit counts for the soon bound only
+    now[0] = 0.2
+    cp.ensure_transaction(judged=True)  # a dead letter of judging: nobody waits for it
+    assert not cp.due_soon(0.05, [TP0], True)
+    cp.add_alerts(["alert"])  # type: ignore[list-item]
+    assert cp.due_soon(0.05, [TP0], True) and cp.due_soon(0.05, [TP0], False)  # a full checkpoint, in either topology
     now[0] = 0.26
     assert cp.due(0.25)
 

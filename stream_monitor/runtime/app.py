@@ -213,7 +213,7 @@ class MonitorApp:
                 self._release_idle()
                 if self.checkpoint.due(k.commit_interval_ms / 1000.0):
                     self._checkpoint_or_recover()
-                elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading()):  # readers wait: see the callee
+                elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic)):  # readers wait
                     self._checkpoint_or_recover(reads_only=bool(self.repartition_topic) and not self.checkpoint.judged_in_txn)
             self._checkpoint_or_recover()
         except FatalError as exc:

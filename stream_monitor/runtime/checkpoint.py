@@ -132,23 +132,27 @@ class Checkpoint:
         """Has ``interval_s`` passed since the last checkpoint began?"""
         return self.clock() - self.last_commit_at >= interval_s
 
-    def due_soon(self, soon_s: float, reading: Iterable[TopicPartition]) -> bool:
-        """Should the open transaction commit now, ``soon_s`` after the last checkpoint, because readers wait for it?
+    def due_soon(self, soon_s: float, reading: Iterable[TopicPartition], reads_only: bool) -> bool:
+        """Should the open transaction commit now, ``soon_s`` after the last commit, because readers wait for it?
 
         Records sent in a transaction are invisible to ``read_committed`` readers until it commits:
         the judge of the internal topic waits for rows and progress records, the alerts' readers
-        for the alerts. So once the open transaction holds anything and every partition of
-        ``reading`` is read to its end (nothing left to batch with), a commit is due after
-        ``soon_s`` (exactly-once only: otherwise records are visible once sent). A monitor behind
-        its input is never read to its end and commits every ``commit_interval_ms`` as before.
+        for the alerts. So once every partition of ``reading`` is read to its end (nothing left to
+        batch with), a commit is due after ``soon_s`` when the open transaction holds alerts or
+        retraining events (a full checkpoint), or only what reading sent and ``reads_only`` commits
+        are possible (the by-model topology). Dead letters of judging alone wait for the interval.
+        Exactly-once only: otherwise records are visible once sent. A monitor behind its input is
+        never read to its end and commits every ``commit_interval_ms`` as before.
 
-        >>> cp = Checkpoint(None, None, None, True, "c", 1000, set(), clock=iter([0.0, 0.01, 0.1]).__next__)
-        >>> cp.due_soon(0.05, []), cp.txn_open
+        >>> cp = Checkpoint(None, None, None, True, "c", 1000, set(), clock=iter([0.0, 0.01, 0.1, 0.1]).__next__)
+        >>> cp.due_soon(0.05, [], True), cp.txn_open
         (False, False)
-        >>> cp.txn_open = True; cp.due_soon(0.05, []), cp.due_soon(0.05, [])
-        (False, True)
+        >>> cp.txn_open = True; cp.due_soon(0.05, [], True), cp.due_soon(0.05, [], True), cp.due_soon(0.05, [], False)
+        (False, True, False)
         """
         if not self.txn_open or self.clock() - self.last_any_commit_at < soon_s:
+            return False
+        if not (self.pending_alerts or self.pending_retraining or (reads_only and not self.judged_in_txn)):
             return False
         return all(kafka_compat.caught_up(self.consumer, tp) for tp in reading)
 
