@@ -517,13 +517,20 @@ def latency_stream(rate: float, seconds: float, models: int, start_ms: int | Non
         streams.append(list(encoded(spec)))
     values: list[bytes] = []
     parts: list[int] = []
+    # the streams step event time in whole milliseconds per model (``interval_ms``), which runs ahead
+    # of the send schedule when models * 1000 / rate is not a whole number (at 5,000/s and 4 models:
+    # 1 ms instead of 0.8 ms, 1.25 s of event time per second): restamp each record with its send time
+    # in the schedule, so that ``max_lateness_seconds`` of event time is that much wall time
+    loads, dumps = orjson.loads, orjson.dumps
     for i in range(per_model):
         for k in range(models):
-            values.append(streams[k][i])
+            event = loads(streams[k][i])
+            event["ts"] = first_ms + int((i * models + k) * 1000 / rate)
+            values.append(dumps(event))
             parts.append(k)
     info = {
         "records": len(values), "models": models, "drifting_features_per_model": drifting, "drift_gap_records": gap,
-        "first_drift_at_record": warm, "event_interval_ms_per_model": interval_ms,
+        "first_drift_at_record": warm, "event_interval_ms_per_model": round(models * 1000.0 / rate, 3),
     }
     return values, parts, info
 
@@ -562,8 +569,13 @@ def _wait_judged(bootstrap: str, group: str, topic: str, records: int, timeout_s
         ends_of.close()
 
 
-def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, models: int, out_dir: Path, lateness_s: float | None = None) -> dict[str, Any]:
-    """Event -> alert latency of a ``run`` subprocess; ``lateness_s`` sets its ``max_lateness_seconds`` (None: the default)."""
+def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, models: int, out_dir: Path, lateness_s: float | None = None,
+                trace: bool = False, config: str = "") -> dict[str, Any]:
+    """Event -> alert latency of a ``run`` subprocess; ``lateness_s`` sets its ``max_lateness_seconds`` (None: the default).
+
+    ``trace``: run the monitor under :mod:`bench.latency_trace` and add the per-stage breakdown
+    (``breakdown``); ``config``: more YAML lines for the monitor's config file (experiments).
+    """
     from kafka import KafkaProducer, TopicPartition
     from kafka.errors import KafkaTimeoutError
 
@@ -583,8 +595,10 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
     }
     prof = os.environ.get("BENCH_MONITOR_PROFILE")  # write a cProfile of the monitor subprocess here
     config_path = out_dir / f"latency-{uid}.yaml"
-    config_path.write_text(f"max_lateness_seconds: {lateness}\n")
-    cmd = [sys.executable, *(["-m", "cProfile", "-o", prof] if prof else []), "-m", "stream_monitor", "--log-format", "json", "run", "--config", str(config_path),
+    config_path.write_text(f"max_lateness_seconds: {lateness}\n{config}")
+    trace_path = out_dir / f"latency-trace-{uid}.jsonl"
+    entry = ["-m", "bench.latency_trace", str(trace_path)] if trace else ["-m", "stream_monitor"]
+    cmd = [sys.executable, *(["-m", "cProfile", "-o", prof] if prof else []), *entry, "--log-format", "json", "run", "--config", str(config_path),
            "--bootstrap-servers", bootstrap, "--input-topic", topic, "--alerts-topic", alerts_topic, "--group-id", group, "--metrics-port", "0"]
     log_file = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
@@ -685,6 +699,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         return lat_ms[min(len(lat_ms) - 1, int(round(q * (len(lat_ms) - 1))))]
 
     return {
+        **({"breakdown": _breakdown(trace_path, topic, sent_at, values, model_of, partitions, received, lateness)} if trace else {}),
         "max_lateness_seconds": lateness,
         "target_rate": rate,
         "achieved_rate": len(values) / produce_seconds,
@@ -704,6 +719,16 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "latency = time the alert was polled by a "
         "read_committed consumer minus the time the record it points at (alert source partition/offset) was handed to the producer",
     }
+
+
+def _breakdown(trace_path: Path, topic: str, sent_at: dict[int, list[float]], values: list[bytes], model_of: list[int], partitions: int,
+               received: list[tuple[float, int, int, str, str]], lateness_s: float) -> dict[str, Any]:
+    from bench.latency_trace import breakdown
+
+    ts_of: dict[int, list[int]] = {p: [] for p in range(partitions)}
+    for v, k in zip(values, model_of):
+        ts_of[k % partitions].append(orjson.loads(v)["ts"])
+    return breakdown(trace_path, topic, sent_at, ts_of, received, round(lateness_s * 1000))
 
 
 def _machine_cpu() -> tuple[float, float]:

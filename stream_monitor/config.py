@@ -68,6 +68,8 @@ class KafkaSettings(_Section):
     exactly_once: bool = True
     transactional_id: str | None = None  # default: "<group_id>-<instance>"
     commit_interval_ms: int = Field(default=250, gt=0, le=60_000)
+    # sooner, when the open transaction holds records someone waits for and the inputs are read to their end
+    min_commit_interval_ms: int = Field(default=50, gt=0, le=60_000)
     max_poll_records: int = Field(default=5000, gt=0)
     poll_timeout_ms: int = Field(default=100, ge=0)
     session_timeout_ms: int = Field(default=10_000, gt=0)
@@ -88,7 +90,7 @@ class KafkaSettings(_Section):
     # when they are caught up, so a slow or moving partition is waited for, not skipped
     idle_timeout_ms: int = Field(default=300_000, gt=0)
     # how often at most an input partition tells a by-model partition it got no rows how far it read
-    progress_interval_ms: int = Field(default=200, gt=0)
+    progress_interval_ms: int = Field(default=50, gt=0)
     repartition_topic: str | None = None  # default: "<group_id>-by-model"
     repartition_partitions: int | None = Field(default=None, ge=1)  # default: input partition count
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -142,6 +142,70 @@ def test_retraining_events_go_in_the_open_transaction_and_count_only_once_it_com
     assert not cp.pending_retraining
 
 
+def test_a_reads_only_commit_commits_the_inputs_offsets_without_state_and_leaves_the_state_partitions_pending():
+    """Rows and progress records for the judge wait for a commit to become visible; a commit of
+    what reading sent needs no state (reading keeps none): the input offsets commit with the rows,
+    the state partition's offset and its changed items wait for the next full checkpoint."""
+    cp, calls = make()
+    raw = TopicPartition("raw", 0)  # an input partition read and forwarded (not a state topic)
+    cp.ensure_transaction()
+    calls.append(("send", "by-model", b"m", b"rows", 0))  # what the forwarder sends
+    cp.processed(raw, 12)
+    cp.processed(TP0, 3)  # the judge read the state partition up to here
+    task = FakeTask({"c\x1fm\x1fx": b"state"})
+    result = cp.commit({0: task}, reads_only=True)
+    assert [c[0] for c in calls] == ["begin", "send", "send_offsets", "commit"]
+    assert calls[2] == ("send_offsets", {raw: 12})
+    assert result is not None and result.offsets == {raw: 12} and result.state_bytes == 0
+    assert cp.committed_offsets == {raw: 12} and cp.pending_offsets == {TP0: 3} and cp.committed_items == {}
+    assert task.dirty and not cp.txn_open
+    cp.ensure_transaction()
+    result = cp.commit({0: task})  # the next full checkpoint takes the rest
+    assert result is not None and result.offsets == {TP0: 3} and cp.committed_items == {0: {"c\x1fm\x1fx": b"state"}}
+    assert not cp.pending_offsets
+
+
+def test_output_of_judging_in_the_transaction_refuses_a_reads_only_commit():
+    cp, _ = make()
+    cp.ensure_transaction()
+    cp.ensure_transaction(judged=True)  # an alert went in: its state must commit with it
+    cp.add_alerts(["alert"])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        cp.commit({}, reads_only=True)
+    assert cp.commit({}).alerts == ["alert"] and not cp.judged_in_txn  # type: ignore[union-attr]
+    cp_alo, _ = make(exactly_once=False)
+    with pytest.raises(ValueError):
+        cp_alo.commit({}, reads_only=True)
+
+
+def test_a_commit_is_due_soon_only_with_something_in_the_transaction_and_every_input_read_to_its_end():
+    from types import SimpleNamespace
+
+    now = [0.0]
+    cp, _ = make()
+    cp.clock = lambda: now[0]
+    cp.last_commit_at = cp.last_any_commit_at = 0.0
+    ends = {TP0: SimpleNamespace(position=5, highwater=5), TP1: SimpleNamespace(position=3, highwater=9)}
+    cp.consumer._subscription = SimpleNamespace(assignment=ends)  # what kafka_compat.caught_up reads
+    now[0] = 0.1
+    assert not cp.due_soon(0.05, [TP0], True)  # nothing sent: nobody waits
+    cp.ensure_transaction()
+    assert cp.due_soon(0.05, [TP0], True)
+    assert not cp.due_soon(0.05, [TP0], False)  # no reads-only commits here (input partitioning)
+    assert not cp.due_soon(0.05, [TP0, TP1], True)  # TP1 has records left: they go with the next batch
+    assert not cp.due_soon(0.2, [TP0], True)  # too soon after the last commit
+    cp.commit({}, reads_only=True)
+    cp.ensure_transaction()
+    assert not cp.due_soon(0.05, [TP0], True) and not cp.due(0.25)  # a reads-only commit counts for the soon bound only
+    now[0] = 0.2
+    cp.ensure_transaction(judged=True)  # a dead letter of judging: nobody waits for it
+    assert not cp.due_soon(0.05, [TP0], True)
+    cp.add_alerts(["alert"])  # type: ignore[list-item]
+    assert cp.due_soon(0.05, [TP0], True) and cp.due_soon(0.05, [TP0], False)  # a full checkpoint, in either topology
+    now[0] = 0.26
+    assert cp.due(0.25)
+
+
 def test_nothing_pending_means_no_transaction():
     cp, calls = make()
     assert cp.commit({0: FakeTask()}) is None

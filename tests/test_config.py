@@ -86,7 +86,7 @@ def test_no_file_gives_the_zero_config_defaults():
     cfg = load_config(None, env={})
     assert cfg.models == {} and cfg.discover_models
     assert cfg.kafka.input_topics == ["inference-events"] and cfg.kafka.alerts_topic == "drift-alerts"
-    assert cfg.kafka.progress_interval_ms == 200
+    assert cfg.kafka.progress_interval_ms == 50
 
 
 @pytest.mark.parametrize(

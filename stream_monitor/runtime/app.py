@@ -31,7 +31,7 @@ from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig
 from stream_monitor.core import exchange
-from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition, format_event_time
+from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
 from stream_monitor.core.intake import read_inference, read_labels
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
@@ -42,7 +42,7 @@ from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
-from stream_monitor.runtime.records import fitted_dead_letter
+from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter
 from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
@@ -213,6 +213,8 @@ class MonitorApp:
                 self._release_idle()
                 if self.checkpoint.due(k.commit_interval_ms / 1000.0):
                     self._checkpoint_or_recover()
+                elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic)):  # readers wait
+                    self._checkpoint_or_recover(reads_only=bool(self.repartition_topic) and not self.checkpoint.judged_in_txn)
             self._checkpoint_or_recover()
         except FatalError as exc:
             self.log.error("monitor_fatal", error=str(exc))
@@ -367,7 +369,7 @@ class MonitorApp:
                         continue
                 inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
                 run = functools.partial(self._judge_records, task, tp)
-                self.guard.feed(tp, [r.offset for r in records], inputs, run, self._emit, self._send_dead_letter)
+                self.guard.feed(tp, [r.offset for r in records], inputs, run, self._emit, functools.partial(self._send_dead_letter, judged=True))
                 task.carriers.read((tp.topic, tp.partition), records[-1].offset + 1)
             self.stats.records += len(records)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
@@ -418,22 +420,13 @@ class MonitorApp:
         self.idle.arrived(tp.partition, {r.source for r in rows})
         late = task.take(rows)
         result = task.release(record_evaluations=True)
-        dead += [self._late(task, row) for row in late]
+        dead += [late_dead_letter(task, row, self.spec.max_lateness_seconds) for row in late]
         if dead:
             result.dead_letters[:0] = dead
             for dl in dead:
                 result.invalid_by_reason[str(dl.reason)] += 1
         self.metrics.late.inc(len(late))
         return result
-
-    def _late(self, task: PartitionMonitor, row: exchange.Row) -> DeadLetter:
-        merger = task.order if row.kind == exchange.INFERENCE else task.label_order
-        frontier = merger.frontier[0] if merger.frontier is not None else row.key[0]
-        detail = (
-            f"event time {format_event_time(row.key[0])} came after events up to {format_event_time(frontier)} "
-            f"were judged (more than max_lateness_seconds={self.spec.max_lateness_seconds:g} behind its partition)"
-        )
-        return DeadLetter(DeadLetterReason.LATE, detail, row.raw(), row.position)
 
     def _release_idle(self) -> None:
         """Caught-up input partitions, and those silent for ``idle_timeout_ms``, stop holding back a task's event-time order."""
@@ -454,10 +447,12 @@ class MonitorApp:
         try:
             with fenced_is_fatal("while forwarding"):
                 self.forwarder.flush()
-                inputs = [tp for tp in self.owned if tp.topic != self.repartition_topic]
-                self.forwarder.announce(functools.partial(caught_up, self.consumer), inputs)
+                self.forwarder.announce(functools.partial(caught_up, self.consumer), self._reading())
         except KafkaError as exc:
             self._recover(exc)
+
+    def _reading(self) -> list[TopicPartition]:  # owned partitions not written by us (the internal topic is)
+        return [tp for tp in self.owned if tp.topic != self.repartition_topic]
 
     def _emit(self, result: BatchResult) -> None:
         self.metrics.observe_limit_hits(result.limits_exceeded)
@@ -468,7 +463,7 @@ class MonitorApp:
             return
         k = self.cfg.kafka
         with fenced_is_fatal("while sending"):
-            self.checkpoint.ensure_transaction()
+            self.checkpoint.ensure_transaction(judged=True)
             for alert in result.alerts:
                 self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
             self.checkpoint.send_retraining(self.spec.retraining.topic, result.retraining)
@@ -482,10 +477,10 @@ class MonitorApp:
             self.metrics.invalid.labels(reason).inc(n)
         self.metrics.channel_values.inc(result.channel_values)
 
-    def _send_dead_letter(self, dl: DeadLetter) -> None:
+    def _send_dead_letter(self, dl: DeadLetter, judged: bool = False) -> None:
         reason = str(dl.reason)
         with fenced_is_fatal("while sending"):
-            self.checkpoint.ensure_transaction()
+            self.checkpoint.ensure_transaction(judged)
             self.producer.send(self.cfg.kafka.dlq_topic, value=self._fitted(dl), headers=[("reason", reason.encode())])
         self.stats.dead_letters += 1
         self.stats.invalid_by_reason[reason] += 1
@@ -528,25 +523,25 @@ class MonitorApp:
         self._new_producer()
 
     # ------------------------------------------------------------- checkpoint
-    def _checkpoint_or_recover(self) -> None:
+    def _checkpoint_or_recover(self, reads_only: bool = False) -> None:
         cp = self.checkpoint
         cp.in_flight_since = cp.clock()
         try:
             with fenced_is_fatal("while committing"):
-                self._commit()
+                self._commit(reads_only)
             cp.failing_since = None
         except KafkaError as exc:
             self._recover(exc)
         finally:
             cp.in_flight_since = None
 
-    def _commit(self) -> None:
-        for task in self.tasks.values():  # a state partition's offset: its oldest record with rows still waiting
+    def _commit(self, reads_only: bool = False) -> None:
+        for task in self.tasks.values() if not reads_only else ():  # a state partition's offset: its oldest record with rows still waiting
             for (topic, partition), offset in task.carriers.commit_offsets().items():
                 tp = TopicPartition(topic, partition)
                 if tp in self.owned:
                     self.checkpoint.processed(tp, offset)
-        result = self.checkpoint.commit(self.tasks)
+        result = self.checkpoint.commit(self.tasks, reads_only)
         if result is None:
             return
         self.guard.committed(result.offsets)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from kafka import TopicPartition
 
@@ -92,20 +92,27 @@ class Checkpoint:
     pending_alerts: list[Alert] = field(default_factory=list)
     pending_retraining: list[Retraining] = field(default_factory=list)
     txn_open: bool = False
-    last_commit_at: float = 0.0
+    judged_in_txn: bool = False  # the open transaction holds output of judging (alerts, retraining, its dead letters)
+    last_commit_at: float = 0.0  # when the last full checkpoint began
+    last_any_commit_at: float = 0.0  # ... or reads-only commit
     failing_since: float | None = None
     in_flight_since: float | None = None
     _parked: dict[int, _Parked] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.last_commit_at = self.clock()
+        self.last_commit_at = self.last_any_commit_at = self.clock()
 
     # ------------------------------------------------------------ in between
-    def ensure_transaction(self) -> None:
-        """Open a transaction before the first send of a checkpoint (exactly-once only)."""
+    def ensure_transaction(self, judged: bool = False) -> None:
+        """Open a transaction before the first send of a checkpoint (exactly-once only).
+
+        ``judged``: what is sent next is output of judging (its state must commit with it), not
+        of reading inputs (rows, progress records and their dead letters, which need no state).
+        """
         if self.exactly_once and not self.txn_open:
             self.producer.begin_transaction()
             self.txn_open = True
+        self.judged_in_txn |= judged
 
     def processed(self, tp: TopicPartition, next_offset: int) -> None:
         """Records of ``tp`` before ``next_offset`` are processed; commit that at the next checkpoint."""
@@ -125,21 +132,56 @@ class Checkpoint:
         """Has ``interval_s`` passed since the last checkpoint began?"""
         return self.clock() - self.last_commit_at >= interval_s
 
+    def due_soon(self, soon_s: float, reading: Iterable[TopicPartition], reads_only: bool) -> bool:
+        """Should the open transaction commit now, ``soon_s`` after the last commit, because readers wait for it?
+
+        Records sent in a transaction are invisible to ``read_committed`` readers until it commits:
+        the judge of the internal topic waits for rows and progress records, the alerts' readers
+        for the alerts. So once every partition of ``reading`` is read to its end (nothing left to
+        batch with), a commit is due after ``soon_s`` when the open transaction holds alerts or
+        retraining events (a full checkpoint), or only what reading sent and ``reads_only`` commits
+        are possible (the by-model topology). Dead letters of judging alone wait for the interval.
+        Exactly-once only: otherwise records are visible once sent. A monitor behind its input is
+        never read to its end and commits every ``commit_interval_ms`` as before.
+
+        >>> cp = Checkpoint(None, None, None, True, "c", 1000, set(), clock=iter([0.0, 0.01, 0.1, 0.1]).__next__)
+        >>> cp.due_soon(0.05, [], True), cp.txn_open
+        (False, False)
+        >>> cp.txn_open = True; cp.due_soon(0.05, [], True), cp.due_soon(0.05, [], True), cp.due_soon(0.05, [], False)
+        (False, True, False)
+        """
+        if not self.txn_open or self.clock() - self.last_any_commit_at < soon_s:
+            return False
+        if not (self.pending_alerts or self.pending_retraining or (reads_only and not self.judged_in_txn)):
+            return False
+        return all(kafka_compat.caught_up(self.consumer, tp) for tp in reading)
+
     def stalled_for(self) -> float | None:
         """Seconds since checkpoints started failing, or since the one in flight began; None if neither."""
         since = self.failing_since or self.in_flight_since
         return None if since is None else self.clock() - since
 
     # ---------------------------------------------------------------- commit
-    def commit(self, tasks: dict[int, PartitionMonitor]) -> CommitResult | None:
+    def commit(self, tasks: dict[int, PartitionMonitor], reads_only: bool = False) -> CommitResult | None:
         """Commit alerts, changed state items and offsets in that order; None when there is nothing to do.
+
+        ``reads_only`` (when the open transaction holds no output of judging, see
+        :meth:`ensure_transaction`): commit what reading the inputs sent and the input partitions'
+        offsets, without state and without the state partitions' offsets, which wait for the next
+        full checkpoint. Exactly-once holds: reading keeps no state, so its records and the offsets
+        of the records they came from commit together, and judging is redone from the last full
+        checkpoint after a failure. Much cheaper than a full checkpoint (no state written).
 
         Raises a ``KafkaError`` when the commit fails: the caller aborts and calls :meth:`rollback`.
         """
-        self.last_commit_at = self.clock()
+        if reads_only and (self.judged_in_txn or not self.exactly_once):
+            raise ValueError("a reads-only commit needs exactly-once and no output of judging in the transaction")
+        self.last_any_commit_at = self.clock()
+        if not reads_only:
+            self.last_commit_at = self.last_any_commit_at
         started = time.perf_counter()
         changed: dict[int, dict[str, bytes]] = {}
-        if self.store is not None:
+        if self.store is not None and not reads_only:
             for p, task in tasks.items():
                 items = task.state_items()
                 if items:
@@ -158,10 +200,10 @@ class Checkpoint:
                         continue
                     self.producer.send(self.changelog_topic, key=key, value=value, partition=p)
                     written += len(value)
-        offsets = dict(self.pending_offsets)
+        offsets = {tp: off for tp, off in self.pending_offsets.items() if not (reads_only and tp.topic in self.state_topics)}
         if self.exactly_once:
             kafka_compat.commit_transaction(self.producer, self.consumer, offsets, self.operation_timeout_ms)
-            self.txn_open = False
+            self.txn_open = self.judged_in_txn = False
         else:
             self.producer.flush()
             kafka_compat.commit_offsets(self.consumer, offsets)
@@ -173,7 +215,8 @@ class Checkpoint:
         for tp, off in offsets.items():
             if tp.topic not in self.state_topics and off > self.ever_committed.get(tp, -1):
                 self.ever_committed[tp] = off
-        self.pending_offsets.clear()
+        for tp in offsets:
+            del self.pending_offsets[tp]
         alerts, self.pending_alerts = self.pending_alerts, []
         retraining, self.pending_retraining = self.pending_retraining, []
         return CommitResult(offsets, alerts, written, started, time.perf_counter(), oversized, retraining)
@@ -185,12 +228,12 @@ class Checkpoint:
                 with kafka_compat.fenced_is_fatal("while aborting"):
                     kafka_compat.abort_transaction(self.producer, self.operation_timeout_ms)
             finally:
-                self.txn_open = False
+                self.txn_open = self.judged_in_txn = False
 
     def producer_replaced(self, producer: Any) -> None:
         """A new producer replaces a broken one: nothing of the old transaction is open any more."""
         self.producer = producer
-        self.txn_open = False
+        self.txn_open = self.judged_in_txn = False
 
     def rollback(self, tasks: dict[int, PartitionMonitor], owned: set[TopicPartition], rebuild: Rebuild) -> None:
         """Back to the last committed state and offsets: the retry repeats the same work."""

@@ -7,10 +7,10 @@ their record came from, so alerts and dead letters point at the original record.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
-from stream_monitor.core.events import DEAD_LETTER_ORIGINAL_BYTES, DEAD_LETTER_OVERHEAD, DeadLetter, SourcePosition
-from stream_monitor.core.exchange import Row, encode_rows
+from stream_monitor.core.events import DEAD_LETTER_ORIGINAL_BYTES, DEAD_LETTER_OVERHEAD, DeadLetter, DeadLetterReason, SourcePosition, format_event_time
+from stream_monitor.core.exchange import INFERENCE, Row, encode_rows
 
 ROWS_PER_RECORD = 1000  # rows of one model per internal record (fewer when they would not fit)
 
@@ -53,3 +53,14 @@ def fitted_dead_letter(dl: DeadLetter, limit: int, max_original_bytes: int = DEA
     cap = max(0, min(max_original_bytes, limit - DEAD_LETTER_OVERHEAD))
     value = dl.to_json(cap)
     return value, len(dl.raw) > cap
+
+
+def late_dead_letter(task: Any, row: Row, max_lateness_seconds: float) -> DeadLetter:
+    """The ``late`` dead letter of a row that came after ``task`` (a PartitionMonitor) judged past its event time."""
+    merger = task.order if row.kind == INFERENCE else task.label_order
+    frontier = merger.frontier[0] if merger.frontier is not None else row.key[0]
+    detail = (
+        f"event time {format_event_time(row.key[0])} came after events up to {format_event_time(frontier)} "
+        f"were judged (more than max_lateness_seconds={max_lateness_seconds:g} behind its partition)"
+    )
+    return DeadLetter(DeadLetterReason.LATE, detail, row.raw(), row.position)
