@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer, KafkaConsumer, TopicPartition
 from bench.run import latency_stream, create_topic, _wait_judged, STATE_SECRET, REPO_ROOT
+from stream_monitor.runtime.kafka_compat import topic_partitions
 RATE = 1250.0  # about a quarter of the exactly-once rate on a busy 2-core machine: no backlog
 SECS = 30.0
 
@@ -22,7 +23,7 @@ def monitor(topic, alerts, group, log):
 
 def read(topic):
     c = KafkaConsumer(bootstrap_servers=BS, group_id=None, enable_auto_commit=False, isolation_level="read_committed", consumer_timeout_ms=4000)
-    tps = [TopicPartition(topic, p) for p in (c.partitions_for_topic(topic) or [])]
+    tps = [TopicPartition(topic, p) for p in sorted(topic_partitions(c, [topic])[topic])]  # bounded (kafka_compat)
     c.assign(tps); c.seek_to_beginning(*tps)
     out = []
     for r in c:
