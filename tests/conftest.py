@@ -26,6 +26,21 @@ def _no_leftover_monitor_processes():
     MonitorProcess.kill_leftovers()
 
 
+@pytest.fixture
+def isolated_cli(monkeypatch):
+    """A command-line test's own world: no STREAM_MONITOR_* variable of the caller, and structlog as it was after."""
+    import os
+
+    import structlog
+
+    for key in list(os.environ):
+        if key.startswith("STREAM_MONITOR_"):
+            monkeypatch.delenv(key)
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every test that needs the
     broker runs on one worker, in one group: one broker for the run, as without xdist. The other

@@ -12,14 +12,12 @@ start-up (``load_baselines``, logged), when a channel starts (logged by the core
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from stream_monitor.baseline import BaselineError, build_profile, load_baselines, write_profile
@@ -31,14 +29,7 @@ from stream_monitor.core.spec import ModelSpec, MonitorSpec
 T0 = 1_767_225_600_000
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("STREAM_MONITOR_"):
-            monkeypatch.delenv(key)
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
+pytestmark = pytest.mark.usefixtures("isolated_cli")
 
 
 def training(path: Path, n: int = 3000, seed: int = 1) -> Path:

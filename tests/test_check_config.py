@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
 import textwrap
 from pathlib import Path
 
 import orjson
 import pytest
-import structlog
 
 from stream_monitor.baseline import build_profile, write_profile
 from stream_monitor.commands import main
@@ -31,14 +29,7 @@ CONFIG = """
 REGIONS = ["north", "south", "east", "west", "centre"]
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("STREAM_MONITOR_"):
-            monkeypatch.delenv(key)
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
+pytestmark = pytest.mark.usefixtures("isolated_cli")
 
 
 def _setup(tmp_path: Path, baseline: bool = True) -> Path:

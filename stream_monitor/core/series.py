@@ -289,17 +289,11 @@ def page(ch: PageSource, row: int, time_ms: int, offset: int, changes: list[Chan
     if transition is None:
         return
     lead = series.lead
-    life = ch.lifecycles.get(lead) or ch._orphans.get(lead)
     known = ch._round.get(lead)
     if known is not None:
         ordinal, evaluation, ch.point_basis = known
     else:  # the lead was not evaluated now: its latest figures, over the window
-        ordinal, ch.point_basis = ch.order.get(lead, len(ch.order)), 0
-        evaluation = (
-            det.Evaluation(life.last_statistic, life.last_threshold, life.last_p_value, life.firing, life.severity)
-            if life is not None
-            else det.Evaluation(None, None, None, False, series.severity)
-        )
+        ordinal, evaluation = latest_evaluation(ch, lead, series.severity)
     evidence = channel_evidence(ch, lead, evaluation)
     if evidence is not None:
         evidence["detectors"] = members_evidence(members, ch.order)
@@ -316,18 +310,25 @@ def standing_trigger(ch: PageSource, row: int, detector: str, transition: Transi
 
     ``state`` gives the page's severity and episode (a model's performance page, ``core/model_pages.py``).
     """
+    ordinal, evaluation = latest_evaluation(ch, detector, state.severity)
+    evidence = channel_evidence(ch, detector, evaluation)
+    if evidence is not None:
+        evidence["detectors"] = members_evidence(agreeing(ch.all_lifecycles()), ch.order)
+        evidence["agreed"] = list(ch.series.agreed)
+    return _trigger(ch, row, detector, ordinal, transition, evaluation, state, fingerprint_, evidence, grouped=True)
+
+
+def latest_evaluation(ch: PageSource, detector: str, severity: Severity) -> tuple[int, det.Evaluation]:
+    """(ordinal, evaluation) of ``detector`` not evaluated now: its lifecycle's latest figures, the evidence over the
+    window (``ch.point_basis`` 0); without a lifecycle, no figures at ``severity``."""
     life = ch.lifecycles.get(detector) or ch._orphans.get(detector)
     ch.point_basis = 0
     evaluation = (
         det.Evaluation(life.last_statistic, life.last_threshold, life.last_p_value, life.firing, life.severity)
         if life is not None
-        else det.Evaluation(None, None, None, False, state.severity)
+        else det.Evaluation(None, None, None, False, severity)
     )
-    evidence = channel_evidence(ch, detector, evaluation)
-    if evidence is not None:
-        evidence["detectors"] = members_evidence(agreeing(ch.all_lifecycles()), ch.order)
-        evidence["agreed"] = list(ch.series.agreed)
-    return _trigger(ch, row, detector, ch.order.get(detector, len(ch.order)), transition, evaluation, state, fingerprint_, evidence, grouped=True)
+    return ch.order.get(detector, len(ch.order)), evaluation
 
 
 def _trigger(

@@ -17,9 +17,8 @@ from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.model_pages import PerformancePage, is_member, page_fingerprint
 from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
-from tests.core.test_performance import binary_events
+from tests.core.test_performance import BATCH, binary_events, payloads
 
-BATCH = 500
 MODEL = {"cost": {"false_positive": 5, "false_negative": 50}, "slo": {"error_rate": {"max_relative_increase": 0.25}}}
 
 
@@ -32,16 +31,6 @@ def _records(recovery: int = 16_000) -> list[InputRecord]:
     return [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
 
 
-def _alerts(spec: MonitorSpec, records: list[InputRecord], split: int | None = None) -> list[bytes]:
-    monitor = PartitionMonitor(spec, partition=0)
-    out: list[bytes] = []
-    for i in range(0, len(records), BATCH):
-        if split is not None and i == split:
-            monitor = PartitionMonitor.from_state_items(spec, 0, monitor.state_items(only_dirty=False))
-        out.extend(a.payload for a in monitor.process(records[i : i + BATCH]).alerts)
-    return out
-
-
 @pytest.fixture(scope="module")
 def records() -> list[InputRecord]:
     return _records()
@@ -49,7 +38,7 @@ def records() -> list[InputRecord]:
 
 @pytest.fixture(scope="module")
 def by_model(records: list[InputRecord]) -> list[dict[str, Any]]:
-    return [orjson.loads(a) for a in _alerts(_spec(), records)]
+    return [orjson.loads(a) for a in payloads(_spec(), records)]
 
 
 def test_a_concept_drift_is_one_page_that_fires_escalates_and_resolves(by_model: list[dict[str, Any]]) -> None:
@@ -87,7 +76,7 @@ def test_the_page_names_the_metrics_moving_with_its_lead(by_model: list[dict[str
 
 
 def test_per_channel_pages_remain_an_option_and_every_one_resolves(records: list[InputRecord]) -> None:
-    alerts = [orjson.loads(a) for a in _alerts(_spec(performance_pages="channel"), records)]
+    alerts = [orjson.loads(a) for a in payloads(_spec(performance_pages="channel"), records)]
     fired = {a["feature"] for a in alerts if a["status"] == "firing"}
     resolved = {a["feature"] for a in alerts if a["status"] == "resolved"}
     assert len(fired) >= 6 and page_fingerprint("clf") not in {a["fingerprint"] for a in alerts}
@@ -102,9 +91,9 @@ def test_the_label_and_latency_channels_page_on_their_own() -> None:
 
 
 @pytest.mark.parametrize("split", [7000, 12_500, 16_000])
-def test_a_restore_mid_episode_gives_the_same_alerts(records: list[InputRecord], split: int) -> None:
+def test_a_restore_mid_episode_gives_the_samepayloads(records: list[InputRecord], split: int) -> None:
     """Before any member fired in full, with the page open, and with members resolving: the page is model state."""
-    assert _alerts(_spec(), records, split) == _alerts(_spec(), records)
+    assert payloads(_spec(), records, split) == payloads(_spec(), records)
 
 
 def test_switching_to_channel_pages_closes_the_open_model_page(records: list[InputRecord]) -> None:

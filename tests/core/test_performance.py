@@ -349,19 +349,20 @@ def test_labels_joined_from_the_label_topic_feed_the_error_stream() -> None:
     assert {a["source"]["topic"] for a in alerts} == {"labels"}
 
 
+def payloads(spec: MonitorSpec, records: list[InputRecord], split: int | None = None) -> list[bytes]:
+    """The alert payloads of ``records`` in batches of BATCH; at record ``split`` the monitor is rebuilt from its state."""
+    monitor = PartitionMonitor(spec, partition=0)
+    out: list[bytes] = []
+    for i in range(0, len(records), BATCH):
+        if split is not None and i == split:
+            monitor = PartitionMonitor.from_state_items(spec, 0, monitor.state_items(only_dirty=False))
+        out.extend(a.payload for a in monitor.process(records[i : i + BATCH]).alerts)
+    return out
+
+
 def test_error_stream_detectors_resume_from_a_checkpoint_as_if_uninterrupted() -> None:
     spec = MonitorSpec.model_validate({"models": {"clf": {"slo": {"accuracy": {"min": 0.85}}}}})
     records = [InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(binary_events(2, [(8000, 0.13), (10000, 0.2)]))]
-
-    def alerts_of(split: int | None) -> list[bytes]:
-        monitor = PartitionMonitor(spec, partition=0)
-        out: list[bytes] = []
-        for i in range(0, len(records), BATCH):
-            if split is not None and i == split:
-                monitor = PartitionMonitor.from_state_items(spec, 0, monitor.state_items(only_dirty=False))
-            out.extend(a.payload for a in monitor.process(records[i : i + BATCH]).alerts)
-        return out
-
-    uninterrupted = alerts_of(None)
+    uninterrupted = payloads(spec, records)
     assert any(b'"__error_rate__"' in a for a in uninterrupted)
-    assert alerts_of(9000) == uninterrupted  # mid-drift: ddm / hddm_a state, pending confirmations
+    assert payloads(spec, records, 9000) == uninterrupted  # mid-drift: ddm / hddm_a state, pending confirmations
