@@ -73,6 +73,7 @@ def _run_spec() -> Any:
 
 
 RUN_SPEC: Any = None
+ONLY_CHOICES = frozenset({"a", "b", "c", "d", "e", "f", "peers", "e+labels", "latency", "memory", "scaling"})
 
 
 def say(msg: str) -> None:
@@ -912,7 +913,19 @@ def main(argv: list[str] | None = None) -> int:
         help="load points of the latency runs as fractions of (e)'s rate (default 0.5,0.25; --smoke: 0.5 only)",
     )
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: latency,memory,scaling,naive,replay,peers,labels")
+    ap.add_argument(
+        "--only", default="",
+        help="comma-separated rows and sections to run, nothing else: a,b,c,d,e,f,peers,e+labels,latency,memory,scaling "
+        "(e.g. --only e,e+labels; --profile still profiles)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - ONLY_CHOICES
+    if unknown:
+        ap.error(f"--only: unknown {', '.join(sorted(unknown))} (choose from {', '.join(sorted(ONLY_CHOICES))})")
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
 
     from stream_monitor.ops.logs import configure_logging
 
@@ -947,63 +960,68 @@ def main(argv: list[str] | None = None) -> int:
     report["broker"] = "own (deploy/kafka/broker.sh)" if broker else f"given: {bootstrap}"
     try:
         # ---------------------------------------------------------------- workload
-        say(f"generating {events:,} events (20 numeric + 5 categorical + prediction)")
-        values = throughput_events(events)
         uid = uuid.uuid4().hex[:8]
-        topic = create_topic(bootstrap, f"bench-input-{uid}", partitions)
-        produce_s = produce_all(bootstrap, topic, values, partitions)
-        input_bytes = sum(map(len, values))
-        jsonl = work_dir / "workload.jsonl"
-        with open(jsonl, "wb") as f:
-            for v in values:
-                f.write(v + b"\n")
-        report["workload"] = {
-            "events": events,
-            "partitions": partitions,
-            "channels_per_record": CHANNELS_PER_RECORD,
-            "mean_record_bytes": round(input_bytes / len(values), 1),
-            "input_bytes": input_bytes,
-            "topic": topic,
-            "produce_seconds": round(produce_s, 3),
-        }
-        say(f"produced to {topic} in {produce_s:.1f} s; measuring")
+        values: list[bytes] = []
+        topic, input_bytes, jsonl = "", 0, work_dir / "workload.jsonl"
+        if any(wanted(k) for k in ("a", "b", "c", "d", "e", "f", "peers")):  # the rows that read it
+            say(f"generating {events:,} events (20 numeric + 5 categorical + prediction)")
+            values = throughput_events(events)
+            topic = create_topic(bootstrap, f"bench-input-{uid}", partitions)
+            produce_s = produce_all(bootstrap, topic, values, partitions)
+            input_bytes = sum(map(len, values))
+            jsonl = work_dir / "workload.jsonl"
+            with open(jsonl, "wb") as f:
+                for v in values:
+                    f.write(v + b"\n")
+            report["workload"] = {
+                "events": events,
+                "partitions": partitions,
+                "channels_per_record": CHANNELS_PER_RECORD,
+                "mean_record_bytes": round(input_bytes / len(values), 1),
+                "input_bytes": input_bytes,
+                "topic": topic,
+                "produce_seconds": round(produce_s, 3),
+            }
+            say(f"produced to {topic} in {produce_s:.1f} s; measuring")
         tp: dict[str, dict[str, Any]] = {}
         # ----------------------------------------------------------------- (a) (b)
-        tp["a"] = consume(bootstrap, topic, partitions, events)
         loads = orjson.loads
 
         def decode(records: list[Any]) -> None:
             for r in records:
                 loads(r.value)
 
-        tp["b"] = consume(bootstrap, topic, partitions, events, on_batch=decode)
-        for k in ("a", "b"):
-            _rates(tp[k], CHANNELS_PER_RECORD)
-            say(f"({k}) {tp[k]['records_per_s']:,.0f} records/s")
+        for k, on_batch in (("a", None), ("b", decode)):
+            if wanted(k):
+                tp[k] = consume(bootstrap, topic, partitions, events, on_batch=on_batch)
+                _rates(tp[k], CHANNELS_PER_RECORD)
+                say(f"({k}) {tp[k]['records_per_s']:,.0f} records/s")
         # --------------------------------------------------------------------- (c)
-        if "naive" not in skip:
+        if "naive" not in skip and wanted("c"):
             tp["c"] = run_naive(bootstrap, topic, partitions, sizes, f"bench-naive-alerts-{uid}")
             _rates(tp["c"], CHANNELS_PER_RECORD)
             say(f"(c) {tp['c']['records_per_s']:,.0f} records/s")
         # ----------------------------------------------------------------- (d) (e)
         for k, eos in (("d", False), ("e", True)):
+            if not wanted(k):
+                continue
             tp[k] = run_app(bootstrap, topic, partitions, events, eos, timeout_s=max(120.0, events / 500), input_bytes=input_bytes)
             _rates(tp[k], CHANNELS_PER_RECORD)
             say(f"({k}) {tp[k]['records_per_s']:,.0f} records/s")
         # --------------------------------------------------------------------- (f)
-        if "replay" not in skip:
+        if "replay" not in skip and wanted("f"):
             tp["f"] = run_replay(jsonl, events, work_dir)
             _rates(tp["f"], CHANNELS_PER_RECORD)
             say(f"(f) {tp['f']['records_per_s']:,.0f} records/s ({tp['f']['how']})")
         # ------------------------------------------------------ (g) (h) (e+labels)
         from bench.compare import PEER_LABELS, run_labelled, run_peers
 
-        if "peers" not in skip:
+        if "peers" not in skip and wanted("peers"):
             for k, r in run_peers(bootstrap, topic, events, jsonl, work_dir, timeout_s=max(120.0, events / 200)).items():
                 tp[k] = r
                 _rates(r, CHANNELS_PER_RECORD)
                 say(f"({k}) " + (r["skipped"] if "skipped" in r else f"{r['records_per_s']:,.0f} records/s, {r['alerts']:,} alerts"))
-        if "labels" not in skip:
+        if "labels" not in skip and wanted("e+labels"):
             tp["e+labels"] = run_labelled(bootstrap, partitions, sizes.label_events, timeout_s=max(120.0, sizes.label_events / 200))
             _rates(tp["e+labels"], CHANNELS_PER_RECORD)
             say(f"(e+labels) {tp['e+labels']['records_per_s']:,.0f} records/s, changelog {tp['e+labels']['changelog_bytes']:,} bytes")
@@ -1020,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
         report["ratios"] = {f"{x}/{y}": ratio(x, y) for x, y in pairs}
         del values
         # ----------------------------------------------------------------- latency
-        if "latency" not in skip:
+        if "latency" not in skip and wanted("latency"):
             e_rate = tp["e"]["records_per_s"] if "e" in tp else 2000.0
             seconds = args.latency_seconds or sizes.latency_seconds
             # the target's load point (half of (e)) first, then lighter ones for the curve
@@ -1045,9 +1063,9 @@ def main(argv: list[str] | None = None) -> int:
                 tuned["fraction_of_e"] = round(rate / e_rate, 3)
                 report["latency_tuned"] = tuned
                 say(f"latency with max_lateness_seconds {TUNED_LATENESS_S:g}: p50 {tuned['p50_ms'] or 0:.0f} ms, p99 {tuned['p99_ms'] or 0:.0f} ms ({tuned['samples']} alerts)")
-        if "memory" not in skip:
+        if "memory" not in skip and wanted("memory"):
             report["memory"] = run_memory(sizes.memory_channels, sizes.memory_records_per_model)
-        if "scaling" not in skip:
+        if "scaling" not in skip and wanted("scaling"):
             report["scaling"] = run_scaling(sizes)
         if args.profile:
             say("profiling PartitionMonitor.process")

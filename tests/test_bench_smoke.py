@@ -118,3 +118,20 @@ def test_scaleout_bench_runs_every_instance_count_to_lag_zero(kafka_bootstrap: s
         assert _positive(r["records_per_s"]) and r["records"] == 2000, r
     assert _positive(report["bare_consumption"]["records_per_s"]) and _positive(report["startup_cpu_seconds"])
     assert "busiest share" in proc.stdout
+
+
+def test_bench_only_runs_the_rows_asked_for(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "only.json"
+    cmd = [sys.executable, "-m", "bench.run", "--smoke", "--only", "e,e+labels", "--bootstrap", kafka_bootstrap, "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=380)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["throughput"]) == {"e", "e+labels"}
+    assert not {"latency", "memory", "scaling"} & set(report)
+    for r in report["throughput"].values():
+        assert _positive(r["records_per_cpu_s"]) and _positive(r["checkpoint_share"]), r
+
+
+def test_bench_only_refuses_an_unknown_row() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.run", "--only", "e,x"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--only: unknown x" in proc.stderr
