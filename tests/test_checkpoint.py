@@ -385,6 +385,18 @@ def test_the_private_api_the_compat_layer_uses_is_there():
     assert callable(getattr(Sender, "wakeup", None))
 
 
+def test_the_private_api_of_the_early_group_add_is_there():
+    """kafka_compat.add_group_early / _txn_offset_commit queue a TxnOffsetCommit on the transaction manager themselves."""
+    from kafka.producer.transaction_manager import TransactionalRequestResult, TransactionManager, TxnOffsetCommitHandler
+
+    assert list(inspect.signature(TxnOffsetCommitHandler.__init__).parameters) == ["self", "transaction_manager", "group_metadata", "offsets", "result"]
+    assert isinstance(inspect.getattr_static(TxnOffsetCommitHandler, "result"), property)
+    init = inspect.getsource(TransactionManager.__init__)
+    assert "self._pending_txn_offset_commits = " in init and "self._lock = threading.Condition()" in init
+    assert callable(getattr(TransactionManager, "_enqueue_request", None))
+    assert isinstance(inspect.getattr_static(TransactionalRequestResult, "succeeded"), property)
+
+
 # ------------------------------------------------------------------ sizes
 def test_an_oversized_state_item_is_a_tombstone_not_a_commit_that_fails_forever():
     cp, calls = make(max_record_bytes=100)
@@ -395,6 +407,19 @@ def test_an_oversized_state_item_is_a_tombstone_not_a_commit_that_fails_forever(
     assert sends == {b"small": b"s" * 10, b"c\x1fm\x1fbig": None}  # the stale version is deleted too
     assert calls[-1][0] == "commit" and cp.committed_offsets == {TP0: 3}
     assert cp.committed_items[0] == {"small": b"s" * 10}  # a rebuild starts the big item's channel again
+
+
+def test_an_item_that_is_gone_is_a_tombstone_and_leaves_the_committed_items():
+    cp, calls = make()
+    cp.processed(TP0, 3)
+    cp.commit({0: FakeTask({"labels": b"l", "labels\x1f1": b"s"})})
+    assert cp.committed_items[0] == {"labels": b"l", "labels\x1f1": b"s"}
+    calls.clear()
+    cp.processed(TP0, 5)
+    result = cp.commit({0: FakeTask({"labels": b"l2", "labels\x1f1": None})})
+    assert result is not None and result.state_bytes == 2
+    assert [c[2:] for c in calls if c[0] == "send"] == [(b"labels", b"l2", 0), (b"labels\x1f1", None, 0)]
+    assert cp.committed_items[0] == {"labels": b"l2"}  # a rollback rebuilds without it
 
 
 def test_the_app_never_sends_a_state_record_above_the_producer_request_size():

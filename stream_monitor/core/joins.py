@@ -130,7 +130,7 @@ def _join(monitor: Any, row: Any) -> tuple[ev.DecodedEvent, Any] | None:
         return None
     if monitor._pending_bytes is not None:
         monitor._pending_bytes -= entry_bytes(label.event_id, hit)
-    monitor.labels_dirty = True
+    monitor.label_segments.remove(label.event_id)
     model, prediction, prediction_time = hit
     event_time = ev.event_time_of(label.ts, prediction_time)  # the label's own time, else its prediction's
     assert event_time is not None

@@ -43,6 +43,7 @@ from stream_monitor.core.reference import Reference
 from stream_monitor.core.restore import restore_model
 from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
 from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec
+from stream_monitor.core.state_labels import LabelSegments, is_labels_key, restore_labels
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -91,7 +92,7 @@ class PartitionMonitor:
         self.baselines = baselines or {}
         self.models: dict[str, ModelMonitor] = {}
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
-        self.labels_dirty = False
+        self.label_segments = LabelSegments()  # which state item holds each pending prediction (core/state_labels.py)
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
         self.limits = LimitGuard(spec.limits, partition, spec.label_join_max_pending)
         self._pending_bytes: int | None = None  # estimated size of pending_labels (None: not yet counted)
@@ -414,15 +415,16 @@ class PartitionMonitor:
         Entries older than the join window go first (that is the join window, not a limit); then,
         oldest first, those beyond ``label_join_max_pending`` entries or ``limits.label_join_bytes``.
         """
-        pending = self.pending_labels
-        self.labels_dirty = True
+        pending, segments = self.pending_labels, self.label_segments
         size = self._pending_size()
         old = pending.get(event_id)
         if old is not None:
             size -= entry_bytes(event_id, old)
+            segments.remove(event_id)
         entry = (model, prediction, event_time_ms)
         pending[event_id] = entry
         pending.move_to_end(event_id)
+        segments.add(event_id)
         size += entry_bytes(event_id, entry)
         horizon = event_time_ms - int(self.spec.label_join_window_seconds * 1000)
         cap_entries, cap_bytes = self.spec.label_join_max_pending, self.spec.limits.label_join_bytes
@@ -433,6 +435,7 @@ class PartitionMonitor:
             if not (expired or over_entries or over_bytes):
                 break
             pending.popitem(last=False)
+            segments.remove(oldest_id)
             size -= entry_bytes(oldest_id, oldest)
             if not expired:
                 by_entries += over_entries
@@ -488,11 +491,14 @@ class PartitionMonitor:
         return Alert(t.fingerprint, alert_payload(event), event, d.event_time_ms, pos)
 
     # ------------------------------------------------------------------ state
-    # State is stored as items (one per channel, one per model, one for pending labels) so a
+    # State is stored as items (one per channel, one per model, segments of the pending labels) so a
     # checkpoint writes only what changed and no single record grows with the number of channels.
-    def state_items(self, only_dirty: bool = True) -> dict[str, bytes]:
-        """Encoded state items changed since the last call (all items when ``only_dirty`` is False)."""
-        items: dict[str, bytes] = {}
+    def state_items(self, only_dirty: bool = True) -> dict[str, bytes | None]:
+        """Encoded state items changed since the last call (all items when ``only_dirty`` is False).
+
+        ``None`` for an item that is gone (a full segment of the pending predictions now empty).
+        """
+        items: dict[str, bytes | None] = {}
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
                 items[f"m\x1f{name}"] = state.encode_model(
@@ -503,9 +509,7 @@ class PartitionMonitor:
                 if ch.dirty or not only_dirty:
                     items[f"c\x1f{name}\x1f{ch_name}"] = state.encode_channel(ch)
                     ch.dirty = False
-        if self.labels_dirty or (not only_dirty and self.pending_labels):
-            items["labels"] = state.encode_labels(self.pending_labels)
-            self.labels_dirty = False
+        items.update(self.label_segments.items(self.pending_labels, only_dirty))
         if self.order_dirty or self.joins.dirty or not only_dirty:
             items["order"] = state_order.encode_order(
                 (self.order.frontier, self.order.latest), (self.label_order.frontier, self.label_order.latest),
@@ -540,14 +544,12 @@ class PartitionMonitor:
         counts them.
         """
         monitor = cls(spec, partition, baselines)
+        labels: dict[str, bytes] = {}
         for key, blob in items.items():
             if key.startswith("m\x1f"):
                 restore_model(monitor, key[2:], blob, items)
-            elif key == "labels":
-                try:
-                    monitor.pending_labels = state.decode_labels(blob)
-                except state.StateFormatError as exc:
-                    monitor._rejected(None, None, exc)
+            elif is_labels_key(key):
+                labels[key] = blob
             elif key == "order":
                 restore_order(monitor, blob)
             elif key == "waiting":
@@ -557,6 +559,10 @@ class PartitionMonitor:
                     monitor.retraining.models = decode_trigger(blob)
                 except state.StateFormatError as exc:
                     monitor._rejected(None, None, exc)
+        if labels:
+            (monitor.pending_labels, monitor.label_segments), rejected = restore_labels(labels)
+            for exc in rejected:
+                monitor._rejected(None, None, exc)
         return monitor
 
     def _rejected(self, model: str | None, channel: str | None, exc: Exception) -> None:

@@ -34,7 +34,8 @@ int32, uint8 arrays):
   clear_since_ms, cooldown_until_ms, episode_start_ms, episode_offset, severity, ended_ms,
   peak_statistic, last_statistic, last_threshold, last_p_value, paged}`` and the channel's page
   (``series``) is ``{state, severity, lead, episode_start_ms, episode_offset, ended_ms, shift_sd, agreed: [str]}``
-- labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}``
+- labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}`` (the
+  predictions awaiting their label, in segments: ``core/state_labels.py``)
 - order ``{format, kind: "order", inference: {frontier: null | [time, tie, index], sources: [[topic,
   partition, latest event time]]}, labels: (the same), seen: [[topic, partition, next offset]],
   prediction_time: null | int}`` (event-time order across input partitions, ``core/ordering.py``)
@@ -267,22 +268,7 @@ def _optional(f: Any, key: str, build: Callable[[Any], Any]) -> Any:
         raise f.fail(key, str(exc)) from None
 
 
-# ------------------------------------------------------------------ label-join item
-def encode_labels(pending: OrderedDict[str, tuple[str, Any, int]]) -> bytes:
-    """The state item of the predictions awaiting their labels, oldest first."""
-    entries = list(pending.values())
-    return _pack(
-        {
-            "format": FORMAT_VERSION,
-            "kind": "labels",
-            "ids": list(pending),
-            "models": [model for model, _, _ in entries],
-            "predictions": [json.dumps(prediction) for _, prediction, _ in entries],
-            "times": np.asarray([t for _, _, t in entries], dtype="<i8").tobytes(),
-        }
-    )
-
-
+# ------------------------------------------------------------------ label-join items
 def _prediction(text: str) -> Any:
     value = json.loads(text)
     scalar = (float, int, str, bool)
@@ -292,14 +278,22 @@ def _prediction(text: str) -> Any:
 
 
 def decode_labels(blob: bytes) -> OrderedDict[str, tuple[str, Any, int]]:
-    """Decode and check the label-join item; raise :class:`StateFormatError` if it is not one."""
+    """The predictions of a labels item (``core/state_labels.py`` encodes them); raise :class:`StateFormatError` if it is not one."""
+    return decode_labels_item(blob)[0]
+
+
+def decode_labels_item(blob: bytes) -> tuple[OrderedDict[str, tuple[str, Any, int]], list[int]]:
+    """Decode and check a labels item: its predictions and the full segments it lists (``segments``, optional)."""
     f = _Fields(_unpack(blob, "labels"), "labels")
     ids, models, predictions = f.strings("ids"), f.strings("models"), f.strings("predictions")
     times = f.array("times", "<i8", len(ids))
     if not len(ids) == len(models) == len(predictions) or len(set(ids)) != len(ids):
         raise f.fail("ids", "lengths differ or ids repeat")
+    segments = f.get("segments", list) if "segments" in f.obj else []
+    if not all(type(n) is int and 0 < n < 1 << 62 for n in segments) or any(a >= b for a, b in zip(segments, segments[1:])):
+        raise f.fail("segments", "not ascending segment numbers")
     values = _guarded("labels item predictions", lambda: [_prediction(p) for p in predictions])
-    return OrderedDict(zip(ids, zip(models, values, times.tolist(), strict=True), strict=True))
+    return OrderedDict(zip(ids, zip(models, values, times.tolist(), strict=True), strict=True)), segments
 
 
 # ------------------------------------------------------------------ references and lifecycles

@@ -59,12 +59,12 @@ class ChangelogStore:
         self.consumer = restore_consumer
         self.restore_timeout_s = restore_timeout_s
 
-    def encode(self, partition: int, items: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
-        """State items of ``partition`` as signed changelog records (key, value)."""
-        out = []
+    def encode(self, partition: int, items: dict[str, bytes | None]) -> list[tuple[bytes, bytes | None]]:
+        """State items of ``partition`` as signed changelog records (key, value); an item given as None is a tombstone."""
+        out: list[tuple[bytes, bytes | None]] = []
         for name, value in items.items():
             key = name.encode("utf-8")
-            out.append((key, sign_state(value, self.keys, signing_context(partition, key))))
+            out.append((key, None if value is None else sign_state(value, self.keys, signing_context(partition, key))))
         return out
 
     def restore(self, partition: int) -> RestoreResult:

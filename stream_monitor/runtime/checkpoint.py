@@ -10,7 +10,8 @@ retry produces the same alerts with the same ids.
 
 Without exactly-once the order is: send state items, flush the producer, commit the offsets.
 
-A state item whose record would exceed ``max_record_bytes`` (below the producer's request limit)
+A state item given as ``None`` is gone: a tombstone deletes it from the changelog (and from the
+committed items). A state item whose record would exceed ``max_record_bytes`` (below the producer's request limit)
 is never sent: a tombstone replaces it, so the changelog holds no stale version, and it is left
 out of the committed items, so the caller rebuilds that partition and only what the item held
 starts again. The commit itself goes through.
@@ -43,7 +44,9 @@ class CommitResult:
 
     ``offsets`` are the next offsets to read per partition; ``started``/``finished`` are
     ``time.perf_counter()`` readings around the commit; ``oversized`` lists the state items
-    (partition, item name, bytes) that were too large to write and were dropped.
+    (partition, item name, bytes) that were too large to write and were dropped. ``waited`` is
+    the part of ``seconds`` the caller spent in :meth:`Checkpoint.begin_commit` and
+    :meth:`Checkpoint.end_commit` (the rest it did other work while the broker committed).
     """
 
     offsets: dict[TopicPartition, int]
@@ -53,11 +56,25 @@ class CommitResult:
     finished: float
     oversized: list[tuple[int, str, int]] = field(default_factory=list)
     retraining: list[Retraining] = field(default_factory=list)
+    waited: float = 0.0
 
     @property
     def seconds(self) -> float:
         """How long the commit took."""
         return self.finished - self.started
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A checkpoint begun (:meth:`Checkpoint.begin_commit`) whose commit the broker may still be doing."""
+
+    changed: dict[int, dict[str, bytes | None]]
+    offsets: dict[TopicPartition, int]
+    written: int
+    oversized: list[tuple[int, str, int]]
+    started: float
+    waited: float
+    commit: kafka_compat.CommitInFlight | None  # None: done already (at-least-once)
 
 
 @dataclass(slots=True)
@@ -98,6 +115,7 @@ class Checkpoint:
     failing_since: float | None = None
     in_flight_since: float | None = None
     _parked: dict[int, _Parked] = field(default_factory=dict)
+    _group_added: Any = None  # the open transaction's early AddOffsetsToTxn (kafka_compat.add_group_early)
 
     def __post_init__(self) -> None:
         self.last_commit_at = self.last_any_commit_at = self.clock()
@@ -110,9 +128,14 @@ class Checkpoint:
         of reading inputs (rows, progress records and their dead letters, which need no state).
         """
         if self.exactly_once and not self.txn_open:
-            self.producer.begin_transaction()
-            self.txn_open = True
+            self._begin()
+            self._group_added = kafka_compat.add_group_early(self.producer, self.consumer)  # done by the commit
         self.judged_in_txn |= judged
+
+    def _begin(self) -> None:
+        self.producer.begin_transaction()
+        self.txn_open = True
+        self._group_added = None
 
     def processed(self, tp: TopicPartition, next_offset: int) -> None:
         """Records of ``tp`` before ``next_offset`` are processed; commit that at the next checkpoint."""
@@ -165,6 +188,19 @@ class Checkpoint:
     def commit(self, tasks: dict[int, PartitionMonitor], reads_only: bool = False) -> CommitResult | None:
         """Commit alerts, changed state items and offsets in that order; None when there is nothing to do.
 
+        :meth:`begin_commit` then :meth:`end_commit`.
+        """
+        begun = self.begin_commit(tasks, reads_only)
+        return None if begun is None else self.end_commit(begun)
+
+    def begin_commit(self, tasks: dict[int, PartitionMonitor], reads_only: bool = False) -> InFlight | None:
+        """Send the changed state items and queue the offsets and the commit; None when there is nothing to do.
+
+        Exactly-once, the broker then commits while the caller does other work that sends nothing
+        (``run`` polls its consumer; a rebalance callback ends the commit first), and
+        :meth:`end_commit` waits for it and moves the committed offsets, items and alerts forward.
+        At-least-once, everything is done here.
+
         ``reads_only`` (when the open transaction holds no output of judging, see
         :meth:`ensure_transaction`): commit what reading the inputs sent and the input partitions'
         offsets, without state and without the state partitions' offsets, which wait for the next
@@ -172,7 +208,8 @@ class Checkpoint:
         of the records they came from commit together, and judging is redone from the last full
         checkpoint after a failure. Much cheaper than a full checkpoint (no state written).
 
-        Raises a ``KafkaError`` when the commit fails: the caller aborts and calls :meth:`rollback`.
+        Raises a ``KafkaError`` when the commit fails (here or in :meth:`end_commit`): the caller
+        aborts and calls :meth:`rollback`.
         """
         if reads_only and (self.judged_in_txn or not self.exactly_once):
             raise ValueError("a reads-only commit needs exactly-once and no output of judging in the transaction")
@@ -180,7 +217,7 @@ class Checkpoint:
         if not reads_only:
             self.last_commit_at = self.last_any_commit_at
         started = time.perf_counter()
-        changed: dict[int, dict[str, bytes]] = {}
+        changed: dict[int, dict[str, bytes | None]] = {}
         if self.store is not None and not reads_only:
             for p, task in tasks.items():
                 items = task.state_items()
@@ -188,12 +225,16 @@ class Checkpoint:
                     changed[p] = items
         if not changed and not self.pending_offsets and not self.txn_open:
             return None
-        self.ensure_transaction()
+        if self.exactly_once and not self.txn_open:
+            self._begin()  # and commit at once: adding the group early would save nothing
         written = 0
         oversized: list[tuple[int, str, int]] = []
         if self.store is not None:
             for p, items in changed.items():
                 for key, value in self.store.encode(p, items):
+                    if value is None:  # an item that is gone: delete it
+                        self.producer.send(self.changelog_topic, key=key, value=None, partition=p)
+                        continue
                     if len(key) + len(value) > self.max_record_bytes:
                         oversized.append((p, key.decode("utf-8"), len(value)))
                         self.producer.send(self.changelog_topic, key=key, value=None, partition=p)
@@ -201,25 +242,45 @@ class Checkpoint:
                     self.producer.send(self.changelog_topic, key=key, value=value, partition=p)
                     written += len(value)
         offsets = {tp: off for tp, off in self.pending_offsets.items() if not (reads_only and tp.topic in self.state_topics)}
+        commit = None
         if self.exactly_once:
-            kafka_compat.commit_transaction(self.producer, self.consumer, offsets, self.operation_timeout_ms)
-            self.txn_open = self.judged_in_txn = False
+            commit = kafka_compat.start_commit(self.producer, self.consumer, offsets, self.operation_timeout_ms, self._group_added)
         else:
             self.producer.flush()
             kafka_compat.commit_offsets(self.consumer, offsets)
+        return InFlight(changed, offsets, written, oversized, started, time.perf_counter() - started, commit)
+
+    def end_commit(self, begun: InFlight) -> CommitResult:
+        """Wait for the commit of :meth:`begin_commit` (bounded) and move what it committed forward.
+
+        Raises a ``KafkaError`` when it failed: the caller aborts and calls :meth:`rollback`.
+        """
+        waiting = time.perf_counter()
+        if begun.commit is not None:
+            kafka_compat.finish_commit(begun.commit, self.operation_timeout_ms)
+            self.txn_open = self.judged_in_txn = False
+            self._group_added = None
+        changed, offsets, oversized = begun.changed, begun.offsets, begun.oversized
         for p, items in changed.items():
-            self.committed_items.setdefault(p, {}).update(items)
+            mine = self.committed_items.setdefault(p, {})
+            for name, value in items.items():
+                if value is None:
+                    mine.pop(name, None)
+                else:
+                    mine[name] = value
         for p, name, _ in oversized:
             self.committed_items[p].pop(name, None)
         self.committed_offsets.update(offsets)
         for tp, off in offsets.items():
             if tp.topic not in self.state_topics and off > self.ever_committed.get(tp, -1):
                 self.ever_committed[tp] = off
-        for tp in offsets:
-            del self.pending_offsets[tp]
+        for tp, off in offsets.items():
+            if self.pending_offsets.get(tp) == off:
+                del self.pending_offsets[tp]
         alerts, self.pending_alerts = self.pending_alerts, []
         retraining, self.pending_retraining = self.pending_retraining, []
-        return CommitResult(offsets, alerts, written, started, time.perf_counter(), oversized, retraining)
+        finished = time.perf_counter()
+        return CommitResult(offsets, alerts, begun.written, begun.started, finished, oversized, retraining, begun.waited + finished - waiting)
 
     def abort(self) -> None:
         """Abort the open transaction (bounded). Raises ``KafkaError`` when that does not work."""

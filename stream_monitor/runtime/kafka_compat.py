@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import Any, Callable
 
 from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import KafkaTimeoutError, ProducerFencedError
+from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 # The kafka-python versions whose private transaction API was read and tested; pyproject pins it.
@@ -95,16 +96,63 @@ def _bounded(sender: Any, result: Any, what: str, timeout_ms: int) -> None:
         raise KafkaTimeoutError(f"{what} did not complete within {timeout_ms} ms")
 
 
-def commit_transaction(
+def add_group_early(producer: Any, consumer: Any) -> Any | None:
+    """Add the consumer group to the transaction just begun (``AddOffsetsToTxn``), in the background.
+
+    Offsets committed in a transaction need that request (to the transaction coordinator) before
+    the ``TxnOffsetCommit`` (to the group coordinator) and the ``EndTxn``. Started when the
+    transaction begins, it is done long before the commit, which then waits for two round trips
+    instead of three. The group is added with no offsets (an empty ``TxnOffsetCommit``). Returns
+    the request's result for :func:`commit_transaction`, or None for a producer without the
+    verified internals.
+    """
+    internals = _internals(producer)
+    if internals is None or consumer is None:
+        return None
+    tm, sender = internals
+    try:
+        result = tm.send_offsets_to_transaction({}, consumer.group_metadata())
+    except (KafkaError, ValueError):  # the commit adds the group as before and meets the same error there
+        return None
+    sender.wakeup()
+    return result
+
+
+def _txn_offset_commit(tm: Any, meta: dict[TopicPartition, OffsetAndMetadata], group_metadata: Any) -> Any:
+    """Queue a ``TxnOffsetCommit`` of ``meta`` alone (the group is in the transaction already); its result."""
+    from kafka.producer.transaction_manager import TxnOffsetCommitHandler
+
+    with tm._lock:
+        tm._pending_txn_offset_commits.update(meta)
+        handler = TxnOffsetCommitHandler(tm, group_metadata, tm._pending_txn_offset_commits, None)
+        tm._enqueue_request(handler)
+    return handler.result
+
+
+@dataclass(slots=True)
+class CommitInFlight:
+    """A transaction commit queued on the producer's sender thread (:func:`start_commit`), not yet awaited."""
+
+    committed: Any = None  # the EndTxn's result; None when the commit is done already (public calls)
+    sent: Any = None  # the offsets' result, when there were offsets
+    deadline: float = 0.0  # time.monotonic() by which it must be done
+
+
+def start_commit(
     producer: Any,
     consumer: Any,
     offsets: dict[TopicPartition, int],
     timeout_ms: int,
-) -> None:
-    """Send ``offsets`` (next offset per partition) into the open transaction and commit it, each step bounded.
+    group_added: Any | None = None,
+) -> CommitInFlight:
+    """Queue ``offsets`` (next offset per partition) and the commit of the open transaction; :func:`finish_commit` waits for it.
 
-    A producer without the verified internals (a test fake, another kafka-python) gets the public
-    calls, which wait without a bound.
+    The offsets and the ``EndTxn`` are queued together: the sender thread sends the ``EndTxn`` once
+    the offsets are in and every record of the transaction is written. In between, the caller may
+    do anything that does not send (``run`` polls its consumer). ``group_added`` (from
+    :func:`add_group_early`, when it succeeded) saves the ``AddOffsetsToTxn`` round trip. A
+    producer without the verified internals (a test fake, another kafka-python) gets the public
+    calls, which commit here and wait without a bound.
     """
     meta = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
     internals = _internals(producer)
@@ -112,11 +160,41 @@ def commit_transaction(
         if meta:
             producer.send_offsets_to_transaction(meta, consumer.group_metadata())
         producer.commit_transaction()
-        return
+        return CommitInFlight()
     tm, sender = internals
+    sent = None
     if meta:
-        _bounded(sender, tm.send_offsets_to_transaction(meta, consumer.group_metadata()), "send_offsets", timeout_ms)
-    _bounded(sender, tm.begin_commit(), "commit", timeout_ms)
+        if group_added is not None and group_added.succeeded:
+            sent = _txn_offset_commit(tm, meta, consumer.group_metadata())
+        else:
+            sent = tm.send_offsets_to_transaction(meta, consumer.group_metadata())
+        sender.wakeup()
+    committed = tm.begin_commit()
+    sender.wakeup()
+    return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000)
+
+
+def finish_commit(commit: CommitInFlight, timeout_ms: int) -> None:
+    """Wait for a commit started by :func:`start_commit`, until its deadline; raise if it failed or did not complete."""
+    if commit.committed is None:
+        return
+    left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))
+    if not commit.committed.wait(timeout_ms=left_ms):
+        stage = "send_offsets" if commit.sent is not None and not commit.sent.wait(timeout_ms=0) else "commit"
+        raise KafkaTimeoutError(f"{stage} did not complete within {timeout_ms} ms")
+    if commit.sent is not None and not commit.sent.wait(timeout_ms=0):  # the EndTxn goes last: not reached
+        raise KafkaError("the transaction committed before its offsets")
+
+
+def commit_transaction(
+    producer: Any,
+    consumer: Any,
+    offsets: dict[TopicPartition, int],
+    timeout_ms: int,
+    group_added: Any | None = None,
+) -> None:
+    """Send ``offsets`` into the open transaction and commit it, bounded: :func:`start_commit` then :func:`finish_commit`."""
+    finish_commit(start_commit(producer, consumer, offsets, timeout_ms, group_added), timeout_ms)
 
 
 def abort_transaction(producer: Any, timeout_ms: int) -> None:

@@ -286,3 +286,46 @@ def test_the_compat_layer_commits_and_aborts_through_a_real_producers_internals(
         producer.close(timeout=10)
         consumer.close(autocommit=False)
     assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"committed"]
+
+
+def test_offsets_commit_with_the_group_added_when_the_transaction_began_and_without(kafka_bootstrap, topic_factory, unique_name):
+    """kafka_compat.add_group_early: the commit then skips AddOffsetsToTxn; if it has not answered yet, the commit adds the group itself."""
+    from stream_monitor.runtime import kafka_compat
+
+    source = topic_factory(partitions=1, prefix="source")
+    sink = topic_factory(partitions=1, prefix="sink")
+    tp = TopicPartition(source, 0)
+    produce(kafka_bootstrap, source, [(0, b"in-%d" % i) for i in range(6)])
+    consumer = KafkaConsumer(source, bootstrap_servers=kafka_bootstrap, group_id=unique_name("group"), isolation_level="read_committed", **CONSUMER_OPTS)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("txn"), transaction_timeout_ms=30_000, **PRODUCER_OPTS)
+    tm = producer._transaction_manager
+    adds: list[dict] = []
+    add = tm.send_offsets_to_transaction
+    tm.send_offsets_to_transaction = lambda offsets, meta: adds.append(dict(offsets)) or add(offsets, meta)
+    try:
+        producer.init_transactions()
+        poll_n(consumer, 6)
+        producer.begin_transaction()
+        added = kafka_compat.add_group_early(producer, consumer)
+        producer.send(sink, value=b"one", partition=0)
+        deadline = time.monotonic() + 20
+        while not added.succeeded and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert added.succeeded
+        kafka_compat.commit_transaction(producer, consumer, {tp: 2}, timeout_ms=30_000, group_added=added)
+        assert adds == [{}]  # only the early one: the commit sent TxnOffsetCommit and EndTxn
+        assert consumer.committed(tp, timeout_ms=10_000) == 2
+        producer.begin_transaction()
+        added = kafka_compat.add_group_early(producer, consumer)
+        producer.send(sink, value=b"two", partition=0)
+        kafka_compat.commit_transaction(producer, consumer, {tp: 3}, timeout_ms=30_000, group_added=None)  # as when it has not answered
+        assert adds[-1] == {tp: OffsetAndMetadata(3, "", -1)} and consumer.committed(tp, timeout_ms=10_000) == 3
+        producer.begin_transaction()
+        kafka_compat.add_group_early(producer, consumer)
+        producer.send(sink, value=b"aborted", partition=0)
+        kafka_compat.abort_transaction(producer, timeout_ms=30_000)
+        assert consumer.committed(tp, timeout_ms=10_000) == 3
+    finally:
+        producer.close(timeout=10)
+        consumer.close(autocommit=False)
+    assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"one", b"two"]

@@ -1,0 +1,166 @@
+"""The pending predictions in segments: a checkpoint writes what changed, and the changelog restores what was there."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from stream_monitor.core import state_labels
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.core.state_labels import SEGMENT_ENTRIES, encode_labels
+
+T0 = 1_767_225_600_000
+SPEC = MonitorSpec.model_validate({"defaults": {"reference": {"size": 100}, "window": {"size": 100, "step": 25}}})
+BATCH = 500
+
+
+def inference(start: int, stop: int) -> list[InputRecord]:
+    return [
+        InputRecord(
+            orjson.dumps({"event_id": f"e{i}", "model": "m", "ts": T0 + 1000 * i, "features": {"x": (i * 7919 % 1000) / 1000.0}, "prediction": (i % 97) / 97.0}),
+            SourcePosition("in", 0, i, None),
+        )
+        for i in range(start, stop)
+    ]
+
+
+def labels(start: int, stop: int) -> list[InputRecord]:
+    """Labels of every other event of [start, stop), and of a few much older ones (joins far back)."""
+    back = start - 20 * BATCH
+    ids = [*range(start, stop, 2), *(range(back + 1, back + 40, 2) if back >= 0 else ())]  # odd ids: not labelled before
+    return [
+        InputRecord(orjson.dumps({"event_id": f"e{i}", "model": "m", "label": i % 2}), SourcePosition("lab", 0, start + k, T0 + 1000 * i))
+        for k, i in enumerate(ids)
+    ]
+
+
+def step(monitor: PartitionMonitor, b: int) -> list[bytes]:
+    """One batch of predictions, then the labels of the batch before it: what was alerted and dead-lettered."""
+    out = [a.payload for a in monitor.process(inference(b, b + BATCH)).alerts]
+    result = monitor.process_labels(labels(b - BATCH, b)) if b else None
+    if result is not None:
+        assert result.dead_letters == [] and result.waiting == 0  # every label joins its prediction
+        out += [a.payload for a in result.alerts]
+    return out
+
+
+def apply(changelog: dict[str, bytes], items: dict[str, bytes | None]) -> None:
+    """What a compacted changelog keeps of one checkpoint's items (None: a tombstone)."""
+    for key, value in items.items():
+        if value is None:
+            changelog.pop(key, None)
+        else:
+            changelog[key] = value
+
+
+def labels_bytes(items: dict[str, bytes | None]) -> int:
+    return sum(len(v) for k, v in items.items() if state_labels.is_labels_key(k) and v is not None)
+
+
+def test_a_checkpoint_writes_only_the_segments_that_changed():
+    monitor = PartitionMonitor(SPEC, 0)
+    written = []
+    for b in range(0, 30 * BATCH, BATCH):
+        step(monitor, b)
+        written.append(labels_bytes(monitor.state_items()))
+    pending = monitor.pending_labels
+    assert len(pending) > 6 * SEGMENT_ENTRIES  # half the predictions never get a label
+    whole = len(encode_labels(list(pending.items())))
+    assert len(monitor.label_segments.members) > 6
+    # the last checkpoints wrote the newest segments and those the labels touched, not everything waiting
+    assert max(written[-10:]) < whole / 2, (written[-10:], whole)
+    # per checkpoint: the newest segment, the one sealed in between, the one or two the labels of the batch before touched,
+    # and the one or two the labels of 20 batches back did: at most 6 segments, however many wait
+    segment = len(encode_labels(list(pending.items())[:SEGMENT_ENTRIES]))
+    assert max(written) <= 6 * segment, (written, segment)
+
+
+@pytest.mark.parametrize("split", [7 * BATCH, 23 * BATCH])
+def test_the_changelog_of_the_checkpoints_restores_the_same_predictions_and_the_run_goes_on_the_same(split):
+    uninterrupted = PartitionMonitor(SPEC, 0)
+    expected = [p for b in range(0, 30 * BATCH, BATCH) for p in step(uninterrupted, b)]
+    first = PartitionMonitor(SPEC, 0)
+    changelog: dict[str, bytes] = {}
+    got = []
+    for b in range(0, split, BATCH):
+        got += step(first, b)
+        apply(changelog, first.state_items())
+    assert any(k.startswith(state_labels.SEALED) for k in changelog) and None not in changelog.values()
+    restored = PartitionMonitor.from_state_items(SPEC, 0, changelog)
+    assert restored.rejected_state_items == 0
+    assert list(restored.pending_labels.items()) == list(first.pending_labels.items())
+    segments = lambda m: {k: v for k, v in m.state_items(only_dirty=False).items() if state_labels.is_labels_key(k)}  # noqa: E731
+    assert segments(restored) == segments(first)
+    for b in range(split, 30 * BATCH, BATCH):
+        got += step(restored, b)
+    assert got == expected
+    assert list(restored.pending_labels.items()) == list(uninterrupted.pending_labels.items())
+
+
+def test_emptied_segments_are_deleted_and_the_list_of_segments_follows():
+    monitor = PartitionMonitor(SPEC, 0)
+    changelog: dict[str, bytes] = {}
+    for b in range(0, 8 * BATCH, BATCH):
+        monitor.process(inference(b, b + BATCH))
+        apply(changelog, monitor.state_items())
+    sealed = sorted(k for k in changelog if k.startswith(state_labels.SEALED))
+    assert len(sealed) >= 2
+    first_ids = [f"e{i}" for i in range(SEGMENT_ENTRIES)]  # the first segment: labelled now, all of them
+    records = [InputRecord(orjson.dumps({"event_id": i, "model": "m", "label": 1}), SourcePosition("lab", 0, k, T0)) for k, i in enumerate(first_ids)]
+    assert monitor.process_labels(records).dead_letters == []
+    items = monitor.state_items()
+    assert items[sealed[0]] is None and "labels" in items  # a tombstone, and labels lists one segment fewer
+    apply(changelog, items)
+    _, listed = state_labels.decode_labels_item(changelog["labels"])
+    assert [f"{state_labels.SEALED}{n}" for n in listed] == sorted(k for k in changelog if k.startswith(state_labels.SEALED))
+    restored = PartitionMonitor.from_state_items(SPEC, 0, changelog)
+    assert list(restored.pending_labels) == list(monitor.pending_labels) and not set(first_ids) & set(restored.pending_labels)
+
+
+def test_a_missing_segment_resets_only_its_predictions_and_an_unlisted_one_is_deleted():
+    monitor = PartitionMonitor(SPEC, 0)
+    monitor.process(inference(0, 4 * SEGMENT_ENTRIES))
+    items = monitor.state_items(only_dirty=False)
+    sealed = sorted((k for k in items if k.startswith(state_labels.SEALED)), key=lambda k: int(k[len(state_labels.SEALED):]))
+    lost = sealed[1]
+    held = state_labels.decode_labels_item(items[lost])[0]
+    del items[lost]
+    items[f"{state_labels.SEALED}999"] = items[sealed[0]]  # written by nothing this labels item knows of
+    with capture_logs() as logs:
+        restored = PartitionMonitor.from_state_items(SPEC, 0, items)
+    assert restored.rejected_state_items == 1 and [e["event"] for e in logs].count("state_item_rejected") == 1
+    assert list(restored.pending_labels) == [i for i in monitor.pending_labels if i not in held]
+    after = restored.state_items()
+    assert after[lost] is None and after[f"{state_labels.SEALED}999"] is None and "labels" in after
+    listed = state_labels.decode_labels_item(after["labels"])[1]
+    assert [f"{state_labels.SEALED}{n}" for n in listed] == [k for k in sealed if k != lost]
+
+
+def test_a_labels_item_of_the_single_item_layout_reads_and_is_cut_into_segments():
+    pending: OrderedDict[str, Any] = OrderedDict((f"old{i}", ("m", i / 10, T0 + i)) for i in range(3 * SEGMENT_ENTRIES))
+    old = encode_labels(list(pending.items()))  # no segments: as written before them
+    restored = PartitionMonitor.from_state_items(SPEC, 0, {"labels": old})
+    assert restored.rejected_state_items == 0 and list(restored.pending_labels.items()) == list(pending.items())
+    restored.process(inference(0, 10))
+    items = restored.state_items()
+    sealed = [k for k in items if k.startswith(state_labels.SEALED)]
+    assert len(sealed) == 1 and len(state_labels.decode_labels_item(items[sealed[0]])[0]) == 3 * SEGMENT_ENTRIES
+    newest, listed = state_labels.decode_labels_item(items["labels"])
+    assert list(newest) == [f"e{i}" for i in range(10)] and [f"{state_labels.SEALED}{n}" for n in listed] == sealed
+
+
+_scalars = st.floats() | st.integers(-(2**80), 2**80) | st.booleans() | st.text(max_size=5) | st.none()
+
+
+@given(value=_scalars | st.dictionaries(st.text(max_size=3), _scalars, max_size=3))
+def test_the_quick_prediction_text_is_json_dumps(value):
+    assert state_labels._json_text(value) == json.dumps(value)
