@@ -397,6 +397,74 @@ def test_the_private_api_of_the_early_group_add_is_there():
     assert isinstance(inspect.getattr_static(TransactionalRequestResult, "succeeded"), property)
 
 
+class _Pending:
+    """A transactional request result the test completes (or fails) by hand."""
+
+    def __init__(self) -> None:
+        self.done, self.error = False, None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.done and self.error is None
+
+    def wait(self, timeout_ms: int | None = None) -> bool:
+        if self.error is not None:
+            raise self.error
+        return self.done
+
+
+class InternalsProducer(FakeProducer):
+    """A fake producer with the private transaction manager: the commit completes when the test says so."""
+
+    def __init__(self, calls: list[tuple]) -> None:
+        super().__init__(calls)
+        producer = self
+        self.end_txn = _Pending()
+
+        class TM:
+            def send_offsets_to_transaction(self, offsets: dict, meta: Any) -> _Pending:
+                producer._call("send_offsets", {tp: o.offset for tp, o in offsets.items()})
+                done = _Pending()
+                done.done = bool(offsets)  # the early add (no offsets) has not answered: the commit adds the group
+                return done
+
+            def begin_commit(self) -> _Pending:
+                producer._call("commit")
+                return producer.end_txn
+
+        from types import SimpleNamespace
+
+        self._transaction_manager = TM()
+        self._sender = SimpleNamespace(wakeup=lambda: None)
+
+
+def test_a_begun_commit_moves_nothing_forward_until_it_ends():
+    cp, calls = make()
+    cp.producer = InternalsProducer(calls)
+    cp.processed(TP0, 3)
+    cp.ensure_transaction(judged=True)
+    cp.add_alerts(["a1"])  # type: ignore[list-item]
+    begun = cp.begin_commit({0: FakeTask({"k": b"v"})})
+    assert begun is not None and [c[:2] for c in calls if c[0] in ("send_offsets", "commit")] == [("send_offsets", {}), ("send_offsets", {TP0: 3}), ("commit",)]
+    assert cp.committed_offsets == {} and cp.committed_items == {} and cp.pending_alerts == ["a1"] and cp.txn_open
+    cp.producer.end_txn.done = True
+    result = cp.end_commit(begun)
+    assert result.alerts == ["a1"] and cp.committed_offsets == {TP0: 3} and cp.committed_items == {0: {"k": b"v"}}
+    assert not cp.txn_open and cp.pending_offsets == {} and 0 <= result.waited <= result.seconds
+
+
+def test_a_begun_commit_that_fails_when_it_ends_moves_nothing_forward():
+    cp, calls = make()
+    cp.producer = InternalsProducer(calls)
+    cp.processed(TP0, 3)
+    begun = cp.begin_commit({0: FakeTask({"k": b"v"})})
+    assert begun is not None
+    cp.producer.end_txn.error = KafkaError("EndTxn failed")
+    with pytest.raises(KafkaError, match="EndTxn failed"):
+        cp.end_commit(begun)
+    assert cp.committed_offsets == {} and cp.committed_items == {} and cp.pending_offsets == {TP0: 3} and cp.txn_open
+
+
 # ------------------------------------------------------------------ sizes
 def test_an_oversized_state_item_is_a_tombstone_not_a_commit_that_fails_forever():
     cp, calls = make(max_record_bytes=100)

@@ -8,7 +8,9 @@ What is pending and what is committed, and the commit order, belong to
 :class:`~stream_monitor.runtime.checkpoint.Checkpoint`. If a commit fails with an abortable error
 we abort, roll back to the last committed state and offsets and retry the same work, which
 produces the same alerts with the same ids. A fenced producer (a newer instance with our
-``transactional_id``) is fatal: exit 1.
+``transactional_id``) is fatal: exit 1. Under exactly-once a checkpoint is begun at the end of a
+loop and ended after the next ``poll``: the broker commits while the consumer polls (nothing is
+sent in between), and a failure found then rolls back and drops what that poll returned.
 
 Rebalance listener callbacks run on kafka-python's IO thread while the main thread waits in
 ``poll``: on revocation we commit the open transaction with the producer (never a blocking
@@ -21,8 +23,6 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import structlog
@@ -37,41 +37,16 @@ from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, Partiti
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
-from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult
+from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult, InFlight
 from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter
+from stream_monitor.runtime.run_stats import RunStats, Timings
 from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
-
-@dataclass(slots=True)
-class RunStats:
-    """Counters of one run, for tests, the demo and the final log line."""
-
-    records: int = 0
-    alerts: int = 0
-    dead_letters: int = 0
-    checkpoints: int = 0
-    aborts: int = 0
-    restored_partitions: int = 0
-    rejected_state_records: int = 0
-    invalid_by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
-@dataclass(slots=True)
-class Timings:
-    """Where the loop spends its time (``time.perf_counter()`` seconds), for benchmarks.
-
-    ``first_records_at`` is the start of the ``poll`` that returned the first records.
-    """
-
-    first_records_at: float | None = None
-    process_seconds: float = 0.0
-    checkpoint_seconds: float = 0.0
-
 
 class MonitorApp:
     """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error).
@@ -131,6 +106,7 @@ class MonitorApp:
             state_topics=self.state_topics,
             max_record_bytes=clients.max_record_bytes(k),
         )
+        self._begun: InFlight | None = None  # a checkpoint whose commit the broker does during the next poll
         self.forwarder = Forwarder(cfg, self.spec, self.guard, self.checkpoint, self._send_dead_letter, lambda: self.producer)
         self.ready = False
         self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
@@ -195,6 +171,8 @@ class MonitorApp:
             while not self.stopping:
                 polled_at = time.perf_counter()
                 batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
+                if not self._end_checkpoint():  # begun before the poll, it failed: rolled back, the batch is read again
+                    batch = {}
                 if batch and self.timings.first_records_at is None:
                     self.timings.first_records_at = polled_at
                 self.metrics.heartbeat()  # /healthz fails if this loop stalls
@@ -212,9 +190,10 @@ class MonitorApp:
                     self._flush_progress()
                 self._release_idle()
                 if self.checkpoint.due(k.commit_interval_ms / 1000.0):
-                    self._checkpoint_or_recover()
+                    self._checkpoint_or_recover(overlap=True)
                 elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic)):  # readers wait
-                    self._checkpoint_or_recover(reads_only=bool(self.repartition_topic) and not self.checkpoint.judged_in_txn)
+                    self._checkpoint_or_recover(reads_only=bool(self.repartition_topic) and not self.checkpoint.judged_in_txn, overlap=True)
+            self._end_checkpoint()
             self._checkpoint_or_recover()
         except FatalError as exc:
             self.log.error("monitor_fatal", error=str(exc))
@@ -255,6 +234,7 @@ class MonitorApp:
 
     def _on_revoked(self, revoked: set[TopicPartition], lost: bool) -> None:
         # IO thread: commit with the producer only, then forget the partitions.
+        self._end_checkpoint()  # one begun before the poll that called us
         if revoked & self.owned:
             if lost:
                 try:
@@ -523,27 +503,53 @@ class MonitorApp:
         self._new_producer()
 
     # ------------------------------------------------------------- checkpoint
-    def _checkpoint_or_recover(self, reads_only: bool = False) -> None:
+    def _checkpoint_or_recover(self, reads_only: bool = False, overlap: bool = False) -> None:
+        """Checkpoint; with ``overlap`` only begin: the broker commits during the next poll, :meth:`_end_checkpoint` after it."""
         cp = self.checkpoint
         cp.in_flight_since = cp.clock()
         try:
             with fenced_is_fatal("while committing"):
-                self._commit(reads_only)
+                self._begun = self._begin(reads_only)
+        except KafkaError as exc:
+            cp.in_flight_since = None
+            self._recover(exc)
+            return
+        if self._begun is None:  # nothing to commit
+            cp.failing_since = cp.in_flight_since = None
+        elif not overlap:
+            self._end_checkpoint()
+
+    def _end_checkpoint(self) -> bool:
+        """Wait for the checkpoint begun, if any, and count it; False when it failed (then rolled back)."""
+        begun, self._begun = self._begun, None
+        if begun is None:
+            return True
+        cp = self.checkpoint
+        try:
+            with fenced_is_fatal("while committing"):
+                self._committed(cp.end_commit(begun))
             cp.failing_since = None
+            return True
         except KafkaError as exc:
             self._recover(exc)
+            return False
         finally:
             cp.in_flight_since = None
 
-    def _commit(self, reads_only: bool = False) -> None:
+    def _begin(self, reads_only: bool = False) -> InFlight | None:
         for task in self.tasks.values() if not reads_only else ():  # a state partition's offset: its oldest record with rows still waiting
             for (topic, partition), offset in task.carriers.commit_offsets().items():
                 tp = TopicPartition(topic, partition)
                 if tp in self.owned:
                     self.checkpoint.processed(tp, offset)
-        result = self.checkpoint.commit(self.tasks, reads_only)
-        if result is None:
-            return
+        return self.checkpoint.begin_commit(self.tasks, reads_only)
+
+    def _commit(self, reads_only: bool = False) -> None:
+        begun = self._begin(reads_only)
+        if begun is not None:
+            self._committed(self.checkpoint.end_commit(begun))
+
+    def _committed(self, result: CommitResult) -> None:
         self.guard.committed(result.offsets)
         for alert in result.alerts:
             self.metrics.observe_alert(alert.event)
@@ -551,7 +557,7 @@ class MonitorApp:
                 self.on_alert(alert)
         self.stats.alerts += len(result.alerts)
         self.stats.checkpoints += 1
-        self.timings.checkpoint_seconds += result.seconds
+        self.timings.checkpoint_seconds += result.waited
         self.metrics.state_bytes.inc(result.state_bytes)
         self.metrics.checkpoints.labels("committed").inc()
         self.metrics.status.checkpoint_committed()

@@ -1,0 +1,32 @@
+"""Counters and timings of one ``stream-monitor run`` (:class:`~stream_monitor.runtime.app.MonitorApp`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters of one run, for tests, the demo and the final log line."""
+
+    records: int = 0
+    alerts: int = 0
+    dead_letters: int = 0
+    checkpoints: int = 0
+    aborts: int = 0
+    restored_partitions: int = 0
+    rejected_state_records: int = 0
+    invalid_by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass(slots=True)
+class Timings:
+    """Where the loop spends its time (``time.perf_counter()`` seconds), for benchmarks.
+
+    ``first_records_at`` is the start of the ``poll`` that returned the first records.
+    """
+
+    first_records_at: float | None = None
+    process_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0  # the loop waiting for checkpoints (not the broker's commit during the next poll)
