@@ -465,6 +465,24 @@ def test_a_begun_commit_that_fails_when_it_ends_moves_nothing_forward():
     assert cp.committed_offsets == {} and cp.committed_items == {} and cp.pending_offsets == {TP0: 3} and cp.txn_open
 
 
+def test_the_next_send_ends_a_begun_commit_first_once_and_its_failure_stops_the_send():
+    cp, calls = make()
+    ended: list[int] = []
+    cp.before_send = lambda: ended.append(len(calls))
+    cp.ensure_transaction()
+    cp.ensure_transaction()
+    assert ended == [0] and cp.before_send is None and calls == [("begin",)]  # ended before the transaction began, once
+
+    def failed() -> None:
+        raise KafkaError("EndTxn failed")
+
+    cp, calls = make()
+    cp.before_send = failed
+    with pytest.raises(KafkaError, match="EndTxn failed"):
+        cp.ensure_transaction(judged=True)
+    assert calls == [] and not cp.txn_open and not cp.judged_in_txn
+
+
 # ------------------------------------------------------------------ sizes
 def test_an_oversized_state_item_is_a_tombstone_not_a_commit_that_fails_forever():
     cp, calls = make(max_record_bytes=100)

@@ -75,7 +75,7 @@ class MonitorMetrics:
         )
         self.checkpoint_seconds = Histogram(
             "stream_monitor_checkpoint_seconds",
-            "Time to commit alerts, state and offsets (exactly-once: from its start until the loop sees it done, after the next poll)",
+            "Time to commit alerts, state and offsets (exactly-once: from its start until the loop ends it, at the next send)",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )

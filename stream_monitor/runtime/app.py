@@ -9,8 +9,9 @@ What is pending and what is committed, and the commit order, belong to
 we abort, roll back to the last committed state and offsets and retry the same work, which
 produces the same alerts with the same ids. A fenced producer (a newer instance with our
 ``transactional_id``) is fatal: exit 1. Under exactly-once a checkpoint is begun at the end of a
-loop and ended after the next ``poll``: the broker commits while the consumer polls (nothing is
-sent in between), and a failure found then rolls back and drops what that poll returned.
+loop and ended by the next send (or after the next batch, when nothing is sent): the broker commits
+while the consumer polls and the first records are read; a failure found then rolls back and drops
+that batch.
 
 Rebalance listener callbacks run on kafka-python's IO thread while the main thread waits in
 ``poll``: on revocation we commit the open transaction with the producer (never a blocking
@@ -37,7 +38,8 @@ from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, Partiti
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
-from stream_monitor.runtime.checkpoint import Checkpoint, CommitResult, InFlight
+from stream_monitor.runtime.checkpoint import Checkpoint, InFlight
+from stream_monitor.runtime.checkpointing import CheckpointSteps
 from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, seek_to_committed
@@ -48,7 +50,7 @@ from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
 
-class MonitorApp:
+class MonitorApp(CheckpointSteps):
     """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error).
 
     ``on_alert`` sees every alert once its checkpoint committed; ``on_checkpoint`` sees every
@@ -171,7 +173,9 @@ class MonitorApp:
             while not self.stopping:
                 polled_at = time.perf_counter()
                 batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
-                if not self._end_checkpoint():  # begun before the poll, it failed: rolled back, the batch is read again
+                # a checkpoint begun before the poll ends at the first send (Checkpoint.before_send) or after
+                # processing; here when there is nothing to process or state to restore (failed: the batch is read again)
+                if (not batch or self._new_tps or self._to_restore) and not self._end_checkpoint():
                     batch = {}
                 if batch and self.timings.first_records_at is None:
                     self.timings.first_records_at = polled_at
@@ -186,6 +190,7 @@ class MonitorApp:
                     except PoisonRecord as exc:  # retried after the rollback, that record isolated
                         self.log.error("record_processing_failed", partition=f"{exc.tp.topic}-{exc.tp.partition}", offset=exc.offset, error=repr(exc.error))
                         self._recover(exc)
+                self._end_checkpoint()  # nothing was sent
                 if self.forwarder.pending or self.repartition_topic:
                     self._flush_progress()
                 self._release_idle()
@@ -342,6 +347,7 @@ class MonitorApp:
             else:
                 task = self.tasks.get(tp.partition)
                 if task is None:  # assigned in this poll but not restored: restore now
+                    self._end_checkpoint(recover=False)
                     self._to_restore.add(tp.partition)
                     self._restore_assigned(batch)
                     task = self.tasks[tp.partition]
@@ -501,100 +507,3 @@ class MonitorApp:
             pass
         self.checkpoint.producer_replaced(None)
         self._new_producer()
-
-    # ------------------------------------------------------------- checkpoint
-    def _checkpoint_or_recover(self, reads_only: bool = False, overlap: bool = False) -> None:
-        """Checkpoint; with ``overlap`` only begin: the broker commits during the next poll, :meth:`_end_checkpoint` after it."""
-        cp = self.checkpoint
-        cp.in_flight_since = cp.clock()
-        try:
-            with fenced_is_fatal("while committing"):
-                self._begun = self._begin(reads_only)
-        except KafkaError as exc:
-            cp.in_flight_since = None
-            self._recover(exc)
-            return
-        if self._begun is None:  # nothing to commit
-            cp.failing_since = cp.in_flight_since = None
-        elif not overlap:
-            self._end_checkpoint()
-
-    def _end_checkpoint(self) -> bool:
-        """Wait for the checkpoint begun, if any, and count it; False when it failed (then rolled back)."""
-        begun, self._begun = self._begun, None
-        if begun is None:
-            return True
-        cp = self.checkpoint
-        try:
-            with fenced_is_fatal("while committing"):
-                self._committed(cp.end_commit(begun))
-            cp.failing_since = None
-            return True
-        except KafkaError as exc:
-            self._recover(exc)
-            return False
-        finally:
-            cp.in_flight_since = None
-
-    def _begin(self, reads_only: bool = False) -> InFlight | None:
-        for task in self.tasks.values() if not reads_only else ():  # a state partition's offset: its oldest record with rows still waiting
-            for (topic, partition), offset in task.carriers.commit_offsets().items():
-                tp = TopicPartition(topic, partition)
-                if tp in self.owned:
-                    self.checkpoint.processed(tp, offset)
-        return self.checkpoint.begin_commit(self.tasks, reads_only)
-
-    def _commit(self, reads_only: bool = False) -> None:
-        begun = self._begin(reads_only)
-        if begun is not None:
-            self._committed(self.checkpoint.end_commit(begun))
-
-    def _committed(self, result: CommitResult) -> None:
-        self.guard.committed(result.offsets)
-        for alert in result.alerts:
-            self.metrics.observe_alert(alert.event)
-            if self.on_alert is not None:
-                self.on_alert(alert)
-        self.stats.alerts += len(result.alerts)
-        self.stats.checkpoints += 1
-        self.timings.checkpoint_seconds += result.waited
-        self.metrics.state_bytes.inc(result.state_bytes)
-        self.metrics.checkpoints.labels("committed").inc()
-        self.metrics.status.checkpoint_committed()
-        self.metrics.status.observe_channels(self.tasks.values())
-        self.metrics.checkpoint_seconds.observe(result.seconds)
-        if result.oversized:
-            self._reset_oversized(result.oversized)
-        if self.on_checkpoint is not None:
-            self.on_checkpoint(result)
-
-    def _reset_oversized(self, oversized: list[tuple[int, str, int]]) -> None:
-        """State items too large to write were dropped: rebuild their partitions without them."""
-        limit = self.checkpoint.max_record_bytes
-        for p, name, size in oversized:
-            self.metrics.state_oversized.inc()
-            self.log.error("state_item_too_large", partition=p, item=name.replace("\x1f", "/"), bytes=size, limit=limit,
-                           detail="not written; what it held starts again")  # fmt: skip
-        for p in sorted({p for p, _, _ in oversized}):
-            if p in self.tasks:
-                self.tasks[p] = self._rebuild(p, self.checkpoint.committed_items.get(p, {}))
-
-    def _recover(self, exc: BaseException) -> None:
-        """An abortable failure: abort (or re-create the producer), then roll back and retry."""
-        cp = self.checkpoint
-        cp.failing_since = cp.failing_since or cp.clock()
-        self.stats.aborts += 1
-        self.metrics.checkpoints.labels("aborted").inc()
-        self.metrics.status.checkpoint_failed(repr(exc))
-        self.log.warning("transaction_failed_rolling_back", error=repr(exc))
-        try:
-            cp.abort()
-        except KafkaError as abort_exc:
-            self._reset_producer(f"abort failed: {abort_exc!r}")
-        self._rollback()
-
-    def _rollback(self) -> None:
-        """Back to the last committed state and offsets: the retry repeats the same work."""
-        self.checkpoint.rollback(self.tasks, self.owned, self._rebuild)
-        self.forwarder.reset()  # the inputs are read again from their committed offsets
-        self.log.warning("rolled_back_to_last_checkpoint", partitions=sorted(self.tasks))

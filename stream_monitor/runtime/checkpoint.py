@@ -116,6 +116,7 @@ class Checkpoint:
     in_flight_since: float | None = None
     _parked: dict[int, _Parked] = field(default_factory=dict)
     _group_added: Any = None  # the open transaction's early AddOffsetsToTxn (kafka_compat.add_group_early)
+    before_send: Callable[[], Any] | None = None  # called (once) by the next ensure_transaction: ends a commit begun
 
     def __post_init__(self) -> None:
         self.last_commit_at = self.last_any_commit_at = self.clock()
@@ -127,6 +128,9 @@ class Checkpoint:
         ``judged``: what is sent next is output of judging (its state must commit with it), not
         of reading inputs (rows, progress records and their dead letters, which need no state).
         """
+        if self.before_send is not None:
+            hook, self.before_send = self.before_send, None
+            hook()
         if self.exactly_once and not self.txn_open:
             self._begin()
             self._group_added = kafka_compat.add_group_early(self.producer, self.consumer)  # done by the commit

@@ -1,0 +1,148 @@
+"""The checkpoint steps of ``stream-monitor run`` (:class:`~stream_monitor.runtime.app.MonitorApp`).
+
+Under exactly-once a checkpoint is begun at the end of a loop (state items sent, offsets and
+``EndTxn`` queued: :meth:`Checkpoint.begin_commit`) and ended by the next send
+(``Checkpoint.before_send``), or after the next batch when nothing is sent, or before anything
+that needs its outcome (a rebalance, a restore, a rollback): the broker commits while the consumer
+polls and the first records are read, which sends nothing. A failure found when it ends aborts and
+rolls back as any other, and what was read since is read again.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+
+from stream_monitor.runtime.checkpoint import CommitResult, InFlight
+from stream_monitor.runtime.kafka_compat import fenced_is_fatal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stream_monitor.runtime.checkpoint import Checkpoint
+
+
+class CheckpointSteps:
+    """Beginning, ending, counting and undoing checkpoints; mixed into ``MonitorApp`` (whose attributes it uses)."""
+
+    checkpoint: Checkpoint
+    _begun: InFlight | None
+    tasks: dict[int, Any]
+    owned: set[TopicPartition]
+    guard: Any
+    metrics: Any
+    stats: Any
+    timings: Any
+    log: Any
+    forwarder: Any
+    on_alert: Any
+    on_checkpoint: Any
+    _rebuild: Any
+    _reset_producer: Any
+
+    def _checkpoint_or_recover(self, reads_only: bool = False, overlap: bool = False) -> None:
+        """Checkpoint; with ``overlap`` only begin: the broker commits during the next poll and reading, ended by the next send."""
+        cp = self.checkpoint
+        cp.in_flight_since = cp.clock()
+        try:
+            with fenced_is_fatal("while committing"):
+                self._begun = self._begin(reads_only)
+        except KafkaError as exc:
+            cp.in_flight_since = None
+            self._recover(exc)
+            return
+        if self._begun is None:  # nothing to commit
+            cp.failing_since = cp.in_flight_since = None
+        elif not overlap:
+            self._end_checkpoint()
+        else:
+            cp.before_send = functools.partial(self._end_checkpoint, recover=False)
+
+    def _end_checkpoint(self, recover: bool = True) -> bool:
+        """Wait for the checkpoint begun, if any, and count it; False when it failed and was rolled back (``recover``, else it raises)."""
+        begun, self._begun = self._begun, None
+        cp = self.checkpoint
+        cp.before_send = None
+        if begun is None:
+            return True
+        try:
+            with fenced_is_fatal("while committing"):
+                self._committed(cp.end_commit(begun))
+            cp.failing_since = None
+            return True
+        except KafkaError as exc:
+            if not recover:  # the caller (a send in _process) rolls back
+                raise
+            self._recover(exc)
+            return False
+        finally:
+            cp.in_flight_since = None
+
+    def _begin(self, reads_only: bool = False) -> InFlight | None:
+        for task in self.tasks.values() if not reads_only else ():  # a state partition's offset: its oldest record with rows still waiting
+            for (topic, partition), offset in task.carriers.commit_offsets().items():
+                tp = TopicPartition(topic, partition)
+                if tp in self.owned:
+                    self.checkpoint.processed(tp, offset)
+        return self.checkpoint.begin_commit(self.tasks, reads_only)
+
+    def _commit(self, reads_only: bool = False) -> None:
+        begun = self._begin(reads_only)
+        if begun is not None:
+            self._committed(self.checkpoint.end_commit(begun))
+
+    def _committed(self, result: CommitResult) -> None:
+        self.guard.committed(result.offsets)
+        for alert in result.alerts:
+            self.metrics.observe_alert(alert.event)
+            if self.on_alert is not None:
+                self.on_alert(alert)
+        self.stats.alerts += len(result.alerts)
+        self.stats.checkpoints += 1
+        self.timings.checkpoint_seconds += result.waited
+        self.metrics.state_bytes.inc(result.state_bytes)
+        self.metrics.checkpoints.labels("committed").inc()
+        self.metrics.status.checkpoint_committed()
+        self.metrics.status.observe_channels(self.tasks.values())
+        self.metrics.checkpoint_seconds.observe(result.seconds)
+        if result.oversized:
+            self._reset_oversized(result.oversized)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(result)
+
+    def _reset_oversized(self, oversized: list[tuple[int, str, int]]) -> None:
+        """State items too large to write were dropped: rebuild their partitions without them."""
+        limit = self.checkpoint.max_record_bytes
+        for p, name, size in oversized:
+            self.metrics.state_oversized.inc()
+            self.log.error("state_item_too_large", partition=p, item=name.replace("\x1f", "/"), bytes=size, limit=limit,
+                           detail="not written; what it held starts again")  # fmt: skip
+        for p in sorted({p for p, _, _ in oversized}):
+            if p in self.tasks:
+                self.tasks[p] = self._rebuild(p, self.checkpoint.committed_items.get(p, {}))
+
+    def _recover(self, exc: BaseException) -> None:
+        """An abortable failure: abort (or re-create the producer), then roll back and retry."""
+        cp = self.checkpoint
+        if self._begun is not None:  # a commit in flight (a record failed before the first send): its outcome first
+            try:
+                self._end_checkpoint(recover=False)
+            except KafkaError:  # it failed too: the abort below covers it
+                pass
+        cp.failing_since = cp.failing_since or cp.clock()
+        self.stats.aborts += 1
+        self.metrics.checkpoints.labels("aborted").inc()
+        self.metrics.status.checkpoint_failed(repr(exc))
+        self.log.warning("transaction_failed_rolling_back", error=repr(exc))
+        try:
+            cp.abort()
+        except KafkaError as abort_exc:
+            self._reset_producer(f"abort failed: {abort_exc!r}")
+        self._rollback()
+
+    def _rollback(self) -> None:
+        """Back to the last committed state and offsets: the retry repeats the same work."""
+        self.checkpoint.rollback(self.tasks, self.owned, self._rebuild)
+        self.forwarder.reset()  # the inputs are read again from their committed offsets
+        self.log.warning("rolled_back_to_last_checkpoint", partitions=sorted(self.tasks))
