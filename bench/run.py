@@ -342,8 +342,6 @@ def run_app(
         if any(task.queued() for task in app.tasks.values()):
             return False
         tps = [tp for tp in app.owned if tp.topic == app.repartition_topic]
-        if len(tps) < app.state_partitions:  # not all assigned yet (seen: none, and the run "ended" with nothing judged)
-            return False
         # a transaction's commit marker may stand one past the last record read
         return all(caught_up(app.consumer, tp) and internal.get(tp, 0) >= (highwater(app.consumer, tp) or 0) - 1 for tp in tps)
 
