@@ -256,6 +256,7 @@ _CHANNEL_WORDS = {
     "__f1__": "F1", "__roc_auc__": "ROC AUC", "__error_rate__": "error rate", "__abs_error__": "absolute error",
     "__signed_error__": "signed error", "__cost__": "cost",
     "__estimated_error_rate__": "estimated error rate", "__estimated_cost__": "estimated cost",
+    "__estimated_precision__": "estimated precision",
 }  # fmt: skip
 _SHARE_WORDS = {"__error__": "error rate", "__error_rate__": "error rate", "__recall__": "recall", "__precision__": "precision"}
 """What the share of 1s of a 0/1 channel is called."""

@@ -42,7 +42,7 @@ from stream_monitor.core.model_pages import performance_pages
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.restore import restore_model
 from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
-from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec
+from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec, base_channel
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -473,7 +473,7 @@ class PartitionMonitor:
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
             if t.channel.startswith(PREDICTION) and t.transition != "resolved":
                 coinciding = drifting_features(m.channels.values(), d.event_time_ms, t.window_start_ms)
-            elif t.channel in ESTIMATED_CHANNELS:
+            elif base_channel(t.channel) in ESTIMATED_CHANNELS:
                 estimate = m.estimate_evidence(t.channel, t.row)
         spec = self.spec
         event = build_alert(
