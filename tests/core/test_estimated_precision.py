@@ -294,3 +294,13 @@ def test_a_binary_models_estimated_precision_takes_its_reference_from_a_calibrat
     assert ref is not None and ref.kind == "baseline"
     assert ref.mean == pytest.approx(np.mean([cal.calibrated(p) for p in positive]))  # q of the profile's positive decisions
     assert 0 < ref.count < 20_000  # the profile's predictions decided positive, not all of them
+
+
+def test_the_readme_example_is_what_the_code_produces() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    _, alerts, _ = run_delayed(spec_of(), stream(1, SHIFT + 3000))
+    (_, a), *_ = firing(alerts, "__estimated_precision__.refund")
+    assert orjson.dumps(a["annotations"]["summary"]).decode() in readme
+    assert orjson.dumps(a["evidence"]["estimate"]).decode().replace(",", ", ").replace(":", ": ") in readme
