@@ -245,14 +245,6 @@ def test_the_estimated_precision_leads_the_models_performance_page() -> None:
     assert not any(a["feature"].startswith("__estimated_precision__") and a["fingerprint"] != page_fingerprint("router") for _, a in alerts)
 
 
-def test_the_report_draws_the_realised_precision_of_the_class_next_to_its_estimate() -> None:
-    from stream_monitor.core.estimate import realised_channel
-
-    assert realised_channel("__estimated_precision__.refund") == "__precision__.refund"
-    assert realised_channel("__estimated_precision__") == "__precision__"
-    assert realised_channel("__precision__.refund") is None
-
-
 def test_estimated_precision_resumes_from_a_checkpoint_as_if_uninterrupted() -> None:
     events = stream(7, SHIFT + 4000)
     _, _, uninterrupted = run_delayed(spec_of(), events)
