@@ -17,7 +17,9 @@ text in extension type 1): ``[ROWS_FORMAT, model, [row, ...]]`` with an inferenc
 ``[0, topic, partition, offset, timestamp_ms, event_time_ms, tie, index, event_id, model_version,
 features, prediction, label, latency_ms, problems]`` and a label row ``[1, topic, partition,
 offset, timestamp_ms, event_time_ms, tie, index, event_id, label, ts]``; ``problems`` is a list of
-``[reason, detail]``. A record that does not decode as such raises :class:`RowsFormatError`.
+``[reason, detail]``. The rows of judging group g > 0 of a model (:mod:`stream_monitor.core.groups`)
+are ``[ROWS_FORMAT, model, [row, ...], g]``, read back under the group's judge name. A record that
+does not decode as such raises :class:`RowsFormatError`.
 
 Beside rows records travel *progress records*, ``[PROGRESS_FORMAT, topic, partition,
 event_time_ms]``: "input partition (topic, partition) has read up to this event time". The reading
@@ -45,6 +47,7 @@ import msgpack
 import orjson
 
 from stream_monitor.core import events as ev
+from stream_monitor.core.groups import SEP, group_of, groups_of, judge_name, model_of
 
 ROWS_FORMAT = 1
 PROGRESS_FORMAT = 2  # a progress record (no rows): how far an input partition has read
@@ -106,12 +109,13 @@ class Row:
             return self.original
         e = self.event
         if self.kind == LABEL:
-            obj: dict[str, Any] = {"event_id": e.event_id, "model": e.model, "label": e.label}
+            obj: dict[str, Any] = {"event_id": e.event_id, "model": model_of(e.model)[0], "label": e.label}
             if e.ts is not None:
                 obj["ts"] = e.ts
         else:
             fields = ("event_id", "model", "model_version", "ts", "features", "prediction", "label", "latency_ms")
             obj = {k: getattr(e, k) for k in fields if getattr(e, k) is not None}
+            obj["model"] = model_of(e.model)[0]
         try:
             return orjson.dumps(obj)
         except TypeError:  # an integer beyond 64 bits
@@ -138,8 +142,12 @@ def _row_list(r: Row) -> list[Any]:
 
 
 def encode_rows(model: str, rows: list[Row]) -> bytes:
-    """One model's rows as a rows record."""
-    body = [ROWS_FORMAT, model, [_row_list(r) for r in rows]]
+    """One model's rows as a rows record (``model``: a judge name, for a judging group's rows)."""
+    body: list[Any] = [ROWS_FORMAT, model, [_row_list(r) for r in rows]]
+    if SEP in model:
+        real, group = model_of(model)
+        if group:
+            body[1:] = [real, body[2], group]
     try:
         return msgpack.packb(body, use_bin_type=True)
     except OverflowError:  # an integer beyond 64 bits somewhere: encode those as text
@@ -183,9 +191,13 @@ def _unpack(blob: bytes) -> Any:
 
 
 def _rows_of(body: Any) -> tuple[str, list[Row]]:
-    if type(body) is not list or len(body) != 3 or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
+    if type(body) is not list or len(body) not in (3, 4) or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
         raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}")
     model = body[1]
+    if len(body) == 4:  # a judging group's rows: judged under the group's name
+        if type(body[3]) is not int or body[3] < 1:
+            raise RowsFormatError("bad judging group")
+        model = judge_name(model, body[3])
     try:
         return model, [_row(model, r) for r in body[2]]
     except (TypeError, ValueError, KeyError, IndexError) as exc:
@@ -281,6 +293,53 @@ def _row(model: str, r: list[Any]) -> Row:
     problems = r[14]
     probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
     return Row(INFERENCE, (t, tie, index), position, EventView(event_id, model, r[9], t, features, r[11], r[12], r[13]), probs)
+
+
+def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """(judge name, rows) per judging group of ``model`` (:mod:`stream_monitor.core.groups`); ``rows`` as they are for one group.
+
+    Every inference row goes to every group with that group's features only; group 0 also keeps
+    the prediction, label, latency and the row's value-level problems (dead-lettered once), and
+    gets the label rows.
+
+    >>> from stream_monitor.core.events import decode_inference, SourcePosition
+    >>> from stream_monitor.core.spec import MonitorSpec, ModelSpec
+    >>> spec = MonitorSpec(models={"m": ModelSpec(judging_groups=2)})
+    >>> d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x0": 1, "x4": 2}, "prediction": 0.5}', None)
+    >>> [(name, r[0].event.features, r[0].event.prediction) for name, r in split_rows(spec, "m", [inference_row(d, SourcePosition("in", 0, 0, None), 1, 0)])]
+    [('m', {'x4': 2}, 0.5), ('m\\x1e1', {'x0': 1}, None)]
+    """
+    n = groups_of(spec, model)
+    if n == 1:
+        return [(model, rows)]
+    out: list[list[Row]] = [[] for _ in range(n)]
+    names = [judge_name(model, g) for g in range(n)]
+    for r in rows:
+        if r.kind != INFERENCE:
+            out[0].append(r)
+            continue
+        e, feats = r.event, r.event.features
+        parts: list[Any] = [None] * n if feats is None else [{} for _ in range(n)]
+        if feats is not None:
+            for k, v in feats.items():
+                parts[group_of(k, n)][k] = v
+        out[0].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, model, e.model_version, e.ts, parts[0], e.prediction, e.label, e.latency_ms),
+                          r.problems, r.carrier, r.original))  # fmt: skip
+        for g in range(1, n):
+            out[g].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, names[g], e.model_version, e.ts, parts[g], None, None, None), [], r.carrier, r.original))
+    return list(zip(names, out, strict=True))
+
+
+def split_for_judging(spec: Any, rows: list[Row]) -> list[Row]:
+    """Rows of several models, each as its groups' rows (one after the other): a replay's judgement of grouped models."""
+    out: list[Row] = []
+    for r in rows:
+        model = r.event.model
+        if groups_of(spec, model) == 1:
+            out.append(r)
+        else:
+            out += [g[0] for _, g in split_rows(spec, model, [r])]
+    return out
 
 
 class RawsOf:

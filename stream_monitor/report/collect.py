@@ -431,7 +431,8 @@ class ReportCollector:
         rows: dict[tuple[str, str], ChannelRow] = {}
         refs: dict[tuple[str, str], set[tuple[str, int]]] = defaultdict(set)
         for p in sorted(monitors):
-            for model_name, mm in monitors[p].models.items():
+            for mm in monitors[p].models.values():
+                model_name = mm.model  # a judging group's monitor judges channels of its model
                 for ch_name, ch in mm.channels.items():
                     row = rows.get((model_name, ch_name))
                     if row is None:

@@ -3,7 +3,9 @@
 With ``state_partitioning: model`` (the default) an input partition's records are read (decoded,
 validated, dead-lettered) by whichever instance owns that partition, and each model's rows go, in
 the same transaction, to partition ``crc32(model) % n`` of the internal topic, where the model's
-owner puts the rows of every input partition (its *sources*) in event-time order.
+owner puts the rows of every input partition (its *sources*) in event-time order. A model with
+``judging_groups: N`` sends group g's rows (:func:`~stream_monitor.core.exchange.split_rows`) to
+partition ``(crc32(model) + g) % n``, each judged there like a model of its own.
 
 Every judging partition expects every source, but a source sends rows only to the partitions of
 the models it carries: with input keyed by model, most partitions never get a row from it and
@@ -106,13 +108,15 @@ class Forwarder:
             if not rows:
                 continue
             key = model.encode()
-            partition = zlib.crc32(key) % n
-            for value in rows_records(model, rows, limit):
-                send(self.topic, key=key, value=value, partition=partition)
+            base = zlib.crc32(key)
             top = max(r.key[0] for r in rows)
-            got.add(partition)
-            if told.get((source, partition), top - 1) < top:
-                told[(source, partition)] = top
+            for group, (name, part) in enumerate(exchange.split_rows(self.spec, model, rows)):  # one group unless judging_groups
+                partition = (base + group) % n
+                for value in rows_records(name, part, limit):
+                    send(self.topic, key=key, value=value, partition=partition)
+                got.add(partition)
+                if told.get((source, partition), top - 1) < top:
+                    told[(source, partition)] = top
             if latest is None or latest < top:
                 latest = top
         if latest is None:

@@ -1,0 +1,216 @@
+"""Judging groups (``models.<m>.judging_groups``, core/groups.py): one model's channels judged by N owners.
+
+The claims: the assignment of features to groups depends on the name alone; N = 1 is the single
+judgement unchanged (same rows objects, same wire); with N = 2 or 3 a replay gives, channel by
+channel, the alerts of N = 1 — the one documented difference being a prediction-drift page's
+``coinciding`` evidence, which names only the drifting features of group 0; a group's state is
+its own (keys carry the group) and a changed N never feeds a channel state another group wrote.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import zlib
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+from pydantic import ValidationError
+
+from stream_monitor.core import exchange
+from stream_monitor.core.events import SourcePosition, decode_inference
+from stream_monitor.core.groups import group_of, judge_name, model_of
+from stream_monitor.core.intake import InputRecord, read_inference
+from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.core.spec import ModelSpec, MonitorSpec
+from stream_monitor.replay.engine import ReplayEngine
+from stream_monitor.replay.sources import SourceRecord
+from stream_monitor.synthetic import demo_streams, generate_events
+
+FRAUD, CHURN = "fraud-v3", "churn-v1"
+N_EVENTS = 12_000
+
+
+def _spec(groups: int) -> MonitorSpec:
+    return MonitorSpec(instance="t", models={FRAUD: ModelSpec(judging_groups=groups), CHURN: ModelSpec(judging_groups=groups)})
+
+
+def _events() -> list[dict[str, Any]]:
+    fraud, churn = demo_streams(N_EVENTS, 42, labels=True)
+    both = list(generate_events(fraud)) + list(generate_events(churn))
+    return sorted(both, key=lambda e: (e["ts"], e["event_id"]))
+
+
+@pytest.fixture(scope="module")
+def events() -> list[dict[str, Any]]:
+    return _events()
+
+
+def _replay(spec: MonitorSpec, events: list[dict[str, Any]], batch_size: int = 997) -> tuple[list[dict[str, Any]], ReplayEngine]:
+    engine = ReplayEngine(spec, batch_size=batch_size)
+    engine.feed(SourceRecord("in", i % 3, i // 3, None, None, orjson.dumps(e)) for i, e in enumerate(events))
+    engine.finish()
+    return [orjson.loads(p) for p in engine.alert_payloads()], engine
+
+
+def _without_cross_group_evidence(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert minus what names other channels drifting at the same time (a prediction-drift page's)."""
+    a = dict(alert)
+    if a["kind"] == "prediction_drift":
+        a["evidence"] = {k: v for k, v in (a["evidence"] or {}).items() if k != "coinciding"}
+        a["annotations"] = {**a["annotations"], "description": re.sub(r"\nCoincides with drift in: [^\n]*", "", a["annotations"]["description"])}
+    return a
+
+
+def _by_channel(alerts: list[dict[str, Any]]) -> dict[tuple[str, str], list[bytes]]:
+    out: dict[tuple[str, str], list[bytes]] = {}
+    for a in alerts:
+        out.setdefault((a["model"], a["feature"]), []).append(orjson.dumps(_without_cross_group_evidence(a), option=orjson.OPT_SORT_KEYS))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------- assignment
+def test_the_assignment_depends_on_the_feature_name_alone() -> None:
+    names = [f"x{i}" for i in range(20)] + [f"c{i}" for i in range(5)] + ["__odd", "ünï"]
+    for n in (1, 2, 3, 5):
+        first = {f: group_of(f, n) for f in names}
+        again = {f: group_of(f, n) for f in reversed(names)}
+        assert first == again
+        assert all(g == (0 if n == 1 or f.startswith("__") else zlib.crc32(f.encode()) % n) for f, g in first.items())
+    assert model_of(judge_name("a\x1eb", 3)) == ("a\x1eb", 3)
+
+
+def test_the_assignment_spreads_the_benchmark_features_over_every_group() -> None:
+    """20 numeric + 5 categorical (bench.run) and the demo's 8 + 3: every group gets a share (crc32 is not perfect)."""
+    for names in ([f"x{i}" for i in range(20)] + [f"c{i}" for i in range(5)], [f"x{i}" for i in range(8)] + [f"c{i}" for i in range(3)]):
+        for n in (2, 3):
+            counts = [sum(group_of(f, n) == g for f in names) for g in range(n)]
+            assert min(counts) >= len(names) // (2 * n), counts
+
+
+def test_split_rows_is_the_identity_for_one_group_and_disjoint_for_more() -> None:
+    recs = [InputRecord(orjson.dumps(e), SourcePosition("in", 0, i, None)) for i, e in enumerate(_events()[:200])]
+    rows = read_inference(MonitorSpec(), recs).rows[FRAUD]
+    ((name, same),) = exchange.split_rows(_spec(1), FRAUD, rows)
+    assert name == FRAUD and same is rows  # N = 1: today's rows, today's wire
+    parts = exchange.split_rows(_spec(3), FRAUD, rows)
+    assert [n for n, _ in parts] == [FRAUD, judge_name(FRAUD, 1), judge_name(FRAUD, 2)]
+    for i, r in enumerate(rows):
+        pieces = [p[i].event for _, p in parts]
+        merged: dict[str, Any] = {}
+        for g, e in enumerate(pieces):
+            assert all(group_of(f, 3) == g for f in e.features)
+            assert not merged.keys() & e.features.keys()
+            merged.update(e.features)
+            assert (e.prediction, e.latency_ms) == ((r.event.prediction, r.event.latency_ms) if g == 0 else (None, None))
+            assert p_key(parts, g, i) == r.key
+        assert merged == r.event.features
+
+
+def p_key(parts: list[tuple[str, list[exchange.Row]]], g: int, i: int) -> tuple[int, int, int]:
+    return parts[g][1][i].key
+
+
+def test_a_groups_rows_record_says_its_group_and_reads_back_under_its_judge_name() -> None:
+    d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x0": 1.5}}', None)
+    row = exchange.inference_row(d, SourcePosition("in", 0, 7, None), 3, 0)
+    blob = exchange.encode_rows(judge_name("m", 2), [row])
+    assert exchange.encode_rows("m", [row]) != blob
+    model, back = exchange.decode_rows(blob)
+    assert model == judge_name("m", 2) and back[0].event.model == judge_name("m", 2)
+    assert orjson.loads(back[0].raw())["model"] == "m"  # a dead letter names the real model
+    import msgpack
+
+    body = msgpack.unpackb(blob)
+    body[3] = 0
+    with pytest.raises(exchange.RowsFormatError):
+        exchange.decode_rows(msgpack.packb(body))
+
+
+def test_judging_groups_is_validated() -> None:
+    with pytest.raises(ValidationError, match="judging_groups"):
+        ModelSpec(judging_groups=0)
+    with pytest.raises(ValidationError, match="judging_groups"):
+        ModelSpec(judging_groups="many")
+
+
+# ------------------------------------------------------------------- replay
+def test_grouped_replay_gives_the_single_judgements_alerts_channel_by_channel(events: list[dict[str, Any]]) -> None:
+    one, _ = _replay(_spec(1), events)
+    assert {(a["model"], a["feature"]) for a in one if a["status"] == "firing"} >= {(FRAUD, "x0"), (FRAUD, "c0"), (FRAUD, "x3")}
+    assert any(a["kind"] == "prediction_drift" for a in one)
+    reference = _by_channel(one)
+    for n in (2, 3):
+        grouped, engine = _replay(_spec(n), events)
+        assert _by_channel(grouped) == reference, n
+        monitors = engine.monitor.models
+        assert {model_of(k)[1] for k in monitors if model_of(k)[0] == FRAUD} == set(range(n))
+        for name, m in monitors.items():  # each group judges its own features; the model-level channels stay in group 0
+            g = model_of(name)[1]
+            assert all(group_of(c, n) == g for c in m.channels), (name, list(m.channels))
+
+
+def test_a_prediction_drift_page_names_only_the_coinciding_drifts_of_group_0(events: list[dict[str, Any]]) -> None:
+    """The documented difference: x0 (group 1 of 2) drives the prediction drift; its group-0 page cannot name it."""
+    assert group_of("x0", 2) == 1
+
+    def named(alerts: list[dict[str, Any]]) -> set[str]:
+        return {c["channel"] for a in alerts if a["kind"] == "prediction_drift" and a["status"] == "firing" for c in a["evidence"].get("coinciding", [])}
+
+    one, two = _replay(_spec(1), events)[0], _replay(_spec(2), events)[0]
+    assert "x0" in named(one)
+    assert "x0" not in named(two) and all(group_of(c, 2) == 0 for c in named(two))
+
+
+def test_grouped_replay_does_not_depend_on_batch_boundaries(events: list[dict[str, Any]]) -> None:
+    a = _replay(_spec(2), events, batch_size=997)[0]
+    b = _replay(_spec(2), events, batch_size=4_096)[0]
+    assert a == b
+
+
+# -------------------------------------------------------------------- state
+def _judge(monitor: PartitionMonitor, spec: MonitorSpec, events: list[dict[str, Any]], first: int = 0) -> list[dict[str, Any]]:
+    recs = [InputRecord(orjson.dumps(e), SourcePosition("in", 0, first + i, None)) for i, e in enumerate(events)]
+    rows = exchange.split_for_judging(spec, read_inference(spec, recs).ordered)
+    return [orjson.loads(a.payload) for a in monitor.judge(rows).alerts]
+
+
+def test_a_groups_state_items_carry_its_group_and_restore_as_if_uninterrupted(events: list[dict[str, Any]]) -> None:
+    spec = _spec(2)
+    whole = PartitionMonitor(spec, 0)
+    straight = _judge(whole, spec, events)
+    first = PartitionMonitor(spec, 0)
+    half = len(events) // 2
+    before = _judge(first, spec, events[:half])
+    items = first.state_items(only_dirty=False)
+    assert f"m\x1f{judge_name(FRAUD, 1)}" in items and f"m\x1f{FRAUD}" in items
+    assert any(k.startswith(f"c\x1f{judge_name(FRAUD, 1)}\x1fx0") for k in items)
+    assert not any(k.startswith(f"c\x1f{FRAUD}\x1fx0") for k in items)
+    restored = PartitionMonitor.from_state_items(spec, 0, items)
+    assert restored.rejected_state_items == 0
+    after = _judge(restored, spec, events[half:], half)
+    assert before + after == straight
+
+
+@pytest.mark.parametrize(("was", "now"), [(2, 1), (2, 3), (1, 2), (3, 2)])
+def test_changing_judging_groups_never_feeds_another_groups_channel_state(events: list[dict[str, Any]], was: int, now: int) -> None:
+    old = PartitionMonitor(_spec(was), 0)
+    half = len(events) // 2
+    _judge(old, _spec(was), events[:half])
+    items = old.state_items(only_dirty=False)
+    with structlog.testing.capture_logs() as logs:
+        restored = PartitionMonitor.from_state_items(_spec(now), 0, items)
+    assert restored.rejected_state_items == 0
+    for name, m in restored.models.items():
+        g = model_of(name)[1]
+        assert g < now
+        assert all(group_of(f, now) == g for f in m.known_features), (name, m.known_features)
+        assert all(group_of(c, now) == g for c in m.channels), (name, list(m.channels))
+    moved = [f for f in itertools.chain.from_iterable(m.channels for m in old.models.values()) if not f.startswith("__")]
+    if any(group_of(f, was) != group_of(f, now) for f in moved):
+        assert any(e["event"] == "state_group_changed" for e in logs)
+    _judge(restored, _spec(now), events[half:], half)  # and it judges on
+    for name, m in restored.models.items():
+        assert all(group_of(c, now) == model_of(name)[1] for c in m.channels)
