@@ -47,7 +47,7 @@ import msgpack
 import orjson
 
 from stream_monitor.core import events as ev
-from stream_monitor.core.groups import SEP, group_of, groups_of, judge_name, model_of
+from stream_monitor.core.groups import group_of, groups_of, judge_name, model_of
 
 ROWS_FORMAT = 1
 PROGRESS_FORMAT = 2  # a progress record (no rows): how far an input partition has read
@@ -141,13 +141,14 @@ def _row_list(r: Row) -> list[Any]:
     return head + [e.model_version, e.features, e.prediction, e.label, e.latency_ms, problems]
 
 
-def encode_rows(model: str, rows: list[Row]) -> bytes:
-    """One model's rows as a rows record (``model``: a judge name, for a judging group's rows)."""
-    body: list[Any] = [ROWS_FORMAT, model, [_row_list(r) for r in rows]]
-    if SEP in model:
-        real, group = model_of(model)
-        if group:
-            body[1:] = [real, body[2], group]
+def encode_rows(model: str, rows: list[Row], group: int = 0) -> bytes:
+    """One model's rows as a rows record (of its judging group ``group``, when > 0)."""
+    return encode_row_lists(model, [_row_list(r) for r in rows], group)
+
+
+def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0) -> bytes:
+    """A rows record of rows already in their wire form (:func:`split_row_lists`)."""
+    body: list[Any] = [ROWS_FORMAT, model, rows, group] if group else [ROWS_FORMAT, model, rows]
     try:
         return msgpack.packb(body, use_bin_type=True)
     except OverflowError:  # an integer beyond 64 bits somewhere: encode those as text
@@ -328,6 +329,34 @@ def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[R
         for g in range(1, n):
             out[g].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, names[g], e.model_version, e.ts, parts[g], None, None, None), [], r.carrier, r.original))
     return list(zip(names, out, strict=True))
+
+
+def split_row_lists(spec: Any, model: str, rows: list[Row]) -> list[list[list[Any]]]:
+    """What :func:`split_rows` gives, per group, straight in wire form (what reading sends: no objects in between)."""
+    n = groups_of(spec, model)
+    out: list[list[list[Any]]] = [[] for _ in range(n)]
+    first, others = out[0], out[1:]
+    groups: dict[str, int] = {}
+    for r in rows:
+        e, p, key = r.event, r.position, r.key
+        head = [r.kind, p.topic, p.partition, p.offset, p.timestamp_ms, key[0], key[1], key[2], e.event_id]
+        if r.kind != INFERENCE:
+            first.append(head + [e.label, e.ts])
+            continue
+        feats = e.features
+        parts: list[Any] = [None] * n
+        if feats is not None:
+            parts = [{} for _ in range(n)]
+            for k, v in feats.items():
+                g = groups.get(k)
+                if g is None:
+                    g = groups[k] = group_of(k, n)
+                parts[g][k] = v
+        version = e.model_version
+        first.append(head + [version, parts[0], e.prediction, e.label, e.latency_ms, [[str(reason), detail] for reason, detail in r.problems]])
+        for g, lists in enumerate(others, 1):
+            lists.append(head + [version, parts[g], None, None, None, []])
+    return out
 
 
 def split_for_judging(spec: Any, rows: list[Row]) -> list[Row]:

@@ -3,8 +3,12 @@
 A model is judged by one task (the owner of its partition of the by-model topic). For a model with
 most of the traffic that is one process doing most of the work, however many instances run. With
 ``judging_groups: N`` (> 1) the model's channels are split into N groups judged independently,
-group g on partition ``(crc32(model) + g) % n`` of the by-model topic (group 0 on the model's usual
-partition, so N = 1 is exactly the single judgement):
+group g on partition ``(crc32(model) + g * max(1, n // N)) % n`` of the by-model topic's n
+(:func:`group_partition`; group 0 on the model's usual partition, so N = 1 is exactly the single
+judgement). The groups are spread ``n // N`` partitions apart, not side by side, because the
+consumer group assigns each member a contiguous range of partitions (range assignment, which
+keeps co-partitioned input and label topics together): adjacent partitions would mostly go to
+the same instance, which would then judge every group.
 
 - **group 0** keeps everything model-level: the prediction, latency and performance channels, the
   label join, estimates, task inference, model versions' references, the performance page and
@@ -48,6 +52,17 @@ def group_of(feature: str, groups: int) -> int:
         if len(_GROUPS) < 100_000:
             _GROUPS[(feature, groups)] = g
     return g
+
+
+def group_partition(model_hash: int, group: int, groups: int, partitions: int) -> int:
+    """The by-model partition of ``group`` of a model whose name's crc32 is ``model_hash``.
+
+    >>> [group_partition(4, g, 2, 6) for g in range(2)], [group_partition(4, g, 3, 6) for g in range(3)], group_partition(4, 0, 1, 6)
+    ([4, 1], [4, 0, 2], 4)
+    >>> sorted(group_partition(7, g, 4, 3) for g in range(4))  # more groups than partitions: some share one
+    [0, 1, 1, 2]
+    """
+    return (model_hash + group * max(1, partitions // groups)) % partitions
 
 
 def judge_name(model: str, group: int) -> str:

@@ -109,6 +109,24 @@ def test_split_rows_is_the_identity_for_one_group_and_disjoint_for_more() -> Non
         assert merged == r.event.features
 
 
+def test_what_reading_sends_is_what_replay_judges() -> None:
+    """The reader's wire form of each group (split_row_lists) encodes exactly the rows replay judges (split_rows)."""
+    raws = [orjson.dumps(e) for e in _events()[:300]]
+    raws[::7] = [r.replace(b'"x0":', b'"x0":NaN,"was":') for r in raws[::7]]  # value-level problems (dead-lettered by group 0)
+    recs = [InputRecord(r, SourcePosition("in", 0, i, None)) for i, r in enumerate(raws)]
+    spec = _spec(3)
+    for model, rows in read_inference(spec, recs).rows.items():
+        wire = exchange.split_row_lists(spec, model, rows)
+        objects = exchange.split_rows(spec, model, rows)
+        assert len(wire) == len(objects) == 3
+        assert any(r.problems for r in objects[0][1]) and not any(r.problems for _, part in objects[1:] for r in part)
+        for g, (lists, (name, part)) in enumerate(zip(wire, objects, strict=True)):
+            blob = exchange.encode_row_lists(model, lists, g)
+            assert blob == exchange.encode_rows(model, part, g)
+            back_name, back = exchange.decode_rows(blob)
+            assert back_name == name and [r.key for r in back] == [r.key for r in part]
+
+
 def p_key(parts: list[tuple[str, list[exchange.Row]]], g: int, i: int) -> tuple[int, int, int]:
     return parts[g][1][i].key
 
@@ -116,7 +134,7 @@ def p_key(parts: list[tuple[str, list[exchange.Row]]], g: int, i: int) -> tuple[
 def test_a_groups_rows_record_says_its_group_and_reads_back_under_its_judge_name() -> None:
     d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x0": 1.5}}', None)
     row = exchange.inference_row(d, SourcePosition("in", 0, 7, None), 3, 0)
-    blob = exchange.encode_rows(judge_name("m", 2), [row])
+    blob = exchange.encode_rows("m", [row], group=2)
     assert exchange.encode_rows("m", [row]) != blob
     model, back = exchange.decode_rows(blob)
     assert model == judge_name("m", 2) and back[0].event.model == judge_name("m", 2)
