@@ -347,8 +347,9 @@ class ReportCollector:
     def add_version_switches(self, switches: Iterable[VersionSwitch]) -> None:
         """Add model version switches (a model's first version, which changes nothing shown, is left out)."""
         for s in switches:
-            if s.previous is not None:
-                self.versions[s.model].append(VersionMark(s.event_time_ms, s.previous, s.version))
+            mark = VersionMark(s.event_time_ms, s.previous, s.version) if s.previous is not None else None
+            if mark is not None and mark not in self.versions[s.model]:  # each judging group of a model switches too
+                self.versions[s.model].append(mark)
                 self.observe_time(s.event_time_ms)
 
     def add_alert(self, partition: int, a: AlertEvent) -> None:
