@@ -247,6 +247,6 @@ def test_a_grouped_model_sends_each_group_its_features_on_its_own_partition() ->
     assert sorted(rows) == sorted([g0, g1])
     assert rows[g0][0] == FRAUD and [r.event.features for r in rows[g0][1]] == [{"x4": 2.0}] * 2
     assert [r.event.prediction for r in rows[g0][1]] == [0.5, 0.5]
-    assert rows[g1][0] == judge_name(FRAUD, 1) and [r.event.features for r in rows[g1][1]] == [{"x0": 1.0}] * 2
+    assert rows[g1][0] == judge_name(FRAUD, 1, 2) and [r.event.features for r in rows[g1][1]] == [{"x0": 1.0}] * 2
     assert [r.event.prediction for r in rows[g1][1]] == [None, None]
     assert {p: r for p, r in sent if isinstance(r, exchange.Progress)} == {3 - g0 - g1: exchange.Progress(("in", 0), 20)}

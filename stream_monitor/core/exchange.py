@@ -17,8 +17,8 @@ text in extension type 1): ``[ROWS_FORMAT, model, [row, ...]]`` with an inferenc
 ``[0, topic, partition, offset, timestamp_ms, event_time_ms, tie, index, event_id, model_version,
 features, prediction, label, latency_ms, problems]`` and a label row ``[1, topic, partition,
 offset, timestamp_ms, event_time_ms, tie, index, event_id, label, ts]``; ``problems`` is a list of
-``[reason, detail]``. The rows of judging group g > 0 of a model (:mod:`stream_monitor.core.groups`)
-are ``[ROWS_FORMAT, model, [row, ...], g]``, read back under the group's judge name. A record that
+``[reason, detail]``. The rows of judging group g > 0 of N of a model (:mod:`stream_monitor.core.groups`)
+are ``[ROWS_FORMAT, model, [row, ...], g, N]``, read back under the group's judge name. A record that
 does not decode as such raises :class:`RowsFormatError`.
 
 Beside rows records travel *progress records*, ``[PROGRESS_FORMAT, topic, partition,
@@ -141,14 +141,14 @@ def _row_list(r: Row) -> list[Any]:
     return head + [e.model_version, e.features, e.prediction, e.label, e.latency_ms, problems]
 
 
-def encode_rows(model: str, rows: list[Row], group: int = 0) -> bytes:
-    """One model's rows as a rows record (of its judging group ``group``, when > 0)."""
-    return encode_row_lists(model, [_row_list(r) for r in rows], group)
+def encode_rows(model: str, rows: list[Row], group: int = 0, groups: int = 1) -> bytes:
+    """One model's rows as a rows record (of its judging group ``group`` of ``groups``, when > 0)."""
+    return encode_row_lists(model, [_row_list(r) for r in rows], group, groups)
 
 
-def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0) -> bytes:
+def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1) -> bytes:
     """A rows record of rows already in their wire form (:func:`split_row_lists`)."""
-    body: list[Any] = [ROWS_FORMAT, model, rows, group] if group else [ROWS_FORMAT, model, rows]
+    body: list[Any] = [ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows]
     try:
         return msgpack.packb(body, use_bin_type=True)
     except OverflowError:  # an integer beyond 64 bits somewhere: encode those as text
@@ -192,13 +192,13 @@ def _unpack(blob: bytes) -> Any:
 
 
 def _rows_of(body: Any) -> tuple[str, list[Row]]:
-    if type(body) is not list or len(body) not in (3, 4) or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
+    if type(body) is not list or len(body) not in (3, 5) or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
         raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}")
     model = body[1]
-    if len(body) == 4:  # a judging group's rows: judged under the group's name
-        if type(body[3]) is not int or body[3] < 1:
+    if len(body) == 5:  # a judging group's rows: judged under the group's name
+        if type(body[3]) is not int or type(body[4]) is not int or not 0 < body[3] < body[4]:
             raise RowsFormatError("bad judging group")
-        model = judge_name(model, body[3])
+        model = judge_name(model, body[3], body[4])
     try:
         return model, [_row(model, r) for r in body[2]]
     except (TypeError, ValueError, KeyError, IndexError) as exc:
@@ -308,13 +308,13 @@ def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[R
     >>> spec = MonitorSpec(models={"m": ModelSpec(judging_groups=2)})
     >>> d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x0": 1, "x4": 2}, "prediction": 0.5}', None)
     >>> [(name, r[0].event.features, r[0].event.prediction) for name, r in split_rows(spec, "m", [inference_row(d, SourcePosition("in", 0, 0, None), 1, 0)])]
-    [('m', {'x4': 2}, 0.5), ('m\\x1e1', {'x0': 1}, None)]
+    [('m', {'x4': 2}, 0.5), ('m\\x1e1/2', {'x0': 1}, None)]
     """
     n = groups_of(spec, model)
     if n == 1:
         return [(model, rows)]
     out: list[list[Row]] = [[] for _ in range(n)]
-    names = [judge_name(model, g) for g in range(n)]
+    names = [judge_name(model, g, n) for g in range(n)]
     for r in rows:
         if r.kind != INFERENCE:
             out[0].append(r)

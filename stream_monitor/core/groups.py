@@ -21,16 +21,19 @@ the same instance, which would then judge every group.
 Every inference row goes to every group (with only that group's features; group 0 also the
 prediction, label and latency), so a feature missing from an event counts as missing in its group
 exactly as it does in a single judgement, and each group puts its rows in event-time order itself.
-On the judging side group g > 0 of model ``m`` is judged as a model of its own named
-``judge_name(m, g)`` (``m`` + U+001E + g): its own monitor, channels and state items (keys
-``m<US>m<RS>g``, ``c<US>m<RS>g<US>feature``), alerts under the real model name with the usual
-fingerprints (the groups' channels are disjoint). What needs more than one group's channels cannot
-be seen across groups (see docs/architecture.md, "Judging groups").
+On the judging side group g > 0 of N of model ``m`` is judged as a model of its own named
+``judge_name(m, g, N)`` (``m`` + U+001E + ``g/N``): its own monitor, channels and state items (keys
+``m<US>m<RS>g/N``, ``c<US>m<RS>g/N<US>feature``), alerts under the real model name with the usual
+fingerprints (the groups' channels are disjoint). The name carries N so that the items a group
+wrote under another N (whose features and partition were others) are recognised as such on
+restore and ignored; group 0 is the model's own name (its partition never changes with N).
+What needs more than one group's channels cannot be seen across groups (see
+docs/architecture.md, "Judging groups").
 
 >>> group_of("x0", 1), [group_of(f, 2) for f in ("x0", "x4", "c0")], group_of("__prediction__", 3)
 (0, [1, 0, 1], 0)
->>> judge_name("m", 0), judge_name("m", 2), model_of(judge_name("m", 2)), model_of("m")
-('m', 'm\\x1e2', ('m', 2), ('m', 0))
+>>> judge_name("m", 0, 3), judge_name("m", 2, 3), layout_of(judge_name("m", 2, 3)), model_of(judge_name("m", 2, 3)), model_of("m")
+('m', 'm\\x1e2/3', ('m', 2, 3), ('m', 2), ('m', 0))
 """
 
 from __future__ import annotations
@@ -65,17 +68,26 @@ def group_partition(model_hash: int, group: int, groups: int, partitions: int) -
     return (model_hash + group * max(1, partitions // groups)) % partitions
 
 
-def judge_name(model: str, group: int) -> str:
-    """The name group ``group`` of ``model`` is judged under (the model's own for group 0)."""
-    return model if group == 0 else f"{model}{SEP}{group}"
+def judge_name(model: str, group: int, groups: int) -> str:
+    """The name group ``group`` of ``groups`` of ``model`` is judged under (the model's own for group 0)."""
+    return model if group == 0 else f"{model}{SEP}{group}/{groups}"
+
+
+def layout_of(name: str) -> tuple[str, int, int]:
+    """(model, group, groups) of a judge name (see :func:`judge_name`; group 0's groups: 0, not known)."""
+    if SEP not in name:
+        return name, 0, 0
+    head, _, tail = name.rpartition(SEP)
+    g, slash, n = tail.partition("/")
+    return (head, int(g), int(n)) if head and slash and g.isdigit() and n.isdigit() else (name, 0, 0)
 
 
 def model_of(name: str) -> tuple[str, int]:
     """(model, group) of a judge name (see :func:`judge_name`)."""
     if SEP not in name:
         return name, 0
-    head, _, tail = name.rpartition(SEP)
-    return (head, int(tail)) if head and tail.isdigit() else (name, 0)
+    model, group, _ = layout_of(name)
+    return model, group
 
 
 def groups_of(spec: Any, model: str) -> int:

@@ -5,11 +5,12 @@ item is decoded and reconciled with what the config now says (dropped when no lo
 rebuilt — open alert episodes kept — when its settings, type or baseline changed).
 
 A model judged in groups (``models.<m>.judging_groups``, :mod:`stream_monitor.core.groups`) has
-an item per group; when N changed since they were written, a group's channels that now belong to
-another group are dropped here (they start again, as new channels, in the group that now receives
-their values) and a group that no longer exists is ignored — each with a ``state_group_changed``
-log line naming the open alerts left behind. Nothing of another group's is ever fed this group's
-values, so no state is misread.
+items per group. When N changed since they were written, the items of a group g > 0 (its judge
+name says the N it was written under) are ignored, and group 0 (the model's own items, always on
+the model's partition) drops the channels another group now judges; they start again, as new
+channels, in the group that now receives their values. Each says so in a ``state_group_changed``
+log line naming the open alerts left behind. No group is ever fed values of features another
+group's state describes, so no state is misread.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from stream_monitor.core import state
 from stream_monitor.core.channel import ChannelMonitor
-from stream_monitor.core.groups import groups_of, in_group, model_of
+from stream_monitor.core.groups import groups_of, in_group, layout_of, model_of
 from stream_monitor.core.model_monitor import ModelMonitor
 
 
@@ -29,9 +30,9 @@ def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes])
     except state.StateFormatError as exc:
         monitor._rejected(name, None, exc)
         return
-    real, group = model_of(name)
+    real, group, written_under = layout_of(name)
     n = groups_of(monitor.spec, real)
-    if group >= n:  # judging_groups was lowered: no rows come to this group any more
+    if group and written_under != n:  # judging_groups changed: this group's features and partition were others
         _regrouped(monitor, real, name, n, list(record.channels), items)
         return
     model = monitor.model(name)

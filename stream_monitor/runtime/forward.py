@@ -116,7 +116,7 @@ class Forwarder:
             parts: list[list[Any]] = [rows] if groups == 1 else exchange.split_row_lists(self.spec, model, rows)
             for group, part in enumerate(parts):
                 partition = group_partition(base, group, groups, n)
-                encode = exchange.encode_rows if groups == 1 else functools.partial(exchange.encode_row_lists, group=group)
+                encode = exchange.encode_rows if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)
                 for value in rows_records(model, part, limit, encode):
                     send(self.topic, key=key, value=value, partition=partition)
                 got.add(partition)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from stream_monitor.core import exchange
 from stream_monitor.core.events import SourcePosition, decode_inference
-from stream_monitor.core.groups import group_of, judge_name, model_of
+from stream_monitor.core.groups import group_of, judge_name, layout_of, model_of
 from stream_monitor.core.intake import InputRecord, read_inference
 from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.spec import ModelSpec, MonitorSpec
@@ -79,7 +79,7 @@ def test_the_assignment_depends_on_the_feature_name_alone() -> None:
         again = {f: group_of(f, n) for f in reversed(names)}
         assert first == again
         assert all(g == (0 if n == 1 or f.startswith("__") else zlib.crc32(f.encode()) % n) for f, g in first.items())
-    assert model_of(judge_name("a\x1eb", 3)) == ("a\x1eb", 3)
+    assert layout_of(judge_name("a\x1eb", 3, 4)) == ("a\x1eb", 3, 4)
 
 
 def test_the_assignment_spreads_the_benchmark_features_over_every_group() -> None:
@@ -96,7 +96,7 @@ def test_split_rows_is_the_identity_for_one_group_and_disjoint_for_more() -> Non
     ((name, same),) = exchange.split_rows(_spec(1), FRAUD, rows)
     assert name == FRAUD and same is rows  # N = 1: today's rows, today's wire
     parts = exchange.split_rows(_spec(3), FRAUD, rows)
-    assert [n for n, _ in parts] == [FRAUD, judge_name(FRAUD, 1), judge_name(FRAUD, 2)]
+    assert [n for n, _ in parts] == [FRAUD, judge_name(FRAUD, 1, 3), judge_name(FRAUD, 2, 3)]
     for i, r in enumerate(rows):
         pieces = [p[i].event for _, p in parts]
         merged: dict[str, Any] = {}
@@ -121,8 +121,8 @@ def test_what_reading_sends_is_what_replay_judges() -> None:
         assert len(wire) == len(objects) == 3
         assert any(r.problems for r in objects[0][1]) and not any(r.problems for _, part in objects[1:] for r in part)
         for g, (lists, (name, part)) in enumerate(zip(wire, objects, strict=True)):
-            blob = exchange.encode_row_lists(model, lists, g)
-            assert blob == exchange.encode_rows(model, part, g)
+            blob = exchange.encode_row_lists(model, lists, g, 3)
+            assert blob == exchange.encode_rows(model, part, g, 3)
             back_name, back = exchange.decode_rows(blob)
             assert back_name == name and [r.key for r in back] == [r.key for r in part]
 
@@ -134,17 +134,18 @@ def p_key(parts: list[tuple[str, list[exchange.Row]]], g: int, i: int) -> tuple[
 def test_a_groups_rows_record_says_its_group_and_reads_back_under_its_judge_name() -> None:
     d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x0": 1.5}}', None)
     row = exchange.inference_row(d, SourcePosition("in", 0, 7, None), 3, 0)
-    blob = exchange.encode_rows("m", [row], group=2)
+    blob = exchange.encode_rows("m", [row], group=2, groups=3)
     assert exchange.encode_rows("m", [row]) != blob
     model, back = exchange.decode_rows(blob)
-    assert model == judge_name("m", 2) and back[0].event.model == judge_name("m", 2)
+    assert model == judge_name("m", 2, 3) and back[0].event.model == judge_name("m", 2, 3)
     assert orjson.loads(back[0].raw())["model"] == "m"  # a dead letter names the real model
     import msgpack
 
     body = msgpack.unpackb(blob)
-    body[3] = 0
-    with pytest.raises(exchange.RowsFormatError):
-        exchange.decode_rows(msgpack.packb(body))
+    for g, n in ((0, 3), (3, 3), ("1", 3)):
+        body[3:] = [g, n]
+        with pytest.raises(exchange.RowsFormatError):
+            exchange.decode_rows(msgpack.packb(body))
 
 
 def test_judging_groups_is_validated() -> None:
@@ -203,8 +204,8 @@ def test_a_groups_state_items_carry_its_group_and_restore_as_if_uninterrupted(ev
     half = len(events) // 2
     before = _judge(first, spec, events[:half])
     items = first.state_items(only_dirty=False)
-    assert f"m\x1f{judge_name(FRAUD, 1)}" in items and f"m\x1f{FRAUD}" in items
-    assert any(k.startswith(f"c\x1f{judge_name(FRAUD, 1)}\x1fx0") for k in items)
+    assert f"m\x1f{judge_name(FRAUD, 1, 2)}" in items and f"m\x1f{FRAUD}" in items
+    assert any(k.startswith(f"c\x1f{judge_name(FRAUD, 1, 2)}\x1fx0") for k in items)
     assert not any(k.startswith(f"c\x1f{FRAUD}\x1fx0") for k in items)
     restored = PartitionMonitor.from_state_items(spec, 0, items)
     assert restored.rejected_state_items == 0
@@ -222,8 +223,8 @@ def test_changing_judging_groups_never_feeds_another_groups_channel_state(events
         restored = PartitionMonitor.from_state_items(_spec(now), 0, items)
     assert restored.rejected_state_items == 0
     for name, m in restored.models.items():
-        g = model_of(name)[1]
-        assert g < now
+        _, g, written_under = layout_of(name)
+        assert g < now and written_under in (0, now), name  # a group's items of another N are not restored
         assert all(group_of(f, now) == g for f in m.known_features), (name, m.known_features)
         assert all(group_of(c, now) == g for c in m.channels), (name, list(m.channels))
     moved = [f for f in itertools.chain.from_iterable(m.channels for m in old.models.values()) if not f.startswith("__")]

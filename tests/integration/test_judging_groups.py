@@ -111,7 +111,7 @@ def test_two_instances_judge_grouped_models_like_the_file_replay_across_a_kill(k
     keys = _changelog_keys(kafka_bootstrap, f"{group}-state-changelog")
     for model, n in (("fraud-v3", 2), ("churn-v1", 3)):
         for g in range(n):
-            assert f"m\x1f{judge_name(model, g)}" in keys, (model, g)
-    assert f"c\x1f{judge_name('fraud-v3', 1)}\x1fx0" in keys and f"c\x1ffraud-v3\x1fx0" not in keys
+            assert f"m\x1f{judge_name(model, g, n)}" in keys, (model, g)
+    assert f"c\x1f{judge_name('fraud-v3', 1, 2)}\x1fx0" in keys and f"c\x1ffraud-v3\x1fx0" not in keys
     taken_over = _log_records(logs["a"], "state_restored", a_from) + _log_records(logs["b"], "state_restored", procs["b"].log_start)
     assert any(r["items"] > 0 for r in taken_over), "no instance restored a partition's state after the kill"
