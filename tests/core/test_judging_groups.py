@@ -233,3 +233,22 @@ def test_changing_judging_groups_never_feeds_another_groups_channel_state(events
     _judge(restored, _spec(now), events[half:], half)  # and it judges on
     for name, m in restored.models.items():
         assert all(group_of(c, now) == model_of(name)[1] for c in m.channels)
+
+
+def test_value_level_dead_letters_of_reading_go_out_once_and_wrong_types_per_group() -> None:
+    """NaN (found by reading) is dead-lettered by group 0 alone; a wrong-typed value by the group judging its channel."""
+    assert (group_of("x0", 2), group_of("x4", 2)) == (1, 0)
+    base = [orjson.dumps({"model": FRAUD, "ts": 1_000 + i, "features": {"x0": 1.0 + i % 3, "x4": 2.0 + i % 5}}) for i in range(50)]
+    nan = b'{"model": "fraud-v3", "ts": 2000, "features": {"x0": 1.0, "x4": NaN}}'
+    both = b'{"model": "fraud-v3", "ts": 2001, "features": {"x0": "high", "x4": NaN}}'
+
+    def letters(n: int) -> list[dict[str, Any]]:
+        engine = ReplayEngine(_spec(n))
+        engine.feed(SourceRecord("in", 0, i, None, None, v) for i, v in enumerate([*base, nan, both]))
+        engine.finish()
+        return [orjson.loads(d) for d in engine.dead_letter_payloads()]
+
+    one, two = letters(1), letters(2)
+    assert [(d["source"]["offset"], d["reason"]) for d in one] == [(50, "non_finite_value"), (51, "non_finite_value")]
+    assert "+1 more" in one[1]["detail"]
+    assert sorted((d["source"]["offset"], d["reason"]) for d in two) == [(50, "non_finite_value"), (51, "non_finite_value"), (51, "wrong_type")]
