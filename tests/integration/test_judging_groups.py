@@ -97,6 +97,7 @@ def test_two_instances_judge_grouped_models_like_the_file_replay_across_a_kill(k
     a_from = logs["a"].stat().st_size
     procs["b"].kill()
     procs["b"] = start("b")  # same log: the restarted instance appends
+    procs["b"].wait_started(timeout_s=120)  # stop a running monitor at the end, not an interpreter still importing
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=300, check=lambda: [p.check_alive() for p in procs.values()])
     finally:
