@@ -364,7 +364,7 @@ def split_for_judging(spec: Any, rows: list[Row]) -> list[Row]:
     out: list[Row] = []
     for r in rows:
         model = r.event.model
-        if groups_of(spec, model) == 1:
+        if r.kind != INFERENCE or groups_of(spec, model) == 1:  # labels: group 0's
             out.append(r)
         else:
             out += [g[0] for _, g in split_rows(spec, model, [r])]

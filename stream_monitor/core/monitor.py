@@ -32,7 +32,7 @@ from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
-from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
+from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows, split_for_judging
 from stream_monitor.core.groups import GroupBaselines, grouped, groups_of, in_group, model_of
 from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
 from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting
@@ -132,7 +132,7 @@ class PartitionMonitor:
         :meth:`release`).
         """
         intake = read_inference(self.spec, records)
-        result = self.judge(intake.ordered, record_evaluations)
+        result = self.judge(split_for_judging(self.spec, intake.ordered) if grouped(self.spec) else intake.ordered, record_evaluations)
         merge_intake(result, intake)
         return result
 

@@ -252,3 +252,22 @@ def test_value_level_dead_letters_of_reading_go_out_once_and_wrong_types_per_gro
     assert [(d["source"]["offset"], d["reason"]) for d in one] == [(50, "non_finite_value"), (51, "non_finite_value")]
     assert "+1 more" in one[1]["detail"]
     assert sorted((d["source"]["offset"], d["reason"]) for d in two) == [(50, "non_finite_value"), (51, "non_finite_value"), (51, "wrong_type")]
+
+
+def test_label_events_join_in_group_0_and_judge_as_in_one_judgement(events: list[dict[str, Any]]) -> None:
+    """Label events (a label file) go to group 0 only, where the predictions are remembered."""
+    fraud = [e for e in events if e["model"] == FRAUD][:6_000]
+    labels = [{"event_id": e["event_id"], "model": FRAUD, "label": int(e["prediction"] > 0.5) if i < 3_000 else int(e["prediction"] <= 0.5)}
+              for i, e in enumerate(fraud)]  # fmt: skip
+
+    def replay(n: int) -> list[dict[str, Any]]:
+        engine = ReplayEngine(_spec(n))
+        engine.feed(SourceRecord("in", 0, i, None, None, orjson.dumps(e)) for i, e in enumerate(fraud))
+        engine.feed((SourceRecord("labels", 0, i, e["ts"] + 1_000, None, orjson.dumps(lab)) for i, (e, lab) in enumerate(zip(fraud, labels))), labels=True)
+        engine.finish()
+        assert engine.outcome.invalid_by_reason.get("label_unmatched", 0) == 0
+        return [orjson.loads(p) for p in engine.alert_payloads()]
+
+    one = replay(1)
+    assert any(a["kind"] == "performance" for a in one)
+    assert _by_channel(replay(2)) == _by_channel(one)
