@@ -271,3 +271,14 @@ def test_label_events_join_in_group_0_and_judge_as_in_one_judgement(events: list
     one = replay(1)
     assert any(a["kind"] == "performance" for a in one)
     assert _by_channel(replay(2)) == _by_channel(one)
+
+
+def test_judging_groups_without_the_by_model_topic_fail_at_start_up_naming_the_field() -> None:
+    from stream_monitor.config import ConfigError, load_config
+
+    base = {"kafka.group_id": "g", "state.hmac_secret": "a" * 64, f"models.{FRAUD}.judging_groups": 2}
+    assert load_config(None, env={}, overrides=base).models[FRAUD].judging_groups == 2
+    with pytest.raises(ConfigError, match=f"models.{FRAUD}.judging_groups: 2 needs kafka.state_partitioning: model"):
+        load_config(None, env={}, overrides={**base, "kafka.state_partitioning": "input"})
+    with pytest.raises(ConfigError, match=f"models.{FRAUD}.judging_groups"):
+        load_config(None, env={}, overrides={**base, f"models.{FRAUD}.judging_groups": 0})
