@@ -154,9 +154,8 @@ class PartitionMonitor:
             judge_labels(self, labels, result)
         if self.retraining is not None and (rows or result.alerts):
             times: dict[str, int] = {}
-            for r in rows:
-                name = model_of(r.event.model)[0]  # a judging group's alerts ask for its model
-                times[name] = max(times.get(name, r.key[0]), r.key[0])
+            for r in rows:  # by judge name: a judging group's trigger (RetrainingTrigger._key) sees its group's time
+                times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
             result.retraining = self.retraining.feed(result.alerts, times)
         return result
 

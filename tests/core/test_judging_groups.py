@@ -282,3 +282,27 @@ def test_judging_groups_without_the_by_model_topic_fail_at_start_up_naming_the_f
         load_config(None, env={}, overrides={**base, "kafka.state_partitioning": "input"})
     with pytest.raises(ConfigError, match=f"models.{FRAUD}.judging_groups"):
         load_config(None, env={}, overrides={**base, f"models.{FRAUD}.judging_groups": 0})
+
+
+def test_retraining_asks_per_group_alike_in_one_monitor_and_on_separate_partitions(events: list[dict[str, Any]]) -> None:
+    """Replay judges every group in one monitor; run judges each group on its own partition. A
+    group's drift asks for retraining from its group's trigger in both, so both emit the same events."""
+    from stream_monitor.core.spec import RetrainingSpec
+
+    spec = MonitorSpec(instance="t", retraining=RetrainingSpec(enabled=True, drift_persists_seconds=5),
+                       models={FRAUD: ModelSpec(judging_groups=2), CHURN: ModelSpec(judging_groups=2)})  # fmt: skip
+    recs = [InputRecord(orjson.dumps(e), SourcePosition("in", 0, i, None)) for i, e in enumerate(events)]
+    rows = exchange.split_for_judging(spec, read_inference(spec, recs).ordered)
+    together: list[bytes] = []
+    one = PartitionMonitor(spec, 0)
+    apart: list[bytes] = []
+    monitors = {g: PartitionMonitor(spec, g) for g in range(2)}
+    for start in range(0, len(rows), 1_000):
+        chunk = rows[start : start + 1_000]
+        together += [r.payload for r in one.judge(chunk).retraining]
+        for g, m in monitors.items():
+            apart += [r.payload for r in m.judge([r for r in chunk if model_of(r.event.model)[1] == g]).retraining]
+    signals = lambda payloads: sorted((orjson.loads(p)["model"], tuple(s["feature"] for s in orjson.loads(p)["signals"])) for p in payloads)  # noqa: E731
+    assert signals(together) == signals(apart)
+    assert (FRAUD, ("x0",)) in signals(together) and (FRAUD, ("__prediction__",)) in signals(together)  # x0 is group 1's
+    assert sorted(together) == sorted(apart)
