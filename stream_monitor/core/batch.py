@@ -13,6 +13,7 @@ import numpy as np
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.channel import ChannelTrigger
+from stream_monitor.core.groups import model_of
 from stream_monitor.core.limits import ALL_MODELS, LimitGuard, limit_model
 from stream_monitor.core.model_monitor import ModelMonitor
 from stream_monitor.core.spec import ESTIMATED_CHANNELS, LABEL, LATENCY, PREDICTION, base_channel
@@ -121,7 +122,7 @@ class Batch:
     def refused_model(self, guard: LimitGuard, row: int, d: ev.DecodedEvent) -> None:
         """A record of a model the models limit refused: a dead letter, not monitored."""
         cap = guard.limits.models
-        self.limited[row] = f"model {d.event.model!r}: this partition already monitors {cap:,} models (limits.models); record ignored"
+        self.limited[row] = f"model {model_of(d.event.model)[0]!r}: this partition already monitors {cap:,} models (limits.models); record ignored"
         self.limit_hit(guard, row, d, "models")
         if guard.open:
             self.quiet(guard, row, d)

@@ -509,10 +509,11 @@ class FeatureBlock:
     gathering (``direct``) for the rest of the batch.
     """
 
-    __slots__ = ("model", "rows", "feats", "segments", "gather", "direct")
+    __slots__ = ("model", "name", "rows", "feats", "segments", "gather", "direct")
 
-    def __init__(self, model: ModelMonitor) -> None:
+    def __init__(self, model: ModelMonitor, name: str | None = None) -> None:
         self.model = model
+        self.name = name or model.model  # the columns' model key: a judging group's judge name (core/groups.py)
         self.rows: list[int] = []
         self.feats: list[dict[str, Any]] = []
         self.segments: list[tuple[int, tuple[tuple[int, str], ...]]] = []
@@ -546,7 +547,7 @@ class FeatureBlock:
 
     def add_direct(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
         """Append one record's gathered features to their columns, value by value."""
-        model = self.model.model
+        model = self.name
         for kf_index, name in self.gather or ():
             key = (model, name)
             col = columns.get(key)
@@ -565,7 +566,7 @@ class FeatureBlock:
             for kf_index, name in gather:
                 if name not in starts:
                     starts[name] = (start, kf_index)
-        model = self.model.model
+        model = self.name
         all_rows = self.rows
         rows_array = np.array(all_rows, dtype=np.intp) if rows_arrays is not None else None
         # names no record of the block has (a model whose records name ever new features): their

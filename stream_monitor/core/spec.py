@@ -270,7 +270,8 @@ class ModelSpec(_Spec):
     the performance channels; ``performance_pages`` makes their pages one per model (``model``, the
     default: :mod:`stream_monitor.core.model_pages`) or one per channel. ``baselines`` names a baseline profile per ``model_version``: when
     the model switches to such a version, the channels that profile covers take it as reference
-    (see :mod:`stream_monitor.core.versions`).
+    (see :mod:`stream_monitor.core.versions`). ``judging_groups`` (> 1) splits the feature channels
+    of a hot model over that many judges (:mod:`stream_monitor.core.groups`).
     """
 
     labels: dict[str, str] = Field(default_factory=dict)
@@ -292,6 +293,8 @@ class ModelSpec(_Spec):
     estimate: EstimateSpec = EstimateSpec()  # label-free estimates from the probabilities
     # "model": the performance metrics' pages are one page per model (core/model_pages.py); "channel": one each
     performance_pages: Literal["model", "channel"] = "model"
+    # split the feature channels over this many judges, each on its own by-model partition (core/groups.py)
+    judging_groups: int = Field(default=1, ge=1, le=64)
 
     @field_validator("baselines", mode="before")
     @classmethod

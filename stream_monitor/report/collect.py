@@ -346,8 +346,9 @@ class ReportCollector:
     def add_version_switches(self, switches: Iterable[VersionSwitch]) -> None:
         """Add model version switches (a model's first version, which changes nothing shown, is left out)."""
         for s in switches:
-            if s.previous is not None:
-                self.versions[s.model].append(VersionMark(s.event_time_ms, s.previous, s.version))
+            mark = VersionMark(s.event_time_ms, s.previous, s.version) if s.previous is not None else None
+            if mark is not None and mark not in self.versions[s.model]:  # each judging group of a model switches too
+                self.versions[s.model].append(mark)
                 self.observe_time(s.event_time_ms)
 
     def add_alert(self, partition: int, a: AlertEvent) -> None:
@@ -430,7 +431,8 @@ class ReportCollector:
         rows: dict[tuple[str, str], ChannelRow] = {}
         refs: dict[tuple[str, str], set[tuple[str, int]]] = defaultdict(set)
         for p in sorted(monitors):
-            for model_name, mm in monitors[p].models.items():
+            for mm in monitors[p].models.values():
+                model_name = mm.model  # a judging group's monitor judges channels of its model
                 for ch_name, ch in mm.channels.items():
                     row = rows.get((model_name, ch_name))
                     if row is None:
