@@ -1,6 +1,6 @@
 """Scale-out with one hot model: ``python -m bench.scaleout``.
 
-    python -m bench.scaleout [--events 200000] [--partitions 6] [--instances 1,2,3]
+    python -m bench.scaleout [--events 200000] [--partitions 6] [--instances 1,2,3] [--no-groups]
                              [--bootstrap H:P] [--out bench/results/scaleout.json] [--settle 12]
 
 Without ``--bootstrap`` it starts its own broker the way ``bench.run`` does. ``--events`` events of
@@ -16,7 +16,11 @@ joins included, alike for every k), and from the group's first commit to lag 0 (
 instances reach once running; the lag is probed every ~0.5 s); the start-up CPU of one idle instance is measured first, so
 the table can show CPU net of it.
 
-The table: instances, records/s, CPU s per instance, and the busiest instance's share of the
+Every instance count k > 1 runs twice: with the model judged whole (``judging_groups: 1``) and
+with its channels split over k judging groups (``models.fraud-v3.judging_groups: k``, passed as a
+``--config`` file; ``--no-groups`` skips these runs).
+
+The table: instances, judging groups, records/s, CPU s per instance, and the busiest instance's share of the
 instances' total CPU; the bare consumption rate of the same topic (``bench.run.consume``) is given
 for comparison.
 
@@ -44,6 +48,7 @@ from bench.run import REPO_ROOT, STATE_SECRET, OwnBroker, _cpu_seconds, consume,
 
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "scaleout.json"
 PROBE_TIMEOUT_MS = 30_000
+MODEL = "fraud-v3"  # the one (hot) model of the workload
 
 
 def fraud_events(n: int) -> list[tuple[bytes, bytes]]:
@@ -172,14 +177,18 @@ def instance_env(bootstrap: str, topic: str, group: str, name: str, idle_timeout
     return env
 
 
-def start_instances(bootstrap: str, topic: str, group: str, k: int, log_dir: Path, profile_dir: Path | None, idle_timeout_ms: int = 300_000) -> list[subprocess.Popen[bytes]]:
-    """Start ``k`` ``python -m stream_monitor run`` processes of one group (logs to ``log_dir``)."""
+def start_instances(bootstrap: str, topic: str, group: str, k: int, log_dir: Path, profile_dir: Path | None, idle_timeout_ms: int = 300_000, groups: int = 1) -> list[subprocess.Popen[bytes]]:
+    """Start ``k`` ``python -m stream_monitor run`` processes of one group (logs to ``log_dir``); the model judged in ``groups`` judging groups."""
     procs = []
+    config = None
+    if groups > 1:
+        config = log_dir / f"{group}.yaml"
+        config.write_text(f"models:\n  {MODEL}:\n    judging_groups: {groups}\n")
     for i in range(k):
         cmd = [sys.executable]
         if profile_dir is not None:
-            cmd += ["-m", "cProfile", "-o", str(profile_dir / f"k{k}-i{i}.prof")]
-        cmd += ["-m", "stream_monitor", "run"]
+            cmd += ["-m", "cProfile", "-o", str(profile_dir / f"k{k}-g{groups}-i{i}.prof")]
+        cmd += ["-m", "stream_monitor", "run"] + (["--config", str(config)] if config is not None else [])
         log = open(log_dir / f"{group}-{i}.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen(cmd, env=instance_env(bootstrap, topic, group, f"i{i}", idle_timeout_ms), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         log.close()
@@ -214,11 +223,11 @@ def startup_cpu(bootstrap: str, log_dir: Path, settle_s: float = 12.0) -> float:
         stop_instances(procs)
 
 
-def run_k(bootstrap: str, topic: str, k: int, n: int, log_dir: Path, profile_dir: Path | None, timeout_s: float, idle_timeout_ms: int) -> dict[str, Any]:
-    """k instances of one fresh group until the group's lag (input + internal topic) is 0."""
-    group = f"scaleout-k{k}-{uuid.uuid4().hex[:8]}"
+def run_k(bootstrap: str, topic: str, k: int, n: int, log_dir: Path, profile_dir: Path | None, timeout_s: float, idle_timeout_ms: int, groups: int = 1) -> dict[str, Any]:
+    """k instances of one fresh group until the group's lag (input + internal topic) is 0; the model in ``groups`` judging groups."""
+    group = f"scaleout-k{k}-g{groups}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
-    procs = start_instances(bootstrap, topic, group, k, log_dir, profile_dir, idle_timeout_ms)
+    procs = start_instances(bootstrap, topic, group, k, log_dir, profile_dir, idle_timeout_ms, groups)
     cpu: list[float] = []
     lag: int | None = None
     first_commit: float | None = None
@@ -242,7 +251,7 @@ def run_k(bootstrap: str, topic: str, k: int, n: int, log_dir: Path, profile_dir
         codes = stop_instances(procs)
     after = seconds - (first_commit or 0.0)
     return {
-        "instances": k, "group": group, "records": n, "seconds": seconds, "records_per_s": n / seconds,
+        "instances": k, "judging_groups": groups, "group": group, "records": n, "seconds": seconds, "records_per_s": n / seconds,
         "first_commit_seconds": first_commit, "records_per_s_after_first_commit": n / after if after > 0 else None,
         "cpu_seconds": cpu, "exit_codes": codes, "dead_letters": dead_letters(bootstrap, f"{group}-dlq"),
     }
@@ -261,8 +270,8 @@ def table(report: dict[str, Any]) -> str:
     base = report["startup_cpu_seconds"]
     bare = report["bare_consumption"]["records_per_s"]
     lines = [
-        "| instances | records/s (from start) | records/s (from first commit) | vs bare consumption | CPU s per instance | net of start-up | busiest share of CPU (net) | dead letters |",
-        "|---:|---:|---:|---:|---|---|---:|---|",
+        "| instances | judging groups | records/s (from start) | records/s (from first commit) | vs bare consumption | CPU s per instance | net of start-up | busiest share of CPU (net) | dead letters |",
+        "|---:|---:|---:|---:|---:|---|---|---:|---|",
     ]
     for r in report["runs"]:
         cpu = r["cpu_seconds"]
@@ -270,7 +279,7 @@ def table(report: dict[str, Any]) -> str:
         share = max(cpu) / sum(cpu)
         share_net = max(net) / sum(net) if sum(net) > 0 else 0.0
         lines.append(
-            f"| {r['instances']} | {r['records_per_s']:,.0f} | {r['records_per_s_after_first_commit'] or 0:,.0f} | "
+            f"| {r['instances']} | {r.get('judging_groups', 1)} | {r['records_per_s']:,.0f} | {r['records_per_s_after_first_commit'] or 0:,.0f} | "
             f"{(r['records_per_s_after_first_commit'] or 0) / bare:.2f} | "
             f"{' / '.join(f'{c:.1f}' for c in cpu)} | {' / '.join(f'{c:.1f}' for c in net)} | "
             f"{100 * share:.0f} % ({100 * share_net:.0f} %) | "
@@ -293,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-timeout-ms", type=int, default=300_000, help="kafka.idle_timeout_ms of the instances (the last resort; readers announce when they are caught up)")
     ap.add_argument("--fetch-bytes", type=int, help="max_partition_fetch_bytes of the instances (default: run's own, 8 MiB)")
     ap.add_argument("--settle", type=float, default=12.0, help="seconds the idle instance runs before its start-up CPU is read")
+    ap.add_argument("--no-groups", action="store_true", help="skip the runs with the model split over k judging groups")
     args = ap.parse_args(argv)
     global FETCH_BYTES
     FETCH_BYTES = args.fetch_bytes
@@ -317,10 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         base = startup_cpu(bootstrap, log_dir, args.settle)
         say(f"start-up CPU of an idle instance: {base:.2f} s")
         runs = []
-        for k in (int(x) for x in args.instances.split(",")):
-            say(f"{k} instance(s)")
-            r = run_k(bootstrap, topic, k, args.events, log_dir, profile_dir, args.timeout, args.idle_timeout_ms)
-            say(f"{k} instance(s): {r['records_per_s']:,.0f} records/s, CPU {[round(c, 1) for c in r['cpu_seconds']]}, dead letters {r['dead_letters']}")
+        counts = [int(x) for x in args.instances.split(",")]
+        plan = [(k, 1) for k in counts] + ([] if args.no_groups else [(k, k) for k in counts if k > 1])
+        for k, groups in plan:
+            say(f"{k} instance(s), {groups} judging group(s)")
+            r = run_k(bootstrap, topic, k, args.events, log_dir, profile_dir, args.timeout, args.idle_timeout_ms, groups)
+            say(f"{k} instance(s), {groups} group(s): {r['records_per_s']:,.0f} records/s, CPU {[round(c, 1) for c in r['cpu_seconds']]}, dead letters {r['dead_letters']}")
             runs.append(r)
         report = {"events": args.events, "partitions": args.partitions, "idle_timeout_ms": args.idle_timeout_ms, "fetch_bytes": args.fetch_bytes, "load_average": os.getloadavg(), "nproc": os.cpu_count(),
                   "bare_consumption": bare, "startup_cpu_seconds": base, "runs": runs, "profiled": profile_dir is not None, "logs": str(log_dir)}

@@ -297,6 +297,14 @@ class AppConfig(MonitorSpec):
     log: LogSettings = LogSettings()
     bridge: BridgeSettings = BridgeSettings()
 
+    @model_validator(mode="after")
+    def _groups_need_the_by_model_topic(self) -> AppConfig:
+        if self.kafka.state_partitioning == "input":  # judging groups live on partitions of <group>-by-model
+            for name, m in self.models.items():
+                if m.judging_groups > 1:
+                    raise ValueError(f"models.{name}.judging_groups: {m.judging_groups} needs kafka.state_partitioning: model")
+        return self
+
     def monitor_spec(self) -> MonitorSpec:
         """The core's part of the config (without a label topic, no predictions are kept for a join)."""
         fields = {name: getattr(self, name) for name in MonitorSpec.model_fields}

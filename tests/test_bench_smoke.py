@@ -111,11 +111,12 @@ def test_scaleout_bench_runs_every_instance_count_to_lag_zero(kafka_bootstrap: s
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert [r["instances"] for r in report["runs"]] == [1, 2]
+    assert [(r["instances"], r["judging_groups"]) for r in report["runs"]] == [(1, 1), (2, 1), (2, 2)]  # 2 also with the model in 2 groups
     for r in report["runs"]:
         assert len(r["cpu_seconds"]) == r["instances"] and all(_positive(c) for c in r["cpu_seconds"]), r
         assert r["exit_codes"] == [0] * r["instances"], r
         assert _positive(r["records_per_s"]) and r["records"] == 2000, r
+        assert r["dead_letters"] == {}, r
     assert _positive(report["bare_consumption"]["records_per_s"]) and _positive(report["startup_cpu_seconds"])
     assert "busiest share" in proc.stdout
 

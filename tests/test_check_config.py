@@ -134,7 +134,7 @@ def test_estimates_without_an_slo_or_on_a_regressor_are_warnings(tmp_path, capsy
           eta: {task: regression, estimate: {enabled: true}}
     """))
     warnings = _warnings(_check(capsys, str(cfg)))
-    assert any("models.clf.estimate.enabled: no accuracy, error_rate or cost SLO" in w for w in warnings), warnings
+    assert any("models.clf.estimate.enabled: no accuracy, error_rate, precision or cost SLO" in w for w in warnings), warnings
     assert any("models.eta.estimate.enabled has no effect" in w for w in warnings), warnings
     assert not [w for w in warnings if "models.guarded" in w], warnings
 

@@ -225,3 +225,28 @@ def test_a_caught_up_source_stops_holding_the_order_back_until_it_sends_again() 
     _judge(app, 0, 3, _rows(("in", 1), FRAUD, 5_000, 0))  # ("in", 1) sends again: waited for again
     _judge(app, 0, 4, _rows(("in", 0), FRAUD, 6_000, 1))
     assert task.queued() == 2 and ("in", 1) not in task.order.idle_sources
+
+
+# ------------------------------------------------------------ judging groups
+def test_a_grouped_model_sends_each_group_its_features_on_its_own_partition() -> None:
+    """models.<m>.judging_groups: 2 → group g's rows on (crc32(model) + g * (n // 2)) % n, progress to the partition that got none."""
+    from stream_monitor.core.groups import group_of, judge_name
+
+    cfg = _cfg(**{"kafka.progress_interval_ms": 1, f"models.{FRAUD}.judging_groups": 2})
+    producer, clock = _Producer(), _Clock()
+    checkpoint = SimpleNamespace(ensure_transaction=lambda: None, max_record_bytes=1_000_000)
+    fw = Forwarder(cfg, cfg.monitor_spec(), PoisonGuard(), checkpoint, lambda dl: None, lambda: producer, clock)  # type: ignore[arg-type]
+    fw.partitions = N
+    assert (group_of("x0", 2), group_of("x4", 2)) == (1, 0)
+    raws = [orjson.dumps({"model": FRAUD, "ts": t, "features": {"x0": 1.0, "x4": 2.0}, "prediction": 0.5}) for t in (10, 20)]
+    recs = [InputRecord(raw, SourcePosition("in", 0, i, None)) for i, raw in enumerate(raws)]
+    fw.send(("in", 0), read_inference(cfg.monitor_spec(), recs))
+    sent = producer.take()
+    rows = {p: r for p, r in sent if not isinstance(r, exchange.Progress)}
+    g0, g1 = _q(FRAUD), (zlib.crc32(FRAUD.encode()) + N // 2) % N
+    assert sorted(rows) == sorted([g0, g1])
+    assert rows[g0][0] == FRAUD and [r.event.features for r in rows[g0][1]] == [{"x4": 2.0}] * 2
+    assert [r.event.prediction for r in rows[g0][1]] == [0.5, 0.5]
+    assert rows[g1][0] == judge_name(FRAUD, 1, 2) and [r.event.features for r in rows[g1][1]] == [{"x0": 1.0}] * 2
+    assert [r.event.prediction for r in rows[g1][1]] == [None, None]
+    assert {p: r for p, r in sent if isinstance(r, exchange.Progress)} == {3 - g0 - g1: exchange.Progress(("in", 0), 20)}

@@ -277,6 +277,17 @@ def test_an_estimate_panel_draws_the_realised_metric_next_to_it() -> None:
     assert page.count(">realised</text>") == 1 and "the realised metric from labels" in page
 
 
+def test_a_per_class_estimate_panel_draws_the_realised_precision_of_its_class() -> None:
+    c = ReportCollector()
+    for klass, value in (("refund", 0.66), ("other", 0.9)):
+        c.add_evaluations(0, [EvaluationRecord("router", f"__precision__.{klass}", "slo_precision", t, value, 0.75, value < 0.75)
+                              for t in range(0, 10_000, 1000)])  # fmt: skip
+    _firing(c, "router", "__estimated_precision__.refund", "slo_precision")
+    data = c.build({}, ReportMeta(source="estimates"))
+    panel = next(p for m in data.models for p in m.panels if p.channel == "__estimated_precision__.refund")
+    assert [s.points[0][1] for s in panel.realised] == [0.66]  # refund's realised precision, not another class's
+
+
 def test_a_model_version_change_is_marked_on_the_models_plots_and_in_its_section(tmp_path: Path) -> None:
     """fraud-v3 switches version halfway through the replay: its section names the change, its plots draw it; churn-v1's do not."""
     import re

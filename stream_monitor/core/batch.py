@@ -13,9 +13,10 @@ import numpy as np
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.channel import ChannelTrigger
+from stream_monitor.core.groups import model_of
 from stream_monitor.core.limits import ALL_MODELS, LimitGuard, limit_model
 from stream_monitor.core.model_monitor import ModelMonitor
-from stream_monitor.core.spec import ESTIMATED_CHANNELS, LABEL, LATENCY, PREDICTION
+from stream_monitor.core.spec import ESTIMATED_CHANNELS, LABEL, LATENCY, PREDICTION, base_channel
 
 
 def error_text(exc: BaseException) -> str:
@@ -104,11 +105,9 @@ class Batch:
         """Model ``m``'s calibration was learned at this record: its estimate channels restarted, so
         the estimates gathered so far in this batch (made before) are dropped; the restarted
         channels see only the records after this one, wherever the batch boundaries fall."""
-        for name in ESTIMATED_CHANNELS:
-            key = (m.model, name)
-            if key in self.columns:
-                del self.columns[key], self.first[key]
-                self.rows_arrays.pop(key, None)
+        for key in [k for k in self.columns if k[0] == m.model and base_channel(k[1]) in ESTIMATED_CHANNELS]:
+            del self.columns[key], self.first[key]
+            self.rows_arrays.pop(key, None)
         m.recalibrated = False
 
     def limit_hit(self, guard: LimitGuard, row: int, d: ev.DecodedEvent, kind: str, n: int = 1) -> None:
@@ -123,7 +122,7 @@ class Batch:
     def refused_model(self, guard: LimitGuard, row: int, d: ev.DecodedEvent) -> None:
         """A record of a model the models limit refused: a dead letter, not monitored."""
         cap = guard.limits.models
-        self.limited[row] = f"model {d.event.model!r}: this partition already monitors {cap:,} models (limits.models); record ignored"
+        self.limited[row] = f"model {model_of(d.event.model)[0]!r}: this partition already monitors {cap:,} models (limits.models); record ignored"
         self.limit_hit(guard, row, d, "models")
         if guard.open:
             self.quiet(guard, row, d)

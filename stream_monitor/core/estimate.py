@@ -173,16 +173,19 @@ def expected_cost(p: float, decided_positive: bool, cal: Calibration, false_posi
     return (1.0 - q) * false_positive if decided_positive else q * false_negative
 
 
-def expected_on(scores: Any, cal: Calibration, costs: tuple[float, float] | None = None) -> list[float] | None:
-    """The expected error (or, with ``costs`` = (false positive, false negative), cost) of each of ``scores``, decided at 0.5.
+def expected_on(scores: Any, cal: Calibration, costs: tuple[float, float] | None = None, precision: bool = False) -> list[float] | None:
+    """The expected error (or, with ``costs`` = (false positive, false negative), cost) of each of ``scores``, decided at 0.5;
+    with ``precision``, the calibrated probability ``q`` of each score decided positive (the others feed nothing).
 
     The values a reference's probabilities would feed the estimate channel with under ``cal``:
-    their mean is the error rate (cost) expected over that probability distribution. ``None``
-    unless every score is a probability in [0, 1].
+    their mean is the error rate (cost, precision) expected over that probability distribution.
+    ``None`` unless every score is a probability in [0, 1].
 
     >>> cal = Calibration.from_state({"bins": 2, "size": 20, "n": [10, 10], "pos": [3, 8]})
     >>> expected_on([0.1, 0.2, 0.9], cal), expected_on([0.9], cal, (5.0, 100.0)), expected_on([1.5], cal)
     ([0.3, 0.3, 0.19999999999999996], [0.9999999999999998], None)
+    >>> expected_on([0.1, 0.2, 0.9], cal, precision=True)
+    [0.8]
     """
     out: list[float] = []
     for p in scores:
@@ -190,6 +193,10 @@ def expected_on(scores: Any, cal: Calibration, costs: tuple[float, float] | None
         if not 0.0 <= p <= 1.0:
             return None
         decided = p >= 0.5
+        if precision:
+            if decided:
+                out.append(cal.calibrated(p))
+            continue
         out.append(expected_error(p, decided, cal) if costs is None else expected_cost(p, decided, cal, *costs))
     return out
 
@@ -226,37 +233,57 @@ BLOCK = 1000
 """Labels per block of the realised metric shown next to an estimate (the latest complete block)."""
 
 _REALISED = ("__error_rate__", "__cost__")
-Snapshot = tuple[bool, bool, tuple[float, int] | None, tuple[float, int] | None]
+_PRECISION = "__precision__"
+Blocks = tuple[tuple[str, tuple[float, int]], ...]
+Snapshot = tuple[bool, bool, tuple[float, int] | None, tuple[float, int] | None, Blocks]
+NO_SNAPSHOT: Snapshot = (False, False, None, None, ())
+"""What an estimate alert says before anything is known: not calibrated, no labels, no realised figure."""
+
+
+def realised_channel(channel: str) -> str | None:
+    """The channel whose labels realise an estimate channel's metric; None for any other channel.
+
+    >>> realised_channel("__estimated_error_rate__"), realised_channel("__estimated_precision__.cat"), realised_channel("x")
+    ('__error_rate__', '__precision__.cat', None)
+    """
+    if channel in ("__estimated_error_rate__", "__estimated_cost__"):
+        return channel.replace("estimated_", "")
+    metric, dot, klass = channel.partition(".")
+    return _PRECISION + dot + klass if metric == "__estimated_precision__" else None
 
 
 class Realised:
     """What the labels said so far, as of each record of the batch being gathered.
 
-    The realised error rate and cost are kept in blocks of :data:`BLOCK` labelled predictions
-    (the latest complete block is shown). An alert is built after its whole batch was gathered,
-    so the state as of each record is remembered as the changes within the batch (``marks``):
-    what an alert says depends on its record only, not on where the batch boundaries fall.
+    The realised error rate and cost are kept in blocks of :data:`BLOCK` labelled predictions,
+    the realised precision (``__precision__``, and per class ``__precision__.<class>``) in blocks
+    of :data:`BLOCK` labelled predictions so decided (the latest complete block is shown). An
+    alert is built after its whole batch was gathered, so the state as of each record is
+    remembered as the changes within the batch (``marks``): what an alert says depends on its
+    record only, not on where the batch boundaries fall.
 
     >>> r = Realised()
     >>> r.begin_batch(False)
     >>> r.add(3, "__error_rate__", 1.0, False)
     >>> r.at(2), r.at(3)
-    ((False, False, None, None), (False, True, None, None))
+    ((False, False, None, None, ()), (False, True, None, None, ()))
     """
 
-    __slots__ = ("sums", "counts", "latest", "labels", "start", "marks")
+    __slots__ = ("sums", "counts", "latest", "labels", "start", "marks", "precision", "blocks")
 
     def __init__(self) -> None:
         self.sums = {name: 0.0 for name in _REALISED}
         self.counts = {name: 0 for name in _REALISED}
         self.latest: dict[str, tuple[float, int] | None] = {name: None for name in _REALISED}
         self.labels = 0
-        self.start: Snapshot = (False, False, None, None)
+        self.start: Snapshot = NO_SNAPSHOT
         self.marks: list[tuple[int, Snapshot]] = []
+        self.precision: dict[str, list[Any]] = {}  # realised precision channel -> [sum, count, latest block or None]
+        self.blocks: Blocks = ()  # the latest complete precision blocks, by channel name
 
     def snapshot(self, calibrated: bool) -> Snapshot:
-        """(calibrated, any label seen, latest error-rate block, latest cost block) now."""
-        return (calibrated, self.labels > 0, self.latest["__error_rate__"], self.latest["__cost__"])
+        """(calibrated, any label seen, latest error-rate block, latest cost block, latest precision blocks) now."""
+        return (calibrated, self.labels > 0, self.latest["__error_rate__"], self.latest["__cost__"], self.blocks)
 
     def begin_batch(self, calibrated: bool) -> None:
         """A new batch starts: what holds before its first record."""
@@ -270,8 +297,11 @@ class Realised:
             self.marks.append((row, snap))
 
     def add(self, row: int, name: str, value: float, calibrated: bool) -> None:
-        """One realised value (``__error_rate__``'s 0/1 error or ``__cost__``'s cost) of record ``row``."""
+        """One realised value (``__error_rate__``'s 0/1 error, ``__cost__``'s cost, a precision channel's 0/1 hit) of record ``row``."""
         if name not in self.sums:
+            if name.partition(".")[0] == _PRECISION:
+                self._add_precision(name, value)
+                self.mark(row, calibrated)
             return
         if name == "__error_rate__":
             self.labels += 1
@@ -281,6 +311,15 @@ class Realised:
             self.latest[name] = (self.sums[name] / self.counts[name], self.counts[name])
             self.sums[name], self.counts[name] = 0.0, 0
         self.mark(row, calibrated)
+
+    def _add_precision(self, name: str, value: float) -> None:
+        block = self.precision.setdefault(name, [0.0, 0, None])
+        block[0] += value
+        block[1] += 1
+        if block[1] >= BLOCK:
+            block[2] = (block[0] / block[1], block[1])
+            block[0], block[1] = 0.0, 0
+            self.blocks = tuple(sorted((n, b[2]) for n, b in self.precision.items() if b[2] is not None))
 
     def at(self, row: int) -> Snapshot:
         """The state as of record ``row`` of the batch."""
@@ -292,20 +331,24 @@ class Realised:
         return snap
 
     def to_state(self) -> dict[str, Any]:
-        """The running blocks as plain numbers: ``{labels, sums, counts, latest}`` (one entry per realised channel)."""
-        return {"labels": self.labels, "sums": [self.sums[n] for n in _REALISED], "counts": [self.counts[n] for n in _REALISED],
-                "latest": [list(self.latest[n]) if self.latest[n] is not None else None for n in _REALISED]}  # fmt: skip
+        """The running blocks as plain numbers: ``{labels, sums, counts, latest}`` (one entry per realised channel), and
+        ``precision: {channel: [sum, count, latest]}`` once a precision value was counted."""
+        out: dict[str, Any] = {"labels": self.labels, "sums": [self.sums[n] for n in _REALISED], "counts": [self.counts[n] for n in _REALISED],
+               "latest": [list(self.latest[n]) if self.latest[n] is not None else None for n in _REALISED]}  # fmt: skip
+        if self.precision:
+            out["precision"] = {n: [b[0], b[1], list(b[2]) if b[2] is not None else None] for n, b in self.precision.items()}
+        return out
 
     @classmethod
     def from_state(cls, obj: Any) -> Realised:
         """Rebuild from :meth:`to_state`'s map; ``ValueError`` when it is not a consistent one."""
-        if not isinstance(obj, dict) or set(obj) != {"labels", "sums", "counts", "latest"}:
+        if not isinstance(obj, dict) or set(obj) - {"precision"} != {"labels", "sums", "counts", "latest"}:
             raise ValueError("realised: not a {labels, sums, counts, latest} map")
         labels, sums, counts, latest = obj["labels"], obj["sums"], obj["counts"], obj["latest"]
         n = len(_REALISED)
         ok = type(labels) is int and labels >= 0 and all(isinstance(x, list) and len(x) == n for x in (sums, counts, latest))
         ok = ok and all(type(v) is float for v in sums) and all(type(c) is int and 0 <= c < BLOCK for c in counts)
-        ok = ok and all(v is None or (isinstance(v, list) and len(v) == 2 and type(v[0]) is float and type(v[1]) is int) for v in latest)
+        ok = ok and all(_block_ok(v) for v in latest)
         if not ok:
             raise ValueError("realised: malformed sums, counts or latest blocks")
         r = cls()
@@ -313,24 +356,41 @@ class Realised:
         for i, name in enumerate(_REALISED):
             r.sums[name], r.counts[name] = sums[i], counts[i]
             r.latest[name] = (latest[i][0], latest[i][1]) if latest[i] is not None else None
+        precision = obj.get("precision", {})
+        ok = isinstance(precision, dict) and all(
+            type(k) is str and k.partition(".")[0] == _PRECISION and isinstance(b, list) and len(b) == 3
+            and type(b[0]) is float and type(b[1]) is int and 0 <= b[1] < BLOCK and _block_ok(b[2]) for k, b in precision.items()
+        )  # fmt: skip
+        if not ok:
+            raise ValueError("realised: precision is not a {__precision__[.class]: [sum, count, latest]} map")
+        r.precision = {k: [b[0], b[1], (b[2][0], b[2][1]) if b[2] is not None else None] for k, b in precision.items()}
+        r.blocks = tuple(sorted((k, b[2]) for k, b in r.precision.items() if b[2] is not None))
         return r
+
+
+def _block_ok(v: Any) -> bool:
+    """Whether a stored latest block is None or [mean (float), count (int)]."""
+    return v is None or (isinstance(v, list) and len(v) == 2 and type(v[0]) is float and type(v[1]) is int)
 
 
 def estimate_evidence(channel: str, snap: Snapshot) -> dict[str, Any]:
     """What an alert on an estimate channel adds to its evidence: how the estimate was made, and the realised metric.
 
-    ``snap`` is :meth:`Realised.at` the alert's record: the realised metric is the latest complete
-    block of labels (per 1,000 predictions for a cost), ``None`` before one.
+    ``snap`` is :meth:`Realised.at` the alert's record: the realised metric (:func:`realised_channel`)
+    is the latest complete block of labels (per 1,000 predictions for a cost), ``None`` before one.
 
-    >>> estimate_evidence("__estimated_error_rate__", (False, False, None, None))
+    >>> estimate_evidence("__estimated_error_rate__", NO_SNAPSHOT)
     {'source': 'probabilities', 'calibrated': False, 'labels': False, 'realised': None, 'realised_count': 0}
-    >>> estimate_evidence("__estimated_cost__", (True, True, (0.1, 2000), (5.0, 1000)))["realised"]
+    >>> estimate_evidence("__estimated_cost__", (True, True, (0.1, 2000), (5.0, 1000), ()))["realised"]
     5000.0
+    >>> estimate_evidence("__estimated_precision__.cat", (True, True, None, None, (("__precision__.cat", (0.8, 1000)),)))["realised"]
+    0.8
     """
-    calibrated, labels, err, cost = snap
-    block = cost if channel == "__estimated_cost__" else err
+    calibrated, labels, err, cost, blocks = snap
+    realised = realised_channel(channel)
+    block = cost if realised == "__cost__" else err if realised == "__error_rate__" else dict(blocks).get(realised or "")
     value = None
     if block is not None:
-        value = block[0] * (1000.0 if channel == "__estimated_cost__" else 1.0)
+        value = block[0] * (1000.0 if realised == "__cost__" else 1.0)
     return {"source": "probabilities", "calibrated": calibrated, "labels": labels, "realised": value,
             "realised_count": block[1] if block is not None else 0}  # fmt: skip

@@ -21,7 +21,7 @@ import numpy as np
 import structlog
 
 from stream_monitor.core import detectors as det
-from stream_monitor.core.meanings import MEANINGS
+from stream_monitor.core.meanings import meaning
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.spec import split_per_class
 
@@ -187,7 +187,7 @@ def _channel_evidence(ch: EvidenceSource, detector: str, evaluation: det.Evaluat
         "statistic": num(evaluation.statistic),
         "threshold": num(evaluation.threshold),
         "p_value": num(evaluation.p_value),
-        "meaning": MEANINGS.get(detector, detector),
+        "meaning": meaning(detector, getattr(ch, "name", "")),
     }
     if kind is not None and kind.quality:
         ref_rate = {"missing_rate": ref.missing_rate, "out_of_range_rate": ref.invalid_rate}.get(detector, 0.0)
@@ -256,6 +256,7 @@ _CHANNEL_WORDS = {
     "__f1__": "F1", "__roc_auc__": "ROC AUC", "__error_rate__": "error rate", "__abs_error__": "absolute error",
     "__signed_error__": "signed error", "__cost__": "cost",
     "__estimated_error_rate__": "estimated error rate", "__estimated_cost__": "estimated cost",
+    "__estimated_precision__": "estimated precision",
 }  # fmt: skip
 _SHARE_WORDS = {"__error__": "error rate", "__error_rate__": "error rate", "__recall__": "recall", "__precision__": "precision"}
 """What the share of 1s of a 0/1 channel is called."""
@@ -527,11 +528,11 @@ def breach_sign(detector: str) -> str:
     return "<" if detector == "auc_drop" or SLO_WORDS.get(detector, ("", ""))[1] == "min" else ">"
 
 
-def _member_line(d: dict[str, Any]) -> str:
+def _member_line(d: dict[str, Any], channel: str = "") -> str:
     test = f"{d['name']} {fmt(d['statistic'])} {breach_sign(d['name'])} threshold {fmt(d['threshold'])}"
     if d.get("p_value") is not None:
         test += f" (p={d['p_value']:.3g})"
-    return f"- {test}, {d['severity']} since {d['since']}: {MEANINGS.get(d['name'], d['name'])}."
+    return f"- {test}, {d['severity']} since {d['since']}: {meaning(d['name'], channel)}."
 
 
 def series_description(e: dict[str, Any], firing: bool, window_text: str, channel: str = "") -> str:
@@ -543,7 +544,7 @@ def series_description(e: dict[str, Any], firing: bool, window_text: str, channe
     if firing:
         members = e.get("detectors") or []
         head = [f"{len(members)} detector{'s agree' if len(members) != 1 else ' agrees'} (the lead first):"]
-        head += [_member_line(d) for d in members]
+        head += [_member_line(d, channel) for d in members]
     else:
         agreed = ", ".join(e.get("agreed") or [e["detector"]["name"]])
         head = [f"No detector still fires (during the episode: {agreed}); the figures are {e['detector']['name']}'s, the page's lead."]

@@ -17,7 +17,9 @@ text in extension type 1): ``[ROWS_FORMAT, model, [row, ...]]`` with an inferenc
 ``[0, topic, partition, offset, timestamp_ms, event_time_ms, tie, index, event_id, model_version,
 features, prediction, label, latency_ms, problems]`` and a label row ``[1, topic, partition,
 offset, timestamp_ms, event_time_ms, tie, index, event_id, label, ts]``; ``problems`` is a list of
-``[reason, detail]``. A record that does not decode as such raises :class:`RowsFormatError`.
+``[reason, detail]``. The rows of judging group g > 0 of N of a model (:mod:`stream_monitor.core.groups`)
+are ``[ROWS_FORMAT, model, [row, ...], g, N]``, read back under the group's judge name. A record that
+does not decode as such raises :class:`RowsFormatError`.
 
 Beside rows records travel *progress records*, ``[PROGRESS_FORMAT, topic, partition,
 event_time_ms]``: "input partition (topic, partition) has read up to this event time". The reading
@@ -45,6 +47,7 @@ import msgpack
 import orjson
 
 from stream_monitor.core import events as ev
+from stream_monitor.core.groups import group_of, groups_of, judge_name, model_of
 
 ROWS_FORMAT = 1
 PROGRESS_FORMAT = 2  # a progress record (no rows): how far an input partition has read
@@ -106,12 +109,13 @@ class Row:
             return self.original
         e = self.event
         if self.kind == LABEL:
-            obj: dict[str, Any] = {"event_id": e.event_id, "model": e.model, "label": e.label}
+            obj: dict[str, Any] = {"event_id": e.event_id, "model": model_of(e.model)[0], "label": e.label}
             if e.ts is not None:
                 obj["ts"] = e.ts
         else:
             fields = ("event_id", "model", "model_version", "ts", "features", "prediction", "label", "latency_ms")
             obj = {k: getattr(e, k) for k in fields if getattr(e, k) is not None}
+            obj["model"] = model_of(e.model)[0]
         try:
             return orjson.dumps(obj)
         except TypeError:  # an integer beyond 64 bits
@@ -137,9 +141,14 @@ def _row_list(r: Row) -> list[Any]:
     return head + [e.model_version, e.features, e.prediction, e.label, e.latency_ms, problems]
 
 
-def encode_rows(model: str, rows: list[Row]) -> bytes:
-    """One model's rows as a rows record."""
-    body = [ROWS_FORMAT, model, [_row_list(r) for r in rows]]
+def encode_rows(model: str, rows: list[Row], group: int = 0, groups: int = 1) -> bytes:
+    """One model's rows as a rows record (of its judging group ``group`` of ``groups``, when > 0)."""
+    return encode_row_lists(model, [_row_list(r) for r in rows], group, groups)
+
+
+def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1) -> bytes:
+    """A rows record of rows already in their wire form (:func:`split_row_lists`)."""
+    body: list[Any] = [ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows]
     try:
         return msgpack.packb(body, use_bin_type=True)
     except OverflowError:  # an integer beyond 64 bits somewhere: encode those as text
@@ -183,9 +192,13 @@ def _unpack(blob: bytes) -> Any:
 
 
 def _rows_of(body: Any) -> tuple[str, list[Row]]:
-    if type(body) is not list or len(body) != 3 or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
+    if type(body) is not list or len(body) not in (3, 5) or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
         raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}")
     model = body[1]
+    if len(body) == 5:  # a judging group's rows: judged under the group's name
+        if type(body[3]) is not int or type(body[4]) is not int or not 0 < body[3] < body[4]:
+            raise RowsFormatError("bad judging group")
+        model = judge_name(model, body[3], body[4])
     try:
         return model, [_row(model, r) for r in body[2]]
     except (TypeError, ValueError, KeyError, IndexError) as exc:
@@ -281,6 +294,81 @@ def _row(model: str, r: list[Any]) -> Row:
     problems = r[14]
     probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
     return Row(INFERENCE, (t, tie, index), position, EventView(event_id, model, r[9], t, features, r[11], r[12], r[13]), probs)
+
+
+def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """(judge name, rows) per judging group of ``model`` (:mod:`stream_monitor.core.groups`); ``rows`` as they are for one group.
+
+    Every inference row goes to every group with that group's features only; group 0 also keeps
+    the prediction, label, latency and the row's value-level problems (dead-lettered once), and
+    gets the label rows.
+
+    >>> from stream_monitor.core.events import decode_inference, SourcePosition
+    >>> from stream_monitor.core.spec import MonitorSpec, ModelSpec
+    >>> spec = MonitorSpec(models={"m": ModelSpec(judging_groups=2)})
+    >>> d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x0": 1, "x4": 2}, "prediction": 0.5}', None)
+    >>> [(name, r[0].event.features, r[0].event.prediction) for name, r in split_rows(spec, "m", [inference_row(d, SourcePosition("in", 0, 0, None), 1, 0)])]
+    [('m', {'x4': 2}, 0.5), ('m\\x1e1/2', {'x0': 1}, None)]
+    """
+    n = groups_of(spec, model)
+    if n == 1:
+        return [(model, rows)]
+    out: list[list[Row]] = [[] for _ in range(n)]
+    names = [judge_name(model, g, n) for g in range(n)]
+    for r in rows:
+        if r.kind != INFERENCE:
+            out[0].append(r)
+            continue
+        e, feats = r.event, r.event.features
+        parts: list[Any] = [None] * n if feats is None else [{} for _ in range(n)]
+        if feats is not None:
+            for k, v in feats.items():
+                parts[group_of(k, n)][k] = v
+        out[0].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, model, e.model_version, e.ts, parts[0], e.prediction, e.label, e.latency_ms),
+                          r.problems, r.carrier, r.original))  # fmt: skip
+        for g in range(1, n):
+            out[g].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, names[g], e.model_version, e.ts, parts[g], None, None, None), [], r.carrier, r.original))
+    return list(zip(names, out, strict=True))
+
+
+def split_row_lists(spec: Any, model: str, rows: list[Row]) -> list[list[list[Any]]]:
+    """What :func:`split_rows` gives, per group, straight in wire form (what reading sends: no objects in between)."""
+    n = groups_of(spec, model)
+    out: list[list[list[Any]]] = [[] for _ in range(n)]
+    first, others = out[0], out[1:]
+    groups: dict[str, int] = {}
+    for r in rows:
+        e, p, key = r.event, r.position, r.key
+        head = [r.kind, p.topic, p.partition, p.offset, p.timestamp_ms, key[0], key[1], key[2], e.event_id]
+        if r.kind != INFERENCE:
+            first.append(head + [e.label, e.ts])
+            continue
+        feats = e.features
+        parts: list[Any] = [None] * n
+        if feats is not None:
+            parts = [{} for _ in range(n)]
+            for k, v in feats.items():
+                g = groups.get(k)
+                if g is None:
+                    g = groups[k] = group_of(k, n)
+                parts[g][k] = v
+        version = e.model_version
+        first.append(head + [version, parts[0], e.prediction, e.label, e.latency_ms, [[str(reason), detail] for reason, detail in r.problems]])
+        for g, lists in enumerate(others, 1):
+            lists.append(head + [version, parts[g], None, None, None, []])
+    return out
+
+
+def split_for_judging(spec: Any, rows: list[Row]) -> list[Row]:
+    """Rows of several models, each as its groups' rows (one after the other): a replay's judgement of grouped models."""
+    out: list[Row] = []
+    for r in rows:
+        model = r.event.model
+        if r.kind != INFERENCE or groups_of(spec, model) == 1:  # labels: group 0's
+            out.append(r)
+        else:
+            out += [g[0] for _, g in split_rows(spec, model, [r])]
+    return out
 
 
 class RawsOf:

@@ -50,3 +50,23 @@ MEANINGS: dict[str, str] = {
     "ECE plus the allowed excess",
 }
 """What each detector's statistic means, in one sentence."""
+
+
+def meaning(detector: str, channel: str = "") -> str:
+    """What ``detector``'s statistic means on ``channel``: an SLO on a label-free estimate says so.
+
+    >>> meaning("slo_precision", "__estimated_precision__.refund")[:60]
+    "service level: the window's estimated precision (share of pr"
+    >>> meaning("slo_precision", "__estimated_precision__.refund").endswith("not from labels")
+    True
+    >>> meaning("slo_precision", "__precision__") == MEANINGS["slo_precision"], meaning("nope")
+    (True, 'nope')
+    """
+    text = MEANINGS.get(detector, detector)
+    if channel.startswith("__estimated_") and detector.startswith("slo_"):
+        text = text.replace("the window's ", "the window's estimated ", 1)
+        text += (
+            "; estimated from the calibrated probabilities of the window's decisions (each decision's chance of "
+            "being right, or its expected cost), not from labels"
+        )
+    return text

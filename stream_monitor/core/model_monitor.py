@@ -18,15 +18,8 @@ import structlog
 from stream_monitor.core import detectors as det
 from stream_monitor.core import performance as perf
 from stream_monitor.core.channel import ChannelMonitor
-from stream_monitor.core.estimate import (
-    Calibration,
-    Realised,
-    estimate_evidence,
-    expected_cost,
-    expected_error,
-    expected_on,
-    matrix_expected_cost,
-)
+from stream_monitor.core.estimate import NO_SNAPSHOT, Calibration, Realised, estimate_evidence, expected_cost, expected_error, expected_on
+from stream_monitor.core.estimate import matrix_expected_cost
 from stream_monitor.core.model_pages import PerformancePage
 from stream_monitor.core.outputs import (  # infer_task and resolve_outputs are also read from here
     Outputs,
@@ -48,10 +41,12 @@ from stream_monitor.core.spec import (
     ESTIMATED_CHANNELS,
     ESTIMATED_COST,
     ESTIMATED_ERROR_RATE,
+    ESTIMATED_PRECISION,
     PREDICTION,
     MonitorSpec,
     Task,
     base_channel,
+    per_class_channel,
     split_per_class,
 )
 
@@ -253,13 +248,13 @@ class ModelMonitor:
             self.recalibrated = True
             if self.realised is not None:
                 self.realised.mark(self.row, True)
-            for name in ESTIMATED_CHANNELS:
-                if name in self.channels:
-                    self.reset_channel(name)
+            for name in [n for n in self.channels if base_channel(n) in ESTIMATED_CHANNELS]:
+                self.reset_channel(name)
             log.info("estimate_calibrated", model=self.model, labels=self.calibration.count, partition=self.partition)
 
     def estimates(self, prediction: Any) -> list[tuple[str, float]]:
-        """The label-free estimates of one prediction: its expected error and (with a cost model) expected cost.
+        """The label-free estimates of one prediction: its expected error, (with a cost model) expected cost and, when it
+        decided positive, the probability that it is right (``__estimated_precision__``).
 
         Only for a binary classifier (configured, inferred, or not yet known) whose prediction has
         a probability in [0, 1], when ``estimate.enabled``. The decision is the class output, else
@@ -284,15 +279,18 @@ class ModelMonitor:
         cost = self.cost
         if cost is not None and cost.family == "binary":
             out.append((ESTIMATED_COST, expected_cost(p, decided, cal, cost.false_positive or 0.0, cost.false_negative or 0.0)))
+        if decided:
+            out.append((ESTIMATED_PRECISION, cal.calibrated(p)))
         return out
 
     def _multiclass_estimates(self, prediction: dict[str, Any], cal: Calibration) -> list[tuple[str, float]]:
-        """A multiclass prediction's expected error, 1 - q, and (with a cost matrix) expected cost.
+        """A multiclass prediction's expected error, 1 - q, (with a cost matrix) expected cost and, for a tracked
+        decided class ``c`` (:meth:`_track`), ``q`` on ``__estimated_precision__.<c>``.
 
         The decision is the class output, else the class of the highest probability (the first
         one on a tie); ``q`` is the calibrated probability that a decision with that probability is
         right (:attr:`calibration` learns it per probability bin from labelled predictions: top-label
-        calibration; ``q`` is the probability itself until then). The expected cost spreads the
+        calibration, one histogram over all classes; ``q`` is the probability itself until then). The expected cost spreads the
         remaining ``1 - q`` over the other classes as the labelled wrong decisions of that class
         were spread (:meth:`Calibration.error_shares`), else in proportion to their probabilities.
         """
@@ -309,6 +307,8 @@ class ModelMonitor:
         cost = self.cost
         if cost is not None and cost.matrix is not None:
             out.append((ESTIMATED_COST, matrix_expected_cost(probs, decided, q, cost.matrix, cal.error_shares(decided))))
+        if self._track(decided):
+            out.append((per_class_channel(ESTIMATED_PRECISION, decided), q))
         return out
 
     def begin_batch(self) -> None:
@@ -318,7 +318,7 @@ class ModelMonitor:
 
     def estimate_evidence(self, channel: str, row: int) -> dict[str, Any]:
         """An estimate alert's evidence as of record ``row`` of the batch: calibrated or not, and the realised metric."""
-        snap = self.realised.at(row) if self.realised is not None else (False, False, None, None)
+        snap = self.realised.at(row) if self.realised is not None else NO_SNAPSHOT
         return estimate_evidence(channel, snap)
 
     def _read_outputs(self, prediction: Any) -> tuple[Any, Any]:
@@ -397,15 +397,15 @@ class ModelMonitor:
         """
         version = self.versions[-1] if self.versions else None
         ref = self.baseline.reference_for(version, name)
-        if ref is None and name in ESTIMATED_CHANNELS:
+        if ref is None and base_channel(name) in ESTIMATED_CHANNELS:
             ref = self.estimate_reference(name, version)
         if ref is None or isinstance(ref, NumericReference) != (channel_type == "numeric"):
             return None
         return ref
 
     def estimate_reference(self, name: str, version: str | None) -> NumericReference | None:
-        """A binary classifier's estimate channel's reference from its baseline: the expected error (cost) of each of the
-        profile's probabilities under the profile's calibration, decided at 0.5 (:func:`expected_on`).
+        """A binary classifier's estimate channel's reference from its baseline: the expected error (cost, precision) of each
+        of the profile's probabilities under the profile's calibration, decided at 0.5 (:func:`expected_on`).
 
         None unless the profile (the version's, else the model's) carries a calibration and a
         probability channel (``__prediction__``, else its score output's), the estimates are on and
@@ -425,11 +425,12 @@ class ModelMonitor:
             keys = [n[len(_OUTPUT_PREFIX) :] for n in {*self.baseline, *(own or ())} if n.startswith(_OUTPUT_PREFIX)]
             score = resolve_outputs(sorted(keys), self.score_output, self.class_output).score if keys else None
             scores = self.baseline.reference_for(version, _OUTPUT_PREFIX + score) if score else None
-        values = expected_on(scores.sorted_sample, cal, costs) if isinstance(scores, NumericReference) and scores.sorted_sample.size else None
-        if values is None:
+        sample = scores.sorted_sample if isinstance(scores, NumericReference) else None
+        values = expected_on(sample, cal, costs, name == ESTIMATED_PRECISION) if sample is not None and sample.size else None
+        if not values:  # (a precision reference needs a probability decided positive)
             return None
-        ref = NumericReference.from_values(values, 0, 0, "baseline")
-        ref.count = max(ref.count, round(scores.count * (1.0 - scores.missing_rate - scores.invalid_rate)))
+        ref = NumericReference.from_values(values, 0, 0, "baseline")  # its count: the profile's predictions (so decided)
+        ref.count = max(ref.count, round(scores.count * (1.0 - scores.missing_rate - scores.invalid_rate) * len(values) / sample.size))
         return ref
 
     def warn_unmatched(self, name: str) -> None:
@@ -508,10 +509,11 @@ class FeatureBlock:
     gathering (``direct``) for the rest of the batch.
     """
 
-    __slots__ = ("model", "rows", "feats", "segments", "gather", "direct")
+    __slots__ = ("model", "name", "rows", "feats", "segments", "gather", "direct")
 
-    def __init__(self, model: ModelMonitor) -> None:
+    def __init__(self, model: ModelMonitor, name: str | None = None) -> None:
         self.model = model
+        self.name = name or model.model  # the columns' model key: a judging group's judge name (core/groups.py)
         self.rows: list[int] = []
         self.feats: list[dict[str, Any]] = []
         self.segments: list[tuple[int, tuple[tuple[int, str], ...]]] = []
@@ -545,7 +547,7 @@ class FeatureBlock:
 
     def add_direct(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
         """Append one record's gathered features to their columns, value by value."""
-        model = self.model.model
+        model = self.name
         for kf_index, name in self.gather or ():
             key = (model, name)
             col = columns.get(key)
@@ -564,7 +566,7 @@ class FeatureBlock:
             for kf_index, name in gather:
                 if name not in starts:
                     starts[name] = (start, kf_index)
-        model = self.model.model
+        model = self.name
         all_rows = self.rows
         rows_array = np.array(all_rows, dtype=np.intp) if rows_arrays is not None else None
         # names no record of the block has (a model whose records name ever new features): their

@@ -32,7 +32,8 @@ from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
-from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
+from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows, split_for_judging
+from stream_monitor.core.groups import GroupBaselines, grouped, groups_of, in_group, model_of
 from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
 from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting
 from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_order
@@ -42,7 +43,7 @@ from stream_monitor.core.model_pages import performance_pages
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.restore import restore_model
 from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
-from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec
+from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec, base_channel
 from stream_monitor.core.state_labels import LabelSegments, is_labels_key, restore_labels
 
 log = structlog.get_logger("stream_monitor.core")
@@ -89,8 +90,8 @@ class PartitionMonitor:
     def __init__(self, spec: MonitorSpec, partition: int, baselines: dict[str, dict[str, Reference]] | None = None) -> None:
         self.spec = spec
         self.partition = partition
-        self.baselines = baselines or {}
-        self.models: dict[str, ModelMonitor] = {}
+        self.baselines = GroupBaselines(baselines or {}) if grouped(spec) else baselines or {}
+        self.models: dict[str, ModelMonitor] = {}  # by judge name: a judging group g > 0 of model m is "m<RS>g" (core/groups.py)
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
         self.label_segments = LabelSegments()  # which state item holds each pending prediction (core/state_labels.py)
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
@@ -113,9 +114,13 @@ class PartitionMonitor:
         """
         m = self.models.get(name)
         if m is None:
-            if name not in self.spec.models and (not self.spec.discover_models or len(self.models) >= self.spec.limits.models):
+            real, group = model_of(name)
+            if real not in self.spec.models and (not self.spec.discover_models or len(self.models) >= self.spec.limits.models):
                 return None
-            m = ModelMonitor(self.spec, name, self.partition, self.baselines.get(name))
+            m = ModelMonitor(self.spec, real, self.partition, self.baselines.get(real))
+            n = groups_of(self.spec, real)
+            if n > 1 or group:  # a judging group knows its own configured features only
+                m.known_features = [f for f in m.known_features if in_group(f, group, n)]
             self.models[name] = m
         return m
 
@@ -128,7 +133,7 @@ class PartitionMonitor:
         :meth:`release`).
         """
         intake = read_inference(self.spec, records)
-        result = self.judge(intake.ordered, record_evaluations)
+        result = self.judge(split_for_judging(self.spec, intake.ordered) if grouped(self.spec) else intake.ordered, record_evaluations)
         merge_intake(result, intake)
         return result
 
@@ -150,7 +155,7 @@ class PartitionMonitor:
             judge_labels(self, labels, result)
         if self.retraining is not None and (rows or result.alerts):
             times: dict[str, int] = {}
-            for r in rows:
+            for r in rows:  # by judge name: a judging group's trigger (RetrainingTrigger._key) sees its group's time
                 times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
             result.retraining = self.retraining.feed(result.alerts, times)
         return result
@@ -363,7 +368,7 @@ class PartitionMonitor:
         m = self.model(name)
         if m is not None:
             m.begin_batch()
-            return FeatureBlock(m)
+            return FeatureBlock(m, name)
         limited = name not in self.models and name not in self.spec.models and self.spec.discover_models
         return _LIMITED if limited else None
 
@@ -466,8 +471,9 @@ class PartitionMonitor:
             model = limit_model(t.detector, d.event.model)
             m = self.models.get(model)
             labels, annotations = (m.labels, m.annotations) if m is not None else (self.spec.labels, self.spec.annotations)
+            model = m.model if m is not None else model_of(model)[0]
             texts: tuple[str, str] | None = limit_texts(model, self.partition, t, self.spec.limits.quiet_seconds)
-            version = d.event.model_version if model == d.event.model else None
+            version = d.event.model_version if model == model_of(d.event.model)[0] else None
         else:
             m = self.models[d.event.model]
             model, version, texts = m.model, d.event.model_version, None
@@ -476,7 +482,7 @@ class PartitionMonitor:
             annotations = {**m.annotations, **(cspec.annotations if cspec else {})}
             if t.channel.startswith(PREDICTION) and t.transition != "resolved":
                 coinciding = drifting_features(m.channels.values(), d.event_time_ms, t.window_start_ms)
-            elif t.channel in ESTIMATED_CHANNELS:
+            elif base_channel(t.channel) in ESTIMATED_CHANNELS:
                 estimate = m.estimate_evidence(t.channel, t.row)
         spec = self.spec
         event = build_alert(

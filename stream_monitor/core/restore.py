@@ -3,6 +3,14 @@
 Used by :meth:`PartitionMonitor.from_state_items`: a model item names its channels; each channel
 item is decoded and reconciled with what the config now says (dropped when no longer monitored,
 rebuilt — open alert episodes kept — when its settings, type or baseline changed).
+
+A model judged in groups (``models.<m>.judging_groups``, :mod:`stream_monitor.core.groups`) has
+items per group. When N changed since they were written, the items of a group g > 0 (its judge
+name says the N it was written under) are ignored, and group 0 (the model's own items, always on
+the model's partition) drops the channels another group now judges; they start again, as new
+channels, in the group that now receives their values. Each says so in a ``state_group_changed``
+log line naming the open alerts left behind. No group is ever fed values of features another
+group's state describes, so no state is misread.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from typing import Any
 
 from stream_monitor.core import state
 from stream_monitor.core.channel import ChannelMonitor
+from stream_monitor.core.groups import groups_of, in_group, layout_of, model_of
 from stream_monitor.core.model_monitor import ModelMonitor
 
 
@@ -21,10 +30,18 @@ def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes])
     except state.StateFormatError as exc:
         monitor._rejected(name, None, exc)
         return
+    real, group, written_under = layout_of(name)
+    n = groups_of(monitor.spec, real)
+    if group and written_under != n:  # judging_groups changed: this group's features and partition were others
+        _regrouped(monitor, real, name, n, list(record.channels), items)
+        return
     model = monitor.model(name)
     if model is None:
         return
-    model.known_features = list(record.known_features)
+    model.known_features = [f for f in record.known_features if in_group(f, group, n)]
+    gone = [c for c in record.channels if not in_group(c, group, n)]
+    if gone:
+        _regrouped(monitor, real, name, n, gone, items)
     if record.page is not None:
         model.page = record.page
     model.versions = list(record.versions)
@@ -46,16 +63,31 @@ def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes])
         model.warned_classes = model.untracked > 0
     for ch_name in record.channels:
         blob_ch = items.get(f"c\x1f{name}\x1f{ch_name}")
-        if blob_ch is None:
+        if blob_ch is None or ch_name in gone:
             continue
         try:
-            ch = reconciled(monitor, model, state.decode_channel(blob_ch, name, ch_name, monitor.partition))
+            ch = reconciled(monitor, model, state.decode_channel(blob_ch, real, ch_name, monitor.partition))
         except Exception as exc:  # noqa: BLE001 - whatever a stored item holds, it resets only its channel
             monitor._rejected(name, ch_name, exc)
             continue
         if ch is not None:
             model.channels[ch_name] = ch
     model.dirty = False
+
+
+def _regrouped(monitor: Any, model: str, name: str, groups: int, channels: list[str], items: dict[str, bytes]) -> None:
+    """Channels of judge ``name`` that another group of ``model`` now judges: not restored, said once in the log."""
+    still_open = []
+    for ch_name in channels:
+        blob = items.get(f"c\x1f{name}\x1f{ch_name}")
+        try:
+            still_open += [e.fingerprint for e in state.decode_channel(blob, model, ch_name).open_episodes()] if blob else []
+        except Exception:  # noqa: BLE001 - only for the log line
+            pass
+    monitor.log.warning(
+        "state_group_changed", model=model, group=model_of(name)[1], judging_groups=groups, channels=channels[:50],
+        open_alerts=still_open, detail="state of another judging layout: ignored; these channels start again where they are judged now",
+    )  # fmt: skip
 
 
 def reconciled(monitor: Any, model: ModelMonitor, snap: state.ChannelSnapshot) -> ChannelMonitor | None:

@@ -27,6 +27,7 @@ import orjson
 from pydantic import BaseModel
 
 from stream_monitor.core.events import format_event_time, parse_event_time
+from stream_monitor.core.groups import group_of, groups_of, judge_name, model_of
 from stream_monitor.core.spec import MonitorSpec, RetrainingSpec
 from stream_monitor.core.state import FORMAT_VERSION, StateFormatError, _Fields, _pack, _unpack
 
@@ -130,15 +131,23 @@ class RetrainingTrigger:
         out: list[Retraining] = []
         for i, alert in enumerate(alerts):
             e, t = alert.event, alert.event_time_ms
-            self._advance(e.model, t, out)
-            self._observe(e)
+            key = self._key(e)
+            self._advance(key, t, out)
+            self._observe(e, key)
             after = alerts[i + 1] if i + 1 < len(alerts) else None
-            m = self.models.get(e.model)
-            if m is not None and (after is None or after.event_time_ms != t or after.event.model != e.model):
-                self._fire(e.model, m, t, out)  # the alerts of one moment ask together
+            m = self.models.get(key)
+            if m is not None and (after is None or after.event_time_ms != t or self._key(after.event) != key):
+                self._fire(key, m, t, out)  # the alerts of one moment ask together
         for model in sorted(times):
             self._advance(model, times[model], out)
         return out
+
+    def _key(self, e: Any) -> str:
+        """Whose trigger an alert feeds: its model's, or for a model judged in groups its channel's group's
+        (``judge_name``; fed with that group's times), so ``run`` (a trigger per partition) and
+        ``replay`` (one for all) ask for retraining alike."""
+        n = groups_of(self.full, e.model)
+        return e.model if n == 1 else judge_name(e.model, group_of(e.feature, n), n)
 
     def _watched(self, e: Any) -> tuple[bool, bool]:
         """(asks at once, asks after persisting) for an alert's page."""
@@ -147,11 +156,11 @@ class RetrainingTrigger:
         drift = e.kind in DRIFT_KINDS and self.spec.drift_persists_seconds is not None
         return slo, drift
 
-    def _observe(self, e: Any) -> None:
+    def _observe(self, e: Any, key: str) -> None:
         slo, drift = self._watched(e)
         if not slo and not drift:
             return
-        m = self.models.setdefault(e.model, ModelTrigger())
+        m = self.models.setdefault(key, ModelTrigger())
         self.dirty = True
         if e.model_version is not None:
             m.version = e.model_version
@@ -214,7 +223,8 @@ class RetrainingTrigger:
         out.append(self._event(model, m, t_ms, due))
         return True
 
-    def _event(self, model: str, m: ModelTrigger, t_ms: int, due: dict[str, Episode]) -> Retraining:
+    def _event(self, key: str, m: ModelTrigger, t_ms: int, due: dict[str, Episode]) -> Retraining:
+        model = model_of(key)[0]
         order = sorted(due.items(), key=lambda kv: (kv[1].since_ms, kv[0]))
         signals = [
             RetrainingSignal(alert_id=ep.alert_id, fingerprint=fp, kind=ep.kind, feature=ep.feature, detector=ep.detector,

@@ -212,6 +212,7 @@ class SloShareParams(DetectorParams):
     """Service level on a metric in [0, 1] (recall, precision, F1, ROC AUC): the window's at or above ``min``."""
 
     min: Annotated[float | None, Field(ge=0, le=1)] = None
+    expected: bool = False  # values are expected hits in [0, 1] (estimated precision): the share is their mean
 
 
 class SloMeanParams(DetectorParams):

@@ -39,9 +39,12 @@ SCORED_CHANNELS = (RECALL, PRECISION, F1, LOG_LOSS, CALIBRATION, ROC_AUC, SIGNED
 """Performance channels added after ``__error_rate__`` / ``__abs_error__``, in channel order."""
 ESTIMATED_ERROR_RATE = "__estimated_error_rate__"  # binary with a score, no label needed: the expected error of the decision
 ESTIMATED_COST = "__estimated_cost__"  # the expected cost of the decision, by the model's cost model
-ESTIMATED_CHANNELS = (ESTIMATED_ERROR_RATE, ESTIMATED_COST)
+# the calibrated probability that a decision of the positive class (binary) or, as ``.<class>``, of that class
+# (multiclass) is right, fed on the rows so decided: its window mean is the expected precision
+ESTIMATED_PRECISION = "__estimated_precision__"
+ESTIMATED_CHANNELS = (ESTIMATED_ERROR_RATE, ESTIMATED_COST, ESTIMATED_PRECISION)
 """Label-free estimates, fed on every prediction with a probability (``estimate.enabled``)."""
-PER_CLASS_CHANNELS = (RECALL, PRECISION, F1)
+PER_CLASS_CHANNELS = (RECALL, PRECISION, F1, ESTIMATED_PRECISION)
 """Channels a multiclass model also gets per class, one class against the rest: ``__recall__.<class>`` etc."""
 RESERVED_CHANNELS = (PREDICTION, LABEL, LATENCY, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS)
 PERFORMANCE_CHANNELS = (LATENCY, LABEL, ERROR, ERROR_RATE, ABS_ERROR, *SCORED_CHANNELS, *ESTIMATED_CHANNELS)  # the label's distribution is the target's: performance, not data drift
@@ -236,8 +239,11 @@ class EstimateSpec(_Spec):
     probabilities (``class_probabilities``: the decided class's, calibrated top-label).
 
     Every prediction feeds ``__estimated_error_rate__`` (its expected error, from the calibrated
-    probability) and, with a ``cost`` model, ``__estimated_cost__``; the model's ``accuracy`` /
-    ``error_rate`` and ``cost`` SLOs guard them like the realised metrics. The calibration is
+    probability) and, with a ``cost`` model, ``__estimated_cost__``; a prediction decided positive
+    (binary), or decided class ``c`` of the tracked classes (multiclass), feeds
+    ``__estimated_precision__`` (``__estimated_precision__.<c>``) with the calibrated probability
+    that it is right. The model's ``accuracy`` / ``error_rate``, ``precision`` and ``cost`` SLOs
+    guard them like the realised metrics. The calibration is
     histogram binning over ``bins`` score bins: the model's baseline profile's when it carries one
     (built with a label column), else learned from the first ``calibration_size`` labelled
     predictions; until then the scores are taken as calibrated.
@@ -264,7 +270,8 @@ class ModelSpec(_Spec):
     the performance channels; ``performance_pages`` makes their pages one per model (``model``, the
     default: :mod:`stream_monitor.core.model_pages`) or one per channel. ``baselines`` names a baseline profile per ``model_version``: when
     the model switches to such a version, the channels that profile covers take it as reference
-    (see :mod:`stream_monitor.core.versions`).
+    (see :mod:`stream_monitor.core.versions`). ``judging_groups`` (> 1) splits the feature channels
+    of a hot model over that many judges (:mod:`stream_monitor.core.groups`).
     """
 
     labels: dict[str, str] = Field(default_factory=dict)
@@ -286,6 +293,8 @@ class ModelSpec(_Spec):
     estimate: EstimateSpec = EstimateSpec()  # label-free estimates from the probabilities
     # "model": the performance metrics' pages are one page per model (core/model_pages.py); "channel": one each
     performance_pages: Literal["model", "channel"] = "model"
+    # split the feature channels over this many judges, each on its own by-model partition (core/groups.py)
+    judging_groups: int = Field(default=1, ge=1, le=64)
 
     @field_validator("baselines", mode="before")
     @classmethod
@@ -323,7 +332,7 @@ class ModelSpec(_Spec):
         >>> ModelSpec(estimate=EstimateSpec(enabled=True), task="multiclass", slo=SloSpec(accuracy=AccuracySlo(min=0.9))).estimate_notes()
         ['estimate.enabled has no effect on a multiclass model without class_probabilities (the prefix of its per-class probability outputs)']
         >>> ModelSpec(estimate=EstimateSpec(enabled=True)).estimate_notes()
-        ['estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing']
+        ['estimate.enabled: no accuracy, error_rate, precision or cost SLO, so the estimate channels are recorded but raise nothing']
         >>> ModelSpec(estimate=EstimateSpec(enabled=True), slo=SloSpec(accuracy=AccuracySlo(min=0.9))).estimate_notes()
         []
         """
@@ -333,8 +342,8 @@ class ModelSpec(_Spec):
             return ["estimate.enabled has no effect: label-free estimates are made for classifiers only"]
         if self.task == "multiclass" and self.class_probabilities is None:
             return ["estimate.enabled has no effect on a multiclass model without class_probabilities (the prefix of its per-class probability outputs)"]
-        if self.slo.accuracy is None and self.slo.error_rate is None and self.slo.cost is None:
-            return ["estimate.enabled: no accuracy, error_rate or cost SLO, so the estimate channels are recorded but raise nothing"]
+        if self.slo.accuracy is None and self.slo.error_rate is None and self.slo.precision is None and self.slo.cost is None:
+            return ["estimate.enabled: no accuracy, error_rate, precision or cost SLO, so the estimate channels are recorded but raise nothing"]
         return []
 
 
@@ -364,6 +373,21 @@ def _with_slo(detectors: tuple[str, ...], params: dict[str, Any], name: str, slo
     return (*detectors, name)
 
 
+def _estimate_checks(channel: str, slo: SloSpec, cost: CostSpec | None, params: dict[str, Any]) -> tuple[str, ...]:
+    """An estimate channel's detectors (their parameters into ``params``): its realised metric's SLO checks, the error
+    rate and precision read as the window's mean (``expected``)."""
+    if channel == ESTIMATED_COST:
+        if slo.cost is None:
+            return ()
+        params["slo_cost"] = {**slo.cost.model_dump(), "currency": cost.currency if cost is not None else "EUR"}
+        return ("slo_cost",)
+    levels = (("slo_accuracy", slo.accuracy), ("slo_error_rate", slo.error_rate)) if channel == ESTIMATED_ERROR_RATE else (("slo_precision", slo.precision),)
+    for name, level in levels:
+        if level is not None:
+            params[name] = {**level.model_dump(), "expected": True}
+    return tuple(name for name, level in levels if level is not None)
+
+
 def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost: CostSpec | None = None) -> dict[str, Any] | None:
     """The settings a performance channel gets on top of its model's (``base``), before its own channel config.
 
@@ -377,9 +401,10 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
     AUC (``auc_drop``; a window statistic only: its values are no stream a change-point detector can
     read), ``__cost__`` by a test of its mean's rise
     (``cost_increase``, in the cost model's currency); all get the model's SLO checks.
-    ``__estimated_error_rate__`` and ``__estimated_cost__`` (expected errors and costs, no
-    labels) get only the SLO checks of the realised metric, the error rate read as the window's
-    mean (``expected``). ``None`` for any other channel.
+    ``__estimated_error_rate__``, ``__estimated_cost__`` and ``__estimated_precision__`` (and its
+    per-class channels; expected errors, costs and hits, no labels) get only the SLO checks of the
+    realised metric, the error rate and precision read as the window's mean (``expected``).
+    ``None`` for any other channel.
 
     >>> layer = performance_layer("__error_rate__", SloSpec(), DetectionSettings())
     >>> layer["numeric_detectors"], layer["window"], layer["reference"]["size"]
@@ -422,20 +447,8 @@ def performance_layer(channel: str, slo: SloSpec, base: DetectionSettings, cost:
             detectors += ("slo_cost",)
             params["slo_cost"] = {**slo.cost.model_dump(), "currency": currency}
         layer = _doubled(base)
-    elif channel == ESTIMATED_ERROR_RATE:
-        detectors = ()
-        if slo.accuracy is not None:
-            detectors += ("slo_accuracy",)
-            params["slo_accuracy"] = {**slo.accuracy.model_dump(), "expected": True}
-        if slo.error_rate is not None:
-            detectors += ("slo_error_rate",)
-            params["slo_error_rate"] = {**slo.error_rate.model_dump(), "expected": True}
-        layer = _doubled(base)
-    elif channel == ESTIMATED_COST:
-        detectors = ()
-        if slo.cost is not None:
-            detectors = ("slo_cost",)
-            params["slo_cost"] = {**slo.cost.model_dump(), "currency": cost.currency if cost is not None else "EUR"}
+    elif channel in ESTIMATED_CHANNELS:
+        detectors = _estimate_checks(channel, slo, cost, params)
         layer = _doubled(base)
     elif channel == LOG_LOSS:
         detectors = _with_slo(("adwin", "page_hinkley"), params, "slo_log_loss", slo.log_loss)

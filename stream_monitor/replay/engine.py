@@ -18,7 +18,8 @@ import orjson
 import structlog
 
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
-from stream_monitor.core.exchange import Row, decode_rows, encode_rows
+from stream_monitor.core.exchange import Row, decode_rows, encode_rows, split_for_judging
+from stream_monitor.core.groups import grouped
 from stream_monitor.core.intake import InputRecord, read_inference, read_labels
 from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.reference import Reference
@@ -107,6 +108,7 @@ class ReplayEngine:
         self.baselines = baselines
         self.keep_dead_letters = keep_dead_letters
         self.label_topics = set(label_topics)
+        self._grouped = grouped(spec)  # some model's channels are judged in groups, as ``run`` judges them
         self.outcome = ReplayOutcome()
         self._rows = _RowSorter(spill_after)
         self._seen: set[int] = set()
@@ -191,6 +193,8 @@ class ReplayEngine:
             self._dead.add(key, dl.to_json(self.spec.limits.dead_letter_original_bytes))
 
     def _judge(self, rows: list[Row]) -> None:
+        if self._grouped:
+            rows = split_for_judging(self.spec, rows)
         result = self.monitor.judge(rows, record_evaluations=self.collector is not None)
         o = self.outcome
         for dl in result.dead_letters:

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 from stream_monitor.core import events as ev
 from stream_monitor.core import evidence as evi
 from stream_monitor.core.alert import AlertEvent
+from stream_monitor.core.estimate import realised_channel
 from stream_monitor.core.lifecycle import SEVERITY_RANK
 from stream_monitor.core.channel import EvaluationRecord
 from stream_monitor.core.monitor import PartitionMonitor
@@ -26,8 +27,6 @@ from stream_monitor.core.versions import VersionSwitch
 MAX_ALERT_ROWS = 300
 
 SeriesKey = tuple[str, str, str, int]  # model, channel, detector, partition
-REALISED = {"__estimated_error_rate__": "__error_rate__", "__estimated_cost__": "__cost__"}
-"""The channel whose labels realise an estimate channel's metric (its panel draws both)."""
 
 # ------------------------------------------------------------------------------- collection
 class Downsampler:
@@ -347,8 +346,9 @@ class ReportCollector:
     def add_version_switches(self, switches: Iterable[VersionSwitch]) -> None:
         """Add model version switches (a model's first version, which changes nothing shown, is left out)."""
         for s in switches:
-            if s.previous is not None:
-                self.versions[s.model].append(VersionMark(s.event_time_ms, s.previous, s.version))
+            mark = VersionMark(s.event_time_ms, s.previous, s.version) if s.previous is not None else None
+            if mark is not None and mark not in self.versions[s.model]:  # each judging group of a model switches too
+                self.versions[s.model].append(mark)
                 self.observe_time(s.event_time_ms)
 
     def add_alert(self, partition: int, a: AlertEvent) -> None:
@@ -431,7 +431,8 @@ class ReportCollector:
         rows: dict[tuple[str, str], ChannelRow] = {}
         refs: dict[tuple[str, str], set[tuple[str, int]]] = defaultdict(set)
         for p in sorted(monitors):
-            for model_name, mm in monitors[p].models.items():
+            for mm in monitors[p].models.values():
+                model_name = mm.model  # a judging group's monitor judges channels of its model
                 for ch_name, ch in mm.channels.items():
                     row = rows.get((model_name, ch_name))
                     if row is None:
@@ -477,7 +478,8 @@ class ReportCollector:
             series = self._series_of(model_name, ch_name, detector)
             fired, resolved = self.counts.get((model_name, ch_name, detector)) or [len(eps), sum(e.end_ms is not None for e in eps)]
             ref_text = _reference_text(self.references.get((model_name, ch_name, detector), set()), None)
-            realised = self._series_of(model_name, REALISED[ch_name], detector) if ch_name in REALISED else []
+            realised_name = realised_channel(ch_name)  # an estimate channel's panel draws the realised metric too
+            realised = self._series_of(model_name, realised_name, detector) if realised_name is not None else []
             panels_by_model[model_name].append(
                 Panel(model_name, ch_name, detector, eps[0].kind, series, eps, ref_text, fired, resolved, min(e.start_ms for e in eps), realised)
             )

@@ -3,7 +3,10 @@
 With ``state_partitioning: model`` (the default) an input partition's records are read (decoded,
 validated, dead-lettered) by whichever instance owns that partition, and each model's rows go, in
 the same transaction, to partition ``crc32(model) % n`` of the internal topic, where the model's
-owner puts the rows of every input partition (its *sources*) in event-time order.
+owner puts the rows of every input partition (its *sources*) in event-time order. A model with
+``judging_groups: N`` sends group g's rows (:func:`~stream_monitor.core.exchange.split_rows`) to
+partition ``(crc32(model) + g * (n // N)) % n`` (:func:`~stream_monitor.core.groups.group_partition`),
+each judged there like a model of its own.
 
 Every judging partition expects every source, but a source sends rows only to the partitions of
 the models it carries: with input keyed by model, most partitions never get a row from it and
@@ -33,6 +36,7 @@ from kafka import TopicPartition
 from stream_monitor.config import AppConfig
 from stream_monitor.core import exchange
 from stream_monitor.core.events import DeadLetter, SourcePosition
+from stream_monitor.core.groups import group_partition, groups_of
 from stream_monitor.core.intake import Intake, read_inference, read_labels
 from stream_monitor.core.monitor import InputRecord
 from stream_monitor.core.spec import MonitorSpec
@@ -106,13 +110,18 @@ class Forwarder:
             if not rows:
                 continue
             key = model.encode()
-            partition = zlib.crc32(key) % n
-            for value in rows_records(model, rows, limit):
-                send(self.topic, key=key, value=value, partition=partition)
+            base = zlib.crc32(key)
             top = max(r.key[0] for r in rows)
-            got.add(partition)
-            if told.get((source, partition), top - 1) < top:
-                told[(source, partition)] = top
+            groups = groups_of(self.spec, model)  # models.<m>.judging_groups: each group its own rows and partition
+            parts: list[list[Any]] = [rows] if groups == 1 else exchange.split_row_lists(self.spec, model, rows)
+            for group, part in enumerate(parts):
+                partition = group_partition(base, group, groups, n)
+                encode = exchange.encode_rows if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)
+                for value in rows_records(model, part, limit, encode):
+                    send(self.topic, key=key, value=value, partition=partition)
+                got.add(partition)
+                if told.get((source, partition), top - 1) < top:
+                    told[(source, partition)] = top
             if latest is None or latest < top:
                 latest = top
         if latest is None:

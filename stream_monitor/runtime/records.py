@@ -7,7 +7,7 @@ their record came from, so alerts and dead letters point at the original record.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from stream_monitor.core.events import DEAD_LETTER_ORIGINAL_BYTES, DEAD_LETTER_OVERHEAD, DeadLetter, DeadLetterReason, SourcePosition, format_event_time
 from stream_monitor.core.exchange import INFERENCE, Row, encode_rows
@@ -15,11 +15,12 @@ from stream_monitor.core.exchange import INFERENCE, Row, encode_rows
 ROWS_PER_RECORD = 1000  # rows of one model per internal record (fewer when they would not fit)
 
 
-def rows_records(model: str, rows: list[Row], limit: int) -> Iterator[bytes]:
+def rows_records(model: str, rows: list[Any], limit: int, encode: Callable[[str, list[Any]], bytes] = encode_rows) -> Iterator[bytes]:
     """One model's rows as rows records of at most ``limit`` bytes (halving the count until they fit).
 
     A single row larger than ``limit`` cannot exist: its record was at most ``max_record_bytes``
-    and a row holds less than its JSON.
+    and a row holds less than its JSON. ``encode`` makes one record of a chunk: ``encode_rows``
+    of :class:`Row` objects, or ``encode_row_lists`` of a judging group's rows already in wire form.
 
     >>> from stream_monitor.core.events import decode_inference
     >>> from stream_monitor.core.exchange import inference_row
@@ -35,7 +36,7 @@ def rows_records(model: str, rows: list[Row], limit: int) -> Iterator[bytes]:
     i = 0
     while i < len(rows):
         chunk = rows[i : i + step]
-        value = encode_rows(model, chunk)
+        value = encode(model, chunk)
         if len(value) > limit and len(chunk) > 1:
             step = max(1, len(chunk) // 2)
             continue

@@ -258,7 +258,7 @@ def test_evidence_that_cannot_be_computed_never_stops_the_alert() -> None:
 def test_every_registered_detector_says_what_its_statistic_means() -> None:
     """An alert's evidence carries ``meaning`` from MEANINGS; a detector without one would say only its name."""
     from stream_monitor.core import detectors as det
-    from stream_monitor.core.evidence import MEANINGS
+    from stream_monitor.core.meanings import MEANINGS
 
     missing = sorted(name for name in det.REGISTRY if name not in MEANINGS)
     assert missing == [], f"detectors without a meaning: {missing}"

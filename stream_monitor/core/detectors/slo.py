@@ -4,7 +4,9 @@
 at least 0.5 counts as an error), or with ``expected`` set an expected-error channel
 (``__estimated_error_rate__``: the error rate is the window's mean), ``slo_mae`` an
 absolute-error channel (``__abs_error__``), ``slo_recall`` and ``slo_precision`` a 0/1 success
-channel (``__recall__``, ``__precision__``: the window's share of 1s against a minimum),
+channel (``__recall__``, ``__precision__``: the window's share of 1s against a minimum), or with
+``expected`` set ``slo_precision`` an expected-hit channel (``__estimated_precision__``: the
+precision is the window's mean),
 ``slo_f1`` the F1 channel (``__f1__``: 2J / (1 + J) from the window's share J of true positives
 among true positives, false positives and false negatives, against a minimum), ``slo_log_loss``
 the per-row log loss (``__log_loss__``: the window's mean against a maximum). The
@@ -111,8 +113,8 @@ class SloShareDetector(WindowDetector):
         super().__init__(params)
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
-        """The window's share of 1s; a breach below ``min``."""
-        rate = _error_rate(window)
+        """The window's share of 1s (with ``expected``, the mean of expected hits); a breach below ``min``."""
+        rate = _error_rate(window, getattr(self.params, "expected", False))
         minimum = self.params.min  # type: ignore[attr-defined]
         if rate is None or minimum is None:
             return None
