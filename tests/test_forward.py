@@ -250,3 +250,21 @@ def test_a_grouped_model_sends_each_group_its_features_on_its_own_partition() ->
     assert rows[g1][0] == judge_name(FRAUD, 1, 2) and [r.event.features for r in rows[g1][1]] == [{"x0": 1.0}] * 2
     assert [r.event.prediction for r in rows[g1][1]] == [None, None]
     assert {p: r for p, r in sent if isinstance(r, exchange.Progress)} == {3 - g0 - g1: exchange.Progress(("in", 0), 20)}
+
+
+def test_late_rows_are_logged_with_the_records_that_carried_them() -> None:
+    app, _ = _app()
+    logged: list[tuple[str, dict]] = []
+    app.log = SimpleNamespace(warning=lambda event, **kw: logged.append((event, kw)), info=lambda *a, **k: None, error=lambda *a, **k: None)
+    late = int(app.spec.max_lateness_seconds * 1000)
+    _judge(app, 0, 0, _rows(("in", 0), FRAUD, 1_000, 0))
+    _judge(app, 0, 1, exchange.encode_progress("in", 1, 1_000 + 3 * late))
+    _judge(app, 0, 2, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 1))
+    assert logged == []  # nothing late so far
+    result = _judge(app, 0, 3, _rows(("in", 1), FRAUD, 500, 7))  # behind what task 0 judged
+    assert [str(dl.reason) for dl in result.dead_letters] == ["late"]
+    rp = app.repartition_topic
+    assert logged == [("rows_late", {
+        "partition": 0, "rows": 1, "sources": {"in-1": 1}, "carriers": {f"{rp}-0": {"offsets": [3, 3], "restored": None, "seen": 3}},
+        "event_times": ["1970-01-01T00:00:00.500Z"] * 2, "frontier": "1970-01-01T00:00:01.000Z",
+    })]  # fmt: skip

@@ -217,10 +217,8 @@ class PartitionMonitor:
         """Drop the queued rows: their records will be read again (this task was kept over a rebalance)."""
         self.order.clear()
         self.label_order.clear()
-        committed = self.carriers.commit_offsets()  # where reading starts again
-        fresh = Carriers(committed)
-        fresh.restored = dict(self.carriers.seen)  # rows of records read before are recognised
-        self.carriers = fresh
+        # read again from the commit offsets; records read before stay known (Carriers.rewound)
+        self.carriers = self.carriers.rewound(self.carriers.commit_offsets())
 
     def read_from(self, offsets: dict[tuple[str, int], int]) -> None:
         """A rebuilt task's carrying partitions are read again from ``offsets`` (their committed offsets).

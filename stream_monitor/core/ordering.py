@@ -202,6 +202,24 @@ class Carriers:
             if off < self.seen.get(tp, off):
                 self._resume[tp] = (off, self.seen[tp])
 
+    def rewound(self, offsets: dict[tuple[str, int], int]) -> Carriers:
+        """These carriers when their waiting rows are dropped and their partitions read again from ``offsets``.
+
+        Rows of records read before (up to ``seen``) are recognised, and ``seen`` itself is kept, not
+        lowered to ``offsets``: a checkpoint written before reading passes it again, or a second
+        rewind, must still know which records were read (else their judged rows would come back as
+        ``late`` after the next restore). The commit offset stays at most ``offsets`` meanwhile.
+
+        >>> c = Carriers(); c.read(("rp", 0), 9); r = c.rewound({("rp", 0): 4})
+        >>> r.commit_offsets(), r.seen, r.restored
+        ({('rp', 0): 4}, {('rp', 0): 9}, {('rp', 0): 9})
+        >>> r2 = r.rewound(r.commit_offsets()); r2.commit_offsets(), r2.restored
+        ({('rp', 0): 4}, {('rp', 0): 9})
+        """
+        out = Carriers(self.seen)
+        out.resume_from(offsets)
+        return out
+
     def queue(self, rows: Iterable[Any]) -> None:
         """Count rows that now wait, by the record that carried them."""
         seen, waiting = self.seen, self._waiting

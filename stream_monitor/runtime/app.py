@@ -44,7 +44,7 @@ from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
-from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter
+from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter, late_rows_logged
 from stream_monitor.runtime.run_stats import RunStats, Timings
 from stream_monitor.runtime.topics import prepare_topology
 
@@ -405,6 +405,8 @@ class MonitorApp(CheckpointSteps):
                 row.carrier = (p.topic, p.partition, p.offset)
         self.idle.arrived(tp.partition, {r.source for r in rows})
         late = task.take(rows)
+        if late:  # rows sent late, or read again and not recognised as read before: the log tells which
+            self.log.warning("rows_late", partition=tp.partition, **late_rows_logged(task, late))
         result = task.release(record_evaluations=True)
         dead += [late_dead_letter(task, row, self.spec.max_lateness_seconds) for row in late]
         if dead:

@@ -56,6 +56,43 @@ def fitted_dead_letter(dl: DeadLetter, limit: int, max_original_bytes: int = DEA
     return value, len(dl.raw) > cap
 
 
+def late_rows_logged(task: Any, rows: list[Row]) -> dict[str, Any]:
+    """What to log about ``late`` rows of ``task`` (a PartitionMonitor), to tell rows sent late from rows read again.
+
+    Per carrying partition, the first and last offset of the records that carried them and how far
+    the task had read before its last restore (``restored``: rows of records below it were read
+    before) and since (``seen``); per source, how many rows.
+
+    >>> from types import SimpleNamespace as R
+    >>> from stream_monitor.core.ordering import Carriers, EventTimeMerger
+    >>> task = R(order=EventTimeMerger(0), label_order=EventTimeMerger(0), carriers=Carriers({("rp", 1): 7}))
+    >>> task.order.frontier = (60_000, 0, 0)
+    >>> rows = [R(kind=0, key=(t, 0, 0), source=("in", 3), carrier=("rp", 1, o)) for t, o in ((20, 9), (80, 9), (10, 12))]
+    >>> late_rows_logged(task, rows)  # doctest: +NORMALIZE_WHITESPACE
+    {'rows': 3, 'sources': {'in-3': 3}, 'carriers': {'rp-1': {'offsets': [9, 12], 'restored': 7, 'seen': 7}},
+     'event_times': ['1970-01-01T00:00:00.010Z', '1970-01-01T00:00:00.080Z'], 'frontier': '1970-01-01T00:01:00.000Z'}
+    """
+    sources: dict[str, int] = {}
+    offsets: dict[tuple[str, int], list[int]] = {}
+    for row in rows:
+        name = f"{row.source[0]}-{row.source[1]}"
+        sources[name] = sources.get(name, 0) + 1
+        c = row.carrier
+        if c is not None:
+            span = offsets.setdefault((c[0], c[1]), [c[2], c[2]])
+            span[0], span[1] = min(span[0], c[2]), max(span[1], c[2])
+    carriers = task.carriers
+    times = [row.key[0] for row in rows]
+    frontier = task.order.frontier
+    return {
+        "rows": len(rows),
+        "sources": sources,
+        "carriers": {f"{tp[0]}-{tp[1]}": {"offsets": span, "restored": carriers.restored.get(tp), "seen": carriers.seen.get(tp)} for tp, span in offsets.items()},
+        "event_times": [format_event_time(min(times)), format_event_time(max(times))],
+        "frontier": format_event_time(frontier[0]) if frontier is not None else None,
+    }
+
+
 def late_dead_letter(task: Any, row: Row, max_lateness_seconds: float) -> DeadLetter:
     """The ``late`` dead letter of a row that came after ``task`` (a PartitionMonitor) judged past its event time."""
     merger = task.order if row.kind == INFERENCE else task.label_order

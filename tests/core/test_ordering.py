@@ -275,6 +275,46 @@ def test_forgotten_rows_are_not_committed_past() -> None:
     assert monitor.carriers.commit_offsets() == {("rp", 0): 10}
 
 
+def _kept_with_rows_judged_past_a_waiting_one() -> tuple[MonitorSpec, PartitionMonitor, list[InputRecord]]:
+    """A task that read records 0-4 of the carrying partition: record 0's row waits (commit offset 0), 1-3's were judged."""
+    spec = MonitorSpec.model_validate({"max_lateness_seconds": 1})
+    carried = _records([9000], 0) + _records([1000, 2000, 3000, 8000], 1)
+    monitor = PartitionMonitor(spec, partition=0)
+    assert monitor.take(_carried(carried, 0)) == []
+    monitor.carriers.read(("rp", 0), 5)
+    monitor.carriers.release(monitor.order.release())
+    assert monitor.order.frontier is not None and monitor.order.frontier[0] == 3000
+    assert monitor.carriers.commit_offsets() == {("rp", 0): 0}
+    return spec, monitor, carried
+
+
+def test_a_kept_task_checkpointed_before_reading_its_records_again_still_knows_them_after_a_restore() -> None:
+    """Issue 11: a task kept over a rebalance reads its records again from the commit offset; a checkpoint
+    written before that reading passed what it had read must still say how far it had read, or the next
+    restore takes rows judged before for new ones and dead-letters them as ``late``."""
+    spec, monitor, carried = _kept_with_rows_judged_past_a_waiting_one()
+    monitor.forget_queued()  # kept: records 0-4 are read again from offset 0
+    again = _carried(carried, 0)
+    assert monitor.take(again[:1]) == []  # one record read again, then a checkpoint, then a crash
+    monitor.carriers.read(("rp", 0), 1)
+    assert monitor.carriers.commit_offsets() == {("rp", 0): 0}
+    restored = PartitionMonitor.from_state_items(spec, 0, monitor.state_items())
+    restored.read_from({("rp", 0): 0})
+    assert restored.take(_carried(carried, 0)) == []  # nothing late: 1-3 were judged, 0 and 4 queue again
+    assert [r.key[0] for r in restored.order.release(final=True)] == [8000, 9000]
+
+
+def test_a_task_kept_twice_before_reading_its_records_again_still_knows_them() -> None:
+    spec, monitor, carried = _kept_with_rows_judged_past_a_waiting_one()
+    monitor.forget_queued()
+    monitor.forget_queued()  # a second rebalance before the first one's records were read again
+    assert monitor.carriers.commit_offsets() == {("rp", 0): 0}
+    assert monitor.take(_carried(carried, 0)) == []
+    monitor.carriers.read(("rp", 0), 5)
+    assert monitor.release(final=True).processed == 2  # 8000 and 9000: the rows that were waiting
+    assert monitor.carriers.commit_offsets() == {("rp", 0): 5}
+
+
 def test_partition_monitor_judges_past_an_idle_input_partition_and_returns_late_rows() -> None:
     spec = MonitorSpec.model_validate({"max_lateness_seconds": 1})
     monitor = PartitionMonitor(spec, partition=0)
