@@ -126,8 +126,8 @@ def test_reset_forgets_what_was_told() -> None:
 
 
 # ------------------------------------------------------------------ judging side
-def _app() -> tuple[MonitorApp, _Clock]:
-    app = MonitorApp(_cfg(**{"kafka.input_topics": ["in"], "kafka.idle_timeout_ms": 1000}))
+def _app(idle_timeout_ms: int = 1000) -> tuple[MonitorApp, _Clock]:
+    app = MonitorApp(_cfg(**{"kafka.input_topics": ["in"], "kafka.idle_timeout_ms": idle_timeout_ms}))
     clock = _Clock()
     app.idle.clock = clock
     app._sources = [("in", 0), ("in", 1)]
@@ -225,6 +225,43 @@ def test_a_caught_up_source_stops_holding_the_order_back_until_it_sends_again() 
     _judge(app, 0, 3, _rows(("in", 1), FRAUD, 5_000, 0))  # ("in", 1) sends again: waited for again
     _judge(app, 0, 4, _rows(("in", 0), FRAUD, 6_000, 1))
     assert task.queued() == 2 and ("in", 1) not in task.order.idle_sources
+
+
+def test_a_caught_up_source_that_sent_holds_the_order_for_the_grace_and_what_it_sends_then_is_not_late() -> None:
+    """Issue 11: a caught-up announcement is true only for now. Records produced to that partition soon after
+    (labels trickling in, rows a killed reader never committed) come with times near its latest; had the order
+    gone on without it at once, the others' rows would be judged past them and they would be ``late``."""
+    app, clock = _app(idle_timeout_ms=60_000)
+    task = app.tasks[0]
+    late = int(app.spec.max_lateness_seconds * 1000)
+    _judge(app, 0, 0, _rows(("in", 1), FRAUD, 1_000, 0))
+    _judge(app, 0, 1, exchange.encode_progress("in", 1, 1_000, caught_up=True))  # at its end, for now
+    _judge(app, 0, 2, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 0))
+    assert task.queued() == 2 and task.order.latest[("in", 1)] == 1_000  # still holds at 1,000
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0 / 2
+    _judge(app, 0, 3, exchange.encode_progress("in", 1, 1_000, caught_up=True))  # the repeat does not extend the grace
+    app._release_idle()
+    assert task.queued() == 2
+    result = _judge(app, 0, 4, _rows(("in", 1), FRAUD, 1_500, 1))  # within the grace: in order
+    assert result.dead_letters == [] and task.queued() == 3  # in order, waiting behind ("in", 1)'s 1,500
+    _judge(app, 0, 5, exchange.encode_progress("in", 1, 1_500, caught_up=True))
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0 + 0.001
+    app._release_idle()
+    assert ("in", 1) in task.order.idle_sources  # the grace is over: on without it
+    assert task.queued() == 1  # 1,000 and 1,500 judged; 1,000 + 3 x lateness waits for ("in", 0)'s next
+
+
+def test_a_caught_up_grace_of_zero_goes_on_without_the_source_at_once() -> None:
+    app = MonitorApp(_cfg(**{"kafka.input_topics": ["in"], "kafka.caught_up_grace_ms": 0}))
+    app._sources = [("in", 0), ("in", 1)]
+    app.tasks[0] = task = PartitionMonitor(app.spec, 0)
+    app._restart_idle_clocks([0])
+    late = int(app.spec.max_lateness_seconds * 1000)
+    _judge(app, 0, 0, _rows(("in", 1), FRAUD, 1_000, 0))
+    _judge(app, 0, 1, exchange.encode_progress("in", 1, 1_000, caught_up=True))
+    _judge(app, 0, 2, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 0))
+    app._release_idle()
+    assert task.queued() == 1 and ("in", 1) in task.order.idle_sources
 
 
 # ------------------------------------------------------------ judging groups

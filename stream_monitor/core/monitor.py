@@ -213,6 +213,11 @@ class PartitionMonitor:
         self.order.idle(source)
         self.label_order.idle(source)
 
+    def caught_up(self, source: tuple[str, int]) -> None:
+        """An input partition's reader is at its end (see :meth:`EventTimeMerger.caught_up`)."""
+        self.order.caught_up(source)
+        self.label_order.caught_up(source)
+
     def forget_queued(self) -> None:
         """Drop the queued rows: their records will be read again (this task was kept over a rebalance)."""
         self.order.clear()

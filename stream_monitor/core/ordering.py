@@ -52,6 +52,7 @@ class EventTimeMerger:
         self.max_rows = max_rows
         self.latest: dict[Hashable, int] = {}  # per source: the latest event time it sent
         self.idle_sources: set[Hashable] = set()
+        self.caught_up_sources: set[Hashable] = set()  # read to their end: hold at their latest time, see caught_up()
         self.frontier: Key | None = None  # the key of the last released row
         self.forced = 0  # rows released early because the buffer was full
         self._heap: list[tuple[Key, int, Any]] = []
@@ -64,6 +65,7 @@ class EventTimeMerger:
         """Buffer rows (each with ``key`` and ``source``); return those that come too late, in arrival order."""
         late: list[Any] = []
         heap, latest, frontier, seq = self._heap, self.latest, self.frontier, self._seq
+        caught_up = self.caught_up_sources
         for row in rows:
             key = row.key
             src = row.source
@@ -71,6 +73,8 @@ class EventTimeMerger:
             if latest.get(src, t - 1) < t:
                 latest[src] = t
             self.idle_sources.discard(src)
+            if caught_up:
+                caught_up.discard(src)
             if frontier is not None and key <= frontier:
                 late.append(row)
                 continue
@@ -95,6 +99,36 @@ class EventTimeMerger:
         if self.latest.get(source, event_time_ms - 1) < event_time_ms:
             self.latest[source] = event_time_ms
         self.idle_sources.discard(source)
+        self.caught_up_sources.discard(source)
+
+    def caught_up(self, source: Hashable) -> None:
+        """``source``'s reader is at its end offset: it sends nothing more *for now*.
+
+        A source that never sent is left out of the watermark at once (its partition is empty). One
+        that sent still holds the watermark at its latest time — records produced to it after the
+        announcement may carry times close to it (labels trickling in, a reader killed before its
+        last rows were committed), and rows of the others released past them would make them
+        ``late`` — until it sends again, every source is caught up or idle (then everything is
+        released), or the caller marks it idle (the runtime does after ``kafka.caught_up_grace_ms``).
+
+        >>> from types import SimpleNamespace as R
+        >>> m = EventTimeMerger(lateness_ms=10)
+        >>> m.add([R(key=(t, 0, 0), source=s) for s, t in ((("a", 0), 5), (("a", 1), 50), (("a", 1), 90))])
+        []
+        >>> m.caught_up(("a", 0)); [r.key[0] for r in m.release()]  # still holds at 5
+        []
+        >>> m.caught_up(("a", 1)); [r.key[0] for r in m.release()]  # every source caught up
+        [5, 50, 90]
+        >>> m.expect(("a", 2)); m.caught_up(("a", 2)); ("a", 2) in m.idle_sources  # never sent: left out
+        True
+        """
+        t = self.latest.get(source)
+        if t is None:
+            return
+        if t == NOT_SENT:
+            self.idle(source)
+        elif source not in self.idle_sources:
+            self.caught_up_sources.add(source)
 
     def expect(self, source: Hashable) -> None:
         """``source`` will send: until it does (or is marked idle) it holds the watermark back.
@@ -118,6 +152,7 @@ class EventTimeMerger:
         """Leave ``source`` out of the watermark until it sends again."""
         if source in self.latest:
             self.idle_sources.add(source)
+            self.caught_up_sources.discard(source)
 
     def watermark(self) -> int | None:
         """Rows with an event time below this can be released; None while no active source has sent."""
@@ -132,7 +167,7 @@ class EventTimeMerger:
         if not heap:
             return []
         wm = self.watermark()
-        everything = final or (wm is None and self.latest.keys() <= self.idle_sources)
+        everything = final or self.latest.keys() <= (self.idle_sources | self.caught_up_sources if self.caught_up_sources else self.idle_sources)
         out: list[Any] = []
         pop = heapq.heappop
         while heap and (everything or (wm is not None and heap[0][0][0] < wm)):

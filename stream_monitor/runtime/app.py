@@ -97,7 +97,7 @@ class MonitorApp(CheckpointSteps):
         self.state_partitions = 0  # known after prepare_topology
         self.guard = PoisonGuard()  # records whose processing raised become dead letters
         self._sources: list[tuple[str, int]] = []  # input partitions: every model's rows may come from each
-        self.idle = IdleClocks(k.idle_timeout_ms)  # per task: when each input partition last sent it something
+        self.idle = IdleClocks(k.idle_timeout_ms, grace_ms=k.caught_up_grace_ms)  # per task: when each input partition last sent it something
         self.checkpoint = Checkpoint(
             producer=None,
             consumer=None,
@@ -387,9 +387,9 @@ class MonitorApp(CheckpointSteps):
                 if isinstance(got, exchange.Progress):
                     if got.event_time_ms is not None:
                         task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
-                    if got.caught_up:  # nothing more to read there for now: the order goes on without it
-                        task.idle(got.source)
-                    self.idle.arrived(tp.partition, [got.source])
+                    if got.caught_up:  # nothing more to read there for now: the order waits a grace, then goes on without it
+                        task.caught_up(got.source)
+                    self.idle.arrived(tp.partition, [got.source], caught_up=got.caught_up)
                     continue
                 got = got[1]
                 carrier = (tp.topic, tp.partition, rec.position.offset)
@@ -423,7 +423,8 @@ class MonitorApp(CheckpointSteps):
                 continue
             if not self.repartition_topic:  # the task reads its input partitions itself: caught up, they are idle
                 for tp in (tp for tp in self.owned if tp.partition == p and caught_up(self.consumer, tp)):
-                    task.idle((tp.topic, tp.partition))
+                    task.caught_up((tp.topic, tp.partition))
+                    self.idle.arrived(p, [(tp.topic, tp.partition)], caught_up=True)
             self.idle.mark_idle(p, task)
             result = task.release(record_evaluations=True)
             if result.alerts or result.dead_letters or result.channel_values or result.retraining:
