@@ -158,8 +158,12 @@ def run_labelled(bootstrap: str, partitions: int, events: int, timeout_s: float)
         r["cpu_seconds"] = max(r["cpu_seconds"] - feeder_cpu[0], 1e-9)
     r["labels"] = len(labels)
     r["labels_unmatched"] = sum(n for reason, n in r["invalid_by_reason"].items() if "label_unmatched" in str(reason).lower())
+    r["late"] = sum(n for reason, n in r["invalid_by_reason"].items() if str(reason).lower().endswith("late"))
     r["note"] = (
         f"{events:,} fresh events of the same shape produced before timing; {len(labels):,} label events (every other event, same "
-        f"partition), each produced once its inference event's offset is committed; {r['labels_unmatched']:,} labels unmatched"
+        f"partition), each produced once its inference event's offset is committed; {r['labels_unmatched']:,} labels unmatched, "
+        f"{r['late']:,} rows dead-lettered as late"
     )
+    if r["late"] or (r["alerts"] == 0 and events >= 20_000):  # the workload drifts: a full-size run that judged raises alerts
+        r["note"] += "; SUSPECT: " + ("rows came late" if r["late"] else "no alert: were the rows judged?")
     return r
