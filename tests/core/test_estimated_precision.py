@@ -24,9 +24,9 @@ import pytest
 
 from stream_monitor.core import state
 from stream_monitor.core.estimate import Realised
-from stream_monitor.core.events import SourcePosition
-from stream_monitor.core.monitor import InputRecord, PartitionMonitor
+from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
+from tests.core.test_estimates import DELAY, records  # events between a prediction and its label; the two topics' records
 
 T0 = 1_767_225_600_000
 CLASSES = ("billing", "refund", "other")
@@ -35,7 +35,6 @@ MEANS = 0.6 * np.array([[0.0, 2.6], [-2.25, -1.3], [2.25, -1.3]])
 HARD = 0.5 * MEANS[1] / np.linalg.norm(MEANS[1])  # between the classes, toward refund: P(refund | x) about 0.6
 HARD_SHARE = 0.4  # of the events after the shift
 SHIFT = 20_000
-DELAY = 5000  # events between a prediction and its label
 BATCH = 500
 WINDOW = 2000  # the estimate channels' window (twice the default), in rows decided that class
 SLO = {"precision": {"min": 0.75}}
@@ -66,16 +65,6 @@ def stream(seed: int, n: int, shift: int | None = SHIFT) -> list[dict[str, Any]]
         out.append({"event_id": f"e{i}", "model": "router", "ts": T0 + 1000 * i, "features": {"x0": float(x[i, 0]), "x1": float(x[i, 1])},
                     "prediction": {"y_pred": CLASSES[int(p[i].argmax())], **proba}, "label": CLASSES[int(y[i])]})  # fmt: skip
     return out
-
-
-def records(events: list[dict[str, Any]]) -> tuple[list[InputRecord], list[InputRecord]]:
-    """Inference records (no label) and label-topic records of ``events``."""
-    inference = [InputRecord(orjson.dumps({k: v for k, v in e.items() if k != "label"}), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
-    labels = [
-        InputRecord(orjson.dumps({"event_id": e["event_id"], "model": "router", "label": e["label"]}), SourcePosition("labels", 0, i, e["ts"] + 1000 * DELAY))
-        for i, e in enumerate(events)
-    ]  # fmt: skip
-    return inference, labels
 
 
 def spec_of(slo: dict[str, Any] | None = None, **model: Any) -> MonitorSpec:

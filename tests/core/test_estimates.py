@@ -48,7 +48,7 @@ def records(events: list[dict[str, Any]]) -> tuple[list[InputRecord], list[Input
     """Inference records (no label) and label-topic records of ``events``."""
     inference = [InputRecord(orjson.dumps({k: v for k, v in e.items() if k != "label"}), SourcePosition("t", 0, i, e["ts"])) for i, e in enumerate(events)]
     labels = [
-        InputRecord(orjson.dumps({"event_id": e["event_id"], "model": "clf", "label": e["label"]}), SourcePosition("labels", 0, i, e["ts"] + 1000 * DELAY))
+        InputRecord(orjson.dumps({"event_id": e["event_id"], "model": e["model"], "label": e["label"]}), SourcePosition("labels", 0, i, e["ts"] + 1000 * DELAY))
         for i, e in enumerate(events)
     ]  # fmt: skip
     return inference, labels

@@ -258,16 +258,21 @@ def test_send_offsets_to_transaction_commits_group_offsets_atomically(
     assert sorted(out) == sorted(b"out-%d" % i for i in range(9))
 
 
+def _transactional_pair(kafka_bootstrap, topic_factory, unique_name, records: int):
+    """A sink topic, a one-partition source holding ``records`` records, a read_committed consumer of it and a transactional producer."""
+    source = topic_factory(partitions=1, prefix="source")
+    sink = topic_factory(partitions=1, prefix="sink")
+    produce(kafka_bootstrap, source, [(0, b"in-%d" % i) for i in range(records)])
+    consumer = KafkaConsumer(source, bootstrap_servers=kafka_bootstrap, group_id=unique_name("group"), isolation_level="read_committed", **CONSUMER_OPTS)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("txn"), transaction_timeout_ms=30_000, **PRODUCER_OPTS)
+    return sink, TopicPartition(source, 0), consumer, producer
+
+
 def test_the_compat_layer_commits_and_aborts_through_a_real_producers_internals(kafka_bootstrap, topic_factory, unique_name):
     """kafka_compat drives _transaction_manager/_sender of a real producer: an upgrade that changes them fails here."""
     from stream_monitor.runtime import kafka_compat
 
-    source = topic_factory(partitions=1, prefix="source")
-    sink = topic_factory(partitions=1, prefix="sink")
-    tp = TopicPartition(source, 0)
-    produce(kafka_bootstrap, source, [(0, b"in-%d" % i) for i in range(4)])
-    consumer = KafkaConsumer(source, bootstrap_servers=kafka_bootstrap, group_id=unique_name("group"), isolation_level="read_committed", **CONSUMER_OPTS)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("txn"), transaction_timeout_ms=30_000, **PRODUCER_OPTS)
+    sink, tp, consumer, producer = _transactional_pair(kafka_bootstrap, topic_factory, unique_name, 4)
     try:
         assert kafka_compat.has_transaction_internals(producer), "kafka-python no longer has _transaction_manager/_sender"
         producer.init_transactions()
@@ -292,12 +297,7 @@ def test_offsets_commit_with_the_group_added_when_the_transaction_began_and_with
     """kafka_compat.add_group_early: the commit then skips AddOffsetsToTxn; if it has not answered yet, the commit adds the group itself."""
     from stream_monitor.runtime import kafka_compat
 
-    source = topic_factory(partitions=1, prefix="source")
-    sink = topic_factory(partitions=1, prefix="sink")
-    tp = TopicPartition(source, 0)
-    produce(kafka_bootstrap, source, [(0, b"in-%d" % i) for i in range(6)])
-    consumer = KafkaConsumer(source, bootstrap_servers=kafka_bootstrap, group_id=unique_name("group"), isolation_level="read_committed", **CONSUMER_OPTS)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("txn"), transaction_timeout_ms=30_000, **PRODUCER_OPTS)
+    sink, tp, consumer, producer = _transactional_pair(kafka_bootstrap, topic_factory, unique_name, 6)
     tm = producer._transaction_manager
     adds: list[dict] = []
     add = tm.send_offsets_to_transaction
