@@ -465,6 +465,46 @@ def test_a_begun_commit_that_fails_when_it_ends_moves_nothing_forward():
     assert cp.committed_offsets == {} and cp.committed_items == {} and cp.pending_offsets == {TP0: 3} and cp.txn_open
 
 
+def _lost_answer(cp: Checkpoint, calls: list[tuple]) -> Any:
+    cp.producer = InternalsProducer(calls)
+    cp.processed(TP0, 3)
+    cp.ensure_transaction(judged=True)
+    cp.add_alerts(["a1"])  # type: ignore[list-item]
+    begun = cp.begin_commit({0: FakeTask({"k": b"v"})})
+    assert begun is not None
+    cp.producer.end_txn.error = KafkaTimeoutError("commit did not complete within 1000 ms")
+    with pytest.raises(KafkaTimeoutError):
+        cp.end_commit(begun)
+    return begun
+
+
+def test_a_commit_whose_answer_was_lost_but_whose_offsets_the_group_has_moves_forward():
+    cp, calls = make()
+    begun = _lost_answer(cp, calls)
+    asked: list[TopicPartition] = []
+    result = cp.settle(begun, lambda tp: asked.append(tp) or 3)
+    assert asked == [TP0] and result is not None and result.alerts == ["a1"]
+    assert cp.committed_offsets == {TP0: 3} and cp.committed_items == {0: {"k": b"v"}} and not cp.txn_open and not cp.pending_alerts
+    tasks: dict[int, Any] = {0: FakeTask()}
+    cp.rollback(tasks, {TP0}, lambda p, items: FakeTask(origin=items))  # what was read after it is read again, from it
+    assert tasks[0].origin == {"k": b"v"} and ("seek", TP0, 3) in calls
+
+
+@pytest.mark.parametrize("on_broker", [None, 0, 2])
+def test_a_commit_whose_answer_was_lost_and_whose_offsets_the_group_has_not_moves_nothing(on_broker):
+    cp, calls = make()
+    begun = _lost_answer(cp, calls)
+    assert cp.settle(begun, lambda tp: on_broker) is None
+    assert cp.committed_offsets == {} and cp.committed_items == {} and cp.pending_alerts == ["a1"]
+
+
+def test_a_lost_answer_of_a_commit_that_moved_no_offset_is_not_settled():
+    cp, calls = make()
+    begun = _lost_answer(cp, calls)
+    cp.committed_offsets[TP0] = 3  # already there: the group's offset cannot tell
+    assert cp.settle(begun, lambda tp: pytest.fail("nothing to ask")) is None
+
+
 def test_the_next_send_ends_a_begun_commit_first_once_and_its_failure_stops_the_send():
     cp, calls = make()
     ended: list[int] = []

@@ -264,6 +264,28 @@ class Checkpoint:
             kafka_compat.finish_commit(begun.commit, self.operation_timeout_ms)
             self.txn_open = self.judged_in_txn = False
             self._group_added = None
+        return self._moved_forward(begun, waiting)
+
+    def settle(self, begun: InFlight, committed_on_broker: Callable[[TopicPartition], int | None]) -> CommitResult | None:
+        """The outcome of a commit whose answer was lost (:meth:`end_commit` raised), once the broker finished it.
+
+        Call it after the transaction was aborted or the producer replaced (a new producer's
+        ``InitProducerId`` makes the coordinator complete or abort what the old one left). A
+        transaction commits its offsets atomically, so the group's committed offset of any
+        partition the transaction moved tells: the transaction's own offset (``committed_on_broker``)
+        means it committed, and everything moves forward as :meth:`end_commit` would have (the
+        result to count); anything else means it did not (None: roll back as before). None as well
+        when the transaction moved no offset (nothing tells).
+        """
+        moved = {tp: off for tp, off in begun.offsets.items() if self.committed_offsets.get(tp) != off}
+        if not moved or any(committed_on_broker(tp) != off for tp, off in moved.items()):
+            return None
+        self.txn_open = self.judged_in_txn = False
+        self._group_added = None
+        return self._moved_forward(begun, time.perf_counter())
+
+    def _moved_forward(self, begun: InFlight, waiting: float) -> CommitResult:
+        """Committed: the offsets, items and alerts of ``begun`` become the committed ones."""
         changed, offsets, oversized = begun.changed, begun.offsets, begun.oversized
         for p, items in changed.items():
             mine = self.committed_items.setdefault(p, {})

@@ -28,6 +28,8 @@ class CheckpointSteps:
 
     checkpoint: Checkpoint
     _begun: InFlight | None
+    _unsettled: InFlight | None = None  # a commit that failed when it ended: committed on the broker or not (_settle)
+    consumer: Any
     tasks: dict[int, Any]
     owned: set[TopicPartition]
     guard: Any
@@ -72,6 +74,8 @@ class CheckpointSteps:
             cp.failing_since = None
             return True
         except KafkaError as exc:
+            if begun.commit is not None:  # its answer may be lost while the broker committed: _recover asks
+                self._unsettled = begun
             if not recover:  # the caller (a send in _process) rolls back
                 raise
             self._recover(exc)
@@ -139,7 +143,29 @@ class CheckpointSteps:
             cp.abort()
         except KafkaError as abort_exc:
             self._reset_producer(f"abort failed: {abort_exc!r}")
+        unsettled, self._unsettled = self._unsettled, None
+        if unsettled is not None:
+            self._settle(unsettled)
         self._rollback()
+
+    def _settle(self, begun: InFlight) -> None:
+        """A failed commit may have committed on the broker (a lost answer, a client-side timeout): ask the group.
+
+        Called once the transaction is finished either way (aborted, or the producer replaced). If
+        it committed, it is counted and the rollback that follows returns to it rather than to the
+        checkpoint before: rolling back past it would send its alerts and rows again and judge its
+        records twice (their rows ``late`` dead letters).
+        """
+        timeout_ms = self.checkpoint.operation_timeout_ms
+        try:
+            result = self.checkpoint.settle(begun, lambda tp: self.consumer.committed(tp, timeout_ms=timeout_ms))
+        except KafkaError as exc:  # the broker did not say: roll back as before
+            self.log.error("commit_outcome_unknown", error=repr(exc), detail="rolled back to the checkpoint before it; its records may be judged twice")
+            return
+        if result is None:
+            return
+        self.log.warning("commit_answer_lost_but_committed", offsets={f"{tp.topic}-{tp.partition}": off for tp, off in sorted(result.offsets.items())})
+        self._committed(result)
 
     def _rollback(self) -> None:
         """Back to the last committed state and offsets: the retry repeats the same work."""
