@@ -148,7 +148,10 @@ class MonitorApp(CheckpointSteps):
         self.forwarder.partitions = self.state_partitions
         self._new_producer()
         self.store = (
-            ChangelogStore(k.resolved_changelog_topic(), self._keys, clients.plain_consumer(k, client_id + "-restore"))
+            ChangelogStore(
+                k.resolved_changelog_topic(), self._keys, clients.plain_consumer(k, client_id + "-restore"),
+                watermark_consumer=clients.plain_consumer(k, client_id + "-restore-hw", read_committed=False),
+            )  # fmt: skip
             if self._keys is not None
             else None
         )
@@ -223,7 +226,7 @@ class MonitorApp(CheckpointSteps):
             pass
         self.producer.close(timeout=10)
         if self.store is not None:
-            self.store.consumer.close()
+            self.store.close()
 
     # -------------------------------------------------------------- rebalance
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
