@@ -731,3 +731,20 @@ def test_an_at_least_once_commit_refused_on_the_io_thread_is_sent_asynchronously
 
     with pytest.raises(RuntimeError, match="something else"):
         kafka_compat.commit_offsets(Broken(), {TP0: 7})
+
+
+def test_partitions_restored_together_share_one_wait_for_a_transaction_still_open():
+    import time as _time
+
+    from stream_monitor.core.signing import SigningKeys
+    from stream_monitor.runtime.changelog import ChangelogStore
+
+    class Beyond(FakeRestoreConsumer):  # a high watermark past the last stable offset, forever
+        def end_offsets(self, tps: list) -> dict:
+            return {tp: len(self.records) + 1 for tp in tps}
+
+    store = ChangelogStore("cl", SigningKeys(bytes(range(32))), FakeRestoreConsumer([]), watermark_consumer=Beyond([]), settle_s=0.3)  # type: ignore[arg-type]
+    started = _time.monotonic()
+    for p in range(4):
+        assert store.restore(p).items == {}
+    assert 0.3 <= _time.monotonic() - started < 0.9  # one wait of 0.3 s, not four

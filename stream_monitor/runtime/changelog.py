@@ -68,6 +68,7 @@ class ChangelogStore:
         self.restore_timeout_s = restore_timeout_s
         self.watermarks = watermark_consumer  # read_uncommitted: its end offsets are high watermarks
         self.settle_s = settle_s
+        self._settle_until: float | None = None
 
     def encode(self, partition: int, items: dict[str, bytes | None]) -> list[tuple[bytes, bytes | None]]:
         """State items of ``partition`` as signed changelog records (key, value); an item given as None is a tombstone."""
@@ -90,7 +91,8 @@ class ChangelogStore:
         until its marker is written to each partition, a moment after the committer heard back.
         A new owner restoring in that moment would miss the last state its predecessor committed
         while the group's offsets (stable by then) already count it. So when records stand beyond
-        the last stable offset, wait (``settle_s``, polled) until it passes them. A transaction
+        the last stable offset, wait (``settle_s``, polled, one wait shared by the restores that start
+        within ``10 * settle_s`` of it) until it passes them. A transaction
         still open after that (a predecessor that died mid-transaction: it aborts at
         ``transaction_timeout_ms``) is left out, as ``read_committed`` always left it.
         """
@@ -100,7 +102,9 @@ class ChangelogStore:
             return end
         high = self.watermarks.end_offsets([tp])[tp]
         started = time.monotonic()
-        while end < high and time.monotonic() - started < self.settle_s:
+        if end < high and (self._settle_until is None or started > self._settle_until + 10 * self.settle_s):
+            self._settle_until = started + self.settle_s  # one wait for the partitions a rebalance gave (one open transaction spans them)
+        while end < high and time.monotonic() < (self._settle_until or started):
             time.sleep(0.02)
             end = c.end_offsets([tp])[tp]
         if end < high:
