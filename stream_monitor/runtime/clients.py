@@ -14,6 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_monitor.config import KafkaSettings
+from stream_monitor.runtime.kafka_compat import install_fast_records
 
 
 class RedactedStr(str):
@@ -161,6 +162,9 @@ def group_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
     second instead of one per handful of records, whose per-batch cost (per channel and per
     partition) would dominate. Alerts only become visible at the next checkpoint
     (``commit_interval_ms``) anyway. ``client_options.consumer`` overrides any of these.
+
+    Fetched batches are decoded a batch at a time (:func:`~stream_monitor.runtime.kafka_compat.install_fast_records`),
+    as for :func:`plain_consumer`.
     """
     opts: dict[str, Any] = {
         **security_options(settings),
@@ -179,7 +183,9 @@ def group_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
         "fetch_max_wait_ms": 100,
     }
     opts.update(_client_options(settings, "consumer"))
-    return KafkaConsumer(**opts)
+    consumer = KafkaConsumer(**opts)
+    install_fast_records(consumer)
+    return consumer
 
 
 def plain_consumer(settings: KafkaSettings, client_id: str, read_committed: bool = True) -> KafkaConsumer:
@@ -197,13 +203,15 @@ def plain_consumer(settings: KafkaSettings, client_id: str, read_committed: bool
     opts.update(_client_options(settings, "consumer"))
     for essential in ("client_id", "group_id", "enable_auto_commit", "isolation_level"):
         opts.pop(essential, None)
-    return KafkaConsumer(
+    consumer = KafkaConsumer(
         **opts,
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed" if read_committed else "read_uncommitted",
     )
+    install_fast_records(consumer)
+    return consumer
 
 
 DEFAULT_MAX_REQUEST_SIZE = 16 * 1024 * 1024

@@ -13,6 +13,11 @@ the brokers do not answer); :func:`await_topic_metadata` (a subscribed consumer)
 instead and wait with one. These private attributes are read nowhere else; ``tests/test_checkpoint.py`` and
 ``tests/test_startup_metadata.py`` fail loudly when an installed kafka-python outside
 :data:`VERIFIED_RANGE` or without them is used.
+
+The consumers' fetched records are turned into ``ConsumerRecord`` tuples a batch at a time by
+``runtime/fetch_records.py`` (kafka-python's ``Fetcher.PartitionRecords`` subclassed, reading the
+record batches' private fields), installed per consumer by :func:`install_fast_records` on the
+verified versions only; ``tests/runtime/test_fetch_records.py`` checks it against kafka-python's own path.
 """
 
 from __future__ import annotations
@@ -75,6 +80,24 @@ def fenced_is_fatal(what: str) -> Iterator[None]:
         yield
     except FATAL_PRODUCER_ERRORS as exc:
         raise FatalError(f"producer fenced {what}: another instance uses our transactional id") from exc
+
+
+def install_fast_records(consumer: Any) -> bool:
+    """Make ``consumer`` decode fetched record batches with :class:`~stream_monitor.runtime.fetch_records.FastPartitionRecords`.
+
+    Only on a kafka-python inside :data:`VERIFIED_RANGE` whose consumer has the fetcher that class
+    was written against; otherwise (and for consumers with deserializers, which the class hands
+    to the stock code) the consumer stays as it is. Returns whether it was installed.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not version_verified():
+        return False
+    from stream_monitor.runtime.fetch_records import FastPartitionRecords, StockPartitionRecords
+
+    if getattr(fetcher, "PartitionRecords", None) is not StockPartitionRecords:
+        return False
+    fetcher.PartitionRecords = FastPartitionRecords  # an instance attribute: this consumer only
+    return True
 
 
 def _internals(producer: Any) -> tuple[Any, Any] | None:
