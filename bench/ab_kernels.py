@@ -4,6 +4,7 @@ this tree's code, alternating; CPU time (``time.process_time``) per record, and 
 
     PYTHONPATH=$PWD python -m bench.ab_kernels [--records 55000] [--rounds 4] [--ref main]
 
+``--python-arm``: "old" is this tree with the kernels switched off (the fallback's cost) instead.
 "Old" swaps in the ref's ``PageHinkleyDetector.update_many``, ``AdwinDetector.update_many`` and
 ``ChannelMonitor._detect`` / ``_push`` (loaded from ``git show REF:path`` into temporary modules); everything else is
 shared, so the difference is the per-value work only. Also reported: the CPU time spent inside
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--ref", default="main")
+    parser.add_argument("--python-arm", action="store_true", help="'old' = this tree with the kernels off (the Python fallback)")
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -76,9 +78,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return _detect
 
-    def run(which: list) -> tuple[float, float, list]:
+    from stream_monitor.core import kernels
+
+    compiled = kernels.page_hinkley()
+    if args.python_arm:
+        swaps = new
+
+    def run(which: list, label: str) -> tuple[float, float, list]:
         for cls, name, func in which:
             setattr(cls, name, timed(func) if name == "_detect" else func)
+        kernels._kernel = None if args.python_arm and label == "old" else compiled  # read when a detector is built
         monitor = PartitionMonitor(MonitorSpec(), 0)
         alerts = []
         inside[0] = 0.0
@@ -88,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         whole = (time.process_time() - start) / len(records) * 1e6
         return whole, inside[0] / len(records) * 1e6, alerts
 
-    run(new)  # warm-up: kernel loaded, caches filled
+    run(new, "new")  # warm-up: kernel loaded, caches filled
     times: dict[str, list[float]] = {"old": [], "new": [], "old_detect": [], "new_detect": []}
     outputs = {}
     for _ in range(args.rounds):
         for label, which in (("old", swaps), ("new", new)):
-            us, detect_us, alerts = run(which)
+            us, detect_us, alerts = run(which, label)
             times[label].append(us)
             times[label + "_detect"].append(detect_us)
             outputs[label] = alerts

@@ -13,17 +13,22 @@ overflow — get there; the channel never passes NaN or infinity) and the caller
 in Python, where River's order is Python's own. Trips and state stay bitwise River's.
 
 Loading: :func:`page_hinkley` imports numba and compiles the kernel on its first call (the
-detector calls it when built). ``@njit(cache=True)`` keeps the machine code on disk, next to this
-file (``__pycache__``) when that is writable, else in numba's user cache (``~/.cache/numba``, or
-``NUMBA_CACHE_DIR``); a compile takes about a second, a cached load a few tens of milliseconds
-(measured in the README). When no cache place is writable the kernel is compiled without a cache
-(once per process), never an error. With numba missing, ``NUMBA_DISABLE_JIT`` set, or
-``STREAM_MONITOR_NO_JIT=1``, :func:`page_hinkley` returns ``None`` and callers use their Python path.
+detector calls it when built). ``@njit(cache=True)`` keeps the machine code on disk: in
+``NUMBA_CACHE_DIR`` when set, else next to this file (``__pycache__``) when that is writable, else
+in numba's user cache (``~/.cache/numba``). A compile takes about a second of CPU, a cached load
+about half of one, numba's import included (measured in the README). When no cache place is
+writable the kernel is compiled without a cache (once per process), never an error. With numba
+missing, ``NUMBA_DISABLE_JIT`` set, or ``STREAM_MONITOR_NO_JIT=1``, :func:`page_hinkley` returns
+``None`` and callers use their Python path.
+
+The kernel's source is plain Python (River's fresh state; the 4th value trips, at min_instances 3):
 
 >>> import numpy as np
->>> kernel = page_hinkley()
->>> kernel is None or callable(kernel)
-True
+>>> state, trips = np.array([0.0, 0.0, 0.0, 0.0, float("inf"), -1.0]), np.zeros(4, dtype=np.int64)
+>>> page_hinkley_python(np.array([0.0, 0.0, 0.0, 9.0]), state, 1.0, 0.0, 0.5, 3.0, False, trips)
+(1, 4, True, False, True, True)
+>>> int(trips[0]), state.tolist()
+(3, [4.0, 2.25, 6.75, 6.75, 0.0, 6.75])
 """
 
 from __future__ import annotations
@@ -97,7 +102,7 @@ def page_hinkley_python(
             max_dec = s_dec
             set_max = True
         if n >= min_instances:
-            drift = s_inc - min_inc > threshold or max_dec - s_dec > threshold
+            drift = bool(s_inc - min_inc > threshold or max_dec - s_dec > threshold)
             if drift:
                 trips[k] = i
                 k += 1

@@ -457,6 +457,21 @@ def test_adwin_loop_equals_river(seed: int) -> None:
     assert trips_ours == trips_ref and trips_ours
     a, b = ours.detector, ref.detector
     assert (a.drift_detected, a.width, a.total, a.variance, a.n_detections) == (b.drift_detected, b.width, b.total, b.variance, b.n_detections)
+    assert _typed(ours.get_state()) == _typed(ref.get_state())
+
+
+def test_adwin_calls_ending_on_a_trip_equal_river() -> None:
+    """Calls cut right after each trip (the next call starts with River's reset), as lists and as arrays."""
+    z = _stream(3)
+    trips = det.AdwinDetector(AdwinParams(delta=0.5))._update_many_river(z)
+    assert len(trips) > 3
+    ours, ref = det.AdwinDetector(AdwinParams(delta=0.5)), det.AdwinDetector(AdwinParams(delta=0.5))
+    bounds = [0, *(t + 1 for t in trips), len(z)]
+    for k, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        part = z[lo:hi]
+        assert ours.update_many(np.array(part) if k % 2 else part) == ref._update_many_river(part)
+        assert _typed(ours.get_state()) == _typed(ref.get_state())
+    assert ours.update_many([]) == [] and _typed(ours.get_state()) == _typed(ref.get_state())
 
 
 def test_ks_and_chi2_equal_scipy() -> None:
