@@ -323,36 +323,47 @@ class ChannelMonitor:
         row_times: np.ndarray,
         triggers: list[ChannelTrigger],
     ) -> None:
-        present_idx = np.flatnonzero(flags == det.FLAG_OK)
-        all_present = present_idx.size == flags.size
+        all_present = not flags.any()  # FLAG_OK is 0
+        present_idx = None if all_present else np.flatnonzero(flags == det.FLAG_OK)
+        outside: np.ndarray | None = None
         if self.channel_type == "numeric":
             if isinstance(payload, np.ndarray):
-                vals = payload if all_present else payload[present_idx]
+                vals = payload if present_idx is None else payload[present_idx]
             else:
-                vals = np.fromiter((payload[j] for j in present_idx.tolist()), dtype=np.float64, count=present_idx.size)
-            outside = (vals < self.lo) | (vals > self.hi)
+                idx = range(len(payload)) if present_idx is None else present_idx.tolist()
+                vals = np.fromiter((payload[j] for j in idx), dtype=np.float64, count=len(idx))
+            # two reductions decide the usual case (every value inside); else the per-value test
+            if vals.size and not (vals.min() >= self.lo and vals.max() <= self.hi):
+                outside = (vals < self.lo) | (vals > self.hi)
         else:
-            present = payload if all_present else [payload[j] for j in present_idx.tolist()]
+            present = payload if present_idx is None else [payload[j] for j in present_idx.tolist()]
             vals = np.fromiter(map(self.codes.get, present, repeat(self.unseen_code, len(present))), dtype=np.int32, count=len(present))
             outside = vals == self.unseen_code
-        if outside.any():
+        if outside is not None and outside.any():
             flags = flags.copy()
-            flags[present_idx[outside]] = det.FLAG_OUTSIDE
-        # point detectors see every finite value, in order; a trip opens a confirmation
+            flags[outside if present_idx is None else present_idx[outside]] = det.FLAG_OUTSIDE
+        # point detectors see every finite value, in order; a trip opens a confirmation. A compiled
+        # kernel reads the float64 array as it is; Python loops get its list (made once)
         if self.point_detectors and vals.size:
             ref: NumericReference = self.reference  # type: ignore[assignment]
             z = (vals - ref.mean) / ref.scale
-            zl = z.tolist()
-            self._level[0] += float(z.sum())
+            zl: list[float] | None = None
+            total = float(z.sum())
+            self._level[0] += total
             self._level[1] += z.size
             for _ordinal, pdet in self.point_detectors:
-                trips = pdet.update_many(zl)
+                if pdet.takes_array:
+                    trips = pdet.update_many(z)
+                else:
+                    if zl is None:
+                        zl = z.tolist()
+                    trips = pdet.update_many(zl)
                 pending = self._pending.get(pdet.name)
                 if pending is None and trips:
                     first = trips[0]
                     self._pending[pdet.name] = [float(z[first:].sum()), z.size - first]
                 elif pending is not None:
-                    pending[0] += float(z.sum())
+                    pending[0] += total
                     pending[1] += z.size
         times = row_times[rows]
         start = self.obs_pos

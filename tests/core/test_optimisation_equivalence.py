@@ -231,7 +231,9 @@ if __name__ == "__main__":
 # ------------------------------------------------------------------ the fast paths, one by one
 # Each optimised step against the reference it replaces, on random inputs: exact equality.
 import math  # noqa: E402
+import struct  # noqa: E402
 
+import msgpack  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -353,11 +355,31 @@ def _stream(seed: int, n: int = 6000) -> list[float]:
     return z.tolist()
 
 
+PH_PATHS = ("compiled", "python")
+
+
+def _page_hinkley(params: PageHinkleyParams, path: str) -> det.PageHinkleyDetector:
+    """A Page-Hinkley detector on the compiled kernel (which must have loaded) or on the Python path."""
+    d = det.PageHinkleyDetector(params)
+    if path == "python":
+        d._kernel = None
+    assert (d._kernel is not None) == (path == "compiled"), "the numba kernel did not load"
+    return d
+
+
+def _ph_bits(d: det.PageHinkleyDetector) -> list[Any]:
+    """River's Page-Hinkley state, each value with its type and (floats) its 64 bits."""
+    r = d.detector
+    values = (r._x_mean.n, r._x_mean._mean, r._sum_increase, r._sum_decrease, r._min_increase, r._max_decrease, r._drift_detected)
+    return [(type(v).__name__, struct.pack("<d", v).hex() if type(v) is float else repr(v)) for v in values]
+
+
+@pytest.mark.parametrize("path", PH_PATHS)
 @pytest.mark.parametrize("seed", range(12))
-def test_page_hinkley_inline_equals_river(seed: int) -> None:
+def test_page_hinkley_inline_equals_river(seed: int, path: str) -> None:
     z = _stream(seed)
     params = PageHinkleyParams() if seed % 3 else PageHinkleyParams(ph_threshold=3.0, min_instances=5)  # many trips
-    ours = det.PageHinkleyDetector(params)
+    ours = _page_hinkley(params, path)
     ref = det.PageHinkleyDetector(params)
     trips_ours, trips_ref = [], []
     sizes = np.random.default_rng(seed).integers(1, 400, size=len(z))  # calls of 1..399 values
@@ -370,10 +392,50 @@ def test_page_hinkley_inline_equals_river(seed: int) -> None:
         trips_ref += [chunk + i for i in ref._update_many_river(part)]
         chunk += len(part)
     assert trips_ours == trips_ref and trips_ours, "both must trip, at the same values"
-    a, b = ours.detector, ref.detector
-    for attr in ("_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease", "_drift_detected"):
-        assert _typed(getattr(a, attr)) == _typed(getattr(b, attr)), attr
-    assert (a._x_mean.n, a._x_mean._mean) == (b._x_mean.n, b._x_mean._mean)
+    assert _ph_bits(ours) == _ph_bits(ref)
+
+
+_ODD = st.sampled_from([math.nan, -math.nan, math.inf, -math.inf, 1e308, -1e308, 5e-324, -0.0, 0.0, 1e200, 40.0])
+_VALUES = st.lists(st.one_of(st.floats(-4, 4), st.floats(-4, 4), st.floats(allow_nan=True, allow_infinity=True), _ODD), max_size=300)
+
+
+@pytest.mark.parametrize("path", PH_PATHS)
+@given(
+    values=_VALUES,
+    cuts=st.lists(st.integers(0, 300), max_size=5),
+    ph=st.tuples(st.sampled_from([0.3, 3.0, 30.0]), st.sampled_from([0.0, 0.25, 1.0]), st.integers(1, 40)),
+    restore_at=st.one_of(st.none(), st.integers(0, 5)),
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_page_hinkley_paths_are_bitwise_river(path: str, values: list[float], cuts: list[int], ph: tuple, restore_at: int | None) -> None:
+    """Random streams with NaN, infinities, huge and tiny values, in random calls, restored mid-stream: state bits and trips are River's."""
+    params = PageHinkleyParams(ph_threshold=ph[0], delta=ph[1], min_instances=ph[2])
+    ours, ref = _page_hinkley(params, path), det.PageHinkleyDetector(params)
+    bounds = [0, *sorted(c for c in cuts if c < len(values)), len(values)]
+    for k, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        if k == restore_at:  # a checkpoint: the state through msgpack into a new detector
+            state = msgpack.unpackb(msgpack.packb(ours.get_state()))
+            ours = _page_hinkley(params, path)
+            ours.set_state(state)
+        part = np.array(values[lo:hi]) if k % 2 else values[lo:hi]  # the channel passes arrays, tests lists
+        assert ours.update_many(part) == ref._update_many_river(values[lo:hi])
+        assert _ph_bits(ours) == _ph_bits(ref)
+
+
+@pytest.mark.parametrize("path", PH_PATHS)
+def test_page_hinkley_trips_at_min_instances_and_keeps_river_types(path: str) -> None:
+    """The first test comes at exactly ``min_instances`` values; a first infinite value leaves River's int -1."""
+    params = PageHinkleyParams(ph_threshold=0.5, delta=0.0, min_instances=5)
+    ours, ref = _page_hinkley(params, path), det.PageHinkleyDetector(params)
+    values = [0.0, 0.0, 0.0, 0.0, 9.0, 9.0, 0.0, 0.0, 0.0, 0.0, 0.0, 9.0]
+    assert ours.update_many(np.array(values)) == ref._update_many_river(values) == [4, 9]  # both at the 5th value (after the reset too)
+    assert _ph_bits(ours) == _ph_bits(ref)
+    ours, ref = _page_hinkley(params, path), det.PageHinkleyDetector(params)
+    assert ours.update_many([math.inf, 1.0]) == ref._update_many_river([math.inf, 1.0]) == []
+    assert type(ours.detector._max_decrease) is int and _ph_bits(ours) == _ph_bits(ref)
+    ours.set_state({**ours.get_state(), "min_increase": 3, "n": 2**60})  # ints no float holds exactly: the Python path
+    ref.set_state(ours.get_state())
+    assert ours.update_many(np.array([1.0, 2.0])) == ref._update_many_river([1.0, 2.0]) and _ph_bits(ours) == _ph_bits(ref)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -395,6 +457,21 @@ def test_adwin_loop_equals_river(seed: int) -> None:
     assert trips_ours == trips_ref and trips_ours
     a, b = ours.detector, ref.detector
     assert (a.drift_detected, a.width, a.total, a.variance, a.n_detections) == (b.drift_detected, b.width, b.total, b.variance, b.n_detections)
+    assert _typed(ours.get_state()) == _typed(ref.get_state())
+
+
+def test_adwin_calls_ending_on_a_trip_equal_river() -> None:
+    """Calls cut right after each trip (the next call starts with River's reset), as lists and as arrays."""
+    z = _stream(3)
+    trips = det.AdwinDetector(AdwinParams(delta=0.5))._update_many_river(z)
+    assert len(trips) > 3
+    ours, ref = det.AdwinDetector(AdwinParams(delta=0.5)), det.AdwinDetector(AdwinParams(delta=0.5))
+    bounds = [0, *(t + 1 for t in trips), len(z)]
+    for k, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        part = z[lo:hi]
+        assert ours.update_many(np.array(part) if k % 2 else part) == ref._update_many_river(part)
+        assert _typed(ours.get_state()) == _typed(ref.get_state())
+    assert ours.update_many([]) == [] and _typed(ours.get_state()) == _typed(ref.get_state())
 
 
 def test_ks_and_chi2_equal_scipy() -> None:

@@ -94,13 +94,14 @@ class PointDetector:
 
     name = "point"
     detector: Any
+    takes_array = False  # update_many wants the values as a float64 array (a compiled kernel), not a list
 
     def __init__(self, params: DetectorParams) -> None:
         self.params = params
         self.min_shift = params.threshold or 0.0
 
     def update_many(self, z: list[float]) -> list[int]:
-        """Feed standardised values in order; return the indices at which the detector tripped."""
+        """Feed standardised values in order (a list; a float64 array when ``takes_array``); return the indices at which the detector tripped."""
         update = self.detector.update
         detector = self.detector
         trips: list[int] = []

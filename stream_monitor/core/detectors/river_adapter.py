@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import TYPE_CHECKING, Any
+from itertools import chain
+from operator import indexOf
+from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
 from river import drift as river_drift
 from river import stats as river_stats
 
+from stream_monitor.core import kernels
 from stream_monitor.core.detectors.base import PointDetector
 
 if TYPE_CHECKING:
@@ -107,6 +111,11 @@ def _is_float(x: Any) -> bool:
     return type(x) is float
 
 
+def _exact_float(x: Any) -> bool:
+    """A float, or an int a float holds exactly (so float64 arithmetic and comparisons on it are Python's)."""
+    return type(x) is float or (type(x) is int and -(2**53) <= x <= 2**53)
+
+
 def _validate_adwin_state(state: Any, fresh: dict[str, Any]) -> dict[str, Any]:
     """``state`` checked field by field against the layout (and parameters) of a fresh ADWIN."""
     _check(isinstance(state, dict) and set(state) == set(fresh), "ADWIN state: wrong fields")
@@ -130,6 +139,9 @@ def _validate_adwin_state(state: Any, fresh: dict[str, Any]) -> dict[str, Any]:
     _check(sum(b["fill"] << i for i, b in enumerate(buckets)) == state["width"], "ADWIN state: width does not match the buckets")
     _check(len(buckets) == 1 or buckets[-1]["fill"] > 0, "ADWIN state: empty last bucket")
     return state
+
+
+_NO_TRIP = (True,)  # the sentinel after the values: indexOf finds it when no value tripped
 
 
 class AdwinDetector(PointDetector):
@@ -156,29 +168,34 @@ class AdwinDetector(PointDetector):
         d._drift_detected = state["drift"]
 
 
-    def update_many(self, z: list[float]) -> list[int]:
+    def update_many(self, z: Sequence[float]) -> list[int]:
         """``ADWIN.update`` per value, calling its (compiled) window directly.
 
         The same steps as River's ``update``: reset first when the previous value tripped, then
         add the value; ``tests/core/test_optimisation_equivalence.py`` checks it against River.
+        The loop over the values runs in C (``map`` of the window's ``update``, stopped by
+        ``indexOf`` at the first trip), so the Python overhead per value is gone; River's Rust
+        window does all the work.
         """
+        values = z.tolist() if isinstance(z, np.ndarray) else z  # River's window takes Python floats
         d = self.detector
         if type(d) is not river_drift.ADWIN:
-            return self._update_many_river(z)
+            return self._update_many_river(values)
         drift = d._drift_detected
         trips: list[int] = []
-        i, size = 0, len(z)
+        i, size = 0, len(values)
         while i < size:
             if drift:
                 d._reset()
-            update = d._helper.update
-            drift = False
-            for value in z[i:] if i else z:
-                i += 1
-                if update(value):
-                    drift = True
-                    trips.append(i - 1)
-                    break
+            part = values[i:] if i else values
+            # the index of the first value that trips (len(part): none); map stops calling update there
+            at = indexOf(chain(map(d._helper.update, part), _NO_TRIP), True)
+            if at == len(part):
+                drift = False
+                break
+            drift = True
+            i += at + 1
+            trips.append(i - 1)
         d._drift_detected = drift
         return trips
 
@@ -187,12 +204,19 @@ class PageHinkleyDetector(PointDetector):
     """River ``PageHinkley`` with ``alpha=1`` (the classic test; River's fading default drifts)."""
 
     name = "page_hinkley"
+    takes_array = True
 
     def __init__(self, params: PageHinkleyParams) -> None:
         super().__init__(params)
-        self.detector = river_drift.PageHinkley(
+        self.detector = d = river_drift.PageHinkley(
             min_instances=params.min_instances, delta=params.delta, threshold=params.ph_threshold, alpha=1.0
         )
+        # the compiled kernel (None: numba missing or switched off), and River's parameters as floats
+        # when every one of them is exactly a float (else the Python path, which uses them as they are)
+        self._kernel = kernels.page_hinkley()
+        numbers = (d.alpha, d.delta, d.threshold, d.min_instances)
+        self._params = tuple(map(float, numbers)) if all(map(_exact_float, numbers)) else None
+        self._trips = np.empty(256, dtype=np.int64)
 
     def get_state(self) -> dict[str, Any]:
         """The detector's state as plain numbers: running mean, cumulative sums, their extremes, trip flag."""
@@ -221,17 +245,50 @@ class PageHinkleyDetector(PointDetector):
         d._drift_detected = state["drift"]
 
 
-    def update_many(self, z: list[float]) -> list[int]:
-        """River's ``PageHinkley.update`` (mode "both") inlined over the values, on local variables.
+    def update_many(self, z: Sequence[float]) -> list[int]:
+        """River's ``PageHinkley.update`` (mode "both") over the values: the compiled kernel, else inlined Python.
 
         Every arithmetic step is River's, in River's order (running mean as ``stats.Mean``, then
         the two cumulative sums, their extremes and the two-sided test), so the state and the trip
         indices are identical; the state is written back to the River object at the end.
-        ``tests/core/test_optimisation_equivalence.py`` checks it against River's own ``update``.
+        ``tests/core/test_optimisation_equivalence.py`` checks both paths against River's own ``update``.
         """
         d = self.detector
-        if type(d) is not river_drift.PageHinkley or d.mode != "both" or type(d._x_mean) is not river_stats.Mean:
-            return self._update_many_river(z)
+        if type(d) is river_drift.PageHinkley and d.mode == "both" and type(d._x_mean) is river_stats.Mean:
+            if self._kernel is not None and self._params is not None:
+                state = (d._x_mean.n, d._x_mean._mean, d._sum_increase, d._sum_decrease, d._min_increase, d._max_decrease)
+                if all(map(_exact_float, state)):
+                    return self._update_many_compiled(z, state)
+            return self._update_many_python(z.tolist() if isinstance(z, np.ndarray) else z)
+        return self._update_many_river(z.tolist() if isinstance(z, np.ndarray) else z)
+
+    def _update_many_compiled(self, z: Sequence[float], state: tuple[Any, ...]) -> list[int]:
+        """The kernel over ``z`` (see :func:`stream_monitor.core.kernels.page_hinkley_python`); state back into River's object."""
+        ok = type(z) is np.ndarray and z.dtype == np.float64 and z.flags.c_contiguous and z.flags.writeable
+        x = z if ok else np.array(z, dtype=np.float64)  # the kernel's one signature
+        if x.size == 0:
+            return []
+        if self._trips.size < x.size:
+            self._trips = np.empty(x.size, dtype=np.int64)
+        numbers = np.array(state, dtype=np.float64)
+        d = self.detector
+        k, done, drift, reset, set_min, set_max = self._kernel(x, numbers, *self._params, bool(d._drift_detected), self._trips)
+        trips = self._trips[:k].tolist() if k else []
+        if done:
+            n, mu, s_inc, s_dec, min_inc, max_dec = numbers.tolist()
+            d._x_mean.n, d._x_mean._mean = n, mu
+            d._sum_increase, d._sum_decrease = s_inc, s_dec
+            # an extreme never assigned since River's reset keeps River's reset value (``-1`` is an int there)
+            d._min_increase = min_inc if set_min else float("inf") if reset else d._min_increase
+            d._max_decrease = max_dec if set_max else -1 if reset else d._max_decrease
+            d._drift_detected = bool(drift)
+        if done < x.size:  # a non-finite value or state: the rest in Python (see kernels' note on NaN)
+            trips += [done + i for i in self._update_many_python(x[done:].tolist())]
+        return trips
+
+    def _update_many_python(self, z: list[float]) -> list[int]:
+        """The Python path: River's update inlined on local variables (no numba, or an unusual state)."""
+        d = self.detector
         mean = d._x_mean
         n, mu = mean.n, mean._mean
         s_inc, s_dec = d._sum_increase, d._sum_decrease
@@ -247,7 +304,7 @@ class PageHinkleyDetector(PointDetector):
                 s_inc = s_dec = 0.0
                 min_inc, max_dec = float("inf"), -1
                 drift = False
-            if unit and n + 1.0 >= min_instances:
+            if unit and n + 1.0 >= min_instances and n < 2.0**52:  # (below 2**52, n - n0 counts the values exactly)
                 # steady state: every value is tested, until the next trip (index from n)
                 n0 = n
                 for x in z[i:] if i else z:
