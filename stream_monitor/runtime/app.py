@@ -31,7 +31,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig
-from stream_monitor.core import exchange
+from stream_monitor.core import exchange, kernels
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
 from stream_monitor.core.intake import read_inference, read_labels
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
@@ -72,6 +72,7 @@ class MonitorApp(CheckpointSteps):
         # refuse to start without a real secret: forged state must not verify (ConfigError: exit 2)
         self._keys = cfg.state.signing_keys() if cfg.state.enabled else None
         self.spec = cfg.monitor_spec()
+        kernels.page_hinkley()  # compiled, or loaded from its cache, at start-up: not in the first batch
         from stream_monitor.baseline import load_baselines
 
         # training baselines (models.<m>.baseline and .baselines per model version), read once; relative paths resolve against base_dir
