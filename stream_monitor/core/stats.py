@@ -210,21 +210,42 @@ def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
         return _ks_scipy(ref.data1, data2)
     data1 = ref.data1
     right1 = data1.searchsorted(data2, "right")
-    # #(ref < w) is #(ref <= w) unless w is a reference value, i.e. data1[right1 - 1] == w
-    # (where right1 is 0, data1[-1] >= data1[0] > w)
-    left1 = data1.searchsorted(data2, "left") if (data1[right1 - 1] == data2).any() else right1
+    # #(ref < w) is #(ref <= w) except where w is a reference value, i.e. data1[right1 - 1] == w
+    # (where right1 is 0, data1[-1] >= data1[0] > w); those few are searched again
+    tied = (data1[right1 - 1] == data2).nonzero()[0]
+    if tied.shape[0]:
+        left1 = right1.copy()
+        left1[tied] = data1.searchsorted(data2[tied], "left")
+    else:
+        left1 = right1
+    # J at a window value is the end of its run of equal values, J below it the run's start; the
+    # values of a run are all equal, so one per run (its first) is enough
+    first = np.empty(n2, dtype=bool)
+    first[0] = True
+    np.not_equal(data2[1:], data2[:-1], out=first[1:])
     steps = _STEPS.get(n2)
     if steps is None:
         if len(_STEPS) >= 64:
             _STEPS.clear()
         steps = _STEPS[n2] = (np.arange(1, n2 + 1) / n2, np.arange(n2) / n2)
-    if (data2[1:] != data2[:-1]).all():  # distinct: J at a window value is its rank, below it one less
+    if first.all():  # distinct: J at a window value is its rank, below it one less
         at_j, below_j = steps
     else:
-        at_j = data2.searchsorted(data2, "right") / n2
-        below_j = data2.searchsorted(data2, "left") / n2
-    at = right1 / n1 - at_j
-    max_s = float(max((left1 / n1 - below_j).max(), at.max()))
+        starts = first.nonzero()[0]
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[-1] = n2
+        at_j, below_j = ends / n2, starts / n2
+        if left1 is right1:
+            right1 = left1 = right1[starts]
+        else:
+            right1, left1 = right1[starts], left1[starts]
+    i_at = right1 / n1
+    at = i_at - at_j
+    if left1 is right1:  # no window value is a reference value: below >= at elementwise (same I, smaller J)
+        max_s = float((i_at - below_j).max())
+    else:
+        max_s = float(max((left1 / n1 - below_j).max(), at.max()))
     # scipy clips -min to [0, 1]: it is there already (at >= 0.0 - 1.0, and at <= 0 at the largest
     # window value), bar the sign of a zero, and a zero is never chosen over max_s >= 0
     min_s = -float(at.min())

@@ -347,6 +347,12 @@ def test_a_shared_view_sorts_and_counts_once_and_gives_each_detector_what_a_fres
     assert [d.evaluate(shared) for d in categorical] == [d.evaluate(view(codes)) for d in categorical]
 
 
+@pytest.mark.parametrize("flags", [[], [0] * 5, [0, 1, 1, 3, 0, 2], [3] * 4])
+def test_flag_counts_are_the_bincount_of_the_flags(flags):
+    arr = np.array(flags, dtype=np.uint8)
+    assert det.WindowView(values=np.empty(0), flags=arr).flag_counts == np.bincount(arr, minlength=4).tolist()
+
+
 def test_ks_against_a_reference_scipy_must_handle():
     # a baseline sample with NaN cannot be prepared: KS falls back to scipy on it
     ref = NumericReference.from_values([0.0, 1.0, 2.0, 3.0], 0, 0, "baseline")

@@ -50,7 +50,11 @@ class WindowView:
     def flag_counts(self) -> list[int]:
         """Observations per flag value (index FLAG_*), counted once per evaluation."""
         if self._flag_counts is None:
-            self._flag_counts = np.bincount(self.flags, minlength=FLAG_OUTSIDE + 1).tolist()
+            flags = self.flags
+            if np.count_nonzero(flags):
+                self._flag_counts = np.bincount(flags, minlength=FLAG_OUTSIDE + 1).tolist()
+            else:  # all FLAG_OK, the usual case: a quarter of bincount's cost (it widens uint8 to intp)
+                self._flag_counts = [flags.shape[0], 0, 0, 0]
         return self._flag_counts
 
     @property
