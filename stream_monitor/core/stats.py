@@ -1,7 +1,10 @@
 """Two-sample statistics between a reference and a current window, computed with numpy/scipy.
 
 Each function takes already-kept arrays (a sorted reference sample, histogram counts) so a
-monitor evaluates a whole window per call instead of recomputing anything per event.
+monitor evaluates a whole window per call instead of recomputing anything per event. Detectors
+prepare their reference once (:class:`BinnedReference`, :class:`KsReference`) and evaluate a
+window's counts or sorted values against it; the plain functions (``psi``, ``ks_2samp``, ...) do the
+same arithmetic for one-off use, and equal scipy's bit for bit where they say so.
 
 >>> import numpy as np
 >>> round(psi(np.array([50, 50]), np.array([50, 50])), 6)
@@ -19,12 +22,13 @@ import weakref
 import numpy as np
 from scipy import special as _special
 from scipy import stats as _sps
-from scipy.spatial.distance import jensenshannon as _jensenshannon
 
 # p-values by (statistic, n): a window's KS distance takes few distinct values (multiples of
 # 1/lcm(n1, n2)), so most evaluations hit this memo instead of scipy's distribution machinery.
 _KS_SF: dict[tuple[float, float], float] = {}
 _KS_SF_MAX = 65_536
+_LOG2 = np.log(2)  # scipy's jensenshannon divides by np.log(base)
+_rel_entr = _special.rel_entr
 
 
 def smoothed_proportions(counts: np.ndarray) -> np.ndarray:
@@ -34,82 +38,229 @@ def smoothed_proportions(counts: np.ndarray) -> np.ndarray:
     return smoothed / smoothed.sum()
 
 
+class BinnedReference:
+    """A reference histogram with what PSI, JS, chi-square and total variation need of it, computed once.
+
+    Each method does, on the window's side, the floating-point operations the two-sided formula
+    does, in the same order, and takes the reference's side from here: the same floats as computing
+    both sides per call (statistics are printed in alerts). ``current_counts`` are window counts
+    (int or float) aligned with the reference's bins.
+    """
+
+    __slots__ = ("counts", "js_p", "psi_p", "size", "tv_p")
+
+    def __init__(self, counts: np.ndarray) -> None:
+        self.counts = np.asarray(counts, dtype=np.float64)
+        self.size = self.counts.shape[0]
+        self.psi_p = smoothed_proportions(self.counts)
+        total = self.counts.sum()
+        self.tv_p = self.counts / total if total != 0 else None
+        # scipy's jensenshannon normalises its (here already normalised) arguments once more
+        self.js_p = self.tv_p / self.tv_p.sum(axis=0, keepdims=True) if self.tv_p is not None else None
+
+    def psi(self, current_counts: np.ndarray) -> float:
+        """Population Stability Index: sum((q - p) * ln(q / p)) of the smoothed proportions."""
+        smoothed = current_counts + 0.5  # int + 0.5 gives the float64 values float64(counts) + 0.5 does
+        q = smoothed / smoothed.sum()
+        p = self.psi_p
+        return float(((q - p) * np.log(q / p)).sum())
+
+    def js_distance(self, current_counts: np.ndarray) -> float:
+        """Jensen-Shannon distance, base 2: scipy's ``jensenshannon`` arithmetic; 0 when a side is empty."""
+        q = current_counts.astype(np.float64)
+        q_total = q.sum()
+        if self.js_p is None or q_total == 0:
+            return 0.0
+        q = q / q_total
+        q = q / q.sum(axis=0, keepdims=True)
+        p = self.js_p
+        m = (p + q) / 2.0
+        js = _rel_entr(p, m).sum() + _rel_entr(q, m).sum()
+        js /= _LOG2
+        return float(np.sqrt(js / 2.0))
+
+    def total_variation(self, current_counts: np.ndarray) -> float:
+        """Half the L1 distance between the proportions; 0 when a side is empty."""
+        q = current_counts.astype(np.float64)
+        q_total = q.sum()
+        if self.tv_p is None or q_total == 0:
+            return 0.0
+        return float(0.5 * np.abs(self.tv_p - q / q_total).sum())
+
+    def chi2(self, current_counts: np.ndarray) -> tuple[float, float, int]:
+        """Chi-square homogeneity (statistic, p-value, dof): see :func:`chi2_two_sample`.
+
+        Row, column and table sums of counts are sums of integers below 2**53, exact in any order;
+        the expected frequencies, the terms and their (pairwise, row-major) sum are scipy's
+        expressions on the same table.
+        """
+        cur = current_counts.astype(np.float64)
+        cols = self.counts + cur  # the table's column sums
+        keep = cols > 0
+        k = int(np.count_nonzero(keep))
+        if k < 2:
+            return 0.0, 1.0, 0
+        if k == self.size:
+            table = np.stack((self.counts, cur))
+        else:
+            table = np.stack((self.counts[keep], cur[keep]))
+            cols = cols[keep]
+        rows = table.sum(axis=1, keepdims=True)
+        if rows[0, 0] == 0 or rows[1, 0] == 0:
+            return 0.0, 1.0, 0
+        expected = (rows * cols) / table.sum()
+        terms = (table - expected) ** 2 / expected
+        stat = terms.reshape(-1).sum()
+        return float(stat), float(_special.chdtrc(np.float64(k - 1), stat)), k - 1
+
+
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
     """Population Stability Index over aligned bins: sum((q - p) * ln(q / p))."""
-    p = smoothed_proportions(reference_counts)
-    q = smoothed_proportions(current_counts)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return BinnedReference(reference_counts).psi(np.asarray(current_counts, dtype=np.float64))
 
 
 def js_distance(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) between two histograms."""
-    p = np.asarray(reference_counts, dtype=np.float64)
-    q = np.asarray(current_counts, dtype=np.float64)
-    if p.sum() == 0 or q.sum() == 0:
-        return 0.0
-    return float(_jensenshannon(p / p.sum(), q / q.sum(), base=2))
+    return BinnedReference(reference_counts).js_distance(np.asarray(current_counts, dtype=np.float64))
 
 
-# per reference sample: (it sorted, its own ECDF at its points or None when its values are
-# distinct, i.e. the ECDF is arange(1, n + 1) / n), computed once per array. An already sorted
-# reference is used as is, so the cache holds no copy of it in the usual case.
-_KS_REF: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray | None]] = {}
+class KsReference:
+    """A KS reference sample, sorted and NaN-free, for :func:`ks_sorted` (``of`` gives ``None`` otherwise)."""
+
+    __slots__ = ("data1", "n1")
+
+    def __init__(self, data1: np.ndarray) -> None:
+        self.data1 = data1
+        self.n1 = data1.shape[0]
+
+    @classmethod
+    def of(cls, reference: np.ndarray) -> KsReference | None:
+        """``reference`` (sorted or not) prepared; ``None`` when it is empty or has a NaN (scipy's business)."""
+        if reference.shape[0] == 0 or np.isnan(reference).any():
+            return None
+        is_sorted = bool((reference[:-1] <= reference[1:]).all())
+        return cls(reference if is_sorted else np.sort(reference))
 
 
-def _reference_side(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+# per reference array given to ks_2samp: its KsReference (None: scipy), dropped with the array
+_KS_REF: dict[int, tuple[weakref.ref, KsReference | None]] = {}
+# per window size n: (arange(1, n + 1) / n, arange(n) / n), J / n at and below distinct sorted values
+_STEPS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_EN: dict[tuple[int, int], float] = {}
+
+
+def _ks_reference(reference: np.ndarray) -> KsReference | None:
     key = id(reference)
     hit = _KS_REF.get(key)
-    if hit is None or hit[0]() is not reference:
-        if np.isnan(reference).any():
-            return None
-        n = reference.shape[0]
-        data1 = reference if bool(np.all(reference[:-1] <= reference[1:])) else np.sort(reference)
-        ranks = np.searchsorted(data1, data1, side="right")
-        cdf = None if bool((ranks == np.arange(1, n + 1)).all()) else ranks / n
-        try:
-            ref = weakref.ref(reference, lambda _r, key=key, cache=_KS_REF: cache.pop(key, None))
-        except TypeError:  # not weak-referenceable: no caching
-            return data1, (np.arange(1, n + 1) / n if cdf is None else cdf)
-        hit = _KS_REF[key] = (ref, data1, cdf)
-    data1, cdf = hit[1], hit[2]
-    return data1, (np.arange(1, data1.shape[0] + 1) / data1.shape[0] if cdf is None else cdf)
+    if hit is not None and hit[0]() is reference:
+        return hit[1]
+    prepared = KsReference.of(reference)
+    try:
+        ref = weakref.ref(reference, lambda _r, key=key, cache=_KS_REF: cache.pop(key, None))
+    except TypeError:  # not weak-referenceable: no caching
+        return prepared
+    _KS_REF[key] = (ref, prepared)
+    return prepared
+
+
+def _ks_scipy(data1: np.ndarray, data2: np.ndarray) -> tuple[float, float]:
+    res = _sps.ks_2samp(data1, data2, method="asymp")
+    return float(res.statistic), float(res.pvalue)
 
 
 def ks_2samp(reference_sorted: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov distance and asymptotic p-value (scipy's 'asymp' method).
 
-    The same numpy operations as ``scipy.stats.ks_2samp(..., method="asymp")`` (two-sided), so
-    the results are bit-identical, without its per-call argument handling (about 20x the cost of
-    the arithmetic for a 1000-value window); inputs with NaN, or empty ones, go to scipy itself.
+    Bit-identical to ``scipy.stats.ks_2samp(reference_sorted, current, method="asymp")`` (two-sided)
+    without its per-call argument handling (see :func:`ks_sorted`); inputs with NaN, or empty
+    ones, go to scipy itself.
 
     >>> a, b = np.sort(np.sin(np.arange(500.0))), np.cos(np.arange(300.0)) + 0.3
     >>> res = _sps.ks_2samp(a, b, method="asymp")
     >>> ks_2samp(a, b) == (float(res.statistic), float(res.pvalue))
     True
     """
-    n1, n2 = reference_sorted.shape[0], current.shape[0]
-    ref = _reference_side(reference_sorted) if n1 and n2 else None
-    if ref is None or np.isnan(current).any():
-        res = _sps.ks_2samp(reference_sorted, current, method="asymp")
-        return float(res.statistic), float(res.pvalue)
-    # scipy evaluates both ECDFs at data_all = [data1, data2]; the halves at data1 and at data2
-    # are the same elementwise numbers, and D only needs their extremes
-    data1, cdf1_at_1 = ref
-    data2 = np.sort(current)
-    at_1 = cdf1_at_1 - np.searchsorted(data2, data1, side="right") / n2
-    at_2 = np.searchsorted(data1, data2, side="right") / n1 - np.searchsorted(data2, data2, side="right") / n2
-    min_s = np.clip(-min(at_1.min(), at_2.min()), 0, 1)
-    max_s = max(at_1.max(), at_2.max())
+    ref = _ks_reference(reference_sorted) if current.shape[0] else None
+    if ref is None:
+        return _ks_scipy(reference_sorted, current)
+    return ks_sorted(ref, np.sort(current))
+
+
+def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
+    """:func:`ks_2samp` of a prepared reference and a non-empty *sorted* window, in O(n2 log n1).
+
+    scipy computes v(x) = I(x)/n1 - J(x)/n2 at every point x of both samples (I, J: how many
+    reference / window values are <= x) and takes D from max v and min v. This computes values of
+    that same set only, from the same integer counts with the same two float operations, at points
+    that include both extremes; so max and min, hence D and p, are the same floats:
+
+    - rounding is monotone, so I/n1 - J/n2 never decreases as I grows and never increases as J grows;
+    - at the largest point of both samples I = n1, J = n2 and v = 1.0 - 1.0 = 0.0: 0 is in the set;
+    - min: a reference point x lies in a run [a, w) between consecutive distinct window values,
+      where J is constant, so v(x) >= v(a) (I(x) >= I(a)); before the first window value J = 0 and
+      v >= 0. The minimum is attained at a window value, and v is computed at each (``at``);
+    - max: for a reference point x let w be the next window value above x (if there is none,
+      J(x) = n2 and v(x) <= 0). The largest point x* of both samples below w has J(x*) = J(x) and
+      I(x*) >= I(x), so v(x) <= v(x*) = #(ref < w)/n1 - #(window < w)/n2 (0.0, in the set, when
+      nothing lies below w), computed for every window value w (``below``). The maximum is among
+      those and ``at``.
+    """
+    n1, n2 = ref.n1, data2.shape[0]
+    if data2[-1] != data2[-1]:  # NaN sorts last
+        return _ks_scipy(ref.data1, data2)
+    data1 = ref.data1
+    right1 = data1.searchsorted(data2, "right")
+    # #(ref < w) is #(ref <= w) except where w is a reference value, i.e. data1[right1 - 1] == w
+    # (where right1 is 0, data1[-1] >= data1[0] > w); those few are searched again
+    tied = (data1[right1 - 1] == data2).nonzero()[0]
+    if tied.shape[0]:
+        left1 = right1.copy()
+        left1[tied] = data1.searchsorted(data2[tied], "left")
+    else:
+        left1 = right1
+    # J at a window value is the end of its run of equal values, J below it the run's start; the
+    # values of a run are all equal, so one per run (its first) is enough
+    first = np.empty(n2, dtype=bool)
+    first[0] = True
+    np.not_equal(data2[1:], data2[:-1], out=first[1:])
+    steps = _STEPS.get(n2)
+    if steps is None:
+        if len(_STEPS) >= 64:
+            _STEPS.clear()
+        steps = _STEPS[n2] = (np.arange(1, n2 + 1) / n2, np.arange(n2) / n2)
+    if first.all():  # distinct: J at a window value is its rank, below it one less
+        at_j, below_j = steps
+    else:
+        starts = first.nonzero()[0]
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[-1] = n2
+        at_j, below_j = ends / n2, starts / n2
+        if left1 is right1:
+            right1 = left1 = right1[starts]
+        else:
+            right1, left1 = right1[starts], left1[starts]
+    i_at = right1 / n1
+    at = i_at - at_j
+    if left1 is right1:  # no window value is a reference value: below >= at elementwise (same I, smaller J)
+        max_s = float((i_at - below_j).max())
+    else:
+        max_s = float(max((left1 / n1 - below_j).max(), at.max()))
+    # scipy clips -min to [0, 1]: it is there already (at >= 0.0 - 1.0, and at <= 0 at the largest
+    # window value), bar the sign of a zero, and a zero is never chosen over max_s >= 0
+    min_s = -float(at.min())
     d = min_s if min_s > max_s else max_s
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    en = float(np.round(m * n / (m + n)))
-    key = (float(d), en)
+    en = _EN.get((n1, n2))
+    if en is None:
+        m, n = sorted([float(n1), float(n2)], reverse=True)
+        en = _EN[(n1, n2)] = float(np.round(m * n / (m + n)))
+    key = (d, en)
     p = _KS_SF.get(key)
     if p is None:
         if len(_KS_SF) >= _KS_SF_MAX:
             _KS_SF.clear()
         p = _KS_SF[key] = float(np.clip(_sps.kstwo.sf(d, en), 0, 1))
-    return float(d), p
+    return d, p
 
 
 def wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
@@ -129,18 +280,7 @@ def chi2_two_sample(reference_counts: np.ndarray, current_counts: np.ndarray) ->
     >>> chi2_two_sample(ref, cur) == (float(res.statistic), float(res.pvalue), int(res.dof))
     True
     """
-    table = np.vstack([np.asarray(reference_counts, np.float64), np.asarray(current_counts, np.float64)])
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
-        return 0.0, 1.0, 0
-    expected = (np.sum(table, axis=1, keepdims=True) * np.sum(table, axis=0, keepdims=True)) / table.sum()
-    dof = expected.size - sum(expected.shape) + expected.ndim - 1
-    f_obs = table.reshape(-1)
-    f_exp = expected.reshape(-1)
-    terms = (f_obs - f_exp) ** 2 / f_exp
-    stat = np.sum(terms, axis=-1)
-    p = _special.chdtrc(np.float64(dof), stat)
-    return float(stat), float(p), int(dof)
+    return BinnedReference(reference_counts).chi2(np.asarray(current_counts, np.float64))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -151,11 +291,7 @@ def chi2_critical_value(p_value: float, dof: int) -> float:
 
 def total_variation(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
     """Half the L1 distance between two histograms' proportions, in [0, 1]."""
-    p = np.asarray(reference_counts, np.float64)
-    q = np.asarray(current_counts, np.float64)
-    if p.sum() == 0 or q.sum() == 0:
-        return 0.0
-    return float(0.5 * np.abs(p / p.sum() - q / q.sum()).sum())
+    return BinnedReference(reference_counts).total_variation(np.asarray(current_counts, np.float64))
 
 
 def quantile_edges(sorted_sample: np.ndarray, bins: int) -> np.ndarray:
@@ -170,3 +306,16 @@ def histogram(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
     """Counts of ``values`` in the bins defined by ``inner_edges`` (len(inner_edges) + 1 bins)."""
     idx = np.searchsorted(inner_edges, values, side="right")
     return np.bincount(idx, minlength=inner_edges.size + 1)
+
+
+def histogram_of_sorted(sorted_values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
+    """:func:`histogram` of sorted ``values``: bin k holds edges[k-1] <= v < edges[k].
+
+    One binary search per edge instead of one per value; NaN sorts last and lands in the last
+    bin, as in :func:`histogram`.
+    """
+    bounds = np.empty(inner_edges.shape[0] + 2, dtype=np.intp)
+    bounds[0] = 0
+    bounds[1:-1] = sorted_values.searchsorted(inner_edges, "left")
+    bounds[-1] = sorted_values.shape[0]
+    return bounds[1:] - bounds[:-1]

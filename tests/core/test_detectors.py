@@ -328,3 +328,41 @@ def test_point_detector_trip_needs_a_practically_significant_shift():
     assert raw.update_many(((np.asarray(values[1000:]) - ref.mean) / ref.scale).tolist()), "ADWIN did not trip at all"
     # ... but the channel does not confirm the trip as an alert
     assert feed(ch, values) == []
+
+
+def test_a_shared_view_sorts_and_counts_once_and_gives_each_detector_what_a_fresh_view_does(numeric_ref, cat_ref):
+    values = shifted(0.7, seed=5)
+    before = values.copy()
+    shared = view(values)
+    sorted_once = shared.sorted_values
+    assert shared.sorted_values is sorted_once and sorted_once.tolist() == np.sort(before).tolist()
+    assert values.tolist() == before.tolist()  # the window (a ring buffer's entries) is not reordered
+    numeric = [det.KsDetector(KsParams(), numeric_ref), det.PsiDetector(PsiParams(), numeric_ref), det.WassersteinDetector(WassersteinParams(), numeric_ref)]
+    assert [d.evaluate(shared) for d in numeric] == [d.evaluate(view(values)) for d in numeric]
+    codes = np.random.default_rng(6).integers(0, len(CATS) + 1, 1000).astype(np.int32)
+    shared = view(codes)
+    assert shared.code_counts(len(CATS) + 1).tolist() == np.bincount(codes, minlength=len(CATS) + 1).tolist()
+    assert shared.code_counts(9).tolist() == np.bincount(codes, minlength=9).tolist()  # another length: counted again
+    categorical = [det.Chi2Detector(Chi2Params(), cat_ref), det.JsDetector(JsParams(), cat_ref), det.PsiDetector(PsiParams(), cat_ref)]
+    assert [d.evaluate(shared) for d in categorical] == [d.evaluate(view(codes)) for d in categorical]
+
+
+@pytest.mark.parametrize("flags", [[], [0] * 5, [0, 1, 1, 3, 0, 2], [3] * 4])
+def test_flag_counts_are_the_bincount_of_the_flags(flags):
+    arr = np.array(flags, dtype=np.uint8)
+    assert det.WindowView(values=np.empty(0), flags=arr).flag_counts == np.bincount(arr, minlength=4).tolist()
+
+
+def test_ks_against_a_reference_scipy_must_handle():
+    # a baseline sample with NaN cannot be prepared: KS falls back to scipy on it
+    ref = NumericReference.from_values([0.0, 1.0, 2.0, 3.0], 0, 0, "baseline")
+    ref.sorted_sample = np.array([0.0, 1.0, 2.0, np.nan])
+    d = det.KsDetector(KsParams(), ref)
+    assert d.prepared is None
+    from scipy import stats as sps
+
+    expected = sps.ks_2samp(ref.sorted_sample, np.array([0.5, 1.5]), method="asymp")
+    got = d.evaluate(view(np.array([0.5, 1.5])))
+    assert got is not None
+    same = [a == b or (np.isnan(a) and np.isnan(b)) for a, b in [(got.statistic, expected.statistic), (got.p_value, expected.pvalue)]]
+    assert same == [True, True] and not got.breached

@@ -242,3 +242,100 @@ def test_chi2_matches_scipy_and_tv_is_bounded(pair):
     else:
         assert (stat, p, dof) == (0.0, 1.0, 0)
     assert 0.0 <= stats.total_variation(ref, cur) <= 1.0 + 1e-12
+
+
+# ----------------------------------------------- prepared references: bit-identical to the formulas
+def _same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Equal element by element, NaN equal to NaN (scipy's p with one value per side)."""
+    return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
+
+
+def _scipy_ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    res = sps.ks_2samp(a, b, method="asymp")
+    return float(res.statistic), float(res.pvalue)
+
+
+# samples with many ties, within and across the two sides: values drawn from a small pool
+pools = st.lists(finite, min_size=1, max_size=8, unique=True)
+
+
+@st.composite
+def tied_pair(draw: st.DrawFn, max1: int, max2: int) -> tuple[np.ndarray, np.ndarray]:
+    pool = draw(pools)
+    n1, n2 = draw(st.integers(1, max1)), draw(st.integers(1, max2))
+    pick = st.sampled_from(pool)
+    a = np.array(draw(st.lists(pick, min_size=n1, max_size=n1)), dtype=np.float64)
+    b = np.array(draw(st.lists(pick | finite, min_size=n2, max_size=n2)), dtype=np.float64)
+    return a, b
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy on degenerate tiny samples
+@PROPS
+@given(
+    st.one_of(
+        st.tuples(samples, samples),
+        tied_pair(60, 60),
+        tied_pair(2000, 25),  # reference much larger than the window
+        tied_pair(25, 400),  # window larger than the reference
+        st.tuples(hnp.arrays(np.float64, st.integers(200, 2000), elements=finite), hnp.arrays(np.float64, st.integers(1, 30), elements=finite)),
+    )
+)
+def test_ks_sorted_equals_scipy_asymp_exactly(pair):
+    a, b = pair
+    expected = _scipy_ks(a, b)
+    prepared = stats.KsReference.of(a)  # sorts an unsorted reference
+    assert prepared is not None
+    assert _same(stats.ks_sorted(prepared, np.sort(b)), expected)
+    assert _same(stats.ks_sorted(stats.KsReference.of(np.sort(a)), np.sort(b)), expected)
+    assert _same(stats.ks_2samp(a, b), expected)
+
+
+def test_ks_with_nan_or_empty_goes_to_scipy():
+    assert stats.KsReference.of(np.array([0.0, math.nan])) is None
+    assert stats.KsReference.of(np.empty(0)) is None
+    ref = stats.KsReference.of(np.array([0.0, 1.0, 2.0]))
+    window = np.sort(np.array([0.5, math.nan, 1.5]))
+    assert _same(stats.ks_sorted(ref, window), _scipy_ks(np.array([0.0, 1.0, 2.0]), window))
+
+
+def _psi_two_sided(ref: np.ndarray, cur: np.ndarray) -> float:
+    """The formula as it was computed on both sides per call."""
+    p, q = stats.smoothed_proportions(ref), stats.smoothed_proportions(cur)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+@PROPS
+@given(counts)
+def test_binned_reference_equals_the_two_sided_formulas_and_scipy(pair):
+    ref, cur = pair
+    binned = stats.BinnedReference(ref)
+    assert binned.psi(cur) == _psi_two_sided(ref, cur)
+    p, q = ref.astype(float), cur.astype(float)
+    if p.sum() and q.sum():
+        assert binned.js_distance(cur) == float(jensenshannon(p / p.sum(), q / q.sum(), base=2))
+        assert binned.total_variation(cur) == float(0.5 * np.abs(p / p.sum() - q / q.sum()).sum())
+    else:
+        assert binned.js_distance(cur) == binned.total_variation(cur) == 0.0
+    table = np.vstack([p, q])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] >= 2 and (table.sum(axis=1) > 0).all():
+        res = sps.chi2_contingency(table, correction=False)
+        assert binned.chi2(cur) == (float(res.statistic), float(res.pvalue), int(res.dof))
+    else:
+        assert binned.chi2(cur) == (0.0, 1.0, 0)
+    # a BinnedReference is reused across windows: evaluating does not change it
+    again = stats.BinnedReference(ref)
+    assert (binned.psi(ref), binned.chi2(ref)) == (again.psi(ref), again.chi2(ref))
+
+
+@PROPS
+@given(
+    hnp.arrays(np.float64, st.integers(0, 300), elements=st.floats(allow_nan=True, allow_infinity=True, width=64)),
+    hnp.arrays(np.float64, st.integers(1, 80), elements=finite),
+    st.integers(2, 20),
+)
+def test_histogram_of_sorted_equals_histogram(values, reference, bins):
+    edges = stats.quantile_edges(np.sort(reference), bins)
+    # values equal to an edge go to the bin above in both
+    values = np.concatenate([values, edges[: values.size % 3]])
+    assert stats.histogram_of_sorted(np.sort(values), edges).tolist() == stats.histogram(values, edges).tolist()

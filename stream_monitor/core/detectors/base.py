@@ -43,13 +43,33 @@ class WindowView:
     values: np.ndarray  # numeric values or categorical codes of present, valid observations
     flags: np.ndarray  # one flag per observation (FLAG_*)
     _flag_counts: list[int] | None = None
+    _sorted: np.ndarray | None = None
+    _code_counts: tuple[int, np.ndarray] | None = None
 
     @property
     def flag_counts(self) -> list[int]:
         """Observations per flag value (index FLAG_*), counted once per evaluation."""
         if self._flag_counts is None:
-            self._flag_counts = np.bincount(self.flags, minlength=FLAG_OUTSIDE + 1).tolist()
+            flags = self.flags
+            if np.count_nonzero(flags):
+                self._flag_counts = np.bincount(flags, minlength=FLAG_OUTSIDE + 1).tolist()
+            else:  # all FLAG_OK, the usual case: a quarter of bincount's cost (it widens uint8 to intp)
+                self._flag_counts = [flags.shape[0], 0, 0, 0]
         return self._flag_counts
+
+    @property
+    def sorted_values(self) -> np.ndarray:
+        """The values sorted (a copy, do not modify), sorted once per evaluation for every detector that needs them."""
+        if self._sorted is None:
+            self._sorted = np.sort(self.values)
+        return self._sorted
+
+    def code_counts(self, minlength: int) -> np.ndarray:
+        """``np.bincount(values, minlength=minlength)`` of categorical codes, counted once per evaluation (do not modify)."""
+        cached = self._code_counts
+        if cached is None or cached[0] != minlength:
+            cached = self._code_counts = (minlength, np.bincount(self.values, minlength=minlength))
+        return cached[1]
 
 
 def severity_of(params: DetectorParams, statistic: float) -> Severity:

@@ -43,17 +43,18 @@ class PsiDetector(WindowDetector):
         else:
             self.edges = None
             self.reference_counts = np.append(reference.counts, 0)
+        self.binned = stats.BinnedReference(self.reference_counts)
 
     def _counts(self, window: WindowView) -> np.ndarray:
         if self.edges is not None:
-            return stats.histogram(window.values, self.edges)
-        return np.bincount(window.values, minlength=self.reference_counts.size)
+            return stats.histogram_of_sorted(window.sorted_values, self.edges)
+        return window.code_counts(self.reference_counts.size)
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
         """PSI of the window's bin (or category) counts against the reference's."""
         if window.values.size == 0:
             return None
-        return self._threshold_eval(stats.psi(self.reference_counts, self._counts(window)))
+        return self._threshold_eval(self.binned.psi(self._counts(window)))
 
 
 class JsDetector(PsiDetector):
@@ -68,7 +69,7 @@ class JsDetector(PsiDetector):
         """Jensen-Shannon distance of the window's bin counts from the reference's."""
         if window.values.size == 0:
             return None
-        return self._threshold_eval(stats.js_distance(self.reference_counts, self._counts(window)))
+        return self._threshold_eval(self.binned.js_distance(self._counts(window)))
 
 
 class KsDetector(WindowDetector):
@@ -80,12 +81,16 @@ class KsDetector(WindowDetector):
         super().__init__(params)
         self.reference = reference
         self.max_p_value = params.max_p_value
+        self.prepared = stats.KsReference.of(reference.sorted_sample)  # None: empty, or NaN (scipy's)
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
         """KS distance and p-value of the window against the reference sample."""
         if window.values.size == 0 or self.reference.sorted_sample.size == 0:
             return None
-        d, p = stats.ks_2samp(self.reference.sorted_sample, window.values)
+        if self.prepared is None:
+            d, p = stats.ks_2samp(self.reference.sorted_sample, window.values)
+        else:
+            d, p = stats.ks_sorted(self.prepared, window.sorted_values)
         return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
 
 
@@ -118,6 +123,7 @@ class Chi2Detector(WindowDetector):
     def __init__(self, params: Chi2Params, reference: CategoricalReference) -> None:
         super().__init__(params)
         self.reference_counts = np.append(reference.counts, 0)
+        self.binned = stats.BinnedReference(self.reference_counts)
         self.alpha = params.threshold if params.threshold is not None else 1e-6
         self.min_effect = params.min_effect
 
@@ -125,10 +131,10 @@ class Chi2Detector(WindowDetector):
         """Chi-square statistic of the window's category counts against the reference's."""
         if window.values.size == 0:
             return None
-        current = np.bincount(window.values, minlength=self.reference_counts.size)
-        chi2, p, dof = stats.chi2_two_sample(self.reference_counts, current)
+        current = window.code_counts(self.reference_counts.size)
+        chi2, p, dof = self.binned.chi2(current)
         critical = stats.chi2_critical_value(self.alpha, dof)
-        effect = stats.total_variation(self.reference_counts, current)
+        effect = self.binned.total_variation(current)
         breached = dof > 0 and p <= self.alpha and effect >= self.min_effect
         severity: Severity = "critical" if (self.params.critical is not None and p <= self.params.critical) else self.params.severity
         return Evaluation(chi2, critical, p, breached, severity)

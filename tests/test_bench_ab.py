@@ -1,0 +1,19 @@
+"""``python -m bench.ab_against_ref`` at smoke size, so the A/B harness never rots (no timing asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ab_against_head_runs_both_and_finds_the_same_alerts() -> None:
+    cmd = [sys.executable, "-m", "bench.ab_against_ref", "--ref", "HEAD", "--records", "1500", "--reps", "2", "--batch", "700", "--evaluations"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "alerts identical: True"
+    for label in ("old (HEAD)", "new (working tree)", "  old _evaluate_detectors", "  new _evaluate_detectors", "saved per pair"):
+        assert any(line.startswith(label + ":") and "median" in line for line in lines), (label, lines)
