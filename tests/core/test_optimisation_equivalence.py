@@ -525,3 +525,15 @@ def test_batch_reading_of_the_benchmark_shape_takes_the_direct_path() -> None:
         ik._read_record = general
     assert not rows.dead_letters and not wire.dead_letters and len(rows.ordered) == 50
     assert _wire(wire) == _wire(ik.as_wire(_general(MonitorSpec(), recs)))
+
+
+def test_wire_reading_of_a_formatted_topic_is_reading_it_as_objects() -> None:
+    from tests.core.test_formats import FEATURES, MODEL_HEADERS, _request, _response
+
+    spec = MonitorSpec.model_validate({"input_formats": {"req": {"kind": "oip", "feature_names": list(FEATURES)}, "resp": {"kind": "oip"}}})
+    bad = b'{"id": "q-9", "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [1]}]}'
+    for topic, raws in (("req", [_request("q-1"), bad, b"{oops"]), ("resp", [_response("q-1")])):
+        consumer = [_KafkaRecord(raw, i, 1_000 + i, list(MODEL_HEADERS)) for i, raw in enumerate(raws)]
+        objects = ik.read_inference(spec, [InputRecord(r.value, SourcePosition(topic, 0, r.offset, r.timestamp), r.headers) for r in consumer])
+        assert sum(map(len, objects.rows.values())) >= 1
+        assert _wire(ik.read_inference_wire(spec, topic, 0, consumer)) == _wire(ik.as_wire(objects))
