@@ -362,11 +362,8 @@ def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
     given in ``__pydantic_fields_set__``.
     """
     values = fast_values(obj)
-    return None if values is None else fast_event(obj, values)
-
-
-def fast_event(obj: dict[str, Any], values: tuple[Any, ...]) -> InferenceEvent:
-    """The :class:`InferenceEvent` of ``obj``, whose :func:`fast_values` are ``values`` (not None)."""
+    if values is None:
+        return None
     event_id, model, version, ts, features, prediction, label, latency = values
     event = _new_event(InferenceEvent)
     _set(

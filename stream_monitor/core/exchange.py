@@ -334,8 +334,8 @@ def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[R
 
 
 def split_row_lists(spec: Any, model: str, rows: list[list[Any]]) -> list[list[list[Any]]]:
-    """What :func:`split_rows` gives, per group, of rows in wire form (:func:`row_list`), in wire form
-    (what reading sends: no objects in between)."""
+    """What :func:`split_rows` gives per group, from rows in wire form (:func:`row_list`) to rows in
+    wire form (what reading sends: no objects in between)."""
     n = groups_of(spec, model)
     out: list[list[list[Any]]] = [[] for _ in range(n)]
     first, others = out[0], out[1:]
