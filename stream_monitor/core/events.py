@@ -307,8 +307,9 @@ def fast_values(obj: dict[str, Any]) -> tuple[Any, str, Any, int | None, Any, An
     types; latency as a float or a modest integer); everything else returns None and goes through
     pydantic, which also words the errors. :func:`_fast_event` builds an :class:`InferenceEvent`
     of these values; reading records into rows (``core/intake.py``) puts them straight into a row
-    (an ``EventView``), or into its wire form for the internal topic. ``tests/core/test_optimisation_equivalence.py``
-    checks with hypothesis that both give what the pydantic path gives.
+    (an ``EventView``), or into its wire form for the internal topic. With hypothesis,
+    ``tests/core/test_optimisation_equivalence.py`` checks the event against pydantic's and
+    ``tests/core/test_reading_equivalence.py`` the rows against the general path's.
     """
     get = obj.get
     model = get("model")

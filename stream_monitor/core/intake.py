@@ -164,7 +164,7 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
     the usual shape (:func:`~stream_monitor.core.events.fast_values`) becomes its wire row here,
     with no event or row object in between; any other is read by :func:`read_inference` (so its
     dead letter, problems and rows are those of the general path) and its rows made wire lists.
-    ``tests/core/test_optimisation_equivalence.py`` checks that both give the same bytes.
+    ``tests/core/test_reading_equivalence.py`` checks that both give the same bytes.
     """
     out = WireIntake(records=len(records))
     fmt = spec.input_formats.get(topic)
