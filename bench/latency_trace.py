@@ -66,7 +66,7 @@ def install(path: str) -> None:
 
     def fwd_send(self: Any, source: Any, intake: Any) -> None:
         send(self, source, intake)
-        offs = [r.position.offset for rows in intake.rows.values() for r in rows]
+        offs = [r[3] if type(r) is list else r.position.offset for rows in intake.rows.values() for r in rows]  # wire rows: [3] is the offset
         if offs:
             out.append(("fwd", now(), source[1], max(offs)))
 

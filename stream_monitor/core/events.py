@@ -298,52 +298,49 @@ _new_event = object.__new__
 _set = object.__setattr__
 
 
-_NOT_TEXT = object()
-
-
-def _id_text(value: Any) -> Any:
-    """An id field as InferenceEvent takes it: text, an int made text, None, or ``_NOT_TEXT``."""
-    t = type(value)
-    if t is str or value is None:
-        return value
-    return str(value) if t is int else _NOT_TEXT
-
-
-def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
-    """The :class:`InferenceEvent` pydantic would build from ``obj``, or None when unsure.
+def fast_values(obj: dict[str, Any]) -> tuple[Any, str, Any, int | None, Any, Any, Any, float | None] | None:
+    """``(event_id, model, model_version, ts, features, prediction, label, latency_ms)`` (the fields of
+    :class:`InferenceEvent`, in its order) as pydantic would validate them from ``obj``, or None when unsure.
 
     Accepts only the plain shapes (a model name of 1-256 characters; ids as text or integers;
     ``ts`` as ``parse_event_time`` takes it; features, prediction and label of the JSON scalar
-    types; latency as a float or a modest integer) and builds the model instance the way
-    ``model_construct`` does; everything else returns None and goes through pydantic, which
-    also words the errors. ``tests/core/test_optimisation_equivalence.py`` checks with
-    hypothesis that both paths give equal events and equal dead letters.
+    types; latency as a float or a modest integer); everything else returns None and goes through
+    pydantic, which also words the errors. :func:`_fast_event` builds an :class:`InferenceEvent`
+    of these values; reading records into rows (``core/intake.py``) puts them straight into a row
+    (an ``EventView``), or into its wire form for the internal topic. With hypothesis,
+    ``tests/core/test_optimisation_equivalence.py`` checks the event against pydantic's and
+    ``tests/core/test_reading_equivalence.py`` the rows against the general path's.
     """
     get = obj.get
     model = get("model")
     if type(model) is not str or not 0 < len(model) <= 256:
         return None
-    event_id = _id_text(get("event_id"))
-    version = _id_text(get("model_version"))
-    if event_id is _NOT_TEXT or version is _NOT_TEXT:
-        return None
+    event_id = get("event_id")
+    t = type(event_id)
+    if t is not str and event_id is not None:
+        if t is not int:
+            return None
+        event_id = str(event_id)
+    version = get("model_version")
+    t = type(version)
+    if t is not str and version is not None:
+        if t is not int:
+            return None
+        version = str(version)
     ts = get("ts")
-    if ts is not None:
+    if ts is not None and (type(ts) is not int or not 0 <= ts <= MAX_EPOCH_MS):
         try:
             ts = parse_event_time(ts)
         except (ValueError, TypeError, OverflowError):
             return None
     features = get("features")
     if features is not None:
-        if type(features) is not dict:
-            return None
-        types = set(map(type, features.values()))
-        if not types <= _SCALAR_TYPES:
+        if type(features) is not dict or not _SCALAR_TYPES.issuperset(map(type, features.values())):
             return None
     prediction = get("prediction")
     t = type(prediction)
     if t is dict:
-        if not set(map(type, prediction.values())) <= _SCALAR_TYPES:
+        if not _SCALAR_TYPES.issuperset(map(type, prediction.values())):
             return None
     elif t not in _SCALAR_TYPES:
         return None
@@ -356,6 +353,19 @@ def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
         latency = float(latency)
     elif latency is not None and t is not float:
         return None
+    return event_id, model, version, ts, features, prediction, label, latency
+
+
+def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
+    """The :class:`InferenceEvent` pydantic would build from ``obj`` (:func:`fast_values`), or None when unsure.
+
+    Built the way ``model_construct`` does: unknown fields in ``__pydantic_extra__``, the fields
+    given in ``__pydantic_fields_set__``.
+    """
+    values = fast_values(obj)
+    if values is None:
+        return None
+    event_id, model, version, ts, features, prediction, label, latency = values
     event = _new_event(InferenceEvent)
     _set(
         event,

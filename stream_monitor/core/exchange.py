@@ -132,7 +132,8 @@ def label_row(label: ev.LabelEvent, event_time_ms: int, position: ev.SourcePosit
     return Row(LABEL, (event_time_ms, tie, 0), position, label, original=original)
 
 
-def _row_list(r: Row) -> list[Any]:
+def row_list(r: Row) -> list[Any]:
+    """A row in its wire form (what :func:`encode_row_lists` takes; see the module's docstring)."""
     p, e = r.position, r.event
     head = [r.kind, p.topic, p.partition, p.offset, p.timestamp_ms, r.key[0], r.key[1], r.key[2], e.event_id]
     if r.kind == LABEL:
@@ -143,11 +144,12 @@ def _row_list(r: Row) -> list[Any]:
 
 def encode_rows(model: str, rows: list[Row], group: int = 0, groups: int = 1) -> bytes:
     """One model's rows as a rows record (of its judging group ``group`` of ``groups``, when > 0)."""
-    return encode_row_lists(model, [_row_list(r) for r in rows], group, groups)
+    return encode_row_lists(model, [row_list(r) for r in rows], group, groups)
 
 
 def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1) -> bytes:
-    """A rows record of rows already in their wire form (:func:`split_row_lists`)."""
+    """A rows record of rows already in their wire form (:func:`row_list`, :func:`split_row_lists`,
+    ``core/intake.py``'s :func:`~stream_monitor.core.intake.read_inference_wire`)."""
     body: list[Any] = [ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows]
     try:
         return msgpack.packb(body, use_bin_type=True)
@@ -331,19 +333,18 @@ def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[R
     return list(zip(names, out, strict=True))
 
 
-def split_row_lists(spec: Any, model: str, rows: list[Row]) -> list[list[list[Any]]]:
-    """What :func:`split_rows` gives, per group, straight in wire form (what reading sends: no objects in between)."""
+def split_row_lists(spec: Any, model: str, rows: list[list[Any]]) -> list[list[list[Any]]]:
+    """What :func:`split_rows` gives per group, from rows in wire form (:func:`row_list`) to rows in
+    wire form (what reading sends: no objects in between)."""
     n = groups_of(spec, model)
     out: list[list[list[Any]]] = [[] for _ in range(n)]
     first, others = out[0], out[1:]
     groups: dict[str, int] = {}
     for r in rows:
-        e, p, key = r.event, r.position, r.key
-        head = [r.kind, p.topic, p.partition, p.offset, p.timestamp_ms, key[0], key[1], key[2], e.event_id]
-        if r.kind != INFERENCE:
-            first.append(head + [e.label, e.ts])
+        if r[0] != INFERENCE:
+            first.append(r)
             continue
-        feats = e.features
+        feats = r[10]
         parts: list[Any] = [None] * n
         if feats is not None:
             parts = [{} for _ in range(n)]
@@ -352,10 +353,10 @@ def split_row_lists(spec: Any, model: str, rows: list[Row]) -> list[list[list[An
                 if g is None:
                     g = groups[k] = group_of(k, n)
                 parts[g][k] = v
-        version = e.model_version
-        first.append(head + [version, parts[0], e.prediction, e.label, e.latency_ms, [[str(reason), detail] for reason, detail in r.problems]])
+        head = r[:10]  # kind, position, key, event_id, model_version
+        first.append([*head, parts[0], *r[11:]])
         for g, lists in enumerate(others, 1):
-            lists.append(head + [version, parts[g], None, None, None, []])
+            lists.append([*head, parts[g], None, None, None, []])
     return out
 
 

@@ -6,6 +6,11 @@ before anything crosses to a model's judgement (:mod:`stream_monitor.core.exchan
 event's event time and ordering key. It keeps no state, so any instance can do it for any
 partition, and it never raises: a record whose reading fails is a ``processing_error`` dead letter.
 
+:func:`read_inference` gives :class:`Row` objects (judged in the same process: ``replay``, tests);
+:func:`read_inference_wire` gives the same rows in their wire form (``run``'s reading, sent on to
+the models' owners). Both build the rows of the usual record shape directly in one loop and read any
+other record the general way (:func:`_read_record`).
+
 >>> import orjson
 >>> recs = [InputRecord(orjson.dumps({"model": "m", "ts": i, "features": {"x": 1.0}}), ev.SourcePosition("t", 0, i, None))
 ...         for i in range(3)] + [InputRecord(b"{", ev.SourcePosition("t", 0, 3, None))]
@@ -25,7 +30,7 @@ import structlog
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.batch import error_text
-from stream_monitor.core.exchange import Row, inference_row, label_row, tie_of
+from stream_monitor.core.exchange import INFERENCE, EventView, Row, inference_row, label_row, row_list, tie_of
 from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.spec import MonitorSpec
 
@@ -73,23 +78,133 @@ def failed(rec: InputRecord, exc: BaseException) -> ev.DeadLetter:
 
 
 def read_inference(spec: MonitorSpec, records: Sequence[InputRecord]) -> Intake:
-    """Decode and validate inference records into rows per model; record-level problems are dead letters."""
+    """Decode and validate inference records into rows per model; record-level problems are dead letters.
+
+    Records of the usual shape (:func:`~stream_monitor.core.events.fast_values`) become rows here
+    directly, their events an :class:`~stream_monitor.core.exchange.EventView` of the validated
+    values (as after crossing the internal topic: what judging reads, without building a pydantic
+    instance); any other goes through :func:`~stream_monitor.core.events.decode_inference`, which
+    words its dead letter (:func:`_read_record`).
+    """
     out = Intake(records=len(records))
     max_bytes = spec.max_record_bytes
     formats = {t: f for t, f in spec.input_formats.items() if f.kind != "native"}
+    loads, values_of, not_json = orjson.loads, ev.fast_values, orjson.JSONDecodeError
+    keep = out.row
     for rec in records:
         try:
-            if formats and rec.position.topic in formats:
-                _read_formatted(rec, formats[rec.position.topic], max_bytes, out)
+            raw, pos = rec.value, rec.position
+            try:
+                obj = loads(raw) if len(raw) <= max_bytes and not (formats and pos.topic in formats) else None
+            except not_json:
+                obj = None
+            values = values_of(obj) if type(obj) is dict else None
+            t = None if values is None else values[3]
+            if t is None and values is not None:
+                t = pos.timestamp_ms  # no ts: the record's time (the event-time rule, ev.event_time_of)
+                if t is not None and not 0 <= t <= ev.MAX_EPOCH_MS:
+                    t = None
+            if t is None:  # not the usual shape, or no event time: read (and dead-lettered) the general way
+                _read_record(rec, formats, max_bytes, out)
                 continue
-            d = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, max_bytes)
-            if isinstance(d, ev.DeadLetter):
-                out.dead(d)
-                continue
-            out.row(d.event.model, inference_row(d, rec.position, tie_of(rec.value), 0, rec.value))
+            keep(values[1], Row(INFERENCE, (t, tie_of(raw), 0), pos, EventView(*values), [], None, raw))  # type: ignore[index,misc]
         except Exception as exc:  # reading never raises; if it ever does, the record alone is lost
             out.dead(failed(rec, exc))
     return out
+
+
+def _read_record(rec: InputRecord, formats: dict[str, Any], max_bytes: int, out: Intake) -> None:
+    """One record read the general way (any format, any shape): its rows or its dead letter into ``out``."""
+    try:
+        if formats and rec.position.topic in formats:
+            _read_formatted(rec, formats[rec.position.topic], max_bytes, out)
+            return
+        d = ev.decode_inference(rec.value, rec.position.timestamp_ms, rec.position, max_bytes)
+        if isinstance(d, ev.DeadLetter):
+            out.dead(d)
+            return
+        out.row(d.event.model, inference_row(d, rec.position, tie_of(rec.value), 0, rec.value))
+    except Exception as exc:  # reading never raises; if it ever does, the record alone is lost
+        out.dead(failed(rec, exc))
+
+
+@dataclass(slots=True)
+class WireIntake:
+    """What :func:`read_inference_wire` gave: each model's rows in wire form (``core/exchange.py``), in record order, and dead letters."""
+
+    records: int = 0
+    rows: dict[str, list[list[Any]]] = field(default_factory=dict)
+    dead_letters: list[ev.DeadLetter] = field(default_factory=list)
+    invalid_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def take(self, intake: Intake) -> None:
+        """Add what reading the general way gave (rows made wire lists)."""
+        for dl in intake.dead_letters:
+            self.dead_letters.append(dl)
+            self.invalid_by_reason[str(dl.reason)] += 1
+        for model, rows in intake.rows.items():
+            lists = self.rows.get(model)
+            if lists is None:
+                lists = self.rows[model] = []
+            lists += map(row_list, rows)
+
+
+def as_wire(intake: Intake) -> WireIntake:
+    """An :class:`Intake` (labels, or inference rows read as objects) in wire form."""
+    out = WireIntake(records=intake.records)
+    out.take(intake)
+    return out
+
+
+def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: Sequence[Any]) -> WireIntake:
+    """:func:`read_inference` for the internal topic: each model's rows straight in wire form.
+
+    ``records`` are the consumer's records of input partition (``topic``, ``partition``): anything
+    with ``value`` (None is read as empty), ``offset``, ``timestamp`` and ``headers``. A record of
+    the usual shape (:func:`~stream_monitor.core.events.fast_values`) becomes its wire row here,
+    with no event or row object in between; any other is read by :func:`read_inference` (so its
+    dead letter, problems and rows are those of the general path) and its rows made wire lists.
+    ``tests/core/test_reading_equivalence.py`` checks that both give the same bytes.
+    """
+    out = WireIntake(records=len(records))
+    fmt = spec.input_formats.get(topic)
+    if fmt is not None and fmt.kind != "native":
+        out.take(read_inference(spec, [_input(topic, partition, r) for r in records]))
+        return out
+    by_model = out.rows
+    max_bytes = spec.max_record_bytes
+    loads, values_of, not_json = orjson.loads, ev.fast_values, orjson.JSONDecodeError
+    for rec in records:
+        try:
+            raw = rec.value
+            if raw is None:
+                raw = b""
+            try:
+                obj = loads(raw) if len(raw) <= max_bytes else None
+            except not_json:
+                obj = None
+            values = values_of(obj) if type(obj) is dict else None
+            if values is not None:
+                event_id, model, version, ts, features, prediction, label, latency = values
+                if ts is None:
+                    ts = rec.timestamp
+                    if ts is None or not 0 <= ts <= ev.MAX_EPOCH_MS:  # no event time: the dead letter is worded below
+                        values = None
+            if values is None:
+                out.take(read_inference(spec, [_input(topic, partition, rec)]))
+                continue
+            rows = by_model.get(model)
+            if rows is None:
+                rows = by_model[model] = []
+            rows.append([INFERENCE, topic, partition, rec.offset, rec.timestamp, ts, tie_of(raw), 0, event_id, version, features, prediction, label, latency, []])
+        except Exception as exc:  # reading never raises; if it ever does, the record alone is lost
+            out.take(Intake(dead_letters=[failed(_input(topic, partition, rec), exc)]))
+    return out
+
+
+def _input(topic: str, partition: int, rec: Any) -> InputRecord:
+    """The :class:`InputRecord` of a consumer's record of (``topic``, ``partition``)."""
+    return InputRecord(rec.value or b"", ev.SourcePosition(topic, partition, rec.offset, rec.timestamp), rec.headers or None)
 
 
 def _read_formatted(rec: InputRecord, fmt: Any, limit: int, out: Intake) -> None:

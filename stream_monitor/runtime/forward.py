@@ -27,6 +27,7 @@ the announcement is repeated every ``CAUGHT_UP_REPEAT_S`` while it holds, for ta
 from __future__ import annotations
 
 import functools
+import operator
 import time
 import zlib
 from typing import Any, Callable, Iterable
@@ -37,7 +38,7 @@ from stream_monitor.config import AppConfig
 from stream_monitor.core import exchange
 from stream_monitor.core.events import DeadLetter, SourcePosition
 from stream_monitor.core.groups import group_partition, groups_of
-from stream_monitor.core.intake import Intake, read_inference, read_labels
+from stream_monitor.core.intake import Intake, WireIntake, as_wire, read_inference, read_inference_wire, read_labels
 from stream_monitor.core.monitor import InputRecord
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.runtime.checkpoint import Checkpoint
@@ -45,6 +46,7 @@ from stream_monitor.runtime.poison import PoisonGuard
 from stream_monitor.runtime.records import rows_records
 
 Source = tuple[str, int]
+_EVENT_TIME = operator.itemgetter(5)  # of a row in wire form (core/exchange.py)
 CAUGHT_UP_REPEAT_S = 5.0  # while a source stays caught up, its announcement is repeated this often
 
 
@@ -88,15 +90,22 @@ class Forwarder:
         """Read input records of ``tp``: dead letters sent, rows to their models' partitions, progress after them.
 
         Reading goes through the poison guard like judging: a record whose reading raises is
-        isolated and becomes a ``processing_error`` dead letter.
+        isolated and becomes a ``processing_error`` dead letter. Inference records read as a batch
+        go from the consumer's records straight to rows in wire form (:func:`read_inference_wire`).
         """
+        offsets = [r.offset for r in records]
+        send = functools.partial(self.send, (tp.topic, tp.partition))
+        if tp.topic != self.label_topic and self.guard.batched(tp, offsets[0]):
+            self.guard.feed(tp, offsets, records, functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition), send, self.send_dead_letter)
+            return
         inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
         read = read_labels if tp.topic == self.label_topic else functools.partial(read_inference, self.spec)
-        send = functools.partial(self.send, (tp.topic, tp.partition))
-        self.guard.feed(tp, [r.offset for r in records], inputs, read, send, self.send_dead_letter)
+        self.guard.feed(tp, offsets, inputs, read, send, self.send_dead_letter)
 
-    def send(self, source: Source, intake: Intake) -> None:
+    def send(self, source: Source, intake: Intake | WireIntake) -> None:
         """What reading ``source`` gave: dead letters, each model's rows records, then progress records."""
+        if type(intake) is Intake:
+            intake = as_wire(intake)
         self.checkpoint.ensure_transaction()
         for dl in intake.dead_letters:
             self.send_dead_letter(dl)
@@ -111,12 +120,12 @@ class Forwarder:
                 continue
             key = model.encode()
             base = zlib.crc32(key)
-            top = max(r.key[0] for r in rows)
+            top = max(map(_EVENT_TIME, rows))
             groups = groups_of(self.spec, model)  # models.<m>.judging_groups: each group its own rows and partition
             parts: list[list[Any]] = [rows] if groups == 1 else exchange.split_row_lists(self.spec, model, rows)
             for group, part in enumerate(parts):
                 partition = group_partition(base, group, groups, n)
-                encode = exchange.encode_rows if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)
+                encode = exchange.encode_row_lists if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)
                 for value in rows_records(model, part, limit, encode):
                     send(self.topic, key=key, value=value, partition=partition)
                 got.add(partition)

@@ -53,14 +53,13 @@ class PoisonGuard:
 
         Raises :class:`PoisonRecord` when ``run`` raises: the caller must roll back and retry.
         """
-        bound = self.careful.get(tp)
-        if bound is None or offsets[0] > bound:
+        if self.batched(tp, offsets[0]):
             try:
                 result = run(list(inputs))
             except (KafkaError, FatalError):
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of the core is isolated
-                self.careful[tp] = max(offsets[-1], bound if bound is not None else -1)
+                self.careful[tp] = max(offsets[-1], self.careful.get(tp, -1))
                 raise PoisonRecord(tp, None, exc) from exc
             emit(result)
             return
@@ -78,6 +77,11 @@ class PoisonGuard:
                 poison.add(offset)
                 raise PoisonRecord(tp, offset, exc) from exc
             emit(result)
+
+    def batched(self, tp: TopicPartition, first_offset: int) -> bool:
+        """Whether records of ``tp`` from ``first_offset`` on are processed as one batch (else one at a time, see :meth:`feed`)."""
+        bound = self.careful.get(tp)
+        return bound is None or first_offset > bound
 
     def committed(self, offsets: dict[TopicPartition, int]) -> None:
         """Offsets before ``offsets`` are committed: forget what lies behind them."""

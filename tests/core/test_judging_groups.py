@@ -116,7 +116,7 @@ def test_what_reading_sends_is_what_replay_judges() -> None:
     recs = [InputRecord(r, SourcePosition("in", 0, i, None)) for i, r in enumerate(raws)]
     spec = _spec(3)
     for model, rows in read_inference(spec, recs).rows.items():
-        wire = exchange.split_row_lists(spec, model, rows)
+        wire = exchange.split_row_lists(spec, model, [exchange.row_list(r) for r in rows])
         objects = exchange.split_rows(spec, model, rows)
         assert len(wire) == len(objects) == 3
         assert any(r.problems for r in objects[0][1]) and not any(r.problems for _, part in objects[1:] for r in part)

@@ -251,8 +251,16 @@ def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_
             raise RuntimeError("core bug")
         return read(spec, records, *args, **kwargs)
 
+    read_wire = forward_module.read_inference_wire
+
+    def wire_failing_on_marker(spec, topic, partition, records):  # the forwarder's batch reading (the consumer's records)
+        if any(b"POISON" in (r.value or b"") for r in records):
+            raise RuntimeError("core bug")
+        return read_wire(spec, topic, partition, records)
+
     monkeypatch.setattr(app_module, "read_inference", failing_on_marker)  # state_partitioning: input reads in the app
-    monkeypatch.setattr(forward_module, "read_inference", failing_on_marker)  # model (the default): in the forwarder
+    monkeypatch.setattr(forward_module, "read_inference", failing_on_marker)  # model (the default): in the forwarder, one at a time
+    monkeypatch.setattr(forward_module, "read_inference_wire", wire_failing_on_marker)  # and as a batch
     topic = topic_factory(partitions=1)
     group, alerts = unique_name("group"), unique_name("alerts")
     fraud, _ = demo_streams(400, 9)

@@ -1,0 +1,108 @@
+"""Reading a batch of records into rows (``core/intake.py``) against reading them record by record.
+
+``read_inference`` builds rows of the usual shape directly, and ``read_inference_wire`` (what
+``run`` sends to the internal topic) builds their wire lists directly; both against reading record
+by record the general way (``decode_inference``, ``inference_row``, ``row_list``): the same rows,
+the same bytes on the wire, the same dead letters with the same words. The record strategies are
+those of ``test_optimisation_equivalence`` (the fast decode against pydantic).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_monitor.core import events as ev
+from stream_monitor.core import exchange
+from stream_monitor.core import intake as ik
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.intake import InputRecord
+from stream_monitor.core.spec import MonitorSpec
+from tests.core.test_optimisation_equivalence import _event, _keys, _raw, _typed, _value
+
+_KafkaRecord = namedtuple("_KafkaRecord", "value offset timestamp headers")
+_SMALL = MonitorSpec().model_copy(update={"max_record_bytes": 60})  # oversize records too (validation asks for 1 KiB)
+
+
+def _general(spec: MonitorSpec, recs: list[InputRecord]) -> ik.Intake:
+    out = ik.Intake(records=len(recs))
+    for rec in recs:
+        ik._read_record(rec, {}, spec.max_record_bytes, out)
+    return out
+
+
+_FIELDS = list(ev.InferenceEvent.model_fields)  # what judging reads of an event (rows of the usual shape carry an EventView)
+
+
+def _rows(intake: ik.Intake) -> Any:
+    return {
+        m: [(r.kind, r.key, r.position, _typed({k: getattr(r.event, k) for k in _FIELDS}), r.problems, r.original) for r in rows]
+        for m, rows in intake.rows.items()
+    }
+
+
+def _dead(dls: list[ev.DeadLetter]) -> list[Any]:
+    return [[str(d.reason), d.detail, d.raw, d.position, d.processed] for d in dls]
+
+
+def _wire(intake: ik.WireIntake) -> Any:
+    return {m: exchange.encode_row_lists(m, rows) for m, rows in intake.rows.items()}, _dead(intake.dead_letters), intake.invalid_by_reason, intake.records
+
+
+_batch = st.lists(
+    st.tuples(
+        st.one_of(
+            st.integers(0, 3).flatmap(lambda k: _event if k else st.one_of(st.dictionaries(_keys, _value, max_size=6), _value)).map(_raw),
+            st.sampled_from([b"", b"{oops", b"\xff\xfe", b'{"model": "m", "features": {"x": NaN}}', b'{"model": "m", "ts": 5, "features": {"x": 1e400}}']),
+        ),
+        st.sampled_from([None, -1, 0, 1_767_225_600_000]),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=_batch, small=st.booleans())
+def test_batch_reading_equals_reading_record_by_record(batch: list[tuple[bytes, int | None]], small: bool) -> None:
+    spec = _SMALL if small else MonitorSpec()
+    recs = [InputRecord(raw, SourcePosition("t", 1, 7 + i, ts)) for i, (raw, ts) in enumerate(batch)]
+    reference = _general(spec, recs)
+    got = ik.read_inference(spec, recs)
+    assert _rows(got) == _rows(reference)
+    assert [(r.key, r.position) for r in got.ordered] == [(r.key, r.position) for r in reference.ordered]
+    assert _dead(got.dead_letters) == _dead(reference.dead_letters) and got.invalid_by_reason == reference.invalid_by_reason
+    consumer = [_KafkaRecord(raw or None if i % 2 else raw, 7 + i, ts, []) for i, (raw, ts) in enumerate(batch)]  # a tombstone reads as b""
+    assert _wire(ik.read_inference_wire(spec, "t", 1, consumer)) == _wire(ik.as_wire(reference))
+
+
+def test_batch_reading_of_the_benchmark_shape_takes_the_direct_path() -> None:
+    """The usual records never reach the general path (else the direct paths would be dead code)."""
+    from bench.workload import throughput_events
+
+    raws = throughput_events(50)
+    recs = [InputRecord(raw, SourcePosition("t", 0, i, None)) for i, raw in enumerate(raws)]
+    general = ik._read_record
+    ik._read_record = None  # type: ignore[assignment]
+    try:
+        rows = ik.read_inference(MonitorSpec(), recs)
+        wire = ik.read_inference_wire(MonitorSpec(), "t", 0, [_KafkaRecord(raw, i, None, None) for i, raw in enumerate(raws)])
+    finally:
+        ik._read_record = general
+    assert not rows.dead_letters and not wire.dead_letters and len(rows.ordered) == 50
+    assert _wire(wire) == _wire(ik.as_wire(_general(MonitorSpec(), recs)))
+
+
+def test_wire_reading_of_a_formatted_topic_is_reading_it_as_objects() -> None:
+    from tests.core.test_formats import FEATURES, MODEL_HEADERS, _request, _response
+
+    spec = MonitorSpec.model_validate({"input_formats": {"req": {"kind": "oip", "feature_names": list(FEATURES)}, "resp": {"kind": "oip"}}})
+    bad = b'{"id": "q-9", "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [1]}]}'
+    for topic, raws in (("req", [_request("q-1"), bad, b"{oops"]), ("resp", [_response("q-1")])):
+        consumer = [_KafkaRecord(raw, i, 1_000 + i, list(MODEL_HEADERS)) for i, raw in enumerate(raws)]
+        objects = ik.read_inference(spec, [InputRecord(r.value, SourcePosition(topic, 0, r.offset, r.timestamp), r.headers) for r in consumer])
+        assert sum(map(len, objects.rows.values())) >= 1
+        assert _wire(ik.read_inference_wire(spec, topic, 0, consumer)) == _wire(ik.as_wire(objects))
