@@ -509,7 +509,7 @@ class FeatureBlock:
     gathering (``direct``) for the rest of the batch.
     """
 
-    __slots__ = ("model", "name", "rows", "feats", "segments", "gather", "direct")
+    __slots__ = ("model", "name", "rows", "feats", "segments", "gather", "direct", "keys", "stamp")
 
     def __init__(self, model: ModelMonitor, name: str | None = None) -> None:
         self.model = model
@@ -519,6 +519,8 @@ class FeatureBlock:
         self.segments: list[tuple[int, tuple[tuple[int, str], ...]]] = []
         self.gather: tuple[tuple[int, str], ...] | None = None
         self.direct = False
+        self.keys = model.channels.keys()  # (a live view: channels are only ever added)
+        self.stamp = (-1, -1)  # (known features, channels) when ``gather`` was taken
 
     def switch(self, gather: tuple[tuple[int, str], ...], columns: dict, first: dict) -> None:
         """Start a new segment with the model's current feature set (or go value by value)."""
@@ -534,11 +536,15 @@ class FeatureBlock:
     def add(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
         """Take one record's features object (discovering new features first)."""
         m = self.model
-        if not m.channels.keys() >= feats.keys():
+        keys = self.keys
+        if not keys >= feats.keys():
             m.discover_features(feats)
-        gather = m.gather()
-        if gather is not self.gather:
-            self.switch(gather, columns, first)
+        stamp = self.stamp
+        if stamp[1] != len(keys) or stamp[0] != len(m.known_features):  # both only grow: unchanged lengths, same gather
+            self.stamp = (len(m.known_features), len(keys))
+            gather = m.gather()
+            if gather is not self.gather:
+                self.switch(gather, columns, first)
         if self.direct:
             self.add_direct(row, feats, columns, first)
         else:

@@ -161,9 +161,9 @@ class PartitionMonitor:
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
-        decoded = [ev.DecodedEvent(r.event, r.key[0], r.problems) for r in rows]
-        self._monitor(decoded, [r.position for r in rows], RawsOf(rows), result, ids=[r.identity for r in rows])
-        latest = max(r.key[0] for r in rows)
+        # a row is its own decoded event (``event``, ``event_time_ms``, ``problems``): none built per row
+        self._monitor(rows, [r.position for r in rows], RawsOf(rows), result, ids=[r.identity for r in rows])  # type: ignore[arg-type]
+        latest = max([r.key[0] for r in rows])
         if self.joins.prediction_time is None or latest > self.joins.prediction_time:
             self.joins.prediction_time = latest
 
@@ -176,8 +176,9 @@ class PartitionMonitor:
         """
         late: list[Row] = []
         self.order_dirty = True
-        for kind, merger in ((INFERENCE, self.order), (LABEL, self.label_order)):
-            mine = [r for r in rows if r.kind == kind]
+        inference = [r for r in rows if r.kind == INFERENCE]
+        labels = [r for r in rows if r.kind == LABEL] if len(inference) < len(rows) else []
+        for mine, merger in ((inference, self.order), (labels, self.label_order)):
             if not mine:
                 continue
             if merger.frontier is not None and self.carriers.restored:
