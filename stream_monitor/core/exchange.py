@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Sequence, overload
 
 import msgpack
@@ -101,7 +102,7 @@ class Row:
     @property
     def source(self) -> tuple[str, int]:
         """The input partition the row came from (topic, partition)."""
-        return (self.position.topic, self.position.partition)
+        return self.position[:2]  # type: ignore[return-value]  # (a SourcePosition is a tuple: topic, partition, ...)
 
     def raw(self) -> bytes:
         """The record's bytes where it was read; after crossing, the event as JSON (the original stays at ``position``)."""
@@ -177,6 +178,7 @@ def _ext(code: int, data: bytes) -> Any:
 
 
 _REASONS = {str(r): r for r in ev.DeadLetterReason}
+_position = partial(tuple.__new__, ev.SourcePosition)  # a SourcePosition of a row's [topic, partition, offset, timestamp_ms]
 
 
 def decode_rows(blob: bytes) -> tuple[str, list[Row]]:
@@ -193,7 +195,7 @@ def _unpack(blob: bytes) -> Any:
         raise RowsFormatError(f"not MessagePack: {type(exc).__name__}") from exc
 
 
-def _rows_of(body: Any) -> tuple[str, list[Row]]:
+def _rows_of(body: Any, carrier: tuple[str, int, int] | None = None) -> tuple[str, list[Row]]:
     if type(body) is not list or len(body) not in (3, 5) or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
         raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}")
     model = body[1]
@@ -201,10 +203,24 @@ def _rows_of(body: Any) -> tuple[str, list[Row]]:
         if type(body[3]) is not int or type(body[4]) is not int or not 0 < body[3] < body[4]:
             raise RowsFormatError("bad judging group")
         model = judge_name(model, body[3], body[4])
+    out: list[Row] = []
+    append = out.append
     try:
-        return model, [_row(model, r) for r in body[2]]
+        for r in body[2]:
+            # an inference row, read in line (what most rows are); anything else, or a bad row, by _row
+            if type(r) is list and len(r) == 15 and r[0] == INFERENCE:
+                _, topic, partition, offset, _, t, tie, index, event_id, version, features, prediction, label, latency, problems = r
+                if type(topic) is str and type(partition) is int and type(offset) is int and type(t) is int and type(tie) is int and (features is None or type(features) is dict):
+                    event = EventView(event_id, model, version, t, features, prediction, label, latency)
+                    probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
+                    append(Row(INFERENCE, (t, tie, index), _position(r[1:5]), event, probs, carrier))
+                    continue
+            row = _row(model, r)
+            row.carrier = carrier
+            append(row)
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise RowsFormatError(f"bad row: {type(exc).__name__}: {exc}") from exc
+    return model, out
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +252,8 @@ def encode_progress(topic: str, partition: int, event_time_ms: int | None, caugh
         return msgpack.packb(_widen(body), use_bin_type=True)
 
 
-def decode_record(blob: bytes) -> Progress | tuple[str, list[Row]]:
-    """A record of the internal topic: a :class:`Progress`, or (model, rows) of a rows record.
+def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None) -> Progress | tuple[str, list[Row]]:
+    """A record of the internal topic: a :class:`Progress`, or (model, rows) of a rows record (with ``carrier``: the record's place, see :attr:`Row.carrier`).
 
     Anything else raises :class:`RowsFormatError`.
 
@@ -253,7 +269,7 @@ def decode_record(blob: bytes) -> Progress | tuple[str, list[Row]]:
         if caught_up and body[4] is not True:
             raise RowsFormatError("bad progress record")
         return Progress((topic, partition), t, caught_up)
-    return _rows_of(body)
+    return _rows_of(body, carrier)
 
 
 class EventView:

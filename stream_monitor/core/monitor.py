@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,7 +39,8 @@ from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_i
 from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting
 from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_order
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
-from stream_monitor.core.model_monitor import AllMissing, FeatureBlock, ModelMonitor, classify_all_missing
+from stream_monitor.core.gathering import FeatureBlock, uniform_columns
+from stream_monitor.core.model_monitor import AllMissing, ModelMonitor, classify_all_missing
 from stream_monitor.core.model_pages import performance_pages
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.restore import restore_model
@@ -81,6 +83,7 @@ class BatchResult:
 
 
 _MISSING: Any = object()
+_KEY, _POSITION = attrgetter("key"), attrgetter("position")
 _LIMITED: Any = object()  # a model refused by the models limit (in a batch's block table)
 
 
@@ -161,9 +164,11 @@ class PartitionMonitor:
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
-        decoded = [ev.DecodedEvent(r.event, r.key[0], r.problems) for r in rows]
-        self._monitor(decoded, [r.position for r in rows], RawsOf(rows), result, ids=[r.identity for r in rows])
-        latest = max(r.key[0] for r in rows)
+        # a row is its own decoded event (``event``, ``event_time_ms``, ``problems``): none built per row
+        keys = list(map(_KEY, rows))
+        ids = [k[1] ^ k[2] for k in keys]  # Row.identity
+        self._monitor(rows, list(map(_POSITION, rows)), RawsOf(rows), result, ids=ids)  # type: ignore[arg-type]
+        latest = max([k[0] for k in keys])
         if self.joins.prediction_time is None or latest > self.joins.prediction_time:
             self.joins.prediction_time = latest
 
@@ -176,8 +181,9 @@ class PartitionMonitor:
         """
         late: list[Row] = []
         self.order_dirty = True
-        for kind, merger in ((INFERENCE, self.order), (LABEL, self.label_order)):
-            mine = [r for r in rows if r.kind == kind]
+        inference = [r for r in rows if r.kind == INFERENCE]
+        labels = [r for r in rows if r.kind == LABEL] if len(inference) < len(rows) else []
+        for mine, merger in ((inference, self.order), (labels, self.label_order)):
             if not mine:
                 continue
             if merger.frontier is not None and self.carriers.restored:
@@ -318,12 +324,15 @@ class PartitionMonitor:
         blocks: dict[str, FeatureBlock | None] = {}
         remember = self.spec.label_join_max_pending
         limits_open = self.limits.open
+        uniform = uniform_columns(decoded) if decoded else None  # one model, the same features on every record
         for row, d in enumerate(decoded):
             try:
                 e = d.event
                 blk = blocks.get(e.model, _MISSING)
                 if blk is _MISSING:
                     blk = blocks[e.model] = self._block(e.model)
+                    if uniform is not None and blk.__class__ is FeatureBlock:
+                        blk.trust(uniform[1], uniform[2])
                 if blk.__class__ is not FeatureBlock:
                     if blk is _LIMITED:
                         batch.refused_model(self.limits, row, d)

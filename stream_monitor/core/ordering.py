@@ -1,7 +1,7 @@
 """Event-time order across input partitions: rows wait until no source can still send an earlier one.
 
 A model's rows come from every input partition that carries it (its *sources*), each roughly in
-event-time order, at different speeds. :class:`EventTimeMerger` keeps them in a heap and releases
+event-time order, at different speeds. :class:`EventTimeMerger` keeps them in sorted runs and releases
 them in key order (``(event_time_ms, tie, index)``, see :mod:`stream_monitor.core.exchange`) once
 the *watermark* passed them: the smallest, over the active sources, of the latest event time a
 source has sent, minus the allowed lateness. Within that bound, rows out of order — inside one
@@ -34,14 +34,18 @@ released in the same order.
 
 from __future__ import annotations
 
-import heapq
-from itertools import count
+from bisect import bisect_left
+from collections import Counter
+from operator import attrgetter
 from typing import Any, Hashable, Iterable
 
 from stream_monitor.core import state, state_order
 
 Key = tuple[int, int, int]
 NOT_SENT = -(2**62)  # the latest event time of an expected source that has sent nothing yet
+_KEY = attrgetter("key")
+_CARRIER = attrgetter("carrier")
+_MAX_RUNS = 64  # more waiting runs than this are merged into one
 
 
 class EventTimeMerger:
@@ -55,31 +59,83 @@ class EventTimeMerger:
         self.caught_up_sources: set[Hashable] = set()  # read to their end: hold at their latest time, see caught_up()
         self.frontier: Key | None = None  # the key of the last released row
         self.forced = 0  # rows released early because the buffer was full
-        self._heap: list[tuple[Key, int, Any]] = []
-        self._seq = count()
+        self._runs: list[list[Any]] = []  # sorted runs of waiting rows, in arrival order (see add)
+        self._times: list[list[int]] = []  # per run, its rows' event times
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._count
 
     def add(self, rows: Iterable[Any]) -> list[Any]:
-        """Buffer rows (each with ``key`` and ``source``); return those that come too late, in arrival order."""
-        late: list[Any] = []
-        heap, latest, frontier, seq = self._heap, self.latest, self.frontier, self._seq
-        caught_up = self.caught_up_sources
+        """Buffer rows (each with ``key`` and ``source``); return those that come too late, in arrival order.
+
+        The rows of one call are sorted once (stably: rows of equal keys keep their arrival order)
+        and kept as one sorted *run*; :meth:`release` merges the runs' released parts. Rows of a
+        rows record usually come in key order already, so the sort is one pass.
+        """
+        rows = rows if type(rows) is list else list(rows)
+        if not rows:
+            return []
+        latest = self.latest
+        sources: set[Hashable] = set()
         for row in rows:
-            key = row.key
             src = row.source
-            t = key[0]
+            t = row.key[0]
             if latest.get(src, t - 1) < t:
                 latest[src] = t
-            self.idle_sources.discard(src)
-            if caught_up:
-                caught_up.discard(src)
-            if frontier is not None and key <= frontier:
-                late.append(row)
-                continue
-            heapq.heappush(heap, (key, next(seq), row))
+            sources.add(src)
+        self.idle_sources -= sources
+        if self.caught_up_sources:
+            self.caught_up_sources -= sources
+        run = sorted(rows, key=_KEY)
+        late: list[Any] = []
+        frontier = self.frontier
+        if frontier is not None and run[0].key <= frontier:
+            late = [row for row in rows if row.key <= frontier]
+            run = [row for row in run if row.key > frontier]
+            if not run:
+                return late
+        self._push(run)
         return late
+
+    def _push(self, run: list[Any]) -> None:
+        """Keep a sorted run (after the runs before it: its rows come later on equal keys)."""
+        runs = self._runs
+        if runs and runs[-1][-1].key <= run[0].key:  # it continues the last run: one run
+            runs[-1].extend(run)
+            self._times[-1].extend([row.key[0] for row in run])
+        else:
+            runs.append(run)
+            self._times.append([row.key[0] for row in run])
+        self._count += len(run)
+        if len(runs) > _MAX_RUNS:
+            merged = self._take(len(runs) * [None])
+            self._runs, self._times, self._count = [merged], [[row.key[0] for row in merged]], len(merged)
+
+    def _take(self, ends: list[int | None]) -> list[Any]:
+        """The first ``ends[i]`` rows of run ``i`` (None: all of it), in key order (equal keys: earlier runs first); the rest stay."""
+        parts: list[Any] = []
+        runs, times = self._runs, self._times
+        taken = 0  # runs that gave rows
+        for i, end in enumerate(ends):
+            run = runs[i]
+            if end is None or end >= len(run):
+                parts += run
+                runs[i] = times[i] = None  # type: ignore[call-overload]
+                taken += 1
+            elif end:
+                parts += run[:end]
+                runs[i], times[i] = run[end:], times[i][end:]
+                taken += 1
+        if len(parts) < self._count:
+            self._runs = [r for r in runs if r is not None]
+            self._times = [t for t in times if t is not None]
+        else:
+            self._runs, self._times = [], []
+        self._count -= len(parts)
+        if taken > 1:
+            parts.sort(key=_KEY)  # stable: a merge of the sorted parts, in run order on equal keys
+        return parts
 
     def advance(self, source: Hashable, event_time_ms: int) -> None:
         """``source`` has read up to ``event_time_ms`` but sent no row here: a progress marker.
@@ -163,29 +219,34 @@ class EventTimeMerger:
 
     def release(self, final: bool = False) -> list[Any]:
         """The rows the watermark passed (all of them when ``final``, or every source idle), in key order."""
-        heap = self._heap
-        if not heap:
+        if not self._count:
             return []
         wm = self.watermark()
         everything = final or self.latest.keys() <= (self.idle_sources | self.caught_up_sources if self.caught_up_sources else self.idle_sources)
-        out: list[Any] = []
-        pop = heapq.heappop
-        while heap and (everything or (wm is not None and heap[0][0][0] < wm)):
-            out.append(pop(heap)[2])
-        while len(heap) > self.max_rows:
-            out.append(pop(heap)[2])
-            self.forced += 1
+        if everything:
+            out = self._take(len(self._runs) * [None])
+        elif wm is None:
+            out = []
+        else:
+            out = self._take([bisect_left(times, wm) for times in self._times])
+        if self._count > self.max_rows:  # the oldest beyond the bound go anyway
+            rest = self._take(len(self._runs) * [None])
+            excess = len(rest) - self.max_rows
+            out += rest[:excess]
+            self.forced += excess
+            if rest[excess:]:
+                self._push(rest[excess:])
         if out:
             self.frontier = out[-1].key
         return out
 
     def clear(self) -> None:
         """Forget the waiting rows (frontier and sources' times stay)."""
-        self._heap.clear()
+        self._runs, self._times, self._count = [], [], 0
 
     def buffered(self) -> list[Any]:
         """The rows still waiting (in no particular order)."""
-        return [entry[2] for entry in self._heap]
+        return [row for run in self._runs for row in run]
 
     def oldest_source_time(self) -> int | None:
         """The smallest latest event time over the active sources (what holds the watermark back)."""
@@ -256,19 +317,19 @@ class Carriers:
         return out
 
     def queue(self, rows: Iterable[Any]) -> None:
-        """Count rows that now wait, by the record that carried them."""
-        seen, waiting = self.seen, self._waiting
-        for row in rows:
-            carrier = row.carrier
-            if carrier is None:
-                continue
-            tp = (carrier[0], carrier[1])
-            offsets = waiting.get(tp)
-            if offsets is None:
-                offsets = waiting[tp] = {}
-            offsets[carrier[2]] = offsets.get(carrier[2], 0) + 1
-            if seen.get(tp, -1) <= carrier[2]:
-                seen[tp] = carrier[2] + 1
+        """Count rows that now wait, by the record that carried them (counted per record, not per row)."""
+        for carrier, n in Counter(map(_CARRIER, rows)).items():
+            if carrier is not None:
+                self._queue(carrier, n)
+
+    def _queue(self, carrier: tuple[str, int, int], n: int) -> None:
+        tp = (carrier[0], carrier[1])
+        offsets = self._waiting.get(tp)
+        if offsets is None:
+            offsets = self._waiting[tp] = {}
+        offsets[carrier[2]] = offsets.get(carrier[2], 0) + n
+        if self.seen.get(tp, -1) <= carrier[2]:
+            self.seen[tp] = carrier[2] + 1
 
     def read(self, tp: tuple[str, int], next_offset: int) -> None:
         """Records of ``tp`` up to ``next_offset`` were read (some may have carried no waiting row)."""
@@ -280,19 +341,19 @@ class Carriers:
 
     def release(self, rows: Iterable[Any]) -> None:
         """Rows left the wait (judged or dead-lettered)."""
-        waiting = self._waiting
-        for row in rows:
-            carrier = row.carrier
-            if carrier is None:
-                continue
-            offsets = waiting.get((carrier[0], carrier[1]))
-            if offsets is None or carrier[2] not in offsets:
-                continue
-            n = offsets[carrier[2]] - 1
-            if n:
-                offsets[carrier[2]] = n
-            else:
-                del offsets[carrier[2]]
+        for carrier, n in Counter(map(_CARRIER, rows)).items():
+            if carrier is not None:
+                self._release(carrier, n)
+
+    def _release(self, carrier: tuple[str, int, int], n: int) -> None:
+        offsets = self._waiting.get((carrier[0], carrier[1]))
+        if offsets is None or carrier[2] not in offsets:
+            return
+        left = offsets[carrier[2]] - n
+        if left > 0:
+            offsets[carrier[2]] = left
+        else:
+            del offsets[carrier[2]]
 
     def read_before(self, row: Any) -> bool:
         """Was this row's record read before the last restore?"""

@@ -383,8 +383,8 @@ class MonitorApp(CheckpointSteps):
         rows: list[exchange.Row] = []
         if self.repartition_topic:
             for rec in inputs:
-                try:
-                    got = exchange.decode_record(rec.value)
+                try:  # the rows carry the record's place (Row.carrier): committed offsets follow their wait
+                    got = exchange.decode_record(rec.value, (tp.topic, tp.partition, rec.position.offset))
                 except exchange.RowsFormatError as exc:
                     dead.append(DeadLetter(DeadLetterReason.PROCESSING_ERROR, f"internal rows record unreadable: {exc}", rec.value, rec.position))
                     continue
@@ -395,11 +395,7 @@ class MonitorApp(CheckpointSteps):
                         task.caught_up(got.source)
                     self.idle.arrived(tp.partition, [got.source], caught_up=got.caught_up)
                     continue
-                got = got[1]
-                carrier = (tp.topic, tp.partition, rec.position.offset)
-                for row in got:
-                    row.carrier = carrier
-                rows += got
+                rows += got[1]
         else:
             intake = read_labels(inputs) if tp.topic == self.cfg.kafka.label_topic else read_inference(self.spec, inputs)
             dead += intake.dead_letters

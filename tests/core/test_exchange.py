@@ -277,6 +277,21 @@ def test_decode_record_gives_rows_records_as_decode_rows_does() -> None:
     _assert_same_rows(rows, want)
 
 
+def test_decode_record_gives_every_row_its_carrier_and_reads_inference_rows_as_the_slow_path_does() -> None:
+    """Inference rows are read in line, label rows (and bad rows) by ``_row``: both get the carrier, the same values."""
+    from stream_monitor.core.exchange import _row
+
+    labels = read_labels([InputRecord(orjson.dumps({"event_id": f"e{i}", "model": "m", "label": i, "ts": i}), SourcePosition("l", 0, i, None)) for i in range(3)])
+    rows = read_inference(MonitorSpec(), _records(_AWKWARD)).ordered + labels.ordered
+    blob = encode_rows("m", rows)
+    model, got = decode_record(blob, ("rp", 3, 41))  # type: ignore[misc]
+    assert model == "m" and len(got) == len(rows) and {r.carrier for r in got} == {("rp", 3, 41)}
+    slow = [_row("m", r) for r in msgpack.unpackb(blob, raw=False)[2]]
+    _assert_same_rows(got, slow)
+    assert [type(r.position) for r in got] == [SourcePosition] * len(rows)
+    assert decode_record(blob)[1][0].carrier is None  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -390,3 +390,97 @@ def test_markers_release_rows_in_order_and_make_no_row_late_that_a_row_at_their_
     assert late == []  # every row within the lateness of its source: markers made none late
     assert [r.key for r in released] == sorted(r.key for r in rows)
     assert {r.key for r in late} <= {r.key for r in twin_late if not getattr(r, "phantom", False)}
+
+
+class _HeapMerger(EventTimeMerger):
+    """The merger as it was (a heap push per row, a pop per released row): the reference for the runs."""
+
+    def __init__(self, lateness_ms: int, max_rows: int) -> None:
+        super().__init__(lateness_ms, max_rows)
+        self._heap: list = []
+        self._seq = iter(range(10**9))
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, rows):  # type: ignore[no-untyped-def]
+        import heapq
+
+        late = []
+        for row in rows:
+            key, src = row.key, row.source
+            if self.latest.get(src, key[0] - 1) < key[0]:
+                self.latest[src] = key[0]
+            self.idle_sources.discard(src)
+            self.caught_up_sources.discard(src)
+            if self.frontier is not None and key <= self.frontier:
+                late.append(row)
+                continue
+            heapq.heappush(self._heap, (key, next(self._seq), row))
+        return late
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+    def release(self, final: bool = False):  # type: ignore[no-untyped-def]
+        import heapq
+
+        heap = self._heap
+        if not heap:
+            return []
+        wm = self.watermark()
+        everything = final or self.latest.keys() <= (self.idle_sources | self.caught_up_sources)
+        out = []
+        while heap and (everything or (wm is not None and heap[0][0][0] < wm)):
+            out.append(heapq.heappop(heap)[2])
+        while len(heap) > self.max_rows:
+            out.append(heapq.heappop(heap)[2])
+            self.forced += 1
+        if out:
+            self.frontier = out[-1].key
+        return out
+
+
+@_SETTINGS
+@given(
+    lateness=st.integers(min_value=0, max_value=30),
+    max_rows=st.integers(min_value=1, max_value=60),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 120), st.integers(0, 2)), max_size=30)),
+            st.tuples(st.sampled_from(["release", "final", "idle", "caught_up", "clear"]), st.integers(0, 3)),
+        ),
+        max_size=40,
+    ),
+)
+def test_the_runs_release_and_refuse_exactly_what_a_heap_per_row_did(lateness: int, max_rows: int, ops: list) -> None:
+    """Same rows (equal keys included: arrival order decides), same calls: same released rows in the same order, same late rows, same forced count."""
+    new, ref = EventTimeMerger(lateness, max_rows), _HeapMerger(lateness, max_rows)
+    made = 0
+    for op, arg in ops:
+        if op == "add":
+            rows = []
+            for src, t, tie in arg:
+                made += 1
+                rows.append(SimpleNamespace(key=(t, tie, 0), source=("in", src), n=made))
+            assert [r.n for r in new.add(rows)] == [r.n for r in ref.add(rows)]
+        elif op in ("release", "final"):
+            assert [r.n for r in new.release(op == "final")] == [r.n for r in ref.release(op == "final")]
+        elif op == "clear":
+            new.clear(), ref.clear()
+        else:
+            getattr(new, op)(("in", arg)), getattr(ref, op)(("in", arg))
+        assert (len(new), new.frontier, new.forced, new.latest) == (len(ref), ref.frontier, ref.forced, ref.latest)
+        assert sorted(r.n for r in new.buffered()) == sorted(e[2].n for e in ref._heap)
+
+
+def test_many_small_adds_behind_a_silent_source_merge_into_few_runs() -> None:
+    """Rows waiting behind a source that sends nothing, added a few at a time out of order, stay bounded in runs and come out sorted."""
+    m = EventTimeMerger(lateness_ms=0)
+    m.expect(("in", 9))
+    for k in range(500):
+        m.add([_row(("in", 0), (k * 7919) % 1000, k)])
+    assert len(m._runs) <= 64 and len(m) == 500
+    m.idle(("in", 9)), m.idle(("in", 0))
+    out = m.release()
+    assert [r.key for r in out] == sorted(r.key for r in out) and len(out) == 500
