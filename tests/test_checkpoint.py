@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka import KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 
 from stream_monitor.runtime import kafka_compat
@@ -423,7 +424,7 @@ class InternalsProducer(FakeProducer):
 
         class TM:
             def send_offsets_to_transaction(self, offsets: dict, meta: Any) -> _Pending:
-                producer._call("send_offsets", {tp: o.offset for tp, o in offsets.items()})
+                producer._call("send_offsets", {tp: o.offset for tp, o in offsets.items()}, {o.metadata for o in offsets.values()})
                 done = _Pending()
                 done.done = bool(offsets)  # the early add (no offsets) has not answered: the commit adds the group
                 return done
@@ -481,8 +482,9 @@ def _lost_answer(cp: Checkpoint, calls: list[tuple]) -> Any:
 def test_a_commit_whose_answer_was_lost_but_whose_offsets_the_group_has_moves_forward():
     cp, calls = make()
     begun = _lost_answer(cp, calls)
+    assert begun.token and begun.offsets == {TP0: 3}
     asked: list[TopicPartition] = []
-    result = cp.settle(begun, lambda tp: asked.append(tp) or 3)
+    result = cp.settle(begun, lambda tp: asked.append(tp) or OffsetAndMetadata(3, begun.token, -1))
     assert asked == [TP0] and result is not None and result.alerts == ["a1"]
     assert cp.committed_offsets == {TP0: 3} and cp.committed_items == {0: {"k": b"v"}} and not cp.txn_open and not cp.pending_alerts
     tasks: dict[int, Any] = {0: FakeTask()}
@@ -490,19 +492,30 @@ def test_a_commit_whose_answer_was_lost_but_whose_offsets_the_group_has_moves_fo
     assert tasks[0].origin == {"k": b"v"} and ("seek", TP0, 3) in calls
 
 
-@pytest.mark.parametrize("on_broker", [None, 0, 2])
+@pytest.mark.parametrize("on_broker", [None, (0, "same"), (2, "same"), (3, ""), (3, "stream-monitor another 1")])
 def test_a_commit_whose_answer_was_lost_and_whose_offsets_the_group_has_not_moves_nothing(on_broker):
     cp, calls = make()
     begun = _lost_answer(cp, calls)
-    assert cp.settle(begun, lambda tp: on_broker) is None
+    answer = None if on_broker is None else OffsetAndMetadata(on_broker[0], begun.token if on_broker[1] == "same" else on_broker[1], -1)
+    assert cp.settle(begun, lambda tp: answer) is None
     assert cp.committed_offsets == {} and cp.committed_items == {} and cp.pending_alerts == ["a1"]
 
 
-def test_a_lost_answer_of_a_commit_that_moved_no_offset_is_not_settled():
+def test_a_transaction_without_offsets_commits_an_owned_partitions_offset_again_so_its_outcome_can_be_told():
     cp, calls = make()
-    begun = _lost_answer(cp, calls)
-    cp.committed_offsets[TP0] = 3  # already there: the group's offset cannot tell
-    assert cp.settle(begun, lambda tp: pytest.fail("nothing to ask")) is None
+    cp.producer = InternalsProducer(calls)
+    cp.committed_offsets.update({TP0: 7, TP1: 4})
+    cp.owned = {TP1}  # TP0 went to another instance: never committed from here again
+    cp.ensure_transaction(judged=True)
+    cp.add_alerts(["a1"])  # type: ignore[list-item]
+    begun = cp.begin_commit({0: FakeTask({"k": b"v"})})
+    assert begun is not None and begun.offsets == {TP1: 4} and begun.token
+    tokens = set().union(*(c[2] for c in calls if c[0] == "send_offsets" and c[1]))
+    assert tokens == {begun.token}  # the offsets went with the transaction's token as their metadata
+    cp.producer.end_txn.done = True
+    assert cp.end_commit(begun).offsets == {TP1: 4}
+    begun2 = cp.begin_commit({0: FakeTask({"k": b"w"})})
+    assert begun2 is not None and begun2.token != begun.token  # each transaction its own
 
 
 def test_the_next_send_ends_a_begun_commit_first_once_and_its_failure_stops_the_send():

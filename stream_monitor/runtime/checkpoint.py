@@ -22,6 +22,7 @@ ordering and rollback logic is unit-tested with fakes (``tests/test_checkpoint.p
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -75,6 +76,7 @@ class InFlight:
     started: float
     waited: float
     commit: kafka_compat.CommitInFlight | None  # None: done already (at-least-once)
+    token: str = ""  # the metadata of its offsets: this transaction's, no other's (settle)
 
 
 @dataclass(slots=True)
@@ -117,6 +119,9 @@ class Checkpoint:
     _parked: dict[int, _Parked] = field(default_factory=dict)
     _group_added: Any = None  # the open transaction's early AddOffsetsToTxn (kafka_compat.add_group_early)
     before_send: Callable[[], Any] | None = None  # called (once) by the next ensure_transaction: ends a commit begun
+    owned: set[TopicPartition] = field(default_factory=set)  # the partitions this process reads (an anchor's candidates)
+    _session: str = field(default_factory=lambda: secrets.token_hex(6))
+    _commits: int = 0
 
     def __post_init__(self) -> None:
         self.last_commit_at = self.last_any_commit_at = self.clock()
@@ -247,12 +252,26 @@ class Checkpoint:
                     written += len(value)
         offsets = {tp: off for tp, off in self.pending_offsets.items() if not (reads_only and tp.topic in self.state_topics)}
         commit = None
+        token = ""
         if self.exactly_once:
-            commit = kafka_compat.start_commit(self.producer, self.consumer, offsets, self.operation_timeout_ms, self._group_added)
+            if not offsets:  # every transaction carries an offset, so a lost answer can be settled (settle)
+                anchor = self._anchor(reads_only)
+                if anchor is not None:
+                    offsets[anchor] = self.committed_offsets[anchor]
+            self._commits += 1
+            token = f"stream-monitor {self._session} {self._commits}"
+            commit = kafka_compat.start_commit(self.producer, self.consumer, offsets, self.operation_timeout_ms, self._group_added, token)
         else:
             self.producer.flush()
             kafka_compat.commit_offsets(self.consumer, offsets)
-        return InFlight(changed, offsets, written, oversized, started, time.perf_counter() - started, commit)
+        return InFlight(changed, offsets, written, oversized, started, time.perf_counter() - started, commit, token)
+
+    def _anchor(self, reads_only: bool) -> TopicPartition | None:
+        """An owned partition whose committed offset a transaction without offsets commits again (same offset, its token)."""
+        for tp in sorted(self.owned & self.committed_offsets.keys()):
+            if not (reads_only and tp.topic in self.state_topics):
+                return tp
+        return None
 
     def end_commit(self, begun: InFlight) -> CommitResult:
         """Wait for the commit of :meth:`begin_commit` (bounded) and move what it committed forward.
@@ -266,20 +285,24 @@ class Checkpoint:
             self._group_added = None
         return self._moved_forward(begun, waiting)
 
-    def settle(self, begun: InFlight, committed_on_broker: Callable[[TopicPartition], int | None]) -> CommitResult | None:
+    def settle(self, begun: InFlight, committed_on_broker: Callable[[TopicPartition], Any]) -> CommitResult | None:
         """The outcome of a commit whose answer was lost (:meth:`end_commit` raised), once the broker finished it.
 
         Call it after the transaction was aborted or the producer replaced (a new producer's
         ``InitProducerId`` makes the coordinator complete or abort what the old one left). A
-        transaction commits its offsets atomically, so the group's committed offset of any
-        partition the transaction moved tells: the transaction's own offset (``committed_on_broker``)
-        means it committed, and everything moves forward as :meth:`end_commit` would have (the
-        result to count); anything else means it did not (None: roll back as before). None as well
-        when the transaction moved no offset (nothing tells).
+        transaction commits its offsets atomically, and each carries the transaction's own token as
+        its metadata: the group's committed offsets with that token (``committed_on_broker`` gives
+        kafka-python's ``OffsetAndMetadata``) mean it committed, and everything moves forward as
+        :meth:`end_commit` would have (the result to count); anything else means it did not (None:
+        roll back as before). Every exactly-once transaction carries an offset: one that has none
+        commits an owned partition's committed offset again (``owned``), with its token.
         """
-        moved = {tp: off for tp, off in begun.offsets.items() if self.committed_offsets.get(tp) != off}
-        if not moved or any(committed_on_broker(tp) != off for tp, off in moved.items()):
+        if not begun.offsets or not begun.token:
             return None
+        for tp, off in sorted(begun.offsets.items()):
+            got = committed_on_broker(tp)
+            if got is None or got.offset != off or got.metadata != begun.token:
+                return None
         self.txn_open = self.judged_in_txn = False
         self._group_added = None
         return self._moved_forward(begun, time.perf_counter())

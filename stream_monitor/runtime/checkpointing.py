@@ -89,6 +89,7 @@ class CheckpointSteps:
                 tp = TopicPartition(topic, partition)
                 if tp in self.owned:
                     self.checkpoint.processed(tp, offset)
+        self.checkpoint.owned = self.owned  # a transaction without offsets commits one of these again (Checkpoint._anchor)
         return self.checkpoint.begin_commit(self.tasks, reads_only)
 
     def _commit(self, reads_only: bool = False) -> None:
@@ -157,12 +158,21 @@ class CheckpointSteps:
         records twice (their rows ``late`` dead letters).
         """
         timeout_ms = self.checkpoint.operation_timeout_ms
+        answers: dict[str, Any] = {}
+
+        def committed_on_broker(tp: TopicPartition) -> int | None:
+            got = self.consumer.committed(tp, metadata=True, timeout_ms=timeout_ms)
+            answers[f"{tp.topic}-{tp.partition}"] = None if got is None else [got.offset, got.metadata]
+            return got
+
         try:
-            result = self.checkpoint.settle(begun, lambda tp: self.consumer.committed(tp, timeout_ms=timeout_ms))
+            result = self.checkpoint.settle(begun, committed_on_broker)
         except KafkaError as exc:  # the broker did not say: roll back as before
             self.log.error("commit_outcome_unknown", error=repr(exc), detail="rolled back to the checkpoint before it; its records may be judged twice")
             return
         if result is None:
+            self.log.warning("commit_not_committed", offsets={f"{tp.topic}-{tp.partition}": off for tp, off in sorted(begun.offsets.items())},
+                             on_broker=answers, detail="rolled back to the checkpoint before it")  # fmt: skip
             return
         self.log.warning("commit_answer_lost_but_committed", offsets={f"{tp.topic}-{tp.partition}": off for tp, off in sorted(result.offsets.items())})
         self._committed(result)

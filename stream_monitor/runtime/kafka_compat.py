@@ -167,17 +167,19 @@ def start_commit(
     offsets: dict[TopicPartition, int],
     timeout_ms: int,
     group_added: Any | None = None,
+    token: str = "",
 ) -> CommitInFlight:
     """Queue ``offsets`` (next offset per partition) and the commit of the open transaction; :func:`finish_commit` waits for it.
 
     The offsets and the ``EndTxn`` are queued together: the sender thread sends the ``EndTxn`` once
     the offsets are in and every record of the transaction is written. In between, the caller may
     do anything that does not send (``run`` polls its consumer). ``group_added`` (from
-    :func:`add_group_early`, when it succeeded) saves the ``AddOffsetsToTxn`` round trip. A
+    :func:`add_group_early`, when it succeeded) saves the ``AddOffsetsToTxn`` round trip. ``token``
+    is the offsets' metadata (what tells this transaction's offsets from others'). A
     producer without the verified internals (a test fake, another kafka-python) gets the public
     calls, which commit here and wait without a bound.
     """
-    meta = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+    meta = {tp: OffsetAndMetadata(off, token, -1) for tp, off in offsets.items()}
     internals = _internals(producer)
     if internals is None:
         if meta:
