@@ -30,17 +30,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 OLD = "stream_monitor_old"
 
 
-def extract(ref: str, into: Path) -> None:
-    """``stream_monitor`` at ``ref`` as the package ``stream_monitor_old`` under ``into``."""
+def extract(ref: str, into: Path, name: str = OLD) -> None:
+    """``stream_monitor`` at ``ref`` as the package ``name`` (``stream_monitor_old``) under ``into``."""
     archive = into / "old.tar"
     subprocess.run(["git", "archive", "-o", str(archive), ref, "stream_monitor"], cwd=REPO_ROOT, check=True)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
-    (into / "stream_monitor").rename(into / OLD)
+    (into / "stream_monitor").rename(into / name)
     pattern = re.compile(r"\bstream_monitor(?=[.\s])")
-    for path in (into / OLD).rglob("*.py"):
+    for path in (into / name).rglob("*.py"):
         text = path.read_text()
-        path.write_text(pattern.sub(OLD, text))
+        path.write_text(pattern.sub(name, text))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,16 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def base_package(rev: str, into: Path) -> Any:
-    """The package ``stream_monitor`` at ``rev``, importable as ``sm_base``."""
-    blob = subprocess.run(["git", "-C", str(REPO), "archive", rev, "stream_monitor"], check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        tar.extractall(into, filter="data")
-    root = into / "sm_base"
-    (into / "stream_monitor").rename(root)
-    for path in root.rglob("*.py"):
-        text = path.read_text()
-        path.write_text(text.replace("from stream_monitor", "from sm_base").replace("import stream_monitor", "import sm_base")
-                        .replace("stream_monitor.", "sm_base."))  # fmt: skip
+    """The package ``stream_monitor`` at ``rev``, importable as ``sm_base`` (``bench.ab_against_ref.extract``)."""
+    from bench.ab_against_ref import extract
+
+    extract(rev, into, name="sm_base")
     sys.path.insert(0, str(into))
     return importlib.import_module("sm_base")
 
