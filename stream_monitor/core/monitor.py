@@ -104,6 +104,7 @@ class PartitionMonitor:
         lateness = int(spec.max_lateness_seconds * 1000)
         self.order = EventTimeMerger(lateness, spec.order_max_rows)  # inference rows of every source, in event-time order
         self.label_order = EventTimeMerger(lateness, spec.order_max_rows)
+        self._late_labels: list[Row] = []  # labels that came behind the label order's frontier: judged at the next release
         self.carriers = Carriers()
         self.order_dirty = False
         self.retraining = RetrainingTrigger(spec) if spec.retraining.enabled else None
@@ -174,7 +175,11 @@ class PartitionMonitor:
 
     # ------------------------------------------------------- event-time order
     def take(self, rows: Sequence[Row]) -> list[Row]:
-        """Queue rows for their turn in event-time order; return those that came too late (``late`` dead letters).
+        """Queue rows for their turn in event-time order; return the inference rows that came too late (``late`` dead letters).
+
+        A label behind the label order's frontier is not late: labels trail their predictions by
+        nature, and label partitions fill at their own pace, so it is judged (joined) at the next
+        :meth:`release`, before the labels released in order.
 
         After a restore, rows read again from records that were read before it and that are at or
         below the frontier were judged (or dead-lettered) then: they are skipped.
@@ -190,6 +195,10 @@ class PartitionMonitor:
                 frontier, before = merger.frontier, self.carriers.read_before
                 mine = [r for r in mine if not (r.key <= frontier and before(r))]
             too_late = merger.add(mine)
+            if too_late and merger is self.label_order:  # labels trail their predictions by nature: judged now, out of order
+                self._late_labels += too_late
+                self.carriers.queue(mine)
+                continue
             late += too_late
             if too_late:
                 gone = set(map(id, too_late))
@@ -202,6 +211,8 @@ class PartitionMonitor:
         """Judge the queued rows whose turn came (all of them when ``final``), inference rows first."""
         rows = self.order.release(final)
         labels = self.label_order.release(final)
+        if self._late_labels:  # behind the label order's frontier when they came (take): joined at once, first
+            labels, self._late_labels = self._late_labels + labels, []
         if not rows and not labels:
             return BatchResult(evaluations=[] if record_evaluations else None)
         self.order_dirty = True

@@ -484,3 +484,20 @@ def test_many_small_adds_behind_a_silent_source_merge_into_few_runs() -> None:
     m.idle(("in", 9)), m.idle(("in", 0))
     out = m.release()
     assert [r.key for r in out] == sorted(r.key for r in out) and len(out) == 500
+
+
+def test_a_label_behind_the_label_orders_frontier_is_joined_not_late() -> None:
+    """Labels trail their predictions, and label partitions fill at their own pace: one that comes
+    after another label partition moved the label order on is joined at once, not a dead letter."""
+    labels, inference = _one_label_and_its_prediction()  # label "a" (labels-0) and its prediction, ts 1000
+    monitor = PartitionMonitor(MonitorSpec(), partition=0)
+    assert monitor.take(inference) == []
+    monitor.release(final=True)
+    assert "a" in monitor.pending_labels  # the prediction waits for its label
+    ahead = read_labels([InputRecord(b'{"event_id": "b", "model": "m", "label": 0, "ts": 900000}', SourcePosition("labels", 1, 0, None))]).ordered
+    assert monitor.take(ahead) == []
+    monitor.release(final=True)  # labels-1 moved the label order to 900 s
+    assert monitor.label_order.frontier is not None and monitor.label_order.frontier[0] == 900_000
+    assert monitor.take(labels) == []  # behind the frontier: not late
+    monitor.release()
+    assert "a" not in monitor.pending_labels and monitor.queued() == 0  # joined
