@@ -124,14 +124,19 @@ def _open_source(args: argparse.Namespace, cfg: AppConfig, time_range: TimeRange
 def _run_source(engine: ReplayEngine, source: Source, progress: Progress, label_files: list[Path] | None = None) -> ReplayOutcome:
     """Feed every chunk of ``source`` (then of the label files) to ``engine``; returns the outcome."""
     try:
-        for chunk in source.chunks():
-            engine.feed(chunk)
-            progress.update(engine.outcome.records_read, engine.outcome.last_event_ms, source.fraction_done())
+        if isinstance(source, FileSource):  # lines read straight into rows where they are plain events
+            for lines in source.line_chunks():
+                engine.feed_lines(lines)
+                progress.update(engine.outcome.records_read, engine.outcome.last_event_ms, source.fraction_done())
+        else:
+            for chunk in source.chunks():
+                engine.feed(chunk)
+                progress.update(engine.outcome.records_read, engine.outcome.last_event_ms, source.fraction_done())
         for path in label_files or []:
             labels = FileSource(path)
             try:
-                for chunk in labels.chunks():
-                    engine.feed(chunk, labels=True)
+                for lines in labels.line_chunks():
+                    engine.feed_lines(lines, labels=True)
             finally:
                 labels.close()
         outcome = engine.finish()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("stream_monitor.replay")
 
 DEFAULT_BATCH_SIZE = 5000
+READ_BLOCK = 1 << 20  # bytes a file source reads at a time
 MAX_PARTITION = 2**31  # Kafka's partition numbers are int32, offsets and timestamps int64
 MAX_OFFSET = 2**63
 
@@ -137,6 +138,25 @@ def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
     return SourceRecord(file_topic, 0, line_number, None, None, line)
 
 
+@dataclass(frozen=True, slots=True)
+class LineChunk:
+    """Lines of a file (without their line endings) and their 1-based line numbers: what a file source reads.
+
+    The engine reads plain event lines straight from here (:meth:`ReplayEngine.feed_lines
+    <stream_monitor.replay.engine.ReplayEngine.feed_lines>`); :meth:`records` gives every line
+    as its source record (:func:`decode_line`).
+    """
+
+    topic: str
+    numbers: list[int]
+    lines: list[bytes]
+
+    def records(self) -> list[SourceRecord]:
+        """Every line as its source record."""
+        topic = self.topic
+        return [decode_line(line, topic, number) for number, line in zip(self.numbers, self.lines)]
+
+
 # ----------------------------------------------------------------------------------- sources
 class Source(Protocol):
     """Where replay reads from: chunks of records, each partition's records in their replay order."""
@@ -174,7 +194,17 @@ class FileSource:
         self._size = 0
 
     def chunks(self) -> Iterator[list[SourceRecord]]:
-        """Chunks of ``chunk_lines`` decoded lines (blank lines skipped)."""
+        """Chunks of decoded lines (blank lines skipped): :meth:`line_chunks` as source records."""
+        for chunk in self.line_chunks():
+            yield chunk.records()
+
+    def line_chunks(self) -> Iterator[LineChunk]:
+        """The file's non-blank lines (without their line ending) and their 1-based numbers, about ``chunk_lines`` at a time.
+
+        The file is read in blocks of :data:`READ_BLOCK` bytes and split at ``\\n``, as iterating
+        over it would; a line's ``\\r`` before its ``\\n`` is dropped, and a line of whitespace only
+        is skipped (its number too).
+        """
         try:
             raw = self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
@@ -187,20 +217,48 @@ class FileSource:
         else:
             raw.seek(0)
         topic = self.path.name
-        chunk: list[SourceRecord] = []
+        numbers: list[int] = []
+        lines: list[bytes] = []
+        number = 0
+        pending: list[bytes] = []  # the start of a line a later block ends
         try:
-            for number, line in enumerate(stream, start=1):
-                line = line.rstrip(b"\r\n")
-                if not line.strip():
+            while True:
+                block = stream.read(READ_BLOCK)
+                if not block:
+                    break
+                if b"\n" not in block:
+                    pending.append(block)
                     continue
-                chunk.append(decode_line(line, topic, number))
-                if len(chunk) >= self.chunk_lines:
-                    yield chunk
-                    chunk = []
+                if pending:
+                    pending.append(block)
+                    block, pending = b"".join(pending), []
+                parts = block.split(b"\n")
+                if parts[-1]:
+                    pending.append(parts[-1])
+                del parts[-1]
+                for line in parts:
+                    number += 1
+                    if line[:1] != b"{":  # the usual line starts with its object: no other test needed
+                        line = line.rstrip(b"\r")
+                        if not line.strip():
+                            continue
+                    elif line[-1:] == b"\r":
+                        line = line.rstrip(b"\r")
+                    numbers.append(number)
+                    lines.append(line)
+                if len(lines) >= self.chunk_lines:
+                    yield LineChunk(topic, numbers, lines)
+                    numbers, lines = [], []
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise ReplayError(f"--input {self.path}: cannot read: {exc}") from None
-        if chunk:
-            yield chunk
+        if pending:  # a last line without a newline
+            number += 1
+            tail = b"".join(pending).rstrip(b"\r")
+            if tail.strip():
+                numbers.append(number)
+                lines.append(tail)
+        if lines:
+            yield LineChunk(topic, numbers, lines)
 
     def fraction_done(self) -> float | None:
         """Bytes read over the file size."""
