@@ -28,13 +28,14 @@ from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, FileSource, Source
 from stream_monitor.replay.timerange import TimeRange
 from stream_monitor.report.collect import ReportCollector, ReportMeta
 from stream_monitor.report.html import write_report, write_report_dir
-from stream_monitor.runtime import clients
 
 log = structlog.get_logger("stream_monitor.replay")
 
 
 def publish(cfg: AppConfig, topic: str, payloads: Iterable[bytes]) -> int:
     """Publish alert payloads to ``topic``, keyed by fingerprint; returns how many were sent."""
+    from stream_monitor.runtime import clients  # only when publishing: a file replay never loads kafka
+
     producer = clients.producer(cfg.kafka, f"stream-monitor-replay-{cfg.instance}", None)
     sent = 0
     try:

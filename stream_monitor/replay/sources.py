@@ -14,18 +14,17 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Iterator, Protocol, Sequenc
 
 import orjson
 import structlog
-from kafka import TopicPartition
-from kafka.errors import KafkaTimeoutError
 
 from stream_monitor.config import KafkaSettings
 from stream_monitor.core import events as ev
 from stream_monitor.core.monitor import InputRecord
 from stream_monitor.replay.errors import ReplayError, ReplayUsageError
 from stream_monitor.replay.timerange import TimeRange
-from stream_monitor.runtime import clients, kafka_compat
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
+
+# kafka and the runtime's clients are imported where a topic is read: a file replay never loads them
 
 log = structlog.get_logger("stream_monitor.replay")
 
@@ -278,6 +277,10 @@ def topic_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
     kafka-python bootstraps while constructing it, within its ``bootstrap_timeout_ms`` (30 s
     unless ``kafka.client_options`` sets it).
     """
+    from kafka.errors import KafkaTimeoutError
+
+    from stream_monitor.runtime import clients
+
     try:
         return clients.plain_consumer(settings, client_id)
     except KafkaTimeoutError as exc:
@@ -339,6 +342,11 @@ class TopicSource:
         The topics' metadata is waited for with a bound (the consumer's ``bootstrap_timeout_ms``):
         brokers that do not answer, or a topic that does not exist, raise :class:`ReplayUsageError`.
         """
+        from kafka import TopicPartition
+        from kafka.errors import KafkaTimeoutError
+
+        from stream_monitor.runtime import kafka_compat
+
         c = self.consumer
         timeout_s = kafka_compat.metadata_timeout_s(c)
         try:
