@@ -203,3 +203,20 @@ def test_decode_line_still_tells_plain_lines_from_envelopes() -> None:
     """The fast path hands every line with both envelope words to :func:`decode_line`; plain ones come back plain."""
     line = ODD_LINES[13]
     assert decode_line(line, TOPIC, 3) == SourceRecord(TOPIC, 0, 3, None, None, line)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(-2, 2), st.integers(0, 1), st.integers(0, 1), st.sampled_from(["a", "b"]), st.integers(0, 2), st.integers(0, 3)), max_size=30))
+def test_queued_rows_come_back_in_key_then_source_position_order_and_ties_in_queue_order(items: list[tuple[int, ...]]) -> None:
+    """The sorter orders by key alone when no two keys tie, else by (key, kind, topic, partition, offset); a full tie keeps queue order."""
+    from stream_monitor.core.events import SourcePosition
+    from stream_monitor.core.exchange import Row
+    from stream_monitor.replay.engine import _RowSorter
+
+    rows = [Row(kind, (t, tie, 0), SourcePosition(topic, p, off, None), None, original=b"%d" % i) for i, (t, tie, kind, p, topic, off, _) in enumerate(items)]
+    sorter = _RowSorter(10**6)
+    half = len(rows) // 2
+    sorter.add(rows[:half])
+    sorter.add(rows[half:])
+    expected = sorted(rows, key=lambda r: (r.key, r.kind, r.position.topic, r.position.partition, r.position.offset))
+    assert [r.original for r in sorter.sorted()] == [r.original for r in expected]
