@@ -109,12 +109,77 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _in_process_run(pkg: str, src: Path, spec_kw: dict[str, Any]) -> tuple[float, int, list[bytes]]:
+    """One replay of ``src`` by package ``pkg`` as ``cmd_replay`` feeds it; (CPU seconds, records, alert payloads)."""
+    import importlib
+    import time
+
+    engine_mod = importlib.import_module(f"{pkg}.replay.engine")
+    sources = importlib.import_module(f"{pkg}.replay.sources")
+    spec = importlib.import_module(f"{pkg}.core.spec").MonitorSpec(**spec_kw)
+    engine = engine_mod.ReplayEngine(spec)
+    source = sources.FileSource(src)
+    t0 = time.process_time()
+    if hasattr(source, "line_chunks"):
+        for lines in source.line_chunks():
+            engine.feed_lines(lines)
+    else:
+        for chunk in source.chunks():
+            engine.feed(chunk)
+    outcome = engine.finish()
+    cpu = time.process_time() - t0
+    alerts = list(engine.alert_payloads())
+    engine.close()
+    source.close()
+    return cpu, outcome.records_read, alerts
+
+
+def in_process(args: argparse.Namespace) -> None:
+    """``--in-process``: the engine of both over the file in this process, alternating (no start-up; CPU from reading to judged)."""
+    import gc
+    import logging
+
+    import structlog
+
+    from bench.ab_against_ref import OLD, extract
+    from stream_monitor.ops.collector import tune_collector
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    src = Path(args.input).resolve()
+    with tempfile.TemporaryDirectory(prefix="ab-replay-") as tmp:
+        extract(args.ref, Path(tmp))
+        sys.path.insert(0, tmp)
+        spec_kw = {"instance": "replay", "label_join_max_pending": 0}
+        tune_collector()
+        times: dict[str, list[float]] = {OLD: [], "stream_monitor": []}
+        alerts: dict[str, set[bytes]] = {OLD: set(), "stream_monitor": set()}
+        records = 0
+        for rep in range(args.reps + 1):  # the first round warms up (numba caches, page cache) and is not counted
+            for pkg in (OLD, "stream_monitor") if rep % 2 else ("stream_monitor", OLD):
+                gc.collect()
+                cpu, records, out = _in_process_run(pkg, src, spec_kw)
+                alerts[pkg].add(b"".join(out))
+                if rep:
+                    times[pkg].append(cpu / records * 1e6)
+                    print(f"round {rep} {'old' if pkg == OLD else 'new'}: {times[pkg][-1]:.2f} µs CPU per record", flush=True)
+    old, new = times[OLD], times["stream_monitor"]
+    saved = [o - n for o, n in zip(old, new)]
+    print(f"old ({args.ref}): median {statistics.median(old):.2f} µs per record (range {min(old):.2f}-{max(old):.2f})")
+    print(f"new (working tree): median {statistics.median(new):.2f} µs per record (range {min(new):.2f}-{max(new):.2f})")
+    print(f"saved per pair: median {statistics.median(saved):.2f} µs per record (range {min(saved):.2f}-{max(saved):.2f}) over {records:,} records")
+    print(f"alerts identical: {len(alerts[OLD]) == 1 and alerts[OLD] == alerts['stream_monitor']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default="main", help="git ref of the old code (default main)")
     ap.add_argument("--input", required=True, help="a JSONL file to replay")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--in-process", action="store_true", help="time the engines in this process instead of the CLI in subprocesses")
     args = ap.parse_args(argv)
+    if args.in_process:
+        in_process(args)
+        return 0
     r = run(args)
     for name, label in (("old", f"old ({args.ref})"), ("new", "new (working tree)")):
         v = r[name]
