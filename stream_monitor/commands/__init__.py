@@ -8,32 +8,34 @@ nothing outside it imports it except ``stream_monitor.__main__``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-from stream_monitor.commands.baseline import cmd_baseline
-from stream_monitor.commands.bridge import cmd_bridge
-from stream_monitor.commands.check_config import cmd_check_config
-from stream_monitor.commands.demo import cmd_demo
-from stream_monitor.commands.export import cmd_export
-from stream_monitor.commands.replay import cmd_replay
-from stream_monitor.commands.run import cmd_run
-from stream_monitor.commands.topics import cmd_topics
 from stream_monitor.commands.common import EXIT_USAGE, default_log_format, run_command
 from stream_monitor.ops.logs import configure_logging
 
+# each command's module and function, imported when that command runs: ``replay`` need not load
+# kafka, the bridges or the runtime (what ``run``, ``bridge`` and ``demo`` import)
 COMMANDS = {
-    "run": cmd_run,
-    "check-config": cmd_check_config,
-    "demo": cmd_demo,
-    "replay": cmd_replay,
-    "export": cmd_export,
-    "baseline": cmd_baseline,
-    "bridge": cmd_bridge,
-    "topics": cmd_topics,
+    "run": "stream_monitor.commands.run:cmd_run",
+    "check-config": "stream_monitor.commands.check_config:cmd_check_config",
+    "demo": "stream_monitor.commands.demo:cmd_demo",
+    "replay": "stream_monitor.commands.replay:cmd_replay",
+    "export": "stream_monitor.commands.export:cmd_export",
+    "baseline": "stream_monitor.commands.baseline:cmd_baseline",
+    "bridge": "stream_monitor.commands.bridge:cmd_bridge",
+    "topics": "stream_monitor.commands.topics:cmd_topics",
 }
+
+
+def command_function(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function of command ``name`` (its module imported now)."""
+    module, function = COMMANDS[name].split(":")
+    found: Any = getattr(importlib.import_module(module), function)
+    return found  # type: ignore[no-any-return]
 QUIET_COMMANDS = ("demo", "replay", "check-config", "topics")  # log WARNING and above unless told otherwise
 
 
@@ -189,8 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.log_level or os.environ.get("STREAM_MONITOR_LOG_LEVEL") or ("WARNING" if args.command in QUIET_COMMANDS else "INFO"),
         args.log_format or os.environ.get("STREAM_MONITOR_LOG_FORMAT") or default_log_format(),
     )
-    command = COMMANDS.get(args.command)
-    if command is None:
+    if args.command not in COMMANDS:
         parser.error(f"unknown command {args.command}")
         return EXIT_USAGE
-    return run_command(args.command, command, args)
+    return run_command(args.command, command_function(args.command), args)

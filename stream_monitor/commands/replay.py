@@ -28,13 +28,14 @@ from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, FileSource, Source
 from stream_monitor.replay.timerange import TimeRange
 from stream_monitor.report.collect import ReportCollector, ReportMeta
 from stream_monitor.report.html import write_report, write_report_dir
-from stream_monitor.runtime import clients
 
 log = structlog.get_logger("stream_monitor.replay")
 
 
 def publish(cfg: AppConfig, topic: str, payloads: Iterable[bytes]) -> int:
     """Publish alert payloads to ``topic``, keyed by fingerprint; returns how many were sent."""
+    from stream_monitor.runtime import clients  # only when publishing: a file replay never loads kafka
+
     producer = clients.producer(cfg.kafka, f"stream-monitor-replay-{cfg.instance}", None)
     sent = 0
     try:
@@ -124,14 +125,19 @@ def _open_source(args: argparse.Namespace, cfg: AppConfig, time_range: TimeRange
 def _run_source(engine: ReplayEngine, source: Source, progress: Progress, label_files: list[Path] | None = None) -> ReplayOutcome:
     """Feed every chunk of ``source`` (then of the label files) to ``engine``; returns the outcome."""
     try:
-        for chunk in source.chunks():
-            engine.feed(chunk)
-            progress.update(engine.outcome.records_read, engine.outcome.last_event_ms, source.fraction_done())
+        if isinstance(source, FileSource):  # lines read straight into rows where they are plain events
+            for lines in source.line_chunks():
+                engine.feed_lines(lines)
+                progress.update(engine.outcome.records_read, engine.outcome.last_event_ms, source.fraction_done())
+        else:
+            for chunk in source.chunks():
+                engine.feed(chunk)
+                progress.update(engine.outcome.records_read, engine.outcome.last_event_ms, source.fraction_done())
         for path in label_files or []:
             labels = FileSource(path)
             try:
-                for chunk in labels.chunks():
-                    engine.feed(chunk, labels=True)
+                for lines in labels.line_chunks():
+                    engine.feed_lines(lines, labels=True)
             finally:
                 labels.close()
         outcome = engine.finish()

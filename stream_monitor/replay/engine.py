@@ -9,16 +9,20 @@ once they are in event-time order. A replay has every record, so none is late: i
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator
+from itertools import islice
+from operator import attrgetter, eq
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import orjson
 import structlog
 
+from stream_monitor.core import events as ev
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
-from stream_monitor.core.exchange import Row, decode_rows, encode_rows, split_for_judging
+from stream_monitor.core.exchange import INFERENCE, EventView, Row, decode_rows, encode_rows, split_for_judging
 from stream_monitor.core.groups import grouped
 from stream_monitor.core import kernels
 from stream_monitor.core.intake import InputRecord, read_inference, read_labels
@@ -26,7 +30,7 @@ from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.replay.errors import ReplayUsageError
-from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, SourceRecord
+from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, LineChunk, SourceRecord, decode_line
 from stream_monitor.replay.spool import SPILL_AFTER, SortedSpool
 from stream_monitor.replay.timerange import CALENDAR_MS, TimeRange, record_event_time
 
@@ -126,16 +130,89 @@ class ReplayEngine:
 
         With ``labels`` every record is a label event (a label file); otherwise those of ``label_topics`` are.
         """
+        inference: list[InputRecord] = []
+        label_records: list[InputRecord] = []
+        self._take(records, labels, inference, label_records)
+        self._read(inference, label_records)
+
+    def feed_lines(self, chunk: LineChunk, labels: bool = False) -> None:
+        """:meth:`feed` of :meth:`chunk.records() <stream_monitor.replay.sources.LineChunk.records>`, for less.
+
+        A plain event line of the usual shape (:func:`~stream_monitor.core.events.fast_values`,
+        with its ``ts``) is parsed once and made its row here, as :func:`read_inference` makes it;
+        any other line (an export envelope, a line not of the usual shape, any line of a label
+        file or of a topic read in a model server's format) is read by :meth:`feed`'s steps, in
+        file order. Counts, dead letters and rows are those of :meth:`feed` (the rows queued in
+        another order, which :meth:`finish` sorts away; ``tests/test_replay_lines.py`` checks it).
+        """
+        topic = chunk.topic
+        spec = self.spec
+        fmt = spec.input_formats.get(topic)
+        if labels or (fmt is not None and fmt.kind != "native") or topic in self.label_topics:
+            self.feed(chunk.records(), labels)
+            return
+        o = self.outcome
+        o.records_read += len(chunk.lines)
+        rng = self.time_range
+        filtering = rng.bounded
+        start_ms, end_ms = rng.start_ms, rng.end_ms
+        max_bytes = spec.max_record_bytes
+        first = last = None  # of the lines read here
+        seen = self._seen
+        rows: list[Row] = []
+        pending: list[SourceRecord] = []  # lines for feed's steps, not taken yet
+        inference: list[InputRecord] = []
+        label_records: list[InputRecord] = []
+        loads, values_of, position, new_tuple = orjson.loads, ev.fast_values, ev.SourcePosition, tuple.__new__
+        digest, from_bytes = hashlib.blake2b, int.from_bytes  # tie_of, inline
+        for number, line in zip(chunk.numbers, chunk.lines):
+            if b'"offset"' in line and b'"value' in line:  # perhaps an export envelope: decode_line decides
+                pending.append(decode_line(line, topic, number))
+                continue
+            values = None
+            if len(line) <= max_bytes:
+                try:
+                    obj = loads(line)
+                    values = values_of(obj) if type(obj) is dict else None
+                except Exception:  # noqa: BLE001 - not JSON (or anything else): feed's steps read the line, and word its dead letter
+                    values = None
+            t = None if values is None else values[3]
+            if t is not None and 0 not in seen and pending:  # may the replay take partition 0? The lines before say
+                self._take(pending, False, inference, label_records, counted=True)
+                pending = []
+            if t is None or 0 not in seen:  # not the usual shape, no ts (a dead letter), or the replay's first record of partition 0
+                pending.append(SourceRecord(topic, 0, number, None, None, line))
+                continue
+            if filtering and ((start_ms is not None and t < start_ms) or (end_ms is not None and t >= end_ms)):
+                o.records_skipped += 1
+                continue
+            if first is None or t < first:  # t is in 1970..3000 (parse_event_time): a date the outputs can show
+                first = t
+            if last is None or t > last:
+                last = t
+            tie = from_bytes(digest(line, digest_size=8).digest(), "big", signed=True)  # tie_of(line)
+            rows.append(Row(INFERENCE, (t, tie, 0), new_tuple(position, (topic, 0, number, None)), EventView(*values), [], None, line))  # type: ignore[misc]
+        if pending:
+            self._take(pending, False, inference, label_records, counted=True)
+        if first is not None:
+            o.first_event_ms = first if o.first_event_ms is None else min(first, o.first_event_ms)
+            o.last_event_ms = last if o.last_event_ms is None else max(last, o.last_event_ms)  # type: ignore[type-var]
+        if rows:
+            o.records_processed += len(rows)
+            self._rows.add(rows)
+        self._read(inference, label_records)
+
+    def _take(self, records: Iterable[SourceRecord], labels: bool, inference: list[InputRecord], label_records: list[InputRecord], counted: bool = False) -> None:
+        """Count records, skip those outside the time range, dead-letter defective and refused ones; the rest to ``inference`` or ``label_records``."""
         o = self.outcome
         rng = self.time_range
         filtering = rng.bounded
         max_bytes = self.spec.max_record_bytes
         first, last = o.first_event_ms, o.last_event_ms
-        inference: list[InputRecord] = []
-        label_records: list[InputRecord] = []
         label_topics = self.label_topics
         for r in records:
-            o.records_read += 1
+            if not counted:
+                o.records_read += 1
             if r.defect is not None:
                 self._defective(r)
                 continue
@@ -161,6 +238,10 @@ class ReplayEngine:
             self._seen.add(r.partition)
             (label_records if labels or r.topic in label_topics else inference).append(r.input_record())
         o.first_event_ms, o.last_event_ms = first, last
+
+    def _read(self, inference: list[InputRecord], label_records: list[InputRecord]) -> None:
+        """Read taken records into rows (queued for :meth:`finish`) and dead letters (kept), inference then labels."""
+        o = self.outcome
         for intake in (read_inference(self.spec, inference) if inference else None, read_labels(label_records) if label_records else None):
             if intake is None:
                 continue
@@ -219,13 +300,7 @@ class ReplayEngine:
 
     def finish(self) -> ReplayOutcome:
         """Judge every queued row in event-time order; return the counts."""
-        batch: list[Row] = []
-        for row in self._rows.sorted():
-            batch.append(row)
-            if len(batch) >= self.batch_size:
-                self._judge(batch)
-                batch = []
-        if batch:
+        for batch in self._rows.batches(self.batch_size):
             self._judge(batch)
         o = self.outcome
         o.partitions = sorted(self._seen)
@@ -256,6 +331,15 @@ class ReplayEngine:
         self._rows.close()
 
 
+_KEY = attrgetter("key")
+
+
+def _row_order(r: Row) -> tuple[Any, ...]:
+    """The order rows are judged in: key, then kind and source position (what ties in the key, byte-identical records)."""
+    p = r.position
+    return r.key, r.kind, p.topic, p.partition, p.offset
+
+
 class _RowSorter:
     """Rows back in key order: kept as objects while few, spooled as rows records (one row each) beyond ``spill_after``."""
 
@@ -279,11 +363,31 @@ class _RowSorter:
     def sorted(self) -> Iterator[Row]:
         """Every queued row, in (key, kind, source position) order."""
         if self._spool is None:
-            self._rows.sort(key=lambda r: (r.key, r.kind, r.position.topic, r.position.partition, r.position.offset))
-            yield from self._rows
+            rows = self._rows
+            rows.sort(key=_KEY)
+            keys = list(map(_KEY, rows))
+            if any(map(eq, keys, islice(keys, 1, None))):  # byte-identical records at one event time: by position too
+                rows.sort(key=_row_order)
+            yield from rows
             return
         for blob in self._spool:
             yield decode_rows(blob)[1][0]
+
+    def batches(self, size: int) -> Iterator[list[Row]]:
+        """:meth:`sorted`, ``size`` rows at a time (the last batch may be smaller)."""
+        if self._spool is None:
+            rows = list(self.sorted())
+            for i in range(0, len(rows), size):
+                yield rows[i : i + size]
+            return
+        batch: list[Row] = []
+        for row in self.sorted():
+            batch.append(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def close(self) -> None:
         """Drop what is queued (temporary files included)."""

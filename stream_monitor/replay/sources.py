@@ -14,22 +14,22 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Iterator, Protocol, Sequenc
 
 import orjson
 import structlog
-from kafka import TopicPartition
-from kafka.errors import KafkaTimeoutError
 
 from stream_monitor.config import KafkaSettings
 from stream_monitor.core import events as ev
 from stream_monitor.core.monitor import InputRecord
 from stream_monitor.replay.errors import ReplayError, ReplayUsageError
 from stream_monitor.replay.timerange import TimeRange
-from stream_monitor.runtime import clients, kafka_compat
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
 
+# kafka and the runtime's clients are imported where a topic is read: a file replay never loads them
+
 log = structlog.get_logger("stream_monitor.replay")
 
 DEFAULT_BATCH_SIZE = 5000
+READ_BLOCK = 1 << 20  # bytes a file source reads at a time
 MAX_PARTITION = 2**31  # Kafka's partition numbers are int32, offsets and timestamps int64
 MAX_OFFSET = 2**63
 
@@ -137,6 +137,25 @@ def decode_line(line: bytes, file_topic: str, line_number: int) -> SourceRecord:
     return SourceRecord(file_topic, 0, line_number, None, None, line)
 
 
+@dataclass(frozen=True, slots=True)
+class LineChunk:
+    """Lines of a file (without their line endings) and their 1-based line numbers: what a file source reads.
+
+    The engine reads plain event lines straight from here (:meth:`ReplayEngine.feed_lines
+    <stream_monitor.replay.engine.ReplayEngine.feed_lines>`); :meth:`records` gives every line
+    as its source record (:func:`decode_line`).
+    """
+
+    topic: str
+    numbers: list[int]
+    lines: list[bytes]
+
+    def records(self) -> list[SourceRecord]:
+        """Every line as its source record."""
+        topic = self.topic
+        return [decode_line(line, topic, number) for number, line in zip(self.numbers, self.lines)]
+
+
 # ----------------------------------------------------------------------------------- sources
 class Source(Protocol):
     """Where replay reads from: chunks of records, each partition's records in their replay order."""
@@ -174,7 +193,17 @@ class FileSource:
         self._size = 0
 
     def chunks(self) -> Iterator[list[SourceRecord]]:
-        """Chunks of ``chunk_lines`` decoded lines (blank lines skipped)."""
+        """Chunks of decoded lines (blank lines skipped): :meth:`line_chunks` as source records."""
+        for chunk in self.line_chunks():
+            yield chunk.records()
+
+    def line_chunks(self) -> Iterator[LineChunk]:
+        """The file's non-blank lines (without their line ending) and their 1-based numbers, about ``chunk_lines`` at a time.
+
+        The file is read in blocks of :data:`READ_BLOCK` bytes and split at ``\\n``, as iterating
+        over it would; a line's ``\\r`` before its ``\\n`` is dropped, and a line of whitespace only
+        is skipped (its number too).
+        """
         try:
             raw = self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
@@ -187,20 +216,48 @@ class FileSource:
         else:
             raw.seek(0)
         topic = self.path.name
-        chunk: list[SourceRecord] = []
+        numbers: list[int] = []
+        lines: list[bytes] = []
+        number = 0
+        pending: list[bytes] = []  # the start of a line a later block ends
         try:
-            for number, line in enumerate(stream, start=1):
-                line = line.rstrip(b"\r\n")
-                if not line.strip():
+            while True:
+                block = stream.read(READ_BLOCK)
+                if not block:
+                    break
+                if b"\n" not in block:
+                    pending.append(block)
                     continue
-                chunk.append(decode_line(line, topic, number))
-                if len(chunk) >= self.chunk_lines:
-                    yield chunk
-                    chunk = []
+                if pending:
+                    pending.append(block)
+                    block, pending = b"".join(pending), []
+                parts = block.split(b"\n")
+                if parts[-1]:
+                    pending.append(parts[-1])
+                del parts[-1]
+                for line in parts:
+                    number += 1
+                    if line[:1] != b"{":  # the usual line starts with its object: no other test needed
+                        line = line.rstrip(b"\r")
+                        if not line.strip():
+                            continue
+                    elif line[-1:] == b"\r":
+                        line = line.rstrip(b"\r")
+                    numbers.append(number)
+                    lines.append(line)
+                if len(lines) >= self.chunk_lines:
+                    yield LineChunk(topic, numbers, lines)
+                    numbers, lines = [], []
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise ReplayError(f"--input {self.path}: cannot read: {exc}") from None
-        if chunk:
-            yield chunk
+        if pending:  # a last line without a newline
+            number += 1
+            tail = b"".join(pending).rstrip(b"\r")
+            if tail.strip():
+                numbers.append(number)
+                lines.append(tail)
+        if lines:
+            yield LineChunk(topic, numbers, lines)
 
     def fraction_done(self) -> float | None:
         """Bytes read over the file size."""
@@ -220,6 +277,10 @@ def topic_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
     kafka-python bootstraps while constructing it, within its ``bootstrap_timeout_ms`` (30 s
     unless ``kafka.client_options`` sets it).
     """
+    from kafka.errors import KafkaTimeoutError
+
+    from stream_monitor.runtime import clients
+
     try:
         return clients.plain_consumer(settings, client_id)
     except KafkaTimeoutError as exc:
@@ -281,6 +342,11 @@ class TopicSource:
         The topics' metadata is waited for with a bound (the consumer's ``bootstrap_timeout_ms``):
         brokers that do not answer, or a topic that does not exist, raise :class:`ReplayUsageError`.
         """
+        from kafka import TopicPartition
+        from kafka.errors import KafkaTimeoutError
+
+        from stream_monitor.runtime import kafka_compat
+
         c = self.consumer
         timeout_s = kafka_compat.metadata_timeout_s(c)
         try:

@@ -1,0 +1,94 @@
+"""Rows (f) and (g-file) of ``bench.run`` side by side, alternating: ``python -m bench.replay_vs_file_loop --input FILE.jsonl``.
+
+(f) is ``stream-monitor replay --input FILE --alerts-out ... --progress none`` as ``bench.run``
+runs it: its rate as the CLI prints it (records over the engine's wall time, start-up excluded)
+and its CPU as the subprocess's user + system time minus that of a replay of an empty file.
+(g-file) is ``python -m bench.peers file`` (orjson + River ADWIN/Page-Hinkley per numeric feature):
+its rate and CPU as it measures them around its loop. Each of ``--reps`` rounds runs both, in
+alternating order; the ratios are per round (f over g-file), so a busy machine slows both sides
+of one ratio alike more often than not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _replay(src: Path, alerts: Path) -> tuple[float, str]:
+    env = {**os.environ, "STREAM_MONITOR_STATE_SECRET": "bench"}
+    cmd = [sys.executable, "-m", "stream_monitor", "--log-level", "WARNING", "replay", "--input", str(src), "--alerts-out", str(alerts), "--progress", "none"]
+    cpu0 = _cpu()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=3600, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SystemExit(f"replay failed ({done.returncode}): {done.stderr[-2000:]}")
+    return _cpu() - cpu0, done.stdout
+
+
+def _file_loop(src: Path, alerts: Path) -> dict[str, float]:
+    cmd = [sys.executable, "-W", "ignore", "-m", "bench.peers", "file", "--input", str(src), "--alerts-out", str(alerts)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=3600, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SystemExit(f"bench.peers file failed ({done.returncode}): {done.stderr[-2000:]}")
+    return orjson.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    src = Path(args.input).resolve()
+    wall_ratio: list[float] = []
+    cpu_ratio: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="f-vs-g-") as tmp:
+        out = Path(tmp)
+        empty = out / "empty.jsonl"
+        empty.write_bytes(b"")
+        _replay(empty, out / "a.jsonl")  # warm-up (numba cache, page cache)
+        for rep in range(args.reps):
+            results: dict[str, tuple[float, float]] = {}  # records/s, CPU µs per record
+            for side in ("f", "g") if rep % 2 == 0 else ("g", "f"):
+                if side == "f":
+                    startup, _ = _replay(empty, out / "a.jsonl")
+                    cpu, stdout = _replay(src, out / "a.jsonl")
+                    m = re.search(r"([\d,]+) records in [\d.]+ s \(([\d,]+) records/s\)", stdout)
+                    assert m, stdout
+                    records, rate = int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
+                    results["f"] = (rate, (cpu - startup) / records * 1e6)
+                else:
+                    g = _file_loop(src, out / "g.jsonl")
+                    results["g"] = (g["records"] / g["seconds"], g["cpu_seconds"] / g["records"] * 1e6)
+            wall_ratio.append(results["f"][0] / results["g"][0])
+            cpu_ratio.append(results["g"][1] / results["f"][1])
+            print(
+                f"round {rep}: (f) {results['f'][0]:,.0f} records/s, {results['f'][1]:.2f} µs CPU per record; "
+                f"(g-file) {results['g'][0]:,.0f} records/s, {results['g'][1]:.2f} µs CPU per record; "
+                f"f/g-file {wall_ratio[-1]:.2f} by rate, {cpu_ratio[-1]:.2f} by CPU per record; load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    print(
+        f"f/g-file by rate: median {statistics.median(wall_ratio):.2f} (range {min(wall_ratio):.2f}-{max(wall_ratio):.2f}); "
+        f"by CPU per record: median {statistics.median(cpu_ratio):.2f} (range {min(cpu_ratio):.2f}-{max(cpu_ratio):.2f})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
