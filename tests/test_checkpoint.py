@@ -10,6 +10,7 @@ import inspect
 import re
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -490,6 +491,30 @@ def test_a_commit_whose_answer_was_lost_but_whose_offsets_the_group_has_moves_fo
     tasks: dict[int, Any] = {0: FakeTask()}
     cp.rollback(tasks, {TP0}, lambda p, items: FakeTask(origin=items))  # what was read after it is read again, from it
     assert tasks[0].origin == {"k": b"v"} and ("seek", TP0, 3) in calls
+
+
+def test_a_lost_answer_found_in_a_rebalance_callback_is_rolled_back_not_fatal():
+    """kafka-python runs rebalance callbacks on its IO thread and refuses blocking consumer calls there: a commit
+    that fails when a revocation ends it cannot ask the group, and the monitor rolls back as when the broker does
+    not answer (seen in test_fault_injection's broker restart: the RuntimeError failed the callback, exit 1)."""
+    from stream_monitor.config import load_config
+    from stream_monitor.runtime.app import MonitorApp
+
+    app = MonitorApp(load_config(None, env={}, overrides={"kafka.group_id": "g", "state.enabled": False, "metrics.enabled": False}))
+    cp, calls = make()
+    app.checkpoint = cp
+    begun = _lost_answer(cp, calls)
+    refusal = "Cannot block on net.run() from the IO thread itself."
+
+    def committed(tp: TopicPartition, metadata: bool = False, timeout_ms: int | None = None) -> Any:
+        raise RuntimeError(refusal)
+
+    app.consumer = SimpleNamespace(committed=committed)
+    app._settle(begun)  # no answer: nothing moves forward, the rollback that follows returns to the checkpoint before
+    assert cp.committed_offsets == {} and cp.pending_alerts == ["a1"] and app.stats.checkpoints == 0
+    refusal = "something else"
+    with pytest.raises(RuntimeError, match="something else"):
+        app._settle(begun)
 
 
 @pytest.mark.parametrize("on_broker", [None, (0, "same"), (2, "same"), (3, ""), (3, "stream-monitor another 1")])

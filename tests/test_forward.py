@@ -305,3 +305,26 @@ def test_late_rows_are_logged_with_the_records_that_carried_them() -> None:
         "partition": 0, "rows": 1, "sources": {"in-1": 1}, "carriers": {f"{rp}-0": {"offsets": [3, 3], "restored": None, "seen": 3}},
         "event_times": ["1970-01-01T00:00:00.500Z"] * 2, "frontier": "1970-01-01T00:00:01.000Z",
     })]  # fmt: skip
+
+
+# ------------------------------------------------------------------ rollback
+def test_a_task_rolled_back_before_its_first_checkpoint_still_waits_for_every_input_partition() -> None:
+    """A rollback rebuilds each task from its committed state; before the task's first checkpoint that holds no
+    order item, and the rebuilt order knew no source: the rows of the input partition read first were judged at
+    once, and the earlier rows of another, read next, came back ``late`` (test_commit_outcome, lose1: rollbacks
+    in a row from start-up)."""
+    from stream_monitor.core.ordering import NOT_SENT
+
+    app, _ = _app()
+    app.checkpoint.consumer = SimpleNamespace(seek=lambda tp, offset: None)
+    late = int(app.spec.max_lateness_seconds * 1000)
+    _judge(app, 0, 0, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 0))  # read, then the transaction fails
+    assert app.checkpoint.committed_items.get(0, {}) == {}  # nothing of task 0 committed yet
+    app._rollback()
+    task = app.tasks[0]
+    assert task.order.latest == {("in", 0): NOT_SENT, ("in", 1): NOT_SENT}
+    _judge(app, 0, 0, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 0))  # read again
+    assert task.queued() == 1  # waits for ("in", 1)
+    result = _judge(app, 0, 1, _rows(("in", 1), FRAUD, 1_000, 0))  # its earlier row: in order, not late
+    assert result.dead_letters == [] and task.queued() == 2
+    assert [r.key[0] for r in task.order.release(final=True)] == [1_000, 1_000 + 3 * late]

@@ -322,14 +322,21 @@ class MonitorApp(CheckpointSteps):
             task = self.tasks.get(p)
             if task is None:
                 continue
-            if self.repartition_topic:  # a model's rows come from every input partition
-                for topic, part in self._sources:
-                    (task.label_order if topic == self.cfg.kafka.label_topic else task.order).expect((topic, part))
+            self._expect_sources(task)  # a kept task (a rebuilt one expects them already)
             self.idle.arrived(p, [*task.order.latest, *task.label_order.latest])
+
+    def _expect_sources(self, task: PartitionMonitor) -> None:
+        """A model's rows come from every input partition: the task's order waits for each until it sends or goes idle."""
+        if self.repartition_topic:
+            for topic, part in self._sources:
+                (task.label_order if topic == self.cfg.kafka.label_topic else task.order).expect((topic, part))
 
     def _rebuild(self, partition: int, items: dict[str, bytes]) -> PartitionMonitor:
         """The partition's task from its items; items the core cannot read start again (logged, counted)."""
         task, dropped = tolerant_rebuild(lambda part: PartitionMonitor.from_state_items(self.spec, partition, part, self.baselines), items)
+        # restored, rolled back or reset alike: state without an order item (nothing committed yet) knows no
+        # source, and the rows of those read first would be judged past the others' earlier rows (``late``)
+        self._expect_sources(task)
         task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.state_offsets(partition).items()})
         for key in dropped:
             items.pop(key, None)  # never committed again as if it were state

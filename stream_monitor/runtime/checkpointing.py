@@ -170,6 +170,12 @@ class CheckpointSteps:
         except KafkaError as exc:  # the broker did not say: roll back as before
             self.log.error("commit_outcome_unknown", error=repr(exc), detail="rolled back to the checkpoint before it; its records may be judged twice")
             return
+        except RuntimeError as exc:  # a rebalance callback (kafka-python's IO thread) may not block: it cannot ask
+            if "IO thread" not in str(exc):
+                raise
+            self.log.error("commit_outcome_unknown", error=repr(exc), detail="during a rebalance: rolled back to the checkpoint before it; "
+                           "the partitions' next owner starts from what the group committed")  # fmt: skip
+            return
         if result is None:
             self.log.warning("commit_not_committed", offsets={f"{tp.topic}-{tp.partition}": off for tp, off in sorted(begun.offsets.items())},
                              on_broker=answers, detail="rolled back to the checkpoint before it")  # fmt: skip
