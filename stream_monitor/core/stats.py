@@ -65,6 +65,30 @@ class BinnedReference:
         p = self.psi_p
         return float(((q - p) * np.log(q / p)).sum())
 
+    def psi_rows(self, counts: np.ndarray) -> list[float]:
+        """:meth:`psi` of every row of ``counts`` (one window's counts per row): the same operations, row by row."""
+        smoothed = counts + 0.5
+        q = smoothed / smoothed.sum(axis=1, keepdims=True)
+        p = self.psi_p
+        return ((q - p) * np.log(q / p)).sum(axis=1).tolist()
+
+    def js_rows(self, counts: np.ndarray) -> list[float]:
+        """:meth:`js_distance` of every row of ``counts``: the same operations, row by row."""
+        q = counts.astype(np.float64)
+        q_total = q.sum(axis=1, keepdims=True)
+        if self.js_p is None:
+            return [0.0] * q.shape[0]
+        empty = q_total[:, 0] == 0
+        q = q / np.where(empty[:, None], 1.0, q_total)
+        q = q / np.where(empty[:, None], 1.0, q.sum(axis=1, keepdims=True))
+        p = self.js_p
+        m = (p + q) / 2.0
+        js = _rel_entr(p, m).sum(axis=1) + _rel_entr(q, m).sum(axis=1)
+        js /= _LOG2
+        out = np.sqrt(js / 2.0)
+        out[empty] = 0.0
+        return out.tolist()
+
     def js_distance(self, current_counts: np.ndarray) -> float:
         """Jensen-Shannon distance, base 2: scipy's ``jensenshannon`` arithmetic; 0 when a side is empty."""
         q = current_counts.astype(np.float64)
@@ -246,10 +270,15 @@ def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
         max_s = float((i_at - below_j).max())
     else:
         max_s = float(max((left1 / n1 - below_j).max(), at.max()))
-    # scipy clips -min to [0, 1]: it is there already (at >= 0.0 - 1.0, and at <= 0 at the largest
-    # window value), bar the sign of a zero, and a zero is never chosen over max_s >= 0
-    min_s = -float(at.min())
-    d = min_s if min_s > max_s else max_s
+    return ks_of_extremes(n1, n2, max_s, float(at.min()))
+
+
+def ks_of_extremes(n1: int, n2: int, max_v: float, min_v: float) -> tuple[float, float]:
+    """KS distance and asymptotic p-value from the max and min of I/n1 - J/n2 over both samples' points (scipy's)."""
+    # scipy clips -min to [0, 1]: it is there already (v >= 0.0 - 1.0, and v = 0.0 at the largest
+    # point), bar the sign of a zero, and a zero is never chosen over max_v >= 0
+    min_s = -min_v
+    d = min_s if min_s > max_v else max_v
     en = _EN.get((n1, n2))
     if en is None:
         m, n = sorted([float(n1), float(n2)], reverse=True)

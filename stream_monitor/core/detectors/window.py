@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream_monitor.core import stats
-from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView
+from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView, spread
+from stream_monitor.core.detectors.steps import ks_rows
 from stream_monitor.core.reference import CategoricalReference, NumericReference
 
 if TYPE_CHECKING:
+    from stream_monitor.core.detectors.steps import WindowSteps
     from stream_monitor.core.settings import Chi2Params, JsParams, KsParams, PsiParams, Severity, WassersteinParams
 
 
@@ -56,6 +58,15 @@ class PsiDetector(WindowDetector):
             return None
         return self._threshold_eval(self.binned.psi(self._counts(window)))
 
+    def _step_counts(self, steps: WindowSteps) -> np.ndarray:
+        if self.edges is not None:
+            return steps.bin_counts(self.edges)
+        return steps.code_counts(self.reference_counts.size)
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
+        """:meth:`evaluate` of every full step, from the steps' counts."""
+        return spread(steps.full, [self._threshold_eval(s) for s in self.binned.psi_rows(self._step_counts(steps))])
+
 
 class JsDetector(PsiDetector):
     """Jensen-Shannon distance over the same bins as PSI."""
@@ -70,6 +81,10 @@ class JsDetector(PsiDetector):
         if window.values.size == 0:
             return None
         return self._threshold_eval(self.binned.js_distance(self._counts(window)))
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
+        """:meth:`evaluate` of every full step, from the steps' counts."""
+        return spread(steps.full, [self._threshold_eval(s) for s in self.binned.js_rows(self._step_counts(steps))])
 
 
 class KsDetector(WindowDetector):
@@ -92,6 +107,19 @@ class KsDetector(WindowDetector):
         else:
             d, p = stats.ks_sorted(self.prepared, window.sorted_values)
         return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None] | None:
+        """:meth:`evaluate` of every full step, from the steps' sorted KS classes."""
+        ref = self.prepared
+        if ref is None:
+            return None
+        classes = steps.ks_classes(ref.data1)
+        if classes is None:
+            return None
+        hi, lo = ks_rows(ref.n1, steps.size, classes)
+        results = [stats.ks_of_extremes(ref.n1, steps.size, h, low) for h, low in zip(hi, lo, strict=True)]
+        max_p = self.max_p_value
+        return spread(steps.full, [self._threshold_eval(d, p, extra_ok=p <= max_p) for d, p in results])
 
 
 class WassersteinDetector(WindowDetector):
@@ -131,10 +159,16 @@ class Chi2Detector(WindowDetector):
         """Chi-square statistic of the window's category counts against the reference's."""
         if window.values.size == 0:
             return None
-        current = window.code_counts(self.reference_counts.size)
+        return self._judge(window.code_counts(self.reference_counts.size))
+
+    def _judge(self, current: np.ndarray) -> Evaluation:
         chi2, p, dof = self.binned.chi2(current)
         critical = stats.chi2_critical_value(self.alpha, dof)
         effect = self.binned.total_variation(current)
         breached = dof > 0 and p <= self.alpha and effect >= self.min_effect
         severity: Severity = "critical" if (self.params.critical is not None and p <= self.params.critical) else self.params.severity
         return Evaluation(chi2, critical, p, breached, severity)
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
+        """:meth:`evaluate` of every full step, from the steps' category counts."""
+        return spread(steps.full, [self._judge(row) for row in steps.code_counts(self.reference_counts.size)])

@@ -1,0 +1,207 @@
+"""A channel's window statistics at every evaluation step of one batch, computed in one pass.
+
+With the default window (1,000 observations, a step of 250), a batch of 5,000 records crosses
+twenty evaluation steps of each channel, and the windows of consecutive steps share three
+quarters of their values. Evaluating each step on its own sorted the window again and paid
+numpy's per-call overhead on small arrays a dozen times per detector. :class:`WindowSteps` takes
+the channel's history as it will be at the batch's evaluation points (the ring's content, oldest
+first, followed by the batch's values and flags) and gives every detector the same inputs it
+would have read from the ring at each point, for all points at once:
+
+- flag counts per step (missing / invalid / outside rates) from cumulative sums;
+- category or bin counts per step from one ``bincount`` over the segments between window bounds;
+- KS from each value's place among the reference values (two binary searches per value of the
+  batch, not per window holding it), one integer sort per window, and the extremes of every
+  step's differences in a few array operations over all steps (:func:`ks_rows`).
+
+Detectors read them through ``WindowDetector.evaluate_steps`` and return the very
+:class:`Evaluation` s ``evaluate`` would have (same floats: ``tests/core/test_window_steps.py``
+checks it against the per-step code). The window's *order* never mattered to a window statistic
+(the ring is read unrolled or not), so only its multiset of values is reproduced here.
+
+Detectors without ``evaluate_steps`` (or that decline a batch: KS with a NaN anywhere, which a
+channel's window never holds) keep being evaluated on the live ring, step by step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream_monitor.core.detectors.base import FLAG_INVALID, FLAG_MISSING, FLAG_OUTSIDE
+
+__all__ = ["WindowSteps", "ks_rows"]
+
+class WindowSteps:
+    """The windows of one channel at the evaluation steps of one batch.
+
+    ``flags`` / ``values`` are the channel's observation flags and present values oldest first
+    (the ring's content, then the batch's); step ``j``'s window is the ``size`` observations
+    before ``obs_ends[j]`` and the ``size`` values before ``value_ends[j]`` (``full[j]``: there are
+    that many values; detectors that need values skip the step otherwise, as on the ring).
+    Every array is computed on first use and shared by the channel's detectors.
+    """
+
+    __slots__ = ("_bins", "_codes", "_counts", "_ks", "_sorted", "flags", "full", "obs_ends", "size", "value_ends", "values")
+
+    def __init__(self, flags: np.ndarray, values: np.ndarray, obs_ends: np.ndarray, value_ends: np.ndarray, size: int) -> None:
+        self.flags = flags
+        self.values = values
+        self.obs_ends = obs_ends
+        self.value_ends = value_ends
+        self.size = size
+        self.full = value_ends >= size
+        self._counts: list[list[int]] | None = None
+        self._ks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._bins: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._codes: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.obs_ends.shape[0]
+
+    @property
+    def flag_counts(self) -> list[list[int]]:
+        """Per step, observations per flag value (index ``FLAG_*``), as ``WindowView.flag_counts``."""
+        if self._counts is None:
+            size, ends = self.size, self.obs_ends
+            lo, hi = int(ends[0]) - size, int(ends[-1])
+            flags = self.flags[lo:hi]
+            if not flags.any():  # all FLAG_OK, the usual case
+                self._counts = [[size, 0, 0, 0] for _ in range(ends.shape[0])]
+            else:
+                self._counts = window_counts(flags, FLAG_OUTSIDE + 1, ends - lo, size).tolist()
+        return self._counts
+
+    def _span(self) -> tuple[int, int]:
+        """The values any full step's window holds: ``values[lo:hi]``."""
+        ends = self.value_ends[self.full]
+        return int(ends[0]) - self.size, int(ends[-1])
+
+    def _sorted_span(self) -> tuple[np.ndarray, np.ndarray]:
+        """(order, sorted values) of the span: ``values[lo:hi][order]`` is sorted; one sort shared by KS and the bins."""
+        if self._sorted is None:
+            lo, hi = self._span()
+            span = self.values[lo:hi]
+            order = np.argsort(span)
+            self._sorted = (order, span[order])
+        return self._sorted
+
+    def ks_classes(self, data1: np.ndarray) -> np.ndarray | None:
+        """Per full step, its window's KS classes against the sorted reference ``data1``, sorted (one row per step).
+
+        A value's class is ``R * (len(data1) + 1) + L`` (R, L: how many reference values are <=, < it):
+        classes order values as the values do, up to values between the same two reference values
+        (or equal to the same one), which KS need not tell apart (see :func:`ks_rows`). R and L of
+        every value come from one sort of the batch's values and a search of the reference in
+        them, not from a search per value per window. ``None`` when a window holds a NaN (scipy's
+        business, step by step).
+        """
+        hit = self._ks.get(id(data1))
+        if hit is None or hit[0] is not data1:
+            ends = self.value_ends[self.full]
+            rows = np.empty((ends.shape[0], self.size), dtype=np.int64)
+            if ends.shape[0]:
+                lo, hi = self._span()
+                order, ordered = self._sorted_span()
+                if ordered.shape[0] and ordered[-1] != ordered[-1]:  # NaN sorts last
+                    return None
+                k = ordered.shape[0]
+                # a reference value x is <= the k-th smallest span value v iff fewer than k + 1 span values are < x
+                # (and < v iff at most k are <= x): R and L of every span value by counting
+                right = np.bincount(ordered.searchsorted(data1, "left"), minlength=k + 1)[:k].cumsum()
+                left = np.bincount(ordered.searchsorted(data1, "right"), minlength=k + 1)[:k].cumsum()
+                codes = np.empty(k, dtype=np.int64)
+                codes[order] = right * (data1.shape[0] + 1) + left
+                rows[:] = np.lib.stride_tricks.sliding_window_view(codes, self.size)[ends - self.size - lo]
+                rows.sort(axis=1)
+            hit = self._ks[id(data1)] = (data1, rows)
+        return hit[1]
+
+    def counts(self, codes: np.ndarray, minlength: int) -> np.ndarray:
+        """Per full step, ``np.bincount`` of ``codes`` over its window, ``minlength`` bins (``codes``: one non-negative int per span value)."""
+        ends = self.value_ends[self.full]
+        if ends.shape[0] == 0:
+            return np.zeros((0, minlength), dtype=np.int64)
+        return window_counts(codes, minlength, ends - self._span()[0], self.size)
+
+    def bin_counts(self, inner_edges: np.ndarray) -> np.ndarray:
+        """Per full step, ``stats.histogram`` of its window over ``inner_edges`` (bin k: edges[k-1] <= v < edges[k])."""
+        key = id(inner_edges)
+        hit = self._bins.get(key)
+        if hit is None or hit[0] is not inner_edges:
+            if not self.full.any():
+                return np.zeros((0, inner_edges.shape[0] + 1), dtype=np.int64)
+            order, ordered = self._sorted_span()
+            # histogram_of_sorted over the sorted span, each value's bin put back in its place
+            bounds = np.empty(inner_edges.shape[0] + 2, dtype=np.intp)
+            bounds[0] = 0
+            bounds[1:-1] = ordered.searchsorted(inner_edges, "left")
+            bounds[-1] = ordered.shape[0]
+            codes = np.empty(ordered.shape[0], dtype=np.intp)
+            codes[order] = np.repeat(np.arange(inner_edges.shape[0] + 1), np.diff(bounds))
+            hit = self._bins[key] = (inner_edges, self.counts(codes, inner_edges.shape[0] + 1))
+        return hit[1]
+
+    def code_counts(self, minlength: int) -> np.ndarray:
+        """Per full step, ``np.bincount(window codes, minlength=minlength)`` (categorical channels)."""
+        hit = self._codes.get(minlength)
+        if hit is None:
+            if not self.full.any():
+                return np.zeros((0, minlength), dtype=np.int64)
+            lo, hi = self._span()
+            hit = self._codes[minlength] = self.counts(self.values[lo:hi].astype(np.intp), minlength)
+        return hit
+
+
+def window_counts(codes: np.ndarray, minlength: int, ends: np.ndarray, size: int) -> np.ndarray:
+    """``np.bincount(codes[e - size : e], minlength=minlength)`` for every ``e`` of ``ends`` (ascending, ``ends[0] - size == 0``), one row each.
+
+    One ``bincount`` of (segment, code) over the segments between consecutive window bounds,
+    summed cumulatively: integer counts, exact.
+
+    >>> window_counts(np.array([0, 1, 1, 2, 0, 0]), 3, np.array([3, 5, 6]), 3).tolist()
+    [[1, 2, 0], [1, 1, 1], [2, 0, 1]]
+    """
+    starts = ends - size
+    bounds = np.unique(np.concatenate((starts, ends)))
+    span = int(bounds[-1])
+    codes = codes[:span]
+    k = max(minlength, int(codes.max()) + 1)  # np.bincount's length
+    # a value's segment: how many bounds are at or before it (1 .. len(bounds) - 1)
+    segment = np.searchsorted(bounds, np.arange(span), "right")
+    per = np.bincount(segment * k + codes, minlength=bounds.shape[0] * k).reshape(-1, k)
+    cum = per.cumsum(axis=0)  # row b: counts of the values before bounds[b]
+    return cum[np.searchsorted(bounds, ends)] - cum[np.searchsorted(bounds, starts)]
+
+
+def ks_rows(n1: int, n2: int, classes: np.ndarray) -> tuple[list[float], list[float]]:
+    """Max and min of I/n1 - J/n2 over both samples' points, per row of sorted KS classes (see :meth:`WindowSteps.ks_classes`).
+
+    The arithmetic of :func:`stream_monitor.core.stats.ks_sorted` on runs of equal classes instead
+    of runs of equal values. A run of values equal to a reference value is a run of equal values.
+    A run of values strictly between two reference values has one I: there the smallest
+    I/n1 - J/n2 at a window value is at the run's last value (the largest J), the largest
+    ``below`` (#ref < w)/n1 - (#window < w)/n2 at its first; the other values of the run give
+    nothing ks_sorted's max or min could take. The floats are ks_sorted's: I/n1 and J/n2 from the
+    same integers, one subtraction; max and min are exact. Returns (max per row, min per row).
+    """
+    m = classes.shape[0]
+    if m == 0:
+        return [], []
+    flat = classes.reshape(-1)
+    first = np.empty(flat.shape[0], dtype=bool)
+    first[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=first[1:])
+    first[::n2] = True  # every row starts a run
+    starts = first.nonzero()[0]
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = flat.shape[0]
+    row_start = starts - starts % n2
+    code = flat[starts]
+    right = code // (n1 + 1)
+    left = code - right * (n1 + 1)
+    at = right / n1 - (ends - row_start) / n2
+    below = left / n1 - (starts - row_start) / n2
+    heads = np.searchsorted(starts, np.arange(m) * n2)  # each row's first run
+    return np.maximum.reduceat(np.maximum(at, below), heads).tolist(), np.minimum.reduceat(at, heads).tolist()
