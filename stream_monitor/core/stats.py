@@ -138,6 +138,44 @@ class BinnedReference:
         return float(stat), float(_special.chdtrc(np.float64(k - 1), stat)), k - 1
 
 
+    def chi2_rows(self, counts: np.ndarray) -> list[tuple[float, float, int]]:
+        """:meth:`chi2` of every row of ``counts``: rows keeping the same categories are done together, with the same operations per row."""
+        cur = counts.astype(np.float64)
+        cols = self.counts + cur
+        keep = cols > 0
+        out: list[tuple[float, float, int]] = [(0.0, 1.0, 0)] * cur.shape[0]
+        patterns, which = np.unique(keep, axis=0, return_inverse=True)
+        for g, pattern in enumerate(patterns):
+            k = int(np.count_nonzero(pattern))
+            if k < 2:
+                continue
+            rows_of = np.flatnonzero(which.reshape(-1) == g)
+            table = np.empty((rows_of.shape[0], 2, k))
+            table[:, 0] = self.counts[pattern]
+            table[:, 1] = cur[rows_of][:, pattern]
+            sums = table.sum(axis=2, keepdims=True)
+            expected = (sums * cols[rows_of][:, None, pattern]) / table.reshape(rows_of.shape[0], -1).sum(axis=1)[:, None, None]
+            terms = (table - expected) ** 2 / expected
+            stat = terms.reshape(rows_of.shape[0], -1).sum(axis=1)
+            p = _special.chdtrc(np.float64(k - 1), stat)
+            empty = ((sums[:, 0, 0] == 0) | (sums[:, 1, 0] == 0)).tolist()
+            for r, s_, p_, e in zip(rows_of.tolist(), stat.tolist(), p.tolist(), empty, strict=True):
+                if not e:
+                    out[r] = (s_, p_, k - 1)
+        return out
+
+    def total_variation_rows(self, counts: np.ndarray) -> list[float]:
+        """:meth:`total_variation` of every row of ``counts``: the same operations, row by row."""
+        q = counts.astype(np.float64)
+        q_total = q.sum(axis=1, keepdims=True)
+        if self.tv_p is None:
+            return [0.0] * q.shape[0]
+        empty = q_total[:, 0] == 0
+        out = 0.5 * np.abs(self.tv_p - q / np.where(empty[:, None], 1.0, q_total)).sum(axis=1)
+        out[empty] = 0.0
+        return out.tolist()
+
+
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
     """Population Stability Index over aligned bins: sum((q - p) * ln(q / p))."""
     return BinnedReference(reference_counts).psi(np.asarray(current_counts, dtype=np.float64))
@@ -210,6 +248,16 @@ def ks_2samp(reference_sorted: np.ndarray, current: np.ndarray) -> tuple[float, 
     return ks_sorted(ref, np.sort(current))
 
 
+def ks_steps(n2: int) -> tuple[np.ndarray, np.ndarray]:
+    """(J/n2 at, J/n2 below) the sorted values of a window of ``n2`` distinct values: ``arange(1, n2 + 1) / n2``, ``arange(n2) / n2`` (cached)."""
+    steps = _STEPS.get(n2)
+    if steps is None:
+        if len(_STEPS) >= 64:
+            _STEPS.clear()
+        steps = _STEPS[n2] = (np.arange(1, n2 + 1) / n2, np.arange(n2) / n2)
+    return steps
+
+
 def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
     """:func:`ks_2samp` of a prepared reference and a non-empty *sorted* window, in O(n2 log n1).
 
@@ -247,11 +295,7 @@ def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
     first = np.empty(n2, dtype=bool)
     first[0] = True
     np.not_equal(data2[1:], data2[:-1], out=first[1:])
-    steps = _STEPS.get(n2)
-    if steps is None:
-        if len(_STEPS) >= 64:
-            _STEPS.clear()
-        steps = _STEPS[n2] = (np.arange(1, n2 + 1) / n2, np.arange(n2) / n2)
+    steps = ks_steps(n2)
     if first.all():  # distinct: J at a window value is its rank, below it one less
         at_j, below_j = steps
     else:

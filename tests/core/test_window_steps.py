@@ -117,7 +117,7 @@ def test_ks_rows_equal_ks_sorted_and_scipy(case: tuple) -> None:
     steps = WindowSteps(flags, values, obs_ends, value_ends, size)
     prepared = stats.KsReference.of(reference.sorted_sample)
     assert prepared is not None
-    hi, lo = ks_rows(prepared.n1, size, steps.ks_classes(prepared.data1))
+    hi, lo = ks_rows(prepared.n1, *steps.ks_ranks(prepared.data1))
     windows = [values[v - size : v] for v in value_ends.tolist() if v >= size]
     assert len(hi) == len(windows)
     for h, low, window in zip(hi, lo, windows, strict=True):
@@ -233,6 +233,6 @@ def test_ks_of_constant_windows(level: float) -> None:
     assert prepared is not None
     values = np.full(40, level)
     steps = WindowSteps(np.zeros(40, np.uint8), values, np.array([20, 30, 40]), np.array([20, 30, 40]), 20)
-    hi, lo = ks_rows(prepared.n1, 20, steps.ks_classes(prepared.data1))
+    hi, lo = ks_rows(prepared.n1, *steps.ks_ranks(prepared.data1))
     expected = stats.ks_sorted(prepared, values[:20])
     assert [stats.ks_of_extremes(prepared.n1, 20, h, low) for h, low in zip(hi, lo, strict=True)] == [expected] * 3

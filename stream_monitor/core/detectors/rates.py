@@ -51,15 +51,18 @@ class RateDetector(WindowDetector):
         """:meth:`evaluate` of every step, from the steps' flag counts."""
         out: list[Evaluation | None] = []
         flags, over_present, reference_rate, threshold_eval = self.flags, self.over_present, self.reference_rate, self._threshold_eval
+        done: dict[tuple[int, int], Evaluation | None] = {}  # most steps of a batch have the same counts (all valid)
         for counts in steps.flag_counts:
             size = sum(counts)
             if over_present:
                 size -= counts[FLAG_MISSING]
-            if size == 0:
-                out.append(None)
-                continue
             hit = sum(counts[f] for f in flags)
-            out.append(threshold_eval(float(hit) / size - reference_rate))
+            key = (hit, size)
+            if key in done:
+                out.append(done[key])
+            else:
+                out.append(None if size == 0 else threshold_eval(float(hit) / size - reference_rate))
+                done[key] = out[-1]
         return out
 
 

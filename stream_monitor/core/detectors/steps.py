@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream_monitor.core.stats import ks_steps
 from stream_monitor.core.detectors.base import FLAG_INVALID, FLAG_MISSING, FLAG_OUTSIDE
 
 __all__ = ["WindowSteps", "ks_rows"]
@@ -51,7 +52,7 @@ class WindowSteps:
         self.size = size
         self.full = value_ends >= size
         self._counts: list[list[int]] | None = None
-        self._ks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._ks: dict[int, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
         self._bins: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._codes: dict[int, np.ndarray] = {}
@@ -86,35 +87,40 @@ class WindowSteps:
             self._sorted = (order, span[order])
         return self._sorted
 
-    def ks_classes(self, data1: np.ndarray) -> np.ndarray | None:
-        """Per full step, its window's KS classes against the sorted reference ``data1``, sorted (one row per step).
+    def ks_ranks(self, data1: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per full step, R and L of its window's values against the sorted reference ``data1``, each sorted (one row per step).
 
-        A value's class is ``R * (len(data1) + 1) + L`` (R, L: how many reference values are <=, < it):
-        classes order values as the values do, up to values between the same two reference values
-        (or equal to the same one), which KS need not tell apart (see :func:`ks_rows`). R and L of
-        every value come from one sort of the batch's values and a search of the reference in
-        them, not from a search per value per window. ``None`` when a window holds a NaN (scipy's
-        business, step by step).
+        R, L: how many reference values are <=, < a value. Both grow with the value, so a row of
+        either, sorted, is its values' R (or L) in the order of the values. They come from one
+        sort of the batch's values and a search of the reference in them, not from a search per
+        value per window; L is R (the same array) when no value equals a reference value.
+        ``None`` when a window holds a NaN (scipy's business, step by step).
         """
         hit = self._ks.get(id(data1))
         if hit is None or hit[0] is not data1:
             ends = self.value_ends[self.full]
-            rows = np.empty((ends.shape[0], self.size), dtype=np.int64)
+            right_rows = left_rows = np.empty((ends.shape[0], self.size), dtype=np.int32)
             if ends.shape[0]:
-                lo, hi = self._span()
+                lo, _ = self._span()
                 order, ordered = self._sorted_span()
                 if ordered.shape[0] and ordered[-1] != ordered[-1]:  # NaN sorts last
                     return None
                 k = ordered.shape[0]
                 # a reference value x is <= the k-th smallest span value v iff fewer than k + 1 span values are < x
                 # (and < v iff at most k are <= x): R and L of every span value by counting
-                right = np.bincount(ordered.searchsorted(data1, "left"), minlength=k + 1)[:k].cumsum()
-                left = np.bincount(ordered.searchsorted(data1, "right"), minlength=k + 1)[:k].cumsum()
-                codes = np.empty(k, dtype=np.int64)
-                codes[order] = right * (data1.shape[0] + 1) + left
-                rows[:] = np.lib.stride_tricks.sliding_window_view(codes, self.size)[ends - self.size - lo]
-                rows.sort(axis=1)
-            hit = self._ks[id(data1)] = (data1, rows)
+                dtype = np.int32 if data1.shape[0] < 2**31 else np.int64
+                right = np.empty(k, dtype=dtype)
+                right[order] = np.bincount(ordered.searchsorted(data1, "left"), minlength=k + 1)[:k].cumsum()
+                take = ends - self.size - lo
+                right_rows = np.lib.stride_tricks.sliding_window_view(right, self.size)[take]
+                right_rows.sort(axis=1)
+                left_rows = right_rows
+                left = np.empty(k, dtype=dtype)
+                left[order] = np.bincount(ordered.searchsorted(data1, "right"), minlength=k + 1)[:k].cumsum()
+                if not np.array_equal(left, right):
+                    left_rows = np.lib.stride_tricks.sliding_window_view(left, self.size)[take]
+                    left_rows.sort(axis=1)
+            hit = self._ks[id(data1)] = (data1, (right_rows, left_rows))
         return hit[1]
 
     def counts(self, codes: np.ndarray, minlength: int) -> np.ndarray:
@@ -168,40 +174,30 @@ def window_counts(codes: np.ndarray, minlength: int, ends: np.ndarray, size: int
     codes = codes[:span]
     k = max(minlength, int(codes.max()) + 1)  # np.bincount's length
     # a value's segment: how many bounds are at or before it (1 .. len(bounds) - 1)
-    segment = np.searchsorted(bounds, np.arange(span), "right")
-    per = np.bincount(segment * k + codes, minlength=bounds.shape[0] * k).reshape(-1, k)
+    segment = np.repeat(np.arange(1, bounds.shape[0]) * k, np.diff(bounds))
+    per = np.bincount(segment + codes, minlength=bounds.shape[0] * k).reshape(-1, k)
     cum = per.cumsum(axis=0)  # row b: counts of the values before bounds[b]
     return cum[np.searchsorted(bounds, ends)] - cum[np.searchsorted(bounds, starts)]
 
 
-def ks_rows(n1: int, n2: int, classes: np.ndarray) -> tuple[list[float], list[float]]:
-    """Max and min of I/n1 - J/n2 over both samples' points, per row of sorted KS classes (see :meth:`WindowSteps.ks_classes`).
+def ks_rows(n1: int, right: np.ndarray, left: np.ndarray) -> tuple[list[float], list[float]]:
+    """Max and min of I/n1 - J/n2 over both samples' points, per window, from its values' sorted R and L (see :meth:`WindowSteps.ks_ranks`).
 
-    The arithmetic of :func:`stream_monitor.core.stats.ks_sorted` on runs of equal classes instead
-    of runs of equal values. A run of values equal to a reference value is a run of equal values.
-    A run of values strictly between two reference values has one I: there the smallest
-    I/n1 - J/n2 at a window value is at the run's last value (the largest J), the largest
-    ``below`` (#ref < w)/n1 - (#window < w)/n2 at its first; the other values of the run give
-    nothing ks_sorted's max or min could take. The floats are ks_sorted's: I/n1 and J/n2 from the
-    same integers, one subtraction; max and min are exact. Returns (max per row, min per row).
+    :func:`stream_monitor.core.stats.ks_sorted`'s arithmetic without finding runs of equal values:
+    at sorted position k (0-based) take ``R/n1 - (k + 1)/n2`` for the min and ``L/n1 - k/n2`` for
+    the max. Within a run of equal values (equal R and L) the first is smallest at the run's end,
+    where it is ks_sorted's ``at``, and the second largest at the run's start, where it is its
+    ``below``; elsewhere in the run they are larger / smaller (rounding is monotone), so neither
+    extreme moves. ks_sorted's other max candidate, ``at`` of a run equal to a reference value,
+    never exceeds the next run's ``below`` (same J, an I at least as large) or, for the last run,
+    0.0 <= the first run's ``below``: it is not needed. Same integers, same two float operations:
+    the same floats. Returns (max per window, min per window).
     """
-    m = classes.shape[0]
+    m, n2 = right.shape
     if m == 0:
         return [], []
-    flat = classes.reshape(-1)
-    first = np.empty(flat.shape[0], dtype=bool)
-    first[0] = True
-    np.not_equal(flat[1:], flat[:-1], out=first[1:])
-    first[::n2] = True  # every row starts a run
-    starts = first.nonzero()[0]
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1] = flat.shape[0]
-    row_start = starts - starts % n2
-    code = flat[starts]
-    right = code // (n1 + 1)
-    left = code - right * (n1 + 1)
-    at = right / n1 - (ends - row_start) / n2
-    below = left / n1 - (starts - row_start) / n2
-    heads = np.searchsorted(starts, np.arange(m) * n2)  # each row's first run
-    return np.maximum.reduceat(np.maximum(at, below), heads).tolist(), np.minimum.reduceat(at, heads).tolist()
+    at_j, below_j = ks_steps(n2)
+    lo = right / n1
+    hi = (lo if left is right else left / n1) - below_j
+    lo -= at_j
+    return hi.max(axis=1).tolist(), lo.min(axis=1).tolist()

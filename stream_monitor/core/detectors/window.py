@@ -109,14 +109,14 @@ class KsDetector(WindowDetector):
         return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
 
     def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None] | None:
-        """:meth:`evaluate` of every full step, from the steps' sorted KS classes."""
+        """:meth:`evaluate` of every full step, from the ranks of the steps' values among the reference's."""
         ref = self.prepared
         if ref is None:
             return None
-        classes = steps.ks_classes(ref.data1)
-        if classes is None:
+        ranks = steps.ks_ranks(ref.data1)
+        if ranks is None:
             return None
-        hi, lo = ks_rows(ref.n1, steps.size, classes)
+        hi, lo = ks_rows(ref.n1, *ranks)
         results = [stats.ks_of_extremes(ref.n1, steps.size, h, low) for h, low in zip(hi, lo, strict=True)]
         max_p = self.max_p_value
         return spread(steps.full, [self._threshold_eval(d, p, extra_ok=p <= max_p) for d, p in results])
@@ -163,12 +163,18 @@ class Chi2Detector(WindowDetector):
 
     def _judge(self, current: np.ndarray) -> Evaluation:
         chi2, p, dof = self.binned.chi2(current)
+        return self._evaluation(chi2, p, dof, self.binned.total_variation(current))
+
+    def _evaluation(self, chi2: float, p: float, dof: int, effect: float) -> Evaluation:
         critical = stats.chi2_critical_value(self.alpha, dof)
-        effect = self.binned.total_variation(current)
         breached = dof > 0 and p <= self.alpha and effect >= self.min_effect
         severity: Severity = "critical" if (self.params.critical is not None and p <= self.params.critical) else self.params.severity
         return Evaluation(chi2, critical, p, breached, severity)
 
     def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
         """:meth:`evaluate` of every full step, from the steps' category counts."""
-        return spread(steps.full, [self._judge(row) for row in steps.code_counts(self.reference_counts.size)])
+        counts = steps.code_counts(self.reference_counts.size)
+        evaluations = []
+        for (chi2, p, dof), effect in zip(self.binned.chi2_rows(counts), self.binned.total_variation_rows(counts), strict=True):
+            evaluations.append(self._evaluation(chi2, p, dof, effect))
+        return spread(steps.full, evaluations)
