@@ -117,7 +117,7 @@ def test_ks_rows_equal_ks_sorted_and_scipy(case: tuple) -> None:
     steps = WindowSteps(flags, values, obs_ends, value_ends, size)
     prepared = stats.KsReference.of(reference.sorted_sample)
     assert prepared is not None
-    hi, lo = ks_rows(prepared.n1, *steps.ks_ranks(prepared.data1))
+    hi, lo = steps.ks_extremes(prepared.data1)
     windows = [values[v - size : v] for v in value_ends.tolist() if v >= size]
     assert len(hi) == len(windows)
     for h, low, window in zip(hi, lo, windows, strict=True):
@@ -126,7 +126,37 @@ def test_ks_rows_equal_ks_sorted_and_scipy(case: tuple) -> None:
         assert got == stats._ks_scipy(reference.sorted_sample, window)
 
 
-def test_window_counts_are_bincounts_of_each_window() -> None:
+def test_ks_rows_of_sorted_ranks_with_ties() -> None:
+    """Runs of equal values, some equal to reference values: ks_rows from sorted R and L equals ks_sorted."""
+    reference = np.array([0.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0])
+    prepared = stats.KsReference.of(reference)
+    assert prepared is not None
+    window = np.sort(np.array([1.0, 1.0, 1.0, 0.5, 3.0, 4.0, 2.5, 2.5]))
+    right = np.sort(reference.searchsorted(window, "right"))[None, :]
+    left = np.sort(reference.searchsorted(window, "left"))[None, :]
+    hi, lo = ks_rows(prepared.n1, right, left)
+    assert stats.ks_of_extremes(prepared.n1, window.size, hi[0], lo[0]) == stats.ks_sorted(prepared, window)
+
+
+def test_ks_steps_are_done_in_chunks_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large windows with many steps are sorted a few at a time (memory), with the same result."""
+    from stream_monitor.core.detectors import steps as steps_module
+
+    rng = np.random.default_rng(5)
+    reference = np.sort(rng.normal(size=300))
+    values = np.round(rng.normal(0.3, 1, 400), 1)
+    ends = np.arange(100, 401, 20)
+    whole = WindowSteps(np.zeros(400, np.uint8), values, ends, ends, 100).ks_extremes(reference)
+    monkeypatch.setattr(steps_module, "ROWS_BUDGET", 250)  # two windows at a time
+    chunked = WindowSteps(np.zeros(400, np.uint8), values, ends, ends, 100).ks_extremes(reference)
+    assert chunked == whole and len(whole[0]) == ends.size
+
+
+@pytest.mark.parametrize("budget", [1 << 20, 24, 1])  # all steps at once, two at a time, one at a time
+def test_window_counts_are_bincounts_of_each_window(budget: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_monitor.core.detectors import steps as steps_module
+
+    monkeypatch.setattr(steps_module, "ROWS_BUDGET", budget)
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 6, 500)
     ends = np.array([40, 41, 90, 200, 333, 500])
@@ -233,6 +263,6 @@ def test_ks_of_constant_windows(level: float) -> None:
     assert prepared is not None
     values = np.full(40, level)
     steps = WindowSteps(np.zeros(40, np.uint8), values, np.array([20, 30, 40]), np.array([20, 30, 40]), 20)
-    hi, lo = ks_rows(prepared.n1, *steps.ks_ranks(prepared.data1))
+    hi, lo = steps.ks_extremes(prepared.data1)
     expected = stats.ks_sorted(prepared, values[:20])
     assert [stats.ks_of_extremes(prepared.n1, 20, h, low) for h, low in zip(hi, lo, strict=True)] == [expected] * 3

@@ -30,7 +30,10 @@ import numpy as np
 from stream_monitor.core.stats import ks_steps
 from stream_monitor.core.detectors.base import FLAG_INVALID, FLAG_MISSING, FLAG_OUTSIDE
 
-__all__ = ["WindowSteps", "ks_rows"]
+__all__ = ["ROWS_BUDGET", "WindowSteps", "ks_rows", "window_counts"]
+
+ROWS_BUDGET = 1 << 20
+"""Values of sorted windows held at once (a chunk of steps): 20 steps of 1,000 in one go, a window of 100,000 one step at a time."""
 
 class WindowSteps:
     """The windows of one channel at the evaluation steps of one batch.
@@ -42,7 +45,7 @@ class WindowSteps:
     Every array is computed on first use and shared by the channel's detectors.
     """
 
-    __slots__ = ("_bins", "_codes", "_counts", "_ks", "_sorted", "flags", "full", "obs_ends", "size", "value_ends", "values")
+    __slots__ = ("_bins", "_codes", "_counts", "_sorted", "flags", "full", "obs_ends", "size", "value_ends", "values")
 
     def __init__(self, flags: np.ndarray, values: np.ndarray, obs_ends: np.ndarray, value_ends: np.ndarray, size: int) -> None:
         self.flags = flags
@@ -52,7 +55,6 @@ class WindowSteps:
         self.size = size
         self.full = value_ends >= size
         self._counts: list[list[int]] | None = None
-        self._ks: dict[int, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
         self._bins: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._codes: dict[int, np.ndarray] = {}
@@ -87,41 +89,49 @@ class WindowSteps:
             self._sorted = (order, span[order])
         return self._sorted
 
-    def ks_ranks(self, data1: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Per full step, R and L of its window's values against the sorted reference ``data1``, each sorted (one row per step).
+    def ks_extremes(self, data1: np.ndarray) -> tuple[list[float], list[float]] | None:
+        """Per full step, the max and min of I/n1 - J/n2 over its window and the sorted reference ``data1`` (see :func:`ks_rows`).
 
-        R, L: how many reference values are <=, < a value. Both grow with the value, so a row of
-        either, sorted, is its values' R (or L) in the order of the values. They come from one
-        sort of the batch's values and a search of the reference in them, not from a search per
-        value per window; L is R (the same array) when no value equals a reference value.
-        ``None`` when a window holds a NaN (scipy's business, step by step).
+        Each value's R and L (how many reference values are <=, < it) come from one sort of the
+        batch's values and a search of the reference in them, not from a search per value per
+        window; then each window's R (and L, unless no value equals a reference value) are sorted,
+        :data:`ROWS_BUDGET` values at a time. ``None`` when a window holds a NaN (scipy's business,
+        step by step).
         """
-        hit = self._ks.get(id(data1))
-        if hit is None or hit[0] is not data1:
-            ends = self.value_ends[self.full]
-            right_rows = left_rows = np.empty((ends.shape[0], self.size), dtype=np.int32)
-            if ends.shape[0]:
-                lo, _ = self._span()
-                order, ordered = self._sorted_span()
-                if ordered.shape[0] and ordered[-1] != ordered[-1]:  # NaN sorts last
-                    return None
-                k = ordered.shape[0]
-                # a reference value x is <= the k-th smallest span value v iff fewer than k + 1 span values are < x
-                # (and < v iff at most k are <= x): R and L of every span value by counting
-                dtype = np.int32 if data1.shape[0] < 2**31 else np.int64
-                right = np.empty(k, dtype=dtype)
-                right[order] = np.bincount(ordered.searchsorted(data1, "left"), minlength=k + 1)[:k].cumsum()
-                take = ends - self.size - lo
-                right_rows = np.lib.stride_tricks.sliding_window_view(right, self.size)[take]
-                right_rows.sort(axis=1)
-                left_rows = right_rows
-                left = np.empty(k, dtype=dtype)
-                left[order] = np.bincount(ordered.searchsorted(data1, "right"), minlength=k + 1)[:k].cumsum()
-                if not np.array_equal(left, right):
-                    left_rows = np.lib.stride_tricks.sliding_window_view(left, self.size)[take]
-                    left_rows.sort(axis=1)
-            hit = self._ks[id(data1)] = (data1, (right_rows, left_rows))
-        return hit[1]
+        ends = self.value_ends[self.full]
+        if ends.shape[0] == 0:
+            return [], []
+        lo, _ = self._span()
+        order, ordered = self._sorted_span()
+        if ordered.shape[0] and ordered[-1] != ordered[-1]:  # NaN sorts last
+            return None
+        k = ordered.shape[0]
+        # a reference value x is <= the k-th smallest span value v iff fewer than k + 1 span values are < x
+        # (and < v iff at most k are <= x): R and L of every span value by counting
+        dtype = np.int32 if data1.shape[0] < 2**31 else np.int64
+        right = np.empty(k, dtype=dtype)
+        right[order] = np.bincount(ordered.searchsorted(data1, "left"), minlength=k + 1)[:k].cumsum()
+        left = np.empty(k, dtype=dtype)
+        left[order] = np.bincount(ordered.searchsorted(data1, "right"), minlength=k + 1)[:k].cumsum()
+        tied = not np.array_equal(left, right)
+        take = ends - self.size - lo
+        windows_r = np.lib.stride_tricks.sliding_window_view(right, self.size)
+        windows_l = np.lib.stride_tricks.sliding_window_view(left, self.size)
+        hi_all: list[float] = []
+        lo_all: list[float] = []
+        chunk = max(1, ROWS_BUDGET // self.size)
+        for c in range(0, take.shape[0], chunk):
+            rows = take[c : c + chunk]
+            right_rows = windows_r[rows]
+            right_rows.sort(axis=1)
+            left_rows = right_rows
+            if tied:
+                left_rows = windows_l[rows]
+                left_rows.sort(axis=1)
+            h, low = ks_rows(data1.shape[0], right_rows, left_rows)
+            hi_all += h
+            lo_all += low
+        return hi_all, lo_all
 
     def counts(self, codes: np.ndarray, minlength: int) -> np.ndarray:
         """Per full step, ``np.bincount`` of ``codes`` over its window, ``minlength`` bins (``codes``: one non-negative int per span value)."""
@@ -160,28 +170,33 @@ class WindowSteps:
 
 
 def window_counts(codes: np.ndarray, minlength: int, ends: np.ndarray, size: int) -> np.ndarray:
-    """``np.bincount(codes[e - size : e], minlength=minlength)`` for every ``e`` of ``ends`` (ascending, ``ends[0] - size == 0``), one row each.
+    """``np.bincount(codes[e - size : e], minlength=minlength)`` for every ``e`` of ``ends`` (ascending, all ``>= size``), one row each.
 
     One ``bincount`` of (segment, code) over the segments between consecutive window bounds,
-    summed cumulatively: integer counts, exact.
+    summed cumulatively: integer counts, exact. Steps are taken so many at a time that the
+    segment table stays within :data:`ROWS_BUDGET` entries.
 
     >>> window_counts(np.array([0, 1, 1, 2, 0, 0]), 3, np.array([3, 5, 6]), 3).tolist()
     [[1, 2, 0], [1, 1, 1], [2, 0, 1]]
     """
-    starts = ends - size
-    bounds = np.unique(np.concatenate((starts, ends)))
-    span = int(bounds[-1])
-    codes = codes[:span]
-    k = max(minlength, int(codes.max()) + 1)  # np.bincount's length
-    # a value's segment: how many bounds are at or before it (1 .. len(bounds) - 1)
-    segment = np.repeat(np.arange(1, bounds.shape[0]) * k, np.diff(bounds))
-    per = np.bincount(segment + codes, minlength=bounds.shape[0] * k).reshape(-1, k)
-    cum = per.cumsum(axis=0)  # row b: counts of the values before bounds[b]
-    return cum[np.searchsorted(bounds, ends)] - cum[np.searchsorted(bounds, starts)]
+    k = max(minlength, int(codes[int(ends[0]) - size : int(ends[-1])].max()) + 1)  # np.bincount's length
+    chunk = max(1, ROWS_BUDGET // (2 * k))
+    parts = []
+    for c in range(0, ends.shape[0], chunk):
+        part_ends = ends[c : c + chunk]
+        starts = part_ends - size
+        bounds = np.unique(np.concatenate((starts, part_ends)))
+        base, span = int(bounds[0]), int(bounds[-1])
+        # a value's segment: how many bounds are at or before it (1 .. len(bounds) - 1)
+        segment = np.repeat(np.arange(1, bounds.shape[0]) * k, np.diff(bounds))
+        per = np.bincount(segment + codes[base:span], minlength=bounds.shape[0] * k).reshape(-1, k)
+        cum = per.cumsum(axis=0)  # row b: counts of the values in [base, bounds[b])
+        parts.append(cum[np.searchsorted(bounds, part_ends)] - cum[np.searchsorted(bounds, starts)])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def ks_rows(n1: int, right: np.ndarray, left: np.ndarray) -> tuple[list[float], list[float]]:
-    """Max and min of I/n1 - J/n2 over both samples' points, per window, from its values' sorted R and L (see :meth:`WindowSteps.ks_ranks`).
+    """Max and min of I/n1 - J/n2 over both samples' points, per window, from its values' sorted R and L (see :meth:`WindowSteps.ks_extremes`).
 
     :func:`stream_monitor.core.stats.ks_sorted`'s arithmetic without finding runs of equal values:
     at sorted position k (0-based) take ``R/n1 - (k + 1)/n2`` for the min and ``L/n1 - k/n2`` for

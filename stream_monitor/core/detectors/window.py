@@ -23,7 +23,6 @@ import numpy as np
 
 from stream_monitor.core import stats
 from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView, spread
-from stream_monitor.core.detectors.steps import ks_rows
 from stream_monitor.core.reference import CategoricalReference, NumericReference
 
 if TYPE_CHECKING:
@@ -113,10 +112,10 @@ class KsDetector(WindowDetector):
         ref = self.prepared
         if ref is None:
             return None
-        ranks = steps.ks_ranks(ref.data1)
-        if ranks is None:
+        extremes = steps.ks_extremes(ref.data1)
+        if extremes is None:
             return None
-        hi, lo = ks_rows(ref.n1, *ranks)
+        hi, lo = extremes
         results = [stats.ks_of_extremes(ref.n1, steps.size, h, low) for h, low in zip(hi, lo, strict=True)]
         max_p = self.max_p_value
         return spread(steps.full, [self._threshold_eval(d, p, extra_ok=p <= max_p) for d, p in results])
