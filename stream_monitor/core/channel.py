@@ -293,7 +293,8 @@ class ChannelMonitor:
         ends = list(range(self.step - self.since_eval, n + 1, self.step))  # observations before each evaluation
         cuts = ends if ends and ends[-1] == n else [*ends, n]
         value_cuts = cuts if present is None else np.searchsorted(present, cuts).tolist()
-        self._batch = self._window_steps(flags, vals, ends, value_cuts) if ends and self.window_detectors else None
+        full = ends and self.window_detectors and self.obs_filled + ends[-1] >= self.size  # a step with a full window
+        self._batch = self._window_steps(flags, vals, ends, value_cuts) if full else None
         i = v = 0
         for t, end in enumerate(cuts):
             ve = value_cuts[t]
