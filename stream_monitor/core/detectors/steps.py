@@ -8,11 +8,13 @@ the channel's history as it will be at the batch's evaluation points (the ring's
 first, followed by the batch's values and flags) and gives every detector the same inputs it
 would have read from the ring at each point, for all points at once:
 
-- flag counts per step (missing / invalid / outside rates) from cumulative sums;
-- category or bin counts per step from one ``bincount`` over the segments between window bounds;
-- KS from each value's place among the reference values (two binary searches per value of the
-  batch, not per window holding it), one integer sort per window, and the extremes of every
-  step's differences in a few array operations over all steps (:func:`ks_rows`).
+- flag counts per step (missing / invalid / outside rates): none to count when every observation
+  is valid, else one ``bincount`` over the segments between window bounds (:func:`window_counts`);
+- category or bin counts per step from the same segment ``bincount`` (bins from one sort of the
+  batch's values);
+- KS from each value's rank among the reference values (from that sort and one search of the
+  reference in it, not a search per value per window), one integer sort per window, and the
+  extremes of every step's differences in a few array operations (:func:`ks_rows`).
 
 Detectors read them through ``WindowDetector.evaluate_steps`` and return the very
 :class:`Evaluation` s ``evaluate`` would have (same floats: ``tests/core/test_window_steps.py``
