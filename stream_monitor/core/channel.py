@@ -30,6 +30,7 @@ from stream_monitor.core import detectors as det
 from stream_monitor.core import series as ser
 from stream_monitor.core.alert import kind_of
 from stream_monitor.core.classify import classify
+from stream_monitor.core.detectors.steps import WindowSteps
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
 from stream_monitor.core.series import ChannelTrigger, OpenEpisode, open_pages
@@ -82,6 +83,17 @@ def drifting_features(channels: Iterable[ChannelMonitor], event_time_ms: int, wi
     horizon = window_start_ms if window_start_ms is not None else event_time_ms
     entries = (ch.drift_entry(event_time_ms, horizon) for ch in channels if kind_of(ch.name, False) == "data_drift")
     return [e for e in entries if e is not None]
+
+
+class _StepBatch:
+    """A slice's :class:`WindowSteps` (its steps from ``first`` on have a full window) and, once computed, every window detector's evaluations of them."""
+
+    __slots__ = ("evaluations", "first", "steps")
+
+    def __init__(self, first: int, steps: WindowSteps) -> None:
+        self.first = first
+        self.steps = steps
+        self.evaluations: list[list[det.Evaluation | None] | None] | None = None
 
 
 def _unroll(ring: np.ndarray, pos: int, filled: int) -> np.ndarray:
@@ -151,6 +163,9 @@ class ChannelMonitor:
         # firing episodes of detectors a config change removed: they resolve, then disappear
         self._orphans: dict[str, AlertLifecycle] = {}
         self.window_detectors: list[tuple[int, det.WindowDetector]] = []
+        # the window statistics of the slice being ingested, and the index of its current step
+        self._batch: _StepBatch | None = None
+        self._step = 0
         self.point_detectors: list[tuple[int, det.PointDetector]] = []
         if baseline is not None:
             self._activate(baseline)
@@ -253,17 +268,54 @@ class ChannelMonitor:
                 if self.observations >= self.settings.reference.size:
                     self._activate(self._reference_from_warmup())
                 continue
-            take = min(n - i, self.step - self.since_eval)
-            self._detect(flags[i : i + take], payload[i : i + take], rows[i : i + take], times, triggers)
-            self.observations += take
-            self.since_eval += take
-            i += take
-            if self.since_eval >= self.step:
-                self.since_eval = 0
-                last_row = int(rows[i - 1])
-                self._evaluate(last_row, row_times, row_offsets, triggers)
+            self._ingest_active(flags[i:], payload[i:], rows[i:], times, row_times, row_offsets, triggers)
+            break
         self._evaluations = None
         return triggers
+
+    def _ingest_active(
+        self,
+        flags: np.ndarray,
+        payload: list[Any] | np.ndarray,
+        rows: np.ndarray,
+        times: np.ndarray,
+        row_times: Sequence[int],
+        row_offsets: Sequence[int],
+        triggers: list[ChannelTrigger],
+    ) -> None:
+        """Observe a slice with the reference built: detection per step chunk, and an evaluation at every step.
+
+        The window detectors' statistics of every step the slice reaches are computed together
+        (:class:`WindowSteps`, on first use) from the ring's content and the slice's values.
+        """
+        flags, vals, present = self._judge_values(flags, payload)
+        n = flags.shape[0]
+        ends = list(range(self.step - self.since_eval, n + 1, self.step))  # observations before each evaluation
+        cuts = ends if ends and ends[-1] == n else [*ends, n]
+        value_cuts = cuts if present is None else np.searchsorted(present, cuts).tolist()
+        full = ends and self.window_detectors and self.obs_filled + ends[-1] >= self.size  # a step with a full window
+        self._batch = self._window_steps(flags, vals, ends, value_cuts) if full else None
+        i = v = 0
+        for t, end in enumerate(cuts):
+            ve = value_cuts[t]
+            self._detect(flags[i:end], vals[v:ve], rows[i:end], times)
+            self.observations += end - i
+            self.since_eval += end - i
+            i, v = end, ve
+            if self.since_eval >= self.step:
+                self.since_eval = 0
+                self._step = t
+                self._evaluate(int(rows[end - 1]), row_times, row_offsets, triggers)
+        self._batch = None
+
+    def _window_steps(self, flags: np.ndarray, vals: np.ndarray, ends: list[int], value_cuts: list[int]) -> _StepBatch:
+        """The history the slice's evaluations will read: the ring's content (a copy, oldest first), then the slice's."""
+        history = np.concatenate((_unroll(self.flags, self.obs_pos, self.obs_filled), flags))
+        values = np.concatenate((_unroll(self.values, self.val_pos, self.val_filled), vals))
+        first = max(0, len(ends) - sum(1 for e in ends if self.obs_filled + e >= self.size))  # steps with a full window
+        obs_ends = np.array(ends[first:], dtype=np.int64) + self.obs_filled
+        value_ends = np.array(value_cuts[first : len(ends)], dtype=np.int64) + self.val_filled
+        return _StepBatch(first, WindowSteps(history, values, obs_ends, value_ends, self.size))
 
     def _warm_up(self, flags: np.ndarray, payload: list[Any] | np.ndarray) -> None:
         if isinstance(payload, np.ndarray):
@@ -315,14 +367,8 @@ class ChannelMonitor:
             ring[: k - first] = data[first:]
         return end % n, min(n, filled + k)
 
-    def _detect(
-        self,
-        flags: np.ndarray,
-        payload: list[Any] | np.ndarray,
-        rows: np.ndarray,
-        row_times: np.ndarray,
-        triggers: list[ChannelTrigger],
-    ) -> None:
+    def _judge_values(self, flags: np.ndarray, payload: list[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Flags with values outside the reference marked ``FLAG_OUTSIDE``, the present values (numbers or codes), their indices (``None``: all)."""
         all_present = not flags.any()  # FLAG_OK is 0
         present_idx = None if all_present else np.flatnonzero(flags == det.FLAG_OK)
         outside: np.ndarray | None = None
@@ -342,6 +388,10 @@ class ChannelMonitor:
         if outside is not None and outside.any():
             flags = flags.copy()
             flags[outside if present_idx is None else present_idx[outside]] = det.FLAG_OUTSIDE
+        return flags, vals, present_idx
+
+    def _detect(self, flags: np.ndarray, vals: np.ndarray, rows: np.ndarray, row_times: np.ndarray) -> None:
+        """Feed one step chunk's present values to the point detectors and push the chunk into the rings."""
         # point detectors see every finite value, in order; a trip opens a confirmation. A compiled
         # kernel reads the float64 array as it is; Python loops get its list (made once)
         if self.point_detectors and vals.size:
@@ -412,12 +462,20 @@ class ChannelMonitor:
             self._observe(pdet.name, ordinal, pdet.evaluation(shift), row, row_times, row_offsets, changes)
         if self.obs_filled < self.size:
             return
-        view = det.WindowView(values=self.values[: self.val_filled], flags=self.flags)
+        batch, view = self._batch, None
+        if batch is not None and batch.evaluations is None:  # the batch's first full step: every step at once
+            batch.evaluations = [wdet.evaluate_steps(batch.steps) for _, wdet in self.window_detectors]
         values_full = self.val_filled >= self.size
-        for ordinal, wdet in self.window_detectors:
-            if wdet.needs_values and not values_full:
+        for k, (ordinal, wdet) in enumerate(self.window_detectors):
+            evaluations = batch.evaluations[k] if batch is not None else None  # type: ignore[index]
+            if evaluations is not None:
+                evaluation = evaluations[self._step - batch.first]  # type: ignore[union-attr]
+            elif wdet.needs_values and not values_full:
                 continue
-            evaluation = wdet.evaluate(view)
+            else:
+                if view is None:
+                    view = det.WindowView(values=self.values[: self.val_filled], flags=self.flags)
+                evaluation = wdet.evaluate(view)
             if evaluation is not None:
                 self._observe(wdet.name, ordinal, evaluation, row, row_times, row_offsets, changes)
 

@@ -65,6 +65,30 @@ class BinnedReference:
         p = self.psi_p
         return float(((q - p) * np.log(q / p)).sum())
 
+    def psi_rows(self, counts: np.ndarray) -> list[float]:
+        """:meth:`psi` of every row of ``counts`` (one window's counts per row): the same operations, row by row."""
+        smoothed = counts + 0.5
+        q = smoothed / smoothed.sum(axis=1, keepdims=True)
+        p = self.psi_p
+        return ((q - p) * np.log(q / p)).sum(axis=1).tolist()
+
+    def js_rows(self, counts: np.ndarray) -> list[float]:
+        """:meth:`js_distance` of every row of ``counts``: the same operations, row by row."""
+        q = counts.astype(np.float64)
+        q_total = q.sum(axis=1, keepdims=True)
+        if self.js_p is None:
+            return [0.0] * q.shape[0]
+        empty = q_total[:, 0] == 0
+        q = q / np.where(empty[:, None], 1.0, q_total)
+        q = q / np.where(empty[:, None], 1.0, q.sum(axis=1, keepdims=True))
+        p = self.js_p
+        m = (p + q) / 2.0
+        js = _rel_entr(p, m).sum(axis=1) + _rel_entr(q, m).sum(axis=1)
+        js /= _LOG2
+        out = np.sqrt(js / 2.0)
+        out[empty] = 0.0
+        return out.tolist()
+
     def js_distance(self, current_counts: np.ndarray) -> float:
         """Jensen-Shannon distance, base 2: scipy's ``jensenshannon`` arithmetic; 0 when a side is empty."""
         q = current_counts.astype(np.float64)
@@ -112,6 +136,44 @@ class BinnedReference:
         terms = (table - expected) ** 2 / expected
         stat = terms.reshape(-1).sum()
         return float(stat), float(_special.chdtrc(np.float64(k - 1), stat)), k - 1
+
+
+    def chi2_rows(self, counts: np.ndarray) -> list[tuple[float, float, int]]:
+        """:meth:`chi2` of every row of ``counts``: rows keeping the same categories are done together, with the same operations per row."""
+        cur = counts.astype(np.float64)
+        cols = self.counts + cur
+        keep = cols > 0
+        out: list[tuple[float, float, int]] = [(0.0, 1.0, 0)] * cur.shape[0]
+        patterns, which = np.unique(keep, axis=0, return_inverse=True)
+        for g, pattern in enumerate(patterns):
+            k = int(np.count_nonzero(pattern))
+            if k < 2:
+                continue
+            rows_of = np.flatnonzero(which.reshape(-1) == g)
+            table = np.empty((rows_of.shape[0], 2, k))
+            table[:, 0] = self.counts[pattern]
+            table[:, 1] = cur[rows_of][:, pattern]
+            sums = table.sum(axis=2, keepdims=True)
+            expected = (sums * cols[rows_of][:, None, pattern]) / table.reshape(rows_of.shape[0], -1).sum(axis=1)[:, None, None]
+            terms = (table - expected) ** 2 / expected
+            stat = terms.reshape(rows_of.shape[0], -1).sum(axis=1)
+            p = _special.chdtrc(np.float64(k - 1), stat)
+            empty = ((sums[:, 0, 0] == 0) | (sums[:, 1, 0] == 0)).tolist()
+            for r, s_, p_, e in zip(rows_of.tolist(), stat.tolist(), p.tolist(), empty, strict=True):
+                if not e:
+                    out[r] = (s_, p_, k - 1)
+        return out
+
+    def total_variation_rows(self, counts: np.ndarray) -> list[float]:
+        """:meth:`total_variation` of every row of ``counts``: the same operations, row by row."""
+        q = counts.astype(np.float64)
+        q_total = q.sum(axis=1, keepdims=True)
+        if self.tv_p is None:
+            return [0.0] * q.shape[0]
+        empty = q_total[:, 0] == 0
+        out = 0.5 * np.abs(self.tv_p - q / np.where(empty[:, None], 1.0, q_total)).sum(axis=1)
+        out[empty] = 0.0
+        return out.tolist()
 
 
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
@@ -186,6 +248,16 @@ def ks_2samp(reference_sorted: np.ndarray, current: np.ndarray) -> tuple[float, 
     return ks_sorted(ref, np.sort(current))
 
 
+def ks_steps(n2: int) -> tuple[np.ndarray, np.ndarray]:
+    """(J/n2 at, J/n2 below) the sorted values of a window of ``n2`` distinct values: ``arange(1, n2 + 1) / n2``, ``arange(n2) / n2`` (cached)."""
+    steps = _STEPS.get(n2)
+    if steps is None:
+        if len(_STEPS) >= 64:
+            _STEPS.clear()
+        steps = _STEPS[n2] = (np.arange(1, n2 + 1) / n2, np.arange(n2) / n2)
+    return steps
+
+
 def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
     """:func:`ks_2samp` of a prepared reference and a non-empty *sorted* window, in O(n2 log n1).
 
@@ -223,11 +295,7 @@ def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
     first = np.empty(n2, dtype=bool)
     first[0] = True
     np.not_equal(data2[1:], data2[:-1], out=first[1:])
-    steps = _STEPS.get(n2)
-    if steps is None:
-        if len(_STEPS) >= 64:
-            _STEPS.clear()
-        steps = _STEPS[n2] = (np.arange(1, n2 + 1) / n2, np.arange(n2) / n2)
+    steps = ks_steps(n2)
     if first.all():  # distinct: J at a window value is its rank, below it one less
         at_j, below_j = steps
     else:
@@ -246,10 +314,15 @@ def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
         max_s = float((i_at - below_j).max())
     else:
         max_s = float(max((left1 / n1 - below_j).max(), at.max()))
-    # scipy clips -min to [0, 1]: it is there already (at >= 0.0 - 1.0, and at <= 0 at the largest
-    # window value), bar the sign of a zero, and a zero is never chosen over max_s >= 0
-    min_s = -float(at.min())
-    d = min_s if min_s > max_s else max_s
+    return ks_of_extremes(n1, n2, max_s, float(at.min()))
+
+
+def ks_of_extremes(n1: int, n2: int, max_v: float, min_v: float) -> tuple[float, float]:
+    """KS distance and asymptotic p-value from the max and min of I/n1 - J/n2 over both samples' points (scipy's)."""
+    # scipy clips -min to [0, 1]: it is there already (v >= 0.0 - 1.0, and v = 0.0 at the largest
+    # point), bar the sign of a zero, and a zero is never chosen over max_v >= 0
+    min_s = -min_v
+    d = min_s if min_s > max_v else max_v
     en = _EN.get((n1, n2))
     if en is None:
         m, n = sorted([float(n1), float(n2)], reverse=True)

@@ -72,6 +72,14 @@ class WindowView:
         return cached[1]
 
 
+def spread(full: np.ndarray, evaluations: list[Evaluation]) -> list[Evaluation | None]:
+    """``evaluations`` (one per full step, in order) placed at the steps where ``full`` is true, ``None`` elsewhere."""
+    if len(evaluations) == full.shape[0]:
+        return list(evaluations)
+    it = iter(evaluations)
+    return [next(it) if f else None for f in full.tolist()]
+
+
 def severity_of(params: DetectorParams, statistic: float) -> Severity:
     """``critical`` when the statistic reaches the params' critical level, else their severity.
 
@@ -96,6 +104,14 @@ class WindowDetector:
     def evaluate(self, window: WindowView) -> Evaluation | None:  # pragma: no cover - abstract
         """The evaluation of ``window``, or ``None`` when the window says nothing (e.g. empty)."""
         raise NotImplementedError
+
+    def evaluate_steps(self, steps: Any) -> list[Evaluation | None] | None:
+        """The evaluations of every step of ``steps`` (a batch's windows, a ``detectors.steps.WindowSteps``), as :meth:`evaluate` of each; ``None``: evaluate step by step.
+
+        A step's entry is ``None`` where :meth:`evaluate` would return ``None``, or where the
+        detector needs values and the step's window has fewer than its size (the channel skips it).
+        """
+        return None
 
     def _threshold_eval(self, statistic: float, p_value: float | None = None, extra_ok: bool = True) -> Evaluation:
         threshold = self.params.threshold

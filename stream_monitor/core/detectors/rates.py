@@ -18,6 +18,7 @@ from stream_monitor.core.detectors.base import FLAG_INVALID, FLAG_MISSING, FLAG_
 from stream_monitor.core.reference import NumericReference, Reference
 
 if TYPE_CHECKING:
+    from stream_monitor.core.detectors.steps import WindowSteps
     from stream_monitor.core.settings import OutOfRangeParams, RateParams
 
 
@@ -44,6 +45,25 @@ class RateDetector(WindowDetector):
         hit = sum(counts[f] for f in self.flags)
         rate = float(hit) / size
         return self._threshold_eval(rate - self.reference_rate)
+
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
+        """:meth:`evaluate` of every step, from the steps' flag counts."""
+        out: list[Evaluation | None] = []
+        flags, over_present, reference_rate, threshold_eval = self.flags, self.over_present, self.reference_rate, self._threshold_eval
+        done: dict[tuple[int, int], Evaluation | None] = {}  # most steps of a batch have the same counts (all valid)
+        for counts in steps.flag_counts:
+            size = sum(counts)
+            if over_present:
+                size -= counts[FLAG_MISSING]
+            hit = sum(counts[f] for f in flags)
+            key = (hit, size)
+            if key in done:
+                out.append(done[key])
+            else:
+                out.append(None if size == 0 else threshold_eval(float(hit) / size - reference_rate))
+                done[key] = out[-1]
+        return out
 
 
 def missing_rate_detector(params: RateParams, reference_missing_rate: float) -> RateDetector:

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream_monitor.core import stats
-from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView
+from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView, spread
 from stream_monitor.core.reference import CategoricalReference, NumericReference
 
 if TYPE_CHECKING:
+    from stream_monitor.core.detectors.steps import WindowSteps
     from stream_monitor.core.settings import Chi2Params, JsParams, KsParams, PsiParams, Severity, WassersteinParams
 
 
@@ -56,6 +57,15 @@ class PsiDetector(WindowDetector):
             return None
         return self._threshold_eval(self.binned.psi(self._counts(window)))
 
+    def _step_counts(self, steps: WindowSteps) -> np.ndarray:
+        if self.edges is not None:
+            return steps.bin_counts(self.edges)
+        return steps.code_counts(self.reference_counts.size)
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
+        """:meth:`evaluate` of every full step, from the steps' counts."""
+        return spread(steps.full, [self._threshold_eval(s) for s in self.binned.psi_rows(self._step_counts(steps))])
+
 
 class JsDetector(PsiDetector):
     """Jensen-Shannon distance over the same bins as PSI."""
@@ -70,6 +80,10 @@ class JsDetector(PsiDetector):
         if window.values.size == 0:
             return None
         return self._threshold_eval(self.binned.js_distance(self._counts(window)))
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
+        """:meth:`evaluate` of every full step, from the steps' counts."""
+        return spread(steps.full, [self._threshold_eval(s) for s in self.binned.js_rows(self._step_counts(steps))])
 
 
 class KsDetector(WindowDetector):
@@ -92,6 +106,19 @@ class KsDetector(WindowDetector):
         else:
             d, p = stats.ks_sorted(self.prepared, window.sorted_values)
         return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None] | None:
+        """:meth:`evaluate` of every full step, from the ranks of the steps' values among the reference's."""
+        ref = self.prepared
+        if ref is None:
+            return None
+        extremes = steps.ks_extremes(ref.data1)
+        if extremes is None:
+            return None
+        hi, lo = extremes
+        results = [stats.ks_of_extremes(ref.n1, steps.size, h, low) for h, low in zip(hi, lo, strict=True)]
+        max_p = self.max_p_value
+        return spread(steps.full, [self._threshold_eval(d, p, extra_ok=p <= max_p) for d, p in results])
 
 
 class WassersteinDetector(WindowDetector):
@@ -131,10 +158,22 @@ class Chi2Detector(WindowDetector):
         """Chi-square statistic of the window's category counts against the reference's."""
         if window.values.size == 0:
             return None
-        current = window.code_counts(self.reference_counts.size)
+        return self._judge(window.code_counts(self.reference_counts.size))
+
+    def _judge(self, current: np.ndarray) -> Evaluation:
         chi2, p, dof = self.binned.chi2(current)
+        return self._evaluation(chi2, p, dof, self.binned.total_variation(current))
+
+    def _evaluation(self, chi2: float, p: float, dof: int, effect: float) -> Evaluation:
         critical = stats.chi2_critical_value(self.alpha, dof)
-        effect = self.binned.total_variation(current)
         breached = dof > 0 and p <= self.alpha and effect >= self.min_effect
         severity: Severity = "critical" if (self.params.critical is not None and p <= self.params.critical) else self.params.severity
         return Evaluation(chi2, critical, p, breached, severity)
+
+    def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None]:
+        """:meth:`evaluate` of every full step, from the steps' category counts."""
+        counts = steps.code_counts(self.reference_counts.size)
+        evaluations = []
+        for (chi2, p, dof), effect in zip(self.binned.chi2_rows(counts), self.binned.total_variation_rows(counts), strict=True):
+            evaluations.append(self._evaluation(chi2, p, dof, effect))
+        return spread(steps.full, evaluations)
