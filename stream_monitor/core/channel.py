@@ -41,6 +41,10 @@ __all__ = ["ChannelMonitor", "ChannelTrigger", "EpisodeSource", "EvaluationRecor
 log = structlog.get_logger("stream_monitor.core")
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
 LEVEL_NOISE = 3.0  # a firing change-point page judges the level on enough values that noise is a third of its gate
+# what point detectors see is clipped to this many reference sds: beyond ~1e154 a square overflows and
+# River's ADWIN, its totals inf or NaN, would never trip again on that channel; every gate is a few sds, so
+# nothing a detector decides on is changed
+Z_MAX = 1e12
 
 
 def level_values(min_shift: float) -> int:
@@ -397,6 +401,8 @@ class ChannelMonitor:
         if self.point_detectors and vals.size:
             ref: NumericReference = self.reference  # type: ignore[assignment]
             z = (vals - ref.mean) / ref.scale
+            if z.size and not (z.min() >= -Z_MAX and z.max() <= Z_MAX):  # one absurd value must not blind ADWIN for good
+                np.clip(z, -Z_MAX, Z_MAX, out=z)
             zl: list[float] | None = None
             total = float(z.sum())
             self._level[0] += total

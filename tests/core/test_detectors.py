@@ -316,6 +316,17 @@ def test_every_detector_fires_through_a_channel(detector, ctype, kind):
     assert first.quality == (detector in ("missing_rate", "out_of_range_rate", "unseen_category_rate"))
 
 
+@pytest.mark.parametrize("detector", ["adwin", "page_hinkley"])
+@pytest.mark.parametrize("spike", [1e300, 1e160, -1e200])
+def test_one_absurd_value_does_not_blind_a_point_detector(detector, spike):
+    """A finite value whose square overflows once made ADWIN's totals inf: that channel never tripped again."""
+    rng = np.random.default_rng(RNG_SEED)
+    values = [*rng.normal(100.0, 5.0, 2000).tolist(), spike, *(rng.normal(100.0, 5.0, 3000) + 10.0).tolist()]
+    firing = [t for t in feed(channel_for(detector, "numeric"), values) if t.transition == "firing" and t.detector == detector]
+    assert firing, f"{detector} never fired on the shift after one value of {spike}"
+    assert 2001 <= firing[0].row < 2001 + 500, f"{detector} fired at row {firing[0].row}, the shift starts at 2001"
+
+
 def test_point_detector_trip_needs_a_practically_significant_shift():
     """A 0.15 sd shift trips ADWIN over long windows, but is below the 0.25 sd confirmation threshold."""
     settings = DetectionSettings(numeric_detectors=("adwin", "page_hinkley"), reference=ReferenceSettings(size=1000))
