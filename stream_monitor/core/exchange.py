@@ -405,7 +405,6 @@ class ColumnsView(EventView):
         self.ts = ts
         self.names = names
         self.values = values
-        _FEATURES_SLOT.__set__(self, None)
         self.prediction = prediction
         self.label = label
         self.latency_ms = latency_ms
@@ -413,11 +412,12 @@ class ColumnsView(EventView):
     @property
     def features(self) -> dict[str, Any]:  # type: ignore[override]
         """The features object (names to values, in the names' order), made once when first asked for."""
-        f = _FEATURES_SLOT.__get__(self)
-        if f is None:
+        try:
+            return _FEATURES_SLOT.__get__(self)  # type: ignore[no-any-return]
+        except AttributeError:  # not made yet (the slot is left unset)
             f = dict(zip(self.names, self.values))
             _FEATURES_SLOT.__set__(self, f)
-        return f
+            return f
 
 
 def _row(model: str, r: list[Any]) -> Row:

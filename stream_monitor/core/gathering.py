@@ -247,7 +247,9 @@ def gather_batch(self: Any, decoded: list[Any], joined: list[Any] | None, ids: l
                     batch.refused_model(self.limits, row, d)
                 continue
             m = blk.model
-            if e.features is not None:
+            if blk.uniform is not None:  # every row has the batch's features: add needs no features object
+                blk.add(row, None, columns, first)
+            elif e.features is not None:
                 blk.add(row, e.features, columns, first)
             pred = e.prediction
             if e.label is None and remember and e.event_id and pred is not None:
