@@ -238,3 +238,24 @@ def test_a_uniform_batch_of_columnar_rows_is_judged_without_making_features_obje
             unmade += 1
     assert unmade == 200
     assert [list(r.event.features) for r in second[:1]] == [["a", "b"]]  # made when asked for
+
+
+_JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80), st.floats(), st.text(max_size=5), st.binary(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=8), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=30,
+)
+
+
+@_SETTINGS
+@given(obj=_JSONISH)
+def test_records_are_packed_to_msgpacks_bytes(obj: object) -> None:
+    """The encoder (msgspec) writes what msgpack.packb wrote, integers beyond 64 bits as extension type 1 included."""
+    from stream_monitor.core.exchange import _packed
+
+    body = [ROWS_FORMAT, "m", [obj]]
+    try:
+        want = msgpack.packb(body, use_bin_type=True)
+    except OverflowError:
+        want = msgpack.packb(_wide(body), use_bin_type=True)
+    assert _packed(body) == want
