@@ -8,6 +8,8 @@ alternating, ``--rounds`` times after a warm-up, CPU time (``time.process_time``
   ``bench.workload.throughput_events``, 4 input partitions, 1250 records each per poll, at most
   ``ROWS_PER_RECORD`` rows a record), the stage-1 step after reading;
 * decode: ``decode_record`` of that side's records, each row given its carrier (stage 2);
+* gather: ``PartitionMonitor._gather`` of each poll's rows as that side decoded them (one task,
+  its channels discovered by a first call), the step after decoding that the format feeds;
 * stage2: ``MonitorApp._judge_records`` over that side's records (decode, event-time order,
   judge), then a final release, as :func:`bench.ab_judge.stage2`; the alert payloads of the
   two sides are compared and a difference fails.
@@ -72,13 +74,30 @@ def decoder(pkg: str, blobs: list[list[bytes]]) -> Callable[[], int]:
     return run
 
 
+def gatherer(pkg: str, blobs: list[list[bytes]]) -> Callable[[], int]:
+    exchange = importlib.import_module(f"{pkg}.core.exchange")
+    monitor = importlib.import_module(f"{pkg}.core.monitor")
+    spec, _ = spec_of(pkg)
+    polls = [[r for blob in poll for r in exchange.decode_record(blob, ("rp", 0, 0))[1]] for poll in blobs]
+    task = monitor.PartitionMonitor(spec, 0)
+    task._gather(polls[0], [r.position for r in polls[0]], None, [r.identity for r in polls[0]])
+
+    def run() -> int:
+        n = 0
+        for rows in polls:
+            n += len(task._gather(rows, [r.position for r in rows], None, [r.identity for r in rows]).columns)
+        return n
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time encode, decode and stage 2 for base and working tree, alternating; print medians and spread."""
     ap = argparse.ArgumentParser(prog="python -m bench.ab_rows", description=__doc__.split("\n")[0])
     ap.add_argument("--base", default="main")
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--only", choices=("encode", "decode", "stage2"), action="append")
+    ap.add_argument("--only", choices=("encode", "decode", "gather", "stage2"), action="append")
     args = ap.parse_args(argv)
     from stream_monitor.ops.logs import configure_logging
 
@@ -100,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         steps: dict[str, dict[str, Callable[[], Any]]] = {
             "encode": {pkg: encoder(pkg, wire[pkg]) for pkg in PKGS},
             "decode": {pkg: decoder(pkg, blobs[pkg]) for pkg in PKGS},
+            "gather": {pkg: gatherer(pkg, blobs[pkg]) for pkg in PKGS},
             "stage2": {pkg: (lambda pkg=pkg: stage2(pkg, blobs[pkg], 4)[1]) for pkg in PKGS},
         }
         ok = True

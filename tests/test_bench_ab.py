@@ -26,6 +26,6 @@ def test_ab_rows_runs_both_encoders_and_finds_the_same_alerts() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("3000 rows; bytes per row")
-    for step in ("encode", "decode", "stage2"):
+    for step in ("encode", "decode", "gather", "stage2"):
         assert any(line.startswith(step + ": base HEAD") and "saved median" in line for line in lines), (step, lines)
     assert any("identical" in line for line in lines if line.startswith("stage2"))
