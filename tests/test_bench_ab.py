@@ -17,3 +17,15 @@ def test_ab_against_head_runs_both_and_finds_the_same_alerts() -> None:
     assert lines[-1] == "alerts identical: True"
     for label in ("old (HEAD)", "new (working tree)", "  old _evaluate_detectors", "  new _evaluate_detectors", "saved per pair"):
         assert any(line.startswith(label + ":") and "median" in line for line in lines), (label, lines)
+
+
+def test_ab_rows_runs_both_encoders_and_finds_the_same_alerts() -> None:
+    """``python -m bench.ab_rows`` at smoke size: each side encodes and judges its own rows records."""
+    cmd = [sys.executable, "-m", "bench.ab_rows", "--base", "HEAD", "--events", "3000", "--rounds", "1"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("3000 rows; bytes per row")
+    for step in ("encode", "decode", "gather", "stage2"):
+        assert any(line.startswith(step + ": base HEAD") and "saved median" in line for line in lines), (step, lines)
+    assert any("identical" in line for line in lines if line.startswith("stage2"))

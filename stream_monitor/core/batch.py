@@ -1,6 +1,6 @@
 """One batch on its way through the processing step: its columns, problems, failures and limit hits.
 
-:class:`Batch` is what :meth:`PartitionMonitor._gather` fills and :meth:`PartitionMonitor._ingest`
+:class:`Batch` is what :func:`~stream_monitor.core.gathering.gather_batch` fills and :meth:`PartitionMonitor._ingest`
 consumes; the helpers below are the per-record pieces of the processing step.
 """
 

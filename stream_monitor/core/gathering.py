@@ -3,18 +3,28 @@
 :class:`FeatureBlock` takes one model's records of a batch and, at the end, builds each feature's
 column with one C-level pass (:func:`_whole_columns`), or takes the columns from
 :func:`uniform_columns` when every record of the batch has exactly the same features, all of them
-channels already (then no record can discover one and the per-record check is skipped).
+channels already (then no record can discover one and the per-record check is skipped). Rows read
+from columnar rows records (:class:`~stream_monitor.core.exchange.ColumnsView`) sharing one list of
+names are such a batch as they are: their values are the rows, no features object is made.
+
+:func:`gather_batch` is the judging step's gathering (``PartitionMonitor._gather``): every row's
+values per (model, channel), features through the model's :class:`FeatureBlock`.
 """
 
 from __future__ import annotations
 
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from stream_monitor.core.batch import Batch, extras
+from stream_monitor.core.exchange import ColumnsView
 from stream_monitor.core.model_monitor import AllMissing, ModelMonitor
+
+_MISSING: Any = object()
+_LIMITED: Any = object()  # a model refused by the models limit (in a batch's block table)
 
 
 def _whole_columns(feats: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
@@ -34,13 +44,16 @@ def _whole_columns(feats: list[dict[str, Any]], names: list[str]) -> dict[str, l
     return {name: list(col) for name, col in zip(names, zip(*tuples))}
 
 
-_MODEL_OF, _FEATURES_OF = attrgetter("event.model"), attrgetter("event.features")
+_MODEL_OF, _FEATURES_OF, _EVENT_OF = attrgetter("event.model"), attrgetter("event.features"), attrgetter("event")
+_NAMES_OF, _VALUES_OF = attrgetter("names"), attrgetter("values")
 
 
-def uniform_columns(decoded: list[Any]) -> tuple[str, tuple[str, ...], list[tuple[Any, ...]]] | None:
+def uniform_columns(decoded: list[Any]) -> tuple[str, tuple[str, ...], list[Sequence[Any]]] | None:
     """(model, names, one tuple of values per row) when every row is of one model and its features object has
     exactly the same (at least two) names; else None. One C-level pass: what :class:`FeatureBlock` needs to
-    skip its per-row check for new features, and the values of its whole columns.
+    skip its per-row check for new features, and the values of its whole columns. Rows read from columnar
+    rows records (:class:`~stream_monitor.core.exchange.ColumnsView`, names shared) give their value lists
+    as they are: no features object is made.
 
     >>> from types import SimpleNamespace as E
     >>> rows = [E(event=E(model="m", features={"a": i, "b": -i})) for i in range(3)]
@@ -52,6 +65,11 @@ def uniform_columns(decoded: list[Any]) -> tuple[str, tuple[str, ...], list[tupl
     models = set(map(_MODEL_OF, decoded))
     if len(models) != 1:
         return None
+    views = list(map(_EVENT_OF, decoded))
+    if set(map(type, views)) == {ColumnsView}:  # read from columnar rows records: the names are shared, the values are rows already
+        names_of = set(map(id, map(_NAMES_OF, views)))
+        if len(names_of) == 1 and len(views[0].names) >= 2:
+            return models.pop(), views[0].names, list(map(_VALUES_OF, views))
     feats = list(map(_FEATURES_OF, decoded))
     if type(feats[0]) is not dict or len(feats[0]) < 2:
         return None
@@ -63,6 +81,27 @@ def uniform_columns(decoded: list[Any]) -> tuple[str, tuple[str, ...], list[tupl
     except (KeyError, TypeError):  # a row without features, or lacking a name
         return None
     return models.pop(), names, tuples
+
+
+def _features(uniform: tuple[tuple[str, ...], list[Sequence[Any]]], row: int) -> dict[str, Any]:
+    """Row ``row``'s features object, made from a trusted batch's names and values (:meth:`FeatureBlock.trust`)."""
+    return dict(zip(uniform[0], uniform[1][row]))
+
+
+class _Made(Sequence[dict[str, Any]]):
+    """The features objects of every row of a trusted batch, each made when looked at (:meth:`FeatureBlock.flush`
+    looks only at the first, unless a column starts after the first row)."""
+
+    def __init__(self, uniform: tuple[tuple[str, ...], list[Sequence[Any]]]) -> None:
+        self.uniform = uniform
+
+    def __len__(self) -> int:
+        return len(self.uniform[1])
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [_features(self.uniform, r) for r in range(len(self))[i]]
+        return _features(self.uniform, range(len(self))[i])
 
 
 class FeatureBlock:
@@ -108,9 +147,11 @@ class FeatureBlock:
             return
         self.segments.append((len(self.rows), gather))
 
-    def add(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
-        """Take one record's features object (discovering new features first)."""
+    def add(self, row: int, feats: dict[str, Any] | None, columns: dict, first: dict) -> None:
+        """Take one record's features object (discovering new features first); None when :meth:`trust` holds
+        the batch's values (then no features object is kept: :meth:`flush` makes them only if it needs them)."""
         m = self.model
+        uniform = self.uniform
         keys = self.keys
         if self.uniform is None and not keys >= feats.keys():
             m.discover_features(feats)
@@ -121,10 +162,11 @@ class FeatureBlock:
             if gather is not self.gather:
                 self.switch(gather, columns, first)
         if self.direct:
-            self.add_direct(row, feats, columns, first)
+            self.add_direct(row, feats if feats is not None else _features(uniform, row), columns, first)  # type: ignore[arg-type]
         else:
             self.rows.append(row)
-            self.feats.append(feats)
+            if feats is not None:
+                self.feats.append(feats)
 
     def add_direct(self, row: int, feats: dict[str, Any], columns: dict, first: dict) -> None:
         """Append one record's gathered features to their columns, value by value."""
@@ -150,10 +192,13 @@ class FeatureBlock:
         model = self.name
         all_rows = self.rows
         rows_array = np.array(all_rows, dtype=np.intp) if rows_arrays is not None else None
+        uniform = self.uniform
+        if uniform is not None and not self.feats:  # trusted: every record has exactly ``uniform[0]``, its values in ``uniform[1]``
+            self.feats = [_features(uniform, r) for r in all_rows] if len(uniform[1]) != len(all_rows) else _Made(uniform)  # type: ignore[assignment]
         # names no record of the block has (a model whose records name ever new features): their
         # columns are all missing, without looking up every name in every record
         present = set().union(*self.feats) if len(starts) > len(self.feats[0]) else None
-        if present is None and self.uniform is not None and len(self.uniform[1]) == len(self.feats):  # every record of the batch
+        if present is None and uniform is not None and len(uniform[1]) == len(self.feats):  # every record of the batch
             by_name = dict(zip(self.uniform[0], zip(*self.uniform[1])))
             whole = {name: list(by_name[name]) for name, (start, _) in starts.items() if start == 0 and name in by_name}
         else:
@@ -172,3 +217,71 @@ class FeatureBlock:
             if rows_array is not None:
                 rows_arrays[key] = rows_array if start == 0 else rows_array[start:]
         self.rows, self.feats, self.segments, self.uniform = [], [], [], None
+
+
+def gather_batch(self: Any, decoded: list[Any], joined: list[Any] | None, ids: list[int]) -> Batch:
+    """Group the batch's values per (model, channel), remembering where each column started (``self``: the
+    :class:`~stream_monitor.core.monitor.PartitionMonitor` judging them).
+
+    Features are gathered column-wise per model (:class:`FeatureBlock`: one list
+    comprehension per feature over the model's rows) unless a feature name could collide with
+    a reserved channel name; then, as for the other channels, value by value. Values a limit
+    refuses are listed (:meth:`Batch.refusals`); records of a refused model are set aside whole.
+    """
+    batch = Batch(decoded, ids)
+    columns, first = batch.columns, batch.first
+    blocks: dict[str, FeatureBlock | None] = {}
+    remember = self.spec.label_join_max_pending
+    limits_open = self.limits.open
+    uniform = uniform_columns(decoded) if decoded else None  # one model, the same features on every record
+    for row, d in enumerate(decoded):
+        try:
+            e = d.event
+            blk = blocks.get(e.model, _MISSING)
+            if blk is _MISSING:
+                blk = blocks[e.model] = self._block(e.model)
+                if uniform is not None and blk.__class__ is FeatureBlock:
+                    blk.trust(uniform[1], uniform[2])
+            if blk.__class__ is not FeatureBlock:
+                if blk is _LIMITED:
+                    batch.refused_model(self.limits, row, d)
+                continue
+            m = blk.model
+            if blk.uniform is not None:  # every row has the batch's features: add needs no features object
+                blk.add(row, None, columns, first)
+            elif e.features is not None:
+                blk.add(row, e.features, columns, first)
+            pred = e.prediction
+            if e.label is None and remember and e.event_id and pred is not None:
+                dropped = self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
+                if dropped is not None:
+                    self._dropped_predictions(batch, row, d, dropped)
+            m.row = row
+            for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred, m)):
+                if name not in m.channels:
+                    if value is None or m.channel(name, value) is None:
+                        continue
+                key = (e.model, name)
+                col = columns.get(key)
+                if col is None:
+                    col = columns[key] = ([], [])
+                    first[key] = (row, 1, j)
+                col[0].append(value)
+                col[1].append(row)
+            if m.recalibrated:
+                batch.restart_estimates(m)
+            if m.class_overflow:  # labelled predictions of classes beyond limits.classes_per_model: counted only
+                batch.hits["classes_per_model"] += m.class_overflow
+                m.class_overflow = 0
+            if m.refused:
+                batch.refusals(self.limits, row, d, m)
+            if limits_open:
+                batch.quiet(self.limits, row, d)
+        except Exception as exc:
+            batch.failed[row] = exc
+    for blk in blocks.values():
+        if blk.__class__ is FeatureBlock:
+            blk.flush(columns, first, batch.rows_arrays)
+    if batch.failed:
+        batch.drop_failed()
+    return batch

@@ -39,7 +39,7 @@ from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_i
 from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting
 from stream_monitor.core.ordering import Carriers, EventTimeMerger, restore_order
 from stream_monitor.core.limits import LIMITS_CHANNEL, LimitGuard, limit_model, limit_texts
-from stream_monitor.core.gathering import FeatureBlock, uniform_columns
+from stream_monitor.core.gathering import _LIMITED, FeatureBlock, gather_batch
 from stream_monitor.core.model_monitor import AllMissing, ModelMonitor, classify_all_missing
 from stream_monitor.core.model_pages import performance_pages
 from stream_monitor.core.reference import Reference
@@ -82,9 +82,7 @@ class BatchResult:
     version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
 
 
-_MISSING: Any = object()
 _KEY, _POSITION = attrgetter("key"), attrgetter("position")
-_LIMITED: Any = object()  # a model refused by the models limit (in a batch's block table)
 
 
 class PartitionMonitor:
@@ -323,68 +321,8 @@ class PartitionMonitor:
         result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
 
     def _gather(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], joined: list[Any] | None, ids: list[int]) -> Batch:
-        """Group the batch's values per (model, channel), remembering where each column started.
-
-        Features are gathered column-wise per model (:class:`FeatureBlock`: one list
-        comprehension per feature over the model's rows) unless a feature name could collide with
-        a reserved channel name; then, as for the other channels, value by value. Values a limit
-        refuses are listed (:meth:`_refusals`); records of a refused model are set aside whole.
-        """
-        batch = Batch(decoded, ids)
-        columns, first = batch.columns, batch.first
-        blocks: dict[str, FeatureBlock | None] = {}
-        remember = self.spec.label_join_max_pending
-        limits_open = self.limits.open
-        uniform = uniform_columns(decoded) if decoded else None  # one model, the same features on every record
-        for row, d in enumerate(decoded):
-            try:
-                e = d.event
-                blk = blocks.get(e.model, _MISSING)
-                if blk is _MISSING:
-                    blk = blocks[e.model] = self._block(e.model)
-                    if uniform is not None and blk.__class__ is FeatureBlock:
-                        blk.trust(uniform[1], uniform[2])
-                if blk.__class__ is not FeatureBlock:
-                    if blk is _LIMITED:
-                        batch.refused_model(self.limits, row, d)
-                    continue
-                m = blk.model
-                if e.features is not None:
-                    blk.add(row, e.features, columns, first)
-                pred = e.prediction
-                if e.label is None and remember and e.event_id and pred is not None:
-                    dropped = self._remember_prediction(e.event_id, e.model, pred, d.event_time_ms)
-                    if dropped is not None:
-                        self._dropped_predictions(batch, row, d, dropped)
-                m.row = row
-                for j, (name, value) in enumerate(extras(e, joined[row] if joined is not None else pred, m)):
-                    if name not in m.channels:
-                        if value is None or m.channel(name, value) is None:
-                            continue
-                    key = (e.model, name)
-                    col = columns.get(key)
-                    if col is None:
-                        col = columns[key] = ([], [])
-                        first[key] = (row, 1, j)
-                    col[0].append(value)
-                    col[1].append(row)
-                if m.recalibrated:
-                    batch.restart_estimates(m)
-                if m.class_overflow:  # labelled predictions of classes beyond limits.classes_per_model: counted only
-                    batch.hits["classes_per_model"] += m.class_overflow
-                    m.class_overflow = 0
-                if m.refused:
-                    batch.refusals(self.limits, row, d, m)
-                if limits_open:
-                    batch.quiet(self.limits, row, d)
-            except Exception as exc:
-                batch.failed[row] = exc
-        for blk in blocks.values():
-            if blk.__class__ is FeatureBlock:
-                blk.flush(columns, first, batch.rows_arrays)
-        if batch.failed:
-            batch.drop_failed()
-        return batch
+        """Group the batch's values per (model, channel), remembering where each column started (:func:`gather_batch`)."""
+        return gather_batch(self, decoded, joined, ids)
 
     def _block(self, name: str) -> FeatureBlock | None:
         """A batch's feature block of model ``name``; None when unmonitored, ``_LIMITED`` when refused by the models limit."""

@@ -7,7 +7,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream_monitor.core import monitor as monitor_module
+from stream_monitor.core import gathering as gathering_module
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.intake import InputRecord
 from stream_monitor.core.monitor import PartitionMonitor
@@ -30,7 +30,7 @@ def _records(batches: list[list[dict]]) -> list[list[InputRecord]]:
 
 def _run(batches: list[list[InputRecord]], uniform: bool, monkeypatch) -> tuple[list, list, list, list]:  # noqa: ANN001
     if not uniform:
-        monkeypatch.setattr(monitor_module, "uniform_columns", lambda decoded: None)
+        monkeypatch.setattr(gathering_module, "uniform_columns", lambda decoded: None)
     m = PartitionMonitor(MonitorSpec(), partition=0)
     evaluations, alerts, gathered = [], [], []
     gather = m._gather
