@@ -103,18 +103,20 @@ class Forwarder:
         self.guard.feed(tp, offsets, inputs, read, send, self.send_dead_letter)
 
     def send(self, source: Source, intake: Intake | WireIntake) -> None:
-        """What reading ``source`` gave: dead letters, each model's rows records, then progress records."""
+        """What reading ``source`` gave: dead letters, each model's rows records, then progress records.
+
+        The rows records are encoded before the first send: that send ends a checkpoint begun
+        before (``Checkpoint.before_send`` waits for the broker's commit), so the encoding is
+        done while the broker commits.
+        """
         if type(intake) is Intake:
             intake = as_wire(intake)
-        self.checkpoint.ensure_transaction()
-        for dl in intake.dead_letters:
-            self.send_dead_letter(dl)
         n = self.partitions
-        send = self.producer().send
         limit = self.checkpoint.max_record_bytes
         told = self._told
         latest = self._read_up_to.get(source)
         got: set[int] = set()
+        out: list[tuple[bytes, bytes, int]] = []  # (key, value, partition) of the rows records
         for model, rows in intake.rows.items():
             if not rows:
                 continue
@@ -126,13 +128,18 @@ class Forwarder:
             for group, part in enumerate(parts):
                 partition = group_partition(base, group, groups, n)
                 encode = exchange.encode_row_lists if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)
-                for value in rows_records(model, part, limit, encode):
-                    send(self.topic, key=key, value=value, partition=partition)
+                out += [(key, value, partition) for value in rows_records(model, part, limit, encode)]
                 got.add(partition)
                 if told.get((source, partition), top - 1) < top:
                     told[(source, partition)] = top
             if latest is None or latest < top:
                 latest = top
+        self.checkpoint.ensure_transaction()
+        for dl in intake.dead_letters:
+            self.send_dead_letter(dl)
+        send = self.producer().send
+        for key, value, partition in out:
+            send(self.topic, key=key, value=value, partition=partition)
         if latest is None:
             return
         self._read_up_to[source] = latest
