@@ -343,11 +343,14 @@ class MonitorApp(CheckpointSteps):
         # judging (state partitions) before reading inputs: reading sends rows at once, and the first send
         # ends the checkpoint begun before the poll (Checkpoint.before_send); judging rarely sends (alerts,
         # dead letters), so the broker commits meanwhile and that send seldom waits
+        soon_s = self.cfg.kafka.min_commit_interval_ms / 1000.0
         for tp in sorted(batch, key=lambda t: (t.topic not in self.state_topics, t.partition, t.topic)):
             records = batch.get(tp)
             if not records or tp not in self.owned:
                 continue
             if tp.topic not in self.state_topics:
+                if self._begun is None and self.checkpoint.alerts_wait(soon_s):
+                    self._begin_overlapped()  # alerts judged: their checkpoint commits while the inputs are read
                 with fenced_is_fatal("while forwarding"):
                     self.forwarder.forward(tp, records)  # read here, judged by the model's owner
                 self.checkpoint.processed(tp, records[-1].offset + 1)
