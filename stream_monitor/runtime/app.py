@@ -349,11 +349,10 @@ class MonitorApp(CheckpointSteps):
             if not records or tp not in self.owned:
                 continue
             if tp.topic not in self.state_topics:
-                if self._begun is None and self.checkpoint.alerts_wait(soon_s):
+                if self._begun is None and not self.forwarder.held and self.checkpoint.alerts_wait(soon_s):
                     self._begin_overlapped()  # alerts judged: their checkpoint commits while the inputs are read
                 with fenced_is_fatal("while forwarding"):
-                    self.forwarder.forward(tp, records)  # read here, judged by the model's owner
-                self.checkpoint.processed(tp, records[-1].offset + 1)
+                    self.forwarder.forward(tp, records)  # read here, judged by the model's owner; sent below
             else:
                 task = self.tasks.get(tp.partition)
                 if task is None:  # assigned in this poll but not restored: restore now
@@ -374,6 +373,8 @@ class MonitorApp(CheckpointSteps):
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - records[-1].offset - 1))
                 self.metrics.status.observe_lag(tp.topic, tp.partition, max(0, hw - records[-1].offset - 1))
             self.metrics.status.observe_records(len(records))
+        with fenced_is_fatal("while forwarding"):
+            self.forwarder.release()  # what reading sends, once the whole batch is read (then its offsets count as processed)
         elapsed = time.perf_counter() - started
         self.timings.process_seconds += elapsed
         self.metrics.batch_seconds.observe(elapsed)
