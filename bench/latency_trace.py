@@ -62,15 +62,16 @@ def install(path: str) -> None:
 
     exchange.encode_progress = traced_progress  # forward calls it through the module (only forward does)
 
-    send = fwd_mod.Forwarder.send
+    release = fwd_mod.Forwarder.release
 
-    def fwd_send(self: Any, source: Any, intake: Any) -> None:
-        send(self, source, intake)
-        offs = [r[3] if type(r) is list else r.position.offset for rows in intake.rows.values() for r in rows]  # wire rows: [3] is the offset
-        if offs:
-            out.append(("fwd", now(), source[1], max(offs)))
+    def fwd_release(self: Any) -> None:  # a batch's reading is sent at its end (Forwarder.forward holds it)
+        read = dict(self._held_offsets)
+        release(self)
+        t = now()
+        for tp, next_offset in read.items():
+            out.append(("fwd", t, tp.partition, next_offset - 1))
 
-    fwd_mod.Forwarder.send = fwd_send
+    fwd_mod.Forwarder.release = fwd_release
 
     # a checkpoint is begun (begin_commit) at the end of a loop and ended (end_commit) later; the broker's
     # answer to its EndTxn (when its records became visible) is caught on the request's result
