@@ -22,6 +22,7 @@ after ``poll`` returns and before their records are processed.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import time
 from typing import Callable, Iterable
@@ -58,6 +59,9 @@ class MonitorApp(CheckpointSteps):
     """
 
     metadata_wait_s = 30.0  # at start-up, the longest wait for the input topics' metadata
+    # while running, the interpreter's thread switch interval (Python's default 5 ms): the producer's sender thread
+    # commits a checkpoint while this loop decodes and judges, and waits up to the interval for the GIL at each step
+    switch_interval_s = 0.001
 
     def __init__(
         self,
@@ -173,6 +177,8 @@ class MonitorApp(CheckpointSteps):
         key_id = self._keys.current_id if self._keys is not None else None
         self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic, state_key_id=key_id)
         code = 0
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, self.switch_interval_s))
         try:
             while not self.stopping:
                 polled_at = time.perf_counter()
@@ -208,6 +214,7 @@ class MonitorApp(CheckpointSteps):
             self.log.error("monitor_fatal", error=str(exc))
             code = 1
         finally:
+            sys.setswitchinterval(switch_interval)
             self.ready = False
             self._close(clean=code == 0)
         self.log.info("monitor_stopped", records=self.stats.records, alerts=self.stats.alerts, exit_code=code)
