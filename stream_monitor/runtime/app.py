@@ -347,9 +347,9 @@ class MonitorApp(CheckpointSteps):
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:
         started = time.perf_counter()
-        # judging (state partitions) before reading inputs: reading sends rows at once, and the first send
-        # ends the checkpoint begun before the poll (Checkpoint.before_send); judging rarely sends (alerts,
-        # dead letters), so the broker commits meanwhile and that send seldom waits
+        # judging (state partitions) first, then reading the inputs, whose sends are held to the batch's end
+        # (Forwarder.release): the first send ends the checkpoint begun before the poll (Checkpoint.before_send),
+        # and judging rarely sends (alerts, dead letters), so the broker commits meanwhile and that send seldom waits
         soon_s = self.cfg.kafka.min_commit_interval_ms / 1000.0
         for tp in sorted(batch, key=lambda t: (t.topic not in self.state_topics, t.partition, t.topic)):
             records = batch.get(tp)
