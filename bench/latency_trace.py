@@ -8,7 +8,7 @@ when the process exits. The stages:
 - ``poll``: a consumer poll returned records (start, end, and per topic-partition the offsets);
 - ``fwd``: the reader sent an input partition's rows to the internal topic (its last offset);
 - ``prog``: a progress record was encoded (source, event time, caught up);
-- ``commit``: a checkpoint (transaction) began and ended;
+- ``begin`` / ``commit``: a checkpoint (transaction) was begun, the broker answered its commit (visible), and it was ended;
 - ``judge``: the judging side read internal records (per record: source, last offset or
   progress time, and the task's watermark after them);
 - ``emit``: alerts went into the open transaction (their source partition and offset).
@@ -42,8 +42,8 @@ def install(path: str) -> None:
 
     decode = exchange.decode_record
 
-    def decode_record(blob: bytes) -> Any:
-        got = decode(blob)
+    def decode_record(blob: bytes, carrier: Any = None) -> Any:
+        got = decode(blob, carrier)
         if isinstance(got, exchange.Progress):
             arrivals.append(("p", got.source[1], got.event_time_ms, got.caught_up))
         else:
@@ -60,41 +60,66 @@ def install(path: str) -> None:
         out.append(("prog", now(), partition, t, caught_up))
         return encode_progress(topic, partition, t, caught_up=caught_up)
 
-    fwd_mod.exchange = type("X", (), {"encode_progress": staticmethod(traced_progress)})
+    exchange.encode_progress = traced_progress  # forward calls it through the module (only forward does)
 
-    send = fwd_mod.Forwarder.send
+    release = fwd_mod.Forwarder.release
 
-    def fwd_send(self: Any, source: Any, intake: Any) -> None:
-        send(self, source, intake)
-        offs = [r[3] if type(r) is list else r.position.offset for rows in intake.rows.values() for r in rows]  # wire rows: [3] is the offset
-        if offs:
-            out.append(("fwd", now(), source[1], max(offs)))
+    def fwd_release(self: Any) -> None:  # a batch's reading is sent at its end (Forwarder.forward holds it)
+        read = dict(self._held_offsets)
+        release(self)
+        t = now()
+        for tp, next_offset in read.items():
+            out.append(("fwd", t, tp.partition, next_offset - 1))
 
-    fwd_mod.Forwarder.send = fwd_send
+    fwd_mod.Forwarder.release = fwd_release
 
-    commit = Checkpoint.commit
-
-    def traced_commit(self: Any, tasks: Any, *a: Any, **kw: Any) -> Any:
-        t0 = now()
-        result = commit(self, tasks, *a, **kw)
-        if result is not None:
-            out.append(("commit", t0, now(), result.state_bytes, bool(a and a[0] or kw.get("reads_only"))))
-        return result
-
-    Checkpoint.commit = traced_commit
-
+    # a checkpoint is begun (begin_commit) at the end of a loop and ended (end_commit) later; the broker's
+    # answer to its EndTxn (when its records became visible) is caught on the request's result
     from stream_monitor.runtime import kafka_compat
 
-    txn_commit = kafka_compat.commit_transaction
+    begun_at: dict[int, tuple[float, bool, list[float]]] = {}
+    begin_commit, end_commit = Checkpoint.begin_commit, Checkpoint.end_commit
+    start_commit = kafka_compat.start_commit
+    answered: list[list[float]] = [[]]  # when the broker answered the commit started last (empty: not yet)
 
-    def traced_txn_commit(*a: Any, **kw: Any) -> Any:
+    def traced_start_commit(*a: Any, **kw: Any) -> Any:
+        mine: list[float] = []
+        answered[0] = mine
+        commit = start_commit(*a, **kw)
+        result = commit.committed
+        if result is not None:
+            done = result.done
+
+            def traced_done(error: Any = None) -> None:
+                mine.append(now())
+                done(error)
+
+            result.done = traced_done
+            if result.is_done and not mine:
+                mine.append(now())
+        return commit
+
+    kafka_compat.start_commit = traced_start_commit
+
+    def traced_begin(self: Any, tasks: Any, reads_only: bool = False) -> Any:
         t0 = now()
-        try:
-            return txn_commit(*a, **kw)
-        finally:
-            out.append(("txn", t0, now()))
+        answered[0] = []
+        got = begin_commit(self, tasks, reads_only)
+        if got is not None:
+            begun_at[id(got)] = (t0, reads_only, answered[0])
+            out.append(("begin", t0, now(), reads_only))
+        return got
 
-    kafka_compat.commit_transaction = traced_txn_commit
+    def traced_end(self: Any, begun: Any) -> Any:
+        t1 = now()
+        t0, reads_only, mine = begun_at.pop(id(begun), (t1, False, []))
+        result = end_commit(self, begun)
+        t2 = now()
+        out.append(("commit", t0, t2, result.state_bytes, reads_only, mine[0] if mine else t2, t1))
+        return result
+
+    Checkpoint.begin_commit = traced_begin
+    Checkpoint.end_commit = traced_end
 
     bounded = kafka_compat._bounded
 
@@ -190,7 +215,7 @@ def breakdown(trace_path: Path, input_topic: str, sent_at: dict[int, list[float]
     recs = [json.loads(line) for line in trace_path.read_text().splitlines() if line]
     polls: dict[int, list[tuple[int, float]]] = {}
     fwds: dict[int, list[tuple[int, float]]] = {}
-    commits = sorted((r[1], r[2]) for r in recs if r[0] == "commit")
+    commits = sorted((r[1], r[5]) for r in recs if r[0] == "commit")  # (begun, the broker answered: visible)
     commit_starts = [c[0] for c in commits]
     judged: dict[int, list[tuple[int, float]]] = {}
     emitted: dict[tuple[int, int], float] = {}
@@ -257,10 +282,11 @@ def breakdown(trace_path: Path, input_topic: str, sent_at: dict[int, list[float]
     return {
         "from_send_ms": {k: _pcts(v) for k, v in stages.items()},
         "commits": len(commits),
-        "commit_seconds": _pcts([b - a for a, b in commits]),
-        "of_which_transaction_commit": _pcts([r[2] - r[1] for r in recs if r[0] == "txn"]),
-        "of_which_send_offsets": _pcts([r[2] - r[1] for r in recs if r[0] == "bounded" and r[3] == "send_offsets"]),
-        "of_which_end_txn": _pcts([r[2] - r[1] for r in recs if r[0] == "bounded" and r[3] == "commit"]),
+        "commit_seconds": _pcts([b - a for a, b in commits]),  # begun -> the broker answered
+        "begin_seconds": _pcts([r[2] - r[1] for r in recs if r[0] == "begin"]),  # state items built and sent, commit queued
+        "end_wait_seconds": _pcts([r[2] - r[6] for r in recs if r[0] == "commit"]),  # end_commit: waiting for the answer
+        "begun_to_ended": _pcts([r[2] - r[1] for r in recs if r[0] == "commit"]),
+        "aborts": sum(1 for r in recs if r[0] == "bounded" and r[3] == "abort"),
         "between_commit_starts": _pcts(gaps),
         "progress_records": sum(1 for r in recs if r[0] == "prog"),
         "state_bytes_per_commit": statistics.fmean([r[3] for r in recs if r[0] == "commit"] or [0]),

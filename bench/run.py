@@ -331,6 +331,7 @@ def run_app(
     cfg = app_config(bootstrap, topic, f"bench-alerts-{tag}-{uid}", f"bench-{tag}-{uid}", exactly_once, f"bench-{tag}", label_topic)
     done: list[float] = []
     cpu_end: list[float] = []
+    waited: list[float] = []  # the loop's checkpoint waits up to the end of the timed run
     committed: dict[Any, int] = {}
 
     internal: dict[Any, int] = {}  # committed offsets of the internal by-model topic
@@ -358,6 +359,7 @@ def run_app(
         ):
             done.append(result.finished)
             cpu_end.append(time.process_time())
+            waited.append(app.timings.checkpoint_seconds)  # not the commits of the stop, after the timed run
 
     app = MonitorApp(cfg, on_checkpoint=on_checkpoint)
     tune_collector()  # as `stream-monitor run` does before app.run()
@@ -398,12 +400,12 @@ def run_app(
         "dead_letters": app.stats.dead_letters,
         "invalid_by_reason": dict(app.stats.invalid_by_reason),
         "checkpoints": app.stats.checkpoints,
-        "checkpoint_seconds": round(app.timings.checkpoint_seconds, 3),
+        "checkpoint_seconds": round(waited[0], 3),
         "process_seconds": round(app.timings.process_seconds, 3),
         "changelog_bytes": changelog,
         "input_bytes": input_bytes,
         "changelog_per_input_byte": changelog / input_bytes if input_bytes else None,
-        "checkpoint_share": app.timings.checkpoint_seconds / seconds if seconds > 0 else None,
+        "checkpoint_share": waited[0] / seconds if seconds > 0 else None,
         "note": "MonitorApp (the code `stream-monitor run` runs) on a thread; commit_interval_ms 250, max_poll_records 5000",
     }
 

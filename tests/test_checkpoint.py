@@ -180,7 +180,7 @@ def test_output_of_judging_in_the_transaction_refuses_a_reads_only_commit():
         cp_alo.commit({}, reads_only=True)
 
 
-def test_a_commit_is_due_soon_only_with_something_in_the_transaction_and_every_input_read_to_its_end():
+def test_a_commit_is_due_soon_only_with_something_in_the_transaction_and_every_input_read_to_its_end_or_alerts():
     from types import SimpleNamespace
 
     now = [0.0]
@@ -204,6 +204,8 @@ def test_a_commit_is_due_soon_only_with_something_in_the_transaction_and_every_i
     assert not cp.due_soon(0.05, [TP0], True)
     cp.add_alerts(["alert"])  # type: ignore[list-item]
     assert cp.due_soon(0.05, [TP0], True) and cp.due_soon(0.05, [TP0], False)  # a full checkpoint, in either topology
+    assert cp.due_soon(0.05, [TP0, TP1], True) and cp.alerts_wait(0.05)  # alerts do not wait for a backlog's interval
+    assert not cp.alerts_wait(0.3) and not cp.due_soon(0.3, [TP0], True)  # but for the soon bound
     now[0] = 0.26
     assert cp.due(0.25)
 

@@ -328,3 +328,35 @@ def test_a_task_rolled_back_before_its_first_checkpoint_still_waits_for_every_in
     result = _judge(app, 0, 1, _rows(("in", 1), FRAUD, 1_000, 0))  # its earlier row: in order, not late
     assert result.dead_letters == [] and task.queued() == 2
     assert [r.key[0] for r in task.order.release(final=True)] == [1_000, 1_000 + 3 * late]
+
+
+def test_forward_holds_what_it_read_until_release_then_rows_progress_and_offsets_in_that_order() -> None:
+    """``run`` sends a batch's reading at its end: nothing goes (nor counts as processed) before ``release``."""
+    from kafka import TopicPartition
+
+    fw, producer, _ = _forwarder(interval_ms=1)
+    processed: list[tuple[TopicPartition, int]] = []
+    fw.checkpoint.processed = lambda tp, off: processed.append((tp, off))  # type: ignore[attr-defined]
+
+    def records(events: list[tuple[str, int]], first: int) -> list[SimpleNamespace]:
+        return [SimpleNamespace(value=orjson.dumps({"model": m, "ts": t, "features": {"x": 1.0}}), offset=first + i, timestamp=t, headers=None)
+                for i, (m, t) in enumerate(events)]
+
+    tp0, tp1 = TopicPartition("in", 0), TopicPartition("in", 1)
+    fw.forward(tp0, records([(FRAUD, 10), (CHURN, 40)], 0))
+    fw.forward(tp1, records([(FRAUD, 20)], 5))
+    assert producer.sent == [] and processed == [] and fw.held  # held: no checkpoint may begin now
+    fw.release()
+    sent = producer.take()
+    rows = [p for p, r in sent if not isinstance(r, exchange.Progress)]
+    assert sorted(rows) == sorted([_q(FRAUD), _q(CHURN), _q(FRAUD)])
+    first_progress = next(i for i, (_, r) in enumerate(sent) if isinstance(r, exchange.Progress))
+    assert first_progress == len(rows)  # every rows record before any progress record
+    progress = {(r.source, p): r.event_time_ms for p, r in sent if isinstance(r, exchange.Progress)}
+    other = 3 - _q(FRAUD) - _q(CHURN)
+    assert progress == {(("in", 0), other): 40, (("in", 1), other): 20, (("in", 1), _q(CHURN)): 20}
+    assert processed == [(tp0, 2), (tp1, 6)] and not fw.held
+    fw.forward(tp0, records([(FRAUD, 50)], 2))
+    fw.reset()  # a rollback: what was held goes, unsent and not processed
+    fw.release()
+    assert producer.sent == [] and processed == [(tp0, 2), (tp1, 6)]

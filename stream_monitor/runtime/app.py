@@ -22,6 +22,7 @@ after ``poll`` returns and before their records are processed.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import time
 from typing import Callable, Iterable
@@ -58,6 +59,9 @@ class MonitorApp(CheckpointSteps):
     """
 
     metadata_wait_s = 30.0  # at start-up, the longest wait for the input topics' metadata
+    # while running, the interpreter's thread switch interval (Python's default 5 ms): the producer's sender thread
+    # commits a checkpoint while this loop decodes and judges, and waits up to the interval for the GIL at each step
+    switch_interval_s = 0.001
 
     def __init__(
         self,
@@ -173,6 +177,8 @@ class MonitorApp(CheckpointSteps):
         key_id = self._keys.current_id if self._keys is not None else None
         self.log.info("monitor_started", topics=topics, exactly_once=self.exactly_once, alerts_topic=k.alerts_topic, state_key_id=key_id)
         code = 0
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, self.switch_interval_s))
         try:
             while not self.stopping:
                 polled_at = time.perf_counter()
@@ -208,6 +214,7 @@ class MonitorApp(CheckpointSteps):
             self.log.error("monitor_fatal", error=str(exc))
             code = 1
         finally:
+            sys.setswitchinterval(switch_interval)
             self.ready = False
             self._close(clean=code == 0)
         self.log.info("monitor_stopped", records=self.stats.records, alerts=self.stats.alerts, exit_code=code)
@@ -347,14 +354,19 @@ class MonitorApp(CheckpointSteps):
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:
         started = time.perf_counter()
-        for tp in sorted(batch, key=lambda t: (t.partition, t.topic)):
+        # judging (state partitions) first, then reading the inputs, whose sends are held to the batch's end
+        # (Forwarder.release): the first send ends the checkpoint begun before the poll (Checkpoint.before_send),
+        # and judging rarely sends (alerts, dead letters), so the broker commits meanwhile and that send seldom waits
+        soon_s = self.cfg.kafka.min_commit_interval_ms / 1000.0
+        for tp in sorted(batch, key=lambda t: (t.topic not in self.state_topics, t.partition, t.topic)):
             records = batch.get(tp)
             if not records or tp not in self.owned:
                 continue
             if tp.topic not in self.state_topics:
+                if self._begun is None and not self.forwarder.held and self.checkpoint.alerts_wait(soon_s):
+                    self._begin_overlapped()  # alerts judged: their checkpoint commits while the inputs are read
                 with fenced_is_fatal("while forwarding"):
-                    self.forwarder.forward(tp, records)  # read here, judged by the model's owner
-                self.checkpoint.processed(tp, records[-1].offset + 1)
+                    self.forwarder.forward(tp, records)  # read here, judged by the model's owner; sent below
             else:
                 task = self.tasks.get(tp.partition)
                 if task is None:  # assigned in this poll but not restored: restore now
@@ -375,6 +387,8 @@ class MonitorApp(CheckpointSteps):
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - records[-1].offset - 1))
                 self.metrics.status.observe_lag(tp.topic, tp.partition, max(0, hw - records[-1].offset - 1))
             self.metrics.status.observe_records(len(records))
+        with fenced_is_fatal("while forwarding"):
+            self.forwarder.release()  # what reading sends, once the whole batch is read (then its offsets count as processed)
         elapsed = time.perf_counter() - started
         self.timings.process_seconds += elapsed
         self.metrics.batch_seconds.observe(elapsed)

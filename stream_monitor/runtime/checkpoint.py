@@ -169,12 +169,14 @@ class Checkpoint:
 
         Records sent in a transaction are invisible to ``read_committed`` readers until it commits:
         the judge of the internal topic waits for rows and progress records, the alerts' readers
-        for the alerts. So once every partition of ``reading`` is read to its end (nothing left to
-        batch with), a commit is due after ``soon_s`` when the open transaction holds alerts or
-        retraining events (a full checkpoint), or only what reading sent and ``reads_only`` commits
-        are possible (the by-model topology). Dead letters of judging alone wait for the interval.
-        Exactly-once only: otherwise records are visible once sent. A monitor behind its input is
-        never read to its end and commits every ``commit_interval_ms`` as before.
+        for the alerts. So a commit is due after ``soon_s`` when the open transaction holds alerts
+        or retraining events (a full checkpoint: :meth:`alerts_wait`), also behind the input (alerts
+        are few; a page should not wait for a backlog's interval), and, once every partition of
+        ``reading`` is read to its end (nothing left to batch with), when it holds only what
+        reading sent and ``reads_only`` commits are possible (the by-model topology). Dead letters
+        of judging alone wait for the interval. Exactly-once only: otherwise records are visible
+        once sent. Without alerts a monitor behind its input is never read to its end and commits
+        every ``commit_interval_ms`` as before.
 
         >>> cp = Checkpoint(None, None, None, True, "c", 1000, set(), clock=iter([0.0, 0.01, 0.1, 0.1]).__next__)
         >>> cp.due_soon(0.05, [], True), cp.txn_open
@@ -184,9 +186,15 @@ class Checkpoint:
         """
         if not self.txn_open or self.clock() - self.last_any_commit_at < soon_s:
             return False
-        if not (self.pending_alerts or self.pending_retraining or (reads_only and not self.judged_in_txn)):
+        if self.pending_alerts or self.pending_retraining:
+            return True
+        if not (reads_only and not self.judged_in_txn):
             return False
         return all(kafka_compat.caught_up(self.consumer, tp) for tp in reading)
+
+    def alerts_wait(self, soon_s: float) -> bool:
+        """Does the open transaction hold alerts or retraining events, ``soon_s`` after the last commit? (Then a full checkpoint is due.)"""
+        return self.txn_open and bool(self.pending_alerts or self.pending_retraining) and self.clock() - self.last_any_commit_at >= soon_s
 
     def stalled_for(self) -> float | None:
         """Seconds since checkpoints started failing, or since the one in flight began; None if neither."""

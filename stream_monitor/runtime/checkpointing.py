@@ -45,19 +45,30 @@ class CheckpointSteps:
 
     def _checkpoint_or_recover(self, reads_only: bool = False, overlap: bool = False) -> None:
         """Checkpoint; with ``overlap`` only begin: the broker commits during the next poll and reading, ended by the next send."""
+        try:
+            self._begin_overlapped(reads_only)
+        except KafkaError as exc:
+            self._recover(exc)
+            return
+        if not overlap:
+            self._end_checkpoint()
+
+    def _begin_overlapped(self, reads_only: bool = False) -> None:
+        """Begin a checkpoint, ended by the next send (``Checkpoint.before_send``) or by the caller; a failure raises.
+
+        Mid-batch (alerts judged, inputs still to read: see ``MonitorApp._process``) the caller's
+        ``KafkaError`` handler rolls back and drops the rest of the batch.
+        """
         cp = self.checkpoint
         cp.in_flight_since = cp.clock()
         try:
             with fenced_is_fatal("while committing"):
                 self._begun = self._begin(reads_only)
-        except KafkaError as exc:
+        except KafkaError:
             cp.in_flight_since = None
-            self._recover(exc)
-            return
+            raise
         if self._begun is None:  # nothing to commit
             cp.failing_since = cp.in_flight_since = None
-        elif not overlap:
-            self._end_checkpoint()
         else:
             cp.before_send = functools.partial(self._end_checkpoint, recover=False)
 

@@ -85,36 +85,70 @@ class Forwarder:
         self._told_at: dict[tuple[Source, int], float] = {}  # when the last progress record of the pair went
         self.pending: set[tuple[Source, int]] = set()  # pairs whose progress the interval held back
         self._caught_up_told: dict[Source, float] = {}  # caught-up sources: when that was last announced
+        self._held: list[Any] = []  # what forward() read, sent by release()
+        self._held_offsets: dict[TopicPartition, int] = {}  # the next offset of each input partition forward() read
 
     def forward(self, tp: TopicPartition, records: list) -> None:
-        """Read input records of ``tp``: dead letters sent, rows to their models' partitions, progress after them.
+        """Read input records of ``tp``: their dead letters, rows records and progress are held for :meth:`release`.
 
         Reading goes through the poison guard like judging: a record whose reading raises is
         isolated and becomes a ``processing_error`` dead letter. Inference records read as a batch
         go from the consumer's records straight to rows in wire form (:func:`read_inference_wire`).
+        What a batch's reading sends goes out at its end (``run`` calls :meth:`release` after the
+        batch): the first send ends the checkpoint begun before the poll (it waits for the
+        broker's commit), which so has the whole batch's reading and judging to commit in.
         """
         offsets = [r.offset for r in records]
-        send = functools.partial(self.send, (tp.topic, tp.partition))
+        hold = functools.partial(self._hold, (tp.topic, tp.partition))
         if tp.topic != self.label_topic and self.guard.batched(tp, offsets[0]):
-            self.guard.feed(tp, offsets, records, functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition), send, self.send_dead_letter)
-            return
-        inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
-        read = read_labels if tp.topic == self.label_topic else functools.partial(read_inference, self.spec)
-        self.guard.feed(tp, offsets, inputs, read, send, self.send_dead_letter)
+            self.guard.feed(tp, offsets, records, functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition), hold, self.send_dead_letter)
+        else:
+            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
+            read = read_labels if tp.topic == self.label_topic else functools.partial(read_inference, self.spec)
+            self.guard.feed(tp, offsets, inputs, read, hold, self.send_dead_letter)
+        self._held_offsets[tp] = offsets[-1] + 1  # processed once released: never committed before its rows are in the transaction
+
+    @property
+    def held(self) -> bool:
+        """Is anything read and not yet released? (No checkpoint may begin then: its offsets would pass rows not sent.)"""
+        return bool(self._held or self._held_offsets)
+
+    def _hold(self, source: Source, intake: Intake | WireIntake) -> None:
+        self._held.append(self._prepare(source, intake))
+
+    def release(self) -> None:
+        """Send what :meth:`forward` held: every dead letter and rows record, then each source's progress records due.
+
+        Progress goes after every rows record of its source (a marker says "read up to t": the
+        rows read before it must be there first). Then the input offsets read count as processed
+        (:meth:`Checkpoint.processed`): the next checkpoint commits them with these records.
+        """
+        held, self._held = self._held, []
+        for prepared in held:
+            self._send_prepared(prepared)
+        for source in dict.fromkeys(p[0] for p in held if p[3]):
+            self.flush(source)
+        offsets, self._held_offsets = self._held_offsets, {}
+        for tp, next_offset in offsets.items():
+            self.checkpoint.processed(tp, next_offset)
 
     def send(self, source: Source, intake: Intake | WireIntake) -> None:
-        """What reading ``source`` gave: dead letters, each model's rows records, then progress records."""
+        """What reading ``source`` gave, sent now: dead letters, each model's rows records, then progress records."""
+        prepared = self._prepare(source, intake)
+        self._send_prepared(prepared)
+        if prepared[3]:
+            self.flush(source)
+
+    def _prepare(self, source: Source, intake: Intake | WireIntake) -> tuple[Source, list[DeadLetter], list[tuple[bytes, bytes, int]], bool]:
+        """The rows records of ``intake`` encoded, and the progress bookkeeping done: (source, dead letters, records, progress due)."""
         if type(intake) is Intake:
             intake = as_wire(intake)
-        self.checkpoint.ensure_transaction()
-        for dl in intake.dead_letters:
-            self.send_dead_letter(dl)
         n = self.partitions
-        send = self.producer().send
         limit = self.checkpoint.max_record_bytes
         told = self._told
         latest = self._read_up_to.get(source)
         got: set[int] = set()
+        out: list[tuple[bytes, bytes, int]] = []  # (key, value, partition) of the rows records
         for model, rows in intake.rows.items():
             if not rows:
                 continue
@@ -126,18 +160,26 @@ class Forwarder:
             for group, part in enumerate(parts):
                 partition = group_partition(base, group, groups, n)
                 encode = exchange.encode_row_lists if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)
-                for value in rows_records(model, part, limit, encode):
-                    send(self.topic, key=key, value=value, partition=partition)
+                out += [(key, value, partition) for value in rows_records(model, part, limit, encode)]
                 got.add(partition)
                 if told.get((source, partition), top - 1) < top:
                     told[(source, partition)] = top
             if latest is None or latest < top:
                 latest = top
-        if latest is None:
-            return
-        self._read_up_to[source] = latest
-        self.pending.update((source, q) for q in range(n) if q not in got)
-        self.flush(source)
+        if latest is not None:  # this source has read rows (now or before): its progress is due where these went not
+            self._read_up_to[source] = latest
+            self.pending.update((source, q) for q in range(n) if q not in got)
+        return source, list(intake.dead_letters), out, latest is not None
+
+    def _send_prepared(self, prepared: tuple[Source, list[DeadLetter], list[tuple[bytes, bytes, int]], bool]) -> None:
+        _, dead_letters, out, _ = prepared
+        self.checkpoint.ensure_transaction()
+        for dl in dead_letters:
+            self.send_dead_letter(dl)
+        send = self.producer().send
+        topic = self.topic
+        for key, value, partition in out:
+            send(topic, key=key, value=value, partition=partition)
 
     def flush(self, only: Source | None = None) -> None:
         """Send the progress records due (of ``only``'s pairs, or all): those the interval no longer holds back."""
@@ -192,6 +234,8 @@ class Forwarder:
 
     def reset(self) -> None:
         """Forget what was read and told: after a rollback the sources are read again from their committed offsets."""
+        self._held.clear()
+        self._held_offsets.clear()
         self._caught_up_told.clear()
         self._read_up_to.clear()
         self._told.clear()
