@@ -11,9 +11,12 @@ from stream_monitor.core import gathering as gathering_module
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.intake import InputRecord
 from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.core.settings import DetectionSettings, ReferenceSettings, WindowSettings
 from stream_monitor.core.spec import MonitorSpec
 
 _NAMES = ["a", "b", "c", "__prediction__", "__x"]
+# small reference and window, so that the batches here evaluate detectors (and the comparison of evaluations is not of empty lists)
+SPEC = MonitorSpec(defaults=DetectionSettings(reference=ReferenceSettings(size=50), window=WindowSettings(size=50, step=10)))
 
 
 def _records(batches: list[list[dict]]) -> list[list[InputRecord]]:
@@ -31,7 +34,7 @@ def _records(batches: list[list[dict]]) -> list[list[InputRecord]]:
 def _run(batches: list[list[InputRecord]], uniform: bool, monkeypatch) -> tuple[list, list, list, list]:  # noqa: ANN001
     if not uniform:
         monkeypatch.setattr(gathering_module, "uniform_columns", lambda decoded: None)
-    m = PartitionMonitor(MonitorSpec(), partition=0)
+    m = PartitionMonitor(SPEC, partition=0)
     evaluations, alerts, gathered = [], [], []
     gather = m._gather
 
@@ -43,7 +46,7 @@ def _run(batches: list[list[InputRecord]], uniform: bool, monkeypatch) -> tuple[
     m._gather = recorded  # type: ignore[method-assign]
     for recs in batches:
         result = m.process(recs, record_evaluations=True)
-        evaluations += [(e.channel, e.detector, e.row, e.statistic) for e in result.evaluations or []]
+        evaluations += [repr(tuple(e)) for e in result.evaluations or []]  # repr: NaN equals NaN
         alerts += [a.payload for a in result.alerts]
     monkeypatch.undo()
     channels = [(name, ch.ordinal, ch.channel_type, ch.count if hasattr(ch, "count") else None) for name, ch in m.models["m"].channels.items()]
@@ -73,3 +76,4 @@ def test_a_uniform_batch_with_a_new_feature_discovers_it_at_its_first_record(mon
     got = _run(recs, True, monkeypatch)
     assert got == _run(recs, False, monkeypatch)
     assert [c[0] for c in got[0]] == ["a", "b", "__prediction__", "c"]
+    assert len(got[1]) > 10, "no detector evaluated: the comparison of evaluations would be vacuous"
