@@ -1,14 +1,14 @@
 """Replay: the monitor over a bounded stretch of history (``stream-monitor replay`` and ``export``).
 
-Replay runs the same processing step as ``run`` (:meth:`PartitionMonitor.process
-<stream_monitor.core.monitor.PartitionMonitor.process>`), one monitor per source partition, over a
-topic (a group-less consumer assigned every partition, between offsets looked up by time) or over
-a JSONL(.gz) file. The output is deterministic: the same input and config give byte-identical
-alert files, whatever the batch size or the order in which the broker hands out partitions,
-because
+Replay reads every record as ``run`` reads it and then judges each model once, in event-time order,
+with the same judging step (:class:`~stream_monitor.replay.engine.ReplayEngine`, :meth:`PartitionMonitor.judge
+<stream_monitor.core.monitor.PartitionMonitor.judge>`), over a topic (a group-less consumer assigned every
+partition, between offsets looked up by time) or over a JSONL(.gz) file. The output is deterministic:
+the same input and config give byte-identical alert files, whatever the batch size or the order in
+which the broker hands out partitions, because
 
-* each partition's records reach its monitor in one defined order (offset order; with several
-  topics, a merge of the partitions of the same number by (record timestamp, topic, offset));
+* every row is judged in the order of its key (event time, then a digest of the record's bytes:
+  never partition or offset), and a replay has every record, so none is late;
 * the core's alerts depend on event time and observation counts only, never on the wall clock;
 * alerts are written sorted by (event time, partition, offset, emission order) and dead letters
   by (partition, topic, offset).
