@@ -450,6 +450,30 @@ def trusted_event(
     return event
 
 
+_JOINED_FIELDS = frozenset({"event_id", "model", "ts", "label"})
+
+
+def joined_event(event_id: str, model: str, ts: int, label: Any) -> InferenceEvent:
+    """The event of a label joined to its prediction (``core/joins.py``): what
+    ``InferenceEvent.model_construct(event_id=..., model=..., ts=..., label=...)`` builds (the same
+    values, fields set and extras), without its per-call cost (about 18 µs against 3 µs).
+
+    >>> e = joined_event("e1", "m", 5, None)
+    >>> e == InferenceEvent.model_construct(event_id="e1", model="m", ts=5, label=None), sorted(e.model_fields_set)
+    (True, ['event_id', 'label', 'model', 'ts'])
+    """
+    event = _new_event(InferenceEvent)
+    values = {
+        "event_id": event_id, "model": model, "model_version": None, "ts": ts, "features": None,
+        "prediction": None, "label": label, "latency_ms": None,
+    }  # fmt: skip
+    _set(event, "__dict__", values)
+    _set(event, "__pydantic_fields_set__", set(_JOINED_FIELDS))
+    _set(event, "__pydantic_extra__", {})
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
 def decode_inference(
     raw: bytes,
     record_timestamp_ms: int | None,

@@ -194,3 +194,13 @@ def test_label_wire_reading_of_the_benchmark_shape_takes_the_direct_path() -> No
         ik.read_labels = general
     assert not wire.dead_letters and sum(map(len, wire.rows.values())) == 30
     assert _wire(wire) == _wire(ik.as_wire(ik.read_labels(recs)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_id=st.text(min_size=1, max_size=4), model=st.text(min_size=1, max_size=4), ts=st.integers(0, 32503680000000), label=_scalar)
+def test_joined_event_is_what_model_construct_builds(event_id: str, model: str, ts: int, label: Any) -> None:
+    """``core/joins.py``'s joined event (``events.joined_event``) against ``InferenceEvent.model_construct``: values, fields set, extras."""
+    got = ev.joined_event(event_id, model, ts, label)
+    ref = ev.InferenceEvent.model_construct(event_id=event_id, model=model, ts=ts, label=label)
+    assert _typed(got.__dict__) == _typed(ref.__dict__) and list(got.__dict__) == list(ref.__dict__)
+    assert (got.__pydantic_fields_set__, got.__pydantic_extra__, got.__pydantic_private__) == (ref.__pydantic_fields_set__, ref.__pydantic_extra__, ref.__pydantic_private__)
