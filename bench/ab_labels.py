@@ -6,6 +6,9 @@ them: the old way (``--ref``: consumer records → ``InputRecord`` → ``read_la
 ``encode_row_lists`` of each model's rows (what ``Forwarder._prepare`` sends). The bench's label
 shape (``bench/compare.label_events``), batches of ``--batch``, alternated ``--reps`` times;
 CPU time (``time.process_time``) per label record, and whether both gave the same bytes.
+``--join`` times instead the judging of those labels (the join to remembered predictions, what a
+model's owner does with label rows read back from the internal topic), on monitors that have
+judged the labelled inference events first (not timed), and checks both give the same alerts.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labels", type=int, default=30_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--join", action="store_true", help="time judging the label rows (the join), not reading them")
     args = ap.parse_args(argv)
+    if args.join:
+        return join_ab(args)
     from bench.compare import label_events
     from bench.workload import throughput_events
 
@@ -74,6 +80,39 @@ def main(argv: list[str] | None = None) -> None:
         for name, ts in times.items():
             print(f"{name}: median {statistics.median(ts):.2f} µs/label (min {min(ts):.2f}, max {max(ts):.2f})")
         print(f"saved per label: median {statistics.median(saved):.2f} µs (min {min(saved):.2f}, max {max(saved):.2f}); same bytes: {same}")
+
+
+def join_ab(args: argparse.Namespace) -> None:
+    """Judging label rows on a monitor that judged their predictions: old (``--ref``) against new, alternately."""
+    from bench.compare import label_events
+    from bench.workload import throughput_events
+
+    values = throughput_events(2 * args.labels)
+    raws = [raw for _, raw in label_events(values)]
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    alerts: dict[str, list[bytes]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        extract(args.ref, Path(tmp))
+        sys.path.insert(0, tmp)
+        pkgs = {"old": OLD, "new": "stream_monitor"}
+        for _ in range(args.reps):
+            for name, pkg in pkgs.items():
+                mon = importlib.import_module(f"{pkg}.core.monitor")
+                spec = importlib.import_module(f"{pkg}.core.spec").MonitorSpec()
+                pos = importlib.import_module(f"{pkg}.core.events").SourcePosition
+                ik = importlib.import_module(f"{pkg}.core.intake")
+                m = mon.PartitionMonitor(spec, 0)
+                out = m.process([ik.InputRecord(v, pos("in", 0, i, None)) for i, v in enumerate(values)])
+                rows = ik.read_labels([ik.InputRecord(v, pos("l", 0, i, None)) for i, v in enumerate(raws)]).ordered
+                gc.collect()
+                t0 = time.process_time()
+                res = m.judge(rows)
+                times[name].append((time.process_time() - t0) / len(raws) * 1e6)
+                alerts.setdefault(name, [a.payload for a in out.alerts + res.alerts])
+    saved = [o - n for o, n in zip(times["old"], times["new"], strict=True)]
+    for name, ts in times.items():
+        print(f"join {name}: median {statistics.median(ts):.2f} µs/label (min {min(ts):.2f}, max {max(ts):.2f})")
+    print(f"saved per label: median {statistics.median(saved):.2f} µs (min {min(saved):.2f}, max {max(saved):.2f}); alerts {len(alerts['new'])}, same: {alerts['old'] == alerts['new']}")
 
 
 if __name__ == "__main__":
