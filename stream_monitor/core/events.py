@@ -356,6 +356,43 @@ def fast_values(obj: dict[str, Any]) -> tuple[Any, str, Any, int | None, Any, An
     return event_id, model, version, ts, features, prediction, label, latency
 
 
+def label_values(obj: dict[str, Any]) -> tuple[str, str, int | None, Any] | None:
+    """``(event_id, model, ts, label)`` (the fields of :class:`LabelEvent`) as pydantic would validate them from ``obj``, or None when unsure.
+
+    Accepts only the plain shape (an ``event_id`` of text, a model name of 1-256 characters, ``ts``
+    as ``parse_event_time`` takes it, a ``label`` present and of the JSON scalar types); anything
+    else returns None and goes through pydantic (:func:`decode_label`), which also words the error.
+    ``core/intake.py``'s :func:`~stream_monitor.core.intake.read_labels_wire` puts these values
+    straight into a wire row; ``tests/core/test_reading_equivalence.py`` checks, with hypothesis,
+    the rows and dead letters against :func:`decode_label`'s.
+
+    >>> label_values({"event_id": "e1", "model": "m", "ts": "1970-01-01T00:00:01Z", "label": 1})
+    ('e1', 'm', 1000, 1)
+    >>> label_values({"event_id": 7, "model": "m", "label": 1}) is None  # pydantic words the error
+    True
+    """
+    get = obj.get
+    event_id = get("event_id")
+    if type(event_id) is not str or not event_id:
+        return None
+    model = get("model")
+    if type(model) is not str or not 0 < len(model) <= 256:
+        return None
+    label = get("label", _ABSENT)
+    if type(label) not in _SCALAR_TYPES:  # absent (required) or not a scalar
+        return None
+    ts = get("ts")
+    if ts is not None and (type(ts) is not int or not 0 <= ts <= MAX_EPOCH_MS):
+        try:
+            ts = parse_event_time(ts)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    return event_id, model, ts, label
+
+
+_ABSENT = object()
+
+
 def _fast_event(obj: dict[str, Any]) -> InferenceEvent | None:
     """The :class:`InferenceEvent` pydantic would build from ``obj`` (:func:`fast_values`), or None when unsure.
 
@@ -408,6 +445,30 @@ def trusted_event(
     }  # fmt: skip
     _set(event, "__dict__", values)
     _set(event, "__pydantic_fields_set__", {k for k, v in values.items() if v is not None})
+    _set(event, "__pydantic_extra__", {})
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+_JOINED_FIELDS = frozenset({"event_id", "model", "ts", "label"})
+
+
+def joined_event(event_id: str, model: str, ts: int, label: Any) -> InferenceEvent:
+    """The event of a label joined to its prediction (``core/joins.py``): what
+    ``InferenceEvent.model_construct(event_id=..., model=..., ts=..., label=...)`` builds (the same
+    values, fields set and extras), without its per-call cost (about 18 µs against 3 µs).
+
+    >>> e = joined_event("e1", "m", 5, None)
+    >>> e == InferenceEvent.model_construct(event_id="e1", model="m", ts=5, label=None), sorted(e.model_fields_set)
+    (True, ['event_id', 'label', 'model', 'ts'])
+    """
+    event = _new_event(InferenceEvent)
+    values = {
+        "event_id": event_id, "model": model, "model_version": None, "ts": ts, "features": None,
+        "prediction": None, "label": label, "latency_ms": None,
+    }  # fmt: skip
+    _set(event, "__dict__", values)
+    _set(event, "__pydantic_fields_set__", set(_JOINED_FIELDS))
     _set(event, "__pydantic_extra__", {})
     _set(event, "__pydantic_private__", None)
     return event
@@ -487,9 +548,9 @@ def _value_problems(event: InferenceEvent) -> list[tuple[DeadLetterReason, str]]
     return problems
 
 
-def decode_label(raw: bytes, record_timestamp_ms: int | None, position: SourcePosition | None = None) -> LabelEvent | DeadLetter:
+def decode_label(raw: bytes, record_timestamp_ms: int | None, position: SourcePosition | None = None, max_bytes: int = 1_048_576) -> LabelEvent | DeadLetter:
     """Decode one label event. Never raises."""
-    obj = decode_json_object(raw, 1_048_576)
+    obj = decode_json_object(raw, max_bytes)
     if isinstance(obj, tuple):
         return DeadLetter(obj[0], obj[1], raw, position)
     try:

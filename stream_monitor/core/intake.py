@@ -30,7 +30,7 @@ import structlog
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.batch import error_text
-from stream_monitor.core.exchange import INFERENCE, EventView, Row, inference_row, label_row, row_list, tie_of
+from stream_monitor.core.exchange import INFERENCE, LABEL, EventView, Row, inference_row, label_row, row_list, tie_of
 from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.spec import MonitorSpec
 
@@ -229,12 +229,15 @@ def _read_formatted(rec: InputRecord, fmt: Any, limit: int, out: Intake) -> None
         out.row(d.event.model, inference_row(d, rec.position, tie, index, rec.value))
 
 
+LABEL_MAX_BYTES = 1_048_576  # label records are read to 1 MiB (decode_label's limit), whatever max_record_bytes says
+
+
 def read_labels(records: Sequence[InputRecord]) -> Intake:
     """Decode and validate label records into rows per model, ordered by the label's ``ts`` (else its record's time)."""
     out = Intake(records=len(records))
     for rec in records:
         try:
-            label = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position)
+            label = ev.decode_label(rec.value, rec.position.timestamp_ms, rec.position, LABEL_MAX_BYTES)
             if isinstance(label, ev.DeadLetter):
                 out.dead(label)
                 continue
@@ -245,6 +248,47 @@ def read_labels(records: Sequence[InputRecord]) -> Intake:
             out.row(label.model, label_row(label, t, rec.position, tie_of(rec.value), rec.value))
         except Exception as exc:  # noqa: BLE001 - reading never raises
             out.dead(failed(rec, exc))
+    return out
+
+
+def read_labels_wire(topic: str, partition: int, records: Sequence[Any]) -> WireIntake:
+    """:func:`read_labels` for the internal topic: each model's label rows straight in wire form.
+
+    ``records`` are the consumer's records of label partition (``topic``, ``partition``), as for
+    :func:`read_inference_wire`. A label of the usual shape (:func:`~stream_monitor.core.events.label_values`)
+    becomes its wire row here, with no pydantic event or row object in between; any other is read
+    by :func:`read_labels` (so its dead letter and rows are those of the general path).
+    ``tests/core/test_reading_equivalence.py`` checks that both give the same bytes.
+    """
+    out = WireIntake(records=len(records))
+    by_model = out.rows
+    loads, values_of, not_json = orjson.loads, ev.label_values, orjson.JSONDecodeError
+    for rec in records:
+        try:
+            raw = rec.value
+            if raw is None:
+                raw = b""
+            try:
+                obj = loads(raw) if len(raw) <= LABEL_MAX_BYTES else None
+            except not_json:
+                obj = None
+            values = values_of(obj) if type(obj) is dict else None
+            if values is not None:
+                event_id, model, ts, label = values
+                t = ts
+                if t is None:
+                    t = rec.timestamp
+                    if t is None or not 0 <= t <= ev.MAX_EPOCH_MS:  # no event time: the dead letter is worded below
+                        values = None
+            if values is None:
+                out.take(read_labels([_input(topic, partition, rec)]))
+                continue
+            rows = by_model.get(model)
+            if rows is None:
+                rows = by_model[model] = []
+            rows.append([LABEL, topic, partition, rec.offset, rec.timestamp, t, tie_of(raw), 0, event_id, label, ts])
+        except Exception as exc:  # reading never raises; if it ever does, the record alone is lost
+            out.take(Intake(dead_letters=[failed(_input(topic, partition, rec), exc)]))
     return out
 
 

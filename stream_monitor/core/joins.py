@@ -134,7 +134,7 @@ def _join(monitor: Any, row: Any) -> tuple[ev.DecodedEvent, Any] | None:
     model, prediction, prediction_time = hit
     event_time = ev.event_time_of(label.ts, prediction_time)  # the label's own time, else its prediction's
     assert event_time is not None
-    event = ev.InferenceEvent.model_construct(event_id=label.event_id, model=model, ts=event_time, label=label.label)
+    event = ev.joined_event(label.event_id, model, event_time, label.label)  # as InferenceEvent.model_construct builds it
     return ev.DecodedEvent(event, event_time), prediction
 
 

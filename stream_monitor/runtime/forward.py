@@ -38,7 +38,7 @@ from stream_monitor.config import AppConfig
 from stream_monitor.core import exchange
 from stream_monitor.core.events import DeadLetter, SourcePosition
 from stream_monitor.core.groups import group_partition, groups_of
-from stream_monitor.core.intake import Intake, WireIntake, as_wire, read_inference, read_inference_wire, read_labels
+from stream_monitor.core.intake import Intake, WireIntake, as_wire, read_inference, read_inference_wire, read_labels, read_labels_wire
 from stream_monitor.core.monitor import InputRecord
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.runtime.checkpoint import Checkpoint
@@ -92,16 +92,22 @@ class Forwarder:
         """Read input records of ``tp``: their dead letters, rows records and progress are held for :meth:`release`.
 
         Reading goes through the poison guard like judging: a record whose reading raises is
-        isolated and becomes a ``processing_error`` dead letter. Inference records read as a batch
-        go from the consumer's records straight to rows in wire form (:func:`read_inference_wire`).
+        isolated and becomes a ``processing_error`` dead letter. Inference and label records read as
+        a batch go from the consumer's records straight to rows in wire form
+        (:func:`read_inference_wire`, :func:`read_labels_wire`).
         What a batch's reading sends goes out at its end (``run`` calls :meth:`release` after the
         batch): the first send ends the checkpoint begun before the poll (it waits for the
         broker's commit), which so has the whole batch's reading and judging to commit in.
         """
         offsets = [r.offset for r in records]
         hold = functools.partial(self._hold, (tp.topic, tp.partition))
-        if tp.topic != self.label_topic and self.guard.batched(tp, offsets[0]):
-            self.guard.feed(tp, offsets, records, functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition), hold, self.send_dead_letter)
+        if self.guard.batched(tp, offsets[0]):
+            read_wire = (
+                functools.partial(read_labels_wire, tp.topic, tp.partition)
+                if tp.topic == self.label_topic
+                else functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition)
+            )
+            self.guard.feed(tp, offsets, records, read_wire, hold, self.send_dead_letter)
         else:
             inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
             read = read_labels if tp.topic == self.label_topic else functools.partial(read_inference, self.spec)

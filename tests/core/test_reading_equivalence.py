@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from stream_monitor.core import intake as ik
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.intake import InputRecord
 from stream_monitor.core.spec import MonitorSpec
-from tests.core.test_optimisation_equivalence import _event, _keys, _raw, _typed, _value
+from tests.core.test_optimisation_equivalence import _event, _keys, _model_name, _mostly, _raw, _scalar, _typed, _value
 
 _KafkaRecord = namedtuple("_KafkaRecord", "value offset timestamp headers")
 _SMALL = MonitorSpec().model_copy(update={"max_record_bytes": 60})  # oversize records too (validation asks for 1 KiB)
@@ -106,3 +107,100 @@ def test_wire_reading_of_a_formatted_topic_is_reading_it_as_objects() -> None:
         objects = ik.read_inference(spec, [InputRecord(r.value, SourcePosition(topic, 0, r.offset, r.timestamp), r.headers) for r in consumer])
         assert sum(map(len, objects.rows.values())) >= 1
         assert _wire(ik.read_inference_wire(spec, topic, 0, consumer)) == _wire(ik.as_wire(objects))
+
+
+# --- labels: read_labels_wire (the direct path of the usual label shape) against read_labels (pydantic) ---
+
+_label = st.fixed_dictionaries(
+    {},
+    optional={
+        "event_id": _mostly(st.one_of(st.text(max_size=4), st.integers(), st.none(), st.sampled_from(["", "e1"]))),
+        "model": _model_name,
+        "ts": _mostly(st.one_of(st.integers(0, 32503680000000), st.none(), st.floats(0, 1e13), st.sampled_from(["2026-01-01T00:00:00Z", "17", "2026-01-01 00:00", 32503680000001, -1, True]))),
+        "label": _mostly(_scalar),
+        "extra": _value,
+        "model_version": _value,
+    },
+)
+_label_batch = st.lists(
+    st.tuples(
+        st.one_of(
+            st.integers(0, 3).flatmap(lambda k: _label if k else st.one_of(st.dictionaries(_keys, _value, max_size=6), _value)).map(_raw),
+            st.sampled_from([b"", b"{oops", b"\xff\xfe", b'{"event_id": "e", "model": "m", "label": NaN}', b'{"event_id": "e", "model": "m", "ts": 5, "label": 1e400}']),
+        ),
+        st.sampled_from([None, -1, 0, 1_767_225_600_000, 32503680000001]),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=_label_batch, small=st.booleans())
+def test_label_wire_reading_equals_reading_labels_the_general_way(batch: list[tuple[bytes, int | None]], small: bool) -> None:
+    """Rows (as wire bytes), dead letters (reason, words, bytes, position) and counts as :func:`read_labels` gives them."""
+    recs = [InputRecord(raw, SourcePosition("labels", 2, 7 + i, ts)) for i, (raw, ts) in enumerate(batch)]
+    consumer = [_KafkaRecord(raw or None if i % 2 else raw, 7 + i, ts, []) for i, (raw, ts) in enumerate(batch)]  # a tombstone reads as b""
+    limit = ik.LABEL_MAX_BYTES
+    ik.LABEL_MAX_BYTES = 60 if small else limit  # oversize records too, on both paths
+    try:
+        reference = ik.read_labels(recs)
+        got = ik.read_labels_wire("labels", 2, consumer)
+    finally:
+        ik.LABEL_MAX_BYTES = limit
+    assert _wire(got) == _wire(ik.as_wire(reference))
+
+
+def test_label_values_are_what_pydantic_validates() -> None:
+    """The accepted shape gives LabelEvent's values; every refusal is one pydantic also refuses or words differently."""
+    ok = [
+        {"event_id": "e", "model": "m", "label": 1},
+        {"event_id": "e", "model": "m", "label": None, "ts": "2026-01-01T00:00:00Z", "extra": [1]},
+        {"event_id": "é", "model": "x" * 256, "label": True, "ts": 1.9},
+        {"event_id": "e", "model": "m", "label": "cat", "ts": "17"},
+    ]
+    for obj in ok:
+        e = ev.LabelEvent.model_validate(obj)
+        assert _typed(ev.label_values(obj)) == _typed((e.event_id, e.model, e.ts, e.label))
+    refused = [
+        {"model": "m", "label": 1},  # no event_id
+        {"event_id": "", "model": "m", "label": 1},
+        {"event_id": 7, "model": "m", "label": 1},  # pydantic takes no integer id for a label
+        {"event_id": "e", "model": "", "label": 1},
+        {"event_id": "e", "model": "x" * 257, "label": 1},
+        {"event_id": "e", "model": "m"},  # label is required
+        {"event_id": "e", "model": "m", "label": [1]},
+        {"event_id": "e", "model": "m", "label": 1, "ts": "yesterday"},
+        {"event_id": "e", "model": "m", "label": 1, "ts": True},
+    ]
+    for obj in refused:
+        assert ev.label_values(obj) is None
+        assert isinstance(ev.decode_label(orjson.dumps(obj), 5), ev.DeadLetter)
+
+
+def test_label_wire_reading_of_the_benchmark_shape_takes_the_direct_path() -> None:
+    """The bench's labels (``bench/compare.label_events``) never reach the general path, and give its bytes."""
+    from bench.compare import label_events
+    from bench.workload import throughput_events
+
+    raws = [raw for _, raw in label_events(throughput_events(60))]
+    consumer = [_KafkaRecord(raw, i, 1_000 + i, None) for i, raw in enumerate(raws)]
+    recs = [InputRecord(raw, SourcePosition("l", 0, i, 1_000 + i)) for i, raw in enumerate(raws)]
+    general = ik.read_labels
+    ik.read_labels = None  # type: ignore[assignment]
+    try:
+        wire = ik.read_labels_wire("l", 0, consumer)
+    finally:
+        ik.read_labels = general
+    assert not wire.dead_letters and sum(map(len, wire.rows.values())) == 30
+    assert _wire(wire) == _wire(ik.as_wire(ik.read_labels(recs)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_id=st.text(min_size=1, max_size=4), model=st.text(min_size=1, max_size=4), ts=st.integers(0, 32503680000000), label=_scalar)
+def test_joined_event_is_what_model_construct_builds(event_id: str, model: str, ts: int, label: Any) -> None:
+    """``core/joins.py``'s joined event (``events.joined_event``) against ``InferenceEvent.model_construct``: values, fields set, extras."""
+    got = ev.joined_event(event_id, model, ts, label)
+    ref = ev.InferenceEvent.model_construct(event_id=event_id, model=model, ts=ts, label=label)
+    assert _typed(got.__dict__) == _typed(ref.__dict__) and list(got.__dict__) == list(ref.__dict__)
+    assert (got.__pydantic_fields_set__, got.__pydantic_extra__, got.__pydantic_private__) == (ref.__pydantic_fields_set__, ref.__pydantic_extra__, ref.__pydantic_private__)
