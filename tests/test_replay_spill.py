@@ -1,5 +1,5 @@
 """Replay beyond ``spill_after`` rows: the spilled path (sorted runs on disk, in blocks) judges the rows
-the in-memory path judges, in the same order (ties included), with the same output bytes."""
+the in-memory path judges, in the same order (ties included), with the same output bytes and report."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from stream_monitor.core.exchange import INFERENCE, LABEL, EventView, Row
 from stream_monitor.core.events import LabelEvent
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.replay.engine import ReplayEngine, _RowSorter
+from stream_monitor.report.collect import ReportCollector, ReportMeta
+from stream_monitor.report.html import render_html
 from stream_monitor.replay.sources import LineChunk, SourceRecord
 from stream_monitor.synthetic import demo_streams, generate_events
 
@@ -44,7 +46,8 @@ def _lines() -> list[bytes]:
 
 
 def _replay(lines: list[bytes], spill_after: int, by_lines: bool, labels: list[bytes]) -> tuple[Any, ...]:
-    engine = ReplayEngine(MonitorSpec(instance="t"), batch_size=333, spill_after=spill_after)
+    collector = ReportCollector()
+    engine = ReplayEngine(MonitorSpec(instance="t"), batch_size=333, spill_after=spill_after, collector=collector)
     try:
         if by_lines:
             for i in range(0, len(lines), 500):
@@ -55,7 +58,8 @@ def _replay(lines: list[bytes], spill_after: int, by_lines: bool, labels: list[b
         spilled = len(engine._rows._runs)
         o = engine.finish()
         counts = (o.records_read, o.records_processed, o.dead_letters, dict(o.invalid_by_reason), dict(o.alerts_by_status), dict(o.alerts_by_kind), o.retraining, o.first_event_ms, o.last_event_ms)
-        return spilled, counts, list(engine.alert_payloads()), list(engine.dead_letter_payloads()), list(engine.retraining_payloads())
+        report = render_html(collector.build(engine.monitors, ReportMeta(source="t")))
+        return spilled, counts, list(engine.alert_payloads()), list(engine.dead_letter_payloads()), list(engine.retraining_payloads()), report
     finally:
         engine.close()
 
