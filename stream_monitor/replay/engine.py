@@ -22,7 +22,7 @@ import structlog
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
-from stream_monitor.core.exchange import INFERENCE, EventView, Row, decode_rows, encode_rows, split_for_judging
+from stream_monitor.core.exchange import INFERENCE, EventView, Row, split_for_judging
 from stream_monitor.core.groups import grouped
 from stream_monitor.core import kernels
 from stream_monitor.core.intake import InputRecord, read_inference, read_labels
@@ -31,7 +31,7 @@ from stream_monitor.core.reference import Reference
 from stream_monitor.core.spec import MonitorSpec
 from stream_monitor.replay.errors import ReplayUsageError
 from stream_monitor.replay.sources import DEFAULT_BATCH_SIZE, LineChunk, SourceRecord, decode_line
-from stream_monitor.replay.spool import SPILL_AFTER, SortedSpool
+from stream_monitor.replay.spool import SPILL_AFTER, RowRuns, SortedSpool
 from stream_monitor.replay.timerange import CALENDAR_MS, TimeRange, record_event_time
 
 if TYPE_CHECKING:
@@ -340,58 +340,51 @@ def _row_order(r: Row) -> tuple[Any, ...]:
     return r.key, r.kind, p.topic, p.partition, p.offset
 
 
+def _sort_rows(rows: list[Row]) -> None:
+    """Sort ``rows`` in place into (key, kind, source position) order: by key alone unless two keys tie."""
+    rows.sort(key=_KEY)
+    keys = list(map(_KEY, rows))
+    if any(map(eq, keys, islice(keys, 1, None))):  # byte-identical records at one event time: by position too
+        rows.sort(key=_row_order)
+
+
 class _RowSorter:
-    """Rows back in key order: kept as objects while few, spooled as rows records (one row each) beyond ``spill_after``."""
+    """Rows back in (key, kind, source position) order: kept as objects while few; beyond
+    ``spill_after``, what is queued goes to disk as a sorted run (:class:`RowRuns`, blocks of
+    rows records) and the runs are merged back with the rows still queued."""
 
     def __init__(self, spill_after: int) -> None:
         self.spill_after = spill_after
         self._rows: list[Row] = []
-        self._spool: SortedSpool | None = None
+        self._runs = RowRuns(_row_order)
 
     def add(self, rows: list[Row]) -> None:
         """Queue rows."""
-        if self._spool is None:
-            self._rows.extend(rows)
-            if len(self._rows) <= self.spill_after:
-                return
-            self._spool = SortedSpool(self.spill_after)
-            rows, self._rows = self._rows, []
-        for row in rows:
-            p = row.position
-            self._spool.add((*row.key, row.kind, p.topic, p.partition, p.offset), encode_rows(row.event.model, [row]))
+        self._rows.extend(rows)
+        if len(self._rows) > self.spill_after:
+            _sort_rows(self._rows)
+            self._runs.write(self._rows)
+            self._rows = []
 
     def sorted(self) -> Iterator[Row]:
         """Every queued row, in (key, kind, source position) order."""
-        if self._spool is None:
-            rows = self._rows
-            rows.sort(key=_KEY)
-            keys = list(map(_KEY, rows))
-            if any(map(eq, keys, islice(keys, 1, None))):  # byte-identical records at one event time: by position too
-                rows.sort(key=_row_order)
-            yield from rows
-            return
-        for blob in self._spool:
-            yield decode_rows(blob)[1][0]
+        _sort_rows(self._rows)
+        if not len(self._runs):
+            return iter(self._rows)
+        return self._runs.merged(self._rows)
 
     def batches(self, size: int) -> Iterator[list[Row]]:
         """:meth:`sorted`, ``size`` rows at a time (the last batch may be smaller)."""
-        if self._spool is None:
+        if not len(self._runs):
             rows = list(self.sorted())
             for i in range(0, len(rows), size):
                 yield rows[i : i + size]
             return
-        batch: list[Row] = []
-        for row in self.sorted():
-            batch.append(row)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
+        rows_of = self.sorted()
+        while batch := list(islice(rows_of, size)):
             yield batch
 
     def close(self) -> None:
         """Drop what is queued (temporary files included)."""
         self._rows = []
-        if self._spool is not None:
-            self._spool.close()
-
+        self._runs.close()

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import heapq
+from functools import partial
+from itertools import chain
 import struct
 import tempfile
-from typing import IO, Iterator, Union
+from typing import IO, Any, Callable, Iterator, Union
+
+import msgpack
+
+from stream_monitor.core.exchange import Row, decode_rows, encode_rows
 
 Key = tuple[Union[int, str], ...]
 
 SPILL_AFTER = 200_000  # sorted outputs kept in memory before spilling sorted runs to disk
+RUN_BLOCK_ROWS = 4096  # rows per block of a spilled run of rows: what one run holds in memory while merged
 
 
 class SortedSpool:
@@ -75,6 +82,134 @@ class SortedSpool:
         self._runs = []
         self._items = []
 
+
+class RowRuns:
+    """Sorted runs of rows on disk, merged back in order: the spill of :class:`~stream_monitor.replay.engine._RowSorter`.
+
+    A run is written in blocks of ``block_rows`` rows; a block is plain data, one MessagePack
+    array: the models, one rows record per model (:func:`~stream_monitor.core.exchange.encode_rows`
+    of that model's rows of the block, in order), the model of each row by its place in the
+    models (bytes, so at most 256 models a block; more start a new block), and each row's original
+    bytes (``None`` where it had none). Reading a block decodes each model's rows record once and
+    lays the rows back in their order, original bytes included, so a spilled row is judged (and
+    dead-lettered) as the row it was. Merging holds one block per run.
+
+    >>> from stream_monitor.core.events import SourcePosition
+    >>> from stream_monitor.core.exchange import INFERENCE, EventView
+    >>> def row(t, model):
+    ...     return Row(INFERENCE, (t, 0, 0), SourcePosition("t", 0, t, None), EventView(None, model, None, t, {}, None, None, None), original=b"%d" % t)
+    >>> runs = RowRuns(key=lambda r: r.key, block_rows=2)
+    >>> runs.write([row(1, "a"), row(3, "b"), row(5, "a")])
+    >>> runs.write([row(2, "b"), row(4, "a")])
+    >>> [(r.key[0], r.event.model, r.original) for r in runs.merged([row(0, "c")])]
+    [(0, 'c', b'0'), (1, 'a', b'1'), (2, 'b', b'2'), (3, 'b', b'3'), (4, 'a', b'4'), (5, 'a', b'5')]
+    >>> runs.close()
+    """
+
+    def __init__(self, key: Callable[[Row], Any], block_rows: int = RUN_BLOCK_ROWS) -> None:
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be at least 1, got {block_rows}")
+        self.key = key
+        self.block_rows = block_rows
+        self._runs: list[IO[bytes]] = []
+        self._bounds: list[tuple[Any, Any]] = []  # each run's first and last key
+
+    def __len__(self) -> int:
+        """Runs written."""
+        return len(self._runs)
+
+    def write(self, rows: list[Row]) -> None:
+        """One run: ``rows``, already in key order."""
+        if not rows:
+            return
+        run = tempfile.TemporaryFile(prefix="stream-monitor-replay-rows-")  # noqa: SIM115 - closed in close()
+        self._runs.append(run)
+        self._bounds.append((self.key(rows[0]), self.key(rows[-1])))
+        write, pack, size = run.write, _LEN.pack, self.block_rows
+        for i in range(0, len(rows), size):
+            for blob in _encode_blocks(rows[i : i + size]):
+                write(pack(len(blob)))
+                write(blob)
+
+    def merged(self, rest: list[Row]) -> Iterator[Row]:
+        """Every run's rows and ``rest`` (in key order too), in key order (equal keys: earlier runs first, ``rest`` last).
+
+        Runs whose key ranges overlap are merged row by row; one that starts after every run
+        before it ends (a replay of a file in event-time order: every run) follows as it is.
+        """
+        sources: list[tuple[Any, Any, int, Callable[[], Iterator[Row]]]] = [
+            (first, last, i, partial(_read_blocks, run)) for i, (run, (first, last)) in enumerate(zip(self._runs, self._bounds))
+        ]
+        if rest:
+            sources.append((self.key(rest[0]), self.key(rest[-1]), len(sources), partial(iter, rest)))
+        sources.sort(key=lambda s: (s[0], s[2]))
+        groups: list[list[tuple[Any, Any, int, Callable[[], Iterator[Row]]]]] = []
+        end = None
+        for src in sources:  # groups of overlapping ranges, each after the one before
+            if groups and not end < src[0]:
+                groups[-1].append(src)
+                end = max(end, src[1])
+            else:
+                groups.append([src])
+                end = src[1]
+        return chain.from_iterable(_group_rows(g, self.key) for g in groups)
+
+    def close(self) -> None:
+        """Drop the runs (their temporary files)."""
+        for run in self._runs:
+            run.close()
+        self._runs = []
+
+
+def _group_rows(group: list[tuple[Any, Any, int, Callable[[], Iterator[Row]]]], key: Callable[[Row], Any]) -> Iterator[Row]:
+    """The rows of one group of sources: merged when more than one (in source order, so ties go to the earlier)."""
+    if len(group) == 1:
+        return group[0][3]()
+    return heapq.merge(*(src[3]() for src in sorted(group, key=lambda s: s[2])), key=key)
+
+
+def _encode_blocks(rows: list[Row]) -> Iterator[bytes]:
+    """``rows`` as one block (or several: at most 256 models a block)."""
+    places: dict[str, int] = {}
+    by_model: list[list[Row]] = []
+    order = bytearray()
+    originals: list[bytes | None] = []
+    for r in rows:
+        model = r.event.model
+        place = places.get(model)
+        if place is None:
+            if len(places) == 256:
+                yield _block(places, by_model, order, originals)
+                places, by_model, order, originals = {}, [], bytearray(), []
+            place = places[model] = len(places)
+            by_model.append([])
+        by_model[place].append(r)
+        order.append(place)
+        originals.append(r.original)
+    if rows:
+        yield _block(places, by_model, order, originals)
+
+
+def _block(places: dict[str, int], by_model: list[list[Row]], order: bytearray, originals: list[bytes | None]) -> bytes:
+    models = list(places)
+    return msgpack.packb([models, [encode_rows(m, rs) for m, rs in zip(models, by_model)], bytes(order), originals], use_bin_type=True)
+
+
+def _read_blocks(run: IO[bytes]) -> Iterator[Row]:
+    """The rows of a run, block by block."""
+    run.seek(0)
+    read, unpack = run.read, _LEN.unpack
+    while True:
+        head = read(4)
+        if not head:
+            return
+        blob = read(unpack(head)[0])
+        _models, records, order, originals = msgpack.unpackb(blob, raw=False)
+        rows = [iter(decode_rows(rec)[1]) for rec in records]
+        out = [next(rows[place]) for place in order]
+        for r, original in zip(out, originals):
+            r.original = original
+        yield from out
 
 
 _COUNT = struct.Struct(">B")
