@@ -29,6 +29,12 @@ FRAUD, CHURN = "fraud-v3", "churn-v1"
 SECRET = secrets.token_hex(32)
 
 
+
+def _send(fw, source, intake) -> None:  # noqa: ANN001
+    """What ``forward`` then ``release`` do with one source's reading (its intake given as it is)."""
+    fw._hold(source, intake)
+    fw.release()
+
 def _cfg(**extra: Any):
     return load_config(None, env={}, overrides={"kafka.group_id": "g", "state.hmac_secret": SECRET, "metrics.enabled": False, **extra})
 
@@ -79,7 +85,7 @@ def test_models_on_different_partitions() -> None:
 
 def test_progress_goes_after_the_rows_to_every_partition_that_got_none() -> None:
     fw, producer, _ = _forwarder()
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 10), (FRAUD, 30), (FRAUD, 20)]))
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 10), (FRAUD, 30), (FRAUD, 20)]))
     sent = producer.take()
     assert [p for p, r in sent if not isinstance(r, exchange.Progress)] == [_q(FRAUD)]
     assert not isinstance(sent[0][1], exchange.Progress)  # rows first
@@ -89,10 +95,10 @@ def test_progress_goes_after_the_rows_to_every_partition_that_got_none() -> None
 
 def test_progress_waits_for_the_interval_and_for_time_to_advance() -> None:
     fw, producer, clock = _forwarder(interval_ms=200)
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 10)]))
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 10)]))
     producer.take()
     clock.now += 0.1
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 40)], 1))
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 40)], 1))
     assert [p for p, r in producer.take() if isinstance(r, exchange.Progress)] == []  # within the interval
     assert fw.pending
     fw.flush()
@@ -102,26 +108,26 @@ def test_progress_waits_for_the_interval_and_for_time_to_advance() -> None:
     assert sorted(producer.take()) == sorted((q, exchange.Progress(("in", 0), 40)) for q in range(N) if q != _q(FRAUD))
     assert not fw.pending
     clock.now += 1.0
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 35)], 2))  # read nothing later: nothing to tell
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 35)], 2))  # read nothing later: nothing to tell
     assert [r for _, r in producer.take() if isinstance(r, exchange.Progress)] == []
 
 
 def test_partitions_that_got_rows_get_no_progress_nor_those_that_know_the_time_already() -> None:
     fw, producer, clock = _forwarder(interval_ms=1)
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 50), (CHURN, 10)]))
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 50), (CHURN, 10)]))
     assert {p: r.event_time_ms for p, r in producer.take() if isinstance(r, exchange.Progress)} == {3 - _q(FRAUD) - _q(CHURN): 50}
     clock.now += 1.0
-    fw.send(("in", 0), _intake(("in", 0), [(CHURN, 20)], 2))  # fraud's partition knows 50 from its rows
+    _send(fw, ("in", 0), _intake(("in", 0), [(CHURN, 20)], 2))  # fraud's partition knows 50 from its rows
     assert [r for _, r in producer.take() if isinstance(r, exchange.Progress)] == []
 
 
 def test_reset_forgets_what_was_told() -> None:
     fw, producer, clock = _forwarder()
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 50)]))
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 50)]))
     producer.take()
     fw.reset()  # a rollback: read again from the committed offsets
     clock.now += 1.0
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 30)]))
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 30)]))
     assert {r.event_time_ms for _, r in producer.take() if isinstance(r, exchange.Progress)} == {30}
 
 
@@ -189,7 +195,7 @@ def test_a_caught_up_source_is_announced_to_every_partition_then_again_only_afte
 
     fw, producer, clock = _forwarder()
     tp = SimpleNamespace(topic="in", partition=0)
-    fw.send(("in", 0), _intake(("in", 0), [(FRAUD, 70)]))
+    _send(fw, ("in", 0), _intake(("in", 0), [(FRAUD, 70)]))
     producer.take()
     at_end = {("in", 0): False}
     assert fw.announce(lambda t: at_end[(t.topic, t.partition)], [tp]) == 0 and producer.take() == []  # still reading
@@ -277,7 +283,7 @@ def test_a_grouped_model_sends_each_group_its_features_on_its_own_partition() ->
     assert (group_of("x0", 2), group_of("x4", 2)) == (1, 0)
     raws = [orjson.dumps({"model": FRAUD, "ts": t, "features": {"x0": 1.0, "x4": 2.0}, "prediction": 0.5}) for t in (10, 20)]
     recs = [InputRecord(raw, SourcePosition("in", 0, i, None)) for i, raw in enumerate(raws)]
-    fw.send(("in", 0), read_inference(cfg.monitor_spec(), recs))
+    _send(fw, ("in", 0), read_inference(cfg.monitor_spec(), recs))
     sent = producer.take()
     rows = {p: r for p, r in sent if not isinstance(r, exchange.Progress)}
     g0, g1 = _q(FRAUD), (zlib.crc32(FRAUD.encode()) + N // 2) % N

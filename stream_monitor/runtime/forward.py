@@ -138,13 +138,6 @@ class Forwarder:
         for tp, next_offset in offsets.items():
             self.checkpoint.processed(tp, next_offset)
 
-    def send(self, source: Source, intake: Intake | WireIntake) -> None:
-        """What reading ``source`` gave, sent now: dead letters, each model's rows records, then progress records."""
-        prepared = self._prepare(source, intake)
-        self._send_prepared(prepared)
-        if prepared[3]:
-            self.flush(source)
-
     def _prepare(self, source: Source, intake: Intake | WireIntake) -> tuple[Source, list[DeadLetter], list[tuple[bytes, bytes, int]], bool]:
         """The rows records of ``intake`` encoded, and the progress bookkeeping done: (source, dead letters, records, progress due)."""
         if type(intake) is Intake:
