@@ -495,6 +495,40 @@ def test_a_commit_whose_answer_was_lost_but_whose_offsets_the_group_has_moves_fo
     assert tasks[0].origin == {"k": b"v"} and ("seek", TP0, 3) in calls
 
 
+@pytest.mark.parametrize("repair_fails", [False, True])
+def test_a_transaction_that_committed_without_its_offsets_has_them_committed_alone(monkeypatch, repair_fails):
+    """kafka-python can drop the offsets' request and commit the rest (tests/integration/test_broker.py shows it):
+    the offsets then go in a transaction of their own, with the same token; if that fails, the commit fails as any."""
+    cp, calls = make()
+    real_finish = kafka_compat.finish_commit
+    finishes: list[int] = []
+
+    def finish(commit: Any, timeout_ms: int) -> None:
+        finishes.append(1)
+        if len(finishes) == 1:
+            raise kafka_compat.OffsetsLeftBehind("the transaction committed before its offsets")
+        if repair_fails:
+            raise KafkaTimeoutError("commit did not complete")
+        real_finish(commit, timeout_ms)
+
+    monkeypatch.setattr(kafka_compat, "finish_commit", finish)
+    cp.ensure_transaction()
+    cp.add_alerts(["a1"])  # type: ignore[list-item]
+    cp.processed(TP0, 5)
+    begun = cp.begin_commit({0: FakeTask({"k": b"v"})})
+    assert begun is not None
+    del calls[:]
+    if repair_fails:
+        with pytest.raises(KafkaTimeoutError):
+            cp.end_commit(begun)
+        assert cp.txn_open and cp.committed_offsets == {} and cp.pending_alerts == ["a1"]  # the caller aborts, settles, rolls back
+        return
+    result = cp.end_commit(begun)
+    assert calls == [("begin",), ("send_offsets", {TP0: 5}), ("commit",)]
+    assert cp.offsets_left_behind == 1 and result.offsets == {TP0: 5} and result.alerts == ["a1"]
+    assert cp.committed_offsets == {TP0: 5} and cp.committed_items == {0: {"k": b"v"}} and not cp.txn_open
+
+
 def test_a_lost_answer_found_in_a_rebalance_callback_is_rolled_back_not_fatal():
     """kafka-python runs rebalance callbacks on its IO thread and refuses blocking consumer calls there: a commit
     that fails when a revocation ends it cannot ask the group, and the monitor rolls back as when the broker does

@@ -116,6 +116,7 @@ class Checkpoint:
     last_any_commit_at: float = 0.0  # ... or reads-only commit
     failing_since: float | None = None
     in_flight_since: float | None = None
+    offsets_left_behind: int = 0  # transactions that committed without their offsets, then had them committed alone
     _parked: dict[int, _Parked] = field(default_factory=dict)
     _group_added: Any = None  # the open transaction's early AddOffsetsToTxn (kafka_compat.add_group_early)
     before_send: Callable[[], Any] | None = None  # called (once) by the next ensure_transaction: ends a commit begun
@@ -288,7 +289,11 @@ class Checkpoint:
         """
         waiting = time.perf_counter()
         if begun.commit is not None:
-            kafka_compat.finish_commit(begun.commit, self.operation_timeout_ms)
+            try:
+                kafka_compat.finish_commit(begun.commit, self.operation_timeout_ms)
+            except kafka_compat.OffsetsLeftBehind:  # committed without them: commit them alone, or fail as any commit
+                self.offsets_left_behind += 1
+                kafka_compat.commit_offsets_alone(self.producer, self.consumer, begun.offsets, self.operation_timeout_ms, begun.token)
             self.txn_open = self.judged_in_txn = False
             self._group_added = None
         return self._moved_forward(begun, waiting)

@@ -79,9 +79,12 @@ class CheckpointSteps:
         cp.before_send = None
         if begun is None:
             return True
+        left_behind = cp.offsets_left_behind
         try:
             with fenced_is_fatal("while committing"):
                 self._committed(cp.end_commit(begun))
+            if cp.offsets_left_behind != left_behind:
+                self.log.warning("offsets_committed_alone", detail="the transaction committed without its offsets; they were committed in one of their own")
             cp.failing_since = None
             return True
         except KafkaError as exc:

@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_monitor.config import KafkaSettings
-from stream_monitor.runtime.kafka_compat import install_fast_records
+from stream_monitor.runtime.kafka_compat import install_fast_records, keep_transactional_requests
 
 
 class RedactedStr(str):
@@ -235,7 +235,11 @@ def max_record_bytes(settings: KafkaSettings) -> int:
 
 
 def producer(settings: KafkaSettings, client_id: str, transactional_id: str | None) -> KafkaProducer:
-    """Idempotent producer (``acks=all``); transactional when ``transactional_id`` is given."""
+    """Idempotent producer (``acks=all``); transactional when ``transactional_id`` is given.
+
+    A transactional one keeps its transactional requests through a broker restart
+    (:func:`~stream_monitor.runtime.kafka_compat.keep_transactional_requests`).
+    """
     opts: dict[str, Any] = {
         **security_options(settings),
         "client_id": client_id,
@@ -250,7 +254,10 @@ def producer(settings: KafkaSettings, client_id: str, transactional_id: str | No
         opts["transactional_id"] = transactional_id
         opts["transaction_timeout_ms"] = settings.transaction_timeout_ms
     opts.update(_client_options(settings, "producer"))
-    return KafkaProducer(**opts)
+    made = KafkaProducer(**opts)
+    if transactional_id is not None:
+        keep_transactional_requests(made)
+    return made
 
 
 def admin(settings: KafkaSettings, client_id: str) -> KafkaAdminClient:

@@ -18,6 +18,15 @@ The consumers' fetched records are turned into ``ConsumerRecord`` tuples a batch
 ``runtime/fetch_records.py`` (kafka-python's ``Fetcher.PartitionRecords`` subclassed, reading the
 record batches' private fields), installed per consumer by :func:`install_fast_records` on the
 verified versions only; ``tests/runtime/test_fetch_records.py`` checks it against kafka-python's own path.
+
+kafka-python 3.0.12 can drop a transactional request: when its coordinator's connection is not
+ready within ``request_timeout_ms`` (a broker restart), ``Sender._maybe_send_pending_request``
+catches the ``KafkaConnectionError`` of ``await_ready``, looks the coordinator up again and returns
+without re-queueing the request. A dropped ``TxnOffsetCommit`` lets the ``EndTxn`` behind it
+commit the transaction without its offsets. :func:`keep_transactional_requests` (installed on
+every transactional producer) makes that ``await_ready`` answer "not ready" instead of raising,
+the path on which the sender re-queues the request; :class:`OffsetsLeftBehind` and
+:func:`commit_offsets_alone` handle the case should it happen anyway.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 # The kafka-python versions whose private transaction API was read and tested; pyproject pins it.
@@ -117,6 +126,36 @@ def _bounded(sender: Any, result: Any, what: str, timeout_ms: int) -> None:
     sender.wakeup()
     if not result.wait(timeout_ms=timeout_ms):
         raise KafkaTimeoutError(f"{what} did not complete within {timeout_ms} ms")
+
+
+class OffsetsLeftBehind(KafkaError):
+    """The transaction committed, its offsets did not: its records, alerts and state are visible, its input is not marked read."""
+
+
+def keep_transactional_requests(producer: Any) -> bool:
+    """Make ``producer``'s sender re-queue a transactional request whose coordinator is not reachable, rather than drop it.
+
+    The sender calls its client's ``await_ready`` in two places only, both on the transactional
+    path; each treats ``False`` as "look the coordinator up again and retry" (or "try another
+    node"), while the ``KafkaConnectionError`` it raises after ``request_timeout_ms`` is caught in
+    a branch that loses the request (see the module's docstring). Returns whether it was installed
+    (a verified kafka-python with the internals only).
+    """
+    internals = _internals(producer)
+    client = getattr(internals[1], "_client", None) if internals is not None else None
+    if client is None or not version_verified() or getattr(client, "_stream_monitor_keeps_requests", False):
+        return False
+    raising = client.await_ready
+
+    def await_ready(node_id: Any, timeout_ms: int = 30_000) -> bool:
+        try:
+            return raising(node_id, timeout_ms=timeout_ms)
+        except KafkaConnectionError:
+            return False
+
+    client.await_ready = await_ready
+    client._stream_monitor_keeps_requests = True
+    return True
 
 
 def add_group_early(producer: Any, consumer: Any) -> Any | None:
@@ -208,7 +247,24 @@ def finish_commit(commit: CommitInFlight, timeout_ms: int) -> None:
         stage = "send_offsets" if commit.sent is not None and not commit.sent.wait(timeout_ms=0) else "commit"
         raise KafkaTimeoutError(f"{stage} did not complete within {timeout_ms} ms")
     if commit.sent is not None and not commit.sent.wait(timeout_ms=0):  # the EndTxn goes last: not reached
-        raise KafkaError("the transaction committed before its offsets")
+        raise OffsetsLeftBehind("the transaction committed before its offsets")
+
+
+def commit_offsets_alone(producer: Any, consumer: Any, offsets: dict[TopicPartition, int], timeout_ms: int, token: str) -> None:
+    """Commit ``offsets`` in a transaction of their own: the repair of :class:`OffsetsLeftBehind`.
+
+    The transaction that should have carried them committed everything else, so moving the
+    group's offsets to where it read is what makes the two agree again. The group's metadata
+    (generation, member) fences it if the partitions changed hands in between. Raises like
+    :func:`commit_transaction`; the caller then aborts and rolls back as for any failed commit.
+    """
+    internals = _internals(producer)
+    if internals is not None:
+        tm = internals[0]
+        with tm._lock:
+            tm._pending_txn_offset_commits.clear()  # the dropped request's, already in ``offsets``
+    producer.begin_transaction()
+    finish_commit(start_commit(producer, consumer, offsets, timeout_ms, None, token), timeout_ms)
 
 
 def commit_transaction(

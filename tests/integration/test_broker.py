@@ -329,3 +329,63 @@ def test_offsets_commit_with_the_group_added_when_the_transaction_began_and_with
         producer.close(timeout=10)
         consumer.close(autocommit=False)
     assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"one", b"two"]
+
+
+def _unreachable_once(producer: KafkaProducer) -> list[int]:
+    """The producer's next ``await_ready`` raises what kafka-python raises when a coordinator stays unreachable for ``request_timeout_ms``.
+
+    Only the sender's transactional path calls it. Returns the count of raises still armed.
+    """
+    from kafka.errors import KafkaConnectionError
+
+    client = producer._sender._client
+    real = client.await_ready
+    armed = [1]
+
+    def await_ready(node_id, timeout_ms=30_000):
+        if armed[0]:
+            armed[0] -= 1
+            raise KafkaConnectionError(f"Node {node_id} not ready after {timeout_ms} ms (injected)")
+        return real(node_id, timeout_ms=timeout_ms)
+
+    client.await_ready = await_ready
+    return armed
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["kafka-python as is", "keep_transactional_requests"])
+def test_an_unreachable_coordinator_loses_no_offsets(kafka_bootstrap, topic_factory, unique_name, kept):
+    """kafka-python 3.0.12 drops the AddOffsetsToTxn met by that error and commits the transaction without its offsets.
+
+    As is: the commit says so (OffsetsLeftBehind) and commit_offsets_alone repairs it. With
+    keep_transactional_requests (what clients.producer installs) the request is retried and the
+    offsets commit with their transaction. Should the first case stop failing, kafka-python fixed
+    the drop and the workaround can go.
+    """
+    from stream_monitor.runtime import kafka_compat
+
+    sink, tp, consumer, producer = _transactional_pair(kafka_bootstrap, topic_factory, unique_name, 4)
+    try:
+        producer.init_transactions()
+        poll_n(consumer, 4)
+        producer.begin_transaction()
+        producer.send(sink, value=b"one", partition=0)
+        producer.flush(timeout=20)  # its AddPartitionsToTxn is answered: the next transactional request is the commit's
+        armed = _unreachable_once(producer)
+        if kept:
+            assert kafka_compat.keep_transactional_requests(producer)
+            assert not kafka_compat.keep_transactional_requests(producer)  # once per producer
+        commit = kafka_compat.start_commit(producer, consumer, {tp: 2}, 30_000, None, "token-1")
+        if kept:
+            kafka_compat.finish_commit(commit, 30_000)
+        else:
+            with pytest.raises(kafka_compat.OffsetsLeftBehind):
+                kafka_compat.finish_commit(commit, 30_000)
+            assert consumer.committed(tp, timeout_ms=10_000) is None  # the record is committed, the offsets are not
+            kafka_compat.commit_offsets_alone(producer, consumer, {tp: 2}, 30_000, "token-1")
+        assert armed == [0]
+        got = consumer.committed(tp, metadata=True, timeout_ms=10_000)
+        assert (got.offset, got.metadata) == (2, "token-1")
+    finally:
+        producer.close(timeout=10)
+        consumer.close(autocommit=False)
+    assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"one"]
