@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
@@ -322,6 +323,9 @@ class _Internals:
         outer = self
 
         class TM:
+            _lock = threading.Lock()
+            _pending_txn_offset_commits: dict = {}
+
             def begin_commit(self) -> _Result:
                 return _Result(completes)
 
@@ -411,6 +415,10 @@ class _Pending:
     def succeeded(self) -> bool:
         return self.done and self.error is None
 
+    @property
+    def is_done(self) -> bool:
+        return self.done or self.error is not None
+
     def wait(self, timeout_ms: int | None = None) -> bool:
         if self.error is not None:
             raise self.error
@@ -426,6 +434,9 @@ class InternalsProducer(FakeProducer):
         self.end_txn = _Pending()
 
         class TM:
+            _lock = threading.Lock()
+            _pending_txn_offset_commits: dict = {}
+
             def send_offsets_to_transaction(self, offsets: dict, meta: Any) -> _Pending:
                 producer._call("send_offsets", {tp: o.offset for tp, o in offsets.items()}, {o.metadata for o in offsets.values()})
                 done = _Pending()

@@ -172,6 +172,7 @@ def add_group_early(producer: Any, consumer: Any) -> Any | None:
     if internals is None or consumer is None:
         return None
     tm, sender = internals
+    _forget_pending_offsets(tm)
     try:
         result = tm.send_offsets_to_transaction({}, consumer.group_metadata())
     except (KafkaError, ValueError):  # the commit adds the group as before and meets the same error there
@@ -180,11 +181,24 @@ def add_group_early(producer: Any, consumer: Any) -> Any | None:
     return result
 
 
+def _forget_pending_offsets(tm: Any) -> None:
+    """Empty the transaction manager's pending offsets, which every ``TxnOffsetCommit`` it builds sends.
+
+    Entries stay there when a ``TxnOffsetCommit`` failed (an abortable error, a dropped request):
+    left, the next transaction would commit them too, e.g. the offsets of an aborted transaction
+    whose records are read again. Called when a transaction begins and when its offsets are
+    queued, when nothing of the transaction's own is pending.
+    """
+    with tm._lock:
+        tm._pending_txn_offset_commits.clear()
+
+
 def _txn_offset_commit(tm: Any, meta: dict[TopicPartition, OffsetAndMetadata], group_metadata: Any) -> Any:
     """Queue a ``TxnOffsetCommit`` of ``meta`` alone (the group is in the transaction already); its result."""
     from kafka.producer.transaction_manager import TxnOffsetCommitHandler
 
     with tm._lock:
+        tm._pending_txn_offset_commits.clear()
         tm._pending_txn_offset_commits.update(meta)
         handler = TxnOffsetCommitHandler(tm, group_metadata, tm._pending_txn_offset_commits, None)
         tm._enqueue_request(handler)
@@ -228,9 +242,19 @@ def start_commit(
     tm, sender = internals
     sent = None
     if meta:
+        if group_added is not None and not group_added.is_done:
+            # Not answered yet: wait (bounded) rather than add the group a second time. Two
+            # AddOffsetsToTxn in one transaction, the early one retried behind the second
+            # (CONCURRENT_TRANSACTIONS after the previous commit), each build a TxnOffsetCommit of
+            # the same pending offsets, and the second one's answer fails in kafka-python's
+            # callback (KeyError on an offset the first already removed).
+            sender.wakeup()
+            with contextlib.suppress(KafkaError):
+                group_added.wait(timeout_ms=timeout_ms)
         if group_added is not None and group_added.succeeded:
             sent = _txn_offset_commit(tm, meta, consumer.group_metadata())
         else:
+            _forget_pending_offsets(tm)
             sent = tm.send_offsets_to_transaction(meta, consumer.group_metadata())
         sender.wakeup()
     committed = tm.begin_commit()
@@ -258,11 +282,6 @@ def commit_offsets_alone(producer: Any, consumer: Any, offsets: dict[TopicPartit
     (generation, member) fences it if the partitions changed hands in between. Raises like
     :func:`commit_transaction`; the caller then aborts and rolls back as for any failed commit.
     """
-    internals = _internals(producer)
-    if internals is not None:
-        tm = internals[0]
-        with tm._lock:
-            tm._pending_txn_offset_commits.clear()  # the dropped request's, already in ``offsets``
     producer.begin_transaction()
     finish_commit(start_commit(producer, consumer, offsets, timeout_ms, None, token), timeout_ms)
 

@@ -389,3 +389,53 @@ def test_an_unreachable_coordinator_loses_no_offsets(kafka_bootstrap, topic_fact
         producer.close(timeout=10)
         consumer.close(autocommit=False)
     assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"one"]
+
+
+def test_a_transaction_commits_only_its_own_offsets_and_adds_the_group_once(kafka_bootstrap, topic_factory, unique_name):
+    """Offsets a failed TxnOffsetCommit left in kafka-python's pending map are not committed by the next
+    transaction; a commit whose early AddOffsetsToTxn has not answered waits for it instead of adding the
+    group a second time (two would each send the offsets, and kafka-python's callback fails on the second)."""
+    from stream_monitor.runtime import kafka_compat
+
+    sink, tp, consumer, producer = _transactional_pair(kafka_bootstrap, topic_factory, unique_name, 4)
+    group = consumer.config["group_id"]
+    tm = producer._transaction_manager
+    adds: list[dict] = []
+    add = tm.send_offsets_to_transaction
+    tm.send_offsets_to_transaction = lambda offsets, meta: adds.append(dict(offsets)) or add(offsets, meta)
+    client = producer._sender._client
+    ready = client.await_ready
+    slow = [1]
+
+    def await_ready(node_id, timeout_ms=30_000):  # the early AddOffsetsToTxn answers late
+        if slow[0]:
+            slow[0] -= 1
+            time.sleep(0.5)
+        return ready(node_id, timeout_ms=timeout_ms)
+
+    try:
+        producer.init_transactions()
+        poll_n(consumer, 4)
+        stale = TopicPartition(sink, 0)
+        producer.begin_transaction()
+        producer.send(sink, value=b"one", partition=0)
+        producer.flush(timeout=20)
+        with tm._lock:
+            tm._pending_txn_offset_commits[stale] = OffsetAndMetadata(1, "", -1)  # what a failed TxnOffsetCommit leaves
+        client.await_ready = await_ready
+        added = kafka_compat.add_group_early(producer, consumer)
+        assert not added.is_done
+        kafka_compat.commit_transaction(producer, consumer, {tp: 2}, timeout_ms=30_000, group_added=added)
+        assert slow == [0] and adds == [{}]  # waited for the early one: no second AddOffsetsToTxn
+        producer.begin_transaction()
+        producer.send(sink, value=b"two", partition=0)
+        producer.flush(timeout=20)
+        with tm._lock:
+            tm._pending_txn_offset_commits[stale] = OffsetAndMetadata(1, "", -1)
+        kafka_compat.commit_transaction(producer, consumer, {tp: 3}, timeout_ms=30_000, group_added=None)
+        assert adds[-1] == {tp: OffsetAndMetadata(3, "", -1)}
+    finally:
+        producer.close(timeout=10)
+        consumer.close(autocommit=False)
+    assert _group_offsets(kafka_bootstrap, group) == {tp: 3}  # never the stale sink offset
+    assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"one", b"two"]
