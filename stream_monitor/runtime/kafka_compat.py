@@ -249,7 +249,7 @@ def start_commit(
             # the same pending offsets, and the second one's answer fails in kafka-python's
             # callback (KeyError on an offset the first already removed).
             sender.wakeup()
-            with contextlib.suppress(KafkaError):
+            with contextlib.suppress(Exception):  # its error, if any, is the transaction's: the path below meets it
                 group_added.wait(timeout_ms=timeout_ms)
         if group_added is not None and group_added.succeeded:
             sent = _txn_offset_commit(tm, meta, consumer.group_metadata())
