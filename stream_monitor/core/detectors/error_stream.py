@@ -48,6 +48,7 @@ class ErrorStreamDetector(PointDetector):
         self.down = params.direction == "down"  # a success stream: its failures (values below 0.5) are fed
 
     takes_array = True
+    _trips: np.ndarray  # the kernel's trip buffer (detectors with a kernel make it)
 
     def errors(self, z: Sequence[float]) -> np.ndarray:
         """The errors behind ``z`` (a bool array): a value of at least 0.5 (below 0.5, or NaN, for ``direction: down``)."""
