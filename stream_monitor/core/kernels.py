@@ -12,8 +12,8 @@ numbers: it stops before a non-finite value or state (only hostile inputs — hu
 overflow — get there; the channel never passes NaN or infinity) and the caller finishes the call
 in Python, where River's order is Python's own. Trips and state stay bitwise River's.
 
-Loading: :func:`page_hinkley` imports numba and compiles the kernel on its first call (the
-detector calls it when built). ``@njit(cache=True)`` keeps the machine code on disk: in
+Loading: :func:`page_hinkley` (likewise :func:`hddm_a`, :func:`ddm`) imports numba and compiles the
+kernel on its first call (the detector calls it when built). ``@njit(cache=True)`` keeps the machine code on disk: in
 ``NUMBA_CACHE_DIR`` when set, else next to this file (``__pycache__``) when that is writable, else
 in numba's user cache (``~/.cache/numba``). A compile takes about a second of CPU, a cached load
 about half of one, numba's import included (measured in the README). When no cache place is
@@ -29,6 +29,17 @@ The kernel's source is plain Python (River's fresh state; the 4th value trips, a
 (1, 4, True, False, True, True)
 >>> int(trips[0]), state.tolist()
 (3, [4.0, 2.25, 6.75, 6.75, 0.0, 6.75])
+
+The error-stream kernels on 20 successes then 6 errors (plain lists: the Python source): River's
+DDM (warm start 10) trips at the first error (its minimum has no spread), HDDM_A (confidence
+0.001) at the fifth, as River's own ``update`` does (``tests/core/test_error_stream_kernels.py``):
+
+>>> x, trips = [0.0] * 20 + [1.0] * 6, [0] * 26
+>>> ddm_python(x, [0.0, 0.0, 0.0, 0.0, float("inf")], False, 10.0, 3.0, 3.0, False, False, trips), trips[0]
+((1, 26, False, False, False), 20)
+>>> logs = math.log(1 / 0.001), math.log(2 / 0.001), math.log(2 / 0.001)
+>>> hddm_a_python(x, [0.0] * 6, *logs, False, False, trips), trips[0]
+((1, 26, False, False), 24)
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import math
 import os
 from typing import Any, Callable
 
-__all__ = ["JIT_SWITCH", "jit_enabled", "page_hinkley", "page_hinkley_python"]
+__all__ = ["JIT_SWITCH", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "page_hinkley", "page_hinkley_python"]
 
 JIT_SWITCH = "STREAM_MONITOR_NO_JIT"
 """Environment variable: ``1`` keeps every per-value loop in Python (same results, slower)."""
@@ -147,3 +158,173 @@ def page_hinkley() -> Callable[..., tuple[int, int, bool, bool, bool, bool]] | N
     if _kernel is _UNSET:
         _kernel = _compile(page_hinkley_python, _PAGE_HINKLEY_SIGNATURE) if jit_enabled() else None
     return _kernel
+
+
+# ------------------------------------------------------------------ the 0/1 error-stream detectors
+# River's HDDM_A and DDM over 0.0/1.0 errors. Every value is done on temporaries and committed only
+# when nothing would leave River's arithmetic (a square root of a negative number or NaN, DDM's
+# test against a minimum it never set): the kernel stops before such a value (``done``) with the
+# state as it was, and the caller lets River's own ``update`` take the rest (and raise what River raises).
+
+
+def hddm_a_python(
+    x: Any, state: Any, log_bound: float, log_drift: float, log_warning: float, drift: bool, warning: bool, trips: Any
+) -> tuple[int, int, bool, bool]:
+    """River's ``HDDMA.update`` (one-sided, ``two_sided_test=False``) over the 0.0/1.0 errors ``x``; the kernel's source.
+
+    ``state`` is ``[z.n, z.mean, x_min.n, x_min.mean, x_max.n, x_max.mean]`` (River's three
+    ``stats.Mean``, float64, updated in place); ``log_bound`` is ``math.log(1.0 / drift_confidence)``
+    (the Hoeffding bound's), ``log_drift`` and ``log_warning`` are ``math.log(2.0 / confidence)`` of
+    the two tests, computed by the caller as River does. The index of every value that tripped is
+    written to ``trips``. Returns (number of trips, number of values done, drift flag, warning flag).
+    """
+    zn = state[0]
+    zm = state[1]
+    an = state[2]
+    am = state[3]
+    bn = state[4]
+    bm = state[5]
+    k = 0
+    done = len(x)
+    for i in range(len(x)):
+        tzn, tzm, tan, tam, tbn, tbm = zn, zm, an, am, bn, bm
+        if drift:  # River resets at the start of the update after a trip: three new means
+            tzn = 0.0
+            tzm = 0.0
+            tan = 0.0
+            tam = 0.0
+            tbn = 0.0
+            tbm = 0.0
+        tzn += 1.0  # z.update(x)
+        tzm += (1.0 / tzn) * (x[i] - tzm)
+        if tan == 0.0:  # x_min = z.clone()
+            tan, tam = tzn, tzm
+        if tbn == 0.0:
+            tbn, tbm = tzn, tzm
+        a_z = 1.0 / (2.0 * tzn) * log_bound  # _hoeffding_bound(z.n)
+        a_x = 1.0 / (2.0 * tan) * log_bound
+        if not (a_z >= 0.0 and a_x >= 0.0):
+            done = i
+            break
+        eps_z = math.sqrt(a_z)
+        if tam + math.sqrt(a_x) >= tzm + eps_z:  # the cut point for rises
+            tan, tam = tzn, tzm
+        a_x = 1.0 / (2.0 * tbn) * log_bound
+        if not (a_x >= 0.0):
+            done = i
+            break
+        if tbm - math.sqrt(a_x) <= tzm - eps_z:  # the cut point for falls (kept, not tested)
+            tbn, tbm = tzn, tzm
+        new_drift = False
+        new_warning = False
+        if tan != tzn:  # _mean_incr(drift_confidence), then _mean_incr(warning_confidence)
+            m = (tzn - tan) / tan * (1.0 / tzn)
+            a_d = m / 2.0 * log_drift
+            if not (a_d >= 0.0):
+                done = i
+                break
+            if tzm - tam >= math.sqrt(a_d):
+                new_drift = True
+            else:
+                a_w = m / 2.0 * log_warning
+                if not (a_w >= 0.0):
+                    done = i
+                    break
+                new_warning = tzm - tam >= math.sqrt(a_w)
+        zn, zm, an, am, bn, bm = tzn, tzm, tan, tam, tbn, tbm
+        drift = new_drift
+        warning = new_warning
+        if drift:
+            trips[k] = i
+            k += 1
+    state[0] = zn
+    state[1] = zm
+    state[2] = an
+    state[3] = am
+    state[4] = bn
+    state[5] = bm
+    return k, done, drift, warning
+
+
+def ddm_python(
+    x: Any, state: Any, has_min: bool, warm_start: float, warning_level: float, drift_level: float, drift: bool, warning: bool, trips: Any
+) -> tuple[int, int, bool, bool, bool]:
+    """River's ``DDM.update`` over the 0.0/1.0 errors ``x``; the kernel's source.
+
+    ``state`` is ``[p.n, p.mean, p_min, s_min, ps_min]`` (float64, updated in place); ``has_min``
+    says whether ``p_min`` and ``s_min`` are set (River's ``None`` when not). The index of every
+    value that tripped is written to ``trips``. Returns (number of trips, number of values done,
+    drift flag, warning flag, ``has_min``).
+    """
+    n = state[0]
+    p = state[1]
+    p_min = state[2]
+    s_min = state[3]
+    ps_min = state[4]
+    inf = float("inf")
+    k = 0
+    done = len(x)
+    for i in range(len(x)):
+        tn, tp, tp_min, ts_min, tps_min, t_has, t_warning = n, p, p_min, s_min, ps_min, has_min, warning
+        if drift:  # River's reset
+            tn = 0.0
+            tp = 0.0
+            tp_min = 0.0
+            ts_min = 0.0
+            tps_min = inf
+            t_has = False
+            t_warning = False
+        tn += 1.0  # p.update(x)
+        tp += (1.0 / tn) * (x[i] - tp)
+        a = tp * (1.0 - tp) / tn
+        if not (a >= 0.0):
+            done = i
+            break
+        s = math.sqrt(a)
+        new_drift = False
+        if tn > warm_start:
+            ps = tp + s
+            if ps <= tps_min:
+                tp_min = tp
+                ts_min = s
+                tps_min = tp_min + ts_min
+                t_has = True
+            if not t_has:  # River compares with None here (and raises)
+                done = i
+                break
+            t_warning = ps > tp_min + warning_level * ts_min
+            if ps > tp_min + drift_level * ts_min:
+                new_drift = True
+                t_warning = False
+        n, p, p_min, s_min, ps_min, has_min, warning = tn, tp, tp_min, ts_min, tps_min, t_has, t_warning
+        drift = new_drift
+        if drift:
+            trips[k] = i
+            k += 1
+    state[0] = n
+    state[1] = p
+    state[2] = p_min
+    state[3] = s_min
+    state[4] = ps_min
+    return k, done, drift, warning, has_min
+
+
+_HDDM_A_SIGNATURE = "Tuple((int64, int64, boolean, boolean))(float64[::1], float64[::1], float64, float64, float64, boolean, boolean, int64[::1])"
+_DDM_SIGNATURE = "Tuple((int64, int64, boolean, boolean, boolean))(float64[::1], float64[::1], boolean, float64, float64, float64, boolean, boolean, int64[::1])"
+_error_kernels: dict[str, Any] = {}
+
+
+def _error_kernel(name: str, func: Callable[..., Any], signature: str) -> Any:
+    if name not in _error_kernels:
+        _error_kernels[name] = _compile(func, signature) if jit_enabled() else None
+    return _error_kernels[name]
+
+
+def hddm_a() -> Callable[..., tuple[int, int, bool, bool]] | None:
+    """The compiled :func:`hddm_a_python` (as :func:`page_hinkley`: on the first call), or ``None``."""
+    return _error_kernel("hddm_a", hddm_a_python, _HDDM_A_SIGNATURE)
+
+
+def ddm() -> Callable[..., tuple[int, int, bool, bool, bool]] | None:
+    """The compiled :func:`ddm_python` (as :func:`page_hinkley`: on the first call), or ``None``."""
+    return _error_kernel("ddm", ddm_python, _DDM_SIGNATURE)

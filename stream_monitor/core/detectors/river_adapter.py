@@ -3,7 +3,8 @@
 The change-point detectors wrap River's ``ADWIN`` and ``PageHinkley``, and the error-stream
 detectors River's binary ``DDM``, ``HDDMA``, ``EDDM`` and ``HDDMW`` (built and read here, see :func:`river_ddm`). Two things need River's
 internals: the fast update loops (the same arithmetic as River's ``update``, without its per-call
-overhead) and the detector state, which is read as plain numbers and lists and rebuilt from them
+overhead; for HDDM_A and DDM the numbers their kernels read and write back, :func:`hddm_a_numbers`,
+:func:`ddm_numbers`) and the detector state, which is read as plain numbers and lists and rebuilt from them
 (never pickled). River does not promise these internals, so the range of River versions they were
 verified against is pinned here and in ``pyproject.toml``; ``tests/core/test_river_adapter.py``
 fails with a clear message when an installed River lacks an attribute or changes behaviour.
@@ -488,3 +489,58 @@ def set_binary_state(d: Any, state: Any) -> None:
             _set_mean(mean, state[name], f"HDDMA state {name}")
             setattr(d, f"_{name}", mean)
     d._drift_detected, d._warning_detected = state["drift"], state["warning"]
+
+
+# the numbers the compiled error-stream kernels (core/kernels.py) read and write back
+def hddm_a_numbers(d: Any) -> tuple[list[float], bool, bool] | None:
+    """A one-sided River ``HDDMA``'s three means as ``[z.n, z.mean, x_min.n, x_min.mean, x_max.n, x_max.mean]``, its drift and warning flags; ``None`` if unusual."""
+    if type(d) is not river_drift.binary.HDDMA or d.two_sided_test is not False:
+        return None
+    means = (d._z, d._x_min, d._x_max)
+    numbers = [v for m in means for v in (m.n, m._mean)]
+    ok = all(type(m) is river_stats.Mean for m in means) and all(map(_is_float, numbers))
+    return (numbers, bool(d._drift_detected), bool(d._warning_detected)) if ok else None
+
+
+def set_hddm_a_numbers(d: Any, numbers: list[float], drift: bool, warning: bool) -> None:
+    """Write :func:`hddm_a_numbers`' layout back (three new means, as River's clones are) and the flags."""
+    for name, i in (("_z", 0), ("_x_min", 2), ("_x_max", 4)):
+        mean = river_stats.Mean()
+        mean.n, mean._mean = numbers[i], numbers[i + 1]
+        setattr(d, name, mean)
+    d._drift_detected, d._warning_detected = drift, warning
+
+
+def hddm_a_logs(d: Any) -> tuple[float, float, float] | None:
+    """The logarithms HDDMA's bound and tests compute, as River computes them; ``None`` for confidences River could not use."""
+    try:
+        logs = (math.log(1.0 / d.drift_confidence), math.log(2.0 / d.drift_confidence), math.log(2.0 / d.warning_confidence))
+    except (ValueError, ZeroDivisionError, TypeError, OverflowError):
+        return None
+    return logs if all(map(_is_float, logs)) else None
+
+
+def ddm_parameters(d: Any) -> tuple[float, float, float] | None:
+    """River ``DDM``'s warm start and two levels as floats when each is one exactly, else ``None``."""
+    numbers = (d.warm_start, d.warning_threshold, d.drift_threshold)
+    return tuple(map(float, numbers)) if all(map(_exact_float, numbers)) else None  # type: ignore[return-value]
+
+
+def ddm_numbers(d: Any) -> tuple[list[float], bool, bool, bool] | None:
+    """River ``DDM``'s ``[p.n, p.mean, p_min, s_min, ps_min]`` (0.0 for an unset minimum), whether the minimum is set, the drift and warning flags; ``None`` if unusual."""
+    if type(d) is not river_drift.binary.DDM or type(d._p) is not river_stats.Mean:
+        return None
+    p_min, s_min = d._p_min, d._s_min
+    has_min = p_min is not None
+    if not (has_min and _is_float(p_min) and _is_float(s_min)) and not (p_min is None and s_min is None):
+        return None
+    numbers = [d._p.n, d._p._mean, p_min if has_min else 0.0, s_min if has_min else 0.0, d._ps_min]
+    return (numbers, has_min, bool(d._drift_detected), bool(d._warning_detected)) if all(map(_is_float, numbers)) else None
+
+
+def set_ddm_numbers(d: Any, numbers: list[float], has_min: bool, drift: bool, warning: bool) -> None:
+    """Write :func:`ddm_numbers`' layout back (``None`` for an unset minimum) and the flags."""
+    d._p.n, d._p._mean = numbers[0], numbers[1]
+    d._p_min, d._s_min = (numbers[2], numbers[3]) if has_min else (None, None)
+    d._ps_min = numbers[4]
+    d._drift_detected, d._warning_detected = drift, warning
