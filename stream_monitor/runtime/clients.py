@@ -112,6 +112,7 @@ class QuietMissSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-
     """
 
     def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        """The key of a registered ``fileobj``; ``KeyError(fileobj)`` when it is not registered (nothing formatted)."""
         if self._map is None:  # as the base class: closed
             raise RuntimeError("Selector is closed")
         try:
