@@ -62,14 +62,14 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     if curve:
         out += [
             "",
-            "| load | records/s | alerts measured | p50 ms | p90 ms | p99 ms | max ms | monitor CPU | machine CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| load | records/s | alerts measured | p50 ms | p90 ms | p99 ms | max ms | monitor CPU | machine CPU | changelog / input bytes |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for lat in curve:
             out.append(
                 f"| {lat.get('fraction_of_e', 0):.0%} of (e) | {_n(lat['achieved_rate'])} | {lat['samples']} | {_n(lat['p50_ms'])} | "
                 f"{_n(lat['p90_ms'])} | {_n(lat['p99_ms'])} | {_n(lat['max_ms'])} | {lat['monitor_cpu_share_while_producing']:.0%} | "
-                f"{lat['machine_cpu_busy_while_producing']:.0%} |"
+                f"{lat['machine_cpu_busy_while_producing']:.0%} | {_n(lat.get('changelog_per_input_byte'), 2)} |"
             )
     if report.get("memory"):
         out += [

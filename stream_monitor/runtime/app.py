@@ -204,8 +204,9 @@ class MonitorApp(CheckpointSteps):
                 if self.forwarder.pending or self.repartition_topic:
                     self._flush_progress()
                 self._release_idle()
-                if self.checkpoint.due(k.commit_interval_ms / 1000.0):
-                    self._checkpoint_or_recover(overlap=True)
+                full = self.checkpoint.full_due(k.commit_interval_ms / 1000.0, k.state_interval_ms / 1000.0, bool(self.repartition_topic))
+                if full is not None:  # the interval: the state every state_interval_ms (or with judged output), reads-only between
+                    self._checkpoint_or_recover(reads_only=not full, overlap=True)
                 elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic)):  # readers wait
                     self._checkpoint_or_recover(reads_only=bool(self.repartition_topic) and not self.checkpoint.judged_in_txn, overlap=True)
             self._end_checkpoint()

@@ -162,8 +162,31 @@ class Checkpoint:
         self.pending_retraining.extend(events)
 
     def due(self, interval_s: float) -> bool:
-        """Has ``interval_s`` passed since the last checkpoint began?"""
+        """Has ``interval_s`` passed since the last full checkpoint (state written) began?"""
         return self.clock() - self.last_commit_at >= interval_s
+
+    def due_any(self, interval_s: float) -> bool:
+        """Has ``interval_s`` passed since the last commit of any kind (reads-only too) began?"""
+        return self.clock() - self.last_any_commit_at >= interval_s
+
+    def full_due(self, interval_s: float, state_interval_s: float, reads_only_possible: bool) -> bool | None:
+        """What the interval asks for: a full checkpoint (True), a reads-only one (False) or nothing yet (None).
+
+        Every ``interval_s`` a commit; it writes the state when ``state_interval_s`` passed since
+        the state was last written, when the open transaction holds output of judging (which
+        commits with the state that made it), or when reads-only commits are not possible
+        (at-least-once, or no internal topic).
+
+        >>> cp = Checkpoint(None, None, None, True, "c", 1000, set(), clock=lambda: 0.0)
+        >>> cp.last_commit_at, cp.last_any_commit_at = -1.0, -0.1
+        >>> cp.full_due(0.25, 2.0, True), cp.full_due(0.05, 2.0, True), cp.full_due(0.05, 0.5, True), cp.full_due(0.05, 2.0, False)
+        (None, False, True, True)
+        """
+        if not self.due_any(interval_s):
+            return None
+        if not reads_only_possible or not self.exactly_once or self.judged_in_txn or self.due(state_interval_s):
+            return True
+        return False
 
     def due_soon(self, soon_s: float, reading: Iterable[TopicPartition], reads_only: bool) -> bool:
         """Should the open transaction commit now, ``soon_s`` after the last commit, because readers wait for it?
