@@ -192,7 +192,7 @@ def _consumer(bootstrap: str, **extra: Any) -> Any:
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_partition_fetch_bytes": 8 * 1024 * 1024,
         "fetch_min_bytes": 256 * 1024,
-        "fetch_max_wait_ms": 100,
+        "fetch_max_wait_ms": 40,
         "max_poll_records": 5000,
     }
     opts.update(extra)
