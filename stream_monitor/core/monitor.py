@@ -172,6 +172,7 @@ class PartitionMonitor:
         latest = max([k[0] for k in keys])
         if self.joins.prediction_time is None or latest > self.joins.prediction_time:
             self.joins.prediction_time = latest
+            self.order_dirty = True  # state (the order item): the label waits expire by it
 
     # ------------------------------------------------------- event-time order
     def take(self, rows: Sequence[Row]) -> list[Row]:
