@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from stream_monitor.core import state
-from stream_monitor.core.state_window import ChannelParts
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.groups import groups_of, in_group, layout_of, model_of
 from stream_monitor.core.model_monitor import ModelMonitor
+from stream_monitor.core.state_window import ChannelParts
 
 
 def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes]) -> None:

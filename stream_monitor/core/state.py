@@ -25,7 +25,8 @@ int32, uint8 arrays):
   episode_offset, ended_ms, members: {channel: severity}, agreed: [str]}``; optional)
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
   since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | digest of
-  its reference item, window: null | {chunk, stamps: [int], obs_filled, obs_pos, val_filled, val_pos}, detectors: {name: River adapter state}, pending: {name: [sum, count]}, level: [sum, count],
+  its reference item, window: null | {chunk, stamps: [int], obs_filled, obs_pos, val_filled, val_pos},
+  detectors: {name: River adapter state}, pending: {name: [sum, count]}, level: [sum, count],
   lifecycles: {name: lifecycle}, orphans: {name: lifecycle}, series}`` where a lifecycle is
   ``{settings: LifecycleSettings as a map, state, consecutive_breaches, consecutive_clear,
   clear_since_ms, cooldown_until_ms, episode_start_ms, episode_offset, severity, ended_ms,
@@ -48,11 +49,12 @@ int32, uint8 arrays):
   [[fingerprint, alert_id, kind, feature, detector, since, summary, slo, used]]}}}`` (only when
   ``retraining.enabled``: the open episodes a model's retraining trigger is timing, ``core/retraining.py``)
 
-Size: a channel item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters
-(plus a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus
-one overflow bucket, so an item holds at most about ``17 * window.size + 8 * reference.size + 16 KiB + (max_distinct +
-1) * (4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles — under 0.5 MiB with the default
-settings, well below a producer's default 1 MiB request size. (A baseline reference is as large as its baseline file.)
+Size: every item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters (plus
+a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus one
+overflow bucket, so a channel item (its warm-up) or a reference item holds at most about ``8 * reference.size + 16 KiB +
+(max_distinct + 1) * (4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles, a window chunk 1.2 KiB
+— under 0.5 MiB with the default settings, below a producer's default 1 MiB request size. (A baseline reference is as
+large as its baseline file.)
 
 Anything that does not decode, has another format version (items of format 3 still read) or fails a check raises
 :class:`StateFormatError` (and nothing else); the caller then resets what the item held.
