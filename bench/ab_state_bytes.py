@@ -6,7 +6,9 @@ Adapted from the lead's ``/work/briefs/statesize.py``. The latency workload (``b
 one checkpoint per batch, as ``run`` at ~1.5k records/s and ~6 checkpoints/s); after ``--warm``
 records (references and windows full) each batch's ``state_items()`` is measured: bytes of the items
 written (tombstones count 0), their count, and the CPU time (``time.process_time``) of the call.
-Sides alternate ``--reps`` times; both must produce the same alert bytes.
+Sides alternate ``--reps`` times; both must produce the same alert bytes. ``--workload throughput``
+takes the throughput workload (``bench/workload.py``) instead, e.g. with ``--batch 5000``: every
+window chunk of a channel changes between two checkpoints.
 """
 
 from __future__ import annotations
@@ -59,13 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=250, help="records per checkpoint")
     ap.add_argument("--warm", type=int, default=12_000, help="records before measuring")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--workload", choices=("latency", "throughput"), default="latency")
+    ap.add_argument("--records", type=int, default=200_000, help="throughput workload: records")
     args = ap.parse_args(argv)
     import structlog
 
     from bench.run import latency_stream
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    values, _, _ = latency_stream(args.rate, args.seconds, 4, start_ms=1_767_225_600_000)
+    if args.workload == "throughput":
+        from bench.workload import throughput_events
+
+        values = throughput_events(args.records)
+    else:
+        values, _, _ = latency_stream(args.rate, args.seconds, 4, start_ms=1_767_225_600_000)
     with tempfile.TemporaryDirectory() as tmp:
         extract(args.ref, Path(tmp))
         sys.path.insert(0, tmp)

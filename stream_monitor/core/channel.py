@@ -45,7 +45,7 @@ LEVEL_NOISE = 3.0  # a firing change-point page judges the level on enough value
 # River's ADWIN, its totals inf or NaN, would never trip again on that channel; every gate is a few sds, so
 # nothing a detector decides on is changed
 Z_MAX = 1e12
-WINDOW_CHUNK = 64  # ring positions per window state item: a checkpoint rewrites only the chunks written since (core/state_window.py)
+WINDOW_CHUNK = 128  # ring positions per window state item: a checkpoint rewrites only the chunks written since (core/state_window.py)
 
 
 def level_values(min_shift: float) -> int:

@@ -52,7 +52,7 @@ int32, uint8 arrays):
 Size: every item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters (plus
 a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus one
 overflow bucket, so a channel item (its warm-up) or a reference item holds at most about ``8 * reference.size + 16 KiB +
-(max_distinct + 1) * (4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles, a window chunk 1.2 KiB
+(max_distinct + 1) * (4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles, a window chunk 2.3 KiB
 — under 0.5 MiB with the default settings, below a producer's default 1 MiB request size. (A baseline reference is as
 large as its baseline file.)
 

@@ -37,7 +37,7 @@ from stream_monitor.core.state import FORMAT_VERSION, StateFormatError, _Fields,
 
 REFERENCE = "r\x1f"  # prefix of a channel's reference item
 WINDOW = "w\x1f"  # ... and of its window chunks
-_MAX_CHUNKS = 100_000  # a window holds at most 100,000 observations (WindowSettings.size)
+_MAX_WINDOW = 100_000  # a window holds at most 100,000 observations (WindowSettings.size): so many chunks at most
 _POSITIONS = ("obs_filled", "obs_pos", "val_filled", "val_pos")
 
 
@@ -131,10 +131,10 @@ class StoredParts:
                 base, index = key[2:], -1
             elif key.startswith(WINDOW):
                 base, _, text = key[2:].rpartition("\x1f")
-                index = int(text) if text.isascii() and text.isdigit() and len(text) < 7 else _MAX_CHUNKS
+                index = int(text) if text.isascii() and text.isdigit() and len(text) < 7 else _MAX_WINDOW
             else:
                 continue
-            if base not in restored or index >= _MAX_CHUNKS:
+            if base not in restored or index >= _MAX_WINDOW:
                 stored.stale.append(key)
                 continue
             reference, n = stored.of.get(base, (False, 0))
@@ -171,7 +171,7 @@ class ChannelParts:
         chunks of another size than :data:`WINDOW_CHUNK` are all written again under the current size.
         """
         size = ch.size
-        chunk = w.count("chunk", size)
+        chunk = w.count("chunk", _MAX_WINDOW)
         stamps = w.get("stamps", list)
         if chunk < 1 or len(stamps) != -(-size // chunk) or not all(type(s) is int and s >= 0 for s in stamps):
             raise w.fail("stamps", f"not one stamp per chunk of {chunk} positions of a window of {size}")

@@ -125,7 +125,7 @@ def _mutate(blob: bytes, how: str) -> bytes:
     elif how == "wrong-window":  # a window chunk
         obj["values"] = obj["values"][:-8]
     elif how == "bad-code":
-        obj["values"] = np.full(64, 10**6, dtype="<i4").tobytes()
+        obj["values"] = np.full(len(obj["values"]) // 4, 10**6, dtype="<i4").tobytes()
     elif how == "stale":
         obj["stamp"] -= 1
     elif how == "forged-river":
@@ -147,7 +147,7 @@ def test_a_bad_channel_item_resets_only_that_channel(mid_stream, how):
     if how == "forged-river":
         key = "c\x1fm\x1f__prediction__.p"
     elif how in ("wrong-window", "bad-code", "stale-chunk", "missing-chunk", "truncated-chunk", "old-format-chunk"):
-        key = "w\x1fm\x1fc\x1f1"
+        key = "w\x1fm\x1fc\x1f0"
     elif how in ("missing-reference", "another-reference"):
         key = "r\x1fm\x1fc"
     if how.startswith("missing"):

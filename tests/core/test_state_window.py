@@ -26,6 +26,8 @@ from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.spec import MonitorSpec
 from tests.core.test_state import SMALL, SPEC1, event, feed, records
 
+SIZE = 2 * WINDOW_CHUNK + 44  # a window of three chunks, the last one short
+SPEC = MonitorSpec.model_validate({"defaults": {**SMALL, "window": {"size": SIZE, "step": 25}}})
 FORMAT3 = Path(__file__).resolve().parents[1] / "data" / "state_format3.json"
 SPLIT3 = 1100  # the record the format 3 state was written at
 
@@ -35,7 +37,7 @@ def sparse_records(start: int, stop: int) -> list[InputRecord]:
     out = []
     for i in range(start, stop):
         e = event(i)
-        if i % 7 == 3 or 700 <= i < 760:
+        if i % 3 == 1 or 700 <= i < 790:
             e["features"]["x"] = None
         out.append(InputRecord(orjson.dumps(e), SourcePosition("t", 0, i, e["ts"])))
     return out
@@ -62,6 +64,17 @@ def step(monitor: PartitionMonitor, start: int, stop: int) -> list[bytes]:
     return out + [a.payload for a in monitor.process_labels(label_records(start, stop)).alerts]
 
 
+def assert_same_windows(a: PartitionMonitor, b: PartitionMonitor) -> None:
+    for name, m in a.models.items():
+        for c, ch in m.channels.items():
+            other = b.models[name].channels[c]
+            assert (ch.reference is None) == (other.reference is None), c
+            if ch.reference is not None:
+                assert (ch.obs_pos, ch.obs_filled, ch.val_pos, ch.val_filled) == (other.obs_pos, other.obs_filled, other.val_pos, other.val_filled)
+                assert ch.flags.tobytes() == other.flags.tobytes() and ch.times.tobytes() == other.times.tobytes(), c
+                assert ch.values.tobytes() == other.values.tobytes(), c
+
+
 def channel_keys(items: dict[str, Any]) -> set[str]:
     return {k for k in items if k[:2] in ("c\x1f", "r\x1f", "w\x1f")}
 
@@ -80,7 +93,7 @@ def test_restoring_the_accumulated_dirty_items_continues_as_the_uninterrupted_ru
         bounds.append(min(2000, bounds[-1] + sizes[i % len(sizes)]))
         i += 1
     log = Changelog()
-    uninterrupted = PartitionMonitor(SPEC1, 0)
+    uninterrupted = PartitionMonitor(SPEC, 0)
     restored: PartitionMonitor | None = None
     after: tuple[list[bytes], list[bytes]] = ([], [])
     cuts = 0
@@ -95,10 +108,12 @@ def test_restoring_the_accumulated_dirty_items_continues_as_the_uninterrupted_ru
                 uninterrupted.state_items()
             cuts += 1
             if cuts == split or (restored is None and b >= 1900):
-                restored = PartitionMonitor.from_state_items(SPEC1, 0, dict(log))
+                restored = PartitionMonitor.from_state_items(SPEC, 0, dict(log))
                 assert restored.rejected_state_items == 0
+                assert_same_windows(uninterrupted, restored)
     assert restored is not None and after[0] == after[1]
-    again = PartitionMonitor.from_state_items(SPEC1, 0, dict(log))  # the changelog at the end
+    again = PartitionMonitor.from_state_items(SPEC, 0, dict(log))  # the changelog at the end
+    assert_same_windows(restored, again)
     full = restored.state_items(only_dirty=False)
     assert again.rejected_state_items == 0 and again.state_items(only_dirty=False) == full
     assert uninterrupted.state_items(only_dirty=False) == full
@@ -106,19 +121,27 @@ def test_restoring_the_accumulated_dirty_items_continues_as_the_uninterrupted_ru
 
 
 def test_a_checkpoint_writes_the_touched_window_chunks_and_the_reference_once():
-    monitor = PartitionMonitor(SPEC1, 0)
-    step(monitor, 0, 150)  # references at 100 (window 100: chunks 0 and 1 of 64 and 36 positions)
+    """Channel c (present on every record: its flags and values rings move together) after its reference (100 records)."""
+    monitor = PartitionMonitor(SPEC, 0)
+    keys = [f"w\x1fm\x1fc\x1f{i}" for i in range(3)]
+    at = 100 + WINDOW_CHUNK - 10
+    step(monitor, 0, at)  # window positions 0 to WINDOW_CHUNK - 11
     first = monitor.state_items()
-    assert {"r\x1fm\x1fx", "w\x1fm\x1fx\x1f0", "w\x1fm\x1fx\x1f1"} <= first.keys()
-    step(monitor, 150, 160)  # 10 observations: positions 50 to 59, chunk 0 only
-    items = monitor.state_items()
-    assert not [k for k in items if k.startswith("r\x1f")], "a static reference is not written again"
-    assert "w\x1fm\x1fx\x1f0" in items and "w\x1fm\x1fx\x1f1" not in items
-    step(monitor, 160, 180)  # positions 60 to 79: across the chunk boundary
-    assert {k for k in monitor.state_items() if k.startswith("w\x1fm\x1fx")} == {"w\x1fm\x1fx\x1f0", "w\x1fm\x1fx\x1f1"}
-    step(monitor, 180, 205)  # positions 80 to 99, then 0 to 4: the ring wraps
-    assert {k for k in monitor.state_items() if k.startswith("w\x1fm\x1fx")} == {"w\x1fm\x1fx\x1f0", "w\x1fm\x1fx\x1f1"}
-    assert msgpack.unpackb(monitor.state_items(only_dirty=False)["c\x1fm\x1fx"])["window"]["chunk"] == WINDOW_CHUNK
+    assert {"r\x1fm\x1fc", *keys} <= first.keys()
+
+    def written(n: int) -> set[str]:
+        nonlocal at
+        step(monitor, at, at + n)
+        at += n
+        items = monitor.state_items()
+        assert not [k for k in items if k.startswith("r\x1f")], "a static reference is not written again"
+        return {k for k in items if k.startswith("w\x1fm\x1fc\x1f")}
+
+    assert written(5) == {keys[0]}
+    assert written(10) == {keys[0], keys[1]}  # across the chunk boundary
+    assert written(SIZE - 3 - (WINDOW_CHUNK + 5)) == {keys[1], keys[2]}  # up to position SIZE - 4
+    assert written(6) == {keys[2], keys[0]}  # SIZE - 3 to SIZE - 1, then 0 to 2: the ring wraps
+    assert msgpack.unpackb(monitor.state_items(only_dirty=False)["c\x1fm\x1fc"])["window"]["chunk"] == WINDOW_CHUNK
 
 
 def test_state_of_the_previous_format_restores_and_continues_as_the_uninterrupted_run():
@@ -142,26 +165,27 @@ def test_state_of_the_previous_format_restores_and_continues_as_the_uninterrupte
 
 
 def test_items_a_channel_no_longer_has_are_deleted():
-    monitor = PartitionMonitor(SPEC1, 0)
-    step(monitor, 0, 300)
+    monitor = PartitionMonitor(SPEC, 0)
+    step(monitor, 0, 500)
     log = Changelog(monitor.state_items())
-    # another window size: the channel is rebuilt (reference kept) with one chunk; its chunk 1 is deleted
+    # another window size: the channel is rebuilt (reference kept) with one chunk; its chunks 1 and 2 are deleted
     smaller = MonitorSpec.model_validate({"defaults": {**SMALL, "window": {"size": 60, "step": 20}}})
     with capture_logs():
         resized = PartitionMonitor.from_state_items(smaller, 0, dict(log))
     items = resized.state_items()
-    assert items["w\x1fm\x1fx\x1f1"] is None and items["w\x1fm\x1fx\x1f0"] is not None and "r\x1fm\x1fx" in items
+    assert items["w\x1fm\x1fx\x1f1"] is None and items["w\x1fm\x1fx\x1f2"] is None
+    assert items["w\x1fm\x1fx\x1f0"] is not None and "r\x1fm\x1fx" in items
     # rebuilt warming up again (no baseline): its reference and chunks are deleted
     monitor.models["m"].reset_channel("x")
     items = monitor.state_items()
-    assert items["r\x1fm\x1fx"] is None and items["w\x1fm\x1fx\x1f0"] is None and items["w\x1fm\x1fx\x1f1"] is None
+    assert items["r\x1fm\x1fx"] is None and all(items[f"w\x1fm\x1fx\x1f{i}"] is None for i in range(3))
     log.apply(items)
     assert not [k for k in log if k.startswith(("r\x1fm\x1fx", "w\x1fm\x1fx\x1f"))]
     # a channel item that does not read: the channel starts again, its reference and chunks are deleted once
     log.apply(monitor.state_items(only_dirty=False))
     log["c\x1fm\x1fc"] = b"garbage"
     with capture_logs():
-        reset = PartitionMonitor.from_state_items(SPEC1, 0, dict(log))
+        reset = PartitionMonitor.from_state_items(SPEC, 0, dict(log))
     assert reset.rejected_state_items == 1
     items = reset.state_items()
     assert items["r\x1fm\x1fc"] is None and items["w\x1fm\x1fc\x1f0"] is None

@@ -227,7 +227,7 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
     group = unique_name("group")
     fraud, _ = demo_streams(3000, 7)
     produce(kafka_bootstrap, topic, generate_events(fraud))
-    # a numeric channel's reference item is 8 KB (its channel item ~5 KB, a window chunk ~1 KB): above a 6 KB request size
+    # a numeric channel's reference item is 8 KB (its channel item ~5 KB, a window chunk ~2 KB): above a 6 KB request size
     small = {"producer": {"max_request_size": 6_000}}
     monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], unique_name("alerts"), group, **{"kafka.client_options": small}))
     try:
