@@ -8,7 +8,7 @@ windows: 1000-value reference, 1000-value window), then reports, as one JSON lin
   and the difference per channel; the same for the C heap in use (glibc ``mallinfo2``), which
   is not hidden by reuse of freed pages;
 - serialized state size: ``PartitionMonitor.state_items(only_dirty=False)``, in total, per
-  channel, and per channel type (numeric / categorical), with the largest item.
+  channel (its channel, reference and window-chunk items together), and per channel type (numeric / categorical), with the largest channel.
 """
 
 from __future__ import annotations
@@ -96,12 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     rss1 = rss_bytes()
     heap1 = heap_bytes()
     items = monitor.state_items(only_dirty=False)
-    channels = [(k, len(v)) for k, v in items.items() if k.startswith("c\x1f")]
+    per_channel: dict[tuple[str, ...], int] = {}  # a channel's item, its reference's and its window chunks' (core/state_window.py)
+    for k, v in items.items():
+        if k[:2] in ("c\x1f", "r\x1f", "w\x1f"):
+            key = tuple(k.split("\x1f")[1:3])
+            per_channel[key] = per_channel.get(key, 0) + len(v)
+    channels = list(per_channel.items())
     n = sum(len(m.channels) for m in monitor.models.values())
     by_type: dict[str, list[int]] = {}
     for m in monitor.models.values():
         for name, ch in m.channels.items():
-            by_type.setdefault(ch.channel_type, []).append(len(items[f"c\x1f{m.model}\x1f{name}"]))
+            by_type.setdefault(ch.channel_type, []).append(per_channel[(m.model, name)])
     total = sum(len(v) for v in items.values())
     out = {
         "channels": n,

@@ -45,6 +45,7 @@ LEVEL_NOISE = 3.0  # a firing change-point page judges the level on enough value
 # River's ADWIN, its totals inf or NaN, would never trip again on that channel; every gate is a few sds, so
 # nothing a detector decides on is changed
 Z_MAX = 1e12
+WINDOW_CHUNK = 128  # ring positions per window state item: a checkpoint rewrites only the chunks written since (core/state_window.py)
 
 
 def level_values(min_shift: float) -> int:
@@ -134,6 +135,8 @@ class ChannelMonitor:
         self.observations = 0
         self.since_eval = 0
         self.dirty = True  # changed since the last state checkpoint
+        # ... and which of its separate state items: the reference's, the window chunks' (core/state_window.py)
+        self.reference_dirty, self.reference_digest, self.dirty_chunks, self.chunk_stamps = False, "", set[int](), list[int]()
         self._evaluations: list[EvaluationRecord] | None = None
         self.high_cardinality = False
         # warm-up builder
@@ -187,6 +190,8 @@ class ChannelMonitor:
         self.values = np.zeros(n, dtype=dtype)
         self.val_filled = 0
         self.val_pos = 0
+        self.chunk_stamps = [0] * -(-n // WINDOW_CHUNK)
+        self.reference_dirty, self.dirty_chunks = True, set(range(len(self.chunk_stamps)))
         s = self.settings
         if isinstance(reference, NumericReference):
             oor: OutOfRangeParams = s.params("out_of_range_rate")  # type: ignore[assignment]
@@ -425,8 +430,21 @@ class ChannelMonitor:
         start = self.obs_pos
         self.obs_pos, self.obs_filled = self._push(self.flags, start, self.obs_filled, flags)
         self._push(self.times, start, 0, times)
+        self._touch(start, flags.size)
         if vals.size:
+            self._touch(self.val_pos, vals.size)
             self.val_pos, self.val_filled = self._push(self.values, self.val_pos, self.val_filled, vals)
+
+    def _touch(self, pos: int, k: int) -> None:
+        """Ring positions ``pos`` to ``pos + k - 1`` (wrapping) are written: their window chunks are dirty."""
+        last = pos + min(k, self.size) - 1
+        if k <= 0:
+            return
+        if last < self.size:
+            self.dirty_chunks.update(range(pos // WINDOW_CHUNK, last // WINDOW_CHUNK + 1))
+        else:
+            self.dirty_chunks.update(range(pos // WINDOW_CHUNK, len(self.chunk_stamps)))
+            self.dirty_chunks.update(range((last - self.size) // WINDOW_CHUNK + 1))
 
     def _evaluate(self, row: int, row_times: Sequence[int], row_offsets: Sequence[int], triggers: list[ChannelTrigger]) -> None:
         """Evaluate every detector at ``row``, then turn their lifecycle transitions into pages."""

@@ -47,6 +47,7 @@ from stream_monitor.core.restore import restore_model
 from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
 from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec, base_channel
 from stream_monitor.core.state_labels import LabelSegments, is_labels_key, restore_labels
+from stream_monitor.core.state_window import StoredParts
 
 log = structlog.get_logger("stream_monitor.core")
 
@@ -95,6 +96,7 @@ class PartitionMonitor:
         self.models: dict[str, ModelMonitor] = {}  # by judge name: a judging group g > 0 of model m is "m<RS>g" (core/groups.py)
         self.pending_labels: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
         self.label_segments = LabelSegments()  # which state item holds each pending prediction (core/state_labels.py)
+        self.window_parts = StoredParts()  # the reference and window items of each channel (core/state_window.py)
         self.rejected_state_items = 0  # state items that did not decode when this partition was restored
         self.limits = LimitGuard(spec.limits, partition, spec.label_join_max_pending)
         self._pending_bytes: int | None = None  # estimated size of pending_labels (None: not yet counted)
@@ -170,6 +172,7 @@ class PartitionMonitor:
         latest = max([k[0] for k in keys])
         if self.joins.prediction_time is None or latest > self.joins.prediction_time:
             self.joins.prediction_time = latest
+            self.order_dirty = True  # state (the order item): the label waits expire by it
 
     # ------------------------------------------------------- event-time order
     def take(self, rows: Sequence[Row]) -> list[Row]:
@@ -458,14 +461,16 @@ class PartitionMonitor:
         return Alert(t.fingerprint, alert_payload(event), event, d.event_time_ms, pos)
 
     # ------------------------------------------------------------------ state
-    # State is stored as items (one per channel, one per model, segments of the pending labels) so a
-    # checkpoint writes only what changed and no single record grows with the number of channels.
+    # State is stored as items (one per model, per channel with its reference and window chunks apart, segments of
+    # the pending labels) so a checkpoint writes only what changed and no single record grows with the number of channels.
     def state_items(self, only_dirty: bool = True) -> dict[str, bytes | None]:
         """Encoded state items changed since the last call (all items when ``only_dirty`` is False).
 
-        ``None`` for an item that is gone (a full segment of the pending predictions now empty).
+        ``None`` for an item that is gone (a full segment of the pending predictions now empty, a channel's window
+        chunk or reference it no longer has).
         """
-        items: dict[str, bytes | None] = {}
+        items: dict[str, bytes | None] = self.window_parts.take_stale() if only_dirty else {}
+        parts = self.window_parts
         for name, m in self.models.items():
             if m.dirty or not only_dirty:
                 items[f"m\x1f{name}"] = state.encode_model(
@@ -474,7 +479,7 @@ class PartitionMonitor:
                 m.dirty = False
             for ch_name, ch in m.channels.items():
                 if ch.dirty or not only_dirty:
-                    items[f"c\x1f{name}\x1f{ch_name}"] = state.encode_channel(ch)
+                    items.update(parts.channel_items(ch, name, only_dirty))
                     ch.dirty = False
         items.update(self.label_segments.items(self.pending_labels, only_dirty))
         if self.order_dirty or self.joins.dirty or not only_dirty:
@@ -530,6 +535,8 @@ class PartitionMonitor:
             (monitor.pending_labels, monitor.label_segments), rejected = restore_labels(labels)
             for exc in rejected:
                 monitor._rejected(None, None, exc)
+        restored = {f"{name}\x1f{ch}" for name, m in monitor.models.items() for ch in m.channels}
+        monitor.window_parts = StoredParts.found(items, restored)
         return monitor
 
     def _rejected(self, model: str | None, channel: str | None, exc: Exception) -> None:

@@ -21,6 +21,7 @@ from stream_monitor.core import state
 from stream_monitor.core.channel import ChannelMonitor
 from stream_monitor.core.groups import groups_of, in_group, layout_of, model_of
 from stream_monitor.core.model_monitor import ModelMonitor
+from stream_monitor.core.state_window import ChannelParts
 
 
 def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes]) -> None:
@@ -66,7 +67,8 @@ def restore_model(monitor: Any, name: str, blob: bytes, items: dict[str, bytes])
         if blob_ch is None or ch_name in gone:
             continue
         try:
-            ch = reconciled(monitor, model, state.decode_channel(blob_ch, real, ch_name, monitor.partition))
+            snap = state.decode_channel(blob_ch, real, ch_name, monitor.partition, ChannelParts(items, name, real, ch_name))
+            ch = reconciled(monitor, model, snap)
         except Exception as exc:  # noqa: BLE001 - whatever a stored item holds, it resets only its channel
             monitor._rejected(name, ch_name, exc)
             continue
@@ -81,7 +83,8 @@ def _regrouped(monitor: Any, model: str, name: str, groups: int, channels: list[
     for ch_name in channels:
         blob = items.get(f"c\x1f{name}\x1f{ch_name}")
         try:
-            still_open += [e.fingerprint for e in state.decode_channel(blob, model, ch_name).open_episodes()] if blob else []
+            snap = state.decode_channel(blob, model, ch_name, parts=ChannelParts(items, name, model, ch_name)) if blob else None
+            still_open += [e.fingerprint for e in snap.open_episodes()] if snap else []
         except Exception:  # noqa: BLE001 - only for the log line
             pass
     monitor.log.warning(

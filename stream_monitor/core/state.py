@@ -24,16 +24,20 @@ int32, uint8 arrays):
   performance page once it fired, ``core/model_pages.py``: ``{state, severity, lead, lead_detector, episode_start_ms,
   episode_offset, ended_ms, members: {channel: severity}, agreed: [str]}``; optional)
 - channel ``{format, kind: "channel", model, name, type, settings: hex digest, observations,
-  since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | numeric
-  {kind, count, missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical
-  {kind, count, missing_rate, invalid_rate, categories: [str], counts: i8}, window: null |
-  {flags: u1, times: i8, values: f8 | i4, obs_filled, obs_pos, val_filled, val_pos},
+  since_eval, warmup: {values: f8, categories: [str], counts: i8, missing, invalid}, reference: null | digest of
+  its reference item, window: null | {chunk, stamps: [int], obs_filled, obs_pos, val_filled, val_pos},
   detectors: {name: River adapter state}, pending: {name: [sum, count]}, level: [sum, count],
   lifecycles: {name: lifecycle}, orphans: {name: lifecycle}, series}`` where a lifecycle is
   ``{settings: LifecycleSettings as a map, state, consecutive_breaches, consecutive_clear,
   clear_since_ms, cooldown_until_ms, episode_start_ms, episode_offset, severity, ended_ms,
   peak_statistic, last_statistic, last_threshold, last_p_value, paged}`` and the channel's page
-  (``series``) is ``{state, severity, lead, episode_start_ms, episode_offset, ended_ms, shift_sd, agreed: [str]}``
+  (``series``) is ``{state, severity, lead, episode_start_ms, episode_offset, ended_ms, shift_sd, agreed: [str]}``.
+  Its reference and window ring buffer are items of their own, written only when they change
+  (``core/state_window.py``): reference ``{format, kind: "reference", model, name, reference: numeric {kind, count,
+  missing_rate, invalid_rate, sample: f8, mean, std, min, max} | categorical {kind, count, missing_rate,
+  invalid_rate, categories: [str], counts: i8}}`` and one per ``chunk`` ring positions ``{format, kind: "window",
+  model, name, chunk: index, stamp, flags: u1, times: i8, values: f8 | i4}``. A channel item of format 3 holds both
+  inline (``reference`` that map, ``window`` ``{flags, times, values, obs_filled, obs_pos, val_filled, val_pos}``).
 - labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}`` (the
   predictions awaiting their label, in segments: ``core/state_labels.py``)
 - order ``{format, kind: "order", inference: {frontier: null | [time, tie, index], sources: [[topic,
@@ -45,13 +49,14 @@ int32, uint8 arrays):
   [[fingerprint, alert_id, kind, feature, detector, since, summary, slo, used]]}}}`` (only when
   ``retraining.enabled``: the open episodes a model's retraining trigger is timing, ``core/retraining.py``)
 
-Size: a channel item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters
-(plus a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus
-one overflow bucket, so an item holds at most about ``17 * window.size + 8 * reference.size + 16 KiB + (max_distinct +
-1) * (4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles — under 0.5 MiB with the default
-settings, well below a producer's default 1 MiB request size. (A baseline reference is as large as its baseline file.)
+Size: every item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters (plus
+a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus one
+overflow bucket, so a channel item (its warm-up) or a reference item holds at most about ``8 * reference.size + 16 KiB +
+(max_distinct + 1) * (4 * max_length + 25)`` bytes plus a few KiB of detector state and lifecycles, a window chunk 2.3 KiB
+— under 0.5 MiB with the default settings, below a producer's default 1 MiB request size. (A baseline reference is as
+large as its baseline file.)
 
-Anything that does not decode, has another format version or fails a check raises
+Anything that does not decode, has another format version (items of format 3 still read) or fails a check raises
 :class:`StateFormatError` (and nothing else); the caller then resets what the item held.
 
 >>> blob = encode_model(["x", "y"], ["x"], ["v1"])
@@ -60,7 +65,7 @@ ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'], calibrat
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
-stream_monitor.core.state.StateFormatError: model item: format None is not 3
+stream_monitor.core.state.StateFormatError: model item: format None is not 3 or 4
 """
 
 from __future__ import annotations
@@ -84,11 +89,13 @@ from stream_monitor.core.reference import CategoricalReference, NumericReference
 from stream_monitor.core.series import AlertSeries
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
 
-FORMAT_VERSION = 3
-"""Format of the items this module writes; items of any other format are rejected.
+FORMAT_VERSION = 4
+"""Format of the items this module writes; items of a format not in :data:`READABLE_FORMATS` are rejected.
 
 3: lifecycles keep their latest figures and whether they paged on their own; channels keep their page (``series``);
-items ``order`` and ``waiting`` (event-time order across input partitions); later optional fields need no new format."""
+items ``order`` and ``waiting`` (event-time order across input partitions); later optional fields need no new format.
+4: a channel's reference and window chunks are items of their own (``core/state_window.py``); other items as in 3."""
+READABLE_FORMATS = (3, FORMAT_VERSION)
 
 _SEVERITIES = ("info", "warning", "critical")
 _LIFECYCLE_OPTIONAL_INTS = ("clear_since_ms", "cooldown_until_ms", "episode_start_ms", "ended_ms")
@@ -116,8 +123,8 @@ def _unpack(blob: bytes, kind: str) -> dict[str, Any]:
     except Exception as exc:  # the decoder's own errors: truncated, extra data, bad UTF-8, too deep
         raise StateFormatError(f"{kind} item does not decode: {type(exc).__name__}") from None
     fmt = obj.get("format") if isinstance(obj, dict) else None
-    if fmt != FORMAT_VERSION or type(fmt) is not int:
-        raise StateFormatError(f"{kind} item: format {fmt!r} is not {FORMAT_VERSION}")
+    if fmt not in READABLE_FORMATS or type(fmt) is not int:
+        raise StateFormatError(f"{kind} item: format {fmt!r} is not {' or '.join(map(str, READABLE_FORMATS))}")
     if obj.get("kind") != kind:
         raise StateFormatError(f"{kind} item: kind is {obj.get('kind')!r}")
     return obj
@@ -297,15 +304,6 @@ def decode_labels_item(blob: bytes) -> tuple[OrderedDict[str, tuple[str, Any, in
 
 
 # ------------------------------------------------------------------ references and lifecycles
-def _encode_reference(ref: Reference | None) -> dict[str, Any] | None:
-    if ref is None:
-        return None
-    head = {"kind": ref.kind, "count": ref.count, "missing_rate": ref.missing_rate, "invalid_rate": ref.invalid_rate}
-    if isinstance(ref, NumericReference):
-        return {**head, "sample": _floats(ref.sorted_sample), "mean": ref.mean, "std": ref.std, "min": ref.minimum, "max": ref.maximum}
-    return {**head, "categories": list(ref.categories), "counts": np.asarray(ref.counts, dtype="<i8").tobytes()}
-
-
 def _decode_reference(obj: Any, numeric: bool) -> Reference:
     f = _Fields(obj, "reference")
     kind = f.get("kind", str)
@@ -385,20 +383,13 @@ def _decode_series(obj: Any, where: str, detectors: set[str]) -> AlertSeries:
 
 
 # ------------------------------------------------------------------ channel item
-def encode_channel(ch: ChannelMonitor) -> bytes:
-    """The state item of one channel: counters, warm-up, reference, window, detectors, lifecycles."""
-    numeric = ch.channel_type == "numeric"
+def encode_channel(ch: ChannelMonitor, chunk: int) -> bytes:
+    """The state item of one channel: counters, warm-up, detectors, lifecycles; its reference and window chunks
+    (of ``chunk`` positions) by the digest and stamps they were written with (``core/state_window.py``)."""
     window = None
     if ch.reference is not None:
-        window = {
-            "flags": ch.flags.tobytes(),
-            "times": np.ascontiguousarray(ch.times, dtype="<i8").tobytes(),
-            "values": _floats(ch.values) if numeric else np.ascontiguousarray(ch.values, dtype="<i4").tobytes(),
-            "obs_filled": ch.obs_filled,
-            "obs_pos": ch.obs_pos,
-            "val_filled": ch.val_filled,
-            "val_pos": ch.val_pos,
-        }
+        window = {"chunk": chunk, "stamps": ch.chunk_stamps, "obs_filled": ch.obs_filled, "obs_pos": ch.obs_pos,
+                  "val_filled": ch.val_filled, "val_pos": ch.val_pos}  # fmt: skip
     item = {
         "format": FORMAT_VERSION,
         "kind": "channel",
@@ -415,7 +406,7 @@ def encode_channel(ch: ChannelMonitor) -> bytes:
             "missing": ch._warm_missing,
             "invalid": ch._warm_invalid,
         },
-        "reference": _encode_reference(ch.reference),
+        "reference": ch.reference_digest if ch.reference is not None else None,
         "window": window,
         "detectors": {pdet.name: pdet.get_state() for _, pdet in ch.point_detectors},
         "pending": {name: list(p) for name, p in ch._pending.items()},
@@ -446,6 +437,7 @@ class ChannelSnapshot:
     fingerprints: dict[str, str]
     series: AlertSeries
     fields: _Fields = field(repr=False)
+    parts: Any = field(default=None, repr=False)  # format 4: reads its reference and window items (state_window.ChannelParts)
 
     @property
     def firing(self) -> list[str]:
@@ -466,22 +458,31 @@ class ChannelSnapshot:
         return open_pages(self.series, fingerprint(self.model, self.name), self.firing_lifecycles())
 
 
-def decode_channel(blob: bytes, model: str, name: str, partition: int | None = None) -> ChannelSnapshot:
+def decode_channel(blob: bytes, model: str, name: str, partition: int | None = None, parts: Any = None) -> ChannelSnapshot:
     """Decode and check a channel item of ``model``/``name``; raise :class:`StateFormatError` if it is not one.
 
-    ``partition`` is not used: no alert identity depends on it.
+    ``parts`` (``state_window.ChannelParts``) reads the reference and window items of a format 4 item; without it
+    only one without a reference decodes. ``partition`` is not used: no alert identity depends on it.
     """
-    return _guarded(f"channel {model!r}/{name!r}", lambda: _decode_channel(blob, model, name))
+    return _guarded(f"channel {model!r}/{name!r}", lambda: _decode_channel(blob, model, name, parts))
 
 
-def _decode_channel(blob: bytes, model: str, name: str) -> ChannelSnapshot:
+def _decode_channel(blob: bytes, model: str, name: str, parts: Any) -> ChannelSnapshot:
     f = _Fields(_unpack(blob, "channel"), f"channel {model!r}/{name!r}")
     if f.get("model", str) != model or f.get("name", str) != name:
         raise f.fail("name", "item stored under another model or channel")
     ctype = f.get("type", str)
     if ctype not in ("numeric", "categorical"):
         raise f.fail("type", repr(ctype))
-    ref_obj = f.get("reference", dict, type(None))
+    inline = f.obj["format"] == 3  # the reference and window in the item itself
+    if inline:
+        ref_obj = f.get("reference", dict, type(None))
+    elif (digest := f.get("reference", str, type(None))) is None:
+        ref_obj = None
+    elif parts is None:
+        raise f.fail("reference", "its item was not given")
+    else:
+        ref_obj = parts.reference(digest, f.fail)
     reference = None if ref_obj is None else _decode_reference(ref_obj, ctype == "numeric")
     lifecycles, orphans = ({}, {})
     for key, target in (("lifecycles", lifecycles), ("orphans", orphans)):
@@ -494,7 +495,7 @@ def _decode_channel(blob: bytes, model: str, name: str) -> ChannelSnapshot:
     fingerprints = {d: fingerprint(model, name, d) for d in (*lifecycles, *orphans)}
     series = _decode_series(f.get("series", dict), f"{f.where}.series", set(det.REGISTRY))
     digest = f.get("settings", str)
-    return ChannelSnapshot(model, name, ctype, digest, reference, lifecycles, orphans, fingerprints, series, f)
+    return ChannelSnapshot(model, name, ctype, digest, reference, lifecycles, orphans, fingerprints, series, f, None if inline else parts)
 
 
 def restore_channel(snap: ChannelSnapshot, settings: DetectionSettings, partition: int, ordinal: int) -> ChannelMonitor:
@@ -515,7 +516,8 @@ def _restore(snap: ChannelSnapshot, settings: DetectionSettings, partition: int,
     _restore_warmup(ch, _Fields(f.get("warmup", dict), f"{f.where}.warmup"), snap.reference is None)
     if snap.reference is not None:
         ch._activate(snap.reference)
-        _restore_window(ch, _Fields(f.get("window", dict), f"{f.where}.window"))
+        window = _Fields(f.get("window", dict), f"{f.where}.window")
+        _restore_window(ch, window if snap.parts is None else _Fields(snap.parts.window(window, ch), window.where))
         _restore_detectors(ch, f)
     elif f.get("window", type(None)) is not None or f.get("detectors", dict):
         raise f.fail("window", "a channel without reference has no window")

@@ -156,9 +156,9 @@ class ChangelogStore:
 
 
 def _group_of(key: str) -> str:
-    """Items that only rebuild together: a model's item and its channels; anything else alone."""
+    """Items that only rebuild together: a model's item and its channels' (with their reference and window items); anything else alone."""
     parts = key.split("\x1f")
-    if parts[0] in ("m", "c") and len(parts) >= 2:
+    if parts[0] in ("m", "c", "r", "w") and len(parts) >= 2:
         return "model\x1f" + parts[1]
     return "item\x1f" + key
 

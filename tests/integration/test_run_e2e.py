@@ -227,8 +227,8 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
     group = unique_name("group")
     fraud, _ = demo_streams(3000, 7)
     produce(kafka_bootstrap, topic, generate_events(fraud))
-    # a numeric channel's state item is tens of KB: above a 20 KB request size
-    small = {"producer": {"max_request_size": 20_000}}
+    # a numeric channel's reference item is 8 KB (its channel item ~5 KB, a window chunk ~2 KB): above a 6 KB request size
+    small = {"producer": {"max_request_size": 6_000}}
     monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], unique_name("alerts"), group, **{"kafka.client_options": small}))
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=180, check=monitor.check_alive)
@@ -237,7 +237,7 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
     m = monitor.app.metrics.registry.get_sample_value
     assert (m("stream_monitor_state_items_oversized_total") or 0) > 0
     assert monitor.app.stats.aborts == 0  # no checkpoint failed
-    assert all(len(v) <= 20_000 for _, v in read_all(kafka_bootstrap, f"{group}-state-changelog") if v is not None)
+    assert all(len(v) <= 6_000 for _, v in read_all(kafka_bootstrap, f"{group}-state-changelog") if v is not None)
 
 
 def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_goes_on(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
