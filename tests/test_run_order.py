@@ -12,6 +12,7 @@ import secrets
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from kafka import TopicPartition
 
 from stream_monitor.config import load_config
@@ -69,3 +70,31 @@ def test_alerts_judged_in_a_batch_begin_their_checkpoint_before_the_inputs_are_r
     cp.last_any_commit_at = cp.clock()  # a commit just began: not before min_commit_interval_ms
     app._process(_batch(app))
     assert "begin" not in calls
+
+
+def test_a_poll_that_raises_a_retriable_error_is_retried_and_any_other_raises():
+    """kafka-python raises a failed metadata refresh (KafkaConnectionError) out of ``poll`` while the broker
+    restarts: the loop waits and polls again (it exited with code 1 in a clean-clone CI run); anything else raises."""
+    from kafka.errors import KafkaConnectionError, KafkaError
+    from structlog.testing import capture_logs
+
+    from stream_monitor.config import load_config
+    from stream_monitor.runtime.app import MonitorApp
+
+    app = MonitorApp(load_config(None, env={}, overrides={"kafka.group_id": "g", "state.hmac_secret": secrets.token_hex(32), "metrics.enabled": False}))
+    raised: list[Exception] = [KafkaConnectionError("111 ECONNREFUSED"), KafkaConnectionError("111 ECONNREFUSED")]
+
+    def poll(timeout_ms: int, max_records: int) -> dict:
+        if raised:
+            raise raised.pop(0)
+        return {"batch": []}
+
+    app.consumer = type("C", (), {"poll": staticmethod(poll)})()
+    app._stop.set()  # the wait between tries returns at once
+    with capture_logs() as logs:
+        assert app._poll(10, 10) is None and app._poll(10, 10) is None
+        assert app._poll(10, 10) == {"batch": []}
+    assert app._poll_failures == 2 and [e["event"] for e in logs] == ["poll_failed_retrying"]  # logged once per POLL_FAILED_LOG_S
+    raised.append(KafkaError("not retriable"))
+    with pytest.raises(KafkaError, match="not retriable"):
+        app._poll(10, 10)

@@ -50,6 +50,8 @@ from stream_monitor.runtime.run_stats import RunStats, Timings
 from stream_monitor.runtime.topics import prepare_topology
 
 log = structlog.get_logger("stream_monitor.app")
+POLL_RETRY_S = 0.5  # a poll that raised a retriable error (no broker reachable) is tried again after this
+POLL_FAILED_LOG_S = 10.0  # ... and logged at most this often
 
 class MonitorApp(CheckpointSteps):
     """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error).
@@ -89,6 +91,7 @@ class MonitorApp(CheckpointSteps):
         self.stats = RunStats()
         self.timings = Timings()
         self._stop = stop_event or threading.Event()
+        self._poll_failures, self._poll_failed_logged_at = 0, -POLL_FAILED_LOG_S  # polls that raised (_poll_failed)
         self.tasks: dict[int, PartitionMonitor] = {}
         self.owned: set[TopicPartition] = set()
         self._to_restore: set[int] = set()
@@ -152,15 +155,7 @@ class MonitorApp(CheckpointSteps):
             admin.close()
         self.forwarder.partitions = self.state_partitions
         self._new_producer()
-        self.store = (
-            ChangelogStore(
-                k.resolved_changelog_topic(), self._keys, clients.plain_consumer(k, client_id + "-restore"),
-                watermark_consumer=clients.plain_consumer(k, client_id + "-restore-hw", read_committed=False),
-            )  # fmt: skip
-            if self._keys is not None
-            else None
-        )
-        self.checkpoint.store = self.store
+        self.store = self.checkpoint.store = self._changelog_store(client_id)
         self.consumer = self.checkpoint.consumer = clients.group_consumer(k, client_id)
         topics = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
         if self.repartition_topic:
@@ -182,7 +177,9 @@ class MonitorApp(CheckpointSteps):
         try:
             while not self.stopping:
                 polled_at = time.perf_counter()
-                batch = self.consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
+                batch = self._poll(k.poll_timeout_ms, k.max_poll_records)
+                if batch is None:
+                    continue
                 # a checkpoint begun before the poll ends at the first send (Checkpoint.before_send) or after
                 # processing; here when there is nothing to process or state to restore (failed: the batch is read again)
                 if (not batch or self._new_tps or self._to_restore) and not self._end_checkpoint():
@@ -351,6 +348,38 @@ class MonitorApp(CheckpointSteps):
             self.metrics.state_rejected.labels(UNREADABLE).inc()
             self.log.error("state_record_rejected", partition=partition, key=key.replace("\x1f", "/"), reason=UNREADABLE)
         return task
+
+    def _changelog_store(self, client_id: str) -> ChangelogStore | None:
+        """The changelog store with its two restore consumers (None without a state key: no state kept)."""
+        if self._keys is None:
+            return None
+        k = self.cfg.kafka
+        return ChangelogStore(
+            k.resolved_changelog_topic(), self._keys, clients.plain_consumer(k, client_id + "-restore"),
+            watermark_consumer=clients.plain_consumer(k, client_id + "-restore-hw", read_committed=False),
+        )  # fmt: skip
+
+    def _poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list] | None:
+        """The consumer's poll; None when it raised a retriable error (no broker reachable), after a short wait.
+
+        kafka-python raises a failed metadata refresh out of ``poll`` while the brokers are away
+        (seen in a broker restart). The loop is alive (the liveness heartbeat goes on); readiness
+        reports checkpoints failing once they do. Logged once per ``POLL_FAILED_LOG_S`` at most.
+        """
+        try:
+            return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            error = exc
+        self.metrics.heartbeat()
+        self._poll_failures += 1
+        now = time.monotonic()
+        if now - self._poll_failed_logged_at >= POLL_FAILED_LOG_S:
+            self._poll_failed_logged_at = now
+            self.log.warning("poll_failed_retrying", error=repr(error), failures=self._poll_failures)
+        self._stop.wait(POLL_RETRY_S)
+        return None
 
     # ------------------------------------------------------------- processing
     def _process(self, batch: dict[TopicPartition, list]) -> None:
