@@ -89,7 +89,7 @@ def test_a_poll_that_raises_a_retriable_error_is_retried_and_any_other_raises():
             raise raised.pop(0)
         return {"batch": []}
 
-    app.consumer = type("C", (), {"poll": staticmethod(poll)})()
+    app.consumer = SimpleNamespace(poll=poll)
     app._stop.set()  # the wait between tries returns at once
     with capture_logs() as logs:
         assert app._poll(10, 10) is None and app._poll(10, 10) is None
