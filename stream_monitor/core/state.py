@@ -71,7 +71,6 @@ stream_monitor.core.state.StateFormatError: model item: format None is not 3 or 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
@@ -113,7 +112,7 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise StateFormatError(f"extension type {code} in a state item")
 
 
-def _unpack(blob: bytes, kind: str) -> dict[str, Any]:
+def _unpack(blob: bytes, kind: str, formats: tuple[int, ...] = READABLE_FORMATS) -> dict[str, Any]:
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise StateFormatError(f"{kind} item: not bytes")
     try:
@@ -123,8 +122,8 @@ def _unpack(blob: bytes, kind: str) -> dict[str, Any]:
     except Exception as exc:  # the decoder's own errors: truncated, extra data, bad UTF-8, too deep
         raise StateFormatError(f"{kind} item does not decode: {type(exc).__name__}") from None
     fmt = obj.get("format") if isinstance(obj, dict) else None
-    if fmt not in READABLE_FORMATS or type(fmt) is not int:
-        raise StateFormatError(f"{kind} item: format {fmt!r} is not {' or '.join(map(str, READABLE_FORMATS))}")
+    if fmt not in formats or type(fmt) is not int:
+        raise StateFormatError(f"{kind} item: format {fmt!r} is not {' or '.join(map(str, formats))}")
     if obj.get("kind") != kind:
         raise StateFormatError(f"{kind} item: kind is {obj.get('kind')!r}")
     return obj
@@ -276,31 +275,11 @@ def _optional(f: Any, key: str, build: Callable[[Any], Any]) -> Any:
 
 
 # ------------------------------------------------------------------ label-join items
-def _prediction(text: str) -> Any:
-    value = json.loads(text)
-    scalar = (float, int, str, bool)
-    if type(value) in scalar or (isinstance(value, dict) and all(type(v) in scalar or v is None for v in value.values())):
-        return value
-    raise StateFormatError("labels item: a prediction is not a scalar or a map of scalars")
-
-
 def decode_labels(blob: bytes) -> OrderedDict[str, tuple[str, Any, int]]:
-    """The predictions of a labels item (``core/state_labels.py`` encodes them); raise :class:`StateFormatError` if it is not one."""
+    """The predictions of a labels item (``core/state_labels.py`` encodes and decodes them); raise :class:`StateFormatError` if it is not one."""
+    from stream_monitor.core.state_labels import decode_labels_item  # it builds on this module
+
     return decode_labels_item(blob)[0]
-
-
-def decode_labels_item(blob: bytes) -> tuple[OrderedDict[str, tuple[str, Any, int]], list[int]]:
-    """Decode and check a labels item: its predictions and the full segments it lists (``segments``, optional)."""
-    f = _Fields(_unpack(blob, "labels"), "labels")
-    ids, models, predictions = f.strings("ids"), f.strings("models"), f.strings("predictions")
-    times = f.array("times", "<i8", len(ids))
-    if not len(ids) == len(models) == len(predictions) or len(set(ids)) != len(ids):
-        raise f.fail("ids", "lengths differ or ids repeat")
-    segments = f.get("segments", list) if "segments" in f.obj else []
-    if not all(type(n) is int and 0 < n < 1 << 62 for n in segments) or any(a >= b for a, b in zip(segments, segments[1:])):
-        raise f.fail("segments", "not ascending segment numbers")
-    values = _guarded("labels item predictions", lambda: [_prediction(p) for p in predictions])
-    return OrderedDict(zip(ids, zip(models, values, times.tolist(), strict=True), strict=True)), segments
 
 
 # ------------------------------------------------------------------ references and lifecycles
