@@ -13,13 +13,16 @@ changed, not how many predictions wait: as one item rewritten whole, 30,000 wait
 1.7 MB and about 0.1 s at every checkpoint; with a segment rewritten whenever a label took a
 prediction out of it, labels arriving over hours rewrote every segment at every checkpoint.
 
-Each segment is a labels item (``core/state.py``) of format 4 (3 before format 4 existed: the same
-layout): ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}``.
-``labels`` has ``segments: [n]`` (ascending) when there are full segments and, only when some
-prediction is marked, ``gone: [bytes]``, one per listed segment: the positions of its item no longer
-waiting, bit ``i % 8`` of byte ``i // 8`` for position ``i``, ``(size + 7) // 8`` bytes (empty: none).
-A ``labels`` item with ``gone`` is of format 5, :data:`LABELS_FORMAT` (a reader of format 4 would
-bring the marked predictions back: it rejects it instead, and they all start again).
+Each segment is a labels item (``core/state.py``), of format 5 (:data:`LABELS_FORMAT`):
+``{format, kind: "labels", ids: [str], model_names: [str], model_of: u2 | u4, times: i8}`` and either
+``floats: f8`` (when every prediction is a float: no text to write or parse) or ``predictions: [JSON
+text]``; ``model_of`` is, per prediction, the index of its model in ``model_names`` (u2, or u4 beyond
+65,536 names, told apart by its length). ``labels`` has ``segments: [n]`` (ascending) when there are
+full segments and, only when some prediction is marked, ``gone: [bytes]``, one per listed segment: the
+positions of its item no longer waiting, bit ``i % 8`` of byte ``i // 8`` for position ``i``,
+``(size + 7) // 8`` bytes (empty: none). Items of formats 3 and 4 (``models: [str]`` and ``predictions:
+[JSON text]``, no marks) still read; a reader of format 4 rejects these (the predictions start again)
+rather than bring marked ones back.
 
 ``labels`` says which full segments hold predictions: when it does not read, every pending
 prediction starts again (as when it was the only item), and a full segment it does not list is
@@ -52,11 +55,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from stream_monitor.core.state import READABLE_FORMATS, StateFormatError, _Fields, _guarded, _pack, _unpack
+from stream_monitor.core.state_codec import READABLE_FORMATS, StateFormatError, _Fields, _guarded, _pack, _unpack
 
 SEGMENT_ENTRIES = 1024  # predictions per segment: about 60 KiB written when one is full
-SEGMENT_FORMAT = 4  # the format of a segment's item, and of item ``labels`` without marks
-LABELS_FORMAT = 5  # ... and of item ``labels`` with marks (``gone``)
+LABELS_FORMAT = 5  # the format of the labels items written (3 and 4 still read)
 COMPACT = 4  # a full segment is written again once at most 1/COMPACT of the predictions its item holds still wait
 LABELS = "labels"  # the newest segment's item
 SEALED = "labels\x1f"  # ... and the prefix of the full ones'
@@ -178,16 +180,23 @@ def _json_text(value: Any) -> str:
 
 
 def encode_labels(entries: list[tuple[str, Entry]], segments: list[int] | None = None, gone: list[bytes] | None = None) -> bytes:
-    """A labels item: (event id, (model, prediction, event time)) pairs, oldest first; ``segments``: the full segments
-    (item ``labels``), ``gone``: their marks, one per segment (format 5)."""
+    """A labels item (format 5): (event id, (model, prediction, event time)) pairs, oldest first; ``segments``: the full
+    segments (item ``labels``), ``gone``: their marks, one per segment."""
+    names: dict[str, int] = {}
+    model_of = [names.setdefault(e[0], len(names)) for _, e in entries]
+    predictions = [e[1] for _, e in entries]
     item: dict[str, Any] = {
-        "format": SEGMENT_FORMAT if gone is None else LABELS_FORMAT,
+        "format": LABELS_FORMAT,
         "kind": "labels",
         "ids": [i for i, _ in entries],
-        "models": [e[0] for _, e in entries],
-        "predictions": [_json_text(e[1]) for _, e in entries],
+        "model_names": list(names),
+        "model_of": np.asarray(model_of, dtype="<u2" if len(names) <= 1 << 16 else "<u4").tobytes(),
         "times": np.asarray([e[2] for _, e in entries], dtype="<i8").tobytes(),
     }
+    if all(type(p) is float for p in predictions):  # the usual case: 8 bytes each, no text to write or parse
+        item["floats"] = np.asarray(predictions, dtype="<f8").tobytes()
+    else:
+        item["predictions"] = [_json_text(p) for p in predictions]
     if segments:
         item["segments"] = sorted(segments)
         if gone is not None:
@@ -211,9 +220,20 @@ def decode_labels_item(blob: bytes) -> tuple[Entries, list[int]]:
 def decode_labels_head(blob: bytes) -> tuple[Entries, list[int], dict[int, bytes]]:
     """Decode and check a labels item: its predictions, the full segments it lists and their marks (``gone``, non-empty ones)."""
     f = _Fields(_unpack(blob, "labels", (*READABLE_FORMATS, LABELS_FORMAT)), "labels")
-    ids, models, predictions = f.strings("ids"), f.strings("models"), f.strings("predictions")
-    times = f.array("times", "<i8", len(ids))
-    if not len(ids) == len(models) == len(predictions) or len(set(ids)) != len(ids):
+    ids = f.strings("ids")
+    n = len(ids)
+    times = f.array("times", "<i8", n)
+    if f.obj["format"] == LABELS_FORMAT:
+        names, model_of = f.strings("model_names"), f.get("model_of", bytes)
+        index = f.array("model_of", "<u2" if len(model_of) == 2 * n else "<u4", n)
+        if n and int(index.max()) >= len(names):
+            raise f.fail("model_of", "a model beyond model_names")
+        models = [names[i] for i in index.tolist()]
+        floats = "floats" in f.obj
+        predictions: list[Any] = f.array("floats", "<f8", n).tolist() if floats else f.strings("predictions")
+    else:  # formats 3 and 4: a model name and a JSON text per prediction
+        models, predictions, floats = f.strings("models"), f.strings("predictions"), False
+    if not n == len(models) == len(predictions) or len(set(ids)) != n:
         raise f.fail("ids", "lengths differ or ids repeat")
     segments = f.get("segments", list) if "segments" in f.obj else []
     if not all(type(n) is int and 0 < n < 1 << 62 for n in segments) or any(a >= b for a, b in zip(segments, segments[1:])):
@@ -224,7 +244,7 @@ def decode_labels_head(blob: bytes) -> tuple[Entries, list[int], dict[int, bytes
         if f.obj["format"] != LABELS_FORMAT or len(marks) != len(segments) or not all(type(b) is bytes for b in marks):
             raise f.fail("gone", f"not one byte string per segment in an item of format {LABELS_FORMAT}")
         gone = {n: b for n, b in zip(segments, marks, strict=True) if b}
-    values = _guarded("labels item predictions", lambda: [_prediction(p) for p in predictions])
+    values = predictions if floats else _guarded("labels item predictions", lambda: [_prediction(p) for p in predictions])
     return OrderedDict(zip(ids, zip(models, values, times.tolist(), strict=True), strict=True)), segments, gone
 
 

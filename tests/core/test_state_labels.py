@@ -250,3 +250,41 @@ def test_segments_written_as_they_change_restore_what_waits(ops, size):
             assert rejected == [] and list(restored.items()) == list(pending.items())
             assert again.items(restored, only_changed=False) == seg.items(pending, only_changed=False)
             assert {k for k in changelog if k.startswith(state_labels.SEALED)} == {seg.key(n) for n in seg.members if n != seg.open}
+
+
+def _format4(entries: list[tuple[str, Any]], segments: list[int] | None = None) -> bytes:
+    """A labels item as the code before format 5 wrote it: a model name and a JSON text per prediction."""
+    item = {"format": 4, "kind": "labels", "ids": [i for i, _ in entries], "models": [e[0] for _, e in entries],
+            "predictions": [json.dumps(e[1]) for _, e in entries], "times": b"".join(e[2].to_bytes(8, "little", signed=True) for _, e in entries)}  # fmt: skip
+    if segments:
+        item["segments"] = segments
+    return msgpack.packb(item, use_bin_type=True)
+
+
+def test_segments_of_format_4_restore_and_are_written_again_only_as_they_change():
+    monitor, changelog = PartitionMonitor(SPEC, 0), {}
+    sealed = _full_segments(monitor, changelog, 2)
+    listed = state_labels.decode_labels_item(changelog["labels"])[1]
+    old = {k: _format4(list(state_labels.decode_labels_item(v)[0].items()), listed if k == "labels" else None) for k, v in changelog.items() if state_labels.is_labels_key(k)}
+    assert {msgpack.unpackb(v)["format"] for v in old.values()} == {4}
+    restored = PartitionMonitor.from_state_items(SPEC, 0, {**changelog, **old})
+    assert restored.rejected_state_items == 0 and list(restored.pending_labels.items()) == list(monitor.pending_labels.items())
+    for m in (monitor, restored):
+        assert m.process_labels(_labelled([1, 2, SEGMENT_ENTRIES + 1])).dead_letters == []
+    items = {k: v for k, v in restored.state_items().items() if state_labels.is_labels_key(k)}
+    assert set(items) == {"labels"} and sealed[0] not in items  # the format 4 segments stay, marked
+    assert items == {k: v for k, v in monitor.state_items().items() if state_labels.is_labels_key(k)}
+
+
+_prediction_values = st.floats() | st.integers(-(2**63), 2**63) | st.booleans() | st.text(max_size=4) | st.dictionaries(st.text(max_size=2), st.floats() | st.none(), max_size=2)
+
+
+@given(entries=st.lists(st.tuples(st.sampled_from(["a", "b", "ç"]), _prediction_values, st.integers(-(2**62), 2**62)), max_size=20),
+       floats=st.booleans())  # fmt: skip
+def test_a_labels_item_gives_back_the_models_predictions_and_times_it_was_given(entries, floats):
+    if floats:
+        entries = [(m, float(i) / 3, t) for i, (m, _, t) in enumerate(entries)]
+    pairs = [(f"e{i}", e) for i, e in enumerate(entries)]
+    got = list(state_labels.decode_labels_item(encode_labels(pairs))[0].items())
+    assert json.dumps(got) == json.dumps(pairs) and [type(e[1]) for _, e in got] == [type(e[1]) for _, e in pairs]
+    assert ("floats" in msgpack.unpackb(encode_labels(pairs))) == all(type(e[1]) is float for e in entries)
