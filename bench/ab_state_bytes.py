@@ -8,7 +8,9 @@ records (references and windows full) each batch's ``state_items()`` is measured
 written (tombstones count 0), their count, and the CPU time (``time.process_time``) of the call.
 Sides alternate ``--reps`` times; both must produce the same alert bytes. ``--workload throughput``
 takes the throughput workload (``bench/workload.py``) instead, e.g. with ``--batch 5000``: every
-window chunk of a channel changes between two checkpoints.
+window chunk of a channel changes between two checkpoints. ``--labels N``: every N-th event has a label
+(``bench.compare.label_events``, as the (e+labels) row), read once its event was checkpointed: after a
+batch's events, the labels of the events before the previous checkpoint (their bytes count as input).
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from typing import Any
 from bench.ab_against_ref import OLD, extract
 
 
-def measure(pkg: str, values: list[bytes], batch: int, warm: int) -> dict[str, Any]:
+def measure(pkg: str, values: list[bytes], batch: int, warm: int, labels: list[tuple[int, bytes]] = ()) -> dict[str, Any]:
     """One run of package ``pkg`` over ``values``: per-checkpoint bytes, items and CPU after ``warm`` records."""
     monitor = importlib.import_module(f"{pkg}.core.monitor")
     spec = importlib.import_module(f"{pkg}.core.spec").MonitorSpec(max_lateness_seconds=0.5)
     position = importlib.import_module(f"{pkg}.core.events").SourcePosition
     records = [monitor.InputRecord(v, position("in", 0, i, None)) for i, v in enumerate(values)]
+    label_records = [(i, monitor.InputRecord(v, position("labels", 0, k, None)), len(v)) for k, (i, v) in enumerate(labels)]
+    fed = committed = 0
     mon = monitor.PartitionMonitor(spec, partition=0)
     digest = hashlib.sha256()
     written, counts, cpu, inputs = [], [], [], []
@@ -41,6 +45,14 @@ def measure(pkg: str, values: list[bytes], batch: int, warm: int) -> dict[str, A
     for i in range(0, len(records), batch):
         for alert in mon.process(records[i : i + batch]).alerts:
             digest.update(alert.payload)
+        ready = fed
+        while ready < len(label_records) and label_records[ready][0] < committed:
+            ready += 1
+        if ready > fed:
+            for alert in mon.process_labels([r for _, r, _ in label_records[fed:ready]]).alerts:
+                digest.update(alert.payload)
+        label_bytes = sum(n for _, _, n in label_records[fed:ready])
+        fed, committed = ready, i + batch
         t = time.process_time()
         items = mon.state_items()
         dt = time.process_time() - t
@@ -48,7 +60,7 @@ def measure(pkg: str, values: list[bytes], batch: int, warm: int) -> dict[str, A
             written.append(sum(len(v or b"") for v in items.values()))
             counts.append(len(items))
             cpu.append(dt)
-            inputs.append(sum(len(v) for v in values[i : i + batch]))
+            inputs.append(sum(len(v) for v in values[i : i + batch]) + label_bytes)
     return {"bytes": written, "items": counts, "cpu": cpu, "input": inputs, "alerts": digest.hexdigest()}
 
 
@@ -63,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--workload", choices=("latency", "throughput"), default="latency")
     ap.add_argument("--records", type=int, default=200_000, help="throughput workload: records")
+    ap.add_argument("--labels", type=int, default=0, help="every N-th event labelled, read after its event's checkpoint (0: none)")
     args = ap.parse_args(argv)
     import structlog
 
@@ -75,13 +88,18 @@ def main(argv: list[str] | None = None) -> int:
         values = throughput_events(args.records)
     else:
         values, _, _ = latency_stream(args.rate, args.seconds, 4, start_ms=1_767_225_600_000)
+    labels: list[tuple[int, bytes]] = []
+    if args.labels:
+        from bench.compare import label_events
+
+        labels = label_events(values, args.labels)
     with tempfile.TemporaryDirectory() as tmp:
         extract(args.ref, Path(tmp))
         sys.path.insert(0, tmp)
         runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
         for rep in range(args.reps):
             for side in ("old", "new") if rep % 2 == 0 else ("new", "old"):
-                r = measure(OLD if side == "old" else "stream_monitor", values, args.batch, args.warm)
+                r = measure(OLD if side == "old" else "stream_monitor", values, args.batch, args.warm, labels)
                 runs[side].append(r)
                 n = len(r["bytes"])
                 print(

@@ -38,8 +38,10 @@ int32, uint8 arrays):
   invalid_rate, categories: [str], counts: i8}}`` and one per ``chunk`` ring positions ``{format, kind: "window",
   model, name, chunk: index, stamp, flags: u1, times: i8, values: f8 | i4}``. A channel item of format 3 holds both
   inline (``reference`` that map, ``window`` ``{flags, times, values, obs_filled, obs_pos, val_filled, val_pos}``).
-- labels ``{format, kind: "labels", ids: [str], models: [str], predictions: [JSON text], times: i8}`` (the
-  predictions awaiting their label, in segments: ``core/state_labels.py``)
+- labels ``{format, kind: "labels", ids: [str], model_names: [str], model_of: u2 | u4, floats: f8 | predictions:
+  [JSON text], times: i8}`` (the predictions awaiting their label, in segments, format 5: ``core/state_labels.py``;
+  the newest segment's item also lists the full ones, ``segments``, and the positions taken out of them, ``gone``;
+  formats 3 and 4 had ``models: [str], predictions: [JSON text]``)
 - order ``{format, kind: "order", inference: {frontier: null | [time, tie, index], sources: [[topic,
   partition, latest event time]]}, labels: (the same), seen: [[topic, partition, next offset]],
   prediction_time: null | int}`` (event-time order across input partitions, ``core/ordering.py``)
@@ -56,6 +58,7 @@ overflow bucket, so a channel item (its warm-up) or a reference item holds at mo
 — under 0.5 MiB with the default settings, below a producer's default 1 MiB request size. (A baseline reference is as
 large as its baseline file.)
 
+The encoding every item shares (MessagePack, format and kind, checked field access) is ``core/state_codec.py``.
 Anything that does not decode, has another format version (items of format 3 still read) or fails a check raises
 :class:`StateFormatError` (and nothing else); the caller then resets what the item held.
 
@@ -65,13 +68,12 @@ ModelRecord(known_features=['x', 'y'], channels=['x'], versions=['v1'], calibrat
 >>> decode_model(b"\\x80", "m")
 Traceback (most recent call last):
 ...
-stream_monitor.core.state.StateFormatError: model item: format None is not 3 or 4
+stream_monitor.core.state_codec.StateFormatError: model item: format None is not 3 or 4
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
@@ -88,110 +90,12 @@ from stream_monitor.core.performance import classes_from_state
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference
 from stream_monitor.core.series import AlertSeries
 from stream_monitor.core.settings import DetectionSettings, LifecycleSettings
-
-FORMAT_VERSION = 4
-"""Format of the items this module writes; items of a format not in :data:`READABLE_FORMATS` are rejected.
-
-3: lifecycles keep their latest figures and whether they paged on their own; channels keep their page (``series``);
-items ``order`` and ``waiting`` (event-time order across input partitions); later optional fields need no new format.
-4: a channel's reference and window chunks are items of their own (``core/state_window.py``); other items as in 3."""
-READABLE_FORMATS = (3, FORMAT_VERSION)
+# the shared encoding, also imported from here by the other items' modules
+from stream_monitor.core.state_codec import FORMAT_VERSION, READABLE_FORMATS, StateFormatError, _Fields, _floats, _guarded, _pack, _unpack  # noqa: F401
+from stream_monitor.core.state_labels import decode_labels_item
 
 _SEVERITIES = ("info", "warning", "critical")
 _LIFECYCLE_OPTIONAL_INTS = ("clear_since_ms", "cooldown_until_ms", "episode_start_ms", "ended_ms")
-
-
-class StateFormatError(ValueError):
-    """A state item that is not a well-formed item of this format: its content is not used."""
-
-
-def _pack(obj: dict[str, Any]) -> bytes:  # category values and names may hold lone surrogates (valid JSON escapes)
-    return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
-
-
-def _no_ext(code: int, data: bytes) -> Any:
-    raise StateFormatError(f"extension type {code} in a state item")
-
-
-def _unpack(blob: bytes, kind: str) -> dict[str, Any]:
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise StateFormatError(f"{kind} item: not bytes")
-    try:
-        obj = msgpack.unpackb(blob, raw=False, strict_map_key=True, ext_hook=_no_ext, timestamp=0, unicode_errors="surrogatepass")
-    except StateFormatError:
-        raise
-    except Exception as exc:  # the decoder's own errors: truncated, extra data, bad UTF-8, too deep
-        raise StateFormatError(f"{kind} item does not decode: {type(exc).__name__}") from None
-    fmt = obj.get("format") if isinstance(obj, dict) else None
-    if fmt not in READABLE_FORMATS or type(fmt) is not int:
-        raise StateFormatError(f"{kind} item: format {fmt!r} is not {' or '.join(map(str, READABLE_FORMATS))}")
-    if obj.get("kind") != kind:
-        raise StateFormatError(f"{kind} item: kind is {obj.get('kind')!r}")
-    return obj
-
-
-def _guarded(what: str, build: Callable[[], Any]) -> Any:  # build(), any error but StateFormatError reported as one
-    try:
-        return build()
-    except StateFormatError:
-        raise
-    except Exception as exc:
-        raise StateFormatError(f"{what}: {type(exc).__name__}: {exc}"[:300]) from None
-
-
-class _Fields:
-    """Typed, checked access to one decoded map; every failure is a StateFormatError naming the field."""
-
-    def __init__(self, obj: Any, where: str) -> None:
-        if not isinstance(obj, dict):
-            raise StateFormatError(f"{where}: not a map")
-        self.obj, self.where = obj, where
-
-    def fail(self, key: str, problem: str) -> StateFormatError:
-        """The error for field ``key``."""
-        return StateFormatError(f"{self.where}.{key}: {problem}")
-
-    def get(self, key: str, *types: type) -> Any:
-        """Field ``key``, which must exist with exactly one of ``types``."""
-        if key not in self.obj:
-            raise self.fail(key, "missing")
-        value = self.obj[key]
-        if type(value) not in types:
-            raise self.fail(key, f"{type(value).__name__} is not {'/'.join(t.__name__ for t in types)}")
-        return value
-
-    def count(self, key: str, high: int | None = None) -> int:
-        """A non-negative integer field, at most ``high``."""
-        value = self.get(key, int)
-        if value < 0 or (high is not None and value > high):
-            raise self.fail(key, f"{value} out of range")
-        return value
-
-    def rate(self, key: str) -> float:
-        """A float field in [0, 1]."""
-        value = self.get(key, float)
-        if not 0.0 <= value <= 1.0:
-            raise self.fail(key, f"{value} is not a rate")
-        return value
-
-    def strings(self, key: str) -> list[str]:
-        """A list of strings."""
-        value = self.get(key, list)
-        if not all(type(v) is str for v in value):
-            raise self.fail(key, "not a list of strings")
-        return value
-
-    def array(self, key: str, dtype: str, size: int | None = None) -> np.ndarray:
-        """A byte-string field as a (writable) numpy array of ``dtype``, of ``size`` elements if given."""
-        raw = self.get(key, bytes)
-        itemsize = np.dtype(dtype).itemsize
-        if len(raw) % itemsize or (size is not None and len(raw) != size * itemsize):
-            raise self.fail(key, f"{len(raw)} bytes is not {size if size is not None else 'n'} x {dtype}")
-        return np.frombuffer(raw, dtype=dtype).copy()
-
-
-def _floats(arr: np.ndarray) -> bytes:
-    return np.ascontiguousarray(arr, dtype="<f8").tobytes()
 
 
 _DIGESTS: dict[int, tuple[DetectionSettings, str]] = {}
@@ -276,31 +180,9 @@ def _optional(f: Any, key: str, build: Callable[[Any], Any]) -> Any:
 
 
 # ------------------------------------------------------------------ label-join items
-def _prediction(text: str) -> Any:
-    value = json.loads(text)
-    scalar = (float, int, str, bool)
-    if type(value) in scalar or (isinstance(value, dict) and all(type(v) in scalar or v is None for v in value.values())):
-        return value
-    raise StateFormatError("labels item: a prediction is not a scalar or a map of scalars")
-
-
 def decode_labels(blob: bytes) -> OrderedDict[str, tuple[str, Any, int]]:
-    """The predictions of a labels item (``core/state_labels.py`` encodes them); raise :class:`StateFormatError` if it is not one."""
+    """The predictions of a labels item (``core/state_labels.py`` encodes and decodes them); raise :class:`StateFormatError` if it is not one."""
     return decode_labels_item(blob)[0]
-
-
-def decode_labels_item(blob: bytes) -> tuple[OrderedDict[str, tuple[str, Any, int]], list[int]]:
-    """Decode and check a labels item: its predictions and the full segments it lists (``segments``, optional)."""
-    f = _Fields(_unpack(blob, "labels"), "labels")
-    ids, models, predictions = f.strings("ids"), f.strings("models"), f.strings("predictions")
-    times = f.array("times", "<i8", len(ids))
-    if not len(ids) == len(models) == len(predictions) or len(set(ids)) != len(ids):
-        raise f.fail("ids", "lengths differ or ids repeat")
-    segments = f.get("segments", list) if "segments" in f.obj else []
-    if not all(type(n) is int and 0 < n < 1 << 62 for n in segments) or any(a >= b for a, b in zip(segments, segments[1:])):
-        raise f.fail("segments", "not ascending segment numbers")
-    values = _guarded("labels item predictions", lambda: [_prediction(p) for p in predictions])
-    return OrderedDict(zip(ids, zip(models, values, times.tolist(), strict=True), strict=True)), segments
 
 
 # ------------------------------------------------------------------ references and lifecycles

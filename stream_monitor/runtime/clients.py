@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_monitor.config import KafkaSettings
-from stream_monitor.runtime.kafka_compat import install_fast_records, keep_transactional_requests
+from stream_monitor.runtime.kafka_compat import install_fast_records, keep_transactional_requests, quick_transactional_retries
 
 
 class RedactedStr(str):
@@ -263,7 +263,8 @@ def producer(settings: KafkaSettings, client_id: str, transactional_id: str | No
     """Idempotent producer (``acks=all``); transactional when ``transactional_id`` is given.
 
     A transactional one keeps its transactional requests through a broker restart
-    (:func:`~stream_monitor.runtime.kafka_compat.keep_transactional_requests`).
+    (:func:`~stream_monitor.runtime.kafka_compat.keep_transactional_requests`) and retries them after
+    20 ms rather than 100 unless ``retry_backoff_ms`` is configured (:func:`~stream_monitor.runtime.kafka_compat.quick_transactional_retries`).
     """
     opts: dict[str, Any] = {
         **security_options(settings),
@@ -282,6 +283,8 @@ def producer(settings: KafkaSettings, client_id: str, transactional_id: str | No
     made = KafkaProducer(**opts)
     if transactional_id is not None:
         keep_transactional_requests(made)
+        if "retry_backoff_ms" not in opts:
+            quick_transactional_retries(made)
     return made
 
 
