@@ -12,7 +12,10 @@ code, in one process, alternating, ``--rounds`` times after a warm-up, CPU time
 * columns: what the judge reads of the rows before judging (``gathering.uniform_columns``, each
   row's ``identity`` and ``key``).
 
-``hop`` is all four in a row (the figure to report); ``--steps`` also times each step alone. Both
+``hop`` is all four in a row; ``fetch`` (before them) is ``runtime.fetch_records.decode_v2`` of each
+poll's records as v2 record batches (one per input partition and poll, no compression, the key
+``bench-v1``): what the consumer does per record before reading. ``--steps`` also times each
+hop step alone. Both
 sides' decoded rows are compared (keys, positions, carriers, events' fields, features) and a
 difference fails.
 """
@@ -56,6 +59,26 @@ class Side:
         self.gathering = importlib.import_module(f"{pkg}.core.gathering")
         self.spec, _ = spec_of(pkg)
         self.polls = polls
+
+    def batches(self, pkg: str) -> None:
+        """Each poll's records of each input partition as one v2 record batch (kafka-python's builder)."""
+        from kafka.record import MemoryRecordsBuilder
+        from kafka.record.default_records import DefaultRecordBatch
+
+        self.fetch_records = importlib.import_module(f"{pkg}.runtime.fetch_records")
+        self.blobs = []
+        for poll in self.polls:
+            for p, recs in poll:
+                b = MemoryRecordsBuilder(2, 0, 1 << 30, offset=recs[0].offset)
+                for r in recs:
+                    b.append(r.timestamp, r.key, r.value, [])
+                b.close()
+                self.blobs.append((p, bytes(b.buffer())))
+        self.batch_of = DefaultRecordBatch
+
+    def fetch(self) -> int:
+        decode, batch_of = self.fetch_records.decode_v2, self.batch_of
+        return sum(len(decode(batch_of(blob), "in", p)[0]) for p, blob in self.blobs)
 
     def read(self) -> list[list[Any]]:
         read = self.intake.read_inference_wire
@@ -151,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         from stream_monitor.ops.collector import tune_collector
 
         tune_collector()
-        steps: dict[str, dict[str, Callable[[], Any]]] = {"hop": {pkg: s.hop for pkg, s in sides.items()}}
+        for pkg, side in sides.items():
+            side.batches(pkg)
+        steps: dict[str, dict[str, Callable[[], Any]]] = {"fetch": {pkg: s.fetch for pkg, s in sides.items()}, "hop": {pkg: s.hop for pkg, s in sides.items()}}
         if args.steps:
             read = {pkg: s.read() for pkg, s in sides.items()}
             decoded = {pkg: s.decode(blobs[pkg]) for pkg, s in sides.items()}

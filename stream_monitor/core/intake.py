@@ -37,7 +37,7 @@ from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.spec import MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
-_TIE_BASE = hashlib.blake2b(digest_size=8).copy  # a fresh state's copy, updated with a record: tie_of's digest without its keyword arguments
+tie_state = hashlib.blake2b(digest_size=8).copy  # a fresh state's copy, updated with a record: tie_of's digest without its keyword arguments
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +92,19 @@ def read_inference(spec: MonitorSpec, records: Sequence[InputRecord]) -> Intake:
     out = Intake(records=len(records))
     max_bytes = spec.max_record_bytes
     formats = {t: f for t, f in spec.input_formats.items() if f.kind != "native"}
-    loads, values_of, not_json = orjson.loads, ev.fast_values, orjson.JSONDecodeError
+    loads, values_of, not_json, plain = orjson.loads, ev.fast_values, orjson.JSONDecodeError, plain_values
     keep = out.row
     for rec in records:
         try:
             raw, pos = rec.value, rec.position
-            try:
-                obj = loads(raw) if len(raw) <= max_bytes and not (formats and pos.topic in formats) else None
-            except not_json:
-                obj = None
-            values = values_of(obj) if type(obj) is dict else None
+            native = len(raw) <= max_bytes and not (formats and pos.topic in formats)
+            values = plain(raw) if native else None
+            if values is None and native:  # not of the plainest shape: orjson and fast_values decide
+                try:
+                    obj = loads(raw)
+                except not_json:
+                    obj = None
+                values = values_of(obj) if type(obj) is dict else None
             t = None if values is None else values[3]
             if t is None and values is not None:
                 t = pos.timestamp_ms  # no ts: the record's time (the event-time rule, ev.event_time_of)
@@ -177,7 +180,7 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
     by_model = out.rows
     max_bytes = spec.max_record_bytes
     loads, values_of, not_json, plain = orjson.loads, ev.fast_values, orjson.JSONDecodeError, plain_values
-    fresh, from_bytes = _TIE_BASE, int.from_bytes
+    fresh, from_bytes = tie_state, int.from_bytes
     for rec in records:
         try:
             raw = rec.value
