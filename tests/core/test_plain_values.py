@@ -109,3 +109,22 @@ def test_the_usual_records_are_taken() -> None:
     assert all(v is not None for v in got)
     assert plain_values(b'{"model": "m", "features": {"a": 1, "b": 2, "a": 3}}') == (None, "m", None, None, {"a": 3, "b": 2}, None, None, None)
     assert plain_values(b'{"model": "m", "ts": "1970-01-01T00:00:01Z", "event_id": 5, "latency_ms": 3}') == ("5", "m", None, 1000, None, None, None, 3.0)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kinds=st.lists(st.sampled_from(["plain", "extra", "bad", "no_ts"]), min_size=20, max_size=80))
+def test_long_batches_read_as_record_by_record_whatever_plain_values_takes(kinds: list[str]) -> None:
+    """read_inference_wire stops asking plain_values once it takes fewer than half of a batch's records
+    (records with more fields): the rows and dead letters stay those of reading record by record."""
+    from stream_monitor.core import intake as ik
+    from stream_monitor.core.events import SourcePosition
+    from stream_monitor.core.spec import MonitorSpec
+    from tests.core.test_reading_equivalence import _KafkaRecord, _general, _wire
+
+    bodies = {"plain": b'{"model": "m", "ts": %d, "features": {"x": %d.5, "c": "v"}}', "extra": b'{"model": "m", "ts": %d, "request_id": "r", "features": {"x": %d}}',
+              "bad": b'{"model": "m", "ts": %d, "features": {"x": %d}', "no_ts": b'{"model": "m", "tss": %d, "features": {"x": %d}}'}  # fmt: skip
+    raws = [bodies[k] % (1_767_225_600_000 + i, i) for i, k in enumerate(kinds)]
+    recs = [ik.InputRecord(raw, SourcePosition("t", 1, 7 + i, None)) for i, raw in enumerate(raws)]
+    consumer = [_KafkaRecord(raw, 7 + i, None, []) for i, raw in enumerate(raws)]
+    spec = MonitorSpec()
+    assert _wire(ik.read_inference_wire(spec, "t", 1, consumer)) == _wire(ik.as_wire(_general(spec, recs)))
