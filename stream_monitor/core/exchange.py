@@ -423,7 +423,7 @@ class ColumnsView(msgspec.Struct, array_like=True, gc=False, eq=False):
     index: int
     event_id: Union[str, None]
     model_version: Union[str, None]
-    values: list[_S]
+    values: tuple[_S, ...]  # (a tuple: GC untracks it, a row waiting in the event-time order costs later collections nothing)
     prediction: Union[_S, dict[str, _S]]
     label: _S
     latency_ms: Union[int, float, None]
