@@ -29,3 +29,14 @@ def test_ab_rows_runs_both_encoders_and_finds_the_same_alerts() -> None:
     for step in ("encode", "decode", "gather", "stage2"):
         assert any(line.startswith(step + ": base HEAD") and "saved median" in line for line in lines), (step, lines)
     assert any("identical" in line for line in lines if line.startswith("stage2"))
+
+
+def test_ab_hop_runs_both_sides_and_finds_the_same_rows() -> None:
+    """``python -m bench.ab_hop`` at smoke size: each side fetches, reads, encodes and decodes its own records."""
+    cmd = [sys.executable, "-m", "bench.ab_hop", "--base", "HEAD", "--events", "2000", "--rounds", "1", "--steps"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("2000 records") and lines[0].endswith("decoded rows identical")
+    for step in ("fetch", "hop", "read", "encode", "decode", "columns"):
+        assert any(line.startswith(step + ": base HEAD") and "saved median" in line for line in lines), (step, lines)

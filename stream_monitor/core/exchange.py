@@ -51,8 +51,8 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
-from operator import itemgetter, setitem
-from typing import Any, Sequence, overload
+from operator import attrgetter, itemgetter, setitem
+from typing import Any, Literal, Sequence, Union, overload
 
 import msgpack
 import msgspec
@@ -231,7 +231,7 @@ _position = partial(tuple.__new__, ev.SourcePosition)  # a SourcePosition of a r
 
 def decode_rows(blob: bytes) -> tuple[str, list[Row]]:
     """(model, rows) of a rows record; :class:`RowsFormatError` when it is not one."""
-    return _rows_of(_unpack(blob))
+    return _typed_columns(blob, None) or _rows_of(_unpack(blob))
 
 
 def _unpack(blob: bytes) -> Any:
@@ -298,7 +298,7 @@ def _columns_of(body: list[Any], carrier: tuple[str, int, int] | None) -> tuple[
                 raise ValueError("bad position or time")
             if type(values) is not list or len(values) != width:
                 raise ValueError("features are not the values of the names")
-            event = ColumnsView(event_id, model, version, t, names, values, prediction, label, latency)
+            event = ColumnsView(INFERENCE, topic, partition, offset, r[4], t, tie, index, event_id, version, values, prediction, label, latency, problems, model, names)
             probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
             append(Row(INFERENCE, (t, tie, index), _position(r[1:5]), event, probs, carrier))
     except (TypeError, ValueError, KeyError, IndexError) as exc:
@@ -343,6 +343,8 @@ def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None) -> P
     >>> decode_record(encode_rows("m", []))
     ('m', [])
     """
+    if (got := _typed_columns(blob, carrier)) is not None:  # (what most records are) read in one pass; anything unusual as below
+        return got
     body = _unpack(blob)
     if type(body) is list and len(body) in (4, 5) and body[0] == PROGRESS_FORMAT:
         topic, partition, t = body[1], body[2], body[3]
@@ -380,7 +382,6 @@ class EventView:
         return {k: getattr(self, k) for k in EventView.__slots__}
 
 
-_FEATURES_SLOT = EventView.features  # (the slot's descriptor, shadowed in ColumnsView by a property)
 _NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
@@ -395,34 +396,98 @@ def _shared_names(names: list[str]) -> tuple[str, ...]:
     return got
 
 
-class ColumnsView(EventView):
-    """An inference event read from a columnar rows record: its feature ``names`` (shared by the record's
-    rows) and ``values``; the features object is made only when something asks for it (the judge's
-    gathering takes the values as they are: :func:`~stream_monitor.core.gathering.uniform_columns`).
-    """
+class _Local:
+    """The type of a :class:`ColumnsView` field set where it is read, never sent: a wire row that has one is refused."""
 
-    __slots__ = ("names", "values")
 
-    def __init__(self, event_id: Any, model: str, model_version: Any, ts: Any, names: tuple[str, ...], values: list[Any], prediction: Any, label: Any, latency_ms: Any) -> None:
-        self.event_id = event_id
-        self.model = model
-        self.model_version = model_version
-        self.ts = ts
-        self.names = names
-        self.values = values
-        self.prediction = prediction
-        self.label = label
-        self.latency_ms = latency_ms
+def _not_on_wire(kind: type, obj: Any) -> Any:
+    raise ValueError("not a wire field")
+
+
+_S = Union[None, bool, int, float, str]  # a value as reading writes it (what pydantic's Scalar and fast_values take)
+
+
+class ColumnsView(msgspec.Struct, array_like=True, gc=False, eq=False):
+    """An inference event read from a columnar rows record, made by msgspec from the row's wire form (its fields in
+    wire order, ``ts`` the event time; types checked), with the attributes judging reads (``InferenceEvent``'s); ``model``
+    and the ``names`` (shared by the record's rows) set when read. The features object is made only when asked for
+    (the judge's gathering takes the values as they are: :func:`~stream_monitor.core.gathering.uniform_columns`)."""
+
+    kind: Literal[0]
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: Union[int, None]
+    ts: int
+    tie: int
+    index: int
+    event_id: Union[str, None]
+    model_version: Union[str, None]
+    values: tuple[_S, ...]  # (a tuple: GC untracks it, a row waiting in the event-time order costs later collections nothing)
+    prediction: Union[_S, dict[str, _S]]
+    label: _S
+    latency_ms: Union[int, float, None]
+    problems: list[tuple[str, str]]
+    model: _Local = None  # type: ignore[assignment]  # (set when read: never on the wire)
+    names: _Local = None  # type: ignore[assignment]
+    made: _Local = None  # type: ignore[assignment]  # the features object, once asked for
 
     @property
-    def features(self) -> dict[str, Any]:  # type: ignore[override]
+    def features(self) -> dict[str, Any]:
         """The features object (names to values, in the names' order), made once when first asked for."""
-        try:
-            return _FEATURES_SLOT.__get__(self)  # type: ignore[no-any-return]
-        except AttributeError:  # not made yet (the slot is left unset)
-            f = dict(zip(self.names, self.values))
-            _FEATURES_SLOT.__set__(self, f)
-            return f
+        f = self.made
+        if f is None:
+            f = self.made = dict(zip(self.names, self.values))  # type: ignore[assignment,arg-type]
+        return f  # type: ignore[return-value]
+
+    __dict__ = vars(EventView)["__dict__"]  # the fields as a map (what Row.raw writes)
+
+
+class _Columns(msgspec.Struct, array_like=True, gc=False):  # a COLUMNS_FORMAT record (group, groups None: not sent)
+    format: Literal[3]
+    model: str
+    names: list[str]
+    rows: list[ColumnsView]
+    group: int = None  # type: ignore[assignment]
+    groups: int = None  # type: ignore[assignment]
+
+
+_COLUMNS = msgspec.msgpack.Decoder(_Columns, dec_hook=_not_on_wire).decode
+_COLUMNS_HEADS = (bytes([0x94, COLUMNS_FORMAT]), bytes([0x96, COLUMNS_FORMAT]))  # a MessagePack array of 4 or 6 starting with the format
+_VALUES = attrgetter("values")
+
+
+def _typed_columns(blob: bytes, carrier: tuple[str, int, int] | None) -> tuple[str, list[Row]] | None:
+    """The rows of a ``COLUMNS_FORMAT`` record read by msgspec into their :class:`ColumnsView` in one pass; None for any
+    other (bad or unusual) record, which :func:`_rows_of` reads and words (``tests/core/test_columns_typed.py``)."""
+    if blob[:2] not in _COLUMNS_HEADS:  # (msgspec would take an array longer than the record's)
+        return None
+    try:
+        body = _COLUMNS(blob)
+    except msgspec.DecodeError:  # (msgspec.ValidationError is one)
+        return None
+    names, model, views = body.names, body.model, body.rows
+    if len(set(names)) != len(names):
+        return None
+    if body.group is not None or body.groups is not None:  # a judging group's rows (both sent) or nothing read here
+        if body.group is None or body.groups is None or not 0 < body.group < body.groups:
+            return None
+        model = judge_name(model, body.group, body.groups)
+    shared = _shared_names(names)
+    if views and set(map(len, map(_VALUES, views))) != {len(shared)}:
+        return None
+    out: list[Row] = []
+    append, reasons = out.append, _REASONS
+    for v in views:
+        v.model = model
+        v.names = shared
+        probs = v.problems
+        if probs:
+            if not all(reason in reasons for reason, _ in probs):
+                return None
+            probs = [(reasons[reason], detail) for reason, detail in probs]  # type: ignore[misc]
+        append(Row(INFERENCE, (v.ts, v.tie, v.index), _position((v.topic, v.partition, v.offset, v.timestamp_ms)), v, probs, carrier))
+    return model, out
 
 
 def _row(model: str, r: list[Any]) -> Row:

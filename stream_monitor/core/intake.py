@@ -21,10 +21,12 @@ other record the general way (:func:`_read_record`).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence, Union
 
+import msgspec
 import orjson
 import structlog
 
@@ -35,6 +37,7 @@ from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.spec import MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
+tie_state = hashlib.blake2b(digest_size=8).copy  # a fresh state's copy, updated with a record: tie_of's digest without its keyword arguments
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +92,19 @@ def read_inference(spec: MonitorSpec, records: Sequence[InputRecord]) -> Intake:
     out = Intake(records=len(records))
     max_bytes = spec.max_record_bytes
     formats = {t: f for t, f in spec.input_formats.items() if f.kind != "native"}
-    loads, values_of, not_json = orjson.loads, ev.fast_values, orjson.JSONDecodeError
+    loads, values_of, not_json, plain = orjson.loads, ev.fast_values, orjson.JSONDecodeError, plain_values
     keep = out.row
     for rec in records:
         try:
             raw, pos = rec.value, rec.position
-            try:
-                obj = loads(raw) if len(raw) <= max_bytes and not (formats and pos.topic in formats) else None
-            except not_json:
-                obj = None
-            values = values_of(obj) if type(obj) is dict else None
+            native = len(raw) <= max_bytes and not (formats and pos.topic in formats)
+            values = plain(raw) if native else None
+            if values is None and native:  # not of the plainest shape: orjson and fast_values decide
+                try:
+                    obj = loads(raw)
+                except not_json:
+                    obj = None
+                values = values_of(obj) if type(obj) is dict else None
             t = None if values is None else values[3]
             if t is None and values is not None:
                 t = pos.timestamp_ms  # no ts: the record's time (the event-time rule, ev.event_time_of)
@@ -173,17 +179,25 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
         return out
     by_model = out.rows
     max_bytes = spec.max_record_bytes
-    loads, values_of, not_json = orjson.loads, ev.fast_values, orjson.JSONDecodeError
+    loads, values_of, not_json, plain = orjson.loads, ev.fast_values, orjson.JSONDecodeError, plain_values
+    fresh, from_bytes = tie_state, int.from_bytes
+    tried = misses = 0  # by plain_values: when it takes fewer than half of them (records with more fields), orjson alone reads the rest
     for rec in records:
         try:
             raw = rec.value
             if raw is None:
                 raw = b""
-            try:
-                obj = loads(raw) if len(raw) <= max_bytes else None
-            except not_json:
-                obj = None
-            values = values_of(obj) if type(obj) is dict else None
+            values = None
+            if len(raw) <= max_bytes and (misses < 16 or 2 * misses <= tried):
+                tried += 1
+                values = plain(raw)
+                misses += values is None
+            if values is None:  # not of the plainest shape: orjson and fast_values decide
+                try:
+                    obj = loads(raw) if len(raw) <= max_bytes else None
+                except not_json:
+                    obj = None
+                values = values_of(obj) if type(obj) is dict else None
             if values is not None:
                 event_id, model, version, ts, features, prediction, label, latency = values
                 if ts is None:
@@ -196,10 +210,68 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
             rows = by_model.get(model)
             if rows is None:
                 rows = by_model[model] = []
-            rows.append([INFERENCE, topic, partition, rec.offset, rec.timestamp, ts, tie_of(raw), 0, event_id, version, features, prediction, label, latency, []])
+            tie = fresh()  # tie_of(raw), inline
+            tie.update(raw)
+            rows.append([INFERENCE, topic, partition, rec.offset, rec.timestamp, ts, from_bytes(tie.digest(), "big", signed=True), 0, event_id, version,
+                         features, prediction, label, latency, []])  # fmt: skip
         except Exception as exc:  # reading never raises; if it ever does, the record alone is lost
             out.take(Intake(dead_letters=[failed(_input(topic, partition, rec), exc)]))
     return out
+
+
+_I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # (orjson reads integers from 2**64 up, and below -2**63, as floats)
+_SCALAR = Union[str, _I64, float, bool, None]
+
+
+class _Plain(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An inference record of the plainest shape, as :func:`plain_values` reads it (msgspec validates the types while parsing)."""
+
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    event_id: Union[str, _I64, None] = None
+    model_version: Union[str, _I64, None] = None
+    ts: Union[Annotated[int, msgspec.Meta(ge=0, le=ev.MAX_EPOCH_MS)], str, None] = None
+    features: Union[dict[str, _SCALAR], None] = None
+    prediction: Union[_SCALAR, dict[str, _SCALAR]] = None
+    label: _SCALAR = None
+    latency_ms: Union[Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)], float, None] = None
+
+
+_PLAIN = msgspec.json.Decoder(_Plain).decode
+_NOT_PLAIN = msgspec.DecodeError  # (msgspec.ValidationError is one)
+
+
+def plain_values(raw: bytes) -> tuple[Any, str, Any, int | None, Any, Any, Any, float | None] | None:
+    """``fast_values(orjson.loads(raw))`` for a record of the plainest shape, in one pass; None when unsure.
+
+    The record must be a JSON object of only the fields of an inference event, each of a type
+    :func:`~stream_monitor.core.events.fast_values` takes as it is (integers of 64 bits; ``ts`` an
+    integer in range or text), which msgspec checks while parsing, without a dict of the record.
+    Anything else (another field, a number orjson would read as a float, text ``ts`` that does not
+    parse, JSON orjson would refuse) gives None: the caller reads it the usual way, so whatever
+    this takes gives what orjson and ``fast_values`` give (``tests/core/test_plain_values.py``).
+
+    >>> plain_values(b'{"model": "m", "event_id": 7, "ts": "1970-01-01T00:00:01Z", "features": {"x": 1}, "latency_ms": 5}')
+    ('7', 'm', None, 1000, {'x': 1}, None, None, 5.0)
+    >>> plain_values(b'{"model": "m", "extra": 1}') is None
+    True
+    """
+    try:
+        p = _PLAIN(raw)
+    except (_NOT_PLAIN, RecursionError):
+        return None
+    event_id, version, ts, latency = p.event_id, p.model_version, p.ts, p.latency_ms
+    if type(event_id) is int:
+        event_id = str(event_id)
+    if type(version) is int:
+        version = str(version)
+    if type(ts) is str:
+        try:
+            ts = ev.parse_event_time(ts)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    if type(latency) is int:
+        latency = float(latency)
+    return event_id, p.model, version, ts, p.features, p.prediction, p.label, latency
 
 
 def _input(topic: str, partition: int, rec: Any) -> InputRecord:

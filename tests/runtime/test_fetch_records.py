@@ -291,3 +291,57 @@ def test_install_is_per_consumer_and_only_on_the_verified_version(monkeypatch):
     monkeypatch.setattr(kafka_compat, "installed_version", lambda: (3, 1, 0))
     assert not kafka_compat.install_fast_records(other) and other._fetcher.PartitionRecords is StockPartitionRecords
     assert not kafka_compat.install_fast_records(object())  # a fake without a fetcher
+
+
+def _loop_args(data: bytes) -> tuple:
+    from kafka.record.default_records import DefaultRecordBatch
+
+    batch = DefaultRecordBatch(data)
+    h = batch._header_data
+    return bytes(batch._buffer), batch._pos, batch._num_records, h[0], h[7], h[8], 1 if h[5] & 0x08 else 0, "t", 1, h[2]
+
+
+def _scanned() -> Any:
+    from stream_monitor.runtime import fetch_records
+
+    if fetch_records._scanner() is None:
+        pytest.skip("numba's JIT is off: the Python loop reads every batch")
+    return fetch_records
+
+
+def test_header_less_batches_are_scanned_compiled_and_read_as_the_python_loop_reads_them(monkeypatch):
+    fr = _scanned()
+    loop = fr._records_python
+    called = []
+    monkeypatch.setattr(fr, "_records_python", lambda *a: called.append(a) or loop(*a))
+    args = _loop_args(v2_batch(5, [(1, b"k", b"v", []), (2, None, None, []), (3 + 2**40, b"", b"x" * 300, []), (-(2**40), b"k" * 200, b"", [])], gaps=[0, 3]))
+    got = fr._records(*args)
+    assert got == loop(*args) and len(got[0]) == 4 and not called  # not a silent fallback: the compiled scan read it
+    args = _loop_args(v2_batch(5, [(1, b"k", b"v", []), (2, None, None, [("h", b"1")])]))
+    assert fr._records(*args) == loop(*args) and len(called) == 1  # a record with headers: the Python loop
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(st.tuples(st.integers(-(2**45), 2**45), st.one_of(st.none(), st.binary(max_size=200)), st.one_of(st.none(), st.binary(max_size=300)),
+                               st.just([])), min_size=1, max_size=12),  # fmt: skip
+    gaps=st.lists(st.integers(0, 2**20), min_size=1, max_size=3),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=3),
+)
+def test_the_compiled_scan_reads_what_the_python_loop_reads(records, gaps, flips):
+    """Well-formed or with bytes flipped: what the compiled scan takes is the Python loop's records, sizes included."""
+    fr = _scanned()
+    buf, *rest = _loop_args(v2_batch(7, records, gaps=gaps))
+    body = bytearray(buf)
+    for at, x in flips:
+        body[rest[0] + at % max(1, len(body) - rest[0])] ^= x
+    args = (bytes(body), *rest)
+    try:
+        want = fr._records_python(*args)
+    except Exception as exc:  # noqa: BLE001 - decode_v2 turns any error into None (kafka-python's path then decides)
+        want = type(exc)
+    try:
+        got = fr._records(*args)
+    except Exception as exc:  # noqa: BLE001
+        got = type(exc)
+    assert got == want
