@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from stream_monitor.core import events as ev
@@ -63,6 +63,7 @@ def test_line_chunks_give_the_lines_and_numbers_of_iterating_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[bytes], ending: bytes, last_newline: bool, block: int, gz: bool
 ) -> None:
     data = ending.join(lines) + (ending if last_newline and lines else b"")
+    assume(gz or not data.startswith(b"\x1f\x8b"))  # gzip is told by content: a plain file starting with its magic is read as one
     path = tmp_path / "f.jsonl"
     path.write_bytes(gzip.compress(data) if gz else data)
     monkeypatch.setattr(sources, "READ_BLOCK", block)

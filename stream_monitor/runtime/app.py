@@ -37,7 +37,7 @@ from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosit
 from stream_monitor.core.intake import read_inference, read_labels
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
-from stream_monitor.runtime import clients
+from stream_monitor.runtime import clients, fetch_records
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, InFlight
 from stream_monitor.runtime.checkpointing import CheckpointSteps
@@ -78,7 +78,11 @@ class MonitorApp(CheckpointSteps):
         # refuse to start without a real secret: forged state must not verify (ConfigError: exit 2)
         self._keys = cfg.state.signing_keys() if cfg.state.enabled else None
         self.spec = cfg.monitor_spec()
-        kernels.page_hinkley()  # compiled, or loaded from its cache, at start-up: not in the first batch
+        # compiled, or loaded from their caches, at start-up: not in the first batch
+        kernels.page_hinkley()
+        if cfg.kafka.label_topic:
+            kernels.hddm_a(), kernels.ddm()
+        fetch_records.load_scanner()
         from stream_monitor.baseline import load_baselines
 
         # training baselines (models.<m>.baseline and .baselines per model version), read once; relative paths resolve against base_dir

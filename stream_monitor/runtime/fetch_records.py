@@ -245,6 +245,11 @@ def _scanner() -> Any:
     return _scan
 
 
+def load_scanner() -> bool:
+    """Compile (or load from the cache) the scan now, at start-up, not in the first fetched batch; whether it is there."""
+    return _scanner() is not None
+
+
 def _headers(buf: bytes, pos: int) -> tuple[list[tuple[str, bytes | None]], int, int]:
     """A record's headers from ``pos`` (the count's varint): (headers, their size as kafka-python counts it, the position after)."""
     count, pos = decode_varint(buf, pos)
