@@ -258,6 +258,41 @@ def test_rows_and_the_caught_up_markers_after_them_in_one_batch_count_in_partiti
     assert result.processed == 2 and task.order.frontier[0] == 1_010
 
 
+def test_a_monitor_with_nothing_left_to_read_or_judge_writes_its_state_at_once() -> None:
+    """Reads-only commits cannot commit the internal topic's offsets (they go with the state): once every
+    partition is read to its end and no row waits, the judging done since the last state write is saved
+    at the next loop (after ``min_commit_interval_ms``), not up to ``state_interval_ms`` later."""
+    from kafka import TopicPartition
+
+    app, _ = _app(idle_timeout_ms=60_000)
+    now = [10.0]
+    app.checkpoint.clock = lambda: now[0]
+    app.checkpoint.last_commit_at = app.checkpoint.last_any_commit_at = 10.0
+    rp = app.repartition_topic
+    ends = {TopicPartition("in", 0): SimpleNamespace(position=5, highwater=5), TopicPartition(rp, 0): SimpleNamespace(position=2, highwater=3)}
+    app.owned = set(ends)
+    app.consumer = SimpleNamespace(_subscription=SimpleNamespace(assignment=ends))  # what kafka_compat.caught_up reads
+    soon = app.cfg.kafka.min_commit_interval_ms / 1000.0
+    now[0] += soon
+    assert not app._state_waits(soon)  # nothing judged since the state was written
+    _judge(app, 0, 0, _rows(("in", 0), FRAUD, 1_000, 0))
+    _judge(app, 0, 1, exchange.encode_progress("in", 1, None, caught_up=True))
+    assert app.tasks[0].queued() == 1 and not app._state_waits(soon)  # a row waits for its turn
+    _judge(app, 0, 2, exchange.encode_progress("in", 0, 1_000, caught_up=True))
+    assert app.tasks[0].queued() == 0
+    assert not app._state_waits(soon)  # the internal partition has a record left to read
+    ends[TopicPartition(rp, 0)].position = 3
+    assert not app._state_waits(soon * 2)  # too soon after the last commit
+    assert app._state_waits(soon)
+    app._begin(reads_only=True)
+    now[0] += soon
+    assert app._state_waits(soon)  # a reads-only commit does not write it
+    app._unsaved = False  # as a full checkpoint's _begin does
+    assert not app._state_waits(soon)
+    _judge(app, 0, 3, exchange.encode_progress("in", 0, 1_000, caught_up=True))  # a repeated announcement
+    assert app._state_waits(soon)
+
+
 def test_a_caught_up_source_that_sent_holds_the_order_for_the_grace_and_what_it_sends_then_is_not_late() -> None:
     """Issue 11: a caught-up announcement is true only for now. Records produced to that partition soon after
     (labels trickling in, rows a killed reader never committed) come with times near its latest; had the order

@@ -206,6 +206,7 @@ class MonitorApp(CheckpointSteps):
                     self._flush_progress()
                 self._release_idle()
                 full = self.checkpoint.full_due(k.commit_interval_ms / 1000.0, k.state_interval_ms / 1000.0, bool(self.repartition_topic))
+                full = True if not full and self._state_waits(k.min_commit_interval_ms / 1000.0) else full  # caught up: save it now
                 if full is not None:  # the interval: the state every state_interval_ms (or with judged output), reads-only between
                     self._checkpoint_or_recover(reads_only=not full, overlap=True)
                 elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic)):  # readers wait
@@ -470,6 +471,7 @@ class MonitorApp(CheckpointSteps):
                 p = row.position
                 row.carrier = (p.topic, p.partition, p.offset)
         late += self._take(task, tp, rows)
+        self._unsaved = True
         if late:  # rows sent late, or read again and not recognised as read before: the log tells which
             self.log.warning("rows_late", partition=tp.partition, **late_rows_logged(task, late))
         result = task.release(record_evaluations=True)

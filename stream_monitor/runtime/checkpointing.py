@@ -17,7 +17,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from stream_monitor.runtime.checkpoint import CommitResult, InFlight
-from stream_monitor.runtime.kafka_compat import fenced_is_fatal
+from stream_monitor.runtime.kafka_compat import caught_up, fenced_is_fatal
 
 if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.runtime.checkpoint import Checkpoint
@@ -29,6 +29,7 @@ class CheckpointSteps:
     checkpoint: Checkpoint
     _begun: InFlight | None
     _unsettled: InFlight | None = None  # a commit that failed when it ended: committed on the broker or not (_settle)
+    _unsaved = False  # judged (rows or progress) since the state was last written: see _state_waits
     consumer: Any
     tasks: dict[int, Any]
     owned: set[TopicPartition]
@@ -97,7 +98,21 @@ class CheckpointSteps:
         finally:
             cp.in_flight_since = None
 
+    def _state_waits(self, soon_s: float) -> bool:
+        """Should the state be written now, ``soon_s`` after the last commit: judged since it was last written, and nothing left to read or judge?
+
+        The state is otherwise written every ``state_interval_ms`` (and with judged output); reads-only
+        commits between cannot commit the internal topic's offsets, which go with the state. A
+        monitor that has caught up with its input would keep the judging of its last rows unsaved
+        (and its offsets uncommitted) until then, for nothing: there is no batch to wait for.
+        """
+        if not self._unsaved or not self.checkpoint.due_any(soon_s) or any(task.queued() for task in self.tasks.values()):
+            return False
+        return all(caught_up(self.consumer, tp) for tp in self.owned)
+
     def _begin(self, reads_only: bool = False) -> InFlight | None:
+        if not reads_only:
+            self._unsaved = False
         for task in self.tasks.values() if not reads_only else ():  # a state partition's offset: its oldest record with rows still waiting
             for (topic, partition), offset in task.carriers.commit_offsets().items():
                 tp = TopicPartition(topic, partition)
