@@ -233,31 +233,6 @@ def test_a_caught_up_source_stops_holding_the_order_back_until_it_sends_again() 
     assert task.queued() == 2 and ("in", 1) not in task.order.idle_sources
 
 
-def test_rows_and_the_caught_up_markers_after_them_in_one_batch_count_in_partition_order() -> None:
-    """A source's last rows and its caught-up marker behind them, polled together: the marker speaks after the rows.
-
-    Applied before the batch's rows (as the loop once did), the markers were undone by those rows
-    (a source that sends is not caught up), and the last lateness window waited for the next
-    announcement, up to ``CAUGHT_UP_REPEAT_S`` later: about 2 s of bench row (e)'s 13."""
-    app, _ = _app(idle_timeout_ms=60_000)
-    task = app.tasks[0]
-    rp = app.repartition_topic
-    tp = SimpleNamespace(topic=rp, partition=0)
-    values = [
-        _rows(("in", 0), FRAUD, 1_000, 0),
-        _rows(("in", 1), FRAUD, 1_010, 0),
-        exchange.encode_progress("in", 0, 1_000, caught_up=True),
-        exchange.encode_progress("in", 1, 1_010, caught_up=True),
-        _rows(("in", 0), FRAUD, 1_020, 1),  # read on after its announcement: waited for again
-    ]
-    recs = [InputRecord(v, SourcePosition(rp, 0, i, None)) for i, v in enumerate(values)]
-    result = app._judge_records(task, tp, recs)  # type: ignore[arg-type]
-    assert result.dead_letters == []
-    assert task.queued() == 1  # the two rows before the markers judged; the third waits for ("in", 0) again
-    assert task.order.caught_up_sources == {("in", 1)}
-    assert result.processed == 2 and task.order.frontier[0] == 1_010
-
-
 def test_a_monitor_with_nothing_left_to_read_or_judge_writes_its_state_at_once() -> None:
     """Reads-only commits cannot commit the internal topic's offsets (they go with the state): once every
     partition is read to its end and no row waits, the judging done since the last state write is saved

@@ -21,7 +21,7 @@ alerts are ordered by (row, channel, detector).
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Sequence
 
@@ -81,25 +81,6 @@ class BatchResult:
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
     retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
     version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
-
-    def then(self, later: "BatchResult") -> "BatchResult":
-        """This result followed by ``later`` (a later step of the same batch): counts added, lists in order; ``later`` returned.
-
-        >>> a, b = BatchResult(records=2, channel_values=3), BatchResult(records=1, limits_exceeded=Counter(x=1))
-        >>> r = a.then(b); (r.records, r.channel_values, r.limits_exceeded)
-        (3, 3, Counter({'x': 1}))
-        """
-        for f in fields(self):
-            mine, theirs = getattr(self, f.name), getattr(later, f.name)
-            if mine is None or theirs is None:  # evaluations asked for in one step only
-                setattr(later, f.name, theirs if mine is None else mine)
-            elif isinstance(mine, Counter):
-                theirs.update(mine)
-            elif isinstance(mine, list):
-                theirs[:0] = mine
-            else:
-                setattr(later, f.name, mine + theirs)
-        return later
 
 
 _KEY, _POSITION = attrgetter("key"), attrgetter("position")

@@ -437,9 +437,6 @@ class MonitorApp(CheckpointSteps):
         """
         dead: list[DeadLetter] = []
         rows: list[exchange.Row] = []
-        late: list[exchange.Row] = []
-        before: BatchResult | None = None  # what a caught-up marker let go, judged before the rows after it undo it
-        marked = False
         if self.repartition_topic:
             for rec in inputs:
                 try:  # the rows carry the record's place (Row.carrier): committed offsets follow their wait
@@ -448,20 +445,12 @@ class MonitorApp(CheckpointSteps):
                     dead.append(DeadLetter(DeadLetterReason.PROCESSING_ERROR, f"internal rows record unreadable: {exc}", rec.value, rec.position))
                     continue
                 if isinstance(got, exchange.Progress):
-                    if rows:  # the rows before the marker first: a caught-up marker comes after its source's last rows
-                        late += self._take(task, tp, rows)
-                        rows = []
                     if got.event_time_ms is not None:
                         task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
                     if got.caught_up:  # nothing more to read there for now: the order waits a grace, then goes on without it
                         task.caught_up(got.source)
                     self.idle.arrived(tp.partition, [got.source], caught_up=got.caught_up)
-                    marked = marked or got.caught_up
                     continue
-                if marked:  # a source that sends is not caught up any more: first judge what the markers let go
-                    step = task.release(record_evaluations=True)
-                    before = step if before is None else before.then(step)
-                    marked = False
                 rows += got[1]
         else:
             intake = read_labels(inputs) if tp.topic == self.cfg.kafka.label_topic else read_inference(self.spec, inputs)
@@ -470,13 +459,15 @@ class MonitorApp(CheckpointSteps):
             for row in rows:
                 p = row.position
                 row.carrier = (p.topic, p.partition, p.offset)
-        late += self._take(task, tp, rows)
+        # the batch's markers counted first, then its rows (a source that sends is not caught up): see docs/architecture.md,
+        # "Idleness comes from the reader" — in partition order, a stale caught-up marker could let rows go before those of
+        # a partition its reader has not fetched yet
+        self.idle.arrived(tp.partition, {r.source for r in rows})
+        late = task.take(rows)
         self._unsaved = True
         if late:  # rows sent late, or read again and not recognised as read before: the log tells which
             self.log.warning("rows_late", partition=tp.partition, **late_rows_logged(task, late))
         result = task.release(record_evaluations=True)
-        if before is not None:
-            result = before.then(result)
         dead += [late_dead_letter(task, row, self.spec.max_lateness_seconds) for row in late]
         if dead:
             result.dead_letters[:0] = dead
@@ -484,11 +475,6 @@ class MonitorApp(CheckpointSteps):
                 result.invalid_by_reason[str(dl.reason)] += 1
         self.metrics.late.inc(len(late))
         return result
-
-    def _take(self, task: PartitionMonitor, tp: TopicPartition, rows: list[exchange.Row]) -> list[exchange.Row]:
-        """Rows queued in ``task``'s event-time order (their sources sent: not caught up any more); the late ones back."""
-        self.idle.arrived(tp.partition, {r.source for r in rows})
-        return task.take(rows) if rows else []
 
     def _release_idle(self) -> None:
         """Caught-up input partitions, and those silent for ``idle_timeout_ms``, stop holding back a task's event-time order."""
