@@ -43,7 +43,7 @@ from stream_monitor.runtime.checkpoint import Checkpoint, InFlight
 from stream_monitor.runtime.checkpointing import CheckpointSteps
 from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks
-from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, seek_to_committed
+from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, prefetch, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter, late_rows_logged
 from stream_monitor.runtime.run_stats import RunStats, Timings
@@ -372,7 +372,10 @@ class MonitorApp(CheckpointSteps):
         reports checkpoints failing once they do. Logged once per ``POLL_FAILED_LOG_S`` at most.
         """
         try:
-            return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            got = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            if got:  # the partitions read up fetch again while this batch is processed
+                prefetch(self.consumer)
+            return got
         except KafkaError as exc:
             if not exc.retriable:
                 raise

@@ -118,6 +118,24 @@ def install_fast_records(consumer: Any) -> bool:
     return True
 
 
+def prefetch(consumer: Any) -> bool:
+    """Send ``consumer``'s next fetch now for the partitions whose fetched records are used up; whether it was sent.
+
+    kafka-python sends a fetch only from a ``poll`` that finds no fetched response left to read: with
+    one response holding several partitions, the partitions read first wait, unfetched, until the last
+    one is read, and the next ``poll`` then waits for the broker. Called after a ``poll`` (``MonitorApp._poll``),
+    this sends the fetch kafka-python would send (``Fetcher.send_fetches``: partitions with nothing
+    buffered and no fetch in flight) while the batch is processed, unless a fetch to the node is in
+    flight already. On a verified kafka-python only (:data:`VERIFIED_RANGE`); elsewhere it does nothing.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    pending = getattr(fetcher, "_nodes_with_pending_fetch_requests", None)
+    if pending is None or pending or not hasattr(fetcher, "send_fetches") or not version_verified():
+        return False
+    fetcher.send_fetches()
+    return True
+
+
 def _internals(producer: Any) -> tuple[Any, Any] | None:
     tm = getattr(producer, "_transaction_manager", None)
     sender = getattr(producer, "_sender", None)

@@ -89,3 +89,34 @@ def test_read_committed_gets_exactly_the_committed_records_as_kafka_python_decod
         assert _by_producer(r.value for r in got if r.partition == p) == _by_producer(v for q, v in committed if q == p)
     assert any(r.value is None for r in got) and any(r.headers == [("h", b"0"), ("e", b"")] for r in got)
     assert ends == stock_ends and all(ends[tp] >= max(r.offset for r in got if r.partition == tp.partition) + 2 for tp in tps)  # past the markers
+
+
+def test_prefetching_after_every_poll_reads_the_same_records(kafka_bootstrap, topic_factory, unique_name):
+    """``kafka_compat.prefetch`` (called by ``MonitorApp._poll``): the next fetch sent while a batch is processed
+    changes nothing of what is read — small fetches and polls, so prefetches happen with records still buffered."""
+    from stream_monitor.runtime.kafka_compat import prefetch
+
+    topic = topic_factory(partitions=2, prefix="prefetch")
+    _write(kafka_bootstrap, topic, unique_name)
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    settings = KafkaSettings(bootstrap_servers=[kafka_bootstrap], client_options={"consumer": {"max_partition_fetch_bytes": 2048}})
+    fetching = clients.plain_consumer(settings, unique_name("prefetch"), read_committed=True)
+    plain = clients.plain_consumer(settings, unique_name("plain"), read_committed=True)
+    sent: list[bool] = []
+    poll = fetching.poll
+
+    def poll_then_prefetch(*args: Any, **kwargs: Any) -> Any:
+        got = poll(*args, **kwargs)
+        if got:
+            sent.append(prefetch(fetching))
+        return got
+
+    fetching.poll = poll_then_prefetch  # type: ignore[method-assign]
+    try:
+        got = _read(fetching, tps, 5)
+        want = _read(plain, tps, 5)
+    finally:
+        fetching.close(autocommit=False)
+        plain.close(autocommit=False)
+    assert got == want and len(got) > 100
+    assert any(sent)  # fetches were sent ahead, with records of the other partition still to read
