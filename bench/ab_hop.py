@@ -23,18 +23,13 @@ difference fails.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.ab_judge import base_package, spec_of
-
-PKGS = ("sm_base", "stream_monitor")
+from bench.ab_judge import PKGS, alternate, prepare, saved_line, spec_of
 
 
 def consumer_polls(values: list[bytes], partitions: int, batch: int) -> list[list[tuple[int, list[Any]]]]:
@@ -133,18 +128,6 @@ def fingerprint(decoded: list[list[Any]]) -> list[Any]:
     return out
 
 
-def timed(runs: dict[str, Callable[[], Any]], rounds: int, n: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {pkg: [] for pkg in PKGS}
-    for k in range(rounds + 1):
-        for pkg in PKGS if k % 2 == 0 else PKGS[::-1]:
-            gc.collect()
-            started = time.process_time()
-            runs[pkg]()
-            if k:  # the first round warms up
-                times[pkg].append((time.process_time() - started) / n * 1e6)
-    return times
-
-
 def main(argv: list[str] | None = None) -> int:
     """Time the hop for base and working tree, alternating; print medians and spread."""
     ap = argparse.ArgumentParser(prog="python -m bench.ab_hop", description=__doc__.split("\n")[0])
@@ -154,12 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", action="store_true", help="also time each step alone")
     args = ap.parse_args(argv)
-    from stream_monitor.ops.logs import configure_logging
-
-    configure_logging(level="WARNING", fmt="json")
     with tempfile.TemporaryDirectory() as tmp:
-        base_package(args.base, Path(tmp))
-        importlib.import_module("sm_base.ops.logs").configure_logging(level="WARNING", fmt="json")
+        prepare(args.base, Path(tmp))
         from bench.workload import throughput_events
 
         values = throughput_events(args.events)
@@ -185,12 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             steps["decode"] = {pkg: (lambda s=s, pkg=pkg: s.decode(blobs[pkg])) for pkg, s in sides.items()}
             steps["columns"] = {pkg: (lambda s=s, pkg=pkg: s.columns(decoded[pkg])) for pkg, s in sides.items()}
         for name, runs in steps.items():
-            t = timed(runs, args.rounds, n)
-            b, w = t["sm_base"], t["stream_monitor"]
-            saved = [x - y for x, y in zip(b, w)]
-            print(f"{name}: base {args.base} {statistics.median(b):.2f} µs/record (min {min(b):.2f}, max {max(b):.2f}); "
-                  f"worktree {statistics.median(w):.2f} (min {min(w):.2f}, max {max(w):.2f}); saved median {statistics.median(saved):.2f} "
-                  f"(min {min(saved):.2f}, max {max(saved):.2f}) µs/record over {len(saved)} rounds")  # fmt: skip
+            print(saved_line(name, args.base, alternate(runs, args.rounds, n, collect=True)[0], "record"))
             sys.stdout.flush()
     return 0 if same else 1
 

@@ -16,6 +16,7 @@ The alerts of the two sides are compared (payload bytes); a difference is report
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import statistics
 import sys
@@ -35,6 +36,43 @@ def base_package(rev: str, into: Path) -> Any:
     extract(rev, into, name="sm_base")
     sys.path.insert(0, str(into))
     return importlib.import_module("sm_base")
+
+
+PKGS = ("sm_base", "stream_monitor")  # the base's package, the working tree's
+
+
+def prepare(rev: str, into: Path) -> None:
+    """What every A/B here does first: quiet logs on both sides, ``rev``'s package importable as ``sm_base``."""
+    from stream_monitor.ops.logs import configure_logging
+
+    configure_logging(level="WARNING", fmt="json")
+    base_package(rev, into)
+    importlib.import_module("sm_base.ops.logs").configure_logging(level="WARNING", fmt="json")
+
+
+def alternate(runs: dict[str, Any], rounds: int, n: int, collect: bool = False) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Each side's run, a warm-up round then ``rounds`` counted, which side goes first alternating: CPU µs per item
+    (``n`` items a run) and each side's last output. ``collect``: a garbage collection before each run."""
+    times: dict[str, list[float]] = {pkg: [] for pkg in PKGS}
+    outs: dict[str, Any] = {}
+    for k in range(rounds + 1):
+        for pkg in PKGS if k % 2 == 0 else PKGS[::-1]:
+            if collect:
+                gc.collect()
+            started = time.process_time()
+            outs[pkg] = runs[pkg]()
+            if k:  # the first round warms up
+                times[pkg].append((time.process_time() - started) / n * 1e6)
+    return times, outs
+
+
+def saved_line(name: str, base: str, times: dict[str, list[float]], unit: str) -> str:
+    """``name``: base and working tree, median (min, max) µs per ``unit``, and what the working tree saved per round."""
+    b, w = times["sm_base"], times["stream_monitor"]
+    saved = [x - y for x, y in zip(b, w)]
+    return (f"{name}: base {base} {statistics.median(b):.2f} µs/{unit} (min {min(b):.2f}, max {max(b):.2f}); "
+            f"worktree {statistics.median(w):.2f} (min {min(w):.2f}, max {max(w):.2f}); saved median {statistics.median(saved):.2f} "
+            f"(min {min(saved):.2f}, max {max(saved):.2f}) µs/{unit} over {len(saved)} rounds")  # fmt: skip
 
 
 def spec_of(pkg: str) -> Any:
@@ -124,12 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", choices=("stage2", "core"), default=None)
     args = ap.parse_args(argv)
-    from stream_monitor.ops.logs import configure_logging
-
-    configure_logging(level="WARNING", fmt="json")
     with tempfile.TemporaryDirectory() as tmp:
-        base_package(args.base, Path(tmp))
-        importlib.import_module("sm_base.ops.logs").configure_logging(level="WARNING", fmt="json")
+        prepare(args.base, Path(tmp))
         from bench.workload import throughput_events
 
         values = throughput_events(args.events)

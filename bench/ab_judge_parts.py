@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.ab_judge import base_package, rows_records, spec_of
+from bench.ab_judge import alternate, prepare, rows_records, saved_line, spec_of
 
 
 def decode(pkg: str, polls: list[list[bytes]]) -> Callable[[], int]:
@@ -99,12 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
-    from stream_monitor.ops.logs import configure_logging
-
-    configure_logging(level="WARNING", fmt="json")
     with tempfile.TemporaryDirectory() as tmp:
-        base_package(args.base, Path(tmp))
-        importlib.import_module("sm_base.ops.logs").configure_logging(level="WARNING", fmt="json")
+        prepare(args.base, Path(tmp))
         from bench.workload import throughput_events
 
         polls = rows_records(throughput_events(args.events), 4, 1250)
@@ -123,18 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             "gather": {pkg: gather(pkg, rows[pkg]) for pkg in rows},
         }
         for name, runs in steps.items():
-            times: dict[str, list[float]] = {pkg: [] for pkg in runs}
-            for k in range(args.rounds + 1):
-                for pkg in (("sm_base", "stream_monitor") if k % 2 == 0 else ("stream_monitor", "sm_base")):
-                    started = time.process_time()
-                    runs[pkg]()
-                    if k:  # the first round warms up
-                        times[pkg].append((time.process_time() - started) / n * 1e6)
-            b, w = times["sm_base"], times["stream_monitor"]
-            saved = [x - y for x, y in zip(b, w)]
-            print(f"{name}: base {args.base} {statistics.median(b):.2f} µs/row (min {min(b):.2f}, max {max(b):.2f}); "
-                  f"worktree {statistics.median(w):.2f} (min {min(w):.2f}, max {max(w):.2f}); saved median {statistics.median(saved):.2f} "
-                  f"(min {min(saved):.2f}, max {max(saved):.2f}) µs/row over {len(saved)} rounds")  # fmt: skip
+            print(saved_line(name, args.base, alternate(runs, args.rounds, n)[0], "row"))
             sys.stdout.flush()
     return 0
 

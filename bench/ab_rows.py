@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from bench.ab_judge import base_package, spec_of, stage2
-
-PKGS = ("sm_base", "stream_monitor")
+from bench.ab_judge import PKGS, alternate, prepare, saved_line, spec_of, stage2
 
 
 def wire_rows(pkg: str, values: list[bytes], partitions: int, batch: int) -> list[list[tuple[str, list[Any]]]]:
@@ -99,12 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--only", choices=("encode", "decode", "gather", "stage2"), action="append")
     args = ap.parse_args(argv)
-    from stream_monitor.ops.logs import configure_logging
-
-    configure_logging(level="WARNING", fmt="json")
     with tempfile.TemporaryDirectory() as tmp:
-        base_package(args.base, Path(tmp))
-        importlib.import_module("sm_base.ops.logs").configure_logging(level="WARNING", fmt="json")
+        prepare(args.base, Path(tmp))
         from bench.workload import throughput_events
 
         values = throughput_events(args.events)
@@ -126,24 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, runs in steps.items():
             if args.only and name not in args.only:
                 continue
-            times: dict[str, list[float]] = {pkg: [] for pkg in PKGS}
-            outs: dict[str, Any] = {}
-            for k in range(args.rounds + 1):
-                for pkg in PKGS if k % 2 == 0 else PKGS[::-1]:
-                    started = time.process_time()
-                    out = runs[pkg]()
-                    if k:  # the first round warms up
-                        times[pkg].append((time.process_time() - started) / n * 1e6)
-                    outs[pkg] = out
-            b, w = times["sm_base"], times["stream_monitor"]
-            saved = [x - y for x, y in zip(b, w)]
+            times, outs = alternate(runs, args.rounds, n)
             same = ""
             if name == "stage2":
                 same = f"; alerts {len(outs['stream_monitor'])}, " + ("identical" if outs["sm_base"] == outs["stream_monitor"] else "DIFFERENT")
                 ok &= outs["sm_base"] == outs["stream_monitor"]
-            print(f"{name}: base {args.base} {statistics.median(b):.2f} µs/row (min {min(b):.2f}, max {max(b):.2f}); "
-                  f"worktree {statistics.median(w):.2f} (min {min(w):.2f}, max {max(w):.2f}); saved median {statistics.median(saved):.2f} "
-                  f"(min {min(saved):.2f}, max {max(saved):.2f}) µs/row over {len(saved)} rounds{same}")  # fmt: skip
+            print(saved_line(name, args.base, times, "row") + same)
             sys.stdout.flush()
     return 0 if ok else 1
 

@@ -48,7 +48,7 @@ import math
 import os
 from typing import Any, Callable
 
-__all__ = ["JIT_SWITCH", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "page_hinkley", "page_hinkley_python"]
+__all__ = ["JIT_SWITCH", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "page_hinkley", "page_hinkley_python"]
 
 JIT_SWITCH = "STREAM_MONITOR_NO_JIT"
 """Environment variable: ``1`` keeps every per-value loop in Python (same results, slower)."""
@@ -134,7 +134,7 @@ def jit_enabled() -> bool:
 _PAGE_HINKLEY_SIGNATURE = "Tuple((int64, int64, boolean, boolean, boolean, boolean))(float64[::1], float64[::1], float64, float64, float64, float64, boolean, int64[::1])"
 
 
-def _compile(func: Callable[..., Any], signature: str) -> Any:
+def compile_kernel(func: Callable[..., Any], signature: Any) -> Any:
     """``func`` compiled now for ``signature`` (only), with a disk cache when a cache place is writable; ``None`` without numba."""
     try:
         import numba
@@ -156,7 +156,7 @@ def page_hinkley() -> Callable[..., tuple[int, int, bool, bool, bool, bool]] | N
     """
     global _kernel
     if _kernel is _UNSET:
-        _kernel = _compile(page_hinkley_python, _PAGE_HINKLEY_SIGNATURE) if jit_enabled() else None
+        _kernel = compile_kernel(page_hinkley_python, _PAGE_HINKLEY_SIGNATURE) if jit_enabled() else None
     return _kernel
 
 
@@ -316,7 +316,7 @@ _error_kernels: dict[str, Any] = {}
 
 def _error_kernel(name: str, func: Callable[..., Any], signature: str) -> Any:
     if name not in _error_kernels:
-        _error_kernels[name] = _compile(func, signature) if jit_enabled() else None
+        _error_kernels[name] = compile_kernel(func, signature) if jit_enabled() else None
     return _error_kernels[name]
 
 

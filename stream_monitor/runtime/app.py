@@ -81,7 +81,8 @@ class MonitorApp(CheckpointSteps):
         # compiled, or loaded from their caches, at start-up: not in the first batch
         kernels.page_hinkley()
         if cfg.kafka.label_topic:
-            kernels.hddm_a(), kernels.ddm()
+            kernels.hddm_a()
+            kernels.ddm()
         fetch_records.load_scanner()
         from stream_monitor.baseline import load_baselines
 

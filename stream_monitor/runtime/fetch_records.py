@@ -41,7 +41,7 @@ from kafka.consumer.fetcher import ConsumerRecord, Fetcher
 from kafka.protocol.consumer import IsolationLevel
 from kafka.record.util import decode_varint
 
-from stream_monitor.core.kernels import jit_enabled
+from stream_monitor.core.kernels import compile_kernel, jit_enabled
 
 log = logging.getLogger("kafka.consumer.fetcher")  # the messages kafka-python's own path logs, under its name
 
@@ -224,24 +224,14 @@ _UNSET: Any = object()
 _scan: Any = _UNSET
 
 
+_SCAN_SIGNATURE = "int64(Array(uint8, 1, 'C', readonly=True), int64, int64, int64[:, ::1])"
+
+
 def _scanner() -> Any:
     """The compiled :func:`scan_python` (compiled, or loaded from numba's cache, on the first call), or None without the JIT."""
     global _scan
     if _scan is _UNSET:
-        _scan = None
-        if jit_enabled():
-            try:
-                import numba
-                from numba import types
-            except ImportError:
-                return None
-            if numba.config.DISABLE_JIT:
-                return None
-            sig = types.int64(types.Array(types.uint8, 1, "C", readonly=True), types.int64, types.int64, types.int64[:, ::1])
-            try:
-                _scan = numba.njit(sig, cache=True, nogil=True)(scan_python)
-            except RuntimeError:  # no cache place: compiled once per process
-                _scan = numba.njit(sig, cache=False, nogil=True)(scan_python)
+        _scan = compile_kernel(scan_python, _SCAN_SIGNATURE) if jit_enabled() else None
     return _scan
 
 
