@@ -395,7 +395,7 @@ def test_the_private_api_the_compat_layer_uses_is_there():
 
 def test_the_private_api_of_the_early_group_add_is_there():
     """kafka_compat.add_group_early / _txn_offset_commit queue a TxnOffsetCommit on the transaction manager themselves."""
-    from kafka.producer.transaction_manager import TransactionalRequestResult, TransactionManager, TxnOffsetCommitHandler
+    from kafka.producer.transaction_manager import AddOffsetsToTxnHandler, TransactionalRequestResult, TransactionManager, TxnOffsetCommitHandler
 
     assert list(inspect.signature(TxnOffsetCommitHandler.__init__).parameters) == ["self", "transaction_manager", "group_metadata", "offsets", "result"]
     assert isinstance(inspect.getattr_static(TxnOffsetCommitHandler, "result"), property)
@@ -403,6 +403,12 @@ def test_the_private_api_of_the_early_group_add_is_there():
     assert "self._pending_txn_offset_commits = " in init and "self._lock = threading.Condition()" in init
     assert callable(getattr(TransactionManager, "_enqueue_request", None))
     assert isinstance(inspect.getattr_static(TransactionalRequestResult, "succeeded"), property)
+    # offsets queued before the early AddOffsetsToTxn answered join it: its handler keeps the dict it was given and
+    # reads it (items()) only in its successful answer, under the lock start_commit takes (on_complete holds it)
+    assert "self.offsets = offsets" in inspect.getsource(AddOffsetsToTxnHandler.__init__)
+    answer = inspect.getsource(AddOffsetsToTxnHandler.handle_response)
+    assert answer.count("self.offsets") == 1 and "in self.offsets.items():" in answer
+    assert "with self.transaction_manager._lock:\n" in inspect.getsource(inspect.getmodule(AddOffsetsToTxnHandler).TxnRequestHandler.on_complete)
 
 
 class _Pending:
@@ -425,6 +431,11 @@ class _Pending:
         return self.done
 
 
+def _offsets_sent(calls: list[tuple]) -> list[dict]:
+    """The offsets (next offset per partition) of each AddOffsetsToTxn an InternalsProducer got, as they are now."""
+    return [{tp: o.offset for tp, o in dict.items(c[1])} for c in calls if c[0] == "send_offsets"]
+
+
 class InternalsProducer(FakeProducer):
     """A fake producer with the private transaction manager: the commit completes when the test says so."""
 
@@ -438,9 +449,10 @@ class InternalsProducer(FakeProducer):
             _pending_txn_offset_commits: dict = {}
 
             def send_offsets_to_transaction(self, offsets: dict, meta: Any) -> _Pending:
-                producer._call("send_offsets", {tp: o.offset for tp, o in offsets.items()}, {o.metadata for o in offsets.values()})
+                # as kafka-python's handler, keep the dict (the early add's gets the commit's offsets while unanswered)
+                producer._call("send_offsets", offsets)
                 done = _Pending()
-                done.done = bool(offsets)  # the early add (no offsets) has not answered: the commit adds the group
+                done.done = bool(offsets)  # the early add (no offsets) has not answered: the commit's offsets join it
                 return done
 
             def begin_commit(self) -> _Pending:
@@ -460,7 +472,9 @@ def test_a_begun_commit_moves_nothing_forward_until_it_ends():
     cp.ensure_transaction(judged=True)
     cp.add_alerts(["a1"])  # type: ignore[list-item]
     begun = cp.begin_commit({0: FakeTask({"k": b"v"})})
-    assert begun is not None and [c[:2] for c in calls if c[0] in ("send_offsets", "commit")] == [("send_offsets", {}), ("send_offsets", {TP0: 3}), ("commit",)]
+    # one AddOffsetsToTxn, sent when the transaction began; unanswered, it carries the commit's offsets (no second one)
+    assert begun is not None and [c[0] for c in calls if c[0] in ("send_offsets", "commit")] == ["send_offsets", "commit"]
+    assert _offsets_sent(calls) == [{TP0: 3}]
     assert cp.committed_offsets == {} and cp.committed_items == {} and cp.pending_alerts == ["a1"] and cp.txn_open
     cp.producer.end_txn.done = True
     result = cp.end_commit(begun)
@@ -582,7 +596,7 @@ def test_a_transaction_without_offsets_commits_an_owned_partitions_offset_again_
     cp.add_alerts(["a1"])  # type: ignore[list-item]
     begun = cp.begin_commit({0: FakeTask({"k": b"v"})})
     assert begun is not None and begun.offsets == {TP1: 4} and begun.token
-    tokens = set().union(*(c[2] for c in calls if c[0] == "send_offsets" and c[1]))
+    tokens = {o.metadata for c in calls if c[0] == "send_offsets" for o in dict.values(c[1])}
     assert tokens == {begun.token}  # the offsets went with the transaction's token as their metadata
     cp.producer.end_txn.done = True
     assert cp.end_commit(begun).offsets == {TP1: 4}

@@ -33,7 +33,8 @@ transactional request, sending nothing else meanwhile. The common retry is the e
 ``AddOffsetsToTxn`` (:func:`add_group_early`) of a transaction begun right after the previous
 commit, answered ``CONCURRENT_TRANSACTIONS`` while the broker still writes that commit's markers: the
 next commit then waits for it (one or two sleeps, most of the checkpoint wait of a run with a label
-topic). :func:`quick_transactional_retries` (installed on every transactional producer unless
+topic; the commit queues its offsets behind it rather than blocking the caller, but the ``EndTxn``
+still comes after). :func:`quick_transactional_retries` (installed on every transactional producer unless
 ``retry_backoff_ms`` is configured) gives the sender alone a backoff of 20 ms, the one the Java client
 uses for the same error on ``AddPartitionsToTxn``; batches and metadata keep the producer's.
 """
@@ -203,14 +204,46 @@ def keep_transactional_requests(producer: Any) -> bool:
     return True
 
 
-def add_group_early(producer: Any, consumer: Any) -> Any | None:
+class _EarlyOffsets(dict):  # type: ignore[type-arg]
+    """The offsets of an early ``AddOffsetsToTxn`` (empty when sent); ``read`` once its answer took them.
+
+    kafka-python's ``AddOffsetsToTxnHandler`` keeps the dict it is given and, on a successful
+    answer (under the transaction manager's lock), moves its items to the pending offsets and
+    queues the ``TxnOffsetCommit`` of them. Until then, offsets put here go with that request.
+    """
+
+    read = False
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self.read = True
+        return super().items()
+
+
+@dataclass(slots=True)
+class GroupAdded:
+    """An early ``AddOffsetsToTxn`` in flight (:func:`add_group_early`): its result, and the offsets it will commit."""
+
+    result: Any
+    offsets: _EarlyOffsets
+
+    @property
+    def is_done(self) -> bool:
+        return bool(self.result.is_done)
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.result.succeeded)
+
+
+def add_group_early(producer: Any, consumer: Any) -> GroupAdded | None:
     """Add the consumer group to the transaction just begun (``AddOffsetsToTxn``), in the background.
 
     Offsets committed in a transaction need that request (to the transaction coordinator) before
     the ``TxnOffsetCommit`` (to the group coordinator) and the ``EndTxn``. Started when the
-    transaction begins, it is done long before the commit, which then waits for two round trips
-    instead of three. The group is added with no offsets (an empty ``TxnOffsetCommit``). Returns
-    the request's result for :func:`commit_transaction`, or None for a producer without the
+    transaction begins, it is usually done long before the commit, which then waits for two round
+    trips instead of three. The group is added with no offsets (an empty ``TxnOffsetCommit``), unless
+    the commit is queued before it was answered: then the commit's offsets go with it
+    (:func:`start_commit`). Returns it for :func:`start_commit`, or None for a producer without the
     verified internals.
     """
     internals = _internals(producer)
@@ -218,12 +251,13 @@ def add_group_early(producer: Any, consumer: Any) -> Any | None:
         return None
     tm, sender = internals
     _forget_pending_offsets(tm)
+    offsets = _EarlyOffsets()
     try:
-        result = tm.send_offsets_to_transaction({}, consumer.group_metadata())
+        result = tm.send_offsets_to_transaction(offsets, consumer.group_metadata())
     except (KafkaError, ValueError):  # the commit adds the group as before and meets the same error there
         return None
     sender.wakeup()
-    return result
+    return GroupAdded(result, offsets)
 
 
 def _forget_pending_offsets(tm: Any) -> None:
@@ -272,7 +306,8 @@ def start_commit(
     The offsets and the ``EndTxn`` are queued together: the sender thread sends the ``EndTxn`` once
     the offsets are in and every record of the transaction is written. In between, the caller may
     do anything that does not send (``run`` polls its consumer). ``group_added`` (from
-    :func:`add_group_early`, when it succeeded) saves the ``AddOffsetsToTxn`` round trip. ``token``
+    :func:`add_group_early`) saves the ``AddOffsetsToTxn`` round trip; not answered yet, the offsets
+    go with it and nothing here waits for it. ``token``
     is the offsets' metadata (what tells this transaction's offsets from others'). A
     producer without the verified internals (a test fake, another kafka-python) gets the public
     calls, which commit here and wait without a bound.
@@ -287,24 +322,37 @@ def start_commit(
     tm, sender = internals
     sent = None
     if meta:
-        if group_added is not None and not group_added.is_done:
-            # Not answered yet: wait (bounded) rather than add the group a second time. Two
-            # AddOffsetsToTxn in one transaction, the early one retried behind the second
-            # (CONCURRENT_TRANSACTIONS after the previous commit), each build a TxnOffsetCommit of
-            # the same pending offsets, and the second one's answer fails in kafka-python's
-            # callback (KeyError on an offset the first already removed).
-            sender.wakeup()
-            with contextlib.suppress(Exception):  # its error, if any, is the transaction's: the path below meets it
-                group_added.wait(timeout_ms=timeout_ms)
-        if group_added is not None and group_added.succeeded:
-            sent = _txn_offset_commit(tm, meta, consumer.group_metadata())
-        else:
+        sent = _offsets_with_early_group(tm, meta, consumer.group_metadata(), group_added)
+        if sent is None:
             _forget_pending_offsets(tm)
             sent = tm.send_offsets_to_transaction(meta, consumer.group_metadata())
         sender.wakeup()
     committed = tm.begin_commit()
     sender.wakeup()
     return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000)
+
+
+def _offsets_with_early_group(tm: Any, meta: dict[TopicPartition, OffsetAndMetadata], group_metadata: Any, early: GroupAdded | None) -> Any | None:
+    """Queue ``meta`` behind the early ``AddOffsetsToTxn``, without waiting for it; the offsets' result, or None (add the group again).
+
+    Under the transaction manager's lock (its answer is handled under it too): not answered yet,
+    the offsets join it and its ``TxnOffsetCommit`` carries them (its result completes with that);
+    answered and succeeded (done or not), a ``TxnOffsetCommit`` of them alone follows it. Either
+    way the ``EndTxn`` queued after them goes last: the sender sends one transactional request at a
+    time, highest priority first, and the ``TxnOffsetCommit`` (queued in the answer's handling, before
+    the sender picks its next request) outranks it. A failed early request (None returned) leaves
+    the caller adding the group again, which meets the transaction's error (two ``AddOffsetsToTxn``
+    in one transaction are not sent: their answers would each commit the same pending offsets, and
+    the second's fails in kafka-python's callback on an offset the first removed).
+    """
+    if early is None:
+        return None
+    with tm._lock:
+        if not early.offsets.read and not early.result.is_done:
+            early.offsets.update(meta)
+            return early.result
+        added = early.offsets.read and not (early.result.is_done and not early.result.succeeded)
+    return _txn_offset_commit(tm, meta, group_metadata) if added else None  # answered: that stays so
 
 
 def finish_commit(commit: CommitInFlight, timeout_ms: int) -> None:

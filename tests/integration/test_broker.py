@@ -393,8 +393,9 @@ def test_an_unreachable_coordinator_loses_no_offsets(kafka_bootstrap, topic_fact
 
 def test_a_transaction_commits_only_its_own_offsets_and_adds_the_group_once(kafka_bootstrap, topic_factory, unique_name):
     """Offsets a failed TxnOffsetCommit left in kafka-python's pending map are not committed by the next
-    transaction; a commit whose early AddOffsetsToTxn has not answered waits for it instead of adding the
-    group a second time (two would each send the offsets, and kafka-python's callback fails on the second)."""
+    transaction; a commit whose early AddOffsetsToTxn has not answered queues its offsets with it, without
+    waiting for it, instead of adding the group a second time (two would each send the offsets, and
+    kafka-python's callback fails on the second)."""
     from stream_monitor.runtime import kafka_compat
 
     sink, tp, consumer, producer = _transactional_pair(kafka_bootstrap, topic_factory, unique_name, 4)
@@ -425,8 +426,11 @@ def test_a_transaction_commits_only_its_own_offsets_and_adds_the_group_once(kafk
         client.await_ready = await_ready
         added = kafka_compat.add_group_early(producer, consumer)
         assert not added.is_done
-        kafka_compat.commit_transaction(producer, consumer, {tp: 2}, timeout_ms=30_000, group_added=added)
-        assert slow == [0] and adds == [{}]  # waited for the early one: no second AddOffsetsToTxn
+        commit = kafka_compat.start_commit(producer, consumer, {tp: 2}, 30_000, added, "")
+        assert not added.is_done  # queued behind the early one, not waited for (it answers 0.5 s late)
+        kafka_compat.finish_commit(commit, 30_000)
+        assert slow == [0] and adds == [{}] and added.offsets.read  # no second AddOffsetsToTxn: the early one's answer took the offsets
+        assert {t: o.offset for t, o in dict.items(added.offsets)} == {tp: 2}
         producer.begin_transaction()
         producer.send(sink, value=b"two", partition=0)
         producer.flush(timeout=20)
