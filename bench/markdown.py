@@ -30,12 +30,12 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
         f"Workload: {w['events']:,} events of {w['channels_per_record']} channel values each (20 numeric + 5 categorical features + a "
         f"prediction; {w['mean_record_bytes']:.0f} bytes on average), {w['partitions']} partitions, produced before timing.",
         "",
-        "| | mode | records/s | records per CPU-second | alerts | changelog bytes per input byte | checkpoints, share of the run | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| | mode | records/s | records per CPU-second | alerts | changelog bytes per input byte | stored (compressed) | checkpoints, share of the run | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for k, r in report["throughput"].items():
         if "skipped" in r:
-            out.append(f"| ({k}) | {r['label']} | - | - | - | - | - | {r['skipped']} |")
+            out.append(f"| ({k}) | {r['label']} | - | - | - | - | - | - | {r['skipped']} |")
             continue
         note = r.get("note", "")
         alerts = r.get("alerts", r.get("alerts_produced"))
@@ -53,7 +53,7 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
             note = "`stream-monitor replay --input` (CLI's own rate)" if r.get("how") == "cli" else "PartitionMonitor.process over the file"
         out.append(
             f"| ({k}) | {r['label']} | {_n(r['records_per_s'])} | {_n(r.get('records_per_cpu_s'))} | {_n(alerts)} | "
-            f"{_n(changelog, 2)} | {'-' if share is None else f'{share:.0%}'} | {note} |"
+            f"{_n(changelog, 2)} | {_n(r.get('changelog_stored_per_input_stored_byte'), 2)} | {'-' if share is None else f'{share:.0%}'} | {note} |"
         )
     out += ["", "| ratio | value |", "|---|---:|"]
     for k, v in report["ratios"].items():
@@ -62,14 +62,15 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     if curve:
         out += [
             "",
-            "| load | records/s | alerts measured | p50 ms | p90 ms | p99 ms | max ms | monitor CPU | machine CPU | changelog / input bytes |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| load | records/s | alerts measured | p50 ms | p90 ms | p99 ms | max ms | monitor CPU | machine CPU | changelog / input bytes | stored (compressed) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for lat in curve:
             out.append(
                 f"| {lat.get('fraction_of_e', 0):.0%} of (e) | {_n(lat['achieved_rate'])} | {lat['samples']} | {_n(lat['p50_ms'])} | "
                 f"{_n(lat['p90_ms'])} | {_n(lat['p99_ms'])} | {_n(lat['max_ms'])} | {lat['monitor_cpu_share_while_producing']:.0%} | "
-                f"{lat['machine_cpu_busy_while_producing']:.0%} | {_n(lat.get('changelog_per_input_byte'), 2)} |"
+                f"{lat['machine_cpu_busy_while_producing']:.0%} | {_n(lat.get('changelog_per_input_byte'), 2)} | "
+                f"{_n(lat.get('changelog_stored_per_input_stored_byte'), 2)} |"
             )
     if report.get("memory"):
         out += [

@@ -391,6 +391,8 @@ def run_app(
     m = app.metrics
     changelog = int(m.registry.get_sample_value("stream_monitor_state_bytes_written_total") or 0)
     seconds = done[0] - first
+    stored = topic_stored_bytes(bootstrap, [cfg.kafka.resolved_changelog_topic()])
+    input_stored = topic_stored_bytes(bootstrap, [topic] + ([label_topic] if label_topic else []))
     return {
         "records": n,
         "seconds": seconds,
@@ -405,6 +407,7 @@ def run_app(
         "changelog_bytes": changelog,
         "input_bytes": input_bytes,
         "changelog_per_input_byte": changelog / input_bytes if input_bytes else None,
+        **_stored(stored, input_stored),
         "checkpoint_share": waited[0] / seconds if seconds > 0 else None,
         "note": "MonitorApp (the code `stream-monitor run` runs) on a thread; commit_interval_ms 250, max_poll_records 5000",
     }
@@ -689,6 +692,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         log_file.close()
     changelog = _topic_value_bytes(bootstrap, f"{group}-state-changelog")
     input_bytes = sum(len(v) for v in values)
+    stored = _stored(topic_stored_bytes(bootstrap, [f"{group}-state-changelog"]), topic_stored_bytes(bootstrap, [topic]))
     lat_ms = []
     timeline: list[list[Any]] = []  # [seconds into the run, latency ms, feature, detector] per alert
     for now, p, off, feature, det in received:
@@ -721,12 +725,46 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "changelog_bytes": changelog,
         "input_bytes": input_bytes,
         "changelog_per_input_byte": changelog / input_bytes if changelog is not None and input_bytes else None,
+        **stored,
         "monitor_cpu_share_while_producing": round((cpu_produced - cpu_start) / produce_seconds, 3),
         "machine_cpu_busy_while_producing": round((machine_end[0] - machine_start[0]) / max(1.0, machine_end[1] - machine_start[1]), 3),
         "note": "`python -m stream_monitor run` subprocess, exactly-once, commit_interval_ms 250, event time = send time; "
         "latency = time the alert was polled by a "
         "read_committed consumer minus the time the record it points at (alert source partition/offset) was handed to the producer",
     }
+
+
+def _stored(changelog: int | None, inputs: int | None) -> dict[str, Any]:
+    """The changelog's and the inputs' bytes as the broker stores them (record batches: compressed, with their
+    overhead), and their ratio: what the state costs in disk and replication against what was read."""
+    return {
+        "changelog_stored_bytes": changelog,
+        "input_stored_bytes": inputs,
+        "changelog_stored_per_input_stored_byte": changelog / inputs if changelog is not None and inputs else None,
+    }
+
+
+def topic_stored_bytes(bootstrap: str, topics: list[str]) -> int | None:
+    """The bytes the broker stores for ``topics`` (DescribeLogDirs: record batches as written, compressed, aborted ones too); None when unknown."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = None
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-log-dirs")
+        total, seen = 0, set()
+        for broker in admin.describe_log_dirs():
+            for log_dir in broker.get("log_dirs", []):
+                for t in log_dir.get("topics", []):
+                    if t["name"] in topics:
+                        seen.add(t["name"])
+                        total += sum(p["partition_size"] for p in t["partitions"])
+        return total if seen == set(topics) else None
+    except KafkaError:
+        return None
+    finally:
+        if admin is not None:
+            admin.close()
 
 
 def _topic_value_bytes(bootstrap: str, topic: str, timeout_s: float = 60.0) -> int | None:
@@ -1160,17 +1198,17 @@ def summary(report: dict[str, Any]) -> str:
     lines = ["", f"stream-monitor benchmark ({'smoke' if report['smoke'] else 'full'}) - {report['started_at']}"]
     w = report.get("workload", {})
     lines.append(f"workload: {w.get('events', 0):,} events x {w.get('channels_per_record')} channel values, {w.get('partitions')} partitions")
-    lines.append(f"{'':11}{'mode':<100}{'records/s':>11}{'per CPU-s':>11}{'alerts':>8}{'changelog/B':>12}")
+    lines.append(f"{'':11}{'mode':<100}{'records/s':>11}{'per CPU-s':>11}{'alerts':>8}{'changelog/B':>12}{'stored':>8}")
     for k, r in report.get("throughput", {}).items():
         if "skipped" in r:
             lines.append(f"{'(' + k + ')':<11}{r['label']:<100} {r['skipped']}")
             continue
         per_cpu = f"{r['records_per_cpu_s']:,.0f}" if r.get("records_per_cpu_s") else "-"
         alerts = r.get("alerts", r.get("alerts_produced"))
-        cl = r.get("changelog_per_input_byte")
+        cl, st = r.get("changelog_per_input_byte"), r.get("changelog_stored_per_input_stored_byte")
         lines.append(
             f"{'(' + k + ')':<11}{r['label']:<100}{r['records_per_s']:>11,.0f}{per_cpu:>11}{'-' if alerts is None else f'{alerts:,}':>8}"
-            f"{'-' if cl is None else f'{cl:.2f}':>12}"
+            f"{'-' if cl is None else f'{cl:.2f}':>12}{'-' if st is None else f'{st:.2f}':>8}"
         )
     lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in report.get("ratios", {}).items()))
     for lat in [*report.get("latency_curve", []), *([report["latency_tuned"]] if "latency_tuned" in report else [])]:

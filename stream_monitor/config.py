@@ -16,6 +16,7 @@ stream_monitor.config.ConfigError: kafka.commit_interval_ms: Input should be gre
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from pathlib import Path
@@ -84,6 +85,10 @@ class KafkaSettings(_Section):
     transaction_operation_timeout_ms: int = Field(default=30_000, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     create_topics: bool = True  # create missing output/changelog topics at start-up
+    # how the producer compresses what the monitor writes (rows of the by-model topic, state, alerts,
+    # dead letters), per record batch: the state is mostly numbers with repeated keys and takes about
+    # half the bytes with lz4 (a third with zstd), at ~1 % of the CPU; consumers decompress it themselves
+    compression_type: Literal["none", "gzip", "lz4", "zstd"] = "lz4"
     state_partitioning: Literal["input", "model"] = "model"
     """``model`` (default): input records are read (decoded, validated, dead-lettered) by whichever
     instance owns their input partition, and each model's validated rows go, in the same
@@ -134,6 +139,14 @@ class KafkaSettings(_Section):
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None) and self.ssl_keyfile is not None:
             raise ValueError("ssl_keyfile needs ssl_certfile")
         return self
+
+    @field_validator("compression_type")
+    @classmethod
+    def _codec_installed(cls, value: str) -> str:
+        needs = {"lz4": "lz4", "zstd": "zstandard"}.get(value)
+        if needs is not None and importlib.util.find_spec(needs) is None:
+            raise ValueError(f"{value} needs the {needs} package (pip install {needs}), or choose another: none, gzip, lz4, zstd")
+        return value
 
     @field_validator("bootstrap_servers", "input_topics", mode="before")
     @classmethod

@@ -44,6 +44,9 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     for key in ("d", "e", "e+labels"):
         r = report["throughput"][key]
         assert _positive(r["changelog_per_input_byte"]) and _positive(r["checkpoint_share"]), (key, r)
+        # as the broker stores them (DescribeLogDirs): compressed batches of the changelog against the input's
+        assert _positive(r["changelog_stored_bytes"]) and _positive(r["input_stored_bytes"]), (key, r)
+        assert _positive(r["changelog_stored_per_input_stored_byte"]), (key, r)
     for key in ("g", "g-file", "h-alo", "h-eos", "f"):
         r = report["throughput"][key]
         assert "skipped" in r or _positive(r["alerts"]), (key, r)

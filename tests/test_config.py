@@ -194,6 +194,27 @@ def test_env_errors_name_the_field():
     assert error_of(env={"STREAM_MONITOR_KAFKA__COMMIT_INTERVAL_MS": "-1"}).startswith("kafka.commit_interval_ms")
 
 
+def test_the_producer_compresses_with_lz4_by_default_and_a_codec_without_its_package_fails_naming_the_field(monkeypatch):
+    import importlib.util
+
+    from stream_monitor.runtime.clients import producer
+
+    assert load_config(None).kafka.compression_type == "lz4"
+    assert load_config(None, overrides={"kafka.compression_type": "none"}).kafka.compression_type == "none"
+    assert error_of(overrides={"kafka.compression_type": "snappy"}).startswith("kafka.compression_type")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "zstandard" else find_spec(name, *a))
+    error = error_of(overrides={"kafka.compression_type": "zstd"})
+    assert error.startswith("kafka.compression_type") and "pip install zstandard" in error
+    from stream_monitor.runtime import clients
+
+    made: list[dict] = []
+    monkeypatch.setattr(clients, "KafkaProducer", lambda **opts: made.append(opts))
+    producer(load_config(None).kafka, "t", None)
+    producer(load_config(None, overrides={"kafka.compression_type": "none"}).kafka, "t", None)
+    assert [m["compression_type"] for m in made] == ["lz4", None]  # what kafka-python compresses each record batch with
+
+
 def test_precedence_defaults_yaml_env_cli(tmp_path):
     path = write(tmp_path, GOOD_YAML)
     env = {"STREAM_MONITOR_GROUP_ID": "env-group", "STREAM_MONITOR_KAFKA__COMMIT_INTERVAL_MS": "400"}

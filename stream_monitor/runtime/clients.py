@@ -275,6 +275,7 @@ def producer(settings: KafkaSettings, client_id: str, transactional_id: str | No
         "max_request_size": DEFAULT_MAX_REQUEST_SIZE,
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 120_000,
+        "compression_type": None if settings.compression_type == "none" else settings.compression_type,
     }
     if transactional_id is not None:
         opts["transactional_id"] = transactional_id
