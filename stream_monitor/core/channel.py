@@ -45,6 +45,12 @@ LEVEL_NOISE = 3.0  # a firing change-point page judges the level on enough value
 # River's ADWIN, its totals inf or NaN, would never trip again on that channel; every gate is a few sds, so
 # nothing a detector decides on is changed
 Z_MAX = 1e12
+# a slice whose evaluations reach at least this many steps with a full window has their window statistics computed
+# together (WindowSteps); fewer are evaluated one by one on the ring, which is cheaper for a few steps (the same
+# floats: tests/core/test_window_steps.py). A live poll of a few hundred rows reaches one or two steps per channel:
+# one step's batched statistics cost ~210 us (sort with its order, ranks, segment counts), the ring's ~45 us;
+# they break even near five steps (numeric and categorical channels alike, window 1,000, step 250)
+BATCHED_STEPS = 5
 WINDOW_CHUNK = 128  # ring positions per window state item: a checkpoint rewrites only the chunks written since (core/state_window.py)
 
 
@@ -302,7 +308,8 @@ class ChannelMonitor:
         ends = list(range(self.step - self.since_eval, n + 1, self.step))  # observations before each evaluation
         cuts = ends if ends and ends[-1] == n else [*ends, n]
         value_cuts = cuts if present is None else np.searchsorted(present, cuts).tolist()
-        full = ends and self.window_detectors and self.obs_filled + ends[-1] >= self.size  # a step with a full window
+        # steps with a full window: computed together when there are many, else each on the ring (see BATCHED_STEPS)
+        full = self.window_detectors and sum(1 for e in ends if self.obs_filled + e >= self.size) >= BATCHED_STEPS
         self._batch = self._window_steps(flags, vals, ends, value_cuts) if full else None
         i = v = 0
         for t, end in enumerate(cuts):
