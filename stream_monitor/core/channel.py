@@ -48,9 +48,10 @@ Z_MAX = 1e12
 # a slice whose evaluations reach at least this many steps with a full window has their window statistics computed
 # together (WindowSteps); fewer are evaluated one by one on the ring, which is cheaper for a few steps (the same
 # floats: tests/core/test_window_steps.py). A live poll of a few hundred rows reaches one or two steps per channel:
-# one step's batched statistics cost ~210 us (sort with its order, ranks, segment counts), the ring's ~45 us;
-# they break even near five steps (numeric and categorical channels alike, window 1,000, step 250)
-BATCHED_STEPS = 5
+# one step's batched statistics cost ~200 us (a sort with its order, ranks, segment counts, numpy calls on small
+# arrays), the ring's ~27 us on a numeric channel (KS by the compiled merge walk) and ~37 us on a categorical one
+# (chi-square, JS); with the default window (1,000, step 250) they break even near 11 and 6 steps
+BATCHED_STEPS: dict[str, int] = {"numeric": 11, "categorical": 6}
 WINDOW_CHUNK = 128  # ring positions per window state item: a checkpoint rewrites only the chunks written since (core/state_window.py)
 
 
@@ -309,7 +310,7 @@ class ChannelMonitor:
         cuts = ends if ends and ends[-1] == n else [*ends, n]
         value_cuts = cuts if present is None else np.searchsorted(present, cuts).tolist()
         # steps with a full window: computed together when there are many, else each on the ring (see BATCHED_STEPS)
-        full = self.window_detectors and sum(1 for e in ends if self.obs_filled + e >= self.size) >= BATCHED_STEPS
+        full = self.window_detectors and sum(1 for e in ends if self.obs_filled + e >= self.size) >= BATCHED_STEPS[self.channel_type]
         self._batch = self._window_steps(flags, vals, ends, value_cuts) if full else None
         i = v = 0
         for t, end in enumerate(cuts):

@@ -229,12 +229,13 @@ def test_a_channel_evaluating_in_batches_equals_one_evaluating_step_by_step(data
         raw[i] = bad[int(rng.integers(0, len(bad)))]
     cuts = data.draw(st.lists(st.integers(1, n), max_size=12))
     # from how many full steps a slice's windows are computed together: every slice, or (the default) slices of many steps
-    batched_steps = data.draw(st.sampled_from([1, channel_module.BATCHED_STEPS]))
-    saved, channel_module.BATCHED_STEPS = channel_module.BATCHED_STEPS, batched_steps
+    batched_steps = data.draw(st.sampled_from([1, 2, channel_module.BATCHED_STEPS[ctype]]))
+    saved = channel_module.BATCHED_STEPS[ctype]
+    channel_module.BATCHED_STEPS[ctype] = batched_steps
     try:
         batched = _feed(_channel(ctype, size, step, ref_size, True), raw, cuts)
     finally:
-        channel_module.BATCHED_STEPS = saved
+        channel_module.BATCHED_STEPS[ctype] = saved
     stepwise = _feed(_channel(ctype, size, step, ref_size, False), raw, cuts)
     assert batched[0] == stepwise[0]
     assert [type(r.statistic) for r in batched[0]] == [type(r.statistic) for r in stepwise[0]]
@@ -286,11 +287,11 @@ def test_a_slice_of_few_steps_is_evaluated_on_the_ring(ctype: str) -> None:
     original = ch._window_steps
     ch._window_steps = lambda *a: built.append(1) or original(*a)  # type: ignore[method-assign]
     records: list[EvaluationRecord] = []
-    per_call = 25 * (channel_module.BATCHED_STEPS - 1)  # the most steps a slice may reach and still be evaluated on the ring
+    per_call = 25 * (channel_module.BATCHED_STEPS[ctype] - 1)  # the most steps a slice may reach and still be evaluated on the ring
     for start in range(200, 400, per_call):
         flags, payload, _ = ch.classify(raw[start : start + per_call])
         ch.ingest_classified(flags, payload, list(range(start, start + per_call)), [0] * 402, list(range(402)), evaluations=records)
     assert not built and records
-    flags, payload, _ = ch.classify(raw[:25 * channel_module.BATCHED_STEPS])  # enough steps: computed together
+    flags, payload, _ = ch.classify(raw[: 25 * channel_module.BATCHED_STEPS[ctype]])  # enough steps: computed together
     ch.ingest_classified(flags, payload, list(range(len(payload))), [0] * 402, list(range(402)))
     assert built == [1]
