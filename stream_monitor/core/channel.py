@@ -171,6 +171,7 @@ class ChannelMonitor:
         # sum and count of standardised values since the last evaluation: while a change-point
         # alert fires, it stays firing as long as this level is still shifted, then resolves
         self._level: list[float] = [0.0, 0]
+        self._z_inside = False  # the slice being ingested needs no clipping of its standardised values (_judge_values)
         # values the point detector being observed judged (since its trip, or since the last
         # evaluation); set by _evaluate just before _observe, read only when an alert is built
         self.point_basis = 0
@@ -304,6 +305,7 @@ class ChannelMonitor:
         The window detectors' statistics of every step the slice reaches are computed together
         (:class:`WindowSteps`, on first use) from the ring's content and the slice's values.
         """
+        self._z_inside = False  # set by _judge_values when no value of the slice needs clipping (see _detect)
         flags, vals, present = self._judge_values(flags, payload)
         n = flags.shape[0]
         ends = list(range(self.step - self.since_eval, n + 1, self.step))  # observations before each evaluation
@@ -396,8 +398,15 @@ class ChannelMonitor:
                 idx = range(len(payload)) if present_idx is None else present_idx.tolist()
                 vals = np.fromiter((payload[j] for j in idx), dtype=np.float64, count=len(idx))
             # two reductions decide the usual case (every value inside); else the per-value test
-            if vals.size and not (vals.min() >= self.lo and vals.max() <= self.hi):
-                outside = (vals < self.lo) | (vals > self.hi)
+            if vals.size:
+                low, high = vals.min(), vals.max()
+                if not (low >= self.lo and high <= self.hi):
+                    outside = (vals < self.lo) | (vals > self.hi)
+                if self.point_detectors:
+                    # standardising is monotone (a positive scale, rounding monotone): the slice's extreme z are
+                    # those of its extreme values, and when they are within Z_MAX no chunk of it needs clipping
+                    ref: NumericReference = self.reference  # type: ignore[assignment]
+                    self._z_inside = bool((low - ref.mean) / ref.scale >= -Z_MAX and (high - ref.mean) / ref.scale <= Z_MAX)
         else:
             present = payload if present_idx is None else [payload[j] for j in present_idx.tolist()]
             vals = np.fromiter(map(self.codes.get, present, repeat(self.unseen_code, len(present))), dtype=np.int32, count=len(present))
@@ -414,7 +423,7 @@ class ChannelMonitor:
         if self.point_detectors and vals.size:
             ref: NumericReference = self.reference  # type: ignore[assignment]
             z = (vals - ref.mean) / ref.scale
-            if z.size and not (z.min() >= -Z_MAX and z.max() <= Z_MAX):  # one absurd value must not blind ADWIN for good
+            if not self._z_inside and not (z.min() >= -Z_MAX and z.max() <= Z_MAX):  # one absurd value must not blind ADWIN for good
                 np.clip(z, -Z_MAX, Z_MAX, out=z)
             zl: list[float] | None = None
             total = float(z.sum())
