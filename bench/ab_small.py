@@ -6,12 +6,14 @@ a warm-up of 5,000 records in batches of 5,000 (the references are built), alter
 judged record (``time.process_time``), median and spread per batch size. At B = 100 a channel
 reaches an evaluation step (250 observations) every 2.5 calls, at 500 two per call, at 5000
 twenty: the live latency row's polls are of the first two kinds. The alerts of both sides are
-compared (payload bytes); a difference is reported and fails.
+compared (payload bytes); a difference is reported and fails. The collector is tuned as ``stream-monitor run``
+tunes it, and a collection runs before each timed run.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 import tempfile
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.workload import throughput_events
 
         values = throughput_events(args.events)
+        from stream_monitor.ops.collector import tune_collector
+
+        tune_collector()  # as `stream-monitor run` and `replay` do before processing
         n = len(values) - WARM
         for batch in [int(b) for b in args.batches.split(",")]:
             sides = {pkg: judge(pkg, values, batch) for pkg in PKGS}
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 for pkg in PKGS if k % 2 == 0 else PKGS[::-1]:
                     setup, run = sides[pkg]
                     setup()
+                    gc.collect()  # no collection of the other side's garbage on this side's clock
                     started = time.process_time()
                     outs[pkg] = run()
                     if k:  # the first round warms up
