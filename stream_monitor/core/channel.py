@@ -295,8 +295,9 @@ class ChannelMonitor:
     ) -> None:
         """Observe a slice with the reference built: detection per step chunk, and an evaluation at every step.
 
-        The window detectors' statistics of every step the slice reaches are computed together
-        (:class:`WindowSteps`, on first use) from the ring's content and the slice's values.
+        When the slice reaches at least :data:`BATCHED_STEPS` full-window steps, the window detectors'
+        statistics of all of them are computed together (:class:`WindowSteps`, on first use) from the
+        ring's content and the slice's values; fewer are evaluated one by one on the ring.
         """
         self._z_inside = False  # set by _judge_values when no value of the slice needs clipping (see SliceFeed)
         flags, vals, present = self._judge_values(flags, payload)

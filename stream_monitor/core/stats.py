@@ -192,7 +192,8 @@ class KsReference:
     """A KS reference sample, sorted and NaN-free, for :func:`ks_sorted` (``of`` gives ``None`` otherwise).
 
     ``walk``: the compiled merge walk (:func:`stream_monitor.core.kernels.ks_walk_python`) when the
-    sample is a contiguous float64 array and numba is on, else ``None`` (numpy's searches).
+    sample is a contiguous float64 array and numba is on, else ``None`` (numpy's searches; also
+    taken for a read-only sample or window).
     """
 
     __slots__ = ("data1", "n1", "walk")
@@ -288,8 +289,9 @@ def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
     if data2[-1] != data2[-1]:  # NaN sorts last
         return _ks_scipy(ref.data1, data2)
     walk = ref.walk
-    if walk is not None and data2.dtype == np.float64 and data2.flags.c_contiguous:
-        # the same counts and floats by one merge walk of both samples (kernels.ks_walk_python), no arrays
+    if walk is not None and data2.dtype == np.float64 and data2.flags.c_contiguous and data2.flags.writeable and ref.data1.flags.writeable:
+        # the same counts and floats by one merge walk of both samples (kernels.ks_walk_python), no arrays; its
+        # one signature takes writable contiguous float64 arrays (a read-only one would be a TypeError)
         max_s, min_s = walk(ref.data1, data2)
         return ks_of_extremes(n1, n2, max_s, min_s)
     data1 = ref.data1

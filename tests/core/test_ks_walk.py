@@ -78,13 +78,20 @@ def test_constant_windows(level: float) -> None:
 
 
 def test_a_reference_the_walk_cannot_read_keeps_the_numpy_path() -> None:
-    """float32 or a strided view: no kernel for it (its one signature is contiguous float64), the same result."""
+    """float32, a strided view or a read-only array: not for the kernel (its one signature is writable contiguous float64), the same result."""
     base = np.sort(np.random.default_rng(4).normal(size=400))
     window = np.sort(np.random.default_rng(5).normal(0.2, 1, 100))
     strided = base[::2]
     assert stats.KsReference(strided).walk is None
     assert stats.ks_sorted(stats.KsReference(strided), window) == _numpy_path(np.ascontiguousarray(strided), window)
     assert stats.KsReference(base.astype(np.float32)).walk is None
+    # read-only arrays (the kernel's signature wants writable ones): the numpy path, not a TypeError
+    frozen, frozen_window = base.copy(), window.copy()
+    frozen.flags.writeable = False
+    frozen_window.flags.writeable = False
+    expected = _numpy_path(base, window)
+    assert stats.ks_sorted(stats.KsReference(frozen), window) == expected
+    assert stats.ks_sorted(stats.KsReference(base), frozen_window) == expected
 
 
 def test_switched_off_loads_no_kernel_and_never_imports_numba() -> None:
