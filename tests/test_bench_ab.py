@@ -40,3 +40,13 @@ def test_ab_hop_runs_both_sides_and_finds_the_same_rows() -> None:
     assert lines[0].startswith("2000 records") and lines[0].endswith("decoded rows identical")
     for step in ("fetch", "hop", "read", "encode", "decode", "columns"):
         assert any(line.startswith(step + ": base HEAD") and "saved median" in line for line in lines), (step, lines)
+
+
+def test_ab_small_runs_both_sides_at_each_batch_size_and_finds_the_same_alerts() -> None:
+    """``python -m bench.ab_small`` at smoke size: both sides judge the same events in batches of each size."""
+    cmd = [sys.executable, "-m", "bench.ab_small", "--base", "HEAD", "--events", "6000", "--rounds", "1", "--batches", "100,2000"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    for batch in (100, 2000):
+        assert any(line.startswith(f"batch {batch}: base HEAD") and "saved median" in line and line.endswith("identical") for line in lines), lines

@@ -32,6 +32,7 @@ from stream_monitor.core.alert import kind_of
 from stream_monitor.core.classify import classify
 from stream_monitor.core.detectors.steps import WindowSteps
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
+from stream_monitor.core.point_feed import Z_MAX, SliceFeed
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
 from stream_monitor.core.series import ChannelTrigger, OpenEpisode, open_pages
 from stream_monitor.core.settings import OVERFLOW_CATEGORY, ChannelType, DetectionSettings, OutOfRangeParams
@@ -41,10 +42,10 @@ __all__ = ["ChannelMonitor", "ChannelTrigger", "EpisodeSource", "EvaluationRecor
 log = structlog.get_logger("stream_monitor.core")
 CONFIRM_MIN_VALUES = 50  # values after a change-point trip used to confirm the size of the shift
 LEVEL_NOISE = 3.0  # a firing change-point page judges the level on enough values that noise is a third of its gate
-# what point detectors see is clipped to this many reference sds: beyond ~1e154 a square overflows and
-# River's ADWIN, its totals inf or NaN, would never trip again on that channel; every gate is a few sds, so
-# nothing a detector decides on is changed
-Z_MAX = 1e12
+# a slice reaching at least this many full-window steps has their statistics computed together (WindowSteps); fewer are
+# evaluated one by one on the ring: ~200 us per slice batched against ~27 (numeric) / ~37 us (categorical) per step on
+# the ring, even near 11 / 6 steps (docs/architecture.md; the same floats: tests/core/test_window_steps.py)
+BATCHED_STEPS: dict[str, int] = {"numeric": 11, "categorical": 6}
 WINDOW_CHUNK = 128  # ring positions per window state item: a checkpoint rewrites only the chunks written since (core/state_window.py)
 
 
@@ -294,20 +295,26 @@ class ChannelMonitor:
     ) -> None:
         """Observe a slice with the reference built: detection per step chunk, and an evaluation at every step.
 
-        The window detectors' statistics of every step the slice reaches are computed together
-        (:class:`WindowSteps`, on first use) from the ring's content and the slice's values.
+        When the slice reaches at least :data:`BATCHED_STEPS` full-window steps, the window detectors'
+        statistics of all of them are computed together (:class:`WindowSteps`, on first use) from the
+        ring's content and the slice's values; fewer are evaluated one by one on the ring.
         """
+        self._z_inside = False  # set by _judge_values when no value of the slice needs clipping (see SliceFeed)
         flags, vals, present = self._judge_values(flags, payload)
         n = flags.shape[0]
         ends = list(range(self.step - self.since_eval, n + 1, self.step))  # observations before each evaluation
         cuts = ends if ends and ends[-1] == n else [*ends, n]
         value_cuts = cuts if present is None else np.searchsorted(present, cuts).tolist()
-        full = ends and self.window_detectors and self.obs_filled + ends[-1] >= self.size  # a step with a full window
+        # steps with a full window: computed together when there are many, else each on the ring (see BATCHED_STEPS)
+        full = self.window_detectors and sum(1 for e in ends if self.obs_filled + e >= self.size) >= BATCHED_STEPS[self.channel_type]
         self._batch = self._window_steps(flags, vals, ends, value_cuts) if full else None
+        # the point detectors take the slice's values at once (point_feed), their sums are kept per chunk
+        ref: NumericReference = self.reference  # type: ignore[assignment]
+        feed = SliceFeed(self.point_detectors, vals, ref, self._z_inside) if self.point_detectors and vals.size else None
         i = v = 0
         for t, end in enumerate(cuts):
             ve = value_cuts[t]
-            self._detect(flags[i:end], vals[v:ve], rows[i:end], times)
+            self._detect(flags[i:end], vals[v:ve], rows[i:end], times, feed, v)
             self.observations += end - i
             self.since_eval += end - i
             i, v = end, ve
@@ -388,8 +395,13 @@ class ChannelMonitor:
                 idx = range(len(payload)) if present_idx is None else present_idx.tolist()
                 vals = np.fromiter((payload[j] for j in idx), dtype=np.float64, count=len(idx))
             # two reductions decide the usual case (every value inside); else the per-value test
-            if vals.size and not (vals.min() >= self.lo and vals.max() <= self.hi):
-                outside = (vals < self.lo) | (vals > self.hi)
+            if vals.size:
+                low, high = vals.min(), vals.max()
+                if not (low >= self.lo and high <= self.hi):
+                    outside = (vals < self.lo) | (vals > self.hi)
+                if self.point_detectors:  # standardising is monotone: the extreme z are those of the extreme values
+                    ref: NumericReference = self.reference  # type: ignore[assignment]
+                    self._z_inside = bool((low - ref.mean) / ref.scale >= -Z_MAX and (high - ref.mean) / ref.scale <= Z_MAX)
         else:
             present = payload if present_idx is None else [payload[j] for j in present_idx.tolist()]
             vals = np.fromiter(map(self.codes.get, present, repeat(self.unseen_code, len(present))), dtype=np.int32, count=len(present))
@@ -399,33 +411,10 @@ class ChannelMonitor:
             flags[outside if present_idx is None else present_idx[outside]] = det.FLAG_OUTSIDE
         return flags, vals, present_idx
 
-    def _detect(self, flags: np.ndarray, vals: np.ndarray, rows: np.ndarray, row_times: np.ndarray) -> None:
-        """Feed one step chunk's present values to the point detectors and push the chunk into the rings."""
-        # point detectors see every finite value, in order; a trip opens a confirmation. A compiled
-        # kernel reads the float64 array as it is; Python loops get its list (made once)
-        if self.point_detectors and vals.size:
-            ref: NumericReference = self.reference  # type: ignore[assignment]
-            z = (vals - ref.mean) / ref.scale
-            if z.size and not (z.min() >= -Z_MAX and z.max() <= Z_MAX):  # one absurd value must not blind ADWIN for good
-                np.clip(z, -Z_MAX, Z_MAX, out=z)
-            zl: list[float] | None = None
-            total = float(z.sum())
-            self._level[0] += total
-            self._level[1] += z.size
-            for _ordinal, pdet in self.point_detectors:
-                if pdet.takes_array:
-                    trips = pdet.update_many(z)
-                else:
-                    if zl is None:
-                        zl = z.tolist()
-                    trips = pdet.update_many(zl)
-                pending = self._pending.get(pdet.name)
-                if pending is None and trips:
-                    first = trips[0]
-                    self._pending[pdet.name] = [float(z[first:].sum()), z.size - first]
-                elif pending is not None:
-                    pending[0] += total
-                    pending[1] += z.size
+    def _detect(self, flags: np.ndarray, vals: np.ndarray, rows: np.ndarray, row_times: np.ndarray, feed: SliceFeed | None, v: int) -> None:
+        """Observe one step chunk: its present values (the slice's ``v`` onwards) for the point detectors, and into the rings."""
+        if feed is not None and vals.size:
+            feed.chunk(v, v + vals.size, self._level, self._pending)
         times = row_times[rows]
         start = self.obs_pos
         self.obs_pos, self.obs_filled = self._push(self.flags, start, self.obs_filled, flags)

@@ -48,7 +48,10 @@ import math
 import os
 from typing import Any, Callable
 
-__all__ = ["JIT_SWITCH", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "page_hinkley", "page_hinkley_python"]
+__all__ = [
+    "JIT_SWITCH", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "ks_walk", "ks_walk_python",
+    "page_hinkley", "page_hinkley_python",
+]  # fmt: skip
 
 JIT_SWITCH = "STREAM_MONITOR_NO_JIT"
 """Environment variable: ``1`` keeps every per-value loop in Python (same results, slower)."""
@@ -311,20 +314,77 @@ def ddm_python(
 
 _HDDM_A_SIGNATURE = "Tuple((int64, int64, boolean, boolean))(float64[::1], float64[::1], float64, float64, float64, boolean, boolean, int64[::1])"
 _DDM_SIGNATURE = "Tuple((int64, int64, boolean, boolean, boolean))(float64[::1], float64[::1], boolean, float64, float64, float64, boolean, boolean, int64[::1])"
-_error_kernels: dict[str, Any] = {}
+_kernels: dict[str, Any] = {}
 
 
-def _error_kernel(name: str, func: Callable[..., Any], signature: str) -> Any:
-    if name not in _error_kernels:
-        _error_kernels[name] = compile_kernel(func, signature) if jit_enabled() else None
-    return _error_kernels[name]
+def _cached_kernel(name: str, func: Callable[..., Any], signature: str) -> Any:
+    if name not in _kernels:
+        _kernels[name] = compile_kernel(func, signature) if jit_enabled() else None
+    return _kernels[name]
 
 
 def hddm_a() -> Callable[..., tuple[int, int, bool, bool]] | None:
     """The compiled :func:`hddm_a_python` (as :func:`page_hinkley`: on the first call), or ``None``."""
-    return _error_kernel("hddm_a", hddm_a_python, _HDDM_A_SIGNATURE)
+    return _cached_kernel("hddm_a", hddm_a_python, _HDDM_A_SIGNATURE)
 
 
 def ddm() -> Callable[..., tuple[int, int, bool, bool, bool]] | None:
     """The compiled :func:`ddm_python` (as :func:`page_hinkley`: on the first call), or ``None``."""
-    return _error_kernel("ddm", ddm_python, _DDM_SIGNATURE)
+    return _cached_kernel("ddm", ddm_python, _DDM_SIGNATURE)
+
+
+# ------------------------------------------------------------------ two-sample KS of sorted samples
+
+
+def ks_walk_python(data1: Any, data2: Any) -> tuple[float, float]:
+    """(max, min) of I/n1 - J/n2 that :func:`stream_monitor.core.stats.ks_sorted` takes, by one merge walk; the kernel's source.
+
+    ``data1`` (the reference, n1 values) and ``data2`` (the window, n2) are sorted, non-empty and
+    NaN-free. For each run of equal window values w (window positions s .. e - 1) the walk counts
+    the reference values < w (L) and <= w (R) and computes, as ``ks_sorted`` does from its
+    ``searchsorted`` counts, ``at = R/n1 - e/n2`` and ``below = L/n1 - s/n2``: the same integers
+    through the same two float operations (an integer divided by an integer is a float64 division
+    in both). The min is that of ``at``; the max that of ``below`` and ``at`` (``ks_sorted`` leaves
+    ``at`` out when no window value equals a reference value: then ``at`` <= ``below``, same I and a
+    larger J, so the max is the same float). O(n1 + n2), no array made.
+
+    >>> import numpy as np
+    >>> ks_walk_python(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 1.0, 5.0]))
+    (0.33333333333333337, -0.16666666666666663)
+    """
+    n1 = data1.shape[0]
+    n2 = data2.shape[0]
+    lt = 0  # reference values < w
+    le = 0  # reference values <= w
+    hi = -1.0  # every value is >= 0.0 - 1.0, and below at the first run is >= 0.0
+    lo = 1.0
+    s = 0
+    while s < n2:
+        w = data2[s]
+        e = s + 1
+        while e < n2 and data2[e] == w:
+            e += 1
+        while lt < n1 and data1[lt] < w:
+            lt += 1
+        if le < lt:
+            le = lt
+        while le < n1 and data1[le] <= w:
+            le += 1
+        at = le / n1 - e / n2
+        below = lt / n1 - s / n2
+        if at < lo:
+            lo = at
+        if below > hi:
+            hi = below
+        if at > hi:
+            hi = at
+        s = e
+    return hi, lo
+
+
+_KS_WALK_SIGNATURE = "UniTuple(float64, 2)(float64[::1], float64[::1])"
+
+
+def ks_walk() -> Callable[..., tuple[float, float]] | None:
+    """The compiled :func:`ks_walk_python` (as :func:`page_hinkley`: on the first call), or ``None`` (then ``ks_sorted``'s numpy path runs)."""
+    return _cached_kernel("ks_walk", ks_walk_python, _KS_WALK_SIGNATURE)

@@ -23,6 +23,8 @@ import numpy as np
 from scipy import special as _special
 from scipy import stats as _sps
 
+from stream_monitor.core import kernels
+
 # p-values by (statistic, n): a window's KS distance takes few distinct values (multiples of
 # 1/lcm(n1, n2)), so most evaluations hit this memo instead of scipy's distribution machinery.
 _KS_SF: dict[tuple[float, float], float] = {}
@@ -187,13 +189,19 @@ def js_distance(reference_counts: np.ndarray, current_counts: np.ndarray) -> flo
 
 
 class KsReference:
-    """A KS reference sample, sorted and NaN-free, for :func:`ks_sorted` (``of`` gives ``None`` otherwise)."""
+    """A KS reference sample, sorted and NaN-free, for :func:`ks_sorted` (``of`` gives ``None`` otherwise).
 
-    __slots__ = ("data1", "n1")
+    ``walk``: the compiled merge walk (:func:`stream_monitor.core.kernels.ks_walk_python`) when the
+    sample is a contiguous float64 array and numba is on, else ``None`` (numpy's searches; also
+    taken for a read-only sample or window).
+    """
+
+    __slots__ = ("data1", "n1", "walk")
 
     def __init__(self, data1: np.ndarray) -> None:
         self.data1 = data1
         self.n1 = data1.shape[0]
+        self.walk = kernels.ks_walk() if data1.dtype == np.float64 and data1.flags.c_contiguous else None
 
     @classmethod
     def of(cls, reference: np.ndarray) -> KsReference | None:
@@ -280,6 +288,12 @@ def ks_sorted(ref: KsReference, data2: np.ndarray) -> tuple[float, float]:
     n1, n2 = ref.n1, data2.shape[0]
     if data2[-1] != data2[-1]:  # NaN sorts last
         return _ks_scipy(ref.data1, data2)
+    walk = ref.walk
+    if walk is not None and data2.dtype == np.float64 and data2.flags.c_contiguous and data2.flags.writeable and ref.data1.flags.writeable:
+        # the same counts and floats by one merge walk of both samples (kernels.ks_walk_python), no arrays; its
+        # one signature takes writable contiguous float64 arrays (a read-only one would be a TypeError)
+        max_s, min_s = walk(ref.data1, data2)
+        return ks_of_extremes(n1, n2, max_s, min_s)
     data1 = ref.data1
     right1 = data1.searchsorted(data2, "right")
     # #(ref < w) is #(ref <= w) except where w is a reference value, i.e. data1[right1 - 1] == w

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_monitor.core import detectors as det
+from stream_monitor.core import channel as channel_module
 from stream_monitor.core import stats
 from stream_monitor.core.channel import ChannelMonitor, EvaluationRecord
 from stream_monitor.core.detectors.steps import WindowSteps, ks_rows, window_counts
@@ -227,7 +228,14 @@ def test_a_channel_evaluating_in_batches_equals_one_evaluating_step_by_step(data
     for i in np.flatnonzero(rng.random(n) < data.draw(st.sampled_from([0.0, 0.05, 0.3]))).tolist():
         raw[i] = bad[int(rng.integers(0, len(bad)))]
     cuts = data.draw(st.lists(st.integers(1, n), max_size=12))
-    batched = _feed(_channel(ctype, size, step, ref_size, True), raw, cuts)
+    # from how many full steps a slice's windows are computed together: every slice, or (the default) slices of many steps
+    batched_steps = data.draw(st.sampled_from([1, 2, channel_module.BATCHED_STEPS[ctype]]))
+    saved = channel_module.BATCHED_STEPS[ctype]
+    channel_module.BATCHED_STEPS[ctype] = batched_steps
+    try:
+        batched = _feed(_channel(ctype, size, step, ref_size, True), raw, cuts)
+    finally:
+        channel_module.BATCHED_STEPS[ctype] = saved
     stepwise = _feed(_channel(ctype, size, step, ref_size, False), raw, cuts)
     assert batched[0] == stepwise[0]
     assert [type(r.statistic) for r in batched[0]] == [type(r.statistic) for r in stepwise[0]]
@@ -266,3 +274,24 @@ def test_ks_of_constant_windows(level: float) -> None:
     hi, lo = steps.ks_extremes(prepared.data1)
     expected = stats.ks_sorted(prepared, values[:20])
     assert [stats.ks_of_extremes(prepared.n1, 20, h, low) for h, low in zip(hi, lo, strict=True)] == [expected] * 3
+
+
+@pytest.mark.parametrize("ctype", ["numeric", "categorical"])
+def test_a_slice_of_few_steps_is_evaluated_on_the_ring(ctype: str) -> None:
+    """Below BATCHED_STEPS full steps a slice builds no WindowSteps: each step is evaluated on the ring (cheaper for a few)."""
+    ch = _channel(ctype, 100, 25, 100, True)
+    raw: list[Any] = np.random.default_rng(2).normal(size=400).tolist() if ctype == "numeric" else ["a", "b", "c"] * 134
+    flags, payload, _ = ch.classify(raw[:200])
+    ch.ingest_classified(flags, payload, list(range(200)), [0] * 402, list(range(402)))
+    built: list[int] = []
+    original = ch._window_steps
+    ch._window_steps = lambda *a: built.append(1) or original(*a)  # type: ignore[method-assign]
+    records: list[EvaluationRecord] = []
+    per_call = 25 * (channel_module.BATCHED_STEPS[ctype] - 1)  # the most steps a slice may reach and still be evaluated on the ring
+    for start in range(200, 400, per_call):
+        flags, payload, _ = ch.classify(raw[start : start + per_call])
+        ch.ingest_classified(flags, payload, list(range(start, start + per_call)), [0] * 402, list(range(402)), evaluations=records)
+    assert not built and records
+    flags, payload, _ = ch.classify(raw[: 25 * channel_module.BATCHED_STEPS[ctype]])  # enough steps: computed together
+    ch.ingest_classified(flags, payload, list(range(len(payload))), [0] * 402, list(range(402)))
+    assert built == [1]

@@ -22,7 +22,9 @@ checks it against the per-step code). The window's *order* never mattered to a w
 (the ring is read unrolled or not), so only its multiset of values is reproduced here.
 
 Detectors without ``evaluate_steps`` (or that decline a batch: KS with a NaN anywhere, which a
-channel's window never holds) keep being evaluated on the live ring, step by step.
+channel's window never holds) keep being evaluated on the live ring, step by step. So are all of a
+slice's steps when it reaches only a few (``channel.BATCHED_STEPS``): this pass costs ~200 µs per
+channel and slice whatever the number of steps, more than a few steps on the ring.
 """
 
 from __future__ import annotations
