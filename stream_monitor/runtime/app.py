@@ -80,6 +80,7 @@ class MonitorApp(CheckpointSteps):
         self.spec = cfg.monitor_spec()
         # compiled, or loaded from their caches, at start-up: not in the first batch
         kernels.page_hinkley()
+        kernels.ks_walk()
         if cfg.kafka.label_topic:
             kernels.hddm_a()
             kernels.ddm()
