@@ -228,10 +228,12 @@ class GroupAdded:
 
     @property
     def is_done(self) -> bool:
+        """Answered, and its ``TxnOffsetCommit`` answered too (or it failed)."""
         return bool(self.result.is_done)
 
     @property
     def succeeded(self) -> bool:
+        """Done without an error: the group is in the transaction."""
         return bool(self.result.succeeded)
 
 
