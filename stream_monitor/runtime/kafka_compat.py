@@ -42,6 +42,7 @@ uses for the same error on ``AddPartitionsToTxn``; batches and metadata keep the
 from __future__ import annotations
 
 import contextlib
+import heapq
 import time
 from dataclasses import dataclass
 from collections.abc import Iterator
@@ -146,6 +147,7 @@ def _internals(producer: Any) -> tuple[Any, Any] | None:
 
 
 TRANSACTIONAL_RETRY_BACKOFF_MS = 20
+WAKE_SLICE_MS = 50  # finish_commit wakes the sender this often while it waits
 
 
 def quick_transactional_retries(producer: Any, backoff_ms: int = TRANSACTIONAL_RETRY_BACKOFF_MS) -> bool:
@@ -228,10 +230,12 @@ class GroupAdded:
 
     @property
     def is_done(self) -> bool:
+        """Answered: the group added and its ``TxnOffsetCommit`` answered too, or failed."""
         return bool(self.result.is_done)
 
     @property
     def succeeded(self) -> bool:
+        """Answered without an error."""
         return bool(self.result.succeeded)
 
 
@@ -291,16 +295,10 @@ class CommitInFlight:
     committed: Any = None  # the EndTxn's result; None when the commit is done already (public calls)
     sent: Any = None  # the offsets' result, when there were offsets
     deadline: float = 0.0  # time.monotonic() by which it must be done
+    wake: Callable[[], None] | None = None  # the sender's wakeup (finish_commit calls it while it waits)
 
 
-def start_commit(
-    producer: Any,
-    consumer: Any,
-    offsets: dict[TopicPartition, int],
-    timeout_ms: int,
-    group_added: Any | None = None,
-    token: str = "",
-) -> CommitInFlight:
+def start_commit(producer: Any, consumer: Any, offsets: dict[TopicPartition, int], timeout_ms: int, group_added: Any | None = None, token: str = "") -> CommitInFlight:
     """Queue ``offsets`` (next offset per partition) and the commit of the open transaction; :func:`finish_commit` waits for it.
 
     The offsets and the ``EndTxn`` are queued together: the sender thread sends the ``EndTxn`` once
@@ -329,7 +327,7 @@ def start_commit(
         sender.wakeup()
     committed = tm.begin_commit()
     sender.wakeup()
-    return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000)
+    return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000, sender.wakeup)
 
 
 def _offsets_with_early_group(tm: Any, meta: dict[TopicPartition, OffsetAndMetadata], group_metadata: Any, early: GroupAdded | None) -> Any | None:
@@ -359,7 +357,12 @@ def finish_commit(commit: CommitInFlight, timeout_ms: int) -> None:
     """Wait for a commit started by :func:`start_commit`, until its deadline; raise if it failed or did not complete."""
     if commit.committed is None:
         return
+    # the sender woken every slice: an error answered once the EndTxn is queued fails it only when the sender next looks,
+    # and after failing a request queued before it (an AddPartitionsToTxn) the sender can sleep past the deadline
     left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))
+    while commit.wake is not None and left_ms > WAKE_SLICE_MS and not commit.committed.wait(timeout_ms=WAKE_SLICE_MS):
+        commit.wake()
+        left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))
     if not commit.committed.wait(timeout_ms=left_ms):
         stage = "send_offsets" if commit.sent is not None and not commit.sent.wait(timeout_ms=0) else "commit"
         raise KafkaTimeoutError(f"{stage} did not complete within {timeout_ms} ms")
@@ -379,13 +382,7 @@ def commit_offsets_alone(producer: Any, consumer: Any, offsets: dict[TopicPartit
     finish_commit(start_commit(producer, consumer, offsets, timeout_ms, None, token), timeout_ms)
 
 
-def commit_transaction(
-    producer: Any,
-    consumer: Any,
-    offsets: dict[TopicPartition, int],
-    timeout_ms: int,
-    group_added: Any | None = None,
-) -> None:
+def commit_transaction(producer: Any, consumer: Any, offsets: dict[TopicPartition, int], timeout_ms: int, group_added: Any | None = None) -> None:
     """Send ``offsets`` into the open transaction and commit it, bounded: :func:`start_commit` then :func:`finish_commit`."""
     finish_commit(start_commit(producer, consumer, offsets, timeout_ms, group_added), timeout_ms)
 
@@ -396,8 +393,23 @@ def abort_transaction(producer: Any, timeout_ms: int) -> None:
     if internals is None:
         producer.abort_transaction()
         return
-    tm, sender = internals
-    _bounded(sender, tm.begin_abort(), "abort", timeout_ms)
+    _bounded(internals[1], _begin_abort(internals[0]), "abort", timeout_ms)
+
+
+def _begin_abort(tm: Any) -> Any:
+    """``begin_abort``, after failing an ``EndTxn`` that commits still queued (a commit given up on, its transaction in an
+    abortable error): kafka-python would send it first, the state no longer an error one, and commit the transaction."""
+    from kafka.producer.transaction_manager import EndTxnHandler
+
+    if getattr(tm, "_pending_requests", None) is None:  # a test fake
+        return tm.begin_abort()
+    with tm._lock:  # (in any other state with a commit queued, COMMITTING, begin_abort raises: the caller replaces the producer)
+        queued = [e for e in tm._pending_requests if isinstance(e[2], EndTxnHandler) and e[2].request.committed and tm.has_abortable_error()]
+        tm._pending_requests[:] = [e for e in tm._pending_requests if e not in queued]
+        heapq.heapify(tm._pending_requests)
+        for _, _, handler in queued:
+            handler.fail(KafkaError("the transaction aborts: its commit was given up"))
+        return tm.begin_abort()
 
 
 def await_topic_metadata(
