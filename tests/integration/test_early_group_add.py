@@ -22,9 +22,11 @@ from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.producer.transaction_manager import AddOffsetsToTxnHandler, EndTxnHandler, TxnOffsetCommitHandler
 
 from stream_monitor.runtime import kafka_compat
-from tests.integration.test_broker import _transactional_pair, poll_n, read_all
+from tests.integration.test_broker import HAVE_PYTEST_TIMEOUT, TEST_TIMEOUT_S, _transactional_pair, poll_n, read_all
 
 pytestmark = [pytest.mark.kafka]
+if HAVE_PYTEST_TIMEOUT:
+    pytestmark.append(pytest.mark.timeout(TEST_TIMEOUT_S))
 
 CONCURRENT_TRANSACTIONS, NOT_COORDINATOR = 51, 16
 
