@@ -398,6 +398,10 @@ def test_the_private_api_the_compat_layer_uses_is_there():
     assert "heapq.heappush(" in enqueue and "self._pending_requests," in enqueue and "request_handler\n" in enqueue
     assert "committed=committed" in inspect.getsource(EndTxnHandler.__init__) and callable(getattr(TxnRequestHandler, "fail", None))
     assert callable(getattr(TransactionManager, "has_abortable_error", None))
+    # finish_commit compares the producer id and epoch the commit began with (a KIP-360 bump aborts it on the broker)
+    from kafka.producer.transaction_manager import ProducerIdAndEpoch
+
+    assert "self.producer_id_and_epoch = " in inspect.getsource(TransactionManager.__init__) and "__eq__" in vars(ProducerIdAndEpoch)
 
 
 def test_the_private_api_of_the_early_group_add_is_there():

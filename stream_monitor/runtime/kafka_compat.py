@@ -295,7 +295,8 @@ class CommitInFlight:
     committed: Any = None  # the EndTxn's result; None when the commit is done already (public calls)
     sent: Any = None  # the offsets' result, when there were offsets
     deadline: float = 0.0  # time.monotonic() by which it must be done
-    wake: Callable[[], None] | None = None  # the sender's wakeup (finish_commit calls it while it waits)
+    internals: tuple[Any, Any] | None = None  # (transaction manager, sender): finish_commit wakes the sender while it waits
+    epoch: Any = None  # the producer id and epoch it began with: a KIP-360 bump in between aborts it on the broker
 
 
 def start_commit(producer: Any, consumer: Any, offsets: dict[TopicPartition, int], timeout_ms: int, group_added: Any | None = None, token: str = "") -> CommitInFlight:
@@ -327,7 +328,7 @@ def start_commit(producer: Any, consumer: Any, offsets: dict[TopicPartition, int
         sender.wakeup()
     committed = tm.begin_commit()
     sender.wakeup()
-    return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000, sender.wakeup)
+    return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000, internals, getattr(tm, "producer_id_and_epoch", None))
 
 
 def _offsets_with_early_group(tm: Any, meta: dict[TopicPartition, OffsetAndMetadata], group_metadata: Any, early: GroupAdded | None) -> Any | None:
@@ -358,14 +359,15 @@ def finish_commit(commit: CommitInFlight, timeout_ms: int) -> None:
     if commit.committed is None:
         return
     # the sender woken every slice: an error answered once the EndTxn is queued fails it only when the sender next looks,
-    # and after failing a request queued before it (an AddPartitionsToTxn) the sender can sleep past the deadline
-    left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))
-    while commit.wake is not None and left_ms > WAKE_SLICE_MS and not commit.committed.wait(timeout_ms=WAKE_SLICE_MS):
-        commit.wake()
+    left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))  # and it can sleep past the deadline before that
+    while commit.internals is not None and left_ms > WAKE_SLICE_MS and not commit.committed.wait(timeout_ms=WAKE_SLICE_MS):
+        commit.internals[1].wakeup()
         left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))
     if not commit.committed.wait(timeout_ms=left_ms):
         stage = "send_offsets" if commit.sent is not None and not commit.sent.wait(timeout_ms=0) else "commit"
         raise KafkaTimeoutError(f"{stage} did not complete within {timeout_ms} ms")
+    if commit.epoch is not None and commit.internals[0].producer_id_and_epoch != commit.epoch:  # kafka-python then "commits"
+        raise KafkaError(f"the producer's epoch was bumped during the commit (now {commit.internals[0].producer_id_and_epoch}): the broker aborted it")
     if commit.sent is not None and not commit.sent.wait(timeout_ms=0):  # the EndTxn goes last: not reached
         raise OffsetsLeftBehind("the transaction committed before its offsets")
 
@@ -397,8 +399,7 @@ def abort_transaction(producer: Any, timeout_ms: int) -> None:
 
 
 def _begin_abort(tm: Any) -> Any:
-    """``begin_abort``, after failing an ``EndTxn`` that commits still queued (a commit given up on, its transaction in an
-    abortable error): kafka-python would send it first, the state no longer an error one, and commit the transaction."""
+    """``begin_abort``, failing first an ``EndTxn(commit)`` still queued in an abortable error (else sent first: committed)."""
     from kafka.producer.transaction_manager import EndTxnHandler
 
     if getattr(tm, "_pending_requests", None) is None:  # a test fake
