@@ -222,3 +222,33 @@ def test_an_abort_never_sends_the_commit_still_queued(kafka_bootstrap, topic_fac
         consumer.close(autocommit=False)
     assert read_all(kafka_bootstrap, sink, 2, "read_committed") == []  # not b"added": the transaction did not commit
     assert commit.committed.failed
+
+
+@pytest.mark.parametrize("records", [1, 0], ids=["with records", "reads-only"])
+def test_offsets_joined_to_a_dropped_early_request_are_noticed_and_committed_alone(kafka_bootstrap, topic_factory, unique_name, records):
+    """kafka-python as is (without keep_transactional_requests) drops the early request when its coordinator stays
+    unreachable: the offsets joined to it never go, the EndTxn commits (or, reads-only, completes) without them. The
+    commit says so (OffsetsLeftBehind) and commit_offsets_alone commits them with their token."""
+    from tests.integration.test_broker import _unreachable_once
+
+    sink, tp, consumer, producer = _transactional_pair(kafka_bootstrap, topic_factory, unique_name, 4)
+    try:
+        producer.init_transactions()
+        poll_n(consumer, 4)
+        producer.begin_transaction()
+        if records:
+            producer.send(sink, value=b"one", partition=0)
+            producer.flush(timeout=20)  # its AddPartitionsToTxn answered: the next transactional request is the early one
+        armed = _unreachable_once(producer)
+        added = kafka_compat.add_group_early(producer, consumer)
+        commit = kafka_compat.start_commit(producer, consumer, {tp: 2}, 20_000, added, "token-1")
+        with pytest.raises(kafka_compat.OffsetsLeftBehind):
+            kafka_compat.finish_commit(commit, 20_000)
+        assert armed == [0] and not added.is_done and consumer.committed(tp, timeout_ms=10_000) is None
+        kafka_compat.commit_offsets_alone(producer, consumer, {tp: 2}, 20_000, "token-1")
+        got = consumer.committed(tp, metadata=True, timeout_ms=10_000)
+        assert (got.offset, got.metadata) == (2, "token-1")
+    finally:
+        producer.close(timeout=10)
+        consumer.close(autocommit=False)
+    assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"one"] * records
