@@ -391,6 +391,17 @@ def test_the_private_api_the_compat_layer_uses_is_there():
         assert callable(getattr(TransactionManager, name, None)), name
     assert "timeout_ms" in inspect.signature(TransactionalRequestResult.wait).parameters
     assert callable(getattr(Sender, "wakeup", None))
+    # kafka_compat._begin_abort fails a queued EndTxn(commit): the queue is a heap of (priority, sort id, handler) under _lock
+    from kafka.producer.transaction_manager import EndTxnHandler, TxnRequestHandler
+
+    enqueue = inspect.getsource(TransactionManager._enqueue_request)
+    assert "heapq.heappush(" in enqueue and "self._pending_requests," in enqueue and "request_handler\n" in enqueue
+    assert "committed=committed" in inspect.getsource(EndTxnHandler.__init__) and callable(getattr(TxnRequestHandler, "fail", None))
+    assert callable(getattr(TransactionManager, "has_abortable_error", None))
+    # finish_commit compares the producer id and epoch the commit began with (a KIP-360 bump aborts it on the broker)
+    from kafka.producer.transaction_manager import ProducerIdAndEpoch
+
+    assert "self.producer_id_and_epoch = " in inspect.getsource(TransactionManager.__init__) and "__eq__" in vars(ProducerIdAndEpoch)
 
 
 def test_the_private_api_of_the_early_group_add_is_there():

@@ -42,6 +42,7 @@ uses for the same error on ``AddPartitionsToTxn``; batches and metadata keep the
 from __future__ import annotations
 
 import contextlib
+import heapq
 import time
 from dataclasses import dataclass
 from collections.abc import Iterator
@@ -146,6 +147,7 @@ def _internals(producer: Any) -> tuple[Any, Any] | None:
 
 
 TRANSACTIONAL_RETRY_BACKOFF_MS = 20
+WAKE_SLICE_MS = 50  # finish_commit wakes the sender this often while it waits
 
 
 def quick_transactional_retries(producer: Any, backoff_ms: int = TRANSACTIONAL_RETRY_BACKOFF_MS) -> bool:
@@ -228,12 +230,12 @@ class GroupAdded:
 
     @property
     def is_done(self) -> bool:
-        """Answered, and its ``TxnOffsetCommit`` answered too (or it failed)."""
+        """Answered: the group added and its ``TxnOffsetCommit`` answered too, or failed."""
         return bool(self.result.is_done)
 
     @property
     def succeeded(self) -> bool:
-        """Done without an error: the group is in the transaction."""
+        """Answered without an error."""
         return bool(self.result.succeeded)
 
 
@@ -293,16 +295,11 @@ class CommitInFlight:
     committed: Any = None  # the EndTxn's result; None when the commit is done already (public calls)
     sent: Any = None  # the offsets' result, when there were offsets
     deadline: float = 0.0  # time.monotonic() by which it must be done
+    internals: tuple[Any, Any] | None = None  # (transaction manager, sender): finish_commit wakes the sender while it waits
+    epoch: Any = None  # the producer id and epoch it began with: a KIP-360 bump in between aborts it on the broker
 
 
-def start_commit(
-    producer: Any,
-    consumer: Any,
-    offsets: dict[TopicPartition, int],
-    timeout_ms: int,
-    group_added: Any | None = None,
-    token: str = "",
-) -> CommitInFlight:
+def start_commit(producer: Any, consumer: Any, offsets: dict[TopicPartition, int], timeout_ms: int, group_added: Any | None = None, token: str = "") -> CommitInFlight:
     """Queue ``offsets`` (next offset per partition) and the commit of the open transaction; :func:`finish_commit` waits for it.
 
     The offsets and the ``EndTxn`` are queued together: the sender thread sends the ``EndTxn`` once
@@ -331,7 +328,7 @@ def start_commit(
         sender.wakeup()
     committed = tm.begin_commit()
     sender.wakeup()
-    return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000)
+    return CommitInFlight(committed, sent, time.monotonic() + timeout_ms / 1000, internals, getattr(tm, "producer_id_and_epoch", None))
 
 
 def _offsets_with_early_group(tm: Any, meta: dict[TopicPartition, OffsetAndMetadata], group_metadata: Any, early: GroupAdded | None) -> Any | None:
@@ -361,10 +358,16 @@ def finish_commit(commit: CommitInFlight, timeout_ms: int) -> None:
     """Wait for a commit started by :func:`start_commit`, until its deadline; raise if it failed or did not complete."""
     if commit.committed is None:
         return
-    left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))
+    # the sender woken every slice: an error answered once the EndTxn is queued fails it only when the sender next looks,
+    left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))  # and it can sleep past the deadline before that
+    while commit.internals is not None and left_ms > WAKE_SLICE_MS and not commit.committed.wait(timeout_ms=WAKE_SLICE_MS):
+        commit.internals[1].wakeup()
+        left_ms = max(0, int((commit.deadline - time.monotonic()) * 1000))
     if not commit.committed.wait(timeout_ms=left_ms):
         stage = "send_offsets" if commit.sent is not None and not commit.sent.wait(timeout_ms=0) else "commit"
         raise KafkaTimeoutError(f"{stage} did not complete within {timeout_ms} ms")
+    if commit.epoch is not None and commit.internals[0].producer_id_and_epoch != commit.epoch:  # kafka-python then "commits"
+        raise KafkaError(f"the producer's epoch was bumped during the commit (now {commit.internals[0].producer_id_and_epoch}): the broker aborted it")
     if commit.sent is not None and not commit.sent.wait(timeout_ms=0):  # the EndTxn goes last: not reached
         raise OffsetsLeftBehind("the transaction committed before its offsets")
 
@@ -381,13 +384,7 @@ def commit_offsets_alone(producer: Any, consumer: Any, offsets: dict[TopicPartit
     finish_commit(start_commit(producer, consumer, offsets, timeout_ms, None, token), timeout_ms)
 
 
-def commit_transaction(
-    producer: Any,
-    consumer: Any,
-    offsets: dict[TopicPartition, int],
-    timeout_ms: int,
-    group_added: Any | None = None,
-) -> None:
+def commit_transaction(producer: Any, consumer: Any, offsets: dict[TopicPartition, int], timeout_ms: int, group_added: Any | None = None) -> None:
     """Send ``offsets`` into the open transaction and commit it, bounded: :func:`start_commit` then :func:`finish_commit`."""
     finish_commit(start_commit(producer, consumer, offsets, timeout_ms, group_added), timeout_ms)
 
@@ -398,8 +395,22 @@ def abort_transaction(producer: Any, timeout_ms: int) -> None:
     if internals is None:
         producer.abort_transaction()
         return
-    tm, sender = internals
-    _bounded(sender, tm.begin_abort(), "abort", timeout_ms)
+    _bounded(internals[1], _begin_abort(internals[0]), "abort", timeout_ms)
+
+
+def _begin_abort(tm: Any) -> Any:
+    """``begin_abort``, failing first an ``EndTxn(commit)`` still queued in an abortable error (else sent first: committed)."""
+    from kafka.producer.transaction_manager import EndTxnHandler
+
+    if getattr(tm, "_pending_requests", None) is None:  # a test fake
+        return tm.begin_abort()
+    with tm._lock:  # (in any other state with a commit queued, COMMITTING, begin_abort raises: the caller replaces the producer)
+        queued = [e for e in tm._pending_requests if isinstance(e[2], EndTxnHandler) and e[2].request.committed and tm.has_abortable_error()]
+        tm._pending_requests[:] = [e for e in tm._pending_requests if e not in queued]
+        heapq.heapify(tm._pending_requests)
+        for _, _, handler in queued:
+            handler.fail(KafkaError("the transaction aborts: its commit was given up"))
+        return tm.begin_abort()
 
 
 def await_topic_metadata(

@@ -443,3 +443,46 @@ def test_a_transaction_commits_only_its_own_offsets_and_adds_the_group_once(kafk
         consumer.close(autocommit=False)
     assert _group_offsets(kafka_bootstrap, group) == {tp: 3}  # never the stale sink offset
     assert read_all(kafka_bootstrap, sink, 1, "read_committed") == [b"one", b"two"]
+
+
+def test_a_commit_during_which_the_producer_epoch_is_bumped_fails(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
+    """A produce error kafka-python answers with a KIP-360 epoch bump (OUT_OF_ORDER_SEQUENCE_NUMBER) while the commit is
+    queued: the new InitProducerId makes the broker abort the transaction, and kafka-python, the transaction no longer
+    "started", completes the queued EndTxn without sending it, as if committed. finish_commit must fail (the monitor
+    then rolls back and reads again) rather than move on with alerts, state and offsets the broker threw away."""
+    import kafka.errors as errors
+    from kafka.producer.sender import Sender
+
+    from stream_monitor.runtime import kafka_compat
+
+    sink, tp, consumer, producer = _transactional_pair(kafka_bootstrap, topic_factory, unique_name, 4)
+    release = threading.Event()
+    complete = Sender._complete_batch
+    armed = [1]
+
+    def fails_once(self, batch, partition_response):  # the sink's batch: held until the commit is queued, then failed
+        if armed[0] and batch.topic_partition.topic == sink:
+            armed[0] = 0
+            assert release.wait(20)
+            return self._dispatch_error(batch, errors.OutOfOrderSequenceNumberError(), None)
+        return complete(self, batch, partition_response)
+
+    try:
+        producer.init_transactions()
+        poll_n(consumer, 4)
+        producer.partitions_for(sink)
+        producer.begin_transaction()
+        added = kafka_compat.add_group_early(producer, consumer)
+        assert added.result.wait(timeout_ms=10_000)
+        monkeypatch.setattr(Sender, "_complete_batch", fails_once)
+        producer.send(sink, value=b"one", partition=0)
+        commit = kafka_compat.start_commit(producer, consumer, {tp: 2}, 20_000, added, "token-1")
+        release.set()
+        with pytest.raises(errors.KafkaError, match="epoch was bumped"):
+            kafka_compat.finish_commit(commit, 20_000)
+        assert commit.committed.succeeded  # what kafka-python says: the check above is what tells
+        assert consumer.committed(tp, timeout_ms=10_000) is None
+    finally:
+        producer.close(timeout=10)
+        consumer.close(autocommit=False)
+    assert read_all(kafka_bootstrap, sink, 1, "read_committed") == []

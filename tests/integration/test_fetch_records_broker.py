@@ -120,3 +120,51 @@ def test_prefetching_after_every_poll_reads_the_same_records(kafka_bootstrap, to
         plain.close(autocommit=False)
     assert got == want and len(got) > 100
     assert any(sent)  # fetches were sent ahead, with records of the other partition still to read
+
+
+def test_the_monitors_own_lz4_batches_read_back_in_the_fast_loop(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
+    """What the monitor writes (clients.producer: kafka.compression_type lz4 by default), committed and aborted, reads back
+    through its consumers as kafka-python's own decoding reads it, every lz4 batch decoded by the fast loop."""
+    from stream_monitor.runtime import fetch_records
+
+    topic = topic_factory(partitions=2, prefix="lz4")
+    settings = KafkaSettings(bootstrap_servers=[kafka_bootstrap])
+    assert settings.compression_type == "lz4"
+    producer = clients.producer(settings, unique_name("lz4"), unique_name("txn-lz4"))
+    committed: list[tuple[int, bytes]] = []
+    try:
+        producer.init_transactions()
+        for round_ in range(3):
+            producer.begin_transaction()
+            values = [(i % 2, b"state-%d-%d;" % (round_, i) * 40) for i in range(60)]
+            for p, value in values:
+                producer.send(topic, key=b"model-%d" % (len(value) % 3), value=value, partition=p, headers=[("v", b"1")])
+            producer.flush(timeout=20)
+            if round_ == 1:
+                producer.abort_transaction()
+            else:
+                producer.commit_transaction()
+                committed += values
+    finally:
+        producer.close(timeout=10)
+    decoded: list[tuple[int, bool]] = []
+    decode = fetch_records.decode_v2
+
+    def watched(batch: Any, topic_: str, partition: int) -> Any:
+        got = decode(batch, topic_, partition)
+        decoded.append((batch.compression_type, got is not None))
+        return got
+
+    monkeypatch.setattr(fetch_records, "decode_v2", watched)
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    fast = clients.plain_consumer(settings, unique_name("fast"), read_committed=True)
+    stock = KafkaConsumer(bootstrap_servers=kafka_bootstrap, isolation_level="read_committed", **CONSUMER_OPTS)
+    try:
+        got = _read(fast, tps, 7)
+        want = _read(stock, tps, 500)
+    finally:
+        fast.close(autocommit=False)
+        stock.close(autocommit=False)
+    assert got == want
+    assert sorted((r.partition, r.value) for r in got) == sorted(committed)
+    assert decoded and all(ok for _, ok in decoded) and {codec for codec, _ in decoded} == {3}  # lz4 (codec 3), none left to kafka-python's path

@@ -130,9 +130,19 @@ _headers = st.lists(st.tuples(st.text(max_size=8), st.one_of(st.none(), st.binar
 _record = st.tuples(st.integers(1_600_000_000_000, 1_800_000_000_000), _bytes, _bytes, _headers)
 
 
+def _codecs() -> list[int]:
+    """Plain (twice as likely), gzip, lz4 (what the monitor's producer writes by default) and zstd when its library is there."""
+    import kafka.codec
+
+    return [0, 0, 1, 3] + ([4] if kafka.codec.has_zstd() else [])
+
+
+_CODECS = _codecs()
+
+
 @st.composite
 def fetches(draw: Any) -> tuple[bytes, list[Aborted]]:
-    """A fetch response's record bytes: data batches (plain, gzip, transactional, log-append-time, compacted gaps,
+    """A fetch response's record bytes: data batches (plain, gzip/lz4/zstd, transactional, log-append-time, compacted gaps,
     legacy v0/v1), transaction markers, and the aborted transactions the broker would list with them."""
     out = bytearray()
     aborted: list[Aborted] = []
@@ -160,7 +170,7 @@ def fetches(draw: Any) -> tuple[bytes, list[Aborted]]:
         if kind == "txn":
             pid = draw(st.integers(1000, 1003))
             open_txn.setdefault(pid, offset)
-        batch = v2_batch(offset, records, codec=draw(st.sampled_from([0, 0, 1])), gaps=gaps, producer_id=pid, transactional=pid >= 0,
+        batch = v2_batch(offset, records, codec=draw(st.sampled_from(_CODECS)), gaps=gaps, producer_id=pid, transactional=pid >= 0,
                          log_append_time=draw(st.one_of(st.none(), st.integers(0, 2**41))), leader_epoch=draw(st.integers(0, 5)))
         out += batch
         (delta,) = struct.unpack_from(">i", batch, 23)
@@ -219,6 +229,24 @@ def test_gzip_and_legacy_batches_and_a_fetch_starting_inside_a_compressed_batch(
     data += legacy_batch(0, 17, [(0, b"k0", b"v0", [])])
     seen = same(data, [2, None], fetch_offset=13)
     assert [r.offset for r in seen[0][0] + seen[1][0]] == [13, 14, 15, 16, 17]
+
+
+@pytest.mark.parametrize("codec", [1, 3, 4], ids=["gzip", "lz4", "zstd"])
+def test_batches_of_every_codec_the_producer_may_write_decode_in_the_fast_loop(codec):
+    """kafka.compression_type (lz4 by default): the monitor reads back what it writes (changelog, by-model rows, alerts)."""
+    import kafka.codec
+
+    if not {1: kafka.codec.has_gzip, 3: kafka.codec.has_lz4, 4: kafka.codec.has_zstd}[codec]():
+        pytest.skip("the codec's library is not installed")
+    records = [(1_700_000_000_000 + i, b"m%d" % (i % 3), b"state-%d;" % i * 30, [("h", b"%d" % i)] if i % 5 == 0 else []) for i in range(40)]
+    data = v2_batch(100, records, codec=codec) + v2_batch(140, records[:5], codec=codec, producer_id=7, transactional=True)
+    data += control_batch(145, 7, True)
+    batches = MemoryRecords(data)
+    assert [batches.next_batch().compression_type for _ in range(2)] == [codec, codec]  # compressed, both (no plain fallback)
+    for level in (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED):
+        seen = same(data, [7, None, None], fetch_offset=113, isolation_level=level)
+        got = [r for step in seen if isinstance(step[0], list) for r in step[0]]
+        assert [r.offset for r in got] == list(range(113, 145)) and got[-1].value == records[4][2]
 
 
 def test_a_codec_without_its_library_fails_as_in_kafka_python():
