@@ -59,15 +59,18 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     for k, v in report["ratios"].items():
         out.append(f"| {k} | {_n(v, 2)} |")
     curve = report.get("latency_curve") or ([report["latency"]] if "latency" in report else [])
+    curve = [*curve, *(report[k] for k in ("latency_tuned", "latency_fast") if k in report)]
     if curve:
         out += [
             "",
-            "| load | records/s | alerts measured | p50 ms | p90 ms | p99 ms | max ms | monitor CPU | machine CPU | changelog / input bytes | stored (compressed) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| load | settings | records/s | alerts measured | p50 ms | p90 ms | p99 ms | max ms | monitor CPU | machine CPU | changelog / input bytes | stored (compressed) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for lat in curve:
+            settings = f"max_lateness_seconds {lat.get('max_lateness_seconds')}" + (
+                f", fetch_max_wait_ms {lat['fetch_max_wait_ms']}" if "fetch_max_wait_ms" in lat else "")
             out.append(
-                f"| {lat.get('fraction_of_e', 0):.0%} of (e) | {_n(lat['achieved_rate'])} | {lat['samples']} | {_n(lat['p50_ms'])} | "
+                f"| {lat.get('fraction_of_e', 0):.0%} of (e) | {settings} | {_n(lat['achieved_rate'])} | {lat['samples']} | {_n(lat['p50_ms'])} | "
                 f"{_n(lat['p90_ms'])} | {_n(lat['p99_ms'])} | {_n(lat['max_ms'])} | {lat['monitor_cpu_share_while_producing']:.0%} | "
                 f"{lat['machine_cpu_busy_while_producing']:.0%} | {_n(lat.get('changelog_per_input_byte'), 2)} | "
                 f"{_n(lat.get('changelog_stored_per_input_stored_byte'), 2)} |"

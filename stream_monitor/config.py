@@ -78,6 +78,10 @@ class KafkaSettings(_Section):
     # written: at most this much more of it, never a duplicate or a loss.
     state_interval_ms: int = Field(default=2_000, gt=0, le=600_000)
     max_poll_records: int = Field(default=5000, gt=0)
+    # how long a fetch may wait for 256 KiB (a monitor keeping up batches what arrives meanwhile): every
+    # page waits for two fetches (the input's, the by-model topic's), so the latency knob; 10 ms takes
+    # ~0.1-0.25 s off p50/p99 event->alert at 6,500 events/s for ~25-35 % more CPU at 500 events/s
+    fetch_max_wait_ms: int = Field(default=40, ge=0, le=10_000)
     poll_timeout_ms: int = Field(default=100, ge=0)
     session_timeout_ms: int = Field(default=10_000, gt=0)
     transaction_timeout_ms: int = Field(default=60_000, gt=0)

@@ -25,7 +25,7 @@ import functools
 import sys
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import structlog
 from kafka import TopicPartition
@@ -52,6 +52,21 @@ from stream_monitor.runtime.topics import prepare_topology
 log = structlog.get_logger("stream_monitor.app")
 POLL_RETRY_S = 0.5  # a poll that raised a retriable error (no broker reachable) is tried again after this
 POLL_FAILED_LOG_S = 10.0  # ... and logged at most this often
+PREFETCH_MIN_LAG = 1000  # records a polled partition is still behind for the next fetch to go out at once
+
+
+def reading_backlog(consumer: Any, polled: dict[Any, list[Any]], min_lag: int) -> bool:
+    """Is a partition of ``polled`` (what a poll returned) still ``min_lag`` records or more behind its high watermark?
+
+    Only then does ``MonitorApp._poll`` fetch ahead (:func:`~stream_monitor.runtime.kafka_compat.prefetch`): a consumer
+    that keeps up would get, at its next poll, what an early fetch found (the few records that had arrived) while
+    those arriving meanwhile wait for the fetch after it, where that poll would have fetched them.
+    """
+    for tp, records in polled.items():
+        hw = consumer.highwater(tp) if records else None
+        if hw is not None and hw - records[-1].offset - 1 >= min_lag:
+            return True
+    return False
 
 class MonitorApp(CheckpointSteps):
     """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error).
@@ -375,7 +390,7 @@ class MonitorApp(CheckpointSteps):
         """
         try:
             got = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-            if got:  # the partitions read up fetch again while this batch is processed
+            if got and reading_backlog(self.consumer, got, PREFETCH_MIN_LAG):  # the partitions read up fetch again meanwhile
                 prefetch(self.consumer)
             return got
         except KafkaError as exc:

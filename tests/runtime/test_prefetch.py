@@ -28,3 +28,16 @@ def test_nothing_is_done_on_an_unverified_kafka_python_or_a_consumer_without_the
     assert not kafka_compat.prefetch(idle) and calls == []
     monkeypatch.setattr(kafka_compat, "version_verified", lambda version=None: True)
     assert not kafka_compat.prefetch(SimpleNamespace())
+
+
+def test_only_a_consumer_reading_a_backlog_fetches_ahead():
+    """MonitorApp._poll prefetches when a polled partition is still ``PREFETCH_MIN_LAG`` records or more behind."""
+    from stream_monitor.runtime.app import reading_backlog
+
+    highwater = {"a": 100, "b": 50}
+    consumer = SimpleNamespace(highwater=highwater.get)
+    polled = {"a": [SimpleNamespace(offset=o) for o in range(90, 99)], "b": [SimpleNamespace(offset=49)]}
+    assert not reading_backlog(consumer, polled, 2)  # 1 and 0 records left: keeping up
+    assert reading_backlog(consumer, polled, 1)  # "a" has one more
+    highwater["a"] = None  # no high watermark known yet: not behind
+    assert not reading_backlog(consumer, {"a": polled["a"], "c": []}, 0)
