@@ -106,8 +106,8 @@ class KafkaSettings(_Section):
     idle_timeout_ms: int = Field(default=300_000, gt=0)
     # a caught-up input partition that has sent before holds event-time order at its latest time this
     # long (wall clock) before the order goes on without it: records produced to it meanwhile (labels
-    # trickling in, rows of a reader killed before its commit) are judged in order, not ``late``;
-    # 0: at once (every input partition caught up: no wait)
+    # trickling in, rows of a reader killed before its commit, a burst not fetched yet) are judged in
+    # order, not ``late``; the last rows of an input wait this long once every partition is read; 0: at once
     caught_up_grace_ms: int = Field(default=5_000, ge=0)
     # how often at most an input partition tells a by-model partition it got no rows how far it read
     progress_interval_ms: int = Field(default=50, gt=0)

@@ -227,10 +227,59 @@ def test_a_caught_up_source_stops_holding_the_order_back_until_it_sends_again() 
     assert task.queued() == 1  # silence alone, shorter than the timeout, is no reason to go on
     _judge(app, 0, 1, exchange.encode_progress("in", 1, None, caught_up=True))
     _judge(app, 0, 2, exchange.encode_progress("in", 0, 1_000, caught_up=True))
-    assert task.queued() == 0  # both caught up: everything judged
+    assert task.queued() == 1  # both caught up: the order holds at ("in", 0)'s time for the grace (a burst may follow)
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0
+    app._release_idle()
+    assert task.queued() == 0  # the grace passed: both idle, everything judged
     _judge(app, 0, 3, _rows(("in", 1), FRAUD, 5_000, 0))  # ("in", 1) sends again: waited for again
     _judge(app, 0, 4, _rows(("in", 0), FRAUD, 6_000, 1))
     assert task.queued() == 2 and ("in", 1) not in task.order.idle_sources
+
+
+def _judge_batch(app: MonitorApp, task: int, first: int, values: list[bytes]):
+    """One poll batch of the internal partition ``task``: ``values`` at offsets from ``first`` on."""
+    tp = SimpleNamespace(topic=app.repartition_topic, partition=task)
+    recs = [InputRecord(v, SourcePosition(tp.topic, task, first + i, None)) for i, v in enumerate(values)]
+    result = app._judge_records(app.tasks[task], tp, recs)  # type: ignore[arg-type]
+    app.tasks[task].carriers.read((tp.topic, task), first + len(values))
+    return result
+
+
+def test_a_batchs_rows_and_caught_up_markers_count_in_partition_order() -> None:
+    """A marker after its source's last rows in one poll batch (the reader announced it after sending them) leaves
+    the source caught up, its grace running; rows after a marker undo it. The old loop counted every marker first."""
+    app, clock = _app(idle_timeout_ms=60_000)
+    task = app.tasks[0]
+    _judge_batch(app, 0, 0, [exchange.encode_progress("in", 1, None, caught_up=True)])  # ("in", 1): empty, left out
+    _judge_batch(app, 0, 1, [_rows(("in", 0), FRAUD, 1_000, 0), exchange.encode_progress("in", 0, 1_000, caught_up=True)])
+    assert task.queued() == 1 and ("in", 0) in task.order.caught_up_sources
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0
+    app._release_idle()
+    assert task.queued() == 0  # the grace ran from the marker: idle, judged
+    _judge_batch(app, 0, 3, [exchange.encode_progress("in", 0, 1_000, caught_up=True), _rows(("in", 0), FRAUD, 2_000, 1)])
+    assert task.queued() == 1 and ("in", 0) not in task.order.caught_up_sources  # it sent after announcing
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0
+    app._release_idle()
+    assert task.queued() == 1  # no grace to run out: its rows wait for it
+
+
+def test_every_source_caught_up_does_not_let_rows_past_a_burst_another_reader_has_not_fetched_yet() -> None:
+    """("in", 1) announced its end before a burst was produced to it; ("in", 0) then sends rows and its own
+    announcement. Releasing everything then (the old rule) made the burst's rows ``late`` whatever the lateness
+    (the rebalance fault test got 603 and 1,242 of them); now the order holds at ("in", 1)'s time for the grace."""
+    app, clock = _app(idle_timeout_ms=60_000)
+    task = app.tasks[0]
+    _judge_batch(app, 0, 0, [_rows(("in", 1), FRAUD, 1_000, 0), exchange.encode_progress("in", 1, 1_000, caught_up=True)])
+    _judge_batch(app, 0, 2, [_rows(("in", 0), FRAUD, 9_000, 0), exchange.encode_progress("in", 0, 9_000, caught_up=True)])
+    assert task.queued() == 2  # both caught up; held at ("in", 1)'s 1,000 (+ lateness) for the grace
+    result = _judge_batch(app, 0, 4, [_rows(("in", 1), FRAUD, 2_000, 1)])  # the burst, fetched late
+    assert result.dead_letters == [] and task.queued() == 3
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0
+    _judge_batch(app, 0, 5, [exchange.encode_progress("in", 1, 2_000, caught_up=True)])
+    app._release_idle()
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0
+    app._release_idle()
+    assert task.queued() == 0 and int(app.metrics.late._value.get()) == 0
 
 
 def test_a_monitor_with_nothing_left_to_read_or_judge_writes_its_state_at_once() -> None:
@@ -239,7 +288,7 @@ def test_a_monitor_with_nothing_left_to_read_or_judge_writes_its_state_at_once()
     at the next loop (after ``min_commit_interval_ms``), not up to ``state_interval_ms`` later."""
     from kafka import TopicPartition
 
-    app, _ = _app(idle_timeout_ms=60_000)
+    app, clock = _app(idle_timeout_ms=60_000)
     now = [10.0]
     app.checkpoint.clock = lambda: now[0]
     app.checkpoint.last_commit_at = app.checkpoint.last_any_commit_at = 10.0
@@ -254,6 +303,8 @@ def test_a_monitor_with_nothing_left_to_read_or_judge_writes_its_state_at_once()
     _judge(app, 0, 1, exchange.encode_progress("in", 1, None, caught_up=True))
     assert app.tasks[0].queued() == 1 and not app._state_waits(soon)  # a row waits for its turn
     _judge(app, 0, 2, exchange.encode_progress("in", 0, 1_000, caught_up=True))
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0  # the grace of caught-up sources
+    app._release_idle()
     assert app.tasks[0].queued() == 0
     assert not app._state_waits(soon)  # the internal partition has a record left to read
     ends[TopicPartition(rp, 0)].position = 3

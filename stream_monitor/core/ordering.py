@@ -163,9 +163,12 @@ class EventTimeMerger:
         A source that never sent is left out of the watermark at once (its partition is empty). One
         that sent still holds the watermark at its latest time — records produced to it after the
         announcement may carry times close to it (labels trickling in, a reader killed before its
-        last rows were committed), and rows of the others released past them would make them
-        ``late`` — until it sends again, every source is caught up or idle (then everything is
-        released), or the caller marks it idle (the runtime does after ``kafka.caught_up_grace_ms``).
+        last rows were committed, a burst its reader has not fetched yet), and rows of the others
+        released past them would make them ``late`` — until it sends again or the caller marks it
+        idle (the runtime does after ``kafka.caught_up_grace_ms``). Every source caught up is no
+        exception: an announcement is as old as the hop that brought it, and releasing everything
+        then (as this order once did) let another source's rows go past records its reader had not
+        fetched yet, whatever the lateness allowed.
 
         >>> from types import SimpleNamespace as R
         >>> m = EventTimeMerger(lateness_ms=10)
@@ -173,7 +176,9 @@ class EventTimeMerger:
         []
         >>> m.caught_up(("a", 0)); [r.key[0] for r in m.release()]  # still holds at 5
         []
-        >>> m.caught_up(("a", 1)); [r.key[0] for r in m.release()]  # every source caught up
+        >>> m.caught_up(("a", 1)); [r.key[0] for r in m.release()]  # every source caught up: the watermark still holds
+        []
+        >>> m.idle(("a", 0)); m.idle(("a", 1)); [r.key[0] for r in m.release()]  # after the grace: idle, all of them
         [5, 50, 90]
         >>> m.expect(("a", 2)); m.caught_up(("a", 2)); ("a", 2) in m.idle_sources  # never sent: left out
         True
@@ -222,7 +227,7 @@ class EventTimeMerger:
         if not self._count:
             return []
         wm = self.watermark()
-        everything = final or self.latest.keys() <= (self.idle_sources | self.caught_up_sources if self.caught_up_sources else self.idle_sources)
+        everything = final or self.latest.keys() <= self.idle_sources
         if everything:
             out = self._take(len(self._runs) * [None])
         elif wm is None:

@@ -55,19 +55,6 @@ POLL_FAILED_LOG_S = 10.0  # ... and logged at most this often
 PREFETCH_MIN_LAG = 1000  # records a polled partition is still behind for the next fetch to go out at once
 
 
-def reading_backlog(consumer: Any, polled: dict[Any, list[Any]], min_lag: int) -> bool:
-    """Is a partition of ``polled`` (what a poll returned) still ``min_lag`` records or more behind its high watermark?
-
-    Only then does ``MonitorApp._poll`` fetch ahead (:func:`~stream_monitor.runtime.kafka_compat.prefetch`): a consumer
-    that keeps up would get, at its next poll, what an early fetch found (the few records that had arrived) while
-    those arriving meanwhile wait for the fetch after it, where that poll would have fetched them.
-    """
-    for tp, records in polled.items():
-        hw = consumer.highwater(tp) if records else None
-        if hw is not None and hw - records[-1].offset - 1 >= min_lag:
-            return True
-    return False
-
 class MonitorApp(CheckpointSteps):
     """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error).
 
@@ -390,7 +377,7 @@ class MonitorApp(CheckpointSteps):
         """
         try:
             got = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-            if got and reading_backlog(self.consumer, got, PREFETCH_MIN_LAG):  # the partitions read up fetch again meanwhile
+            if got and fetch_records.reading_backlog(self.consumer, got, PREFETCH_MIN_LAG):  # the partitions read up fetch again meanwhile
                 prefetch(self.consumer)
             return got
         except KafkaError as exc:
@@ -457,8 +444,10 @@ class MonitorApp(CheckpointSteps):
         """
         dead: list[DeadLetter] = []
         rows: list[exchange.Row] = []
+        caught: dict[tuple[str, int], int] = {}  # a source's last caught-up marker in the batch, and ...
+        sent: dict[tuple[str, int], int] = {}  # ... its last rows record: the later one tells
         if self.repartition_topic:
-            for rec in inputs:
+            for i, rec in enumerate(inputs):
                 try:  # the rows carry the record's place (Row.carrier): committed offsets follow their wait
                     got = exchange.decode_record(rec.value, (tp.topic, tp.partition, rec.position.offset))
                 except exchange.RowsFormatError as exc:
@@ -469,9 +458,12 @@ class MonitorApp(CheckpointSteps):
                         task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
                     if got.caught_up:  # nothing more to read there for now: the order waits a grace, then goes on without it
                         task.caught_up(got.source)
+                        caught[got.source] = i
                     self.idle.arrived(tp.partition, [got.source], caught_up=got.caught_up)
                     continue
                 rows += got[1]
+                if caught:
+                    sent.update((r.source, i) for r in got[1])
         else:
             intake = read_labels(inputs) if tp.topic == self.cfg.kafka.label_topic else read_inference(self.spec, inputs)
             dead += intake.dead_letters
@@ -479,11 +471,15 @@ class MonitorApp(CheckpointSteps):
             for row in rows:
                 p = row.position
                 row.carrier = (p.topic, p.partition, p.offset)
-        # the batch's markers counted first, then its rows (a source that sends is not caught up): see docs/architecture.md,
-        # "Idleness comes from the reader" — in partition order, a stale caught-up marker could let rows go before those of
-        # a partition its reader has not fetched yet
+        # the rows undo the markers (a source that sends is not caught up), except a marker after its source's last rows
+        # here (the reader announced it after sending them): in partition order; see docs/architecture.md, "Idleness comes
+        # from the reader"
         self.idle.arrived(tp.partition, {r.source for r in rows})
         late = task.take(rows)
+        for source, at in caught.items():
+            if at > sent.get(source, -1) and rows:
+                task.caught_up(source)
+                self.idle.arrived(tp.partition, [source], caught_up=True)
         self._unsaved = True
         if late:  # rows sent late, or read again and not recognised as read before: the log tells which
             self.log.warning("rows_late", partition=tp.partition, **late_rows_logged(task, late))

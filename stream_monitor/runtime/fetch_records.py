@@ -395,3 +395,17 @@ class FastPartitionRecords(StockPartitionRecords):
         except StopIteration:
             log.exception("StopIteration raised unpacking messageset")
             raise RuntimeError("StopIteration raised unpacking messageset")
+
+
+def reading_backlog(consumer: Any, polled: dict[Any, list[Any]], min_lag: int) -> bool:
+    """Is a partition of ``polled`` (what a poll returned) still ``min_lag`` records or more behind its high watermark?
+
+    Only then does ``MonitorApp._poll`` fetch ahead (:func:`~stream_monitor.runtime.kafka_compat.prefetch`): a consumer
+    that keeps up would get, at its next poll, what an early fetch found (the few records that had arrived) while
+    those arriving meanwhile wait for the fetch after it, where that poll would have fetched them.
+    """
+    for tp, records in polled.items():
+        hw = consumer.highwater(tp) if records else None
+        if hw is not None and hw - records[-1].offset - 1 >= min_lag:
+            return True
+    return False

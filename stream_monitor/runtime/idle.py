@@ -6,10 +6,11 @@ nothing at all for ``kafka.idle_timeout_ms`` (5 min by default).
 
 A caught-up announcement does not make a source idle at once when it has sent before: it holds the
 order at its latest time for ``kafka.caught_up_grace_ms`` (5 s) from the first announcement since it
-last sent (repeats do not extend it), then it is marked idle — unless it sends again first, or every
-source is caught up (the order then releases everything). Records produced to a caught-up partition
-soon after — labels trickling in, rows of a reader killed before they were committed — are then
-judged in order instead of coming back ``late``.
+last sent (repeats do not extend it), then it is marked idle — unless it sends again first. Every
+source caught up is no exception (an announcement is as old as the hop that brought it: another
+reader's may be stale). Records produced to a caught-up partition soon after — labels trickling in,
+rows of a reader killed before they were committed, a burst its reader has not fetched yet — are
+then judged in order instead of coming back ``late``.
 
 Every judging task expects every input partition (its *sources*). A source that sends a task
 neither rows nor progress records for ``kafka.idle_timeout_ms`` (wall clock) is marked idle in

@@ -32,7 +32,7 @@ def test_nothing_is_done_on_an_unverified_kafka_python_or_a_consumer_without_the
 
 def test_only_a_consumer_reading_a_backlog_fetches_ahead():
     """MonitorApp._poll prefetches when a polled partition is still ``PREFETCH_MIN_LAG`` records or more behind."""
-    from stream_monitor.runtime.app import reading_backlog
+    from stream_monitor.runtime.fetch_records import reading_backlog
 
     highwater = {"a": 100, "b": 50}
     consumer = SimpleNamespace(highwater=highwater.get)
