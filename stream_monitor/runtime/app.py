@@ -25,7 +25,7 @@ import functools
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import structlog
 from kafka import TopicPartition
