@@ -144,10 +144,15 @@ def _app(idle_timeout_ms: int = 1000) -> tuple[MonitorApp, _Clock]:
 
 
 def _judge(app: MonitorApp, task: int, offset: int, value: bytes):
+    return _judge_batch(app, task, offset, [value])
+
+
+def _judge_batch(app: MonitorApp, task: int, first: int, values: list[bytes]):
+    """One poll batch of the internal partition ``task``: ``values`` at offsets from ``first`` on."""
     tp = SimpleNamespace(topic=app.repartition_topic, partition=task)
-    rec = InputRecord(value, SourcePosition(tp.topic, task, offset, None))
-    result = app._judge_records(app.tasks[task], tp, [rec])  # type: ignore[arg-type]
-    app.tasks[task].carriers.read((tp.topic, task), offset + 1)
+    recs = [InputRecord(v, SourcePosition(tp.topic, task, first + i, None)) for i, v in enumerate(values)]
+    result = app._judge_records(app.tasks[task], tp, recs)  # type: ignore[arg-type]
+    app.tasks[task].carriers.read((tp.topic, task), first + len(values))
     return result
 
 
@@ -234,15 +239,6 @@ def test_a_caught_up_source_stops_holding_the_order_back_until_it_sends_again() 
     _judge(app, 0, 3, _rows(("in", 1), FRAUD, 5_000, 0))  # ("in", 1) sends again: waited for again
     _judge(app, 0, 4, _rows(("in", 0), FRAUD, 6_000, 1))
     assert task.queued() == 2 and ("in", 1) not in task.order.idle_sources
-
-
-def _judge_batch(app: MonitorApp, task: int, first: int, values: list[bytes]):
-    """One poll batch of the internal partition ``task``: ``values`` at offsets from ``first`` on."""
-    tp = SimpleNamespace(topic=app.repartition_topic, partition=task)
-    recs = [InputRecord(v, SourcePosition(tp.topic, task, first + i, None)) for i, v in enumerate(values)]
-    result = app._judge_records(app.tasks[task], tp, recs)  # type: ignore[arg-type]
-    app.tasks[task].carriers.read((tp.topic, task), first + len(values))
-    return result
 
 
 def test_a_batchs_rows_and_caught_up_markers_count_in_partition_order() -> None:

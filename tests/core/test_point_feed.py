@@ -23,6 +23,7 @@ from stream_monitor.core import channel as channel_module
 from stream_monitor.core.channel import ChannelMonitor, EvaluationRecord
 from stream_monitor.core.point_feed import SliceFeed
 from stream_monitor.core.settings import DetectionSettings, ReferenceSettings, WindowSettings
+from tests.core.test_window_steps import _feed as feed_slices
 
 
 class _PerChunk:
@@ -42,22 +43,12 @@ def _feed(values: list[Any], cuts: list[int], size: int, step: int, per_chunk: b
         numeric_detectors=("adwin", "page_hinkley", "ks", "missing_rate"),
     )  # fmt: skip
     ch = ChannelMonitor("m", "x", "numeric", s, partition=0, ordinal=0)
-    records: list[EvaluationRecord] = []
-    triggers: list[Any] = []
-    n = len(values)
-    bounds = sorted({0, n, *(c for c in cuts if 0 < c < n)})
-    times = [1_000 * i for i in range(n)]
-    offsets = list(range(n))
     saved = channel_module.SliceFeed
     channel_module.SliceFeed = _PerChunk if per_chunk else SliceFeed  # type: ignore[misc]
     try:
-        for a, b in zip(bounds, bounds[1:]):
-            flags, payload, _ = ch.classify(values[a:b])
-            new = ch.ingest_classified(flags, payload, offsets[a:b], times, offsets, evaluations=records)
-            triggers += [(t.row, t.detector, t.transition, t.evaluation, t.severity, t.episode_start_ms) for t in new]
+        return feed_slices(ch, values, cuts)
     finally:
         channel_module.SliceFeed = saved  # type: ignore[misc]
-    return records, triggers
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
