@@ -21,6 +21,7 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 
+from stream_monitor.core.sent import SentLedger, _digest, decode_sent
 from stream_monitor.runtime import kafka_compat
 from stream_monitor.runtime.checkpoint import Checkpoint
 
@@ -86,6 +87,7 @@ class FakeTask:
     def __init__(self, items: dict[str, bytes] | None = None, origin: dict[str, bytes] | None = None) -> None:
         self.dirty = dict(items or {})
         self.origin = origin
+        self.sent = SentLedger()  # outputs committed ahead of the state (core/sent.py)
 
     def state_items(self) -> dict[str, bytes]:
         out, self.dirty = self.dirty, {}
@@ -168,10 +170,37 @@ def test_a_reads_only_commit_commits_the_inputs_offsets_without_state_and_leaves
     assert not cp.pending_offsets
 
 
+def test_alerts_commit_without_the_state_and_their_sent_item_goes_with_them():
+    """An alert's commit writes no state: the task's ``sent`` item (the alert's identity) goes in the same
+    transaction, the state partition's offset and changed items wait for the next full checkpoint, which
+    deletes the item again (the state written past the alert)."""
+    cp, calls = make()
+    raw = TopicPartition("raw", 0)
+    cp.ensure_transaction()
+    calls.append(("send", "alerts", b"fp", b"alert", None))  # what _emit sends
+    cp.add_alerts(["alert"])  # type: ignore[list-item]
+    cp.processed(raw, 12)
+    cp.processed(TP0, 3)
+    task = FakeTask({"c\x1fm\x1fx": b"state"})
+    assert task.sent.settle(["a1"], [], key=_digest) == (["a1"], [])
+    quiet = FakeTask({"c\x1fm\x1fy": b"other"})  # a task that sent nothing writes nothing
+    result = cp.commit({0: task, 1: quiet}, reads_only=True)
+    assert result is not None and result.alerts == ["alert"] and result.offsets == {raw: 12}
+    sent = [c for c in calls if c[0] == "send" and c[1] == "cl"]
+    assert [(c[2], c[4]) for c in sent] == [(b"sent", 0)] and decode_sent(sent[0][3]) == {_digest("a1"): 1}
+    assert cp.committed_items == {0: {"sent": sent[0][3]}} and cp.pending_offsets == {TP0: 3}
+    assert task.dirty and quiet.dirty  # the state waits
+    assert cp.commit({0: task}, reads_only=True) is not None and cp.committed_items[0] == {"sent": sent[0][3]}  # unchanged: not written again
+    cp.ensure_transaction()
+    task.dirty["sent"], _ = None, task.sent.state_item()  # what PartitionMonitor.state_items adds: the item deleted
+    result = cp.commit({0: task})
+    assert result is not None and result.offsets == {TP0: 3} and cp.committed_items[0] == {"c\x1fm\x1fx": b"state"}
+
+
 def test_output_of_judging_in_the_transaction_refuses_a_reads_only_commit():
     cp, _ = make()
     cp.ensure_transaction()
-    cp.ensure_transaction(judged=True)  # an alert went in: its state must commit with it
+    cp.ensure_transaction(judged=True)  # a dead letter of judging went in: its state must commit with it
     cp.add_alerts(["alert"])  # type: ignore[list-item]
     with pytest.raises(ValueError):
         cp.commit({}, reads_only=True)

@@ -45,6 +45,8 @@ from stream_monitor.core.model_pages import performance_pages
 from stream_monitor.core.reference import Reference
 from stream_monitor.core.restore import restore_model
 from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
+from stream_monitor.core.sent import ITEM as SENT_ITEM
+from stream_monitor.core.sent import SentLedger, decode_sent
 from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec, base_channel
 from stream_monitor.core.state_labels import LabelSegments, is_labels_key, restore_labels
 from stream_monitor.core.state_window import StoredParts
@@ -108,6 +110,7 @@ class PartitionMonitor:
         self.carriers = Carriers()
         self.order_dirty = False
         self.retraining = RetrainingTrigger(spec) if spec.retraining.enabled else None
+        self.sent = SentLedger()  # outputs committed ahead of the written state: not sent again when judged again
         self.log = log.bind(partition=partition)
 
     # ------------------------------------------------------------- processing
@@ -162,6 +165,11 @@ class PartitionMonitor:
             for r in rows:  # by judge name: a judging group's trigger (RetrainingTrigger._key) sees its group's time
                 times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
             result.retraining = self.retraining.feed(result.alerts, times)
+        if result.alerts or result.retraining:  # those committed before (judging redone after a restore) are not sent again
+            held = self.sent.held_back
+            result.alerts, result.retraining = self.sent.settle(result.alerts, result.retraining)
+            if self.sent.held_back > held:
+                self.log.info("outputs_already_committed", held_back=self.sent.held_back - held, still_owed=sum(self.sent.owed.values()))
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
@@ -497,6 +505,9 @@ class PartitionMonitor:
         if self.retraining is not None and (self.retraining.dirty or not only_dirty):
             items["retraining"] = encode_trigger(self.retraining)
             self.retraining.dirty = False
+        write, sent = self.sent.state_item()
+        if write:
+            items[SENT_ITEM] = sent
         return items
 
     @classmethod
@@ -526,6 +537,11 @@ class PartitionMonitor:
                 restore_order(monitor, blob)
             elif key == "waiting":
                 restore_waiting(monitor, blob)
+            elif key == SENT_ITEM:
+                try:
+                    monitor.sent = SentLedger(decode_sent(blob))
+                except state.StateFormatError as exc:
+                    monitor._rejected(None, None, exc)
             elif key == "retraining" and monitor.retraining is not None:
                 try:
                     monitor.retraining.models = decode_trigger(blob)

@@ -50,6 +50,8 @@ int32, uint8 arrays):
 - retraining ``{format, kind: "retraining", models: {model: {now, cooldown_until, version, episodes:
   [[fingerprint, alert_id, kind, feature, detector, since, summary, slo, used]]}}}`` (only when
   ``retraining.enabled``: the open episodes a model's retraining trigger is timing, ``core/retraining.py``)
+- sent ``{format, kind: "sent", keys: [[16-byte identity, count]]}`` (the alerts and retraining events committed
+  ahead of the state, not sent again when judging is redone from it; only while some are: ``core/sent.py``)
 
 Size: every item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters (plus
 a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus one

@@ -214,7 +214,7 @@ class MonitorApp(CheckpointSteps):
                 if full is not None:  # the interval: the state every state_interval_ms (or with judged output), reads-only between
                     self._checkpoint_or_recover(reads_only=not full, overlap=True)
                 elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic)):  # readers wait
-                    self._checkpoint_or_recover(reads_only=bool(self.repartition_topic) and not self.checkpoint.judged_in_txn, overlap=True)
+                    self._checkpoint_or_recover(reads_only=self._reads_only_possible(), overlap=True)
             self._end_checkpoint()
             self._checkpoint_or_recover()
         except FatalError as exc:
@@ -406,7 +406,7 @@ class MonitorApp(CheckpointSteps):
                 continue
             if tp.topic not in self.state_topics:
                 if self._begun is None and not self.forwarder.held and self.checkpoint.alerts_wait(soon_s):
-                    self._begin_overlapped()  # alerts judged: their checkpoint commits while the inputs are read
+                    self._begin_overlapped(self._reads_only_possible())  # alerts judged: their commit goes on while the inputs are read
                 with fenced_is_fatal("while forwarding"):
                     self.forwarder.forward(tp, records)  # read here, judged by the model's owner; sent below
             else:
@@ -528,7 +528,9 @@ class MonitorApp(CheckpointSteps):
             return
         k = self.cfg.kafka
         with fenced_is_fatal("while sending"):
-            self.checkpoint.ensure_transaction(judged=True)
+            # alerts and retraining events commit without the state, their ``sent`` item with them (core/sent.py);
+            # dead letters of judging, and everything when no state is kept, with the state that made them
+            self.checkpoint.ensure_transaction(judged=bool(result.dead_letters) or self.store is None)
             for alert in result.alerts:
                 self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
             self.checkpoint.send_retraining(self.spec.retraining.topic, result.retraining)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from kafka import TopicPartition
 
+from stream_monitor.core.sent import ITEM as SENT_ITEM
 from stream_monitor.runtime import kafka_compat
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +38,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.runtime.changelog import ChangelogStore
 
 Rebuild = Callable[[int, dict[str, bytes]], "PartitionMonitor"]
+
+
+def _ahead(task: PartitionMonitor) -> dict[str, bytes | None]:
+    """What a reads-only commit writes of a task: its ``sent`` item when alerts it judged go with the commit (``core/sent.py``)."""
+    item = task.sent.ahead_item()
+    return {} if item is None else {SENT_ITEM: item}
 
 
 @dataclass(slots=True)
@@ -111,7 +118,7 @@ class Checkpoint:
     pending_alerts: list[Alert] = field(default_factory=list)
     pending_retraining: list[Retraining] = field(default_factory=list)
     txn_open: bool = False
-    judged_in_txn: bool = False  # the open transaction holds output of judging (alerts, retraining, its dead letters)
+    judged_in_txn: bool = False  # the open transaction holds output of judging that commits with the state (see ensure_transaction)
     last_commit_at: float = 0.0  # when the last full checkpoint began
     last_any_commit_at: float = 0.0  # ... or reads-only commit
     failing_since: float | None = None
@@ -131,8 +138,10 @@ class Checkpoint:
     def ensure_transaction(self, judged: bool = False) -> None:
         """Open a transaction before the first send of a checkpoint (exactly-once only).
 
-        ``judged``: what is sent next is output of judging (its state must commit with it), not
-        of reading inputs (rows, progress records and their dead letters, which need no state).
+        ``judged``: what is sent next must commit with the state that made it (dead letters of
+        judging; alerts and retraining events too when no state is kept), so the commit is a full
+        one. Reading's records (rows, progress records and their dead letters) need no state, nor
+        do alerts and retraining events, whose ``sent`` item goes with them (``core/sent.py``).
         """
         if self.before_send is not None:
             hook, self.before_send = self.before_send, None
@@ -173,8 +182,8 @@ class Checkpoint:
         """What the interval asks for: a full checkpoint (True), a reads-only one (False) or nothing yet (None).
 
         Every ``interval_s`` a commit; it writes the state when ``state_interval_s`` passed since
-        the state was last written, when the open transaction holds output of judging (which
-        commits with the state that made it), or when reads-only commits are not possible
+        the state was last written, when the open transaction holds output of judging that
+        commits with the state that made it (:meth:`ensure_transaction`), or when reads-only commits are not possible
         (at-least-once, or no internal topic).
 
         >>> cp = Checkpoint(None, None, None, True, "c", 1000, set(), clock=lambda: 0.0)
@@ -194,7 +203,7 @@ class Checkpoint:
         Records sent in a transaction are invisible to ``read_committed`` readers until it commits:
         the judge of the internal topic waits for rows and progress records, the alerts' readers
         for the alerts. So a commit is due after ``soon_s`` when the open transaction holds alerts
-        or retraining events (a full checkpoint: :meth:`alerts_wait`), also behind the input (alerts
+        or retraining events (:meth:`alerts_wait`; a reads-only commit with their ``sent`` items where possible), also behind the input (alerts
         are few; a page should not wait for a backlog's interval), and, once every partition of
         ``reading`` is read to its end (nothing left to batch with), when it holds only what
         reading sent and ``reads_only`` commits are possible (the by-model topology). Dead letters
@@ -217,7 +226,7 @@ class Checkpoint:
         return all(kafka_compat.caught_up(self.consumer, tp) for tp in reading)
 
     def alerts_wait(self, soon_s: float) -> bool:
-        """Does the open transaction hold alerts or retraining events, ``soon_s`` after the last commit? (Then a full checkpoint is due.)"""
+        """Does the open transaction hold alerts or retraining events, ``soon_s`` after the last commit? (Then a commit is due.)"""
         return self.txn_open and bool(self.pending_alerts or self.pending_retraining) and self.clock() - self.last_any_commit_at >= soon_s
 
     def stalled_for(self) -> float | None:
@@ -247,7 +256,9 @@ class Checkpoint:
         offsets, without state and without the state partitions' offsets, which wait for the next
         full checkpoint. Exactly-once holds: reading keeps no state, so its records and the offsets
         of the records they came from commit together, and judging is redone from the last full
-        checkpoint after a failure. Much cheaper than a full checkpoint (no state written).
+        checkpoint after a failure. Alerts and retraining events judged since go with it, and each
+        task that sent some writes its ``sent`` item (``core/sent.py``): judging redone makes them
+        again and holds those back. Much cheaper than a full checkpoint (no state written).
 
         Raises a ``KafkaError`` when the commit fails (here or in :meth:`end_commit`): the caller
         aborts and calls :meth:`rollback`.
@@ -259,11 +270,10 @@ class Checkpoint:
             self.last_commit_at = self.last_any_commit_at
         started = time.perf_counter()
         changed: dict[int, dict[str, bytes | None]] = {}
-        if self.store is not None and not reads_only:
-            for p, task in tasks.items():
-                items = task.state_items()
-                if items:
-                    changed[p] = items
+        for p, task in tasks.items() if self.store is not None else ():
+            items = task.state_items() if not reads_only else _ahead(task)
+            if items:
+                changed[p] = items
         if not changed and not self.pending_offsets and not self.txn_open:
             return None
         if self.exactly_once and not self.txn_open:

@@ -43,6 +43,7 @@ class CheckpointSteps:
     on_checkpoint: Any
     _rebuild: Any
     _reset_producer: Any
+    repartition_topic: str | None
 
     def _checkpoint_or_recover(self, reads_only: bool = False, overlap: bool = False) -> None:
         """Checkpoint; with ``overlap`` only begin: the broker commits during the next poll and reading, ended by the next send."""
@@ -110,7 +111,13 @@ class CheckpointSteps:
             return False
         return all(caught_up(self.consumer, tp) for tp in self.owned)
 
+    def _reads_only_possible(self) -> bool:
+        """Can the open transaction commit without the state: exactly-once, by-model topology, nothing in it that needs the state?"""
+        return self.checkpoint.exactly_once and bool(self.repartition_topic) and not self.checkpoint.judged_in_txn
+
     def _begin(self, reads_only: bool = False) -> InFlight | None:
+        if reads_only and any(task.sent.large for task in self.tasks.values()):  # so many alerts ahead of the state: write it
+            reads_only = False
         if not reads_only:
             self._unsaved = False
         for task in self.tasks.values() if not reads_only else ():  # a state partition's offset: its oldest record with rows still waiting

@@ -201,8 +201,10 @@ class MonitorProcess:
 
     started: ClassVar[list[MonitorProcess]] = []
 
-    def __init__(self, bootstrap: str, input_topics: list[str], alerts: str, group: str, log_path: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        args = [sys.executable, "-m", "stream_monitor", "--log-format", "json", "run", "--bootstrap-servers", bootstrap, "--alerts-topic", alerts, "--group-id", group, "--metrics-port", "0"]
+    def __init__(self, bootstrap: str, input_topics: list[str], alerts: str, group: str, log_path: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+                 entry: list[str] | None = None) -> None:  # fmt: skip
+        # ``entry``: what runs the CLI instead of ``-m stream_monitor`` (a ``-c`` script that injects a crash, then calls it)
+        args = [sys.executable, *(entry or ["-m", "stream_monitor"]), "--log-format", "json", "run", "--bootstrap-servers", bootstrap, "--alerts-topic", alerts, "--group-id", group, "--metrics-port", "0"]
         for t in input_topics:
             args += ["--input-topic", t]
         args += extra_args or []

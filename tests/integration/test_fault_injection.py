@@ -14,6 +14,7 @@ import dataclasses
 import os
 import pickle
 import random
+import re
 import subprocess
 import time
 from collections import defaultdict
@@ -152,6 +153,55 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, w
     # a partition that had not been judged before a kill legitimately restores nothing; the
     # changelog held committed state before the last kill, so some restore must find it
     assert any(r["items"] > 0 for r in restores), f"restarts must restore state from the changelog: {restores}"
+
+
+# ``run``, exiting at once (as kill -9 would: no abort, no leaving the group) right after the first commit that
+# carried alerts without the state: judging is redone from older state, which makes those alerts again
+CRASH_AFTER_ALERTS_AHEAD = """
+import os, sys
+from stream_monitor.commands import main
+from stream_monitor.runtime.checkpoint import Checkpoint
+from stream_monitor.runtime.checkpointing import CheckpointSteps
+begin, committed, last = Checkpoint.begin_commit, CheckpointSteps._committed, {}
+def begin_commit(self, tasks, reads_only=False):
+    last["reads_only"] = reads_only
+    return begin(self, tasks, reads_only)
+def _committed(self, result):
+    committed(self, result)
+    if result.alerts and last["reads_only"] and result.state_bytes:
+        print(f"CRASH after {len(result.alerts)} alerts committed ahead of the state", flush=True)
+        os._exit(9)
+Checkpoint.begin_commit, CheckpointSteps._committed = begin_commit, _committed
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_a_crash_right_after_alerts_committed_without_the_state_sends_none_twice(kafka_bootstrap, workload, tmp_path):
+    """Alerts commit with the consumer offsets and their ``sent`` item, the state every ``state_interval_ms``
+    (``core/sent.py``): the restarted monitor judges again from the older state, makes those alerts again and
+    holds them back; the committed sequence is the reference's, none twice, none lost."""
+    topic = workload["topic"]
+    alerts_topic, group = f"fi-ahead-alerts-{workload['suffix']}", f"fi-ahead-{workload['suffix']}"
+    log = tmp_path / "monitor.log"
+    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=STATE_ENV, entry=["-c", CRASH_AFTER_ALERTS_AHEAD])
+    deadline = time.monotonic() + 240
+    while proc.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.proc.wait(30) == 9, f"no commit carried alerts without the state: {proc.log_tail()}"
+    proc.log_file.close()
+    first = read_alerts(kafka_bootstrap, alerts_topic)
+    assert first, "the crash came after alerts were committed"
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log)
+    try:
+        proc.wait_started()
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
+    finally:
+        assert proc.terminate() == 0, proc.log_tail()
+    got = read_alerts(kafka_bootstrap, alerts_topic)
+    assert _series(got) == _series(workload["reference"]), _dead_letter_reasons(kafka_bootstrap, alerts_topic)
+    ahead = int(re.search(r"CRASH after (\d+) alerts", log.read_text(errors="replace")).group(1))  # type: ignore[union-attr]
+    held = _log_records(log, "outputs_already_committed")
+    assert sum(r["held_back"] for r in held) >= ahead > 0, f"the restart should have made the {ahead} alerts committed ahead again: {held}"
 
 
 def _wait_changelog_state(bootstrap: str, group: str, proc: MonitorProcess, timeout_s: float = 180) -> None:

@@ -1,0 +1,137 @@
+"""Outputs committed ahead of the state that made them: the ``sent`` state item.
+
+Under exactly-once an alert (or a retraining event) commits in a transaction with the consumer
+offsets. Writing the whole changed state with it — every channel that saw rows since the state was
+last written, 1–2 MB in the latency bench — put 100–250 ms of encoding and broker work between
+every page and its reader. So alerts commit without the state (a reads-only commit, see
+``docs/architecture.md``, "The checkpoint"), and that commit writes this small item instead: the
+identities of the outputs committed since the state was last written. Judging redone from that
+state (after a crash, a rollback, on the partition's next owner) makes them again, in the same
+order, with the same ids; :meth:`SentLedger.settle` holds back those already committed, so each is
+sent once. A full checkpoint writes the state past them and empties the item.
+
+An output's identity is what names it in the contract — fingerprint, alert id, status, escalation,
+event time and source record (a retraining event: its id and event time) — not its bytes, which
+also name the instance that sent it.
+
+>>> ledger = SentLedger()
+>>> ledger.settle(["a1", "a2"], [], key=_digest)
+(['a1', 'a2'], [])
+>>> restored = SentLedger(decode_sent(ledger.ahead_item()))  # committed with them; the state is older
+>>> restored.settle(["a1", "a2", "a3"], [], key=_digest)  # judged again: only the new one goes out
+(['a3'], [])
+>>> restored.held_back, decode_sent(restored.ahead_item()) == Counter(map(_digest, ["a1", "a2", "a3"]))
+(2, True)
+>>> restored.state_item()  # the state written past all three: nothing is owed any more
+(True, None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any, Callable
+
+from stream_monitor.core.state_codec import FORMAT_VERSION, StateFormatError, _pack, _unpack
+
+ITEM = "sent"  # the item's name in a partition's state
+KEY_BYTES = 16
+LARGE = 4096  # distinct outputs ahead of the state beyond which the caller writes the state instead
+
+
+def _digest(*parts: Any) -> bytes:
+    return hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest()
+
+
+def alert_key(alert: Any) -> bytes:
+    """The identity of a published alert (an ``Alert`` of ``core/monitor.py``)."""
+    e = alert.event
+    s = e.source
+    return _digest("alert", alert.fingerprint, e.alert_id, e.status, e.escalated, e.event_time, s.topic, s.partition, s.offset)
+
+
+def retraining_key(event: Any) -> bytes:
+    """The identity of a published retraining event (a ``Retraining`` of ``core/retraining.py``)."""
+    return _digest("retraining", event.model, event.event.retraining_id, event.event.event_time)
+
+
+def encode_sent(keys: Counter[bytes]) -> bytes:
+    """The ``sent`` item: each output identity with how many times it was committed."""
+    return _pack({"format": FORMAT_VERSION, "kind": ITEM, "keys": [[k, n] for k, n in sorted(keys.items()) if n > 0]})
+
+
+def decode_sent(blob: bytes) -> Counter[bytes]:
+    """Decode and check a ``sent`` item; raise :class:`StateFormatError` if it is not one."""
+    keys = _unpack(blob, ITEM).get("keys")
+    if type(keys) is not list or not all(
+        type(x) is list and len(x) == 2 and type(x[0]) is bytes and len(x[0]) == KEY_BYTES and type(x[1]) is int and x[1] > 0 for x in keys
+    ):
+        raise StateFormatError(f"{ITEM} item: keys is not a list of [{KEY_BYTES}-byte identity, positive count]")
+    return Counter({k: n for k, n in keys})
+
+
+class SentLedger:
+    """A partition's outputs committed ahead of its written state (see the module docstring).
+
+    ``owed``: committed outputs that judging redone from the written state has not made again yet
+    (restored from the item); ``unsaved``: outputs made since the state was written (sent, or held
+    back as owed). The item to write with a commit that carries outputs but not the state is their
+    sum; a full checkpoint writes only what is still owed.
+    """
+
+    __slots__ = ("owed", "unsaved", "stored", "dirty", "held_back")
+
+    def __init__(self, owed: Counter[bytes] | None = None) -> None:
+        self.owed: Counter[bytes] = Counter(owed or {})
+        self.unsaved: Counter[bytes] = Counter()
+        self.stored = bool(self.owed)  # the written item is not empty (a full checkpoint deletes it)
+        self.dirty = False  # outputs sent since the item was last written
+        self.held_back = 0  # outputs not sent again because they were committed before (counted, logged by the caller)
+
+    def settle(self, alerts: list[Any], retraining: list[Any], key: Callable[[Any], bytes] = alert_key,
+               retraining_key: Callable[[Any], bytes] = retraining_key) -> tuple[list[Any], list[Any]]:  # fmt: skip
+        """The alerts and retraining events to send: those already committed are held back; all are remembered."""
+        return self._settle(alerts, key), self._settle(retraining, retraining_key)
+
+    def _settle(self, outputs: list[Any], key: Callable[[Any], bytes]) -> list[Any]:
+        if not outputs:
+            return outputs
+        keep = []
+        owed, unsaved = self.owed, self.unsaved
+        for out in outputs:
+            k = key(out)
+            unsaved[k] += 1
+            if owed.get(k, 0) > 0:
+                owed[k] -= 1
+                if not owed[k]:
+                    del owed[k]
+                self.held_back += 1
+            else:
+                keep.append(out)
+                self.dirty = True
+        return keep
+
+    @property
+    def large(self) -> bool:
+        """So many outputs ahead of the state that writing the state is the better commit."""
+        return len(self.unsaved) + len(self.owed) >= LARGE
+
+    def ahead_item(self) -> bytes | None:
+        """The item for a commit carrying outputs without the state; None when it did not change since last written."""
+        if not self.dirty:
+            return None
+        self.dirty = False
+        self.stored = True
+        return encode_sent(self.owed + self.unsaved)
+
+    def state_item(self) -> tuple[bool, bytes | None]:
+        """For a full checkpoint (the state written past everything made so far): (write it?, the item or None to delete it)."""
+        self.unsaved.clear()
+        self.dirty = False
+        if self.owed:
+            self.stored = True
+            return True, encode_sent(self.owed)
+        if self.stored:
+            self.stored = False
+            return True, None
+        return False, None

@@ -1,0 +1,80 @@
+"""Alerts committed ahead of the state (``core/sent.py``): judging redone from an older state makes them
+again and holds them back; the alerts after them go out as in an uninterrupted run."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgpack
+import pytest
+
+from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.core.sent import ITEM, decode_sent, encode_sent
+from stream_monitor.core.state import StateFormatError
+from tests.core.test_state import SPEC1, records
+
+
+def _alerts(monitor: PartitionMonitor, start: int, stop: int, step: int = 50) -> list[bytes]:
+    out: list[bytes] = []
+    for i in range(start, stop, step):
+        out += [a.payload for a in monitor.process(records(i, min(stop, i + step))).alerts]
+    return out
+
+
+def _before_the_drift() -> tuple[PartitionMonitor, dict[str, bytes]]:
+    monitor = PartitionMonitor(SPEC1, partition=0)
+    _alerts(monitor, 0, 500)  # the stream drifts from record 600 on
+    return monitor, {k: v for k, v in monitor.state_items(only_dirty=False).items() if v is not None}
+
+
+@pytest.mark.parametrize("step", [50, 37])  # judged again in other slices than the first time
+def test_alerts_committed_ahead_of_the_state_are_not_sent_again(step):
+    monitor, state = _before_the_drift()
+    ahead = _alerts(monitor, 500, 1000)  # committed without the state ...
+    item = monitor.sent.ahead_item()  # ... with this item
+    later = _alerts(monitor, 1000, 2000)
+    assert ahead and later and item is not None
+    assert ITEM not in state, "nothing was owed when the state was written"
+
+    restored = PartitionMonitor.from_state_items(SPEC1, 0, {**state, ITEM: item})
+    assert _alerts(restored, 500, 1000, step) == []
+    assert restored.sent.held_back == len(ahead) and not restored.sent.owed
+    assert _alerts(restored, 1000, 2000, step) == later
+
+    without = PartitionMonitor.from_state_items(SPEC1, 0, state)  # the same restore without the item sends them twice
+    assert _alerts(without, 500, 1000, step) == ahead
+
+
+def test_a_state_written_before_judging_caught_up_keeps_what_is_still_owed():
+    monitor, state = _before_the_drift()
+    ahead = _alerts(monitor, 500, 1000)
+    item = monitor.sent.ahead_item()
+    later = _alerts(monitor, 1000, 2000)
+
+    restored = PartitionMonitor.from_state_items(SPEC1, 0, {**state, ITEM: item})
+    assert _alerts(restored, 500, 700) == []
+    assert 0 < restored.sent.held_back < len(ahead), "the drift's first alerts come between 600 and 700, not all of them"
+    written = restored.state_items()  # a full checkpoint here: the state past the alerts held back so far
+    assert sum(decode_sent(written[ITEM]).values()) == len(ahead) - restored.sent.held_back
+
+    again = PartitionMonitor.from_state_items(SPEC1, 0, {**state, **{k: v for k, v in written.items() if v is not None}})
+    assert _alerts(again, 700, 1000) == []
+    assert _alerts(again, 1000, 2000) == later
+    assert again.state_items()[ITEM] is None, "everything owed was made again: the next full checkpoint deletes the item"
+
+
+def test_an_unreadable_sent_item_is_rejected_not_loaded():
+    _, state = _before_the_drift()
+    good = encode_sent(Counter({b"k" * 16: 2}))
+    assert decode_sent(good) == {b"k" * 16: 2}
+    bad = [
+        b"\x80",
+        msgpack.packb({"format": 4, "kind": "sent", "keys": [[b"short", 1]]}),
+        msgpack.packb({"format": 4, "kind": "sent", "keys": [[b"k" * 16, 0]]}),
+        msgpack.packb({"format": 4, "kind": "order", "keys": []}),
+    ]
+    for blob in bad:
+        with pytest.raises(StateFormatError):
+            decode_sent(blob)
+        restored = PartitionMonitor.from_state_items(SPEC1, 0, {**state, ITEM: blob})
+        assert restored.rejected_state_items == 1 and not restored.sent.owed
