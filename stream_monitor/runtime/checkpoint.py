@@ -181,19 +181,28 @@ class Checkpoint:
     def full_due(self, interval_s: float, state_interval_s: float, reads_only_possible: bool) -> bool | None:
         """What the interval asks for: a full checkpoint (True), a reads-only one (False) or nothing yet (None).
 
-        Every ``interval_s`` a commit; it writes the state when ``state_interval_s`` passed since
-        the state was last written, when the open transaction holds output of judging that
-        commits with the state that made it (:meth:`ensure_transaction`), or when reads-only commits are not possible
-        (at-least-once, or no internal topic).
+        Every ``interval_s`` a commit; it writes the state when the open transaction holds output
+        of judging that commits with the state that made it (:meth:`ensure_transaction`), or when
+        reads-only commits are not possible (at-least-once, or no internal topic). And the state
+        is due every ``state_interval_s`` whatever the commits in between: reads-only commits
+        come sooner than ``interval_s`` when readers wait for them (:meth:`due_soon`: a monitor
+        keeping up with a live stream, its alerts), and until 2026-12-02 such a monitor never
+        wrote its state while the stream flowed (the alerts' commits were full ones then, which
+        hid it wherever alerts fired) — judging after a failure would be redone from its last
+        pause, and the internal topic's committed offsets stood still.
 
         >>> cp = Checkpoint(None, None, None, True, "c", 1000, set(), clock=lambda: 0.0)
         >>> cp.last_commit_at, cp.last_any_commit_at = -1.0, -0.1
         >>> cp.full_due(0.25, 2.0, True), cp.full_due(0.05, 2.0, True), cp.full_due(0.05, 0.5, True), cp.full_due(0.05, 2.0, False)
         (None, False, True, True)
+        >>> cp.full_due(0.25, 0.5, True)  # the state interval passed, a reads-only commit 0.1 s ago
+        True
         """
+        if self.exactly_once and reads_only_possible and self.due(state_interval_s):
+            return True
         if not self.due_any(interval_s):
             return None
-        if not reads_only_possible or not self.exactly_once or self.judged_in_txn or self.due(state_interval_s):
+        if not reads_only_possible or not self.exactly_once or self.judged_in_txn:
             return True
         return False
 
