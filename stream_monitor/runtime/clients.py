@@ -247,8 +247,11 @@ DEFAULT_MAX_REQUEST_SIZE = 16 * 1024 * 1024
 # per broker: with its default 16 KiB batches the 2.25 MB of a full checkpoint at the latency bench's
 # 7,614 events/s (two changelog partitions) took ~14 round trips, ~150 ms between the commit's begin
 # and the broker's answer, blocking the loop. Batches are not allocated ahead (they grow as records
-# are added), so a larger bound costs nothing for small sends.
-PRODUCER_BATCH_BYTES = 1024 * 1024
+# are added), so a larger bound costs nothing for small sends. 256 KiB: latency row p50/p99 732/850 and
+# 708/915 ms (1 MiB: 692/792, 698/837; 16 KiB: 811/1,086, 733/1,059); 1 MiB cost bench row (e) ~1 s more
+# wall time beyond its processing (four runs each, alternating: 6.9-7.6 s against 5.5-7.7 s with 16 KiB,
+# 5.9-6.1 s with 256 KiB), not understood.
+PRODUCER_BATCH_BYTES = 256 * 1024
 # bytes of a produce request besides one record's key and value (headers, batch and record framing)
 RECORD_OVERHEAD_BYTES = 1024
 
