@@ -71,10 +71,10 @@ class KafkaSettings(_Section):
     commit_interval_ms: int = Field(default=250, gt=0, le=60_000)
     # sooner, when the open transaction holds records someone waits for and the inputs are read to their end
     min_commit_interval_ms: int = Field(default=50, gt=0, le=60_000)
-    # how often at most a checkpoint writes the judged state (and moves the by-model offsets with it)
-    # when nothing judged waits to be committed (alerts, retraining events, judging's dead letters
-    # commit with their state at once); the checkpoints between carry the inputs' offsets and rows
-    # only (exactly-once, by-model topology). After a failure, judging is redone from the last state
+    # how often a checkpoint writes the judged state (and moves the by-model offsets with it); judging's
+    # dead letters commit with their state at once; the checkpoints between carry the inputs' offsets
+    # and rows, and alerts and retraining events with the identities of those committed ahead of the
+    # state (exactly-once, by-model topology). After a failure, judging is redone from the last state
     # written: at most this much more of it, never a duplicate or a loss.
     state_interval_ms: int = Field(default=2_000, gt=0, le=600_000)
     max_poll_records: int = Field(default=5000, gt=0)
