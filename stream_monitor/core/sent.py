@@ -15,9 +15,11 @@ event time and source record (a retraining event: its id and event time) — not
 also name the instance that sent it.
 
 >>> ledger = SentLedger()
+>>> ledger.track = True  # as the runtime does where alerts commit ahead of the state
 >>> ledger.settle(["a1", "a2"], [], key=_digest)
 (['a1', 'a2'], [])
 >>> restored = SentLedger(decode_sent(ledger.ahead_item()))  # committed with them; the state is older
+>>> restored.track = True
 >>> restored.settle(["a1", "a2", "a3"], [], key=_digest)  # judged again: only the new one goes out
 (['a3'], [])
 >>> restored.held_back, decode_sent(restored.ahead_item()) == Counter(map(_digest, ["a1", "a2", "a3"]))
@@ -79,9 +81,12 @@ class SentLedger:
     sum; a full checkpoint writes only what is still owed.
     """
 
-    __slots__ = ("owed", "unsaved", "stored", "dirty", "held_back")
+    __slots__ = ("owed", "unsaved", "stored", "dirty", "held_back", "track")
 
     def __init__(self, owed: Counter[bytes] | None = None) -> None:
+        # remember what goes out (``unsaved``): only where alerts commit ahead of the state (``run``, exactly-once,
+        # by-model topology, state kept: the runtime sets it), else it would grow for ever (``replay``, no state)
+        self.track = False
         self.owed: Counter[bytes] = Counter(owed or {})
         self.unsaved: Counter[bytes] = Counter()
         self.stored = bool(self.owed)  # the written item is not empty (a full checkpoint deletes it)
@@ -94,13 +99,14 @@ class SentLedger:
         return self._settle(alerts, key), self._settle(retraining, retraining_key)
 
     def _settle(self, outputs: list[Any], key: Callable[[Any], bytes]) -> list[Any]:
-        if not outputs:
+        if not outputs or not (self.track or self.owed):
             return outputs
         keep = []
-        owed, unsaved = self.owed, self.unsaved
+        owed, unsaved, track = self.owed, self.unsaved, self.track
         for out in outputs:
             k = key(out)
-            unsaved[k] += 1
+            if track:
+                unsaved[k] += 1
             if owed.get(k, 0) > 0:
                 owed[k] -= 1
                 if not owed[k]:
@@ -108,7 +114,7 @@ class SentLedger:
                 self.held_back += 1
             else:
                 keep.append(out)
-                self.dirty = True
+                self.dirty = track
         return keep
 
     @property

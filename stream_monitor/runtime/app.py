@@ -351,6 +351,8 @@ class MonitorApp(CheckpointSteps):
         # restored, rolled back or reset alike: state without an order item (nothing committed yet) knows no
         # source, and the rows of those read first would be judged past the others' earlier rows (``late``)
         self._expect_sources(task)
+        # alerts commit ahead of the state (core/sent.py) where commits can leave the state out: remember what goes out
+        task.sent.track = self.store is not None and self.exactly_once and bool(self.repartition_topic)
         task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.state_offsets(partition).items()})
         for key in dropped:
             items.pop(key, None)  # never committed again as if it were state

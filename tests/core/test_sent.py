@@ -21,8 +21,15 @@ def _alerts(monitor: PartitionMonitor, start: int, stop: int, step: int = 50) ->
     return out
 
 
+def _restore(items: dict[str, bytes]) -> PartitionMonitor:
+    monitor = PartitionMonitor.from_state_items(SPEC1, 0, items)
+    monitor.sent.track = True  # as ``run`` sets it where alerts commit ahead of the state
+    return monitor
+
+
 def _before_the_drift() -> tuple[PartitionMonitor, dict[str, bytes]]:
     monitor = PartitionMonitor(SPEC1, partition=0)
+    monitor.sent.track = True
     _alerts(monitor, 0, 500)  # the stream drifts from record 600 on
     return monitor, {k: v for k, v in monitor.state_items(only_dirty=False).items() if v is not None}
 
@@ -36,12 +43,12 @@ def test_alerts_committed_ahead_of_the_state_are_not_sent_again(step):
     assert ahead and later and item is not None
     assert ITEM not in state, "nothing was owed when the state was written"
 
-    restored = PartitionMonitor.from_state_items(SPEC1, 0, {**state, ITEM: item})
+    restored = _restore({**state, ITEM: item})
     assert _alerts(restored, 500, 1000, step) == []
     assert restored.sent.held_back == len(ahead) and not restored.sent.owed
     assert _alerts(restored, 1000, 2000, step) == later
 
-    without = PartitionMonitor.from_state_items(SPEC1, 0, state)  # the same restore without the item sends them twice
+    without = _restore(state)  # the same restore without the item sends them twice
     assert _alerts(without, 500, 1000, step) == ahead
 
 
@@ -51,13 +58,13 @@ def test_a_state_written_before_judging_caught_up_keeps_what_is_still_owed():
     item = monitor.sent.ahead_item()
     later = _alerts(monitor, 1000, 2000)
 
-    restored = PartitionMonitor.from_state_items(SPEC1, 0, {**state, ITEM: item})
+    restored = _restore({**state, ITEM: item})
     assert _alerts(restored, 500, 700) == []
     assert 0 < restored.sent.held_back < len(ahead), "the drift's first alerts come between 600 and 700, not all of them"
     written = restored.state_items()  # a full checkpoint here: the state past the alerts held back so far
     assert sum(decode_sent(written[ITEM]).values()) == len(ahead) - restored.sent.held_back
 
-    again = PartitionMonitor.from_state_items(SPEC1, 0, {**state, **{k: v for k, v in written.items() if v is not None}})
+    again = _restore({**state, **{k: v for k, v in written.items() if v is not None}})
     assert _alerts(again, 700, 1000) == []
     assert _alerts(again, 1000, 2000) == later
     assert again.state_items()[ITEM] is None, "everything owed was made again: the next full checkpoint deletes the item"
@@ -78,3 +85,10 @@ def test_an_unreadable_sent_item_is_rejected_not_loaded():
             decode_sent(blob)
         restored = PartitionMonitor.from_state_items(SPEC1, 0, {**state, ITEM: blob})
         assert restored.rejected_state_items == 1 and not restored.sent.owed
+
+
+def test_where_alerts_never_commit_ahead_of_the_state_nothing_is_remembered():
+    """``replay``, ``run`` without state or at-least-once: the ledger is not tracked, so it does not grow with every alert."""
+    monitor = PartitionMonitor(SPEC1, partition=0)
+    assert _alerts(monitor, 0, 2000)
+    assert not monitor.sent.unsaved and monitor.sent.ahead_item() is None and ITEM not in monitor.state_items()
