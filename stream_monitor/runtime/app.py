@@ -352,7 +352,7 @@ class MonitorApp(CheckpointSteps):
         # source, and the rows of those read first would be judged past the others' earlier rows (``late``)
         self._expect_sources(task)
         # alerts commit ahead of the state (core/sent.py) where commits can leave the state out: remember what goes out
-        task.sent.track = self.store is not None and self.exactly_once and bool(self.repartition_topic)
+        task.sent.track = self.checkpoint.store is not None and self.exactly_once and bool(self.repartition_topic)
         task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.state_offsets(partition).items()})
         for key in dropped:
             items.pop(key, None)  # never committed again as if it were state
@@ -532,7 +532,7 @@ class MonitorApp(CheckpointSteps):
         with fenced_is_fatal("while sending"):
             # alerts and retraining events commit without the state, their ``sent`` item with them (core/sent.py);
             # dead letters of judging, and everything when no state is kept, with the state that made them
-            self.checkpoint.ensure_transaction(judged=bool(result.dead_letters) or self.store is None)
+            self.checkpoint.ensure_transaction(judged=bool(result.dead_letters) or self.checkpoint.store is None)
             for alert in result.alerts:
                 self.producer.send(k.alerts_topic, key=alert.fingerprint.encode(), value=alert.payload)
             self.checkpoint.send_retraining(self.spec.retraining.topic, result.retraining)
