@@ -82,6 +82,7 @@ class BatchResult:
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
     evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
     retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
+    held_back: int = 0  # alerts and retraining events judged again and not sent: committed before (core/sent.py)
     version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
 
 
@@ -169,7 +170,8 @@ class PartitionMonitor:
             held = self.sent.held_back
             result.alerts, result.retraining = self.sent.settle(result.alerts, result.retraining)
             if self.sent.held_back > held:
-                self.log.info("outputs_already_committed", held_back=self.sent.held_back - held, still_owed=sum(self.sent.owed.values()))
+                result.held_back = self.sent.held_back - held
+                self.log.info("outputs_already_committed", held_back=result.held_back, still_owed=sum(self.sent.owed.values()))
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:

@@ -97,6 +97,11 @@ class MonitorMetrics:
             "Events later than max_lateness_seconds behind their input partition (dead letters with reason late)",
             registry=r,
         )
+        self.outputs_held_back = Counter(
+            "stream_monitor_outputs_held_back_total",
+            "Alerts and retraining events judged again after a restore or rollback and not sent: committed before (core/sent.py)",
+            registry=r,
+        )
         self.records_oversized = Counter(
             "stream_monitor_output_records_oversized_total",
             "Dead letters too large to send whole, sent as a summary (size, sha256, prefix)",

@@ -505,7 +505,7 @@ class MonitorApp(CheckpointSteps):
                     self.idle.arrived(p, [(tp.topic, tp.partition)], caught_up=True)
             self.idle.mark_idle(p, task)
             result = task.release(record_evaluations=True)
-            if result.alerts or result.dead_letters or result.channel_values or result.retraining:
+            if result.alerts or result.dead_letters or result.channel_values or result.retraining or result.held_back:
                 with fenced_is_fatal("while processing"):
                     self._emit(result)
 
@@ -523,6 +523,8 @@ class MonitorApp(CheckpointSteps):
 
     def _emit(self, result: BatchResult) -> None:
         self.metrics.observe_limit_hits(result.limits_exceeded)
+        if result.held_back:
+            self.metrics.outputs_held_back.inc(result.held_back)
         if result.evaluations:
             self.metrics.status.observe_evaluations(result.evaluations)
         if not (result.alerts or result.dead_letters or result.retraining):

@@ -29,6 +29,7 @@ from kafka import KafkaProducer
 
 from stream_monitor.synthetic import Drift, demo_streams, generate_events
 from tests.integration.harness import MonitorProcess, group_lag, produce, read_alerts, read_all, wait_for_lag_zero
+from tests.integration.servers import free_ports, http
 from tests.kafka_fixtures import BROKER_SH, _free_ports, create_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -194,10 +195,12 @@ def test_a_crash_right_after_alerts_committed_without_the_state_sends_none_twice
     proc.log_file.close()
     first = read_alerts(kafka_bootstrap, alerts_topic)
     assert first, "the crash came after alerts were committed"
-    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log)
+    (port,) = free_ports(1)
+    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, extra_args=["--metrics-port", str(port)], env=STATE_ENV)
     try:
         proc.wait_started()
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
+        status, body = http("GET", f"http://127.0.0.1:{port}/metrics", timeout=30)
     finally:
         assert proc.terminate() == 0, proc.log_tail()
     got = read_alerts(kafka_bootstrap, alerts_topic)
@@ -205,6 +208,8 @@ def test_a_crash_right_after_alerts_committed_without_the_state_sends_none_twice
     ahead = int(re.search(r"CRASH after (\d+) alerts", log.read_text(errors="replace")).group(1))  # type: ignore[union-attr]
     held = _log_records(log, "outputs_already_committed")
     assert sum(r["held_back"] for r in held) >= ahead > 0, f"the restart should have made the {ahead} alerts committed ahead again: {held}"
+    counted = re.search(rb"^stream_monitor_outputs_held_back_total (\S+)$", body, re.M)
+    assert status == 200 and counted is not None and float(counted.group(1)) == sum(r["held_back"] for r in held), body[-2000:]
 
 
 def _wait_changelog_state(bootstrap: str, group: str, proc: MonitorProcess, timeout_s: float = 180) -> None:
