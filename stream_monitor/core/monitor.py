@@ -172,6 +172,9 @@ class PartitionMonitor:
             if self.sent.held_back > held:
                 result.held_back = self.sent.held_back - held
                 self.log.info("outputs_already_committed", held_back=result.held_back, still_owed=sum(self.sent.owed.values()))
+        for a in result.alerts:  # logged once it is to be sent: not again when judging redone holds it back
+            e = a.event
+            self.log.info("alert", model=e.model, channel=e.feature, detector=e.detector, status=e.status, severity=e.severity, statistic=e.statistic)
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
@@ -463,10 +466,6 @@ class PartitionMonitor:
             t, model=model, model_version=version, event_time_ms=d.event_time_ms, position=pos, labels=labels,
             annotations=annotations, instance=spec.instance, version=spec.version, texts=texts, coinciding=coinciding,
             estimate=estimate,
-        )  # fmt: skip
-        self.log.info(
-            "alert", model=model, channel=t.channel, detector=t.detector, status=event.status, severity=event.severity,
-            statistic=event.statistic,
         )  # fmt: skip
         return Alert(t.fingerprint, alert_payload(event), event, d.event_time_ms, pos)
 

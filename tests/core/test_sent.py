@@ -3,10 +3,13 @@ again and holds them back; the alerts after them go out as in an uninterrupted r
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import msgpack
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.sent import ITEM, decode_sent, encode_sent
@@ -34,8 +37,17 @@ def _before_the_drift() -> tuple[PartitionMonitor, dict[str, bytes]]:
     return monitor, {k: v for k, v in monitor.state_items(only_dirty=False).items() if v is not None}
 
 
+@pytest.fixture
+def info_logs():
+    """structlog passing info lines (the suite may run at another level), as it was after."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.mark.parametrize("step", [50, 37])  # judged again in other slices than the first time
-def test_alerts_committed_ahead_of_the_state_are_not_sent_again(step):
+def test_alerts_committed_ahead_of_the_state_are_not_sent_again(step, info_logs):
     monitor, state = _before_the_drift()
     ahead = _alerts(monitor, 500, 1000)  # committed without the state ...
     item = monitor.sent.ahead_item()  # ... with this item
@@ -43,10 +55,13 @@ def test_alerts_committed_ahead_of_the_state_are_not_sent_again(step):
     assert ahead and later and item is not None
     assert ITEM not in state, "nothing was owed when the state was written"
 
-    restored = _restore({**state, ITEM: item})
-    assert _alerts(restored, 500, 1000, step) == []
-    assert restored.sent.held_back == len(ahead) and not restored.sent.owed
-    assert _alerts(restored, 1000, 2000, step) == later
+    with capture_logs() as logs:
+        restored = _restore({**state, ITEM: item})
+        assert _alerts(restored, 500, 1000, step) == []
+        assert restored.sent.held_back == len(ahead) and not restored.sent.owed
+        assert [e for e in logs if e["event"] == "alert"] == [], "an alert held back is not logged as an alert again"
+        assert _alerts(restored, 1000, 2000, step) == later
+    assert sum(e["event"] == "alert" for e in logs) == len(later), "each alert sent is logged once"
 
     without = _restore(state)  # the same restore without the item sends them twice
     assert _alerts(without, 500, 1000, step) == ahead
