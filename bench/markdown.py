@@ -41,7 +41,7 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
         alerts = r.get("alerts", r.get("alerts_produced"))
         changelog = r.get("changelog_per_input_byte")
         share = r.get("checkpoint_share")
-        if k in ("d", "e", "e+labels"):
+        if k in ("d", "e", "e0", "e+labels"):
             note = (
                 f"{r['alerts']} alerts, {r['checkpoints']} checkpoints ({r['checkpoint_seconds']:.2f} s), "
                 f"processing {r['process_seconds']:.2f} s of {r['seconds']:.2f} s, changelog {r['changelog_bytes'] / 2**20:.1f} MiB"

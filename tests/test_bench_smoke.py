@@ -33,7 +33,7 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
 
-    assert set(report["throughput"]) == {"a", "b", "c", "d", "e", "f", "g", "g-file", "h-alo", "h-eos", "e+labels"}
+    assert set(report["throughput"]) == {"a", "b", "c", "d", "e", "e0", "f", "g", "g-file", "h-alo", "h-eos", "e+labels"}
     quix = quix_missing() is None
     for key, r in report["throughput"].items():
         if key in ("h-alo", "h-eos") and not quix:
@@ -41,7 +41,7 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
             continue
         assert _positive(r["records"]) and _positive(r["records_per_s"]) and _positive(r["channel_values_per_s"]), (key, r)
         assert _positive(r["records_per_cpu_s"]), (key, r)
-    for key in ("d", "e", "e+labels"):
+    for key in ("d", "e", "e0", "e+labels"):
         r = report["throughput"][key]
         assert _positive(r["changelog_per_input_byte"]) and _positive(r["checkpoint_share"]), (key, r)
         # as the broker stores them (DescribeLogDirs): compressed batches of the changelog against the input's
@@ -53,7 +53,7 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     labelled = report["throughput"]["e+labels"]
     assert labelled["labels"] == labelled["records"] // 2 and labelled["labels_unmatched"] == 0, labelled
     ratios = report["ratios"]
-    assert set(ratios) == {"d/a", "e/a", "d/c", "e/c", "f/e", "e/h-eos", "d/h-alo", "e/g", "f/g-file"}
+    assert set(ratios) == {"d/a", "e/a", "d/c", "e/c", "f/e", "e/h-eos", "e0/h-eos", "d/h-alo", "e/g", "f/g-file"}
     assert all(_positive(v) for k, v in ratios.items() if quix or "h-" not in k), ratios
 
     lat = report["latency"]
