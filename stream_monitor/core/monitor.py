@@ -46,7 +46,7 @@ from stream_monitor.core.reference import Reference
 from stream_monitor.core.restore import restore_model
 from stream_monitor.core.retraining import Retraining, RetrainingTrigger, decode_trigger, encode_trigger
 from stream_monitor.core.sent import ITEM as SENT_ITEM
-from stream_monitor.core.sent import SentLedger, decode_sent
+from stream_monitor.core.sent import SentLedger, decode_item
 from stream_monitor.core.spec import ESTIMATED_CHANNELS, PREDICTION, MonitorSpec, base_channel
 from stream_monitor.core.state_labels import LabelSegments, is_labels_key, restore_labels
 from stream_monitor.core.state_window import StoredParts
@@ -166,12 +166,20 @@ class PartitionMonitor:
             for r in rows:  # by judge name: a judging group's trigger (RetrainingTrigger._key) sees its group's time
                 times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
             result.retraining = self.retraining.feed(result.alerts, times)
+        sent = self.sent
         if result.alerts or result.retraining:  # those committed before (judging redone after a restore) are not sent again
-            held = self.sent.held_back
-            result.alerts, result.retraining = self.sent.settle(result.alerts, result.retraining)
-            if self.sent.held_back > held:
-                result.held_back = self.sent.held_back - held
-                self.log.info("outputs_already_committed", held_back=result.held_back, still_owed=sum(self.sent.owed.values()))
+            held = sent.held_back
+            result.alerts, result.retraining = sent.settle(result.alerts, result.retraining)
+            if sent.held_back > held:
+                result.held_back = sent.held_back - held
+                self.log.info("outputs_already_committed", held_back=result.held_back, still_owed=sum(sent.owed.values()))
+        if sent.track or sent.owed:  # how far judging went: for the item's upto, and what judging redone did not make again
+            dropped = sent.judged(max(map(_KEY, inference)) if inference else None, max(map(_KEY, labels)) if labels else None)
+            if dropped:
+                self.log.warning(
+                    "owed_outputs_dropped", dropped=dropped,
+                    reason="judging redone past the rows that made these committed outputs did not make them again (the config or the code changed since)",
+                )  # fmt: skip
         for a in result.alerts:  # logged once it is to be sent: not again when judging redone holds it back
             e = a.event
             self.log.info("alert", model=e.model, channel=e.feature, detector=e.detector, status=e.status, severity=e.severity, statistic=e.statistic)
@@ -540,7 +548,7 @@ class PartitionMonitor:
                 restore_waiting(monitor, blob)
             elif key == SENT_ITEM:
                 try:
-                    monitor.sent = SentLedger(decode_sent(blob))
+                    monitor.sent = SentLedger(*decode_item(blob))
                 except state.StateFormatError as exc:
                     monitor._rejected(None, None, exc)
             elif key == "retraining" and monitor.retraining is not None:

@@ -50,8 +50,10 @@ int32, uint8 arrays):
 - retraining ``{format, kind: "retraining", models: {model: {now, cooldown_until, version, episodes:
   [[fingerprint, alert_id, kind, feature, detector, since, summary, slo, used]]}}}`` (only when
   ``retraining.enabled``: the open episodes a model's retraining trigger is timing, ``core/retraining.py``)
-- sent ``{format, kind: "sent", keys: [[16-byte identity, count]]}`` (the alerts and retraining events committed
-  ahead of the state, not sent again when judging is redone from it; only while some are: ``core/sent.py``)
+- sent ``{format, kind: "sent", keys: [[16-byte identity, count]], upto: [key or null, key or null]}`` (the alerts
+  and retraining events committed ahead of the state, not sent again when judging is redone from it, and the largest
+  inference and label row keys judged then, past which those not made again are dropped; ``upto`` absent in items
+  written before it existed; only while some are: ``core/sent.py``)
 
 Size: every item is bounded whatever the input. Category values are cut to ``categories.max_length`` characters (plus
 a hash suffix) when classified, and a warm-up reference keeps at most ``categories.max_distinct`` categories plus one

@@ -12,9 +12,10 @@ import structlog
 from structlog.testing import capture_logs
 
 from stream_monitor.core.monitor import PartitionMonitor
-from stream_monitor.core.sent import ITEM, decode_sent, encode_sent
+from stream_monitor.core.sent import ITEM, decode_item, decode_sent, encode_sent
 from stream_monitor.core.state import StateFormatError
-from tests.core.test_state import SPEC1, records
+from stream_monitor.core.spec import MonitorSpec
+from tests.core.test_state import SMALL, SPEC1, T0, records
 
 
 def _alerts(monitor: PartitionMonitor, start: int, stop: int, step: int = 50) -> list[bytes]:
@@ -107,3 +108,39 @@ def test_where_alerts_never_commit_ahead_of_the_state_nothing_is_remembered():
     monitor = PartitionMonitor(SPEC1, partition=0)
     assert _alerts(monitor, 0, 2000)
     assert not monitor.sent.unsaved and monitor.sent.ahead_item() is None and ITEM not in monitor.state_items()
+
+
+# x keeps only missing_rate: its drift alerts (psi, ks, ...) committed ahead of the state are never made again
+SPEC_X = MonitorSpec.model_validate({"defaults": SMALL, "models": {"m": {"channels": {"x": {"type": "numeric", "detectors": ["missing_rate"]}}}}})
+
+
+def test_what_judging_redone_never_makes_again_is_dropped_once_past_the_rows_that_made_it(info_logs):
+    monitor, state = _before_the_drift()
+    ahead = _alerts(monitor, 500, 1000)  # judged up to record 999, committed without the state
+    item = monitor.sent.ahead_item()
+    upto = decode_item(item)[1]
+    assert upto is not None and upto[0][0] == T0 + 1000 * 999 and upto[1] is None, "the largest key judged: record 999's; no label rows"
+    with capture_logs() as logs:
+        restored = PartitionMonitor.from_state_items(SPEC_X, 0, {**state, ITEM: item})  # the config changed before the restart
+        restored.sent.track = True
+        _alerts(restored, 500, 990)
+        assert restored.sent.owed and restored.sent.dropped == 0, "not yet past the rows judged before: still owed"
+        assert [e for e in logs if e["event"] == "owed_outputs_dropped"] == []
+        _alerts(restored, 990, 1000)
+    assert restored.sent.dropped > 0 and not restored.sent.owed
+    assert restored.sent.held_back + restored.sent.dropped == len(ahead), "each committed output is made again or dropped"
+    assert [e["dropped"] for e in logs if e["event"] == "owed_outputs_dropped"] == [restored.sent.dropped]
+    assert restored.state_items()[ITEM] is None, "nothing owed any more: the next full checkpoint deletes the item"
+
+
+def test_an_item_without_upto_keeps_what_it_owes():
+    """An item written before ``upto`` existed: how far its outputs need judging to go is not known, so nothing expires."""
+    monitor, state = _before_the_drift()
+    ahead = _alerts(monitor, 500, 1000)
+    owed, upto = decode_item(monitor.sent.ahead_item())
+    assert upto is not None and sum(owed.values()) == len(ahead)
+    restored = PartitionMonitor.from_state_items(SPEC_X, 0, {**state, ITEM: encode_sent(owed)})
+    restored.sent.track = True
+    _alerts(restored, 500, 2000)
+    assert restored.sent.owed and restored.sent.dropped == 0
+    assert decode_item(restored.sent.ahead_item() or restored.state_items()[ITEM])[1] is None, "written again without upto"

@@ -208,6 +208,7 @@ def test_a_crash_right_after_alerts_committed_without_the_state_sends_none_twice
     ahead = int(re.search(r"CRASH after (\d+) alerts", log.read_text(errors="replace")).group(1))  # type: ignore[union-attr]
     held = _log_records(log, "outputs_already_committed")
     assert sum(r["held_back"] for r in held) >= ahead > 0, f"the restart should have made the {ahead} alerts committed ahead again: {held}"
+    assert not _log_records(log, "owed_outputs_dropped"), "same config, same code: everything committed ahead is made again, none dropped"
     counted = re.search(rb"^stream_monitor_outputs_held_back_total (\S+)$", body, re.M)
     assert status == 200 and counted is not None and float(counted.group(1)) == sum(r["held_back"] for r in held), body[-2000:]
 
