@@ -183,6 +183,8 @@ class PartitionMonitor:
         for a in result.alerts:  # logged once it is to be sent: not again when judging redone holds it back
             e = a.event
             self.log.info("alert", model=e.model, channel=e.feature, detector=e.detector, status=e.status, severity=e.severity, statistic=e.statistic)
+            if e.feature == LIMITS_CHANNEL and e.status == "firing" and not e.escalated:
+                self.log.warning("limit_reached", limit=e.detector, fingerprint=a.fingerprint, cap=e.reference.count)
         return result
 
     def _judge_inference(self, rows: list[Row], result: BatchResult) -> None:
@@ -322,9 +324,6 @@ class PartitionMonitor:
         for row, detail in batch.limited.items():
             result.dead_letters.append(ev.DeadLetter(ev.DeadLetterReason.LIMIT_EXCEEDED, detail, raws[row], positions[row]))
             result.invalid_by_reason[ev.DeadLetterReason.LIMIT_EXCEEDED] += 1
-        for t in batch.triggers:
-            if t.transition == "firing":
-                self.log.warning("limit_reached", limit=t.detector, fingerprint=t.fingerprint, cap=t.reference_count)
         result.limits_exceeded.update(batch.hits)
         problems = batch.problems
         for row in sorted(problems):

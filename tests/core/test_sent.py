@@ -7,11 +7,13 @@ import logging
 from collections import Counter
 
 import msgpack
+import orjson
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from stream_monitor.core.monitor import PartitionMonitor
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.monitor import InputRecord, PartitionMonitor
 from stream_monitor.core.sent import ITEM, decode_item, decode_sent, encode_sent
 from stream_monitor.core.state import StateFormatError
 from stream_monitor.core.spec import MonitorSpec
@@ -144,3 +146,30 @@ def test_an_item_without_upto_keeps_what_it_owes():
     _alerts(restored, 500, 2000)
     assert restored.sent.owed and restored.sent.dropped == 0
     assert decode_item(restored.sent.ahead_item() or restored.state_items()[ITEM])[1] is None, "written again without upto"
+
+
+def test_a_limit_alert_held_back_is_not_logged_as_a_limit_reached_again(info_logs):
+    """``limit_reached`` (a warning) is logged with the limit's alert as it goes out, like ``alert``: once."""
+    spec = MonitorSpec.model_validate({"limits": {"quiet_seconds": 5, "channels_per_model": 10}})
+
+    def recs(start: int, stop: int) -> list[InputRecord]:  # x0..x2 and, until 300, one never-seen feature name each
+        out = []
+        for i in range(start, stop):
+            feats = {"x0": 1.0, "x1": 2.0, "x2": 3.0, **({f"new_{i}": float(i)} if i < 300 else {})}
+            out.append(InputRecord(orjson.dumps({"model": "m", "ts": T0 + 10 * i, "features": feats}), SourcePosition("t", 0, i, None)))
+        return out
+
+    with capture_logs() as logs:
+        monitor = PartitionMonitor(spec, 0)
+        monitor.sent.track = True
+        monitor.process(recs(0, 5))  # five channels so far: under the cap
+        state = {k: v for k, v in monitor.state_items(only_dirty=False).items() if v is not None}
+        ahead = monitor.process(recs(5, 200)).alerts  # the cap is reached at record 7: its alert commits without the state
+        item = monitor.sent.ahead_item()
+    assert [(a.event.detector, a.event.status) for a in ahead] == [("channels_per_model", "firing")]
+    assert [(e["limit"], e["cap"]) for e in logs if e["event"] == "limit_reached"] == [("channels_per_model", 10)]
+    with capture_logs() as logs:
+        restored = PartitionMonitor.from_state_items(spec, 0, {**state, ITEM: item})
+        restored.sent.track = True
+        assert restored.process(recs(5, 200)).alerts == [] and restored.sent.held_back == 1
+    assert [e for e in logs if e["event"] in ("limit_reached", "alert")] == []
