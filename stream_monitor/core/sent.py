@@ -18,7 +18,7 @@ The item also says how far judging had gone when it was written (``upto``: the l
 inference rows and of the label rows judged, :meth:`SentLedger.judged`). Judging redone past that
 point has judged again every row that made an output named in the item: what it has not made again
 by then it never will (the config changed between the commit and the restart, or the code), so
-those identities are dropped (:meth:`SentLedger.expire`, logged as ``owed_outputs_dropped``)
+those identities are dropped (by :meth:`SentLedger.judged`, logged as ``owed_outputs_dropped``)
 instead of being written with every state for ever. An item without ``upto`` (written before it
 existed) keeps what it owes as before.
 
@@ -165,23 +165,17 @@ class SentLedger:
     def judged(self, inference: Key | None, labels: Key | None) -> int:
         """Rows up to these keys were judged (the largest of one judging step's inference and label rows, None: none).
 
-        Remembered for the item's ``upto``; returns how many owed outputs :meth:`expire` dropped.
+        Remembered for the item's ``upto``. Once judging has gone past the ``upto`` of what is owed,
+        what is still owed is forgotten; returns how many were dropped. Every row that made an output
+        the item names has a key at or below ``upto``; judged again (the rows in the same order), they
+        made it again, so what is still owed then would be made by no row: the config or the code
+        changed since it was committed.
         """
-        seen = self.seen
-        self.seen = (_later(seen[0], inference), _later(seen[1], labels))
-        return self.expire(*self.seen)
-
-    def expire(self, inference: Key | None, labels: Key | None) -> int:
-        """Judging has gone up to these keys: if that is past ``upto``, forget what is still owed; how many were dropped.
-
-        Every row that made an output the item names has a key at or below ``upto``; judged again
-        (the rows in the same order), they made it again, so what is still owed then would be made
-        by no row: the config or the code changed since it was committed.
-        """
+        seen = self.seen = (_later(self.seen[0], inference), _later(self.seen[1], labels))
         if not self.owed or self.upto is None:
             return 0
         need_i, need_l = self.upto
-        if (need_i is not None and (inference is None or inference < need_i)) or (need_l is not None and (labels is None or labels < need_l)):
+        if (need_i is not None and (seen[0] is None or seen[0] < need_i)) or (need_l is not None and (seen[1] is None or seen[1] < need_l)):
             return 0
         n = sum(self.owed.values())
         self.owed.clear()
