@@ -113,7 +113,7 @@ class FeatureBlock:
     gathering (``direct``) for the rest of the batch.
     """
 
-    __slots__ = ("model", "name", "rows", "feats", "segments", "gather", "direct", "keys", "stamp", "uniform")
+    __slots__ = ("model", "name", "rows", "feats", "segments", "gather", "direct", "keys", "stamp", "uniform", "offered")
 
     def __init__(self, model: ModelMonitor, name: str | None = None) -> None:
         self.model = model
@@ -126,15 +126,25 @@ class FeatureBlock:
         self.keys = model.channels.keys()  # (a live view: channels are only ever added)
         self.stamp = (-1, -1)  # (known features, channels) when ``gather`` was taken
         self.uniform: tuple[tuple[str, ...], list[tuple[Any, ...]]] | None = None  # see trust()
+        self.offered: tuple[tuple[str, ...], list[tuple[Any, ...]]] | None = None  # trust() that waits for the first record's channels
 
     def trust(self, names: tuple[str, ...], tuples: list[tuple[Any, ...]]) -> None:
         """Every record of the batch (all of this model's) has exactly the features ``names``, with values ``tuples``
         (:func:`uniform_columns`): when they are all channels already (none reserved-looking), no record can
         discover a feature (channels only grow), so :meth:`add` skips that check and :meth:`flush` takes
         the whole columns from ``tuples``. Called before the first :meth:`add`.
+
+        When some of ``names`` are no channels yet (a model's first batch, a new feature), the first
+        :meth:`add` discovers them from the first record's features object as ever, and trusts the
+        batch from then on if they are all channels by then (a null or refused one keeps the batch
+        value by value).
         """
-        if self.keys >= set(names) and not any(name.startswith("__") for name in names):
+        if any(name.startswith("__") for name in names):
+            return
+        if self.keys >= set(names):
             self.uniform = (names, tuples)
+        else:
+            self.offered = (names, tuples)
 
     def switch(self, gather: tuple[tuple[int, str], ...], columns: dict, first: dict) -> None:
         """Start a new segment with the model's current feature set (or go value by value)."""
@@ -155,6 +165,10 @@ class FeatureBlock:
         keys = self.keys
         if self.uniform is None and not keys >= feats.keys():
             m.discover_features(feats)
+            offered, self.offered = self.offered, None
+            if offered is not None and not self.rows and keys >= set(offered[0]):  # the first record made them all channels
+                self.uniform = uniform = offered
+                feats = None  # (as if trusted from the start: flush makes the features objects only if it needs them)
         stamp = self.stamp
         if stamp[1] != len(keys) or stamp[0] != len(m.known_features):  # both only grow: unchanged lengths, same gather
             self.stamp = (len(m.known_features), len(keys))
@@ -216,7 +230,7 @@ class FeatureBlock:
             first[key] = (all_rows[start], 0, kf_index)
             if rows_array is not None:
                 rows_arrays[key] = rows_array if start == 0 else rows_array[start:]
-        self.rows, self.feats, self.segments, self.uniform = [], [], [], None
+        self.rows, self.feats, self.segments, self.uniform, self.offered = [], [], [], None, None
 
 
 def gather_batch(self: Any, decoded: list[Any], joined: list[Any] | None, ids: list[int]) -> Batch:

@@ -31,10 +31,10 @@ def _records(batches: list[list[dict]]) -> list[list[InputRecord]]:
     return out
 
 
-def _run(batches: list[list[InputRecord]], uniform: bool, monkeypatch) -> tuple[list, list, list, list]:  # noqa: ANN001
+def _run(batches: list[list[InputRecord]], uniform: bool, monkeypatch, spec: MonitorSpec = SPEC) -> tuple[list, list, list, list]:  # noqa: ANN001
     if not uniform:
         monkeypatch.setattr(gathering_module, "uniform_columns", lambda decoded: None)
-    m = PartitionMonitor(SPEC, partition=0)
+    m = PartitionMonitor(spec, partition=0)
     evaluations, alerts, gathered = [], [], []
     gather = m._gather
 
@@ -47,10 +47,17 @@ def _run(batches: list[list[InputRecord]], uniform: bool, monkeypatch) -> tuple[
     for recs in batches:
         result = m.process(recs, record_evaluations=True)
         evaluations += [repr(tuple(e)) for e in result.evaluations or []]  # repr: NaN equals NaN
-        alerts += [a.payload for a in result.alerts]
+        alerts += [a.payload for a in result.alerts] + [(d.reason, d.detail) for d in result.dead_letters]
+        alerts.append(dict(result.limits_exceeded))
     monkeypatch.undo()
     channels = [(name, ch.ordinal, ch.channel_type, ch.count if hasattr(ch, "count") else None) for name, ch in m.models["m"].channels.items()]
     return channels, evaluations, alerts, gathered
+
+
+def _value(name: str, i: int) -> float | str | None:
+    if (i + len(name)) % 11 == 0:
+        return None
+    return float(i % 7) if name != "c" else f"v{i % 3}"
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -64,7 +71,8 @@ def test_uniform_batches_gather_as_record_by_record(shapes: list[list[set[str]]]
     for k, shape in enumerate(shapes):
         if uniform_batches[k]:  # the names of the batch before (channels by now, mostly) on every record
             shape = [shapes[k - 1][-1] if k else shape[0]] * (20 * len(shape))
-        batches.append([{name: (float(i % 7) if name != "c" else f"v{i % 3}") for name in sorted(names)} for i, names in enumerate(shape)])
+        # a value now and then null, on a batch's first record too (a feature it cannot make a channel of yet)
+        batches.append([{name: _value(name, i) for name in sorted(names)} for i, names in enumerate(shape)])
     recs = _records(batches)
     assert _run(recs, True, monkeypatch) == _run(recs, False, monkeypatch)
 
@@ -77,3 +85,33 @@ def test_a_uniform_batch_with_a_new_feature_discovers_it_at_its_first_record(mon
     assert got == _run(recs, False, monkeypatch)
     assert [c[0] for c in got[0]] == ["a", "b", "__prediction__", "c"]
     assert len(got[1]) > 10, "no detector evaluated: the comparison of evaluations would be vacuous"
+
+
+def test_a_models_first_uniform_batch_is_trusted_once_its_first_record_made_the_channels(monkeypatch) -> None:  # noqa: ANN001
+    """The first batch of a model (no channels yet) gathers whole columns too: ``run``'s first judge batch can be a third of the bench's input."""
+    trusted: list[bool] = []
+    flush = gathering_module.FeatureBlock.flush
+
+    def recorded(self, *args):  # noqa: ANN001, ANN002, ANN202
+        trusted.append(self.uniform is not None)
+        return flush(self, *args)
+
+    batches = [[{"a": float(i), "b": f"v{i % 3}", "c": -1.0 * i} for i in range(40)], [{"a": 1.0, "b": None, "c": 2.0}] + [{"a": 1.0, "b": "w", "c": 2.0}] * 5]
+    batches += [[{"a": None, "b": "x", "c": 3.0, "d": 1.0}] + [{"a": 1.0, "b": "x", "c": 3.0, "d": 1.0}] * 5]  # d new, a null: discovered, not all channels
+    monkeypatch.setattr(gathering_module.FeatureBlock, "flush", recorded)
+    _run(_records(batches), True, monkeypatch)  # (undoes the patch at its end)
+    assert trusted == [True, True, True]  # the third: d is discovered by the first record, a is a channel already
+    trusted.clear()
+    batches[2][0]["d"] = None  # d null on the first record: not a channel after it, the batch goes record by record
+    monkeypatch.setattr(gathering_module.FeatureBlock, "flush", recorded)
+    _run(_records(batches), True, monkeypatch)
+    assert trusted == [True, True, False]
+
+
+def test_a_first_uniform_batch_over_the_channel_cap_refuses_as_record_by_record(monkeypatch) -> None:  # noqa: ANN001
+    spec = SPEC.model_copy(update={"limits": SPEC.limits.model_copy(update={"channels_per_model": 3})})
+    batches = [[{"a": float(i), "b": 1.0 * i, "c": f"v{i % 3}", "d": 2.0} for i in range(30)], [{"a": 1.0, "b": 2.0, "c": "x", "d": 1.0}] * 30]
+    recs = _records(batches)
+    got = _run(recs, True, monkeypatch, spec)
+    assert got == _run(recs, False, monkeypatch, spec)
+    assert any(isinstance(a, dict) and a.get("channels_per_model") for a in got[2]), got[2]
