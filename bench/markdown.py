@@ -58,6 +58,23 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     out += ["", "| ratio | value |", "|---|---:|"]
     for k, v in report["ratios"].items():
         out.append(f"| {k} | {_n(v, 2)} |")
+    side = report.get("f_vs_g_file")
+    if side:
+        out += [
+            "",
+            "(f) and (g-file) again, side by side (`bench/replay_vs_file_loop.py`, alternating which goes first): the f/g-file target reads the median.",
+            "",
+            "| round | first | (f) records/s | (f) µs CPU per record | (g-file) records/s | (g-file) µs CPU per record | f/g-file by rate | by CPU per record | load |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for i, r in enumerate(side["rounds"]):
+            out.append(
+                f"| {i} | {r['first']} | {_n(r['f_records_per_s'])} | {_n(r['f_cpu_us_per_record'], 2)} | {_n(r['g_file_records_per_s'])} | "
+                f"{_n(r['g_file_cpu_us_per_record'], 2)} | {_n(r['ratio_by_rate'], 2)} | {_n(r['ratio_by_cpu'], 2)} | {_n(r['load'], 1)} |"
+            )
+        out.append(
+            f"| median | | | | | | **{_n(side['median_ratio_by_rate'], 2)}** | **{_n(side['median_ratio_by_cpu'], 2)}** | |"
+        )
     curve = report.get("latency_curve") or ([report["latency"]] if "latency" in report else [])
     curve = [*curve, *(report[k] for k in ("latency_tuned", "latency_fast") if k in report)]
     if curve:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -49,43 +50,66 @@ def _file_loop(src: Path, alerts: Path) -> dict[str, float]:
     return orjson.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", required=True)
-    ap.add_argument("--reps", type=int, default=3)
-    args = ap.parse_args(argv)
-    src = Path(args.input).resolve()
-    wall_ratio: list[float] = []
-    cpu_ratio: list[float] = []
+def side_by_side(src: Path, reps: int, say: Any = None) -> dict[str, Any]:
+    """``reps`` rounds of (f) and (g-file) over ``src``, alternating which goes first; per-round figures and the median ratios.
+
+    ``say`` (a print-like function) is given each round's line as it ends.
+    """
+    rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="f-vs-g-") as tmp:
         out = Path(tmp)
         empty = out / "empty.jsonl"
         empty.write_bytes(b"")
         _replay(empty, out / "a.jsonl")  # warm-up (numba cache, page cache)
-        for rep in range(args.reps):
+        for rep in range(reps):
             results: dict[str, tuple[float, float]] = {}  # records/s, CPU µs per record
             for side in ("f", "g") if rep % 2 == 0 else ("g", "f"):
                 if side == "f":
                     startup, _ = _replay(empty, out / "a.jsonl")
                     cpu, stdout = _replay(src, out / "a.jsonl")
                     m = re.search(r"([\d,]+) records in [\d.]+ s \(([\d,]+) records/s\)", stdout)
-                    assert m, stdout
+                    if not m:
+                        raise SystemExit(f"replay printed no rate: {stdout[-2000:]}")
                     records, rate = int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
                     results["f"] = (rate, (cpu - startup) / records * 1e6)
                 else:
                     g = _file_loop(src, out / "g.jsonl")
                     results["g"] = (g["records"] / g["seconds"], g["cpu_seconds"] / g["records"] * 1e6)
-            wall_ratio.append(results["f"][0] / results["g"][0])
-            cpu_ratio.append(results["g"][1] / results["f"][1])
-            print(
-                f"round {rep}: (f) {results['f'][0]:,.0f} records/s, {results['f'][1]:.2f} µs CPU per record; "
-                f"(g-file) {results['g'][0]:,.0f} records/s, {results['g'][1]:.2f} µs CPU per record; "
-                f"f/g-file {wall_ratio[-1]:.2f} by rate, {cpu_ratio[-1]:.2f} by CPU per record; load {os.getloadavg()[0]:.1f}",
-                flush=True,
-            )
+            r = {
+                "first": "f" if rep % 2 == 0 else "g-file",
+                "f_records_per_s": round(results["f"][0]), "f_cpu_us_per_record": round(results["f"][1], 2),
+                "g_file_records_per_s": round(results["g"][0]), "g_file_cpu_us_per_record": round(results["g"][1], 2),
+                "ratio_by_rate": round(results["f"][0] / results["g"][0], 3),
+                "ratio_by_cpu": round(results["g"][1] / results["f"][1], 3),
+                "load": round(os.getloadavg()[0], 2),
+            }
+            rounds.append(r)
+            if say is not None:
+                say(
+                    f"round {rep}: (f) {r['f_records_per_s']:,} records/s, {r['f_cpu_us_per_record']:.2f} µs CPU per record; "
+                    f"(g-file) {r['g_file_records_per_s']:,} records/s, {r['g_file_cpu_us_per_record']:.2f} µs CPU per record; "
+                    f"f/g-file {r['ratio_by_rate']:.2f} by rate, {r['ratio_by_cpu']:.2f} by CPU per record; load {r['load']:.1f}"
+                )
+    by_rate = [r["ratio_by_rate"] for r in rounds]
+    by_cpu = [r["ratio_by_cpu"] for r in rounds]
+    return {
+        "rounds": rounds,
+        "median_ratio_by_rate": statistics.median(by_rate),
+        "median_ratio_by_cpu": statistics.median(by_cpu),
+        "range_by_rate": [min(by_rate), max(by_rate)],
+        "range_by_cpu": [min(by_cpu), max(by_cpu)],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    got = side_by_side(Path(args.input).resolve(), args.reps, say=lambda line: print(line, flush=True))
     print(
-        f"f/g-file by rate: median {statistics.median(wall_ratio):.2f} (range {min(wall_ratio):.2f}-{max(wall_ratio):.2f}); "
-        f"by CPU per record: median {statistics.median(cpu_ratio):.2f} (range {min(cpu_ratio):.2f}-{max(cpu_ratio):.2f})"
+        f"f/g-file by rate: median {got['median_ratio_by_rate']:.2f} (range {got['range_by_rate'][0]:.2f}-{got['range_by_rate'][1]:.2f}); "
+        f"by CPU per record: median {got['median_ratio_by_cpu']:.2f} (range {got['range_by_cpu'][0]:.2f}-{got['range_by_cpu'][1]:.2f})"
     )
     return 0
 

@@ -78,6 +78,7 @@ RUN_SPEC: Any = None
 # the end of the input and waiting for it is pure end-of-input latency: (e) pays kafka.caught_up_grace_ms (5 s) once
 # at the end, the peers stop at a known count. Informative only; the targets are judged on (e), the default config.
 NO_GRACE = {"kafka.caught_up_grace_ms": 0}
+SIDE_BY_SIDE_ROUNDS = 3  # alternating rounds of (f) and (g-file) after the rows (bench/replay_vs_file_loop.py)
 ONLY_CHOICES = frozenset({"a", "b", "c", "d", "e", "e0", "f", "peers", "e+labels", "latency", "memory", "scaling"})
 
 
@@ -1105,6 +1106,17 @@ def main(argv: list[str] | None = None) -> int:
                 tp[k] = r
                 _rates(r, CHANNELS_PER_RECORD)
                 say(f"({k}) " + (r["skipped"] if "skipped" in r else f"{r['records_per_s']:,.0f} records/s, {r['alerts']:,} alerts"))
+        if "f" in tp and "g-file" in tp and "skipped" not in tp["g-file"] and tp["f"].get("how") == "cli":
+            # (f) and (g-file) again, alternating: on a 2-vCPU host a neighbour's burst during one of the
+            # two single runs moved their ratio by up to 40 % (BENCHMARKS.md); the target reads the median
+            from bench.replay_vs_file_loop import side_by_side
+
+            rounds = 1 if smoke else SIDE_BY_SIDE_ROUNDS
+            say(f"(f) and (g-file) side by side, {rounds} alternating rounds")
+            try:
+                report["f_vs_g_file"] = side_by_side(jsonl, rounds, say=lambda line: say("  " + line))
+            except (SystemExit, Exception) as exc:  # noqa: BLE001 - the rows above stand; the target falls back to their ratio
+                say(f"(f) and (g-file) side by side failed: {exc}")
         if "labels" not in skip and wanted("e+labels"):
             tp["e+labels"] = run_labelled(bootstrap, partitions, sizes.label_events, timeout_s=max(120.0, sizes.label_events / 200))
             _rates(tp["e+labels"], CHANNELS_PER_RECORD)
@@ -1191,7 +1203,12 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     # issue 13
     at_least("13: run exactly-once >= 1.0x Quix Streams + River exactly-once (e/h-eos)", r.get("e/h-eos"), 1.0)
     at_least("13: run exactly-once >= 0.35x bare poll (e/a)", r.get("e/a"), 0.35)
-    at_least("13: replay --input >= the hand-written loop over the same file (f/g-file)", r.get("f/g-file"), 1.0)
+    alternated = report.get("f_vs_g_file", {}).get("median_ratio_by_rate")
+    at_least(
+        "13: replay --input >= the hand-written loop over the same file (f/g-file; median of the alternating rounds)" if alternated is not None
+        else "13: replay --input >= the hand-written loop over the same file (f/g-file)",
+        alternated if alternated is not None else r.get("f/g-file"), 1.0,
+    )
     at_most("13: checkpoint cost <= 5% of the run, default interval (e)", tp.get("e", {}).get("checkpoint_share"), 0.05)
     at_most("13: checkpoint cost <= 5% of the run, label topic on (e+labels)", tp.get("e+labels", {}).get("checkpoint_share"), 0.05)
     at_most("13: changelog bytes <= 1x input bytes, label topic on (e+labels)", tp.get("e+labels", {}).get("changelog_per_input_byte"), 1.0)
@@ -1230,6 +1247,11 @@ def summary(report: dict[str, Any]) -> str:
             f"{'-' if cl is None else f'{cl:.2f}':>12}{'-' if st is None else f'{st:.2f}':>8}"
         )
     lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in report.get("ratios", {}).items()))
+    if side := report.get("f_vs_g_file"):
+        lines.append(
+            f"f/g-file over {len(side['rounds'])} alternating rounds: median {side['median_ratio_by_rate']:.2f} by rate "
+            f"(range {side['range_by_rate'][0]:.2f}-{side['range_by_rate'][1]:.2f}), {side['median_ratio_by_cpu']:.2f} by CPU per record"
+        )
     for lat in [*report.get("latency_curve", []), *(report[k] for k in ("latency_tuned", "latency_fast") if k in report)]:
         lines.append(
             f"latency at {lat['achieved_rate']:,.0f} records/s ({lat['fraction_of_e']:.0%} of (e)), max_lateness_seconds {lat.get('max_lateness_seconds')}"

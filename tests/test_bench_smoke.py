@@ -55,6 +55,16 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     ratios = report["ratios"]
     assert set(ratios) == {"d/a", "e/a", "d/c", "e/c", "f/e", "e/h-eos", "e0/h-eos", "d/h-alo", "e/g", "f/g-file"}
     assert all(_positive(v) for k, v in ratios.items() if quix or "h-" not in k), ratios
+    # (f) and (g-file) again, alternating (one round at smoke size); the f/g-file target reads their median
+    side = report["f_vs_g_file"]
+    assert len(side["rounds"]) == 1 and side["rounds"][0]["first"] == "f", side
+    r0 = side["rounds"][0]
+    assert all(_positive(r0[k]) for k in ("f_records_per_s", "f_cpu_us_per_record", "g_file_records_per_s", "g_file_cpu_us_per_record")), r0
+    assert side["median_ratio_by_rate"] == r0["ratio_by_rate"], side
+    assert abs(r0["ratio_by_rate"] - r0["f_records_per_s"] / r0["g_file_records_per_s"]) < 0.01, side
+    target = [t for name, t in report["targets"].items() if name.startswith("13: replay --input")]
+    assert target == [{"value": side["median_ratio_by_rate"], "met": side["median_ratio_by_rate"] >= 1.0}], report["targets"]
+    assert "f/g-file over 1 alternating rounds" in proc.stdout
 
     lat = report["latency"]
     assert lat["samples"] > 0 and _positive(lat["p50_ms"]) and _positive(lat["p99_ms"]), lat
@@ -131,7 +141,7 @@ def test_bench_only_runs_the_rows_asked_for(kafka_bootstrap: str, tmp_path: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["throughput"]) == {"e", "e+labels"}
-    assert not {"latency", "memory", "scaling"} & set(report)
+    assert not {"latency", "memory", "scaling", "f_vs_g_file"} & set(report)
     for r in report["throughput"].values():
         assert _positive(r["records_per_cpu_s"]) and _positive(r["checkpoint_share"]), r
 
