@@ -58,6 +58,19 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     out += ["", "| ratio | value |", "|---|---:|"]
     for k, v in report["ratios"].items():
         out.append(f"| {k} | {_n(v, 2)} |")
+    side = report.get("e_vs_h_eos")
+    if side:
+        out += [
+            "",
+            "(e), (e0) and (h-eos) again, side by side on the same topic (even rounds (e) first, odd ones (h-eos) first): the e/h-eos target reads the median.",
+            "",
+            "| round | first | (e) records/s (per CPU-s) | (e0) records/s (per CPU-s) | (h-eos) records/s (per CPU-s) | e/h-eos | e0/h-eos | load |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for i, r in enumerate(side["rounds"]):
+            cells = [f"{_n(r[k + '_records_per_s'])} ({_n(r.get(k + '_records_per_cpu_s'))})" for k in ("e", "e0", "h-eos")]
+            out.append(f"| {i} | {r['first']} | {' | '.join(cells)} | {_n(r['e/h-eos'], 2)} | {_n(r['e0/h-eos'], 2)} | {_n(r['load'], 1)} |")
+        out.append(f"| median | | | | | **{_n(side['median_e/h-eos'], 2)}** | **{_n(side['median_e0/h-eos'], 2)}** | |")
     side = report.get("f_vs_g_file")
     if side:
         out += [

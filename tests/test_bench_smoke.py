@@ -65,6 +65,17 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     target = [t for name, t in report["targets"].items() if name.startswith("13: replay --input")]
     assert target == [{"value": side["median_ratio_by_rate"], "met": side["median_ratio_by_rate"] >= 1.0}], report["targets"]
     assert "f/g-file over 1 alternating rounds" in proc.stdout
+    if quix:  # (e), (e0) and (h-eos) again, alternating; the e/h-eos target reads their median
+        side = report["e_vs_h_eos"]
+        assert len(side["rounds"]) == 1 and side["rounds"][0]["first"] == "e", side
+        r0 = side["rounds"][0]
+        assert all(_positive(r0[f"{k}_records_per_s"]) and _positive(r0[f"{k}_records_per_cpu_s"]) for k in ("e", "e0", "h-eos")), r0
+        assert side["median_e/h-eos"] == r0["e/h-eos"] and abs(r0["e/h-eos"] - r0["e_records_per_s"] / r0["h-eos_records_per_s"]) < 0.01, side
+        assert side["median_e0/h-eos"] == r0["e0/h-eos"], side
+        target = [t for name, t in report["targets"].items() if name.startswith("13: run exactly-once >= 1.0x")]
+        assert target == [{"value": side["median_e/h-eos"], "met": side["median_e/h-eos"] >= 1.0}], report["targets"]
+    else:
+        assert "e_vs_h_eos" not in report
 
     lat = report["latency"]
     assert lat["samples"] > 0 and _positive(lat["p50_ms"]) and _positive(lat["p99_ms"]), lat
@@ -141,7 +152,7 @@ def test_bench_only_runs_the_rows_asked_for(kafka_bootstrap: str, tmp_path: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["throughput"]) == {"e", "e+labels"}
-    assert not {"latency", "memory", "scaling", "f_vs_g_file"} & set(report)
+    assert not {"latency", "memory", "scaling", "f_vs_g_file", "e_vs_h_eos"} & set(report)
     for r in report["throughput"].values():
         assert _positive(r["records_per_cpu_s"]) and _positive(r["checkpoint_share"]), r
 
