@@ -78,7 +78,7 @@ RUN_SPEC: Any = None
 # the end of the input and waiting for it is pure end-of-input latency: (e) pays kafka.caught_up_grace_ms (5 s) once
 # at the end, the peers stop at a known count. Informative only; the targets are judged on (e), the default config.
 NO_GRACE = {"kafka.caught_up_grace_ms": 0}
-SIDE_BY_SIDE_ROUNDS = 3  # alternating rounds of (f) and (g-file) after the rows (bench/replay_vs_file_loop.py)
+SIDE_BY_SIDE_ROUNDS = 3  # alternating rounds after the rows: (e), (e0) and (h-eos); (f) and (g-file) (bench/replay_vs_file_loop.py)
 ONLY_CHOICES = frozenset({"a", "b", "c", "d", "e", "e0", "f", "peers", "e+labels", "latency", "memory", "scaling"})
 
 
