@@ -1126,6 +1126,19 @@ def main(argv: list[str] | None = None) -> int:
             tp["c"] = run_naive(bootstrap, topic, partitions, sizes, f"bench-naive-alerts-{uid}")
             _rates(tp["c"], CHANNELS_PER_RECORD)
             say(f"(c) {tp['c']['records_per_s']:,.0f} records/s")
+        # ------------------------------------------------- (f) and (g-file) side by side
+        if "replay" not in skip and "peers" not in skip and wanted("f") and wanted("peers"):
+            # (f) and (g-file) again, alternating; the target reads the median. Before the rows that run MonitorApp in this
+            # process: in three runs that had these rounds after them, (f) cost 20-40 % more CPU per record in its first
+            # rounds than in runs without them before or run alone, (g-file) not (not explained; BENCHMARKS.md, 2026-12-02 13:57)
+            from bench.replay_vs_file_loop import side_by_side
+
+            rounds = 1 if smoke else SIDE_BY_SIDE_ROUNDS
+            say(f"(f) and (g-file) side by side, {rounds} alternating rounds")
+            try:
+                report["f_vs_g_file"] = side_by_side(jsonl, rounds, say=lambda line: say("  " + line))
+            except (SystemExit, Exception) as exc:  # noqa: BLE001 - the rows stand; the target falls back to their ratio
+                say(f"(f) and (g-file) side by side failed: {exc}")
         # ----------------------------------------------------------------- (d) (e)
         for k, eos, overrides in (("d", False, None), ("e", True, None), ("e0", True, NO_GRACE)):
             if not wanted(k):
@@ -1154,17 +1167,6 @@ def main(argv: list[str] | None = None) -> int:
                 report["e_vs_h_eos"] = kafka_side_by_side(bootstrap, topic, partitions, events, input_bytes, rounds)
             except Exception as exc:  # noqa: BLE001 - the rows above stand; the targets fall back to their ratios
                 say(f"(e), (e0) and (h-eos) side by side failed: {exc}")
-        if "f" in tp and "g-file" in tp and "skipped" not in tp["g-file"] and tp["f"].get("how") == "cli":
-            # (f) and (g-file) again, alternating: on a 2-vCPU host a neighbour's burst during one of the
-            # two single runs moved their ratio by up to 40 % (BENCHMARKS.md); the target reads the median
-            from bench.replay_vs_file_loop import side_by_side
-
-            rounds = 1 if smoke else SIDE_BY_SIDE_ROUNDS
-            say(f"(f) and (g-file) side by side, {rounds} alternating rounds")
-            try:
-                report["f_vs_g_file"] = side_by_side(jsonl, rounds, say=lambda line: say("  " + line))
-            except (SystemExit, Exception) as exc:  # noqa: BLE001 - the rows above stand; the target falls back to their ratio
-                say(f"(f) and (g-file) side by side failed: {exc}")
         if "labels" not in skip and wanted("e+labels"):
             tp["e+labels"] = run_labelled(bootstrap, partitions, sizes.label_events, timeout_s=max(120.0, sizes.label_events / 200))
             _rates(tp["e+labels"], CHANNELS_PER_RECORD)
