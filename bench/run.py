@@ -1309,7 +1309,8 @@ def summary(report: dict[str, Any]) -> str:
     if side := report.get("f_vs_g_file"):
         lines.append(
             f"f/g-file over {len(side['rounds'])} alternating rounds: median {side['median_ratio_by_rate']:.2f} by rate "
-            f"(range {side['range_by_rate'][0]:.2f}-{side['range_by_rate'][1]:.2f}), {side['median_ratio_by_cpu']:.2f} by CPU per record"
+            f"(range {side['range_by_rate'][0]:.2f}-{side['range_by_rate'][1]:.2f}), "
+            + ("-" if side["median_ratio_by_cpu"] is None else f"{side['median_ratio_by_cpu']:.2f}") + " by CPU per record"
         )
     for lat in [*report.get("latency_curve", []), *(report[k] for k in ("latency_tuned", "latency_fast") if k in report)]:
         lines.append(
