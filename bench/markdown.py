@@ -15,6 +15,15 @@ def _n(x: float | None, digits: int = 0) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
+def _rounds_table(caption: str, columns: list[str], rows: list[list[str]], medians: dict[str, float | None]) -> list[str]:
+    """A side-by-side section: its caption, one row per round (round number, which went first, ``columns``), then a
+    row of the ``medians`` (by column name) in bold."""
+    out = ["", caption, "", "| round | first | " + " | ".join(columns) + " |", "|---:|---|" + "---:|" * len(columns)]
+    out += [f"| {i} | " + " | ".join(cells) + " |" for i, cells in enumerate(rows)]
+    out.append("| median | |" + "".join(f" **{_n(medians[c], 2)}** |" if c in medians else " |" for c in columns))
+    return out
+
+
 def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     m = report["machine"]
     w = report["workload"]
@@ -60,33 +69,26 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
         out.append(f"| {k} | {_n(v, 2)} |")
     side = report.get("e_vs_h_eos")
     if side:
-        out += [
-            "",
-            "(e), (e0) and (h-eos) again, side by side on the same topic (even rounds (e) first, odd ones (h-eos) first): the e/h-eos target reads the median.",
-            "",
-            "| round | first | (e) records/s (per CPU-s) | (e0) records/s (per CPU-s) | (h-eos) records/s (per CPU-s) | e/h-eos | e0/h-eos | load |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for i, r in enumerate(side["rounds"]):
+        rows = []
+        for r in side["rounds"]:
             cells = [f"{_n(r[k + '_records_per_s'])} ({_n(r.get(k + '_records_per_cpu_s'))})" for k in ("e", "e0", "h-eos")]
-            out.append(f"| {i} | {r['first']} | {' | '.join(cells)} | {_n(r['e/h-eos'], 2)} | {_n(r['e0/h-eos'], 2)} | {_n(r['load'], 1)} |")
-        out.append(f"| median | | | | | **{_n(side['median_e/h-eos'], 2)}** | **{_n(side['median_e0/h-eos'], 2)}** | |")
+            rows.append([r["first"], *cells, _n(r["e/h-eos"], 2), _n(r["e0/h-eos"], 2), _n(r["load"], 1)])
+        out += _rounds_table(
+            "(e), (e0) and (h-eos) again, side by side on the same topic (even rounds (e) first, odd ones (h-eos) first): the e/h-eos target reads the median.",
+            ["(e) records/s (per CPU-s)", "(e0) records/s (per CPU-s)", "(h-eos) records/s (per CPU-s)", "e/h-eos", "e0/h-eos", "load"],
+            rows, {"e/h-eos": side["median_e/h-eos"], "e0/h-eos": side["median_e0/h-eos"]},
+        )
     side = report.get("f_vs_g_file")
     if side:
-        out += [
-            "",
+        rows = [
+            [r["first"], _n(r["f_records_per_s"]), _n(r["f_cpu_us_per_record"], 2), _n(r["g_file_records_per_s"]),
+             _n(r["g_file_cpu_us_per_record"], 2), _n(r["ratio_by_rate"], 2), _n(r["ratio_by_cpu"], 2), _n(r["load"], 1)]
+            for r in side["rounds"]
+        ]  # fmt: skip
+        out += _rounds_table(
             "(f) and (g-file) again, side by side (`bench/replay_vs_file_loop.py`, alternating which goes first): the f/g-file target reads the median.",
-            "",
-            "| round | first | (f) records/s | (f) µs CPU per record | (g-file) records/s | (g-file) µs CPU per record | f/g-file by rate | by CPU per record | load |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for i, r in enumerate(side["rounds"]):
-            out.append(
-                f"| {i} | {r['first']} | {_n(r['f_records_per_s'])} | {_n(r['f_cpu_us_per_record'], 2)} | {_n(r['g_file_records_per_s'])} | "
-                f"{_n(r['g_file_cpu_us_per_record'], 2)} | {_n(r['ratio_by_rate'], 2)} | {_n(r['ratio_by_cpu'], 2)} | {_n(r['load'], 1)} |"
-            )
-        out.append(
-            f"| median | | | | | | **{_n(side['median_ratio_by_rate'], 2)}** | **{_n(side['median_ratio_by_cpu'], 2)}** | |"
+            ["(f) records/s", "(f) µs CPU per record", "(g-file) records/s", "(g-file) µs CPU per record", "f/g-file by rate", "by CPU per record", "load"],
+            rows, {"f/g-file by rate": side["median_ratio_by_rate"], "by CPU per record": side["median_ratio_by_cpu"]},
         )
     curve = report.get("latency_curve") or ([report["latency"]] if "latency" in report else [])
     curve = [*curve, *(report[k] for k in ("latency_tuned", "latency_fast") if k in report)]
