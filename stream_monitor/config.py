@@ -104,10 +104,12 @@ class KafkaSettings(_Section):
     # progress, no caught-up announcement) it stops holding back event-time order; readers announce
     # when they are caught up, so a slow or moving partition is waited for, not skipped
     idle_timeout_ms: int = Field(default=300_000, gt=0)
-    # a caught-up input partition that has sent before holds event-time order at its latest time this
-    # long (wall clock) before the order goes on without it: records produced to it meanwhile (labels
-    # trickling in, rows of a reader killed before its commit, a burst not fetched yet) are judged in
-    # order, not ``late``; the last rows of an input wait this long once every partition is read; 0: at once
+    # a caught-up input partition that has sent before holds event-time order at its latest time until
+    # it has not grown for this long (wall clock, its high watermark as its reader saw it) before the
+    # order goes on without it: records produced to it meanwhile (labels trickling in, rows of a reader
+    # killed before its commit, a burst not fetched yet) are judged in order, not ``late``. A backlog
+    # read to its end in longer than this has served it (its last rows are judged at once); the last
+    # rows of a live input that stops wait this long; 0: at once
     caught_up_grace_ms: int = Field(default=5_000, ge=0)
     # how often at most an input partition tells a by-model partition it got no rows how far it read
     progress_interval_ms: int = Field(default=50, gt=0)

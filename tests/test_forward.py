@@ -339,6 +339,83 @@ def test_a_caught_up_source_that_sent_holds_the_order_for_the_grace_and_what_it_
     assert task.queued() == 1  # 1,000 and 1,500 judged; 1,000 + 3 x lateness waits for ("in", 0)'s next
 
 
+def test_a_partition_quiet_for_the_grace_before_its_reader_caught_up_stops_holding_the_order_at_once() -> None:
+    """The grace is for records produced soon after a partition's last ones. A partition whose records were all
+    there long before (a backlog, a topic produced before the monitor started) served it while its reader read:
+    its announcement says so (``quiet_ms``), and the judge goes on without it at once, not a grace later."""
+    app, clock = _app(idle_timeout_ms=60_000)
+    task = app.tasks[0]
+    grace_ms = app.cfg.kafka.caught_up_grace_ms
+    late = int(app.spec.max_lateness_seconds * 1000)
+    _judge(app, 0, 0, _rows(("in", 1), FRAUD, 1_000, 0))
+    _judge(app, 0, 1, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 0))
+    _judge(app, 0, 2, exchange.encode_progress("in", 1, 1_000, caught_up=True, quiet_ms=grace_ms - 2_000))
+    app._release_idle()
+    assert task.queued() == 2 and ("in", 1) not in task.order.idle_sources  # quiet 2 s short of the grace: it holds
+    clock.now += 1.0
+    _judge(app, 0, 3, exchange.encode_progress("in", 1, 1_000, caught_up=True, quiet_ms=grace_ms - 1_000))  # a repeat: same start
+    app._release_idle()
+    assert task.queued() == 2
+    clock.now += 1.0 + 0.001
+    app._release_idle()
+    assert ("in", 1) in task.order.idle_sources and task.queued() == 1  # quiet for the grace now: on without it
+    # the same with a partition quiet for longer than the grace when its reader got to its end: idle at once
+    app2, _ = _app(idle_timeout_ms=60_000)
+    _judge(app2, 0, 0, _rows(("in", 1), FRAUD, 1_000, 0))
+    _judge(app2, 0, 1, _rows(("in", 0), FRAUD, 1_000 + 3 * late, 0))
+    _judge(app2, 0, 2, exchange.encode_progress("in", 1, 1_000, caught_up=True, quiet_ms=grace_ms + 7_000))
+    app2._release_idle()
+    assert ("in", 1) in app2.tasks[0].order.idle_sources and app2.tasks[0].queued() == 1
+
+
+def test_a_later_announcement_of_a_longer_quiet_moves_the_grace_back_but_rows_restart_it() -> None:
+    app, clock = _app(idle_timeout_ms=60_000)
+    task = app.tasks[0]
+    _judge(app, 0, 0, _rows(("in", 1), FRAUD, 1_000, 0))
+    _judge(app, 0, 1, _rows(("in", 0), FRAUD, 900_000, 0))
+    _judge(app, 0, 2, exchange.encode_progress("in", 1, 1_000, caught_up=True))  # an earlier version's marker: quiet not said
+    clock.now += 1.0
+    _judge(app, 0, 3, exchange.encode_progress("in", 1, 1_000, caught_up=True, quiet_ms=app.cfg.kafka.caught_up_grace_ms))
+    app._release_idle()
+    assert ("in", 1) in task.order.idle_sources  # another reader (after a rebalance) saw it quiet the whole grace
+    _judge(app, 0, 4, _rows(("in", 1), FRAUD, 950_000, 1))  # it sends again: its announcement counts afresh
+    assert ("in", 1) not in task.order.idle_sources
+    _judge(app, 0, 5, exchange.encode_progress("in", 1, 950_000, caught_up=True, quiet_ms=0))
+    clock.now += app.cfg.kafka.caught_up_grace_ms / 1000.0 - 0.5
+    app._release_idle()
+    assert ("in", 1) in task.order.caught_up_sources  # quiet since it sent: the whole grace again
+
+
+def test_the_reader_announces_how_long_its_partition_has_not_grown() -> None:
+    """The loop notes the high watermarks after every poll (``_watch_quiet``); the announcement carries how long the
+    partition's has not moved, in whole milliseconds."""
+    from kafka import TopicPartition
+
+    from stream_monitor.runtime.idle import QuietWatch
+
+    app, _ = _app()
+    now = [50.0]
+    app.quiet = QuietWatch(clock=lambda: now[0])
+    producer = _Producer()
+    app.forwarder.producer = lambda: producer
+    app.forwarder.checkpoint = SimpleNamespace(ensure_transaction=lambda: None, max_record_bytes=1_000_000)
+    app.forwarder.partitions = N
+    tp0, tp1 = TopicPartition("in", 0), TopicPartition("in", 1)
+    ends = {tp0: SimpleNamespace(position=3, highwater=8), tp1: SimpleNamespace(position=4, highwater=4)}
+    app.owned = set(ends)
+    app.consumer = SimpleNamespace(_subscription=SimpleNamespace(assignment=ends))  # what kafka_compat reads
+    app._watch_quiet()
+    now[0] += 6.25
+    app._watch_quiet()
+    app._flush_progress()
+    assert {r for _, r in producer.take()} == {exchange.Progress(("in", 1), None, True, 6250)}  # ("in", 0) is still reading
+    ends[tp0].position, ends[tp0].highwater = 9, 9  # it grew to 9 and was read to its end
+    app._watch_quiet()
+    now[0] += 0.5
+    app._flush_progress()
+    assert {r for _, r in producer.take()} == {exchange.Progress(("in", 0), None, True, 500)}
+
+
 def test_a_caught_up_grace_of_zero_goes_on_without_the_source_at_once() -> None:
     app = MonitorApp(_cfg(**{"kafka.input_topics": ["in"], "kafka.caught_up_grace_ms": 0}))
     app._sources = [("in", 0), ("in", 1)]

@@ -33,9 +33,8 @@ Beside rows records travel *progress records*, ``[PROGRESS_FORMAT, topic, partit
 event_time_ms]``: "input partition (topic, partition) has read up to this event time". The reading
 side sends one to a judging partition that got no rows of that input partition, so its event-time
 order still learns how far the input partition got. ``[PROGRESS_FORMAT, topic, partition,
-event_time_ms | nil, true]`` says more: the input partition is *caught up* (its reader is at its end
-offset), so the order need not wait for it until it sends again. :func:`decode_record` tells them
-apart.
+event_time_ms | nil, quiet_ms]``: it is *caught up* (read to its end offset), not grown for ``quiet_ms``
+as its reader saw it (an earlier version's ``true`` reads as "not said"; a downgrade cannot read it).
 
 >>> from stream_monitor.core.events import decode_inference, SourcePosition
 >>> d = decode_inference(b'{"model": "m", "ts": 5, "features": {"x": 1.5}}', None)
@@ -308,27 +307,28 @@ def _columns_of(body: list[Any], carrier: tuple[str, int, int] | None) -> tuple[
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A progress record: input partition ``source`` has read events up to ``event_time_ms`` (None:
-    none yet), and, when ``caught_up``, has nothing more to read for now."""
+    """Input partition ``source`` read events up to ``event_time_ms`` (None: none yet); ``caught_up``:
+    nothing more to read for now, the partition not grown for ``quiet_ms`` (None: not said)."""
 
     source: tuple[str, int]
     event_time_ms: int | None
     caught_up: bool = False
+    quiet_ms: int | None = None
 
 
-def encode_progress(topic: str, partition: int, event_time_ms: int | None, caught_up: bool = False) -> bytes:
+def encode_progress(topic: str, partition: int, event_time_ms: int | None, caught_up: bool = False, quiet_ms: int | None = None) -> bytes:
     """A progress record: input partition (``topic``, ``partition``) has read up to ``event_time_ms``.
 
     >>> decode_record(encode_progress("in", 2, 1_700_000_000_000))
-    Progress(source=('in', 2), event_time_ms=1700000000000, caught_up=False)
-    >>> decode_record(encode_progress("in", 3, None, caught_up=True))
-    Progress(source=('in', 3), event_time_ms=None, caught_up=True)
+    Progress(source=('in', 2), event_time_ms=1700000000000, caught_up=False, quiet_ms=None)
+    >>> decode_record(encode_progress("in", 3, None, caught_up=True, quiet_ms=6500))
+    Progress(source=('in', 3), event_time_ms=None, caught_up=True, quiet_ms=6500)
     """
-    if event_time_ms is None and not caught_up:
-        raise ValueError("a progress record that is not caught up needs an event time")
-    body: list[Any] = [PROGRESS_FORMAT, topic, partition, event_time_ms]
-    if caught_up:
-        body.append(True)
+    if (event_time_ms is None or quiet_ms is not None) and not caught_up:
+        raise ValueError("only a caught-up progress record goes without an event time or says quiet_ms")
+    if quiet_ms is not None and (type(quiet_ms) is not int or quiet_ms < 0):
+        raise ValueError("quiet_ms: whole milliseconds, not negative")
+    body: list[Any] = [PROGRESS_FORMAT, topic, partition, event_time_ms] + ([True if quiet_ms is None else quiet_ms] if caught_up else [])
     try:
         return msgpack.packb(body, use_bin_type=True)
     except OverflowError:  # an event time beyond 64 bits
@@ -336,9 +336,8 @@ def encode_progress(topic: str, partition: int, event_time_ms: int | None, caugh
 
 
 def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None) -> Progress | tuple[str, list[Row]]:
-    """A record of the internal topic: a :class:`Progress`, or (model, rows) of a rows record (with ``carrier``: the record's place, see :attr:`Row.carrier`).
-
-    Anything else raises :class:`RowsFormatError`.
+    """A record of the internal topic: a :class:`Progress`, or (model, rows) of a rows record (with ``carrier``: the
+    record's place, see :attr:`Row.carrier`). Anything else raises :class:`RowsFormatError`.
 
     >>> decode_record(encode_rows("m", []))
     ('m', [])
@@ -351,9 +350,10 @@ def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None) -> P
         caught_up = len(body) == 5
         if type(topic) is not str or type(partition) is not int or not (type(t) is int or (t is None and caught_up)):
             raise RowsFormatError("bad progress record")
-        if caught_up and body[4] is not True:
+        quiet = body[4] if caught_up else True
+        if quiet is not True and (type(quiet) is not int or quiet < 0):  # True: not caught up, or an earlier version's
             raise RowsFormatError("bad progress record")
-        return Progress((topic, partition), t, caught_up)
+        return Progress((topic, partition), t, caught_up, None if quiet is True else quiet)
     return _rows_of(body, carrier)
 
 

@@ -42,8 +42,8 @@ from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, toleran
 from stream_monitor.runtime.checkpoint import Checkpoint, InFlight
 from stream_monitor.runtime.checkpointing import CheckpointSteps
 from stream_monitor.runtime.forward import Forwarder
-from stream_monitor.runtime.idle import IdleClocks
-from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, known_partitions, prefetch, seek_to_committed
+from stream_monitor.runtime.idle import IdleClocks, QuietWatch
+from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, highwater, known_partitions, prefetch, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
 from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter, late_rows_logged
 from stream_monitor.runtime.run_stats import RunStats, Timings
@@ -114,6 +114,7 @@ class MonitorApp(CheckpointSteps):
         self.guard = PoisonGuard()  # records whose processing raised become dead letters
         self._sources: list[tuple[str, int]] = []  # input partitions: every model's rows may come from each
         self.idle = IdleClocks(k.idle_timeout_ms, grace_ms=k.caught_up_grace_ms)  # per task: when each input partition last sent it something
+        self.quiet = QuietWatch()  # per input partition read here: since when it has not grown
         self.checkpoint = Checkpoint(
             producer=None,
             consumer=None,
@@ -206,6 +207,7 @@ class MonitorApp(CheckpointSteps):
                         self.log.error("record_processing_failed", partition=f"{exc.tp.topic}-{exc.tp.partition}", offset=exc.offset, error=repr(exc.error))
                         self._recover(exc)
                 self._end_checkpoint()  # nothing was sent
+                self._watch_quiet()
                 if self.forwarder.pending or self.repartition_topic:
                     self._flush_progress()
                 self._release_idle()
@@ -283,6 +285,7 @@ class MonitorApp(CheckpointSteps):
         self.checkpoint.forget(revoked)
         self.guard.forget(revoked)
         self.forwarder.forget(revoked)
+        self.quiet.forget(revoked)
         self._to_restore &= remaining
         self.metrics.assigned_partitions.set(len(self.owned))
         self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
@@ -440,13 +443,12 @@ class MonitorApp(CheckpointSteps):
     def _judge_records(self, task: PartitionMonitor, tp: TopicPartition, inputs: list[InputRecord]) -> BatchResult:
         """Records of a state partition: their rows queued in event-time order, and what is due judged.
 
-        On the internal topic a record is a rows record (read where its input was) or a progress
-        record (how far an input partition read: its source's order moves on, no rows); with
-        ``state_partitioning: input`` the records are read here.
+        On the internal topic a record is a rows record (read where its input was) or a progress record (how far an
+        input partition read: its source's order moves on, no rows); with ``state_partitioning: input`` they are read here.
         """
         dead: list[DeadLetter] = []
         rows: list[exchange.Row] = []
-        caught: dict[tuple[str, int], int] = {}  # a source's last caught-up marker in the batch, and ...
+        caught: dict[tuple[str, int], tuple[int, float]] = {}  # a source's last caught-up marker in the batch (and its quiet), and ...
         sent: dict[tuple[str, int], int] = {}  # ... its last rows record: the later one tells
         if self.repartition_topic:
             for i, rec in enumerate(inputs):
@@ -458,10 +460,11 @@ class MonitorApp(CheckpointSteps):
                 if isinstance(got, exchange.Progress):
                     if got.event_time_ms is not None:
                         task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
+                    quiet_s = (got.quiet_ms or 0) / 1000.0  # how long its partition had not grown (caught-up markers)
                     if got.caught_up:  # nothing more to read there for now: the order waits a grace, then goes on without it
                         task.caught_up(got.source)
-                        caught[got.source] = i
-                    self.idle.arrived(tp.partition, [got.source], caught_up=got.caught_up)
+                        caught[got.source] = (i, quiet_s)
+                    self.idle.arrived(tp.partition, [got.source], caught_up=got.caught_up, quiet_s=quiet_s)
                     continue
                 rows += got[1]
                 if caught:
@@ -478,10 +481,10 @@ class MonitorApp(CheckpointSteps):
         # from the reader"
         self.idle.arrived(tp.partition, {r.source for r in rows})
         late = task.take(rows)
-        for source, at in caught.items():
+        for source, (at, quiet_s) in caught.items():
             if at > sent.get(source, -1) and rows:
                 task.caught_up(source)
-                self.idle.arrived(tp.partition, [source], caught_up=True)
+                self.idle.arrived(tp.partition, [source], caught_up=True, quiet_s=quiet_s)
         self._unsaved = True
         if late:  # rows sent late, or read again and not recognised as read before: the log tells which
             self.log.warning("rows_late", partition=tp.partition, **late_rows_logged(task, late))
@@ -502,19 +505,22 @@ class MonitorApp(CheckpointSteps):
             if not self.repartition_topic:  # the task reads its input partitions itself: caught up, they are idle
                 for tp in (tp for tp in self.owned if tp.partition == p and caught_up(self.consumer, tp)):
                     task.caught_up((tp.topic, tp.partition))
-                    self.idle.arrived(p, [(tp.topic, tp.partition)], caught_up=True)
+                    self.idle.arrived(p, [(tp.topic, tp.partition)], caught_up=True, quiet_s=self.quiet.quiet_for(tp))
             self.idle.mark_idle(p, task)
             result = task.release(record_evaluations=True)
             if result.alerts or result.dead_letters or result.channel_values or result.retraining or result.held_back:
                 with fenced_is_fatal("while processing"):
                     self._emit(result)
 
+    def _watch_quiet(self) -> None:  # the high watermarks of the partitions read here: announcements say how long they stood
+        self.quiet.observe((tp, highwater(self.consumer, tp)) for tp in self._reading())
+
     def _flush_progress(self) -> None:
         """Progress records the interval held back, once it passed, and caught-up inputs announced (see :class:`Forwarder`)."""
         try:
             with fenced_is_fatal("while forwarding"):
                 self.forwarder.flush()
-                self.forwarder.announce(functools.partial(caught_up, self.consumer), self._reading())
+                self.forwarder.announce(functools.partial(caught_up, self.consumer), self._reading(), self.quiet.quiet_for)
         except KafkaError as exc:
             self._recover(exc)
 

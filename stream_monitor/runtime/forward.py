@@ -22,6 +22,8 @@ up* progress record to every partition, which then stops waiting for it until it
 the reader can tell an input partition with nothing to read from one that is slow, moving to
 another instance, or behind a broker outage, so only its word makes the order go on without it;
 the announcement is repeated every ``CAUGHT_UP_REPEAT_S`` while it holds, for tasks restored since.
+It carries how long the partition has not grown as the reader saw it, from which the judges count
+their grace (:mod:`stream_monitor.runtime.idle`).
 """
 
 from __future__ import annotations
@@ -201,11 +203,15 @@ class Forwarder:
             self.pending.discard(pair)
             self.progress_sent += 1
 
-    def announce(self, caught_up: Callable[[TopicPartition], bool], sources: Iterable[TopicPartition]) -> int:
+    def announce(
+        self, caught_up: Callable[[TopicPartition], bool], sources: Iterable[TopicPartition], quiet_for: Callable[[TopicPartition], float] | None = None,
+    ) -> int:
         """Tell every partition which of ``sources`` are caught up (``caught_up(tp)``); returns the records sent.
 
         A source is announced when it becomes caught up and again every ``CAUGHT_UP_REPEAT_S``
-        while it stays so; one that reads on (not caught up) is announced again once it is.
+        while it stays so; one that reads on (not caught up) is announced again once it is. Each
+        announcement says how long the partition has not grown (``quiet_for(tp)``, seconds; see
+        :class:`~stream_monitor.runtime.idle.QuietWatch`): the judges' grace counts from then.
         """
         now = self.clock()
         sent = 0
@@ -219,7 +225,8 @@ class Forwarder:
             self.checkpoint.ensure_transaction()
             send = self.producer().send
             t = self._read_up_to.get(source)
-            value = exchange.encode_progress(source[0], source[1], t, caught_up=True)
+            quiet_ms = None if quiet_for is None else int(quiet_for(tp) * 1000)
+            value = exchange.encode_progress(source[0], source[1], t, caught_up=True, quiet_ms=quiet_ms)
             for q in range(self.partitions):
                 send(self.topic, value=value, partition=q)
                 if t is not None:

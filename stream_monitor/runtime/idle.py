@@ -5,8 +5,14 @@ what normally lets an order go on without a source; this clock only covers a rea
 nothing at all for ``kafka.idle_timeout_ms`` (5 min by default).
 
 A caught-up announcement does not make a source idle at once when it has sent before: it holds the
-order at its latest time for ``kafka.caught_up_grace_ms`` (5 s) from the first announcement since it
-last sent (repeats do not extend it), then it is marked idle — unless it sends again first. Every
+order at its latest time until its partition has been quiet for ``kafka.caught_up_grace_ms`` (5 s),
+then it is marked idle — unless it sends again first. *Quiet* is what the reader saw
+(:class:`QuietWatch`): how long the partition's high watermark has not moved, which the announcement
+carries. A partition still growing when its reader caught up waits the whole grace from the
+announcement; one whose records were all there long before (a backlog read to its end, a topic
+produced before the monitor started) has served its grace while it was being read, and goes idle
+at once. The grace runs from the first announcement since the source last sent (repeats do not
+extend it; one that says the partition has been quiet longer moves its start back). Every
 source caught up is no exception (an announcement is as old as the hop that brought it: another
 reader's may be stale). Records produced to a caught-up partition soon after — labels trickling in,
 rows of a reader killed before they were committed, a burst its reader has not fetched yet — are
@@ -35,17 +41,22 @@ class IdleClocks:
         self._arrived: dict[tuple[int, Hashable], float] = {}  # (task partition, source) -> last arrival
         self._caught_up: dict[tuple[int, Hashable], float] = {}  # (task partition, source) -> first announcement since it sent
 
-    def arrived(self, task: int, sources: Iterable[Hashable], caught_up: bool = False) -> None:
+    def arrived(self, task: int, sources: Iterable[Hashable], caught_up: bool = False, quiet_s: float = 0.0) -> None:
         """``sources`` sent ``task`` rows or progress just now (or count as having sent, after a restore).
 
-        ``caught_up``: what they sent is a caught-up announcement (its grace starts, if not started).
+        ``caught_up``: what they sent is a caught-up announcement: its grace starts, if not started,
+        ``quiet_s`` ago (how long the partition had not grown when its reader said so; the hop since
+        is not counted, so the start is never earlier than the partition really went quiet).
         """
         now = self.clock()
         arrived, announced = self._arrived, self._caught_up
+        start = now - min(max(quiet_s, 0.0), self.grace)
         for source in sources:
             arrived[(task, source)] = now
             if caught_up:
-                announced.setdefault((task, source), now)
+                key = (task, source)
+                if announced.get(key, start) >= start:
+                    announced[key] = start
             elif announced:
                 announced.pop((task, source), None)
 
@@ -59,3 +70,45 @@ class IdleClocks:
             for source in list(merger.latest):
                 if source not in merger.idle_sources and now - self._arrived.get((task, source), 0.0) > self.timeout:
                     merger.idle(source)
+
+
+class QuietWatch:
+    """The reader's side: how long each input partition has not grown (its high watermark unchanged).
+
+    ``observe`` after every poll with the high watermarks of the last fetches; a partition is quiet
+    from the first time its current high watermark was seen (so never longer than it really was: a
+    partition first fetched now counts from now, however long it was quiet before).
+
+    >>> t = [0.0]; w = QuietWatch(clock=lambda: t[0])
+    >>> w.observe([("p0", 100), ("p1", None)]); t[0] = 4.0; w.observe([("p0", 100)]); w.quiet_for("p0"), w.quiet_for("p1")
+    (4.0, 0.0)
+    >>> w.observe([("p0", 120)]); t[0] = 6.5; w.quiet_for("p0")  # it grew at 4.0
+    2.5
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._seen: dict[Hashable, tuple[int, float]] = {}  # partition -> (high watermark, when first seen)
+
+    def observe(self, highwaters: Iterable[tuple[Hashable, int | None]]) -> None:
+        """Note each (partition, high watermark of its last fetch; None: not fetched yet)."""
+        now = None
+        seen = self._seen
+        for key, hw in highwaters:
+            if hw is None:
+                continue
+            was = seen.get(key)
+            if was is None or was[0] != hw:
+                if now is None:
+                    now = self.clock()
+                seen[key] = (hw, now)
+
+    def quiet_for(self, key: Hashable) -> float:
+        """Seconds since ``key``'s high watermark last moved (0: never fetched)."""
+        was = self._seen.get(key)
+        return 0.0 if was is None else max(self.clock() - was[1], 0.0)
+
+    def forget(self, keys: Iterable[Hashable]) -> None:
+        """Partitions no longer read here (revoked): a next owner counts from its own first fetch."""
+        for key in keys:
+            self._seen.pop(key, None)

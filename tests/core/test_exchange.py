@@ -292,11 +292,26 @@ def test_decode_record_gives_every_row_its_carrier_and_reads_inference_rows_as_t
     assert decode_record(blob)[1][0].carrier is None  # type: ignore[index]
 
 
+@_SETTINGS
+@given(t=st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1), quiet_ms=st.integers(min_value=0, max_value=2**40))
+def test_caught_up_records_say_how_long_the_partition_was_quiet_and_earlier_ones_still_read(t: int | None, quiet_ms: int) -> None:
+    assert decode_record(encode_progress("in", 1, t, caught_up=True, quiet_ms=quiet_ms)) == Progress(("in", 1), t, True, quiet_ms)
+    earlier = msgpack.packb([PROGRESS_FORMAT, "in", 1, t, True], use_bin_type=True)  # what a caught-up record was before quiet_ms
+    assert decode_record(earlier) == Progress(("in", 1), t, True, None) == decode_record(encode_progress("in", 1, t, caught_up=True))
+    with pytest.raises(ValueError):
+        encode_progress("in", 1, 5, quiet_ms=quiet_ms)  # only a caught-up record says it
+
+
 @pytest.mark.parametrize(
     "body",
     [
         [PROGRESS_FORMAT, "t", 0],
-        [PROGRESS_FORMAT, "t", 0, 5, 6],
+        [PROGRESS_FORMAT, "t", 0, 5, 6, 7],
+        [PROGRESS_FORMAT, "t", 0, 5, -1],
+        [PROGRESS_FORMAT, "t", 0, 5, 1.5],
+        [PROGRESS_FORMAT, "t", 0, 5, "6"],
+        [PROGRESS_FORMAT, "t", 0, 5, False],
+        [PROGRESS_FORMAT, "t", 0, 5, None],
         [PROGRESS_FORMAT, 3, 0, 5],
         [PROGRESS_FORMAT, "t", "0", 5],
         [PROGRESS_FORMAT, "t", 0, 5.0],
