@@ -56,9 +56,9 @@ def install(path: str) -> None:
 
     encode_progress = exchange.encode_progress
 
-    def traced_progress(topic: str, partition: int, t: int | None, caught_up: bool = False) -> bytes:
+    def traced_progress(topic: str, partition: int, t: int | None, caught_up: bool = False, quiet_ms: int | None = None) -> bytes:
         out.append(("prog", now(), partition, t, caught_up))
-        return encode_progress(topic, partition, t, caught_up=caught_up)
+        return encode_progress(topic, partition, t, caught_up=caught_up, quiet_ms=quiet_ms)
 
     exchange.encode_progress = traced_progress  # forward calls it through the module (only forward does)
 

@@ -38,8 +38,10 @@ SCRIPT = textwrap.dedent(
             for i in range(3)]
     fw.forward(TopicPartition("in", 0), recs)
     fw.release()
+    fw.announce(lambda tp: True, [TopicPartition("in", 0)], lambda tp: 6.5)  # as run announces a caught-up partition
     got = [exchange.decode_record(v, ("g-by-model", 0, i)) for i, v in enumerate(sent)]  # as the judge reads them
     assert any(isinstance(g, exchange.Progress) for g in got) and any(not isinstance(g, exchange.Progress) for g in got)
+    assert {g.quiet_ms for g in got if isinstance(g, exchange.Progress) and g.caught_up} == {6500}
     """
 )
 
