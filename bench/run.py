@@ -1089,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
         uid = uuid.uuid4().hex[:8]
         values: list[bytes] = []
         topic, input_bytes, jsonl = "", 0, work_dir / "workload.jsonl"
-        if any(wanted(k) for k in ("a", "b", "c", "d", "e", "f", "peers")):  # the rows that read it
+        if any(wanted(k) for k in ("a", "b", "c", "d", "e", "e0", "f", "peers")):  # the rows that read it
             say(f"generating {events:,} events (20 numeric + 5 categorical + prediction)")
             values = throughput_events(events)
             topic = create_topic(bootstrap, f"bench-input-{uid}", partitions)
