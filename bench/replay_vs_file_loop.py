@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from bench.markdown import _n
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -87,9 +89,9 @@ def side_by_side(src: Path, reps: int, say: Any = None) -> dict[str, Any]:
             rounds.append(r)
             if say is not None:
                 say(
-                    f"round {rep}: (f) {r['f_records_per_s']:,} records/s, {_fmt(r['f_cpu_us_per_record'])} µs CPU per record; "
-                    f"(g-file) {r['g_file_records_per_s']:,} records/s, {_fmt(r['g_file_cpu_us_per_record'])} µs CPU per record; "
-                    f"f/g-file {r['ratio_by_rate']:.2f} by rate, {_fmt(r['ratio_by_cpu'])} by CPU per record; load {r['load']:.1f}"
+                    f"round {rep}: (f) {r['f_records_per_s']:,} records/s, {_n(r['f_cpu_us_per_record'], 2)} µs CPU per record; "
+                    f"(g-file) {r['g_file_records_per_s']:,} records/s, {_n(r['g_file_cpu_us_per_record'], 2)} µs CPU per record; "
+                    f"f/g-file {r['ratio_by_rate']:.2f} by rate, {_n(r['ratio_by_cpu'], 2)} by CPU per record; load {r['load']:.1f}"
                 )
     by_rate = [r["ratio_by_rate"] for r in rounds]
     by_cpu = [r["ratio_by_cpu"] for r in rounds if r["ratio_by_cpu"] is not None]
@@ -104,10 +106,6 @@ def side_by_side(src: Path, reps: int, say: Any = None) -> dict[str, Any]:
 
 def _round(x: float | None, digits: int) -> float | None:
     return None if x is None else round(x, digits)
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,6 +60,8 @@ from typing import Any, Callable
 
 import orjson
 
+from bench.markdown import _n
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
@@ -1311,7 +1313,7 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(
             f"f/g-file over {len(side['rounds'])} alternating rounds: median {side['median_ratio_by_rate']:.2f} by rate "
             f"(range {side['range_by_rate'][0]:.2f}-{side['range_by_rate'][1]:.2f}), "
-            + ("-" if side["median_ratio_by_cpu"] is None else f"{side['median_ratio_by_cpu']:.2f}") + " by CPU per record"
+            f"{_n(side['median_ratio_by_cpu'], 2)} by CPU per record"
         )
     for lat in [*report.get("latency_curve", []), *(report[k] for k in ("latency_tuned", "latency_fast") if k in report)]:
         lines.append(

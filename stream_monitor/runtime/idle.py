@@ -50,7 +50,7 @@ class IdleClocks:
         """
         now = self.clock()
         arrived, announced = self._arrived, self._caught_up
-        start = now - min(max(quiet_s, 0.0), self.grace)
+        start = now - min(max(quiet_s, 0.0), self.grace) if caught_up else now
         for source in sources:
             arrived[(task, source)] = now
             if caught_up:
