@@ -33,7 +33,8 @@ from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
-from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows, split_for_judging
+from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
+from stream_monitor.core.split import split_for_judging
 from stream_monitor.core.groups import GroupBaselines, grouped, groups_of, in_group, model_of
 from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
 from stream_monitor.core.joins import LabelWaits, judge_labels, restore_waiting

@@ -21,7 +21,8 @@ import structlog
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
-from stream_monitor.core.exchange import INFERENCE, EventView, Row, split_for_judging
+from stream_monitor.core.exchange import INFERENCE, EventView, Row
+from stream_monitor.core.split import split_for_judging
 from stream_monitor.core.groups import grouped
 from stream_monitor.core import kernels
 from stream_monitor.core.intake import InputRecord, plain_values, read_inference, read_labels, tie_state

@@ -4,7 +4,7 @@ With ``state_partitioning: model`` (the default) an input partition's records ar
 validated, dead-lettered) by whichever instance owns that partition, and each model's rows go, in
 the same transaction, to partition ``crc32(model) % n`` of the internal topic, where the model's
 owner puts the rows of every input partition (its *sources*) in event-time order. A model with
-``judging_groups: N`` sends group g's rows (:func:`~stream_monitor.core.exchange.split_rows`) to
+``judging_groups: N`` sends group g's rows (:func:`~stream_monitor.core.split.split_rows`) to
 partition ``(crc32(model) + g * (n // N)) % n`` (:func:`~stream_monitor.core.groups.group_partition`),
 each judged there like a model of its own.
 
@@ -43,6 +43,7 @@ from stream_monitor.core.groups import group_partition, groups_of
 from stream_monitor.core.intake import Intake, WireIntake, as_wire, read_inference, read_inference_wire, read_labels, read_labels_wire
 from stream_monitor.core.monitor import InputRecord
 from stream_monitor.core.spec import MonitorSpec
+from stream_monitor.core.split import split_row_lists
 from stream_monitor.runtime.checkpoint import Checkpoint
 from stream_monitor.runtime.poison import PoisonGuard
 from stream_monitor.runtime.records import rows_records
@@ -157,7 +158,7 @@ class Forwarder:
             base = zlib.crc32(key)
             top = max(map(_EVENT_TIME, rows))
             groups = groups_of(self.spec, model)  # models.<m>.judging_groups: each group its own rows and partition
-            parts: list[list[Any]] = [rows] if groups == 1 else exchange.split_row_lists(self.spec, model, rows)
+            parts: list[list[Any]] = [rows] if groups == 1 else split_row_lists(self.spec, model, rows)
             for group, part in enumerate(parts):
                 partition = group_partition(base, group, groups, n)
                 encode = exchange.encode_row_lists if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)

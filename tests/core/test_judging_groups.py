@@ -19,7 +19,7 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from stream_monitor.core import exchange
+from stream_monitor.core import exchange, split
 from stream_monitor.core.events import SourcePosition, decode_inference
 from stream_monitor.core.groups import group_of, judge_name, layout_of, model_of
 from stream_monitor.core.intake import InputRecord, read_inference
@@ -93,9 +93,9 @@ def test_the_assignment_spreads_the_benchmark_features_over_every_group() -> Non
 def test_split_rows_is_the_identity_for_one_group_and_disjoint_for_more() -> None:
     recs = [InputRecord(orjson.dumps(e), SourcePosition("in", 0, i, None)) for i, e in enumerate(_events()[:200])]
     rows = read_inference(MonitorSpec(), recs).rows[FRAUD]
-    ((name, same),) = exchange.split_rows(_spec(1), FRAUD, rows)
+    ((name, same),) = split.split_rows(_spec(1), FRAUD, rows)
     assert name == FRAUD and same is rows  # N = 1: today's rows, today's wire
-    parts = exchange.split_rows(_spec(3), FRAUD, rows)
+    parts = split.split_rows(_spec(3), FRAUD, rows)
     assert [n for n, _ in parts] == [FRAUD, judge_name(FRAUD, 1, 3), judge_name(FRAUD, 2, 3)]
     for i, r in enumerate(rows):
         pieces = [p[i].event for _, p in parts]
@@ -116,8 +116,8 @@ def test_what_reading_sends_is_what_replay_judges() -> None:
     recs = [InputRecord(r, SourcePosition("in", 0, i, None)) for i, r in enumerate(raws)]
     spec = _spec(3)
     for model, rows in read_inference(spec, recs).rows.items():
-        wire = exchange.split_row_lists(spec, model, [exchange.row_list(r) for r in rows])
-        objects = exchange.split_rows(spec, model, rows)
+        wire = split.split_row_lists(spec, model, [exchange.row_list(r) for r in rows])
+        objects = split.split_rows(spec, model, rows)
         assert len(wire) == len(objects) == 3
         assert any(r.problems for r in objects[0][1]) and not any(r.problems for _, part in objects[1:] for r in part)
         for g, (lists, (name, part)) in enumerate(zip(wire, objects, strict=True)):
@@ -192,7 +192,7 @@ def test_grouped_replay_does_not_depend_on_batch_boundaries(events: list[dict[st
 # -------------------------------------------------------------------- state
 def _judge(monitor: PartitionMonitor, spec: MonitorSpec, events: list[dict[str, Any]], first: int = 0) -> list[dict[str, Any]]:
     recs = [InputRecord(orjson.dumps(e), SourcePosition("in", 0, first + i, None)) for i, e in enumerate(events)]
-    rows = exchange.split_for_judging(spec, read_inference(spec, recs).ordered)
+    rows = split.split_for_judging(spec, read_inference(spec, recs).ordered)
     return [orjson.loads(a.payload) for a in monitor.judge(rows).alerts]
 
 
@@ -292,7 +292,7 @@ def test_retraining_asks_per_group_alike_in_one_monitor_and_on_separate_partitio
     spec = MonitorSpec(instance="t", retraining=RetrainingSpec(enabled=True, drift_persists_seconds=5),
                        models={FRAUD: ModelSpec(judging_groups=2), CHURN: ModelSpec(judging_groups=2)})  # fmt: skip
     recs = [InputRecord(orjson.dumps(e), SourcePosition("in", 0, i, None)) for i, e in enumerate(events)]
-    rows = exchange.split_for_judging(spec, read_inference(spec, recs).ordered)
+    rows = split.split_for_judging(spec, read_inference(spec, recs).ordered)
     together: list[bytes] = []
     one = PartitionMonitor(spec, 0)
     apart: list[bytes] = []
