@@ -5,9 +5,10 @@ name (``sm_base``) and imported beside the working tree's ``stream_monitor``; bo
 inputs, alternating, ``--rounds`` times, and the CPU time (``time.process_time``) per record is
 reported for each, with the spread. Two measurements:
 
-* stage 2: rows records made by the base's encoder (as ``Forwarder.send`` makes them from
-  ``bench.workload.throughput_events`` read in batches per input partition) judged by
-  ``MonitorApp._judge_records`` of each side (decode, event-time order, judge), then a final release;
+* stage 2: rows records made by each side's encoder (``--base-encoder``: the base's for both), as
+  ``Forwarder.send`` makes them from ``bench.workload.throughput_events`` read in batches per input
+  partition, judged by ``MonitorApp._judge_records`` of each side (decode, event-time order,
+  judge), then a final release;
 * core: ``PartitionMonitor.process`` over the same events in batches of 5000 (the in-process path).
 
 The alerts of the two sides are compared (payload bytes); a difference is reported and fails.
@@ -85,12 +86,12 @@ def spec_of(pkg: str) -> Any:
     return cfg.monitor_spec(), cfg
 
 
-def rows_records(values: list[bytes], partitions: int, batch: int) -> list[list[bytes]]:
-    """Per judging poll, the rows records the reading side sends (encoded by the base package)."""
-    intake = importlib.import_module("sm_base.core.intake")
-    events = importlib.import_module("sm_base.core.events")
-    records = importlib.import_module("sm_base.runtime.records")
-    spec, _ = spec_of("sm_base")
+def rows_records(values: list[bytes], partitions: int, batch: int, pkg: str = "sm_base") -> list[list[bytes]]:
+    """Per judging poll, the rows records the reading side sends (encoded by package ``pkg``: the base's by default)."""
+    intake = importlib.import_module(f"{pkg}.core.intake")
+    events = importlib.import_module(f"{pkg}.core.events")
+    records = importlib.import_module(f"{pkg}.runtime.records")
+    spec, _ = spec_of(pkg)
     per_part: list[list[Any]] = [[] for _ in range(partitions)]
     for i, v in enumerate(values):
         p = i % partitions
@@ -161,19 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1250, help="records per input partition per poll (reading side)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", choices=("stage2", "core"), default=None)
+    ap.add_argument("--base-encoder", action="store_true", help="stage 2: both sides judge the records the base encodes (else each its own)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         prepare(args.base, Path(tmp))
         from bench.workload import throughput_events
 
         values = throughput_events(args.events)
-        polls = rows_records(values, args.partitions, args.batch)
+        polls = {pkg: rows_records(values, args.partitions, args.batch, "sm_base" if args.base_encoder else pkg) for pkg in PKGS}
         n = len(values)
         ok = True
         from stream_monitor.ops.collector import tune_collector
 
         tune_collector()  # as `stream-monitor run` and `replay` do before processing
-        for name, run in (("stage2", lambda pkg: stage2(pkg, polls, args.partitions)), ("core", lambda pkg: core(pkg, values))):
+        for name, run in (("stage2", lambda pkg: stage2(pkg, polls[pkg], args.partitions)), ("core", lambda pkg: core(pkg, values))):
             if args.only and name != args.only:
                 continue
             times: dict[str, list[float]] = {"sm_base": [], "stream_monitor": []}
