@@ -24,10 +24,12 @@ The usual record, inference rows whose features objects all have the same names 
 is sent *columnar*: ``[COLUMNS_FORMAT, model, [name, ...], [row, ...]]`` (``..., g, N]`` for a
 judging group), each row an inference row whose ``features`` is the array of its values in the
 order of ``names`` (the names are sent once, not per row; the values keep their types). It reads
-back as the same rows (features as the same ordered map). Anything else (a label row, a row without
+back as the same rows (features as the same ordered map). When some of those columns hold only finite
+floats and nulls, they travel packed as float64 bytes instead: ``[PACKED_FORMAT, model, names, rows,
+packed, data]`` (:mod:`stream_monitor.core.packed`). Anything else (a label row, a row without
 features, names that differ) travels as a ``ROWS_FORMAT`` record, which is read as before, so a
 topic holding records of both formats (a rolling upgrade) is read whole. A record that does not
-decode as either raises :class:`RowsFormatError`.
+decode as any of them raises :class:`RowsFormatError`.
 
 Beside rows records travel *progress records*, ``[PROGRESS_FORMAT, topic, partition,
 event_time_ms]``: "input partition (topic, partition) has read up to this event time". The reading
@@ -59,9 +61,11 @@ import orjson
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.groups import judge_name, model_of
+from stream_monitor.core.packed import PackedBlock, layout_of, pack_columns, valid_packing
 
 ROWS_FORMAT = 1
 COLUMNS_FORMAT = 3  # a rows record whose inference rows share their feature names: the names once, values per row
+PACKED_FORMAT = 4  # COLUMNS_FORMAT with its float feature columns as float64 bytes (core/packed.py)
 PROGRESS_FORMAT = 2  # a progress record (no rows): how far an input partition has read
 INFERENCE, LABEL = 0, 1
 _BIG_INT = 1  # extension type: an integer beyond 64 bits, as decimal text
@@ -154,22 +158,30 @@ def row_list(r: Row) -> list[Any]:
     return head + [e.model_version, e.features, e.prediction, e.label, e.latency_ms, problems]
 
 
-def encode_rows(model: str, rows: list[Row], group: int = 0, groups: int = 1) -> bytes:
-    """One model's rows as a rows record (of its judging group ``group`` of ``groups``, when > 0)."""
-    return encode_row_lists(model, [row_list(r) for r in rows], group, groups)
+def encode_rows(model: str, rows: list[Row], group: int = 0, groups: int = 1, pack: bool = True) -> bytes:
+    """One model's rows as a rows record (of its judging group ``group`` of ``groups``, when > 0; see :func:`encode_row_lists`)."""
+    return encode_row_lists(model, [row_list(r) for r in rows], group, groups, pack)
 
 
-def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1) -> bytes:
-    """A rows record of rows already in their wire form (:func:`row_list`, :func:`split_row_lists`,
-    ``core/intake.py``'s :func:`~stream_monitor.core.intake.read_inference_wire`): columnar when they allow it."""
+def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1, pack: bool = True) -> bytes:
+    """A rows record of rows already in their wire form (:func:`row_list`, :func:`~stream_monitor.core.split.split_row_lists`,
+    ``core/intake.py``'s :func:`~stream_monitor.core.intake.read_inference_wire`): columnar when they allow it, its float
+    columns packed (``pack``; :mod:`stream_monitor.core.packed`)."""
     cols = _columnar(rows)
     if cols is None:
         return _packed([ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows])
     names, feats, values = cols
+    head: list[Any] = [COLUMNS_FORMAT, model, names]
+    tail: list[Any] = [group, groups] if group else []
+    packing = pack_columns(values, len(names)) if pack else None
+    if packing is not None:
+        head[0] = PACKED_FORMAT
+        tail[:0] = packing[:2]
+        values = packing[2]
     # each row's features object swapped for its values while packing (no row copied), then put back
     list(map(setitem, rows, repeat(10, len(rows)), values))
     try:
-        return _packed([COLUMNS_FORMAT, model, names, rows, group, groups] if group else [COLUMNS_FORMAT, model, names, rows])
+        return _packed([*head, rows, *tail])
     finally:
         list(map(setitem, rows, repeat(10, len(rows)), feats))
 
@@ -243,10 +255,10 @@ def _unpack(blob: bytes) -> Any:
 
 
 def _rows_of(body: Any, carrier: tuple[str, int, int] | None = None) -> tuple[str, list[Row]]:
-    if type(body) is list and len(body) in (4, 6) and body[0] == COLUMNS_FORMAT:
+    if type(body) is list and (len(body) in (4, 6) and body[0] == COLUMNS_FORMAT or len(body) in (6, 8) and body[0] == PACKED_FORMAT):
         return _columns_of(body, carrier)
     if type(body) is not list or len(body) not in (3, 5) or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
-        raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT} or {COLUMNS_FORMAT}")
+        raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}, {COLUMNS_FORMAT} or {PACKED_FORMAT}")
     model = body[1] if len(body) == 3 else _group_name(body[1], body[3], body[4])
     out: list[Row] = []
     append = out.append
@@ -276,16 +288,23 @@ def _group_name(model: str, group: Any, groups: Any) -> str:
 
 
 def _columns_of(body: list[Any], carrier: tuple[str, int, int] | None) -> tuple[str, list[Row]]:
-    """The rows of a ``COLUMNS_FORMAT`` record: every row an inference row, its features the values of ``names``."""
+    """The rows of a ``COLUMNS_FORMAT`` record: every row an inference row, its features the values of ``names``
+    (of a ``PACKED_FORMAT`` record: the values of the names not packed)."""
     model, names, rows = body[1], body[2], body[3]
     if type(model) is not str or type(names) is not list or type(rows) is not list:
-        raise RowsFormatError(f"not a rows record of format {COLUMNS_FORMAT}")
+        raise RowsFormatError(f"not a rows record of format {body[0]}")
     if set(map(type, names)) - {str} or len(set(names)) != len(names):
         raise RowsFormatError("bad feature names")
     names = _shared_names(names)
-    if len(body) == 6:
-        model = _group_name(model, body[4], body[5])
-    width = len(names)
+    block, width, group = None, len(names), body[4:]
+    if body[0] == PACKED_FORMAT:
+        packed, data, group = body[4], body[5], body[6:]
+        if type(packed) is not list or set(map(type, packed)) - {int} or type(data) is not bytes or not valid_packing(names, packed, data, len(rows)):
+            raise RowsFormatError("bad packed columns")
+        block = PackedBlock(layout_of(names, tuple(packed)), data, len(rows))
+        width -= len(packed)
+    if group:
+        model = _group_name(model, group[0], group[1])
     out: list[Row] = []
     append = out.append
     try:
@@ -297,7 +316,8 @@ def _columns_of(body: list[Any], carrier: tuple[str, int, int] | None) -> tuple[
                 raise ValueError("bad position or time")
             if type(values) is not list or len(values) != width:
                 raise ValueError("features are not the values of the names")
-            event = ColumnsView(INFERENCE, topic, partition, offset, r[4], t, tie, index, event_id, version, values, prediction, label, latency, problems, model, names)
+            event = ColumnsView(INFERENCE, topic, partition, offset, r[4], t, tie, index, event_id, version, values, prediction, label, latency, problems, model, names,
+                                None, block, len(out))  # fmt: skip
             probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
             append(Row(INFERENCE, (t, tie, index), _position(r[1:5]), event, probs, carrier))
     except (TypeError, ValueError, KeyError, IndexError) as exc:
@@ -431,13 +451,16 @@ class ColumnsView(msgspec.Struct, array_like=True, gc=False, eq=False):
     model: _Local = None  # type: ignore[assignment]  # (set when read: never on the wire)
     names: _Local = None  # type: ignore[assignment]
     made: _Local = None  # type: ignore[assignment]  # the features object, once asked for
+    block: _Local = None  # type: ignore[assignment]  # a PACKED_FORMAT record's packed columns (core/packed.py), else None
+    at: _Local = None  # type: ignore[assignment]  # the row's place in them
 
     @property
     def features(self) -> dict[str, Any]:
         """The features object (names to values, in the names' order), made once when first asked for."""
         f = self.made
         if f is None:
-            f = self.made = dict(zip(self.names, self.values))  # type: ignore[assignment,arg-type]
+            b = self.block
+            f = self.made = dict(zip(self.names, self.values)) if b is None else b.features(self.at, self.values)  # type: ignore[assignment,arg-type]
         return f  # type: ignore[return-value]
 
     __dict__ = vars(EventView)["__dict__"]  # the fields as a map (what Row.raw writes)
@@ -452,35 +475,58 @@ class _Columns(msgspec.Struct, array_like=True, gc=False):  # a COLUMNS_FORMAT r
     groups: int = None  # type: ignore[assignment]
 
 
+class _PackedColumns(msgspec.Struct, array_like=True, gc=False):  # a PACKED_FORMAT record
+    format: Literal[4]
+    model: str
+    names: list[str]
+    rows: list[ColumnsView]
+    packed: list[int]
+    data: bytes
+    group: int = None  # type: ignore[assignment]
+    groups: int = None  # type: ignore[assignment]
+
+
 _COLUMNS = msgspec.msgpack.Decoder(_Columns, dec_hook=_not_on_wire).decode
+_PACKED = msgspec.msgpack.Decoder(_PackedColumns, dec_hook=_not_on_wire).decode
 _COLUMNS_HEADS = (bytes([0x94, COLUMNS_FORMAT]), bytes([0x96, COLUMNS_FORMAT]))  # a MessagePack array of 4 or 6 starting with the format
+_PACKED_HEADS = (bytes([0x96, PACKED_FORMAT]), bytes([0x98, PACKED_FORMAT]))
 _VALUES = attrgetter("values")
 
 
 def _typed_columns(blob: bytes, carrier: tuple[str, int, int] | None) -> tuple[str, list[Row]] | None:
     """The rows of a ``COLUMNS_FORMAT`` record read by msgspec into their :class:`ColumnsView` in one pass; None for any
     other (bad or unusual) record, which :func:`_rows_of` reads and words (``tests/core/test_columns_typed.py``)."""
-    if blob[:2] not in _COLUMNS_HEADS:  # (msgspec would take an array longer than the record's)
+    head = blob[:2]
+    packed = head in _PACKED_HEADS
+    if not packed and head not in _COLUMNS_HEADS:  # (msgspec would take an array longer than the record's)
         return None
     try:
-        body = _COLUMNS(blob)
+        body: Any = (_PACKED if packed else _COLUMNS)(blob)
     except msgspec.DecodeError:  # (msgspec.ValidationError is one)
         return None
     names, model, views = body.names, body.model, body.rows
     if len(set(names)) != len(names):
         return None
+    width = len(names)
+    if packed:
+        if not valid_packing(names, body.packed, body.data, len(views)):
+            return None
+        width -= len(body.packed)
     if body.group is not None or body.groups is not None:  # a judging group's rows (both sent) or nothing read here
         if body.group is None or body.groups is None or not 0 < body.group < body.groups:
             return None
         model = judge_name(model, body.group, body.groups)
     shared = _shared_names(names)
-    if views and set(map(len, map(_VALUES, views))) != {len(shared)}:
+    if views and set(map(len, map(_VALUES, views))) != {width}:
         return None
+    block = PackedBlock(layout_of(shared, tuple(body.packed)), body.data, len(views)) if packed else None
     out: list[Row] = []
     append, reasons = out.append, _REASONS
-    for v in views:
+    for at, v in enumerate(views):
         v.model = model
         v.names = shared
+        v.block = block
+        v.at = at
         probs = v.problems
         if probs:
             if not all(reason in reasons for reason, _ in probs):

@@ -22,6 +22,7 @@ import numpy as np
 from stream_monitor.core.batch import Batch, extras
 from stream_monitor.core.exchange import ColumnsView
 from stream_monitor.core.model_monitor import AllMissing, ModelMonitor
+from stream_monitor.core.packed import PackedColumn, PackedRows
 
 _MISSING: Any = object()
 _LIMITED: Any = object()  # a model refused by the models limit (in a batch's block table)
@@ -45,7 +46,7 @@ def _whole_columns(feats: list[dict[str, Any]], names: list[str]) -> dict[str, l
 
 
 _MODEL_OF, _FEATURES_OF, _EVENT_OF = attrgetter("event.model"), attrgetter("event.features"), attrgetter("event")
-_NAMES_OF, _VALUES_OF = attrgetter("names"), attrgetter("values")
+_NAMES_OF, _VALUES_OF, _BLOCK_OF = attrgetter("names"), attrgetter("values"), attrgetter("block")
 
 
 def uniform_columns(decoded: list[Any]) -> tuple[str, tuple[str, ...], list[Sequence[Any]]] | None:
@@ -69,7 +70,12 @@ def uniform_columns(decoded: list[Any]) -> tuple[str, tuple[str, ...], list[Sequ
     if set(map(type, views)) == {ColumnsView}:  # read from columnar rows records: the names are shared, the values are rows already
         names_of = set(map(id, map(_NAMES_OF, views)))
         if len(names_of) == 1 and len(views[0].names) >= 2:
-            return models.pop(), views[0].names, list(map(_VALUES_OF, views))
+            blocks = list(map(_BLOCK_OF, views))
+            if not any(blocks):  # (no packed columns)
+                return models.pop(), views[0].names, list(map(_VALUES_OF, views))
+            layouts = {b.layout if b is not None else None for b in blocks}
+            if len(layouts) == 1:  # every row's record packed the same columns: the rows give whole columns (core/packed.py)
+                return models.pop(), views[0].names, PackedRows(views, layouts.pop())
     feats = list(map(_FEATURES_OF, decoded))
     if type(feats[0]) is not dict or len(feats[0]) < 2:
         return None
@@ -213,8 +219,8 @@ class FeatureBlock:
         # columns are all missing, without looking up every name in every record
         present = set().union(*self.feats) if len(starts) > len(self.feats[0]) else None
         if present is None and uniform is not None and len(uniform[1]) == len(self.feats):  # every record of the batch
-            by_name = dict(zip(self.uniform[0], zip(*self.uniform[1])))
-            whole = {name: list(by_name[name]) for name, (start, _) in starts.items() if start == 0 and name in by_name}
+            by_name = uniform[1].columns() if uniform[1].__class__ is PackedRows else dict(zip(uniform[0], zip(*uniform[1])))
+            whole = {name: _column(by_name[name]) for name, (start, _) in starts.items() if start == 0 and name in by_name}
         else:
             whole = _whole_columns(self.feats, [name for name, (start, _) in starts.items() if start == 0]) if present is None else {}
         for name, (start, kf_index) in starts.items():
@@ -231,6 +237,11 @@ class FeatureBlock:
             if rows_array is not None:
                 rows_arrays[key] = rows_array if start == 0 else rows_array[start:]
         self.rows, self.feats, self.segments, self.uniform, self.offered = [], [], [], None, None
+
+
+def _column(values: Any) -> Any:
+    """A whole column as a channel classifies it: a packed one as it is, any other as a list."""
+    return values if values.__class__ is PackedColumn else list(values)
 
 
 def gather_batch(self: Any, decoded: list[Any], joined: list[Any] | None, ids: list[int]) -> Batch:

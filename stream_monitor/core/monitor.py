@@ -34,6 +34,7 @@ from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
+from stream_monitor.core.packed import PackedColumn
 from stream_monitor.core.split import split_for_judging
 from stream_monitor.core.groups import GroupBaselines, grouped, groups_of, in_group, model_of
 from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
@@ -380,6 +381,12 @@ class PartitionMonitor:
             try:
                 if values.__class__ is AllMissing:
                     flags, payload, wrong = classify_all_missing(ch.channel_type, len(values))
+                elif values.__class__ is PackedColumn:  # floats and nulls, classified where they were read (core/packed.py)
+                    if ch.channel_type == "numeric":
+                        flags, payload, wrong = values.classified()
+                    else:
+                        values = values.tolist()
+                        flags, payload, wrong = ch.classify(values)
                 else:
                     flags, payload, wrong = ch.classify(values)
                 for i in wrong:

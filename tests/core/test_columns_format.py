@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from stream_monitor.core.events import SourcePosition
 from stream_monitor.core.exchange import (
     COLUMNS_FORMAT,
+    PACKED_FORMAT,
     ROWS_FORMAT,
     ColumnsView,
     RowsFormatError,
@@ -63,10 +64,11 @@ def _format_of(blob: bytes) -> object:
     return msgpack.unpackb(blob, raw=False, ext_hook=lambda c, d: msgpack.ExtType(c, d), strict_map_key=False)[0]
 
 
-def test_uniform_rows_go_columnar_and_read_back_as_the_row_format_reads_them() -> None:
+@pytest.mark.parametrize("pack", [True, False])
+def test_uniform_rows_go_columnar_and_read_back_as_the_row_format_reads_them(pack: bool) -> None:
     rows = _uniform()
-    blob = encode_rows("m", rows)
-    assert _format_of(blob) == COLUMNS_FORMAT
+    blob = encode_rows("m", rows, pack=pack)
+    assert _format_of(blob) == (PACKED_FORMAT if pack else COLUMNS_FORMAT)  # ("x" is floats only: packed)
     assert len(blob) < len(_row_format("m", rows))  # the names once
     model, back = decode_record(blob, ("rp", 0, 9))
     old_model, old = decode_record(_row_format("m", rows), ("rp", 0, 9))
@@ -79,10 +81,11 @@ def test_uniform_rows_go_columnar_and_read_back_as_the_row_format_reads_them() -
     assert back[0].raw() == old[0].raw()  # a dead letter of a crossed row: the same bytes
 
 
-def test_a_judging_groups_rows_go_columnar_under_the_groups_name() -> None:
+@pytest.mark.parametrize("pack", [True, False])
+def test_a_judging_groups_rows_go_columnar_under_the_groups_name(pack: bool) -> None:
     rows = _uniform()
-    blob = encode_rows("m", rows, 1, 3)
-    assert _format_of(blob) == COLUMNS_FORMAT
+    blob = encode_rows("m", rows, 1, 3, pack=pack)
+    assert _format_of(blob) == (PACKED_FORMAT if pack else COLUMNS_FORMAT)
     name, back = decode_rows(blob)
     assert (name, back[0].event.model) == decode_rows(_row_format("m", rows, 1, 3))[0:1] + (name,)
     _assert_same_rows([r for r in back], [r for r in decode_rows(_row_format("m", rows, 1, 3))[1]])
@@ -185,7 +188,8 @@ def test_encode_row_lists_of_wire_rows_goes_columnar() -> None:
     rows = _uniform(3)
     blob = encode_row_lists("m", [row_list(r) for r in rows])
     assert blob == encode_rows("m", rows)
-    assert _format_of(blob) == COLUMNS_FORMAT
+    assert _format_of(blob) == PACKED_FORMAT
+    assert _format_of(encode_row_lists("m", [row_list(r) for r in rows], pack=False)) == COLUMNS_FORMAT
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -206,7 +210,7 @@ def test_columnar_records_are_judged_as_row_format_records(shapes: list[tuple[st
         bodies.append({"model": "m", "ts": 1_700_000_000_000 + (i + k) * 1000, "features": feats, "prediction": (k % 10) / 10})
     rows = _rows(bodies)
     outs = []
-    for encode in (lambda chunk: encode_rows("m", chunk), lambda chunk: _row_format("m", chunk)):
+    for encode in (lambda chunk: encode_rows("m", chunk), lambda chunk: encode_rows("m", chunk, pack=False), lambda chunk: _row_format("m", chunk)):
         m = PartitionMonitor(MonitorSpec(), partition=0)
         alerts, evaluations = [], []
         for s in range(0, len(rows), 50):  # judging batches of 50 rows, made of rows records of 20
@@ -216,7 +220,7 @@ def test_columnar_records_are_judged_as_row_format_records(shapes: list[tuple[st
             evaluations += [repr(tuple(e)) for e in result.evaluations or []]
         channels = [(name, ch.ordinal) for name, ch in m.models["m"].channels.items()]
         outs.append((alerts, evaluations, channels))
-    assert outs[0] == outs[1]
+    assert outs[0] == outs[1] == outs[2]  # packed float columns, columnar, row format
     assert outs[0][1]  # something was evaluated
 
 
