@@ -2,7 +2,7 @@
 
 fraud-v3 with ``judging_groups: 2`` and churn-v1 with 3 (core/groups.py), keyed by request id over 6
 input partitions, judged by 2 ``run`` instances (6 partitions of ``<group>-by-model``), one of them
-killed with SIGKILL mid-stream and started again: the committed alerts are the judgement of
+killed with SIGKILL once every group has state on the changelog, and started again: the committed alerts are the judgement of
 ``replay --input`` of the same events with the same config, each group's state items are on the
 changelog under the group's judge name, and a group's state was restored by an instance that took
 its partition over.
@@ -32,7 +32,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 N = 10_000  # events per model
 PARTITIONS = 6
 CONFIG = "models:\n  fraud-v3:\n    judging_groups: 2\n  churn-v1:\n    judging_groups: 3\n"
-STATE_ENV = {"STREAM_MONITOR_KAFKA__REPARTITION_PARTITIONS": str(PARTITIONS)}
+# state written every 250 ms, so that it is on the changelog well before the stream ends
+STATE_ENV = {"STREAM_MONITOR_KAFKA__REPARTITION_PARTITIONS": str(PARTITIONS), "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "250"}
+JUDGES = [judge_name(model, g, n) for model, n in (("fraud-v3", 2), ("churn-v1", 3)) for g in range(n)]
 
 
 def _events() -> list[dict[str, Any]]:
@@ -57,6 +59,20 @@ def _log_records(path: Path, event: str, start: int = 0) -> list[dict[str, Any]]
 
 def _changelog_keys(bootstrap: str, topic: str) -> set[str]:
     return {k.decode() for k, _ in read_all(bootstrap, topic) if k is not None}
+
+
+def _has_keys(bootstrap: str, topic: str, wanted: set[str]) -> bool:
+    """Whether the committed records of ``topic`` hold every key of ``wanted`` (asked once the monitor made the topic)."""
+    try:
+        return wanted <= _changelog_keys(bootstrap, topic)
+    except Exception:  # noqa: BLE001 - not created yet: not there yet
+        return False
+
+
+def _restored(logs: dict[str, Path], a_from: int, b_from: int) -> bool:
+    """Whether a, after byte ``a_from`` of its log, or the restarted b restored a state partition with items."""
+    taken_over = _log_records(logs["a"], "state_restored", a_from) + _log_records(logs["b"], "state_restored", b_from)
+    return any(r["items"] > 0 for r in taken_over)
 
 
 def test_two_instances_judge_grouped_models_like_the_file_replay_across_a_kill(kafka_bootstrap, tmp_path):
@@ -86,19 +102,28 @@ def test_two_instances_judge_grouped_models_like_the_file_replay_across_a_kill(k
     procs = {name: start(name) for name in ("a", "b")}
     total = len(events)
     deadline = time.monotonic() + 240
-    while True:  # mid-stream: some of the input committed, not all
+    changelog = f"{group}-state-changelog"
+    # kill b once every group's state is on the changelog (so that whichever partitions b held, their
+    # new owner restores some; before, the kill could beat the first state checkpoint): the readers
+    # are near the input's end then, the judges still have rows waiting (group_lag counts both)
+    while True:
         for p in procs.values():
             p.check_alive()
         lag = group_lag(kafka_bootstrap, group, [topic])
-        if lag is not None and lag < 0.7 * total:
+        if lag is not None and lag < 0.7 * total and _has_keys(kafka_bootstrap, changelog, {f"m\x1f{j}" for j in JUDGES}):
             break
-        assert time.monotonic() < deadline, f"no progress: {procs['a'].log_tail()}"
+        assert time.monotonic() < deadline, f"no progress: lag {lag}; {procs['a'].log_tail()}"
         time.sleep(0.1)
     a_from = logs["a"].stat().st_size
     procs["b"].kill()
     procs["b"] = start("b")  # same log: the restarted instance appends
     procs["b"].wait_started(timeout_s=120)  # stop a running monitor at the end, not an interpreter still importing
     try:
+        deadline = time.monotonic() + 120  # the new owners restore after the assignment (the input may be judged to its end by then)
+        while not _restored(logs, a_from, procs["b"].log_start) and time.monotonic() < deadline:
+            for p in procs.values():
+                p.check_alive()
+            time.sleep(0.1)
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=300, check=lambda: [p.check_alive() for p in procs.values()])
     finally:
         codes = {name: p.terminate() for name, p in procs.items()}
@@ -109,10 +134,8 @@ def test_two_instances_judge_grouped_models_like_the_file_replay_across_a_kill(k
     assert judgement(got) == expected, (sorted(judgement(got) - expected)[:5], sorted(expected - judgement(got))[:5], dead)
     assert not dead, (dead, [str(d)[:400] for d in letters[:2]], Counter(d["detail"][:60] for d in letters).most_common(5))
 
-    keys = _changelog_keys(kafka_bootstrap, f"{group}-state-changelog")
-    for model, n in (("fraud-v3", 2), ("churn-v1", 3)):
-        for g in range(n):
-            assert f"m\x1f{judge_name(model, g, n)}" in keys, (model, g)
+    keys = _changelog_keys(kafka_bootstrap, changelog)
+    for j in JUDGES:
+        assert f"m\x1f{j}" in keys, j
     assert f"c\x1f{judge_name('fraud-v3', 1, 2)}\x1fx0" in keys and f"c\x1ffraud-v3\x1fx0" not in keys
-    taken_over = _log_records(logs["a"], "state_restored", a_from) + _log_records(logs["b"], "state_restored", procs["b"].log_start)
-    assert any(r["items"] > 0 for r in taken_over), "no instance restored a partition's state after the kill"
+    assert _restored(logs, a_from, procs["b"].log_start), "no instance restored a partition's state after the kill"
