@@ -113,7 +113,7 @@ class Sizes:
 
     @classmethod
     def smoke(cls, events: int, partitions: int) -> Sizes:
-        return cls(events, partitions, 400, 100, 3.0, 1, (25, 50), 600, (5, 25), 300, 200, 400, 2000)
+        return cls(events, partitions, 250, 100, 3.0, 1, (25, 50), 600, (5, 25), 300, 200, 400, 2000)
 
 
 # ----------------------------------------------------------------------------------- broker

@@ -4,6 +4,7 @@ Kafka fixtures (kafka_bootstrap, unique_name, topic_factory, the `kafka` marker)
 tests/kafka_fixtures.py; add other shared fixtures below.
 """
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,3 +51,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("kafka") is not None:
             item.add_marker(pytest.mark.xdist_group("kafka"))
+
+
+_MLSERVER_TEST = Path(_REPO_ROOT) / "tests" / "integration" / "test_mlserver.py"
+_prebuild: list[subprocess.Popen[bytes]] = []  # the background build of MLServer's virtualenv, when one was started
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start building MLServer's virtualenv (tests/mlserver_fixtures.py) in the background when the
+    MLServer test is part of the run, so that a fresh clone's install overlaps the other tests
+    (the test waits for it). Once, in the process that runs the session (xdist: the controller)."""
+    config = session.config
+    if hasattr(config, "workerinput") or "not kafka" in (config.option.markexpr or ""):
+        return
+    roots = [Path(str(a).split("::")[0]).resolve() for a in config.args] or [Path.cwd().resolve()]
+    if any(r == _MLSERVER_TEST or r in _MLSERVER_TEST.parents for r in roots):
+        from tests.mlserver_fixtures import prebuild_in_background
+
+        proc = prebuild_in_background()
+        if proc is not None:
+            _prebuild.append(proc)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A background build still running when the session ends is stopped (the next one starts over)."""
+    import os
+    import signal
+
+    for proc in _prebuild:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -28,6 +28,7 @@ sample_rows(rng, n, shift=None) -> list[list[float]]
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -76,7 +77,11 @@ def _venv_python(venv: Path) -> Path:
 
 
 def ensure_mlserver_venv() -> Path:
-    """MLServer's virtualenv: the cached one, or a new one built aside and moved into place."""
+    """MLServer's virtualenv: the cached one, or a new one built aside and moved into place.
+
+    One build at a time (a lock file beside the venvs): a caller that finds a build under way
+    (:func:`prebuild_in_background`'s, started with the test session) waits for it and uses it.
+    """
     override = os.environ.get(VENV_ENV, "").strip()
     if override:
         return Path(override)
@@ -84,6 +89,33 @@ def ensure_mlserver_venv() -> Path:
     if (venv / "complete").exists():
         return venv
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / "build.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if (venv / "complete").exists():  # built while we waited
+            return venv
+        for stale in CACHE_DIR.glob(f"{venv.name}.tmp-*"):  # a build killed half-way (we hold the lock: nobody else is building)
+            shutil.rmtree(stale, ignore_errors=True)
+        _build(venv)
+    return venv
+
+
+def prebuild_in_background() -> subprocess.Popen[bytes] | None:
+    """Start building MLServer's virtualenv in a subprocess (None when it is there or overridden).
+
+    The test session starts it so that the ~90 s install (pip, on a fresh clone) overlaps the other
+    tests instead of delaying the broker tests' worker; its output goes to ``build.log`` beside it.
+    """
+    if os.environ.get(VENV_ENV, "").strip() or (CACHE_DIR / _venv_key() / "complete").exists():
+        return None
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / "build.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from tests.mlserver_fixtures import ensure_mlserver_venv; ensure_mlserver_venv()"],
+            cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def _build(venv: Path) -> None:
     tmp = CACHE_DIR / f"{venv.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     try:
         steps = [
@@ -103,7 +135,6 @@ def ensure_mlserver_venv() -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return venv
 
 
 @pytest.fixture(scope="session")
