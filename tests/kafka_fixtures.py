@@ -9,12 +9,11 @@ kafka_bootstrap (session) -> str
     otherwise starts a private single-node broker on free ports with a run dir under pytest's
     tmp dir, and stops it at session end (finalizer + atexit; the broker also gets
     KAFKA_OWNER_PID=<pytest pid>, so a watchdog stops it even if pytest is killed).
-sasl_ssl_broker (session; opt-in: started for the first test that asks for it) -> SaslSslBroker
+sasl_ssl_broker (module; opt-in: only modules that ask for it start one) -> SaslSslBroker
     A separate private broker with an extra SASL_SSL listener (broker.sh KAFKA_SASL_SSL_PORT):
     ``.plaintext`` / ``.sasl_ssl`` addresses, ``.ca_file`` (the self-signed CA to trust),
     ``.username`` and ``.password_file`` (one user for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512).
-    Stopped at the end of the session (session-scoped: under xdist a group's tests need not run
-    module by module, and a module-scoped broker was started twice).
+    Stopped at the end of the module.
 unique_name (function) -> callable(prefix="t") -> str
     Topic/group/transactional-id names unique per call and per test.
 topic_factory (function) -> callable(partitions=3, prefix="topic", configs=None) -> str
@@ -145,9 +144,9 @@ class SaslSslBroker:
     password_file: Path
 
 
-@pytest.fixture(scope="session")  # not module: under xdist the broker tests' order may leave the module and come back
+@pytest.fixture(scope="module")
 def sasl_ssl_broker(tmp_path_factory: pytest.TempPathFactory):
-    """A private broker with a SASL_SSL listener, started for the first test asking for it (see the module doc)."""
+    """A private broker with a SASL_SSL listener for one test module (see the module doc)."""
     broker = _Broker(tmp_path_factory.mktemp("kafka-sasl-ssl"), sasl_ssl=True)
     atexit.register(broker.stop)
     try:

@@ -105,9 +105,9 @@ def _wait_progress(bootstrap: str, group: str, topic: str, total: int, at_least:
     raise TimeoutError(f"progress stayed below {at_least} for {timeout_s} s (last {p:.3f}); monitor log:\n{proc.log_tail()}")
 
 
-@pytest.fixture(scope="session")  # not module: under xdist the broker tests' order may leave the module and come back
+@pytest.fixture(scope="module")
 def workload(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The input topic and the reference alert sequence of one uninterrupted run (made once per session)."""
+    """The input topic and the reference alert sequence of one uninterrupted run."""
     suffix = os.urandom(4).hex()
     topic = create_topic(kafka_bootstrap, f"fi-input-{suffix}", PARTITIONS)
     events = _events()
