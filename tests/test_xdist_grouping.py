@@ -2,7 +2,7 @@
 
 pytest 9.2 stopped reading the node-id suffix by which pytest-xdist 3.8 groups tests, and nothing
 failed: the broker tests were spread over both workers, each starting its own broker, and the
-suite took 18-20 minutes instead of ~13 (tests/conftest.py sets the suffix pytest reads).
+suite started two brokers, two SASL brokers and every module fixture twice (tests/conftest.py sets the suffix pytest reads).
 """
 
 from __future__ import annotations
