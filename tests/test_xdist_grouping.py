@@ -7,6 +7,7 @@ suite started two brokers, two SASL brokers and every module fixture twice (test
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_the_broker_tests_share_one_worker(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
          "--rootdir", str(tmp_path), str(tmp_path / "test_probe.py")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env={**__import__("os").environ, "PROBE_OUT": str(out)},
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env={**os.environ, "PROBE_OUT": str(out)},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     workers = out.read_text().split()

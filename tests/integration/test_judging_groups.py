@@ -35,6 +35,7 @@ CONFIG = "models:\n  fraud-v3:\n    judging_groups: 2\n  churn-v1:\n    judging_
 # state written every 250 ms, so that it is on the changelog well before the stream ends
 STATE_ENV = {"STREAM_MONITOR_KAFKA__REPARTITION_PARTITIONS": str(PARTITIONS), "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "250"}
 JUDGES = [judge_name(model, g, n) for model, n in (("fraud-v3", 2), ("churn-v1", 3)) for g in range(n)]
+MODEL_KEYS = [f"m\x1f{j}" for j in JUDGES]  # each group's model item on the changelog
 
 
 def _events() -> list[dict[str, Any]]:
@@ -110,7 +111,7 @@ def test_two_instances_judge_grouped_models_like_the_file_replay_across_a_kill(k
         for p in procs.values():
             p.check_alive()
         lag = group_lag(kafka_bootstrap, group, [topic])
-        if lag is not None and lag < 0.7 * total and _has_keys(kafka_bootstrap, changelog, {f"m\x1f{j}" for j in JUDGES}):
+        if lag is not None and lag < 0.7 * total and _has_keys(kafka_bootstrap, changelog, set(MODEL_KEYS)):
             break
         assert time.monotonic() < deadline, f"no progress: lag {lag}; {procs['a'].log_tail()}"
         time.sleep(0.1)
@@ -135,7 +136,7 @@ def test_two_instances_judge_grouped_models_like_the_file_replay_across_a_kill(k
     assert not dead, (dead, [str(d)[:400] for d in letters[:2]], Counter(d["detail"][:60] for d in letters).most_common(5))
 
     keys = _changelog_keys(kafka_bootstrap, changelog)
-    for j in JUDGES:
-        assert f"m\x1f{j}" in keys, j
+    for key in MODEL_KEYS:
+        assert key in keys, key
     assert f"c\x1f{judge_name('fraud-v3', 1, 2)}\x1fx0" in keys and f"c\x1ffraud-v3\x1fx0" not in keys
     assert _restored(logs, a_from, procs["b"].log_start), "no instance restored a partition's state after the kill"
