@@ -44,14 +44,16 @@ def isolated_cli(monkeypatch):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every test that needs the
-    broker runs on one worker, in one group: one broker for the run, as without xdist. The other
-    worker takes the pure tests meanwhile (CPU-bound, while the broker tests mostly wait).
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the broker tests of one
+    module run on one worker, in one group (``kafka-<module>``), so a module's fixtures (a
+    workload, the SASL broker) are made once; the workers share the run's one broker
+    (tests/kafka_fixtures.py, ``SharedBroker``) and take the groups and the other tests as they
+    come, so neither waits while the other still has work.
 
     xdist's ``loadgroup`` reads a test's group from an ``@group`` suffix of its node id, which
     xdist 3.8 sets as ``item._nodeid``; pytest 9.2 builds node ids from ``item._id`` instead, so
     that suffix no longer reached the scheduler and the broker tests were spread over both
-    workers, each starting its own broker and module fixtures, and nothing failed. So the
+    workers one by one, with every module fixture made on both, and nothing failed. So the
     suffix is set here too, in pytest's own form, before xdist's hook (which then adds nothing
     pytest reads).
     """
@@ -60,11 +62,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     grouped = bool(getattr(config.option, "loadgroup", False))  # what xdist sets on its workers for --dist loadgroup
     for item in items:
         if item.get_closest_marker("kafka") is not None:
-            item.add_marker(pytest.mark.xdist_group("kafka"))
-            if grouped and hasattr(item, "_id") and not item.nodeid.endswith("@kafka"):  # pytest >= 9.2
+            group = f"kafka-{Path(str(item.path)).stem}"
+            item.add_marker(pytest.mark.xdist_group(group))
+            if grouped and hasattr(item, "_id") and not item.nodeid.endswith(f"@{group}"):  # pytest >= 9.2
                 from _pytest.nodeid import NodeId
 
-                item._id = NodeId.parse(f"{item.nodeid}@kafka")
+                item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 _MLSERVER_TEST = Path(_REPO_ROOT) / "tests" / "integration" / "test_mlserver.py"

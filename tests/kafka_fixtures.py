@@ -8,7 +8,9 @@ kafka_bootstrap (session) -> str
     "host:port". Uses $STREAM_MONITOR_BOOTSTRAP when set (nothing is started or stopped);
     otherwise starts a private single-node broker on free ports with a run dir under pytest's
     tmp dir, and stops it at session end (finalizer + atexit; the broker also gets
-    KAFKA_OWNER_PID=<pytest pid>, so a watchdog stops it even if pytest is killed).
+    KAFKA_OWNER_PID=<pytest pid>, so a watchdog stops it even if pytest is killed). Under
+    pytest-xdist the workers share one broker (SharedBroker: the first to ask starts it, the
+    last to finish stops it, its owner pid is the xdist controller).
 sasl_ssl_broker (module; opt-in: only modules that ask for it start one) -> SaslSslBroker
     A separate private broker with an extra SASL_SSL listener (broker.sh KAFKA_SASL_SSL_PORT):
     ``.plaintext`` / ``.sasl_ssl`` addresses, ``.ca_file`` (the self-signed CA to trust),
@@ -47,6 +49,7 @@ import pytest
 __all__ = [
     "BROKER_SH",
     "SaslSslBroker",
+    "SharedBroker",
     "create_topic",
     "kafka_bootstrap",
     "sasl_ssl_broker",
@@ -95,9 +98,10 @@ def _free_ports(n: int) -> list[int]:
 class _Broker:
     """A broker started by broker.sh for this pytest process."""
 
-    def __init__(self, run_dir: Path, sasl_ssl: bool = False) -> None:
+    def __init__(self, run_dir: Path, sasl_ssl: bool = False, owner_pid: Optional[int] = None) -> None:
         self.run_dir = run_dir
         self.sasl_ssl = sasl_ssl
+        self.owner_pid = owner_pid or os.getpid()
         self.env: Optional[dict[str, str]] = None
         self.address: Optional[str] = None
         self.sasl_ssl_port: Optional[int] = None
@@ -111,7 +115,7 @@ class _Broker:
                 KAFKA_PORT=str(port),
                 KAFKA_CONTROLLER_PORT=str(cport),
                 KAFKA_RUN_DIR=str(self.run_dir / str(port)),
-                KAFKA_OWNER_PID=str(os.getpid()),
+                KAFKA_OWNER_PID=str(self.owner_pid),
             )
             if self.sasl_ssl:
                 env["KAFKA_SASL_SSL_PORT"] = str(sport)
@@ -165,11 +169,99 @@ def sasl_ssl_broker(tmp_path_factory: pytest.TempPathFactory):
         atexit.unregister(broker.stop)
 
 
+class SharedBroker:
+    """One broker for every pytest-xdist worker of a run, kept in ``shared_dir`` (the run's base temp dir).
+
+    The first worker to :meth:`acquire` starts it (``start(run_dir) -> (address, env)``) under an
+    exclusive lock and writes its address and ``broker.sh`` environment to ``broker.json``; later
+    ones read them. Each holder counts itself in ``holders``; the last to :meth:`release` stops the
+    broker (``stop(env)``), so a worker that finishes early leaves it to the others (and a worker
+    that asks after that starts a new one). The broker's ``KAFKA_OWNER_PID`` is the xdist controller,
+    so a killed run leaves no broker behind either.
+    """
+
+    def __init__(self, shared_dir: Path, start: Callable[[Path], tuple[str, dict[str, str]]], stop: Callable[[Mapping[str, str]], None]) -> None:
+        self.dir = shared_dir
+        self._start, self._stop = start, stop
+        self._held = False
+
+    def _locked(self):
+        import fcntl
+        from contextlib import contextmanager
+
+        @contextmanager
+        def lock():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(self.dir / "lock", "a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+
+        return lock()
+
+    def acquire(self) -> str:
+        """The broker's address, starting it when no worker holds one."""
+        import json
+
+        with self._locked():
+            state, holders = self.dir / "broker.json", self.dir / "holders"
+            if not state.exists():
+                address, env = self._start(self.dir / "kafka")
+                state.write_text(json.dumps({"address": address, "env": env}))
+                holders.write_text("0")
+            count = int(holders.read_text() or 0) + 1
+            holders.write_text(str(count))
+            self._held = True
+            return json.loads(state.read_text())["address"]
+
+    def release(self) -> None:
+        """Count this worker out; the last one out stops the broker."""
+        import json
+
+        if not self._held:
+            return
+        self._held = False
+        with self._locked():
+            state, holders = self.dir / "broker.json", self.dir / "holders"
+            count = int(holders.read_text() or 0) - 1
+            holders.write_text(str(max(count, 0)))
+            if count <= 0 and state.exists():
+                env = json.loads(state.read_text())["env"]
+                state.unlink()
+                self._stop(env)
+
+
+def _shared_start(run_dir: Path) -> tuple[str, dict[str, str]]:
+    broker = _Broker(run_dir, owner_pid=os.getppid())  # the xdist controller: the watchdog outlives no run
+    address = broker.start()
+    assert broker.env is not None
+    keep = ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_RUN_DIR", "KAFKA_OWNER_PID")
+    return address, {k: broker.env[k] for k in keep}
+
+
+def _shared_stop(env: Mapping[str, str]) -> None:
+    _broker_sh("stop", {**os.environ, **env}, _STOP_TIMEOUT_S)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
+    """The broker of the run: $STREAM_MONITOR_BOOTSTRAP, else one private broker, shared by the
+    pytest-xdist workers of the run (:class:`SharedBroker`) or this process's own without xdist."""
     external = os.environ.get(BOOTSTRAP_ENV, "").strip()
     if external:
         yield external
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # a worker's base temp dir is <the controller's>/popen-gwN: the parent is the run's own
+        shared = SharedBroker(tmp_path_factory.getbasetemp().parent / "kafka-shared", _shared_start, _shared_stop)
+        atexit.register(shared.release)
+        try:
+            yield shared.acquire()
+        finally:
+            shared.release()
+            atexit.unregister(shared.release)
         return
     broker = _Broker(tmp_path_factory.mktemp("kafka"))
     atexit.register(broker.stop)
