@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 APT_RUNTIME := openjdk-17-jre-headless maven
 APT_TEST := chromium prometheus prometheus-alertmanager
 PYTEST_ARGS ?=
-# two workers: the broker tests (one xdist group, one broker) on one, the pure tests on the other
+# two workers sharing one broker: each module's broker tests in one xdist group, the rest test by test
 TEST_WORKERS ?= 2
 
 .PHONY: demo test bench bench-smoke sysdeps-runtime sysdeps-test clean

@@ -59,6 +59,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if not config.pluginmanager.hasplugin("xdist"):
         return
+    # the MLServer test waits for its virtualenv, built in the background from the session's start
+    # (pytest_sessionstart below): last in line, it finds it built instead of holding a worker idle
+    items.sort(key=lambda item: Path(str(item.path)) == _MLSERVER_TEST)
     grouped = bool(getattr(config.option, "loadgroup", False))  # what xdist sets on its workers for --dist loadgroup
     for item in items:
         if item.get_closest_marker("kafka") is not None:

@@ -89,17 +89,50 @@ def uniform_columns(decoded: list[Any]) -> tuple[str, tuple[str, ...], list[Sequ
     return models.pop(), names, tuples
 
 
-def _features(uniform: tuple[tuple[str, ...], list[Sequence[Any]]], row: int) -> dict[str, Any]:
-    """Row ``row``'s features object, made from a trusted batch's names and values (:meth:`FeatureBlock.trust`)."""
-    return dict(zip(uniform[0], uniform[1][row]))
+def uniform_by_model(decoded: list[Any]) -> dict[str, tuple[tuple[str, ...], list[Sequence[Any]], list[int] | None]]:
+    """:func:`uniform_columns` of each model's rows of a batch: model -> (names, one row of values per row of the
+    model, in the batch's order, and ``positions``: a row of the batch -> its place among its model's rows, or
+    None when the batch is the model's alone). Models whose rows are not uniform are left out. A judge's batch
+    holds the rows of every model of its partition in event-time order, interleaved; each model's columns are
+    still whole.
+
+    >>> from types import SimpleNamespace as E
+    >>> rows = [E(event=E(model=m, features={"a": i, "b": -i})) for i, m in enumerate("xyx")]
+    >>> uniform_by_model(rows)
+    {'x': (('a', 'b'), [(0, 0), (2, -2)], [0, 0, 1]), 'y': (('a', 'b'), [(1, -1)], [0, 0, 1])}
+    """
+    whole = uniform_columns(decoded)
+    if whole is not None:
+        return {whole[0]: (whole[1], whole[2], None)}
+    rows_of: dict[str, list[int]] = {}
+    for row, model in enumerate(map(_MODEL_OF, decoded)):
+        rows_of.setdefault(model, []).append(row)
+    if len(rows_of) < 2:
+        return {}
+    out: dict[str, tuple[tuple[str, ...], list[Sequence[Any]], list[int] | None]] = {}
+    positions = [0] * len(decoded)  # (shared: each row is of one model)
+    for model, rows in rows_of.items():
+        u = uniform_columns([decoded[r] for r in rows])
+        if u is None:
+            continue
+        for at, r in enumerate(rows):
+            positions[r] = at
+        out[model] = (u[1], u[2], positions)
+    return out
+
+
+def _features(uniform: tuple[tuple[str, ...], list[Sequence[Any]], list[int] | None], row: int) -> dict[str, Any]:
+    """Row ``row``'s features object (``row`` of the batch), made from a trusted model's names and values (:meth:`FeatureBlock.trust`)."""
+    positions = uniform[2]
+    return dict(zip(uniform[0], uniform[1][row if positions is None else positions[row]]))
 
 
 class _Made(Sequence[dict[str, Any]]):
     """The features objects of every row of a trusted batch, each made when looked at (:meth:`FeatureBlock.flush`
     looks only at the first, unless a column starts after the first row)."""
 
-    def __init__(self, uniform: tuple[tuple[str, ...], list[Sequence[Any]]]) -> None:
-        self.uniform = uniform
+    def __init__(self, uniform: tuple[tuple[str, ...], list[Sequence[Any]], list[int] | None]) -> None:
+        self.uniform = (uniform[0], uniform[1], None)  # (indexed by the place among the model's rows)
 
     def __len__(self) -> int:
         return len(self.uniform[1])
@@ -131,12 +164,13 @@ class FeatureBlock:
         self.direct = False
         self.keys = model.channels.keys()  # (a live view: channels are only ever added)
         self.stamp = (-1, -1)  # (known features, channels) when ``gather`` was taken
-        self.uniform: tuple[tuple[str, ...], list[tuple[Any, ...]]] | None = None  # see trust()
-        self.offered: tuple[tuple[str, ...], list[tuple[Any, ...]]] | None = None  # trust() that waits for the first record's channels
+        self.uniform: tuple[tuple[str, ...], list[tuple[Any, ...]], list[int] | None] | None = None  # see trust()
+        self.offered: tuple[tuple[str, ...], list[tuple[Any, ...]], list[int] | None] | None = None  # trust() that waits for the first record's channels
 
-    def trust(self, names: tuple[str, ...], tuples: list[tuple[Any, ...]]) -> None:
-        """Every record of the batch (all of this model's) has exactly the features ``names``, with values ``tuples``
-        (:func:`uniform_columns`): when they are all channels already (none reserved-looking), no record can
+    def trust(self, names: tuple[str, ...], tuples: list[tuple[Any, ...]], positions: list[int] | None = None) -> None:
+        """Every record of the model in the batch has exactly the features ``names``, with values ``tuples``
+        (:func:`uniform_by_model`; ``positions``: a row of the batch -> its place in ``tuples``, None when the
+        batch is the model's alone): when they are all channels already (none reserved-looking), no record can
         discover a feature (channels only grow), so :meth:`add` skips that check and :meth:`flush` takes
         the whole columns from ``tuples``. Called before the first :meth:`add`.
 
@@ -148,9 +182,9 @@ class FeatureBlock:
         if any(name.startswith("__") for name in names):
             return
         if self.keys >= set(names):
-            self.uniform = (names, tuples)
+            self.uniform = (names, tuples, positions)
         else:
-            self.offered = (names, tuples)
+            self.offered = (names, tuples, positions)
 
     def switch(self, gather: tuple[tuple[int, str], ...], columns: dict, first: dict) -> None:
         """Start a new segment with the model's current feature set (or go value by value)."""
@@ -258,15 +292,16 @@ def gather_batch(self: Any, decoded: list[Any], joined: list[Any] | None, ids: l
     blocks: dict[str, FeatureBlock | None] = {}
     remember = self.spec.label_join_max_pending
     limits_open = self.limits.open
-    uniform = uniform_columns(decoded) if decoded else None  # one model, the same features on every record
+    uniform = uniform_by_model(decoded) if decoded else {}  # per model: the same features on each of its records
     for row, d in enumerate(decoded):
         try:
             e = d.event
             blk = blocks.get(e.model, _MISSING)
             if blk is _MISSING:
                 blk = blocks[e.model] = self._block(e.model)
-                if uniform is not None and blk.__class__ is FeatureBlock:
-                    blk.trust(uniform[1], uniform[2])
+                trusted = uniform.get(e.model)
+                if trusted is not None and blk.__class__ is FeatureBlock:
+                    blk.trust(*trusted)
             if blk.__class__ is not FeatureBlock:
                 if blk is _LIMITED:
                     batch.refused_model(self.limits, row, d)
