@@ -61,11 +61,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     # the MLServer test waits for its virtualenv, built in the background from the session's start
     # (pytest_sessionstart below): last in line, it finds it built instead of holding a worker idle
-    items.sort(key=lambda item: Path(str(item.path)) == _MLSERVER_TEST)
+    items.sort(key=lambda item: item.path == _MLSERVER_TEST)
     grouped = bool(getattr(config.option, "loadgroup", False))  # what xdist sets on its workers for --dist loadgroup
     for item in items:
         if item.get_closest_marker("kafka") is not None:
-            group = f"kafka-{Path(str(item.path)).stem}"
+            group = f"kafka-{item.path.stem}"
             item.add_marker(pytest.mark.xdist_group(group))
             if grouped and hasattr(item, "_id") and not item.nodeid.endswith(f"@{group}"):  # pytest >= 9.2
                 from _pytest.nodeid import NodeId

@@ -34,15 +34,18 @@ Marker: ``@pytest.mark.kafka`` for tests that need a broker (registered here).
 from __future__ import annotations
 
 import atexit
+import fcntl
 import itertools
+import json
 import os
 import re
 import socket
 import subprocess
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional
 
 import pytest
 
@@ -185,26 +188,18 @@ class SharedBroker:
         self._start, self._stop = start, stop
         self._held = False
 
-    def _locked(self):
-        import fcntl
-        from contextlib import contextmanager
-
-        @contextmanager
-        def lock():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            with open(self.dir / "lock", "a") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(f, fcntl.LOCK_UN)
-
-        return lock()
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def acquire(self) -> str:
         """The broker's address, starting it when no worker holds one."""
-        import json
-
         with self._locked():
             state, holders = self.dir / "broker.json", self.dir / "holders"
             if not state.exists():
@@ -218,8 +213,6 @@ class SharedBroker:
 
     def release(self) -> None:
         """Count this worker out; the last one out stops the broker."""
-        import json
-
         if not self._held:
             return
         self._held = False
@@ -256,20 +249,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # a worker's base temp dir is <the controller's>/popen-gwN: the parent is the run's own
         shared = SharedBroker(tmp_path_factory.getbasetemp().parent / "kafka-shared", _shared_start, _shared_stop)
-        atexit.register(shared.release)
-        try:
-            yield shared.acquire()
-        finally:
-            shared.release()
-            atexit.unregister(shared.release)
-        return
-    broker = _Broker(tmp_path_factory.mktemp("kafka"))
-    atexit.register(broker.stop)
+        start, stop = shared.acquire, shared.release
+    else:
+        broker = _Broker(tmp_path_factory.mktemp("kafka"))
+        start, stop = broker.start, broker.stop
+    atexit.register(stop)
     try:
-        yield broker.start()
+        yield start()
     finally:
-        broker.stop()
-        atexit.unregister(broker.stop)
+        stop()
+        atexit.unregister(stop)
 
 
 _SANITIZE = re.compile(r"[^A-Za-z0-9._-]+")
