@@ -101,14 +101,13 @@ def uniform_by_model(decoded: list[Any]) -> dict[str, tuple[tuple[str, ...], lis
     >>> uniform_by_model(rows)
     {'x': (('a', 'b'), [(0, 0), (2, -2)], [0, 0, 1]), 'y': (('a', 'b'), [(1, -1)], [0, 0, 1])}
     """
-    whole = uniform_columns(decoded)
-    if whole is not None:
-        return {whole[0]: (whole[1], whole[2], None)}
+    models = list(map(_MODEL_OF, decoded))
+    if len(set(models)) < 2:  # one model: its rows whole, or value by value
+        whole = uniform_columns(decoded)
+        return {} if whole is None else {whole[0]: (whole[1], whole[2], None)}
     rows_of: dict[str, list[int]] = {}
-    for row, model in enumerate(map(_MODEL_OF, decoded)):
+    for row, model in enumerate(models):
         rows_of.setdefault(model, []).append(row)
-    if len(rows_of) < 2:
-        return {}
     out: dict[str, tuple[tuple[str, ...], list[Sequence[Any]], list[int] | None]] = {}
     positions = [0] * len(decoded)  # (shared: each row is of one model)
     for model, rows in rows_of.items():
