@@ -11,7 +11,11 @@ when the process exits. The stages:
 - ``begin`` / ``commit``: a checkpoint (transaction) was begun, the broker answered its commit (visible), and it was ended;
 - ``judge``: the judging side read internal records (per record: source, last offset or
   progress time, and the task's watermark after them);
-- ``emit``: alerts went into the open transaction (their source partition and offset).
+- ``emit``: alerts went into the open transaction (their source partition and offset);
+- ``gc``: a collection of the cyclic garbage collector (its start and end, generation, CPU seconds,
+  for a full one the objects in the oldest generation, and the objects it freed); ``gc_held``: the
+  types of those objects at the first full collection;
+- ``gc_objects``: at exit, the objects the collector tracks (outside ``gc.freeze``), by type.
 
 :func:`breakdown` joins them with the bench's send and receive times (``run_latency(trace=...)``):
 per alert, the time from the send of its event to each stage, and what the release waited for.
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import collections
+import gc
 import json
 import statistics
 import sys
@@ -173,7 +179,30 @@ def install(path: str) -> None:
 
     app_mod.clients.group_consumer = traced_consumer
 
+    gc_started: list[float] = [0.0, 0.0, 0]
+    cpu = time.thread_time
+    held_told = [False]
+
+    def kinds(objects: list[Any], n: int) -> list[tuple[str, int]]:
+        return collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects).most_common(n)
+
+    def traced_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":  # a full collection walks the oldest generation: how many objects it holds (not timed)
+            held = gc.get_objects(generation=2) if info["generation"] == 2 else []
+            if held and not held_told[0]:
+                held_told[0] = True
+                out.append(("gc_held", now(), len(held), kinds(held, 30)))
+            gc_started[:] = now(), cpu(), len(held)
+            del held
+        else:  # wall clock, and the collecting thread's CPU (a collection of a busy machine is also descheduled)
+            out.append(("gc", gc_started[0], now(), info["generation"], cpu() - gc_started[1], gc_started[2], info["collected"]))
+
+    gc.callbacks.append(traced_gc)
+
     def dump() -> None:
+        tracked = gc.get_objects()
+        out.append(("gc_objects", now(), len(tracked), kinds(tracked, 40)))
+        del tracked
         with open(path, "w") as f:
             for rec in out:
                 f.write(json.dumps(rec) + "\n")
