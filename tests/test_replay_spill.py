@@ -27,7 +27,9 @@ from stream_monitor.synthetic import demo_streams, generate_events
 def _no_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
     # numba (which subclasses pickle.Pickler, and loads cached kernels with pickle) loaded first, every kernel:
     # the test alone (no other test of its worker loaded them) must not see numba's own use
-    kernels.page_hinkley(), kernels.ks_walk(), kernels.hddm_a(), kernels.ddm()
+    for load in (kernels.page_hinkley, kernels.ks_walk, kernels.hddm_a, kernels.ddm):
+        load()
+
     def refuse(*_a: Any, **_k: Any) -> Any:
         raise AssertionError("pickle used by the replay's spill")
 
