@@ -629,14 +629,72 @@ def _wait_judged(bootstrap: str, group: str, topic: str, records: int, timeout_s
         ends_of.close()
 
 
+class _PacedProducer:
+    """The latency run's load generator: ``send(value, partition)``, ``close()``; idempotent, ``acks=all``, 2 ms linger.
+
+    ``confluent-kafka`` (librdkafka, installed with the ``bench`` extra) when it imports, unless
+    ``generator`` says ``kafka-python``: on a 2-vCPU host the generator shares the machine with the
+    monitor and the broker, and kafka-python's producer costs ~0.9 of a core at 12k records/s
+    (librdkafka a fraction of that); where the monitor runs, its inputs come from other hosts.
+    Either keeps the records of a partition in send order without duplicates (idempotence), so the
+    k-th record sent to a partition of a fresh topic gets offset k.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, generator: str = "auto") -> None:
+        self.topic = topic
+        self.name = "kafka-python"
+        if generator in ("auto", "confluent-kafka"):
+            try:
+                import confluent_kafka
+            except ImportError:
+                if generator == "confluent-kafka":
+                    raise
+            else:
+                self.name = "confluent-kafka"
+                self._p = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2, "enable.idempotence": True})
+                self._sent = 0
+                return
+        from kafka import KafkaProducer
+
+        self._k = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, enable_idempotence=True)
+
+    def send(self, value: bytes, partition: int) -> None:
+        """Hand one record to the producer (what the latency counts from)."""
+        if self.name == "kafka-python":
+            self._k.send(self.topic, value=value, partition=partition)
+            return
+        while True:
+            try:
+                self._p.produce(self.topic, value=value, partition=partition)
+                break
+            except BufferError:  # librdkafka's queue is full: let it deliver
+                self._p.poll(0.01)
+        self._sent += 1
+        if self._sent % 1000 == 0:
+            self._p.poll(0)  # serve delivery reports (none are asked for; keeps the queue short)
+
+    def flush(self) -> None:
+        """Until every record sent is acknowledged."""
+        if self.name == "kafka-python":
+            self._k.flush()
+        elif self._p.flush(120) != 0:
+            raise RuntimeError("latency: the load generator could not deliver every record in 120 s")
+
+    def close(self) -> None:
+        """Release the producer."""
+        if self.name == "kafka-python":
+            self._k.close()
+
+
 def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, models: int, out_dir: Path, lateness_s: float | None = None,
-                trace: bool = False, config: str = "") -> dict[str, Any]:
+                trace: bool = False, config: str = "", generator: str = "auto") -> dict[str, Any]:
     """Event -> alert latency of a ``run`` subprocess; ``lateness_s`` sets its ``max_lateness_seconds`` (None: the default).
 
     ``trace``: run the monitor under :mod:`bench.latency_trace` and add the per-stage breakdown
-    (``breakdown``); ``config``: more YAML lines for the monitor's config file (experiments).
+    (``breakdown``); ``config``: more YAML lines for the monitor's config file (experiments);
+    ``generator``: the producer of the paced stream (:class:`_PacedProducer`).
     """
-    from kafka import KafkaProducer, TopicPartition
+    from kafka import TopicPartition
     from kafka.errors import KafkaTimeoutError
 
     from stream_monitor.core.spec import MonitorSpec
@@ -708,14 +766,16 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
             raise RuntimeError(f"monitor not assigned in 90 s; see {log_path}")
         time.sleep(1.0)
         values, model_of, info = latency_stream(rate, seconds, models)
-        cpu_start = _cpu_seconds(proc.pid)
-        machine_start = _machine_cpu()
         # idempotent producer, one partition per model, fresh topic: the k-th record sent to a
         # partition gets offset k, so send times are kept per partition without callbacks
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, enable_idempotence=True)
+        producer = _PacedProducer(bootstrap, topic, generator)
         sent_at: dict[int, list[float]] = {p: [] for p in range(partitions)}
+        send = producer.send
 
-        say(f"latency: producing {len(values):,} records at {rate:,.0f}/s to a monitor subprocess (exactly-once)")
+        say(f"latency: producing {len(values):,} records at {rate:,.0f}/s to a monitor subprocess (exactly-once; {producer.name})")
+        cpu_start = _cpu_seconds(proc.pid)
+        machine_start = _machine_cpu()
+        own_start = time.process_time()  # the benchmark process: the load generator and the alerts' reader
         t0 = time.perf_counter()
         wall0 = time.time()
         for i, v in enumerate(values):
@@ -725,11 +785,12 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
                     time.sleep(ahead)
             p = model_of[i] % partitions
             sent_at[p].append(wall0 + (time.perf_counter() - t0))
-            producer.send(topic, value=v, partition=p)
+            send(v, p)
         producer.flush()
         produce_seconds = time.perf_counter() - t0
         cpu_produced = _cpu_seconds(proc.pid)
         machine_end = _machine_cpu()
+        own_cpu = time.process_time() - own_start
         producer.close()
         # drain: wait until the monitor committed everything, judging included (the internal
         # by-model topic: its rows wait for the watermark, then for the idle timeout), bounded
@@ -747,6 +808,8 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
     changelog = _topic_value_bytes(bootstrap, f"{group}-state-changelog")
     input_bytes = sum(len(v) for v in values)
     stored = _stored(topic_stored_bytes(bootstrap, [f"{group}-state-changelog"]), topic_stored_bytes(bootstrap, [topic]))
+    if not os.environ.get("BENCH_KEEP_TOPICS"):
+        delete_topics(bootstrap, uid)
     lat_ms = []
     timeline: list[list[Any]] = []  # [seconds into the run, latency ms, feature, detector] per alert
     for now, p, off, feature, det in received:
@@ -782,6 +845,8 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         **stored,
         "monitor_cpu_share_while_producing": round((cpu_produced - cpu_start) / produce_seconds, 3),
         "machine_cpu_busy_while_producing": round((machine_end[0] - machine_start[0]) / max(1.0, machine_end[1] - machine_start[1]), 3),
+        "generator": producer.name,
+        "generator_cpu_share_while_producing": round(own_cpu / produce_seconds, 3),
         "note": "`python -m stream_monitor run` subprocess, exactly-once, commit_interval_ms 250, event time = send time; "
         "latency = time the alert was polled by a "
         "read_committed consumer minus the time the record it points at (alert source partition/offset) was handed to the producer",
@@ -796,6 +861,28 @@ def _stored(changelog: int | None, inputs: int | None) -> dict[str, Any]:
         "input_stored_bytes": inputs,
         "changelog_stored_per_input_stored_byte": changelog / inputs if changelog is not None and inputs else None,
     }
+
+
+def delete_topics(bootstrap: str, marker: str) -> list[str]:
+    """Delete every topic whose name contains ``marker`` (a run's uid: its input, alerts, dead letters and the
+    monitor's internal topics), so a broker that takes many runs (``--bootstrap``) holds only the current one's
+    partitions, logs and compacted changelogs; returns the names deleted ([] when the broker refused)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = None
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-cleanup")
+        names = sorted(t for t in admin.list_topics() if marker in t)
+        if names:
+            admin.delete_topics(names, timeout_ms=30_000)
+        return names
+    except KafkaError as e:
+        say(f"could not delete the topics of {marker}: {e!r}")
+        return []
+    finally:
+        if admin is not None:
+            admin.close()
 
 
 def topic_stored_bytes(bootstrap: str, topics: list[str]) -> int | None:
@@ -1035,6 +1122,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default bench/results/latest.json)")
     ap.add_argument("--profile", action="store_true", help="also cProfile PartitionMonitor.process over the workload")
     ap.add_argument("--latency-rate", type=float, help="records/s of the latency run (default: half of (e))")
+    ap.add_argument(
+        "--latency-generator", choices=("auto", "kafka-python", "confluent-kafka"), default="auto",
+        help="producer of the latency runs' paced stream (default auto: confluent-kafka when the bench extra is installed, "
+        "else kafka-python; kafka-python costs ~3x the CPU on the monitor's machine)",
+    )
     ap.add_argument("--latency-seconds", type=float, help="length of each latency run (default 40; 3 with --smoke)")
     ap.add_argument(
         "--latency-fractions", type=lambda t: [float(x) for x in t.split(",") if x], default=[0.5, 0.25],
@@ -1196,7 +1288,7 @@ def main(argv: list[str] | None = None) -> int:
             for fraction in fractions:
                 rate = min(e_rate * fraction, 2000.0) if smoke else e_rate * fraction
                 rate = args.latency_rate if (args.latency_rate and fraction == 0.5) else rate
-                lat = run_latency(bootstrap, partitions, rate, seconds, sizes.latency_models, work_dir)
+                lat = run_latency(bootstrap, partitions, rate, seconds, sizes.latency_models, work_dir, generator=args.latency_generator)
                 lat["fraction_of_e"] = round(rate / e_rate, 3)
                 curve.append(lat)
                 say(
@@ -1208,12 +1300,13 @@ def main(argv: list[str] | None = None) -> int:
             report["latency_curve"] = curve
             if not smoke:  # the same load with little lateness allowed: what ordering costs, apart from the rest
                 rate = args.latency_rate or e_rate * 0.5
-                tuned = run_latency(bootstrap, partitions, rate, seconds, sizes.latency_models, work_dir, lateness_s=TUNED_LATENESS_S)
+                tuned = run_latency(bootstrap, partitions, rate, seconds, sizes.latency_models, work_dir, lateness_s=TUNED_LATENESS_S,
+                                    generator=args.latency_generator)
                 tuned["fraction_of_e"] = round(rate / e_rate, 3)
                 report["latency_tuned"] = tuned
                 say(f"latency with max_lateness_seconds {TUNED_LATENESS_S:g}: p50 {tuned['p50_ms'] or 0:.0f} ms, p99 {tuned['p99_ms'] or 0:.0f} ms ({tuned['samples']} alerts)")
                 fast = run_latency(bootstrap, partitions, rate, seconds, sizes.latency_models, work_dir, lateness_s=TUNED_LATENESS_S,
-                                   config=f"kafka:\n  fetch_max_wait_ms: {FAST_FETCH_WAIT_MS}\n")
+                                   config=f"kafka:\n  fetch_max_wait_ms: {FAST_FETCH_WAIT_MS}\n", generator=args.latency_generator)
                 fast["fraction_of_e"] = round(rate / e_rate, 3)
                 fast["fetch_max_wait_ms"] = FAST_FETCH_WAIT_MS
                 report["latency_fast"] = fast
