@@ -140,6 +140,13 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _generator(lat: dict[str, Any]) -> str:
+    """The latency run's load generator and its CPU share while producing (runs before 2026-12-03 14:00: kafka-python, not measured)."""
+    name = lat.get("generator", "kafka-python")
+    share = lat.get("generator_cpu_share_while_producing")
+    return name if share is None else f"{name} ({share:.0%})"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if not args:
@@ -153,9 +160,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def _generator(lat: dict[str, Any]) -> str:
-    """The latency run's load generator and its CPU share while producing (runs before 2026-12-03 14:00: kafka-python, not measured)."""
-    name = lat.get("generator", "kafka-python")
-    share = lat.get("generator_cpu_share_while_producing")
-    return name if share is None else f"{name} ({share:.0%})"
