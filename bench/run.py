@@ -630,14 +630,15 @@ def _wait_judged(bootstrap: str, group: str, topic: str, records: int, timeout_s
 
 
 class _PacedProducer:
-    """The latency run's load generator: ``send(value, partition)``, ``close()``; idempotent, ``acks=all``, 2 ms linger.
+    """The latency run's load generator: ``send(value, partition)``, ``flush()``, ``close()``; idempotent, ``acks=all``, 2 ms linger.
 
     ``confluent-kafka`` (librdkafka, installed with the ``bench`` extra) when it imports, unless
     ``generator`` says ``kafka-python``: on a 2-vCPU host the generator shares the machine with the
-    monitor and the broker, and kafka-python's producer costs ~0.9 of a core at 12k records/s
-    (librdkafka a fraction of that); where the monitor runs, its inputs come from other hosts.
+    monitor and the broker, and kafka-python's producer took 0.52-0.64 of a core at 12k records/s
+    there, librdkafka 0.17-0.21; where the monitor runs, its inputs come from other hosts.
     Either keeps the records of a partition in send order without duplicates (idempotence), so the
-    k-th record sent to a partition of a fresh topic gets offset k.
+    k-th record sent to a partition of a fresh topic gets offset k; a record librdkafka could not
+    deliver fails :meth:`flush` (the offsets would no longer say which record an alert points at).
     """
 
     def __init__(self, bootstrap: str, topic: str, generator: str = "auto") -> None:
@@ -651,7 +652,11 @@ class _PacedProducer:
                     raise
             else:
                 self.name = "confluent-kafka"
-                self._p = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2, "enable.idempotence": True})
+                self.failed: list[str] = []  # delivery errors (librdkafka reports only those: no callback per record)
+                self._p = confluent_kafka.Producer({
+                    "bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2, "enable.idempotence": True,
+                    "delivery.report.only.error": True, "on_delivery": lambda err, _msg: self.failed.append(str(err)),
+                })  # fmt: skip
                 self._sent = 0
                 return
         from kafka import KafkaProducer
@@ -679,6 +684,8 @@ class _PacedProducer:
             self._k.flush()
         elif self._p.flush(120) != 0:
             raise RuntimeError("latency: the load generator could not deliver every record in 120 s")
+        elif self.failed:
+            raise RuntimeError(f"latency: the load generator failed to deliver {len(self.failed)} records: {self.failed[0]}")
 
     def close(self) -> None:
         """Release the producer."""
