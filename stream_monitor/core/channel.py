@@ -47,6 +47,7 @@ LEVEL_NOISE = 3.0  # a firing change-point page judges the level on enough value
 # the ring, even near 11 / 6 steps (docs/architecture.md; the same floats: tests/core/test_window_steps.py)
 BATCHED_STEPS: dict[str, int] = {"numeric": 11, "categorical": 6}
 WINDOW_CHUNK = 128  # ring positions per window state item: a checkpoint rewrites only the chunks written since (core/state_window.py)
+_count_nonzero = np.count_nonzero  # per slice, instead of ndarray.any (its Python wrapper): 0.2 against 1.0-1.2 us a call
 
 
 def level_values(min_shift: float) -> int:
@@ -385,7 +386,7 @@ class ChannelMonitor:
 
     def _judge_values(self, flags: np.ndarray, payload: list[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Flags with values outside the reference marked ``FLAG_OUTSIDE``, the present values (numbers or codes), their indices (``None``: all)."""
-        all_present = not flags.any()  # FLAG_OK is 0
+        all_present = not _count_nonzero(flags)  # FLAG_OK is 0
         present_idx = None if all_present else np.flatnonzero(flags == det.FLAG_OK)
         outside: np.ndarray | None = None
         if self.channel_type == "numeric":
@@ -406,7 +407,7 @@ class ChannelMonitor:
             present = payload if present_idx is None else [payload[j] for j in present_idx.tolist()]
             vals = np.fromiter(map(self.codes.get, present, repeat(self.unseen_code, len(present))), dtype=np.int32, count=len(present))
             outside = vals == self.unseen_code
-        if outside is not None and outside.any():
+        if outside is not None and _count_nonzero(outside):
             flags = flags.copy()
             flags[outside if present_idx is None else present_idx[outside]] = det.FLAG_OUTSIDE
         return flags, vals, present_idx

@@ -43,7 +43,7 @@ def classify(values: Sequence[Any], channel_type: ChannelType, max_length: int) 
                 return _classify_values(values, True, max_length)
             flags = np.zeros(len(values), dtype=np.uint8)
             unusable = ~np.isfinite(payload)
-            if unusable.any():
+            if np.count_nonzero(unusable):
                 flags[unusable] = FLAG_INVALID
                 if type(None) in types:
                     flags[[i for i, v in enumerate(values) if v is None]] = FLAG_MISSING

@@ -179,7 +179,7 @@ class PackedColumn:
         arr = self.array
         flags = np.zeros(len(arr), dtype=np.uint8)
         nan = np.isnan(arr)
-        if nan.any():
+        if np.count_nonzero(nan):
             flags[nan] = FLAG_MISSING
         return flags, arr, []
 
