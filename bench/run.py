@@ -676,7 +676,7 @@ class _PacedProducer:
                 self._p.poll(0.01)
         self._sent += 1
         if self._sent % 1000 == 0:
-            self._p.poll(0)  # serve delivery reports (none are asked for; keeps the queue short)
+            self._p.poll(0)  # serve delivery reports (failures only: see ``failed``)
 
     def flush(self) -> None:
         """Until every record sent is acknowledged."""

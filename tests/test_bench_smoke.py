@@ -3,6 +3,7 @@ only that every section is there and every figure is a positive number."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from kafka import KafkaAdminClient
 
 from bench.compare import quix_missing
+from bench.markdown import render
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,13 +86,9 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     lat = report["latency"]
     assert lat["samples"] > 0 and _positive(lat["p50_ms"]) and _positive(lat["p99_ms"]), lat
     # the paced stream's producer: librdkafka when the bench extra is installed, else kafka-python (as in CI)
-    import importlib.util
-
     expected = "confluent-kafka" if importlib.util.find_spec("confluent_kafka") else "kafka-python"
     assert lat["generator"] == expected and _positive(lat["generator_cpu_share_while_producing"]), lat
     # the run's topics (input, alerts, dead letters, the monitor's internal ones) are gone afterwards
-    from kafka import KafkaAdminClient
-
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         deadline = time.monotonic() + 60  # deleted when the run ended; metadata may take a moment to say so
@@ -98,8 +97,6 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     finally:
         admin.close()
     assert left == [], left
-    from bench.markdown import render
-
     table = render(report)
     assert f"| {expected} (" in table and "| load generator (its CPU) |" in table, table
 
