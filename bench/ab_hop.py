@@ -123,7 +123,7 @@ def fingerprint(decoded: list[list[Any]]) -> list[Any]:
     for rows in decoded:
         for r in rows:
             e = r.event
-            out.append((r.kind, r.key, tuple(r.position), r.carrier, r.problems, e.event_id, e.model, e.model_version, e.ts,
+            out.append((r.kind, r.key, tuple(r.position), r.carrier, list(r.problems), e.event_id, e.model, e.model_version, e.ts,
                         dict(e.features), e.prediction, e.label, e.latency_ms))  # fmt: skip
     return out
 

@@ -49,11 +49,11 @@ as its reader saw it (an earlier version's ``true`` reads as "not said"; a downg
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from operator import attrgetter, itemgetter, setitem
-from typing import Any, Literal, Sequence, Union, overload
+from typing import Any, Literal, Sequence, Union
 
 import msgpack
 import msgspec
@@ -84,21 +84,33 @@ def tie_of(raw: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
 
 
-@dataclass(slots=True)
-class Row:
+class Row(msgspec.Struct, gc=False):
     """One validated event on its way to its model's judgement.
 
     ``carrier`` is where the row was read by the judging side (the internal topic's record, or the
     input record itself): offsets committed there decide what is read again after a restart.
+
+    Rows wait by the thousand, so a row is out of the cyclic collector's sight (``gc=False``: nothing it refers to refers
+    back), no problems are the shared ``()``, and a row read from the internal topic makes :attr:`position` from its event
+    view when asked (``pos`` None): a waiting row holds nothing the collector scans again and again (BENCHMARKS.md).
     """
 
     kind: int
     key: tuple[int, int, int]
-    position: ev.SourcePosition
+    pos: ev.SourcePosition | None  # None: the event view's topic, partition, offset and timestamp_ms (a ColumnsView)
     event: Any  # InferenceEvent (kind 0) or LabelEvent (kind 1)
-    problems: list[tuple[ev.DeadLetterReason, str]] = field(default_factory=list)
+    problems: Sequence[tuple[ev.DeadLetterReason, str]] = ()
     carrier: tuple[str, int, int] | None = None
     original: bytes | None = None  # the record's bytes, where it was read (never sent on)
+
+    @property
+    def position(self) -> ev.SourcePosition:
+        """Where the row's event was read (its input record)."""
+        p = self.pos
+        if p is None:
+            v = self.event
+            return _position((v.topic, v.partition, v.offset, v.timestamp_ms))
+        return p
 
     @property
     def event_time_ms(self) -> int:
@@ -117,7 +129,11 @@ class Row:
     @property
     def source(self) -> tuple[str, int]:
         """The input partition the row came from (topic, partition)."""
-        return self.position[:2]  # type: ignore[return-value]  # (a SourcePosition is a tuple: topic, partition, ...)
+        p = self.pos
+        if p is None:
+            v = self.event
+            return (v.topic, v.partition)
+        return p[:2]  # type: ignore[return-value]  # (a SourcePosition is a tuple: topic, partition, ...)
 
     def raw(self) -> bytes:
         """The record's bytes where it was read; after crossing, the event as JSON (the original stays at ``position``)."""
@@ -140,7 +156,7 @@ class Row:
 
 def inference_row(d: ev.DecodedEvent, position: ev.SourcePosition, tie: int, index: int, original: bytes | None = None) -> Row:
     """The row of a decoded inference event."""
-    return Row(INFERENCE, (d.event_time_ms, tie, index), position, d.event, d.problems, original=original)
+    return Row(INFERENCE, (d.event_time_ms, tie, index), position, d.event, d.problems or (), original=original)
 
 
 def label_row(label: ev.LabelEvent, event_time_ms: int, position: ev.SourcePosition, tie: int, original: bytes | None = None) -> Row:
@@ -269,7 +285,7 @@ def _rows_of(body: Any, carrier: tuple[str, int, int] | None = None) -> tuple[st
                 _, topic, partition, offset, _, t, tie, index, event_id, version, features, prediction, label, latency, problems = r
                 if type(topic) is str and type(partition) is int and type(offset) is int and type(t) is int and type(tie) is int and (features is None or type(features) is dict):
                     event = EventView(event_id, model, version, t, features, prediction, label, latency)
-                    probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
+                    probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else ()
                     append(Row(INFERENCE, (t, tie, index), _position(r[1:5]), event, probs, carrier))
                     continue
             row = _row(model, r)
@@ -318,7 +334,7 @@ def _columns_of(body: list[Any], carrier: tuple[str, int, int] | None) -> tuple[
                 raise ValueError("features are not the values of the names")
             event = ColumnsView(INFERENCE, topic, partition, offset, r[4], t, tie, index, event_id, version, values, prediction, label, latency, problems, model, names,
                                 None, block, len(out))  # fmt: skip
-            probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
+            probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else ()
             append(Row(INFERENCE, (t, tie, index), _position(r[1:5]), event, probs, carrier))
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise RowsFormatError(f"bad row: {type(exc).__name__}: {exc}") from exc
@@ -447,7 +463,7 @@ class ColumnsView(msgspec.Struct, array_like=True, gc=False, eq=False):
     prediction: Union[_S, dict[str, _S]]
     label: _S
     latency_ms: Union[int, float, None]
-    problems: list[tuple[str, str]]
+    problems: tuple[tuple[str, str], ...]  # (a tuple: none is the shared empty tuple, no list per row)
     model: _Local = None  # type: ignore[assignment]  # (set when read: never on the wire)
     names: _Local = None  # type: ignore[assignment]
     made: _Local = None  # type: ignore[assignment]  # the features object, once asked for
@@ -531,8 +547,8 @@ def _typed_columns(blob: bytes, carrier: tuple[str, int, int] | None) -> tuple[s
         if probs:
             if not all(reason in reasons for reason, _ in probs):
                 return None
-            probs = [(reasons[reason], detail) for reason, detail in probs]  # type: ignore[misc]
-        append(Row(INFERENCE, (v.ts, v.tie, v.index), _position((v.topic, v.partition, v.offset, v.timestamp_ms)), v, probs, carrier))
+            probs = [(reasons[reason], detail) for reason, detail in probs]  # type: ignore[assignment]
+        append(Row(INFERENCE, (v.ts, v.tie, v.index), None, v, probs, carrier))  # (its position: the view's fields, see Row)
     return model, out
 
 
@@ -549,7 +565,7 @@ def _row(model: str, r: list[Any]) -> Row:
     if features is not None and type(features) is not dict:
         raise ValueError("features is not a map")
     problems = r[14]
-    probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else []
+    probs = [(_REASONS[reason], detail) for reason, detail in problems] if problems else ()
     return Row(INFERENCE, (t, tie, index), position, EventView(event_id, model, r[9], t, features, r[11], r[12], r[13]), probs)
 
 
@@ -561,12 +577,23 @@ class RawsOf:
     def __init__(self, rows: Sequence[Row]) -> None:
         self.rows = rows
 
-    @overload
-    def __getitem__(self, i: int) -> bytes: ...
-    @overload
-    def __getitem__(self, i: slice) -> RawsOf: ...
-    def __getitem__(self, i: int | slice) -> bytes | RawsOf:
-        """Row ``i``'s bytes; a slice gives the ``RawsOf`` of those rows."""
-        if isinstance(i, slice):
-            return RawsOf(self.rows[i])
-        return self.rows[i].raw()
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        """Row ``i``'s bytes; a slice gives the view of those rows."""
+        return type(self)(self.rows[i]) if isinstance(i, slice) else self._of(self.rows[i])
+
+    @staticmethod
+    def _of(row: Row) -> Any:
+        return row.raw()
+
+
+class PositionsOf(RawsOf):
+    """Row ``i``'s :attr:`Row.position`, made only when asked for (an alert's or a dead letter's row)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _of(row: Row) -> Any:
+        return row.position

@@ -113,7 +113,7 @@ def read_inference(spec: MonitorSpec, records: Sequence[InputRecord]) -> Intake:
             if t is None:  # not the usual shape, or no event time: read (and dead-lettered) the general way
                 _read_record(rec, formats, max_bytes, out)
                 continue
-            keep(values[1], Row(INFERENCE, (t, tie_of(raw), 0), pos, EventView(*values), [], None, raw))  # type: ignore[index,misc]
+            keep(values[1], Row(INFERENCE, (t, tie_of(raw), 0), pos, EventView(*values), (), None, raw))  # type: ignore[index,misc]
         except Exception as exc:  # reading never raises; if it ever does, the record alone is lost
             out.dead(failed(rec, exc))
     return out

@@ -33,7 +33,7 @@ from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
-from stream_monitor.core.exchange import INFERENCE, LABEL, RawsOf, Row, encode_rows
+from stream_monitor.core.exchange import INFERENCE, LABEL, PositionsOf, RawsOf, Row, encode_rows
 from stream_monitor.core.packed import PackedColumn
 from stream_monitor.core.split import split_for_judging
 from stream_monitor.core.groups import GroupBaselines, grouped, groups_of, in_group, model_of
@@ -88,7 +88,7 @@ class BatchResult:
     version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
 
 
-_KEY, _POSITION = attrgetter("key"), attrgetter("position")
+_KEY = attrgetter("key")
 
 
 class PartitionMonitor:
@@ -193,7 +193,7 @@ class PartitionMonitor:
         # a row is its own decoded event (``event``, ``event_time_ms``, ``problems``): none built per row
         keys = list(map(_KEY, rows))
         ids = [k[1] ^ k[2] for k in keys]  # Row.identity
-        self._monitor(rows, list(map(_POSITION, rows)), RawsOf(rows), result, ids=ids)  # type: ignore[arg-type]
+        self._monitor(rows, PositionsOf(rows), RawsOf(rows), result, ids=ids)  # type: ignore[arg-type]
         latest = max([k[0] for k in keys])
         if self.joins.prediction_time is None or latest > self.joins.prediction_time:
             self.joins.prediction_time = latest

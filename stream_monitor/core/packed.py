@@ -35,7 +35,7 @@ categorical channel is unpacked to its Python values and classified as ever
 
 from __future__ import annotations
 
-from operator import add, attrgetter
+from operator import add, attrgetter, itemgetter
 from typing import Any, Sequence
 
 import numpy as np
@@ -225,7 +225,8 @@ class PackedRows(Sequence[tuple[Any, ...]]):
             index = np.fromiter(map(add, map(base.__getitem__, blocks), ats), dtype=np.intp, count=len(ats))
         taken = whole[:, index]  # (a copy: each column's row contiguous)
         out: dict[str, Any] = dict(zip(layout.packed_names, map(PackedColumn, taken)))
-        if layout.kept_names:
-            out.update(zip(layout.kept_names, zip(*map(_KEPT, views))))
+        if layout.kept_names:  # (a column at a time: zip(*rows) would make an iterator per row, for the collector to scan)
+            kept = list(map(_KEPT, views))
+            out.update((name, tuple(map(itemgetter(k), kept))) for k, name in enumerate(layout.kept_names))
         return {name: out[name] for name in layout.names}
 

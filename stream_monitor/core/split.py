@@ -43,7 +43,7 @@ def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[R
         out[0].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, model, e.model_version, e.ts, parts[0], e.prediction, e.label, e.latency_ms),
                           r.problems, r.carrier, r.original))  # fmt: skip
         for g in range(1, n):
-            out[g].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, names[g], e.model_version, e.ts, parts[g], None, None, None), [], r.carrier, r.original))
+            out[g].append(Row(INFERENCE, r.key, r.position, EventView(e.event_id, names[g], e.model_version, e.ts, parts[g], None, None, None), (), r.carrier, r.original))
     return list(zip(names, out, strict=True))
 
 

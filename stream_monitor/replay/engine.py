@@ -198,7 +198,7 @@ class ReplayEngine:
             tie = fresh()  # tie_of(line)
             tie.update(line)
             tie = from_bytes(tie.digest(), "big", signed=True)
-            rows.append(Row(INFERENCE, (t, tie, 0), new_tuple(position, (topic, 0, number, None)), EventView(*values), [], None, line))  # type: ignore[misc]
+            rows.append(Row(INFERENCE, (t, tie, 0), new_tuple(position, (topic, 0, number, None)), EventView(*values), (), None, line))  # type: ignore[misc]
         if pending:
             self._take(pending, False, inference, label_records, counted=True)
         if first is not None:
