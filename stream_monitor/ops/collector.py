@@ -16,6 +16,11 @@ modules, River, the config — each time: in ``python -m bench.run`` that was ab
    generations collected every 20th collection of the one below: cycles are still found, a few
    thousand allocations later.
 
+Rows waiting in a model's event-time order live longer than that, by the thousand: the core keeps
+them out of the collector's sight (``core/exchange.py``, ``Row``), which took the collector from
+~4.5 % of ``run``'s CPU to ~2 % (BENCHMARKS.md, "The run of 2026-12-03 16:49"); a higher threshold
+only made each collection bigger there.
+
 Nothing here changes what is judged; it is a process setting, so the core never calls it.
 
 >>> import gc
