@@ -285,7 +285,7 @@ class PartitionMonitor:
     def _monitor(
         self,
         decoded: list[ev.DecodedEvent],
-        positions: list[ev.SourcePosition],
+        positions: Sequence[ev.SourcePosition],
         raws: list[bytes],
         result: BatchResult,
         joined: list[Any] | None = None,
@@ -345,7 +345,7 @@ class PartitionMonitor:
         # record-level and value-level dead letters, in record order whatever the batch boundaries
         result.dead_letters.sort(key=lambda dl: dl.position.offset if dl.position is not None else -1)
 
-    def _gather(self, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], joined: list[Any] | None, ids: list[int]) -> Batch:
+    def _gather(self, decoded: list[ev.DecodedEvent], positions: Sequence[ev.SourcePosition], joined: list[Any] | None, ids: list[int]) -> Batch:
         """Group the batch's values per (model, channel), remembering where each column started (:func:`gather_batch`)."""
         return gather_batch(self, decoded, joined, ids)
 
@@ -359,7 +359,7 @@ class PartitionMonitor:
         return _LIMITED if limited else None
 
     def _ingest(
-        self, batch: Batch, decoded: list[ev.DecodedEvent], positions: list[ev.SourcePosition], result: BatchResult
+        self, batch: Batch, decoded: list[ev.DecodedEvent], positions: Sequence[ev.SourcePosition], result: BatchResult
     ) -> list[ChannelTrigger]:
         """Feed every gathered column to its channel, in first-value order; return the lifecycle transitions.
 
