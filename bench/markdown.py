@@ -71,12 +71,16 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
     if side:
         rows = []
         for r in side["rounds"]:
-            cells = [f"{_n(r[k + '_records_per_s'])} ({_n(r.get(k + '_records_per_cpu_s'))})" for k in ("e", "e0", "h-eos")]
-            rows.append([r["first"], *cells, _n(r["e/h-eos"], 2), _n(r["e0/h-eos"], 2), _n(r["load"], 1)])
+            keys = ("a", "e", "e0", "h-eos") if "a_records_per_s" in r else ("e", "e0", "h-eos")  # (a) joined the rounds on 2026-12-03
+            cells = [f"{_n(r[k + '_records_per_s'])} ({_n(r.get(k + '_records_per_cpu_s'))})" for k in keys]
+            if "a_records_per_s" not in r:
+                cells.insert(0, "-")
+            rows.append([r["first"], *cells, _n(r["e/h-eos"], 2), _n(r["e0/h-eos"], 2), _n(r.get("e/a"), 2), _n(r["load"], 1)])
         out += _rounds_table(
-            "(e), (e0) and (h-eos) again, side by side on the same topic (even rounds (e) first, odd ones (h-eos) first): the e/h-eos target reads the median.",
-            ["(e) records/s (per CPU-s)", "(e0) records/s (per CPU-s)", "(h-eos) records/s (per CPU-s)", "e/h-eos", "e0/h-eos", "load"],
-            rows, {"e/h-eos": side["median_e/h-eos"], "e0/h-eos": side["median_e0/h-eos"]},
+            "(a), (e), (e0) and (h-eos) again, side by side on the same topic (even rounds (a) then (e) first, odd ones (h-eos) first and (a) last): "
+            "the e/h-eos and e/a targets read the medians.",
+            ["(a) records/s (per CPU-s)", "(e) records/s (per CPU-s)", "(e0) records/s (per CPU-s)", "(h-eos) records/s (per CPU-s)", "e/h-eos", "e0/h-eos", "e/a", "load"],
+            rows, {"e/h-eos": side["median_e/h-eos"], "e0/h-eos": side["median_e0/h-eos"], "e/a": side.get("median_e/a")},
         )
     side = report.get("f_vs_g_file")
     if side:

@@ -427,8 +427,9 @@ def run_app(
 
 
 def kafka_side_by_side(bootstrap: str, topic: str, partitions: int, events: int, input_bytes: int, rounds: int) -> dict[str, Any]:
-    """``rounds`` rounds of (e), (e0) and (h-eos) on the workload's topic, in alternating order (even rounds (e) first,
-    odd ones (h-eos) first): per round each one's records/s and records per CPU-second, and the medians of the ratios."""
+    """``rounds`` rounds of (a), (e), (e0) and (h-eos) on the workload's topic, in alternating order (even rounds (a)
+    then (e) first, odd ones (h-eos) first and (a) last): per round each one's records/s and records per CPU-second,
+    and the medians of the ratios (e/a too: bare polling's rate moves with the host as much as the monitor's does)."""
     from bench.compare import run_peer
     from bench.workload import CHANNELS_PER_RECORD as N_CHANNELS
 
@@ -436,8 +437,10 @@ def kafka_side_by_side(bootstrap: str, topic: str, partitions: int, events: int,
     out: list[dict[str, Any]] = []
     for rnd in range(rounds):
         got: dict[str, dict[str, Any]] = {}
-        for k in ("e", "e0", "h-eos") if rnd % 2 == 0 else ("h-eos", "e0", "e"):
-            if k == "h-eos":
+        for k in ("a", "e", "e0", "h-eos") if rnd % 2 == 0 else ("h-eos", "e0", "e", "a"):
+            if k == "a":
+                r = consume(bootstrap, topic, partitions, events)
+            elif k == "h-eos":
                 uid = uuid.uuid4().hex[:8]
                 r = run_peer(
                     "quix", "--bootstrap", bootstrap, "--topic", topic, "--records", str(events), "--alerts-topic", f"bench-sbs-alerts-{uid}",
@@ -453,16 +456,18 @@ def kafka_side_by_side(bootstrap: str, topic: str, partitions: int, events: int,
             row[f"{k}_records_per_cpu_s"] = round(r["records_per_cpu_s"]) if r.get("records_per_cpu_s") else None
         row["e/h-eos"] = round(got["e"]["records_per_s"] / got["h-eos"]["records_per_s"], 3)
         row["e0/h-eos"] = round(got["e0"]["records_per_s"] / got["h-eos"]["records_per_s"], 3)
+        row["e/a"] = round(got["e"]["records_per_s"] / got["a"]["records_per_s"], 3)
         row["load"] = round(os.getloadavg()[0], 2)
         say(
-            f"  round {rnd}: (e) {row['e_records_per_s']:,}, (e0) {row['e0_records_per_s']:,}, (h-eos) {row['h-eos_records_per_s']:,} records/s; "
-            f"e/h-eos {row['e/h-eos']:.2f}, e0/h-eos {row['e0/h-eos']:.2f}; load {row['load']:.1f}"
+            f"  round {rnd}: (a) {row['a_records_per_s']:,}, (e) {row['e_records_per_s']:,}, (e0) {row['e0_records_per_s']:,}, (h-eos) {row['h-eos_records_per_s']:,} records/s; "
+            f"e/h-eos {row['e/h-eos']:.2f}, e0/h-eos {row['e0/h-eos']:.2f}, e/a {row['e/a']:.2f}; load {row['load']:.1f}"
         )
         out.append(row)
     return {
         "rounds": out,
         "median_e/h-eos": statistics.median(r["e/h-eos"] for r in out),
         "median_e0/h-eos": statistics.median(r["e0/h-eos"] for r in out),
+        "median_e/a": statistics.median(r["e/a"] for r in out),
     }
 
 
@@ -1262,9 +1267,9 @@ def main(argv: list[str] | None = None) -> int:
                 _rates(r, CHANNELS_PER_RECORD)
                 say(f"({k}) " + (r["skipped"] if "skipped" in r else f"{r['records_per_s']:,.0f} records/s, {r['alerts']:,} alerts"))
         if all(k in tp and "skipped" not in tp[k] for k in ("e", "e0", "h-eos")):
-            # (e), (e0) and (h-eos) again, alternating the order: the e/h-eos and e0/h-eos targets read the medians
+            # (a), (e), (e0) and (h-eos) again, alternating the order: the e/h-eos and e/a targets read the medians
             rounds = 1 if smoke else SIDE_BY_SIDE_ROUNDS
-            say(f"(e), (e0) and (h-eos) side by side, {rounds} alternating rounds")
+            say(f"(a), (e), (e0) and (h-eos) side by side, {rounds} alternating rounds")
             try:
                 report["e_vs_h_eos"] = kafka_side_by_side(bootstrap, topic, partitions, events, input_bytes, rounds)
             except Exception as exc:  # noqa: BLE001 - the rows above stand; the targets fall back to their ratios
@@ -1360,7 +1365,12 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
         else "13: run exactly-once >= 1.0x Quix Streams + River exactly-once (e/h-eos)",
         eos_rounds if eos_rounds is not None else r.get("e/h-eos"), 1.0,
     )
-    at_least("13: run exactly-once >= 0.35x bare poll (e/a)", r.get("e/a"), 0.35)
+    ea_rounds = report.get("e_vs_h_eos", {}).get("median_e/a")
+    at_least(
+        "13: run exactly-once >= 0.35x bare poll (e/a; median of the alternating rounds)" if ea_rounds is not None
+        else "13: run exactly-once >= 0.35x bare poll (e/a)",
+        ea_rounds if ea_rounds is not None else r.get("e/a"), 0.35,
+    )
     alternated = report.get("f_vs_g_file", {}).get("median_ratio_by_rate")
     at_least(
         "13: replay --input >= the hand-written loop over the same file (f/g-file; median of the alternating rounds)" if alternated is not None

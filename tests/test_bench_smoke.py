@@ -71,11 +71,14 @@ def test_bench_smoke_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     target = [t for name, t in report["targets"].items() if name.startswith("13: replay --input")]
     assert target == [{"value": side["median_ratio_by_rate"], "met": side["median_ratio_by_rate"] >= 1.0}], report["targets"]
     assert "f/g-file over 1 alternating rounds" in proc.stdout
-    if quix:  # (e), (e0) and (h-eos) again, alternating; the e/h-eos target reads their median
+    if quix:  # (a), (e), (e0) and (h-eos) again, alternating; the e/h-eos and e/a targets read their medians
         side = report["e_vs_h_eos"]
         assert len(side["rounds"]) == 1 and side["rounds"][0]["first"] == "e", side
         r0 = side["rounds"][0]
-        assert all(_positive(r0[f"{k}_records_per_s"]) and _positive(r0[f"{k}_records_per_cpu_s"]) for k in ("e", "e0", "h-eos")), r0
+        assert all(_positive(r0[f"{k}_records_per_s"]) and _positive(r0[f"{k}_records_per_cpu_s"]) for k in ("a", "e", "e0", "h-eos")), r0
+        assert side["median_e/a"] == r0["e/a"] and abs(r0["e/a"] - r0["e_records_per_s"] / r0["a_records_per_s"]) < 0.01, side
+        target = [t for name, t in report["targets"].items() if name.startswith("13: run exactly-once >= 0.35x bare poll")]
+        assert target == [{"value": side["median_e/a"], "met": side["median_e/a"] >= 0.35}], report["targets"]
         assert side["median_e/h-eos"] == r0["e/h-eos"] and abs(r0["e/h-eos"] - r0["e_records_per_s"] / r0["h-eos_records_per_s"]) < 0.01, side
         assert side["median_e0/h-eos"] == r0["e0/h-eos"], side
         target = [t for name, t in report["targets"].items() if name.startswith("13: run exactly-once >= 1.0x")]
