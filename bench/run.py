@@ -81,7 +81,7 @@ RUN_SPEC: Any = None
 # last grew (as its reader saw it: runtime/idle.py, QuietWatch), (e) paid kafka.caught_up_grace_ms (5 s) once at the
 # end; now only what is left of it when reading took less than 5 s. Informative only; the targets are judged on (e).
 NO_GRACE = {"kafka.caught_up_grace_ms": 0}
-SIDE_BY_SIDE_ROUNDS = 3  # alternating rounds after the rows: (e), (e0) and (h-eos); (f) and (g-file) (bench/replay_vs_file_loop.py)
+SIDE_BY_SIDE_ROUNDS = 5  # alternating rounds after the rows: (a), (e), (e0) and (h-eos); (f) and (g-file) (bench/replay_vs_file_loop.py)
 ONLY_CHOICES = frozenset({"a", "b", "c", "d", "e", "e0", "f", "peers", "e+labels", "latency", "memory", "scaling"})
 
 
