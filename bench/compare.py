@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -102,24 +101,13 @@ def label_events(values: list[bytes], every: int = 2) -> list[tuple[int, bytes]]
     return out
 
 
-def _thread_cpu_seconds(native_id: int | None) -> float:
-    """CPU seconds (user + system) of this process's thread ``native_id`` so far (Linux ``/proc``; 0 elsewhere or when gone)."""
-    if native_id is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: the stat line's 14th and 15th fields
-
-
 def run_labelled(bootstrap: str, partitions: int, events: int, timeout_s: float) -> dict[str, Any]:
     """(e+labels): ``events`` fresh events, exactly-once, label topic on; every other event's label
     is produced once its inference event is committed (labels trail their predictions, as in
     production), by a thread whose own CPU time, and its producer's network thread's, is subtracted from the run's."""
     from kafka import KafkaProducer
 
-    from bench.run import create_topic, produce_all, run_app
+    from bench.run import _cpu_seconds, create_topic, produce_all, run_app
     from bench.workload import throughput_events
 
     values = throughput_events(events)
@@ -155,7 +143,8 @@ def run_labelled(bootstrap: str, partitions: int, events: int, timeout_s: float)
                 producer.flush()
         finally:
             # the producer's network thread did its sends: its CPU is the feeder's too (read while it runs)
-            feeder_cpu.append(time.thread_time() + _thread_cpu_seconds(getattr(getattr(producer, "_sender", None), "native_id", None)))
+            sender = getattr(getattr(producer, "_sender", None), "native_id", None)
+            feeder_cpu.append(time.thread_time() + (_cpu_seconds("self", sender) if sender is not None else 0.0))
             producer.close()
 
     feeder = threading.Thread(target=feed, name="bench-label-feeder", daemon=True)

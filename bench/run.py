@@ -968,10 +968,11 @@ def _machine_cpu() -> tuple[float, float]:
     return float(sum(vals) - idle), float(sum(vals))
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (from /proc), 0 when unknown."""
+def _cpu_seconds(pid: int | str, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process (from /proc), or of its thread ``thread`` (a native id); 0 when unknown."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
