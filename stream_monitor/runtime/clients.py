@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_monitor.config import KafkaSettings
+from stream_monitor.runtime import receive
 from stream_monitor.runtime.kafka_compat import install_fast_records, keep_transactional_requests, quick_transactional_retries
 
 
@@ -108,8 +109,10 @@ class QuietMissSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-
     formats ``repr(socket)`` into that ``KeyError`` twice (two system calls each, for the addresses),
     which was ~5 % of the CPU of the client threads of ``run`` (a py-spy profile of bench row (e)).
     Same answers and errors otherwise; kafka-python takes the class through its public ``selector``
-    option.
+    option. Its clients' connections are read by :mod:`stream_monitor.runtime.receive` (its ``MARK``).
     """
+
+    stream_monitor_receive = True  # receive.MARK
 
     def get_key(self, fileobj: Any) -> selectors.SelectorKey:
         """The key of a registered ``fileobj``; ``KeyError(fileobj)`` when it is not registered (nothing formatted)."""
@@ -122,7 +125,8 @@ class QuietMissSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-
 
 
 def security_options(settings: KafkaSettings) -> dict[str, Any]:
-    """Connection and security options shared by all clients (and :class:`QuietMissSelector`)."""
+    """Connection and security options shared by all clients (and :class:`QuietMissSelector`, read by :mod:`.receive`)."""
+    receive.install()
     opts: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.security_protocol,
