@@ -55,7 +55,11 @@ def ours(net: Any) -> bool:
 
 
 class ViewBytes(KafkaBytes):  # type: ignore[misc]
-    """A received frame whose remainder reads as a view (``read()``), not as a copy."""
+    """A received frame whose remainder reads as a view (``read()``), not as a copy.
+
+    Only the decoder's one read of the rest is a view: a ``seek`` (the parser's decode-error path
+    rewinds and logs the frame's bytes) makes it a plain ``KafkaBytes`` again.
+    """
 
     def read(self, nbytes: int | None = None) -> Any:
         """The next ``nbytes`` as kafka-python reads them; the rest of the frame (``None``) as a ``memoryview``."""
@@ -64,6 +68,11 @@ class ViewBytes(KafkaBytes):  # type: ignore[misc]
         start = self._idx
         self._idx = len(self)
         return memoryview(self)[start:]
+
+    def seek(self, idx: int) -> None:
+        """kafka-python's ``seek``; reads from then on are its own (``bytes``)."""
+        self.__class__ = KafkaBytes
+        KafkaBytes.seek(self, idx)
 
 
 class ViewProtocol(KafkaProtocol):  # type: ignore[misc]
@@ -83,10 +92,9 @@ def sock_recv(transport: Any) -> tuple[bytes, Any]:
         return _STOCK_RECV(transport)
     got: list[bytes] = []
     err = None
-    recv = transport._sock.recv
     while True:
         try:
-            data = recv(RECV_BYTES)
+            data = transport._sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
             break
         except BaseException as exc:  # noqa: BLE001 - as kafka-python: the connection closes with the error

@@ -7,6 +7,7 @@ the broker test reads one topic with a client of ours and with a stock ``KafkaCo
 
 from __future__ import annotations
 
+import logging
 import selectors
 import socket
 import threading
@@ -19,6 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaProtocolError
+from kafka.net.connection import KafkaConnection
 from kafka.net.transport import KafkaTCPTransport
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
@@ -27,18 +30,21 @@ from kafka.protocol.parser import KafkaProtocol
 from stream_monitor.config import KafkaSettings
 from stream_monitor.runtime import clients, kafka_compat, receive
 
-R = FetchResponse[4]
+VERSIONS = (4, 11, 12, 13, 16)  # the oldest; the last before flexible headers and tagged fields; with them; topic ids; node endpoints
 
 
-def fetch_frame(correlation_id: int, blobs: list[bytes | None]) -> bytes:
-    """A framed FetchResponse v4 whose partition ``i`` holds ``blobs[i]`` as its records."""
+def fetch_frame(correlation_id: int, blobs: list[bytes | None], version: int = 4) -> bytes:
+    """A framed FetchResponse of ``version`` whose partition ``i`` holds ``blobs[i]`` as its records (and, from v12, a
+    tagged diverging epoch on partition 0)."""
+    R = FetchResponse[version]
+    P = R.FetchableTopicResponse.PartitionData
+    tagged = lambda i: {"diverging_epoch": P.EpochEndOffset(version=version, epoch=3, end_offset=7)} if version >= 12 and i == 0 else {}  # noqa: E731
     parts = [
-        R.FetchableTopicResponse.PartitionData(
-            version=4, partition_index=i, error_code=0, high_watermark=10, last_stable_offset=10, aborted_transactions=None, records=blob,
-        )  # fmt: skip
+        P(version=version, partition_index=i, error_code=0, high_watermark=10, last_stable_offset=10, aborted_transactions=None, records=blob, **tagged(i))
         for i, blob in enumerate(blobs)
     ]
-    resp = R(throttle_time_ms=0, responses=[R.FetchableTopicResponse(version=4, topic="t", partitions=parts)])
+    topic = {"topic_id": uuid.UUID(int=12345)} if version >= 13 else {"topic": "t"}
+    resp = R(throttle_time_ms=0, responses=[R.FetchableTopicResponse(version=version, partitions=parts, **topic)])
     resp.with_header(correlation_id=correlation_id)
     return bytes(resp.encode(header=True, framed=True))
 
@@ -49,9 +55,9 @@ def versions_frame(correlation_id: int) -> bytes:
     return bytes(resp.encode(header=True, framed=True))
 
 
-def parse(parser: KafkaProtocol, frames_of: Any, cuts: list[int]) -> list[Any]:
-    """Send two requests (a fetch, an ApiVersions) on ``parser`` and feed their responses' bytes cut at ``cuts``."""
-    fetch_id = parser.send_request(FetchRequest[4](replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1, isolation_level=0, topics=[]))
+def parse(parser: KafkaProtocol, frames_of: Any, cuts: list[int], version: int = 4) -> list[Any]:
+    """Send two requests (a fetch of ``version``, an ApiVersions) on ``parser`` and feed their responses' bytes cut at ``cuts``."""
+    fetch_id = parser.send_request(FetchRequest[version](replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1, isolation_level=0, topics=[]))
     versions_id = parser.send_request(ApiVersionsRequest[0]())
     data = frames_of(fetch_id, versions_id)
     out: list[Any] = []
@@ -73,13 +79,13 @@ blobs = st.lists(st.one_of(st.none(), st.binary(max_size=64), st.integers(0, 3_0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(blobs=blobs, cuts=st.lists(st.integers(0, 10_000_000), max_size=6))
-def test_our_parser_gives_kafka_pythons_responses(blobs: list[bytes | None], cuts: list[int]) -> None:
+@given(blobs=blobs, cuts=st.lists(st.integers(0, 10_000_000), max_size=6), version=st.sampled_from(VERSIONS))
+def test_our_parser_gives_kafka_pythons_responses(blobs: list[bytes | None], cuts: list[int], version: int) -> None:
     def frames(fetch_id: int, versions_id: int) -> bytes:
-        return fetch_frame(fetch_id, blobs) + versions_frame(versions_id)
+        return fetch_frame(fetch_id, blobs, version) + versions_frame(versions_id)
 
-    stock = parse(KafkaProtocol(client_id="c"), frames, cuts)
-    ours = parse(view_parser(), frames, cuts)
+    stock = parse(KafkaProtocol(client_id="c"), frames, cuts, version)
+    ours = parse(view_parser(), frames, cuts, version)
     assert ours == stock and len(ours) == 2
     for got, want in zip(ours[0][1].responses[0].partitions, stock[0][1].responses[0].partitions):
         assert type(got.records) is type(want.records) and got.records == want.records  # bytes (or None), copied out of the frame
@@ -111,6 +117,19 @@ def test_our_parser_reads_api_message_frames_as_views_and_other_responses_as_byt
     assert type(got.auth_bytes) is bytes and got.auth_bytes == b"sec"
 
 
+def test_a_frame_that_does_not_decode_is_logged_as_kafka_python_logs_it(caplog: pytest.LogCaptureFixture) -> None:
+    logged = []
+    for parser in (KafkaProtocol(client_id="c"), view_parser()):
+        fetch_id = parser.send_request(FetchRequest[4](replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1, isolation_level=0, topics=[]))
+        body = fetch_id.to_bytes(4, "big") + b"\x00\x00\x00\x00\x00\x00\x00\x01"  # a fetch response cut short: one topic promised, none there
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="kafka.protocol.parser"), pytest.raises(KafkaProtocolError, match="Unable to decode"):
+            parser.receive_bytes(len(body).to_bytes(4, "big") + body)
+        (record,) = [r for r in caplog.records if "Unable to decode" in r.getMessage()]
+        logged.append(record.args[-1])
+    assert type(logged[1]) is bytes and logged[1] == logged[0] == body  # the frame's bytes, not a view of them
+
+
 class Recorder:
     """A socket whose ``recv`` sizes are recorded."""
 
@@ -139,7 +158,8 @@ def test_our_connections_read_big_pieces_and_others_stay_stock(selector: type, s
         sender = threading.Thread(target=b.sendall, args=(payload,), daemon=True)
         sender.start()
         rec = Recorder(a)
-        transport = KafkaTCPTransport(SimpleNamespace(_selector=selector()), rec)
+        sel = selector()
+        transport = KafkaTCPTransport(SimpleNamespace(_selector=sel), rec)
         got = b""
         deadline = time.monotonic() + 60
         while len(got) < len(payload) and time.monotonic() < deadline:
@@ -152,6 +172,7 @@ def test_our_connections_read_big_pieces_and_others_stay_stock(selector: type, s
         b.close()
         data, err = transport._sock_recv()  # the peer gone: kafka-python's error, either way
         assert data == b"" and "socket disconnected" in str(err)
+        sel.close()
     finally:
         a.close()
         b.close()
@@ -159,8 +180,12 @@ def test_our_connections_read_big_pieces_and_others_stay_stock(selector: type, s
 
 def test_installed_only_on_the_verified_kafka_python(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kafka_compat.version_verified() and receive.install()
+    assert KafkaTCPTransport._sock_recv is receive.sock_recv and KafkaConnection.connection_made is receive.connection_made
+    monkeypatch.setattr(KafkaTCPTransport, "_sock_recv", receive._STOCK_RECV)  # (as before an install; put back after the test)
+    monkeypatch.setattr(KafkaConnection, "connection_made", receive._STOCK_MADE)
     monkeypatch.setattr(receive, "version_verified", lambda: False)
     assert not receive.install()
+    assert KafkaTCPTransport._sock_recv is receive._STOCK_RECV and KafkaConnection.connection_made is receive._STOCK_MADE
     assert clients.QuietMissSelector.stream_monitor_receive is True  # every client clients.py builds is one of ours
 
 
