@@ -14,10 +14,10 @@ instead and wait with one. These private attributes are read nowhere else; ``tes
 ``tests/test_startup_metadata.py`` fail loudly when an installed kafka-python outside
 :data:`VERIFIED_RANGE` or without them is used.
 
-The consumers' fetched records are turned into ``ConsumerRecord`` tuples a batch at a time by
-``runtime/fetch_records.py`` (kafka-python's ``Fetcher.PartitionRecords`` subclassed, reading the
-record batches' private fields), installed per consumer by :func:`install_fast_records` on the
-verified versions only; ``tests/runtime/test_fetch_records.py`` checks it against kafka-python's own path.
+The consumers' fetched records are turned into ``ConsumerRecord`` tuples a batch at a time by ``runtime/fetch_records.py``
+(kafka-python's ``Fetcher.PartitionRecords`` subclassed, reading the record batches' private fields), installed per
+consumer by :func:`install_fast_records` on the verified versions only (``tests/runtime/test_fetch_records.py`` checks it
+against kafka-python's own path); our clients' receive path (socket reads, response frames) is ``runtime/receive.py``'s.
 
 kafka-python 3.0.12 can drop a transactional request: when its coordinator's connection is not
 ready within ``request_timeout_ms`` (a broker restart), ``Sender._maybe_send_pending_request``

@@ -17,8 +17,9 @@ client in the process (the benchmark's bare consumer, row (a), is one) keeps the
 - a plain TCP connection is read :data:`RECV_BYTES` at a time (a TLS one keeps its own reads);
 - a response decoded by ``ApiMessage.decode`` reads its frame as a ``memoryview`` of the
   ``KafkaBytes`` (which the parser drops right after: nothing writes to it again); the decoder
-  copies each records blob out as ``bytes``, as before. Any other response class (raw SASL bytes)
-  reads ``bytes`` as ever.
+  copies each records blob out as ``bytes``, as before. Any other response class (raw SASL bytes;
+  ``ApiVersionsResponse``, which has its own ``decode``) reads ``bytes`` as ever, and so does the
+  parser's decode-error path (a ``seek`` ends the view).
 
 Same bytes decoded, same responses (``tests/runtime/test_receive.py``, against a broker too). Bare
 polling of the benchmark's 200k records, stock against changed in 8 alternating rounds each (medians,
