@@ -32,6 +32,7 @@ from stream_monitor.core.alert import kind_of
 from stream_monitor.core.classify import classify
 from stream_monitor.core.detectors.steps import WindowSteps
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
+from stream_monitor.core.packed import CodedColumn
 from stream_monitor.core.point_feed import Z_MAX, SliceFeed
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
 from stream_monitor.core.series import ChannelTrigger, OpenEpisode, open_pages
@@ -232,10 +233,20 @@ class ChannelMonitor:
         """
         flags, payload, wrong, truncated = classify(values, self.channel_type, self.max_category_length)
         if truncated:
-            if not self.truncated_categories:
-                log.warning("category_bound_reached", model=self.model, channel=self.name, bound="max_length", limit=self.max_category_length)
-            self.truncated_categories += truncated
+            self._truncated(truncated)
         return flags, payload, wrong
+
+    def classify_coded(self, column: CodedColumn) -> tuple[np.ndarray, CodedColumn, list[int]]:
+        """:meth:`classify` of a categorical channel's coded column (:class:`~stream_monitor.core.packed.CodedColumn`), by its distinct texts."""
+        flags, payload, truncated = column.classified(self.max_category_length)
+        if truncated:
+            self._truncated(truncated)
+        return flags, payload, []
+
+    def _truncated(self, n: int) -> None:
+        if not self.truncated_categories:
+            log.warning("category_bound_reached", model=self.model, channel=self.name, bound="max_length", limit=self.max_category_length)
+        self.truncated_categories += n
 
     def ingest(
         self,
@@ -403,6 +414,11 @@ class ChannelMonitor:
                 if self.point_detectors:  # standardising is monotone: the extreme z are those of the extreme values
                     ref: NumericReference = self.reference  # type: ignore[assignment]
                     self._z_inside = bool((low - ref.mean) / ref.scale >= -Z_MAX and (high - ref.mean) / ref.scale <= Z_MAX)
+        elif payload.__class__ is CodedColumn:  # each distinct text looked up once (core/packed.py)
+            texts = payload.categories  # type: ignore[union-attr]
+            mapped = np.fromiter(map(self.codes.get, texts, repeat(self.unseen_code, len(texts))), dtype=np.int32, count=len(texts))
+            vals = mapped[payload.codes if present_idx is None else payload.codes[present_idx]]  # type: ignore[union-attr]
+            outside = vals == self.unseen_code
         else:
             present = payload if present_idx is None else [payload[j] for j in present_idx.tolist()]
             vals = np.fromiter(map(self.codes.get, present, repeat(self.unseen_code, len(present))), dtype=np.int32, count=len(present))

@@ -26,7 +26,10 @@ judging group), each row an inference row whose ``features`` is the array of its
 order of ``names`` (the names are sent once, not per row; the values keep their types). It reads
 back as the same rows (features as the same ordered map). When some of those columns hold only finite
 floats and nulls, they travel packed as float64 bytes instead: ``[PACKED_FORMAT, model, names, rows,
-packed, data]`` (:mod:`stream_monitor.core.packed`). Anything else (a label row, a row without
+packed, data]`` (:mod:`stream_monitor.core.packed`). What the reading side sends (``runtime/forward.py``) also
+codes the columns of only texts and nulls: ``[CODED_FORMAT, model, names, rows, packed, data, coded,
+categories, codes]``, each coded column's distinct texts and an int32 code per row. msgspec reads these
+three formats in one pass (:mod:`stream_monitor.core.wire_views`). Anything else (a label row, a row without
 features, names that differ) travels as a ``ROWS_FORMAT`` record, which is read as before, so a
 topic holding records of both formats (a rolling upgrade) is read whole. A record that does not
 decode as any of them raises :class:`RowsFormatError`.
@@ -61,11 +64,13 @@ import orjson
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.groups import judge_name, model_of
-from stream_monitor.core.packed import PackedBlock, layout_of, pack_columns, valid_packing
+from stream_monitor.core.packed import block_of, pack_and_code
+from stream_monitor.core.wire_views import ColumnsView, EventView, ColumnsRecord, CodedRecord, PackedRecord, not_on_wire
 
 ROWS_FORMAT = 1
 COLUMNS_FORMAT = 3  # a rows record whose inference rows share their feature names: the names once, values per row
 PACKED_FORMAT = 4  # COLUMNS_FORMAT with its float feature columns as float64 bytes (core/packed.py)
+CODED_FORMAT = 5  # PACKED_FORMAT with its text feature columns as int32 codes into their distinct texts (core/packed.py)
 PROGRESS_FORMAT = 2  # a progress record (no rows): how far an input partition has read
 INFERENCE, LABEL = 0, 1
 _BIG_INT = 1  # extension type: an integer beyond 64 bits, as decimal text
@@ -179,20 +184,20 @@ def encode_rows(model: str, rows: list[Row], group: int = 0, groups: int = 1, pa
     return encode_row_lists(model, [row_list(r) for r in rows], group, groups, pack)
 
 
-def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1, pack: bool = True) -> bytes:
+def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1, pack: bool = True, code: bool = False) -> bytes:
     """A rows record of rows already in their wire form (:func:`row_list`, :func:`~stream_monitor.core.split.split_row_lists`,
     ``core/intake.py``'s :func:`~stream_monitor.core.intake.read_inference_wire`): columnar when they allow it, its float
-    columns packed (``pack``; :mod:`stream_monitor.core.packed`)."""
+    columns packed (``pack``) and, with ``code`` too, its text columns coded (:mod:`stream_monitor.core.packed`)."""
     cols = _columnar(rows)
     if cols is None:
         return _packed([ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows])
     names, feats, values = cols
     head: list[Any] = [COLUMNS_FORMAT, model, names]
     tail: list[Any] = [group, groups] if group else []
-    packing = pack_columns(values, len(names)) if pack else None
+    packing = pack_and_code(values, len(names), code) if pack else None
     if packing is not None:
-        head[0] = PACKED_FORMAT
-        tail[:0] = packing[:2]
+        head[0] = CODED_FORMAT if packing[3] else PACKED_FORMAT
+        tail[:0] = [*packing[:2], *packing[3:]] if packing[3] else packing[:2]
         values = packing[2]
     # each row's features object swapped for its values while packing (no row copied), then put back
     list(map(setitem, rows, repeat(10, len(rows)), values))
@@ -271,10 +276,11 @@ def _unpack(blob: bytes) -> Any:
 
 
 def _rows_of(body: Any, carrier: tuple[str, int, int] | None = None) -> tuple[str, list[Row]]:
-    if type(body) is list and (len(body) in (4, 6) and body[0] == COLUMNS_FORMAT or len(body) in (6, 8) and body[0] == PACKED_FORMAT):
+    if type(body) is list and (len(body) in (4, 6) and body[0] == COLUMNS_FORMAT or len(body) in (6, 8) and body[0] == PACKED_FORMAT
+                               or len(body) in (9, 11) and body[0] == CODED_FORMAT):
         return _columns_of(body, carrier)
     if type(body) is not list or len(body) not in (3, 5) or body[0] != ROWS_FORMAT or type(body[1]) is not str or type(body[2]) is not list:
-        raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}, {COLUMNS_FORMAT} or {PACKED_FORMAT}")
+        raise RowsFormatError(f"not a rows record of format {ROWS_FORMAT}, {COLUMNS_FORMAT}, {PACKED_FORMAT} or {CODED_FORMAT}")
     model = body[1] if len(body) == 3 else _group_name(body[1], body[3], body[4])
     out: list[Row] = []
     append = out.append
@@ -313,12 +319,16 @@ def _columns_of(body: list[Any], carrier: tuple[str, int, int] | None) -> tuple[
         raise RowsFormatError("bad feature names")
     names = _shared_names(names)
     block, width, group = None, len(names), body[4:]
-    if body[0] == PACKED_FORMAT:
-        packed, data, group = body[4], body[5], body[6:]
-        if type(packed) is not list or set(map(type, packed)) - {int} or type(data) is not bytes or not valid_packing(names, packed, data, len(rows)):
+    if body[0] in (PACKED_FORMAT, CODED_FORMAT):
+        coded = body[4:9] if body[0] == CODED_FORMAT else [body[4], body[5], [], [], b""]
+        packed, data, positions, texts, codes = coded
+        group = body[9:] if body[0] == CODED_FORMAT else body[6:]
+        if type(packed) is not list or type(positions) is not list or set(map(type, packed + positions)) - {int} or type(data) is not bytes:
             raise RowsFormatError("bad packed columns")
-        block = PackedBlock(layout_of(names, tuple(packed)), data, len(rows))
-        width -= len(packed)
+        block = block_of(names, packed, data, len(rows), positions, texts, codes) if type(texts) is list and type(codes) is bytes else None
+        if block is None:
+            raise RowsFormatError("bad packed columns")
+        width -= len(packed) + len(positions)
     if group:
         model = _group_name(model, group[0], group[1])
     out: list[Row] = []
@@ -393,31 +403,6 @@ def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None) -> P
     return _rows_of(body, carrier)
 
 
-class EventView:
-    """An inference or label event read back from a rows record: the validated values, no validation again.
-
-    It has the attributes the judging step reads (those of ``InferenceEvent`` / ``LabelEvent``);
-    building it costs a fraction of a pydantic instance, and a model's judge builds one per event.
-    """
-
-    __slots__ = ("event_id", "model", "model_version", "ts", "features", "prediction", "label", "latency_ms")
-
-    def __init__(self, event_id: Any, model: str, model_version: Any, ts: Any, features: Any, prediction: Any, label: Any, latency_ms: Any) -> None:
-        self.event_id = event_id
-        self.model = model
-        self.model_version = model_version
-        self.ts = ts
-        self.features = features
-        self.prediction = prediction
-        self.label = label
-        self.latency_ms = latency_ms
-
-    @property
-    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
-        """The fields as a map (what :meth:`Row.raw` writes)."""
-        return {k: getattr(self, k) for k in EventView.__slots__}
-
-
 _NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
@@ -432,110 +417,40 @@ def _shared_names(names: list[str]) -> tuple[str, ...]:
     return got
 
 
-class _Local:
-    """The type of a :class:`ColumnsView` field set where it is read, never sent: a wire row that has one is refused."""
-
-
-def _not_on_wire(kind: type, obj: Any) -> Any:
-    raise ValueError("not a wire field")
-
-
-_S = Union[None, bool, int, float, str]  # a value as reading writes it (what pydantic's Scalar and fast_values take)
-
-
-class ColumnsView(msgspec.Struct, array_like=True, gc=False, eq=False):
-    """An inference event read from a columnar rows record, made by msgspec from the row's wire form (its fields in
-    wire order, ``ts`` the event time; types checked), with the attributes judging reads (``InferenceEvent``'s); ``model``
-    and the ``names`` (shared by the record's rows) set when read. The features object is made only when asked for
-    (the judge's gathering takes the values as they are: :func:`~stream_monitor.core.gathering.uniform_columns`)."""
-
-    kind: Literal[0]
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: Union[int, None]
-    ts: int
-    tie: int
-    index: int
-    event_id: Union[str, None]
-    model_version: Union[str, None]
-    values: tuple[_S, ...]  # (a tuple: GC untracks it, a row waiting in the event-time order costs later collections nothing)
-    prediction: Union[_S, dict[str, _S]]
-    label: _S
-    latency_ms: Union[int, float, None]
-    problems: tuple[tuple[str, str], ...]  # (a tuple: none is the shared empty tuple, no list per row)
-    model: _Local = None  # type: ignore[assignment]  # (set when read: never on the wire)
-    names: _Local = None  # type: ignore[assignment]
-    made: _Local = None  # type: ignore[assignment]  # the features object, once asked for
-    block: _Local = None  # type: ignore[assignment]  # a PACKED_FORMAT record's packed columns (core/packed.py), else None
-    at: _Local = None  # type: ignore[assignment]  # the row's place in them
-
-    @property
-    def features(self) -> dict[str, Any]:
-        """The features object (names to values, in the names' order), made once when first asked for."""
-        f = self.made
-        if f is None:
-            b = self.block
-            f = self.made = dict(zip(self.names, self.values)) if b is None else b.features(self.at, self.values)  # type: ignore[assignment,arg-type]
-        return f  # type: ignore[return-value]
-
-    __dict__ = vars(EventView)["__dict__"]  # the fields as a map (what Row.raw writes)
-
-
-class _Columns(msgspec.Struct, array_like=True, gc=False):  # a COLUMNS_FORMAT record (group, groups None: not sent)
-    format: Literal[3]
-    model: str
-    names: list[str]
-    rows: list[ColumnsView]
-    group: int = None  # type: ignore[assignment]
-    groups: int = None  # type: ignore[assignment]
-
-
-class _PackedColumns(msgspec.Struct, array_like=True, gc=False):  # a PACKED_FORMAT record
-    format: Literal[4]
-    model: str
-    names: list[str]
-    rows: list[ColumnsView]
-    packed: list[int]
-    data: bytes
-    group: int = None  # type: ignore[assignment]
-    groups: int = None  # type: ignore[assignment]
-
-
-_COLUMNS = msgspec.msgpack.Decoder(_Columns, dec_hook=_not_on_wire).decode
-_PACKED = msgspec.msgpack.Decoder(_PackedColumns, dec_hook=_not_on_wire).decode
-_COLUMNS_HEADS = (bytes([0x94, COLUMNS_FORMAT]), bytes([0x96, COLUMNS_FORMAT]))  # a MessagePack array of 4 or 6 starting with the format
-_PACKED_HEADS = (bytes([0x96, PACKED_FORMAT]), bytes([0x98, PACKED_FORMAT]))
+_DECODERS = {  # a MessagePack array of the format's lengths starting with the format
+    bytes([0x90 + size, fmt]): msgspec.msgpack.Decoder(kind, dec_hook=not_on_wire).decode
+    for fmt, kind, sizes in ((COLUMNS_FORMAT, ColumnsRecord, (4, 6)), (PACKED_FORMAT, PackedRecord, (6, 8)), (CODED_FORMAT, CodedRecord, (9, 11)))
+    for size in sizes
+}
 _VALUES = attrgetter("values")
 
 
 def _typed_columns(blob: bytes, carrier: tuple[str, int, int] | None) -> tuple[str, list[Row]] | None:
     """The rows of a ``COLUMNS_FORMAT`` record read by msgspec into their :class:`ColumnsView` in one pass; None for any
     other (bad or unusual) record, which :func:`_rows_of` reads and words (``tests/core/test_columns_typed.py``)."""
-    head = blob[:2]
-    packed = head in _PACKED_HEADS
-    if not packed and head not in _COLUMNS_HEADS:  # (msgspec would take an array longer than the record's)
+    decode = _DECODERS.get(blob[:2])
+    if decode is None:  # (msgspec would take an array longer than the record's)
         return None
     try:
-        body: Any = (_PACKED if packed else _COLUMNS)(blob)
+        body: Any = decode(blob)
     except msgspec.DecodeError:  # (msgspec.ValidationError is one)
         return None
     names, model, views = body.names, body.model, body.rows
     if len(set(names)) != len(names):
         return None
-    width = len(names)
-    if packed:
-        if not valid_packing(names, body.packed, body.data, len(views)):
+    width, block = len(names), None
+    shared = _shared_names(names)
+    if body.format != COLUMNS_FORMAT:
+        block = block_of(shared, body.packed, body.data, len(views), body.coded, body.categories, body.codes)
+        if block is None:
             return None
-        width -= len(body.packed)
+        width -= len(body.packed) + len(body.coded)
     if body.group is not None or body.groups is not None:  # a judging group's rows (both sent) or nothing read here
         if body.group is None or body.groups is None or not 0 < body.group < body.groups:
             return None
         model = judge_name(model, body.group, body.groups)
-    shared = _shared_names(names)
     if views and set(map(len, map(_VALUES, views))) != {width}:
         return None
-    block = PackedBlock(layout_of(shared, tuple(body.packed)), body.data, len(views)) if packed else None
     out: list[Row] = []
     append, reasons = out.append, _REASONS
     for at, v in enumerate(views):

@@ -22,7 +22,7 @@ import numpy as np
 from stream_monitor.core.batch import Batch, extras
 from stream_monitor.core.exchange import ColumnsView
 from stream_monitor.core.model_monitor import AllMissing, ModelMonitor
-from stream_monitor.core.packed import PackedColumn, PackedRows
+from stream_monitor.core.packed import CodedColumn, PackedColumn, PackedRows
 
 _MISSING: Any = object()
 _LIMITED: Any = object()  # a model refused by the models limit (in a batch's block table)
@@ -273,8 +273,8 @@ class FeatureBlock:
 
 
 def _column(values: Any) -> Any:
-    """A whole column as a channel classifies it: a packed one as it is, any other as a list."""
-    return values if values.__class__ is PackedColumn else list(values)
+    """A whole column as a channel classifies it: a packed or coded one as it is, any other as a list."""
+    return values if values.__class__ is PackedColumn or values.__class__ is CodedColumn else list(values)
 
 
 def gather_batch(self: Any, decoded: list[Any], joined: list[Any] | None, ids: list[int]) -> Batch:

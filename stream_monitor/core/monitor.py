@@ -34,7 +34,7 @@ from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.exchange import INFERENCE, LABEL, PositionsOf, RawsOf, Row, encode_rows
-from stream_monitor.core.packed import PackedColumn
+from stream_monitor.core.packed import CodedColumn, PackedColumn
 from stream_monitor.core.split import split_for_judging
 from stream_monitor.core.groups import GroupBaselines, grouped, groups_of, in_group, model_of
 from stream_monitor.core.intake import InputRecord, failed, merge_intake, read_inference, read_labels
@@ -384,6 +384,12 @@ class PartitionMonitor:
                 elif values.__class__ is PackedColumn:  # floats and nulls, classified where they were read (core/packed.py)
                     if ch.channel_type == "numeric":
                         flags, payload, wrong = values.classified()
+                    else:
+                        values = values.tolist()
+                        flags, payload, wrong = ch.classify(values)
+                elif values.__class__ is CodedColumn:  # texts and nulls, coded where they were read (core/packed.py)
+                    if ch.channel_type == "categorical":
+                        flags, payload, wrong = ch.classify_coded(values)
                     else:
                         values = values.tolist()
                         flags, payload, wrong = ch.classify(values)

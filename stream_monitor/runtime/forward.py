@@ -61,6 +61,9 @@ class Forwarder:
     topic's partition count) is set once the topology is known.
     """
 
+    code_texts = True
+    """Rows records code their text columns (``CODED_FORMAT``, core/packed.py); False: they go as ``PACKED_FORMAT`` (an A/B switch)."""
+
     def __init__(
         self,
         cfg: AppConfig,
@@ -161,7 +164,7 @@ class Forwarder:
             parts: list[list[Any]] = [rows] if groups == 1 else split_row_lists(self.spec, model, rows)
             for group, part in enumerate(parts):
                 partition = group_partition(base, group, groups, n)
-                encode = exchange.encode_row_lists if groups == 1 else functools.partial(exchange.encode_row_lists, group=group, groups=groups)
+                encode = functools.partial(exchange.encode_row_lists, group=group, groups=groups, code=self.code_texts)
                 out += [(key, value, partition) for value in rows_records(model, part, limit, encode)]
                 got.add(partition)
                 if told.get((source, partition), top - 1) < top:
