@@ -166,9 +166,7 @@ class MonitorApp(CheckpointSteps):
         self._new_producer()
         self.store = self.checkpoint.store = self._changelog_store(client_id)
         self.consumer = self.checkpoint.consumer = clients.group_consumer(k, client_id)
-        topics = list(k.input_topics) + ([k.label_topic] if k.label_topic else [])
-        if self.repartition_topic:
-            topics.append(self.repartition_topic)
+        topics = list(k.input_topics) + ([k.label_topic] if k.label_topic else []) + ([self.repartition_topic] if self.repartition_topic else [])
         listener = RebalanceListener(self._on_assigned, lambda tps: self._on_revoked(tps, lost=False), lambda tps: self._on_revoked(tps, lost=True))
         self.consumer.subscribe(topics=topics, listener=listener)
         # a leader without the topics' partitions before the first join assigns nothing (see the callee)
@@ -304,6 +302,7 @@ class MonitorApp(CheckpointSteps):
         positions = {
             tp: batch[tp][0].offset if batch.get(tp) else self.consumer.position(tp) for tp in self._new_tps if tp in self.owned
         }
+        self.quiet.observe_ends(self.consumer, [tp for tp in positions if tp.topic != self.repartition_topic])  # a backlog is quiet from now
         for tp, (was, committed) in self.checkpoint.raise_to_committed(positions, batch).items():
             self.log.warning("start_below_committed", partition=f"{tp.topic}-{tp.partition}", position=was, committed=committed)
         self.checkpoint.positions(positions)  # where the carriers of tasks rebuilt below are read again from

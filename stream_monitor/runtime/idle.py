@@ -7,11 +7,11 @@ nothing at all for ``kafka.idle_timeout_ms`` (5 min by default).
 A caught-up announcement does not make a source idle at once when it has sent before: it holds the
 order at its latest time until its partition has been quiet for ``kafka.caught_up_grace_ms`` (5 s),
 then it is marked idle — unless it sends again first. *Quiet* is what the reader saw
-(:class:`QuietWatch`): how long the partition's high watermark has not moved, which the announcement
-carries. A partition still growing when its reader caught up waits the whole grace from the
+(:class:`QuietWatch`): how long the partition's end has not moved since it was assigned, which the
+announcement carries. A partition still growing when its reader caught up waits the whole grace from the
 announcement; one whose records were all there long before (a backlog read to its end, a topic
 produced before the monitor started) has served its grace while it was being read, and goes idle
-at once. The grace runs from the first announcement since the source last sent (repeats do not
+at once (read faster than the grace, it waits the rest). The grace runs from the first announcement since the source last sent (repeats do not
 extend it; one that says the partition has been quiet longer moves its start back). Every
 source caught up is no exception (an announcement is as old as the hop that brought it: another
 reader's may be stale). Records produced to a caught-up partition soon after — labels trickling in,
@@ -26,7 +26,9 @@ that task's event-time order only; another task it goes on sending to still wait
 from __future__ import annotations
 
 import time
-from typing import Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable, Sequence
+
+from kafka.errors import KafkaError
 
 from stream_monitor.core.monitor import PartitionMonitor
 
@@ -77,7 +79,8 @@ class QuietWatch:
 
     ``observe`` after every poll with the high watermarks of the last fetches; a partition is quiet
     from the first time its current high watermark was seen (so never longer than it really was: a
-    partition first fetched now counts from now, however long it was quiet before).
+    partition first seen now counts from now, however long it was quiet before). ``observe_ends``
+    when partitions are assigned: their end offsets, asked of the broker then, are seen then.
 
     >>> t = [0.0]; w = QuietWatch(clock=lambda: t[0])
     >>> w.observe([("p0", 100), ("p1", None)]); t[0] = 4.0; w.observe([("p0", 100)]); w.quiet_for("p0"), w.quiet_for("p1")
@@ -102,6 +105,24 @@ class QuietWatch:
                 if now is None:
                     now = self.clock()
                 seen[key] = (hw, now)
+
+    def observe_ends(self, consumer: Any, partitions: Sequence[Hashable], timeout_ms: int = 5000) -> None:
+        """Note the end offsets of newly assigned ``partitions`` as ``consumer``'s broker gives them now.
+
+        Without it a partition's high watermark is first seen when a fetch of it is read, and
+        kafka-python reads a fetch response's partitions one after another: a backlog's last
+        partition can be seen seconds after its first, and its grace wait that much longer at its
+        end. ``end_offsets`` gives a ``read_committed`` consumer the last stable offset: where that
+        is not the high watermark (a transaction open on the input), the first fetch restarts the
+        clock, as any growth does. Nothing is noted when the broker does not answer in ``timeout_ms``.
+        """
+        if not partitions:
+            return
+        try:
+            ends = consumer.end_offsets(list(partitions), timeout_ms=timeout_ms)
+        except KafkaError:
+            return
+        self.observe(ends.items())
 
     def quiet_for(self, key: Hashable) -> float:
         """Seconds since ``key``'s high watermark last moved (0: never fetched)."""

@@ -1,0 +1,58 @@
+"""``QuietWatch.observe_ends``: the end offsets asked of the broker at assignment start a partition's quiet.
+
+The consumer here is a stand-in with only ``end_offsets`` (what the method calls); the broker's
+side is ``tests/integration/test_backlog_quiet.py``.
+"""
+
+from __future__ import annotations
+
+from kafka.errors import KafkaTimeoutError
+
+from stream_monitor.runtime.idle import QuietWatch
+
+
+class Ends:
+    """``end_offsets`` answering from a dict, or raising what it is given."""
+
+    def __init__(self, ends: dict[str, int] | None = None, error: Exception | None = None) -> None:
+        self.ends, self.error, self.asked = ends or {}, error, []
+
+    def end_offsets(self, partitions: list[str], timeout_ms: int | None = None) -> dict[str, int]:
+        self.asked.append((list(partitions), timeout_ms))
+        if self.error is not None:
+            raise self.error
+        return {p: self.ends[p] for p in partitions}
+
+
+def test_a_backlog_counts_as_quiet_from_its_assignment_while_its_high_watermark_stands() -> None:
+    t = [10.0]
+    w = QuietWatch(clock=lambda: t[0])
+    w.observe_ends(Ends({"p0": 500, "p1": 700}), ["p0", "p1"], timeout_ms=1234)
+    t[0] = 14.0
+    w.observe([("p0", 500), ("p1", None)])  # p0's first fetch says what the broker said at assignment; p1 not fetched yet
+    t[0] = 16.0
+    assert (w.quiet_for("p0"), w.quiet_for("p1")) == (6.0, 6.0)
+
+
+def test_a_different_high_watermark_at_the_first_fetch_restarts_the_clock() -> None:
+    """Grown since, or the last stable offset of a read_committed consumer below the high watermark."""
+    t = [10.0]
+    w = QuietWatch(clock=lambda: t[0])
+    w.observe_ends(Ends({"p0": 500}), ["p0"])
+    t[0] = 14.0
+    w.observe([("p0", 520)])
+    t[0] = 15.0
+    assert w.quiet_for("p0") == 1.0
+
+
+def test_no_answer_notes_nothing_and_no_partitions_ask_nothing() -> None:
+    t = [10.0]
+    w = QuietWatch(clock=lambda: t[0])
+    silent = Ends(error=KafkaTimeoutError("no answer"))
+    w.observe_ends(silent, ["p0"])
+    assert silent.asked == [(["p0"], 5000)]
+    t[0] = 20.0
+    assert w.quiet_for("p0") == 0.0  # never seen: as without the question
+    none = Ends()
+    w.observe_ends(none, [])
+    assert none.asked == []
