@@ -8,11 +8,12 @@ A caught-up announcement does not make a source idle at once when it has sent be
 order at its latest time until its partition has been quiet for ``kafka.caught_up_grace_ms`` (5 s),
 then it is marked idle — unless it sends again first. *Quiet* is what the reader saw
 (:class:`QuietWatch`): how long the partition's end has not moved since it was assigned, which the
-announcement carries. A partition still growing when its reader caught up waits the whole grace from the
-announcement; one whose records were all there long before (a backlog read to its end, a topic
-produced before the monitor started) has served its grace while it was being read, and goes idle
-at once (read faster than the grace, it waits the rest). The grace runs from the first announcement since the source last sent (repeats do not
-extend it; one that says the partition has been quiet longer moves its start back). Every
+announcement carries. A partition still growing when its reader caught up waits the whole grace
+from the announcement; one whose records were all there long before (a backlog read to its end, a
+topic produced before the monitor started) has served its grace while it was being read, and goes
+idle at once (read faster than the grace, it waits the rest). The grace runs from the first
+announcement since the source last sent (repeats do not extend it; one that says the partition has
+been quiet longer moves its start back). Every
 source caught up is no exception (an announcement is as old as the hop that brought it: another
 reader's may be stale). Records produced to a caught-up partition soon after — labels trickling in,
 rows of a reader killed before they were committed, a burst its reader has not fetched yet — are
