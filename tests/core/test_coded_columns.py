@@ -23,7 +23,7 @@ from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.core.packed import CodedColumn, PackedColumn, PackedRows, pack_and_code
 from stream_monitor.core.spec import MonitorSpec
 from tests.core.test_optimisation_equivalence import BATCHES, GOLDEN, build_records
-from tests.core.test_packed_columns import _VALUE, _bodies, _body, _rows, _typed
+from tests.core.test_packed_columns import _VALUE, _bodies, _body, _rows, _typed, _wire_of
 
 
 def _encode(model: str, rows: list, code: bool = True, pack: bool = True, group: tuple[int, int] = (0, 1)) -> bytes:
@@ -68,11 +68,7 @@ def test_rows_read_back_with_the_features_they_had(kinds: list[str], n: int, dat
         "any": _VALUE,
     }
     columns = [data.draw(st.lists(strategy[k], min_size=n, max_size=n)) for k in kinds]
-    rows = _rows([{"model": "m", "ts": 1_700_000_000_000 + i, "features": {"_": 0}} for i in range(n)])
-    wire = [row_list(r) for r in rows]
-    for i, w in enumerate(wire):
-        w[10] = {name: col[i] for name, col in zip(names, columns)}
-    want = [[(k, _typed(v)) for k, v in w[10].items()] for w in wire]
+    wire, want = _wire_of(names, columns, n)
     blob = encode_row_lists("m", wire, *group, code=True)
     assert [[(k, _typed(v)) for k, v in w[10].items()] for w in wire] == want  # the rows given are put back as they were
     codable = any(str in {type(v) for v in col} <= {str, type(None)} for col in columns)

@@ -30,6 +30,14 @@ def _rows(bodies: list[dict], partition: int = 0) -> list:
     return out.ordered
 
 
+def _wire_of(names: list[str], columns: list[list], n: int) -> tuple[list, list]:
+    """``n`` inference rows in wire form whose features are ``columns`` under ``names``, and each row's (name, typed value) pairs."""
+    wire = [row_list(r) for r in _rows([{"model": "m", "ts": 1_700_000_000_000 + i, "features": {"_": 0}} for i in range(n)])]
+    for i, w in enumerate(wire):
+        w[10] = {name: col[i] for name, col in zip(names, columns)}
+    return wire, [[(k, _typed(v)) for k, v in w[10].items()] for w in wire]
+
+
 def _body(blob: bytes) -> list:
     return msgpack.unpackb(blob, raw=False, ext_hook=lambda c, d: msgpack.ExtType(c, d), strict_map_key=False)
 
@@ -76,11 +84,7 @@ def test_rows_read_back_with_the_features_they_had(kinds: list[str], n: int, dat
     names = [f"f{j}" for j in range(len(kinds))]
     strategy = {"float": st.floats(allow_nan=False, allow_infinity=False), "float_or_null": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)), "any": _VALUE}
     columns = [data.draw(st.lists(strategy[k], min_size=n, max_size=n)) for k in kinds]
-    rows = _rows([{"model": "m", "ts": 1_700_000_000_000 + i, "features": {"_": 0}} for i in range(n)])
-    wire = [row_list(r) for r in rows]
-    for i, w in enumerate(wire):
-        w[10] = {name: col[i] for name, col in zip(names, columns)}
-    want = [[(k, _typed(v)) for k, v in w[10].items()] for w in wire]
+    wire, want = _wire_of(names, columns, n)
     blob = encode_row_lists("m", wire, *group)
     assert [[(k, _typed(v)) for k, v in w[10].items()] for w in wire] == want  # the rows given are put back as they were
     readings = [decode_record(blob, ("rp", 0, 1))]
