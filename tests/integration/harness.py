@@ -173,8 +173,9 @@ class InProcessMonitor:
     exit_code: list[int]
 
     @classmethod
-    def start(cls, cfg: AppConfig) -> InProcessMonitor:
-        app = MonitorApp(cfg)
+    def start(cls, cfg: AppConfig, app: MonitorApp | None = None) -> InProcessMonitor:
+        """Run ``app`` (else a MonitorApp of ``cfg``; one built by the caller can be set up before its loop starts)."""
+        app = app if app is not None else MonitorApp(cfg)
         code: list[int] = []
         thread = threading.Thread(target=lambda: code.append(app.run()), daemon=True)
         thread.start()

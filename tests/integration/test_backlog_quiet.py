@@ -10,8 +10,6 @@ partition of a backlog is seen at that one moment.
 
 from __future__ import annotations
 
-import threading
-
 import orjson
 import pytest
 from kafka import KafkaProducer, TopicPartition
@@ -53,9 +51,7 @@ def test_every_partition_of_a_backlog_is_seen_at_its_assignment(kafka_bootstrap,
     cfg = app_config(kafka_bootstrap, [topic], unique_name("alerts"), group, **{"kafka.max_poll_records": 10})
     app = MonitorApp(cfg)
     app.quiet = QuietWatch(clock=Ticks())
-    code: list[int] = []
-    monitor = InProcessMonitor(app, threading.Thread(target=lambda: code.append(app.run()), daemon=True), code)
-    monitor.thread.start()
+    monitor = InProcessMonitor.start(cfg, app)
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=180, check=monitor.check_alive)
         noted = dict(app.quiet._seen)  # (taken while the partitions are assigned: a revocation forgets them)
