@@ -65,6 +65,7 @@ import orjson
 from stream_monitor.core import events as ev
 from stream_monitor.core.groups import judge_name, model_of
 from stream_monitor.core.packed import block_of, pack_and_code
+from stream_monitor.core.scan import ScannedRows
 from stream_monitor.core.wire_views import ColumnsView, EventView, ColumnsRecord, CodedRecord, PackedRecord, not_on_wire
 
 ROWS_FORMAT = 1
@@ -187,7 +188,10 @@ def encode_rows(model: str, rows: list[Row], group: int = 0, groups: int = 1, pa
 def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: int = 1, pack: bool = True, code: bool = False) -> bytes:
     """A rows record of rows already in their wire form (:func:`row_list`, :func:`~stream_monitor.core.split.split_row_lists`,
     ``core/intake.py``'s :func:`~stream_monitor.core.intake.read_inference_wire`): columnar when they allow it, its float
-    columns packed (``pack``) and, with ``code`` too, its text columns coded (:mod:`stream_monitor.core.packed`)."""
+    columns packed (``pack``) and, with ``code`` too, its text columns coded (:mod:`stream_monitor.core.packed`).
+    Rows whose features are still a scan's columns (:class:`~stream_monitor.core.scan.ScannedRows`) are encoded from them."""
+    if type(rows) is ScannedRows:
+        return _encode_scanned(model, rows, group, groups, pack, code)
     cols = _columnar(rows)
     if cols is None:
         return _packed([ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows])
@@ -205,6 +209,21 @@ def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: 
         return _packed([*head, rows, *tail])
     finally:
         list(map(setitem, rows, repeat(10, len(rows)), feats))
+
+
+def _encode_scanned(model: str, rows: ScannedRows, group: int, groups: int, pack: bool, code: bool) -> bytes:
+    """:func:`encode_row_lists` of scanned rows: the same record, its columns taken from the scan's arrays."""
+    names, packing, values = rows.columns(pack, code)
+    head: list[Any] = [COLUMNS_FORMAT, model, names]
+    tail: list[Any] = [group, groups] if group else []
+    if packing is not None:
+        head[0] = CODED_FORMAT if packing[3] else PACKED_FORMAT
+        tail[:0] = [*packing[:2], *packing[3:]] if packing[3] else packing[:2]
+    list(map(setitem, rows, repeat(10, len(rows)), values))
+    try:
+        return _packed([*head, list(rows), *tail])
+    finally:
+        list(map(setitem, rows, repeat(10, len(rows)), repeat(None)))
 
 
 _ENCODER = msgspec.msgpack.Encoder()  # the bytes msgpack.packb(use_bin_type=True) writes, in about a quarter of the time

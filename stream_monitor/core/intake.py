@@ -22,6 +22,7 @@ other record the general way (:func:`_read_record`).
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Sequence, Union
@@ -34,6 +35,7 @@ from stream_monitor.core import events as ev
 from stream_monitor.core.batch import error_text
 from stream_monitor.core.exchange import INFERENCE, LABEL, EventView, Row, inference_row, label_row, row_list, tie_of
 from stream_monitor.core.formats import FormatError, to_native
+from stream_monitor.core.scan import MIN_BATCH, ScannedRows, scan, scanned_rows, templates_of
 from stream_monitor.core.spec import MonitorSpec
 
 log = structlog.get_logger("stream_monitor.core")
@@ -162,7 +164,7 @@ def as_wire(intake: Intake) -> WireIntake:
     return out
 
 
-def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: Sequence[Any]) -> WireIntake:
+def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: Sequence[Any], scan_shapes: bool = True) -> WireIntake:
     """:func:`read_inference` for the internal topic: each model's rows straight in wire form.
 
     ``records`` are the consumer's records of input partition (``topic``, ``partition``): anything
@@ -171,12 +173,48 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
     with no event or row object in between; any other is read by :func:`read_inference` (so its
     dead letter, problems and rows are those of the general path) and its rows made wire lists.
     ``tests/core/test_reading_equivalence.py`` checks that both give the same bytes.
+
+    With ``scan_shapes`` (``run``'s reading), a batch of :data:`~stream_monitor.core.scan.MIN_BATCH` records or more is
+    first matched against the shapes seen on ``topic`` (:mod:`stream_monitor.core.scan`): the records of a known shape
+    become rows in one compiled pass, their features left as columns (:class:`~stream_monitor.core.scan.ScannedRows`),
+    and only the others go through the loop below; ``tests/core/test_scan.py`` checks the same rows and bytes.
     """
     out = WireIntake(records=len(records))
     fmt = spec.input_formats.get(topic)
     if fmt is not None and fmt.kind != "native":
         out.take(read_inference(spec, [_input(topic, partition, r) for r in records]))
         return out
+    if not scan_shapes or len(records) < MIN_BATCH:
+        _read_wire_loop(spec, topic, partition, records, out)
+        return out
+    got = scan(spec, topic, [r.value or b"" for r in records], templates_of(topic), plain_values)
+    if got is None or not got[0]:
+        _read_wire_loop(spec, topic, partition, records, out)
+        return out
+    scans, rest = got
+    _read_wire_loop(spec, topic, partition, [records[i] for i in rest.tolist()], out)
+    by_model = out.rows
+    for sc in scans:
+        rows = scanned_rows(sc, topic, partition, records, INFERENCE)
+        model = sc.template.model
+        before = by_model.get(model)
+        if before:  # rows of this model read one by one too, or of another shape: all as objects, in record order
+            rows = sorted(_materialized(before) + rows.materialize(), key=_OFFSET)
+        by_model[model] = rows
+    if len(by_model) > 1:  # the models in order of their first record, as reading one by one gives them
+        out.rows = dict(sorted(by_model.items(), key=lambda item: item[1][0][3]))
+    return out
+
+
+_OFFSET = operator.itemgetter(3)  # of a row in wire form
+
+
+def _materialized(rows: list[list[Any]]) -> list[list[Any]]:
+    return rows.materialize() if type(rows) is ScannedRows else rows
+
+
+def _read_wire_loop(spec: MonitorSpec, topic: str, partition: int, records: Sequence[Any], out: WireIntake) -> None:
+    """:func:`read_inference_wire`'s reading of records one by one (those no shape took) into ``out``."""
     by_model = out.rows
     max_bytes = spec.max_record_bytes
     loads, values_of, not_json, plain = orjson.loads, ev.fast_values, orjson.JSONDecodeError, plain_values
@@ -216,7 +254,6 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
                          features, prediction, label, latency, []])  # fmt: skip
         except Exception as exc:  # reading never raises; if it ever does, the record alone is lost
             out.take(Intake(dead_letters=[failed(_input(topic, partition, rec), exc)]))
-    return out
 
 
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # (orjson reads integers from 2**64 up, and below -2**63, as floats)

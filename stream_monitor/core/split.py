@@ -9,6 +9,7 @@ from typing import Any
 
 from stream_monitor.core.exchange import INFERENCE, EventView, Row
 from stream_monitor.core.groups import group_of, groups_of, judge_name
+from stream_monitor.core.scan import ScannedRows
 
 
 def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[Row]]]:
@@ -50,6 +51,8 @@ def split_rows(spec: Any, model: str, rows: list[Row]) -> list[tuple[str, list[R
 def split_row_lists(spec: Any, model: str, rows: list[list[Any]]) -> list[list[list[Any]]]:
     """What :func:`split_rows` gives per group, from rows in wire form (:func:`row_list`) to rows in
     wire form (what reading sends: no objects in between)."""
+    if type(rows) is ScannedRows:  # features still a scan's columns: as objects, to split them
+        rows = rows.materialize()
     n = groups_of(spec, model)
     out: list[list[list[Any]]] = [[] for _ in range(n)]
     first, others = out[0], out[1:]

@@ -64,6 +64,9 @@ class Forwarder:
     code_texts = True
     """Rows records code their text columns (``CODED_FORMAT``, core/packed.py); False: they go as ``PACKED_FORMAT`` (an A/B switch)."""
 
+    scan_shapes = True
+    """Inference records of a shape seen before are read in one compiled pass (core/scan.py); False: one by one (an A/B switch)."""
+
     def __init__(
         self,
         cfg: AppConfig,
@@ -111,7 +114,7 @@ class Forwarder:
             read_wire = (
                 functools.partial(read_labels_wire, tp.topic, tp.partition)
                 if tp.topic == self.label_topic
-                else functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition)
+                else functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition, scan_shapes=self.scan_shapes)
             )
             self.guard.feed(tp, offsets, records, read_wire, hold, self.send_dead_letter)
         else:
