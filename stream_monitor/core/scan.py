@@ -232,6 +232,9 @@ class Scan:
             if first == INT:
                 return self.ivals[idx, s].tolist()  # type: ignore[no-any-return]
             if first == STR:
+                if self.template.slots[s][0] == EVENT_ID:  # (distinct, as a rule: sliced, not coded)
+                    text = self.text
+                    return [text[a:b] for a, b in zip(self.spa[idx, s].tolist(), self.spb[idx, s].tolist())]
                 texts, codes = self.texts(s)
                 return list(map(texts.__getitem__, codes[idx].tolist()))
         text = self.text
@@ -253,7 +256,11 @@ class Scan:
         is_text = self.kinds[:, s] == STR
         where = np.flatnonzero(is_text)
         spa, spb = self.spa[where, s], self.spb[where, s]
-        uniq, first, inverse = np.unique(self.ivals[where, s], return_index=True, return_inverse=True)
+        hashes = self.ivals[where, s]
+        if len(hashes) and (hashes == hashes[0]).all():  # one text (a model version, say): no sort
+            first, inverse = np.zeros(1, dtype=np.int64), np.zeros(len(hashes), dtype=np.int64)
+        else:
+            first, inverse = np.unique(hashes, return_index=True, return_inverse=True)[1:]
         same = same_texts()
         if same is not None and same(self.data, spa, spb, first.astype(np.int64), inverse.astype(np.int64).ravel()):
             order = np.argsort(first, kind="stable")  # the distinct texts in order of first appearance
@@ -302,17 +309,21 @@ def scan(spec: Any, topic: str, values: Sequence[bytes], templates: list[Templat
         t = templates[tried]
         tried += 1
         n, width = len(pending), len(t.slots)
-        kinds = np.zeros((n, width), dtype=np.int8)
-        fvals = np.zeros((n, width))
-        ivals = np.zeros((n, width), dtype=np.int64)
-        spa = np.zeros((n, width), dtype=np.int64)
-        spb = np.zeros((n, width), dtype=np.int64)
+        # (not zeroed: a matched record's every value is written, with what its kind reads; the rest is never read)
+        kinds = np.empty((n, width), dtype=np.int8)
+        fvals = np.empty((n, width))
+        ivals = np.empty((n, width), dtype=np.int64)
+        spa = np.empty((n, width), dtype=np.int64)
+        spb = np.empty((n, width), dtype=np.int64)
         ok = np.zeros(n, dtype=np.uint8)
         if not run(data, starts[pending], ends[pending], t.lit, t.bounds, kinds, fvals, ivals, spa, spb, ok, POW10):
             continue
         good = ok.astype(bool)
         _check(t, kinds, fvals, ivals, spa, spb, text, good)
-        if good.any():
+        if good.all():  # (as a rule: the arrays as they are)
+            out.append(Scan(t, pending, kinds, fvals, ivals, spa, spb, text, data))
+            pending = pending[:0]
+        elif good.any():
             keep = np.flatnonzero(good)
             out.append(Scan(t, pending[keep], kinds[keep], fvals[keep], ivals[keep], spa[keep], spb[keep], text, data))
             pending = pending[~good]
