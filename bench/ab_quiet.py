@@ -4,7 +4,8 @@ The throughput workload (``bench/workload.py``, 4 partitions, written once), rea
 exactly-once with the default config as row (e) of ``bench.run`` runs it (``run_app``), with
 ``QuietWatch.observe_ends`` (the end offsets asked at assignment) on, then off (a partition's quiet
 counts from the first fetch of it that is read, as before `5568214`), in alternating order
-(``bench/ab_arms.py``). Prints records/s, records per CPU-second and CPU per wall second of each run,
+(``bench/ab_arms.py``); with ``--here``, ``QuietWatch.here`` on (a caught-up marker's quiet read as of now from
+the judge's own watch, where it reads that partition too), then off (the marker's quiet only). Prints records/s, records per CPU-second and CPU per wall second of each run,
 the medians and the paired ratios: the change takes idle time out of the end of the run, not CPU out of it.
 """
 
@@ -16,6 +17,16 @@ from typing import Iterator
 
 from bench.ab_arms import alternate
 from stream_monitor.runtime.idle import QuietWatch
+
+
+@contextmanager
+def _here(on: bool) -> Iterator[None]:
+    kept = QuietWatch.local
+    QuietWatch.local = on
+    try:
+        yield
+    finally:
+        QuietWatch.local = kept
 
 
 @contextmanager
@@ -35,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--here", action="store_true", help="A/B of QuietWatch.here instead (a marker's quiet as of now where its partition is read too)")
     args = ap.parse_args(argv)
-    arms = {"ends asked yes": lambda: _ends(True), "ends asked no ": lambda: _ends(False)}
+    switch = _here if args.here else _ends
+    name = "here" if args.here else "ends asked"
+    arms = {f"{name} yes": lambda: switch(True), f"{name} no ": lambda: switch(False)}
     alternate(args.bootstrap, "ab-quiet", args.events, args.rounds, arms, "yes/no")
     return 0
 

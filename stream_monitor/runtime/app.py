@@ -459,7 +459,7 @@ class MonitorApp(CheckpointSteps):
                 if isinstance(got, exchange.Progress):
                     if got.event_time_ms is not None:
                         task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
-                    quiet_s = (got.quiet_ms or 0) / 1000.0  # how long its partition had not grown (caught-up markers)
+                    quiet_s = max((got.quiet_ms or 0) / 1000.0, self.quiet.here(got.source))  # its partition's quiet (QuietWatch.here)
                     if got.caught_up:  # nothing more to read there for now: the order waits a grace, then goes on without it
                         task.caught_up(got.source)
                         caught[got.source] = (i, quiet_s)

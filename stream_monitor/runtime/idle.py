@@ -8,7 +8,8 @@ A caught-up announcement does not make a source idle at once when it has sent be
 order at its latest time until its partition has been quiet for ``kafka.caught_up_grace_ms`` (5 s),
 then it is marked idle — unless it sends again first. *Quiet* is what the reader saw
 (:class:`QuietWatch`): how long the partition's end has not moved since it was assigned, which the
-announcement carries. A partition still growing when its reader caught up waits the whole grace
+announcement carries (or, where the judge's instance reads the partition too, its own watch as of the
+announcement's arrival: :meth:`QuietWatch.here`). A partition still growing when its reader caught up waits the whole grace
 from the announcement; one whose records were all there long before (a backlog read to its end, a
 topic produced before the monitor started) has served its grace while it was being read, and goes
 idle at once (read faster than the grace, it waits the rest). The grace runs from the first
@@ -124,6 +125,20 @@ class QuietWatch:
         except KafkaError:
             return
         self.observe(ends.items())
+
+    local = True
+    """Whether :meth:`here` answers (an A/B switch: ``python -m bench.ab_quiet --here``)."""
+
+    def here(self, source: Hashable) -> float:
+        """How long a caught-up marker's source has been quiet *now*, when this instance reads it too (else 0).
+
+        A marker carries the quiet its reader saw when sending it; the judge cannot count the hop since (the
+        reader may be another instance, on another clock), so its grace would start later than the partition
+        went quiet by the hop's time (the transaction's commit, the internal topic's fetch: ~0.3-1 s). When the
+        judge's instance reads that partition itself, its own watch tells the quiet as of now, on the same clock:
+        still only what was seen (the end unchanged since), and growth seen since restarts it, as ever.
+        """
+        return self.quiet_for(source) if self.local else 0.0
 
     def quiet_for(self, key: Hashable) -> float:
         """Seconds since ``key``'s high watermark last moved (0: never fetched)."""

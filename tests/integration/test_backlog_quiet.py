@@ -10,6 +10,8 @@ partition of a backlog is seen at that one moment.
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 from kafka import KafkaProducer, TopicPartition
@@ -61,3 +63,49 @@ def test_every_partition_of_a_backlog_is_seen_at_its_assignment(kafka_bootstrap,
     assert all(s is not None for s in seen.values()), seen
     assert {tp.partition: s[0] for tp, s in seen.items()} == dict(enumerate(ends)), "the high watermarks seen are the ends"
     assert len({s[1] for s in seen.values()}) == 1, f"the partitions were first seen at different looks: {seen}"
+
+
+def test_a_marker_of_a_partition_read_here_counts_its_quiet_as_of_its_arrival(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
+    """A caught-up marker carries the quiet its reader saw when sending it; where the judge reads that partition too,
+    its own watch gives the quiet as of the marker's arrival (``QuietWatch.here``): more, by the hop's time. With a
+    clock that moves one step per reading, every marker of a source read here arrives with more quiet than it left with."""
+    from stream_monitor.core import exchange
+
+    topic = topic_factory(partitions=PARTITIONS, configs=KEEP)
+    fraud, _ = demo_streams(1500, 7)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=20, acks="all")
+    for i, event in enumerate(generate_events(fraud)):
+        producer.send(topic, value=orjson.dumps(event), partition=i % PARTITIONS)
+    producer.flush(60)
+    producer.close()
+    group = unique_name("group")
+    cfg = app_config(kafka_bootstrap, [topic], unique_name("alerts"), group)
+    app = MonitorApp(cfg)
+    app.quiet = QuietWatch(clock=Ticks())
+    seen: list[tuple[str, object, float]] = []  # in order: each caught-up marker read, then what here() said of its source
+    decode, here = exchange.decode_record, app.quiet.here
+
+    def decode_spy(*args: object, **kwargs: object) -> object:
+        got = decode(*args, **kwargs)
+        if isinstance(got, exchange.Progress) and got.caught_up:
+            seen.append(("marker", got.source, (got.quiet_ms or 0) / 1000.0))
+        return got
+
+    def here_spy(source: object) -> float:
+        value = here(source)
+        seen.append(("here", source, value))
+        return value
+
+    monkeypatch.setattr(exchange, "decode_record", decode_spy)
+    monkeypatch.setattr(app.quiet, "here", here_spy)
+    monitor = InProcessMonitor.start(cfg, app)
+    try:
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=180, check=monitor.check_alive)
+        deadline = time.monotonic() + 60  # (the markers are on the internal topic: read by now, as a rule)
+        while len({source for kind, source, _ in seen if kind == "marker"}) < PARTITIONS and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        assert monitor.stop() == 0
+    pairs = [(a, b) for a, b in zip(seen, seen[1:]) if a[0] == "marker" and b[0] == "here"]
+    assert len(pairs) >= PARTITIONS, seen[:20]
+    assert all(b[1] == a[1] and b[2] > a[2] > 0 for a, b in pairs), pairs[:10]

@@ -56,3 +56,17 @@ def test_no_answer_notes_nothing_and_no_partitions_ask_nothing() -> None:
     none = Ends()
     w.observe_ends(none, [])
     assert none.asked == []
+
+
+def test_here_is_the_quiet_as_of_now_of_a_partition_read_here_and_nothing_of_another() -> None:
+    t = [10.0]
+    w = QuietWatch(clock=lambda: t[0])
+    w.observe([("p0", 100)])
+    t[0] = 13.5
+    assert w.here("p0") == 3.5  # the marker may have left at 11.0 saying 1.0: here counts the hop too
+    assert w.here("elsewhere") == 0.0  # not read here: the marker's word only
+    w.observe([("p0", 130)])  # grew: from now
+    t[0] = 14.0
+    assert w.here("p0") == 0.5
+    w.local = False
+    assert w.here("p0") == 0.0
