@@ -117,18 +117,31 @@ class _Builder:
         self.lit_start = self.p
         self.slots.append((role, at))
 
-    def build(self) -> Template | None:
-        raw = self.raw
+    def members(self) -> Any:
+        """The keys of the object that starts here, one by one (the caller reads each one's value); ValueError on a key twice."""
         self.expect(123)
         seen: set[str] = set()
-        model, names = None, None
         while True:
             k = self.key()
             if k in seen:
-                return None
+                raise ValueError("a key twice")
             seen.add(k)
             self.expect(58)
             self.ws()
+            yield k
+            self.ws()
+            if self.raw[self.p] == 44:
+                self.p += 1
+                continue
+            self.expect(125)
+            return
+
+    def build(self) -> Template | None:
+        raw = self.raw
+        seen: set[str] = set()
+        model, names = None, None
+        for k in self.members():
+            seen.add(k)
             if k == "model":
                 q = _scalar_end(raw, self.p)
                 if raw[self.p] != 34 or b"\\" in raw[self.p : q] or any(b < 32 or b >= 128 for b in raw[self.p + 1 : q - 1]):
@@ -136,31 +149,14 @@ class _Builder:
                 model = raw[self.p + 1 : q - 1].decode("ascii")
                 self.p = q
             elif k == "features":
-                self.expect(123)
                 names = []
-                while True:
-                    name = self.key()
-                    if name in names:
-                        return None
+                for name in self.members():
                     names.append(name)
-                    self.expect(58)
                     self.slot(FEATURE, len(names) - 1)
-                    self.ws()
-                    if raw[self.p] == 44:
-                        self.p += 1
-                        continue
-                    self.expect(125)
-                    break
             elif k in _ROLES:
                 self.slot(_ROLES[k], 0)
             else:
                 return None
-            self.ws()
-            if raw[self.p] == 44:
-                self.p += 1
-                continue
-            self.expect(125)
-            break
         self.ws()
         if self.p != len(raw) or model is None or not names or "ts" not in seen or not 0 < len(model) <= 256:
             return None
