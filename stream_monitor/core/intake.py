@@ -184,19 +184,29 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
     if fmt is not None and fmt.kind != "native":
         out.take(read_inference(spec, [_input(topic, partition, r) for r in records]))
         return out
-    if not scan_shapes or len(records) < MIN_BATCH:
-        _read_wire_loop(spec, topic, partition, records, out)
-        return out
+    if scan_shapes and len(records) >= MIN_BATCH:
+        try:
+            got = _read_by_shape(spec, topic, partition, records)
+        except Exception as exc:  # never expected; if it happens, the batch is read one by one (nothing lost)
+            log.error("reading_by_shape_failed", topic=topic, partition=partition, error=error_text(exc), exc_info=exc)
+            got = None
+        if got is not None:
+            return got
+    _read_wire_loop(spec, topic, partition, records, out)
+    return out
+
+
+def _read_by_shape(spec: MonitorSpec, topic: str, partition: int, records: Sequence[Any]) -> WireIntake | None:
+    """:func:`read_inference_wire` of a batch whose records of a known shape are scanned (None: no record was)."""
     got = scan(spec, topic, [r.value or b"" for r in records], templates_of(topic), plain_values)
     if got is None or not got[0]:
-        _read_wire_loop(spec, topic, partition, records, out)
-        return out
+        return None
     scans, rest = got
+    scanned = [(sc.template.model, scanned_rows(sc, topic, partition, records, INFERENCE)) for sc in scans]
+    out = WireIntake(records=len(records))
     _read_wire_loop(spec, topic, partition, [records[i] for i in rest.tolist()], out)
     by_model = out.rows
-    for sc in scans:
-        rows = scanned_rows(sc, topic, partition, records, INFERENCE)
-        model = sc.template.model
+    for model, rows in scanned:
         before = by_model.get(model)
         if before:  # rows of this model read one by one too, or of another shape: all as objects, in record order
             rows = sorted(_materialized(before) + rows.materialize(), key=_OFFSET)

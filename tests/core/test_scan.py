@@ -228,3 +228,20 @@ def test_integers_at_the_64_bit_edge_read_as_one_by_one() -> None:
     assert sc.templates_of("edges")  # (the shape was learnt: the kernel read these records)
     assert _encoded(got, 1000, True, True) == _encoded(want, 1000, True, True)
     assert _typed(_rows(got)) == _typed(_rows(want)) and _dead(got) == _dead(want)
+
+
+def test_a_failure_of_the_scan_reads_the_batch_one_by_one(monkeypatch) -> None:
+    """Reading never raises: were the compiled pass ever to fail, the batch is read one by one, nothing lost."""
+    from bench.workload import throughput_events
+
+    raws = throughput_events(40)
+    recs = [_Rec(raw, i, None, None) for i, raw in enumerate(raws)]
+    want = ik.read_inference_wire(MonitorSpec(), "broken", 0, recs, scan_shapes=False)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ik, "scanned_rows", broken)
+    got = ik.read_inference_wire(MonitorSpec(), "broken", 0, recs)
+    assert type(got.rows["bench-v1"]) is not sc.ScannedRows and len(got.rows["bench-v1"]) == 40
+    assert _encoded(got, 1000, True, True) == _encoded(want, 1000, True, True) and not got.dead_letters
