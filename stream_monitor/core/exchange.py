@@ -190,15 +190,17 @@ def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: 
     ``core/intake.py``'s :func:`~stream_monitor.core.intake.read_inference_wire`): columnar when they allow it, its float
     columns packed (``pack``) and, with ``code`` too, its text columns coded (:mod:`stream_monitor.core.packed`).
     Rows whose features are still a scan's columns (:class:`~stream_monitor.core.scan.ScannedRows`) are encoded from them."""
-    if type(rows) is ScannedRows:
-        return _encode_scanned(model, rows, group, groups, pack, code)
-    cols = _columnar(rows)
-    if cols is None:
-        return _packed([ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows])
-    names, feats, values = cols
+    if type(rows) is ScannedRows:  # features still a scan's columns: packed and coded from its arrays
+        names, packing, values = rows.columns(pack, code)
+        feats: Any = repeat(None)
+    else:
+        cols = _columnar(rows)
+        if cols is None:
+            return _packed([ROWS_FORMAT, model, rows, group, groups] if group else [ROWS_FORMAT, model, rows])
+        names, feats, values = cols
+        packing = pack_and_code(values, len(names), code) if pack else None
     head: list[Any] = [COLUMNS_FORMAT, model, names]
     tail: list[Any] = [group, groups] if group else []
-    packing = pack_and_code(values, len(names), code) if pack else None
     if packing is not None:
         head[0] = CODED_FORMAT if packing[3] else PACKED_FORMAT
         tail[:0] = [*packing[:2], *packing[3:]] if packing[3] else packing[:2]
@@ -209,21 +211,6 @@ def encode_row_lists(model: str, rows: list[list[Any]], group: int = 0, groups: 
         return _packed([*head, rows, *tail])
     finally:
         list(map(setitem, rows, repeat(10, len(rows)), feats))
-
-
-def _encode_scanned(model: str, rows: ScannedRows, group: int, groups: int, pack: bool, code: bool) -> bytes:
-    """:func:`encode_row_lists` of scanned rows: the same record, its columns taken from the scan's arrays."""
-    names, packing, values = rows.columns(pack, code)
-    head: list[Any] = [COLUMNS_FORMAT, model, names]
-    tail: list[Any] = [group, groups] if group else []
-    if packing is not None:
-        head[0] = CODED_FORMAT if packing[3] else PACKED_FORMAT
-        tail[:0] = [*packing[:2], *packing[3:]] if packing[3] else packing[:2]
-    list(map(setitem, rows, repeat(10, len(rows)), values))
-    try:
-        return _packed([*head, list(rows), *tail])
-    finally:
-        list(map(setitem, rows, repeat(10, len(rows)), repeat(None)))
 
 
 _ENCODER = msgspec.msgpack.Encoder()  # the bytes msgpack.packb(use_bin_type=True) writes, in about a quarter of the time

@@ -10,7 +10,6 @@ bytes beyond ASCII, booleans, null, nested values), mixed with records that are 
 from __future__ import annotations
 
 import json
-from collections import namedtuple
 from typing import Any
 
 import msgspec
@@ -23,8 +22,8 @@ from stream_monitor.core import exchange
 from stream_monitor.core import intake as ik
 from stream_monitor.core import scan as sc
 from stream_monitor.core.spec import MonitorSpec
+from tests.core.test_reading_equivalence import _KafkaRecord as _Rec
 
-_Rec = namedtuple("_Rec", "value offset timestamp headers")
 
 pytestmark = pytest.mark.skipif(sc.kernel() is None, reason="no numba: nothing is scanned")
 
