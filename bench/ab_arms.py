@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from contextlib import AbstractContextManager
-from typing import Callable
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Callable, Iterator
 
 from bench.run import create_topic, produce_all, run_app
 from bench.workload import throughput_events
 from stream_monitor.ops.logs import configure_logging
+
+
+@contextmanager
+def switched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """``owner.name`` set to ``value`` around a run (an arm's switch), then put back."""
+    kept = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, kept)
 
 
 def alternate(bootstrap: str, name: str, events: int, rounds: int, arms: dict[str, Callable[[], AbstractContextManager[object]]], ratio: str) -> None:

@@ -12,32 +12,13 @@ the medians and the paired ratios: the change takes idle time out of the end of 
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
-from typing import Iterator
 
-from bench.ab_arms import alternate
+from bench.ab_arms import alternate, switched
 from stream_monitor.runtime.idle import QuietWatch
 
 
-@contextmanager
-def _here(on: bool) -> Iterator[None]:
-    kept = QuietWatch.local
-    QuietWatch.local = on
-    try:
-        yield
-    finally:
-        QuietWatch.local = kept
-
-
-@contextmanager
-def _ends(asked: bool) -> Iterator[None]:
-    kept = QuietWatch.observe_ends
-    if not asked:
-        QuietWatch.observe_ends = lambda self, *a, **k: None  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        QuietWatch.observe_ends = kept  # type: ignore[method-assign]
+def _no_ends(self: QuietWatch, *args: object, **kwargs: object) -> None:
+    """``observe_ends`` switched off: a partition's quiet counts from its first fetch read, as before `5568214`."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,9 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--here", action="store_true", help="A/B of QuietWatch.here instead (a marker's quiet as of now where its partition is read too)")
     args = ap.parse_args(argv)
-    switch = _here if args.here else _ends
-    name = "here" if args.here else "ends asked"
-    arms = {f"{name} yes": lambda: switch(True), f"{name} no ": lambda: switch(False)}
+    if args.here:
+        arms = {"here yes": lambda: switched(QuietWatch, "local", True), "here no ": lambda: switched(QuietWatch, "local", False)}
+    else:
+        arms = {"ends asked yes": lambda: switched(QuietWatch, "observe_ends", QuietWatch.observe_ends),
+                "ends asked no ": lambda: switched(QuietWatch, "observe_ends", _no_ends)}
     alternate(args.bootstrap, "ab-quiet", args.events, args.rounds, arms, "yes/no")
     return 0
 

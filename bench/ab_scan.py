@@ -9,21 +9,9 @@ same alerts: reading by shape gives the same rows and bytes.
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
-from typing import Iterator
 
-from bench.ab_arms import alternate
+from bench.ab_arms import alternate, switched
 from stream_monitor.runtime.forward import Forwarder
-
-
-@contextmanager
-def _scanning(on: bool) -> Iterator[None]:
-    kept = Forwarder.scan_shapes
-    Forwarder.scan_shapes = on
-    try:
-        yield
-    finally:
-        Forwarder.scan_shapes = kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=6)
     args = ap.parse_args(argv)
-    arms = {"by shape yes": lambda: _scanning(True), "by shape no ": lambda: _scanning(False)}
+    arms = {"by shape yes": lambda: switched(Forwarder, "scan_shapes", True), "by shape no ": lambda: switched(Forwarder, "scan_shapes", False)}
     alternate(args.bootstrap, "ab-scan", args.events, args.rounds, arms, "yes/no")
     return 0
 
