@@ -335,9 +335,10 @@ def run_app(
     judged too (the internal topic read to its end, no row waiting for its turn). CPU is this process's (the app's thread; the
     main thread only sleeps), from when the first records were seen to that checkpoint.
     """
+    from kafka import TopicPartition
+
     from stream_monitor.ops.collector import tune_collector
     from stream_monitor.runtime.app import MonitorApp
-    from stream_monitor.runtime.kafka_compat import caught_up, highwater
 
     tag = "eos" if exactly_once else "alo"
     uid = uuid.uuid4().hex[:8]
@@ -355,9 +356,16 @@ def run_app(
             return True
         if any(task.queued() for task in app.tasks.values()):
             return False
-        tps = [tp for tp in app.owned if tp.topic == app.repartition_topic]
-        # a transaction's commit marker may stand one past the last record read
-        return all(caught_up(app.consumer, tp) and internal.get(tp, 0) >= (highwater(app.consumer, tp) or 0) - 1 for tp in tps)
+        # Every internal partition, owned here (one instance): the internal topic can be assigned later than the input
+        # (a run was once counted done with a third of its alerts while some of its partitions were not yet owned).
+        tps = [TopicPartition(app.repartition_topic, p) for p in sorted(app.consumer.partitions_for_topic(app.repartition_topic) or ())]
+        if not tps or not app.owned.issuperset(tps):
+            return False
+        # The ends are asked of the broker now, after the commit: the high watermark of the judge's last fetch can
+        # predate rows the readers sent in the transaction just committed (then they looked judged, and a run was
+        # once counted done with a third of its alerts). A transaction's marker may stand one past the last record.
+        ends = app.consumer.end_offsets(tps)
+        return all(internal.get(tp, 0) >= ends.get(tp, 0) - 1 for tp in tps)
 
     def on_checkpoint(result: Any) -> None:
         committed.update({tp: off for tp, off in result.offsets.items() if tp.topic in (topic, label_topic)})
