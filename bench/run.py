@@ -332,13 +332,12 @@ def run_app(
 
     Timing starts at the ``poll`` that returns the first records (as for (a)) and ends when the
     checkpoint that commits the last offset returns — in the by-model topology, once every row is
-    judged too (the internal topic read to its end, no row waiting for its turn). CPU is this process's (the app's thread; the
+    judged too (``runtime/drain.py``: the internal topic judged to its end, no row waiting for its turn). CPU is this process's (the app's thread; the
     main thread only sleeps), from when the first records were seen to that checkpoint.
     """
-    from kafka import TopicPartition
-
     from stream_monitor.ops.collector import tune_collector
     from stream_monitor.runtime.app import MonitorApp
+    from stream_monitor.runtime.drain import Drain
 
     tag = "eos" if exactly_once else "alo"
     uid = uuid.uuid4().hex[:8]
@@ -346,43 +345,24 @@ def run_app(
     done: list[float] = []
     cpu_end: list[float] = []
     waited: list[float] = []  # the loop's checkpoint waits up to the end of the timed run
-    committed: dict[Any, int] = {}
 
-    internal: dict[Any, int] = {}  # committed offsets of the internal by-model topic
-
-    def judged_all() -> bool:
-        """Every row forwarded to the internal topic was read and judged (none waits, offsets committed to its end)."""
-        if not app.repartition_topic:
-            return True
-        if any(task.queued() for task in app.tasks.values()):
-            return False
-        # Every internal partition, owned here (one instance): the internal topic can be assigned later than the input
-        # (a run was once counted done with a third of its alerts while some of its partitions were not yet owned).
-        tps = [TopicPartition(app.repartition_topic, p) for p in sorted(app.consumer.partitions_for_topic(app.repartition_topic) or ())]
-        if not tps or not app.owned.issuperset(tps):
-            return False
-        # The ends are asked of the broker now, after the commit: the high watermark of the judge's last fetch can
-        # predate rows the readers sent in the transaction just committed (then they looked judged, and a run was
-        # once counted done with a third of its alerts). A transaction's marker may stand one past the last record.
-        ends = app.consumer.end_offsets(tps)
-        return all(internal.get(tp, 0) >= ends.get(tp, 0) - 1 for tp in tps)
+    def reached(committed: Any) -> bool:
+        return (
+            sum(o for tp, o in committed.items() if tp.topic == topic) >= n
+            and sum(o for tp, o in committed.items() if tp.topic == label_topic) >= labels
+        )
 
     def on_checkpoint(result: Any) -> None:
-        committed.update({tp: off for tp, off in result.offsets.items() if tp.topic in (topic, label_topic)})
-        internal.update({tp: off for tp, off in result.offsets.items() if tp.topic == app.repartition_topic})
+        drain(result)  # the runtime's own end condition: every row judged, as the demo uses it
         if on_commit is not None:
-            on_commit(dict(committed))
-        if (
-            not done
-            and sum(o for tp, o in committed.items() if tp.topic == topic) >= n
-            and sum(o for tp, o in committed.items() if tp.topic == label_topic) >= labels
-            and judged_all()
-        ):
+            on_commit({tp: off for tp, off in drain.committed.items() if tp.topic in (topic, label_topic)})
+        if not done and drain.done is not None:
             done.append(result.finished)
             cpu_end.append(time.process_time())
             waited.append(app.timings.checkpoint_seconds)  # not the commits of the stop, after the timed run
 
     app = MonitorApp(cfg, on_checkpoint=on_checkpoint)
+    drain = Drain(app, reached)
     tune_collector()  # as `stream-monitor run` does before app.run()
     code: list[int] = []
     def target() -> None:

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from stream_monitor.commands.common import EXIT_OK, EXIT_RUNTIME
@@ -29,15 +29,14 @@ from stream_monitor.core.alert import AlertEvent
 from stream_monitor.config import AppConfig, load_config
 from stream_monitor.demo_stream import produce_round
 from stream_monitor.runtime.app import MonitorApp
+from stream_monitor.runtime.drain import Drain
 from stream_monitor.synthetic import demo_streams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKER_SH = REPO_ROOT / "deploy" / "kafka" / "broker.sh"
 EXAMPLE_STREAM = REPO_ROOT / "examples" / "demo-events.jsonl.gz"
 STALL_S = 60.0  # no monitored record for this long after the producer finished: stop
-# after every event is read: the readers say their partitions are caught up, the rows held for
-# event-time order are judged, their alerts committed and read
-SETTLE_S = 4.0
+SETTLE_S = 1.5  # after the checkpoint that judged the last event: its alerts are committed, read them
 
 
 def _out(text: str) -> None:
@@ -124,25 +123,32 @@ def _introduce(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
     _out("alerts appear below once committed (read_committed); Ctrl-C stops everything.\n")
 
 
-def _follow(app: MonitorApp, reader: KafkaConsumer, monitor: threading.Thread, produced: threading.Event, total: int, counts: dict[str, int]) -> None:
-    """Print committed alerts until every event is monitored (or progress stalls), counting them by status."""
+def _follow(app: MonitorApp, drain: Drain, reader: KafkaConsumer, topic: str, monitor: threading.Thread, produced: threading.Event, counts: dict[str, int]) -> None:
+    """Print committed alerts until every event is judged (or progress stalls), counting them by status.
+
+    Every event *judged*, not read: the rows of the stream's last ``max_lateness`` of event time wait
+    for event-time order until the input has been quiet for ``kafka.caught_up_grace_ms``, and its last
+    alerts (fraud-v3's resolves) come from them (:class:`~stream_monitor.runtime.drain.Drain`).
+    """
     color = sys.stdout.isatty()
-    idle_since: float | None = None
+    done_since: float | None = None
     last_progress = (app.stats.records, time.monotonic())
     while True:
         if app.stats.records != last_progress[0]:
             last_progress = (app.stats.records, time.monotonic())
-        elif produced.is_set() and time.monotonic() - last_progress[1] > STALL_S:
-            _out(f"no progress for {STALL_S:g} s at {app.stats.records} of {total} events; stopping (see the log above)")
+        elif produced.is_set() and time.monotonic() - last_progress[1] > STALL_S and drain.done is None:
+            _out(f"no progress for {STALL_S:g} s at {app.stats.records} records read; stopping (see the log above)")
             return
+        if produced.is_set() and drain.reached is None:  # the stream is complete: its ends are what is to be judged
+            drain.expect(reader.end_offsets([TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]))
         for records in reader.poll(timeout_ms=300).values():
             for rec in records:
                 alert = AlertEvent.model_validate_json(rec.value)
                 counts[alert.status] += 1
                 _out(format_alert(alert, color))
-        if produced.is_set() and app.stats.records >= total:
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since > SETTLE_S:
+        if drain.done is not None:
+            done_since = done_since or time.monotonic()
+            if time.monotonic() - done_since > SETTLE_S:
                 return
         if not monitor.is_alive():
             _out("the monitor stopped unexpectedly; see the log above")
@@ -164,6 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     topic, alerts_topic = f"demo-inference-{run_id}", f"demo-alerts-{run_id}"
     _create_topics(bootstrap, topic, alerts_topic)
     app = MonitorApp(demo_config(bootstrap, run_id, topic, alerts_topic))
+    drain = app.on_checkpoint = Drain(app)
     stop, produced = threading.Event(), threading.Event()
     _introduce(args, bootstrap, topic)
     tune_collector()
@@ -176,7 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     reader = KafkaConsumer(alerts_topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest", group_id=None, enable_auto_commit=False)
     counts = {"firing": 0, "resolved": 0}
     try:
-        _follow(app, reader, monitor_thread, produced, 2 * args.events, counts)
+        _follow(app, drain, reader, topic, monitor_thread, produced, counts)
     except KeyboardInterrupt:
         _out("\nstopping...")
     finally:
@@ -187,8 +194,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reader.close()
         if started_broker:
             _stop_broker(args.port)
+    committed = sum(offset for tp, offset in drain.committed.items() if tp.topic == topic)  # (the topic's offsets start at 0)
     _out(
-        f"\n{app.stats.records} events monitored, {counts['firing']} firing and {counts['resolved']} resolved alert events; "
-        f"{app.stats.dead_letters} dead letters."
+        f"\n{committed} events {'monitored' if drain.done is not None else 'read and committed, the rest not judged'}, "
+        f"{counts['firing']} firing and {counts['resolved']} resolved alert events; {app.stats.dead_letters} dead letters."
     )
     return EXIT_OK
