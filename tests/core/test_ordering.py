@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stream_monitor.core.events import SourcePosition
@@ -429,7 +429,7 @@ class _HeapMerger(EventTimeMerger):
         if not heap:
             return []
         wm = self.watermark()
-        everything = final or self.latest.keys() <= (self.idle_sources | self.caught_up_sources)
+        everything = final or self.latest.keys() <= self.idle_sources  # every source caught up is no exception (caught_up)
         out = []
         while heap and (everything or (wm is not None and heap[0][0][0] < wm)):
             out.append(heapq.heappop(heap)[2])
@@ -453,6 +453,7 @@ class _HeapMerger(EventTimeMerger):
         max_size=40,
     ),
 )
+@example(lateness=0, max_rows=1, ops=[("add", [(1, 0, 0)]), ("caught_up", 1), ("release", 0)])  # every source caught up: still held
 def test_the_runs_release_and_refuse_exactly_what_a_heap_per_row_did(lateness: int, max_rows: int, ops: list) -> None:
     """Same rows (equal keys included: arrival order decides), same calls: same released rows in the same order, same late rows, same forced count."""
     new, ref = EventTimeMerger(lateness, max_rows), _HeapMerger(lateness, max_rows)
