@@ -31,6 +31,7 @@ from stream_monitor.core import series as ser
 from stream_monitor.core.alert import kind_of
 from stream_monitor.core.classify import classify
 from stream_monitor.core.detectors.steps import WindowSteps
+from stream_monitor.core.evaluations import EvaluationLog, EvaluationRecord
 from stream_monitor.core.lifecycle import AlertLifecycle, fingerprint
 from stream_monitor.core.packed import CodedColumn
 from stream_monitor.core.point_feed import Z_MAX, SliceFeed
@@ -62,18 +63,6 @@ def level_values(min_shift: float) -> int:
     (144, 3600, 1000000000)
     """
     return int(min(1e9, round((LEVEL_NOISE / min_shift) ** 2))) if min_shift > 0 else 1_000_000_000
-
-
-class EvaluationRecord(NamedTuple):
-    """One detector evaluation, for reports (``statistic`` over event time against ``threshold``)."""
-
-    model: str
-    channel: str
-    detector: str
-    event_time_ms: int
-    statistic: float | None
-    threshold: float | None
-    breached: bool
 
 
 class EpisodeSource(Protocol):
@@ -140,7 +129,7 @@ class ChannelMonitor:
         self.dirty = True  # changed since the last state checkpoint
         # ... and which of its separate state items: the reference's, the window chunks' (core/state_window.py)
         self.reference_dirty, self.reference_digest, self.dirty_chunks, self.chunk_stamps = False, "", set[int](), list[int]()
-        self._evaluations: list[EvaluationRecord] | None = None
+        self._evaluations: EvaluationLog | None = None
         self.high_cardinality = False
         # warm-up builder
         self._warm_values: list[float] = []  # numeric channels
@@ -266,7 +255,7 @@ class ChannelMonitor:
         rows: Sequence[int],
         row_times: Sequence[int],
         row_offsets: Sequence[int],
-        evaluations: list[EvaluationRecord] | None = None,
+        evaluations: EvaluationLog | None = None,
         row_times_array: np.ndarray | None = None,
     ) -> list[ChannelTrigger]:
         """Like :meth:`ingest` for pre-classified values; ``evaluations`` collects every evaluation.
@@ -520,9 +509,7 @@ class ChannelMonitor:
         changes: list[ser.Change],
     ) -> None:
         if self._evaluations is not None:
-            self._evaluations.append(
-                EvaluationRecord(self.model, self.name, detector, row_times[row], evaluation.statistic, evaluation.threshold, evaluation.breached)
-            )
+            self._evaluations.add(self.model, self.name, detector, row_times[row], evaluation)
         life = self.lifecycles[detector]
         self._round[detector] = (ordinal, evaluation, self.point_basis)
         e = evaluation

@@ -31,7 +31,8 @@ import structlog
 from stream_monitor.core import events as ev
 from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
-from stream_monitor.core.channel import ChannelTrigger, EvaluationRecord, drifting_features
+from stream_monitor.core.channel import ChannelTrigger, drifting_features
+from stream_monitor.core.evaluations import EvaluationRecord, evaluation_log
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.exchange import INFERENCE, LABEL, PositionsOf, RawsOf, Row, encode_rows
 from stream_monitor.core.packed import CodedColumn, PackedColumn
@@ -82,7 +83,7 @@ class BatchResult:
     waiting: int = 0  # labels that now wait for their prediction (neither monitored nor dead letters yet)
     resumed: int = 0  # labels that stopped waiting here (joined, or label_unmatched dead letters)
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
-    evaluations: list[EvaluationRecord] | None = None  # every evaluation, when asked for (reports)
+    evaluations: list[EvaluationRecord] | None = None  # evaluations when asked for: every one (reports), or each detector's latest
     retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
     held_back: int = 0  # alerts and retraining events judged again and not sent: committed before (core/sent.py)
     version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
@@ -134,7 +135,7 @@ class PartitionMonitor:
             self.models[name] = m
         return m
 
-    def process(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
+    def process(self, records: Sequence[InputRecord], record_evaluations: bool | str = False) -> BatchResult:
         """Read, monitor and alert on one batch of records in their order (no event-time reordering). Never raises.
 
         With ``record_evaluations`` the result also lists every detector evaluation (for reports).
@@ -147,16 +148,19 @@ class PartitionMonitor:
         merge_intake(result, intake)
         return result
 
-    def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool = False) -> BatchResult:
+    def process_labels(self, records: Sequence[InputRecord], record_evaluations: bool | str = False) -> BatchResult:
         """Read label records and join them to remembered predictions (by event_id), in record order."""
         intake = read_labels(records)
         result = self.judge(intake.ordered, record_evaluations)
         merge_intake(result, intake)
         return result
 
-    def judge(self, rows: Sequence[Row], record_evaluations: bool = False) -> BatchResult:
-        """Monitor rows in the order given (inference rows, then joined labels); alerts and dead letters out. Never raises."""
-        result = BatchResult(evaluations=[] if record_evaluations else None)
+    def judge(self, rows: Sequence[Row], record_evaluations: bool | str = False) -> BatchResult:
+        """Monitor rows in the order given (inference rows, then joined labels); alerts and dead letters out. Never raises.
+
+        ``record_evaluations``: True lists every evaluation in the result, ``"latest"`` each detector's last (:mod:`~stream_monitor.core.evaluations`).
+        """
+        result = BatchResult(evaluations=evaluation_log(record_evaluations))
         inference = [r for r in rows if r.kind == INFERENCE]
         labels = [r for r in rows if r.kind == LABEL] if len(inference) < len(rows) else []
         if inference:
@@ -168,6 +172,8 @@ class PartitionMonitor:
             for r in rows:  # by judge name: a judging group's trigger (RetrainingTrigger._key) sees its group's time
                 times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
             result.retraining = self.retraining.feed(result.alerts, times)
+        if result.evaluations is not None:
+            result.evaluations.finish()  # type: ignore[attr-defined]
         sent = self.sent
         if result.alerts or result.retraining:  # those committed before (judging redone after a restore) are not sent again
             held = sent.held_back
@@ -233,14 +239,14 @@ class PartitionMonitor:
                 self.carriers.queue(mine)
         return late
 
-    def release(self, final: bool = False, record_evaluations: bool = False) -> BatchResult:
+    def release(self, final: bool = False, record_evaluations: bool | str = False) -> BatchResult:
         """Judge the queued rows whose turn came (all of them when ``final``), inference rows first."""
         rows = self.order.release(final)
         labels = self.label_order.release(final)
         if self._late_labels:  # behind the label order's frontier when they came (take): joined at once, first
             labels, self._late_labels = self._late_labels + labels, []
         if not rows and not labels:
-            return BatchResult(evaluations=[] if record_evaluations else None)
+            return BatchResult(evaluations=evaluation_log(record_evaluations))
         self.order_dirty = True
         self.carriers.release(rows)
         self.carriers.release(labels)

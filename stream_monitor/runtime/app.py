@@ -487,7 +487,7 @@ class MonitorApp(CheckpointSteps):
         self._unsaved = True
         if late:  # rows sent late, or read again and not recognised as read before: the log tells which
             self.log.warning("rows_late", partition=tp.partition, **late_rows_logged(task, late))
-        result = task.release(record_evaluations=True)
+        result = task.release(record_evaluations="latest")
         dead += [late_dead_letter(task, row, self.spec.max_lateness_seconds) for row in late]
         if dead:
             result.dead_letters[:0] = dead
@@ -506,7 +506,7 @@ class MonitorApp(CheckpointSteps):
                     task.caught_up((tp.topic, tp.partition))
                     self.idle.arrived(p, [(tp.topic, tp.partition)], caught_up=True, quiet_s=self.quiet.quiet_for(tp))
             self.idle.mark_idle(p, task)
-            result = task.release(record_evaluations=True)
+            result = task.release(record_evaluations="latest")
             if result.alerts or result.dead_letters or result.channel_values or result.retraining or result.held_back:
                 with fenced_is_fatal("while processing"):
                     self._emit(result)

@@ -588,6 +588,24 @@ def test_record_evaluations_lists_every_evaluation():
     assert monitor.process(events_to_records(small_events(1))).evaluations is None
 
 
+def test_latest_evaluations_are_each_detectors_last_of_every_evaluation():
+    """What ``run`` hands the status page (``record_evaluations="latest"``): per (model, channel, detector) the batch's
+    last evaluation of all of them, and nothing judged differently (same alerts)."""
+    every, latest = PartitionMonitor(MonitorSpec(), partition=0), PartitionMonitor(MonitorSpec(), partition=0)
+    events = generate_events(StreamSpec(model="m", n_events=6000, seed=3, drifts=(Drift(kind="mean_shift", feature="x0", start=3000, amount=2.0),)))
+    records = events_to_records(events)
+    seen = 0
+    for a, b in ((0, 1700), (1700, 1701), (1701, 4000), (4000, 6000)):
+        all_of = every.process(records[a:b], record_evaluations=True)
+        last_of = latest.process(records[a:b], record_evaluations="latest")
+        want = {(e.model, e.channel, e.detector): e for e in all_of.evaluations}
+        assert sorted(last_of.evaluations) == sorted(want.values())
+        assert len(last_of.evaluations) == len(want)
+        assert [x.payload for x in last_of.alerts] == [x.payload for x in all_of.alerts]
+        seen += len(all_of.evaluations)
+    assert seen > 4 * len(want)  # (several evaluations per detector and batch: the latest are fewer)
+
+
 @pytest.mark.parametrize("channel_type", ["numeric", "categorical"])
 def test_an_all_missing_column_is_classified_as_the_channel_would(channel_type: str) -> None:
     """The shortcut for features none of a batch's records has must agree with ChannelMonitor.classify."""

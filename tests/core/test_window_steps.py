@@ -19,6 +19,7 @@ from stream_monitor.core import detectors as det
 from stream_monitor.core import channel as channel_module
 from stream_monitor.core import stats
 from stream_monitor.core.channel import ChannelMonitor, EvaluationRecord
+from stream_monitor.core.evaluations import EvaluationLog
 from stream_monitor.core.detectors.steps import WindowSteps, ks_rows, window_counts
 from stream_monitor.core.reference import CategoricalReference, NumericReference
 from stream_monitor.core.settings import DetectionSettings, ReferenceSettings, WindowSettings
@@ -194,7 +195,7 @@ class _StepByStep(ChannelMonitor):
 
 
 def _feed(ch: ChannelMonitor, values: list[Any], cuts: list[int]) -> tuple[list[EvaluationRecord], list[Any]]:
-    records: list[EvaluationRecord] = []
+    records = EvaluationLog()
     triggers: list[Any] = []
     n = len(values)
     bounds = sorted({0, n, *(c for c in cuts if 0 < c < n)})
@@ -256,7 +257,7 @@ def test_the_batched_path_is_taken(ctype: str) -> None:
         original = wdet.evaluate_steps
         wdet.evaluate_steps = lambda steps, f=original: calls.append(len(steps)) or f(steps)  # type: ignore[method-assign]
         wdet.evaluate = None  # type: ignore[method-assign, assignment]  # would raise if called
-    records: list[EvaluationRecord] = []
+    records = EvaluationLog()
     flags, payload, _ = ch.classify(raw[100:])
     ch.ingest_classified(flags, payload, list(range(100, 600)), [0] * 600, list(range(600)), evaluations=records)
     assert calls and all(c == 17 for c in calls)  # steps 100, 125, ..., 500: a full window
@@ -286,7 +287,7 @@ def test_a_slice_of_few_steps_is_evaluated_on_the_ring(ctype: str) -> None:
     built: list[int] = []
     original = ch._window_steps
     ch._window_steps = lambda *a: built.append(1) or original(*a)  # type: ignore[method-assign]
-    records: list[EvaluationRecord] = []
+    records = EvaluationLog()
     per_call = 25 * (channel_module.BATCHED_STEPS[ctype] - 1)  # the most steps a slice may reach and still be evaluated on the ring
     for start in range(200, 400, per_call):
         flags, payload, _ = ch.classify(raw[start : start + per_call])
