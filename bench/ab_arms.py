@@ -46,7 +46,8 @@ def alternate(bootstrap: str, name: str, events: int, rounds: int, arms: dict[st
             rate, per_cpu, alerts = events / out["seconds"], events / out["cpu_seconds"], out["alerts"]
             got[label].append((rate, per_cpu, alerts))
             print(f"round {rnd}: {label}: {rate:,.0f} records/s, {per_cpu:,.0f} per CPU-second, "
-                  f"CPU {rate / per_cpu * 100:.0f} % of the wall time, {alerts} alerts", flush=True)
+                  f"CPU {rate / per_cpu * 100:.0f} % of the wall time, {out['dead_letters']} dead letters {dict(out['invalid_by_reason'])}, "
+                  f"{alerts} alerts", flush=True)
     for label, runs in got.items():
         print(f"{label}: median {statistics.median(r[0] for r in runs):,.0f} records/s, {statistics.median(r[1] for r in runs):,.0f} per CPU-second")
     first, second = (got[label] for label in labels)

@@ -30,6 +30,7 @@ from stream_monitor.config import AppConfig, load_config
 from stream_monitor.demo_stream import produce_round
 from stream_monitor.runtime.app import MonitorApp
 from stream_monitor.runtime.drain import Drain
+from stream_monitor.runtime.kafka_compat import topic_partitions
 from stream_monitor.synthetic import demo_streams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +141,7 @@ def _follow(app: MonitorApp, drain: Drain, reader: KafkaConsumer, topic: str, mo
             _out(f"no progress for {STALL_S:g} s at {app.stats.records} records read; stopping (see the log above)")
             return
         if produced.is_set() and drain.reached is None:  # the stream is complete: its ends are what is to be judged
-            drain.expect(reader.end_offsets([TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]))
+            drain.expect(reader.end_offsets([TopicPartition(topic, p) for p in sorted(topic_partitions(reader, [topic])[topic])]))
         for records in reader.poll(timeout_ms=300).values():
             for rec in records:
                 alert = AlertEvent.model_validate_json(rec.value)

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 from kafka import TopicPartition
 
 from stream_monitor.runtime.checkpoint import CommitResult
+from stream_monitor.runtime.kafka_compat import known_partitions
 
 
 class Drain:
@@ -61,7 +62,7 @@ class Drain:
         if not topic:
             return True
         # Every internal partition, owned here: the internal topic can be assigned later than the input.
-        tps = [TopicPartition(topic, p) for p in sorted(app.consumer.partitions_for_topic(topic) or ())]
+        tps = [TopicPartition(topic, p) for p in sorted(known_partitions(app.consumer, topic))]
         if not tps or not app.owned.issuperset(tps):
             return False
         # The ends asked of the broker now, after the commit; a transaction's marker may stand one past the last record.
