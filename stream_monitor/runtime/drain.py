@@ -14,8 +14,10 @@ thread) and sets :attr:`Drain.done` at the first checkpoint after which
 - the committed input offsets hold the whole input (its partitions' ends, :meth:`Drain.expect`, or a
   count of records for a caller producing while it runs);
 - no task holds a row waiting for its turn;
-- every partition of the internal topic is owned here and committed up to the end the broker gives
-  *after* that commit (a fetch's high watermark can predate the rows the readers just sent).
+- every partition of the internal topic is owned here and committed past the last rows record the
+  readers wrote there (neither a fetch's high watermark nor the end offset asked after the commit
+  tells: the first can predate the rows just sent, the second stays before a committed
+  transaction's records until the broker has written its markers).
 
 One instance owning every partition, as the demo and the benchmarks run it.
 """
@@ -65,6 +67,8 @@ class Drain:
         tps = [TopicPartition(topic, p) for p in sorted(known_partitions(app.consumer, topic))]
         if not tps or not app.owned.issuperset(tps):
             return False
-        # The ends asked of the broker now, after the commit; a transaction's marker may stand one past the last record.
-        ends = app.consumer.end_offsets(tps)
-        return all(self.internal.get(tp, 0) >= ends.get(tp, 0) - 1 for tp in tps)
+        # Past the last rows record the readers wrote there (its offset, as the broker acknowledged it). Not the end
+        # offset the broker gives after the commit: a read_committed consumer is given the last stable offset, which
+        # stays before a committed transaction's records until its markers are written, after the commit returns.
+        internal = self.internal
+        return all(internal.get(TopicPartition(topic, p), 0) > offset for p, offset in app.forwarder.rows_sent.items())

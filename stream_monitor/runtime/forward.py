@@ -93,6 +93,7 @@ class Forwarder:
         self._told: dict[tuple[Source, int], int] = {}  # per (source, partition): the latest time it was sent
         self._told_at: dict[tuple[Source, int], float] = {}  # when the last progress record of the pair went
         self.pending: set[tuple[Source, int]] = set()  # pairs whose progress the interval held back
+        self.rows_sent: dict[int, int] = {}  # per internal partition: the offset of the last rows record written (runtime/drain.py)
         self._caught_up_told: dict[Source, float] = {}  # caught-up sources: when that was last announced
         self._held: list[Any] = []  # what forward() read, sent by release()
         self._held_offsets: dict[TopicPartition, int] = {}  # the next offset of each input partition forward() read
@@ -186,8 +187,13 @@ class Forwarder:
             self.send_dead_letter(dl)
         send = self.producer().send
         topic = self.topic
+        landed = self._rows_landed
         for key, value, partition in out:
-            send(topic, key=key, value=value, partition=partition)
+            send(topic, key=key, value=value, partition=partition).add_callback(landed)
+
+    def _rows_landed(self, metadata: Any) -> None:  # (the producer's thread, before its flush returns: before a commit does)
+        if self.rows_sent.get(metadata.partition, -1) < metadata.offset:
+            self.rows_sent[metadata.partition] = metadata.offset
 
     def flush(self, only: Source | None = None) -> None:
         """Send the progress records due (of ``only``'s pairs, or all): those the interval no longer holds back."""

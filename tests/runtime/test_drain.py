@@ -1,7 +1,8 @@
 """Drain: the end condition of the demo and the benchmarks (every row of a finite input judged), on its own.
 
-A stand-in for the app's consumer answers the internal topic's partitions and end offsets; the
-live end-to-end property is tests/integration/test_demo_live.py's.
+Stand-ins for the app's consumer (the internal topic's partitions) and forwarder (the offset of the
+last rows record written to each internal partition); the live end-to-end property is
+tests/integration/test_demo_live.py's.
 """
 
 from __future__ import annotations
@@ -17,21 +18,18 @@ IN, INTERNAL = "in", "in-by-model"
 
 
 class Consumer:
-    def __init__(self, ends: dict[TopicPartition, int]) -> None:
-        self.ends = ends
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
 
     def partitions_for_topic(self, topic: str) -> set[int]:
-        return {tp.partition for tp in self.ends if tp.topic == topic}
-
-    def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self.ends[tp] for tp in tps}
+        return set(range(self.partitions)) if topic == INTERNAL else set()
 
 
-def _app(internal_ends: dict[int, int], owned: set[int], queued: int = 0) -> SimpleNamespace:
-    ends = {TopicPartition(INTERNAL, p): e for p, e in internal_ends.items()}
+def _app(rows_sent: dict[int, int], owned: set[int], partitions: int = 2, queued: int = 0) -> SimpleNamespace:
     return SimpleNamespace(
         repartition_topic=INTERNAL,
-        consumer=Consumer(ends),
+        consumer=Consumer(partitions),
+        forwarder=SimpleNamespace(rows_sent=rows_sent),
         owned={TopicPartition(INTERNAL, p) for p in owned} | {TopicPartition(IN, 0), TopicPartition(IN, 1)},
         tasks={0: SimpleNamespace(queued=lambda: queued)},
     )
@@ -43,34 +41,34 @@ def _commit(**offsets: int) -> CommitResult:
     return CommitResult(offsets=tps, alerts=[], state_bytes=0, started=0.0, finished=1.0)
 
 
-def test_done_only_when_the_input_is_read_and_every_internal_row_judged():
-    app = _app({0: 10, 1: 4}, owned={0, 1})
-    drain = Drain(app)
-    drain(_commit(in0=5, in1=5, x0=9, x1=3))
+def test_done_only_when_the_input_is_read_and_judged_past_the_last_rows_record():
+    drain = Drain(_app({0: 9}, owned={0, 1}))  # the rows went to internal partition 0, its last rows record at 9
+    drain(_commit(in0=5, in1=5, x0=10, x1=3))
     assert drain.done is None  # the input's ends are not known yet
     drain.expect({TopicPartition(IN, 0): 5, TopicPartition(IN, 1): 6})
-    drain(_commit(x0=9, x1=3))
+    drain(_commit(x0=10))
     assert drain.done is None  # in-1 is one short
-    last = _commit(in1=6, x0=8)
-    drain(last)
-    assert drain.done is None  # internal 0 committed to 8 of 10: a row not judged yet
-    drain(_commit(x0=9))  # (10 - 1: the transaction's marker may stand at 9)
-    assert drain.done is not None and drain.done.offsets == {TopicPartition(INTERNAL, 0): 9}
+    drain(_commit(in1=6, x0=9))
+    assert drain.done is None  # internal 0 committed to 9: the record at 9 not judged yet (what the broker's last stable offset can say)
+    drain(_commit(x0=10))
+    assert drain.done is not None and drain.done.offsets == {TopicPartition(INTERNAL, 0): 10}
 
 
 def test_not_done_while_a_row_waits_or_an_internal_partition_is_not_owned_here():
-    for app in (_app({0: 2}, owned={0}, queued=1), _app({0: 2, 1: 0}, owned={0})):
+    for app in (_app({0: 1}, owned={0, 1}, queued=1), _app({0: 1}, owned={0})):
         drain = Drain(app, reached=lambda committed: True)
         drain(_commit(x0=2))
         assert drain.done is None
-    drain = Drain(_app({0: 2, 1: 0}, owned={0, 1}), reached=lambda committed: True)
+    drain = Drain(_app({0: 1}, owned={0, 1}), reached=lambda committed: True)
     drain(_commit(x0=2))
     assert drain.done is not None
 
 
-def test_the_ends_are_asked_after_the_commit_not_taken_from_a_fetch():
-    app = _app({0: 3}, owned={0})
+def test_rows_written_after_a_check_hold_the_next_one():
+    app = _app({0: 1}, owned={0, 1})
     drain = Drain(app, reached=lambda committed: True)
-    app.consumer.ends[TopicPartition(INTERNAL, 0)] = 7  # the readers' last rows, committed with this checkpoint
-    drain(_commit(x0=3))
+    app.forwarder.rows_sent[1] = 4  # the readers' last rows, committed with this checkpoint, not read by the judge yet
+    drain(_commit(x0=2, x1=4))
     assert drain.done is None
+    drain(_commit(x1=5))
+    assert drain.done is not None
