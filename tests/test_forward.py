@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from kafka.future import Future
 
 from stream_monitor.config import load_config
 from stream_monitor.core import exchange
@@ -46,9 +47,13 @@ def _q(model: str) -> int:
 class _Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[int, bytes]] = []
+        self.ends: dict[int, int] = {}  # per partition: the next offset
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes = b"", partition: int = 0, **_: Any) -> None:
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b"", partition: int = 0, **_: Any) -> Future:
+        """As KafkaProducer.send: a future of the record's metadata (acknowledged at once here)."""
         self.sent.append((partition, value))
+        offset = self.ends[partition] = self.ends.get(partition, -1) + 1
+        return Future().success(SimpleNamespace(topic=topic, partition=partition, offset=offset))
 
     def take(self) -> list[tuple[int, Any]]:
         out = [(p, exchange.decode_record(v)) for p, v in self.sent]
@@ -517,6 +522,7 @@ def test_forward_holds_what_it_read_until_release_then_rows_progress_and_offsets
     assert sorted(rows) == sorted([_q(FRAUD), _q(CHURN), _q(FRAUD)])
     first_progress = next(i for i, (_, r) in enumerate(sent) if isinstance(r, exchange.Progress))
     assert first_progress == len(rows)  # every rows record before any progress record
+    assert fw.rows_sent == {p: rows.count(p) - 1 for p in rows}  # the offset of each partition's last rows record (runtime/drain.py)
     progress = {(r.source, p): r.event_time_ms for p, r in sent if isinstance(r, exchange.Progress)}
     other = 3 - _q(FRAUD) - _q(CHURN)
     assert progress == {(("in", 0), other): 40, (("in", 1), other): 20, (("in", 1), _q(CHURN)): 20}

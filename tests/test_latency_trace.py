@@ -20,6 +20,7 @@ SCRIPT = textwrap.dedent(
     from types import SimpleNamespace
     import orjson
     from kafka import TopicPartition
+    from kafka.future import Future
     from bench.latency_trace import install
     install(sys.argv[1])
     from stream_monitor.config import load_config
@@ -30,7 +31,7 @@ SCRIPT = textwrap.dedent(
     cfg = load_config(None, env={}, overrides={"kafka.group_id": "g", "kafka.input_topics": ["in"],
                       "state.hmac_secret": secrets.token_hex(32), "metrics.enabled": False, "kafka.progress_interval_ms": 1})
     sent = []
-    producer = SimpleNamespace(send=lambda topic, key=None, value=b"", partition=0, **_: sent.append(value))
+    producer = SimpleNamespace(send=lambda topic, key=None, value=b"", partition=0, **_: sent.append(value) or Future())
     checkpoint = SimpleNamespace(ensure_transaction=lambda: None, max_record_bytes=1_000_000, processed=lambda tp, off: None)
     fw = Forwarder(cfg, cfg.monitor_spec(), PoisonGuard(), checkpoint, lambda dl: None, lambda: producer)
     fw.partitions = 3
