@@ -355,7 +355,7 @@ def run_app(
     def on_checkpoint(result: Any) -> None:
         drain(result)  # the runtime's own end condition: every row judged, as the demo uses it
         if on_commit is not None:
-            on_commit({tp: off for tp, off in drain.committed.items() if tp.topic in (topic, label_topic)})
+            on_commit(dict(drain.committed))  # (the input's and the label topic's partitions: the internal ones are apart)
         if not done and drain.done is not None:
             done.append(result.finished)
             cpu_end.append(time.process_time())

@@ -21,7 +21,7 @@ do not depend on how records were batched.
 from __future__ import annotations
 
 from itertools import repeat
-from typing import Any, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 import structlog
@@ -258,7 +258,7 @@ class ChannelMonitor:
         evaluations: EvaluationLog | None = None,
         row_times_array: np.ndarray | None = None,
     ) -> list[ChannelTrigger]:
-        """Like :meth:`ingest` for pre-classified values; ``evaluations`` collects every evaluation.
+        """Like :meth:`ingest` for pre-classified values; ``evaluations`` collects the evaluations (every one, or each detector's latest).
 
         ``row_times_array`` is ``row_times`` as an int64 array (pass it when ingesting several
         channels of one batch, so it is built once).

@@ -32,7 +32,7 @@ from stream_monitor.core import events as ev
 from stream_monitor.core import state, state_order, versions
 from stream_monitor.core.alert import AlertEvent, alert_payload, build_alert
 from stream_monitor.core.channel import ChannelTrigger, drifting_features
-from stream_monitor.core.evaluations import EvaluationRecord, evaluation_log
+from stream_monitor.core.evaluations import EvaluationLog, evaluation_log
 from stream_monitor.core.batch import Batch, entry_bytes, error_text, extras
 from stream_monitor.core.exchange import INFERENCE, LABEL, PositionsOf, RawsOf, Row, encode_rows
 from stream_monitor.core.packed import CodedColumn, PackedColumn
@@ -83,7 +83,7 @@ class BatchResult:
     waiting: int = 0  # labels that now wait for their prediction (neither monitored nor dead letters yet)
     resumed: int = 0  # labels that stopped waiting here (joined, or label_unmatched dead letters)
     limits_exceeded: Counter[str] = field(default_factory=Counter)  # values refused per limit (a metric)
-    evaluations: list[EvaluationRecord] | None = None  # evaluations when asked for: every one (reports), or each detector's latest
+    evaluations: EvaluationLog | None = None  # evaluations when asked for: every one (reports), or each detector's latest
     retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
     held_back: int = 0  # alerts and retraining events judged again and not sent: committed before (core/sent.py)
     version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
@@ -173,7 +173,7 @@ class PartitionMonitor:
                 times[r.event.model] = max(times.get(r.event.model, r.key[0]), r.key[0])
             result.retraining = self.retraining.feed(result.alerts, times)
         if result.evaluations is not None:
-            result.evaluations.finish()  # type: ignore[attr-defined]
+            result.evaluations.finish()
         sent = self.sent
         if result.alerts or result.retraining:  # those committed before (judging redone after a restore) are not sent again
             held = sent.held_back

@@ -56,7 +56,7 @@ class Drain:
             self.done = result
 
     def judged_all(self) -> bool:
-        """Every row forwarded to the internal topic was read and judged (none waits, offsets committed to its end)."""
+        """Every row forwarded to the internal topic was read and judged (none waits, offsets committed past the last rows record)."""
         app = self.app
         if any(task.queued() for task in app.tasks.values()):
             return False
