@@ -27,7 +27,7 @@ import orjson
 import structlog
 
 from bench.memory import rss_bytes
-from bench.workload import throughput_events
+from bench.workload import kept, throughput_events
 
 
 def _records(n: int, churn: bool) -> list[bytes]:
@@ -39,7 +39,7 @@ def _records(n: int, churn: bool) -> list[bytes]:
     for i, raw in enumerate(raws):
         event = orjson.loads(raw)
         event["features"][f"churn_{i}"] = float(i % 13)
-        out.append(orjson.dumps(event))
+        out.append(kept(orjson.dumps(event)))
     return out
 
 

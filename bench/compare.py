@@ -93,11 +93,13 @@ def _version(module: str) -> str:
 def label_events(values: list[bytes], every: int = 2) -> list[tuple[int, bytes]]:
     """(index of the inference event, label event) for every ``every``-th event: label 1 when the
     prediction is above 0.5, else 0; same event_id, model and ts."""
+    from bench.workload import kept
+
     out = []
     for i in range(0, len(values), every):
         e = orjson.loads(values[i])
         label = {"event_id": e["event_id"], "model": e["model"], "ts": e["ts"], "label": int(e["prediction"] > 0.5)}
-        out.append((i, orjson.dumps(label)))
+        out.append((i, kept(orjson.dumps(label))))
     return out
 
 

@@ -544,8 +544,8 @@ def latency_stream(rate: float, seconds: float, models: int, start_ms: int | Non
     Event time follows the send schedule (record i of the interleaved stream is stamped about
     ``start_ms + i / rate`` seconds), as a model server stamps its events: the monitor puts rows in
     event-time order, so a sped-up clock would hide the wait that ordering costs."""
-    from bench.workload import N_CATEGORICAL, N_NUMERIC, encoded
-    from stream_monitor.synthetic import Drift, StreamSpec
+    from bench.workload import N_CATEGORICAL, N_NUMERIC, kept
+    from stream_monitor.synthetic import Drift, StreamSpec, generate_events
 
     # at least enough per model for a reference, a full window and a few drifts (a slow machine
     # measures a low (e) rate, and the smoke run is short)
@@ -566,19 +566,19 @@ def latency_stream(rate: float, seconds: float, models: int, start_ms: int | Non
             model=f"lat-{k}", n_events=per_model, seed=500 + k, n_numeric=N_NUMERIC, n_categorical=N_CATEGORICAL, drifts=drifts,
             start_ms=first_ms, interval_ms=interval_ms,
         )
-        streams.append(list(encoded(spec)))
+        streams.append(generate_events(spec))  # read in step below: only the restamped records are kept
     values: list[bytes] = []
     parts: list[int] = []
     # the streams step event time in whole milliseconds per model (``interval_ms``), which runs ahead
     # of the send schedule when models * 1000 / rate is not a whole number (at 5,000/s and 4 models:
     # 1 ms instead of 0.8 ms, 1.25 s of event time per second): restamp each record with its send time
     # in the schedule, so that ``max_lateness_seconds`` of event time is that much wall time
-    loads, dumps = orjson.loads, orjson.dumps
-    for i in range(per_model):
-        for k in range(models):
-            event = loads(streams[k][i])
+    dumps = orjson.dumps
+    for i, events in enumerate(zip(*streams, strict=True)):
+        for k, event in enumerate(events):
+            del event["latency_ms"]  # as bench.workload.encoded writes them
             event["ts"] = first_ms + int((i * models + k) * 1000 / rate)
-            values.append(dumps(event))
+            values.append(kept(dumps(event)))
             parts.append(k)
     info = {
         "records": len(values), "models": models, "drifting_features_per_model": drifting, "drift_gap_records": gap,

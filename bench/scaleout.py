@@ -58,7 +58,9 @@ def fraud_events(n: int) -> list[tuple[bytes, bytes]]:
     from stream_monitor.synthetic import demo_streams, generate_events
 
     fraud, _ = demo_streams(n, 42)
-    return [(e["event_id"].encode(), orjson.dumps(e)) for e in generate_events(fraud)]
+    from bench.workload import kept
+
+    return [(e["event_id"].encode(), kept(orjson.dumps(e))) for e in generate_events(fraud)]
 
 
 def produce_keyed(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) -> float:
