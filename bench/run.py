@@ -791,6 +791,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         cpu_produced = _cpu_seconds(proc.pid)
         machine_end = _machine_cpu()
         own_cpu = time.process_time() - own_start
+        judge_delay = _judge_delay(log_path)  # now: the stream's last rows wait for the caught-up grace in the drain below
         producer.close()
         # drain: wait until the monitor committed everything, judging included (the internal
         # by-model topic: its rows wait for the watermark, then for the idle timeout), bounded
@@ -837,6 +838,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "p99_ms": pct(0.99),
         "max_ms": lat_ms[-1] if lat_ms else None,
         "mean_ms": statistics.fmean(lat_ms) if lat_ms else None,
+        "judge_delay": judge_delay,
         "stream": info,
         "timeline": sorted(timeline),
         "changelog_bytes": changelog,
@@ -851,6 +853,46 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "latency = time the alert was polled by a "
         "read_committed consumer minus the time the record it points at (alert source partition/offset) was handed to the producer",
     }
+
+
+def _judge_delay(log_path: Path) -> dict[str, Any] | None:
+    """The monitor's ``stream_monitor_judge_delay_seconds`` now (its /metrics, at the port its log names): how many
+    events it sampled (every 64th judged) and their p50/p90/p99 in ms, interpolated in the buckets as Prometheus'
+    ``histogram_quantile`` does. Alerts add their commit and the reader's poll to this; every event counts here, not
+    only the ~90 that alert. None when the monitor serves no metrics."""
+    import urllib.request
+
+    port = None
+    for line in log_path.read_bytes().splitlines():
+        if b'"http_listening"' in line:
+            port = orjson.loads(line).get("port")
+    if port is None:
+        return None
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()  # noqa: S310 - local
+    except OSError:
+        return None
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("stream_monitor_judge_delay_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return {"samples": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None}
+
+    def quantile(q: float) -> float:
+        rank, lo, below = q * total, 0.0, 0.0
+        for le, count in buckets:
+            if count >= rank:
+                if le == float("inf"):
+                    return lo * 1000.0
+                return (lo + (le - lo) * ((rank - below) / (count - below) if count > below else 0.0)) * 1000.0
+            lo, below = le, count
+        return lo * 1000.0
+
+    return {"samples": int(total), "p50_ms": quantile(0.5), "p90_ms": quantile(0.9), "p99_ms": quantile(0.99)}
 
 
 def _stored(changelog: int | None, inputs: int | None) -> dict[str, Any]:

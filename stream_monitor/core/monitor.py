@@ -87,6 +87,7 @@ class BatchResult:
     retraining: list[Retraining] = field(default_factory=list)  # retraining events (when ``retraining.enabled``)
     held_back: int = 0  # alerts and retraining events judged again and not sent: committed before (core/sent.py)
     version_switches: list[versions.VersionSwitch] = field(default_factory=list)  # model version switches, in row order (reports)
+    judged: Sequence[Row] = ()  # the inference rows :meth:`PartitionMonitor.release` judged, in order (the runtime's delay metric)
 
 
 _KEY = attrgetter("key")
@@ -250,7 +251,9 @@ class PartitionMonitor:
         self.order_dirty = True
         self.carriers.release(rows)
         self.carriers.release(labels)
-        return self.judge(rows + labels if labels else rows, record_evaluations)
+        result = self.judge(rows + labels if labels else rows, record_evaluations)
+        result.judged = rows
+        return result
 
     def advance(self, source: tuple[str, int], event_time_ms: int, labels: bool = False) -> None:
         """A progress marker: ``source`` has read up to ``event_time_ms`` (its label order's when ``labels``)."""

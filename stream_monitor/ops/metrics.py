@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -31,6 +31,10 @@ from stream_monitor.ops.status import StatusSnapshot, render_status
 if TYPE_CHECKING:  # pragma: no cover
     from stream_monitor.core.alert import AlertEvent
     from stream_monitor.core.monitor import PartitionMonitor
+
+JUDGE_DELAY_EVERY = 64  # stream_monitor_judge_delay_seconds samples every this many events judged
+_JUDGE_DELAY_HELP = f"Wall time from an input record's Kafka timestamp to the judgement of its event (every {JUDGE_DELAY_EVERY}th event judged)"
+_JUDGE_DELAY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
 class _AssignmentGauge(Gauge):
@@ -51,6 +55,8 @@ class _AssignmentGauge(Gauge):
 
 class MonitorMetrics:
     """All metrics of one monitor instance."""
+
+    _judge_skip = 0  # judged events before the next one observe_judged samples
 
     def __init__(self, max_channel_series: int = 2000, liveness_timeout_s: float = 300.0, max_model_series: int = 500) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -80,6 +86,7 @@ class MonitorMetrics:
             registry=r,
         )
         self.checkpoints = Counter("stream_monitor_checkpoints_total", "Checkpoints by outcome", ["outcome"], registry=r)
+        self.judge_delay = Histogram("stream_monitor_judge_delay_seconds", _JUDGE_DELAY_HELP, buckets=_JUDGE_DELAY_BUCKETS, registry=r)
         self.state_bytes = Counter("stream_monitor_state_bytes_written_total", "Changelog bytes written", registry=r)
         self.state_rejected = Counter(
             "stream_monitor_state_records_rejected_total",
@@ -172,6 +179,32 @@ class MonitorMetrics:
         """The latest statistic of many (model, channel, detector) evaluations (capped like above)."""
         for model, channel, detector, value in latest:
             self.observe_statistic(model, channel, detector, value)
+
+    def observe_judged(self, rows: Sequence[Any], now: float) -> None:
+        """Inference rows just judged (``BatchResult.judged``, in order): every :data:`JUDGE_DELAY_EVERY`\\ th one's delay.
+
+        The delay is ``now`` (Unix seconds) minus its input record's Kafka timestamp: how far judgement runs behind
+        the records' arrival (with ``CreateTime``, the producer's clock: skew between hosts shows in it; an event
+        whose record has no timestamp is skipped). Sampling every n-th event across batches weighs each event
+        alike, at a cost that does not grow with the rate of small batches.
+
+        >>> from types import SimpleNamespace as R
+        >>> m = MonitorMetrics(); rows = [R(position=R(timestamp_ms=1000 * (i + 1))) for i in range(JUDGE_DELAY_EVERY + 1)]
+        >>> seen = lambda s: m.registry.get_sample_value(f"stream_monitor_judge_delay_seconds_{s}")
+        >>> m.observe_judged(rows, 100.0); seen("count"), seen("sum")  # the first and the 65th: 99 s and 35 s behind
+        (2.0, 134.0)
+        >>> m.observe_judged(rows[:62], 100.0); m.observe_judged(rows[:1], 100.0); seen("count")  # events 66 to 128
+        2.0
+        >>> m.observe_judged(rows[:1], 100.0); seen("count")  # the 129th
+        3.0
+        """
+        skip, step = self._judge_skip, JUDGE_DELAY_EVERY
+        n = len(rows)
+        for k in range(skip, n, step):
+            ts = rows[k].position.timestamp_ms
+            if ts is not None and ts > 0:
+                self.judge_delay.observe(max(now - ts / 1000.0, 0.0))
+        self._judge_skip = (skip - n) % step
 
     def observe_limit_hits(self, hits: Mapping[str, int]) -> None:
         """Values or records a batch refused, per configured limit (``BatchResult.limits_exceeded``)."""

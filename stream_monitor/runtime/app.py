@@ -527,6 +527,7 @@ class MonitorApp(CheckpointSteps):
         return [tp for tp in self.owned if tp.topic != self.repartition_topic]
 
     def _emit(self, result: BatchResult) -> None:
+        self.metrics.observe_judged(result.judged, time.time())
         self.metrics.observe_limit_hits(result.limits_exceeded)
         if result.held_back:
             self.metrics.outputs_held_back.inc(result.held_back)

@@ -93,6 +93,11 @@ def test_drifting_model_alerts_and_resolves_stationary_stays_quiet(kafka_bootstr
     reasons = sorted(d["reason"] for d in dlq)
     assert reasons == sorted(["invalid_json", "schema_violation", "invalid_timestamp", "undecodable"]), reasons
     assert all(d["source"]["topic"] == topic for d in dlq)
+    # judgement's delay behind the records' timestamps: every 64th of the 48,000 events judged, produced before the start
+    m = monitor.app.metrics.registry.get_sample_value
+    samples, total = m("stream_monitor_judge_delay_seconds_count"), m("stream_monitor_judge_delay_seconds_sum")
+    assert samples == -(-2 * N // 64), samples
+    assert 0 < total / samples < 240, total / samples
 
 
 def test_cli_run_subprocess_stops_cleanly_on_sigterm(kafka_bootstrap, topic_factory, unique_name, tmp_path):
