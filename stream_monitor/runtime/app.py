@@ -224,7 +224,7 @@ class MonitorApp(CheckpointSteps):
             sys.setswitchinterval(switch_interval)
             self.ready = False
             self._close(clean=code == 0)
-        self.log.info("monitor_stopped", records=self.stats.records, alerts=self.stats.alerts, exit_code=code)
+        self.log.info("monitor_stopped", records=self.stats.records, internal_records=self.stats.internal_records, alerts=self.stats.alerts, exit_code=code)
         return code
 
     def _close(self, clean: bool) -> None:
@@ -426,7 +426,7 @@ class MonitorApp(CheckpointSteps):
                 run = functools.partial(self._judge_records, task, tp)
                 self.guard.feed(tp, [r.offset for r in records], inputs, run, self._emit, functools.partial(self._send_dead_letter, judged=True))
                 task.carriers.read((tp.topic, tp.partition), records[-1].offset + 1)
-            self.stats.records += len(records)
+            self.stats.read(len(records), internal=tp.topic == self.repartition_topic)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
             hw = self.consumer.highwater(tp)
             if hw is not None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 class RunStats:
     """Counters of one run, for tests, the demo and the final log line."""
 
-    records: int = 0
+    records: int = 0  # records read of the input (and label) topics
+    internal_records: int = 0  # records read of the internal by-model topic (rows and progress of records counted above)
     alerts: int = 0
     dead_letters: int = 0
     checkpoints: int = 0
@@ -18,6 +19,13 @@ class RunStats:
     restored_partitions: int = 0
     rejected_state_records: int = 0
     invalid_by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def read(self, n: int, internal: bool) -> None:
+        """``n`` more records read, of the internal topic when ``internal`` (they are not counted as records again)."""
+        if internal:
+            self.internal_records += n
+        else:
+            self.records += n
 
 
 @dataclass(slots=True)
