@@ -88,9 +88,16 @@ class ViewProtocol(KafkaProtocol):  # type: ignore[misc]
 
 
 def sock_recv(transport: Any) -> tuple[bytes, Any]:
-    """``KafkaTCPTransport._sock_recv``: kafka-python's loop, :data:`RECV_BYTES` at a time on our connections."""
+    """``KafkaTCPTransport._sock_recv``: kafka-python's loop, :data:`RECV_BYTES` at a time on our connections.
+
+    A transport closed before its read event is served (its socket ``None``: the connection was closed by
+    another callback of the same turn) gets the connection error its send would, without kafka-python's
+    logged ``AttributeError`` traceback (seen once in a benchmark run of 2026-12-04, as an ERROR line).
+    """
     if type(transport) is not KafkaTCPTransport or not ours(transport._net):
         return _STOCK_RECV(transport)
+    if transport._sock is None:
+        return b"", errors.KafkaConnectionError("Connection closed during receive")
     got: list[bytes] = []
     err = None
     while True:

@@ -172,6 +172,10 @@ def test_our_connections_read_big_pieces_and_others_stay_stock(selector: type, s
         b.close()
         data, err = transport._sock_recv()  # the peer gone: kafka-python's error, either way
         assert data == b"" and "socket disconnected" in str(err)
+        if selector is Marked:  # closed before its read is served: an error, no traceback
+            transport._sock = None
+            data, err = transport._sock_recv()
+            assert data == b"" and "closed during receive" in str(err)
         sel.close()
     finally:
         a.close()
