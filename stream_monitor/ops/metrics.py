@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 JUDGE_DELAY_EVERY = 64  # stream_monitor_judge_delay_seconds samples every this many events judged
 _JUDGE_DELAY_HELP = f"Wall time from an input record's Kafka timestamp to the judgement of its event (every {JUDGE_DELAY_EVERY}th event judged)"
-_JUDGE_DELAY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+# fine about 1 s and about the default max_lateness_seconds (20 s)
+_JUDGE_DELAY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300, 900, 3600, 21600, 86400)
 
 
 class _AssignmentGauge(Gauge):
