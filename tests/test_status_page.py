@@ -197,3 +197,16 @@ def test_an_idle_monitor_says_everything_is_committed():
     now[0] += 600  # idle: no commit needed, the last one ages
     text = " ".join(" ".join(_parse(render_status(s.view())).text).split())
     assert "Last commit 10 min ago" in text and "every record processed is committed" in text
+
+
+def test_the_page_says_how_far_judging_runs_behind_the_records():
+    now = [1000.0]
+    m = MonitorMetrics()
+    m.status.clock = lambda: now[0]
+    m.status.observe_lag("inference", 0, 3)
+    assert "behind the records" not in render_status(m.status.view())  # nothing judged yet: nothing said
+    rows = [type("R", (), {"position": SourcePosition("inference", 0, i, 998_200 + i)})() for i in range(64)]
+    m.observe_judged(rows, now[0])  # the first of them is sampled: 1.8 s behind
+    now[0] += 12
+    text = " ".join(" ".join(_parse(render_status(m.status.view())).text).split())
+    assert "Judging ran 1.8 s behind the records' timestamps (latest sample, 12 s ago)" in text, text

@@ -201,11 +201,15 @@ class MonitorMetrics:
         """
         skip, step = self._judge_skip, JUDGE_DELAY_EVERY
         n = len(rows)
+        delay = None
         for k in range(skip, n, step):
             ts = rows[k].position.timestamp_ms
             if ts is not None and ts > 0:
-                self.judge_delay.observe(max(now - ts / 1000.0, 0.0))
+                delay = max(now - ts / 1000.0, 0.0)
+                self.judge_delay.observe(delay)
         self._judge_skip = (skip - n) % step
+        if delay is not None:  # the status page shows the latest
+            self.status.observe_judge_delay(delay)
 
     def observe_limit_hits(self, hits: Mapping[str, int]) -> None:
         """Values or records a batch refused, per configured limit (``BatchResult.limits_exceeded``)."""

@@ -70,6 +70,8 @@ class StatusView:
     dropped_channels: int = 0
     records: int = 0
     last_records_at: float | None = None
+    judge_delay: float | None = None  # seconds judging ran behind the records at its latest sample ...
+    judge_delay_at: float | None = None  # ... taken then (wall clock)
 
 
 @dataclass(slots=True)
@@ -86,6 +88,8 @@ class _State:
     last_error: str | None = None
     records: int = 0
     last_records_at: float | None = None
+    judge_delay: float | None = None
+    judge_delay_at: float | None = None
 
 
 def _parse_time_ms(text: str | None) -> int | None:
@@ -155,6 +159,12 @@ class StatusSnapshot:
             self._s.records += n
             self._s.last_records_at = self.clock()
 
+    def observe_judge_delay(self, seconds: float) -> None:
+        """The latest sample of ``stream_monitor_judge_delay_seconds``: how far judging ran behind the records just now."""
+        with self._lock:
+            self._s.judge_delay = seconds
+            self._s.judge_delay_at = self.clock()
+
     # -------------------------------------------------------------- alerts
     def observe_alert(self, alert: AlertEvent, partition: int) -> None:
         """A committed alert event: a firing one is listed (or updated), a resolved one removed."""
@@ -221,6 +231,8 @@ class StatusSnapshot:
                 dropped_channels=s.dropped_channels,
                 records=s.records,
                 last_records_at=s.last_records_at,
+                judge_delay=s.judge_delay,
+                judge_delay_at=s.judge_delay_at,
             )
 
 
@@ -264,6 +276,17 @@ def _age(seconds: float | None) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min ago"
     return f"{seconds / 3600:.1f} h ago"
+
+
+def _seconds(seconds: float) -> str:
+    """A duration as a person reads it: 0.8 s, 12 s, 4 min, 2.5 h."""
+    if seconds < 10:
+        return f"{max(seconds, 0.0):.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _event_time(ms: int | None) -> str:
@@ -331,6 +354,11 @@ def _lag_section(v: StatusView) -> str:
             f'<tr><td>{_e(topic)}</td><td class="num">{p}</td><td class="num">{lag}</td></tr>' for (topic, p), lag in sorted(v.lag.items())
         )
         body = f'<table><tr><th>Topic</th><th class="num">Partition</th><th class="num">Lag (records)</th></tr>{rows}</table>'
+    if v.judge_delay is not None and v.judge_delay_at is not None:  # in seconds: how late an alert can be, which records do not say
+        body += (
+            f'<p>Judging ran <b>{_e(_seconds(v.judge_delay))}</b> behind the records\' timestamps '
+            f'<span class="muted">(latest sample, {_e(_age(v.now - v.judge_delay_at))})</span></p>'
+        )
     return f'<section id="lag"><h2>Consumer lag</h2>{body}</section>'
 
 
