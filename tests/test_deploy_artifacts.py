@@ -135,6 +135,13 @@ def test_prometheus_config_and_rules_pass_promtool():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_the_judging_behind_rule_fires_for_minutes_behind_and_not_for_a_second():
+    promtool = require_binary("promtool")
+    test_file = Path(__file__).parent / "data" / "prometheus" / "judging_behind_test.yml"
+    out = subprocess.run([promtool, "test", "rules", test_file.name], capture_output=True, text=True, timeout=60, cwd=test_file.parent)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_alertmanager_configs_pass_amtool():
     amtool = require_binary("amtool")
     files = sorted((DEPLOY / "alertmanager").glob("*.yml"))
