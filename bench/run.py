@@ -862,6 +862,8 @@ def _judge_delay(log_path: Path) -> dict[str, Any] | None:
     only the ~90 that alert. None when the monitor serves no metrics."""
     import urllib.request
 
+    from prometheus_client.parser import text_string_to_metric_families
+
     port = None
     for line in log_path.read_bytes().splitlines():
         if b'"http_listening"' in line:
@@ -872,12 +874,11 @@ def _judge_delay(log_path: Path) -> dict[str, Any] | None:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()  # noqa: S310 - local
     except OSError:
         return None
-    buckets = []
-    for line in text.splitlines():
-        if line.startswith("stream_monitor_judge_delay_seconds_bucket{"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
-    buckets.sort()
+    buckets = sorted(
+        (float(s.labels["le"]), s.value)
+        for family in text_string_to_metric_families(text) if family.name == "stream_monitor_judge_delay_seconds"
+        for s in family.samples if s.name.endswith("_bucket")
+    )  # fmt: skip
     total = buckets[-1][1] if buckets else 0.0
     if not total:
         return {"samples": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None}

@@ -279,14 +279,8 @@ def _age(seconds: float | None) -> str:
 
 
 def _seconds(seconds: float) -> str:
-    """A duration as a person reads it: 0.8 s, 12 s, 4 min, 2.5 h."""
-    if seconds < 10:
-        return f"{max(seconds, 0.0):.1f} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    """A duration as a person reads it: 0.8 s, 12 s, 4 min, 2.5 h (:func:`_age`'s units, a tenth below 10 s)."""
+    return f"{max(seconds, 0.0):.1f} s" if seconds < 10 else _age(seconds).removesuffix(" ago")
 
 
 def _event_time(ms: int | None) -> str:
