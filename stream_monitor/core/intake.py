@@ -33,7 +33,7 @@ import structlog
 
 from stream_monitor.core import events as ev
 from stream_monitor.core.batch import error_text
-from stream_monitor.core.exchange import INFERENCE, LABEL, EventView, Row, inference_row, label_row, row_list, tie_of
+from stream_monitor.core.exchange import INFERENCE, LABEL, EventView, Row, decode_rows, encode_row_lists, inference_row, label_row, row_list, tie_of
 from stream_monitor.core.formats import FormatError, to_native
 from stream_monitor.core.scan import MIN_BATCH, ScannedRows, scan, scanned_rows, templates_of
 from stream_monitor.core.spec import MonitorSpec
@@ -194,6 +194,29 @@ def read_inference_wire(spec: MonitorSpec, topic: str, partition: int, records: 
             return got
     _read_wire_loop(spec, topic, partition, records, out)
     return out
+
+
+def read_inference_rows(spec: MonitorSpec, topic: str, partition: int, records: Sequence[Any], scan_shapes: bool = True,
+                        code: bool = True) -> tuple[list[Row], list[ev.DeadLetter]]:  # fmt: skip
+    """The rows of :func:`read_inference_wire` as the judge of ``state_partitioning: model`` reads them, and the dead letters.
+
+    ``state_partitioning: input`` judges where it reads: each model's rows are encoded as one rows record and read back
+    (its float columns packed, its texts coded, as :class:`~stream_monitor.runtime.forward.Forwarder` sends them), so
+    both modes judge the same rows the same fast way, without the internal topic. Each row is carried by its own
+    record (:attr:`Row.carrier`: the committed offset follows the rows still waiting) and keeps its bytes (a dead
+    letter of a row, ``late`` or with problems, holds the original record, as :func:`read_inference` gives it).
+    """
+    wire = read_inference_wire(spec, topic, partition, records, scan_shapes)
+    rows: list[Row] = []
+    for model, lists in wire.rows.items():
+        if lists:
+            rows += decode_rows(encode_row_lists(model, lists, code=code))[1]
+    raws = {r.offset: r.value or b"" for r in records}
+    for r in rows:
+        p = r.pos
+        offset = r.event.offset if p is None else p.offset
+        r.carrier, r.original = (topic, partition, offset), raws[offset]
+    return rows, wire.dead_letters
 
 
 def _read_by_shape(spec: MonitorSpec, topic: str, partition: int, records: Sequence[Any]) -> WireIntake | None:

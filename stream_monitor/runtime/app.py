@@ -25,7 +25,7 @@ import functools
 import sys
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import structlog
 from kafka import TopicPartition
@@ -34,7 +34,6 @@ from kafka.errors import KafkaError
 from stream_monitor.config import AppConfig
 from stream_monitor.core import exchange, kernels
 from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
-from stream_monitor.core.intake import read_inference, read_labels
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients, fetch_records
@@ -45,7 +44,7 @@ from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks, QuietWatch
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, highwater, known_partitions, prefetch, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
-from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter, late_rows_logged
+from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter, late_rows_logged, read_here
 from stream_monitor.runtime.run_stats import RunStats, Timings
 from stream_monitor.runtime.topics import prepare_topology
 
@@ -422,9 +421,11 @@ class MonitorApp(CheckpointSteps):
                     task = self.tasks[tp.partition]
                     if tp not in batch:  # moved back to its committed offset: read again from there
                         continue
-                inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
+                offsets = [r.offset for r in records]  # state_partitioning: input reads a batch of inference records as model's judge (below)
+                here = not self.repartition_topic and tp.topic != self.cfg.kafka.label_topic and self.guard.batched(tp, offsets[0])
+                inputs = records if here else [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
                 run = functools.partial(self._judge_records, task, tp)
-                self.guard.feed(tp, [r.offset for r in records], inputs, run, self._emit, functools.partial(self._send_dead_letter, judged=True))
+                self.guard.feed(tp, offsets, inputs, run, self._emit, functools.partial(self._send_dead_letter, judged=True))
                 task.carriers.read((tp.topic, tp.partition), records[-1].offset + 1)
             self.stats.read(len(records), internal=tp.topic == self.repartition_topic)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
@@ -439,11 +440,12 @@ class MonitorApp(CheckpointSteps):
         self.timings.process_seconds += elapsed
         self.metrics.batch_seconds.observe(elapsed)
 
-    def _judge_records(self, task: PartitionMonitor, tp: TopicPartition, inputs: list[InputRecord]) -> BatchResult:
+    def _judge_records(self, task: PartitionMonitor, tp: TopicPartition, inputs: list[Any]) -> BatchResult:
         """Records of a state partition: their rows queued in event-time order, and what is due judged.
 
         On the internal topic a record is a rows record (read where its input was) or a progress record (how far an
-        input partition read: its source's order moves on, no rows); with ``state_partitioning: input`` they are read here.
+        input partition read: its source's order moves on, no rows); with ``state_partitioning: input`` they are read here
+        (``inputs``: the consumer's records of a batch, else :class:`InputRecord`; ``runtime/records.py``, :func:`read_here`).
         """
         dead: list[DeadLetter] = []
         rows: list[exchange.Row] = []
@@ -468,13 +470,9 @@ class MonitorApp(CheckpointSteps):
                 rows += got[1]
                 if caught:
                     sent.update((r.source, i) for r in got[1])
-        else:
-            intake = read_labels(inputs) if tp.topic == self.cfg.kafka.label_topic else read_inference(self.spec, inputs)
-            dead += intake.dead_letters
-            rows = intake.ordered
-            for row in rows:
-                p = row.position
-                row.carrier = (p.topic, p.partition, p.offset)
+        else:  # state_partitioning: input, rows read here
+            rows, read_dead = read_here(self.spec, tp.topic, tp.partition, inputs, self.cfg.kafka.label_topic, self.forwarder.scan_shapes, self.forwarder.code_texts)
+            dead += read_dead
         # the rows undo the markers (a source that sends is not caught up), except a marker after its source's last rows
         # here (the reader announced it after sending them): in partition order; see docs/architecture.md, "Idleness comes
         # from the reader"

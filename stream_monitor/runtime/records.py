@@ -1,4 +1,5 @@
-"""Records the runtime writes besides state: rows records for the models' owners and dead letters that always fit.
+"""Records the runtime writes besides state: rows records for the models' owners and dead letters that always fit;
+and the rows of records judged where they are read (``state_partitioning: input``).
 
 With ``state_partitioning: model`` (the default) input records are read where they are and each
 model's rows (``core/exchange.py``) go to the internal topic keyed by model; the rows carry where
@@ -7,12 +8,31 @@ their record came from, so alerts and dead letters point at the original record.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from stream_monitor.core.events import DEAD_LETTER_ORIGINAL_BYTES, DEAD_LETTER_OVERHEAD, DeadLetter, DeadLetterReason, SourcePosition, format_event_time
 from stream_monitor.core.exchange import INFERENCE, Row, encode_rows
+from stream_monitor.core.intake import InputRecord, read_inference, read_inference_rows, read_labels
+from stream_monitor.core.spec import MonitorSpec
 
 ROWS_PER_RECORD = 1000  # rows of one model per internal record (fewer when they would not fit)
+
+
+def read_here(spec: MonitorSpec, topic: str, partition: int, inputs: Sequence[Any], label_topic: str | None, scan_shapes: bool = True,
+              code: bool = True) -> tuple[list[Row], list[DeadLetter]]:  # fmt: skip
+    """``state_partitioning: input``: the rows of records judged where they are read, each carried by its own record, and the dead letters.
+
+    A batch of the consumer's inference records (``inputs`` not :class:`InputRecord`) is read as the judge of
+    ``state_partitioning: model`` reads rows off the internal topic (:func:`read_inference_rows`: same rows, same fast
+    path); records one at a time (the poison guard's careful pass) and labels the general way.
+    """
+    if type(inputs[0]) is not InputRecord:
+        return read_inference_rows(spec, topic, partition, inputs, scan_shapes, code)
+    intake = read_labels(inputs) if topic == label_topic else read_inference(spec, inputs)  # type: ignore[arg-type]
+    for row in intake.ordered:
+        p = row.position
+        row.carrier = (p.topic, p.partition, p.offset)
+    return intake.ordered, intake.dead_letters
 
 
 def rows_records(model: str, rows: list[Any], limit: int, encode: Callable[[str, list[Any]], bytes] = encode_rows) -> Iterator[bytes]:

@@ -80,6 +80,32 @@ def test_batch_reading_equals_reading_record_by_record(batch: list[tuple[bytes, 
     assert _wire(ik.read_inference_wire(spec, "t", 1, consumer)) == _wire(ik.as_wire(reference))
 
 
+def _judged(rows: list[exchange.Row]) -> list[Any]:
+    """What judging reads of rows (in key order: ``read_inference_rows`` gives them model by model; events by repr: NaN).
+    Not ``ts``: a row off the internal topic carries its event time there, ``key[0]``, whether it came from ``ts`` or not."""
+    fields = [k for k in _FIELDS if k != "ts"]
+    return sorted(((r.kind, r.key, r.position, r.carrier, r.original, repr(_typed({k: getattr(r.event, k) for k in fields})), list(r.problems)) for r in rows),
+                  key=lambda t: (t[1], t[2].offset))  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=_batch, small=st.booleans(), copies=st.sampled_from([1, 40]))
+def test_rows_read_here_are_the_rows_read_record_by_record(batch: list[tuple[bytes, int | None]], small: bool, copies: int) -> None:
+    """``state_partitioning: input`` reads a batch with ``read_inference_rows`` (the internal topic's rows, read back):
+    the rows of the general reading, each carried by its own record and keeping its bytes, and its dead letters (40
+    copies: the scan too)."""
+    spec = _SMALL if small else MonitorSpec()
+    batch = batch * copies
+    recs = [InputRecord(raw, SourcePosition("t", 1, 7 + i, ts)) for i, (raw, ts) in enumerate(batch)]
+    reference = _general(spec, recs)
+    for r in reference.ordered:
+        r.carrier = ("t", 1, r.position.offset)
+    consumer = [_KafkaRecord(raw, 7 + i, ts, []) for i, (raw, ts) in enumerate(batch)]
+    rows, dead = ik.read_inference_rows(spec, "t", 1, consumer)
+    assert _judged(rows) == _judged(reference.ordered)
+    assert _dead(dead) == _dead(reference.dead_letters)
+
+
 def test_batch_reading_of_the_benchmark_shape_takes_the_direct_path() -> None:
     """The usual records never reach the general path (else the direct paths would be dead code)."""
     from bench.workload import throughput_events

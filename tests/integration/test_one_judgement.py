@@ -3,7 +3,8 @@
 The same events — two drifting models, interleaved — are produced to topics of 1, 3 and 6
 partitions, keyed by model, by request id (``event_id``) or not keyed at all. For every layout,
 ``replay --topic`` gives the same judgement as ``replay --input`` of the events as a file; for
-three layouts ``run`` (one instance, default ``state_partitioning: model``) does too. A judgement is
+three layouts ``run`` (one instance, default ``state_partitioning: model``) does too, and ``run`` with
+``state_partitioning: input`` on input keyed by model. A judgement is
 the multiset of (model, feature, detector, status, severity, event_time, statistic) of the alerts.
 """
 
@@ -99,5 +100,23 @@ def test_run_judges_like_the_file_whatever_the_layout(kafka_bootstrap, topic_fac
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=300, check=monitor.check_alive)
     finally:
         assert monitor.stop() == 0
+    alerts = read_alerts(kafka_bootstrap, alerts_topic)
+    assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_run_by_input_partition_judges_like_the_file(kafka_bootstrap, topic_factory, unique_name, file_judgement, partitions):
+    """``kafka.state_partitioning: input`` (no internal topic: each model's partition judges it where it is read), on
+    input keyed by model, gives the file's judgement too; its committed input offsets follow the rows still waiting."""
+    _, expected, _ = file_judgement
+    topic = topic_factory(partitions=partitions, configs=KEEP)
+    _produce(kafka_bootstrap, topic, _events(), "model")
+    alerts_topic, group = unique_name("alerts"), unique_name("group")
+    monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], alerts_topic, group, **{"kafka.state_partitioning": "input"}))
+    try:
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=300, check=monitor.check_alive)
+    finally:
+        assert monitor.stop() == 0
+    assert monitor.app.repartition_topic is None
     alerts = read_alerts(kafka_bootstrap, alerts_topic)
     assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])

@@ -249,11 +249,13 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
     assert all(len(v) <= 6_000 for _, v in read_all(kafka_bootstrap, f"{group}-state-changelog") if v is not None)
 
 
-def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_goes_on(kafka_bootstrap, topic_factory, unique_name, monkeypatch):
-    from stream_monitor.runtime import app as app_module
+@pytest.mark.parametrize("partitioning", ["model", "input"])
+def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_goes_on(kafka_bootstrap, topic_factory, unique_name, monkeypatch, partitioning):
+    from stream_monitor.core import intake as intake_module
     from stream_monitor.runtime import forward as forward_module
+    from stream_monitor.runtime import records as records_module
 
-    read = app_module.read_inference
+    read = records_module.read_inference
 
     def failing_on_marker(spec, records, *args, **kwargs):  # a bug in reading that one record triggers
         if any(b"POISON" in r.value for r in records):
@@ -262,12 +264,13 @@ def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_
 
     read_wire = forward_module.read_inference_wire
 
-    def wire_failing_on_marker(spec, topic, partition, records):  # the forwarder's batch reading (the consumer's records)
+    def wire_failing_on_marker(spec, topic, partition, records, *args, **kwargs):  # batch reading (the consumer's records)
         if any(b"POISON" in (r.value or b"") for r in records):
             raise RuntimeError("core bug")
-        return read_wire(spec, topic, partition, records)
+        return read_wire(spec, topic, partition, records, *args, **kwargs)
 
-    monkeypatch.setattr(app_module, "read_inference", failing_on_marker)  # state_partitioning: input reads in the app
+    monkeypatch.setattr(records_module, "read_inference", failing_on_marker)  # state_partitioning: input, one at a time
+    monkeypatch.setattr(intake_module, "read_inference_wire", wire_failing_on_marker)  # and as a batch (read_inference_rows)
     monkeypatch.setattr(forward_module, "read_inference", failing_on_marker)  # model (the default): in the forwarder, one at a time
     monkeypatch.setattr(forward_module, "read_inference_wire", wire_failing_on_marker)  # and as a batch
     topic = topic_factory(partitions=1)
@@ -276,7 +279,7 @@ def test_a_record_whose_processing_raises_becomes_a_dead_letter_and_the_monitor_
     events = list(generate_events(fraud))
     poison = {**events[200], "model": "fraud-v3", "note": "POISON"}
     produce(kafka_bootstrap, topic, events[:200] + [poison] + events[200:])
-    monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], alerts, group))
+    monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], alerts, group, **{"kafka.state_partitioning": partitioning}))
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=180, check=monitor.check_alive)
     finally:
