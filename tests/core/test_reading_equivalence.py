@@ -133,6 +133,10 @@ def test_wire_reading_of_a_formatted_topic_is_reading_it_as_objects() -> None:
         objects = ik.read_inference(spec, [InputRecord(r.value, SourcePosition(topic, 0, r.offset, r.timestamp), r.headers) for r in consumer])
         assert sum(map(len, objects.rows.values())) >= 1
         assert _wire(ik.read_inference_wire(spec, topic, 0, consumer)) == _wire(ik.as_wire(objects))
+        for r in objects.ordered:  # and as state_partitioning: input judges them: each row keeps its record's bytes
+            r.carrier = (topic, 0, r.position.offset)
+        rows, dead = ik.read_inference_rows(spec, topic, 0, consumer)
+        assert _judged(rows) == _judged(objects.ordered) and _dead(dead) == _dead(objects.dead_letters)
 
 
 # --- labels: read_labels_wire (the direct path of the usual label shape) against read_labels (pydantic) ---
