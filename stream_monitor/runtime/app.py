@@ -208,7 +208,7 @@ class MonitorApp(CheckpointSteps):
                 if self.forwarder.pending or self.repartition_topic:
                     self._flush_progress()
                 self._release_idle()
-                full = self.checkpoint.full_due(k.commit_interval_ms / 1000.0, k.state_interval_ms / 1000.0, bool(self.repartition_topic))
+                full = self.checkpoint.full_due(k.commit_interval_ms / 1000.0, k.state_interval_ms / 1000.0, self._state_apart())
                 full = True if not full and self._state_waits(k.min_commit_interval_ms / 1000.0) else full  # caught up: save it now
                 if full is not None:  # the interval: the state every state_interval_ms (or with judged output), reads-only between
                     self._checkpoint_or_recover(reads_only=not full, overlap=True)
@@ -353,7 +353,7 @@ class MonitorApp(CheckpointSteps):
         # source, and the rows of those read first would be judged past the others' earlier rows (``late``)
         self._expect_sources(task)
         # alerts commit ahead of the state (core/sent.py) where commits can leave the state out: remember what goes out
-        task.sent.track = self.checkpoint.store is not None and self.exactly_once and bool(self.repartition_topic)
+        task.sent.track = self.checkpoint.store is not None and self.exactly_once and self._state_apart()
         task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.state_offsets(partition).items()})
         for key in dropped:
             items.pop(key, None)  # never committed again as if it were state

@@ -318,11 +318,13 @@ class Checkpoint:
         return InFlight(changed, offsets, written, oversized, started, time.perf_counter() - started, commit, token)
 
     def _anchor(self, reads_only: bool) -> TopicPartition | None:
-        """An owned partition whose committed offset a transaction without offsets commits again (same offset, its token)."""
-        for tp in sorted(self.owned & self.committed_offsets.keys()):
+        """An owned partition whose committed offset a transaction without offsets commits again (same offset, its token):
+        for a reads-only one, not a state partition's where another is owned (``state_partitioning: input`` owns no other)."""
+        owned = sorted(self.owned & self.committed_offsets.keys())
+        for tp in owned:
             if not (reads_only and tp.topic in self.state_topics):
                 return tp
-        return None
+        return owned[0] if owned else None
 
     def end_commit(self, begun: InFlight) -> CommitResult:
         """Wait for the commit of :meth:`begin_commit` (bounded) and move what it committed forward.

@@ -112,8 +112,14 @@ class CheckpointSteps:
         return all(caught_up(self.consumer, tp) for tp in self.owned)
 
     def _reads_only_possible(self) -> bool:
-        """Can the open transaction commit without the state: exactly-once, by-model topology, nothing in it that needs the state?"""
-        return self.checkpoint.exactly_once and bool(self.repartition_topic) and not self.checkpoint.judged_in_txn
+        """Can the open transaction commit without the state: exactly-once, commits that may leave it out, nothing in it that needs it?"""
+        return self.checkpoint.exactly_once and self._state_apart() and not self.checkpoint.judged_in_txn
+
+    def _state_apart(self) -> bool:
+        """May commits leave the state out (written every ``state_interval_ms``)? With the by-model topology (its readers' offsets
+        commit alone), and with ``state_partitioning: input`` when state is kept: alerts then commit ahead of it with their
+        ``sent`` item (``core/sent.py``), the input offsets, the judges' own, with it."""
+        return bool(self.repartition_topic) or self.checkpoint.store is not None
 
     def _begin(self, reads_only: bool = False) -> InFlight | None:
         if reads_only and any(task.sent.large for task in self.tasks.values()):  # so many alerts ahead of the state: write it

@@ -10,6 +10,8 @@ the multiset of (model, feature, detector, status, severity, event_time, statist
 
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +22,7 @@ from kafka import KafkaProducer
 
 from stream_monitor.commands import main
 from stream_monitor.synthetic import demo_streams, generate_events
-from tests.integration.harness import InProcessMonitor, app_config, read_alerts, wait_for_lag_zero
+from tests.integration.harness import InProcessMonitor, MonitorProcess, app_config, group_lag, read_alerts, wait_for_lag_zero
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 
@@ -118,5 +120,73 @@ def test_run_by_input_partition_judges_like_the_file(kafka_bootstrap, topic_fact
     finally:
         assert monitor.stop() == 0
     assert monitor.app.repartition_topic is None
+    alerts = read_alerts(kafka_bootstrap, alerts_topic)
+    assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])
+
+
+def test_run_by_input_partition_crashing_after_alerts_ahead_of_the_state_sends_none_twice(kafka_bootstrap, topic_factory, unique_name, file_judgement, tmp_path):
+    """With ``state_partitioning: input`` too, alerts commit ahead of the state with their ``sent`` item (the input
+    offsets, the judges' own, wait for the state): a crash right after such a commit, then a restart from the older
+    state, gives the file's judgement, every alert once."""
+    from tests.integration.test_fault_injection import CRASH_AFTER_ALERTS_AHEAD
+
+    _, expected, _ = file_judgement
+    topic = topic_factory(partitions=2, configs=KEEP)
+    _produce(kafka_bootstrap, topic, _events(), "model")
+    alerts_topic, group = unique_name("alerts"), unique_name("group")
+    log = tmp_path / "monitor.log"
+    env = {"STREAM_MONITOR_KAFKA__STATE_PARTITIONING": "input"}
+    # the state only when nothing is left to read or judge: the commits carrying alerts before that leave it out
+    crash_env = {**env, "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "600000"}
+    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=crash_env, entry=["-c", CRASH_AFTER_ALERTS_AHEAD])
+    deadline = time.monotonic() + 240
+    while proc.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.proc.wait(30) == 9, f"no commit carried alerts without the state: {proc.log_tail()}"
+    proc.log_file.close()
+    assert read_alerts(kafka_bootstrap, alerts_topic), "the crash came after alerts were committed"
+    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env)
+    try:
+        proc.wait_started()
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
+    finally:
+        assert proc.terminate() == 0, proc.log_tail()
+    alerts = read_alerts(kafka_bootstrap, alerts_topic)
+    assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])
+    held = [orjson.loads(line) for line in log.read_text(errors="replace").splitlines() if '"event": "outputs_already_committed"' in line]
+    assert sum(r["held_back"] for r in held) > 0, "the restart made the alerts committed ahead again and held them back"
+
+
+def test_run_by_input_partition_killed_at_random_points_judges_like_the_file(kafka_bootstrap, topic_factory, unique_name, file_judgement, tmp_path):
+    """``state_partitioning: input``, kill -9 three times at random points of the stream (the state written every 300 ms,
+    alerts ahead of it between): the restarts give the file's judgement, every alert once."""
+    _, expected, _ = file_judgement
+    rng = random.Random(2026)
+    topic = topic_factory(partitions=2, configs=KEEP)
+    events = _events()
+    _produce(kafka_bootstrap, topic, events, "model")
+    alerts_topic, group = unique_name("alerts"), unique_name("group")
+    log = tmp_path / "monitor.log"
+    env = {"STREAM_MONITOR_KAFKA__STATE_PARTITIONING": "input", "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "300"}
+    for target in sorted(rng.uniform(0.15, 0.85) for _ in range(3)):
+        proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env)
+        proc.wait_started()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            proc.check_alive()
+            lag = group_lag(kafka_bootstrap, group, [topic])
+            if lag is not None and 1 - lag / len(events) >= target:
+                break
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(f"committed progress stayed below {target:.2f}: {proc.log_tail()}")
+        time.sleep(rng.uniform(0.0, 0.3))  # anywhere inside a commit interval
+        proc.kill()
+    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env)
+    try:
+        proc.wait_started()
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
+    finally:
+        assert proc.terminate() == 0, proc.log_tail()
     alerts = read_alerts(kafka_bootstrap, alerts_topic)
     assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])
