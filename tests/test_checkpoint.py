@@ -182,7 +182,7 @@ def test_alerts_commit_without_the_state_and_their_sent_item_goes_with_them():
     cp.processed(raw, 12)
     cp.processed(TP0, 3)
     task = FakeTask({"c\x1fm\x1fx": b"state"})
-    task.sent.track = True  # as MonitorApp._rebuild sets it (exactly-once, by-model topology, state kept)
+    task.sent.track = True  # as MonitorApp._rebuild sets it (exactly-once, state kept, commits that may leave it out)
     assert task.sent.settle(["a1"], [], key=_digest) == (["a1"], [])
     quiet = FakeTask({"c\x1fm\x1fy": b"other"})  # a task that sent nothing writes nothing
     result = cp.commit({0: task, 1: quiet}, reads_only=True)
@@ -546,6 +546,32 @@ def _lost_answer(cp: Checkpoint, calls: list[tuple]) -> Any:
     with pytest.raises(KafkaTimeoutError):
         cp.end_commit(begun)
     return begun
+
+
+def test_a_reads_only_commit_owning_only_state_partitions_commits_one_of_their_offsets_again_so_a_lost_answer_settles():
+    """``state_partitioning: input`` (or a by-model instance with no input partition): a reads-only commit of alerts
+    ahead of the state has no offset of its own; it commits an owned state partition's committed offset again, with
+    its token, so the outcome of a commit whose answer was lost is known (its alerts and ``sent`` item committed)."""
+    cp, calls = make()
+    cp.producer = InternalsProducer(calls)
+    cp.owned = {TP0}
+    cp.positions({TP0: 3})  # assigned there (the group's committed offset)
+    cp.processed(TP0, 9)  # judged past it: that offset waits for the state
+    cp.ensure_transaction()
+    cp.add_alerts(["a1"])  # type: ignore[list-item]
+    task = FakeTask({"c\x1fm\x1fx": b"state"})
+    task.sent.track = True
+    task.sent.settle(["a1"], [], key=_digest)
+    begun = cp.begin_commit({0: task}, reads_only=True)
+    assert begun is not None and begun.token and begun.offsets == {TP0: 3}  # the committed offset again, not 9
+    cp.producer.end_txn.error = KafkaTimeoutError("commit did not complete within 1000 ms")
+    with pytest.raises(KafkaTimeoutError):
+        cp.end_commit(begun)
+    result = cp.settle(begun, lambda tp: OffsetAndMetadata(3, begun.token, -1))
+    assert result is not None and result.alerts == ["a1"] and cp.committed_offsets == {TP0: 3} and cp.pending_offsets == {TP0: 9}
+    assert set(cp.committed_items[0]) == {"sent"}  # a rollback now rebuilds the task with it: the alert is not sent twice
+    cp.owned = set()
+    assert cp._anchor(reads_only=True) is None  # nothing owned: nothing to commit again
 
 
 def test_a_commit_whose_answer_was_lost_but_whose_offsets_the_group_has_moves_forward():

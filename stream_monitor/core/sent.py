@@ -127,7 +127,7 @@ class SentLedger:
 
     def __init__(self, owed: Counter[bytes] | None = None, upto: Upto | None = None) -> None:
         # remember what goes out (``unsaved``): only where alerts commit ahead of the state (``run``, exactly-once,
-        # by-model topology, state kept: the runtime sets it), else it would grow for ever (``replay``, no state)
+        # state kept, by-model topology or input partitioning: the runtime sets it), else it would grow for ever (``replay``, no state)
         self.track = False
         self.owed: Counter[bytes] = Counter(owed or {})
         self.unsaved: Counter[bytes] = Counter()

@@ -183,7 +183,7 @@ class Checkpoint:
 
         Every ``interval_s`` a commit; it writes the state when the open transaction holds output
         of judging that commits with the state that made it (:meth:`ensure_transaction`), or when
-        reads-only commits are not possible (at-least-once, or no internal topic). And the state
+        reads-only commits are not possible (at-least-once, or input partitioning without state). And the state
         is due every ``state_interval_s`` whatever the commits in between: reads-only commits
         come sooner than ``interval_s`` when readers wait for them (:meth:`due_soon`: a monitor
         keeping up with a live stream, its alerts), and until 2026-12-02 such a monitor never

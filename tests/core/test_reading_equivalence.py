@@ -100,7 +100,7 @@ def test_rows_read_here_are_the_rows_read_record_by_record(batch: list[tuple[byt
     reference = _general(spec, recs)
     for r in reference.ordered:
         r.carrier = ("t", 1, r.position.offset)
-    consumer = [_KafkaRecord(raw, 7 + i, ts, []) for i, (raw, ts) in enumerate(batch)]
+    consumer = [_KafkaRecord(raw or None if i % 2 else raw, 7 + i, ts, []) for i, (raw, ts) in enumerate(batch)]  # a tombstone reads as b""
     rows, dead = ik.read_inference_rows(spec, "t", 1, consumer)
     assert _judged(rows) == _judged(reference.ordered)
     assert _dead(dead) == _dead(reference.dead_letters)
