@@ -177,6 +177,15 @@ raise SystemExit(main(sys.argv[1:]))
 """
 
 
+def wait_crashed_after_alerts_ahead(proc: MonitorProcess, timeout_s: float = 240) -> None:
+    """Wait for a monitor run with :data:`CRASH_AFTER_ALERTS_AHEAD` to exit as it does after such a commit (code 9)."""
+    deadline = time.monotonic() + timeout_s
+    while proc.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.proc.wait(30) == 9, f"no commit carried alerts without the state: {proc.log_tail()}"
+    proc.log_file.close()
+
+
 def test_a_crash_right_after_alerts_committed_without_the_state_sends_none_twice(kafka_bootstrap, workload, tmp_path):
     """Alerts commit with the consumer offsets and their ``sent`` item, the state every ``state_interval_ms``
     (``core/sent.py``): the restarted monitor judges again from the older state, makes those alerts again and
@@ -187,12 +196,7 @@ def test_a_crash_right_after_alerts_committed_without_the_state_sends_none_twice
     # the state only when nothing is left to read or judge: every commit carrying alerts before that leaves the state out
     # (with the default 2 s one could carry the state on a slow machine: CI once wrote it with the first alerts)
     env = {**STATE_ENV, "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "600000"}
-    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env, entry=["-c", CRASH_AFTER_ALERTS_AHEAD])
-    deadline = time.monotonic() + 240
-    while proc.alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert proc.proc.wait(30) == 9, f"no commit carried alerts without the state: {proc.log_tail()}"
-    proc.log_file.close()
+    wait_crashed_after_alerts_ahead(MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env, entry=["-c", CRASH_AFTER_ALERTS_AHEAD]))
     first = read_alerts(kafka_bootstrap, alerts_topic)
     assert first, "the crash came after alerts were committed"
     (port,) = free_ports(1)

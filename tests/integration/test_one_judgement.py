@@ -128,7 +128,7 @@ def test_run_by_input_partition_crashing_after_alerts_ahead_of_the_state_sends_n
     """With ``state_partitioning: input`` too, alerts commit ahead of the state with their ``sent`` item (the input
     offsets, the judges' own, wait for the state): a crash right after such a commit, then a restart from the older
     state, gives the file's judgement, every alert once."""
-    from tests.integration.test_fault_injection import CRASH_AFTER_ALERTS_AHEAD
+    from tests.integration.test_fault_injection import CRASH_AFTER_ALERTS_AHEAD, wait_crashed_after_alerts_ahead
 
     _, expected, _ = file_judgement
     topic = topic_factory(partitions=2, configs=KEEP)
@@ -138,21 +138,9 @@ def test_run_by_input_partition_crashing_after_alerts_ahead_of_the_state_sends_n
     env = {"STREAM_MONITOR_KAFKA__STATE_PARTITIONING": "input"}
     # the state only when nothing is left to read or judge: the commits carrying alerts before that leave it out
     crash_env = {**env, "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "600000"}
-    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=crash_env, entry=["-c", CRASH_AFTER_ALERTS_AHEAD])
-    deadline = time.monotonic() + 240
-    while proc.alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert proc.proc.wait(30) == 9, f"no commit carried alerts without the state: {proc.log_tail()}"
-    proc.log_file.close()
+    wait_crashed_after_alerts_ahead(MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=crash_env, entry=["-c", CRASH_AFTER_ALERTS_AHEAD]))
     assert read_alerts(kafka_bootstrap, alerts_topic), "the crash came after alerts were committed"
-    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env)
-    try:
-        proc.wait_started()
-        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
-    finally:
-        assert proc.terminate() == 0, proc.log_tail()
-    alerts = read_alerts(kafka_bootstrap, alerts_topic)
-    assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])
+    _finish_like_the_file(kafka_bootstrap, topic, alerts_topic, group, log, env, expected)
     held = [orjson.loads(line) for line in log.read_text(errors="replace").splitlines() if '"event": "outputs_already_committed"' in line]
     assert sum(r["held_back"] for r in held) > 0, "the restart made the alerts committed ahead again and held them back"
 
@@ -182,11 +170,16 @@ def test_run_by_input_partition_killed_at_random_points_judges_like_the_file(kaf
             raise TimeoutError(f"committed progress stayed below {target:.2f}: {proc.log_tail()}")
         time.sleep(rng.uniform(0.0, 0.3))  # anywhere inside a commit interval
         proc.kill()
-    proc = MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env)
+    _finish_like_the_file(kafka_bootstrap, topic, alerts_topic, group, log, env, expected)
+
+
+def _finish_like_the_file(bootstrap: str, topic: str, alerts_topic: str, group: str, log: Path, env: dict[str, str], expected: Counter[tuple[Any, ...]]) -> None:
+    """A monitor (``env``) takes over from where the last one left and reads to the end: the committed alerts are the file's judgement."""
+    proc = MonitorProcess(bootstrap, [topic], alerts_topic, group, log, env=env)
     try:
         proc.wait_started()
-        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
+        wait_for_lag_zero(bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
     finally:
         assert proc.terminate() == 0, proc.log_tail()
-    alerts = read_alerts(kafka_bootstrap, alerts_topic)
+    alerts = read_alerts(bootstrap, alerts_topic)
     assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])
