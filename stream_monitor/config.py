@@ -111,6 +111,11 @@ class KafkaSettings(_Section):
     # read to its end in longer than this has served it (its last rows are judged at once); the last
     # rows of a live input that stops wait this long; 0: at once
     caught_up_grace_ms: int = Field(default=5_000, ge=0)
+    # a partition whose records are all stamped longer than the grace ago when it is assigned (a topic
+    # produced before the monitor started, a finished backfill) has served its grace already: its last
+    # rows are judged once it is read to its end. The stamps are the records' own (CreateTime: the
+    # producer's clock); off for producers that stamp records with old times (event time, say)
+    grace_from_record_timestamps: bool = True
     # how often at most an input partition tells a by-model partition it got no rows how far it read
     progress_interval_ms: int = Field(default=50, gt=0)
     repartition_topic: str | None = None  # default: "<group_id>-by-model"

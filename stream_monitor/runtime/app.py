@@ -113,7 +113,7 @@ class MonitorApp(CheckpointSteps):
         self.guard = PoisonGuard()  # records whose processing raised become dead letters
         self._sources: list[tuple[str, int]] = []  # input partitions: every model's rows may come from each
         self.idle = IdleClocks(k.idle_timeout_ms, grace_ms=k.caught_up_grace_ms)  # per task: when each input partition last sent it something
-        self.quiet = QuietWatch()  # per input partition read here: since when it has not grown
+        self.quiet = QuietWatch(older_than_s=k.caught_up_grace_ms / 1000 if k.grace_from_record_timestamps else 0.0)  # since when each partition read here has not grown
         self.checkpoint = Checkpoint(
             producer=None,
             consumer=None,

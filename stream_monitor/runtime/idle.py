@@ -9,7 +9,8 @@ order at its latest time until its partition has been quiet for ``kafka.caught_u
 then it is marked idle — unless it sends again first. *Quiet* is what the reader saw
 (:class:`QuietWatch`): how long the partition's end has not moved since it was assigned, which the
 announcement carries (or, where the judge's instance reads the partition too, its own watch as of the
-announcement's arrival: :meth:`QuietWatch.here`). A partition still growing when its reader caught up waits the whole grace
+announcement's arrival: :meth:`QuietWatch.here`), or, when no record in it is stamped within the
+grace at its assignment (``kafka.grace_from_record_timestamps``), since longer than the grace. A partition still growing when its reader caught up waits the whole grace
 from the announcement; one whose records were all there long before (a backlog read to its end, a
 topic produced before the monitor started) has served its grace while it was being read, and goes
 idle at once (read faster than the grace, it waits the rest). The grace runs from the first
@@ -28,7 +29,7 @@ that task's event-time order only; another task it goes on sending to still wait
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from kafka.errors import KafkaError
 
@@ -91,8 +92,10 @@ class QuietWatch:
     2.5
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, older_than_s: float = 0.0, wall: Callable[[], float] = time.time) -> None:
         self.clock = clock
+        self.older_than = older_than_s  # > 0: at assignment, a partition with no record stamped this recently counts as quiet this long
+        self.wall = wall  # (epoch seconds: what the records' timestamps are compared with)
         self._seen: dict[Hashable, tuple[int, float]] = {}  # partition -> (high watermark, when first seen)
 
     def observe(self, highwaters: Iterable[tuple[Hashable, int | None]]) -> None:
@@ -117,6 +120,17 @@ class QuietWatch:
         end. ``end_offsets`` gives a ``read_committed`` consumer the last stable offset: where that
         is not the high watermark (a transaction open on the input), the first fetch restarts the
         clock, as any growth does. Nothing is noted when the broker does not answer in ``timeout_ms``.
+
+        With ``older_than_s`` (the grace, when ``kafka.grace_from_record_timestamps`` is on), the broker
+        is then asked for the first record stamped at most that long ago (``offsets_for_times``). None
+        (a topic produced before the monitor started, a backlog whose writer stopped) means the
+        partition had not grown for that long already: it counts as quiet that long from now, so its
+        reader's caught-up announcement ends the grace at once. The timestamps are the records' own
+        (``CreateTime``: the producer's clock; ``LogAppendTime``: the broker's), which is why it can be
+        switched off. Asked after the end offsets, a record appended in between is found and earns
+        nothing; growth seen later restarts the clock as ever. A ``read_committed`` consumer is not
+        told of an open transaction's records here, but then its first fetch's high watermark is not
+        the end noted now, and the clock restarts from that fetch.
         """
         if not partitions:
             return
@@ -125,6 +139,20 @@ class QuietWatch:
         except KafkaError:
             return
         self.observe(ends.items())
+        if self.older_than > 0:
+            self._credit_record_quiet(consumer, ends, timeout_ms)
+
+    def _credit_record_quiet(self, consumer: Any, ends: Mapping[Any, int], timeout_ms: int) -> None:
+        since_ms = int((self.wall() - self.older_than) * 1000)
+        try:
+            found = consumer.offsets_for_times({tp: since_ms for tp in ends}, timeout_ms=timeout_ms)
+        except (KafkaError, ValueError):  # no answer, or a broker too old for timestamps: counted from now, as without
+            return
+        start = self.clock() - self.older_than
+        for tp, end in ends.items():
+            was = self._seen.get(tp)
+            if tp in found and found[tp] is None and was is not None and was[0] == end and was[1] > start:
+                self._seen[tp] = (end, start)
 
     local = True
     """Whether :meth:`here` answers (an A/B switch: ``python -m bench.ab_quiet --here``)."""

@@ -11,12 +11,14 @@ partition of a backlog is seen at that one moment.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import orjson
 import pytest
 from kafka import KafkaProducer, TopicPartition
 
 from stream_monitor.runtime.app import MonitorApp
+from stream_monitor.runtime.drain import Drain
 from stream_monitor.runtime.idle import QuietWatch
 from stream_monitor.synthetic import demo_streams, generate_events
 from tests.integration.harness import InProcessMonitor, app_config, wait_for_lag_zero
@@ -109,3 +111,75 @@ def test_a_marker_of_a_partition_read_here_counts_its_quiet_as_of_its_arrival(ka
     pairs = [(a, b) for a, b in zip(seen, seen[1:]) if a[0] == "marker" and b[0] == "here"]
     assert len(pairs) >= PARTITIONS, seen[:20]
     assert all(b[1] == a[1] and b[2] > a[2] > 0 for a, b in pairs), pairs[:10]
+
+
+def _produce_stamped(bootstrap: str, topic: str, events: int, stamp_ms: Callable[[int], int | None]) -> dict[TopicPartition, int]:
+    """The demo's fraud stream, round-robin over the partitions, partition p's records stamped ``stamp_ms(p)`` (None: now)."""
+    fraud, _ = demo_streams(events, 7)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    ends = [0] * PARTITIONS
+    for i, event in enumerate(generate_events(fraud)):
+        p = i % PARTITIONS
+        producer.send(topic, value=orjson.dumps(event), partition=p, timestamp_ms=stamp_ms(p))
+        ends[p] += 1
+    producer.flush(60)
+    producer.close()
+    return {TopicPartition(topic, p): end for p, end in enumerate(ends)}
+
+
+def test_a_backlog_stamped_longer_than_the_grace_ago_is_judged_to_its_end_at_once(kafka_bootstrap, topic_factory, unique_name):
+    """Records all stamped an hour ago: the partitions had not grown for longer than the grace (10 min here) when they
+    were assigned, so their last rows are judged once they are read. Counted from the assignment, the end of the
+    judgement would wait the ten minutes, and this test's bound (4 min) would fail."""
+    topic = topic_factory(partitions=PARTITIONS, configs=KEEP)
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    ends = _produce_stamped(kafka_bootstrap, topic, 1500, lambda p: hour_ago)
+    cfg = app_config(kafka_bootstrap, [topic], unique_name("alerts"), unique_name("group"), **{"kafka.caught_up_grace_ms": 600_000})
+    app = MonitorApp(cfg)
+    drain = app.on_checkpoint = Drain(app)
+    drain.expect(ends)
+    monitor = InProcessMonitor.start(cfg, app)
+    try:
+        deadline = time.monotonic() + 240
+        while drain.done is None and time.monotonic() < deadline:
+            monitor.check_alive()
+            time.sleep(0.2)
+    finally:
+        assert monitor.stop() == 0
+    assert drain.done is not None, "the backlog's last rows still wait for the grace"
+    assert app.stats.alerts > 0  # (judged: the fraud stream drifts)
+
+
+def test_a_partition_stamped_recently_still_waits_the_grace(kafka_bootstrap, topic_factory, unique_name):
+    """The same with one partition's records stamped now, and with the switch off: those partitions count as quiet
+    from their assignment only (``QuietWatch``'s start is not moved back), so the last rows wait for the grace."""
+    topic = topic_factory(partitions=PARTITIONS, configs=KEEP)
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    ends = _produce_stamped(kafka_bootstrap, topic, 1500, lambda p: None if p == 0 else hour_ago)
+    starts: dict[bool, dict[TopicPartition, tuple[int, float]]] = {}
+    for switch in (True, False):
+        cfg = app_config(
+            kafka_bootstrap, [topic], unique_name("alerts"), unique_name("group"),
+            **{"kafka.caught_up_grace_ms": 600_000, "kafka.grace_from_record_timestamps": switch},
+        )
+        app = MonitorApp(cfg)
+        drain = app.on_checkpoint = Drain(app)
+        drain.expect(ends)
+        assigned_at = time.monotonic()
+        monitor = InProcessMonitor.start(cfg, app)
+        try:
+            deadline = time.monotonic() + 180  # the input read and committed, its rows at their judge (through the internal topic)
+            while not (drain.reached(drain.committed) and any(task.queued() for task in list(app.tasks.values()))):
+                assert time.monotonic() < deadline, f"not read, or no row waits (switch {switch}): {drain.committed}"
+                monitor.check_alive()
+                time.sleep(0.2)
+            starts[switch] = {tp: app.quiet._seen[tp] for tp in ends}
+            time.sleep(2.0)  # a few more checkpoints: the last rows still wait
+        finally:
+            assert monitor.stop() == 0
+        assert drain.done is None, f"judged to the end without the grace (switch {switch})"
+    recent = TopicPartition(topic, 0)
+    for tp, (end, since) in starts[True].items():
+        assert end == ends[tp]
+        assert (since < assigned_at - 500) is (tp != recent), (tp, since, assigned_at)  # moved back by the grace: old stamps only
+    assert all(since > assigned_at for _, since in starts[False].values()), "switched off: counted from the assignment"
