@@ -79,7 +79,9 @@ RUN_SPEC: Any = None
 # row (e0): (e) without the caught-up grace. The workload is all produced before the run, so nothing can come after
 # the end of the input and waiting for it is pure end-of-input latency. Until the grace counted from when a partition
 # last grew (as its reader saw it: runtime/idle.py, QuietWatch), (e) paid kafka.caught_up_grace_ms (5 s) once at the
-# end; now only what is left of it when reading took less than 5 s. Informative only; the targets are judged on (e).
+# end; then only what was left of it when reading took less than 5 s; since kafka.grace_from_record_timestamps
+# (2026-12-04, on by default) nothing, once the workload's records are stamped longer than the grace before the run
+# (produced before the rows, they are). Informative only; the targets are judged on (e).
 NO_GRACE = {"kafka.caught_up_grace_ms": 0}
 SIDE_BY_SIDE_ROUNDS = 5  # alternating rounds after the rows: (a), (e), (e0) and (h-eos); (f) and (g-file) (bench/replay_vs_file_loop.py)
 ONLY_CHOICES = frozenset({"a", "b", "c", "d", "e", "e0", "f", "peers", "e+labels", "latency", "memory", "scaling"})
