@@ -42,6 +42,7 @@ MODELS = {"fraud-v3", "churn-v1"}
 # the internal topic gets its own partition count, so the assertions on moving partitions hold
 # whatever the input partition count is
 STATE_ENV = {"STREAM_MONITOR_KAFKA__REPARTITION_PARTITIONS": str(STATE_PARTITIONS)}
+NO_GRACE_FROM_STAMPS = {"STREAM_MONITOR_KAFKA__GRACE_FROM_RECORD_TIMESTAMPS": "false"}  # the grace from the assignment
 
 
 def _monitor(bootstrap: str, topic: str, alerts: str, group: str, log: Path, instance: str = "test", config: Path | None = None) -> MonitorProcess:
@@ -194,8 +195,11 @@ def test_a_crash_right_after_alerts_committed_without_the_state_sends_none_twice
     alerts_topic, group = f"fi-ahead-alerts-{workload['suffix']}", f"fi-ahead-{workload['suffix']}"
     log = tmp_path / "monitor.log"
     # the state only when nothing is left to read or judge: every commit carrying alerts before that leaves the state out
-    # (with the default 2 s one could carry the state on a slow machine: CI once wrote it with the first alerts)
-    env = {**STATE_ENV, "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "600000"}
+    # (with the default 2 s one could carry the state on a slow machine: CI once wrote it with the first alerts);
+    # the last rows wait for the caught-up grace, so alerts judged before them commit first: the workload was
+    # produced long before, and counted from its records' stamps it would be judged to its end at once, the
+    # alerts in the commit that writes the state (kafka.grace_from_record_timestamps)
+    env = {**STATE_ENV, **NO_GRACE_FROM_STAMPS, "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "600000"}
     wait_crashed_after_alerts_ahead(MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=env, entry=["-c", CRASH_AFTER_ALERTS_AHEAD]))
     first = read_alerts(kafka_bootstrap, alerts_topic)
     assert first, "the crash came after alerts were committed"

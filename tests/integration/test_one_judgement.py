@@ -128,7 +128,7 @@ def test_run_by_input_partition_crashing_after_alerts_ahead_of_the_state_sends_n
     """With ``state_partitioning: input`` too, alerts commit ahead of the state with their ``sent`` item (the input
     offsets, the judges' own, wait for the state): a crash right after such a commit, then a restart from the older
     state, gives the file's judgement, every alert once."""
-    from tests.integration.test_fault_injection import CRASH_AFTER_ALERTS_AHEAD, wait_crashed_after_alerts_ahead
+    from tests.integration.test_fault_injection import CRASH_AFTER_ALERTS_AHEAD, NO_GRACE_FROM_STAMPS, wait_crashed_after_alerts_ahead
 
     _, expected, _ = file_judgement
     topic = topic_factory(partitions=2, configs=KEEP)
@@ -136,8 +136,9 @@ def test_run_by_input_partition_crashing_after_alerts_ahead_of_the_state_sends_n
     alerts_topic, group = unique_name("alerts"), unique_name("group")
     log = tmp_path / "monitor.log"
     env = {"STREAM_MONITOR_KAFKA__STATE_PARTITIONING": "input"}
-    # the state only when nothing is left to read or judge: the commits carrying alerts before that leave it out
-    crash_env = {**env, "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "600000"}
+    # the state only when nothing is left to read or judge: the commits carrying alerts before that leave it out (the
+    # last rows wait for the grace from the assignment: see the same test of test_fault_injection)
+    crash_env = {**env, **NO_GRACE_FROM_STAMPS, "STREAM_MONITOR_KAFKA__STATE_INTERVAL_MS": "600000"}
     wait_crashed_after_alerts_ahead(MonitorProcess(kafka_bootstrap, [topic], alerts_topic, group, log, env=crash_env, entry=["-c", CRASH_AFTER_ALERTS_AHEAD]))
     assert read_alerts(kafka_bootstrap, alerts_topic), "the crash came after alerts were committed"
     _finish_like_the_file(kafka_bootstrap, topic, alerts_topic, group, log, env, expected)
