@@ -149,10 +149,10 @@ class QuietWatch:
         except (KafkaError, ValueError):  # no answer, or a broker too old for timestamps: counted from now, as without
             return
         start = self.clock() - self.older_than
+        seen = self._seen  # (every partition of ``ends`` noted with its end just before)
         for tp, end in ends.items():
-            was = self._seen.get(tp)
-            if tp in found and found[tp] is None and was is not None and was[0] == end and was[1] > start:
-                self._seen[tp] = (end, start)
+            if found.get(tp, 0) is None and seen[tp][1] > start:
+                seen[tp] = (end, start)
 
     local = True
     """Whether :meth:`here` answers (an A/B switch: ``python -m bench.ab_quiet --here``)."""

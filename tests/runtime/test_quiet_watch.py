@@ -96,7 +96,7 @@ def test_partitions_with_no_record_stamped_within_the_grace_count_as_quiet_for_t
     assert w.quiet_for("p0") == 0.0  # grown: counted from now, as ever
 
 
-def test_no_credit_when_switched_off_unanswered_or_the_end_moved() -> None:
+def test_no_credit_when_switched_off_or_unanswered_and_never_a_later_start() -> None:
     t = [100.0]
     off = Ends({"p0": 500}, found={"p0": None})
     w = QuietWatch(clock=lambda: t[0])  # older_than_s 0: kafka.grace_from_record_timestamps off
