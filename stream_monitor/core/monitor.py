@@ -113,6 +113,7 @@ class PartitionMonitor:
         self.label_order = EventTimeMerger(lateness, spec.order_max_rows)
         self._late_labels: list[Row] = []  # labels that came behind the label order's frontier: judged at the next release
         self.carriers = Carriers()
+        self.hold_owed = False  # wait while rows read again may still come (owing): a task of several input partitions
         self.order_dirty = False
         self.retraining = RetrainingTrigger(spec) if spec.retraining.enabled else None
         self.sent = SentLedger()  # outputs committed ahead of the written state: not sent again when judged again
@@ -219,6 +220,8 @@ class PartitionMonitor:
         """
         late: list[Row] = []
         self.order_dirty = True
+        if self.carriers.owed:
+            self.carriers.paid_by(rows)
         inference = [r for r in rows if r.kind == INFERENCE]
         labels = [r for r in rows if r.kind == LABEL] if len(inference) < len(rows) else []
         for mine, merger in ((inference, self.order), (labels, self.label_order)):
@@ -241,7 +244,10 @@ class PartitionMonitor:
         return late
 
     def release(self, final: bool = False, record_evaluations: bool | str = False) -> BatchResult:
-        """Judge the queued rows whose turn came (all of them when ``final``), inference rows first."""
+        """Judge the queued rows whose turn came (all of them when ``final``), inference rows first; with ``hold_owed``
+        none while rows read again may still come (``Carriers.owing``), unless the order is full."""
+        if not final and self.hold_owed and self.carriers.owing(self.order, self.label_order) and max(len(self.order), len(self.label_order)) <= self.order.max_rows:
+            return BatchResult(evaluations=evaluation_log(record_evaluations))
         rows = self.order.release(final)
         labels = self.label_order.release(final)
         if self._late_labels:  # behind the label order's frontier when they came (take): joined at once, first
@@ -266,9 +272,10 @@ class PartitionMonitor:
         self.label_order.idle(source)
 
     def caught_up(self, source: tuple[str, int]) -> None:
-        """An input partition's reader is at its end (see :meth:`EventTimeMerger.caught_up`)."""
+        """An input partition's reader is at its end (see :meth:`EventTimeMerger.caught_up`): nothing read before is owed."""
         self.order.caught_up(source)
         self.label_order.caught_up(source)
+        self.carriers.paid(source)
 
     def forget_queued(self) -> None:
         """Drop the queued rows: their records will be read again (this task was kept over a rebalance)."""

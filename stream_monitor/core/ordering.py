@@ -285,6 +285,8 @@ class Carriers:
         self._waiting: dict[tuple[str, int], dict[int, int]] = {}  # per carrier partition: offset -> rows waiting
         # per carrier partition read again after a rebuild: (where reading started, ``seen`` then)
         self._resume: dict[tuple[str, int], tuple[int, int]] = {}
+        # per input partition read again since a rebuild whose rows may still be owed: ``seen`` then (see owe)
+        self.owed: dict[tuple[str, int], int] = {}
 
     def resume_from(self, offsets: dict[tuple[str, int], int]) -> None:
         """The carrying partitions are read again from ``offsets`` (their committed offsets) after a rebuild.
@@ -302,6 +304,61 @@ class Carriers:
         for tp, off in offsets.items():
             if off < self.seen.get(tp, off):
                 self._resume[tp] = (off, self.seen[tp])
+                self.owed[tp] = self.seen[tp]
+
+    def owe(self, sources: Iterable[tuple[str, int]]) -> None:
+        """Rows of these input partitions, read before up to ``seen``, may come again and be owed (not judged yet).
+
+        A task that takes rows of several input partitions and whose waiting rows were dropped (a
+        restore, a rebalance) gets them again as their records are read again, each partition at its
+        own pace: until every such partition is read past where it was (:meth:`paid`), releasing
+        could pass a row still to come again, which would then be skipped as judged (or be ``late``).
+        ``PartitionMonitor.release`` waits meanwhile (``hold_owed``). ``resume_from`` owes the
+        carrying partitions it resumes; this, input partitions whose rows come through another
+        carrier (read before where they were judged, ``kafka.judge_locally``, then through the
+        internal topic).
+
+        >>> c = Carriers({("in", 0): 9, ("rp", 0): 3}); c.owe([("in", 0), ("in", 1)]); c.owed
+        {('in', 0): 9}
+        >>> c.paid(("in", 0), 8); c.owed
+        {('in', 0): 9}
+        >>> c.paid(("in", 0), 9); c.owed
+        {}
+        """
+        for tp in sources:
+            if tp in self.seen:
+                self.owed[tp] = self.seen[tp]
+
+    def owing(self, *mergers: EventTimeMerger) -> bool:
+        """May rows read again still come (:meth:`owe`) from a partition that holds one of ``mergers`` back?
+
+        A task of several input partitions whose waiting rows were dropped gets them again as each
+        partition is read again; releasing before every one is read past where it was could pass a
+        row still to come. Partitions idle in their order owe nothing (it goes on without them).
+        """
+        owed = self.owed
+        if not owed:
+            return False
+        for source in list(owed):
+            if any(source in m.idle_sources for m in mergers):
+                self.paid(source)
+        return any(source in m.latest for source in owed for m in mergers)
+
+    def paid_by(self, rows: Iterable[Any]) -> None:
+        """Rows of an owed partition from a record past where it was read before: that partition owes nothing more."""
+        owed = self.owed
+        for row in rows:
+            source = row.source
+            if source in owed and row.position.offset >= owed[source]:
+                self.paid(source)
+                if not owed:
+                    return
+
+    def paid(self, source: tuple[str, int], next_offset: int | None = None) -> None:
+        """``source`` was read up to ``next_offset`` (None: to its end, or gone idle): nothing read before is owed any more."""
+        owed = self.owed.get(source)
+        if owed is not None and (next_offset is None or next_offset >= owed):
+            del self.owed[source]
 
     def rewound(self, offsets: dict[tuple[str, int], int]) -> Carriers:
         """These carriers when their waiting rows are dropped and their partitions read again from ``offsets``.
@@ -318,6 +375,7 @@ class Carriers:
         ({('rp', 0): 4}, {('rp', 0): 9})
         """
         out = Carriers(self.seen)
+        out.owed = dict(self.owed)
         out.resume_from(offsets)
         return out
 
@@ -343,6 +401,8 @@ class Carriers:
         resume = self._resume.get(tp)
         if resume is not None and next_offset >= resume[1]:
             del self._resume[tp]
+        if self.owed:
+            self.paid(tp, next_offset)
 
     def release(self, rows: Iterable[Any]) -> None:
         """Rows left the wait (judged or dead-lettered)."""
@@ -363,7 +423,11 @@ class Carriers:
     def read_before(self, row: Any) -> bool:
         """Was this row's record read before the last restore?"""
         c = row.carrier
-        return c is not None and c[2] < self.restored.get((c[0], c[1]), -1)
+        if c is not None and c[2] < self.restored.get((c[0], c[1]), -1):
+            return True
+        # its input record read before by this task where it was read (kafka.judge_locally), now come through another carrier
+        source = row.source
+        return source in self.restored and (c is None or (c[0], c[1]) != source) and row.position.offset < self.restored[source]
 
     def commit_offsets(self) -> dict[tuple[str, int], int]:
         """Per carrier partition, the offset to commit: the oldest record with a waiting row, else the next to read."""

@@ -40,6 +40,7 @@ from stream_monitor.runtime import clients, fetch_records
 from stream_monitor.runtime.changelog import UNREADABLE, ChangelogStore, tolerant_rebuild
 from stream_monitor.runtime.checkpoint import Checkpoint, InFlight
 from stream_monitor.runtime.checkpointing import CheckpointSteps
+from stream_monitor.runtime.judging import JudgingSteps
 from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks, QuietWatch
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, highwater, known_partitions, prefetch, seek_to_committed
@@ -54,7 +55,7 @@ POLL_FAILED_LOG_S = 10.0  # ... and logged at most this often
 PREFETCH_MIN_LAG = 1000  # records a polled partition is still behind for the next fetch to go out at once
 
 
-class MonitorApp(CheckpointSteps):
+class MonitorApp(CheckpointSteps, JudgingSteps):
     """The sidecar. ``run()`` blocks until :meth:`request_stop` (or a fatal error).
 
     ``on_alert`` sees every alert once its checkpoint committed; ``on_checkpoint`` sees every
@@ -205,14 +206,14 @@ class MonitorApp(CheckpointSteps):
                         self._recover(exc)
                 self._end_checkpoint()  # nothing was sent
                 self._watch_quiet()
-                if self.forwarder.pending or self.repartition_topic:
+                if self.forwarder.pending or (self.repartition_topic and not self.local):
                     self._flush_progress()
                 self._release_idle()
                 full = self.checkpoint.full_due(k.commit_interval_ms / 1000.0, k.state_interval_ms / 1000.0, self._state_apart())
                 full = True if not full and self._state_waits(k.min_commit_interval_ms / 1000.0) else full  # caught up: save it now
                 if full is not None:  # the interval: the state every state_interval_ms (or with judged output), reads-only between
                     self._checkpoint_or_recover(reads_only=not full, overlap=True)
-                elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic)):  # readers wait
+                elif self.checkpoint.due_soon(k.min_commit_interval_ms / 1000.0, self._reading(), bool(self.repartition_topic) and not self.local):  # readers wait
                     self._checkpoint_or_recover(reads_only=self._reads_only_possible(), overlap=True)
             self._end_checkpoint()
             self._checkpoint_or_recover()
@@ -223,7 +224,8 @@ class MonitorApp(CheckpointSteps):
             sys.setswitchinterval(switch_interval)
             self.ready = False
             self._close(clean=code == 0)
-        self.log.info("monitor_stopped", records=self.stats.records, internal_records=self.stats.internal_records, alerts=self.stats.alerts, exit_code=code)
+        self.log.info("monitor_stopped", records=self.stats.records, internal_records=self.stats.internal_records, judged_here=self.stats.judged_here,
+                      alerts=self.stats.alerts, exit_code=code)  # fmt: skip
         return code
 
     def _close(self, clean: bool) -> None:
@@ -284,6 +286,7 @@ class MonitorApp(CheckpointSteps):
         self.forwarder.forget(revoked)
         self.quiet.forget(revoked)
         self._to_restore &= remaining
+        self._leave_local()  # (after the commit above, which commits the inputs' offsets as judging here does)
         self.metrics.assigned_partitions.set(len(self.owned))
         self.log.info("partitions_revoked", lost=lost, partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
 
@@ -294,6 +297,7 @@ class MonitorApp(CheckpointSteps):
         # committed offset; others: the first record poll() already returned, or the position)
         batch = batch if batch is not None else {}
         state_tps = [tp for tp in self._new_tps if tp in self.owned and tp.topic in self.state_topics]
+        state_tps += self._reseek_inputs([tp for tp in self._new_tps if tp in self.owned and tp.topic not in self.state_topics])
         if state_tps:  # a state partition starts again where its state was committed, even one kept over the rebalance
             seek_to_committed(self.consumer, state_tps, 30_000)
             for tp in state_tps:
@@ -305,6 +309,7 @@ class MonitorApp(CheckpointSteps):
         for tp, (was, committed) in self.checkpoint.raise_to_committed(positions, batch).items():
             self.log.warning("start_below_committed", partition=f"{tp.topic}-{tp.partition}", position=was, committed=committed)
         self.checkpoint.positions(positions)  # where the carriers of tasks rebuilt below are read again from
+        self._judge_locally_if_alone(positions)
         for p in sorted(self._to_restore):
             task = self.checkpoint.reclaim(p, positions)
             if task is not None:
@@ -328,6 +333,7 @@ class MonitorApp(CheckpointSteps):
         self._restart_idle_clocks(self._to_restore)
         self._new_tps.clear()
         self._to_restore.clear()
+        self._left_local = False
         self.checkpoint.drop_parked()
 
     def _restart_idle_clocks(self, partitions: Iterable[int]) -> None:
@@ -355,6 +361,7 @@ class MonitorApp(CheckpointSteps):
         # alerts commit ahead of the state (core/sent.py) where commits can leave the state out: remember what goes out
         task.sent.track = self.checkpoint.store is not None and self.exactly_once and self._state_apart()
         task.read_from({(tp.topic, tp.partition): off for tp, off in self.checkpoint.state_offsets(partition).items()})
+        self._owe_inputs(task)
         for key in dropped:
             items.pop(key, None)  # never committed again as if it were state
             self.metrics.state_rejected.labels(UNREADABLE).inc()
@@ -410,8 +417,12 @@ class MonitorApp(CheckpointSteps):
             if tp.topic not in self.state_topics:
                 if self._begun is None and not self.forwarder.held and self.checkpoint.alerts_wait(soon_s):
                     self._begin_overlapped(self._reads_only_possible())  # alerts judged: their commit goes on while the inputs are read
-                with fenced_is_fatal("while forwarding"):
-                    self.forwarder.forward(tp, records)  # read here, judged by the model's owner; sent below
+                if self.local:  # every partition is ours: judged here (runtime/judging.py)
+                    with fenced_is_fatal("while processing"):
+                        self._judge_here(tp, records)
+                else:
+                    with fenced_is_fatal("while forwarding"):
+                        self.forwarder.forward(tp, records)  # read here, judged by the model's owner; sent below
             else:
                 task = self.tasks.get(tp.partition)
                 if task is None:  # assigned in this poll but not restored: restore now
@@ -428,6 +439,8 @@ class MonitorApp(CheckpointSteps):
                 self.guard.feed(tp, offsets, inputs, run, self._emit, functools.partial(self._send_dead_letter, judged=True))
                 task.carriers.read((tp.topic, tp.partition), records[-1].offset + 1)
             self.stats.read(len(records), internal=tp.topic == self.repartition_topic)
+            if self.local and tp.topic not in self.state_topics:
+                self.stats.judged_here += len(records)
             self.metrics.records.labels(tp.topic, str(tp.partition)).inc(len(records))
             hw = self.consumer.highwater(tp)
             if hw is not None:
@@ -439,75 +452,6 @@ class MonitorApp(CheckpointSteps):
         elapsed = time.perf_counter() - started
         self.timings.process_seconds += elapsed
         self.metrics.batch_seconds.observe(elapsed)
-
-    def _judge_records(self, task: PartitionMonitor, tp: TopicPartition, inputs: list[Any]) -> BatchResult:
-        """Records of a state partition: their rows queued in event-time order, and what is due judged.
-
-        On the internal topic a record is a rows record (read where its input was) or a progress record (how far an
-        input partition read: its source's order moves on, no rows); with ``state_partitioning: input`` they are read here
-        (``inputs``: the consumer's records of a batch, else :class:`InputRecord`; ``runtime/records.py``, :func:`read_here`).
-        """
-        dead: list[DeadLetter] = []
-        rows: list[exchange.Row] = []
-        caught: dict[tuple[str, int], tuple[int, float]] = {}  # a source's last caught-up marker in the batch (and its quiet), and ...
-        sent: dict[tuple[str, int], int] = {}  # ... its last rows record: the later one tells
-        if self.repartition_topic:
-            for i, rec in enumerate(inputs):
-                try:  # the rows carry the record's place (Row.carrier): committed offsets follow their wait
-                    got = exchange.decode_record(rec.value, (tp.topic, tp.partition, rec.position.offset))
-                except exchange.RowsFormatError as exc:
-                    dead.append(DeadLetter(DeadLetterReason.PROCESSING_ERROR, f"internal rows record unreadable: {exc}", rec.value, rec.position))
-                    continue
-                if isinstance(got, exchange.Progress):
-                    if got.event_time_ms is not None:
-                        task.advance(got.source, got.event_time_ms, labels=got.source[0] == self.cfg.kafka.label_topic)
-                    quiet_s = max((got.quiet_ms or 0) / 1000.0, self.quiet.here(got.source))  # its partition's quiet (QuietWatch.here)
-                    if got.caught_up:  # nothing more to read there for now: the order waits a grace, then goes on without it
-                        task.caught_up(got.source)
-                        caught[got.source] = (i, quiet_s)
-                    self.idle.arrived(tp.partition, [got.source], caught_up=got.caught_up, quiet_s=quiet_s)
-                    continue
-                rows += got[1]
-                if caught:
-                    sent.update((r.source, i) for r in got[1])
-        else:  # state_partitioning: input, rows read here
-            rows, read_dead = read_here(self.spec, tp.topic, tp.partition, inputs, self.cfg.kafka.label_topic, self.forwarder.scan_shapes, self.forwarder.code_texts)
-            dead += read_dead
-        # the rows undo the markers (a source that sends is not caught up), except a marker after its source's last rows
-        # here (the reader announced it after sending them): in partition order; see docs/architecture.md, "Idleness comes
-        # from the reader"
-        self.idle.arrived(tp.partition, {r.source for r in rows})
-        late = task.take(rows)
-        for source, (at, quiet_s) in caught.items():
-            if at > sent.get(source, -1) and rows:
-                task.caught_up(source)
-                self.idle.arrived(tp.partition, [source], caught_up=True, quiet_s=quiet_s)
-        self._unsaved = True
-        if late:  # rows sent late, or read again and not recognised as read before: the log tells which
-            self.log.warning("rows_late", partition=tp.partition, **late_rows_logged(task, late))
-        result = task.release(record_evaluations="latest")
-        dead += [late_dead_letter(task, row, self.spec.max_lateness_seconds) for row in late]
-        if dead:
-            result.dead_letters[:0] = dead
-            for dl in dead:
-                result.invalid_by_reason[str(dl.reason)] += 1
-        self.metrics.late.inc(len(late))
-        return result
-
-    def _release_idle(self) -> None:
-        """Caught-up input partitions, and those silent for ``idle_timeout_ms``, stop holding back a task's event-time order."""
-        for p, task in list(self.tasks.items()):
-            if not task.queued():
-                continue
-            if not self.repartition_topic:  # the task reads its input partitions itself: caught up, they are idle
-                for tp in (tp for tp in self.owned if tp.partition == p and caught_up(self.consumer, tp)):
-                    task.caught_up((tp.topic, tp.partition))
-                    self.idle.arrived(p, [(tp.topic, tp.partition)], caught_up=True, quiet_s=self.quiet.quiet_for(tp))
-            self.idle.mark_idle(p, task)
-            result = task.release(record_evaluations="latest")
-            if result.alerts or result.dead_letters or result.channel_values or result.retraining or result.held_back:
-                with fenced_is_fatal("while processing"):
-                    self._emit(result)
 
     def _watch_quiet(self) -> None:  # the high watermarks of the partitions read here: announcements say how long they stood
         self.quiet.observe((tp, highwater(self.consumer, tp)) for tp in self._reading())

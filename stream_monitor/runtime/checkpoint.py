@@ -128,6 +128,9 @@ class Checkpoint:
     _group_added: Any = None  # the open transaction's early AddOffsetsToTxn (kafka_compat.add_group_early)
     before_send: Callable[[], Any] | None = None  # called (once) by the next ensure_transaction: ends a commit begun
     owned: set[TopicPartition] = field(default_factory=set)  # the partitions this process reads (an anchor's candidates)
+    # topics whose offsets commit with the state only, beside the state topics: the inputs while judging where read
+    # (kafka.judge_locally: their offsets follow the rows still waiting, as a state partition's do)
+    held_topics: set[str] = field(default_factory=set)
     _session: str = field(default_factory=lambda: secrets.token_hex(6))
     _commits: int = 0
 
@@ -301,7 +304,7 @@ class Checkpoint:
                         continue
                     self.producer.send(self.changelog_topic, key=key, value=value, partition=p)
                     written += len(value)
-        offsets = {tp: off for tp, off in self.pending_offsets.items() if not (reads_only and tp.topic in self.state_topics)}
+        offsets = {tp: off for tp, off in self.pending_offsets.items() if not (reads_only and self._with_state(tp))}
         commit = None
         token = ""
         if self.exactly_once:
@@ -322,9 +325,13 @@ class Checkpoint:
         for a reads-only one, not a state partition's where another is owned (``state_partitioning: input`` owns no other)."""
         owned = sorted(self.owned & self.committed_offsets.keys())
         for tp in owned:
-            if not (reads_only and tp.topic in self.state_topics):
+            if not (reads_only and self._with_state(tp)):
                 return tp
         return owned[0] if owned else None
+
+    def _with_state(self, tp: TopicPartition) -> bool:
+        """Does ``tp``'s offset commit with the state only (a state partition's, or a held input's)?"""
+        return tp.topic in self.state_topics or tp.topic in self.held_topics
 
     def end_commit(self, begun: InFlight) -> CommitResult:
         """Wait for the commit of :meth:`begin_commit` (bounded) and move what it committed forward.

@@ -43,6 +43,8 @@ class CheckpointSteps:
     on_checkpoint: Any
     _rebuild: Any
     _reset_producer: Any
+    _carried_topics: Any
+    _read_again_here: Any
     repartition_topic: str | None
 
     def _checkpoint_or_recover(self, reads_only: bool = False, overlap: bool = False) -> None:
@@ -126,11 +128,17 @@ class CheckpointSteps:
             reads_only = False
         if not reads_only:
             self._unsaved = False
-        for task in self.tasks.values() if not reads_only else ():  # a state partition's offset: its oldest record with rows still waiting
-            for (topic, partition), offset in task.carriers.commit_offsets().items():
-                tp = TopicPartition(topic, partition)
-                if tp in self.owned:
-                    self.checkpoint.processed(tp, offset)
+        # a state partition's offset (an input's, judged here): its oldest record with rows still waiting in any task
+        held: dict[tuple[str, int], int] = {}
+        for task in self.tasks.values() if not reads_only else ():
+            for carrier, offset in task.carriers.commit_offsets().items():
+                if held.get(carrier, offset) >= offset:
+                    held[carrier] = offset
+        carried = self._carried_topics()
+        for (topic, partition), offset in held.items():
+            tp = TopicPartition(topic, partition)
+            if tp in self.owned and topic in carried:
+                self.checkpoint.processed(tp, offset)
         self.checkpoint.owned = self.owned  # a transaction without offsets commits one of these again (Checkpoint._anchor)
         return self.checkpoint.begin_commit(self.tasks, reads_only)
 
@@ -168,6 +176,7 @@ class CheckpointSteps:
         for p in sorted({p for p, _, _ in oversized}):
             if p in self.tasks:
                 self.tasks[p] = self._rebuild(p, self.checkpoint.committed_items.get(p, {}))
+        self._read_again_here()  # judging here, the rows they held wait in no other log: their inputs are read again
 
     def _recover(self, exc: BaseException) -> None:
         """An abortable failure: abort (or re-create the producer), then roll back and retry."""

@@ -111,18 +111,19 @@ class Forwarder:
         """
         offsets = [r.offset for r in records]
         hold = functools.partial(self._hold, (tp.topic, tp.partition))
-        if self.guard.batched(tp, offsets[0]):
-            read_wire = (
-                functools.partial(read_labels_wire, tp.topic, tp.partition)
-                if tp.topic == self.label_topic
-                else functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition, scan_shapes=self.scan_shapes)
-            )
-            self.guard.feed(tp, offsets, records, read_wire, hold, self.send_dead_letter)
-        else:
-            inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
-            read = read_labels if tp.topic == self.label_topic else functools.partial(read_inference, self.spec)
-            self.guard.feed(tp, offsets, inputs, read, hold, self.send_dead_letter)
+        inputs, read = self.reader(tp, records)
+        self.guard.feed(tp, offsets, inputs, read, hold, self.send_dead_letter)
         self._held_offsets[tp] = offsets[-1] + 1  # processed once released: never committed before its rows are in the transaction
+
+    def reader(self, tp: TopicPartition, records: list) -> tuple[list, Callable[[list], Intake | WireIntake]]:
+        """(the inputs, how to read them) for the poison guard: a batch from the consumer's records straight to rows in
+        wire form, the guard's careful pass one :class:`InputRecord` at a time the general way."""
+        if self.guard.batched(tp, records[0].offset):
+            if tp.topic == self.label_topic:
+                return records, functools.partial(read_labels_wire, tp.topic, tp.partition)
+            return records, functools.partial(read_inference_wire, self.spec, tp.topic, tp.partition, scan_shapes=self.scan_shapes)
+        inputs = [InputRecord(r.value or b"", SourcePosition(tp.topic, tp.partition, r.offset, r.timestamp), r.headers or None) for r in records]
+        return inputs, read_labels if tp.topic == self.label_topic else functools.partial(read_inference, self.spec)
 
     @property
     def held(self) -> bool:
@@ -179,6 +180,43 @@ class Forwarder:
             self._read_up_to[source] = latest
             self.pending.update((source, q) for q in range(n) if q not in got)
         return source, list(intake.dead_letters), out, latest is not None
+
+    def judge_here(self, source: Source, intake: Intake | WireIntake) -> tuple[dict[int, list[exchange.Row]], list[DeadLetter], int | None]:
+        """``kafka.judge_locally``: what :meth:`_prepare` would send, as the judges read it, handed over here instead.
+
+        Returns, per partition of the internal topic, the rows its judge would decode from those rows
+        records (same records, same decoding), each carried by its own input record (:attr:`Row.carrier`:
+        the input's committed offset follows the rows still waiting); the dead letters; and the source's
+        latest event time read when this batch raised it, else None (what a progress record would say).
+        """
+        if type(intake) is Intake:
+            intake = as_wire(intake)
+        n, limit = self.partitions, self.checkpoint.max_record_bytes
+        out: dict[int, list[exchange.Row]] = {}
+        top: int | None = None
+        for model, rows in intake.rows.items():
+            if not rows:
+                continue
+            t = max(map(_EVENT_TIME, rows))
+            top = t if top is None or t > top else top
+            base = zlib.crc32(model.encode())
+            groups = groups_of(self.spec, model)
+            parts: list[list[Any]] = [rows] if groups == 1 else split_row_lists(self.spec, model, rows)
+            for group, part in enumerate(parts):
+                encode = functools.partial(exchange.encode_row_lists, group=group, groups=groups, code=self.code_texts)
+                got = out.setdefault(group_partition(base, group, groups, n), [])
+                for value in rows_records(model, part, limit, encode):
+                    got += exchange.decode_record(value)[1]  # type: ignore[index]
+        topic, partition = source
+        for got in out.values():
+            for r in got:
+                p = r.pos
+                r.carrier = (topic, partition, r.event.offset if p is None else p.offset)
+        latest = self._read_up_to.get(source)
+        if top is None or (latest is not None and top <= latest):
+            return out, list(intake.dead_letters), None
+        self._read_up_to[source] = top
+        return out, list(intake.dead_letters), top
 
     def _send_prepared(self, prepared: tuple[Source, list[DeadLetter], list[tuple[bytes, bytes, int]], bool]) -> None:
         _, dead_letters, out, _ = prepared

@@ -12,6 +12,7 @@ class RunStats:
 
     records: int = 0  # records read of the input (and label) topics
     internal_records: int = 0  # records read of the internal by-model topic (rows and progress of records counted above)
+    judged_here: int = 0  # input records whose rows were judged where they were read (kafka.judge_locally), of ``records``
     alerts: int = 0
     dead_letters: int = 0
     checkpoints: int = 0

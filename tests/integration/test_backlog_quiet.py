@@ -20,6 +20,7 @@ from kafka import KafkaProducer, TopicPartition
 from stream_monitor.runtime.app import MonitorApp
 from stream_monitor.runtime.drain import Drain
 from stream_monitor.runtime.idle import QuietWatch
+from stream_monitor.runtime.kafka_compat import caught_up
 from stream_monitor.synthetic import demo_streams, generate_events
 from tests.integration.harness import InProcessMonitor, app_config, wait_for_lag_zero
 
@@ -81,7 +82,8 @@ def test_a_marker_of_a_partition_read_here_counts_its_quiet_as_of_its_arrival(ka
     producer.flush(60)
     producer.close()
     group = unique_name("group")
-    cfg = app_config(kafka_bootstrap, [topic], unique_name("alerts"), group)
+    # markers go through the internal topic (one instance owning every partition judges where it reads, with none)
+    cfg = app_config(kafka_bootstrap, [topic], unique_name("alerts"), group, **{"kafka.judge_locally": False})
     app = MonitorApp(cfg)
     app.quiet = QuietWatch(clock=Ticks())
     seen: list[tuple[str, object, float]] = []  # in order: each caught-up marker read, then what here() said of its source
@@ -150,6 +152,14 @@ def test_a_backlog_stamped_longer_than_the_grace_ago_is_judged_to_its_end_at_onc
     assert app.stats.alerts > 0  # (judged: the fraud stream drifts)
 
 
+def _read(app: MonitorApp, drain: Drain, ends: dict[TopicPartition, int]) -> bool:
+    """Has ``app`` read its input to ``ends``? Its committed offsets say so through the internal topic; judging where it
+    reads (``kafka.judge_locally``) they follow the waiting rows, so its reader's positions tell."""
+    if app.local:
+        return all(caught_up(app.consumer, tp) for tp in ends)
+    return bool(drain.reached(drain.committed))
+
+
 def test_a_partition_stamped_recently_still_waits_the_grace(kafka_bootstrap, topic_factory, unique_name):
     """The same with one partition's records stamped now, and with the switch off: those partitions count as quiet
     from their assignment only (``QuietWatch``'s start is not moved back), so the last rows wait for the grace."""
@@ -168,8 +178,9 @@ def test_a_partition_stamped_recently_still_waits_the_grace(kafka_bootstrap, top
         assigned_at = time.monotonic()
         monitor = InProcessMonitor.start(cfg, app)
         try:
-            deadline = time.monotonic() + 180  # the input read and committed, its rows at their judge (through the internal topic)
-            while not (drain.reached(drain.committed) and any(task.queued() for task in list(app.tasks.values()))):
+            # the input read (through the internal topic, committed; judged where read, every partition at its end), a row waiting
+            deadline = time.monotonic() + 180
+            while not (_read(app, drain, ends) and any(task.queued() for task in list(app.tasks.values()))):
                 assert time.monotonic() < deadline, f"not read, or no row waits (switch {switch}): {drain.committed}"
                 monitor.check_alive()
                 time.sleep(0.2)

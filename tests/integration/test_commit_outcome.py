@@ -42,15 +42,18 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Counter[tuple[Any, ...
     return judgement(alerts)
 
 
-@pytest.mark.parametrize("lose", [
-    (2, 5, 9),
+@pytest.mark.parametrize(("lose", "here"), [
+    ((2, 5, 9), False),
     # rollbacks in a row from start-up, before the tasks' first checkpoint: a task rebuilt from no
     # order item must still wait for every input partition (MonitorApp._rebuild), else the rows of
     # the partitions read first are judged past the others' and those come `late` (2 of 5 runs before)
-    (1, 2, 3, 4, 6, 8, 12),
+    ((1, 2, 3, 4, 6, 8, 12), False),
+    # judged where read (kafka.judge_locally, one instance owning every partition): the inputs' offsets
+    # commit with the state, at their oldest record with a row still waiting; fewer commits in all
+    ((1, 2, 3), True),
 ])  # fmt: skip
 def test_a_commit_that_completed_on_the_broker_but_timed_out_in_the_client_counts_once(
-    kafka_bootstrap, topic_factory, unique_name, expected, monkeypatch, tmp_path: Path, lose: tuple[int, ...]
+    kafka_bootstrap, topic_factory, unique_name, expected, monkeypatch, tmp_path: Path, lose: tuple[int, ...], here: bool
 ):
     topic = topic_factory(partitions=3, configs=KEEP)
     _produce(kafka_bootstrap, topic, _events(), "request")
@@ -70,13 +73,14 @@ def test_a_commit_that_completed_on_the_broker_but_timed_out_in_the_client_count
     alerts_topic, group = unique_name("alerts"), unique_name("group")
     # the state at every interval, as before kafka.state_interval_ms: the lost answers are counted per
     # commit, and the run must make the last one in `lose` (with the 2 s default it made 8, not 9)
-    cfg = app_config(kafka_bootstrap, [topic], alerts_topic, group, **{"kafka.state_interval_ms": 250})
+    cfg = app_config(kafka_bootstrap, [topic], alerts_topic, group, **{"kafka.state_interval_ms": 250, "kafka.judge_locally": here})
     monitor = InProcessMonitor.start(cfg)
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=300, check=monitor.check_alive)
     finally:
         assert monitor.stop() == 0
     assert seen["lost"] == len(lose), seen  # the answers were really lost
+    assert (monitor.app.stats.judged_here > 0) is here, "judged where read only when asked"
     dead = Counter(orjson.loads(v)["reason"] for _, v in read_all(kafka_bootstrap, f"{alerts_topic}-dlq"))
     assert not dead, dead  # no row judged twice (a `late` dead letter)
     got = judgement(read_alerts(kafka_bootstrap, alerts_topic))

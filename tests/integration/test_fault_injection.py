@@ -45,10 +45,12 @@ STATE_ENV = {"STREAM_MONITOR_KAFKA__REPARTITION_PARTITIONS": str(STATE_PARTITION
 NO_GRACE_FROM_STAMPS = {"STREAM_MONITOR_KAFKA__GRACE_FROM_RECORD_TIMESTAMPS": "false"}  # the grace from the assignment
 
 
-def _monitor(bootstrap: str, topic: str, alerts: str, group: str, log: Path, instance: str = "test", config: Path | None = None) -> MonitorProcess:
+def _monitor(
+    bootstrap: str, topic: str, alerts: str, group: str, log: Path, instance: str = "test", config: Path | None = None, env: dict[str, str] | None = None,
+) -> MonitorProcess:
     """``run`` in the one-judgement topology with the module's internal partition count."""
     extra = ["--config", str(config)] if config else None
-    return MonitorProcess(bootstrap, [topic], alerts, group, log, extra_args=extra, env={**STATE_ENV, "STREAM_MONITOR_INSTANCE": instance})
+    return MonitorProcess(bootstrap, [topic], alerts, group, log, extra_args=extra, env={**STATE_ENV, "STREAM_MONITOR_INSTANCE": instance, **(env or {})})
 
 
 def _events() -> list[dict[str, Any]]:
@@ -114,7 +116,8 @@ def workload(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     events = _events()
     _produce_events(kafka_bootstrap, topic, events)
     alerts_topic, group = f"fi-ref-alerts-{suffix}", f"fi-ref-{suffix}"
-    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, tmp_path_factory.mktemp("ref") / "monitor.log")
+    ref_log = tmp_path_factory.mktemp("ref") / "monitor.log"
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, ref_log)
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
     finally:
@@ -123,7 +126,7 @@ def workload(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     assert _dead_letter_reasons(kafka_bootstrap, alerts_topic) == {}, "the uninterrupted run judges every event"
     assert {a["model"] for a in reference} == MODELS, "both models should alert"
     assert any(len(s) > 1 for s in _series(reference).values()), "some series should carry a sequence, not one alert"
-    return {"topic": topic, "events": events, "total": len(events), "reference": reference, "suffix": suffix}
+    return {"topic": topic, "events": events, "total": len(events), "reference": reference, "suffix": suffix, "ref_log": ref_log}
 
 
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, workload, tmp_path):
@@ -155,6 +158,57 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, w
     # a partition that had not been judged before a kill legitimately restores nothing; the
     # changelog held committed state before the last kill, so some restore must find it
     assert any(r["items"] > 0 for r in restores), f"restarts must restore state from the changelog: {restores}"
+
+
+def test_judged_where_read_or_through_the_internal_topic_the_alerts_are_the_same(kafka_bootstrap, workload, tmp_path):
+    """One instance owns every partition: it judges the rows where it reads them (``kafka.judge_locally``, the
+    reference run), and nothing goes through the internal topic; with the switch off they go through it, and the
+    committed alerts are the same, ids included."""
+    topic, suffix = workload["topic"], workload["suffix"]
+    assert _log_records(workload["ref_log"], "judging_locally"), "the reference run judged where it read"
+    assert not read_all(kafka_bootstrap, f"fi-ref-{suffix}-by-model", timeout_s=5), "nothing went through the internal topic"
+    alerts_topic, group = f"fi-hop-alerts-{suffix}", f"fi-hop-{suffix}"
+    log = tmp_path / "monitor.log"
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log, env={"STREAM_MONITOR_KAFKA__JUDGE_LOCALLY": "false"})
+    try:
+        proc.wait_started()
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
+    finally:
+        assert proc.terminate() == 0, proc.log_tail()
+    assert not _log_records(log, "judging_locally")
+    assert read_all(kafka_bootstrap, f"{group}-by-model", timeout_s=10), "the rows went through the internal topic"
+    got = read_alerts(kafka_bootstrap, alerts_topic)
+    assert _series(got) == _series(workload["reference"]), _dead_letter_reasons(kafka_bootstrap, alerts_topic)
+    assert _dead_letter_reasons(kafka_bootstrap, alerts_topic) == {}
+
+
+def test_killed_while_judging_where_read_then_two_instances_through_the_internal_topic_lose_and_duplicate_nothing(kafka_bootstrap, workload, tmp_path):
+    """A locally judging instance (``kafka.judge_locally``) commits each input's offset at its oldest record with a row
+    still waiting; killed, its rows are read again by two instances that send them through the internal topic, each
+    input at its own reader's pace. The rows judged before are recognised by their input records, the others wait
+    until every input is read past where it was (``Carriers.owe``): the committed alerts are the reference's, no
+    dead letter."""
+    topic, total, suffix = workload["topic"], workload["total"], workload["suffix"]
+    alerts_topic, group = f"fi-l2h-alerts-{suffix}", f"fi-l2h-{suffix}"
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "c")}
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, logs["a"], instance="a")
+    proc.wait_started()
+    _wait_progress(kafka_bootstrap, group, topic, total, 0.4, proc)
+    _wait_changelog_state(kafka_bootstrap, group, proc)
+    proc.kill()
+    assert _log_records(logs["a"], "judging_locally"), "the first instance judged where it read"
+    procs = {name: _monitor(kafka_bootstrap, topic, alerts_topic, group, logs[name], instance=name) for name in ("b", "c")}
+    try:
+        for p in procs.values():
+            p.wait_started()
+        wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=lambda: [p.check_alive() for p in procs.values()])
+    finally:
+        codes = {name: p.terminate() for name, p in procs.items()}
+    assert codes == {"b": 0, "c": 0}, codes
+    got = read_alerts(kafka_bootstrap, alerts_topic)
+    assert _series(got) == _series(workload["reference"]), _dead_letter_reasons(kafka_bootstrap, alerts_topic)
+    assert _dead_letter_reasons(kafka_bootstrap, alerts_topic) == {}
+    assert read_all(kafka_bootstrap, f"{group}-by-model", timeout_s=10), "the second run went through the internal topic"
 
 
 # ``run``, exiting at once (as kill -9 would: no abort, no leaving the group) right after the first commit that
