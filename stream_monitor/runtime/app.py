@@ -184,7 +184,8 @@ class MonitorApp(CheckpointSteps, JudgingSteps):
         try:
             while not self.stopping:
                 polled_at = time.perf_counter()
-                batch = self._poll(k.poll_timeout_ms, k.max_poll_records)
+                # a commit in flight and nothing to read: end it as soon as the broker answers, not after the poll's timeout
+                batch = self._poll(0 if self._begun is not None and self._read_to_end() else k.poll_timeout_ms, k.max_poll_records)
                 if batch is None:
                     continue
                 # a checkpoint begun before the poll ends at the first send (Checkpoint.before_send) or after
@@ -464,6 +465,9 @@ class MonitorApp(CheckpointSteps, JudgingSteps):
                 self.forwarder.announce(functools.partial(caught_up, self.consumer), self._reading(), self.quiet.quiet_for)
         except KafkaError as exc:
             self._recover(exc)
+
+    def _read_to_end(self) -> bool:  # every owned partition read to its end (as of the last fetches)
+        return bool(self.owned) and all(caught_up(self.consumer, tp) for tp in self.owned)
 
     def _reading(self) -> list[TopicPartition]:  # owned partitions not written by us (the internal topic is)
         return [tp for tp in self.owned if tp.topic != self.repartition_topic]
