@@ -15,7 +15,7 @@ those same records:
     after its reference filled, i.e. in the steady state it stays in;
 (d) ``MonitorApp`` (what ``stream-monitor run`` runs) with at-least-once commits;
 (e) the same with exactly-once (transactions: alerts + changelog + offsets);
-(e0) (e) with ``kafka.caught_up_grace_ms: 0``: without the one wait at the end of the input (see NO_GRACE);
+(e0) (e) through the internal topic (``kafka.judge_locally: false``): what each instance pays when several run (see HOP);
 (f) file replay of the same records exported as JSONL (``stream-monitor replay --input``, or
     ``PartitionMonitor.process`` over the file when the replay module is not available).
 
@@ -76,13 +76,11 @@ def _run_spec() -> Any:
 
 
 RUN_SPEC: Any = None
-# row (e0): (e) without the caught-up grace. The workload is all produced before the run, so nothing can come after
-# the end of the input and waiting for it is pure end-of-input latency. Until the grace counted from when a partition
-# last grew (as its reader saw it: runtime/idle.py, QuietWatch), (e) paid kafka.caught_up_grace_ms (5 s) once at the
-# end; then only what was left of it when reading took less than 5 s; since kafka.grace_from_record_timestamps
-# (2026-12-04, on by default) nothing, once the workload's records are stamped longer than the grace before the run
-# (produced before the rows, they are). Informative only; the targets are judged on (e).
-NO_GRACE = {"kafka.caught_up_grace_ms": 0}
+# row (e0): (e) through the internal topic. One instance owns every partition here, so since 2026-12-05 (e) judges the
+# rows where it reads them (kafka.judge_locally, on by default: no hop); (e0) sends them through <group>-by-model as
+# every instance does when several run. Until 2026-12-04 (e0) was (e) without the caught-up grace (kafka.caught_up_grace_ms
+# 0), which kafka.grace_from_record_timestamps had made equal to (e) on this workload. Informative; the targets read (e).
+HOP = {"kafka.judge_locally": False}
 SIDE_BY_SIDE_ROUNDS = 5  # alternating rounds after the rows: (a), (e), (e0) and (h-eos); (f) and (g-file) (bench/replay_vs_file_loop.py)
 ONLY_CHOICES = frozenset({"a", "b", "c", "d", "e", "e0", "f", "peers", "e+labels", "latency", "memory", "scaling"})
 
@@ -437,7 +435,7 @@ def kafka_side_by_side(bootstrap: str, topic: str, partitions: int, events: int,
                     "--group", f"bench-sbs-{uid}", "--exactly-once", timeout_s=timeout_s,
                 )
             else:
-                r = run_app(bootstrap, topic, partitions, events, True, timeout_s=max(120.0, events / 500), input_bytes=input_bytes, overrides=NO_GRACE if k == "e0" else None)
+                r = run_app(bootstrap, topic, partitions, events, True, timeout_s=max(120.0, events / 500), input_bytes=input_bytes, overrides=HOP if k == "e0" else None)
             _rates(r, N_CHANNELS)
             got[k] = r
         row: dict[str, Any] = {"first": "e" if rnd % 2 == 0 else "h-eos"}
@@ -1144,7 +1142,7 @@ THROUGHPUT_LABELS = {
     "c": "naive loop (json + pydantic + River + per-record window stats + produce per alert)",
     "d": "stream-monitor run, at-least-once",
     "e": "stream-monitor run, exactly-once",
-    "e0": "(e) with kafka.caught_up_grace_ms 0 (no wait at the end of the input)",
+    "e0": "(e) through the internal topic (kafka.judge_locally false: as each instance when several run)",
     "f": "file replay",
 }
 
@@ -1281,7 +1279,7 @@ def main(argv: list[str] | None = None) -> int:
             except (SystemExit, Exception) as exc:  # noqa: BLE001 - the rows stand; the target falls back to their ratio
                 say(f"(f) and (g-file) side by side failed: {exc}")
         # ----------------------------------------------------------------- (d) (e)
-        for k, eos, overrides in (("d", False, None), ("e", True, None), ("e0", True, NO_GRACE)):
+        for k, eos, overrides in (("d", False, None), ("e", True, None), ("e0", True, HOP)):
             if not wanted(k):
                 continue
             tp[k] = run_app(bootstrap, topic, partitions, events, eos, timeout_s=max(120.0, events / 500), input_bytes=input_bytes, overrides=overrides)
