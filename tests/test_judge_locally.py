@@ -18,7 +18,14 @@ from stream_monitor.core import exchange
 from stream_monitor.core.monitor import PartitionMonitor
 from stream_monitor.runtime.checkpoint import Checkpoint
 from tests.test_checkpoint import FakeConsumer, FakeProducer, FakeStore, FakeTask
+from stream_monitor.core.events import SourcePosition
+from stream_monitor.core.intake import InputRecord
 from tests.test_forward import CHURN, FRAUD, _app, _forwarder, _intake, _q, _send
+from tests.test_forward import _rows as _rows_of
+
+
+def _record(topic: str, offset: int, value: bytes) -> InputRecord:
+    return InputRecord(value, SourcePosition(topic, 0, offset, None))
 
 
 def _keys(rows: list) -> list:
@@ -136,3 +143,26 @@ def test_leaving_local_judging_drops_the_waiting_rows_and_reads_the_inputs_again
     assert not app.local and app._left_local and app.checkpoint.held_topics == set()
     assert app.tasks[q].queued() == 0 and seeks == [(tp, 3)]
     assert app.tasks[q].carriers.owed == {("in", 0): 4}  # its rows come again: the order waits until in-0 is read past 4
+
+
+def test_the_wait_for_rows_read_again_gives_up_after_the_idle_timeout_like_a_silent_input() -> None:
+    """An input owed (read here before, now through the internal topic) that keeps sending progress but neither a row
+    from past where it was nor word of its end is waited for ``idle_timeout_ms``, then judged on without."""
+    app, clock = _app(idle_timeout_ms=1000)
+    task = app.tasks[0]
+    task.hold_owed = True
+    late = int(app.spec.max_lateness_seconds * 1000)
+    task.carriers.read(("in", 1), 50)
+    task.carriers.owe([("in", 1)])  # as JudgingSteps._owe_inputs does for a task rebuilt through the internal topic
+    rp = app.repartition_topic
+    _judge = lambda first, values: app._judge_records(  # noqa: E731
+        task, SimpleNamespace(topic=rp, partition=0), [_record(rp, first + i, v) for i, v in enumerate(values)]
+    )
+    _judge(0, [_rows_of(("in", 0), FRAUD, 1_000, 0), exchange.encode_progress("in", 1, 1_000 + 3 * late), _rows_of(("in", 0), FRAUD, 1_000 + 3 * late, 1)])
+    assert task.queued() == 2 and task.carriers.owed  # the first row's turn came, but in-1 may still send it rows read again
+    for step in range(4):  # the wait starts at the first look (0.5 s), gives up past 1 s after it
+        clock.now += 0.5
+        _judge(3 + step, [exchange.encode_progress("in", 1, 1_000 + 3 * late)])  # progress keeps in-1 from going idle
+        app._release_idle()
+        assert bool(task.carriers.owed) is (step < 3) and task.queued() == (2 if step < 3 else 1), step
+    # given up: the first row judged

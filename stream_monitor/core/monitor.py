@@ -220,8 +220,6 @@ class PartitionMonitor:
         """
         late: list[Row] = []
         self.order_dirty = True
-        if self.carriers.owed:
-            self.carriers.paid_by(rows)
         inference = [r for r in rows if r.kind == INFERENCE]
         labels = [r for r in rows if r.kind == LABEL] if len(inference) < len(rows) else []
         for mine, merger in ((inference, self.order), (labels, self.label_order)):
@@ -241,6 +239,8 @@ class PartitionMonitor:
                 self.carriers.queue(r for r in mine if id(r) not in gone)
             else:
                 self.carriers.queue(mine)
+        if self.carriers.owed:  # (after the rows read before were told apart: paid, an input is forgotten)
+            self.carriers.paid_by(rows)
         return late
 
     def release(self, final: bool = False, record_evaluations: bool | str = False) -> BatchResult:

@@ -287,6 +287,7 @@ class Carriers:
         self._resume: dict[tuple[str, int], tuple[int, int]] = {}
         # per input partition read again since a rebuild whose rows may still be owed: ``seen`` then (see owe)
         self.owed: dict[tuple[str, int], int] = {}
+        self._foreign: set[tuple[str, int]] = set()  # owed input partitions that are not carriers here (owe)
 
     def resume_from(self, offsets: dict[tuple[str, int], int]) -> None:
         """The carrying partitions are read again from ``offsets`` (their committed offsets) after a rebuild.
@@ -328,6 +329,7 @@ class Carriers:
         for tp in sources:
             if tp in self.seen:
                 self.owed[tp] = self.seen[tp]
+                self._foreign.add(tp)
 
     def owing(self, *mergers: EventTimeMerger) -> bool:
         """May rows read again still come (:meth:`owe`) from a partition that holds one of ``mergers`` back?
@@ -341,7 +343,7 @@ class Carriers:
             return False
         for source in list(owed):
             if any(source in m.idle_sources for m in mergers):
-                self.paid(source)
+                self.paid(source, forget=False)  # (its next reader may read again from before: keep knowing what was read)
         return any(source in m.latest for source in owed for m in mergers)
 
     def paid_by(self, rows: Iterable[Any]) -> None:
@@ -354,11 +356,22 @@ class Carriers:
                 if not owed:
                     return
 
-    def paid(self, source: tuple[str, int], next_offset: int | None = None) -> None:
-        """``source`` was read up to ``next_offset`` (None: to its end, or gone idle): nothing read before is owed any more."""
+    def paid(self, source: tuple[str, int], next_offset: int | None = None, forget: bool = True) -> None:
+        """``source`` was read up to ``next_offset`` (None: to its end, or gone idle): nothing read before is owed any more.
+
+        An input partition owed through another carrier (:meth:`owe`) is then forgotten (``forget``): read past
+        where it was, its rows read before never come again, and a later restore owes nothing for it.
+
+        >>> c = Carriers({("in", 0): 9}); c.owe([("in", 0)]); c.paid(("in", 0)); c.owed, c.seen, c.restored
+        ({}, {}, {})
+        """
         owed = self.owed.get(source)
         if owed is not None and (next_offset is None or next_offset >= owed):
             del self.owed[source]
+            if forget and source in self._foreign:
+                self._foreign.discard(source)
+                self.seen.pop(source, None)
+                self.restored.pop(source, None)
 
     def rewound(self, offsets: dict[tuple[str, int], int]) -> Carriers:
         """These carriers when their waiting rows are dropped and their partitions read again from ``offsets``.
@@ -375,7 +388,7 @@ class Carriers:
         ({('rp', 0): 4}, {('rp', 0): 9})
         """
         out = Carriers(self.seen)
-        out.owed = dict(self.owed)
+        out.owed, out._foreign = dict(self.owed), set(self._foreign)
         out.resume_from(offsets)
         return out
 

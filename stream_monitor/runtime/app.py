@@ -101,6 +101,7 @@ class MonitorApp(CheckpointSteps, JudgingSteps):
         self._stop = stop_event or threading.Event()
         self._poll_failures, self._poll_failed_logged_at = 0, -POLL_FAILED_LOG_S  # polls that raised (_poll_failed)
         self.tasks: dict[int, PartitionMonitor] = {}
+        self._owed_since: dict[int, float] = {}
         self.owned: set[TopicPartition] = set()
         self._to_restore: set[int] = set()
         self._new_tps: set[TopicPartition] = set()  # assigned, position not yet recorded

@@ -46,6 +46,7 @@ class JudgingSteps:
     """Taking rows into tasks and releasing them; mixed into ``MonitorApp`` (whose attributes it uses)."""
 
     local = False  # rows judged where they are read (kafka.judge_locally), for this assignment
+    _owed_since: dict[int, float]  # per task: since when it waits for rows read again (_give_up_owed)
     _left_local = False  # the last assignment judged locally: its input partitions start again at their committed offsets
     checkpoint: Checkpoint
     cfg: Any
@@ -244,6 +245,21 @@ class JudgingSteps:
         else:
             task.carriers.owe([tp for tp in task.carriers.seen if tp[0] != self.repartition_topic])
 
+    def _give_up_owed(self, p: int, task: PartitionMonitor) -> None:
+        """The last resort of the wait for rows read again (``Carriers.owe``), as ``idle_timeout_ms`` is for a silent input: an
+        input that neither sends rows from past where it was, nor gets to its end, nor goes silent, is not waited for longer."""
+        owed = task.carriers.owed
+        if not owed:
+            self._owed_since.pop(p, None)
+            return
+        now = self.idle.clock()
+        since = self._owed_since.setdefault(p, now)
+        if now - since > self.idle.timeout:
+            self.log.warning("owed_rows_given_up", partition=p, sources=sorted(f"{t}-{q}" for t, q in owed), waited_s=round(now - since, 1),
+                             detail="rows of these inputs read again may still come: judged on without them (they would be late)")  # fmt: skip
+            owed.clear()
+            self._owed_since.pop(p, None)
+
     def _carried_topics(self) -> set[str]:
         """Topics whose committed offsets follow the tasks' waiting rows (``Carriers``): the state topics, and the inputs while judging locally."""
         return self.checkpoint.state_topics | self.checkpoint.held_topics
@@ -265,6 +281,7 @@ class JudgingSteps:
                     task.caught_up((tp.topic, tp.partition))
                     self.idle.arrived(p, [(tp.topic, tp.partition)], caught_up=True, quiet_s=self.quiet.quiet_for(tp))
             self.idle.mark_idle(p, task)
+            self._give_up_owed(p, task)
             result = task.release(record_evaluations="latest")
             if result.alerts or result.dead_letters or result.channel_values or result.retraining or result.held_back:
                 with fenced_is_fatal("while processing"):
