@@ -387,14 +387,16 @@ def encode_progress(topic: str, partition: int, event_time_ms: int | None, caugh
         return msgpack.packb(_widen(body), use_bin_type=True)
 
 
-def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None) -> Progress | tuple[str, list[Row]]:
+def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None, own: tuple[str, int] | None = None) -> Progress | tuple[str, list[Row]]:
     """A record of the internal topic: a :class:`Progress`, or (model, rows) of a rows record (with ``carrier``: the
-    record's place, see :attr:`Row.carrier`). Anything else raises :class:`RowsFormatError`.
+    record's place, see :attr:`Row.carrier`; with ``own``, an input partition: each row carried by its own record
+    there, as judging where the rows are read wants it). Anything else raises :class:`RowsFormatError`.
 
     >>> decode_record(encode_rows("m", []))
     ('m', [])
     """
-    if (got := _typed_columns(blob, carrier)) is not None:  # (what most records are) read in one pass; anything unusual as below
+    got = _typed_columns(blob, carrier) if own is None else _typed_columns(blob, carrier, own)
+    if got is not None:  # (what most records are) read in one pass; anything unusual as below
         return got
     body = _unpack(blob)
     if type(body) is list and len(body) in (4, 5) and body[0] == PROGRESS_FORMAT:
@@ -406,7 +408,11 @@ def decode_record(blob: bytes, carrier: tuple[str, int, int] | None = None) -> P
         if quiet is not True and (type(quiet) is not int or quiet < 0):  # True: not caught up, or an earlier version's
             raise RowsFormatError("bad progress record")
         return Progress((topic, partition), t, caught_up, None if quiet is True else quiet)
-    return _rows_of(body, carrier)
+    got = _rows_of(body, carrier)
+    if own is not None:
+        for r in got[1]:
+            r.carrier = (own[0], own[1], r.position.offset)
+    return got
 
 
 _NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -431,7 +437,7 @@ _DECODERS = {  # a MessagePack array of the format's lengths starting with the f
 _VALUES = attrgetter("values")
 
 
-def _typed_columns(blob: bytes, carrier: tuple[str, int, int] | None) -> tuple[str, list[Row]] | None:
+def _typed_columns(blob: bytes, carrier: tuple[str, int, int] | None, own: tuple[str, int] | None = None) -> tuple[str, list[Row]] | None:
     """The rows of a ``COLUMNS_FORMAT`` record read by msgspec into their :class:`ColumnsView` in one pass; None for any
     other (bad or unusual) record, which :func:`_rows_of` reads and words (``tests/core/test_columns_typed.py``)."""
     decode = _DECODERS.get(blob[:2])
@@ -469,7 +475,7 @@ def _typed_columns(blob: bytes, carrier: tuple[str, int, int] | None) -> tuple[s
             if not all(reason in reasons for reason, _ in probs):
                 return None
             probs = [(reasons[reason], detail) for reason, detail in probs]  # type: ignore[assignment]
-        append(Row(INFERENCE, (v.ts, v.tie, v.index), None, v, probs, carrier))  # (its position: the view's fields, see Row)
+        append(Row(INFERENCE, (v.ts, v.tie, v.index), None, v, probs, carrier if own is None else (own[0], own[1], v.offset)))  # (its position: the view's fields)
     return model, out
 
 

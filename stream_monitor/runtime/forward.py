@@ -206,12 +206,7 @@ class Forwarder:
                 encode = functools.partial(exchange.encode_row_lists, group=group, groups=groups, code=self.code_texts)
                 got = out.setdefault(group_partition(base, group, groups, n), [])
                 for value in rows_records(model, part, limit, encode):
-                    got += exchange.decode_record(value)[1]  # type: ignore[index]
-        topic, partition = source
-        for got in out.values():
-            for r in got:
-                p = r.pos
-                r.carrier = (topic, partition, r.event.offset if p is None else p.offset)
+                    got += exchange.decode_record(value, own=source)[1]  # type: ignore[index]
         latest = self._read_up_to.get(source)
         if top is None or (latest is not None and top <= latest):
             return out, list(intake.dead_letters), None
