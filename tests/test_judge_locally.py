@@ -3,8 +3,8 @@
 When one instance owns every partition of the inputs and of the internal topic, the rows its reader
 would send through the internal topic go to their judge in the same process: the same rows records,
 decoded the same way, each row carried by its own input record so that the inputs' committed offsets
-follow the rows still waiting. The broker tests (tests/integration/test_judge_locally.py) show the
-alerts are the same either way and across crashes and rebalances; these pin the pieces.
+follow the rows still waiting. The broker tests (tests/integration/test_fault_injection.py, "judged where read")
+show the alerts are the same either way and across a crash; these pin the pieces.
 """
 
 from __future__ import annotations
@@ -106,10 +106,11 @@ def test_the_inputs_commit_at_the_oldest_waiting_row_of_any_task_and_never_in_a_
     seen: dict = {}
     app.checkpoint = SimpleNamespace(
         processed=lambda tp, off: seen.__setitem__(tp, off), state_topics={app.repartition_topic}, held_topics={"in"},
-        begin_commit=lambda tasks, reads_only: None, owned=set(),
+        begin_commit=lambda tasks, reads_only: None, owned=set(), committed_offsets={TopicPartition("in", 1): 11},
     )  # fmt: skip
     app._begin()
-    assert seen == {TopicPartition("in", 0): 5, TopicPartition("in", 1): 9}
+    # (in-1: a task's seen below what was committed, from a state written before: never committed backwards)
+    assert seen == {TopicPartition("in", 0): 5, TopicPartition("in", 1): 11}
     seen.clear()
     app.local, app.checkpoint.held_topics = False, set()  # through the internal topic: the readers commit the inputs
     app._begin()

@@ -359,11 +359,13 @@ class Carriers:
     def paid(self, source: tuple[str, int], next_offset: int | None = None, forget: bool = True) -> None:
         """``source`` was read up to ``next_offset`` (None: to its end, or gone idle): nothing read before is owed any more.
 
-        An input partition owed through another carrier (:meth:`owe`) is then forgotten (``forget``): read past
-        where it was, its rows read before never come again, and a later restore owes nothing for it.
+        An input partition owed through another carrier (:meth:`owe`) is then forgotten (``forget``) from ``seen``: read
+        past where it was, its rows read before never come again, and a later restore owes nothing for it. ``restored``
+        keeps it until the next restore: rows of the same batch (a caught-up marker is taken before its batch's rows)
+        are still told apart.
 
         >>> c = Carriers({("in", 0): 9}); c.owe([("in", 0)]); c.paid(("in", 0)); c.owed, c.seen, c.restored
-        ({}, {}, {})
+        ({}, {}, {('in', 0): 9})
         """
         owed = self.owed.get(source)
         if owed is not None and (next_offset is None or next_offset >= owed):
@@ -371,7 +373,6 @@ class Carriers:
             if forget and source in self._foreign:
                 self._foreign.discard(source)
                 self.seen.pop(source, None)
-                self.restored.pop(source, None)
 
     def rewound(self, offsets: dict[tuple[str, int], int]) -> Carriers:
         """These carriers when their waiting rows are dropped and their partitions read again from ``offsets``.

@@ -32,8 +32,8 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from stream_monitor.config import AppConfig
-from stream_monitor.core import exchange, kernels
-from stream_monitor.core.events import DeadLetter, DeadLetterReason, SourcePosition
+from stream_monitor.core import kernels
+from stream_monitor.core.events import DeadLetter, SourcePosition
 from stream_monitor.core.monitor import Alert, BatchResult, InputRecord, PartitionMonitor
 from stream_monitor.ops.metrics import MonitorMetrics
 from stream_monitor.runtime import clients, fetch_records
@@ -45,7 +45,7 @@ from stream_monitor.runtime.forward import Forwarder
 from stream_monitor.runtime.idle import IdleClocks, QuietWatch
 from stream_monitor.runtime.kafka_compat import FatalError, RebalanceListener, await_topic_metadata, caught_up, fenced_is_fatal, highwater, known_partitions, prefetch, seek_to_committed
 from stream_monitor.runtime.poison import PoisonGuard, PoisonRecord
-from stream_monitor.runtime.records import fitted_dead_letter, late_dead_letter, late_rows_logged, read_here
+from stream_monitor.runtime.records import fitted_dead_letter
 from stream_monitor.runtime.run_stats import RunStats, Timings
 from stream_monitor.runtime.topics import prepare_topology
 

@@ -134,10 +134,12 @@ class CheckpointSteps:
             for carrier, offset in task.carriers.commit_offsets().items():
                 if held.get(carrier, offset) >= offset:
                     held[carrier] = offset
-        carried = self._carried_topics()
+        carried, inputs = self._carried_topics(), self.checkpoint.held_topics
         for (topic, partition), offset in held.items():
             tp = TopicPartition(topic, partition)
             if tp in self.owned and topic in carried:
+                if topic in inputs:  # an input judged here never goes back below what was committed (a task's stale seen)
+                    offset = max(offset, self.checkpoint.committed_offsets.get(tp, offset))
                 self.checkpoint.processed(tp, offset)
         self.checkpoint.owned = self.owned  # a transaction without offsets commits one of these again (Checkpoint._anchor)
         return self.checkpoint.begin_commit(self.tasks, reads_only)

@@ -181,6 +181,10 @@ class Forwarder:
             self.pending.update((source, q) for q in range(n) if q not in got)
         return source, list(intake.dead_letters), out, latest is not None
 
+    def read_up_to(self, source: Source) -> int | None:
+        """The latest event time ``source`` has read (what its progress records say), None before its first rows."""
+        return self._read_up_to.get(source)
+
     def judge_here(self, source: Source, intake: Intake | WireIntake) -> tuple[dict[int, list[exchange.Row]], list[DeadLetter], int | None]:
         """``kafka.judge_locally``: what :meth:`_prepare` would send, as the judges read it, handed over here instead.
 

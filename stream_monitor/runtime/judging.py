@@ -138,6 +138,7 @@ class JudgingSteps:
         self.guard.feed(tp, [r.offset for r in records], inputs, run, self._emit_all, functools.partial(self._send_dead_letter, judged=True))
         for task in self.tasks.values():  # every task knows how far each input was read (rows read again after a restore)
             task.carriers.read((tp.topic, tp.partition), records[-1].offset + 1)
+            task.order_dirty = True  # (in its state: a restore must not read that input from before, see _begin)
 
     def _emit_all(self, results: list[BatchResult]) -> None:
         for result in results:
@@ -150,11 +151,14 @@ class JudgingSteps:
             raise FatalError(f"rows for partitions {sorted(per.keys() - self.tasks.keys())} of the internal topic, not owned here, judged locally")
         labels = source[0] == self.cfg.kafka.label_topic
         results: list[BatchResult] = []
+        upto = self.forwarder.read_up_to(source)  # what a progress record says: the latest event time the source read
         for p, task in sorted(self.tasks.items()):
             rows = per.get(p)
             if rows:
                 late = task.take(rows)
-            elif raised is not None:  # what its progress record would say
+                if upto is not None:  # (through the topic the next batch's progress record tells it so)
+                    task.advance(source, upto, labels=labels)
+            elif raised is not None:
                 task.advance(source, raised, labels=labels)
                 late = []
             else:
@@ -195,18 +199,13 @@ class JudgingSteps:
 
     def _leave_local(self) -> None:
         """A rebalance begins: back to the internal topic. Waiting rows are dropped; the inputs are read again from their committed offsets."""
+        self._owed_since.clear()
         if not self.local:
             return
+        self._read_again_here()
         self.local = False
         self._left_local = True
         self.checkpoint.held_topics = set()
-        for task in self.tasks.values():
-            task.forget_queued()
-        for tp in self._reading():
-            committed = self.checkpoint.committed_offsets.get(tp)
-            if committed is not None:
-                self.consumer.seek(tp, committed)
-        self.forwarder.reset()
         self.log.info("judging_through_internal_topic", detail="rebalance: rows go through the internal topic again")
 
     def _read_again_here(self) -> None:
@@ -236,6 +235,7 @@ class JudgingSteps:
         Through the internal topic, any input partition it read here before (``kafka.judge_locally``) may send it again
         rows of records read before: until each is read past them, the order waits (``Carriers.owe``, ``hold_owed``).
         """
+        self._owed_since.pop(task.partition, None)
         if not self.repartition_topic:
             return
         task.hold_owed = True
@@ -249,7 +249,7 @@ class JudgingSteps:
         """The last resort of the wait for rows read again (``Carriers.owe``), as ``idle_timeout_ms`` is for a silent input: an
         input that neither sends rows from past where it was, nor gets to its end, nor goes silent, is not waited for longer."""
         owed = task.carriers.owed
-        if not owed:
+        if not task.carriers.owing(task.order, task.label_order):  # (owed carriers of the internal topic hold nothing)
             self._owed_since.pop(p, None)
             return
         now = self.idle.clock()

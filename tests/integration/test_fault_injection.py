@@ -43,6 +43,7 @@ MODELS = {"fraud-v3", "churn-v1"}
 # whatever the input partition count is
 STATE_ENV = {"STREAM_MONITOR_KAFKA__REPARTITION_PARTITIONS": str(STATE_PARTITIONS)}
 NO_GRACE_FROM_STAMPS = {"STREAM_MONITOR_KAFKA__GRACE_FROM_RECORD_TIMESTAMPS": "false"}  # the grace from the assignment
+JUDGE_HERE = {"STREAM_MONITOR_KAFKA__JUDGE_LOCALLY": "true"}  # one instance owning every partition judges where it reads (experimental)
 
 
 def _monitor(
@@ -161,22 +162,22 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, w
 
 
 def test_judged_where_read_or_through_the_internal_topic_the_alerts_are_the_same(kafka_bootstrap, workload, tmp_path):
-    """One instance owns every partition: it judges the rows where it reads them (``kafka.judge_locally``, the
-    reference run), and nothing goes through the internal topic; with the switch off they go through it, and the
+    """One instance owns every partition: with ``kafka.judge_locally`` it judges the rows where it reads them, and
+    nothing goes through the internal topic; the reference run sends them through it (the default), and the
     committed alerts are the same, ids included."""
     topic, suffix = workload["topic"], workload["suffix"]
-    assert _log_records(workload["ref_log"], "judging_locally"), "the reference run judged where it read"
-    assert not read_all(kafka_bootstrap, f"fi-ref-{suffix}-by-model", timeout_s=5), "nothing went through the internal topic"
-    alerts_topic, group = f"fi-hop-alerts-{suffix}", f"fi-hop-{suffix}"
+    assert not _log_records(workload["ref_log"], "judging_locally"), "the reference run went through the internal topic"
+    assert read_all(kafka_bootstrap, f"fi-ref-{suffix}-by-model", timeout_s=10), "the reference's rows went through the internal topic"
+    alerts_topic, group = f"fi-here-alerts-{suffix}", f"fi-here-{suffix}"
     log = tmp_path / "monitor.log"
-    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log, env={"STREAM_MONITOR_KAFKA__JUDGE_LOCALLY": "false"})
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log, env=JUDGE_HERE)
     try:
         proc.wait_started()
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
     finally:
         assert proc.terminate() == 0, proc.log_tail()
-    assert not _log_records(log, "judging_locally")
-    assert read_all(kafka_bootstrap, f"{group}-by-model", timeout_s=10), "the rows went through the internal topic"
+    assert _log_records(log, "judging_locally"), "judged where read"
+    assert not read_all(kafka_bootstrap, f"{group}-by-model", timeout_s=5), "nothing went through the internal topic"
     got = read_alerts(kafka_bootstrap, alerts_topic)
     assert _series(got) == _series(workload["reference"]), _dead_letter_reasons(kafka_bootstrap, alerts_topic)
     assert _dead_letter_reasons(kafka_bootstrap, alerts_topic) == {}
@@ -191,7 +192,7 @@ def test_killed_while_judging_where_read_then_two_instances_through_the_internal
     topic, total, suffix = workload["topic"], workload["total"], workload["suffix"]
     alerts_topic, group = f"fi-l2h-alerts-{suffix}", f"fi-l2h-{suffix}"
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "c")}
-    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, logs["a"], instance="a")
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, logs["a"], instance="a", env=JUDGE_HERE)
     proc.wait_started()
     _wait_progress(kafka_bootstrap, group, topic, total, 0.4, proc)
     _wait_changelog_state(kafka_bootstrap, group, proc)
