@@ -167,3 +167,17 @@ def test_the_wait_for_rows_read_again_gives_up_after_the_idle_timeout_like_a_sil
         app._release_idle()
         assert bool(task.carriers.owed) is (step < 3) and task.queued() == (2 if step < 3 else 1), step
     # given up: the first row judged
+
+
+def test_dead_letters_of_records_read_before_the_restore_are_not_sent_again() -> None:
+    """Judged here, an input's offset commits at its oldest record with a row still waiting: a restart reads again records
+    whose dead letters were committed with the state that says they were read (``seen``); they are not sent again."""
+    from stream_monitor.core.intake import read_inference
+
+    app, _ = _local_app()
+    for task in app.tasks.values():
+        task.carriers = type(task.carriers)({("in", 0): 5})  # restored: in-0 was read up to 5
+    bad = [InputRecord(b"not json", SourcePosition("in", 0, o, None)) for o in (3, 7)]
+    results = app._judged_here(("in", 0), lambda inputs: read_inference(app.spec, inputs), bad)
+    sent = [dl.position.offset for r in results for dl in r.dead_letters]
+    assert sent == [7]

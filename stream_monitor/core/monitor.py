@@ -215,8 +215,8 @@ class PartitionMonitor:
         nature, and label partitions fill at their own pace, so it is judged (joined) at the next
         :meth:`release`, before the labels released in order.
 
-        After a restore, rows read again from records that were read before it and that are at or
-        below the frontier were judged (or dead-lettered) then: they are skipped.
+        After a restore, rows read again from records read before it, at or below the frontier *of the
+        restore*, were judged (or dead-lettered) then: skipped. Above it they were waiting: ``late`` if behind.
         """
         late: list[Row] = []
         self.order_dirty = True
@@ -225,8 +225,8 @@ class PartitionMonitor:
         for mine, merger in ((inference, self.order), (labels, self.label_order)):
             if not mine:
                 continue
-            if merger.frontier is not None and self.carriers.restored:
-                frontier, before = merger.frontier, self.carriers.read_before
+            if merger.judged_before is not None and self.carriers.restored:
+                frontier, before = merger.judged_before, self.carriers.read_before
                 mine = [r for r in mine if not (r.key <= frontier and before(r))]
             too_late = merger.add(mine)
             if too_late and merger is self.label_order:  # labels trail their predictions by nature: judged now, out of order
@@ -281,6 +281,7 @@ class PartitionMonitor:
         """Drop the queued rows: their records will be read again (this task was kept over a rebalance)."""
         self.order.clear()
         self.label_order.clear()
+        self.order.judged_before, self.label_order.judged_before = self.order.frontier, self.label_order.frontier
         # read again from the commit offsets; records read before stay known (Carriers.rewound)
         self.carriers = self.carriers.rewound(self.carriers.commit_offsets())
 

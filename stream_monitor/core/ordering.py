@@ -58,6 +58,7 @@ class EventTimeMerger:
         self.idle_sources: set[Hashable] = set()
         self.caught_up_sources: set[Hashable] = set()  # read to their end: hold at their latest time, see caught_up()
         self.frontier: Key | None = None  # the key of the last released row
+        self.judged_before: Key | None = None  # the frontier at the last restore (or rewind): rows read again at or below it were judged
         self.forced = 0  # rows released early because the buffer was full
         self._runs: list[list[Any]] = []  # sorted runs of waiting rows, in arrival order (see add)
         self._times: list[list[int]] = []  # per run, its rows' event times
@@ -463,5 +464,6 @@ def restore_order(monitor: Any, blob: bytes) -> None:
         return
     monitor.order.frontier, monitor.order.latest = record.inference[0], dict(record.inference[1])
     monitor.label_order.frontier, monitor.label_order.latest = record.labels[0], dict(record.labels[1])
+    monitor.order.judged_before, monitor.label_order.judged_before = monitor.order.frontier, monitor.label_order.frontier
     monitor.carriers = Carriers(record.seen)
     monitor.joins.prediction_time = record.prediction_time

@@ -166,6 +166,9 @@ class JudgingSteps:
             self.idle.arrived(p, [source])
             self._unsaved = True
             results.append(self._released(task, p, late, []))
+        if dead:  # of records read before the tasks' restore (or rewind) they were committed then: not sent again
+            done = min((task.carriers.restored.get(source, -1) for task in self.tasks.values()), default=-1)
+            dead = [dl for dl in dead if dl.position is None or dl.position.offset >= done]
         if dead:  # reading's dead letters: the input's offsets commit with the state, so do they
             if not results:
                 results.append(BatchResult())
