@@ -239,7 +239,7 @@ class PartitionMonitor:
                 self.carriers.queue(r for r in mine if id(r) not in gone)
             else:
                 self.carriers.queue(mine)
-        if self.carriers.owed:  # (after the rows read before were told apart: paid, an input is forgotten)
+        if self.carriers.owed and self.carriers.owing(self.order, self.label_order):  # (after the rows read before were told apart)
             self.carriers.paid_by(rows)
         return late
 

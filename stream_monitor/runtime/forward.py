@@ -32,7 +32,7 @@ import functools
 import operator
 import time
 import zlib
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from kafka import TopicPartition
 
@@ -154,7 +154,6 @@ class Forwarder:
         if type(intake) is Intake:
             intake = as_wire(intake)
         n = self.partitions
-        limit = self.checkpoint.max_record_bytes
         told = self._told
         latest = self._read_up_to.get(source)
         got: set[int] = set()
@@ -163,14 +162,9 @@ class Forwarder:
             if not rows:
                 continue
             key = model.encode()
-            base = zlib.crc32(key)
             top = max(map(_EVENT_TIME, rows))
-            groups = groups_of(self.spec, model)  # models.<m>.judging_groups: each group its own rows and partition
-            parts: list[list[Any]] = [rows] if groups == 1 else split_row_lists(self.spec, model, rows)
-            for group, part in enumerate(parts):
-                partition = group_partition(base, group, groups, n)
-                encode = functools.partial(exchange.encode_row_lists, group=group, groups=groups, code=self.code_texts)
-                out += [(key, value, partition) for value in rows_records(model, part, limit, encode)]
+            for partition, values in self._rows_records(model, rows):
+                out += [(key, value, partition) for value in values]
                 got.add(partition)
                 if told.get((source, partition), top - 1) < top:
                     told[(source, partition)] = top
@@ -180,6 +174,18 @@ class Forwarder:
             self._read_up_to[source] = latest
             self.pending.update((source, q) for q in range(n) if q not in got)
         return source, list(intake.dead_letters), out, latest is not None
+
+    def _rows_records(self, model: str, rows: list[Any]) -> Iterator[tuple[int, list[bytes]]]:
+        """One model's rows (wire form) as rows records, per judging group: (its partition of the internal topic, its records).
+
+        ``models.<m>.judging_groups``: each group its own rows and partition (a group with no rows: no record).
+        """
+        base = zlib.crc32(model.encode())
+        groups = groups_of(self.spec, model)
+        parts: list[list[Any]] = [rows] if groups == 1 else split_row_lists(self.spec, model, rows)
+        for group, part in enumerate(parts):
+            encode = functools.partial(exchange.encode_row_lists, group=group, groups=groups, code=self.code_texts)
+            yield group_partition(base, group, groups, self.partitions), list(rows_records(model, part, self.checkpoint.max_record_bytes, encode))
 
     def read_up_to(self, source: Source) -> int | None:
         """The latest event time ``source`` has read (what its progress records say), None before its first rows."""
@@ -195,7 +201,6 @@ class Forwarder:
         """
         if type(intake) is Intake:
             intake = as_wire(intake)
-        n, limit = self.partitions, self.checkpoint.max_record_bytes
         out: dict[int, list[exchange.Row]] = {}
         top: int | None = None
         for model, rows in intake.rows.items():
@@ -203,13 +208,9 @@ class Forwarder:
                 continue
             t = max(map(_EVENT_TIME, rows))
             top = t if top is None or t > top else top
-            base = zlib.crc32(model.encode())
-            groups = groups_of(self.spec, model)
-            parts: list[list[Any]] = [rows] if groups == 1 else split_row_lists(self.spec, model, rows)
-            for group, part in enumerate(parts):
-                encode = functools.partial(exchange.encode_row_lists, group=group, groups=groups, code=self.code_texts)
-                got = out.setdefault(group_partition(base, group, groups, n), [])
-                for value in rows_records(model, part, limit, encode):
+            for partition, values in self._rows_records(model, rows):
+                got = out.setdefault(partition, [])
+                for value in values:
                     got += exchange.decode_record(value, own=source)[1]  # type: ignore[index]
         latest = self._read_up_to.get(source)
         if top is None or (latest is not None and top <= latest):
