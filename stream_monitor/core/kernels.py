@@ -46,10 +46,12 @@ from __future__ import annotations
 
 import math
 import os
+
+import numpy as np
 from typing import Any, Callable
 
 __all__ = [
-    "JIT_SWITCH", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "ks_walk", "ks_walk_python",
+    "JIT_SWITCH", "bin_codes_kernel", "bin_codes_python", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "ks_steps_kernel", "ks_steps_python", "ks_walk", "ks_walk_python",
     "page_hinkley", "page_hinkley_python",
 ]  # fmt: skip
 
@@ -388,3 +390,126 @@ _KS_WALK_SIGNATURE = "UniTuple(float64, 2)(float64[::1], float64[::1])"
 def ks_walk() -> Callable[..., tuple[float, float]] | None:
     """The compiled :func:`ks_walk_python` (as :func:`page_hinkley`: on the first call), or ``None`` (then ``ks_sorted``'s numpy path runs)."""
     return _cached_kernel("ks_walk", ks_walk_python, _KS_WALK_SIGNATURE)
+
+
+# ------------------------------------------------------------------ KS at every evaluation step of a batch
+
+
+def ks_steps_python(span: Any, data1: Any, size: int, starts: Any, below_j: Any, at_j: Any, hi_out: Any, lo_out: Any) -> int:
+    """Per window ``span[s : s + size]`` (``s`` in ``starts``, ascending), the max and min of I/n1 - J/n2 that
+    :func:`stream_monitor.core.detectors.steps.ks_rows` takes (into ``hi_out``, ``lo_out``); the kernel's source. Returns 1.
+
+    ``data1`` (the reference, n1 values) is sorted, non-empty, its ends finite; ``span`` NaN-free. Each span value's
+    L and R (reference values <, <= it) come from a bucket table over the reference's range and a short scan (exact
+    whatever the buckets); a window is a count per class ``L + R`` (one per distinct (L, R)), slid from step to step.
+    Walking the classes in order visits the window's values in sorted order, a class's run at positions k .. k + c - 1:
+    ``ks_rows`` takes ``L/n1 - below_j[k]`` for the max and ``R/n1 - at_j[k + c - 1]`` for the min, the run's extremes
+    (rounding is monotone), from the same integers by the same float operations. O(len(span) + steps x n1).
+
+    >>> import numpy as np
+    >>> from stream_monitor.core.stats import ks_steps
+    >>> hi, lo, (at, below) = np.zeros(2), np.zeros(2), ks_steps(3)
+    >>> ks_steps_python(np.array([1.0, 1.0, 5.0, 0.5]), np.array([0.0, 1.0, 2.0, 3.0]), 3, np.array([0, 1]), below, at, hi, lo)
+    1
+    >>> hi.tolist(), lo.tolist()  # the first window is ks_walk_python's example
+    ([0.33333333333333337, 0.33333333333333337], [-0.16666666666666663, -0.16666666666666663])
+    """
+    n1, n, lo_v, buckets = data1.shape[0], span.shape[0], data1[0], 4 * data1.shape[0]
+    scale = buckets / (data1[n1 - 1] - lo_v) if data1[n1 - 1] > lo_v else 0.0
+    first = np.empty(buckets + 2, dtype=np.int64)  # first[b]: the reference values in buckets before b
+    i = 0
+    for b in range(buckets + 2):
+        while i < n1:
+            t = (data1[i] - lo_v) * scale
+            if (buckets if t >= buckets else int(t) if t > 0.0 else 0) >= b:
+                break
+            i += 1
+        first[b] = i
+    run_end = np.empty(n1, dtype=np.int64)  # the end of the run of equal reference values at i
+    run_end[n1 - 1] = n1
+    for i in range(n1 - 2, -1, -1):
+        run_end[i] = run_end[i + 1] if data1[i] == data1[i + 1] else i + 1
+    keys, kl, kr = np.empty(n, dtype=np.int64), np.zeros(2 * n1 + 1, dtype=np.int64), np.zeros(2 * n1 + 1, dtype=np.int64)
+    for j in range(n):
+        v = span[j]
+        if v < lo_v:
+            low = 0
+        else:
+            t = (v - lo_v) * scale  # (NaN when v is infinite and the reference one value: bucket 0)
+            low = first[buckets if t >= buckets else int(t) if t > 0.0 else 0]
+            while low < n1 and data1[low] < v:
+                low += 1
+        high = run_end[low] if low < n1 and data1[low] == v else low
+        keys[j] = low + high
+        kl[low + high], kr[low + high] = low, high
+    counts, cur_s, cur_e = np.zeros(2 * n1 + 1, dtype=np.int64), 0, 0
+    for step in range(starts.shape[0]):
+        s = starts[step]
+        e = s + size
+        if step == 0 or s >= cur_e:
+            counts[:] = 0
+            for j in range(s, e):
+                counts[keys[j]] += 1
+        else:
+            for j in range(cur_s, s):
+                counts[keys[j]] -= 1
+            for j in range(cur_e, e):
+                counts[keys[j]] += 1
+        cur_s, cur_e, k, hi, lo = s, e, 0, -math.inf, math.inf
+        for key in range(2 * n1 + 1):
+            c = counts[key]
+            if c:
+                below = kl[key] / n1 - below_j[k]
+                if below > hi:
+                    hi = below
+                k += c
+                at = kr[key] / n1 - at_j[k - 1]
+                if at < lo:
+                    lo = at
+        hi_out[step], lo_out[step] = hi, lo
+    return 1
+
+
+_KS_STEPS_SIGNATURE = "int64(float64[::1], float64[::1], int64, int64[::1], float64[::1], float64[::1], float64[::1], float64[::1])"
+
+
+def ks_steps_kernel() -> Callable[..., int] | None:
+    """The compiled :func:`ks_steps_python` (as :func:`page_hinkley`: on the first call), or ``None`` (then the steps' numpy path runs)."""
+    return _cached_kernel("ks_steps", ks_steps_python, _KS_STEPS_SIGNATURE)
+
+
+def bin_codes_python(span: Any, edges: Any, out: Any) -> int:
+    """``out[j]``: how many of the sorted ``edges`` are <= ``span[j]`` (``edges.searchsorted(span, "right")``: a value's
+    histogram bin); the kernel's source. ``span`` NaN-free. Returns 1.
+
+    >>> import numpy as np
+    >>> out = np.empty(5, dtype=np.int64)
+    >>> bin_codes_python(np.array([-1.0, 0.0, 0.5, 1.0, 9.0]), np.array([0.0, 1.0, 1.0]), out), out.tolist()
+    (1, [0, 1, 1, 3, 3])
+    """
+    ne = edges.shape[0]
+    for j in range(span.shape[0]):
+        v = span[j]
+        if ne <= 32:  # (the usual few edges: counted without a branch to mispredict)
+            a = 0
+            for k in range(ne):
+                a += edges[k] <= v
+        else:
+            a = 0
+            b = ne
+            while a < b:
+                mid = (a + b) >> 1
+                if edges[mid] <= v:
+                    a = mid + 1
+                else:
+                    b = mid
+        out[j] = a
+    return 1
+
+
+_BIN_CODES_SIGNATURE = "int64(float64[::1], float64[::1], int64[::1])"
+
+
+def bin_codes_kernel() -> Callable[..., int] | None:
+    """The compiled :func:`bin_codes_python` (as :func:`page_hinkley`: on the first call), or ``None``."""
+    return _cached_kernel("bin_codes", bin_codes_python, _BIN_CODES_SIGNATURE)

@@ -83,6 +83,8 @@ class MonitorApp(CheckpointSteps, JudgingSteps):
         # compiled, or loaded from their caches, at start-up: not in the first batch
         kernels.page_hinkley()
         kernels.ks_walk()
+        kernels.ks_steps_kernel()
+        kernels.bin_codes_kernel()
         if cfg.kafka.label_topic:
             kernels.hddm_a()
             kernels.ddm()

@@ -10,11 +10,15 @@ would have read from the ring at each point, for all points at once:
 
 - flag counts per step (missing / invalid / outside rates): none to count when every observation
   is valid, else one ``bincount`` over the segments between window bounds (:func:`window_counts`);
-- category or bin counts per step from the same segment ``bincount`` (bins from one sort of the
-  batch's values);
-- KS from each value's rank among the reference values (from that sort and one search of the
-  reference in it, not a search per value per window), one integer sort per window, and the
-  extremes of every step's differences in a few array operations (:func:`ks_rows`).
+- category or bin counts per step from the same segment ``bincount`` (a value's bin: how many
+  edges are <= it, counted by a compiled loop, :func:`~stream_monitor.core.kernels.bin_codes_python`);
+- KS by a compiled walk (:func:`~stream_monitor.core.kernels.ks_steps_python`): each value's rank
+  among the reference values once, each window a count per rank slid from step to step, its
+  extremes read off in rank order. Without numba (or for a reference too large to walk at every
+  step, ``WALK_PER_VALUE``): each value's rank from one sort of the batch's values and one search
+  of the reference in it, one integer sort per window, and the extremes of every step's
+  differences in a few array operations (:func:`ks_rows`); the bins then come from that sort.
+  Both give the same floats (``tests/core/test_ks_steps_kernel.py``).
 
 Detectors read them through ``WindowDetector.evaluate_steps`` and return the very
 :class:`Evaluation` s ``evaluate`` would have (same floats: ``tests/core/test_window_steps.py``
@@ -29,12 +33,18 @@ channel and slice whatever the number of steps, more than a few steps on the rin
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from stream_monitor.core import kernels
 from stream_monitor.core.stats import ks_steps
 from stream_monitor.core.detectors.base import FLAG_INVALID, FLAG_MISSING, FLAG_OUTSIDE
 
 __all__ = ["ROWS_BUDGET", "WindowSteps", "ks_rows", "window_counts"]
+
+WALK_PER_VALUE = 8
+"""The compiled KS walk visits the reference's 2 n1 + 1 classes at every step; it is taken while that is at most this many per window value (else a sort per window is cheaper)."""
 
 ROWS_BUDGET = 1 << 20
 """Values of sorted windows held at once (a chunk of steps): 20 steps of 1,000 in one go, a window of 100,000 one step at a time."""
@@ -49,7 +59,7 @@ class WindowSteps:
     Every array is computed on first use and shared by the channel's detectors.
     """
 
-    __slots__ = ("_bins", "_codes", "_counts", "_sorted", "flags", "full", "obs_ends", "size", "value_ends", "values")
+    __slots__ = ("_bins", "_codes", "_counts", "_plain", "_sorted", "flags", "full", "obs_ends", "size", "value_ends", "values")
 
     def __init__(self, flags: np.ndarray, values: np.ndarray, obs_ends: np.ndarray, value_ends: np.ndarray, size: int) -> None:
         self.flags = flags
@@ -60,6 +70,7 @@ class WindowSteps:
         self.full = value_ends >= size
         self._counts: list[list[int]] | None = None
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._plain: np.ndarray | bool | None = None  # the span for the compiled walk (False: not for it)
         self._bins: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._codes: dict[int, np.ndarray] = {}
 
@@ -106,6 +117,9 @@ class WindowSteps:
         if ends.shape[0] == 0:
             return [], []
         lo, _ = self._span()
+        walked = self._ks_walked(data1, ends - self.size - lo)
+        if walked is not None:
+            return walked
         order, ordered = self._sorted_span()
         if ordered.shape[0] and ordered[-1] != ordered[-1]:  # NaN sorts last
             return None
@@ -137,6 +151,33 @@ class WindowSteps:
             lo_all += low
         return hi_all, lo_all
 
+    def _plain_span(self) -> np.ndarray | None:
+        """The span as the compiled walk takes it (float64, contiguous, no NaN), else None: the sorted span's path."""
+        if self._plain is None:
+            lo, hi = self._span()
+            span = self.values[lo:hi]
+            ok = span.dtype == np.float64 and span.flags.c_contiguous and not np.isnan(span).any() and kernels.ks_steps_kernel() is not None
+            ok = ok and kernels.bin_codes_kernel() is not None
+            self._plain = span if ok else False
+        return self._plain if self._plain is not False else None
+
+    def _ks_walked(self, data1: np.ndarray, starts: np.ndarray) -> tuple[list[float], list[float]] | None:
+        """:meth:`ks_extremes` by the compiled walk (:func:`~stream_monitor.core.kernels.ks_steps_python`: the same floats,
+        no sort), when it applies: a reference of finite ends, not so large that walking it per step costs more than
+        sorting the window (and the span as :meth:`_plain_span` takes it); else None."""
+        n1 = data1.shape[0]
+        if self._sorted is not None or n1 == 0 or 2 * n1 + 1 > WALK_PER_VALUE * self.size or data1.dtype != np.float64:
+            return None
+        if not (math.isfinite(data1[0]) and math.isfinite(data1[-1])) or not data1.flags.c_contiguous:
+            return None
+        span = self._plain_span()
+        if span is None:
+            return None
+        at_j, below_j = ks_steps(self.size)
+        hi, low = np.empty(starts.shape[0]), np.empty(starts.shape[0])
+        kernels.ks_steps_kernel()(span, data1, self.size, starts.astype(np.int64), below_j, at_j, hi, low)  # type: ignore[misc]
+        return hi.tolist(), low.tolist()
+
     def counts(self, codes: np.ndarray, minlength: int) -> np.ndarray:
         """Per full step, ``np.bincount`` of ``codes`` over its window, ``minlength`` bins (``codes``: one non-negative int per span value)."""
         ends = self.value_ends[self.full]
@@ -151,6 +192,13 @@ class WindowSteps:
         if hit is None or hit[0] is not inner_edges:
             if not self.full.any():
                 return np.zeros((0, inner_edges.shape[0] + 1), dtype=np.int64)
+            span = self._plain_span() if self._sorted is None else None
+            if span is not None and inner_edges.dtype == np.float64 and inner_edges.flags.c_contiguous:
+                # no sort to share (the compiled KS walk needs none): a value's bin is how many edges are <= it
+                codes = np.empty(span.shape[0], dtype=np.int64)
+                kernels.bin_codes_kernel()(span, inner_edges, codes)  # type: ignore[misc]  # (edges.searchsorted(span, "right"))
+                hit = self._bins[key] = (inner_edges, self.counts(codes, inner_edges.shape[0] + 1))
+                return hit[1]
             order, ordered = self._sorted_span()
             # histogram_of_sorted over the sorted span, each value's bin put back in its place
             bounds = np.empty(inner_edges.shape[0] + 2, dtype=np.intp)
