@@ -121,7 +121,9 @@ class ReplayEngine:
         self._alerts = SortedSpool(spill_after)
         self._dead = SortedSpool(spill_after)
         self._retraining: list[bytes] = []  # at most one per model per cooldown: kept in memory
-        kernels.page_hinkley()  # compiled, or loaded from its cache, now: not in the first batch
+        kernels.page_hinkley()  # compiled, or loaded from their caches, now: not in the first batch
+        kernels.ks_steps_kernel()
+        kernels.bin_codes_kernel()
         self._started = time.perf_counter()
 
     # ---------------------------------------------------------------- feeding
