@@ -38,6 +38,7 @@ from stream_monitor.core.point_feed import Z_MAX, SliceFeed
 from stream_monitor.core.reference import CategoricalReference, NumericReference, Reference, bounded_category
 from stream_monitor.core.series import ChannelTrigger, OpenEpisode, open_pages
 from stream_monitor.core.settings import OVERFLOW_CATEGORY, ChannelType, DetectionSettings, OutOfRangeParams
+from stream_monitor.core.step_batch import StepBatch, first_observed, quiet_steps
 
 __all__ = ["ChannelMonitor", "ChannelTrigger", "EpisodeSource", "EvaluationRecord", "OpenEpisode", "drifting_features", "open_pages"]
 
@@ -80,17 +81,6 @@ def drifting_features(channels: Iterable[ChannelMonitor], event_time_ms: int, wi
     horizon = window_start_ms if window_start_ms is not None else event_time_ms
     entries = (ch.drift_entry(event_time_ms, horizon) for ch in channels if kind_of(ch.name, False) == "data_drift")
     return [e for e in entries if e is not None]
-
-
-class _StepBatch:
-    """A slice's :class:`WindowSteps` (its steps from ``first`` on have a full window) and, once computed, every window detector's evaluations of them."""
-
-    __slots__ = ("evaluations", "first", "steps")
-
-    def __init__(self, first: int, steps: WindowSteps) -> None:
-        self.first = first
-        self.steps = steps
-        self.evaluations: list[list[det.Evaluation | None] | None] | None = None
 
 
 def _unroll(ring: np.ndarray, pos: int, filled: int) -> np.ndarray:
@@ -163,7 +153,7 @@ class ChannelMonitor:
         self._orphans: dict[str, AlertLifecycle] = {}
         self.window_detectors: list[tuple[int, det.WindowDetector]] = []
         # the window statistics of the slice being ingested, and the index of its current step
-        self._batch: _StepBatch | None = None
+        self._batch: StepBatch | None = None
         self._step = 0
         self.point_detectors: list[tuple[int, det.PointDetector]] = []
         if baseline is not None:
@@ -312,9 +302,18 @@ class ChannelMonitor:
         # the point detectors take the slice's values at once (point_feed), their sums are kept per chunk
         ref: NumericReference = self.reference  # type: ignore[assignment]
         feed = SliceFeed(self.point_detectors, vals, ref, self._z_inside) if self.point_detectors and vals.size else None
-        i = v = 0
-        for t, end in enumerate(cuts):
-            ve = value_cuts[t]
+        i = v = start = 0
+        quiet = 0 if self._batch is None else quiet_steps(self._batch, self.window_detectors, self.lifecycles, bool(self._orphans or self._pending),
+                                                          self._evaluations, feed, value_cuts, len(ends))  # fmt: skip
+        if quiet > 1:  # the quiet steps before the last one change nothing it does not set again: their values observed at once
+            i, v, start = cuts[quiet - 2], value_cuts[quiet - 2], quiet - 1
+            if self._evaluations is not None:  # (each detector's latest: listed in the order of their first evaluations)
+                self._evaluations.expect(self.model, self.name, first_observed(self._batch, [p.name for _, p in self.point_detectors], self.window_detectors, start))
+            self._detect(flags[:i], vals[:v], rows[:i], times, feed, 0)
+            self.observations += i
+            self.since_eval, self._level = 0, [0.0, 0]
+        for t in range(start, len(cuts)):
+            end, ve = cuts[t], value_cuts[t]
             self._detect(flags[i:end], vals[v:ve], rows[i:end], times, feed, v)
             self.observations += end - i
             self.since_eval += end - i
@@ -325,14 +324,14 @@ class ChannelMonitor:
                 self._evaluate(int(rows[end - 1]), row_times, row_offsets, triggers)
         self._batch = None
 
-    def _window_steps(self, flags: np.ndarray, vals: np.ndarray, ends: list[int], value_cuts: list[int]) -> _StepBatch:
+    def _window_steps(self, flags: np.ndarray, vals: np.ndarray, ends: list[int], value_cuts: list[int]) -> StepBatch:
         """The history the slice's evaluations will read: the ring's content (a copy, oldest first), then the slice's."""
         history = np.concatenate((_unroll(self.flags, self.obs_pos, self.obs_filled), flags))
         values = np.concatenate((_unroll(self.values, self.val_pos, self.val_filled), vals))
         first = max(0, len(ends) - sum(1 for e in ends if self.obs_filled + e >= self.size))  # steps with a full window
         obs_ends = np.array(ends[first:], dtype=np.int64) + self.obs_filled
         value_ends = np.array(value_cuts[first : len(ends)], dtype=np.int64) + self.val_filled
-        return _StepBatch(first, WindowSteps(history, values, obs_ends, value_ends, self.size))
+        return StepBatch(first, WindowSteps(history, values, obs_ends, value_ends, self.size))
 
     def _warm_up(self, flags: np.ndarray, payload: list[Any] | np.ndarray) -> None:
         if isinstance(payload, np.ndarray):
@@ -372,9 +371,10 @@ class ChannelMonitor:
     def _push(self, ring: np.ndarray, pos: int, filled: int, data: np.ndarray) -> tuple[int, int]:
         n = ring.size
         k = data.size
-        if k >= n:
-            ring[:] = data[-n:]
-            return 0, n
+        if k >= n:  # the newest n, where writing them one chunk at a time would leave them (the layout is the state's)
+            end = (pos + k) % n
+            ring[end:], ring[:end] = data[k - n : k - end], data[k - end :]
+            return end, n
         end = pos + k
         if end <= n:
             ring[pos:end] = data
@@ -483,7 +483,7 @@ class ChannelMonitor:
             return
         batch, view = self._batch, None
         if batch is not None and batch.evaluations is None:  # the batch's first full step: every step at once
-            batch.evaluations = [wdet.evaluate_steps(batch.steps) for _, wdet in self.window_detectors]
+            batch.evaluate(self.window_detectors)
         values_full = self.val_filled >= self.size
         for k, (ordinal, wdet) in enumerate(self.window_detectors):
             evaluations = batch.evaluations[k] if batch is not None else None  # type: ignore[index]

@@ -57,9 +57,16 @@ class LatestEvaluations(EvaluationLog):
         """Keep it, in place of the detector's earlier one."""
         self._latest[(model, channel, detector)] = (event_time_ms, evaluation)
 
+    def expect(self, model: str, channel: str, detectors: list[str]) -> None:
+        """Hold places for these detectors' evaluations, in this order, where an evaluation of each comes later
+        (a channel that skips quiet steps: the order of the records stays that of their first evaluations)."""
+        for d in detectors:
+            self._latest.setdefault((model, channel, d), None)  # type: ignore[arg-type]
+
     def finish(self) -> EvaluationLog:
         """The latest evaluations as records (added after the batch's earlier ones, if any)."""
-        self.extend(EvaluationRecord(m, c, d, t, e.statistic, e.threshold, e.breached) for (m, c, d), (t, e) in self._latest.items())
+        self.extend(EvaluationRecord(m, c, d, t, e.statistic, e.threshold, e.breached) for (m, c, d), got in self._latest.items() if got is not None
+                    for t, e in (got,))  # fmt: skip
         self._latest.clear()
         return self
 
