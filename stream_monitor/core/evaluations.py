@@ -65,8 +65,8 @@ class LatestEvaluations(EvaluationLog):
 
     def finish(self) -> EvaluationLog:
         """The latest evaluations as records (added after the batch's earlier ones, if any)."""
-        self.extend(EvaluationRecord(m, c, d, t, e.statistic, e.threshold, e.breached) for (m, c, d), got in self._latest.items() if got is not None
-                    for t, e in (got,))  # fmt: skip
+        got = [(key, te) for key, te in self._latest.items() if te is not None]  # (a place held by expect and never filled: none)
+        self.extend(EvaluationRecord(m, c, d, t, e.statistic, e.threshold, e.breached) for (m, c, d), (t, e) in got)
         self._latest.clear()
         return self
 

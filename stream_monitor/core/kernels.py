@@ -46,9 +46,9 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any, Callable
 
 import numpy as np
-from typing import Any, Callable
 
 __all__ = [
     "JIT_SWITCH", "bin_codes_kernel", "bin_codes_python", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "ks_steps_kernel", "ks_steps_python", "ks_walk", "ks_walk_python",

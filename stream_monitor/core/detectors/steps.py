@@ -175,7 +175,7 @@ class WindowSteps:
             return None
         at_j, below_j = ks_steps(self.size)
         hi, low = np.empty(starts.shape[0]), np.empty(starts.shape[0])
-        kernels.ks_steps_kernel()(span, data1, self.size, starts.astype(np.int64), below_j, at_j, hi, low)  # type: ignore[misc]
+        kernels.ks_steps_kernel()(span, data1, self.size, starts.astype(np.int64, copy=False), below_j, at_j, hi, low)  # type: ignore[misc]
         return hi.tolist(), low.tolist()
 
     def counts(self, codes: np.ndarray, minlength: int) -> np.ndarray:
@@ -197,16 +197,14 @@ class WindowSteps:
                 # no sort to share (the compiled KS walk needs none): a value's bin is how many edges are <= it
                 codes = np.empty(span.shape[0], dtype=np.int64)
                 kernels.bin_codes_kernel()(span, inner_edges, codes)  # type: ignore[misc]  # (edges.searchsorted(span, "right"))
-                hit = self._bins[key] = (inner_edges, self.counts(codes, inner_edges.shape[0] + 1))
-                return hit[1]
-            order, ordered = self._sorted_span()
-            # histogram_of_sorted over the sorted span, each value's bin put back in its place
-            bounds = np.empty(inner_edges.shape[0] + 2, dtype=np.intp)
-            bounds[0] = 0
-            bounds[1:-1] = ordered.searchsorted(inner_edges, "left")
-            bounds[-1] = ordered.shape[0]
-            codes = np.empty(ordered.shape[0], dtype=np.intp)
-            codes[order] = np.repeat(np.arange(inner_edges.shape[0] + 1), np.diff(bounds))
+            else:  # histogram_of_sorted over the sorted span, each value's bin put back in its place
+                order, ordered = self._sorted_span()
+                bounds = np.empty(inner_edges.shape[0] + 2, dtype=np.intp)
+                bounds[0] = 0
+                bounds[1:-1] = ordered.searchsorted(inner_edges, "left")
+                bounds[-1] = ordered.shape[0]
+                codes = np.empty(ordered.shape[0], dtype=np.intp)
+                codes[order] = np.repeat(np.arange(inner_edges.shape[0] + 1), np.diff(bounds))
             hit = self._bins[key] = (inner_edges, self.counts(codes, inner_edges.shape[0] + 1))
         return hit[1]
 
