@@ -15,12 +15,20 @@ def _n(x: float | None, digits: int = 0) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
-def _rounds_table(caption: str, columns: list[str], rows: list[list[str]], medians: dict[str, float | None]) -> list[str]:
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def _cell(x: float | str | None) -> str:
+    return x if isinstance(x, str) else _n(x, 2)
+
+
+def _rounds_table(caption: str, columns: list[str], rows: list[list[str]], medians: dict[str, float | str | None]) -> list[str]:
     """A side-by-side section: its caption, one row per round (round number, which went first, ``columns``), then a
     row of the ``medians`` (by column name) in bold."""
     out = ["", caption, "", "| round | first | " + " | ".join(columns) + " |", "|---:|---|" + "---:|" * len(columns)]
     out += [f"| {i} | " + " | ".join(cells) + " |" for i, cells in enumerate(rows)]
-    out.append("| median | |" + "".join(f" **{_n(medians[c], 2)}** |" if c in medians else " |" for c in columns))
+    out.append("| median | |" + "".join(f" **{_cell(medians[c])}** |" if c in medians else " |" for c in columns))
     return out
 
 
@@ -75,12 +83,13 @@ def render(report: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
             cells = [f"{_n(r[k + '_records_per_s'])} ({_n(r.get(k + '_records_per_cpu_s'))})" for k in keys]
             if "a_records_per_s" not in r:
                 cells.insert(0, "-")
-            rows.append([r["first"], *cells, _n(r["e/h-eos"], 2), _n(r["e0/h-eos"], 2), _n(r.get("e/a"), 2), _n(r["load"], 1)])
+            rows.append([r["first"], *cells, _n(r["e/h-eos"], 2), _n(r["e0/h-eos"], 2), _n(r.get("e/a"), 2), _share(r.get("e_checkpoint_share")), _n(r["load"], 1)])
         out += _rounds_table(
             "(a), (e), (e0) and (h-eos) again, side by side on the same topic (even rounds (a) then (e) first, odd ones (h-eos) first and (a) last): "
-            "the e/h-eos and e/a targets read the medians.",
-            ["(a) records/s (per CPU-s)", "(e) records/s (per CPU-s)", "(e0) records/s (per CPU-s)", "(h-eos) records/s (per CPU-s)", "e/h-eos", "e0/h-eos", "e/a", "load"],
-            rows, {"e/h-eos": side["median_e/h-eos"], "e0/h-eos": side["median_e0/h-eos"], "e/a": side.get("median_e/a")},
+            "the e/h-eos, e/a and (e) checkpoint-share targets read the medians.",
+            ["(a) records/s (per CPU-s)", "(e) records/s (per CPU-s)", "(e0) records/s (per CPU-s)", "(h-eos) records/s (per CPU-s)", "e/h-eos", "e0/h-eos", "e/a",
+             "(e) checkpoints, share", "load"],
+            rows, {"e/h-eos": side["median_e/h-eos"], "e0/h-eos": side["median_e0/h-eos"], "e/a": side.get("median_e/a"), "(e) checkpoints, share": _share(side.get("median_e_checkpoint_share"))},
         )
     side = report.get("f_vs_g_file")
     if side:

@@ -446,6 +446,7 @@ def kafka_side_by_side(bootstrap: str, topic: str, partitions: int, events: int,
         row["e/h-eos"] = round(got["e"]["records_per_s"] / got["h-eos"]["records_per_s"], 3)
         row["e0/h-eos"] = round(got["e0"]["records_per_s"] / got["h-eos"]["records_per_s"], 3)
         row["e/a"] = round(got["e"]["records_per_s"] / got["a"]["records_per_s"], 3)
+        row["e_checkpoint_share"] = got["e"].get("checkpoint_share")
         row["load"] = round(os.getloadavg()[0], 2)
         say(
             f"  round {rnd}: (a) {row['a_records_per_s']:,}, (e) {row['e_records_per_s']:,}, (e0) {row['e0_records_per_s']:,}, (h-eos) {row['h-eos_records_per_s']:,} records/s; "
@@ -457,6 +458,7 @@ def kafka_side_by_side(bootstrap: str, topic: str, partitions: int, events: int,
         "median_e/h-eos": statistics.median(r["e/h-eos"] for r in out),
         "median_e0/h-eos": statistics.median(r["e0/h-eos"] for r in out),
         "median_e/a": statistics.median(r["e/a"] for r in out),
+        "median_e_checkpoint_share": statistics.median(r["e_checkpoint_share"] for r in out) if all(r["e_checkpoint_share"] is not None for r in out) else None,
     }
 
 
@@ -1410,7 +1412,14 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
         else "13: replay --input >= the hand-written loop over the same file (f/g-file)",
         alternated if alternated is not None else r.get("f/g-file"), 1.0,
     )
-    at_most("13: checkpoint cost <= 5% of the run, default interval (e)", tp.get("e", {}).get("checkpoint_share"), 0.05)
+    # one (e) run commits ~14 times in ~4 s: a single slow broker commit (~90 ms) moves its share by 2 points, so the
+    # target reads the median of the alternating rounds' five (e) runs, as e/a does; the (e) row's own share is in its table
+    cp_rounds = report.get("e_vs_h_eos", {}).get("median_e_checkpoint_share")
+    at_most(
+        "13: checkpoint cost <= 5% of the run, default interval (e; median of the alternating rounds)" if cp_rounds is not None
+        else "13: checkpoint cost <= 5% of the run, default interval (e)",
+        cp_rounds if cp_rounds is not None else tp.get("e", {}).get("checkpoint_share"), 0.05,
+    )
     at_most("13: checkpoint cost <= 5% of the run, label topic on (e+labels)", tp.get("e+labels", {}).get("checkpoint_share"), 0.05)
     at_most("13: changelog bytes <= 1x input bytes, label topic on (e+labels)", tp.get("e+labels", {}).get("changelog_per_input_byte"), 1.0)
     at_most("13: changelog bytes <= 1x input bytes at a steady half load (latency run)", report.get("latency", {}).get("changelog_per_input_byte"), 1.0)
