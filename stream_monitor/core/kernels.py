@@ -51,7 +51,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = [
-    "JIT_SWITCH", "bin_codes_kernel", "bin_codes_python", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "ks_steps_kernel", "ks_steps_python", "ks_walk", "ks_walk_python",
+    "JIT_SWITCH", "bin_codes_kernel", "bin_codes_python", "bin_counts_kernel", "bin_counts_python", "compile_kernel", "ddm", "ddm_python", "hddm_a", "hddm_a_python", "jit_enabled", "ks_steps_kernel", "ks_steps_python", "ks_walk", "ks_walk_python", "ks_window_kernel", "ks_window_python",
     "page_hinkley", "page_hinkley_python",
 ]  # fmt: skip
 
@@ -513,3 +513,86 @@ _BIN_CODES_SIGNATURE = "int64(float64[::1], float64[::1], int64[::1])"
 def bin_codes_kernel() -> Callable[..., int] | None:
     """The compiled :func:`bin_codes_python` (as :func:`page_hinkley`: on the first call), or ``None``."""
     return _cached_kernel("bin_codes", bin_codes_python, _BIN_CODES_SIGNATURE)
+
+
+# ------------------------------------------------------------------ one window's KS and bins, no sort (a channel's ring)
+
+
+def ks_window_python(window: Any, data1: Any, first: Any, run_end: Any, scale: float, below_j: Any, at_j: Any, kl: Any, kr: Any, counts: Any) -> tuple[float, float]:
+    """:func:`ks_steps_python` for one window, in any order (a channel's ring), the bucket table made once (``first``: 4 n1 + 2
+    entries, ``run_end``: n1; ``stats.KsReference.window_extremes``): ``ks_rows``' (max, min), the same floats; (NaN, NaN)
+    at a NaN. ``kl``, ``kr``, ``counts``: scratch of 2 n1 + 1 int64 each. The kernel's source.
+
+    >>> import numpy as np
+    >>> from stream_monitor.core.stats import ks_steps
+    >>> first, (at, below), scratch = np.array([0] + [1] * 5 + [2] * 5 + [3] * 6 + [4]), ks_steps(3), [np.zeros(9, dtype=np.int64) for _ in 'lrc']
+    >>> got = ks_window_python(np.array([5.0, 1.0, 1.0]), np.arange(4.0), first, np.arange(1, 5), 16 / 3.0, below, at, *scratch)
+    >>> [float(x) for x in got]  # ks_walk_python's example
+    [0.33333333333333337, -0.16666666666666663]
+    """
+    n1, lo_v, buckets = data1.shape[0], data1[0], first.shape[0] - 2
+    counts[:] = 0
+    for j in range(window.shape[0]):
+        v = window[j]
+        if v != v:
+            return math.nan, math.nan
+        if v < lo_v:
+            low = 0
+        else:
+            t = (v - lo_v) * scale
+            low = first[buckets if t >= buckets else int(t) if t > 0.0 else 0]
+            while low < n1 and data1[low] < v:
+                low += 1
+        high = run_end[low] if low < n1 and data1[low] == v else low
+        counts[low + high] += 1
+        kl[low + high], kr[low + high] = low, high
+    k, hi, lo = 0, -math.inf, math.inf
+    for key in range(2 * n1 + 1):
+        c = counts[key]
+        if c:  # (as ks_steps_python's walk)
+            hi = max(hi, kl[key] / n1 - below_j[k])
+            k += c
+            lo = min(lo, kr[key] / n1 - at_j[k - 1])
+    return hi, lo
+
+
+_KS_WINDOW_SIGNATURE = "UniTuple(float64, 2)(float64[::1], float64[::1], int64[::1], int64[::1], float64, float64[::1], float64[::1], int64[::1], int64[::1], int64[::1])"
+
+
+def ks_window_kernel() -> Callable[..., tuple[float, float]] | None:
+    """The compiled :func:`ks_window_python` (as :func:`page_hinkley`: on the first call), or ``None`` (then the window is sorted)."""
+    return _cached_kernel("ks_window", ks_window_python, _KS_WINDOW_SIGNATURE)
+
+
+def bin_counts_python(values: Any, edges: Any, counts: Any) -> int:
+    """``counts[k]``: the values with k of the sorted ``edges`` <= them (``stats.histogram``'s bins), any order; returns 0 at a NaN
+    (counts unfinished), else 1. The kernel's source.
+
+    >>> import numpy as np
+    >>> counts = np.empty(3, dtype=np.int64)
+    >>> bin_counts_python(np.array([9.0, -1.0, 0.0, 0.5, 1.0]), np.array([0.0, 1.0]), counts), counts.tolist()
+    (1, [1, 2, 2])
+    """
+    counts[:] = 0
+    ne = edges.shape[0]
+    for j in range(values.shape[0]):
+        v = values[j]
+        if v != v:
+            return 0
+        a, b = 0, ne
+        if ne <= 32:  # (as bin_codes_python)
+            for k in range(ne):
+                a += edges[k] <= v
+        while a < b and ne > 32:
+            mid = (a + b) >> 1
+            a, b = (mid + 1, b) if edges[mid] <= v else (a, mid)
+        counts[a] += 1
+    return 1
+
+
+_BIN_COUNTS_SIGNATURE = "int64(float64[::1], float64[::1], int64[::1])"
+
+
+def bin_counts_kernel() -> Callable[..., int] | None:
+    """The compiled :func:`bin_counts_python` (as :func:`page_hinkley`: on the first call), or ``None``."""
+    return _cached_kernel("bin_counts", bin_counts_python, _BIN_COUNTS_SIGNATURE)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from typing import Any
 
 import numpy as np
 from scipy import special as _special
@@ -200,12 +201,50 @@ class KsReference:
     taken for a read-only sample or window).
     """
 
-    __slots__ = ("data1", "n1", "walk")
+    __slots__ = ("_table", "data1", "n1", "walk")
 
     def __init__(self, data1: np.ndarray) -> None:
         self.data1 = data1
         self.n1 = data1.shape[0]
         self.walk = kernels.ks_walk() if data1.dtype == np.float64 and data1.flags.c_contiguous else None
+        self._table: tuple[Any, ...] | None | bool = False  # window_extremes' bucket table (None: not for it), made on first use
+
+    def window_extremes(self, values: np.ndarray) -> tuple[float, float] | None:
+        """(max, min) of I/n1 - J/n2 of the window ``values`` (any order: a channel's ring) by the compiled
+        :func:`~stream_monitor.core.kernels.ks_window_python`, no sort: :func:`ks_of_extremes` of them is :func:`ks_sorted`'s
+        result. ``None`` when it does not apply (numba off, a reference of infinite ends, a window that is not
+        contiguous float64 or holds a NaN): then sort the window for :func:`ks_sorted`.
+
+        >>> ref = KsReference(np.array([0.0, 1.0, 2.0, 3.0]))
+        >>> got = ref.window_extremes(np.array([5.0, 1.0, 1.0]))
+        >>> got is None or ks_of_extremes(4, 3, *got) == ks_sorted(ref, np.array([1.0, 1.0, 5.0]))
+        True
+        """
+        table = self._table
+        if table is False:
+            table = self._table = self._window_table()
+        if table is None or values.dtype != np.float64 or not values.flags.c_contiguous or values.shape[0] == 0:
+            return None
+        kernel, first, run_end, scale, scratch = table
+        at_j, below_j = ks_steps(values.shape[0])
+        hi, lo = kernel(values, self.data1, first, run_end, scale, below_j, at_j, *scratch)
+        return None if hi != hi else (hi, lo)
+
+    def _window_table(self) -> tuple[Any, ...] | None:
+        """The kernel, ``first[b]`` (the reference values in buckets before b: the bucket of x is ``(x - data1[0]) * scale``
+        truncated, within [0, 4 n1], as the kernel computes it), each value's run end, the scale and scratch; None when not for it."""
+        data1, n1 = self.data1, self.n1
+        kernel = kernels.ks_window_kernel()
+        if kernel is None or data1.dtype != np.float64 or not data1.flags.c_contiguous or not (np.isfinite(data1[0]) and np.isfinite(data1[-1])):
+            return None
+        buckets, lo_v = 4 * n1, data1[0]
+        scale = buckets / (data1[-1] - lo_v) if data1[-1] > lo_v else 0.0
+        t = (data1 - lo_v) * scale
+        bucket = np.where(t >= buckets, buckets, np.where(t > 0.0, np.trunc(t), 0.0)).astype(np.int64)
+        first = np.searchsorted(bucket, np.arange(buckets + 2), "left").astype(np.int64)
+        ends = np.append(np.flatnonzero(data1[1:] != data1[:-1]) + 1, n1)
+        run_end = ends[np.searchsorted(ends, np.arange(n1), "right")].astype(np.int64)
+        return kernel, first, run_end, float(scale), tuple(np.zeros(2 * n1 + 1, dtype=np.int64) for _ in range(3))
 
     @classmethod
     def of(cls, reference: np.ndarray) -> KsReference | None:
@@ -408,6 +447,22 @@ def histogram(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
     """Counts of ``values`` in the bins defined by ``inner_edges`` (len(inner_edges) + 1 bins)."""
     idx = np.searchsorted(inner_edges, values, side="right")
     return np.bincount(idx, minlength=inner_edges.size + 1)
+
+
+def histogram_unsorted(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray | None:
+    """:func:`histogram_of_sorted` of ``values`` in any order (a channel's ring), by the compiled
+    :func:`~stream_monitor.core.kernels.bin_counts_python`, no sort; ``None`` when it does not apply (numba off, arrays not
+    contiguous float64, a NaN): then sort.
+
+    >>> got = histogram_unsorted(np.array([9.0, -1.0, 0.0, 0.5, 1.0]), np.array([0.0, 1.0]))
+    >>> got is None or got.tolist() == histogram_of_sorted(np.array([-1.0, 0.0, 0.5, 1.0, 9.0]), np.array([0.0, 1.0])).tolist()
+    True
+    """
+    kernel = kernels.bin_counts_kernel()
+    if kernel is None or values.dtype != np.float64 or inner_edges.dtype != np.float64 or not (values.flags.c_contiguous and inner_edges.flags.c_contiguous):
+        return None
+    counts = np.empty(inner_edges.shape[0] + 1, dtype=np.int64)
+    return counts if kernel(values, inner_edges, counts) else None
 
 
 def histogram_of_sorted(sorted_values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:

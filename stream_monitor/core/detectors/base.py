@@ -58,6 +58,11 @@ class WindowView:
         return self._flag_counts
 
     @property
+    def sorted(self) -> bool:
+        """Are the values sorted already (:attr:`sorted_values` made)? Then detectors read them rather than walk the ring."""
+        return self._sorted is not None
+
+    @property
     def sorted_values(self) -> np.ndarray:
         """The values sorted (a copy, do not modify), sorted once per evaluation for every detector that needs them."""
         if self._sorted is None:

@@ -25,6 +25,8 @@ from stream_monitor.core import stats
 from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView, spread
 from stream_monitor.core.reference import CategoricalReference, NumericReference
 
+from stream_monitor.core.detectors.steps import WALK_PER_VALUE
+
 if TYPE_CHECKING:
     from stream_monitor.core.detectors.steps import WindowSteps
     from stream_monitor.core.settings import Chi2Params, JsParams, KsParams, PsiParams, Severity, WassersteinParams
@@ -47,8 +49,9 @@ class PsiDetector(WindowDetector):
         self.binned = stats.BinnedReference(self.reference_counts)
 
     def _counts(self, window: WindowView) -> np.ndarray:
-        if self.edges is not None:
-            return stats.histogram_of_sorted(window.sorted_values, self.edges)
+        if self.edges is not None:  # the ring's values binned as they lie (compiled), else from their sort
+            counts = None if window.sorted else stats.histogram_unsorted(window.values, self.edges)
+            return stats.histogram_of_sorted(window.sorted_values, self.edges) if counts is None else counts
         return window.code_counts(self.reference_counts.size)
 
     def evaluate(self, window: WindowView) -> Evaluation | None:
@@ -101,10 +104,15 @@ class KsDetector(WindowDetector):
         """KS distance and p-value of the window against the reference sample."""
         if window.values.size == 0 or self.reference.sorted_sample.size == 0:
             return None
-        if self.prepared is None:
+        ref = self.prepared
+        if ref is None:
             d, p = stats.ks_2samp(self.reference.sorted_sample, window.values)
-        else:
-            d, p = stats.ks_sorted(self.prepared, window.sorted_values)
+            return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
+        n2 = window.values.shape[0]
+        # the ring's values walked as they lie (compiled, no sort; the same floats), unless its sort is made already or
+        # the reference is too large to walk for this window (WALK_PER_VALUE, as for a batch's steps)
+        extremes = None if window.sorted or 2 * ref.n1 + 1 > WALK_PER_VALUE * n2 else ref.window_extremes(window.values)
+        d, p = stats.ks_sorted(ref, window.sorted_values) if extremes is None else stats.ks_of_extremes(ref.n1, n2, *extremes)
         return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
 
     def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None] | None:

@@ -1,0 +1,120 @@
+"""A channel's window (the ring, values in any order) by the compiled walk and bins equals its sort, float for float.
+
+``KsReference.window_extremes`` (kernels.ks_window_python, the reference's bucket table made once) and
+``stats.histogram_unsorted`` (kernels.bin_counts_python) give what the ring's per-step evaluation read from the
+sorted window before: the same KS distance and p-value (``ks_sorted``), the same bin counts
+(``histogram_of_sorted``), hence the same PSI, JS and KS evaluations. Checked on references and windows with ties
+among themselves and with each other, constant references, values near the largest floats and infinities in
+the window, for the compiled kernels and their Python sources; the fallbacks (a NaN, an infinite reference
+end, numba off) and that the ring is not sorted when the kernels apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_monitor.core import kernels, stats
+from stream_monitor.core.detectors.base import WindowView
+from stream_monitor.core.detectors.steps import WALK_PER_VALUE
+from stream_monitor.core.detectors.window import JsDetector, KsDetector, PsiDetector
+from stream_monitor.core.reference import NumericReference
+from stream_monitor.core.settings import JsParams, KsParams, PsiParams
+
+PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+needs_kernel = pytest.mark.skipif(kernels.ks_window_kernel() is None, reason="numba switched off: the window is sorted")
+
+
+@st.composite
+def windows(draw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted reference, window values in ring order): drawn from a small grid (ties) or continuous."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["normal", "grid", "constant", "huge"]))
+    m, n = draw(st.integers(1, 150)), draw(st.integers(1, 200))
+    if kind == "normal":
+        ref, values = rng.normal(size=m), rng.normal(draw(st.sampled_from([0.0, 0.8])), 1.0, n)
+    elif kind == "grid":
+        ref, values = rng.integers(0, 6, m).astype(float), rng.integers(-1, 8, n).astype(float)
+    elif kind == "constant":
+        ref, values = np.full(m, 2.0), rng.integers(0, 5, n).astype(float)
+    else:  # the reference's range near the largest floats (finite ends); windows with infinities
+        ref = rng.integers(-2, 3, m) * 5e307
+        values = rng.choice(np.array([-np.inf, np.inf, 0.0, 5e307, -1e308, 1.7e308]), n)
+    return np.sort(ref), values
+
+
+@needs_kernel
+@PROPS
+@given(case=windows())
+def test_the_walk_of_a_window_gives_ks_sorted_floats(case: tuple[np.ndarray, np.ndarray]) -> None:
+    ref, values = case
+    prepared = stats.KsReference(ref)
+    got = prepared.window_extremes(values)
+    assert got is not None
+    assert stats.ks_of_extremes(ref.shape[0], values.shape[0], *got) == stats.ks_sorted(prepared, np.sort(values))
+    # the kernel's Python source, on the same table, gives the same extremes
+    _kernel, first, run_end, scale, _scratch = prepared._table  # type: ignore[misc]
+    at_j, below_j = stats.ks_steps(values.shape[0])
+    scratch = [np.zeros(2 * ref.shape[0] + 1, dtype=np.int64) for _ in range(3)]
+    assert tuple(float(x) for x in kernels.ks_window_python(values, ref, first, run_end, scale, below_j, at_j, *scratch)) == got
+
+
+@needs_kernel
+@PROPS
+@given(data=st.data())
+def test_bins_of_a_window_equal_those_of_its_sort(data: st.DataObject) -> None:
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    n_edges = data.draw(st.sampled_from([1, 3, 9, 32, 33, 70]))
+    grid = data.draw(st.booleans())  # edges and values on a small grid: values equal to edges, repeated edges
+    edges = np.sort(rng.integers(0, 5, n_edges).astype(float) if grid else rng.normal(size=n_edges))
+    values = rng.integers(-1, 7, data.draw(st.integers(1, 300))).astype(float) if grid else rng.normal(0, 1.5, data.draw(st.integers(1, 300)))
+    if data.draw(st.booleans()):
+        values[rng.integers(0, values.shape[0], 3)] = rng.choice(np.array([-np.inf, np.inf]), 3)
+    got = stats.histogram_unsorted(values, edges)
+    assert got is not None and got.tolist() == stats.histogram_of_sorted(np.sort(values), edges).tolist()
+    counts = np.empty(n_edges + 1, dtype=np.int64)
+    assert kernels.bin_counts_python(values, edges, counts) == 1 and counts.tolist() == got.tolist()
+
+
+def _evaluations(ref: np.ndarray, values: np.ndarray, presorted: bool) -> list[Any]:
+    reference = NumericReference.from_values(ref, 0, 0, "warmup")
+    out = []
+    for det in (PsiDetector(PsiParams(), reference), JsDetector(JsParams(), reference), KsDetector(KsParams(), reference)):
+        view = WindowView(values=values, flags=np.zeros(values.shape[0], np.uint8))
+        if presorted:
+            view.sorted_values  # noqa: B018  (made: the detectors read the sort)
+        out.append(det.evaluate(view))
+        walked = not isinstance(det, KsDetector) or 2 * ref.shape[0] + 1 <= WALK_PER_VALUE * values.shape[0]  # (a reference too large to walk: sorted)
+        assert view.sorted == (presorted or not walked)  # the kernels applied: nothing sorted the window
+    return out
+
+
+@needs_kernel
+@PROPS
+@given(case=windows())
+def test_the_detectors_evaluate_a_ring_as_its_sort(case: tuple[np.ndarray, np.ndarray]) -> None:
+    ref, values = case
+    values = values[np.isfinite(values)] if np.isfinite(values).any() else np.zeros(1)
+    assert _evaluations(ref, values, presorted=False) == _evaluations(ref, values, presorted=True)
+
+
+def test_the_window_is_sorted_where_the_kernels_do_not_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = np.linspace(-1.0, 1.0, 50)
+    nan_window = np.array([0.5, np.nan, -0.2])
+    assert stats.KsReference(ref).window_extremes(nan_window) is None
+    assert stats.histogram_unsorted(nan_window, np.array([0.0])) is None
+    assert stats.KsReference(np.array([-np.inf, 0.0, 1.0])).window_extremes(np.array([0.5])) is None  # an infinite end
+    assert stats.KsReference(ref).window_extremes(np.arange(4)) is None  # not float64
+    with monkeypatch.context() as m:  # numba off: the sort, the same evaluations
+        m.setitem(kernels._kernels, "ks_window", None)
+        m.setitem(kernels._kernels, "bin_counts", None)
+        values = np.random.default_rng(3).normal(0.3, 1.0, 400)
+        assert stats.KsReference(ref).window_extremes(values) is None
+        assert stats.histogram_unsorted(values, np.array([0.0])) is None
+        sorted_path = _evaluations(ref, values, presorted=True)
+    if kernels.ks_window_kernel() is not None:
+        assert _evaluations(ref, values, presorted=False) == sorted_path
