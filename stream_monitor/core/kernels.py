@@ -556,7 +556,7 @@ def ks_window_python(window: Any, data1: Any, first: Any, run_end: Any, scale: f
     return hi, lo
 
 
-_KS_WINDOW_SIGNATURE = "UniTuple(float64, 2)(float64[::1], float64[::1], int64[::1], int64[::1], float64, float64[::1], float64[::1], int64[::1], int64[::1], int64[::1])"
+_KS_WINDOW_SIGNATURE = "UniTuple(float64, 2)(float64[::1], float64[::1], int32[::1], int32[::1], float64, float64[::1], float64[::1], int32[::1], int32[::1], int32[::1])"
 
 
 def ks_window_kernel() -> Callable[..., tuple[float, float]] | None:

@@ -237,14 +237,19 @@ class KsReference:
         kernel = kernels.ks_window_kernel()
         if kernel is None or data1.dtype != np.float64 or not data1.flags.c_contiguous or not (np.isfinite(data1[0]) and np.isfinite(data1[-1])):
             return None
-        buckets, lo_v = 4 * n1, data1[0]
+        buckets, lo_v = 2 * n1, data1[0]
         scale = buckets / (data1[-1] - lo_v) if data1[-1] > lo_v else 0.0
         t = (data1 - lo_v) * scale
         bucket = np.where(t >= buckets, buckets, np.where(t > 0.0, np.trunc(t), 0.0)).astype(np.int64)
-        first = np.searchsorted(bucket, np.arange(buckets + 2), "left").astype(np.int64)
+        first = np.searchsorted(bucket, np.arange(buckets + 2), "left").astype(np.int32)
         ends = np.append(np.flatnonzero(data1[1:] != data1[:-1]) + 1, n1)
-        run_end = ends[np.searchsorted(ends, np.arange(n1), "right")].astype(np.int64)
-        return kernel, first, run_end, float(scale), tuple(np.zeros(2 * n1 + 1, dtype=np.int64) for _ in range(3))
+        run_end = ends[np.searchsorted(ends, np.arange(n1), "right")].astype(np.int32)
+        scratch = _KS_SCRATCH.get(n1)  # shared by every reference of n1 values (judging is one thread): it stays in cache
+        if scratch is None:
+            if len(_KS_SCRATCH) >= 64:
+                _KS_SCRATCH.clear()
+            scratch = _KS_SCRATCH[n1] = tuple(np.zeros(2 * n1 + 1, dtype=np.int32) for _ in range(3))
+        return kernel, first, run_end, float(scale), scratch
 
     @classmethod
     def of(cls, reference: np.ndarray) -> KsReference | None:
@@ -260,6 +265,8 @@ _KS_REF: dict[int, tuple[weakref.ref, KsReference | None]] = {}
 # per window size n: (arange(1, n + 1) / n, arange(n) / n), J / n at and below distinct sorted values
 _STEPS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 _EN: dict[tuple[int, int], float] = {}
+# per reference size n1: the compiled window walk's scratch (kl, kr, counts: 2 n1 + 1 each), one set for every reference
+_KS_SCRATCH: dict[int, tuple[np.ndarray, ...]] = {}
 
 
 def _ks_reference(reference: np.ndarray) -> KsReference | None:
