@@ -124,6 +124,8 @@ class ReplayEngine:
         kernels.page_hinkley()  # compiled, or loaded from their caches, now: not in the first batch
         kernels.ks_steps_kernel()
         kernels.bin_codes_kernel()
+        kernels.ks_window_kernel()
+        kernels.bin_counts_kernel()
         self._started = time.perf_counter()
 
     # ---------------------------------------------------------------- feeding

@@ -85,6 +85,8 @@ class MonitorApp(CheckpointSteps, JudgingSteps):
         kernels.ks_walk()
         kernels.ks_steps_kernel()
         kernels.bin_codes_kernel()
+        kernels.ks_window_kernel()
+        kernels.bin_counts_kernel()
         if cfg.kafka.label_topic:
             kernels.hddm_a()
             kernels.ddm()
