@@ -844,6 +844,7 @@ def run_latency(bootstrap: str, partitions: int, rate: float, seconds: float, mo
         "judge_delay": judge_delay,
         "stream": info,
         "timeline": sorted(timeline),
+        "timeline_zero": wall0,  # (wall clock, time.time()) of the timeline's 0: when the first record was sent
         "changelog_bytes": changelog,
         "input_bytes": input_bytes,
         "changelog_per_input_byte": changelog / input_bytes if changelog is not None and input_bytes else None,
