@@ -519,9 +519,9 @@ def bin_codes_kernel() -> Callable[..., int] | None:
 
 
 def ks_window_python(window: Any, data1: Any, first: Any, run_end: Any, scale: float, below_j: Any, at_j: Any, kl: Any, kr: Any, counts: Any) -> tuple[float, float]:
-    """:func:`ks_steps_python` for one window, in any order (a channel's ring), the bucket table made once (``first``: 4 n1 + 2
-    entries, ``run_end``: n1; ``stats.KsReference.window_extremes``): ``ks_rows``' (max, min), the same floats; (NaN, NaN)
-    at a NaN. ``kl``, ``kr``, ``counts``: scratch of 2 n1 + 1 int64 each. The kernel's source.
+    """:func:`ks_steps_python` for one window, in any order (a channel's ring), the bucket table made once (``first``: one entry
+    per bucket plus 2, ``run_end``: n1; ``stats.KsReference.window_extremes``): ``ks_rows``' (max, min), the same floats;
+    (NaN, NaN) at a NaN. ``kl``, ``kr``, ``counts``: scratch of 2 n1 + 1 each. The kernel's source.
 
     >>> import numpy as np
     >>> from stream_monitor.core.stats import ks_steps

@@ -17,6 +17,7 @@ same arithmetic for one-off use, and equal scipy's bit for bit where they say so
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from typing import Any
 
@@ -223,33 +224,33 @@ class KsReference:
         table = self._table
         if table is False:
             table = self._table = self._window_table()
-        if table is None or values.dtype != np.float64 or not values.flags.c_contiguous or values.shape[0] == 0:
-            return None
-        kernel, first, run_end, scale, scratch = table
+        if table is None or values.dtype != np.float64 or not (values.flags.c_contiguous and values.flags.writeable) or values.shape[0] == 0:
+            return None  # (the kernel's one signature takes writable contiguous float64 arrays)
+        kernel, first, run_end, scale = table
+        scratch = _scratch(self.n1)
         at_j, below_j = ks_steps(values.shape[0])
         hi, lo = kernel(values, self.data1, first, run_end, scale, below_j, at_j, *scratch)
         return None if hi != hi else (hi, lo)
 
     def _window_table(self) -> tuple[Any, ...] | None:
         """The kernel, ``first[b]`` (the reference values in buckets before b: the bucket of x is ``(x - data1[0]) * scale``
-        truncated, within [0, 4 n1], as the kernel computes it), each value's run end, the scale and scratch; None when not for it."""
+        truncated, within [0, 2 n1], as the kernel computes it: a value's bucket never exceeds that of a larger one, so
+        ``first`` never passes its L), each value's run end and the scale; None when not for it."""
         data1, n1 = self.data1, self.n1
         kernel = kernels.ks_window_kernel()
-        if kernel is None or data1.dtype != np.float64 or not data1.flags.c_contiguous or not (np.isfinite(data1[0]) and np.isfinite(data1[-1])):
+        if kernel is None or data1.dtype != np.float64 or not (data1.flags.c_contiguous and data1.flags.writeable) or n1 >= 2**30:
+            return None
+        if not (np.isfinite(data1[0]) and np.isfinite(data1[-1])):
             return None
         buckets, lo_v = 2 * n1, data1[0]
-        scale = buckets / (data1[-1] - lo_v) if data1[-1] > lo_v else 0.0
-        t = (data1 - lo_v) * scale
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a range that overflows (scale 0) or underflows (inf)
+            scale = buckets / (data1[-1] - lo_v) if data1[-1] > lo_v else 0.0
+            t = (data1 - lo_v) * scale  # (NaN: 0 * inf at the lowest value, bucket 0 as in the kernel)
         bucket = np.where(t >= buckets, buckets, np.where(t > 0.0, np.trunc(t), 0.0)).astype(np.int64)
         first = np.searchsorted(bucket, np.arange(buckets + 2), "left").astype(np.int32)
         ends = np.append(np.flatnonzero(data1[1:] != data1[:-1]) + 1, n1)
         run_end = ends[np.searchsorted(ends, np.arange(n1), "right")].astype(np.int32)
-        scratch = _KS_SCRATCH.get(n1)  # shared by every reference of n1 values (judging is one thread): it stays in cache
-        if scratch is None:
-            if len(_KS_SCRATCH) >= 64:
-                _KS_SCRATCH.clear()
-            scratch = _KS_SCRATCH[n1] = tuple(np.zeros(2 * n1 + 1, dtype=np.int32) for _ in range(3))
-        return kernel, first, run_end, float(scale), scratch
+        return kernel, first, run_end, float(scale)
 
     @classmethod
     def of(cls, reference: np.ndarray) -> KsReference | None:
@@ -265,8 +266,21 @@ _KS_REF: dict[int, tuple[weakref.ref, KsReference | None]] = {}
 # per window size n: (arange(1, n + 1) / n, arange(n) / n), J / n at and below distinct sorted values
 _STEPS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 _EN: dict[tuple[int, int], float] = {}
-# per reference size n1: the compiled window walk's scratch (kl, kr, counts: 2 n1 + 1 each), one set for every reference
-_KS_SCRATCH: dict[int, tuple[np.ndarray, ...]] = {}
+# per thread and reference size n1: the compiled window walk's scratch (kl, kr, counts: 2 n1 + 1 each), one set for every
+# reference of that size, so it stays in cache across a monitor's channels (and per thread: the kernel runs without the GIL)
+_KS_SCRATCH = threading.local()
+
+
+def _scratch(n1: int) -> tuple[np.ndarray, ...]:
+    sets: dict[int, tuple[np.ndarray, ...]] | None = getattr(_KS_SCRATCH, "sets", None)
+    if sets is None:
+        sets = _KS_SCRATCH.sets = {}
+    got = sets.get(n1)
+    if got is None:
+        if len(sets) >= 64:
+            sets.clear()
+        got = sets[n1] = tuple(np.zeros(2 * n1 + 1, dtype=np.int32) for _ in range(3))
+    return got
 
 
 def _ks_reference(reference: np.ndarray) -> KsReference | None:
@@ -466,8 +480,10 @@ def histogram_unsorted(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarra
     True
     """
     kernel = kernels.bin_counts_kernel()
-    if kernel is None or values.dtype != np.float64 or inner_edges.dtype != np.float64 or not (values.flags.c_contiguous and inner_edges.flags.c_contiguous):
+    if kernel is None or values.dtype != np.float64 or inner_edges.dtype != np.float64:
         return None
+    if not (values.flags.c_contiguous and inner_edges.flags.c_contiguous and values.flags.writeable and inner_edges.flags.writeable):
+        return None  # (the kernel's one signature takes writable contiguous float64 arrays)
     counts = np.empty(inner_edges.shape[0] + 1, dtype=np.int64)
     return counts if kernel(values, inner_edges, counts) else None
 

@@ -57,7 +57,7 @@ def test_the_walk_of_a_window_gives_ks_sorted_floats(case: tuple[np.ndarray, np.
     assert got is not None
     assert stats.ks_of_extremes(ref.shape[0], values.shape[0], *got) == stats.ks_sorted(prepared, np.sort(values))
     # the kernel's Python source, on the same table, gives the same extremes
-    _kernel, first, run_end, scale, _scratch = prepared._table  # type: ignore[misc]
+    _kernel, first, run_end, scale = prepared._table  # type: ignore[misc]
     at_j, below_j = stats.ks_steps(values.shape[0])
     scratch = [np.zeros(2 * ref.shape[0] + 1, dtype=np.int64) for _ in range(3)]
     assert tuple(float(x) for x in kernels.ks_window_python(values, ref, first, run_end, scale, below_j, at_j, *scratch)) == got
@@ -118,3 +118,46 @@ def test_the_window_is_sorted_where_the_kernels_do_not_apply(monkeypatch: pytest
         sorted_path = _evaluations(ref, values, presorted=True)
     if kernels.ks_window_kernel() is not None:
         assert _evaluations(ref, values, presorted=False) == sorted_path
+
+
+def test_read_only_arrays_take_the_sort() -> None:
+    """The kernels' one signature takes writable arrays: a read-only window, reference or edges is sorted instead."""
+    rng = np.random.default_rng(5)
+    window, ref, edges = rng.normal(size=300), np.sort(rng.normal(size=200)), np.array([-0.5, 0.0, 0.5])
+    for frozen in (window, ref, edges):
+        frozen.flags.writeable = False
+    assert stats.KsReference(ref).window_extremes(window) is None
+    assert stats.KsReference(np.sort(rng.normal(size=50))).window_extremes(window) is None
+    assert stats.histogram_unsorted(window, edges) is None and stats.histogram_unsorted(window.copy(), edges) is None
+    reference = NumericReference.from_values(ref.copy(), 0, 0, "warmup")
+    for det in (PsiDetector(PsiParams(), reference), KsDetector(KsParams(), reference)):
+        assert det.evaluate(WindowView(values=window, flags=np.zeros(300, np.uint8))) == det.evaluate(WindowView(values=window.copy(), flags=np.zeros(300, np.uint8)))
+
+
+@needs_kernel
+def test_references_of_one_size_and_tiny_ranges_share_the_walk_safely() -> None:
+    """References of one size share their scratch (per thread): alternating them, and two threads at once, change no float;
+    a reference whose range underflows the scale (subnormal) or overflows it is walked exactly too."""
+    import threading
+
+    rng = np.random.default_rng(9)
+    refs = [np.sort(rng.normal(k, 1.0, 400)) for k in range(3)] + [np.sort(rng.integers(0, 3, 400) * 5e-324), np.sort(rng.integers(-1, 2, 400) * 1.7e308)]
+    wins = [rng.normal(0.5, 1.0, 250), rng.integers(-1, 4, 250) * 5e-324, np.array([0.0, -0.0, 5e-324, -1.7e308, np.inf] * 50)]
+    expected = {(i, j): stats.ks_sorted(stats.KsReference(r), np.sort(w)) for i, r in enumerate(refs) for j, w in enumerate(wins)}
+    prepared = [stats.KsReference(r) for r in refs]
+    failures: list[Any] = []
+
+    def check(rounds: int) -> None:
+        for _ in range(rounds):
+            for (i, j), want in expected.items():
+                got = prepared[i].window_extremes(wins[j])
+                if got is None or stats.ks_of_extremes(400, 250, *got) != want:
+                    failures.append((i, j, got, want))
+
+    threads = [threading.Thread(target=check, args=(200,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    check(5)
+    for t in threads:
+        t.join()
+    assert not failures, failures[:3]
