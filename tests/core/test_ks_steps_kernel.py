@@ -31,10 +31,19 @@ needs_kernel = pytest.mark.skipif(KERNEL is None, reason="numba switched off: th
 def batches(draw: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(sorted reference, span values, window ends, size): values drawn from a small grid (ties) or continuous."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    kind = draw(st.sampled_from(["normal", "grid", "constant", "huge"]))
     m = draw(st.integers(1, 120))
     size = draw(st.integers(1, 60))
     n = size + draw(st.integers(0, 150))
+    ref, values = reference_and_values(draw, rng, m, n)
+    k = draw(st.integers(1, 12))
+    ends = np.sort(rng.integers(size, n + 1, k))  # ascending, repeats allowed (no value between two steps)
+    return ref, values, ends, size
+
+
+def reference_and_values(draw: Any, rng: np.random.Generator, m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A sorted reference of ``m`` values and ``n`` values to compare (unsorted): normal, on a small grid (ties with each
+    other and with the reference), against a constant reference, or near the largest floats with infinities."""
+    kind = draw(st.sampled_from(["normal", "grid", "constant", "huge"]))
     if kind == "normal":
         ref, values = rng.normal(size=m), rng.normal(draw(st.sampled_from([0.0, 0.8])), 1.0, n)
     elif kind == "grid":
@@ -44,9 +53,7 @@ def batches(draw: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     else:  # the reference's range near the largest floats; windows with infinities
         ref = rng.integers(-2, 3, m) * 5e307
         values = rng.choice(np.array([-np.inf, np.inf, 0.0, 5e307, -1e308, 1.7e308]), n)
-    k = draw(st.integers(1, 12))
-    ends = np.sort(rng.integers(size, n + 1, k))  # ascending, repeats allowed (no value between two steps)
-    return np.sort(ref), values, ends, size
+    return np.sort(ref), values
 
 
 def _sorted_path(values: np.ndarray, ends: np.ndarray, size: int, ref: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> Any:

@@ -24,6 +24,7 @@ from stream_monitor.core.detectors.steps import WALK_PER_VALUE
 from stream_monitor.core.detectors.window import JsDetector, KsDetector, PsiDetector
 from stream_monitor.core.reference import NumericReference
 from stream_monitor.core.settings import JsParams, KsParams, PsiParams
+from tests.core.test_ks_steps_kernel import reference_and_values
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 needs_kernel = pytest.mark.skipif(kernels.ks_window_kernel() is None, reason="numba switched off: the window is sorted")
@@ -31,20 +32,9 @@ needs_kernel = pytest.mark.skipif(kernels.ks_window_kernel() is None, reason="nu
 
 @st.composite
 def windows(draw: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted reference, window values in ring order): drawn from a small grid (ties) or continuous."""
+    """(sorted reference, window values in ring order), as the batch walk's test draws them."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    kind = draw(st.sampled_from(["normal", "grid", "constant", "huge"]))
-    m, n = draw(st.integers(1, 150)), draw(st.integers(1, 200))
-    if kind == "normal":
-        ref, values = rng.normal(size=m), rng.normal(draw(st.sampled_from([0.0, 0.8])), 1.0, n)
-    elif kind == "grid":
-        ref, values = rng.integers(0, 6, m).astype(float), rng.integers(-1, 8, n).astype(float)
-    elif kind == "constant":
-        ref, values = np.full(m, 2.0), rng.integers(0, 5, n).astype(float)
-    else:  # the reference's range near the largest floats (finite ends); windows with infinities
-        ref = rng.integers(-2, 3, m) * 5e307
-        values = rng.choice(np.array([-np.inf, np.inf, 0.0, 5e307, -1e308, 1.7e308]), n)
-    return np.sort(ref), values
+    return reference_and_values(draw, rng, draw(st.integers(1, 150)), draw(st.integers(1, 200)))
 
 
 @needs_kernel
