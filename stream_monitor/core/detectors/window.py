@@ -23,9 +23,8 @@ import numpy as np
 
 from stream_monitor.core import stats
 from stream_monitor.core.detectors.base import Evaluation, WindowDetector, WindowView, spread
-from stream_monitor.core.reference import CategoricalReference, NumericReference
-
 from stream_monitor.core.detectors.steps import WALK_PER_VALUE
+from stream_monitor.core.reference import CategoricalReference, NumericReference
 
 if TYPE_CHECKING:
     from stream_monitor.core.detectors.steps import WindowSteps
