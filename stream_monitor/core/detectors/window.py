@@ -106,12 +106,12 @@ class KsDetector(WindowDetector):
         ref = self.prepared
         if ref is None:
             d, p = stats.ks_2samp(self.reference.sorted_sample, window.values)
-            return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
-        n2 = window.values.shape[0]
-        # the ring's values walked as they lie (compiled, no sort; the same floats), unless its sort is made already or
-        # the reference is too large to walk for this window (WALK_PER_VALUE, as for a batch's steps)
-        extremes = None if window.sorted or 2 * ref.n1 + 1 > WALK_PER_VALUE * n2 else ref.window_extremes(window.values)
-        d, p = stats.ks_sorted(ref, window.sorted_values) if extremes is None else stats.ks_of_extremes(ref.n1, n2, *extremes)
+        else:
+            n2 = window.values.shape[0]
+            # the ring's values walked as they lie (compiled, no sort; the same floats), unless its sort is made already or
+            # the reference is too large to walk for this window (WALK_PER_VALUE, as for a batch's steps)
+            extremes = None if window.sorted or 2 * ref.n1 + 1 > WALK_PER_VALUE * n2 else ref.window_extremes(window.values)
+            d, p = stats.ks_sorted(ref, window.sorted_values) if extremes is None else stats.ks_of_extremes(ref.n1, n2, *extremes)
         return self._threshold_eval(d, p, extra_ok=p <= self.max_p_value)
 
     def evaluate_steps(self, steps: WindowSteps) -> list[Evaluation | None] | None:
