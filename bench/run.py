@@ -15,7 +15,7 @@ those same records:
     after its reference filled, i.e. in the steady state it stays in;
 (d) ``MonitorApp`` (what ``stream-monitor run`` runs) with at-least-once commits;
 (e) the same with exactly-once (transactions: alerts + changelog + offsets);
-(e0) (e) judged where read (``kafka.judge_locally: true``, experimental): one instance owning every partition, no hop (see LOCAL);
+(e0) (e) through the internal topic (``kafka.judge_locally: false``): the hop the default skips on one instance (see THROUGH);
 (f) file replay of the same records exported as JSONL (``stream-monitor replay --input``, or
     ``PartitionMonitor.process`` over the file when the replay module is not available).
 
@@ -76,12 +76,13 @@ def _run_spec() -> Any:
 
 
 RUN_SPEC: Any = None
-# row (e0): (e) judged where read (kafka.judge_locally: true, experimental and off by default): the benchmark's one
-# instance owns every partition, so it can judge the rows where it reads them, without <group>-by-model. In the run of
-# 2026-12-05 00:47 the switch was on by default and (e0) was (e) through the internal topic; until 2026-12-04 (e0) was
-# (e) without the caught-up grace, which kafka.grace_from_record_timestamps had made equal to (e). Informative; the
-# targets read (e), the default.
-LOCAL = {"kafka.judge_locally": True}
+# row (e0): (e) through the internal topic (kafka.judge_locally: false): the benchmark's one instance owns every
+# partition, so by default (since 2026-12-05 07:55) it judges the rows where it reads them, without <group>-by-model;
+# (e0) keeps the hop, as a deployment of several instances has it. From 2026-12-05 01:15 to 07:55 judging where read was
+# experimental and off by default, and (e0) was (e) judged where read; in the run of 2026-12-05 00:47 it was on by
+# default and (e0) was (e) through the internal topic; until 2026-12-04 (e0) was (e) without the caught-up grace.
+# Informative; the targets read (e), the default.
+THROUGH = {"kafka.judge_locally": False}
 SIDE_BY_SIDE_ROUNDS = 5  # alternating rounds after the rows: (a), (e), (e0) and (h-eos); (f) and (g-file) (bench/replay_vs_file_loop.py)
 ONLY_CHOICES = frozenset({"a", "b", "c", "d", "e", "e0", "f", "peers", "e+labels", "latency", "memory", "scaling"})
 
@@ -436,7 +437,7 @@ def kafka_side_by_side(bootstrap: str, topic: str, partitions: int, events: int,
                     "--group", f"bench-sbs-{uid}", "--exactly-once", timeout_s=timeout_s,
                 )
             else:
-                r = run_app(bootstrap, topic, partitions, events, True, timeout_s=max(120.0, events / 500), input_bytes=input_bytes, overrides=LOCAL if k == "e0" else None)
+                r = run_app(bootstrap, topic, partitions, events, True, timeout_s=max(120.0, events / 500), input_bytes=input_bytes, overrides=THROUGH if k == "e0" else None)
             _rates(r, N_CHANNELS)
             got[k] = r
         row: dict[str, Any] = {"first": "e" if rnd % 2 == 0 else "h-eos"}
@@ -1146,7 +1147,7 @@ THROUGHPUT_LABELS = {
     "c": "naive loop (json + pydantic + River + per-record window stats + produce per alert)",
     "d": "stream-monitor run, at-least-once",
     "e": "stream-monitor run, exactly-once",
-    "e0": "(e) judged where read (kafka.judge_locally true, experimental: no hop on one instance)",
+    "e0": "(e) through the internal topic (kafka.judge_locally false: the hop the default skips on one instance)",
     "f": "file replay",
 }
 
@@ -1283,7 +1284,7 @@ def main(argv: list[str] | None = None) -> int:
             except (SystemExit, Exception) as exc:  # noqa: BLE001 - the rows stand; the target falls back to their ratio
                 say(f"(f) and (g-file) side by side failed: {exc}")
         # ----------------------------------------------------------------- (d) (e)
-        for k, eos, overrides in (("d", False, None), ("e", True, None), ("e0", True, LOCAL)):
+        for k, eos, overrides in (("d", False, None), ("e", True, None), ("e0", True, THROUGH)):
             if not wanted(k):
                 continue
             tp[k] = run_app(bootstrap, topic, partitions, events, eos, timeout_s=max(120.0, events / 500), input_bytes=input_bytes, overrides=overrides)

@@ -116,13 +116,13 @@ class KafkaSettings(_Section):
     # rows are judged once it is read to its end. The stamps are the records' own (CreateTime: the
     # producer's clock); off for producers that stamp records with old times (event time, say)
     grace_from_record_timestamps: bool = True
-    # experimental, off by default (known gaps: docs/architecture.md, "Judged where read"). By-model topology: while
-    # this instance owns every partition of the inputs and of the internal topic (one instance, or the only one holding
-    # partitions) and the internal topic held nothing unread when they were assigned, the rows it reads go straight to
-    # their model's judge here instead of through the internal topic (the same rows, judged the same way; the input
-    # offsets then follow the rows still waiting for their turn, as with state_partitioning: input). The next
-    # rebalance goes back to the internal topic
-    judge_locally: bool = False
+    # By-model topology: while this instance owns every partition of the inputs and of the internal topic (one
+    # instance, or the only one holding partitions) and the internal topic held nothing unread when they were
+    # assigned, the rows it reads go straight to their model's judge here instead of through the internal topic (the
+    # same rows, judged the same way; the input offsets then follow the rows still waiting for their turn, as with
+    # state_partitioning: input). The next rebalance goes back to the internal topic. Limits: docs/architecture.md,
+    # "Judged where read"; false: always through the internal topic
+    judge_locally: bool = True
     # how often at most an input partition tells a by-model partition it got no rows how far it read
     progress_interval_ms: int = Field(default=50, gt=0)
     repartition_topic: str | None = None  # default: "<group_id>-by-model"

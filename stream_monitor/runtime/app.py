@@ -131,6 +131,7 @@ class MonitorApp(CheckpointSteps, JudgingSteps):
             max_record_bytes=clients.max_record_bytes(k),
         )
         self._begun: InFlight | None = None  # a checkpoint whose commit the broker does during the next poll
+        self._oversized_partitions: set[int] = set()  # state items dropped by a commit: rolled back after the batch
         self.forwarder = Forwarder(cfg, self.spec, self.guard, self.checkpoint, self._send_dead_letter, lambda: self.producer)
         self.ready = False
         self.log = log.bind(group=cfg.kafka.group_id, instance=cfg.instance)
@@ -211,6 +212,8 @@ class MonitorApp(CheckpointSteps, JudgingSteps):
                         self.log.error("record_processing_failed", partition=f"{exc.tp.topic}-{exc.tp.partition}", offset=exc.offset, error=repr(exc.error))
                         self._recover(exc)
                 self._end_checkpoint()  # nothing was sent
+                if self._oversized_partitions:  # a commit dropped state items: back to it, between batches
+                    self._roll_back_oversized()
                 self._watch_quiet()
                 if self.forwarder.pending or (self.repartition_topic and not self.local):
                     self._flush_progress()

@@ -30,6 +30,7 @@ class CheckpointSteps:
     _begun: InFlight | None
     _unsettled: InFlight | None = None  # a commit that failed when it ended: committed on the broker or not (_settle)
     _unsaved = False  # judged (rows or progress) since the state was last written: see _state_waits
+    _oversized_partitions: set[int]  # state partitions whose items were too large to write: rolled back between batches
     consumer: Any
     tasks: dict[int, Any]
     owned: set[TopicPartition]
@@ -44,7 +45,6 @@ class CheckpointSteps:
     _rebuild: Any
     _reset_producer: Any
     _carried_topics: Any
-    _read_again_here: Any
     repartition_topic: str | None
 
     def _checkpoint_or_recover(self, reads_only: bool = False, overlap: bool = False) -> None:
@@ -169,16 +169,32 @@ class CheckpointSteps:
             self.on_checkpoint(result)
 
     def _reset_oversized(self, oversized: list[tuple[int, str, int]]) -> None:
-        """State items too large to write were dropped: rebuild their partitions without them."""
+        """State items too large to write were dropped: their partitions start again without them, at the batch's end
+        (:meth:`_roll_back_oversized`), as after a failure."""
         limit = self.checkpoint.max_record_bytes
         for p, name, size in oversized:
             self.metrics.state_oversized.inc()
             self.log.error("state_item_too_large", partition=p, item=name.replace("\x1f", "/"), bytes=size, limit=limit,
                            detail="not written; what it held starts again")  # fmt: skip
-        for p in sorted({p for p, _, _ in oversized}):
-            if p in self.tasks:
-                self.tasks[p] = self._rebuild(p, self.checkpoint.committed_items.get(p, {}))
-        self._read_again_here()  # judging here, the rows they held wait in no other log: their inputs are read again
+        self._oversized_partitions.update(p for p, _, _ in oversized)
+
+    def _roll_back_oversized(self) -> None:
+        """After state items too large to write were dropped (:meth:`_reset_oversized`): back to the checkpoint that dropped
+        them, as a failure rolls back (the open transaction aborted, every task rebuilt from the committed state, every
+        partition read again from its committed offset), between batches.
+
+        The commit that dropped them ends at the first send of a batch or after it; the batch's work since is undone with
+        its outputs rather than kept beside a task rebuilt in its middle. So the rows a rebuilt task was waiting with come
+        back from where they wait, its inputs judging here or its carrying partition of the internal topic, and nothing
+        judged after the commit is judged or sent twice."""
+        partitions, self._oversized_partitions = sorted(self._oversized_partitions), set()
+        try:
+            self.checkpoint.abort()
+        except KafkaError as exc:
+            self._reset_producer(f"abort failed: {exc!r}")
+        self._rollback()
+        self.stats.oversized_rollbacks += 1
+        self.log.warning("state_items_dropped_rolled_back", partitions=partitions, detail="read again from the checkpoint that dropped them")
 
     def _recover(self, exc: BaseException) -> None:
         """An abortable failure: abort (or re-create the producer), then roll back and retry."""

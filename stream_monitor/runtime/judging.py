@@ -212,9 +212,9 @@ class JudgingSteps:
         self.log.info("judging_through_internal_topic", detail="rebalance: rows go through the internal topic again")
 
     def _read_again_here(self) -> None:
-        """Judging here, tasks rebuilt from their committed state (an oversized state item reset) dropped their waiting rows,
-        which wait in no other log: every task forgets its waiting rows and the inputs are read again from their committed
-        offsets (rows judged before are recognised and skipped, as after a rollback)."""
+        """Judging here, leaving for the internal topic (a rebalance): the waiting rows wait in no other log, so every task
+        forgets them and the inputs are read again from their committed offsets (rows judged before are recognised and
+        skipped, as after a rollback)."""
         if not self.local:
             return
         for task in self.tasks.values():

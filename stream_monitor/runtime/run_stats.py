@@ -17,6 +17,7 @@ class RunStats:
     dead_letters: int = 0
     checkpoints: int = 0
     aborts: int = 0
+    oversized_rollbacks: int = 0  # rollbacks to a commit that dropped state items too large to write
     restored_partitions: int = 0
     rejected_state_records: int = 0
     invalid_by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))

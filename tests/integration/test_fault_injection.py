@@ -43,7 +43,8 @@ MODELS = {"fraud-v3", "churn-v1"}
 # whatever the input partition count is
 STATE_ENV = {"STREAM_MONITOR_KAFKA__REPARTITION_PARTITIONS": str(STATE_PARTITIONS)}
 NO_GRACE_FROM_STAMPS = {"STREAM_MONITOR_KAFKA__GRACE_FROM_RECORD_TIMESTAMPS": "false"}  # the grace from the assignment
-JUDGE_HERE = {"STREAM_MONITOR_KAFKA__JUDGE_LOCALLY": "true"}  # one instance owning every partition judges where it reads (experimental)
+JUDGE_HERE = {"STREAM_MONITOR_KAFKA__JUDGE_LOCALLY": "true"}  # one instance owning every partition judges where it reads (the default)
+THROUGH = {"STREAM_MONITOR_KAFKA__JUDGE_LOCALLY": "false"}  # every row through the internal topic, as with several instances
 
 
 def _monitor(
@@ -118,7 +119,7 @@ def workload(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     _produce_events(kafka_bootstrap, topic, events)
     alerts_topic, group = f"fi-ref-alerts-{suffix}", f"fi-ref-{suffix}"
     ref_log = tmp_path_factory.mktemp("ref") / "monitor.log"
-    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, ref_log)
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, ref_log, env=THROUGH)
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
     finally:
@@ -130,13 +131,16 @@ def workload(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return {"topic": topic, "events": events, "total": len(events), "reference": reference, "suffix": suffix, "ref_log": ref_log}
 
 
-def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, workload, tmp_path):
+@pytest.mark.parametrize("way", ["default", "through"])
+def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, workload, tmp_path, way):
+    """Killed four times at random points, judged where read (the default: one instance) or through the internal topic."""
     rng = random.Random(2026)
     topic, total = workload["topic"], workload["total"]
-    alerts_topic, group = f"fi-kill-alerts-{workload['suffix']}", f"fi-kill-{workload['suffix']}"
+    alerts_topic, group = f"fi-kill-{way}-alerts-{workload['suffix']}", f"fi-kill-{way}-{workload['suffix']}"
+    env = THROUGH if way == "through" else None
     kills = 0
     log = tmp_path / "monitor.log"
-    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log)
+    proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log, env=env)
     for target in sorted(rng.uniform(0.1, 0.9) for _ in range(4)):
         proc.wait_started()  # kill a running monitor, not an interpreter still importing
         progress = _wait_progress(kafka_bootstrap, group, topic, total, target, proc)
@@ -146,7 +150,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, w
         proc.kill()
         kills += 1
         print(f"kill -9 #{kills} at committed progress {progress:.2f}")
-        proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log)
+        proc = _monitor(kafka_bootstrap, topic, alerts_topic, group, log, env=env)
     try:
         proc.wait_started()
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=240, check=proc.check_alive)
@@ -155,6 +159,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, w
     assert kills == 4
     got = read_alerts(kafka_bootstrap, alerts_topic)
     assert _series(got) == _series(workload["reference"]), _dead_letter_reasons(kafka_bootstrap, alerts_topic)
+    assert bool(_log_records(log, "judging_locally")) is (way == "default")
     restores = _log_records(log, "state_restored")
     # a partition that had not been judged before a kill legitimately restores nothing; the
     # changelog held committed state before the last kill, so some restore must find it

@@ -100,7 +100,7 @@ def test_drifting_model_alerts_and_resolves_stationary_stays_quiet(kafka_bootstr
     assert 0 < total / samples < 240, total / samples
     # the run's record count is the input's (the by-model topic's records are counted apart), each read once without a rollback
     s = monitor.app.stats
-    assert s.internal_records > 0 and s.judged_here == 0  # (kafka.judge_locally is off by default)
+    assert s.internal_records == 0 and s.judged_here > 0  # one instance owning every partition judges where it reads (kafka.judge_locally)
     assert s.aborts > 0 or s.records == 2 * N + len(bad), (s.records, s.internal_records, s.aborts)
 
 
@@ -231,14 +231,20 @@ def test_run_with_training_baseline_detects_serving_skew_without_warm_up(kafka_b
     assert x0[0]["source"]["offset"] < 1300, "a baseline needs no warm-up: the first full window alerts"
 
 
-def test_state_items_above_the_request_size_reset_their_channel_instead_of_failing_every_checkpoint(kafka_bootstrap, topic_factory, unique_name):
-    topic = topic_factory(partitions=1)
-    group = unique_name("group")
-    fraud, _ = demo_streams(3000, 7)
+@pytest.mark.parametrize("here", [False, True], ids=["through-internal-topic", "judged-where-read"])
+def test_state_items_above_the_request_size_reset_their_channel_instead_of_failing_every_checkpoint(kafka_bootstrap, topic_factory, unique_name, here):
+    """A commit drops the items too large to write and the monitor rolls back to it between batches: every row is
+    judged once (no ``late`` dead letter, no alert twice), whichever way the rows go to their judge."""
+    topic = topic_factory(partitions=2)
+    group, alerts = unique_name("group"), unique_name("alerts")
+    fraud, _ = demo_streams(12_000, 7)
     produce(kafka_bootstrap, topic, generate_events(fraud))
-    # a numeric channel's reference item is 8 KB (its channel item ~5 KB, a window chunk ~2 KB): above a 6 KB request size
+    # a numeric channel's reference item is 8 KB (its channel item ~5 KB, a window chunk ~2 KB): above a 6 KB request size;
+    # small polls and frequent state commits: commits that drop items end in the middle of batches
     small = {"producer": {"max_request_size": 6_000}}
-    monitor = InProcessMonitor.start(app_config(kafka_bootstrap, [topic], unique_name("alerts"), group, **{"kafka.client_options": small}))
+    cfg = app_config(kafka_bootstrap, [topic], alerts, group, **{"kafka.client_options": small, "kafka.judge_locally": here,
+                                                                    "kafka.max_poll_records": 500, "kafka.state_interval_ms": 100})
+    monitor = InProcessMonitor.start(cfg)
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=180, check=monitor.check_alive)
     finally:
@@ -246,7 +252,12 @@ def test_state_items_above_the_request_size_reset_their_channel_instead_of_faili
     m = monitor.app.metrics.registry.get_sample_value
     assert (m("stream_monitor_state_items_oversized_total") or 0) > 0
     assert monitor.app.stats.aborts == 0  # no checkpoint failed
+    assert monitor.app.stats.oversized_rollbacks > 0
+    assert (monitor.app.stats.judged_here > 0) is here
     assert all(len(v) <= 6_000 for _, v in read_all(kafka_bootstrap, f"{group}-state-changelog") if v is not None)
+    assert read_all(kafka_bootstrap, f"{alerts}-dlq", timeout_s=5) == []  # no row judged twice (late), none lost
+    ids = [(a["alert_id"], a["status"], a["source"]["offset"]) for a in read_alerts(kafka_bootstrap, alerts)]
+    assert len(ids) == len(set(ids))
 
 
 @pytest.mark.parametrize("partitioning", ["model", "input"])
