@@ -2,7 +2,8 @@
 
 Input keyed by model (the latency stream of ``bench.run``: 4 models, model m on partition m, 26 channels) is the
 one layout both modes judge alike; ``input`` judges each partition where it is read, ``model`` (the default)
-sends the rows through ``<group>-by-model`` first. As a backlog (``--events`` records produced once, read by
+sends the rows through ``<group>-by-model`` first (``kafka.judge_locally: false`` here: on one instance the default
+would judge them where read, without the topic). As a backlog (``--events`` records produced once, read by
 ``run_app`` exactly-once as row (e) of ``bench.run``) and, with ``--rate``, live (``run_latency`` at that many
 events/s with 0.5 s of lateness, as the latency rows with their ``max_lateness_seconds 0.5``), in alternating
 rounds (model first in even rounds). Prints each run, then each mode's medians.
@@ -55,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     for rnd in range(args.rounds):
         for mode in MODES if rnd % 2 == 0 else MODES[::-1]:
             if args.events:
-                out = run_app(args.bootstrap, topic, 4, args.events, True, 600.0, input_bytes=size, overrides={"kafka.state_partitioning": mode})
+                out = run_app(args.bootstrap, topic, 4, args.events, True, 600.0, input_bytes=size, overrides={"kafka.state_partitioning": mode, "kafka.judge_locally": False})
                 backlog[mode].append(args.events / out["cpu_seconds"])
                 print(f"round {rnd}: {mode}: backlog {args.events / out['seconds']:,.0f} records/s, {backlog[mode][-1]:,.0f} per CPU-second, "
                       f"{out['alerts']} alerts, {out['checkpoints']} checkpoints", flush=True)
             if args.rate:
-                lat = run_latency(args.bootstrap, 4, args.rate, args.seconds, 4, work, lateness_s=0.5, config=f"kafka:\n  state_partitioning: {mode}\n")
+                lat = run_latency(args.bootstrap, 4, args.rate, args.seconds, 4, work, lateness_s=0.5, config=f"kafka:\n  state_partitioning: {mode}\n  judge_locally: false\n")
                 live[mode].append((lat["p50_ms"] or 0.0, lat["p99_ms"] or 0.0))
                 judged = lat.get("judge_delay") or {}
                 print(f"round {rnd}: {mode}: live at {lat['achieved_rate']:,.0f}/s: p50 / p99 {live[mode][-1][0]:,.0f} / {live[mode][-1][1]:,.0f} ms "

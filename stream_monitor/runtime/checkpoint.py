@@ -13,8 +13,8 @@ Without exactly-once the order is: send state items, flush the producer, commit 
 A state item given as ``None`` is gone: a tombstone deletes it from the changelog (and from the
 committed items). A state item whose record would exceed ``max_record_bytes`` (below the producer's request limit)
 is never sent: a tombstone replaces it, so the changelog holds no stale version, and it is left
-out of the committed items, so the caller rebuilds that partition and only what the item held
-starts again. The commit itself goes through.
+out of the committed items, so the caller rolls back to this commit once its batch is done
+(``CheckpointSteps._roll_back_oversized``) and only what the item held starts again. The commit itself goes through.
 
 The producer and the consumer are anything with the kafka-python methods used here, so the
 ordering and rollback logic is unit-tested with fakes (``tests/test_checkpoint.py``).

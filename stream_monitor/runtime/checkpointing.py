@@ -185,8 +185,9 @@ class CheckpointSteps:
 
         The commit that dropped them ends at the first send of a batch or after it; the batch's work since is undone with
         its outputs rather than kept beside a task rebuilt in its middle. So the rows a rebuilt task was waiting with come
-        back from where they wait, its inputs judging here or its carrying partition of the internal topic, and nothing
-        judged after the commit is judged or sent twice."""
+        back from where they wait, its inputs judging here or its carrying partition of the internal topic, and (under
+        exactly-once) nothing judged after the commit is judged or sent twice; at-least-once sends it again, as after
+        any rollback."""
         partitions, self._oversized_partitions = sorted(self._oversized_partitions), set()
         try:
             self.checkpoint.abort()
@@ -255,5 +256,6 @@ class CheckpointSteps:
     def _rollback(self) -> None:
         """Back to the last committed state and offsets: the retry repeats the same work."""
         self.checkpoint.rollback(self.tasks, self.owned, self._rebuild)
+        self._oversized_partitions.clear()  # (back to the last commit: one that dropped items included)
         self.forwarder.reset()  # the inputs are read again from their committed offsets
         self.log.warning("rolled_back_to_last_checkpoint", partitions=sorted(self.tasks))

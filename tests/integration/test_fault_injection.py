@@ -168,7 +168,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(kafka_bootstrap, w
 
 def test_judged_where_read_or_through_the_internal_topic_the_alerts_are_the_same(kafka_bootstrap, workload, tmp_path):
     """One instance owns every partition: with ``kafka.judge_locally`` it judges the rows where it reads them, and
-    nothing goes through the internal topic; the reference run sends them through it (the default), and the
+    nothing goes through the internal topic; the reference run sends them through it (``judge_locally: false``), and the
     committed alerts are the same, ids included."""
     topic, suffix = workload["topic"], workload["suffix"]
     assert not _log_records(workload["ref_log"], "judging_locally"), "the reference run went through the internal topic"
@@ -203,7 +203,7 @@ def test_killed_while_judging_where_read_then_two_instances_through_the_internal
     _wait_changelog_state(kafka_bootstrap, group, proc)
     proc.kill()
     assert _log_records(logs["a"], "judging_locally"), "the first instance judged where it read"
-    procs = {name: _monitor(kafka_bootstrap, topic, alerts_topic, group, logs[name], instance=name) for name in ("b", "c")}
+    procs = {name: _monitor(kafka_bootstrap, topic, alerts_topic, group, logs[name], instance=name, env=THROUGH) for name in ("b", "c")}
     try:
         for p in procs.values():
             p.wait_started()

@@ -89,19 +89,22 @@ def test_topic_replay_judges_like_the_file_whatever_the_layout(kafka_bootstrap, 
     assert judgement(alerts) == expected
 
 
+@pytest.mark.parametrize("here", [True, False], ids=["judged-where-read", "through-internal-topic"])
 @pytest.mark.parametrize(("partitions", "keying"), [(1, "model"), (3, "request"), (6, "null")])
-def test_run_judges_like_the_file_whatever_the_layout(kafka_bootstrap, topic_factory, unique_name, file_judgement, partitions, keying):
+def test_run_judges_like_the_file_whatever_the_layout(kafka_bootstrap, topic_factory, unique_name, file_judgement, partitions, keying, here):
     _, expected, _ = file_judgement
     topic = topic_factory(partitions=partitions, configs=KEEP)
     _produce(kafka_bootstrap, topic, _events(), keying)
     alerts_topic, group = unique_name("alerts"), unique_name("group")
-    cfg = app_config(kafka_bootstrap, [topic], alerts_topic, group)  # no wall-clock idleness: readers say when they are caught up
+    # no wall-clock idleness: readers say when they are caught up; one instance judges where it reads by default
+    cfg = app_config(kafka_bootstrap, [topic], alerts_topic, group, **{"kafka.judge_locally": here})
     monitor = InProcessMonitor.start(cfg)
     try:
         # lag 0 on the internal topic too: every row left its wait for event-time order and was judged
         wait_for_lag_zero(kafka_bootstrap, group, [topic], timeout_s=300, check=monitor.check_alive)
     finally:
         assert monitor.stop() == 0
+    assert (monitor.app.stats.judged_here > 0) is here and (monitor.app.stats.internal_records > 0) is not here
     alerts = read_alerts(kafka_bootstrap, alerts_topic)
     assert judgement(alerts) == expected, (sorted(judgement(alerts) - expected)[:5], sorted(expected - judgement(alerts))[:5])
 

@@ -177,7 +177,8 @@ def test_state_partitioning_by_model_gives_one_alert_series_per_model(kafka_boot
     alerts_topic, group = unique_name("alerts"), unique_name("group")
     events = _interleave(N)
     produce(kafka_bootstrap, topic, events, key_field="event_id")
-    cfg = app_config(kafka_bootstrap, [topic], alerts_topic, group, **{"kafka.state_partitioning": "model"})
+    # through the internal topic, as several instances run (one would judge the rows where it reads them)
+    cfg = app_config(kafka_bootstrap, [topic], alerts_topic, group, **{"kafka.state_partitioning": "model", "kafka.judge_locally": False})
     monitor = InProcessMonitor.start(cfg)
     try:
         wait_for_lag_zero(kafka_bootstrap, group, [topic, f"{group}-by-model"], timeout_s=180, check=monitor.check_alive)
