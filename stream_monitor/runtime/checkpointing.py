@@ -188,11 +188,8 @@ class CheckpointSteps:
         back from where they wait, its inputs judging here or its carrying partition of the internal topic, and (under
         exactly-once) nothing judged after the commit is judged or sent twice; at-least-once sends it again, as after
         any rollback."""
-        partitions, self._oversized_partitions = sorted(self._oversized_partitions), set()
-        try:
-            self.checkpoint.abort()
-        except KafkaError as exc:
-            self._reset_producer(f"abort failed: {exc!r}")
+        partitions = sorted(self._oversized_partitions)  # (_rollback clears them)
+        self._abort()
         self._rollback()
         self.stats.oversized_rollbacks += 1
         self.log.warning("state_items_dropped_rolled_back", partitions=partitions, detail="read again from the checkpoint that dropped them")
@@ -210,14 +207,18 @@ class CheckpointSteps:
         self.metrics.checkpoints.labels("aborted").inc()
         self.metrics.status.checkpoint_failed(repr(exc))
         self.log.warning("transaction_failed_rolling_back", error=repr(exc))
-        try:
-            cp.abort()
-        except KafkaError as abort_exc:
-            self._reset_producer(f"abort failed: {abort_exc!r}")
+        self._abort()
         unsettled, self._unsettled = self._unsettled, None
         if unsettled is not None:
             self._settle(unsettled)
         self._rollback()
+
+    def _abort(self) -> None:
+        """Abort the open transaction, or re-create the producer when that fails (nothing of it stays open either way)."""
+        try:
+            self.checkpoint.abort()
+        except KafkaError as exc:
+            self._reset_producer(f"abort failed: {exc!r}")
 
     def _settle(self, begun: InFlight) -> None:
         """A failed commit may have committed on the broker (a lost answer, a client-side timeout): ask the group.

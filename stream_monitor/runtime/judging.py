@@ -205,18 +205,8 @@ class JudgingSteps:
         self._owed_since.clear()
         if not self.local:
             return
-        self._read_again_here()
-        self.local = False
-        self._left_local = True
-        self.checkpoint.held_topics = set()
-        self.log.info("judging_through_internal_topic", detail="rebalance: rows go through the internal topic again")
-
-    def _read_again_here(self) -> None:
-        """Judging here, leaving for the internal topic (a rebalance): the waiting rows wait in no other log, so every task
-        forgets them and the inputs are read again from their committed offsets (rows judged before are recognised and
-        skipped, as after a rollback)."""
-        if not self.local:
-            return
+        # the waiting rows wait in no other log: every task forgets them and the inputs are read again from their
+        # committed offsets (rows judged before are recognised and skipped, as after a rollback)
         for task in self.tasks.values():
             task.forget_queued()
         for tp in self._reading():
@@ -224,6 +214,10 @@ class JudgingSteps:
             if committed is not None:
                 self.consumer.seek(tp, committed)
         self.forwarder.reset()
+        self.local = False
+        self._left_local = True
+        self.checkpoint.held_topics = set()
+        self.log.info("judging_through_internal_topic", detail="rebalance: rows go through the internal topic again")
 
     def _reseek_inputs(self, new: list[TopicPartition]) -> list[TopicPartition]:
         """Input partitions that must start again at their committed offsets: those of an assignment that judged locally."""
